@@ -1,0 +1,224 @@
+"""Leases on top of conditional writes: claims, the publish lock and the sync locks.
+
+A lease is one small JSON object (DESIGN.md invariant 3):
+
+- acquire: `put_if_absent`; if the object exists and its lease has expired (or was
+  released, or is unreadable), take it over with `put_if_match` on the ETag just read,
+  so of several contenders exactly one wins;
+- renew: `put_if_match` on the holder's last ETag; a 412 means somebody took over and
+  the holder has lost (`LeaseLost`): it must stop and report nothing;
+- release: `put_if_match` writing a released state, so the next holder need not wait.
+
+Clocks: a contender treats a lease as expired only `clock_skew` seconds after its
+`expires_at`, and the holder treats it as unsafe `clock_skew` seconds before, so two
+machines whose clocks differ by less than the allowance never both believe they hold it.
+A write whose response was lost is recognised by the unique token in the body.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from jobs.core.errors import TerminalError, TransientError
+from jobs.core.store import NotFound, PreconditionFailed, Store, StoreUnavailable
+
+SCHEMA = "rebuilder.lease/1"
+
+
+class LeaseHeld(TransientError):
+    """Somebody else holds an unexpired lease on this key."""
+
+    def __init__(self, key: str, holder: str, expires_at: float) -> None:
+        super().__init__("lease is held", key=key, holder=holder, expires_at=round(expires_at, 3))
+        self.key, self.holder, self.expires_at = key, holder, expires_at
+
+
+class LeaseLost(TerminalError):
+    """The holder's lease was taken over (or vanished): stop, and report nothing."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"lease lost: {reason}", key=key)
+        self.key, self.reason = key, reason
+
+
+@dataclass(frozen=True)
+class LeaseState:
+    """What the lease object stores."""
+
+    holder: str
+    token: str
+    acquired_at: float
+    renewed_at: float
+    expires_at: float
+    generation: int = 1
+    released: bool = False
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_bytes(self) -> bytes:
+        """Serialise with the schema tag (the object is untrusted input for readers)."""
+        return json.dumps({"schema": SCHEMA, **asdict(self), "meta": dict(self.meta)},
+                          sort_keys=True).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> LeaseState | None:
+        """Parse a lease object; None if it is not a valid lease (it then counts as expired)."""
+        try:
+            raw = json.loads(data)
+            if raw.get("schema") != SCHEMA:
+                return None
+            return cls(holder=str(raw["holder"]), token=str(raw["token"]),
+                       acquired_at=float(raw["acquired_at"]), renewed_at=float(raw["renewed_at"]),
+                       expires_at=float(raw["expires_at"]), generation=int(raw["generation"]),
+                       released=bool(raw["released"]), meta=dict(raw.get("meta") or {}))
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return None
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A lease this process holds: the stored state and the ETag to renew against."""
+
+    key: str
+    state: LeaseState
+    etag: str
+
+
+class Leases:
+    """Acquire, renew and release leases in one store with one TTL and skew allowance."""
+
+    def __init__(self, store: Store, *, ttl: float = 600.0, clock_skew: float = 30.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        if ttl <= 2 * clock_skew:
+            raise ValueError(f"lease ttl ({ttl}s) must exceed twice the clock skew allowance ({clock_skew}s)")
+        self.store, self.ttl, self.clock_skew, self.clock = store, ttl, clock_skew, clock
+
+    def read(self, key: str) -> tuple[LeaseState | None, str] | None:
+        """The current lease state and ETag, None if there is no object (state None if unreadable)."""
+        try:
+            blob = self.store.get(key)
+        except NotFound:
+            return None
+        return LeaseState.from_bytes(blob.data), blob.etag
+
+    def is_expired(self, state: LeaseState | None, now: float | None = None) -> bool:
+        """Whether a contender may take this lease over now (by its own clock)."""
+        now = self.clock() if now is None else now
+        return state is None or state.released or now > state.expires_at + self.clock_skew
+
+    def is_safe(self, lease: Lease, now: float | None = None) -> bool:
+        """Whether the holder may still act on its lease (by its own clock)."""
+        now = self.clock() if now is None else now
+        return now < lease.state.expires_at - self.clock_skew
+
+    def acquire(self, key: str, holder: str, meta: Mapping[str, Any] | None = None) -> Lease:
+        """Take the lease, or raise LeaseHeld naming the current holder."""
+        now = self.clock()
+        state = LeaseState(holder=holder, token=secrets.token_hex(16), acquired_at=now, renewed_at=now,
+                           expires_at=now + self.ttl, meta=dict(meta or {}))
+        for _ in range(3):
+            try:
+                return Lease(key, state, self.store.put_if_absent(key, state.to_bytes(),
+                                                                  content_type="application/json"))
+            except PreconditionFailed:
+                pass
+            current = self.read(key)
+            if current is None:
+                continue  # deleted meanwhile: try to create it again
+            cur_state, etag = current
+            if cur_state is not None and cur_state.token == state.token:
+                return Lease(key, state, etag)  # our create landed; only its answer was lost
+            if not self.is_expired(cur_state):
+                assert cur_state is not None
+                raise LeaseHeld(key, cur_state.holder, cur_state.expires_at)
+            state = replace(state, generation=(cur_state.generation + 1) if cur_state else 1)
+            try:
+                return Lease(key, state, self.store.put_if_match(key, state.to_bytes(), etag,
+                                                                 content_type="application/json"))
+            except PreconditionFailed:
+                won = self._landed(key, state)
+                if won:
+                    return won
+                current = self.read(key)
+                if current and current[0] and not self.is_expired(current[0]):
+                    raise LeaseHeld(key, current[0].holder, current[0].expires_at) from None
+        raise LeaseHeld(key, "?", now)
+
+    def renew(self, lease: Lease) -> Lease:
+        """Extend the lease by the TTL; LeaseLost if somebody took it over."""
+        now = self.clock()
+        state = replace(lease.state, renewed_at=now, expires_at=now + self.ttl)
+        return self._swap(lease, state, "renew")
+
+    def release(self, lease: Lease) -> None:
+        """Give the lease up so others need not wait for it to expire."""
+        now = self.clock()
+        self._swap(lease, replace(lease.state, renewed_at=now, expires_at=now, released=True), "release")
+
+    def _swap(self, lease: Lease, state: LeaseState, what: str) -> Lease:
+        try:
+            etag = self.store.put_if_match(lease.key, state.to_bytes(), lease.etag,
+                                           content_type="application/json")
+        except PreconditionFailed:
+            won = self._landed(lease.key, state)
+            if won:
+                return won
+            raise LeaseLost(lease.key, f"{what} refused: the lease object changed") from None
+        return Lease(lease.key, state, etag)
+
+    def _landed(self, key: str, state: LeaseState) -> Lease | None:
+        """After a 412: did our own write land (a retried request whose first answer was lost)?"""
+        current = self.read(key)
+        if current and current[0] == state:
+            return Lease(key, state, current[1])
+        return None
+
+
+class LeaseKeeper:
+    """Renews a lease in a background thread every third of the TTL.
+
+    `lost` is set when a renewal is refused, or when transient errors kept it from
+    renewing until the lease became unsafe; the holder must then stop its work.
+    """
+
+    def __init__(self, leases: Leases, lease: Lease, *, interval: float | None = None) -> None:
+        self.leases, self.lease = leases, lease
+        self.interval = interval if interval is not None else leases.ttl / 3
+        self.lost = threading.Event()
+        self.reason: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-keeper {lease.key}", daemon=True)
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop renewing (the lease itself is kept; release it separately)."""
+        self._stop.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.lease = self.leases.renew(self.lease)
+            except LeaseLost as exc:
+                self._lose(exc.reason)
+                return
+            except StoreUnavailable as exc:
+                if not self.leases.is_safe(self.lease):
+                    self._lose(f"could not renew before expiry: {exc}")
+                    return
+
+    def _lose(self, reason: str) -> None:
+        self.reason = reason
+        self.lost.set()
