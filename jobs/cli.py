@@ -1,0 +1,174 @@
+"""`rebuilder`: the scheduled jobs (sync, work, publish, run) and a few operator tools.
+
+Each command parses its arguments, calls one function of `jobs.*` and turns domain
+errors into a clean exit: 1 for a terminal error, 75 (EX_TEMPFAIL) for a transient one
+so that a scheduler can simply try again, 3 for a job that is not built yet.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, dataclass, is_dataclass
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from jobs.core.errors import RebuilderError
+
+EXIT_TERMINAL = 1
+EXIT_NOT_BUILT = 3
+EXIT_TRANSIENT = 75
+
+app = typer.Typer(
+    name="rebuilder",
+    help="A rebuilder without a daemon: sync distro indexes, rebuild packages, publish verdicts.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # credentials live in locals
+    add_completion=False,
+    rich_markup_mode=None,  # plain help text: option help shows "[default: …]" literally
+)
+
+
+@dataclass
+class Options:
+    """Global options shared by every command."""
+
+    config: Path | None
+    store: str | None
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    config: Annotated[Optional[Path], typer.Option(
+        "--config", envvar="REBUILDER_CONFIG",
+        help="Rebuilder config file [default: /etc/rebuilderd.conf if present].")] = None,
+    store: Annotated[Optional[str], typer.Option(
+        "--store", envvar="REBUILDER_STORE",
+        help="Store URL (file:///path or s3://bucket/prefix); overrides [store] url.")] = None,
+) -> None:
+    ctx.obj = Options(config=config, store=store)
+
+
+def _not_built(job: str, issue: int) -> None:
+    typer.echo(f"rebuilder {job}: this job is not implemented yet (tracked in issue #{issue}); "
+               "nothing was read or written.", err=True)
+    raise typer.Exit(EXIT_NOT_BUILT)
+
+
+@app.command()
+def sync(
+    profile: Annotated[Optional[list[str]], typer.Argument(
+        help="Profiles to sync [default: all in the sync config].")] = None,
+    profiles: Annotated[Optional[Path], typer.Option(
+        "--profiles", envvar="REBUILDER_SYNC_CONFIG",
+        help="Sync profiles file [default: /etc/rebuilderd-sync.conf].")] = None,
+) -> None:
+    """Read distro indexes and write package state and the queue.
+
+    Example: rebuilder sync archlinux-core
+    """
+    _not_built("sync", 3)
+
+
+@app.command()
+def work(
+    worker_config: Annotated[Optional[Path], typer.Option(
+        "--worker-config", envvar="REBUILDER_WORKER_CONFIG",
+        help="Worker config file [default: /etc/rebuilderd-worker.conf].")] = None,
+    once: Annotated[bool, typer.Option("--once", help="Build at most one job, then exit.")] = False,
+    name: Annotated[Optional[str], typer.Option("--name", "-n", help="Worker name (own work dir and key).")] = None,
+) -> None:
+    """Claim due jobs, rebuild them, upload signed results.
+
+    Example: rebuilder work --name worker1 --once
+    """
+    _not_built("work", 4)
+
+
+@app.command()
+def publish() -> None:
+    """Verify results, compact history, write the static site and JSON feeds.
+
+    Example: rebuilder publish
+    """
+    _not_built("publish", 5)
+
+
+@app.command()
+def run() -> None:
+    """One full cycle: sync all profiles, work until the queue is empty, publish.
+
+    Example: rebuilder --store file:///tmp/rb run
+    """
+    _not_built("run", 7)
+
+
+@app.command("check-config")
+def check_config(
+    ctx: typer.Context,
+    worker_config: Annotated[Optional[Path], typer.Option(
+        "--worker-config", envvar="REBUILDER_WORKER_CONFIG", help="Worker config file.")] = None,
+    profiles: Annotated[Optional[Path], typer.Option(
+        "--profiles", envvar="REBUILDER_SYNC_CONFIG", help="Sync profiles file.")] = None,
+) -> None:
+    """Load and validate every config file; print the effective settings as JSON.
+
+    Example: rebuilder --config ./rebuilderd.conf check-config --profiles ./rebuilderd-sync.conf
+    """
+    from jobs.core.config import load_rebuilder_config, load_sync_config, load_worker_config
+
+    opts: Options = ctx.obj
+    effective = {
+        "rebuilder": load_rebuilder_config(opts.config),
+        "worker": load_worker_config(worker_config),
+        "sync": load_sync_config(profiles),
+    }
+    typer.echo(json.dumps(_plain(effective), indent=2, sort_keys=True, default=str))
+
+
+@app.command()
+def keygen(
+    path: Annotated[Path, typer.Argument(help="Where to write the PKCS#8 PEM private key.")],
+) -> None:
+    """Create an ed25519 signing key (the rebuilder's or a worker's) and print its public key.
+
+    Example: rebuilder keygen /var/lib/rebuilderd/rebuilderd.sign.key
+    """
+    from jobs.core.signing import key_id, load_or_create_key, public_key_pem
+
+    if path.exists():
+        typer.echo(f"{path}: exists; refusing to overwrite a key", err=True)
+        raise typer.Exit(EXIT_TERMINAL)
+    key = load_or_create_key(path)
+    typer.echo(public_key_pem(key.public_key()), nl=False)
+    typer.echo(f"key id: {key_id(key.public_key())}")
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses (and containers of them) as JSON-able values, secrets masked."""
+    if is_dataclass(value) and not isinstance(value, type):
+        value = asdict(value)
+    if isinstance(value, dict):
+        return {str(k): ("***" if k in ("cookie", "signup_secret") and v else _plain(v)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def run_app(typer_app: typer.Typer, prog: str) -> None:
+    """Run a typer app, turning this project's errors into one clear line and an exit code."""
+    try:
+        typer_app(prog_name=prog, standalone_mode=True)
+    except RebuilderError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        sys.exit(EXIT_TRANSIENT if exc.transient else EXIT_TERMINAL)
+
+
+def main() -> None:
+    """Console-script entry point of `rebuilder`."""
+    run_app(app, "rebuilder")
