@@ -81,7 +81,7 @@ def test_skewed_contender_clocks_within_the_allowance_never_overlap(store):
     holder = Leases(store, ttl=60, clock_skew=skew, clock=holder_clock)
     lease = holder.acquire("lock", "a")
     for offset in (-skew, -2.5, 0.0, 2.5, skew):
-        contender = Leases(store, ttl=60, clock_skew=skew, clock=lambda: holder_clock.now + offset)
+        contender = Leases(store, ttl=60, clock_skew=skew, clock=lambda offset=offset: holder_clock.now + offset)
         for t in range(0, 80):
             holder_clock.now = lease.state.acquired_at + t
             if contender.is_expired(contender.read("lock")[0]):

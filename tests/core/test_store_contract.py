@@ -11,7 +11,14 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from jobs.core.store import (
-    InvalidKey, LocalStore, NotFound, PreconditionFailed, S3Store, StoreError, StoreUnavailable, open_store,
+    InvalidKey,
+    LocalStore,
+    NotFound,
+    PreconditionFailed,
+    S3Store,
+    StoreError,
+    StoreUnavailable,
+    open_store,
 )
 from jobs.core.store.base import CHUNK_SIZE
 

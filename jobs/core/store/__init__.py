@@ -16,7 +16,15 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from jobs.core.errors import ConfigError
 from jobs.core.store.base import (
-    Blob, Body, InvalidKey, NotFound, ObjectInfo, PreconditionFailed, Store, StoreError, StoreUnavailable,
+    Blob,
+    Body,
+    InvalidKey,
+    NotFound,
+    ObjectInfo,
+    PreconditionFailed,
+    Store,
+    StoreError,
+    StoreUnavailable,
 )
 from jobs.core.store.local import LocalStore
 from jobs.core.store.s3 import S3Store

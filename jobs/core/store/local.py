@@ -27,8 +27,16 @@ from pathlib import Path
 from typing import BinaryIO
 
 from jobs.core.store.base import (
-    CHUNK_SIZE, Blob, Body, NotFound, ObjectInfo, PreconditionFailed, StoreError, check_key,
-    check_prefix, normalise_etag,
+    CHUNK_SIZE,
+    Blob,
+    Body,
+    NotFound,
+    ObjectInfo,
+    PreconditionFailed,
+    StoreError,
+    check_key,
+    check_prefix,
+    normalise_etag,
 )
 
 _META = ".rebuilder-meta"

@@ -21,8 +21,17 @@ import botocore.config
 import botocore.exceptions
 
 from jobs.core.store.base import (
-    CHUNK_SIZE, Blob, Body, NotFound, ObjectInfo, PreconditionFailed, StoreError, StoreUnavailable,
-    check_key, check_prefix, normalise_etag,
+    CHUNK_SIZE,
+    Blob,
+    Body,
+    NotFound,
+    ObjectInfo,
+    PreconditionFailed,
+    StoreError,
+    StoreUnavailable,
+    check_key,
+    check_prefix,
+    normalise_etag,
 )
 
 _PRECONDITION_CODES = {"PreconditionFailed", "412"}

@@ -1,0 +1,149 @@
+"""``/etc/rebuilderd.conf``: settings shared by sync, work, publish and rebuildctl.
+
+Key names are rebuilderd's (``common/src/config.rs``) so an operator's existing file parses
+unchanged; keys that only made sense for a daemon are accepted and documented as having no
+effect. ``[store]``, ``[publish]`` and ``[lease]`` are ours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from jobs.core.config.fields import Table, TableMap, parse_table, setting
+from jobs.core.config.kinds import Bool, HostPort, Int, Invalid, Str, StrList, Url, Where
+
+DEFAULT_SIGNING_KEY = "/var/lib/rebuilderd/rebuilderd.sign.key"
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    """``[http]``: rebuilderd's HTTP daemon settings; we only serve static files."""
+
+    bind_addr: str = setting(
+        HostPort(), "Address `rebuilder serve` listens on.", default="127.0.0.1:8484")
+    real_ip_header: str | None = setting(
+        Str(), "Accepted for compatibility; no effect (there is no daemon that sees client IPs).",
+        default=None)
+    endpoint: str | None = setting(
+        Url("http", "https", "file"),
+        "Public base URL of the published site and feeds; rebuildctl's default `-H` "
+        "(unset: `http://127.0.0.1:8484`, like rebuilderd).", default=None)
+    post_body_size_limit: int = setting(
+        Int(0), "Accepted for compatibility; no effect (workers write results to the store, "
+        "nothing receives uploads).", default=2**30)
+    transparently_sign_attestations: bool = setting(
+        Bool(), "Publish countersigns every attestation with the rebuilder key (`[publish] "
+        "signing_key`); `false` publishes attestations as the worker signed them.", default=True)
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """``[auth]``: the admin secret."""
+
+    cookie: str | None = setting(
+        Str(), "Admin secret: rebuildctl authenticates admin requests (requeue, queue push/drop) "
+        "with an HMAC keyed by it and publish applies only requests that verify. Generate with "
+        "`pwgen -1s 32`.", default=None)
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    """``[endpoints."URL"]``: the admin cookie for a non-default rebuildctl endpoint."""
+
+    cookie: str = setting(
+        Str(), "Admin cookie rebuildctl uses with `-H URL` (URL compared without trailing slash).")
+
+
+@dataclass(frozen=True)
+class WorkerTrustConfig:
+    """``[worker]``: which workers' signed results publish accepts."""
+
+    authorized_workers: tuple[str, ...] = setting(
+        StrList(), "Public keys of workers whose results publish accepts (the worker key, "
+        "base64 as in rebuilderd's `X-Worker-Key`).", default=())
+    signup_secret: str | None = setting(
+        Str(), "Workers that enrol with this secret are accepted too. In production set this or "
+        "`authorized_workers`; with neither, no result is accepted.", default=None)
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """``[schedule]``: automatic retries of non-GOOD results."""
+
+    retry_delay_base: int = setting(
+        Int(0), "Hours; a failed job is due again after a delay that grows by this much with "
+        "each retry (formula: see Scheduling).", default=24)
+    max_retries: int | None = setting(
+        Int(0), "Stop retrying a job automatically after this many non-GOOD results (BAD and "
+        "FAIL alike); unset: no limit. A manual requeue ignores it.", default=None)
+    initial_delay: int = setting(
+        Int(0), "Seconds a newly synced job waits before its first attempt (e.g. until its "
+        "buildinfo is published).", default=0)
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """``[store]``: where all state lives (ours)."""
+
+    url: str | None = setting(
+        Url("file", "s3"), "Object store holding all state: `file:///var/lib/rebuilder` or "
+        "`s3://bucket/prefix` (S3 endpoint and credentials from the usual boto3 environment). "
+        "`--store` and `REBUILDER_STORE` override it; unset: the embedded local-directory store.",
+        default=None)
+    site_url: str | None = setting(
+        Url("file", "s3"), "Separate public store for the published site (e.g. an S3 website "
+        "bucket); unset: the `site/` prefix of the store.", default=None)
+
+
+@dataclass(frozen=True)
+class PublishConfig:
+    """``[publish]``: the rebuilder's own identity (ours)."""
+
+    signing_key: str = setting(
+        Str(), "Ed25519 PKCS#8 PEM key publish countersigns attestations with and whose public "
+        "key it publishes (rebuilderd's `REBUILDERD_SIGNING_KEY`).", default=DEFAULT_SIGNING_KEY)
+
+
+@dataclass(frozen=True)
+class LeaseConfig:
+    """``[lease]``: how long a worker's claim on a job lives without renewal (ours)."""
+
+    ttl: int = setting(
+        Int(1), "Seconds a claim stays valid; the worker renews it well before expiry, another "
+        "worker may take the job over once it has expired.", default=600)
+    clock_skew: int = setting(
+        Int(0), "Seconds of clock difference tolerated between machines: a claim counts as "
+        "expired only this long after its expiry time. Must be smaller than `ttl`.", default=30)
+
+    def __post_init__(self) -> None:
+        if self.clock_skew >= self.ttl:
+            raise Invalid("clock_skew", f"{self.clock_skew} is not smaller than ttl ({self.ttl})",
+                          "an integer smaller than lease.ttl")
+
+
+@dataclass(frozen=True)
+class RebuilderConfig:
+    """The whole of ``/etc/rebuilderd.conf``."""
+
+    http: HttpConfig = setting(Table(HttpConfig), "", default_factory=HttpConfig)
+    auth: AuthConfig = setting(Table(AuthConfig), "", default_factory=AuthConfig)
+    endpoints: dict[str, EndpointConfig] = setting(
+        TableMap(EndpointConfig, "URL"), "", default_factory=dict)
+    worker: WorkerTrustConfig = setting(Table(WorkerTrustConfig), "", default_factory=WorkerTrustConfig)
+    schedule: ScheduleConfig = setting(Table(ScheduleConfig), "", default_factory=ScheduleConfig)
+    store: StoreConfig = setting(Table(StoreConfig), "", default_factory=StoreConfig)
+    publish: PublishConfig = setting(Table(PublishConfig), "", default_factory=PublishConfig)
+    lease: LeaseConfig = setting(Table(LeaseConfig), "", default_factory=LeaseConfig)
+
+    def endpoint_cookie(self, url: str) -> str | None:
+        """The ``[endpoints."URL"] cookie`` for ``url``, ignoring a trailing slash on either side."""
+        wanted = url.rstrip("/")
+        for name, endpoint in self.endpoints.items():
+            if name.rstrip("/") == wanted:
+                return endpoint.cookie
+        return None
+
+
+def parse_rebuilder_config(raw: dict, path: str = "") -> RebuilderConfig:
+    """Validate a parsed ``rebuilderd.conf`` table; ``path`` names the file in errors."""
+    return parse_table(RebuilderConfig, raw, Where(path))

@@ -1,0 +1,65 @@
+"""The console scripts as a user runs them: exit codes, clean errors, no pretence."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+FIXTURES = Path(__file__).parent / "fixtures" / "config"
+
+
+def run(prog: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).with_name(prog)
+    base = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, env={**base, **(env or {})},
+                          timeout=60)
+
+
+def test_unbuilt_jobs_say_so_and_do_nothing(tmp_path):
+    store = tmp_path / "store"
+    for job, issue in (("sync", 3), ("work", 4), ("publish", 5), ("run", 7)):
+        res = run("rebuilder", "--store", store.as_uri(), job)
+        assert res.returncode == 3, res
+        assert f"issue #{issue}" in res.stderr
+    assert not store.exists()
+    res = run("rebuildctl", "status")
+    assert res.returncode == 3 and "issue #6" in res.stderr
+
+
+def test_check_config_prints_effective_settings_with_secrets_masked():
+    res = run("rebuilder", "--config", str(FIXTURES / "rebuilderd.conf"), "check-config",
+              "--worker-config", str(FIXTURES / "rebuilderd-worker.conf"),
+              "--profiles", str(FIXTURES / "rebuilderd-sync.conf"))
+    assert res.returncode == 0, res.stderr
+    conf = json.loads(res.stdout)
+    assert conf["rebuilder"]["worker"]["signup_secret"] == "***"
+    assert "INSECURE" not in res.stdout
+    assert conf["worker"]["build"]["max_bytes"] == 10485760
+    assert conf["sync"]["profiles"]["archlinux-core"]["distro"] == "archlinux"
+
+
+def test_bad_config_is_one_clear_line_without_traceback(tmp_path):
+    bad = tmp_path / "rebuilderd.conf"
+    bad.write_text("[schedule]\nretry_delay_base = \"soon\"\n")
+    res = run("rebuilder", "check-config", env={"REBUILDER_CONFIG": str(bad)})
+    assert res.returncode == 1
+    assert "Traceback" not in res.stderr
+    assert str(bad) in res.stderr and "schedule.retry_delay_base" in res.stderr
+
+
+def test_keygen_creates_a_key_once(tmp_path):
+    key = tmp_path / "rebuilderd.sign.key"
+    res = run("rebuilder", "keygen", str(key))
+    assert res.returncode == 0, res.stderr
+    assert "BEGIN PUBLIC KEY" in res.stdout and "key id:" in res.stdout
+    assert key.stat().st_mode & 0o777 == 0o640
+    res = run("rebuilder", "keygen", str(key))
+    assert res.returncode == 1 and "refusing" in res.stderr
+
+
+def test_help_has_an_example_on_every_command():
+    for cmd in ("sync", "work", "publish", "run", "check-config", "keygen"):
+        res = run("rebuilder", cmd, "--help")
+        assert res.returncode == 0 and "Example:" in res.stdout, cmd
