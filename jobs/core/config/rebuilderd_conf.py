@@ -88,7 +88,8 @@ class StoreConfig:
     url: str | None = setting(
         Url("file", "s3"), "Object store holding all state: `file:///var/lib/rebuilder` or "
         "`s3://bucket/prefix` (S3 endpoint and credentials from the usual boto3 environment). "
-        "`--store` and `REBUILDER_STORE` override it; unset: the embedded local-directory store.",
+        "`--store` and `REBUILDER_STORE` override it; unset: the embedded local-directory store "
+        "`$XDG_DATA_HOME/rebuilder` (`~/.local/share/rebuilder`).",
         default=None)
     site_url: str | None = setting(
         Url("file", "s3"), "Separate public store for the published site (e.g. an S3 website "

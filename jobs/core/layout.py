@@ -1,0 +1,60 @@
+"""Where everything lives in the store: the one source of truth for object keys.
+
+Every job builds keys through these functions, and the role policies in `infra/` are
+derived from `PREFIXES`, so code and permissions cannot drift apart. Untrusted names never
+appear in keys: jobs are identified by their hex `job_id`, profiles by validated names.
+"""
+
+from __future__ import annotations
+
+from jobs.core.model import is_job_id
+
+# prefix → (what lives there, the roles that write it)
+PREFIXES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "state/": ("package-state snapshots per sync profile, behind state/<profile>/HEAD.json", ("sync",)),
+    "queue/": ("the queue of due jobs, behind queue/HEAD.json", ("sync", "publish")),
+    "locks/": ("leases of the per-profile sync lock and the publish lock", ("sync", "publish")),
+    "claims/": ("worker leases on job attempts", ("worker",)),
+    "results/": ("signed build results, create-only per attempt", ("worker",)),
+    "builds/": ("logs, diffoscope reports, attestations", ("worker",)),
+    "workers/": ("worker enrolment records", ("worker",)),
+    "requests/": ("signed admin requests (requeue, queue push/drop)", ("admin",)),
+    "history/": ("compacted build history, behind history/HEAD.json", ("publish",)),
+    "site/": ("the published static site and feeds (public read)", ("publish",)),
+}
+
+
+def _job(job_id: str) -> str:
+    if not is_job_id(job_id):
+        raise ValueError(f"not a job id: {job_id!r}")
+    return job_id
+
+
+def state_prefix(profile: str) -> str:
+    """Prefix of one sync profile's snapshots and its HEAD.json."""
+    if not profile or "/" in profile or profile.startswith("."):
+        raise ValueError(f"unsafe profile name {profile!r}")
+    return f"state/{profile}"
+
+
+def sync_lock(profile: str) -> str:
+    """The lease that keeps two syncs of one profile apart."""
+    return f"locks/sync/{state_prefix(profile).removeprefix('state/')}.json"
+
+
+PUBLISH_LOCK = "locks/publish.json"
+
+
+def claim_key(job_id: str, attempt: int) -> str:
+    """The lease a worker holds while it builds one attempt of a job."""
+    return f"claims/{_job(job_id)}/{int(attempt)}.json"
+
+
+def result_key(job_id: str, attempt: int) -> str:
+    """The signed result of one attempt (create-only)."""
+    return f"results/{_job(job_id)}/{int(attempt)}.json"
+
+
+def build_prefix(job_id: str, attempt: int) -> str:
+    """Where one attempt's log, diffoscope output and attestation go."""
+    return f"builds/{_job(job_id)}-{int(attempt)}"

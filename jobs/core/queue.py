@@ -1,0 +1,75 @@
+"""The queue of due jobs: `queue/<name>.parquet` behind `queue/HEAD.json`.
+
+Sync adds and drops jobs, publish applies results, retries and admin requests; workers
+only read it (they claim with leases under `claims/`). Every writer reads the current
+queue, computes the next one, writes it as a new immutable object and advances the
+pointer by compare-and-swap; if another writer got there first it starts over from the
+newer queue, so concurrent syncs and publishes never lose each other's changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from jobs.core.errors import TransientError
+from jobs.core.model import JobRow, parquet_bytes, read_parquet
+from jobs.core.pointer import Pointer, PointerValue, unique_name
+from jobs.core.store import NotFound, PreconditionFailed, Store
+
+PREFIX = "queue"
+
+Jobs = dict[str, JobRow]
+
+
+class QueueBusy(TransientError):
+    """Other writers kept changing the queue; try again later."""
+
+
+@dataclass(frozen=True)
+class QueueState:
+    """One version of the queue: jobs by id, and the pointer it was read through."""
+
+    jobs: Jobs
+    pointer: PointerValue | None
+    etag: str | None
+
+
+def read_queue(store: Store) -> QueueState:
+    """The current queue (empty before anything was queued)."""
+    pointer = Pointer(store, PREFIX)
+    for _ in range(5):
+        value, etag = pointer.read()
+        if value is None:
+            return QueueState({}, None, None)
+        try:
+            rows = read_parquet(store.get(value.target).data)
+        except NotFound:
+            continue  # collected after the pointer moved on: read the newer one
+        return QueueState({r.job_id: r for r in rows}, value, etag)
+    raise QueueBusy("the queue kept moving while it was read", key=pointer.key)
+
+
+def update_queue(store: Store, change: Callable[[Jobs], Jobs | None], *, meta: dict | None = None,
+                 attempts: int = 30) -> tuple[QueueState, bool]:
+    """Apply `change` (a pure function of the current jobs) and publish the result.
+
+    `change` returns the new jobs, or None when nothing changes (then nothing is written).
+    Returns the queue as written (or as read, if unchanged) and whether it was written.
+    """
+    pointer = Pointer(store, PREFIX)
+    for _ in range(attempts):
+        state = read_queue(store)
+        new = change(dict(state.jobs))
+        if new is None or new == state.jobs:
+            return state, False
+        key = f"{PREFIX}/{unique_name('.parquet')}"
+        rows = sorted(new.values(), key=lambda j: j.job_id)
+        store.put_if_absent(key, parquet_bytes(rows, JobRow), content_type="application/vnd.apache.parquet")
+        try:
+            value = pointer.advance(key, {"jobs": len(rows), **(meta or {})}, state.pointer, state.etag)
+        except PreconditionFailed:
+            store.delete(key)  # never referenced; the next round rebuilds from the newer queue
+            continue
+        return QueueState(new, value, None), True
+    raise QueueBusy(f"queue changed {attempts} times while this update was prepared", key=pointer.key)

@@ -1,0 +1,100 @@
+"""How one sync changes the queue (rebuilderd's import semantics, reference §5.5 and §6).
+
+A pure function of what is queued, what the index now lists, what it listed before, what
+other profiles list, and what was built: easy to test, and safe to apply again after a
+killed run (applying the same plan twice changes nothing the second time).
+
+- a build input seen for the first time is queued with priority 1 (NEW), due after
+  `initial_delay`;
+- one that was built before keeps its result: GOOD is never rebuilt; a non-GOOD one
+  (dropped earlier and now listed again) is queued as a retry (priority 2) unless
+  `max_retries` is reached, due `(retries + 1) * retry_delay_base` hours after its last build;
+- one that disappeared from the index (and is not listed by another profile) loses its
+  *pending* job; a job whose claim is live keeps running and publish records its result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from jobs.core.config import ScheduleConfig
+from jobs.core.history import BuildSummary
+from jobs.core.model import JobRow, Priority, Status, job_id
+from jobs.sync.records import BuildInput
+
+
+@dataclass
+class QueuePlan:
+    """What the sync did to the queue, for its summary line."""
+
+    added: list[str] = field(default_factory=list)
+    retried: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    kept_running: list[str] = field(default_factory=list)
+    refreshed: list[str] = field(default_factory=list)
+
+
+def retry_due(summary: BuildSummary, schedule: ScheduleConfig) -> datetime:
+    """When a job whose last result was not GOOD may run again (rebuilderd's code formula)."""
+    return summary.built_at + timedelta(hours=(summary.retries + 1) * schedule.retry_delay_base)
+
+
+def job_rows(inputs: Iterable[BuildInput], *, now: datetime, schedule: ScheduleConfig) -> dict[str, JobRow]:
+    """The queue row each build input would get if it were new; friends share one row."""
+    not_before = now + timedelta(seconds=schedule.initial_delay) if schedule.initial_delay else None
+    rows: dict[str, JobRow] = {}
+    for bi in inputs:
+        row = _new_row(bi, now, not_before)
+        known = rows.get(row.job_id)
+        rows[row.job_id] = row if known is None else _with_releases(known, row.releases)
+    return rows
+
+
+def _new_row(bi: BuildInput, now: datetime, not_before: datetime | None) -> JobRow:
+    return JobRow(
+        job_id=job_id(bi.backend, bi.architecture, bi.input_url), backend=bi.backend,
+        architecture=bi.architecture, input_url=bi.input_url, distro=bi.distro, releases=(bi.release,),
+        source_name=bi.source_name, source_version=bi.source_version,
+        artifacts=tuple(a.artifact() for a in bi.artifacts), priority=Priority.NEW, queued_at=now,
+        not_before=not_before, attempt=1, retries=0)
+
+
+def _with_releases(row: JobRow, releases: Iterable[str | None]) -> JobRow:
+    merged = tuple(dict.fromkeys((*row.releases, *releases)))
+    return row if merged == row.releases else replace(row, releases=merged)
+
+
+def plan_queue(jobs: dict[str, JobRow], *, listed: Mapping[str, JobRow], previous: set[str],
+               elsewhere: set[str], built: Mapping[str, BuildSummary], running: Callable[[JobRow], bool],
+               schedule: ScheduleConfig) -> tuple[dict[str, JobRow], QueuePlan]:
+    """The next queue after a sync that found `listed`; `previous` = what it found last time."""
+    plan = QueuePlan()
+    for jid, row in listed.items():
+        queued = jobs.get(jid)
+        if queued is not None:
+            merged = _with_releases(queued, row.releases)
+            if merged is not queued:
+                jobs[jid] = merged
+                plan.refreshed.append(jid)
+            continue
+        summary = built.get(jid)
+        if summary is None:
+            jobs[jid] = row
+            plan.added.append(jid)
+        elif summary.status is not Status.GOOD and (
+                schedule.max_retries is None or summary.retries < schedule.max_retries):
+            jobs[jid] = replace(row, priority=Priority.RETRY, attempt=summary.attempt + 1,
+                                retries=summary.retries, not_before=retry_due(summary, schedule))
+            plan.retried.append(jid)
+    for jid in sorted(previous - listed.keys() - elsewhere):
+        queued = jobs.get(jid)
+        if queued is None:
+            continue
+        if running(queued):
+            plan.kept_running.append(jid)
+        else:
+            del jobs[jid]
+            plan.dropped.append(jid)
+    return jobs, plan
