@@ -8,6 +8,7 @@ so that a scheduler can simply try again, 3 for a job that is not built yet.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
@@ -60,6 +61,7 @@ def _not_built(job: str, issue: int) -> None:
 
 @app.command()
 def sync(
+    ctx: typer.Context,
     profile: Annotated[Optional[list[str]], typer.Argument(
         help="Profiles to sync [default: all in the sync config].")] = None,
     profiles: Annotated[Optional[Path], typer.Option(
@@ -68,9 +70,33 @@ def sync(
 ) -> None:
     """Read distro indexes and write package state and the queue.
 
+    Prints one summary line per profile; a profile whose index is malformed, corrupt or
+    unreachable changes nothing and makes the command exit non-zero (75 if retrying later
+    may help), after the other profiles were synced.
+
     Example: rebuilder sync archlinux-core
     """
-    _not_built("sync", 3)
+    from jobs.core.config import load_sync_config
+    from jobs.sync.fetch import Fetcher
+    from jobs.sync.job import sync_profile
+
+    opts: Options = ctx.obj
+    config = _rebuilder_config(opts)
+    sync_config = load_sync_config(profiles)
+    names = profile or list(sync_config.profiles)
+    if not names:
+        raise typer.BadParameter("no sync profiles configured", param_hint="--profiles")
+    chosen = [sync_config.profile(n) for n in names]
+    store = _open_store(opts, config)
+    fetcher = Fetcher()
+    worst = 0
+    for p in chosen:
+        try:
+            typer.echo(sync_profile(store, config, p, fetcher=fetcher).line())
+        except RebuilderError as exc:
+            typer.echo(f"sync {p.name}: failed, nothing changed: {exc}", err=True)
+            worst = max(worst, EXIT_TRANSIENT if exc.transient else EXIT_TERMINAL)
+    raise typer.Exit(worst)
 
 
 @app.command()
@@ -145,6 +171,24 @@ def keygen(
     key = load_or_create_key(path)
     typer.echo(public_key_pem(key.public_key()), nl=False)
     typer.echo(f"key id: {key_id(key.public_key())}")
+
+
+def _rebuilder_config(opts: Options):
+    from jobs.core.config import load_rebuilder_config
+    return load_rebuilder_config(opts.config)
+
+
+def default_store_url(env: dict[str, str] | None = None) -> str:
+    """The embedded default: a local directory under $XDG_DATA_HOME (~/.local/share/rebuilder)."""
+    env = dict(os.environ if env is None else env)
+    base = Path(env.get("XDG_DATA_HOME") or Path(env.get("HOME", "~")).expanduser() / ".local" / "share")
+    return (base / "rebuilder").absolute().as_uri()
+
+
+def _open_store(opts: Options, config):
+    """The store named by --store / REBUILDER_STORE, else [store] url, else the embedded default."""
+    from jobs.core.store import open_store
+    return open_store(opts.store or config.store.url or default_store_url())
 
 
 def _plain(value: Any) -> Any:
