@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from jobs.core.store import LocalStore, S3Store, Store
+from tests.fixtures_arch import fixture_repo, fixture_repo_url  # noqa: F401 (shared fixtures)
 from tests.s3server import REGION, SeaweedServer, weed_binary
 from tests.tools import missing
 

@@ -30,6 +30,8 @@ def test_wheel_ships_every_package_and_the_site(wheel):
     for asset in (ROOT / "site").rglob("*"):
         if asset.is_file() and "__pycache__" not in asset.parts:
             assert f"jobs/site/{asset.relative_to(ROOT / 'site')}" in names
+    for pkgbuild in (ROOT / "jobs" / "demo" / "pkgbuilds").glob("*/PKGBUILD"):
+        assert str(pkgbuild.relative_to(ROOT)) in names  # the embedded demo builds from these
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "rebuilder = jobs.cli:main" in text and "rebuildctl = jobs.ctl.cli:main" in text
