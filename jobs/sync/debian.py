@@ -1,0 +1,250 @@
+"""Debian: `Sources` + `Packages` of each release, component and architecture → build inputs.
+
+rebuilderd's semantics (`tools/src/schedule/debian.rs`, reference §5.3):
+
+- per release, the `Sources` of every component (`main/debian-installer` reads `main`'s) are
+  read first; stanzas with `Extra-Source-Only: yes` are not real uploads and are left out;
+- a binary's source is its `Source:` field (`name` or `name (version)`), else its own name and
+  version; a binNMU's `+bN` version suffix is appended to the source version, so
+  `acl 2.3.2-2` + binary `2.3.2-2+b1` is the build input `acl 2.3.2-2+b1`; a binary whose source
+  is not listed is skipped ("No matching source package found");
+- a binary is kept only if its `Architecture` is one of the profile's (`all` only if listed);
+- one build input per (release, binary architecture, source, source version), with the input
+  URL `<buildinfo_base_url>/<p>/<src>/<src>_<version without epoch>_<arch>.buildinfo` (`p`: the
+  first 4 characters for `lib*` names, else the first). The same source version in two
+  releases gives the same URL, backend and architecture, hence the same job (rebuilderd's
+  "friends").
+
+Ours on top: every index file is checked against the release's `InRelease` (`jobs.sync.inrelease`);
+names, versions, architectures and file names are checked against Debian policy's character
+sets before they go into a URL (and are URL-quoted as well); an arch:all package listed in both
+`binary-all` and `binary-<arch>` is one artifact; maintainer filters see the binary's
+`Maintainer` plus its source's `Maintainer` and `Uploaders` (rebuilderd looks for `Uploaders` in
+`Packages`, where it never is, so its maintainer filters match nothing). Malformed stanzas are
+returned as `Skipped` with their place. Removals need no empty report here: a snapshot replaces
+the whole profile's state.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import quote
+
+from debian.debian_support import version_compare
+
+from jobs.core.config import SyncProfile
+from jobs.core.errors import ConfigError
+from jobs.sync.deb822 import Stanza, iter_stanzas
+from jobs.sync.fetch import DEFAULT_MAX_BYTES, Fetcher
+from jobs.sync.filters import select
+from jobs.sync.inrelease import ReleaseIndex, fetch_release
+from jobs.sync.records import BinaryEntry, BuildInput, IndexResult, Skipped
+
+log = logging.getLogger(__name__)
+
+BACKEND = "debian"
+PACKAGES_FIELDS = ("Package", "Version", "Source", "Architecture", "Filename", "Size", "SHA256", "Maintainer")
+SOURCES_FIELDS = ("Package", "Version", "Extra-Source-Only", "Maintainer", "Uploaders")
+
+# Debian policy §5.6.1 (names), §5.6.12 (versions); architectures and pool paths as dak writes them.
+_NAME = re.compile(r"[a-z0-9][a-z0-9+.-]*\Z")
+_VERSION = re.compile(r"(?:[0-9]+:[A-Za-z0-9][A-Za-z0-9.+~:-]*|[A-Za-z0-9][A-Za-z0-9.+~-]*)\Z")
+_ARCH = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
+_PATH = re.compile(r"[A-Za-z0-9+_~-][A-Za-z0-9+._~-]*(?:/[A-Za-z0-9+_~-][A-Za-z0-9+._~-]*)*\Z")
+_SHA256 = re.compile(r"[0-9a-f]{64}\Z")
+_SOURCE = re.compile(r"(\S+)(?: \((\S+)\))?\Z")
+_DIGITS = re.compile(r"[0-9]+\Z")
+_BINNMU = re.compile(r"\+b[0-9]+\Z")
+_ADDRESS = re.compile(r"[^,\s][^<>]*?<[^<>]*>")
+
+
+@dataclass(frozen=True)
+class SourcePackage:
+    """One Sources stanza: what a binary is matched against."""
+
+    name: str
+    version: str
+    maintainers: tuple[str, ...]
+
+
+def read_index(profile: SyncProfile, fetcher: Fetcher, *, now: datetime | None = None,
+               max_index_bytes: int = DEFAULT_MAX_BYTES) -> IndexResult:
+    """The build inputs of a Debian profile, every index file checked against its release's InRelease."""
+    for key in ("releases", "components", "architectures"):
+        if not getattr(profile, key):
+            raise ConfigError(f"a Debian profile needs {key}", key=f'profile."{profile.name}".{key}')
+    result = IndexResult()
+    groups: dict[tuple[str, str, str, str], dict[tuple[str, str, str, str | None], BinaryEntry]] = {}
+    for release in profile.releases:
+        mirror = (release.source or profile.source).rstrip("/")
+        # A release name may hold a slash (the old security suites, "buster/updates").
+        dist = fetch_release(fetcher, f"{mirror}/dists/{quote(release.name, safe='/+~')}", release.name,
+                             keyring=profile.keyring, now=now)
+        result.sources[dist.inrelease_url] = dist.sha256
+        components = [c for c in profile.components if _has_component(dist, c)]
+        archs = [a for a in profile.architectures if _has_architecture(dist, a)]
+        packages = _read_sources(components, dist, fetcher, release.name, result, max_index_bytes)
+        entries: list[tuple[BinaryEntry, str | None, str]] = []
+        for component in components:
+            for arch in archs:
+                path = f"{component}/binary-{arch}/Packages"
+                text = dist.fetch(fetcher, path, limit=max_index_bytes, sources=result.sources)
+                where = f"{release.name}/{path}"
+                entries.extend(_binaries(text, where, profile, mirror, component, packages, result.skipped))
+        by_id = {id(entry): (problem, where) for entry, problem, where in entries}
+        for entry in select(profile, (e for e, _, _ in entries)):
+            problem, where = by_id[id(entry)]
+            if problem:
+                result.skipped.append(Skipped(where, problem))
+                continue
+            key = (release.name, entry.architecture, entry.source_name, entry.source_version)
+            groups.setdefault(key, {}).setdefault((entry.name, entry.version, entry.architecture, entry.component),
+                                                  entry)
+    base = profile.buildinfo_base_url.rstrip("/")
+    for (release_name, arch, src, version), artifacts in sorted(groups.items()):
+        result.inputs.append(BuildInput(
+            distro=profile.distro, release=release_name, architecture=arch, backend=BACKEND, source_name=src,
+            source_version=version, input_url=buildinfo_url(base, src, version, arch),
+            artifacts=tuple(artifacts.values())))
+    return result
+
+
+def buildinfo_url(base: str, source: str, version: str, arch: str) -> str:
+    """Where buildinfos.debian.net keeps the .buildinfo of one source version built on one architecture."""
+    pool = source[:4] if source.startswith("lib") else source[:1]
+    plain = version.split(":", 1)[1] if ":" in version else version
+    return f"{base}/{_q(pool)}/{_q(source)}/{_q(f'{source}_{plain}_{arch}')}.buildinfo"
+
+
+def _q(segment: str) -> str:
+    return quote(segment, safe="+~")
+
+
+def _has_component(dist: ReleaseIndex, component: str) -> bool:
+    """Whether the release carries this component (else: warn and skip it, as rebuilderd does on a 404).
+
+    `Components:` names only top-level components; a sub-component such as
+    `main/debian-installer` exists when InRelease lists files under it.
+    """
+    base = component.split("/", 1)[0]
+    present = dist.components is None or base in dist.components
+    if present and base != component:
+        present = any(path.startswith(component + "/") for path in dist.files)
+    if not present:
+        log.warning("%s: no component %r in this release, skipping it", dist.inrelease_url, component)
+    return present
+
+
+def _has_architecture(dist: ReleaseIndex, arch: str) -> bool:
+    """Whether the release carries this architecture (else: warn and skip)."""
+    if dist.architectures is not None and arch not in dist.architectures:
+        log.warning("%s: no architecture %r in this release, skipping it", dist.inrelease_url, arch)
+        return False
+    return True
+
+
+def _read_sources(components: list[str], dist: ReleaseIndex, fetcher: Fetcher, release: str,
+                  result: IndexResult, limit: int) -> dict[str, list[SourcePackage]]:
+    """Source name → its stanzas, from the Sources of every component (udebs' come from the base component)."""
+    sources: dict[str, list[SourcePackage]] = {}
+    for base in dict.fromkeys(c.removesuffix("/debian-installer") for c in components):
+        path = f"{base}/source/Sources"
+        text = dist.fetch(fetcher, path, limit=limit, sources=result.sources)
+        where = f"{release}/{path}"
+        for st in iter_stanzas(text, SOURCES_FIELDS):
+            src = _source(st, where, result.skipped)
+            if src is not None:
+                sources.setdefault(src.name, []).append(src)
+    return sources
+
+
+def _source(st: Stanza, where: str, skipped: list[Skipped]) -> SourcePackage | None:
+    f = st.fields
+    problem = st.problem or _missing(f, ("Package", "Version"))
+    if problem is None and not _NAME.match(f["Package"]):
+        problem = f"invalid source package name {f['Package']!r}"
+    if problem is None and not _VERSION.match(f["Version"]):
+        problem = f"invalid version {f['Version']!r}"
+    if problem:
+        skipped.append(Skipped(st.where(where), problem))
+        return None
+    if f.get("Extra-Source-Only", "").lower() == "yes":
+        return None  # kept in the archive for Built-Using, not built from (rebuilderd skips it too)
+    people = [f["Maintainer"]] if f.get("Maintainer") else []
+    people += _ADDRESS.findall(f.get("Uploaders", ""))
+    return SourcePackage(f["Package"], f["Version"], tuple(dict.fromkeys(p.strip() for p in people)))
+
+
+def _binaries(text: str, where: str, profile: SyncProfile, mirror: str, component: str,
+              sources: dict[str, list[SourcePackage]], skipped: list[Skipped],
+              ) -> Iterator[tuple[BinaryEntry, str | None, str]]:
+    """(entry, why it cannot be built or None, location) for each binary of a wanted architecture."""
+    wanted = frozenset(profile.architectures)
+    for st in iter_stanzas(text, PACKAGES_FIELDS):
+        f = st.fields
+        if st.problem is None and f.get("Architecture") not in wanted and "Architecture" in f:
+            continue  # the common case for arch:all in binary-amd64 when "all" is not listed: cheap
+        problem = st.problem or _missing(f, ("Package", "Version", "Architecture", "Filename")) or _invalid(f)
+        if problem:
+            skipped.append(Skipped(st.where(where), problem))
+            continue
+        name, version = f["Package"], f["Version"]
+        m = _SOURCE.match(f.get("Source", name))
+        src_name, src_version = (m.group(1), m.group(2)) if m else ("", None)
+        if not _NAME.match(src_name) or (src_version is not None and not _VERSION.match(src_version)):
+            skipped.append(Skipped(st.where(where), f"invalid Source field {f.get('Source')!r}"))
+            continue
+        binnmu = _BINNMU.search(version)
+        suffix = binnmu.group(0) if binnmu else ""
+        lookup = src_version or version
+        src = _match(sources, src_name, lookup)
+        if src is None and src_version is None and suffix:
+            src = _match(sources, src_name, version[: -len(suffix)])  # binNMU without "(version)"
+        people = (f["Maintainer"],) if f.get("Maintainer") else ()
+        if src is not None:
+            people = tuple(dict.fromkeys(people + src.maintainers))
+            # A source version that itself ends in +bN (binary version == source version) is no binNMU.
+            source_version = src.version if version == src.version else src.version + suffix
+        else:
+            source_version = lookup + suffix if src_version else version
+        filename = f["Filename"]
+        entry = BinaryEntry(
+            name=name, version=version, architecture=f["Architecture"], source_name=src_name,
+            source_version=source_version, url=f"{mirror}/{quote(filename, safe='/+~')}",
+            filename=filename.rsplit("/", 1)[-1], sha256=f.get("SHA256"),
+            size=int(f["Size"]) if "Size" in f else None, component=component, maintainers=people)
+        problem = None if src is not None else f"No matching source package found: {src_name} {lookup}"
+        yield entry, problem, st.where(where)
+
+
+def _match(sources: dict[str, list[SourcePackage]], name: str, version: str) -> SourcePackage | None:
+    candidates = sources.get(name, ())
+    for src in candidates:
+        if src.version == version:
+            return src
+    for src in candidates:  # the same version spelt differently ("1.0-01", "0:1.0-1")
+        if version_compare(src.version, version) == 0:
+            return src
+    return None
+
+
+def _missing(f: dict[str, str], required: tuple[str, ...]) -> str | None:
+    absent = [k for k in required if not f.get(k)]
+    return f"missing field(s): {', '.join(absent)}" if absent else None
+
+
+def _invalid(f: dict[str, str]) -> str | None:
+    checks = (("Package", _NAME, "binary package name"), ("Version", _VERSION, "version"),
+              ("Architecture", _ARCH, "architecture"), ("Filename", _PATH, "file name"))
+    for key, pattern, what in checks:
+        if not pattern.match(f[key]):
+            return f"invalid {what} {f[key]!r}"
+    if "SHA256" in f and not _SHA256.match(f["SHA256"]):
+        return f"invalid SHA256 {f['SHA256']!r}"
+    if "Size" in f and not _DIGITS.match(f["Size"]):
+        return f"invalid Size {f['Size']!r}"
+    return None
