@@ -144,7 +144,7 @@ def build_package(src: Path, outdir: Path, *, settings: BuildSettings, log: Path
                             missing=", ".join(absent))
     account = prepare_host(settings.user)
     outdir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="makepkg-") as tmp, open(log, "wb") as sink:
+    with tempfile.TemporaryDirectory(prefix="makepkg-") as tmp, open(log, "wb", buffering=0) as sink:
         startdir, builddir = Path(tmp, "startdir"), Path(tmp, "build")
         shutil.copytree(src, startdir, ignore=shutil.ignore_patterns(f"*{PKGEXT}", "src", "pkg"))
         private = builddir / ".rebuilder"
