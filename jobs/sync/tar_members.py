@@ -1,0 +1,187 @@
+"""The members of a tar archive held in memory, read with libarchive, bounded and strict.
+
+libarchive is the library pacman itself reads its databases with (`be_sync.c`); it is used
+through libarchive-c's ctypes layer, loaded on first use, so a host without it can still run
+other syncs. Measured on the benchmark's 15,000-package Arch database (36 MB of tar, 11 MB
+gzip), walking every member and reading each desc takes 0.17 s with libarchive and 0.69 s
+(streaming) to 0.74 s (random access) with Python's tarfile; decompressing alone takes 0.09 s
+(zlib) and `gzip -dc` 0.15 s.
+
+Hostile input is expected (a mirror is not trusted):
+- the compression is chosen from the magic bytes (gzip, zstd, xz, bzip2 or none) and only
+  that filter and the tar format are enabled: an HTML error page, a zip or another
+  compression is refused, never guessed at;
+- anything libarchive cannot read cleanly (truncation, a bad header checksum, a corrupt
+  stream, even a warning, which pacman treats as fatal too) raises `CorruptIndex`, and so
+  does a tar without its end-of-archive block (libarchive stops quietly when the data ends at
+  a member boundary): a partial archive must never pass for a complete one;
+- the unpacked size is bounded while unpacking: each member's declared size is checked
+  against `max_unpacked` before its data is decompressed, so a bomb never expands;
+- members are read into memory only if asked for, never extracted; directories are not
+  even reported, as nothing is ever created from them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Callable, Iterator
+from functools import cache
+from typing import NamedTuple
+
+from jobs.core.errors import TerminalError
+from jobs.sync.decompress import CorruptIndex
+
+DEFAULT_MAX_UNPACKED = 1 << 30
+
+# Magic bytes → libarchive read filter.
+_MAGIC = (
+    (b"\x1f\x8b", "gzip"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"BZh", "bzip2"),
+)
+_BLOCK = 512
+_AE_IFMT, _AE_IFREG, _AE_IFDIR, _AE_IFLNK = 0o170000, 0o100000, 0o040000, 0o120000
+_ARCHIVE_OK, _ARCHIVE_EOF = 0, 1
+
+
+@cache
+def _libarchive():
+    """libarchive-c's ctypes layer and its error class; TerminalError naming the package if missing."""
+    try:
+        from libarchive import ffi
+        from libarchive.exception import ArchiveError
+    except (ImportError, OSError, AttributeError) as exc:  # AttributeError: no libarchive.so found
+        raise TerminalError("libarchive is not available: install the Debian package libarchive13t64 "
+                            "(libarchive13 before Debian 13) and the Python package libarchive-c, "
+                            f"or set LIBARCHIVE to the library's path ({exc})") from None
+    return ffi, ArchiveError
+
+
+def detect_compression(data: bytes) -> str | None:
+    """The libarchive filter for `data` by its magic bytes ("none" for a plain tar), or None."""
+    for magic, name in _MAGIC:
+        if data.startswith(magic):
+            if name == "bzip2" and data[3:4] not in b"123456789":
+                return None
+            return name
+    # ustar/GNU magic; an empty archive is only its end-of-archive zero blocks.
+    if data[257:262] == b"ustar" or (len(data) >= _BLOCK and not data[:_BLOCK].strip(b"\0")):
+        return "none"
+    return None
+
+
+class Member(NamedTuple):  # a tuple: cheap to make 30,000 times
+    """One tar member: its raw name, what it is, and its bytes if they were asked for."""
+
+    path: bytes
+    kind: str  # "file", "symbolic link", "hard link", "device or other special file"
+    size: int
+    data: bytes | None
+
+
+class TarMembers:
+    """The members of an in-memory tar archive; a context manager (it holds a libarchive handle).
+
+    `location` (a URL) names the archive in errors. Raises CorruptIndex if `data` is not a tar
+    archive, plain or compressed as above.
+    """
+
+    def __init__(self, data: bytes, *, location: str, max_unpacked: int = DEFAULT_MAX_UNPACKED) -> None:
+        compression = detect_compression(data)
+        if compression is None:
+            raise CorruptIndex(f"not a tar archive nor a gzip/zstd/xz/bzip2-compressed one "
+                               f"(starts with {data[:16]!r})", url=location)
+        self.data, self.compression = data, compression
+        self.location, self.max_unpacked = location, max_unpacked
+        self._archive: int | None = None
+        self._buffer = ctypes.create_string_buffer(1 << 16)  # reused: a new ctypes array per size is slow
+
+    def __enter__(self) -> TarMembers:
+        ffi, archive_error = _libarchive()
+        self._archive = ffi.read_new()
+        try:
+            ffi.get_read_filter_function(self.compression)(self._archive)
+            ffi.get_read_format_function("tar")(self._archive)
+            # libarchive keeps a pointer to `self.data`, which outlives the archive handle.
+            ffi.read_open_memory(self._archive, self.data, len(self.data))
+        except archive_error as exc:
+            self.__exit__(None, None, None)
+            raise self._corrupt(exc) from None
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._archive is not None:
+            _libarchive()[0].read_free(self._archive)
+            self._archive = None
+
+    def members(self, want: Callable[[bytes, int], bool] = lambda path, size: True) -> Iterator[Member]:
+        """Every member but directories, in archive order; a regular file's bytes are read if `want(path, size)`."""
+        archive = self._archive
+        assert archive is not None, "use TarMembers as a context manager"
+        ffi, archive_error = _libarchive()
+        entry = ctypes.c_void_p()
+        entry_ref = ctypes.byref(entry)
+        next_header, filetype, entry_size, filter_bytes = (
+            ffi.read_next_header, ffi.entry_filetype, ffi.entry_size, ffi.filter_bytes)
+        end = 0  # where the last member's data ends in the unpacked stream
+        try:
+            while (rc := next_header(archive, entry_ref)) != _ARCHIVE_EOF:
+                if rc != _ARCHIVE_OK:  # a warning: pacman gives up on the database too
+                    raise CorruptIndex(f"{self._what()}: {_error(ffi, archive)}", url=self.location)
+                e = entry.value
+                kind = filetype(e) & _AE_IFMT
+                size = max(entry_size(e), 0)
+                # Checked before the member's data is decompressed: a bomb never expands.
+                end = filter_bytes(archive, 0) + -(-size // _BLOCK) * _BLOCK
+                if end > self.max_unpacked:
+                    raise self._too_large()
+                if kind == _AE_IFDIR:
+                    continue
+                path, kind = ffi.entry_pathname(e) or b"", _kind(ffi, kind, e)
+                data = self._read(ffi, archive, size) if kind == "file" and want(path, size) else None
+                yield Member(path, kind, size, data)
+            unpacked = filter_bytes(archive, 0)
+        except archive_error as exc:
+            raise self._corrupt(exc) from None
+        if unpacked > self.max_unpacked:
+            raise self._too_large()
+        # libarchive ends quietly when the data stops at a member boundary; a complete tar
+        # has an all-zero end-of-archive block there (tar(5)), which libarchive consumed.
+        if unpacked < end + _BLOCK:
+            raise CorruptIndex(f"{self._what()}: truncated (no end-of-archive block)", url=self.location)
+
+    def _read(self, ffi, archive: int, size: int) -> bytes:
+        if size > len(self._buffer):
+            self._buffer = ctypes.create_string_buffer(size)
+        got = ffi.read_data(archive, self._buffer, size) if size else 0
+        if got != size:
+            raise CorruptIndex(f"{self._what()}: member data ends early", url=self.location)
+        return ctypes.string_at(self._buffer, size)
+
+    def _too_large(self) -> CorruptIndex:
+        return CorruptIndex(f"{self._what()}: unpacks to more than {self.max_unpacked} bytes",
+                            url=self.location)
+
+    def _what(self) -> str:
+        return "tar archive" if self.compression == "none" else f"{self.compression}-compressed tar archive"
+
+    def _corrupt(self, exc: Exception) -> CorruptIndex:
+        msg = getattr(exc, "msg", exc)
+        msg = msg.decode("utf-8", "replace") if isinstance(msg, bytes) else str(msg)
+        return CorruptIndex(f"{self._what()}: {msg}", url=self.location)
+
+
+def _kind(ffi, kind: int, entry: int) -> str:
+    if kind == _AE_IFLNK:
+        return "symbolic link"
+    if ffi.entry_hardlink(entry) is not None:  # a tar hard link has no file type of its own
+        return "hard link"
+    if kind == _AE_IFREG:
+        return "file"
+    return "device or other special file"
+
+
+def _error(ffi, archive: int) -> str:
+    msg = ffi.error_string(archive)
+    return msg.decode("utf-8", "replace") if msg else "unknown libarchive error"

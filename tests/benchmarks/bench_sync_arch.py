@@ -1,0 +1,150 @@
+"""Benchmark: the Arch sync's `read_index` on a 15,000-package repository database.
+
+Not a test. Run it with `.venv/bin/python -m tests.benchmarks.bench_sync_arch` (add `--smoke`
+for a quick run). A gzip database the size of Arch's extra (15,000 packages, descs of real
+size with RSA and ed25519 %PGPSIG%s, split packages) is written to a temporary mirror and
+read through `read_index` over file:// (fetch, decompress, tar walk, desc parsing, filters,
+grouping), best of 3. The yardstick is `gzip -dc db > /dev/null` on the same file, best of 3;
+the target is a ratio of at most 3. Peak memory is measured in a fresh child process (the growth of its
+peak resident set size, VmHWM, across one `read_index`, which includes libarchive's buffers)
+and with tracemalloc (Python objects only), not while timing. Linux only (/proc).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import logging
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from jobs.core.config import SyncProfile
+from jobs.sync.archlinux import read_index
+from jobs.sync.fetch import Fetcher
+from tests.sync.alpm_builders import MTIME, M, compress, tar
+
+PACKAGES = 15_000
+TARGET = 3.0
+_WORDS = "library tool python perl haskell qt6 kde gnome rust go lib32 plugin data docs utils".split()
+
+
+def _desc(rnd: random.Random, name: str, base: str, version: str, arch: str, packager: str) -> str:
+    filename = f"{name}-{version}-{arch}.pkg.tar.zst"
+    signature = base64.b64encode(rnd.randbytes(566 if rnd.random() < 0.7 else 119)).decode()
+    lists = {key: "\n".join(f"{rnd.choice(_WORDS)}-{rnd.getrandbits(20):x}" for _ in range(rnd.randint(lo, hi)))
+             for key, lo, hi in (("LICENSE", 1, 2), ("PROVIDES", 0, 4), ("DEPENDS", 0, 14),
+                                 ("OPTDEPENDS", 0, 5), ("MAKEDEPENDS", 0, 8))}
+    text = (f"%FILENAME%\n{filename}\n\n%NAME%\n{name}\n\n%BASE%\n{base}\n\n%VERSION%\n{version}\n\n"
+            f"%DESC%\n{' '.join(rnd.choice(_WORDS) for _ in range(rnd.randint(3, 14)))}\n\n"
+            f"%CSIZE%\n{rnd.randint(2_000, 90_000_000)}\n\n%ISIZE%\n{rnd.randint(5_000, 300_000_000)}\n\n"
+            f"%SHA256SUM%\n{rnd.getrandbits(256):064x}\n\n%PGPSIG%\n{signature}\n\n"
+            f"%URL%\nhttps://example.org/{base}\n\n%ARCH%\n{arch}\n\n%BUILDDATE%\n{MTIME + rnd.randint(0, 10**8)}\n\n"
+            f"%PACKAGER%\n{packager}\n\n")
+    return text + "".join(f"%{key}%\n{value}\n\n" for key, value in lists.items() if value)
+
+
+def generate(n: int, seed: int = 1) -> bytes:
+    """A gzip repository database of `n` packages, members sorted as repo-add writes them."""
+    rnd = random.Random(seed)
+    packagers = [f"Packager {i} <p{i}@archlinux.org>" for i in range(60)]
+    items = []
+    while len(items) < n:
+        base = f"{rnd.choice(_WORDS)}-{rnd.getrandbits(24):06x}"
+        epoch = f"{rnd.randint(1, 3)}:" if rnd.random() < 0.05 else ""
+        version = f"{epoch}{rnd.randint(0, 30)}.{rnd.randint(0, 99)}.{rnd.randint(0, 9)}-{rnd.randint(1, 5)}"
+        packager = rnd.choice(packagers)
+        split = 1 if rnd.random() < 0.85 else rnd.randint(2, 6)
+        for k in range(min(split, n - len(items))):
+            name = base if k == 0 else f"{base}-{rnd.choice(_WORDS)}{k}"
+            arch = "any" if rnd.random() < 0.3 else "x86_64"
+            items.append((f"{name}-{version}", _desc(rnd, name, base, version, arch, packager).encode()))
+    items.sort()
+    members = [m for directory, data in items for m in (M(directory, type=b"5"), M(f"{directory}/desc", data))]
+    return compress(tar(members), "gzip")
+
+
+def _best(fn, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+# ru_maxrss survives exec on Linux (the child would report this big parent's peak), so the
+# child reads its own high-water mark, VmHWM, from /proc.
+_CHILD = """
+import json, re, sys, tracemalloc
+from pathlib import Path
+from jobs.core.config import SyncProfile
+from jobs.sync.archlinux import read_index
+from jobs.sync.fetch import Fetcher
+def hwm():
+    return int(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1)) / 1024
+profile = SyncProfile(name="bench", distro="archlinux", source=sys.argv[1], components=("extra",),
+                      architectures=("x86_64",))
+fetcher = Fetcher()
+before = hwm()
+read_index(profile, fetcher)
+after = hwm()
+tracemalloc.start()
+read_index(profile, fetcher)
+peak = tracemalloc.get_traced_memory()[1]
+print(json.dumps({"peak_rss_growth_mib": after - before, "peak_rss_mib": after,
+                  "tracemalloc_peak_mib": peak / 2**20}))
+"""
+
+
+def run(smoke: bool = False) -> dict:
+    """Generate the database, time read_index against gzip -dc, measure memory; the figures."""
+    logging.getLogger("jobs.sync.archlinux").setLevel(logging.ERROR)  # generated mixed-version bases
+    n = PACKAGES // 10 if smoke else PACKAGES
+    repeat = 1 if smoke else 3
+    data = generate(n)
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp) / "extra" / "os" / "x86_64"
+        directory.mkdir(parents=True)
+        db = directory / "extra.db"
+        db.write_bytes(data)
+        source = Path(tmp).as_uri() + "/$repo/os/$arch"
+        profile = SyncProfile(name="bench", distro="archlinux", source=source, components=("extra",),
+                              architectures=("x86_64",))
+        fetcher = Fetcher()
+        result = read_index(profile, fetcher)
+        ours = _best(lambda: read_index(profile, fetcher), repeat)
+        gunzip = _best(lambda: subprocess.run(["gzip", "-dc", str(db)], stdout=subprocess.DEVNULL, check=True),
+                       repeat)
+        child = subprocess.run([sys.executable, "-c", _CHILD, source], capture_output=True, text=True, check=True)
+        memory = json.loads(child.stdout)
+    return {
+        "packages": n,
+        "build_inputs": len(result.inputs),
+        "skipped": len(result.skipped),
+        "db_bytes": len(data),
+        "read_index_s": round(ours, 4),
+        "gzip_dc_s": round(gunzip, 4),
+        "ratio": round(ours / gunzip, 2),
+        "target_ratio": TARGET,
+        "packages_per_s": round(n / ours),
+        **{key: round(value, 1) for key, value in memory.items()},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the figures as JSON; exit 1 if the ratio misses the target (full run only)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="a tenth of the size, one repetition")
+    args = parser.parse_args(argv)
+    figures = run(smoke=args.smoke)
+    print(json.dumps(figures, indent=2))
+    return 0 if args.smoke or figures["ratio"] <= TARGET else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
