@@ -45,9 +45,11 @@ class FaultyStore:
             self.log.append((name, args[0] if args else ""))
             if self.kill_at is not None and self.writes == self.kill_at and not self.after:
                 raise Killed(f"killed before {name} {args[0] if args else ''}")
-            result = target(*args, **kwargs)
             if self.kill_at is not None and self.writes == self.kill_at and self.after:
-                raise Killed(f"killed after {name} {args[0] if args else ''}")
-            return result
+                try:
+                    target(*args, **kwargs)
+                finally:  # whether the write landed or was refused, the process dies now
+                    raise Killed(f"killed after {name} {args[0] if args else ''}")  # noqa: B012
+            return target(*args, **kwargs)
 
         return call

@@ -12,11 +12,7 @@ import fcntl
 import io
 import os
 import tarfile
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -24,6 +20,7 @@ import zstandard
 
 from jobs.demo.archrepo import FixtureRepo, build_fixture_repo, load_fixture_repo
 from jobs.demo.makepkg import TOOLS
+from tests.httpd import serve as http_server
 from tests.tools import missing, require_tool
 
 
@@ -56,26 +53,6 @@ def fixture_repo_url(fixture_repo: FixtureRepo) -> Iterator[str]:
     """Base URL serving ``fixture_repo.root``; its mirror URL is ``fixture_repo.source_url(base)``."""
     with http_server(fixture_repo.root) as url:
         yield url
-
-
-@contextmanager
-def http_server(root: Path) -> Iterator[str]:
-    """Serve ``root`` on 127.0.0.1 at a free port; yields ``http://127.0.0.1:<port>``."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(root)))
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name=f"http-{root.name}", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
 
 def package_member(path: Path, name: str) -> bytes:

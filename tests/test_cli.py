@@ -19,13 +19,26 @@ def run(prog: str, *args: str, env: dict | None = None) -> subprocess.CompletedP
 
 def test_unbuilt_jobs_say_so_and_do_nothing(tmp_path):
     store = tmp_path / "store"
-    for job, issue in (("sync", 3), ("work", 4), ("publish", 5), ("run", 7)):
+    for job, issue in (("work", 4), ("publish", 5), ("run", 7)):
         res = run("rebuilder", "--store", store.as_uri(), job)
         assert res.returncode == 3, res
         assert f"issue #{issue}" in res.stderr
     assert not store.exists()
     res = run("rebuildctl", "status")
     assert res.returncode == 3 and "issue #6" in res.stderr
+
+
+def test_sync_without_profiles_is_a_usage_error(tmp_path):
+    store = tmp_path / "store"
+    res = run("rebuilder", "--store", store.as_uri(), "sync", "--profiles", str(tmp_path / "none.conf"))
+    assert res.returncode == 1 and "none.conf" in res.stderr  # a named file must exist
+    empty = tmp_path / "empty.conf"
+    empty.write_text("")
+    res = run("rebuilder", "--store", store.as_uri(), "sync", "--profiles", str(empty))
+    assert res.returncode == 2 and "no sync profiles" in res.stderr
+    res = run("rebuilder", "--store", store.as_uri(), "sync", "--profiles", str(FIXTURES / "rebuilderd-sync.conf"),
+              "no-such-profile")
+    assert res.returncode == 1 and "no-such-profile" in res.stderr
 
 
 def test_check_config_prints_effective_settings_with_secrets_masked():

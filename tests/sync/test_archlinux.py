@@ -25,8 +25,8 @@ from jobs.sync.alpm_desc import InvalidDesc, parse_desc
 from jobs.sync.archlinux import CorruptIndex, group, mirror_url, parse_db, read_index
 from jobs.sync.fetch import Fetcher
 from jobs.sync.tar_members import detect_compression
+from tests.httpd import serve
 from tests.sync.alpm_builders import COMPRESSIONS, M, compress, db, desc, package, tar
-from tests.sync.httpd import serve
 from tests.tools import require_tool
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "sync" / "arch"

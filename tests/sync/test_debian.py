@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 import http.server
 import logging
 import lzma
 import os
 import shutil
 import subprocess
-import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,6 +23,7 @@ from jobs.sync.decompress import CorruptIndex
 from jobs.sync.fetch import Fetcher, FetchFailed
 from jobs.sync.gpgv import BadSignature
 from jobs.sync.inrelease import IndexNotAuthentic
+from tests.httpd import serve
 from tests.sync.debian_mirror import (
     FIXTURE,
     SUITES,
@@ -314,15 +313,8 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 def http_mirror(mirror) -> Iterator[tuple[str, set[str]]]:
     """The mirror on a loopback HTTP server; paths added to the returned set answer with an HTML page."""
     html: set[str] = set()
-    handler = type("Handler", (_Handler,), {"html_paths": html})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(mirror)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", html
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve(mirror, type("Handler", (_Handler,), {"html_paths": html})) as url:
+        yield url, html
 
 
 def test_debian_sync_over_http(http_mirror, mirror, fetcher):

@@ -1,0 +1,185 @@
+"""`rebuilder sync`: one distro index → a package-state snapshot → the queue.
+
+Order of writes, so that the job can be killed at any instant and rerun safely:
+1. take the profile's lease (`locks/sync/<profile>.json`): a second sync of the same
+   profile exits cleanly saying who holds it;
+2. read and parse the index completely; any error stops here, nothing was written;
+3. write the snapshot under a new, unique key (invisible until the pointer names it);
+4. apply the queue plan (idempotent: a rerun computes the same plan and changes nothing);
+5. advance `state/<profile>/HEAD.json` by compare-and-swap: only now does the new
+   snapshot become current. An index whose files all have the fingerprints the current
+   snapshot recorded is unchanged: nothing is rewritten.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from io import BytesIO
+
+import pyarrow.parquet as pq
+
+from jobs.core.config import RebuilderConfig, SyncConfig, SyncProfile
+from jobs.core.errors import ConfigError, TerminalError
+from jobs.core.history import build_summaries
+from jobs.core.layout import claim_key, state_prefix, sync_lock
+from jobs.core.lease import LeaseHeld, LeaseKeeper, LeaseLost, Leases
+from jobs.core.model import PackageStateRow, parquet_bytes
+from jobs.core.pointer import Pointer, unique_name
+from jobs.core.queue import update_queue
+from jobs.core.store import Store
+from jobs.sync import archlinux, debian
+from jobs.sync.fetch import Fetcher
+from jobs.sync.plan import QueuePlan, job_rows, plan_queue
+from jobs.sync.records import IndexResult, rows_of
+
+log = logging.getLogger(__name__)
+
+# The explicit registry of index parsers: adding a distro = one module + one line here.
+PARSERS: dict[str, Callable[[SyncProfile, Fetcher], IndexResult]] = {
+    "archlinux": archlinux.read_index,
+    "debian": debian.read_index,
+}
+
+
+@dataclass
+class SyncSummary:
+    """What one profile's sync did; `line()` is the one summary line the job always prints."""
+
+    profile: str
+    outcome: str  # "updated", "unchanged", "busy"
+    inputs: int = 0
+    artifacts: int = 0
+    skipped: int = 0
+    snapshot: str | None = None
+    plan: QueuePlan | None = None
+    detail: str = ""
+
+    def line(self) -> str:
+        """One human-readable line."""
+        if self.outcome == "busy":
+            return f"sync {self.profile}: skipped, {self.detail}"
+        head = (f"sync {self.profile}: {self.outcome}, {self.artifacts} packages in {self.inputs} build inputs"
+                f", {self.skipped} malformed entries skipped")
+        if self.plan is not None:
+            p = self.plan
+            head += (f"; queue +{len(p.added)} new, +{len(p.retried)} retries, -{len(p.dropped)} dropped"
+                     f", {len(p.kept_running)} running kept")
+        return head
+
+
+def sync_profile(store: Store, config: RebuilderConfig, profile: SyncProfile, *, fetcher: Fetcher | None = None,
+                 now: datetime | None = None) -> SyncSummary:
+    """Sync one profile (see the module docstring for the order of writes)."""
+    parser = PARSERS.get(profile.sync_method or profile.distro)
+    if parser is None:
+        raise ConfigError(f"no sync method {profile.sync_method or profile.distro!r} (known: {sorted(PARSERS)})",
+                          key=f'profile."{profile.name}".sync_method')
+    leases = Leases(store, ttl=config.lease.ttl, clock_skew=config.lease.clock_skew)
+    holder = f"sync@{socket.gethostname()}:{os.getpid()}"
+    try:
+        lease = leases.acquire(sync_lock(profile.name), holder, meta={"profile": profile.name})
+    except LeaseHeld as exc:
+        return SyncSummary(profile.name, "busy", detail=f"another sync ({exc.holder}) holds its lock")
+    keeper = LeaseKeeper(leases, lease)
+    try:
+        with keeper:
+            summary = _sync_locked(store, config, profile, parser, fetcher or Fetcher(), now, keeper)
+    except Exception:
+        # A clean failure (bad index, network): nothing was advanced, so let the next run in
+        # at once. A killed process releases nothing; its lease simply expires.
+        if not keeper.lost.is_set():
+            try:
+                leases.release(keeper.lease)
+            except Exception as exc:  # noqa: BLE001 - the original error matters more
+                log.warning("could not release %s: %s", keeper.lease.key, exc)
+        raise
+    if not keeper.lost.is_set():
+        leases.release(keeper.lease)
+    return summary
+
+
+def _sync_locked(store: Store, config: RebuilderConfig, profile: SyncProfile, parser, fetcher: Fetcher,
+                 now: datetime | None, keeper: LeaseKeeper) -> SyncSummary:
+    now = now or datetime.now(timezone.utc)
+    pointer = Pointer(store, state_prefix(profile.name))
+    current, etag = pointer.read()
+    result = parser(profile, fetcher)
+    for skip in result.skipped[:20]:
+        log.warning("%s: skipped %s: %s", profile.name, skip.location, skip.reason)
+    artifacts = sum(len(bi.artifacts) for bi in result.inputs)
+    summary = SyncSummary(profile.name, "unchanged", inputs=len(result.inputs), artifacts=artifacts,
+                          skipped=len(result.skipped))
+    if current is not None and current.meta.get("sources") == result.sources:
+        summary.snapshot = current.target
+        return summary
+
+    sync_id = unique_name("")
+    rows = rows_of(result.inputs, sync_id, now)
+    key = f"{pointer.prefix}/{sync_id}.parquet"
+    _check(keeper)
+    store.put_if_absent(key, parquet_bytes(rows, PackageStateRow), content_type="application/vnd.apache.parquet")
+
+    listed = job_rows(result.inputs, now=now, schedule=config.schedule)
+    previous = _job_ids(store, current.target) if current else set()
+    elsewhere = _job_ids_elsewhere(store, profile.name)
+    built = build_summaries(store)
+    leases = Leases(store, ttl=config.lease.ttl, clock_skew=config.lease.clock_skew)
+
+    def running(row) -> bool:
+        state = leases.read(claim_key(row.job_id, row.attempt))
+        return state is not None and not leases.is_expired(state[0])
+
+    plans: list[QueuePlan] = []
+
+    def change(jobs):
+        new, plan = plan_queue(jobs, listed=listed, previous=previous, elsewhere=elsewhere, built=built,
+                               running=running, schedule=config.schedule)
+        plans.append(plan)
+        return new
+
+    _check(keeper)
+    update_queue(store, change, meta={"by": f"sync {profile.name}"})
+    _check(keeper)
+    meta = {"profile": profile.name, "distro": profile.distro, "sources": result.sources, "rows": len(rows),
+            "inputs": len(result.inputs), "skipped": len(result.skipped)}
+    pointer.advance(key, meta, current, etag)
+    summary.outcome, summary.snapshot, summary.plan = "updated", key, plans[-1]
+    return summary
+
+
+def _check(keeper: LeaseKeeper) -> None:
+    if keeper.lost.is_set():
+        raise LeaseLost(keeper.lease.key, keeper.reason or "lost")
+
+
+def _job_ids(store: Store, key: str) -> set[str]:
+    """The job ids a snapshot lists (reads one column)."""
+    table = pq.read_table(BytesIO(store.get(key).data), columns=["job_id"])
+    return set(table.column("job_id").to_pylist())
+
+
+def _job_ids_elsewhere(store: Store, profile: str) -> set[str]:
+    """Job ids listed by the current snapshots of every other profile (friends stay queued)."""
+    ids: set[str] = set()
+    for info in store.list("state/"):
+        parts = info.key.split("/")
+        if len(parts) == 3 and parts[2] == "HEAD.json" and parts[1] != profile:
+            value, _ = Pointer(store, f"state/{parts[1]}").read()
+            if value is not None:
+                ids |= _job_ids(store, value.target)
+    return ids
+
+
+def sync_all(store: Store, config: RebuilderConfig, sync_config: SyncConfig, names: Sequence[str] = (),
+             *, fetcher: Fetcher | None = None) -> list[SyncSummary]:
+    """Sync the named profiles (all when none are named), one after the other."""
+    profiles = [sync_config.profile(n) for n in names] if names else list(sync_config.profiles.values())
+    if not profiles:
+        raise TerminalError("no sync profiles configured")
+    fetcher = fetcher or Fetcher()
+    return [sync_profile(store, config, p, fetcher=fetcher) for p in profiles]
