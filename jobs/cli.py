@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -92,7 +94,9 @@ def sync(
     worst = 0
     for p in chosen:
         try:
-            typer.echo(sync_profile(store, config, p, fetcher=fetcher).line())
+            with _progress(f"syncing {p.name}"):
+                summary = sync_profile(store, config, p, fetcher=fetcher)
+            typer.echo(summary.line())
         except RebuilderError as exc:
             typer.echo(f"sync {p.name}: failed, nothing changed: {exc}", err=True)
             worst = max(worst, EXIT_TRANSIENT if exc.transient else EXIT_TERMINAL)
@@ -171,6 +175,17 @@ def keygen(
     key = load_or_create_key(path)
     typer.echo(public_key_pem(key.public_key()), nl=False)
     typer.echo(f"key id: {key_id(key.public_key())}")
+
+
+@contextmanager
+def _progress(what: str) -> Iterator[None]:
+    """A spinner on a terminal; nothing at all when stderr is a file or a pipe (cron, CI)."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console
+    with Console(stderr=True).status(what):
+        yield
 
 
 def _rebuilder_config(opts: Options):

@@ -212,3 +212,57 @@ def test_cli_sync_prints_one_line_per_profile(tmp_path):
     assert res.returncode == 1, res
     assert res.stdout.count("\n") == 1 and res.stdout.startswith("sync core: updated, 1 packages in 1 build inputs")
     assert "sync broken: failed, nothing changed" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_debian_profile_end_to_end_friends_are_one_job(tmp_path):
+    from jobs.core.config import Release
+    from tests.sync.debian_mirror import copy_mirror
+    from tests.sync.test_debian import profile as debian_profile
+
+    mirror = copy_mirror(tmp_path / "mirror")
+    store = open_store((tmp_path / "store").as_uri())
+    profile = debian_profile(mirror, releases=(Release("sid"), Release("forky")))
+    summary = sync_profile(store, CONFIG, profile)
+    assert summary.outcome == "updated" and summary.skipped >= 1  # the fixture has a binary without source
+    jobs = read_queue(store).jobs.values()
+    both = [j for j in jobs if set(j.releases) == {"sid", "forky"}]
+    assert both, "a source version present in both releases must be one job listing both"
+    assert all(j.input_url.endswith(".buildinfo") and j.backend == "debian" for j in jobs)
+    rows = snapshot_rows(store, "debian-test")
+    assert {r.release for r in rows} == {"sid", "forky"}
+
+
+class _Unavailable:
+    """A mirror that answers 503 to everything, counting the requests."""
+
+    def __init__(self):
+        import http.server
+
+        outer = self
+        self.requests = 0
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def do_GET(self):
+                outer.requests += 1
+                self.send_response(503)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.handler = Handler
+
+
+def test_an_unreachable_mirror_is_retried_then_transient_and_changes_nothing(tmp_path):
+    from jobs.sync.fetch import Fetcher, FetchUnavailable
+
+    mirror = _Unavailable()
+    store = open_store((tmp_path / "store").as_uri())
+    with serve(tmp_path, mirror.handler) as url:
+        profile = profile_for(url + "/$repo/os/$arch", "core", "x86_64")
+        with pytest.raises(FetchUnavailable) as exc:
+            sync_profile(store, CONFIG, profile, fetcher=Fetcher(retries=3, backoff=0.01))
+    assert exc.value.transient and "503" in str(exc.value)
+    assert mirror.requests == 4  # the first try and three retries with backoff
+    assert [o.key for o in store.list() if not o.key.startswith("locks/")] == []

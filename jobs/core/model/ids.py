@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 import urllib.parse
+from functools import lru_cache
 
 from jobs.core.errors import TerminalError
 
@@ -50,6 +51,7 @@ def _netstring(value: str) -> bytes:
     return b"%d:%s," % (len(data), data)
 
 
+@lru_cache(maxsize=1 << 17)  # a sync computes each id several times (rows, jobs, validation)
 def job_id(backend: str, architecture: str, input_url: str) -> str:
     """The stable id (32 lowercase hex chars) of the build input (backend, architecture, input_url)."""
     for name, value in (("backend", backend), ("architecture", architecture), ("input_url", input_url)):

@@ -41,7 +41,7 @@ def _column_values(records: Sequence[Record], column: Column) -> list[object]:
         return [[{n: _plain(getattr(e, n)) for n in names} for e in v] for v in values]
     if pa.types.is_list(column.arrow_type):
         return [list(v) for v in values]
-    return [_plain(v) for v in values]
+    return [v.value if isinstance(v, Enum) else v for v in values]
 
 
 def to_table(records: Iterable[Record], record_type: type | None = None) -> pa.Table:
