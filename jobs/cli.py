@@ -105,17 +105,40 @@ def sync(
 
 @app.command()
 def work(
+    ctx: typer.Context,
     worker_config: Annotated[Optional[Path], typer.Option(
         "--worker-config", envvar="REBUILDER_WORKER_CONFIG",
         help="Worker config file [default: /etc/rebuilderd-worker.conf].")] = None,
-    once: Annotated[bool, typer.Option("--once", help="Build at most one job, then exit.")] = False,
+    once: Annotated[bool, typer.Option("--once", help="Build at most one job, then exit (exit at once if none is due).")] = False,
     name: Annotated[Optional[str], typer.Option("--name", "-n", help="Worker name (own work dir and key).")] = None,
 ) -> None:
     """Claim due jobs, rebuild them, upload signed results.
 
+    Runs until SIGTERM/SIGINT (then stops the build and releases its claim), or with
+    --once after one job. Prints one summary line when it stops.
+
     Example: rebuilder work --name worker1 --once
     """
-    _not_built("work", 4)
+    import signal
+
+    from jobs.core.config import load_worker_config
+    from jobs.work.identity import load_identity
+    from jobs.work.loop import Worker
+
+    opts: Options = ctx.obj
+    config = _rebuilder_config(opts)
+    wconf = load_worker_config(worker_config)
+    backends = {b: Path(wconf.backend[b].path) for b in (wconf.supported_backends or wconf.backend)
+                if b in wconf.backend}
+    worker = Worker(store=_open_store(opts, config), config=config, worker_config=wconf,
+                    identity=load_identity(wconf, name), backends=backends, env=dict(os.environ))
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: worker.stop.set())
+    stats = worker.run(once=once)
+    statuses = [b.split()[1] for b in stats.built]
+    counts = ", ".join(f"{s} {statuses.count(s)}" for s in ("GOOD", "BAD", "FAIL") if s in statuses)
+    typer.echo(f"work {worker.identity.name}: built {len(stats.built)}" + (f" ({counts})" if counts else "")
+               + f", claims lost {len(stats.lost)}, stopped {len(stats.cancelled)}")
 
 
 @app.command()

@@ -19,7 +19,7 @@ def run(prog: str, *args: str, env: dict | None = None) -> subprocess.CompletedP
 
 def test_unbuilt_jobs_say_so_and_do_nothing(tmp_path):
     store = tmp_path / "store"
-    for job, issue in (("work", 4), ("publish", 5), ("run", 7)):
+    for job, issue in (("publish", 5), ("run", 7)):
         res = run("rebuilder", "--store", store.as_uri(), job)
         assert res.returncode == 3, res
         assert f"issue #{issue}" in res.stderr
@@ -39,6 +39,28 @@ def test_sync_without_profiles_is_a_usage_error(tmp_path):
     res = run("rebuilder", "--store", store.as_uri(), "sync", "--profiles", str(FIXTURES / "rebuilderd-sync.conf"),
               "no-such-profile")
     assert res.returncode == 1 and "no-such-profile" in res.stderr
+
+
+def test_work_without_backends_says_what_to_configure(tmp_path):
+    conf = tmp_path / "worker.conf"
+    conf.write_text("[build]\ntimeout = 60\n")
+    res = run("rebuilder", "--store", (tmp_path / "store").as_uri(), "work", "--once", "--worker-config", str(conf),
+              env={"HOME": str(tmp_path)})
+    assert res.returncode == 1 and "no backends" in res.stderr and "Traceback" not in res.stderr
+    conf.write_text('[backend."archlinux"]\npath = "/nonexistent/backend"\n')
+    res = run("rebuilder", "--store", (tmp_path / "store").as_uri(), "work", "--once", "--worker-config", str(conf),
+              env={"HOME": str(tmp_path)})
+    assert res.returncode == 1 and "/nonexistent/backend" in res.stderr
+
+
+def test_work_once_with_nothing_due_exits_cleanly(tmp_path):
+    conf = tmp_path / "worker.conf"
+    conf.write_text(f'work_dir = "{tmp_path / "w"}"\n[backend."archlinux"]\npath = "/bin/true"\n')
+    res = run("rebuilder", "--store", (tmp_path / "store").as_uri(), "work", "--once", "--worker-config", str(conf),
+              "--name", "w1")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "work w1: built 0, claims lost 0, stopped 0"
+    assert (tmp_path / "w" / "w1" / "rebuilder.v2.key").exists()
 
 
 def test_check_config_prints_effective_settings_with_secrets_masked():

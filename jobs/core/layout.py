@@ -55,6 +55,20 @@ def result_key(job_id: str, attempt: int) -> str:
     return f"results/{_job(job_id)}/{int(attempt)}.json"
 
 
-def build_prefix(job_id: str, attempt: int) -> str:
-    """Where one attempt's log, diffoscope output and attestation go."""
-    return f"builds/{_job(job_id)}-{int(attempt)}"
+def build_prefix(job_id: str, attempt: int, claim_token: str) -> str:
+    """Where one claim's log, diffoscope output and attestation go.
+
+    Namespaced by the claim's token: a worker that lost its lease mid-upload can never
+    overwrite the files of the worker that took the job over. Only the files named by the
+    attempt's one result (create-only) are ever published.
+    """
+    if not claim_token.isalnum():
+        raise ValueError(f"not a claim token: {claim_token!r}")
+    return f"builds/{_job(job_id)}-{int(attempt)}/{claim_token[:16]}"
+
+
+def worker_key(key_id: str) -> str:
+    """The enrolment record of one worker key."""
+    if not key_id.isalnum():
+        raise ValueError(f"not a key id: {key_id!r}")
+    return f"workers/{key_id}.json"

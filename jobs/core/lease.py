@@ -116,8 +116,13 @@ class Leases:
         now = self.clock() if now is None else now
         return now < lease.state.expires_at - self.clock_skew
 
-    def acquire(self, key: str, holder: str, meta: Mapping[str, Any] | None = None) -> Lease:
-        """Take the lease, or raise LeaseHeld naming the current holder."""
+    def acquire(self, key: str, holder: str, meta: Mapping[str, Any] | None = None, *,
+                keep: Callable[[LeaseState], bool] | None = None) -> Lease:
+        """Take the lease, or raise LeaseHeld naming the current holder.
+
+        `keep(state)` true means an expired or released lease must not be taken over either
+        (e.g. a claim released with `done` in its metadata).
+        """
         now = self.clock()
         state = LeaseState(holder=holder, token=secrets.token_hex(16), acquired_at=now, renewed_at=now,
                            expires_at=now + self.ttl, meta=dict(meta or {}))
@@ -133,6 +138,8 @@ class Leases:
             cur_state, etag = current
             if cur_state is not None and cur_state.token == state.token:
                 return Lease(key, state, etag)  # our create landed; only its answer was lost
+            if cur_state is not None and keep is not None and keep(cur_state):
+                raise LeaseHeld(key, cur_state.holder, cur_state.expires_at)
             if not self.is_expired(cur_state):
                 assert cur_state is not None
                 raise LeaseHeld(key, cur_state.holder, cur_state.expires_at)
@@ -155,10 +162,12 @@ class Leases:
         state = replace(lease.state, renewed_at=now, expires_at=now + self.ttl)
         return self._swap(lease, state, "renew")
 
-    def release(self, lease: Lease) -> None:
-        """Give the lease up so others need not wait for it to expire."""
+    def release(self, lease: Lease, meta: Mapping[str, Any] | None = None) -> None:
+        """Give the lease up so others need not wait for it to expire (`meta` is merged in)."""
         now = self.clock()
-        self._swap(lease, replace(lease.state, renewed_at=now, expires_at=now, released=True), "release")
+        state = replace(lease.state, renewed_at=now, expires_at=now, released=True,
+                        meta={**lease.state.meta, **(meta or {})})
+        self._swap(lease, state, "release")
 
     def _swap(self, lease: Lease, state: LeaseState, what: str) -> Lease:
         try:

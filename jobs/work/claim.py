@@ -1,0 +1,91 @@
+"""Choosing and claiming a due job (rebuilderd's `/queue/pop`, without a daemon).
+
+A worker reads the queue, keeps the jobs that are due and that it can build (its backends
+and architectures), orders them by priority and shuffles within a priority so that workers
+rarely race for one key, then claims one with a create-only lease on
+`claims/<job-id>/<attempt>.json`. An expired claim (a crashed worker) is taken over by
+exactly one other worker (lease CAS). A claim whose attempt already has a result is left.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from jobs.core.layout import claim_key, result_key
+from jobs.core.lease import Lease, LeaseHeld, Leases, LeaseState
+from jobs.core.model import JobRow
+from jobs.core.store import NotFound, Store
+
+# Architecture names that mean the same machine (rebuilderd adds these both ways).
+_ALIASES = [{"x86_64", "amd64"}, {"aarch64", "arm64"}, {"i386", "i686", "x86"}, {"powerpc64", "ppc64"},
+            {"any", "all"}]
+
+
+def expand_architectures(supported: Iterable[str]) -> set[str]:
+    """The architectures a worker builds, with their aliases (`*` stays `*`: any)."""
+    out = set(supported)
+    for group in _ALIASES:
+        if out & group:
+            out |= group
+    return out
+
+
+def buildable(job: JobRow, backends: Sequence[str], architectures: set[str]) -> bool:
+    """Whether this worker has the backend and the architecture for the job."""
+    return job.backend in backends and ("*" in architectures or job.architecture in architectures)
+
+
+def due_jobs(jobs: Iterable[JobRow], *, backends: Sequence[str], architectures: Iterable[str], now: datetime,
+             rng: random.Random | None = None) -> list[JobRow]:
+    """Buildable due jobs, lowest priority value first, random within a priority."""
+    rng = rng or random.Random()
+    archs = expand_architectures(architectures)
+    due = [j for j in jobs if buildable(j, backends, archs) and (j.not_before is None or j.not_before <= now)]
+    rng.shuffle(due)
+    due.sort(key=lambda j: j.priority)  # stable: the shuffle survives within a priority
+    return due
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A job this worker holds a lease on."""
+
+    job: JobRow
+    lease: Lease
+
+
+def _done(state: LeaseState) -> bool:
+    return bool(state.meta.get("done"))
+
+
+def claim_next(store: Store, leases: Leases, holder: str, candidates: Sequence[JobRow], *,
+               meta: dict | None = None) -> Claim | None:
+    """Claim the first candidate nobody else holds and nobody has finished; None if none.
+
+    A finished attempt's claim is released with `done` in its metadata, so skipping it costs
+    one refused create and one read, and no write.
+    """
+    for job in candidates:
+        try:
+            lease = leases.acquire(claim_key(job.job_id, job.attempt), holder,
+                                   meta={"job_id": job.job_id, "attempt": job.attempt, **(meta or {})}, keep=_done)
+        except LeaseHeld:
+            continue
+        # A taken-over claim may belong to an attempt that was finished (and released)
+        # before publish removed it from the queue: never build an attempt twice.
+        if lease.state.generation > 1 and _has_result(store, job):
+            leases.release(lease, {"done": True})
+            continue
+        return Claim(job, lease)
+    return None
+
+
+def _has_result(store: Store, job: JobRow) -> bool:
+    try:
+        store.head(result_key(job.job_id, job.attempt))
+    except NotFound:
+        return False
+    return True

@@ -1,0 +1,72 @@
+"""A worker's identity: its ed25519 key, its own directory, and its enrolment record.
+
+The key is created on first start (`key_path`, relative to the worker's directory, as
+rebuilderd-worker's `rebuilder.v2.key`). `--name` gives each worker on a machine its own
+directory, so several never share a key or scratch space. The enrolment record
+`workers/<key-id>.json` is signed by the key and carries an HMAC over (name, public key)
+keyed by the worker's `signup_secret`; publish accepts results of keys that are listed in
+`authorized_workers` or whose HMAC verifies with the rebuilder's secret. A worker never
+holds the rebuilder's own signing key.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from jobs.core.config import WorkerConfig
+from jobs.core.errors import ConfigError
+from jobs.core.layout import worker_key
+from jobs.core.signing import hmac_tag, key_id, load_or_create_key, public_key_b64, sign_document
+from jobs.core.store import Store
+
+SCHEMA = "rebuilder.worker/1"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+@dataclass(frozen=True)
+class WorkerIdentity:
+    """Who this worker is and where it keeps its files."""
+
+    name: str
+    directory: Path
+    key: Ed25519PrivateKey
+    key_id: str
+    public_key: str  # base64 of the raw key, rebuilderd's X-Worker-Key form
+
+
+def load_identity(config: WorkerConfig, name: str | None, *, cwd: Path | None = None) -> WorkerIdentity:
+    """The worker's identity, creating its directory and key on first start."""
+    if name is not None and not _NAME.fullmatch(name):
+        raise ConfigError(f"worker name {name!r} is not usable as a directory name", key="--name",
+                          expected="letters, digits, '.', '_' or '-' (at most 64)")
+    base = Path(config.work_dir) if config.work_dir else (cwd or Path.cwd())
+    directory = base / name if name else base
+    directory.mkdir(parents=True, exist_ok=True, mode=0o750)
+    key_path = directory / config.key_path
+    # rebuilderd-worker writes rebuilder.v2.key as DER; keep the file interchangeable.
+    key = load_or_create_key(key_path, encoding="der" if key_path.suffix != ".pem" else "pem")
+    pub = key.public_key()
+    return WorkerIdentity(name=name or "worker", directory=directory, key=key, key_id=key_id(pub),
+                          public_key=public_key_b64(pub))
+
+
+def enrolment_payload(identity: WorkerIdentity, signup_secret: str | None) -> dict:
+    """The signed part of the enrolment record."""
+    claim = {"name": identity.name, "public_key": identity.public_key}
+    return {"schema": SCHEMA, **claim, "key_id": identity.key_id,
+            "enrolled_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "signup": hmac_tag(signup_secret, claim) if signup_secret else None}
+
+
+def enrol(store: Store, identity: WorkerIdentity, signup_secret: str | None) -> str:
+    """Write (or refresh) this worker's enrolment record; returns its key."""
+    key = worker_key(identity.key_id)
+    doc = sign_document(enrolment_payload(identity, signup_secret), identity.key)
+    store.put(key, json.dumps(doc, sort_keys=True).encode(), content_type="application/json")
+    return key

@@ -1,0 +1,76 @@
+"""Uploading one build's files and its signed result.
+
+Order: the log, the diffoscope reports and the attestation first (under the claim's own
+prefix, gzip-encoded with Content-Type and Content-Encoding so a static host serves them),
+then — after one more renewal proves the lease is still ours — the signed result, with a
+create-only write. A reader therefore never sees a result whose log is missing, and one
+attempt can never have two results (rebuilderd issues #168, #182, #234).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from jobs.core.layout import build_prefix, result_key
+from jobs.core.lease import Lease, LeaseKeeper, LeaseLost
+from jobs.core.model import JobRow, ResultRow, build_id, record_to_json
+from jobs.core.signing import sign_document
+from jobs.core.store import Store
+from jobs.work.build import BuildOutcome
+from jobs.work.identity import WorkerIdentity
+
+SCHEMA = "rebuilder.result/1"
+TEXT = "text/plain; charset=utf-8"
+
+
+def _upload_gzip(store: Store, key: str, path: Path, content_type: str) -> str:
+    """Stream a file gzip-compressed into the store (bounded memory, deterministic bytes)."""
+    with tempfile.TemporaryFile() as tmp:
+        with open(path, "rb") as src, gzip.GzipFile(fileobj=tmp, mode="wb", mtime=0) as gz:
+            shutil.copyfileobj(src, gz, 1 << 20)
+        tmp.seek(0)
+        store.put(key, tmp, content_type=content_type, content_encoding="gzip")
+    return key
+
+
+def upload(store: Store, keeper: LeaseKeeper, job: JobRow, outcome: BuildOutcome,
+           identity: WorkerIdentity) -> tuple[ResultRow, Lease]:
+    """Upload the build's files, then its signed result; LeaseLost means nothing was reported.
+
+    `keeper` renews the claim while files upload; it is stopped before the last renewal so
+    the two never race. Returns the result and the lease as last renewed.
+    """
+    lease = keeper.lease
+    prefix = build_prefix(job.job_id, job.attempt, lease.state.token)
+    log_key = _upload_gzip(store, f"{prefix}/log", outcome.log, TEXT)
+    diffoscope_key = None
+    if outcome.diffoscope_text is not None:
+        diffoscope_key = _upload_gzip(store, f"{prefix}/diffoscope.txt", outcome.diffoscope_text, TEXT)
+    if outcome.diffoscope_html is not None:
+        _upload_gzip(store, f"{prefix}/diffoscope.html", outcome.diffoscope_html, "text/html; charset=utf-8")
+    attestation_key = None
+    if outcome.attestation is not None:
+        attestation_key = f"{prefix}/attestation.json"
+        store.put(attestation_key, json.dumps(outcome.attestation, sort_keys=True).encode(),
+                  content_type="application/json")
+    row = ResultRow(
+        build_id=build_id(job.job_id, job.attempt), job_id=job.job_id, attempt=job.attempt, distro=job.distro,
+        architecture=job.architecture, source_name=job.source_name, source_version=job.source_version,
+        status=outcome.status, reason=outcome.reason, artifacts=tuple(outcome.artifacts),
+        worker_key_id=identity.key_id, worker_name=identity.name, started_at=outcome.started_at,
+        built_at=outcome.built_at, log_key=log_key, diffoscope_key=diffoscope_key, attestation_key=attestation_key)
+    payload = {"schema": SCHEMA, "result": record_to_json(row),
+               "claim": {"token": lease.state.token, "generation": lease.state.generation}}
+    doc = sign_document(payload, identity.key)
+    keeper.stop()
+    if keeper.lost.is_set():
+        raise LeaseLost(keeper.lease.key, keeper.reason or "lost while uploading")
+    # The last renewal proves the claim is still ours and leaves a whole TTL for the write.
+    final = keeper.leases.renew(keeper.lease)
+    store.put_if_absent(result_key(job.job_id, job.attempt), json.dumps(doc, sort_keys=True).encode(),
+                        content_type="application/json")
+    return row, final
