@@ -123,13 +123,14 @@ def work(
 
     from jobs.core.config import load_worker_config
     from jobs.work.identity import load_identity
-    from jobs.work.loop import Worker
+    from jobs.work.loop import Worker, check_backends
 
     opts: Options = ctx.obj
     config = _rebuilder_config(opts)
     wconf = load_worker_config(worker_config)
     backends = {b: Path(wconf.backend[b].path) for b in (wconf.supported_backends or wconf.backend)
                 if b in wconf.backend}
+    check_backends(backends)  # before a key is created in the work dir
     worker = Worker(store=_open_store(opts, config), config=config, worker_config=wconf,
                     identity=load_identity(wconf, name), backends=backends, env=dict(os.environ))
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -10,11 +10,11 @@ from pathlib import Path
 FIXTURES = Path(__file__).parent / "fixtures" / "config"
 
 
-def run(prog: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def run(prog: str, *args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).with_name(prog)
     base = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}
     return subprocess.run([str(exe), *args], capture_output=True, text=True, env={**base, **(env or {})},
-                          timeout=60)
+                          timeout=60, cwd=cwd)
 
 
 def test_unbuilt_jobs_say_so_and_do_nothing(tmp_path):
@@ -45,11 +45,12 @@ def test_work_without_backends_says_what_to_configure(tmp_path):
     conf = tmp_path / "worker.conf"
     conf.write_text("[build]\ntimeout = 60\n")
     res = run("rebuilder", "--store", (tmp_path / "store").as_uri(), "work", "--once", "--worker-config", str(conf),
-              env={"HOME": str(tmp_path)})
+              env={"HOME": str(tmp_path)}, cwd=tmp_path)
     assert res.returncode == 1 and "no backends" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "rebuilder.v2.key").exists()  # nothing created before the config is valid
     conf.write_text('[backend."archlinux"]\npath = "/nonexistent/backend"\n')
     res = run("rebuilder", "--store", (tmp_path / "store").as_uri(), "work", "--once", "--worker-config", str(conf),
-              env={"HOME": str(tmp_path)})
+              env={"HOME": str(tmp_path)}, cwd=tmp_path)
     assert res.returncode == 1 and "/nonexistent/backend" in res.stderr
 
 

@@ -40,6 +40,16 @@ class WorkStats:
     cancelled: list[str] = field(default_factory=list)  # stopped by a signal, claim released
 
 
+def check_backends(backends: Mapping[str, Path]) -> None:
+    """Refuse to start without usable backend scripts (a setup error, not a package's FAIL)."""
+    if not backends:
+        raise ConfigError("this worker has no backends", key="backend", expected='[backend."<name>"] path = ...')
+    for name, path in backends.items():
+        if not Path(path).is_file():
+            raise ConfigError(f"backend script {str(path)!r} does not exist", key=f'backend."{name}".path',
+                              expected="the path of an executable backend script")
+
+
 @dataclass
 class Worker:
     """One worker process: its store, configs, identity and backends."""
@@ -54,12 +64,7 @@ class Worker:
     rng: random.Random = field(default_factory=random.Random)
 
     def __post_init__(self) -> None:
-        if not self.backends:
-            raise ConfigError("this worker has no backends", key="backend", expected='[backend."<name>"] path = ...')
-        for name, path in self.backends.items():
-            if not Path(path).is_file():  # a worker setup error, not the package's FAIL
-                raise ConfigError(f"backend script {str(path)!r} does not exist", key=f'backend."{name}".path',
-                                  expected="the path of an executable backend script")
+        check_backends(self.backends)
         self.leases = Leases(self.store, ttl=self.config.lease.ttl, clock_skew=self.config.lease.clock_skew)
 
     def run(self, *, once: bool = False, until_idle: bool = False, max_jobs: int | None = None) -> WorkStats:
