@@ -172,3 +172,14 @@ def test_lease_type_is_plain_data():
     assert LeaseState.from_bytes(s.to_bytes()) == s
     assert LeaseState.from_bytes(b'{"schema": "other"}') is None
     assert isinstance(Lease("k", s, '"e"'), Lease)
+
+
+def test_a_lease_released_as_done_is_kept_from_takeover(store):
+    leases = Leases(store, ttl=60, clock_skew=5)
+    lease = leases.acquire("claims/j/1.json", "worker-a")
+    leases.release(lease, {"done": True})
+    with pytest.raises(LeaseHeld):
+        leases.acquire("claims/j/1.json", "worker-b", keep=lambda s: s.meta.get("done"))
+    state, _ = leases.read("claims/j/1.json")
+    assert state.released and state.meta["done"] is True and state.holder == "worker-a"
+    assert leases.acquire("claims/j/1.json", "worker-b").state.generation == 2  # without keep: taken over
