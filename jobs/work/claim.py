@@ -9,6 +9,7 @@ exactly one other worker (lease CAS). A claim whose attempt already has a result
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -76,16 +77,28 @@ def claim_next(store: Store, leases: Leases, holder: str, candidates: Sequence[J
             continue
         # A taken-over claim may belong to an attempt that was finished (and released)
         # before publish removed it from the queue: never build an attempt twice.
-        if lease.state.generation > 1 and _has_result(store, job):
-            leases.release(lease, {"done": True})
-            continue
+        if lease.state.generation > 1:
+            finished = _result_claim(store, job)
+            if finished is not None:
+                # The holder died after its result landed: keep the finished claim's token
+                # and holder, so publish can still tie the result to its claim.
+                leases.release(lease, {"done": True, "result_token": finished[0], "result_holder": finished[1]})
+                continue
         return Claim(job, lease)
     return None
 
 
-def _has_result(store: Store, job: JobRow) -> bool:
+def _result_claim(store: Store, job: JobRow) -> tuple[str, str] | None:
+    """(claim token, signer key id) of the attempt's result, if one exists."""
     try:
-        store.head(result_key(job.job_id, job.attempt))
+        doc = json.loads(store.get(result_key(job.job_id, job.attempt)).data)
     except NotFound:
-        return False
-    return True
+        return None
+    except ValueError:
+        return ("", "")  # unreadable: publish rejects it; never build the attempt again
+    try:
+        payload = doc["signed"]
+        return str(payload["claim"]["token"]), str(payload["result"]["worker_key_id"])
+    except (KeyError, TypeError):
+        return ("", "")
+

@@ -1,0 +1,160 @@
+"""Appending accepted results to the build history (DESIGN.md invariants 1 and 2).
+
+Layout (read by `jobs.core.history`):
+
+    history/HEAD.json                    pointer (rebuilder.pointer/1) to the current manifest
+    history/manifest-<name>.json         {"schema": "rebuilder.history-manifest/1",
+                                          "parts": ["history/part-<name>.parquet", ...],
+                                          "rows": <total rows>}
+    history/part-<name>.parquet          `history/1` Parquet, HistoryRow (= ResultRow) rows
+
+Order of writes: the new part, then a new manifest listing every part, both create-only
+and immutable; the pointer last, by compare-and-swap. A kill before the pointer moves
+leaves unreferenced objects and no visible change; the rerun finds the rows missing from
+the history and appends them again. `build_id` is unique in the history: rows already
+present are never appended twice. Once a manifest lists `PART_LIMIT` parts, the next
+compaction writes all rows as one part instead (readers that still follow an older,
+retained manifest keep finding its parts until `collect_orphans` removes them, a day later).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import pyarrow as pa
+
+from jobs.core.errors import TransientError
+from jobs.core.history import PREFIX
+from jobs.core.model import HistoryRow, ResultRow, parquet_bytes, read_table, to_table
+from jobs.core.pointer import Pointer, PointerCorrupt, PointerValue, unique_name
+from jobs.core.store import NotFound, PreconditionFailed, Store
+
+MANIFEST_SCHEMA = "rebuilder.history-manifest/1"
+PART_LIMIT = 64
+PARQUET = "application/vnd.apache.parquet"
+
+
+class HistoryBusy(TransientError):
+    """The history pointer kept moving while this compaction was prepared."""
+
+
+@dataclass(frozen=True)
+class HistoryState:
+    """One version of the history: all its rows, the parts holding them, the pointer read."""
+
+    table: pa.Table
+    parts: tuple[str, ...]
+    pointer: PointerValue | None
+    etag: str | None
+
+    def build_ids(self) -> set[str]:
+        """Every build id in this version of the history."""
+        return set(self.table.column("build_id").to_pylist())
+
+
+@dataclass(frozen=True)
+class Compacted:
+    """What one compaction did; `history` is the state it left (or found, if nothing was new)."""
+
+    added: tuple[str, ...]  # build ids appended, sorted
+    part: str | None
+    manifest: str | None
+    merged: bool
+    history: HistoryState
+
+
+def _manifest_parts(store: Store, key: str) -> tuple[str, ...]:
+    raw = json.loads(store.get(key).data)
+    parts = raw.get("parts") if isinstance(raw, dict) else None
+    if not isinstance(parts, list) or not all(isinstance(p, str) and p.startswith(PREFIX + "/") for p in parts):
+        raise PointerCorrupt("history manifest must list parts under history/", key=key)
+    return tuple(parts)
+
+
+def read_history_state(store: Store, *, attempts: int = 5) -> HistoryState:
+    """The current history with the pointer it was read through."""
+    pointer = Pointer(store, PREFIX)
+    for _ in range(attempts):
+        value, etag = pointer.read()
+        if value is None:
+            return HistoryState(to_table([], HistoryRow), (), None, None)
+        try:
+            parts = _manifest_parts(store, value.target)
+            tables = [read_table(store.get(p).data) for p in parts]
+        except NotFound:
+            continue  # collected after the pointer moved on: read the newer version
+        table = pa.concat_tables(tables) if tables else to_table([], HistoryRow)
+        return HistoryState(table, parts, value, etag)
+    raise HistoryBusy("the history kept moving while it was read", key=pointer.key)
+
+
+def compacted_build_ids(store: Store) -> set[str]:
+    """Build ids already in the history (publish skips their results unread)."""
+    return read_history_state(store).build_ids()
+
+
+def compact(store: Store, rows: Iterable[ResultRow], *, current: HistoryState | None = None,
+            attempts: int = 10) -> Compacted:
+    """Append the rows whose build id the history lacks; write nothing if there are none."""
+    rows = list(rows)
+    pointer = Pointer(store, PREFIX)
+    state = current
+    for _ in range(attempts):
+        state = state or read_history_state(store)
+        have = state.build_ids()
+        new = {r.build_id: r for r in rows if r.build_id not in have}
+        if not new:
+            return Compacted((), None, None, False, state)
+        added = to_table([new[b] for b in sorted(new)], HistoryRow)
+        merged = len(state.parts) + 1 > PART_LIMIT
+        table = pa.concat_tables([state.table, added])
+        name = unique_name("")
+        part = f"{PREFIX}/part-{name}.parquet"
+        parts = (part,) if merged else (*state.parts, part)
+        manifest = f"{PREFIX}/manifest-{name}.json"
+        store.put_if_absent(part, parquet_bytes(table if merged else added), content_type=PARQUET)
+        body = {"schema": MANIFEST_SCHEMA, "parts": list(parts), "rows": table.num_rows}
+        store.put_if_absent(manifest, json.dumps(body, indent=1).encode(), content_type="application/json")
+        try:
+            value = pointer.advance(manifest, {"parts": len(parts), "rows": table.num_rows}, state.pointer,
+                                    state.etag)
+        except PreconditionFailed:
+            # Another publisher moved the history (the lock should prevent it): never
+            # referenced, so ours can go; start over from the newer history.
+            store.delete(manifest)
+            store.delete(part)
+            state = None
+            continue
+        return Compacted(tuple(sorted(new)), part, manifest, merged, HistoryState(table, parts, value, None))
+    raise HistoryBusy(f"history changed {attempts} times while this compaction was prepared", key=pointer.key)
+
+
+def collect_orphans(store: Store, *, min_age_seconds: float = 86400.0) -> list[str]:
+    """Delete history objects no current or retained manifest needs, once they are old.
+
+    They are left by killed publishes and by merges; the age guard keeps objects another
+    publisher or a slow reader may be about to use.
+    """
+    pointer = Pointer(store, PREFIX)
+    value, _ = pointer.read()
+    if value is None:
+        return []
+    keep = {pointer.key}
+    for manifest in (value.target, *value.retained):
+        keep.add(manifest)
+        try:
+            keep.update(_manifest_parts(store, manifest))
+        except NotFound:
+            continue
+    now = datetime.now(timezone.utc)
+    removed = []
+    for info in store.list(PREFIX + "/"):
+        if info.key in keep or "/" in info.key[len(PREFIX) + 1:]:
+            continue
+        if info.last_modified and (now - info.last_modified).total_seconds() >= min_age_seconds:
+            store.delete(info.key)
+            removed.append(info.key)
+    return removed

@@ -1,0 +1,196 @@
+"""`rebuilder publish`, the trust-and-state half: verify results, compact, update the queue.
+
+Order of writes, so that the job can be killed at any instant and rerun safely:
+1. take the publish lease (`locks/publish.json`); a second publisher returns at once with
+   a summary naming the holder (the command exits 0);
+2. verify every result not compacted yet (`verify.collect`);
+3. append the accepted ones to the history (`compact.compact`: part, manifest, pointer);
+4. update the queue in one compare-and-swap: results (`schedule`), then admin requests
+   (`requests`). The results applied are read back from the *history*, not from step 2,
+   so a run killed between steps 3 and 4 is finished by the next one, which finds those
+   results compacted already;
+5. delete the requests that step 4 applied; release the lease.
+
+It also countersigns the accepted GOOD results' attestations with the rebuilder key (when
+`[http] transparently_sign_attestations`), and hands them and the public-keys feed to the
+site writer, which publishes them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from jobs.core.config import RebuilderConfig
+from jobs.core.history import build_summaries
+from jobs.core.layout import PUBLISH_LOCK
+from jobs.core.lease import LeaseHeld, LeaseKeeper, LeaseLost, Leases
+from jobs.core.model import HistoryRow, JobRow, ResultRow, Status, from_table
+from jobs.core.queue import read_queue, update_queue
+from jobs.core.signing import SignatureError, add_signature, load_or_create_key, public_keys_feed, verify_link
+from jobs.core.store import NotFound, Store
+from jobs.publish.compact import collect_orphans, compact, read_history_state
+from jobs.publish.requests import RequestChanges, apply_loaded, current_state_rows, load_requests
+from jobs.publish.schedule import ResultChanges, apply_results
+from jobs.publish.verify import Accepted, Rejected, collect
+
+log = logging.getLogger(__name__)
+
+MAX_ATTESTATION_BYTES = 1 << 20
+
+
+@dataclass
+class PublishState:
+    """What one publish did to the state; `line()` is its one summary line."""
+
+    busy: bool = False
+    detail: str = ""
+    accepted: list[Accepted] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    untrusted_workers: list[Rejected] = field(default_factory=list)
+    trust_note: str | None = None
+    history_rows_added: int = 0
+    queue_changes: ResultChanges = field(default_factory=ResultChanges)
+    request_changes: RequestChanges = field(default_factory=RequestChanges)
+    requests_applied: list[str] = field(default_factory=list)
+    requests_rejected: list[Rejected] = field(default_factory=list)
+    countersigned: dict[str, dict[str, Any]] = field(default_factory=dict)  # build id -> in-toto link
+    attestation_problems: dict[str, str] = field(default_factory=dict)  # build id -> why not countersigned
+    public_keys: dict[str, list[str]] = field(default_factory=dict)  # the api/v0/public-keys document
+
+    def line(self) -> str:
+        """One human-readable line."""
+        if self.busy:
+            return f"publish: skipped, {self.detail}"
+        q = self.queue_changes
+        text = (f"publish: {len(self.accepted)} results accepted, {len(self.rejected)} rejected, "
+                f"{self.history_rows_added} added to the history; queue -{len(q.done)} good, "
+                f"{len(q.retried)} retries, -{len(q.exhausted)} out of retries; "
+                f"{len(self.requests_applied)} requests applied, {len(self.requests_rejected)} rejected")
+        return text + (f" ({self.trust_note})" if self.trust_note else "")
+
+
+def publish_state(store: Store, config: RebuilderConfig, *, now: datetime | None = None,
+                  holder: str | None = None) -> PublishState:
+    """Verify, compact, schedule and apply requests (see the module docstring for the order)."""
+    now = now or datetime.now(timezone.utc)
+    # Load the key before taking the lock: a key problem is the operator's, and fails early.
+    key = load_or_create_key(config.publish.signing_key)
+    leases = Leases(store, ttl=config.lease.ttl, clock_skew=config.lease.clock_skew)
+    holder = holder or f"publish@{socket.gethostname()}:{os.getpid()}"
+    try:
+        lease = leases.acquire(PUBLISH_LOCK, holder, meta={"job": "publish"})
+    except LeaseHeld as exc:
+        return PublishState(busy=True, detail=f"another publish ({exc.holder}) holds the lock")
+    keeper = LeaseKeeper(leases, lease)
+    try:
+        with keeper:
+            state = _publish_locked(store, config, now, key, keeper)
+    except Exception:
+        # Nothing half-done is visible (every step is a pointer or queue CAS): let the next
+        # run in at once. A killed process releases nothing; its lease simply expires.
+        if not keeper.lost.is_set():
+            try:
+                leases.release(keeper.lease)
+            except Exception as exc:  # noqa: BLE001 - the original error matters more
+                log.warning("could not release %s: %s", PUBLISH_LOCK, exc)
+        raise
+    if not keeper.lost.is_set():
+        leases.release(keeper.lease)
+    return state
+
+
+def _check(keeper: LeaseKeeper) -> None:
+    if keeper.lost.is_set():
+        raise LeaseLost(keeper.lease.key, keeper.reason or "lost")
+
+
+def _publish_locked(store: Store, config: RebuilderConfig, now: datetime, key: Ed25519PrivateKey,
+                    keeper: LeaseKeeper) -> PublishState:
+    history = read_history_state(store)
+    collected = collect(store, config, already=history.build_ids())
+    state = PublishState(accepted=collected.accepted, rejected=collected.rejected,
+                         untrusted_workers=collected.trust.refused, trust_note=collected.trust.note,
+                         public_keys=public_keys_feed([key.public_key()]))
+    for r in collected.rejected:
+        log.warning("rejected %s: %s %s", r.key, r.reason, r.detail)
+    _check(keeper)
+    compacted = compact(store, [a.row for a in collected.accepted], current=history)
+    state.history_rows_added = len(compacted.added)
+
+    requests, state.requests_rejected = load_requests(store, config)
+    summaries = build_summaries(store) if requests else {}
+    state_rows = current_state_rows(store) if any(r.verb != "drop" for r in requests) else []
+    rows = _unapplied(compacted.history.table, read_queue(store).jobs)
+    outcome: list[tuple[ResultChanges, RequestChanges]] = []
+
+    def change(jobs: dict[str, JobRow]) -> dict[str, JobRow]:
+        jobs, results = apply_results(jobs, rows, config.schedule, now)
+        jobs, applied = apply_loaded(jobs, requests, state_rows=state_rows, history=summaries,
+                                     latest_attempts=collected.latest_attempts, now=now)
+        outcome.append((results, applied))
+        return jobs
+
+    _check(keeper)
+    update_queue(store, change, meta={"by": "publish"})
+    if outcome:
+        state.queue_changes, state.request_changes = outcome[-1]
+    for req in requests:
+        _check(keeper)
+        store.delete(req.key)  # only now: the queue update that applied it has landed
+    state.requests_applied = [r.key for r in requests]
+    if config.http.transparently_sign_attestations:
+        state.countersigned, state.attestation_problems = countersign(
+            store, key, [a.row for a in collected.accepted], collected.trust.keys)
+    collect_orphans(store)
+    return state
+
+
+def _unapplied(table: pa.Table, jobs: dict[str, JobRow]) -> list[ResultRow]:
+    """History rows that may still change the queue: for queued jobs, at or after the queued attempt."""
+    if not jobs or table.num_rows == 0:
+        return []
+    candidates = table.filter(pc.is_in(table.column("job_id"), pa.array(sorted(jobs))))
+    rows = from_table(candidates, HistoryRow)
+    return [r for r in rows if isinstance(r, ResultRow) and r.attempt >= jobs[r.job_id].attempt]
+
+
+def countersign(store: Store, key: Ed25519PrivateKey, rows: Iterable[ResultRow],
+                workers: Mapping[str, Ed25519PublicKey]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """The attestations of GOOD results, verified against their worker's key and countersigned.
+
+    Returns (build id -> countersigned in-toto link, build id -> why it was not countersigned).
+    `workers` is `verify.trusted_workers(...).keys`; the site writer may call this for any
+    history row whose attestation it has not published yet.
+    """
+    signed: dict[str, dict[str, Any]] = {}
+    problems: dict[str, str] = {}
+    for row in rows:
+        if row.status is not Status.GOOD or row.attestation_key is None:
+            continue
+        try:
+            blob = store.get(row.attestation_key)
+            if len(blob.data) > MAX_ATTESTATION_BYTES:
+                raise ValueError(f"attestation of {len(blob.data)} bytes")
+            link = json.loads(blob.data)
+            if row.worker_key_id not in workers:
+                raise SignatureError("the worker is not trusted", reason=SignatureError.UNKNOWN_KEY)
+            verify_link(link, {row.worker_key_id: workers[row.worker_key_id]})
+            signed[row.build_id] = add_signature(link, key)
+        except NotFound:
+            problems[row.build_id] = f"{row.attestation_key} does not exist"
+        except SignatureError as exc:
+            problems[row.build_id] = f"worker signature does not verify: {exc.reason}"
+        except (ValueError, UnicodeDecodeError) as exc:
+            problems[row.build_id] = f"unreadable attestation: {str(exc)[:200]}"
+    return signed, problems

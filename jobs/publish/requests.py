@@ -1,0 +1,300 @@
+"""Admin requests (requeue, queue push, queue drop): written by rebuildctl, applied by publish.
+
+Format: `requests/<unique-name>.json` (unique: UTC time + randomness, so names sort by age),
+create-only, holding
+
+    {"payload": {"schema": "rebuilder.request/1",
+                 "verb": "requeue" | "push" | "drop",
+                 "distro": str|null, "release": str|null,
+                 "component": str|null,     # rebuilderd's --suite
+                 "architecture": str|null,  # build or package architecture
+                 "name": str|null,          # glob (fnmatch) over binary and source names; push needs it
+                 "version": str|null,       # binary or source version; push: unset = the latest
+                 "status": "GOOD"|"BAD"|"FAIL"|"UNKWN"|null,  # latest result; UNKWN = never built
+                 "priority": int,           # default 0 (manual)
+                 "reset": bool,             # also restart the retry count at 0
+                 "created_at": RFC 3339 UTC, "nonce": hex},
+     "hmac": HMAC-SHA256 hex of the payload's canonical JSON, keyed by [auth] cookie}
+
+Semantics (rebuilderd §6.3): `requeue` (re)queues every job of the current package-state
+snapshots that matches every given filter, due now, at `priority`, past `max_retries`,
+keeping its history; `push` does the same for one named package's latest version (or
+`version`); `drop` removes matching jobs from the queue. A requeued job gets an attempt
+after any attempt that already has a result, so no claim is ever reused.
+
+Publish applies requests in name order inside its queue update and deletes them only after
+that update landed, so a kill in between applies them again, which changes nothing. Requests
+that do not verify (no cookie configured, bad HMAC, malformed) are left in place and listed
+with a reason every run, for the operator to delete.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from enum import StrEnum
+from fnmatch import fnmatchcase
+from functools import cmp_to_key
+
+from debian.debian_support import version_compare
+
+from jobs.core.config import RebuilderConfig
+from jobs.core.history import BuildSummary
+from jobs.core.model import JobRow, PackageStateRow, Status, format_timestamp, parse_timestamp, read_parquet
+from jobs.core.pointer import Pointer, unique_name
+from jobs.core.signing import hmac_tag, hmac_verify
+from jobs.core.store import NotFound, Store
+from jobs.publish.verify import Rejected
+from jobs.sync.vercmp import vercmp
+
+SCHEMA = "rebuilder.request/1"
+PREFIX = "requests/"
+VERBS = ("requeue", "push", "drop")
+FILTERS = ("distro", "release", "component", "architecture", "name", "version")
+FIELDS = {"schema", "verb", *FILTERS, "status", "priority", "reset", "created_at", "nonce"}
+MAX_REQUEST_BYTES = 64 << 10
+_KEY = re.compile(r"requests/[A-Za-z0-9._-]{1,200}\.json")
+# Which version is "latest" for push, per distro (pacman's order fits rpm-style versions too).
+VERSION_ORDER: dict[str, Callable[[str, str], int]] = {"archlinux": vercmp, "debian": version_compare}
+
+
+class Refusal(StrEnum):
+    """Why a request was not applied (the `reason` of its `Rejected`)."""
+
+    NO_COOKIE = "no-cookie"
+    BAD_KEY = "bad-key"
+    OVERSIZED = "oversized"
+    NOT_JSON = "not-json"
+    BAD_HMAC = "bad-hmac"
+    SCHEMA = "schema"
+
+
+@dataclass(frozen=True)
+class Request:
+    """One verified admin request."""
+
+    key: str
+    verb: str
+    distro: str | None
+    release: str | None
+    component: str | None
+    architecture: str | None
+    name: str | None
+    version: str | None
+    status: Status | None
+    priority: int
+    reset: bool
+    created_at: datetime
+    nonce: str
+
+
+@dataclass
+class RequestChanges:
+    """What requests did: job ids queued or re-prioritised, and dropped, per request key."""
+
+    queued: dict[str, list[str]] = field(default_factory=dict)
+    dropped: dict[str, list[str]] = field(default_factory=dict)
+
+
+class _Refusal(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason, self.detail = reason, detail
+
+
+def _text(payload: dict, name: str) -> str | None:
+    value = payload[name]
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > 256:
+        raise ValueError(f"{name} must be null or a non-empty string (at most 256 characters)")
+    return value
+
+
+def parse_payload(payload: object, key: str = "") -> Request:
+    """The request a payload describes; ValueError naming the field if it is not one."""
+    if not isinstance(payload, dict) or set(payload) != FIELDS:
+        raise ValueError(f"payload must have exactly the fields {sorted(FIELDS)}")
+    if payload["schema"] != SCHEMA or payload["verb"] not in VERBS:
+        raise ValueError(f"not a {SCHEMA} request with a verb in {VERBS}")
+    filters = {name: _text(payload, name) for name in FILTERS}
+    if payload["verb"] == "push" and filters["name"] is None:
+        raise ValueError("push needs a package name")
+    status, priority, reset = payload["status"], payload["priority"], payload["reset"]
+    if status is not None and status not in Status.choices():
+        raise ValueError(f"status must be null or one of {Status.choices()}")
+    if isinstance(priority, bool) or not isinstance(priority, int) or not -2**31 <= priority < 2**31:
+        raise ValueError("priority must be a 32-bit integer")
+    if not isinstance(reset, bool):
+        raise ValueError("reset must be true or false")
+    nonce = payload["nonce"]
+    if not isinstance(nonce, str) or not re.fullmatch(r"[0-9a-f]{8,64}", nonce):
+        raise ValueError("nonce must be 8 to 64 lowercase hex digits")
+    if not isinstance(payload["created_at"], str):
+        raise ValueError("created_at must be an RFC 3339 timestamp with a zone")
+    created_at = parse_timestamp(payload["created_at"])
+    return Request(key, payload["verb"], **filters, status=None if status is None else Status(status),
+                   priority=priority, reset=reset, created_at=created_at, nonce=nonce)
+
+
+def request_payload(verb: str, *, distro: str | None = None, release: str | None = None,
+                    component: str | None = None, architecture: str | None = None, name: str | None = None,
+                    version: str | None = None, status: str | None = None, priority: int = 0,
+                    reset: bool = False) -> dict:
+    """A checked request payload, stamped now with a fresh nonce."""
+    payload = {"schema": SCHEMA, "verb": verb, "distro": distro, "release": release, "component": component,
+               "architecture": architecture, "name": name, "version": version,
+               "status": None if status is None else Status.parse(status).value, "priority": priority,
+               "reset": reset, "created_at": format_timestamp(datetime.now(timezone.utc)),
+               "nonce": secrets.token_hex(16)}
+    parse_payload(payload)
+    return payload
+
+
+def write_request(store: Store, cookie: str, verb: str, **fields: object) -> str:
+    """Store one authenticated request for the next publish (rebuildctl's side); returns its key."""
+    payload = request_payload(verb, **fields)  # type: ignore[arg-type]
+    key = PREFIX + unique_name(".json")
+    body = json.dumps({"payload": payload, "hmac": hmac_tag(cookie, payload)}, sort_keys=True).encode()
+    store.put_if_absent(key, body, content_type="application/json")
+    return key
+
+
+def load_requests(store: Store, config: RebuilderConfig) -> tuple[list[Request], list[Rejected]]:
+    """Every pending request that verifies with `[auth] cookie`, in name order, and those that do not."""
+    cookie = config.auth.cookie
+    accepted: list[Request] = []
+    rejected: list[Rejected] = []
+    for info in store.list(PREFIX):
+        try:
+            if not cookie:
+                raise _Refusal(Refusal.NO_COOKIE, "no [auth] cookie is configured: no request can be verified")
+            if not _KEY.fullmatch(info.key):
+                raise _Refusal(Refusal.BAD_KEY, "not requests/<name>.json")
+            if info.size > MAX_REQUEST_BYTES:
+                raise _Refusal(Refusal.OVERSIZED, f"{info.size} bytes")
+            try:
+                doc = json.loads(store.get(info.key).data)
+            except (ValueError, UnicodeDecodeError):
+                raise _Refusal(Refusal.NOT_JSON, "not JSON") from None
+            if not isinstance(doc, dict) or set(doc) != {"payload", "hmac"}:
+                raise _Refusal(Refusal.SCHEMA, "must have exactly 'payload' and 'hmac'")
+            if not hmac_verify(cookie, doc["payload"], doc["hmac"]):
+                raise _Refusal(Refusal.BAD_HMAC, "HMAC does not verify with this rebuilder's [auth] cookie")
+            try:
+                accepted.append(parse_payload(doc["payload"], info.key))
+            except ValueError as exc:
+                raise _Refusal(Refusal.SCHEMA, str(exc)) from None
+        except _Refusal as exc:
+            rejected.append(Rejected(info.key, exc.reason, exc.detail))
+        except NotFound:
+            continue
+    return sorted(accepted, key=lambda r: r.key), rejected
+
+
+def current_state_rows(store: Store) -> list[PackageStateRow]:
+    """The rows of every profile's current package-state snapshot (`state/<profile>/HEAD.json`)."""
+    rows: list[PackageStateRow] = []
+    for info in store.list("state/"):
+        parts = info.key.split("/")
+        if len(parts) == 3 and parts[2] == "HEAD.json":
+            value, _ = Pointer(store, f"state/{parts[1]}").read()
+            if value is not None:
+                rows.extend(r for r in read_parquet(store.get(value.target).data) if isinstance(r, PackageStateRow))
+    return rows
+
+
+def _matches(req: Request, distro: str, releases: Iterable[str | None], components: Iterable[str | None],
+             architectures: Iterable[str], names: Iterable[str], versions: Iterable[str], status: Status) -> bool:
+    return ((req.distro is None or req.distro == distro)
+            and (req.release is None or req.release in set(releases))
+            and (req.component is None or req.component in set(components))
+            and (req.architecture is None or req.architecture in set(architectures))
+            and (req.name is None or any(fnmatchcase(n, req.name) for n in names))
+            and (req.version is None or req.version in set(versions))
+            and (req.status is None or req.status is status))
+
+
+def _row_matches(req: Request, r: PackageStateRow, status: Status) -> bool:
+    return _matches(req, r.distro, (r.release,), (r.component,), (r.architecture, r.artifact_architecture),
+                    (r.artifact_name, r.source_name), (r.artifact_version, r.source_version), status)
+
+
+def _job_matches(req: Request, j: JobRow, status: Status) -> bool:
+    a = j.artifacts
+    return _matches(req, j.distro, j.releases, [x.component for x in a], [j.architecture, *(x.architecture for x in a)],
+                    [j.source_name, *(x.name for x in a)], [j.source_version, *(x.version for x in a)], status)
+
+
+def _latest(rows: list[PackageStateRow]) -> list[PackageStateRow]:
+    """Per (distro, source), only the rows of its newest source version."""
+    groups: dict[tuple[str, str], list[PackageStateRow]] = {}
+    for r in rows:
+        groups.setdefault((r.distro, r.source_name), []).append(r)
+    out = []
+    for (distro, _), group in groups.items():
+        order = cmp_to_key(VERSION_ORDER.get(distro, vercmp))
+        newest = max((r.source_version for r in group), key=order)
+        out.extend(r for r in group if r.source_version == newest)
+    return out
+
+
+def apply_loaded(jobs: Mapping[str, JobRow], requests: Sequence[Request], *, state_rows: Sequence[PackageStateRow],
+                 history: Mapping[str, BuildSummary], latest_attempts: Mapping[str, int],
+                 now: datetime) -> tuple[dict[str, JobRow], RequestChanges]:
+    """The queue after these requests (pure; applying them twice equals applying them once)."""
+    out = dict(jobs)
+    changes = RequestChanges()
+    by_job: dict[str, list[PackageStateRow]] = {}
+    for r in state_rows:
+        by_job.setdefault(r.job_id, []).append(r)
+
+    def status(jid: str) -> Status:
+        return history[jid].status if jid in history else Status.UNKWN
+
+    for req in requests:
+        if req.verb == "drop":
+            gone = sorted(j for j, row in out.items() if _job_matches(req, row, status(j)))
+            for jid in gone:
+                del out[jid]
+            changes.dropped[req.key] = gone
+            continue
+        matched = [r for r in state_rows if _row_matches(req, r, status(r.job_id))]
+        if req.verb == "push" and req.version is None:
+            matched = _latest(matched)
+        queued = sorted({r.job_id for r in matched})
+        for jid in queued:
+            out[jid] = _requeued(out.get(jid), by_job[jid], req, history.get(jid), latest_attempts.get(jid, 0), now)
+        changes.queued[req.key] = queued
+    return out, changes
+
+
+def _requeued(job: JobRow | None, rows: list[PackageStateRow], req: Request, summary: BuildSummary | None,
+              latest_attempt: int, now: datetime) -> JobRow:
+    done = max(summary.attempt if summary else 0, latest_attempt)
+    if job is not None:
+        return replace(job, priority=req.priority, not_before=None, attempt=max(job.attempt, done + 1),
+                       retries=0 if req.reset else job.retries)
+    first = rows[0]
+    return JobRow(job_id=first.job_id, backend=first.backend, architecture=first.architecture,
+                  input_url=first.input_url, distro=first.distro,
+                  releases=tuple(dict.fromkeys(r.release for r in rows)), source_name=first.source_name,
+                  source_version=first.source_version, artifacts=tuple(dict.fromkeys(r.artifact for r in rows)),
+                  priority=req.priority, queued_at=now, not_before=None, attempt=done + 1,
+                  retries=0 if req.reset or summary is None else summary.retries)
+
+
+def apply_requests(store: Store, config: RebuilderConfig, jobs: Mapping[str, JobRow], *,
+                   state_rows_loader: Callable[[], Sequence[PackageStateRow]],
+                   history: Mapping[str, BuildSummary], latest_attempts: Mapping[str, int] | None = None,
+                   now: datetime | None = None) -> tuple[dict[str, JobRow], list[str], list[Rejected]]:
+    """Load and apply every verified request to `jobs`: (new jobs, applied request keys, rejected)."""
+    requests, rejected = load_requests(store, config)
+    rows = state_rows_loader() if any(r.verb != "drop" for r in requests) else ()
+    new, _ = apply_loaded(jobs, requests, state_rows=rows, history=history, latest_attempts=latest_attempts or {},
+                          now=now or datetime.now(timezone.utc))
+    return new, [r.key for r in requests], rejected

@@ -1,0 +1,225 @@
+"""`publish_state` end to end: real workers' results, the queue, requests, the lock, and kills.
+
+Runs against the local store and a real SeaweedFS.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from jobs.core.history import read_history
+from jobs.core.layout import PUBLISH_LOCK, result_key
+from jobs.core.lease import Leases
+from jobs.core.model import PackageStateRow, Priority, Status, parquet_bytes
+from jobs.core.pointer import Pointer
+from jobs.core.queue import read_queue, update_queue
+from jobs.core.signing import generate_key, key_id, load_public_keys_feed, public_key_from_b64, verify_link
+from jobs.publish.job import publish_state
+from jobs.publish.requests import Refusal, write_request
+from jobs.publish.verify import Reason
+from tests.faults import FaultyStore, Killed
+from tests.publish.test_verify import NOW, built, config_for, forge, put_json
+
+COOKIE = "admin-cookie"
+
+
+def history_ids(store) -> Counter:
+    return Counter(read_history(store).column("build_id").to_pylist())
+
+
+def snapshot(store, jobs) -> None:
+    """A package-state snapshot listing the synthetic jobs (what sync would have written)."""
+    rows = [PackageStateRow.for_artifact(a, distro=j.distro, release=None, architecture=j.architecture,
+                                         source_name=j.source_name, source_version=j.source_version,
+                                         backend=j.backend, input_url=j.input_url, sync_id="s1", seen_at=NOW)
+            for j in jobs for a in j.artifacts]
+    key = "state/test/s1.parquet"
+    store.put(key, parquet_bytes(rows, PackageStateRow))
+    Pointer(store, "state/test").advance(key, {}, None, None)
+
+
+def copy_store(source, target) -> None:
+    for info in source.list(""):
+        blob = source.get(info.key)
+        target.put(info.key, blob.data, content_type=blob.info.content_type,
+                   content_encoding=blob.info.content_encoding)
+
+
+def test_results_update_the_queue_and_a_second_publish_changes_nothing(store, tmp_path):
+    (good, fail, bad), worker = built(store, tmp_path)
+    config = config_for(tmp_path, authorized=[worker.identity.public_key])
+    state = publish_state(store, config, now=NOW)
+    assert not state.busy and state.rejected == [] and len(state.accepted) == 3
+    assert state.history_rows_added == 3 and history_ids(store) == Counter({f"{r.job_id}-1": 1 for r in (good, fail, bad)})
+    assert state.queue_changes.done == [f"{good.job_id}-1"]
+    assert sorted(state.queue_changes.retried) == sorted([f"{fail.job_id}-1", f"{bad.job_id}-1"])
+    queue = read_queue(store)
+    assert set(queue.jobs) == {fail.job_id, bad.job_id}
+    built_at = {a.row.job_id: a.row.built_at for a in state.accepted}
+    for jid, job in queue.jobs.items():
+        assert (job.attempt, job.retries, job.priority, job.queued_at) == (2, 1, Priority.RETRY, NOW)
+        assert job.not_before == built_at[jid] + timedelta(hours=48)
+    assert "3 results accepted" in state.line()
+    lock, _ = Leases(store).read(PUBLISH_LOCK)
+    assert lock.released
+
+    history_head = Pointer(store, "history").read()[0]
+    again = publish_state(store, config, now=NOW + timedelta(hours=1))
+    assert again.accepted == [] and again.history_rows_added == 0 and again.queue_changes.count() == 0
+    assert Pointer(store, "history").read()[0] == history_head
+    assert read_queue(store).pointer == queue.pointer  # not even rewritten
+
+
+def test_max_retries_stops_retrying(store, tmp_path):
+    (good, fail, bad), worker = built(store, tmp_path)
+    config = config_for(tmp_path, authorized=[worker.identity.public_key], max_retries=2)
+    publish_state(store, config, now=NOW)
+    update_queue(store, lambda jobs: {k: replace(j, not_before=None) for k, j in jobs.items()})
+    assert sorted(worker.run(until_idle=True).built) == sorted([f"{fail.job_id}-2 FAIL", f"{bad.job_id}-2 BAD"])
+    state = publish_state(store, config, now=NOW)
+    assert sorted(state.queue_changes.exhausted) == sorted([f"{fail.job_id}-2", f"{bad.job_id}-2"])
+    assert read_queue(store).jobs == {} and sum(history_ids(store).values()) == 5
+
+
+def test_countersigned_attestations_verify_with_the_worker_and_rebuilder_keys(store, tmp_path):
+    (good, _, _), worker = built(store, tmp_path)
+    state = publish_state(store, config_for(tmp_path, authorized=[worker.identity.public_key]), now=NOW)
+    assert list(state.countersigned) == [f"{good.job_id}-1"] and state.attestation_problems == {}
+    link = state.countersigned[f"{good.job_id}-1"]
+    (rebuilder,) = load_public_keys_feed(state.public_keys)
+    keys = {"worker": public_key_from_b64(worker.identity.public_key), "rebuilder": rebuilder}
+    assert verify_link(link, keys, threshold=2) == {"worker", "rebuilder"}
+    good_row = next(a.row for a in state.accepted if a.row.status is Status.GOOD)
+    assert json.loads(store.get(good_row.attestation_key).data)["signed"] == link["signed"]
+
+
+def test_countersigning_can_be_switched_off(store, tmp_path):
+    _, worker = built(store, tmp_path, 1)
+    state = publish_state(store, config_for(tmp_path, authorized=[worker.identity.public_key], sign=False), now=NOW)
+    assert state.countersigned == {} and state.public_keys["current"]
+
+
+def test_rejected_results_never_reach_the_history_nor_the_queue(store, tmp_path):
+    (good, fail), worker = built(store, tmp_path, 2)
+    stranger = generate_key()
+    # A forged GOOD for the retry attempt publish is about to queue, and a replayed GOOD.
+    forged = forge(store, stranger, fail.job_id, holder=key_id(stranger.public_key()), attempt=2)
+    replayed = put_json(store, result_key(fail.job_id, 3), json.loads(store.get(result_key(good.job_id, 1)).data))
+    state = publish_state(store, config_for(tmp_path, authorized=[worker.identity.public_key]), now=NOW)
+    assert {r.key: r.reason for r in state.rejected} == {forged: Reason.UNKNOWN_KEY, replayed: Reason.REPLAYED}
+    assert set(history_ids(store)) == {f"{good.job_id}-1", f"{fail.job_id}-1"}
+    assert read_queue(store).jobs[fail.job_id].attempt == 2  # still waiting for a real retry
+    assert "2 rejected" in state.line()
+
+
+def test_a_second_publisher_reports_the_lock_holder(store, tmp_path):
+    _, worker = built(store, tmp_path, 1)
+    config = config_for(tmp_path, authorized=[worker.identity.public_key])
+    other = Leases(store).acquire(PUBLISH_LOCK, "publish@elsewhere:42")
+    state = publish_state(store, config, now=NOW)
+    assert state.busy and "publish@elsewhere:42" in state.detail and state.line().startswith("publish: skipped")
+    assert history_ids(store) == Counter()
+    Leases(store).release(other)
+    assert publish_state(store, config, now=NOW).history_rows_added == 1
+
+
+class SlowResults:
+    """A store whose results listing takes a while, so that two publishers surely overlap."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    def list(self, prefix=""):
+        if prefix == "results/":
+            time.sleep(1.5)
+        return self.store.list(prefix)
+
+
+def test_two_publishers_at_once_one_runs(store, tmp_path):
+    _, worker = built(store, tmp_path, 2)
+    config = config_for(tmp_path, authorized=[worker.identity.public_key])
+    barrier, states = threading.Barrier(2), []
+
+    def run(name):
+        barrier.wait()
+        states.append(publish_state(SlowResults(store), config, now=NOW, holder=name))
+
+    threads = [threading.Thread(target=run, args=(f"publisher-{i}",)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    busy = [s for s in states if s.busy]
+    ran = [s for s in states if not s.busy]
+    assert len(busy) == 1 and len(ran) == 1 and ran[0].history_rows_added == 2
+    assert "publisher-" in busy[0].detail
+    assert sum(history_ids(store).values()) == 2
+
+
+def test_admin_requests_are_applied_then_deleted(store, tmp_path):
+    (p0, p1, p2), worker = built(store, tmp_path)
+    snapshot(store, [p0, p1, p2])
+    config = config_for(tmp_path, authorized=[worker.identity.public_key], cookie=COOKIE, max_retries=1)
+    requeue = write_request(store, COOKIE, "requeue", name="pkg*", status="BAD")  # past max_retries
+    push = write_request(store, COOKIE, "push", name=p0.source_name, priority=4)
+    write_request(store, COOKIE, "push", name=p1.source_name)
+    drop = write_request(store, COOKIE, "drop", name=p1.source_name)
+    forged = write_request(store, "not-the-cookie", "push", name="pkg*")
+    state = publish_state(store, config, now=NOW)
+    assert sorted(state.queue_changes.exhausted) == sorted([f"{p1.job_id}-1", f"{p2.job_id}-1"])
+    assert len(state.requests_applied) == 4 and state.request_changes.queued[requeue] == [p2.job_id]
+    assert state.request_changes.queued[push] == [p0.job_id] and state.request_changes.dropped[drop] == [p1.job_id]
+    assert [(r.key, r.reason) for r in state.requests_rejected] == [(forged, Refusal.BAD_HMAC)]
+    jobs = read_queue(store).jobs
+    assert set(jobs) == {p0.job_id, p2.job_id}
+    assert (jobs[p0.job_id].priority, jobs[p0.job_id].attempt, jobs[p0.job_id].not_before) == (4, 2, None)
+    assert (jobs[p2.job_id].priority, jobs[p2.job_id].attempt, jobs[p2.job_id].retries) == (0, 2, 1)
+    assert [i.key for i in store.list("requests/")] == [forged]  # applied ones deleted, the forged one kept
+
+    write_request(store, COOKIE, "drop", name="pkg*")
+    without_cookie = publish_state(store, config_for(tmp_path, authorized=[worker.identity.public_key]), now=NOW)
+    assert {r.reason for r in without_cookie.requests_rejected} == {Refusal.NO_COOKIE}
+    assert set(read_queue(store).jobs) == {p0.job_id, p2.job_id}
+
+
+@pytest.mark.slow
+def test_killed_at_every_write_the_rerun_converges(store_factory, tmp_path):
+    template = store_factory.make()
+    (p0, p1, p2), worker = built(template, tmp_path)
+    snapshot(template, [p0, p1, p2])
+    write_request(template, COOKIE, "requeue", name="pkg002", priority=0)
+    write_request(template, COOKIE, "drop", name="pkg001")
+    config = config_for(tmp_path, authorized=[worker.identity.public_key], cookie=COOKIE)
+
+    def outcome(store):
+        return history_ids(store), read_queue(store).jobs, sorted(i.key for i in store.list("requests/"))
+
+    reference = store_factory.make()
+    copy_store(template, reference)
+    counting = FaultyStore(reference)
+    publish_state(counting, config, now=NOW)
+    expected = outcome(reference)
+    assert expected[0] == Counter({f"{r.job_id}-1": 1 for r in (p0, p1, p2)})
+    assert set(expected[1]) == {p2.job_id} and expected[2] == []
+    assert counting.writes >= 8
+    for kill_at in range(1, counting.writes + 1):
+        for after in (False, True):
+            store = store_factory.make()
+            copy_store(template, store)
+            with pytest.raises(Killed):
+                publish_state(FaultyStore(store, kill_at=kill_at, after=after), config, now=NOW)
+            read_queue(store)
+            read_history(store)  # whatever the pointers name is complete and readable
+            store.delete(PUBLISH_LOCK)  # stands for the killed holder's lease expiring
+            publish_state(store, config, now=NOW)
+            assert outcome(store) == expected, (kill_at, after, counting.log[kill_at - 1])

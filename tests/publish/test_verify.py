@@ -1,0 +1,262 @@
+"""Which results publish trusts: real results of real workers, and forgeries of every kind.
+
+Runs against the local store and a real SeaweedFS. The helpers here are shared by the other
+publish tests.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from jobs.core.config import parse_rebuilder_config, parse_worker_config
+from jobs.core.errors import ConfigError
+from jobs.core.layout import build_prefix, claim_key, result_key
+from jobs.core.lease import Leases
+from jobs.core.model import ArtifactResult, ResultRow, Status, build_id, job_id, record_to_json
+from jobs.core.signing import generate_key, key_id, public_key_b64, sign_document
+from jobs.publish.verify import RESULT_SCHEMA, WORKER_SCHEMA, Reason, collect
+from jobs.work import identity as worker_identity
+from jobs.work import report as worker_report
+from jobs.work.identity import load_identity
+from jobs.work.loop import Worker
+from tests.work.test_worker import script, synthetic_jobs
+
+NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+# pkg000 reproduces, pkg001's build fails (FAIL), pkg002 builds different bytes (BAD).
+BACKEND = """case "$(basename "$1")" in
+  pkg001*) echo "boom" >&2; exit 3 ;;
+  pkg002*) printf 'different' > "$REBUILDERD_OUTDIR/$(basename "$1")" ;;
+  *) cp "$1" "$REBUILDERD_OUTDIR/" ;;
+esac"""
+
+
+def config_for(tmp_path: Path, *, authorized=(), signup_secret=None, cookie=None, max_retries=None,
+               sign=True):
+    """A rebuilder config for the tests (the rebuilder key lives in tmp_path)."""
+    raw: dict = {"worker": {"authorized_workers": list(authorized)},
+                 "publish": {"signing_key": str(tmp_path / "rebuilder.sign.key")},
+                 "http": {"transparently_sign_attestations": sign}, "lease": {"ttl": 30, "clock_skew": 5}}
+    if signup_secret:
+        raw["worker"]["signup_secret"] = signup_secret
+    if cookie:
+        raw["auth"] = {"cookie": cookie}
+    if max_retries is not None:
+        raw["schedule"] = {"max_retries": max_retries}
+    return parse_rebuilder_config(raw)
+
+
+def worker_for(store, tmp_path: Path, name: str = "w1", *, signup_secret=None) -> Worker:
+    """A real worker with the test backend above."""
+    backend = tmp_path / "backend.sh"
+    if not backend.exists():
+        script(backend, BACKEND)
+    raw = {"backend": {"test": {"path": str(backend)}}, "supported_architectures": ["x86_64"], "idle_delay": 1,
+           "work_dir": str(tmp_path / "workers"), "build": {"timeout": 60, "silent": True},
+           "diffoscope": {"enabled": False}}
+    if signup_secret:
+        raw["signup_secret"] = signup_secret
+    wconf = parse_worker_config(raw)
+    return Worker(store=store, config=parse_rebuilder_config({"lease": {"ttl": 30, "clock_skew": 5}}),
+                  worker_config=wconf, identity=load_identity(wconf, name), backends={"test": backend})
+
+
+def built(store, tmp_path: Path, n: int = 3, *, signup_secret=None):
+    """`n` synthetic jobs, built once by a real worker: (job rows, worker)."""
+    rows = synthetic_jobs(store, tmp_path, n)
+    worker = worker_for(store, tmp_path, signup_secret=signup_secret)
+    stats = worker.run(until_idle=True)
+    assert len(stats.built) == n, stats
+    return rows, worker
+
+
+def put_json(store, key: str, doc) -> str:
+    store.put(key, json.dumps(doc).encode(), content_type="application/json")
+    return key
+
+
+def forged_job(n: int) -> str:
+    return job_id("test", "x86_64", f"file:///forged/{n}.pkg.tar.zst")
+
+
+def claim(store, jid: str, holder: str, attempt: int = 1) -> str:
+    """Take the claim of one attempt as `holder`; returns its token."""
+    return Leases(store, ttl=30, clock_skew=5).acquire(claim_key(jid, attempt), holder).state.token
+
+
+def result_row(jid: str, signer: str, token: str, *, attempt: int = 1, status=Status.GOOD, **changes) -> ResultRow:
+    prefix = build_prefix(jid, attempt, token)
+    row = ResultRow(build_id=build_id(jid, attempt), job_id=jid, attempt=attempt, distro="testdistro",
+                    architecture="x86_64", source_name="forged", source_version="1", status=status, reason=None,
+                    artifacts=(ArtifactResult("forged", Status.GOOD, "0" * 64),) if status is not Status.FAIL else (),
+                    worker_key_id=signer, worker_name="mallory", started_at=NOW, built_at=NOW + timedelta(minutes=1),
+                    log_key=f"{prefix}/log", diffoscope_key=None, attestation_key=None)
+    return replace(row, **changes)
+
+
+def signed_result(key, row: ResultRow, token: str, **payload_changes) -> dict:
+    payload = {"schema": RESULT_SCHEMA, "result": record_to_json(row), "claim": {"token": token, "generation": 1},
+               **payload_changes}
+    return sign_document(payload, key)
+
+
+def forge(store, key, jid: str, *, holder: str | None = None, log: bool = True, token: str | None = None,
+          at: str | None = None, **changes) -> str:
+    """A result for a new job signed by `key`, with a claim held by `holder` (None: no claim)."""
+    signer = key_id(key.public_key())
+    claim_token = claim(store, jid, holder, changes.get("attempt", 1)) if holder else "0" * 32
+    token = token or claim_token
+    row = result_row(jid, signer, token, **changes)
+    if log and row.log_key:
+        store.put(row.log_key, b"log")
+    return put_json(store, at or result_key(jid, row.attempt), signed_result(key, row, token))
+
+
+def test_the_payload_schemas_are_the_workers():
+    assert RESULT_SCHEMA == worker_report.SCHEMA and WORKER_SCHEMA == worker_identity.SCHEMA
+
+
+def test_results_of_an_authorized_worker_are_accepted(store, tmp_path):
+    rows, worker = built(store, tmp_path)
+    config = config_for(tmp_path, authorized=[worker.identity.public_key])
+    found = collect(store, config, already=set())
+    assert found.rejected == [] and found.trust.note is None
+    assert found.trust.sources == {worker.identity.key_id: "authorized_workers"}
+    status = {a.row.job_id: a.row.status for a in found.accepted}
+    assert status == {rows[0].job_id: Status.GOOD, rows[1].job_id: Status.FAIL, rows[2].job_id: Status.BAD}
+    fail = next(a for a in found.accepted if a.row.status is Status.FAIL)
+    assert fail.row.artifacts == () and fail.row.reason
+    for a in found.accepted:
+        state, _ = Leases(store).read(claim_key(a.row.job_id, 1))
+        assert a.claim_token == state.token and a.key == result_key(a.row.job_id, 1)
+    assert found.latest_attempts == {r.job_id: 1 for r in rows}
+    # Build ids already compacted are skipped without being read.
+    again = collect(store, config, already={f"{rows[0].job_id}-1"})
+    assert sorted(a.row.job_id for a in again.accepted) == sorted(r.job_id for r in rows[1:])
+
+
+def test_nothing_is_trusted_without_authorized_workers_or_signup_secret(store, tmp_path):
+    rows, _ = built(store, tmp_path, 1)
+    found = collect(store, config_for(tmp_path), already=set())
+    assert found.accepted == []
+    assert [r.reason for r in found.rejected] == [Reason.NO_TRUSTED_KEYS]
+    assert "authorized_workers" in found.trust.note and "signup_secret" in found.trust.note
+
+
+def test_enrolment_is_trusted_only_with_the_right_signup_secret(store, tmp_path):
+    rows, worker = built(store, tmp_path, 1, signup_secret="s3cret")
+    good = collect(store, config_for(tmp_path, signup_secret="s3cret"), already=set())
+    assert [a.row.job_id for a in good.accepted] == [rows[0].job_id] and good.rejected == []
+    assert good.trust.sources == {worker.identity.key_id: "enrolled as w1"}
+
+    wrong = collect(store, config_for(tmp_path, signup_secret="guess"), already=set())
+    assert wrong.accepted == [] and [r.reason for r in wrong.rejected] == [Reason.UNKNOWN_KEY]
+    assert [(r.key, r.reason) for r in wrong.trust.refused] == [(f"workers/{worker.identity.key_id}.json",
+                                                                  Reason.SIGNUP)]
+
+
+def test_enrolment_records_that_do_not_prove_their_key_are_refused(store, tmp_path):
+    secret = "s3cret"
+    mallory, victim = generate_key(), generate_key()
+    tag = worker_identity.hmac_tag
+    # Signed by mallory, but names the victim's key.
+    claim_of = {"name": "victim", "public_key": public_key_b64(victim.public_key())}
+    body = {"schema": WORKER_SCHEMA, **claim_of, "key_id": key_id(victim.public_key()), "enrolled_at": "x",
+            "signup": tag(secret, claim_of)}
+    put_json(store, f"workers/{key_id(victim.public_key())}.json", sign_document(body, mallory))
+    # A valid record stored under another key id.
+    own = {"name": "m", "public_key": public_key_b64(mallory.public_key())}
+    body = {"schema": WORKER_SCHEMA, **own, "key_id": key_id(mallory.public_key()), "enrolled_at": "x",
+            "signup": tag(secret, own)}
+    put_json(store, f"workers/{'ab' * 32}.json", sign_document(body, mallory))
+    put_json(store, f"workers/{'cd' * 32}.json", {"signed": "nonsense"})
+    store.put(f"workers/{'ef' * 32}.json", b"\xff not json")
+    found = collect(store, config_for(tmp_path, signup_secret=secret), already=set())
+    assert found.trust.keys == {}
+    assert sorted(r.reason for r in found.trust.refused) == sorted(
+        [Reason.UNKNOWN_KEY, Reason.SCHEMA, Reason.SCHEMA, Reason.NOT_JSON])
+
+
+def test_an_authorized_key_needs_no_enrolment(store, tmp_path):
+    rows, worker = built(store, tmp_path, 1)
+    store.delete(f"workers/{worker.identity.key_id}.json")
+    found = collect(store, config_for(tmp_path, authorized=[worker.identity.public_key]), already=set())
+    assert [a.row.job_id for a in found.accepted] == [rows[0].job_id]
+
+
+def test_an_unreadable_authorized_key_is_a_config_error(store, tmp_path):
+    with pytest.raises(ConfigError, match="authorized_workers"):
+        collect(store, config_for(tmp_path, authorized=["not base64!"]), already=set())
+
+
+def test_forged_tampered_and_replayed_results_are_rejected_with_reasons(store, tmp_path):
+    rows, worker = built(store, tmp_path)
+    a_key, a_id = worker.identity.key, worker.identity.key_id
+    b_key, stranger = generate_key(), generate_key()
+    b_id = key_id(b_key.public_key())
+    config = config_for(tmp_path, authorized=[worker.identity.public_key, public_key_b64(b_key.public_key())])
+    good, fail, bad = (result_key(r.job_id, 1) for r in rows)
+    real = json.loads(store.get(good).data)
+    expected = {}
+
+    expected[forge(store, a_key, forged_job(0), holder=a_id)] = None  # a correct one: the helper works
+    expected[forge(store, stranger, forged_job(1), holder=key_id(stranger.public_key()))] = Reason.UNKNOWN_KEY
+    unsigned = dict(signed_result(a_key, result_row(forged_job(2), a_id, "1" * 32), "1" * 32), signatures=[])
+    expected[put_json(store, result_key(forged_job(2), 1), unsigned)] = Reason.UNSIGNED
+    expected[forge(store, a_key, forged_job(3), holder=a_id, worker_key_id=b_id)] = Reason.WRONG_SIGNER
+    expected[put_json(store, result_key(rows[0].job_id, 2), real)] = Reason.REPLAYED  # another attempt
+    expected[put_json(store, result_key(forged_job(4), 1), real)] = Reason.REPLAYED  # another job
+    tampered = json.loads(store.get(bad).data)
+    tampered["signed"]["result"]["status"] = "GOOD"
+    expected[put_json(store, bad, tampered)] = Reason.BAD_SIGNATURE
+    store.put(result_key(forged_job(5), 1), b"{" + b" " * (1 << 20) + b"}")
+    expected[result_key(forged_job(5), 1)] = Reason.OVERSIZED
+    store.put(result_key(forged_job(6), 1), b"not json")
+    expected[result_key(forged_job(6), 1)] = Reason.NOT_JSON
+    expected[put_json(store, result_key(forged_job(7), 1), {"signed": real["signed"]})] = Reason.MALFORMED
+    doc = signed_result(a_key, result_row(forged_job(8), a_id, "2" * 32), "2" * 32, schema="rebuilder.result/9")
+    expected[put_json(store, result_key(forged_job(8), 1), doc)] = Reason.SCHEMA
+    # B is trusted, but the claim is A's: B did not build this attempt.
+    a_token = claim(store, forged_job(9), a_id)
+    expected[forge(store, b_key, forged_job(9), token=a_token)] = Reason.NOT_CLAIM_HOLDER
+    expected[forge(store, a_key, forged_job(10), holder=a_id, token="3" * 32)] = Reason.NOT_CLAIM_HOLDER
+    expected[forge(store, a_key, forged_job(11))] = Reason.NO_CLAIM
+    expected[forge(store, a_key, forged_job(12), holder=a_id, log_key="builds/elsewhere/log")] = \
+        Reason.FILES_OUTSIDE_CLAIM
+    expected[forge(store, a_key, forged_job(13), holder=a_id, log=False)] = Reason.MISSING_LOG
+    expected[forge(store, a_key, forged_job(14), holder=a_id, status=Status.FAIL,
+                   artifacts=(ArtifactResult("x", Status.BAD, None),))] = Reason.FAIL_WITH_ARTIFACTS
+    expected[put_json(store, "results/not-a-job.json", real)] = Reason.BAD_KEY
+    expected[good] = None
+    expected[fail] = None
+
+    found = collect(store, config, already=set())
+    reasons = {r.key: r.reason for r in found.rejected}
+    assert reasons == {k: v for k, v in expected.items() if v is not None}
+    assert sorted(a.key for a in found.accepted) == sorted(k for k, v in expected.items() if v is None)
+    assert all(r.detail for r in found.rejected)
+
+
+def test_a_result_whose_holder_died_before_releasing_is_still_accepted(store, tmp_path):
+    # The worker wrote its result, then died before releasing the claim. Another worker
+    # takes the expired claim over, finds the result, and releases it as done with the
+    # finished claim's token: publish still ties the result to its claim.
+    from jobs.core.lease import LeaseState
+    from jobs.work.claim import claim_next
+
+    rows, worker = built(store, tmp_path, 1)
+    key = claim_key(rows[0].job_id, 1)
+    leases = Leases(store, ttl=30, clock_skew=5)
+    state, etag = leases.read(key)
+    dead = LeaseState(state.holder, state.token, state.acquired_at, state.renewed_at, 0.0, state.generation)
+    store.put_if_match(key, dead.to_bytes(), etag)
+    assert claim_next(store, leases, "another-worker", rows) is None  # not rebuilt
+    after, _ = leases.read(key)
+    assert after.meta["done"] and after.meta["result_token"] == state.token and after.holder == "another-worker"
+    config = config_for(tmp_path, authorized=[worker.identity.public_key])
+    collected = collect(store, config, already=set())
+    assert [a.row.job_id for a in collected.accepted] == [rows[0].job_id] and not collected.rejected
