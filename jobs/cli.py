@@ -143,12 +143,26 @@ def work(
 
 
 @app.command()
-def publish() -> None:
+def publish(ctx: typer.Context) -> None:
     """Verify results, compact history, write the static site and JSON feeds.
+
+    Safe to run twice at once: the second publisher says who holds the lock and exits 0.
+    The site goes to the store's site/ prefix, or to [store] site_url when set.
 
     Example: rebuilder publish
     """
-    _not_built("publish", 5)
+    from jobs.core.store import open_store
+    from jobs.publish.run import publish as run_publish
+
+    opts: Options = ctx.obj
+    config = _rebuilder_config(opts)
+    store = _open_store(opts, config)
+    site_store = open_store(config.store.site_url) if config.store.site_url else None
+    with _progress("publishing"):
+        summary = run_publish(store, config, site_store=site_store, site_prefix="" if site_store else "site/")
+    typer.echo(summary.line())
+    for rejected in summary.state.rejected[:20]:
+        typer.echo(f"publish: rejected {rejected.key}: {rejected.reason}", err=True)
 
 
 @app.command()

@@ -1,0 +1,164 @@
+"""The JSON feeds, made from the same rows as the pages.
+
+v0 (rebuilderd's legacy API, what arch-repro-status, debian-repro-status, pacman-bintrans
+and the Arch website read; reference §2.5, §9): exactly rebuilderd's shapes, timestamps as
+its `NaiveDateTime` strings (UTC, no zone), statuses through `Status.v0` (FAIL reads BAD).
+
+v1 (our own, versioned by "schema": "rebuilder.feed/1"): RFC 3339 timestamps with "Z",
+all four statuses, failure classes, and site-relative URLs of every linked file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from typing import Any
+
+from jobs.core.model import Status, format_timestamp
+from jobs.publish import urls
+from jobs.publish.rows import ActiveBuild, BuildLinks, BuildRow, PackagePage, PackageRow, SuiteKey, SuiteSummary
+
+SCHEMA = "rebuilder.feed/1"
+STATUSES = (Status.GOOD, Status.BAD, Status.FAIL, Status.UNKWN)
+
+
+def naive(value: datetime | None) -> str | None:
+    """rebuilderd's NaiveDateTime form: "2026-05-01T12:34:56.123456", UTC, no zone."""
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value.isoformat(timespec="microseconds")
+
+
+def _ts(value: datetime | None) -> str | None:
+    return format_timestamp(value) if value is not None else None
+
+
+def _url(key: str | None) -> str | None:
+    return urls.href(key) if key is not None else None
+
+
+# --- v0 ---------------------------------------------------------------------------------
+
+def pkg_release(row: PackageRow) -> dict[str, Any]:
+    """One v0 PkgRelease."""
+    return {"name": row.name, "version": row.version, "status": row.status.v0().value, "distro": row.suite.distro,
+            "suite": row.suite.component or "", "architecture": row.artifact_architecture,
+            "artifact_url": row.artifact_url, "build_id": row.links.v0_id, "built_at": naive(row.built_at),
+            "has_diffoscope": row.links.has_diffoscope, "has_attestation": row.links.has_attestation}
+
+
+def pkgs_list(rows: Iterable[PackageRow]) -> list[dict[str, Any]]:
+    """`api/v0/pkgs/list`: every current package (a static host ignores the query, so all of them)."""
+    seen, out = set(), []
+    for row in rows:
+        item = pkg_release(row)
+        key = tuple(item.values())
+        if key not in seen:  # the same binary in two releases is one v0 record (v0 has no release)
+            seen.add(key)
+            out.append(item)
+    return out
+
+
+def v0_suite_name(suite: SuiteKey) -> str:
+    """The key of a suite in v0's dashboard: its component (rebuilderd ≥ 0.27), else release or distro."""
+    return suite.component or suite.release or suite.distro
+
+
+def queue_item(build: ActiveBuild) -> dict[str, Any]:
+    """One v0 QueueItem."""
+    pkgbase = {"name": build.source_name, "version": build.source_version, "distro": build.distro,
+               "suite": build.component or "", "architecture": build.architecture, "input_url": build.input_url,
+               "artifacts": [{"name": n, "version": v, "url": u} for n, v, u in build.artifacts]}
+    return {"id": build.queue_id, "pkgbase": pkgbase, "version": build.source_version,
+            "queued_at": naive(build.queued_at), "worker_id": build.worker_id, "started_at": naive(build.acquired_at),
+            "last_ping": naive(build.renewed_at)}
+
+
+def dashboard(suites: Iterable[SuiteSummary], active: list[ActiveBuild], now: datetime) -> dict[str, Any]:
+    """`api/v0/dashboard` (DashboardResponse); `queue_length` counts running builds, as rebuilderd 0.27."""
+    counts: dict[str, dict[str, int]] = {}
+    for s in suites:
+        c = counts.setdefault(v0_suite_name(s.suite), {"good": 0, "unknown": 0, "bad": 0})
+        c["good"] += s.good
+        c["unknown"] += s.unknown
+        c["bad"] += s.bad + s.fail  # v0 knows no FAIL
+    return {"suites": counts, "active_builds": [queue_item(b) for b in active], "queue_length": len(active),
+            "now": naive(now)}
+
+
+# --- v1 ---------------------------------------------------------------------------------
+
+def envelope(kind: str, generated_at: datetime, **body: Any) -> dict[str, Any]:
+    """A v1 feed: schema version, kind and generation time first."""
+    return {"schema": SCHEMA, "kind": kind, "generated_at": format_timestamp(generated_at), **body}
+
+
+def suite_json(suite: SuiteKey) -> dict[str, Any]:
+    return {"distro": suite.distro, "release": suite.release, "component": suite.component,
+            "architecture": suite.architecture}
+
+
+def links_json(links: BuildLinks) -> dict[str, Any]:
+    return {"log": _url(links.log_url), "diffoscope": _url(links.diffoscope_url),
+            "diffoscope_html": _url(links.diffoscope_html_url), "attestation": _url(links.attestation_url)}
+
+
+def package_json(row: PackageRow) -> dict[str, Any]:
+    """One current package in v1 form."""
+    return {**suite_json(row.suite), "name": row.name, "version": row.version,
+            "artifact_architecture": row.artifact_architecture, "artifact_url": row.artifact_url,
+            "source_name": row.source_name, "source_version": row.source_version, "status": row.status.value,
+            "build_id": row.build_id, "v0_build_id": row.links.v0_id, "built_at": _ts(row.built_at),
+            "has_diffoscope": row.links.has_diffoscope, "has_attestation": row.links.has_attestation,
+            "reason": row.reason, "failure_class": row.failure_class.value if row.failure_class else None,
+            "worker_name": row.worker_name, "page": _url(row.page_url), "files": links_json(row.links)}
+
+
+def build_json(build: BuildRow) -> dict[str, Any]:
+    """One build attempt in v1 form."""
+    return {"build_id": build.build_id, "v0_build_id": build.links.v0_id, "job_id": build.job_id,
+            "attempt": build.attempt, "distro": build.distro, "architecture": build.architecture,
+            "source_name": build.source_name, "source_version": build.source_version, "status": build.status.value,
+            "reason": build.reason, "failure_class": build.failure_class.value if build.failure_class else None,
+            "artifacts": [{"name": n, "status": s.value} for n, s in build.artifacts],
+            "worker_name": build.worker_name, "worker_key_id": build.worker_key_id,
+            "started_at": _ts(build.started_at), "built_at": _ts(build.built_at), "files": links_json(build.links)}
+
+
+def suite_feeds(summary: SuiteSummary) -> dict[str, str]:
+    """The URLs of a suite's feeds: its summary and one list per status."""
+    path = summary.suite.path
+    return {"index": urls.href(urls.suite_feed(path, "index")),
+            **{s.value: urls.href(urls.suite_feed(path, s.value)) for s in STATUSES}}
+
+
+def summary_json(summary: SuiteSummary) -> dict[str, Any]:
+    """A suite's counts, share of GOOD, queue length, failure classes and feed URLs."""
+    return {**suite_json(summary.suite),
+            "counts": {"good": summary.good, "bad": summary.bad, "fail": summary.fail, "unknown": summary.unknown},
+            "total": summary.total, "percent_reproducible": summary.percent, "queued": summary.queued,
+            "failure_classes": {c.value: n for c, n in summary.classes}, "feeds": suite_feeds(summary),
+            "page": urls.href(urls.suite_page(summary.suite.path))}
+
+
+def index_feed(suites: list[SuiteSummary], active: list[ActiveBuild], *, queue_length: int, rebuilder: str,
+               generated_at: datetime) -> dict[str, Any]:
+    """`api/v1/index.json`: every suite and where its feeds are."""
+    return envelope("index", generated_at, rebuilder=rebuilder, queue_length=queue_length,
+                    active_builds=len(active), pkgs_list=urls.PKGS_LIST, public_keys=urls.PUBLIC_KEYS,
+                    regressions=urls.REGRESSIONS, suites=[summary_json(s) for s in suites])
+
+
+def list_feed(kind: str, summary: SuiteSummary, rows: list[PackageRow], generated_at: datetime,
+              **extra: Any) -> dict[str, Any]:
+    """One list of a suite (a status, a name letter or a failure class) with every package on it."""
+    return envelope(kind, generated_at, suite=suite_json(summary.suite), **extra, count=len(rows),
+                    packages=[package_json(r) for r in rows])
+
+
+def package_feed(page: PackagePage, generated_at: datetime) -> dict[str, Any]:
+    """`api/v1/packages/<distro>/<name>.json`: current packages and every version and attempt of a name."""
+    return envelope("package", generated_at, distro=page.distro, name=page.name,
+                    packages=[package_json(r) for r in page.packages], builds=[build_json(b) for b in page.builds])

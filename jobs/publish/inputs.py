@@ -1,0 +1,169 @@
+"""What the site is computed from, read from the store into Arrow tables for DuckDB.
+
+Current package state (every profile's `state/<profile>/HEAD.json` snapshot), the build
+history (in manifest order, which defines the v0 integer build ids), the queue, the live
+claims of queued attempts (the builds running now), the enrolled workers, and the failure
+class of every non-GOOD build. Everything here is untrusted bucket content: unreadable
+claims and worker records are skipped, never guessed at.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import pyarrow as pa
+
+from jobs.core.history import read_history
+from jobs.core.lease import LeaseState
+from jobs.core.model import JobRow, PackageStateRow, Status, read_table, to_table
+from jobs.core.pointer import Pointer
+from jobs.core.queue import read_queue
+from jobs.core.store import NotFound, Store
+from jobs.publish.classify import FailureClass, classify, classify_reason, read_log_tail
+
+_STATE_HEAD = re.compile(r"state/([^/]+)/HEAD\.json")
+_CLAIM = re.compile(r"claims/([0-9a-f]{32})/([1-9][0-9]*)\.json")
+_WORKER = re.compile(r"workers/([A-Za-z0-9]+)\.json")
+_TS = pa.timestamp("us", tz="UTC")
+
+CLAIMS_SCHEMA = pa.schema([("job_id", pa.string()), ("attempt", pa.int64()), ("holder", pa.string()),
+                           ("worker", pa.string()), ("acquired_at", _TS), ("renewed_at", _TS),
+                           ("expires_at", _TS)])
+WORKERS_SCHEMA = pa.schema([("key_id", pa.string()), ("name", pa.string()), ("worker_id", pa.int32())])
+CLASSES_SCHEMA = pa.schema([("build_id", pa.string()), ("failure_class", pa.string())])
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Every table the site queries read."""
+
+    state: pa.Table  # PackageStateRow columns: the union of all current snapshots
+    history: pa.Table  # HistoryRow columns plus `_row`, the row's position in history order
+    queue: pa.Table  # JobRow columns
+    claims: pa.Table  # CLAIMS_SCHEMA: live leases on queued attempts
+    workers: pa.Table  # WORKERS_SCHEMA
+    classes: pa.Table  # CLASSES_SCHEMA: failure class of every BAD/FAIL build
+
+
+def load_inputs(store: Store, *, now: datetime, max_log_reads: int = 2000) -> Inputs:
+    """Read everything the site needs from the store."""
+    history = confine_build_keys(read_history(store))
+    history = history.append_column("_row", pa.array(range(history.num_rows), pa.int64()))
+    history = history.append_column("diffoscope_html_key", diffoscope_html_keys(store, history))
+    jobs = read_queue(store).jobs
+    return Inputs(state=read_state(store), history=history, queue=to_table(list(jobs.values()), JobRow),
+                  claims=read_claims(store, jobs, now=now), workers=read_workers(store),
+                  classes=failure_classes(store, history, max_log_reads=max_log_reads))
+
+
+def read_state(store: Store) -> pa.Table:
+    """The rows of every profile's current snapshot, as one table."""
+    tables = []
+    for info in store.list("state/"):
+        match = _STATE_HEAD.fullmatch(info.key)
+        if match is None:
+            continue
+        for _ in range(3):  # the snapshot may be collected just after a newer pointer was read
+            value, _etag = Pointer(store, f"state/{match.group(1)}").read()
+            if value is None:
+                break
+            try:
+                tables.append(read_table(store.get(value.target).data))
+                break
+            except NotFound:
+                continue
+    return pa.concat_tables(tables) if tables else to_table([], PackageStateRow)
+
+
+def _utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, timezone.utc)
+
+
+def read_claims(store: Store, jobs: dict[str, JobRow], *, now: datetime) -> pa.Table:
+    """Live, unreleased leases on the current attempt of queued jobs: the builds running now."""
+    rows = []
+    for info in store.list("claims/"):
+        match = _CLAIM.fullmatch(info.key)
+        job = jobs.get(match.group(1)) if match else None
+        if job is None or job.attempt != int(match.group(2)):
+            continue  # a finished attempt, or a job no longer queued
+        try:
+            state = LeaseState.from_bytes(store.get(info.key).data)
+        except NotFound:
+            continue
+        if state is None or state.released or state.expires_at <= now.timestamp():
+            continue
+        worker = state.meta.get("worker")
+        rows.append({"job_id": job.job_id, "attempt": job.attempt, "holder": state.holder,
+                     "worker": worker if isinstance(worker, str) else state.holder,
+                     "acquired_at": _utc(state.acquired_at), "renewed_at": _utc(state.renewed_at),
+                     "expires_at": _utc(state.expires_at)})
+    return pa.Table.from_pylist(rows, schema=CLAIMS_SCHEMA)
+
+
+def read_workers(store: Store) -> pa.Table:
+    """Enrolled workers by key id, numbered from 1 in key-id order (v0's integer worker ids)."""
+    found: dict[str, str] = {}
+    for info in store.list("workers/"):
+        match = _WORKER.fullmatch(info.key)
+        if match is None:
+            continue
+        try:
+            signed = json.loads(store.get(info.key).data)["signed"]
+            name = signed["name"]
+        except (NotFound, ValueError, KeyError, TypeError):
+            continue
+        found[match.group(1)] = name if isinstance(name, str) else match.group(1)
+    rows = [{"key_id": k, "name": found[k], "worker_id": i} for i, k in enumerate(sorted(found), 1)]
+    return pa.Table.from_pylist(rows, schema=WORKERS_SCHEMA)
+
+
+def confine_build_keys(history: pa.Table) -> pa.Table:
+    """The history with file keys outside the build's own `builds/<build id>/` prefix dropped.
+
+    The site copies these objects into the public site; a result naming any other object
+    (a profile's snapshot, another build's log) must not get it published.
+    """
+    ids = history.column("build_id").to_pylist()
+    for name in ("log_key", "diffoscope_key", "attestation_key"):
+        keys = history.column(name).to_pylist()
+        kept = [k if k and b and k.startswith(f"builds/{b}/") and ".." not in k.split("/") else None
+                for k, b in zip(keys, ids)]
+        if kept != keys:
+            index = history.column_names.index(name)
+            history = history.set_column(index, history.schema.field(index), pa.array(kept, pa.string()))
+    return history
+
+
+def diffoscope_html_keys(store: Store, history: pa.Table) -> pa.Array:
+    """The HTML report the worker stores beside each text diffoscope report, where there is one."""
+    keys = []
+    for key in history.column("diffoscope_key").to_pylist():
+        html = key.rsplit("/", 1)[0] + "/diffoscope.html" if key and "/" in key else None
+        if html is not None:
+            try:
+                store.head(html)
+            except NotFound:
+                html = None
+        keys.append(html)
+    return pa.array(keys, pa.string())
+
+
+def failure_classes(store: Store, history: pa.Table, *, max_log_reads: int) -> pa.Table:
+    """The failure class of every BAD or FAIL build; the log tail is read only when the reason is vague."""
+    columns = history.select(["build_id", "status", "reason", "log_key"]).to_pylist()
+    rows, reads = [], 0
+    for row in columns:
+        status = Status(row["status"])
+        if status not in (Status.BAD, Status.FAIL):
+            continue
+        found = classify_reason(status, row["reason"])
+        if found is None and row["log_key"] and reads < max_log_reads:
+            reads += 1
+            found = classify(status, row["reason"], read_log_tail(store, row["log_key"]))
+        found = found or classify(status, row["reason"]) or FailureClass.UNKNOWN
+        rows.append({"build_id": row["build_id"], "failure_class": found.value})
+    return pa.Table.from_pylist(rows, schema=CLASSES_SCHEMA)

@@ -1,0 +1,272 @@
+"""DuckDB over the store's Arrow tables → the frozen rows of `jobs.publish.rows`.
+
+Only packages of current snapshots are listed; their status is that of the latest build
+of their job (latest `built_at`, then highest attempt) — the artifact's own status when
+the build lists it, FAIL for a FAIL build — and UNKWN when the job was never built.
+
+v0 build ids: rebuilderd's v0 API numbers builds with an i32 and consumers build URLs
+from it (`/api/v0/builds/{id}/log`, reference §9). A build's v0 id is its 1-based
+position in the history (parts in manifest order, rows in part order); the history is
+append-only, so the number never changes once given.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from jobs.core.model import Status
+from jobs.publish.classify import FailureClass
+from jobs.publish.inputs import Inputs
+from jobs.publish.rows import (
+    ActiveBuild,
+    BuildFiles,
+    BuildLinks,
+    BuildRow,
+    DailyCount,
+    PackagePage,
+    PackageRow,
+    Regression,
+    SiteData,
+    SuiteKey,
+    SuiteSummary,
+)
+
+CHART_DAYS = 90
+MAX_REGRESSIONS = 200
+
+_SETUP = """
+CREATE TEMP TABLE hist AS
+WITH numbered AS (
+    SELECT *, CAST(row_number() OVER (ORDER BY _row) AS INTEGER) AS v0_id FROM history
+    QUALIFY row_number() OVER (PARTITION BY build_id ORDER BY _row) = 1),
+cls AS (SELECT build_id, any_value(failure_class) AS failure_class FROM classes GROUP BY build_id)
+SELECT n.* EXCLUDE (_row), cls.failure_class,
+       n.attestation_key IS NOT NULL OR n.build_id IN (SELECT build_id FROM signed) AS has_attestation
+FROM numbered n LEFT JOIN cls USING (build_id);
+
+CREATE TEMP TABLE art AS
+SELECT build_id, name, min(status) AS artifact_status  -- a name listed twice: BAD sorts first
+FROM (SELECT build_id, unnest(artifacts, recursive := true) FROM hist) GROUP BY build_id, name;
+
+CREATE TEMP TABLE latest AS
+SELECT * FROM hist QUALIFY row_number() OVER (PARTITION BY job_id ORDER BY built_at DESC, attempt DESC) = 1;
+
+CREATE TEMP TABLE cur AS
+SELECT DISTINCT distro, release, component, architecture, artifact_name AS name, artifact_version AS version,
+       artifact_architecture, artifact_url, source_name, source_version, job_id FROM state;
+
+CREATE TEMP TABLE pkgs AS
+WITH j AS (
+    SELECT c.*, CASE WHEN l.build_id IS NULL THEN 'UNKWN' WHEN l.status = 'FAIL' THEN 'FAIL'
+                     ELSE coalesce(a.artifact_status, l.status) END AS status,
+           l.build_id, l.v0_id, l.built_at, l.worker_name, l.reason, l.failure_class, l.log_key, l.diffoscope_key,
+           l.diffoscope_html_key, l.has_attestation
+    FROM cur c LEFT JOIN latest l ON l.job_id = c.job_id LEFT JOIN art a ON a.build_id = l.build_id AND a.name = c.name)
+SELECT * EXCLUDE (reason, failure_class, log_key, diffoscope_key, diffoscope_html_key, has_attestation),
+       log_key IS NOT NULL AS has_log, diffoscope_key IS NOT NULL AS has_diffoscope,
+       diffoscope_html_key IS NOT NULL AS has_diffoscope_html, coalesce(has_attestation, false) AS has_attestation,
+       CASE WHEN status IN ('BAD', 'FAIL') THEN reason END AS reason,
+       CASE WHEN status IN ('BAD', 'FAIL') THEN failure_class END AS failure_class
+FROM j;
+
+CREATE TEMP TABLE names AS
+SELECT DISTINCT distro, name FROM cur UNION SELECT DISTINCT distro, source_name FROM cur;
+"""
+
+_KEY = "distro, release, component, architecture"
+_ORDER = "distro, release NULLS FIRST, component NULLS FIRST, architecture"
+_LINKS = "v0_id, has_log, has_diffoscope, has_diffoscope_html, has_attestation"
+_HIST_LINKS = """v0_id, log_key IS NOT NULL AS has_log, diffoscope_key IS NOT NULL AS has_diffoscope,
+                 diffoscope_html_key IS NOT NULL AS has_diffoscope_html, has_attestation"""
+
+_PACKAGES = f"""SELECT {_KEY}, name, version, artifact_architecture, artifact_url, source_name, source_version,
+    job_id, status, build_id, built_at, reason, failure_class, worker_name, {_LINKS}
+FROM pkgs ORDER BY {_ORDER}, name, version, artifact_architecture, artifact_url"""
+
+_SAME_SUITE = """a.distro = b.distro AND a.release IS NOT DISTINCT FROM b.release
+    AND a.component IS NOT DISTINCT FROM b.component AND a.architecture = b.architecture"""
+
+_SUITES = f"""WITH a AS (
+    SELECT {_KEY}, count(*) FILTER (WHERE status = 'GOOD') AS good, count(*) FILTER (WHERE status = 'BAD') AS bad,
+           count(*) FILTER (WHERE status = 'FAIL') AS fail, count(*) FILTER (WHERE status = 'UNKWN') AS unknown
+    FROM pkgs GROUP BY ALL),
+b AS (SELECT {_KEY}, count(DISTINCT job_id) AS queued FROM cur WHERE job_id IN (SELECT job_id FROM queue) GROUP BY ALL)
+SELECT * FROM (SELECT a.*, coalesce(b.queued, 0) AS queued FROM a LEFT JOIN b ON {_SAME_SUITE}) ORDER BY {_ORDER}"""
+
+_SUITE_CLASSES = f"""SELECT {_KEY}, failure_class, count(*) AS n FROM pkgs WHERE failure_class IS NOT NULL
+GROUP BY ALL ORDER BY failure_class"""
+
+_BUILDS = f"""WITH links AS (
+    SELECT distro, source_name AS name, build_id FROM hist
+    UNION SELECT h.distro, a.name, h.build_id FROM hist h JOIN art a USING (build_id)
+    UNION SELECT h.distro, c.name, h.build_id FROM hist h JOIN (SELECT DISTINCT job_id, name FROM cur) c USING (job_id))
+SELECT n.distro AS page_distro, n.name AS page_name, h.build_id, h.job_id, h.attempt, h.distro, h.architecture,
+    h.source_name, h.source_version, h.status, h.reason, h.failure_class, h.artifacts, h.worker_name,
+    h.worker_key_id, h.started_at, h.built_at, {_HIST_LINKS}
+FROM names n JOIN links l USING (distro, name) JOIN hist h USING (build_id)
+ORDER BY page_distro, page_name, h.built_at DESC, h.attempt DESC, h.build_id"""
+
+_ACTIVE = """WITH q AS (SELECT *, row_number() OVER (ORDER BY priority, queued_at, job_id) AS queue_id FROM queue)
+SELECT q.queue_id, c.worker, w.worker_id, q.job_id, q.attempt, q.distro, q.architecture,
+    (SELECT min(component) FROM cur WHERE cur.job_id = q.job_id) AS component, q.source_name, q.source_version,
+    q.input_url, q.artifacts, q.queued_at, c.acquired_at, c.renewed_at,
+    greatest(0, date_diff('second', c.acquired_at, $now)) AS age_seconds
+FROM claims c JOIN q ON q.job_id = c.job_id AND q.attempt = c.attempt LEFT JOIN workers w ON w.key_id = c.holder
+ORDER BY c.acquired_at, q.job_id"""
+
+_DAILY = """WITH ev AS (
+    SELECT p.distro, p.release, p.component, p.architecture, p.name, p.version, p.artifact_url, p.job_id,
+           h.built_at, h.attempt,
+           CASE WHEN h.status = 'FAIL' THEN 'FAIL' ELSE coalesce(a.artifact_status, h.status) END AS st
+    FROM pkgs p JOIN hist h USING (job_id) LEFT JOIN art a ON a.build_id = h.build_id AND a.name = p.name),
+ch AS (SELECT *, lag(st) OVER (PARTITION BY distro, release, component, architecture, name, version, artifact_url,
+                               job_id ORDER BY built_at, attempt) AS prev FROM ev),
+deltas AS (SELECT distro, CAST(built_at AS DATE) AS day, st, 1 AS d FROM ch
+           UNION ALL SELECT distro, CAST(built_at AS DATE), prev, -1 FROM ch WHERE prev IS NOT NULL),
+bounds AS (SELECT distro, min(day) AS lo FROM deltas GROUP BY distro),
+days AS (SELECT distro, CAST(unnest(generate_series(CAST(least(lo, $today) AS TIMESTAMP),
+                                                    CAST($today AS TIMESTAMP), INTERVAL 1 DAY)) AS DATE) AS day
+         FROM bounds),
+grid AS (SELECT days.distro, days.day, s.st FROM days, (VALUES ('GOOD'), ('BAD'), ('FAIL')) s(st)),
+daily AS (SELECT distro, day, st, sum(d) AS d FROM deltas GROUP BY ALL),
+cum AS (SELECT g.distro, g.day, g.st,
+               sum(coalesce(daily.d, 0)) OVER (PARTITION BY g.distro, g.st ORDER BY g.day) AS n
+        FROM grid g LEFT JOIN daily USING (distro, day, st)),
+totals AS (SELECT distro, count(*) AS total FROM pkgs GROUP BY distro)
+SELECT distro, day, CAST(sum(n) FILTER (WHERE st = 'GOOD') AS BIGINT) AS good,
+       CAST(sum(n) FILTER (WHERE st = 'BAD') AS BIGINT) AS bad,
+       CAST(sum(n) FILTER (WHERE st = 'FAIL') AS BIGINT) AS fail,
+       CAST(any_value(total) - sum(n) AS BIGINT) AS unknown
+FROM cum JOIN totals USING (distro) WHERE day >= $since GROUP BY distro, day ORDER BY distro, day"""
+
+_REGRESSIONS = f"""WITH b AS (
+    SELECT *, lag(status) OVER (PARTITION BY distro, architecture, source_name ORDER BY built_at, attempt) AS previous
+    FROM hist)
+SELECT distro, architecture, source_name, source_version, build_id, status, previous, built_at, reason, failure_class,
+    EXISTS (SELECT 1 FROM names n WHERE n.distro = b.distro AND n.name = b.source_name) AS has_page, {_HIST_LINKS}
+FROM b WHERE (previous = 'GOOD' AND status IN ('BAD', 'FAIL')) OR (previous IS NULL AND status = 'BAD')
+ORDER BY built_at DESC, build_id LIMIT {MAX_REGRESSIONS}"""
+
+_FILES = """SELECT v0_id, build_id, log_key, diffoscope_key, diffoscope_html_key,
+    CASE WHEN has_attestation THEN coalesce(attestation_key, '') END AS attestation_key
+FROM hist ORDER BY v0_id"""
+
+
+def connect(inputs: Inputs, countersigned: set[str]) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the input tables registered and the shared temp tables built."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    for name in ("state", "history", "queue", "claims", "workers", "classes"):
+        con.register(name, getattr(inputs, name))
+    con.register("signed", pa.table({"build_id": pa.array(sorted(countersigned), pa.string())}))
+    con.execute(_SETUP)
+    return con
+
+
+def _dicts(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    result = con.execute(sql, params or {})
+    columns = [d[0] for d in result.description]
+    return [dict(zip(columns, row)) for row in result.fetchall()]
+
+
+def _suite(d: dict[str, Any]) -> SuiteKey:
+    return SuiteKey(d.pop("distro"), d.pop("release"), d.pop("component"), d.pop("architecture"))
+
+
+def _links(d: dict[str, Any]) -> BuildLinks:
+    return BuildLinks(d.pop("v0_id"), bool(d.pop("has_log")), bool(d.pop("has_diffoscope")),
+                      bool(d.pop("has_diffoscope_html")), bool(d.pop("has_attestation")))
+
+
+def _class(value: str | None) -> FailureClass | None:
+    return FailureClass(value) if value else None
+
+
+def packages(con: duckdb.DuckDBPyConnection) -> list[PackageRow]:
+    """Every current package with its latest outcome, in suite then name order."""
+    rows = []
+    for d in _dicts(con, _PACKAGES):
+        suite, links = _suite(d), _links(d)
+        rows.append(PackageRow(suite=suite, links=links, **{**d, "status": Status(d["status"]),
+                                                             "failure_class": _class(d["failure_class"])}))
+    return rows
+
+
+def suites(con: duckdb.DuckDBPyConnection) -> list[SuiteSummary]:
+    """Per-suite counts by status, queue length and failure classes."""
+    classes: dict[SuiteKey, list[tuple[FailureClass, int]]] = defaultdict(list)
+    for d in _dicts(con, _SUITE_CLASSES):
+        classes[_suite(d)].append((FailureClass(d["failure_class"]), int(d["n"])))
+    out = []
+    for d in _dicts(con, _SUITES):
+        suite = _suite(d)
+        counts = {k: int(v) for k, v in d.items()}
+        out.append(SuiteSummary(suite=suite, classes=tuple(classes.get(suite, ())), **counts))
+    return out
+
+
+def package_pages(con: duckdb.DuckDBPyConnection, rows: list[PackageRow]) -> list[PackagePage]:
+    """One page per source or binary name of each distro: its current packages and every build."""
+    builds: dict[tuple[str, str], list[BuildRow]] = defaultdict(list)
+    for d in _dicts(con, _BUILDS):
+        key = (d.pop("page_distro"), d.pop("page_name"))
+        links = _links(d)
+        d["artifacts"] = tuple((a["name"], Status(a["status"])) for a in d["artifacts"])
+        builds[key].append(BuildRow(links=links, **{**d, "status": Status(d["status"]),
+                                                     "failure_class": _class(d["failure_class"])}))
+    current: dict[tuple[str, str], list[PackageRow]] = defaultdict(list)
+    for row in rows:
+        current[(row.suite.distro, row.name)].append(row)
+        if row.source_name != row.name:
+            current[(row.suite.distro, row.source_name)].append(row)
+    return [PackagePage(distro, name, tuple(current[(distro, name)]), tuple(builds.get((distro, name), ())))
+            for distro, name in sorted(current)]
+
+
+def active_builds(con: duckdb.DuckDBPyConnection, now: datetime) -> list[ActiveBuild]:
+    """Builds running now, oldest claim first."""
+    out = []
+    for d in _dicts(con, _ACTIVE, {"now": now}):
+        d["artifacts"] = tuple((a["name"], a["version"], a["url"]) for a in d["artifacts"])
+        out.append(ActiveBuild(**{**d, "age_seconds": int(d["age_seconds"])}))
+    return out
+
+
+def daily_counts(con: duckdb.DuckDBPyConnection, now: datetime, days: int = CHART_DAYS) -> list[DailyCount]:
+    """Per distro and day (UTC), how many current packages were GOOD, BAD, FAIL or unknown."""
+    today = now.date()
+    return [DailyCount(**d) for d in _dicts(con, _DAILY, {"today": today, "since": today - timedelta(days=days - 1)})]
+
+
+def regressions(con: duckdb.DuckDBPyConnection) -> list[Regression]:
+    """Newest first: GOOD → BAD/FAIL transitions of a source, and sources whose first build is BAD."""
+    out = []
+    for d in _dicts(con, _REGRESSIONS):
+        links = _links(d)
+        previous = Status(d["previous"]) if d["previous"] else None
+        out.append(Regression(links=links, **{**d, "status": Status(d["status"]), "previous": previous,
+                                               "failure_class": _class(d["failure_class"])}))
+    return out
+
+
+def build_files(con: duckdb.DuckDBPyConnection) -> list[BuildFiles]:
+    """Every build's stored files, by v0 id ("" as attestation key: only a countersigned one exists)."""
+    return [BuildFiles(**d) for d in _dicts(con, _FILES)]
+
+
+def query_site(inputs: Inputs, *, now: datetime, countersigned: set[str] = frozenset()) -> SiteData:
+    """Run every query of the site over the inputs."""
+    con = connect(inputs, set(countersigned))
+    try:
+        rows = packages(con)
+        return SiteData(packages=rows, suites=suites(con), pages=package_pages(con, rows),
+                        active=active_builds(con, now), daily=daily_counts(con, now), regressions=regressions(con),
+                        build_files=build_files(con), queue_length=inputs.queue.num_rows,
+                        workers={r["key_id"]: r["worker_id"] for r in inputs.workers.to_pylist()})
+    finally:
+        con.close()

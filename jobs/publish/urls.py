@@ -1,0 +1,110 @@
+"""Where every published file lives under the site prefix: the one source of truth for site keys.
+
+Names come from distro indexes and worker results, both untrusted: they become key
+segments only through `segment` (jobs.core.model.safe_segment, plus a hashed form for
+names too long for one segment), and hrefs only through `href`, which URL-quotes the key
+(so the "%" of an escaped segment travels as "%25" and the host finds the file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+from urllib.parse import quote
+
+from jobs.core.model import SegmentError, Status, safe_segment
+
+PAGE_SIZE = 1000  # rows per HTML list page: a few hundred KiB, fine without JavaScript
+OTHER_LETTER = "_"  # names that do not start with a letter or digit
+_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+
+# v0 paths rebuilderd's consumers build themselves (reference §2.5, §9)
+PKGS_LIST = "api/v0/pkgs/list"
+DASHBOARD = "api/v0/dashboard"
+PUBLIC_KEYS = "api/v0/public-keys"
+V1_PUBLIC_KEYS = "api/v1/meta/public-keys"
+INDEX_FEED = "api/v1/index.json"
+INDEX_PAGE = "index.html"
+REGRESSIONS = "regressions.atom"
+MANIFEST = "_manifest.json"
+
+
+def segment(value: str | None) -> str:
+    """One key segment for a name; "-" stands for None (no release, no component)."""
+    if value is None:
+        return "-"
+    if value == "-":
+        return "%2D"  # keep the mapping one-to-one: a real "-" is not "no value"
+    try:
+        return safe_segment(value)
+    except SegmentError:
+        # Empty or too long to be a segment: a readable prefix and a digest. "," never
+        # appears unescaped in a safe segment, so this cannot collide with a real name.
+        digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        try:
+            prefix = safe_segment(value[:16])  # at most 16 * 12 escaped bytes
+        except SegmentError:
+            prefix = "name"
+        return prefix + "," + digest
+
+
+def href(key: str, root: str = "") -> str:
+    """The URL of a site key relative to a page whose way back to the site root is `root`."""
+    return root + quote(key, safe="/")
+
+
+def relative(key: str, page: str) -> str:
+    """The URL of site key `key` from the page at site key `page` (both untrusted-name-safe keys)."""
+    # A key's segments never begin with "/" or contain ":" unescaped (safe_segment escapes
+    # both, and quote() again), so the result can never read as an absolute or scheme URL.
+    return quote(posixpath.relpath(key, posixpath.dirname(page) or "."), safe="/")
+
+
+def letter_of(name: str) -> str:
+    """The name-index page a name is listed on: its first letter or digit, else "_"."""
+    first = name[:1].lower()
+    return first if first in _LETTERS else OTHER_LETTER
+
+
+def paged(base: str, page: int) -> str:
+    """Page `page` (from 1) of a paginated list whose first page is `<base>.html`."""
+    return f"{base}.html" if page == 1 else f"{base}-{page}.html"
+
+
+def suite_path(distro: str, release: str | None, component: str | None, architecture: str) -> str:
+    """The path of one suite (distro/release/component/architecture), "-" for a missing part."""
+    return "/".join(segment(v) for v in (distro, release, component, architecture))
+
+
+def status_base(path: str, status: Status) -> str:
+    return f"suites/{path}/{status.value}"
+
+
+def letter_base(path: str, letter: str) -> str:
+    return f"suites/{path}/names/{letter}"
+
+
+def class_base(path: str, failure_class: str) -> str:
+    return f"suites/{path}/class/{failure_class}"
+
+
+def suite_page(path: str) -> str:
+    return f"suites/{path}/index.html"
+
+
+def suite_feed(path: str, what: str) -> str:
+    """A suite's JSON feed: "index", a status ("BAD"), "names/<letter>" or "class/<slug>"."""
+    return f"api/v1/suites/{path}/{what}.json"
+
+
+def package_page(distro: str, name: str) -> str:
+    return f"packages/{segment(distro)}/{segment(name)}.html"
+
+
+def package_feed(distro: str, name: str) -> str:
+    return f"api/v1/packages/{segment(distro)}/{segment(name)}.json"
+
+
+def build_file(v0_id: int, what: str) -> str:
+    """A build's file under the v0 path consumers know: log, diffoscope, attestation, diffoscope.html."""
+    return f"api/v0/builds/{int(v0_id)}/{what}"
