@@ -166,12 +166,75 @@ def publish(ctx: typer.Context) -> None:
 
 
 @app.command()
-def run() -> None:
+def run(
+    ctx: typer.Context,
+    profiles: Annotated[Optional[Path], typer.Option(
+        "--profiles", envvar="REBUILDER_SYNC_CONFIG", help="Sync profiles file.")] = None,
+    worker_config: Annotated[Optional[Path], typer.Option(
+        "--worker-config", envvar="REBUILDER_WORKER_CONFIG", help="Worker config file.")] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Workers in this process.")] = 2,
+    budget: Annotated[Optional[float], typer.Option(
+        "--budget", min=1, help="Stop claiming new jobs after this many seconds.")] = None,
+) -> None:
     """One full cycle: sync all profiles, work until the queue is empty, publish.
 
-    Example: rebuilder --store file:///tmp/rb run
+    Example: rebuilder --store file:///var/lib/rebuilder run --workers 2 --budget 3600
     """
-    _not_built("run", 7)
+    import signal
+
+    from jobs.core.config import load_sync_config, load_worker_config
+    from jobs.core.store import open_store
+    from jobs.cycle import run_cycle
+    from jobs.work.loop import check_backends
+
+    opts: Options = ctx.obj
+    config = _rebuilder_config(opts)
+    wconf = load_worker_config(worker_config)
+    backends = {b: Path(wconf.backend[b].path) for b in (wconf.supported_backends or wconf.backend)
+                if b in wconf.backend}
+    check_backends(backends)
+    sync_config = load_sync_config(profiles)
+    store = _open_store(opts, config)
+    site_store = open_store(config.store.site_url) if config.store.site_url else None
+    import threading
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    summary = run_cycle(store, config, sync_config, wconf, backends, workers=workers, budget=budget,
+                        env=dict(os.environ), stop=stop, site_store=site_store)
+    for line in summary.lines():
+        typer.echo(line)
+    if summary.failed_syncs:
+        raise typer.Exit(EXIT_TERMINAL)
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    bind: Annotated[Optional[str], typer.Option("--bind", help="host:port [default: [http] bind_addr].")] = None,
+) -> None:
+    """Serve the store's published site over HTTP (previews and the demo; production uses any static host).
+
+    Example: rebuilder --store file:///var/lib/rebuilder serve --bind 127.0.0.1:8484
+    """
+    from jobs.core.store import open_store
+    from jobs.publish.serve import make_server
+
+    opts: Options = ctx.obj
+    config = _rebuilder_config(opts)
+    if config.store.site_url:
+        store, prefix = open_store(config.store.site_url), ""
+    else:
+        store, prefix = _open_store(opts, config), "site/"
+    server = make_server(store, bind or config.http.bind_addr, prefix=prefix)
+    host, port = server.server_address[:2]
+    typer.echo(f"serving {store.url}/{prefix} at http://{host}:{port}/")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 @app.command("check-config")
