@@ -237,6 +237,58 @@ def serve(
         server.server_close()
 
 
+@app.command()
+def demo(
+    directory: Annotated[Path, typer.Argument(help="Where the demo keeps its repository, configs and store.")] = Path(
+        "rebuilder-demo"),
+    bind: Annotated[str, typer.Option("--bind", help="host:port to serve the site on.")] = "127.0.0.1:8484",
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Run the cycle, print, and exit.")] = False,
+) -> None:
+    """The embedded default end to end: build a fixture Arch repository with makepkg, sync it,
+    rebuild it with two workers, publish, and serve the site.
+
+    Needs root (makepkg builds in mount namespaces as the 'builder' user) and Debian's makepkg,
+    pacman-package-manager, libarchive-tools, zstd, fakeroot, gcc and diffoscope-minimal.
+
+    Example: sudo rebuilder demo /var/tmp/rebuilder-demo
+    """
+    from jobs.demo.run import run_demo
+    from jobs.publish.serve import make_server
+
+    with _progress("building the fixture repository and running one cycle"):
+        result = run_demo(directory)
+    for line in result.summary.lines():
+        typer.echo(line)
+    typer.echo(f"configs: {result.directory}/rebuilderd{{,-sync,-worker}}.conf; store: {result.store.url}")
+    typer.echo(_status_text(result.store))
+    if no_serve:
+        return
+    server = make_server(result.store, bind)
+    host, port = server.server_address[:2]
+    typer.echo(f"site: http://{host}:{port}/   (Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+def _status_text(store) -> str:
+    """`rebuildctl status`-style counts read from the published v0 dashboard."""
+    try:
+        dashboard = json.loads(store.get("site/api/v0/dashboard").data)
+    except Exception as exc:  # noqa: BLE001 - the demo still serves what it has
+        return f"status: unavailable ({exc})"
+    lines = ["status:"]
+    for suite, c in sorted(dashboard.get("suites", {}).items()):
+        total = sum(c.values()) or 1
+        lines.append(f"  {suite:<20} {100 * c.get('good', 0) / total:5.1f}% reproducible  "
+                     f"good {c.get('good', 0)}  bad {c.get('bad', 0)}  unknown {c.get('unknown', 0)}")
+    lines.append(f"  queue: {dashboard.get('queue_length', 0)} running")
+    return "\n".join(lines)
+
+
 @app.command("check-config")
 def check_config(
     ctx: typer.Context,

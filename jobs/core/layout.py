@@ -18,7 +18,8 @@ PREFIXES: dict[str, tuple[str, tuple[str, ...]]] = {
     "results/": ("signed build results, create-only per attempt", ("worker",)),
     "builds/": ("logs, diffoscope reports, attestations", ("worker",)),
     "workers/": ("worker enrolment records", ("worker",)),
-    "requests/": ("signed admin requests (requeue, queue push/drop)", ("admin",)),
+    # publish deletes a request once the queue update that applied it has landed
+    "requests/": ("signed admin requests (requeue, queue push/drop)", ("admin", "publish")),
     "history/": ("compacted build history, behind history/HEAD.json", ("publish",)),
     "site/": ("the published static site and feeds (public read)", ("publish",)),
 }

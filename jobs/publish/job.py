@@ -25,6 +25,7 @@ import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -85,6 +86,7 @@ def publish_state(store: Store, config: RebuilderConfig, *, now: datetime | None
     """Verify, compact, schedule and apply requests (see the module docstring for the order)."""
     now = now or datetime.now(timezone.utc)
     # Load the key before taking the lock: a key problem is the operator's, and fails early.
+    Path(config.publish.signing_key).parent.mkdir(parents=True, exist_ok=True, mode=0o750)
     key = load_or_create_key(config.publish.signing_key)
     leases = Leases(store, ttl=config.lease.ttl, clock_skew=config.lease.clock_skew)
     holder = holder or f"publish@{socket.gethostname()}:{os.getpid()}"

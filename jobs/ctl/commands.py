@@ -1,0 +1,255 @@
+"""rebuildctl's commands as functions: read the published feeds, return plain rows.
+
+Reads use only the v1 index and the per-suite per-status feeds they need (never the
+whole v0 list); admin verbs write signed request objects that the next publish applies.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+from jobs.core.errors import TerminalError
+from jobs.core.model import Status
+from jobs.ctl.feeds import DEFAULT_ENDPOINT, FeedNotFound, Site, cache_dir
+from jobs.publish import urls
+
+FILES = ("log", "diffoscope", "attestation")
+ARCH_INDEPENDENT = ("any", "all", "noarch")  # pacman, dpkg, rpm
+
+
+class NoMatch(TerminalError):
+    """No published package matches the filters."""
+
+
+class Ambiguous(TerminalError):
+    """Several published builds match; `candidates` lists them for a narrower filter."""
+
+    def __init__(self, message: str, candidates: list[PackageRow]) -> None:
+        super().__init__(message)
+        self.candidates = candidates
+
+
+class AdminSetupMissing(TerminalError):
+    """An admin verb lacks its cookie or its store; the message names where to set it."""
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The package filters shared by ls, log/diffoscope/attestation and requeue."""
+
+    distro: str | None = None
+    release: str | None = None
+    component: str | None = None
+    architecture: str | None = None
+    name: str | None = None  # fnmatch glob
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class SuiteStatus:
+    distro: str
+    release: str | None
+    component: str | None
+    architecture: str
+    good: int
+    bad: int
+    fail: int
+    unknown: int
+    total: int
+    percent_reproducible: float
+    queued: int
+
+
+@dataclass(frozen=True)
+class ActiveBuild:
+    name: str
+    version: str
+    distro: str
+    component: str | None
+    architecture: str
+    worker_id: Any
+    started_at: str | None
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    suites: list[SuiteStatus]
+    queue_length: int
+    active_builds: list[ActiveBuild]
+
+
+@dataclass(frozen=True)
+class PackageRow:
+    status: str
+    name: str
+    version: str
+    distro: str
+    release: str | None
+    component: str | None
+    architecture: str  # the artifact's (e.g. "any"), as rebuildctl shows it
+    suite_architecture: str
+    url: str | None
+    build_id: str | None
+    files: dict[str, str | None]
+
+    def line(self) -> str:
+        """rebuildctl's `pkgs ls` line: `[STATUS] name version (distro, release, component, arch) "url"`."""
+        return (f"[{self.status:<5}] {self.name} {self.version} ({self.distro}, {self.release or '<none>'}, "
+                f"{self.component or '<none>'}, {self.architecture}) {_quoted(self.url or '')}")
+
+
+def _quoted(text: str) -> str:
+    # rebuildctl prints the URL with Rust's Debug formatting: quotes and backslashes escaped.
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def open_site(endpoint: str | None, config: Any = None, env: Mapping[str, str] | None = None) -> Site:
+    """The site at -H, else `[http] endpoint`, else rebuilderd's default, with the ETag cache."""
+    env = os.environ if env is None else env
+    base = endpoint or (config.http.endpoint if config is not None else None) or DEFAULT_ENDPOINT
+    return Site(base, cache=cache_dir(dict(env)))
+
+
+# --- reads -------------------------------------------------------------------------------
+
+def status(site: Site) -> StatusReport:
+    """Per-suite counts and share reproducible, queue length and active builds."""
+    index = site.json(urls.INDEX_FEED)
+    suites = [SuiteStatus(s["distro"], s["release"], s["component"], s["architecture"], s["counts"]["good"],
+                          s["counts"]["bad"], s["counts"]["fail"], s["counts"]["unknown"], s["total"],
+                          s["percent_reproducible"], s["queued"]) for s in index["suites"]]
+    try:
+        dashboard = site.json(urls.DASHBOARD)
+    except FeedNotFound:
+        dashboard = {"active_builds": []}
+    active = [ActiveBuild(b["pkgbase"]["name"], b["version"], b["pkgbase"]["distro"], b["pkgbase"]["suite"] or None,
+                          b["pkgbase"]["architecture"], b.get("worker_id"), b.get("started_at"))
+              for b in dashboard.get("active_builds", [])]
+    return StatusReport(suites, int(index.get("queue_length", 0)), active)
+
+
+def _suite_matches(s: Mapping[str, Any], f: Filters) -> bool:
+    return ((f.distro is None or s["distro"] == f.distro) and (f.release is None or s["release"] == f.release)
+            and (f.component is None or s["component"] == f.component))
+
+
+def _row(p: Mapping[str, Any]) -> PackageRow:
+    return PackageRow(p["status"], p["name"], p["version"], p["distro"], p["release"], p["component"],
+                      p["artifact_architecture"], p["architecture"], p["artifact_url"], p["build_id"],
+                      dict(p.get("files") or {}))
+
+
+def _row_matches(r: PackageRow, f: Filters) -> bool:
+    return ((f.architecture is None or f.architecture in (r.architecture, r.suite_architecture))
+            and (f.name is None or fnmatchcase(r.name, f.name))
+            and (f.version is None or r.version == f.version)
+            and _suite_matches({"distro": r.distro, "release": r.release, "component": r.component}, f))
+
+
+def list_packages(site: Site, filters: Filters, statuses: list[Status] | None = None) -> list[PackageRow]:
+    """Current packages matching `filters`, read from only the per-suite status feeds asked for."""
+    wanted = [s.value for s in statuses] if statuses else [s.value for s in Status]
+    rows: list[PackageRow] = []
+    for suite in site.json(urls.INDEX_FEED)["suites"]:
+        if not _suite_matches(suite, filters):
+            continue
+        if (filters.architecture is not None and suite["architecture"] != filters.architecture
+                and filters.architecture not in ARCH_INDEPENDENT):
+            continue  # only an architecture-independent artifact can match outside its suite
+        for st in wanted:
+            key = suite["feeds"].get(st)
+            if key is None:
+                continue
+            try:
+                feed = site.json(key)
+            except FeedNotFound:
+                continue  # an empty list may simply not be published
+            rows.extend(r for r in map(_row, feed.get("packages", [])) if _row_matches(r, filters))
+    return sorted(rows, key=lambda r: (r.name, r.version, r.distro, r.release or "", r.component or "",
+                                       r.architecture))
+
+
+def find_build(site: Site, name: str, filters: Filters, what: str) -> PackageRow:
+    """The one current package called `name` (within `filters`) whose `what` file is published."""
+    distros = [filters.distro] if filters.distro else sorted({s["distro"] for s in site.json(urls.INDEX_FEED)["suites"]})
+    found: list[PackageRow] = []
+    for distro in distros:
+        try:
+            feed = site.json(urls.package_feed(distro, name))
+        except FeedNotFound:
+            continue
+        found.extend(r for r in map(_row, feed.get("packages", []))
+                     if r.name == name and _row_matches(r, Filters(**{**filters.__dict__, "name": None})))
+    if not found:
+        raise NoMatch("no published package matches", name=name, **_given(filters))
+    # The same build listed in two releases (or two split packages) is one file, not a choice.
+    by_file = {r.files.get(what) or f"-{r.build_id}-{r.distro}-{r.version}": r for r in found}
+    if len(by_file) > 1:
+        raise Ambiguous(f"{len(by_file)} packages match {name!r}; narrow it with --version, --distro, "
+                        "--suite, --release or --architecture", sorted(by_file.values(), key=lambda r: r.line()))
+    row = next(iter(by_file.values()))
+    if not row.files.get(what):
+        raise NoMatch(f"{row.name} {row.version} has no published {what}", status=row.status)
+    return row
+
+
+def build_file(site: Site, row: PackageRow, what: str) -> str:
+    """The text of a build's log, diffoscope report or attestation."""
+    key = row.files.get(what)
+    if not key:
+        raise NoMatch(f"{row.name} {row.version} has no published {what}")
+    return site.text(key)
+
+
+def _given(f: Filters) -> dict[str, str]:
+    return {k: v for k, v in f.__dict__.items() if v is not None and k != "name"}
+
+
+# --- admin verbs --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AdminTarget:
+    store_url: str
+    cookie: str
+
+
+def admin_target(endpoint: str | None, config_file: str | None, store_option: str | None,
+                 env: Mapping[str, str] | None = None, home: str | Path | None = None,
+                 *, etc_dir: Path | None = None, var_dir: Path | None = None) -> AdminTarget:
+    """Where admin requests go and the cookie that signs them; AdminSetupMissing naming what to set."""
+    from jobs.core.config import ctl_config_paths, find_auth_cookie, load_ctl_config
+    from jobs.core.config.load import COOKIE_PATH_ENV, ETC_DIR, VAR_DIR
+
+    env = dict(os.environ if env is None else env)
+    etc, var = etc_dir or ETC_DIR, var_dir or VAR_DIR
+    config = load_ctl_config(config_file, env, home, etc_dir=etc)
+    files = " or ".join(str(p) for p in ctl_config_paths(config_file, env, home, etc_dir=etc))
+    missing = []
+    cookie = find_auth_cookie(endpoint, config, env, home, var_dir=var)
+    if not cookie:
+        if endpoint is not None:
+            missing.append(f'no admin cookie for -H {endpoint}: set [endpoints."{endpoint}"] cookie in {files}, '
+                           f"or ${COOKIE_PATH_ENV} to a file holding the rebuilder's [auth] cookie")
+        else:
+            missing.append(f"no admin cookie: set ${COOKIE_PATH_ENV} to a file holding it, or [auth] cookie in "
+                           f"{files}, or write it to {var / 'auth-cookie'} or "
+                           "$XDG_DATA_HOME/rebuilderd-auth-cookie")
+    store_url = store_option or env.get("REBUILDER_STORE") or config.store.url
+    if not store_url:
+        missing.append(f"no store for requests: pass --store, set $REBUILDER_STORE, or set [store] url in {files}")
+    if missing:
+        raise AdminSetupMissing("; ".join(missing) + "; nothing was written")
+    return AdminTarget(store_url, cookie)  # type: ignore[arg-type]
+
+
+def submit(target: AdminTarget, verb: str, **fields: Any) -> str:
+    """Write one signed request for the next publish; returns its store key."""
+    from jobs.core.store import open_store
+    from jobs.publish.requests import write_request
+
+    return write_request(open_store(target.store_url), target.cookie, verb, **fields)

@@ -1,0 +1,301 @@
+"""Benchmark (issue #5): `rebuilder publish` on a synthetic 100,000 packages + 1,000,000 builds.
+
+Not a test. Run it with `.venv/bin/python -m tests.benchmarks.bench_publish` (`--smoke` for
+2,000 packages / 20,000 builds; `--packages N --builds M` for any size; `--no-fsync` for a
+store without fsync). The synthetic store is described in `publish_world`; it is written
+without fsync and is not timed. Then, in one process, against a local store (fsync on):
+
+1. full publish: the real `jobs.publish.run.publish` into an empty `site/` (publish_state
+   with nothing new to verify, countersigning every stored attestation, build_site,
+   write_site), timed as a whole and per step;
+2. baseline: rendering the same site in memory from the same query rows (every package
+   page and feed, every list page and feed, suite pages, dashboard: `build_site` with its
+   store reads and queries replaced by the rows step 1 computed), no store at all;
+3. incremental publish: 100 real signed results (claim, log, attestation, result object)
+   for 100 queued jobs, then `publish` again (verify, compact, queue, countersign, site);
+4. a publish with nothing new (the floor of any incremental publish).
+
+Figures: full ÷ baseline (target ≤ 3), incremental ÷ full (target ≤ 0.05), the site objects
+written per changed package (target: proportional to the changed packages), store requests
+by operation, and per step the peak resident set size (VmHWM, reset through
+/proc/self/clear_refs before each step). Linux only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import jobs.publish.run as run_module
+import jobs.publish.site as site_module
+from jobs.core.store import Store
+from jobs.publish.run import publish
+from jobs.publish.site import build_site
+from tests.benchmarks.publish_world import add_results, make_world
+
+PACKAGES, BUILDS = 100_000, 1_000_000
+SMOKE = (2_000, 20_000)
+NEW_RESULTS = 100
+TARGET_FULL = 3.0
+TARGET_INCREMENTAL = 0.05
+
+
+class CountingStore:
+    """A store that counts requests (and bytes) by operation; everything else is the wrapped store's."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner, self.url = inner, inner.url
+        self.ops: Counter[str] = Counter()
+        self.bytes: Counter[str] = Counter()
+        self.site_puts: Counter[str] = Counter()
+
+    def get(self, key: str):
+        self.ops["get"] += 1
+        blob = self.inner.get(key)
+        self.bytes["get"] += len(blob.data)
+        return blob
+
+    def open(self, key: str):
+        self.ops["open"] += 1
+        return self.inner.open(key)
+
+    def head(self, key: str):
+        self.ops["head"] += 1
+        return self.inner.head(key)
+
+    def _put(self, op: str, key: str, body: Any, *args: Any, **kwargs: Any) -> str:
+        self.ops[op] += 1
+        self.bytes[op] += len(body) if isinstance(body, (bytes, bytearray)) else 0
+        if key.startswith("site/"):
+            self.site_puts[_kind(key.removeprefix("site/"))] += 1
+        return getattr(self.inner, op)(key, body, *args, **kwargs)
+
+    def put(self, key: str, body: Any, **kwargs: Any) -> str:
+        return self._put("put", key, body, **kwargs)
+
+    def put_if_absent(self, key: str, body: Any, **kwargs: Any) -> str:
+        return self._put("put_if_absent", key, body, **kwargs)
+
+    def put_if_match(self, key: str, body: Any, etag: str, **kwargs: Any) -> str:
+        return self._put("put_if_match", key, body, etag, **kwargs)
+
+    def list(self, prefix: str = "") -> Iterator:
+        self.ops["list"] += 1
+        for info in self.inner.list(prefix):
+            self.ops["list_keys"] += 1
+            yield info
+
+    def delete(self, key: str) -> None:
+        self.ops["delete"] += 1
+        self.inner.delete(key)
+
+    def figures(self) -> dict[str, Any]:
+        return {"requests": dict(sorted(self.ops.items())), "bytes": dict(sorted(self.bytes.items())),
+                "site_puts_by_kind": dict(sorted(self.site_puts.items()))}
+
+
+def _kind(key: str) -> str:
+    """What a site key is, for counting writes (see jobs.publish.urls)."""
+    for prefix, kind in (("api/v0/builds/", "build files"), ("packages/", "package pages"),
+                         ("api/v1/packages/", "package feeds"), ("api/v1/suites/", "suite and list feeds"),
+                         ("suites/", "suite and list pages")):
+        if key.startswith(prefix):
+            return kind
+    return key if key.startswith("_manifest") else "dashboard, indexes, keys, static"
+
+
+def _reset_peak() -> None:
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # resets VmHWM to the current RSS
+
+
+def _peak_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+@contextlib.contextmanager
+def _timed_steps(steps: dict[str, float], keep: dict[str, Any]) -> Iterator[None]:
+    """Time the steps of the real publish by wrapping the functions `publish` and `build_site` call."""
+    patched: list[tuple[Any, str, Callable]] = []
+
+    def wrap(module: Any, name: str) -> None:
+        original = getattr(module, name)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                result = original(*args, **kwargs)
+            finally:
+                steps[name] = round(steps.get(name, 0.0) + time.perf_counter() - started, 3)
+            if name == "query_site":
+                keep["data"] = result
+            return result
+
+        patched.append((module, name, original))
+        setattr(module, name, timed)
+
+    for name in ("publish_state", "countersigned_attestations", "build_site", "write_site"):
+        wrap(run_module, name)
+    for name in ("load_inputs", "query_site"):
+        wrap(site_module, name)
+    try:
+        yield
+    finally:
+        for module, name, original in patched:
+            setattr(module, name, original)
+
+
+def _publish(store: Store, world: Any, now: Any, keep: dict[str, Any]) -> dict[str, Any]:
+    """One real publish, timed as a whole and by step, with its store requests and peak memory."""
+    counting = CountingStore(store)
+    steps: dict[str, float] = {}
+    gc.collect()
+    _reset_peak()
+    with _timed_steps(steps, keep):
+        started, cpu = time.perf_counter(), time.process_time()
+        summary = publish(counting, world.config, now=now)
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    site = summary.site
+    return {"seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3), "steps": steps, "peak_rss_mib": _peak_mib(),
+            "site_written": site.written if site else None, "site_deleted": site.deleted if site else None,
+            "site_unchanged": site.unchanged if site else None, "accepted": len(summary.state.accepted),
+            "history_rows_added": summary.state.history_rows_added, "summary": summary.line(),
+            **counting.figures()}
+
+
+def _render_only(store: Store, world: Any, now: Any, data: Any) -> dict[str, Any]:
+    """The baseline: `build_site` from rows already queried, without reading the store."""
+    keys = _attestation_keys(store)
+    saved = site_module.load_inputs, site_module.query_site
+    site_module.load_inputs = lambda *a, **k: None
+    site_module.query_site = lambda *a, **k: data
+    gc.collect()
+    _reset_peak()
+    try:
+        started, cpu = time.perf_counter(), time.process_time()
+        site = build_site(store, now=now, countersigned_keys=keys, public_keys={}, rebuilder_name="rebuilder")
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    finally:
+        site_module.load_inputs, site_module.query_site = saved
+    rendered = [f for f in site.files.values() if f.data is not None]
+    return {"seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3), "peak_rss_mib": _peak_mib(),
+            "files": len(site.files),
+            "rendered": len(rendered), "copies": len(site.files) - len(rendered),
+            "html_pages": sum(1 for f in rendered if f.key.endswith(".html")),
+            "rendered_mib": round(sum(len(f.data) for f in rendered) / 2**20, 1)}
+
+
+def _attestation_keys(store: Store) -> dict[str, str]:
+    prefix = run_module.ATTESTATIONS
+    return {i.key[len(prefix):].removesuffix(".json"): i.key for i in store.list(prefix)}
+
+
+def _put_cost(root: Path, fsync: bool, n: int = 200) -> float:
+    """Milliseconds per 4 KiB put in a local store (this disk, this fsync setting)."""
+    from jobs.core.store import LocalStore
+    store = LocalStore(root / ("fsync" if fsync else "nofsync"), fsync=fsync)
+    body = os.urandom(4096)
+    started = time.perf_counter()
+    for i in range(n):
+        store.put(f"probe/{i % 50}/{i}.html", body, content_type="text/html")
+    return round(1000 * (time.perf_counter() - started) / n, 3)
+
+
+def run(smoke: bool = False, packages: int = PACKAGES, builds: int = BUILDS, *, fsync: bool = True,
+        log_fraction: float = 0.01, noop: bool = True, workdir: str | None = None) -> dict[str, Any]:
+    """Every figure of the benchmark (see the module docstring)."""
+    if smoke:
+        packages, builds = SMOKE
+    root = Path(tempfile.mkdtemp(prefix="bench-publish-", dir=workdir))
+    try:
+        return _run(root, packages, builds, fsync=fsync, log_fraction=log_fraction, noop=noop)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _run(root: Path, packages: int, builds: int, *, fsync: bool, log_fraction: float, noop: bool) -> dict[str, Any]:
+    load = os.getloadavg()
+    started = time.perf_counter()
+    world = make_world(root, packages, builds, log_fraction=log_fraction)
+    setup = round(time.perf_counter() - started, 1)
+    gc.collect()
+    store = world.store(fsync=fsync)
+    keep: dict[str, Any] = {}
+    full = _publish(store, world, world.now, keep)
+    baseline = _render_only(store, world, world.now, keep.pop("data"))
+    gc.collect()
+    new = add_results(world, NEW_RESULTS)
+    changed_jobs = len({r.job_id for r in new})
+    changed_packages = sum(len({a.name for a in j.artifacts}) for j in world.queued
+                           if j.job_id in {r.job_id for r in new})
+    incremental = _publish(store, world, world.now + timedelta(hours=1), keep)
+    keep.clear()
+    figures: dict[str, Any] = {
+        "size": {**world.counts, "new_results": len(new), "changed_jobs": changed_jobs,
+                 "changed_packages": changed_packages, "log_fraction": log_fraction, "fsync": fsync},
+        "machine": {"cpus": os.cpu_count(), "loadavg_at_start": [round(x, 2) for x in load],
+                    "put_ms_fsync": _put_cost(root, True), "put_ms_no_fsync": _put_cost(root, False)},
+        "setup_seconds": setup, "full_publish": full, "render_in_memory": baseline,
+        "incremental_publish": incremental,
+    }
+    if noop:
+        figures["noop_publish"] = _publish(store, world, world.now + timedelta(hours=2), keep)
+        keep.clear()
+    figures["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    site_full = full["steps"].get("build_site", 0) + full["steps"].get("write_site", 0)
+    figures["ratios"] = {
+        "full_publish_over_render": round(full["seconds"] / baseline["seconds"], 2),
+        "full_site_step_over_render": round(site_full / baseline["seconds"], 2),
+        "full_publish_over_render_cpu": round(full["cpu_seconds"] / baseline["cpu_seconds"], 2),
+        "target_full": TARGET_FULL,
+        "incremental_over_full": round(incremental["seconds"] / full["seconds"], 3),
+        "incremental_over_full_cpu": round(incremental["cpu_seconds"] / full["cpu_seconds"], 3),
+        "target_incremental": TARGET_INCREMENTAL,
+        "site_objects_written_per_changed_package": round(
+            (incremental["site_written"] or 0) / max(changed_packages, 1), 1),
+        "site_objects_written_incremental": incremental["site_written"],
+        "site_objects_written_full": full["site_written"],
+    }
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the figures as JSON, then the ratios against their targets."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help=f"{SMOKE[0]} packages, {SMOKE[1]} builds")
+    parser.add_argument("--packages", type=int, default=PACKAGES)
+    parser.add_argument("--builds", type=int, default=BUILDS)
+    parser.add_argument("--no-fsync", action="store_true", help="measure a local store without fsync")
+    parser.add_argument("--log-fraction", type=float, default=0.01,
+                        help="share of builds with stored files (log, diffoscope, attestation)")
+    parser.add_argument("--no-noop", action="store_true", help="skip the publish with nothing new")
+    parser.add_argument("--workdir", help="directory for the temporary store (default: the system's)")
+    args = parser.parse_args(argv)
+    figures = run(smoke=args.smoke, packages=args.packages, builds=args.builds, fsync=not args.no_fsync,
+                  log_fraction=args.log_fraction, noop=not args.no_noop, workdir=args.workdir)
+    print(json.dumps(figures, indent=2, default=str))
+    r = figures["ratios"]
+    print(f"full publish / render in memory: {r['full_publish_over_render']} (target <= {TARGET_FULL})")
+    print(f"incremental / full publish: {r['incremental_over_full']} (target <= {TARGET_INCREMENTAL})")
+    print(f"site objects written for {figures['size']['changed_packages']} changed packages: "
+          f"{r['site_objects_written_incremental']} ({r['site_objects_written_per_changed_package']} each)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

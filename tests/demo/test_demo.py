@@ -1,0 +1,32 @@
+"""The README's first command: `infra/demo.sh` → `rebuilder demo`, end to end in a temp dir."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.fixtures_arch import require_makepkg_host
+
+BIN = Path(sys.executable).parent
+
+
+def test_demo_builds_syncs_rebuilds_publishes_and_reports(tmp_path):
+    require_makepkg_host()
+    res = subprocess.run([str(BIN / "rebuilder"), "demo", str(tmp_path / "demo"), "--no-serve"],
+                         capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                         env={"PATH": f"{BIN}:/usr/bin:/bin:/usr/sbin:/sbin", "HOME": str(tmp_path)})
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = res.stdout
+    assert "sync demo: updated, 6 packages in 5 build inputs" in out
+    assert "publish: 5 results accepted, 0 rejected" in out
+    assert "good 4  bad 2" in out  # v0 counts binary packages; FAIL counts as bad there
+    site = tmp_path / "demo" / "store" / "site"
+    assert (site / "index.html").read_text().count("JSON") >= 1
+    index = json.loads((site / "api/v1/index.json").read_text())
+    (suite,) = index["suites"]
+    assert suite["counts"] == {"good": 4, "bad": 1, "fail": 1, "unknown": 0}  # GOOD, BAD and FAIL all present
+    # The configs it wrote are real rebuilderd-style files an operator can start from.
+    for name in ("rebuilderd.conf", "rebuilderd-sync.conf", "rebuilderd-worker.conf"):
+        assert (tmp_path / "demo" / name).exists()
