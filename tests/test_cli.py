@@ -18,7 +18,7 @@ def run(prog: str, *args: str, env: dict | None = None, cwd: Path | None = None)
 
 
 def test_unbuilt_commands_say_so_and_do_nothing(tmp_path):
-    res = run("rebuildctl", "status")
+    res = run("rebuildctl", "workers", "ls")
     assert res.returncode == 3 and "issue #6" in res.stderr
 
 

@@ -216,6 +216,13 @@ def _put_cost(root: Path, fsync: bool, n: int = 200) -> float:
     return round(1000 * (time.perf_counter() - started) / n, 3)
 
 
+def _list_cost(store: Store, prefix: str = "site/") -> dict[str, float]:
+    """Listing speed of this store (results/ and claims/ grow with every build and are listed by every publish)."""
+    started = time.perf_counter()
+    n = sum(1 for _ in store.list(prefix))
+    return {"keys": n, "ms_per_1000_keys": round(1e6 * (time.perf_counter() - started) / max(n, 1), 1)}
+
+
 def run(smoke: bool = False, packages: int = PACKAGES, builds: int = BUILDS, *, fsync: bool = True,
         log_fraction: float = 0.01, noop: bool = True, workdir: str | None = None) -> dict[str, Any]:
     """Every figure of the benchmark (see the module docstring)."""
@@ -256,6 +263,7 @@ def _run(root: Path, packages: int, builds: int, *, fsync: bool, log_fraction: f
     if noop:
         figures["noop_publish"] = _publish(store, world, world.now + timedelta(hours=2), keep)
         keep.clear()
+    figures["machine"]["list"] = _list_cost(store)
     figures["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     site_full = full["steps"].get("build_site", 0) + full["steps"].get("write_site", 0)
     figures["ratios"] = {

@@ -78,7 +78,7 @@ def test_status(base):
 def test_pkgs_ls_lines_and_json(base):
     res = ctl("-H", base, "pkgs", "ls")
     assert res.exit_code == 0, res.output
-    names = [line.split()[1] for line in res.stdout.splitlines()]
+    names = [line[8:].split()[0] for line in res.stdout.splitlines()]
     assert names == ["ftbfs", "hello-c", "hello-script", "split-a", "split-b", "unrepro"]
     unrepro = res.stdout.splitlines()[-1]
     assert unrepro.startswith("[BAD  ] unrepro 1.0-1 (archlinux, <none>, fixture, any) \"")

