@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -45,8 +46,10 @@ class StoreFactory:
         self.count += 1
         if self.kind == "local":
             return (self.tmp_path / f"store{self.count}").as_uri()
-        bucket = self.seaweed.new_bucket()
-        return f"s3://{bucket}/prefix?endpoint_url={self.seaweed.endpoint}&region={REGION}"
+        # One session bucket, a fresh prefix per store: SeaweedFS gives every bucket its own
+        # volumes, and hundreds of buckets exhaust a small disk.
+        bucket = self.seaweed.shared_bucket()
+        return f"s3://{bucket}/{uuid.uuid4().hex[:12]}?endpoint_url={self.seaweed.endpoint}&region={REGION}"
 
     def env(self) -> dict[str, str]:
         """Environment a child process needs to open the store."""

@@ -72,7 +72,10 @@ class SeaweedServer:
         """Launch and wait until a bucket can be created and written."""
         argv = [self.binary, "mini", f"-dir={self.datadir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                 "-master.telemetry=false", "-webdav=false", "-admin.ui=false",
-                "-s3.port.iceberg=0", "-s3.port.lance=0"]
+                "-s3.port.iceberg=0", "-s3.port.lance=0",
+                # Each bucket is a collection that takes whole volumes; small volumes let many
+                # test buckets fit on a small CI disk ("No writable volumes ... left" otherwise).
+                "-master.volumeSizeLimitMB=16"]
         argv += [f"-{flag}={port}" for flag, port in self.ports.items()]
         env = dict(os.environ, AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY)
         self.log = open(self.workdir / "weed.log", "ab")
@@ -110,6 +113,12 @@ class SeaweedServer:
         name = f"t-{uuid.uuid4().hex[:16]}"
         self.client().create_bucket(Bucket=name)
         return name
+
+    def shared_bucket(self) -> str:
+        """One bucket for the whole session: tests get their own prefixes in it."""
+        if getattr(self, "_shared", None) is None:
+            self._shared = self.new_bucket()
+        return self._shared
 
     def env(self) -> dict[str, str]:
         """Environment that points boto3 (in this or a child process) at the server."""
