@@ -29,6 +29,7 @@ import gc
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -235,16 +236,24 @@ def run(smoke: bool = False, packages: int = PACKAGES, builds: int = BUILDS, *, 
         shutil.rmtree(root, ignore_errors=True)
 
 
+def _say(text: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True)
+
+
 def _run(root: Path, packages: int, builds: int, *, fsync: bool, log_fraction: float, noop: bool) -> dict[str, Any]:
     load = os.getloadavg()
     started = time.perf_counter()
+    _say(f"writing {packages} packages and {builds} builds to {root}")
     world = make_world(root, packages, builds, log_fraction=log_fraction)
     setup = round(time.perf_counter() - started, 1)
+    _say(f"set up in {setup} s; full publish")
     gc.collect()
     store = world.store(fsync=fsync)
     keep: dict[str, Any] = {}
     full = _publish(store, world, world.now, keep)
+    _say(f"full publish: {full['seconds']} s; rendering in memory")
     baseline = _render_only(store, world, world.now, keep.pop("data"))
+    _say(f"rendered in {baseline['seconds']} s; {NEW_RESULTS} new results, incremental publish")
     gc.collect()
     new = add_results(world, NEW_RESULTS)
     changed_jobs = len({r.job_id for r in new})
@@ -252,6 +261,7 @@ def _run(root: Path, packages: int, builds: int, *, fsync: bool, log_fraction: f
                            if j.job_id in {r.job_id for r in new})
     incremental = _publish(store, world, world.now + timedelta(hours=1), keep)
     keep.clear()
+    _say(f"incremental publish: {incremental['seconds']} s")
     figures: dict[str, Any] = {
         "size": {**world.counts, "new_results": len(new), "changed_jobs": changed_jobs,
                  "changed_packages": changed_packages, "log_fraction": log_fraction, "fsync": fsync},
