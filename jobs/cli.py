@@ -275,18 +275,15 @@ def demo(
 
 
 def _status_text(store) -> str:
-    """`rebuildctl status`-style counts read from the published v0 dashboard."""
-    try:
-        dashboard = json.loads(store.get("site/api/v0/dashboard").data)
-    except Exception as exc:  # noqa: BLE001 - the demo still serves what it has
-        return f"status: unavailable ({exc})"
-    lines = ["status:"]
-    for suite, c in sorted(dashboard.get("suites", {}).items()):
-        total = sum(c.values()) or 1
-        lines.append(f"  {suite:<20} {100 * c.get('good', 0) / total:5.1f}% reproducible  "
-                     f"good {c.get('good', 0)}  bad {c.get('bad', 0)}  unknown {c.get('unknown', 0)}")
-    lines.append(f"  queue: {dashboard.get('queue_length', 0)} running")
-    return "\n".join(lines)
+    """What `rebuildctl -H <the store's site> status` prints (the real command, as a user runs it)."""
+    import subprocess
+
+    site = f"{store.url}/site"
+    exe = Path(sys.executable).with_name("rebuildctl")
+    if not exe.exists():
+        return f"status: run `rebuildctl -H {site} status`"
+    res = subprocess.run([str(exe), "-H", site, "status"], capture_output=True, text=True, timeout=60)
+    return f"$ rebuildctl -H {site} status\n{res.stdout}{res.stderr}".rstrip()
 
 
 @app.command("check-config")

@@ -21,7 +21,11 @@ def test_demo_builds_syncs_rebuilds_publishes_and_reports(tmp_path):
     out = res.stdout
     assert "sync demo: updated, 6 packages in 5 build inputs" in out
     assert "publish: 5 results accepted, 0 rejected" in out
-    assert "good 4  bad 2" in out  # v0 counts binary packages; FAIL counts as bad there
+    # The output of the real `rebuildctl status`: GOOD, BAD and FAIL all present (4 good, 1 bad, 1 fail).
+    status = out[out.index("rebuildctl -H"):]
+    assert "status" in status.splitlines()[0]
+    row = next(line for line in status.splitlines() if line.startswith("archlinux"))
+    assert row.split()[4:8] == ["4", "1", "1", "0"], row
     site = tmp_path / "demo" / "store" / "site"
     assert (site / "index.html").read_text().count("JSON") >= 1
     index = json.loads((site / "api/v1/index.json").read_text())
