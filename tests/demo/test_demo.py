@@ -34,3 +34,28 @@ def test_demo_builds_syncs_rebuilds_publishes_and_reports(tmp_path):
     # The configs it wrote are real rebuilderd-style files an operator can start from.
     for name in ("rebuilderd.conf", "rebuilderd-sync.conf", "rebuilderd-worker.conf"):
         assert (tmp_path / "demo" / name).exists()
+
+
+def test_readme_duckdb_recipes_run_on_a_published_store(tmp_path):
+    """The README's three DuckDB recipes, run as written against the demo's store."""
+    import re
+
+    import duckdb
+
+    require_makepkg_host()
+    from jobs.demo.run import run_demo
+    store = run_demo(tmp_path / "demo").directory / "store"
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("<!-- duckdb-recipes:start -->")[1].split("<!-- duckdb-recipes:end -->")[0]
+    recipes = re.findall(r"```sql\n(.*?)```", section, re.S)
+    assert len(recipes) == 3
+    results = []
+    for recipe in recipes:
+        con = duckdb.connect()
+        statements = [s for s in recipe.replace("$STORE", str(store)).split(";") if s.strip()]
+        for statement in statements[:-1]:
+            con.execute(statement)
+        results.append(con.execute(statements[-1]).fetchall())
+    assert results[0] == [("BAD", 1), ("FAIL", 1), ("GOOD", 3)]
+    assert [r[3] for r in results[1]] == ["ftbfs", "hello-c", "hello-script", "split-a", "split-b", "unrepro"]
+    assert sorted(r[0] for r in results[2]) == ["ftbfs", "unrepro"]
