@@ -68,3 +68,12 @@ def test_sync_timer_matches_rebuilderd_habit():
     text = (UNITS / "rebuilder-sync@.timer").read_text()
     assert "OnBootSec=1min\n" in text and "OnUnitActiveSec=5m\n" in text
     assert "ExecStart=/usr/local/bin/rebuilder sync %i\n" in (UNITS / "rebuilder-sync@.service").read_text()
+
+
+def test_a_broken_unit_is_caught(unit_dir, tmp_path):
+    analyze = unit_dir.joinpath(".analyze").read_text()
+    broken = tmp_path / "rebuilder-publish.service"
+    text = (unit_dir / "rebuilder-publish.service").read_text()
+    broken.write_text(text.replace("[Service]", "[Service]\nRestartSecc=5\nExecStart=relative/path", 1))
+    run = subprocess.run([analyze, "verify", "--man=no", str(broken)], capture_output=True, text=True, timeout=60)
+    assert run.returncode != 0 or run.stdout.strip() or run.stderr.strip()
