@@ -123,14 +123,12 @@ def work(
 
     from jobs.core.config import load_worker_config
     from jobs.work.identity import load_identity
-    from jobs.work.loop import Worker, check_backends
+    from jobs.work.loop import Worker
 
     opts: Options = ctx.obj
     config = _rebuilder_config(opts)
     wconf = load_worker_config(worker_config)
-    backends = {b: Path(wconf.backend[b].path) for b in (wconf.supported_backends or wconf.backend)
-                if b in wconf.backend}
-    check_backends(backends)  # before a key is created in the work dir
+    backends = _worker_backends(wconf)  # before a key is created in the work dir
     worker = Worker(store=_open_store(opts, config), config=config, worker_config=wconf,
                     identity=load_identity(wconf, name), backends=backends, env=dict(os.environ))
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -185,14 +183,11 @@ def run(
     from jobs.core.config import load_sync_config, load_worker_config
     from jobs.core.store import open_store
     from jobs.cycle import run_cycle
-    from jobs.work.loop import check_backends
 
     opts: Options = ctx.obj
     config = _rebuilder_config(opts)
     wconf = load_worker_config(worker_config)
-    backends = {b: Path(wconf.backend[b].path) for b in (wconf.supported_backends or wconf.backend)
-                if b in wconf.backend}
-    check_backends(backends)
+    backends = _worker_backends(wconf)
     sync_config = load_sync_config(profiles)
     store = _open_store(opts, config)
     site_store = open_store(config.store.site_url) if config.store.site_url else None
@@ -226,15 +221,8 @@ def serve(
         store, prefix = open_store(config.store.site_url), ""
     else:
         store, prefix = _open_store(opts, config), "site/"
-    server = make_server(store, bind or config.http.bind_addr, prefix=prefix)
-    host, port = server.server_address[:2]
-    typer.echo(f"serving {store.url}/{prefix} at http://{host}:{port}/")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    _serve_until_interrupted(make_server(store, bind or config.http.bind_addr, prefix=prefix),
+                             f"serving {store.url}/{prefix} at")
 
 
 @app.command()
@@ -263,15 +251,28 @@ def demo(
     typer.echo(_status_text(result.store))
     if no_serve:
         return
-    server = make_server(result.store, bind)
+    _serve_until_interrupted(make_server(result.store, bind), "site (Ctrl-C stops):")
+
+
+def _serve_until_interrupted(server, what: str) -> None:
+    """Print where the site is served, then serve until Ctrl-C."""
     host, port = server.server_address[:2]
-    typer.echo(f"site: http://{host}:{port}/   (Ctrl-C stops)")
+    typer.echo(f"{what} http://{host}:{port}/")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+
+
+def _worker_backends(wconf) -> dict[str, Path]:
+    """The backends a worker config enables, checked before anything is created."""
+    from jobs.work.loop import check_backends
+    backends = {b: Path(wconf.backend[b].path) for b in (wconf.supported_backends or wconf.backend)
+                if b in wconf.backend}
+    check_backends(backends)
+    return backends
 
 
 def _status_text(store) -> str:
