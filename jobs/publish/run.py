@@ -62,7 +62,7 @@ def countersigned_attestations(store: Store, config: RebuilderConfig, state: Pub
     history = read_history(store)
     # Select in Arrow first: turning every history row (one per build ever) into a record
     # took ~30 µs a row, on every publish, to find the few attestations not kept yet.
-    done = pa.array(sorted(stored.keys() | fresh.keys()), pa.string())
+    done = pa.array(list(stored.keys() | fresh.keys()), pa.string())
     history = history.filter(pc.and_(pc.is_valid(history.column("attestation_key")),
                                      pc.invert(pc.is_in(history.column("build_id"), value_set=done))))
     missing = [row for row in from_table(history, HistoryRow)
