@@ -16,7 +16,17 @@ from typing import Any
 
 from jobs.core.model import Status, format_timestamp
 from jobs.publish import urls
-from jobs.publish.rows import ActiveBuild, BuildLinks, BuildRow, PackagePage, PackageRow, SuiteKey, SuiteSummary
+from jobs.publish.rows import (
+    ActiveBuild,
+    BuildLinks,
+    BuildRow,
+    PackagePage,
+    PackageRow,
+    QueueEntry,
+    SuiteKey,
+    SuiteSummary,
+    WorkerRow,
+)
 
 SCHEMA = "rebuilder.feed/1"
 STATUSES = (Status.GOOD, Status.BAD, Status.FAIL, Status.UNKWN)
@@ -148,6 +158,7 @@ def index_feed(suites: list[SuiteSummary], active: list[ActiveBuild], *, queue_l
     """`api/v1/index.json`: every suite and where its feeds are."""
     return envelope("index", generated_at, rebuilder=rebuilder, queue_length=queue_length,
                     active_builds=len(active), pkgs_list=urls.PKGS_LIST, public_keys=urls.PUBLIC_KEYS,
+                    queue=urls.QUEUE_FEED, workers=urls.WORKERS_FEED,
                     regressions=urls.REGRESSIONS, suites=[summary_json(s) for s in suites])
 
 
@@ -162,3 +173,31 @@ def package_feed(page: PackagePage, generated_at: datetime) -> dict[str, Any]:
     """`api/v1/packages/<distro>/<name>.json`: current packages and every version and attempt of a name."""
     return envelope("package", generated_at, distro=page.distro, name=page.name,
                     packages=[package_json(r) for r in page.packages], builds=[build_json(b) for b in page.builds])
+
+
+def queue_feed(entries: list[QueueEntry], generated_at: datetime) -> dict[str, Any]:
+    """`api/v1/queue.json`: every queued job in claim order; `running` is its live claim, if any."""
+    def job(e: QueueEntry) -> dict[str, Any]:
+        running = None if e.worker_key_id is None else {
+            "worker_name": e.worker_name, "worker_key_id": e.worker_key_id, "started_at": _ts(e.started_at),
+            "renewed_at": _ts(e.renewed_at), "expires_at": _ts(e.expires_at)}
+        return {"job_id": e.job_id, "attempt": e.attempt, "priority": e.priority, "not_before": _ts(e.not_before),
+                "queued_at": _ts(e.queued_at), "distro": e.distro, "release": e.releases[0] if e.releases else None,
+                "releases": list(e.releases), "component": e.component, "architecture": e.architecture,
+                "source_name": e.source_name, "source_version": e.source_version, "backend": e.backend,
+                "artifacts": [{"name": n, "version": v} for n, v in e.artifacts], "running": running}
+    return envelope("queue", generated_at, count=len(entries), jobs=[job(e) for e in entries])
+
+
+def workers_feed(workers: list[WorkerRow], active: list[ActiveBuild], generated_at: datetime) -> dict[str, Any]:
+    """`api/v1/workers.json`: every worker key seen, its trust, when it was last seen and what it builds now."""
+    current = {b.worker_key_id: b for b in active}
+
+    def worker(w: WorkerRow) -> dict[str, Any]:
+        b = current.get(w.key_id)
+        job = None if b is None else {"job_id": b.job_id, "attempt": b.attempt, "source_name": b.source_name,
+                                      "source_version": b.source_version, "distro": b.distro,
+                                      "architecture": b.architecture, "started_at": _ts(b.acquired_at)}
+        return {"key_id": w.key_id, "name": w.name, "worker_id": w.worker_id, "trust": w.trust,
+                "last_seen": _ts(w.last_seen), "builds": w.builds, "current_job": job}
+    return envelope("workers", generated_at, count=len(workers), workers=[worker(w) for w in workers])

@@ -30,10 +30,12 @@ from jobs.publish.rows import (
     DailyCount,
     PackagePage,
     PackageRow,
+    QueueEntry,
     Regression,
     SiteData,
     SuiteKey,
     SuiteSummary,
+    WorkerRow,
 )
 
 CHART_DAYS = 90
@@ -112,12 +114,33 @@ FROM names n JOIN links l USING (distro, name) JOIN hist h USING (build_id)
 ORDER BY page_distro, page_name, h.built_at DESC, h.attempt DESC, h.build_id"""
 
 _ACTIVE = """WITH q AS (SELECT *, row_number() OVER (ORDER BY priority, queued_at, job_id) AS queue_id FROM queue)
-SELECT q.queue_id, c.worker, w.worker_id, q.job_id, q.attempt, q.distro, q.architecture,
+SELECT q.queue_id, c.worker, c.holder AS worker_key_id, w.worker_id, q.job_id, q.attempt, q.distro, q.architecture,
     (SELECT min(component) FROM cur WHERE cur.job_id = q.job_id) AS component, q.source_name, q.source_version,
     q.input_url, q.artifacts, q.queued_at, c.acquired_at, c.renewed_at,
     greatest(0, date_diff('second', c.acquired_at, $now)) AS age_seconds
 FROM claims c JOIN q ON q.job_id = c.job_id AND q.attempt = c.attempt LEFT JOIN workers w ON w.key_id = c.holder
 ORDER BY c.acquired_at, q.job_id"""
+
+_QUEUE = """SELECT q.job_id, q.attempt, q.priority, q.not_before, q.queued_at, q.distro, q.releases,
+    (SELECT min(component) FROM cur WHERE cur.job_id = q.job_id) AS component, q.architecture, q.source_name,
+    q.source_version, q.backend, q.artifacts, c.worker AS worker_name, c.holder AS worker_key_id,
+    c.acquired_at AS started_at, c.renewed_at, c.expires_at
+FROM queue q LEFT JOIN claims c ON c.job_id = q.job_id AND c.attempt = q.attempt
+ORDER BY q.priority, coalesce(q.not_before, q.queued_at), q.queued_at, q.job_id"""
+
+_WORKERS = """WITH keys AS (
+    SELECT key_id FROM workers UNION SELECT key_id FROM trust UNION SELECT DISTINCT worker_key_id FROM hist
+    UNION SELECT holder FROM claims),
+hb AS (SELECT worker_key_id AS key_id, count(*) AS builds, max(built_at) AS last_built,
+              arg_max(worker_name, built_at) AS hname FROM hist GROUP BY 1),
+cl AS (SELECT holder AS key_id, max(renewed_at) AS last_claim, arg_max(worker, renewed_at) AS cname
+       FROM claims GROUP BY 1)
+SELECT k.key_id, coalesce(w.name, cl.cname, hb.hname, k.key_id) AS name, w.worker_id,
+    coalesce(t.trust, 'untrusted') AS trust, greatest(hb.last_built, cl.last_claim) AS last_seen,
+    coalesce(hb.builds, 0) AS builds
+FROM keys k LEFT JOIN workers w USING (key_id) LEFT JOIN trust t USING (key_id) LEFT JOIN hb USING (key_id)
+    LEFT JOIN cl USING (key_id)
+WHERE k.key_id IS NOT NULL ORDER BY name, key_id"""
 
 _DAILY = """WITH ev AS (
     SELECT p.distro, p.release, p.component, p.architecture, p.name, p.version, p.artifact_url, p.job_id,
@@ -157,13 +180,19 @@ _FILES = """SELECT v0_id, build_id, log_key, diffoscope_key, diffoscope_html_key
 FROM hist ORDER BY v0_id"""
 
 
-def connect(inputs: Inputs, countersigned: set[str]) -> duckdb.DuckDBPyConnection:
+TRUST_SCHEMA = pa.schema([("key_id", pa.string()), ("trust", pa.string())])
+
+
+def connect(inputs: Inputs, countersigned: set[str], trust: dict[str, str] | None = None
+            ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the input tables registered and the shared temp tables built."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     for name in ("state", "history", "queue", "claims", "workers", "classes"):
         con.register(name, getattr(inputs, name))
     con.register("signed", pa.table({"build_id": pa.array(sorted(countersigned), pa.string())}))
+    con.register("trust", pa.Table.from_pylist([{"key_id": k, "trust": v} for k, v in sorted((trust or {}).items())],
+                                               schema=TRUST_SCHEMA))
     con.execute(_SETUP)
     return con
 
@@ -237,6 +266,21 @@ def active_builds(con: duckdb.DuckDBPyConnection, now: datetime) -> list[ActiveB
     return out
 
 
+def queue_entries(con: duckdb.DuckDBPyConnection) -> list[QueueEntry]:
+    """Every queued job in claim order (priority, then due time), with its live claim."""
+    out = []
+    for d in _dicts(con, _QUEUE):
+        d["releases"] = tuple(d["releases"])
+        d["artifacts"] = tuple((a["name"], a["version"]) for a in d["artifacts"])
+        out.append(QueueEntry(**d))
+    return out
+
+
+def worker_rows(con: duckdb.DuckDBPyConnection) -> list[WorkerRow]:
+    """Every worker key seen: enrolled, authorized, in the history or holding a claim."""
+    return [WorkerRow(**{**d, "builds": int(d["builds"])}) for d in _dicts(con, _WORKERS)]
+
+
 def daily_counts(con: duckdb.DuckDBPyConnection, now: datetime, days: int = CHART_DAYS) -> list[DailyCount]:
     """Per distro and day (UTC), how many current packages were GOOD, BAD, FAIL or unknown."""
     today = now.date()
@@ -259,14 +303,16 @@ def build_files(con: duckdb.DuckDBPyConnection) -> list[BuildFiles]:
     return [BuildFiles(**d) for d in _dicts(con, _FILES)]
 
 
-def query_site(inputs: Inputs, *, now: datetime, countersigned: set[str] = frozenset()) -> SiteData:
-    """Run every query of the site over the inputs."""
-    con = connect(inputs, set(countersigned))
+def query_site(inputs: Inputs, *, now: datetime, countersigned: set[str] = frozenset(),
+               trust: dict[str, str] | None = None) -> SiteData:
+    """Run every query of the site over the inputs; `trust` maps worker key ids to "authorized"/"enrolled"."""
+    con = connect(inputs, set(countersigned), trust)
     try:
         rows = packages(con)
         return SiteData(packages=rows, suites=suites(con), pages=package_pages(con, rows),
                         active=active_builds(con, now), daily=daily_counts(con, now), regressions=regressions(con),
                         build_files=build_files(con), queue_length=inputs.queue.num_rows,
-                        workers={r["key_id"]: r["worker_id"] for r in inputs.workers.to_pylist()})
+                        workers={r["key_id"]: r["worker_id"] for r in inputs.workers.to_pylist()},
+                        queue=queue_entries(con), worker_rows=worker_rows(con))
     finally:
         con.close()

@@ -170,6 +170,7 @@ class ActiveBuild:
 
     queue_id: int  # v0 QueueItem id: position in the queue order (priority, queued_at, job id)
     worker: str  # as the claim says (untrusted)
+    worker_key_id: str  # the claim's holder
     worker_id: int | None  # v0 integer id: position of the worker's key in the enrolment list
     job_id: str
     attempt: int
@@ -184,6 +185,42 @@ class ActiveBuild:
     acquired_at: datetime
     renewed_at: datetime
     age_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueEntry:
+    """One queued job, in claim order, and the live claim on its current attempt if any."""
+
+    job_id: str
+    attempt: int
+    priority: int
+    not_before: datetime | None
+    queued_at: datetime
+    distro: str
+    releases: tuple[str | None, ...]
+    component: str | None
+    architecture: str
+    source_name: str
+    source_version: str
+    backend: str
+    artifacts: tuple[tuple[str, str], ...]  # (name, version)
+    worker_name: str | None  # None: not running
+    worker_key_id: str | None
+    started_at: datetime | None
+    renewed_at: datetime | None
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRow:
+    """A worker key seen anywhere: enrolled, authorized, in the history or holding a claim."""
+
+    key_id: str
+    name: str  # its enrolment record's, else the claim's or the latest result's (untrusted)
+    worker_id: int | None  # v0 integer id (enrolled workers only)
+    trust: str  # "authorized", "enrolled" or "untrusted"
+    last_seen: datetime | None
+    builds: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,3 +282,5 @@ class SiteData:
     build_files: list[BuildFiles]
     queue_length: int
     workers: dict[str, int] = field(default_factory=dict)
+    queue: list[QueueEntry] = field(default_factory=list)
+    worker_rows: list[WorkerRow] = field(default_factory=list)

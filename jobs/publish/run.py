@@ -94,8 +94,10 @@ def publish(store: Store, config: RebuilderConfig, *, site_store: Store | None =
         summary.site_detail = f"skipped, another publish ({exc.holder}) is writing it"
         return summary
     try:
+        trust = {k: "authorized" if source == "authorized_workers" else "enrolled"
+                 for k, source in trusted_workers(store, config).sources.items()}
         site = build_site(store, now=now, countersigned_keys=attestations, public_keys=state.public_keys,
-                          rebuilder_name=rebuilder_name)
+                          rebuilder_name=rebuilder_name, worker_trust=trust)
         summary.site = write_site(site_store or store, site, prefix=site_prefix)
     finally:
         leases.release(lease)

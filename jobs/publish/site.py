@@ -28,13 +28,13 @@ STATIC = {"style.css": CSS, "filter.js": JS}
 
 def build_site(store: Store, *, now: datetime, countersigned: Mapping[str, dict[str, Any]] | None = None,
                countersigned_keys: Mapping[str, str] | None = None, public_keys: dict[str, Any],
-               rebuilder_name: str, max_log_reads: int = 2000) -> Site:
+               rebuilder_name: str, max_log_reads: int = 2000, worker_trust: Mapping[str, str] | None = None) -> Site:
     """Every page and feed of the site as of `now`, from the store's current state and history."""
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError(f"build_site: now must be timezone-aware, got {now!r}")
     countersigned = dict(countersigned or {})
     data = query_site(load_inputs(store, now=now, max_log_reads=max_log_reads), now=now,
-                      countersigned=set(countersigned))
+                      countersigned=set(countersigned), trust=dict(worker_trust or {}))
     site = Site(source=store)
     renderer = Renderer(rebuilder_name)
     for name, content_type in STATIC.items():
@@ -140,6 +140,8 @@ def _top(site: Site, renderer: Renderer, data: SiteData, now: datetime, rebuilde
         updated=max((r.built_at for r in data.regressions), default=None)), ATOM, Tier.TOP))
     site.add(json_file(urls.INDEX_FEED, feeds.index_feed(data.suites, data.active, queue_length=data.queue_length,
                                                          rebuilder=rebuilder, generated_at=now), Tier.TOP))
+    site.add(json_file(urls.QUEUE_FEED, feeds.queue_feed(data.queue, now), Tier.TOP))
+    site.add(json_file(urls.WORKERS_FEED, feeds.workers_feed(data.worker_rows, data.active, now), Tier.TOP))
     site.add(json_file(urls.DASHBOARD, feeds.dashboard(data.suites, data.active, now), Tier.TOP, volatile=("now",)))
     context = dict(suites=data.suites, groups=_groups(data.suites), active=data.active, charts=charts,
                    queue_length=data.queue_length, json_url=urls.INDEX_FEED)

@@ -164,3 +164,23 @@ def test_an_empty_store(tmp_path):
 def test_claim_helper_needs_a_queued_job(world):
     with pytest.raises(KeyError):
         claim(world.store, "0" * 32)
+
+
+def test_queue_entries_are_in_claim_order_with_their_live_claim(world):
+    data = site_data(world.store)
+    assert len(data.queue) == data.queue_length == 6
+    assert [(e.priority, e.queued_at) for e in data.queue] == sorted((e.priority, e.queued_at) for e in data.queue)
+    running = [e for e in data.queue if e.worker_key_id is not None]
+    assert [(e.source_name, e.worker_name, e.worker_key_id) for e in running] == [("qux", "builder-1", WORKER_KEY)]
+    assert running[0].expires_at > NOW > running[0].started_at
+    assert all(e.started_at is None for e in data.queue if e.worker_key_id is None)
+
+
+def test_workers_are_every_key_seen_with_their_trust(world):
+    world.store.put("claims/" + "f" * 32 + "/1.json", b"not a lease")  # ignored, not a worker
+    untrusted = site_data(world.store)
+    (only,) = untrusted.worker_rows
+    assert (only.key_id, only.name, only.worker_id, only.trust) == (WORKER_KEY, "builder-1", 1, "untrusted")
+    assert only.builds == 6 and only.last_seen == NOW - timedelta(minutes=5)  # its live claim, newer than builds
+    (trusted,) = site_data(world.store, trust={WORKER_KEY: "enrolled"}).worker_rows
+    assert trusted.trust == "enrolled"
