@@ -18,11 +18,11 @@ import pyarrow as pa
 
 from jobs.core.history import read_history
 from jobs.core.lease import LeaseState
-from jobs.core.model import JobRow, PackageStateRow, Status, read_table, to_table
+from jobs.core.model import JobRow, PackageStateRow, read_table, to_table
 from jobs.core.pointer import Pointer
 from jobs.core.queue import read_queue
 from jobs.core.store import NotFound, Store
-from jobs.publish.classify import FailureClass, classify, classify_reason, read_log_tail
+from jobs.publish.facts import learn_facts
 
 _STATE_HEAD = re.compile(r"state/([^/]+)/HEAD\.json")
 _CLAIM = re.compile(r"claims/([0-9a-f]{32})/([1-9][0-9]*)\.json")
@@ -33,7 +33,6 @@ CLAIMS_SCHEMA = pa.schema([("job_id", pa.string()), ("attempt", pa.int64()), ("h
                            ("worker", pa.string()), ("acquired_at", _TS), ("renewed_at", _TS),
                            ("expires_at", _TS)])
 WORKERS_SCHEMA = pa.schema([("key_id", pa.string()), ("name", pa.string()), ("worker_id", pa.int32())])
-CLASSES_SCHEMA = pa.schema([("build_id", pa.string()), ("failure_class", pa.string())])
 
 
 @dataclass(frozen=True)
@@ -45,18 +44,23 @@ class Inputs:
     queue: pa.Table  # JobRow columns
     claims: pa.Table  # CLAIMS_SCHEMA: live leases on queued attempts
     workers: pa.Table  # WORKERS_SCHEMA
-    classes: pa.Table  # CLASSES_SCHEMA: failure class of every BAD/FAIL build
+    facts: pa.Table  # jobs.publish.facts.SCHEMA: failure class, HTML report, countersigned, per build
 
 
-def load_inputs(store: Store, *, now: datetime, max_log_reads: int = 2000) -> Inputs:
-    """Read everything the site needs from the store."""
-    history = confine_build_keys(read_history(store))
+def load_inputs(store: Store, *, now: datetime, max_log_reads: int = 2000, history: pa.Table | None = None,
+                facts: pa.Table | None = None) -> Inputs:
+    """Read everything the site needs from the store.
+
+    `history` (as read, confined here) and `facts` may be given by a caller that has them
+    already; facts not given are learned for every build and not kept.
+    """
+    history = confine_build_keys(read_history(store) if history is None else history)
+    if facts is None:
+        facts = learn_facts(store, history, max_log_reads=max_log_reads, save=False).table
     history = history.append_column("_row", pa.array(range(history.num_rows), pa.int64()))
-    history = history.append_column("diffoscope_html_key", diffoscope_html_keys(store, history))
     jobs = read_queue(store).jobs
     return Inputs(state=read_state(store), history=history, queue=to_table(list(jobs.values()), JobRow),
-                  claims=read_claims(store, jobs, now=now), workers=read_workers(store),
-                  classes=failure_classes(store, history, max_log_reads=max_log_reads))
+                  claims=read_claims(store, jobs, now=now), workers=read_workers(store), facts=facts)
 
 
 def read_state(store: Store) -> pa.Table:
@@ -136,34 +140,3 @@ def confine_build_keys(history: pa.Table) -> pa.Table:
             index = history.column_names.index(name)
             history = history.set_column(index, history.schema.field(index), pa.array(kept, pa.string()))
     return history
-
-
-def diffoscope_html_keys(store: Store, history: pa.Table) -> pa.Array:
-    """The HTML report the worker stores beside each text diffoscope report, where there is one."""
-    keys = []
-    for key in history.column("diffoscope_key").to_pylist():
-        html = key.rsplit("/", 1)[0] + "/diffoscope.html" if key and "/" in key else None
-        if html is not None:
-            try:
-                store.head(html)
-            except NotFound:
-                html = None
-        keys.append(html)
-    return pa.array(keys, pa.string())
-
-
-def failure_classes(store: Store, history: pa.Table, *, max_log_reads: int) -> pa.Table:
-    """The failure class of every BAD or FAIL build; the log tail is read only when the reason is vague."""
-    columns = history.select(["build_id", "status", "reason", "log_key"]).to_pylist()
-    rows, reads = [], 0
-    for row in columns:
-        status = Status(row["status"])
-        if status not in (Status.BAD, Status.FAIL):
-            continue
-        found = classify_reason(status, row["reason"])
-        if found is None and row["log_key"] and reads < max_log_reads:
-            reads += 1
-            found = classify(status, row["reason"], read_log_tail(store, row["log_key"]))
-        found = found or classify(status, row["reason"]) or FailureClass.UNKNOWN
-        rows.append({"build_id": row["build_id"], "failure_class": found.value})
-    return pa.Table.from_pylist(rows, schema=CLASSES_SCHEMA)

@@ -68,6 +68,7 @@ class PublishState:
     countersigned: dict[str, dict[str, Any]] = field(default_factory=dict)  # build id -> in-toto link
     attestation_problems: dict[str, str] = field(default_factory=dict)  # build id -> why not countersigned
     public_keys: dict[str, list[str]] = field(default_factory=dict)  # the api/v0/public-keys document
+    history: pa.Table | None = None  # the history this run left, as read and compacted
 
     def line(self) -> str:
         """One human-readable line."""
@@ -129,6 +130,7 @@ def _publish_locked(store: Store, config: RebuilderConfig, now: datetime, key: E
     _check(keeper)
     compacted = compact(store, [a.row for a in collected.accepted], current=history)
     state.history_rows_added = len(compacted.added)
+    state.history = compacted.history.table
 
     requests, state.requests_rejected = load_requests(store, config)
     summaries = build_summaries(store) if requests else {}

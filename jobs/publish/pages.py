@@ -82,37 +82,6 @@ def environment() -> jinja2.Environment:
 
 
 @dataclass(frozen=True)
-class Pager:
-    """Where one page of a paginated list is, and its neighbours."""
-
-    base: str  # the list's key without ".html"
-    page: int
-    pages: int
-
-    def url(self, page: int) -> str:
-        return urls.paged(self.base, page)
-
-    @property
-    def key(self) -> str:
-        return self.url(self.page)
-
-    @property
-    def numbers(self) -> list[int]:
-        """Page numbers to link: all of them when few, else the ends and a window around this one."""
-        if self.pages <= 15:
-            return list(range(1, self.pages + 1))
-        near = range(max(1, self.page - 3), min(self.pages, self.page + 3) + 1)
-        return sorted({1, 2, self.pages - 1, self.pages, *near})
-
-
-def paginate(base: str, rows: Sequence[Any], size: int | None = None) -> list[tuple[Pager, Sequence[Any]]]:
-    """The pages of a list (one empty page for an empty list, so its URL always exists)."""
-    size = size or urls.PAGE_SIZE
-    count = max(1, -(-len(rows) // size))
-    return [(Pager(base, n + 1, count), rows[n * size:(n + 1) * size]) for n in range(count)]
-
-
-@dataclass(frozen=True)
 class ChartLayer:
     status: Status
     points: str  # SVG polygon points

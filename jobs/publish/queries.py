@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from jobs.core.model import Status
 from jobs.publish.classify import FailureClass
+from jobs.publish.feeds import naive
 from jobs.publish.inputs import Inputs
 from jobs.publish.rows import (
     ActiveBuild,
@@ -46,10 +47,13 @@ CREATE TEMP TABLE hist AS
 WITH numbered AS (
     SELECT *, CAST(row_number() OVER (ORDER BY _row) AS INTEGER) AS v0_id FROM history
     QUALIFY row_number() OVER (PARTITION BY build_id ORDER BY _row) = 1),
-cls AS (SELECT build_id, any_value(failure_class) AS failure_class FROM classes GROUP BY build_id)
-SELECT n.* EXCLUDE (_row), cls.failure_class,
-       n.attestation_key IS NOT NULL OR n.build_id IN (SELECT build_id FROM signed) AS has_attestation
-FROM numbered n LEFT JOIN cls USING (build_id);
+f AS (SELECT build_id, any_value(failure_class) AS failure_class, any_value(diffoscope_html_key) AS html,
+             bool_or(countersigned) AS countersigned FROM facts GROUP BY build_id)
+SELECT n.* EXCLUDE (_row), f.failure_class, f.html AS diffoscope_html_key,
+       coalesce(f.countersigned, false) OR n.build_id IN (SELECT build_id FROM signed) AS countersigned,
+       n.attestation_key IS NOT NULL OR coalesce(f.countersigned, false)
+           OR n.build_id IN (SELECT build_id FROM signed) AS has_attestation
+FROM numbered n LEFT JOIN f USING (build_id);
 
 CREATE TEMP TABLE art AS
 SELECT build_id, name, min(status) AS artifact_status  -- a name listed twice: BAD sorts first
@@ -86,8 +90,15 @@ _LINKS = "v0_id, has_log, has_diffoscope, has_diffoscope_html, has_attestation"
 _HIST_LINKS = """v0_id, log_key IS NOT NULL AS has_log, diffoscope_key IS NOT NULL AS has_diffoscope,
                  diffoscope_html_key IS NOT NULL AS has_diffoscope_html, has_attestation"""
 
-_PACKAGES = f"""SELECT {_KEY}, name, version, artifact_architecture, artifact_url, source_name, source_version,
-    job_id, status, build_id, built_at, reason, failure_class, worker_name, {_LINKS}
+_PACKAGE_COLUMNS = f"""{_KEY}, name, version, artifact_architecture, artifact_url, source_name, source_version,
+    job_id, status, build_id, built_at, reason, failure_class, worker_name, {_LINKS}"""
+
+_PACKAGES = f"""SELECT {_PACKAGE_COLUMNS}
+FROM pkgs ORDER BY {_ORDER}, name, version, artifact_architecture, artifact_url"""
+
+_PKGS_LIST_V0 = f"""SELECT name, version, CASE WHEN status = 'FAIL' THEN 'BAD' ELSE status END AS status, distro,
+    coalesce(component, '') AS suite, artifact_architecture AS architecture, artifact_url, v0_id AS build_id,
+    built_at, has_diffoscope, has_attestation
 FROM pkgs ORDER BY {_ORDER}, name, version, artifact_architecture, artifact_url"""
 
 _SAME_SUITE = """a.distro = b.distro AND a.release IS NOT DISTINCT FROM b.release
@@ -110,7 +121,7 @@ _BUILDS = f"""WITH links AS (
 SELECT n.distro AS page_distro, n.name AS page_name, h.build_id, h.job_id, h.attempt, h.distro, h.architecture,
     h.source_name, h.source_version, h.status, h.reason, h.failure_class, h.artifacts, h.worker_name,
     h.worker_key_id, h.started_at, h.built_at, {_HIST_LINKS}
-FROM names n JOIN links l USING (distro, name) JOIN hist h USING (build_id)
+FROM {{names}} n JOIN links l USING (distro, name) JOIN hist h USING (build_id)
 ORDER BY page_distro, page_name, h.built_at DESC, h.attempt DESC, h.build_id"""
 
 _ACTIVE = """WITH q AS (SELECT *, row_number() OVER (ORDER BY priority, queued_at, job_id) AS queue_id FROM queue)
@@ -176,8 +187,9 @@ FROM b WHERE (previous = 'GOOD' AND status IN ('BAD', 'FAIL')) OR (previous IS N
 ORDER BY built_at DESC, build_id LIMIT {MAX_REGRESSIONS}"""
 
 _FILES = """SELECT v0_id, build_id, log_key, diffoscope_key, diffoscope_html_key,
-    CASE WHEN has_attestation THEN coalesce(attestation_key, '') END AS attestation_key
-FROM hist ORDER BY v0_id"""
+    CASE WHEN countersigned THEN 'history/attestations/' || build_id || '.json'
+         WHEN has_attestation THEN coalesce(attestation_key, '') END AS attestation_key
+FROM hist WHERE v0_id > $after OR list_contains($also, v0_id) ORDER BY v0_id"""
 
 
 TRUST_SCHEMA = pa.schema([("key_id", pa.string()), ("trust", pa.string())])
@@ -188,7 +200,7 @@ def connect(inputs: Inputs, countersigned: set[str], trust: dict[str, str] | Non
     """An in-memory DuckDB with the input tables registered and the shared temp tables built."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    for name in ("state", "history", "queue", "claims", "workers", "classes"):
+    for name in ("state", "history", "queue", "claims", "workers", "facts"):
         con.register(name, getattr(inputs, name))
     con.register("signed", pa.table({"build_id": pa.array(sorted(countersigned), pa.string())}))
     con.register("trust", pa.Table.from_pylist([{"key_id": k, "trust": v} for k, v in sorted((trust or {}).items())],
@@ -216,14 +228,29 @@ def _class(value: str | None) -> FailureClass | None:
     return FailureClass(value) if value else None
 
 
+def package_row(d: dict[str, Any]) -> PackageRow:
+    """A PackageRow from the columns of `_PACKAGE_COLUMNS`."""
+    suite, links = _suite(d), _links(d)
+    return PackageRow(suite=suite, links=links, **{**d, "status": Status(d["status"]),
+                                                   "failure_class": _class(d["failure_class"])})
+
+
 def packages(con: duckdb.DuckDBPyConnection) -> list[PackageRow]:
     """Every current package with its latest outcome, in suite then name order."""
-    rows = []
-    for d in _dicts(con, _PACKAGES):
-        suite, links = _suite(d), _links(d)
-        rows.append(PackageRow(suite=suite, links=links, **{**d, "status": Status(d["status"]),
-                                                             "failure_class": _class(d["failure_class"])}))
-    return rows
+    return [package_row(d) for d in _dicts(con, _PACKAGES)]
+
+
+def pkgs_list_v0(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """`api/v0/pkgs/list` records straight from the query (see `feeds.pkgs_list`), duplicates dropped."""
+    seen, out = set(), []
+    for d in _dicts(con, _PKGS_LIST_V0):
+        d["built_at"] = naive(d["built_at"])
+        d["has_diffoscope"], d["has_attestation"] = bool(d["has_diffoscope"]), bool(d["has_attestation"])
+        key = tuple(d.values())
+        if key not in seen:
+            seen.add(key)
+            out.append(d)
+    return out
 
 
 def suites(con: duckdb.DuckDBPyConnection) -> list[SuiteSummary]:
@@ -239,10 +266,14 @@ def suites(con: duckdb.DuckDBPyConnection) -> list[SuiteSummary]:
     return out
 
 
-def package_pages(con: duckdb.DuckDBPyConnection, rows: list[PackageRow]) -> list[PackagePage]:
-    """One page per source or binary name of each distro: its current packages and every build."""
+def package_pages(con: duckdb.DuckDBPyConnection, rows: list[PackageRow], *, names_table: str = "names"
+                  ) -> list[PackagePage]:
+    """One page per source or binary name of each distro: its current packages and every build.
+
+    `names_table` restricts the builds read to the pages of the (distro, name) pairs it holds.
+    """
     builds: dict[tuple[str, str], list[BuildRow]] = defaultdict(list)
-    for d in _dicts(con, _BUILDS):
+    for d in _dicts(con, _BUILDS.format(names=names_table)):
         key = (d.pop("page_distro"), d.pop("page_name"))
         links = _links(d)
         d["artifacts"] = tuple((a["name"], Status(a["status"])) for a in d["artifacts"])
@@ -298,9 +329,19 @@ def regressions(con: duckdb.DuckDBPyConnection) -> list[Regression]:
     return out
 
 
-def build_files(con: duckdb.DuckDBPyConnection) -> list[BuildFiles]:
-    """Every build's stored files, by v0 id ("" as attestation key: only a countersigned one exists)."""
-    return [BuildFiles(**d) for d in _dicts(con, _FILES)]
+def build_files(con: duckdb.DuckDBPyConnection, *, after: int = 0, also: set[int] = frozenset()
+                ) -> list[BuildFiles]:
+    """The stored files of the builds after v0 id `after` and of those in `also`, by v0 id.
+
+    The attestation is publish's countersigned one where it keeps one, else the worker's
+    ("": only a countersigned one exists, being made in this run).
+    """
+    return [BuildFiles(**d) for d in _dicts(con, _FILES, {"after": after, "also": sorted(also)})]
+
+
+def last_build(con: duckdb.DuckDBPyConnection) -> int:
+    """The highest v0 id of the history (0 when it is empty)."""
+    return int(con.execute("SELECT coalesce(max(v0_id), 0) FROM hist").fetchone()[0])
 
 
 def query_site(inputs: Inputs, *, now: datetime, countersigned: set[str] = frozenset(),

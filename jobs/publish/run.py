@@ -2,11 +2,14 @@
 
 1. `publish_state` (under the publish lease): verify new results, compact them into the
    history, update the queue, apply admin requests;
-2. countersign every GOOD build whose attestation has no countersignature yet and keep it
-   at `history/attestations/<build-id>.json` (publish-owned, immutable), so a run killed
-   between the two steps is completed by the next one;
-3. under a second lease (`locks/publish-site.json`), render the site from the store and
-   write what changed (leaves first, the dashboard last, the manifest at the very end).
+2. under a second lease (`locks/publish-site.json`): keep the countersigned attestations
+   at `history/attestations/<build-id>.json` (publish-owned, immutable), making those a
+   run killed between the two steps missed; learn the facts of the builds new to the site
+   (`jobs.publish.facts`);
+3. render what changed since the site's manifest and write it (leaves first, the
+   dashboard last, the manifest at the very end).
+
+The history is read once, by step 1, and handed on.
 """
 
 from __future__ import annotations
@@ -23,16 +26,17 @@ import pyarrow.compute as pc
 from jobs.core.config import RebuilderConfig
 from jobs.core.history import read_history
 from jobs.core.lease import LeaseHeld, Leases
-from jobs.core.model import HistoryRow, from_table
+from jobs.core.model import HistoryRow, Status, from_table
 from jobs.core.signing import load_or_create_key
-from jobs.core.store import Store
+from jobs.core.store import NotFound, Store
+from jobs.publish.facts import attestation_key, learn_facts, read_facts
+from jobs.publish.inputs import confine_build_keys, load_inputs
 from jobs.publish.job import PublishState, countersign, publish_state
 from jobs.publish.site import build_site
-from jobs.publish.sitewriter import WriteStats, write_site
+from jobs.publish.sitewriter import WriteStats, read_manifest, write_site
 from jobs.publish.verify import trusted_workers
 
 SITE_LOCK = "locks/publish-site.json"
-ATTESTATIONS = "history/attestations/"
 
 
 @dataclass
@@ -53,29 +57,38 @@ class PublishSummary:
         return line
 
 
-def countersigned_attestations(store: Store, config: RebuilderConfig, state: PublishState) -> dict[str, str]:
-    """Build id → key of its countersigned attestation, creating the missing ones."""
-    stored = {info.key[len(ATTESTATIONS):].removesuffix(".json"): info.key for info in store.list(ATTESTATIONS)}
-    if not config.http.transparently_sign_attestations:
-        return stored
-    fresh = dict(state.countersigned)
-    history = read_history(store)
-    # Select in Arrow first: turning every history row (one per build ever) into a record
-    # took ~30 µs a row, on every publish, to find the few attestations not kept yet.
-    done = pa.array(list(stored.keys() | fresh.keys()), pa.string())
-    history = history.filter(pc.and_(pc.is_valid(history.column("attestation_key")),
-                                     pc.invert(pc.is_in(history.column("build_id"), value_set=done))))
-    missing = [row for row in from_table(history, HistoryRow)
-               if row.attestation_key and row.build_id not in stored and row.build_id not in fresh]
-    if missing:
+def countersigned_attestations(store: Store, config: RebuilderConfig, state: PublishState, history: pa.Table,
+                                kept: pa.Table) -> set[str]:
+    """Keep the countersignatures `publish_state` made and make those a killed run missed.
+
+    Only builds new to the site's facts (`kept`) are looked at: older ones were settled
+    when they were new. Returns the ids of those new builds that have a countersigned
+    attestation under `history/attestations/`.
+    """
+    for build_id, link in state.countersigned.items():
+        store.put(attestation_key(build_id), json.dumps(link, sort_keys=True).encode(),
+                  content_type="application/json")
+    signed = set(state.countersigned)
+    new = history.filter(pc.and_(pc.and_(pc.equal(history.column("status"), Status.GOOD.value),
+                                         pc.is_valid(history.column("attestation_key"))),
+                                 pc.invert(pc.is_in(history.column("build_id"), value_set=kept.column("build_id")))))
+    missing = []
+    for row in from_table(new, HistoryRow):
+        if row.build_id in signed:
+            continue
+        try:
+            store.head(attestation_key(row.build_id))
+            signed.add(row.build_id)
+        except NotFound:
+            missing.append(row)
+    if missing and config.http.transparently_sign_attestations:
         key = load_or_create_key(config.publish.signing_key)
         more, _problems = countersign(store, key, missing, trusted_workers(store, config).keys)
-        fresh.update(more)
-    for build_id, link in fresh.items():
-        target = f"{ATTESTATIONS}{build_id}.json"
-        store.put(target, json.dumps(link, sort_keys=True).encode(), content_type="application/json")
-        stored[build_id] = target
-    return stored
+        for build_id, link in more.items():
+            store.put(attestation_key(build_id), json.dumps(link, sort_keys=True).encode(),
+                      content_type="application/json")
+            signed.add(build_id)
+    return signed
 
 
 def publish(store: Store, config: RebuilderConfig, *, site_store: Store | None = None, site_prefix: str = "site/",
@@ -86,7 +99,6 @@ def publish(store: Store, config: RebuilderConfig, *, site_store: Store | None =
     summary = PublishSummary(state)
     if state.busy:
         return summary
-    attestations = countersigned_attestations(store, config, state)
     leases = Leases(store, ttl=config.lease.ttl, clock_skew=config.lease.clock_skew)
     try:
         lease = leases.acquire(SITE_LOCK, f"publish@{socket.gethostname()}:{os.getpid()}")
@@ -94,11 +106,17 @@ def publish(store: Store, config: RebuilderConfig, *, site_store: Store | None =
         summary.site_detail = f"skipped, another publish ({exc.holder}) is writing it"
         return summary
     try:
+        history = confine_build_keys(state.history if state.history is not None else read_history(store))
+        kept = read_facts(store)
+        signed = countersigned_attestations(store, config, state, history, kept)
+        facts = learn_facts(store, history, countersigned=signed, kept=kept)
         trust = {k: "authorized" if source == "authorized_workers" else "enrolled"
                  for k, source in trusted_workers(store, config).sources.items()}
-        site = build_site(store, now=now, countersigned_keys=attestations, public_keys=state.public_keys,
-                          rebuilder_name=rebuilder_name, worker_trust=trust)
-        summary.site = write_site(site_store or store, site, prefix=site_prefix)
+        target = site_store or store
+        inputs = load_inputs(store, now=now, history=history, facts=facts.table)
+        site = build_site(store, now=now, public_keys=state.public_keys, rebuilder_name=rebuilder_name,
+                          worker_trust=trust, previous=read_manifest(target, site_prefix), inputs=inputs)
+        summary.site = write_site(target, site, prefix=site_prefix)
     finally:
         leases.release(lease)
     return summary

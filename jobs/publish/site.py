@@ -1,122 +1,253 @@
-"""The whole published site of one publish, computed from the store: `build_site`.
+"""The published site of one publish, computed from the store: `build_site`.
 
-Every file is made from the rows of one `query_site` run: pages through Jinja2, feeds
-through `jobs.publish.feeds`, build files as copies of the stored objects. Writing it is
-`jobs.publish.sitewriter.write_site`'s job.
+Every file is made from the rows of one DuckDB connection over the store's tables: pages
+through Jinja2, feeds through `jobs.publish.feeds`, build files as copies of the stored
+objects. Given the manifest of the last publish, only what changed is rendered:
+
+- package pages and feeds, and the parts of suite lists, carry a digest of their inputs
+  (`jobs.publish.plan`); one whose digest (and the render salt: the code and templates)
+  matches the manifest is kept, not rendered;
+- build files are immutable: only those of builds after the manifest's watermark (and
+  copies to retry) are added;
+- the small files that show counts or the time (suite pages, list indexes, the
+  dashboard, the index, queue and workers feeds, the v0 list) are rendered every run; the
+  writer skips those whose content did not change.
+
+Writing it is `jobs.publish.sitewriter.write_site`'s job.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Mapping
 from datetime import datetime
+from importlib.abc import Traversable
+from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from jobs.core.model import Status
-from jobs.core.resources import site_static
+from jobs.core.resources import site_static, site_templates
 from jobs.core.store import Store
-from jobs.publish import feeds, urls
+from jobs.publish import feeds, plan, queries, urls
 from jobs.publish.classify import FailureClass
-from jobs.publish.inputs import load_inputs
-from jobs.publish.pages import Renderer, chart, paginate
-from jobs.publish.queries import query_site
-from jobs.publish.rows import PackageRow, SiteData, SuiteKey, SuiteSummary
-from jobs.publish.sitewriter import ATOM, CSS, HTML, JS, JSON, TEXT, Site, SiteFile, Tier, json_bytes, json_file
+from jobs.publish.inputs import Inputs, load_inputs
+from jobs.publish.pages import Renderer, chart
+from jobs.publish.plan import ListPart, ListRef
+from jobs.publish.rows import SiteData, SuiteKey, SuiteSummary
+from jobs.publish.sitewriter import (
+    ATOM,
+    CSS,
+    HTML,
+    JS,
+    JSON,
+    TEXT,
+    Entry,
+    Manifest,
+    Site,
+    SiteFile,
+    Tier,
+    json_bytes,
+    json_file,
+)
 
 STATIC = {"style.css": CSS, "filter.js": JS}
+STATUS_LISTS = (Status.GOOD, Status.BAD, Status.FAIL, Status.UNKWN)
+
+
+def _files(node: Traversable, path: str = "") -> list[tuple[str, Traversable]]:
+    out = []
+    for child in sorted(node.iterdir(), key=lambda c: c.name):
+        if child.is_dir():
+            out += _files(child, f"{path}{child.name}/")
+        elif not child.name.endswith(".pyc"):
+            out.append((path + child.name, child))
+    return out
+
+
+def render_salt(rebuilder_name: str) -> str:
+    """A digest of everything that renders the site besides its rows: code, templates, assets, name."""
+    digest = hashlib.sha256(f"{rebuilder_name}\0{duckdb.__version__}\0".encode())
+    code = Path(__file__).parent
+    sources = [(f"code/{p.name}", p.read_bytes()) for p in sorted(code.glob("*.py"))]
+    sources += [(f"templates/{n}", f.read_bytes()) for n, f in _files(site_templates())]
+    sources += [(f"static/{n}", f.read_bytes()) for n, f in _files(site_static())]
+    for name, data in sources:
+        digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+    return digest.hexdigest()[:32]
+
+
+def _combine(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+class _Builder:
+    """One run of `build_site`: the connection, the previous manifest and the site being filled."""
+
+    def __init__(self, site: Site, con: duckdb.DuckDBPyConnection, previous: Manifest, renderer: Renderer,
+                 now: datetime) -> None:
+        self.site, self.con, self.previous, self.renderer, self.now = site, con, previous, renderer, now
+
+    def keep_if_unchanged(self, keys: tuple[str, ...], digest: str) -> bool:
+        if all(self.previous.unchanged(k, digest, self.site.salt) for k in keys):
+            for k in keys:
+                self.site.keep(k, self.previous.files[k])
+            return True
+        return False
 
 
 def build_site(store: Store, *, now: datetime, countersigned: Mapping[str, dict[str, Any]] | None = None,
                countersigned_keys: Mapping[str, str] | None = None, public_keys: dict[str, Any],
-               rebuilder_name: str, max_log_reads: int = 2000, worker_trust: Mapping[str, str] | None = None) -> Site:
-    """Every page and feed of the site as of `now`, from the store's current state and history."""
+               rebuilder_name: str, max_log_reads: int = 2000, worker_trust: Mapping[str, str] | None = None,
+               previous: Manifest | None = None, inputs: Inputs | None = None) -> Site:
+    """The site as of `now`: every file whose inputs changed since `previous` (None: every file)."""
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError(f"build_site: now must be timezone-aware, got {now!r}")
     countersigned = dict(countersigned or {})
-    data = query_site(load_inputs(store, now=now, max_log_reads=max_log_reads), now=now,
-                      countersigned=set(countersigned), trust=dict(worker_trust or {}))
-    site = Site(source=store)
-    renderer = Renderer(rebuilder_name)
-    for name, content_type in STATIC.items():
-        site.add(SiteFile.content(f"static/{name}", (site_static() / name).read_bytes(), content_type, Tier.LEAF))
-    site.add(json_file(urls.PUBLIC_KEYS, public_keys, Tier.LEAF))
-    site.add(json_file(urls.V1_PUBLIC_KEYS, public_keys, Tier.LEAF))
-    _build_files(site, data, countersigned, dict(countersigned_keys or {}))
-    _package_pages(site, renderer, data, now)
-    by_suite: dict[SuiteKey, list[PackageRow]] = defaultdict(list)
-    for row in data.packages:
-        by_suite[row.suite].append(row)
-    for summary in data.suites:
-        _suite(site, renderer, summary, by_suite[summary.suite], now)
-    site.add(json_file(urls.PKGS_LIST, feeds.pkgs_list(data.packages), Tier.LIST))
-    _top(site, renderer, data, now, rebuilder_name)
+    countersigned_keys = dict(countersigned_keys or {})
+    inputs = inputs if inputs is not None else load_inputs(store, now=now, max_log_reads=max_log_reads)
+    con = queries.connect(inputs, set(countersigned) | set(countersigned_keys), dict(worker_trust or {}))
+    try:
+        plan.setup(con)
+        site = Site(source=store, salt=render_salt(rebuilder_name), builds_upto=queries.last_build(con))
+        b = _Builder(site, con, previous or Manifest(), Renderer(rebuilder_name), now)
+        for name, content_type in STATIC.items():
+            site.add(SiteFile.content(f"static/{name}", (site_static() / name).read_bytes(), content_type,
+                                      Tier.LEAF))
+        site.add(json_file(urls.PUBLIC_KEYS, public_keys, Tier.LEAF))
+        site.add(json_file(urls.V1_PUBLIC_KEYS, public_keys, Tier.LEAF))
+        _build_files(b, countersigned, countersigned_keys)
+        _package_pages(b)
+        summaries = queries.suites(con)
+        lists = plan.list_parts(con, [s.suite for s in summaries])
+        _suites(b, summaries, lists)
+        site.add(json_file(urls.PKGS_LIST, queries.pkgs_list_v0(con), Tier.LIST))
+        active = queries.active_builds(con, now)
+        data = SiteData(packages=[], suites=summaries, pages=[], active=active, daily=queries.daily_counts(con, now),
+                        regressions=queries.regressions(con), build_files=[], queue_length=inputs.queue.num_rows,
+                        queue=queries.queue_entries(con), worker_rows=queries.worker_rows(con))
+        _top(b, data, rebuilder_name)
+    finally:
+        con.close()
     return site
 
 
-def _build_files(site: Site, data: SiteData, countersigned: dict[str, dict[str, Any]],
-                 countersigned_keys: dict[str, str]) -> None:
-    for b in data.build_files:
-        for what, key, content_type in (("log", b.log_key, TEXT), ("diffoscope", b.diffoscope_key, TEXT),
-                                        ("diffoscope.html", b.diffoscope_html_key, HTML)):
+def _build_files(b: _Builder, countersigned: dict[str, dict[str, Any]], countersigned_keys: dict[str, str]) -> None:
+    retry = b.previous.retry_build_ids()
+    for f in queries.build_files(b.con, after=b.previous.builds_upto, also=retry):
+        for what, key, content_type in (("log", f.log_key, TEXT), ("diffoscope", f.diffoscope_key, TEXT),
+                                        ("diffoscope.html", f.diffoscope_html_key, HTML)):
             if key:
-                site.add(SiteFile.copy(urls.build_file(b.v0_id, what), key, content_type))
-        target = urls.build_file(b.v0_id, "attestation")
-        if b.build_id in countersigned:
-            site.add(SiteFile.content(target, json_bytes(countersigned[b.build_id]), JSON, Tier.LEAF))
-        elif b.build_id in countersigned_keys:  # kept by publish under history/attestations/
-            site.add(SiteFile.copy(target, countersigned_keys[b.build_id], JSON))
-        elif b.attestation_key:
-            site.add(SiteFile.copy(target, b.attestation_key, JSON))
+                b.site.add(SiteFile.copy(urls.build_file(f.v0_id, what), key, content_type))
+        target = urls.build_file(f.v0_id, "attestation")
+        if f.build_id in countersigned:
+            b.site.add(SiteFile.content(target, json_bytes(countersigned[f.build_id]), JSON, Tier.LEAF,
+                                        listed=False))
+        elif f.build_id in countersigned_keys:  # kept by publish under history/attestations/
+            b.site.add(SiteFile.copy(target, countersigned_keys[f.build_id], JSON))
+        elif f.attestation_key:
+            b.site.add(SiteFile.copy(target, f.attestation_key, JSON))
 
 
-def _package_pages(site: Site, renderer: Renderer, data: SiteData, now: datetime) -> None:
-    for page in data.pages:
-        site.add(json_file(page.feed_url, feeds.package_feed(page, now), Tier.LEAF))
-        site.add(SiteFile.content(page.page_url, renderer.render("package.html", page.page_url, page=page,
-                                                                 json_url=page.feed_url), HTML, Tier.LEAF))
+def _package_pages(b: _Builder) -> None:
+    table = plan.page_inputs(b.con)
+    wanted: dict[tuple[str, str], str] = {}
+    for distro, name, digest in zip(*(table.column(c).to_pylist() for c in ("distro", "name", "input"))):
+        if not b.keep_if_unchanged((urls.package_page(distro, name), urls.package_feed(distro, name)), digest):
+            wanted[(distro, name)] = digest
+    for page in plan.pages_for(b.con, sorted(wanted)):
+        digest = wanted[(page.distro, page.name)]
+        b.site.add(json_file(page.feed_url, feeds.package_feed(page, b.now), Tier.LEAF, input=digest))
+        b.site.add(SiteFile.content(page.page_url, b.renderer.render("package.html", page.page_url, page=page,
+                                                                     json_url=page.feed_url), HTML, Tier.LEAF,
+                                    input=digest))
 
 
-def _lists(summary: SuiteSummary, rows: list[PackageRow]) -> list[tuple[str, str, str, dict, list[PackageRow]]]:
-    """(kind, title, key base, feed extras, rows) of every list page of a suite."""
+def _title(ref: ListRef) -> tuple[str, str, dict[str, str]]:
+    """(feed kind, title, feed extras) of a list."""
+    kind, _, value = ref.name.partition("/")
+    if kind == "status":
+        return "suite-status", value, {"status": value}
+    if kind == "class":
+        return "suite-class", FailureClass(value).label, {"failure_class": value}
+    return "suite-names", "all packages by name", {}
+
+
+def _nav(summary: SuiteSummary, refs: list[ListRef]) -> dict[str, Any]:
+    """The suite's lists for its navigation (counts are shown on the suite page only)."""
     path = summary.suite.path
-    letters: dict[str, list[PackageRow]] = defaultdict(list)
-    classes: dict[FailureClass, list[PackageRow]] = defaultdict(list)
-    for row in rows:
-        letters[urls.letter_of(row.name)].append(row)
-        if row.failure_class is not None:
-            classes[row.failure_class].append(row)
-    out = [("suite-status", s.value, urls.status_base(path, s), {"status": s.value},
-            [r for r in rows if r.status is s]) for s in feeds.STATUSES]
-    out += [("suite-names", f"names: {letter}", urls.letter_base(path, letter), {"letter": letter}, letters[letter])
-            for letter in sorted(letters)]
-    out += [("suite-class", c.label, urls.class_base(path, c.value), {"failure_class": c.value}, classes[c])
-            for c in sorted(classes)]
-    return out
+    classes = dict(summary.classes)
+    return {"statuses": [(s, f"{urls.status_base(path, s)}.html", summary.count(s)) for s in STATUS_LISTS],
+            "classes": [(FailureClass(r.name.partition("/")[2]), r.page_key,
+                         classes.get(FailureClass(r.name.partition("/")[2]), 0))
+                        for r in refs if r.name.startswith("class/")],
+            "names": (f"{urls.names_base(path)}.html", summary.total)}
 
 
-def _suite(site: Site, renderer: Renderer, summary: SuiteSummary, rows: list[PackageRow], now: datetime) -> None:
+def _suites(b: _Builder, summaries: list[SuiteSummary], lists: dict[ListRef, list[ListPart]]) -> None:
+    by_suite: dict[SuiteKey, list[ListRef]] = defaultdict(list)
+    for ref in lists:
+        by_suite[ref.suite].append(ref)
+    order = {"status": 0, "names": 1, "class": 2}
+    todo: list[tuple[ListPart, str, SuiteSummary, dict[str, Any], list[ListPart]]] = []
+    for summary in summaries:
+        refs = sorted(by_suite[summary.suite], key=lambda r: (order[r.name.partition("/")[0]],
+                                                                [s.value for s in STATUS_LISTS].index(
+                                                                    r.name.partition("/")[2])
+                                                                if r.name.startswith("status/") else 0, r.name))
+        nav = _nav(summary, refs)
+        suite_digest = _combine(summary.suite.label, *(r.name for r in refs))
+        for ref in refs:
+            parts = lists[ref]
+            split = parts[0].split
+            list_digest = _combine(suite_digest, ref.name, *(p.page_key for p in parts))
+            for part in parts:
+                digest = _combine(list_digest, part.input)
+                if not b.keep_if_unchanged((part.page_key, part.feed_key), digest):
+                    todo.append((part, digest, summary, nav, parts if split else []))
+            if split:
+                _list_index(b, summary, ref, parts, nav)
+        _suite_page(b, summary, refs, nav)
+    rows = plan.part_rows(b.con, [t[0] for t in todo])
+    for part, digest, summary, nav, siblings in todo:
+        kind, title, extra = _title(part.ref)
+        part_rows = rows[part]
+        if part.split:
+            kind, extra = f"{kind}-part", {**extra, "prefix": part.bucket, "page": part.page,
+                                           "list": urls.href(part.ref.feed_key)}
+        body = feeds.list_feed(kind, summary, part_rows, b.now, **extra)
+        b.site.add(json_file(part.feed_key, body, Tier.LIST, input=digest))
+        b.site.add(SiteFile.content(part.page_key, b.renderer.render(
+            "suite_list.html", part.page_key, summary=summary, title=title, rows=part_rows, nav=nav,
+            parts=siblings, part=part if part.split else None, list_key=part.ref.page_key, total=part.count,
+            json_url=part.feed_key), HTML, Tier.LIST, input=digest))
+
+
+def _list_index(b: _Builder, summary: SuiteSummary, ref: ListRef, parts: list[ListPart], nav: dict[str, Any]
+                ) -> None:
+    """The index of a list cut into parts: each part with its count (rendered every run)."""
+    kind, title, extra = _title(ref)
+    total = sum(p.count for p in parts)
+    body = feeds.envelope(kind, b.now, suite=feeds.suite_json(summary.suite), **extra, count=total,
+                          parts=[{"prefix": p.bucket, "page": p.page, "count": p.count,
+                                  "feed": urls.href(p.feed_key), "page_url": urls.href(p.page_key)} for p in parts])
+    b.site.add(json_file(ref.feed_key, body, Tier.SUITE))
+    b.site.add(SiteFile.content(ref.page_key, b.renderer.render(
+        "suite_list.html", ref.page_key, summary=summary, title=title, rows=None, nav=nav, parts=parts, part=None,
+        list_key=ref.page_key, total=total, json_url=ref.feed_key), HTML, Tier.SUITE))
+
+
+def _suite_page(b: _Builder, summary: SuiteSummary, refs: list[ListRef], nav: dict[str, Any]) -> None:
     path = summary.suite.path
-    lists = _lists(summary, rows)
-    nav = {"letters": [(extra["letter"], base, len(r)) for kind, _, base, extra, r in lists if kind == "suite-names"],
-           "classes": [(FailureClass(extra["failure_class"]), base, len(r))
-                       for kind, _, base, extra, r in lists if kind == "suite-class"],
-           "statuses": [(Status(extra["status"]), base, len(r))
-                        for kind, _, base, extra, r in lists if kind == "suite-status"]}
-    for kind, title, base, extra, list_rows in lists:
-        feed_key = urls.suite_feed(path, base.removeprefix(f"suites/{path}/"))
-        site.add(json_file(feed_key, feeds.list_feed(kind, summary, list_rows, now, **extra), Tier.LIST))
-        for pager, chunk in paginate(base, list_rows):
-            site.add(SiteFile.content(pager.key, renderer.render(
-                "suite_list.html", pager.key, summary=summary, title=title, rows=chunk, pager=pager,
-                total=len(list_rows), nav=nav, json_url=feed_key), HTML, Tier.LIST))
     index_feed = urls.suite_feed(path, "index")
     body = feeds.summary_json(summary)
-    body["lists"] = {base.removeprefix(f"suites/{path}/"): urls.href(urls.suite_feed(
-        path, base.removeprefix(f"suites/{path}/"))) for _, _, base, _, _ in lists}
-    site.add(json_file(index_feed, feeds.envelope("suite", now, **body), Tier.SUITE))
+    body["lists"] = {r.what: urls.href(r.feed_key) for r in refs}
+    b.site.add(json_file(index_feed, feeds.envelope("suite", b.now, **body), Tier.SUITE))
     key = urls.suite_page(path)
-    site.add(SiteFile.content(key, renderer.render("suite.html", key, summary=summary, nav=nav, json_url=index_feed),
-                              HTML, Tier.SUITE))
+    b.site.add(SiteFile.content(key, b.renderer.render("suite.html", key, summary=summary, nav=nav,
+                                                       json_url=index_feed), HTML, Tier.SUITE))
 
 
 def _groups(suites: list[SuiteSummary]) -> list[SuiteSummary]:
@@ -130,7 +261,8 @@ def _groups(suites: list[SuiteSummary]) -> list[SuiteSummary]:
     return [SuiteSummary(k, *v) for k, v in sums.items()]
 
 
-def _top(site: Site, renderer: Renderer, data: SiteData, now: datetime, rebuilder: str) -> None:
+def _top(b: _Builder, data: SiteData, rebuilder: str) -> None:
+    site, renderer, now = b.site, b.renderer, b.now
     by_distro = defaultdict(list)
     for day in data.daily:
         by_distro[day.distro].append(day)
@@ -148,3 +280,6 @@ def _top(site: Site, renderer: Renderer, data: SiteData, now: datetime, rebuilde
     page = renderer.render("dashboard.html", urls.INDEX_PAGE, now=now, **context)
     stable = renderer.render("dashboard.html", urls.INDEX_PAGE, now=None, **context)
     site.add(SiteFile.content(urls.INDEX_PAGE, page, HTML, Tier.TOP, stable=stable))
+
+
+__all__ = ["Entry", "build_site", "render_salt"]

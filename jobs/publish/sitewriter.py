@@ -1,16 +1,25 @@
 """Writing the site incrementally, in an order that never leaves a link dangling.
 
-`site/_manifest.json` maps every published key to a digest of its content. A publish
-writes only the files whose digest changed, in tiers: leaves first (build logs, package
-pages and feeds, static assets), then the lists that link to them, then the suite pages,
-then the dashboard and index last; only then are vanished files deleted — everything that
-linked to them has been rewritten by then — and the new manifest written.
+`site/_manifest.parquet` records every published file: its key, a digest of its content
+and a digest of its inputs (what it was rendered from; "" for files rendered every run),
+plus the render salt (a digest of the code and templates that render the site) and the
+highest v0 build id whose files were published. Build files (`api/v0/builds/<id>/...`)
+are immutable copies; they are not listed, only that watermark is kept (and a copy whose
+source was missing is listed with an empty digest, to be retried).
 
-Killed at any instant: before writing or deleting anything, the manifest is rewritten with
-those keys marked unknown (""), so the next run rewrites them even if their content turns
-back to what the old manifest says (or they were deleted), and deletes them if they vanished.
-Each object write is atomic in the store, so a reader sees an old or a new file, never
-half of one.
+`jobs.publish.site.build_site` renders only the files whose inputs changed and marks the
+others as kept; a publish writes only the files whose content digest changed, in tiers:
+leaves first (build files, package pages and feeds, static assets), then the lists that
+link to them, then the suite pages, then the dashboard and index last; only then are
+vanished files deleted (everything that linked to them has been rewritten by then) and the
+new manifest written.
+
+Killed at any instant: before writing or deleting anything, the keys about to change are
+listed in `site/_pending.json`; the next run reads them as unknown (rewritten even if
+their content turns back to what the manifest says, deleted if they vanished) and keeps
+the old build watermark, and the pending list is removed only after the new manifest is
+written. Each object write is atomic in the store, so a reader sees an old or a new file,
+never half of one.
 """
 
 from __future__ import annotations
@@ -21,12 +30,17 @@ import logging
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from jobs.core.store import NotFound, Store
-from jobs.publish.urls import MANIFEST
+from jobs.publish.urls import BUILDS_PREFIX, LEGACY_MANIFEST, MANIFEST, PENDING
 
 log = logging.getLogger(__name__)
 
-MANIFEST_SCHEMA = "rebuilder.site-manifest/1"
+MANIFEST_SCHEMA = "rebuilder.site-manifest/2"
+RESERVED = frozenset({MANIFEST, PENDING, LEGACY_MANIFEST})
+PARQUET = "application/vnd.apache.parquet"
 HTML = "text/html; charset=utf-8"
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
@@ -39,7 +53,7 @@ class Tier(IntEnum):
     """Write order: a file only links to files of its own or an earlier tier."""
 
     LEAF = 0  # build files, package pages and feeds, static assets, public keys
-    LIST = 1  # paginated suite lists and their feeds, v0 pkgs/list
+    LIST = 1  # parts of suite lists and their feeds, v0 pkgs/list
     SUITE = 2  # suite overview pages and feeds
     TOP = 3  # dashboard, index feeds, regressions feed
 
@@ -54,21 +68,25 @@ class SiteFile:
     digest: str
     data: bytes | None = None
     copy_from: str | None = None
+    input: str = ""  # digest of what it was rendered from ("": rendered every run)
+    listed: bool = True  # False: a build file, covered by the manifest's build watermark
 
     @classmethod
     def content(cls, key: str, data: bytes, content_type: str, tier: Tier, *,
-                stable: bytes | None = None) -> SiteFile:
+                stable: bytes | None = None, input: str = "", listed: bool = True) -> SiteFile:
         """A file with these bytes; `stable` (the bytes without timestamps) decides whether it changed."""
-        return cls(key, content_type, tier, _digest(content_type, stable if stable is not None else data), data=data)
+        return cls(key, content_type, tier, _digest(content_type, stable if stable is not None else data), data=data,
+                   input=input, listed=listed)
 
     @classmethod
     def copy(cls, key: str, source_key: str, content_type: str, tier: Tier = Tier.LEAF) -> SiteFile:
         """A copy of an immutable store object (a build's log, report or attestation)."""
-        return cls(key, content_type, tier, _digest(content_type, b"copy:" + source_key.encode()), copy_from=source_key)
+        return cls(key, content_type, tier, _digest(content_type, b"copy:" + source_key.encode()),
+                   copy_from=source_key, listed=False)
 
 
 def _digest(content_type: str, data: bytes) -> str:
-    return hashlib.sha256(content_type.encode() + b"\0" + data).hexdigest()
+    return hashlib.sha256(content_type.encode() + b"\0" + data).hexdigest()[:32]
 
 
 def json_bytes(payload: object) -> bytes:
@@ -76,24 +94,66 @@ def json_bytes(payload: object) -> bytes:
     return json.dumps(payload, ensure_ascii=True, separators=(",", ":")).encode()
 
 
-def json_file(key: str, payload: dict | list, tier: Tier, *, volatile: tuple[str, ...] = ("generated_at",)
-              ) -> SiteFile:
+def json_file(key: str, payload: dict | list, tier: Tier, *, volatile: tuple[str, ...] = ("generated_at",),
+              input: str = "") -> SiteFile:
     """A JSON feed whose top-level `volatile` keys (timestamps of generation) do not count as a change."""
     stable = {k: v for k, v in payload.items() if k not in volatile} if isinstance(payload, dict) else payload
-    return SiteFile.content(key, json_bytes(payload), JSON, tier, stable=json_bytes(stable))
+    return SiteFile.content(key, json_bytes(payload), JSON, tier, stable=json_bytes(stable), input=input)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What the manifest says of one published file."""
+
+    digest: str  # "" = unknown: rewrite it
+    input: str = ""
+
+
+@dataclass
+class Manifest:
+    """The published files as the last publish left them (pending keys read as unknown)."""
+
+    files: dict[str, Entry] = field(default_factory=dict)
+    salt: str = ""
+    builds_upto: int = 0  # build files of every v0 id up to this one are published
+
+    def unchanged(self, key: str, input: str, salt: str) -> bool:
+        """Whether the file at `key` was rendered from these inputs by this code and is published."""
+        entry = self.files.get(key)
+        return bool(input) and salt == self.salt and entry is not None and entry.digest != "" \
+            and entry.input == input
+
+    def retry_build_ids(self) -> set[int]:
+        """v0 ids of builds with a file whose copy failed (listed with an empty digest)."""
+        ids = set()
+        for key, entry in self.files.items():
+            if key.startswith(BUILDS_PREFIX) and entry.digest == "":
+                number = key[len(BUILDS_PREFIX):].split("/", 1)[0]
+                if number.isdigit():
+                    ids.add(int(number))
+        return ids
 
 
 @dataclass
 class Site:
-    """Every file of one publish, by key, and the store that copied files come from."""
+    """Every file of one publish: rendered ones by key, kept ones (inputs unchanged) with their entry."""
 
     source: Store
     files: dict[str, SiteFile] = field(default_factory=dict)
+    kept: dict[str, Entry] = field(default_factory=dict)
+    salt: str = ""
+    builds_upto: int = 0
 
     def add(self, file: SiteFile) -> None:
-        if file.key == MANIFEST or file.key in self.files:
+        if file.key in RESERVED or file.key in self.files or file.key in self.kept:
             raise ValueError(f"site key {file.key!r} is reserved or added twice")
         self.files[file.key] = file
+
+    def keep(self, key: str, entry: Entry) -> None:
+        """A file whose inputs did not change: not rendered, not written, not deleted."""
+        if key in RESERVED or key in self.files or key in self.kept:
+            raise ValueError(f"site key {key!r} is reserved or added twice")
+        self.kept[key] = entry
 
 
 @dataclass(frozen=True)
@@ -103,24 +163,61 @@ class WriteStats:
     unchanged: int
 
 
-def read_manifest(store: Store, prefix: str = "site/") -> dict[str, str]:
-    """Published key -> digest, as the last publish left it (empty if there is none or it is unreadable)."""
+def read_manifest(store: Store, prefix: str = "site/") -> Manifest:
+    """The manifest the last publish left, with the keys of an unfinished publish as unknown."""
+    prefix = _prefix(prefix)
+    manifest = Manifest()
     try:
-        raw = json.loads(store.get(prefix + MANIFEST).data)
+        table = pq.read_table(pa.BufferReader(store.get(prefix + MANIFEST).data))
+        meta = json.loads((table.schema.metadata or {}).get(b"rebuilder", b"{}"))
+        if meta.get("schema") != MANIFEST_SCHEMA:
+            raise ValueError(f"not a {MANIFEST_SCHEMA} manifest")
+        manifest.salt, manifest.builds_upto = str(meta.get("salt", "")), int(meta.get("builds_upto", 0))
+        columns = table.select(["key", "digest", "input"]).to_pydict()
+        manifest.files = {k: Entry(d or "", i or "") for k, d, i in zip(columns["key"], columns["digest"],
+                                                                        columns["input"])}
     except NotFound:
-        return {}
-    except ValueError:
-        log.warning("unreadable %s%s: every file is rewritten", prefix, MANIFEST)
-        return {}
-    files = raw.get("files") if isinstance(raw, dict) and raw.get("schema") == MANIFEST_SCHEMA else None
-    if not isinstance(files, dict):
-        return {}
-    return {str(k): str(v) for k, v in files.items()}
+        manifest.files = {k: Entry("") for k in _legacy_keys(store, prefix)}
+    except (ValueError, KeyError, TypeError, pa.ArrowException) as exc:
+        log.warning("unreadable %s%s (%s): every file is rewritten", prefix, MANIFEST, exc)
+    try:
+        pending = json.loads(store.get(prefix + PENDING).data)
+        for key in pending.get("keys", []):
+            manifest.files[str(key)] = Entry("")
+        manifest.builds_upto = min(manifest.builds_upto, int(pending.get("builds_upto", 0)))
+    except NotFound:
+        pass
+    except (ValueError, TypeError, AttributeError) as exc:
+        log.warning("unreadable %s%s (%s): every file is rewritten", prefix, PENDING, exc)
+        manifest.files = {k: Entry("") for k in manifest.files}
+        manifest.builds_upto = 0
+    return manifest
 
 
-def _write_manifest(store: Store, prefix: str, files: dict[str, str]) -> None:
-    body = {"schema": MANIFEST_SCHEMA, "files": dict(sorted(files.items()))}
-    store.put(prefix + MANIFEST, json.dumps(body, indent=0).encode(), content_type=JSON)
+def _legacy_keys(store: Store, prefix: str) -> list[str]:
+    """Keys the JSON manifest of an older version listed (so that vanished ones are deleted)."""
+    try:
+        raw = json.loads(store.get(prefix + LEGACY_MANIFEST).data)
+    except (NotFound, ValueError):
+        return []
+    files = raw.get("files") if isinstance(raw, dict) else None
+    return [str(k) for k in files] if isinstance(files, dict) else []
+
+
+def _prefix(prefix: str) -> str:
+    return prefix + "/" if prefix and not prefix.endswith("/") else prefix
+
+
+def _write_manifest(store: Store, prefix: str, files: dict[str, Entry], *, salt: str, builds_upto: int) -> None:
+    keys = sorted(files)
+    table = pa.table({"key": pa.array(keys, pa.string()),
+                      "digest": pa.array([files[k].digest for k in keys], pa.string()),
+                      "input": pa.array([files[k].input for k in keys], pa.string())})
+    meta = {"schema": MANIFEST_SCHEMA, "salt": salt, "builds_upto": builds_upto}
+    table = table.replace_schema_metadata({"rebuilder": json.dumps(meta)})
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    store.put(prefix + MANIFEST, sink.getvalue().to_pybytes(), content_type=PARQUET)
 
 
 def _put(store: Store, source: Store, prefix: str, file: SiteFile) -> bool:
@@ -140,22 +237,32 @@ def _put(store: Store, source: Store, prefix: str, file: SiteFile) -> bool:
 
 def write_site(store: Store, site: Site, prefix: str = "site/", *, force: bool = False) -> WriteStats:
     """Publish `site` under `prefix`: changed files tier by tier, then deletions, then the manifest."""
-    if prefix and not prefix.endswith("/"):
-        prefix += "/"
+    prefix = _prefix(prefix)
     old = read_manifest(store, prefix)
-    new = {key: f.digest for key, f in site.files.items()}
-    changed = [f for key, f in site.files.items() if force or old.get(key) != f.digest]
-    vanished = sorted(set(old) - set(new))
+    new = {**site.kept, **{key: Entry(f.digest, f.input) for key, f in site.files.items() if f.listed}}
+    changed = [f for key, f in site.files.items()
+               if force or not f.listed or key not in old.files or old.files[key].digest != f.digest]
+    vanished = sorted(k for k in set(old.files) - set(new) - set(site.files))
+    builds_upto = max(site.builds_upto, 0)
+    dirty = bool(changed or vanished or new != old.files or old.salt != site.salt or old.builds_upto != builds_upto)
     if changed or vanished:
-        # Unknown until the final manifest: what is about to be rewritten or deleted.
-        _write_manifest(store, prefix, {**old, **{f.key: "" for f in changed}, **{k: "" for k in vanished}})
+        pending = {"keys": sorted({f.key for f in changed} | set(vanished)), "builds_upto": old.builds_upto}
+        store.put(prefix + PENDING, json.dumps(pending).encode(), content_type=JSON)
     # Within a tier, files new to the site go first: an existing page may be about to link them.
-    for file in sorted(changed, key=lambda f: (f.tier, f.key in old, f.key)):
+    for file in sorted(changed, key=lambda f: (f.tier, f.key in old.files, f.key)):
         if not _put(store, site.source, prefix, file):
-            new[file.key] = ""  # retried by the next publish
+            new[file.key] = Entry("")  # retried by the next publish
     for key in vanished:
         store.delete(prefix + key)
-    if changed or vanished or new != old:
-        _write_manifest(store, prefix, new)
-    written = sum(1 for f in changed if new[f.key])
-    return WriteStats(written=written, deleted=len(vanished), unchanged=len(site.files) - len(changed))
+    if dirty:
+        _write_manifest(store, prefix, new, salt=site.salt, builds_upto=builds_upto)
+    if changed or vanished:
+        store.delete(prefix + PENDING)
+    if old.files and LEGACY_MANIFEST not in site.files:
+        try:
+            store.head(prefix + LEGACY_MANIFEST)
+            store.delete(prefix + LEGACY_MANIFEST)
+        except NotFound:
+            pass
+    written = sum(1 for f in changed if new.get(f.key, Entry("x")).digest)
+    return WriteStats(written=written, deleted=len(vanished), unchanged=len(site.files) + len(site.kept) - len(changed))

@@ -14,9 +14,7 @@ from urllib.parse import quote
 
 from jobs.core.model import SegmentError, Status, safe_segment
 
-PAGE_SIZE = 1000  # rows per HTML list page: a few hundred KiB, fine without JavaScript
-OTHER_LETTER = "_"  # names that do not start with a letter or digit
-_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+PAGE_SIZE = 1000  # most rows of one list part (jobs.publish.plan): a few hundred KiB, fine without JavaScript
 
 # v0 paths rebuilderd's consumers build themselves (reference §2.5, §9)
 PKGS_LIST = "api/v0/pkgs/list"
@@ -28,7 +26,10 @@ QUEUE_FEED = "api/v1/queue.json"
 WORKERS_FEED = "api/v1/workers.json"
 INDEX_PAGE = "index.html"
 REGRESSIONS = "regressions.atom"
-MANIFEST = "_manifest.json"
+MANIFEST = "_manifest.parquet"
+PENDING = "_pending.json"
+LEGACY_MANIFEST = "_manifest.json"  # the JSON manifest of earlier versions
+BUILDS_PREFIX = "api/v0/builds/"
 
 
 def segment(value: str | None) -> str:
@@ -62,12 +63,6 @@ def relative(key: str, page: str) -> str:
     return quote(posixpath.relpath(key, posixpath.dirname(page) or "."), safe="/")
 
 
-def letter_of(name: str) -> str:
-    """The name-index page a name is listed on: its first letter or digit, else "_"."""
-    first = name[:1].lower()
-    return first if first in _LETTERS else OTHER_LETTER
-
-
 def paged(base: str, page: int) -> str:
     """Page `page` (from 1) of a paginated list whose first page is `<base>.html`."""
     return f"{base}.html" if page == 1 else f"{base}-{page}.html"
@@ -82,8 +77,8 @@ def status_base(path: str, status: Status) -> str:
     return f"suites/{path}/{status.value}"
 
 
-def letter_base(path: str, letter: str) -> str:
-    return f"suites/{path}/names/{letter}"
+def names_base(path: str) -> str:
+    return f"suites/{path}/names"
 
 
 def class_base(path: str, failure_class: str) -> str:
@@ -95,7 +90,7 @@ def suite_page(path: str) -> str:
 
 
 def suite_feed(path: str, what: str) -> str:
-    """A suite's JSON feed: "index", a status ("BAD"), "names/<letter>" or "class/<slug>"."""
+    """A suite's JSON feed: "index", a list ("BAD", "names", "class/<slug>") or a part ("BAD/py")."""
     return f"api/v1/suites/{path}/{what}.json"
 
 

@@ -8,9 +8,9 @@ without fsync and is not timed. Then, in one process, against a local store (fsy
 1. full publish: the real `jobs.publish.run.publish` into an empty `site/` (publish_state
    with nothing new to verify, countersigning every stored attestation, build_site,
    write_site), timed as a whole and per step;
-2. baseline: rendering the same site in memory from the same query rows (every package
-   page and feed, every list page and feed, suite pages, dashboard: `build_site` with its
-   store reads and queries replaced by the rows step 1 computed), no store at all;
+2. baseline: rendering the same site in memory (every package page and feed, every list
+   part and feed, suite pages, dashboard: `build_site` with no previous manifest, from the
+   tables step 1 read from the store, so its queries but no store access), nothing written;
 3. incremental publish: 100 real signed results (claim, log, attestation, result object)
    for 100 queued jobs, then `publish` again (verify, compact, queue, countersign, site);
 4. a publish with nothing new (the floor of any incremental publish).
@@ -46,7 +46,6 @@ from pathlib import Path
 from typing import Any
 
 import jobs.publish.run as run_module
-import jobs.publish.site as site_module
 from jobs.core.store import LocalStore, Store
 from jobs.publish.run import publish
 from jobs.publish.site import build_site
@@ -150,17 +149,16 @@ def _timed_steps(steps: dict[str, float], keep: dict[str, Any]) -> Iterator[None
                 result = original(*args, **kwargs)
             finally:
                 steps[name] = round(steps.get(name, 0.0) + time.perf_counter() - started, 3)
-            if name == "query_site":
-                keep["data"] = result
+            if name == "load_inputs":
+                keep["inputs"] = result
             return result
 
         patched.append((module, name, original))
         setattr(module, name, timed)
 
-    for name in ("publish_state", "countersigned_attestations", "build_site", "write_site"):
+    for name in ("publish_state", "countersigned_attestations", "learn_facts", "load_inputs", "build_site",
+                 "write_site"):
         wrap(run_module, name)
-    for name in ("load_inputs", "query_site"):
-        wrap(site_module, name)
     try:
         yield
     finally:
@@ -186,31 +184,19 @@ def _publish(store: Store, world: World, now: datetime, keep: dict[str, Any]) ->
             **counting.figures()}
 
 
-def _render_only(store: Store, now: datetime, data: Any) -> dict[str, Any]:
-    """The baseline: `build_site` from rows already queried, without reading the store."""
-    keys = _attestation_keys(store)
-    saved = site_module.load_inputs, site_module.query_site
-    site_module.load_inputs = lambda *a, **k: None
-    site_module.query_site = lambda *a, **k: data
+def _render_only(store: Store, now: datetime, inputs: Any) -> dict[str, Any]:
+    """The baseline: every file of the site rendered in memory from tables already read, no store at all."""
     gc.collect()
     _reset_peak()
-    try:
-        started, cpu = time.perf_counter(), time.process_time()
-        site = build_site(store, now=now, countersigned_keys=keys, public_keys={}, rebuilder_name="rebuilder")
-        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-    finally:
-        site_module.load_inputs, site_module.query_site = saved
+    started, cpu = time.perf_counter(), time.process_time()
+    site = build_site(store, now=now, public_keys={}, rebuilder_name="rebuilder", inputs=inputs, previous=None)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     rendered = [f for f in site.files.values() if f.data is not None]
     return {"seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3), "peak_rss_mib": _peak_mib(),
             "files": len(site.files),
             "rendered": len(rendered), "copies": len(site.files) - len(rendered),
             "html_pages": sum(1 for f in rendered if f.key.endswith(".html")),
             "rendered_mib": round(sum(len(f.data) for f in rendered) / 2**20, 1)}
-
-
-def _attestation_keys(store: Store) -> dict[str, str]:
-    prefix = run_module.ATTESTATIONS
-    return {i.key[len(prefix):].removesuffix(".json"): i.key for i in store.list(prefix)}
 
 
 def _put_cost(root: Path, fsync: bool, n: int = 200) -> float:
@@ -224,7 +210,7 @@ def _put_cost(root: Path, fsync: bool, n: int = 200) -> float:
 
 
 def _list_cost(store: Store, prefix: str = "site/") -> dict[str, float]:
-    """Listing speed of this store (results/ and claims/ grow with every build and are listed by every publish)."""
+    """Listing speed of this store (for the listings a publish makes: results/, claims/, workers/)."""
     started = time.perf_counter()
     n = sum(1 for _ in store.list(prefix))
     return {"keys": n, "ms_per_1000_keys": round(1e6 * (time.perf_counter() - started) / max(n, 1), 1)}
@@ -258,7 +244,7 @@ def _run(root: Path, packages: int, builds: int, *, fsync: bool, log_fraction: f
     keep: dict[str, Any] = {}
     full = _publish(store, world, world.now, keep)
     _say(f"full publish: {full['seconds']} s; rendering in memory")
-    baseline = _render_only(store, world.now, keep.pop("data"))
+    baseline = _render_only(store, world.now, keep.pop("inputs"))
     _say(f"rendered in {baseline['seconds']} s; {NEW_RESULTS} new results, incremental publish")
     gc.collect()
     new = add_results(world, NEW_RESULTS)

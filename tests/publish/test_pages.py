@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import posixpath
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
@@ -117,7 +118,7 @@ def test_every_page_is_well_formed_links_its_json_and_every_link_resolves(world)
     site = render(world)
     pages = check_site(site)
     assert {"index.html", "packages/archlinux/bar.html", "suites/archlinux/-/core/x86_64/index.html",
-            "suites/archlinux/-/core/x86_64/BAD.html", "suites/archlinux/-/core/x86_64/names/s.html",
+            "suites/archlinux/-/core/x86_64/BAD.html", "suites/archlinux/-/core/x86_64/names.html",
             "suites/archlinux/-/core/x86_64/class/ftbfs.html"} <= set(pages)
     assert pages["packages/archlinux/bar.html"].alternates == ["../../api/v1/packages/archlinux/bar.json"]
     assert "test &lt;rebuilder&gt;" in site.files["index.html"].data.decode()
@@ -148,19 +149,29 @@ def test_suite_lists_show_the_failure_class_and_filter_progressively(world):
     assert "fails to build" in text and f"{suite}/class/ftbfs.html" in targets(f"{suite}/FAIL.html", text)
     assert "data-filterable" in text and "static/filter.js" in targets(f"{suite}/FAIL.html", text)
     nav = targets(f"{suite}/index.html", site.files[f"{suite}/index.html"].data.decode())
-    assert {f"{suite}/names/b.html", f"{suite}/class/not-reproducible.html", f"{suite}/GOOD.html"} <= nav
+    assert {f"{suite}/names.html", f"{suite}/class/not-reproducible.html", f"{suite}/GOOD.html"} <= nav
 
 
-def test_lists_are_paginated(world, monkeypatch):
+def test_long_lists_are_cut_by_name_prefix(world, monkeypatch):
     monkeypatch.setattr(urls, "PAGE_SIZE", 3)
-    write_state(world.store, "more", [state_row(f"pkg{i:02d}", component="extra") for i in range(8)])
+    names = ["a1", "A2", "b1", "b2", "b3", "b4", "c-1", "samepre1", "samepre2", "samepre3", "samepre4", "samepre5"]
+    write_state(world.store, "more", [state_row(n, component="extra") for n in names])
     site = render(world)
     base = "suites/archlinux/-/extra/x86_64/UNKWN"
-    assert {f"{base}.html", f"{base}-2.html", f"{base}-3.html"} <= set(site.files)
-    assert f"{base}-4.html" not in site.files
-    second = targets(f"{base}-2.html", site.files[f"{base}-2.html"].data.decode())
-    assert {f"{base}.html", f"{base}-3.html"} <= second
-    assert site.files[f"{base}-3.html"].data.decode().count('<tr class="status-unkwn">') == 2
+    parts = sorted(k for k in site.files if k.startswith(f"{base}/") and k.endswith(".html"))
+    # "b" has 4 names: cut one character deeper; 5 names share 6 characters: paged within
+    assert parts == sorted(f"{base}/{p}.html" for p in ("a", "b1", "b2", "b3", "b4", "c", "samepr", "samepr-2"))
+    index = site.files[f"{base}.html"].data.decode()
+    assert set(targets(f"{base}.html", index)) >= {f"{base}/{p}.html" for p in ("a", "b1", "samepr-2")}
+    assert "12 packages" in index and "<table" not in index
+    a = site.files[f"{base}/a.html"].data.decode()
+    assert a.count('<tr class="status-unkwn">') == 2 and f"{base}.html" in targets(f"{base}/a.html", a)
+    assert site.files[f"{base}/samepr-2.html"].data.decode().count('<tr class="status-unkwn">') == 2
+    feed = json.loads(site.files["api/v1/suites/archlinux/-/extra/x86_64/UNKWN.json"].data)
+    assert [p["prefix"] for p in feed["parts"]] == ["a", "b1", "b2", "b3", "b4", "c", "samepr", "samepr"]
+    assert "packages" not in feed and sum(p["count"] for p in feed["parts"]) == 12 == feed["count"]
+    part = json.loads(site.files["api/v1/suites/archlinux/-/extra/x86_64/UNKWN/a.json"].data)
+    assert [r["name"] for r in part["packages"]] == ["A2", "a1"] and part["kind"] == "suite-status-part"
     check_site(site)
 
 

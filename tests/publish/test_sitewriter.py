@@ -7,7 +7,7 @@ import pytest
 from jobs.core.model import Status
 from jobs.core.store import LocalStore
 from jobs.publish.site import build_site
-from jobs.publish.sitewriter import MANIFEST_SCHEMA, Tier, read_manifest, write_site
+from jobs.publish.sitewriter import MANIFEST_SCHEMA, Entry, Tier, read_manifest, write_site
 from tests.faults import FaultyStore, Killed
 from tests.publish.sitefix import NOW, arch_world, sync_arch
 from tests.sync import alpm_builders as alpm
@@ -16,8 +16,10 @@ SUITE = "suites/archlinux/-/core/x86_64"
 FEEDS = "api/v1/suites/archlinux/-/core/x86_64"
 
 
-def make_site(world, now=NOW):
-    return build_site(world.store, now=now, public_keys={"current": ["k"]}, rebuilder_name="t")
+def make_site(world, now=NOW, *, incremental=True):
+    """The site as a publish computes it: incremental against the published manifest, or all of it."""
+    previous = read_manifest(world.store) if incremental else None
+    return build_site(world.store, now=now, public_keys={"current": ["k"]}, rebuilder_name="t", previous=previous)
 
 
 def puts(faulty: FaultyStore) -> list[str]:
@@ -29,15 +31,23 @@ def deletes(faulty: FaultyStore) -> list[str]:
 
 
 def assert_published(target, site, prefix="site/"):
-    """The store holds exactly the site's files (and the manifest), with their bytes and types."""
+    """The store holds the site's files (and the manifest), with their bytes and types.
+
+    Build files are immutable and never deleted: the store may hold more of them.
+    """
     keys = {info.key.removeprefix(prefix) for info in target.list(prefix)}
-    assert keys == set(site.files) | {"_manifest.json"}
+    listed = set(site.kept) | {k for k, f in site.files.items() if f.listed}
+    assert {k for k in keys if not k.startswith("api/v0/builds/")} == \
+        {k for k in listed | {"_manifest.parquet"} if not k.startswith("api/v0/builds/")}
+    assert set(site.files) | set(site.kept) <= keys
     for key, file in site.files.items():
         blob = target.get(prefix + key)
         expected = file.data if file.copy_from is None else site.source.get(file.copy_from).data
         assert blob.data == expected, key
         assert blob.info.content_type == file.content_type, key
-    assert read_manifest(target, prefix) == {k: f.digest for k, f in site.files.items()}
+    manifest = read_manifest(target, prefix)
+    assert manifest.files == {**site.kept, **{k: Entry(f.digest, f.input) for k, f in site.files.items() if f.listed}}
+    assert manifest.builds_upto == site.builds_upto and manifest.salt == site.salt
 
 
 @pytest.fixture
@@ -51,29 +61,34 @@ def test_first_publish_writes_tier_by_tier_and_the_manifest_last(world):
     stats = write_site(faulty, site)
     assert (stats.written, stats.deleted, stats.unchanged) == (len(site.files), 0, 0)
     order = puts(faulty)
-    assert order[0] == order[-1] == "_manifest.json" and len(order) == len(site.files) + 2
+    assert order[0] == "_pending.json" and order[-1] == "_manifest.parquet" and len(order) == len(site.files) + 2
+    assert deletes(faulty) == ["_pending.json"]  # after the manifest
     tiers = [site.files[k].tier for k in order[1:-1]]
     assert tiers == sorted(tiers)
     assert order.index("packages/archlinux/bar.html") < order.index(f"{SUITE}/BAD.html") \
         < order.index(f"{SUITE}/index.html") < order.index("index.html")
     assert order.index("api/v0/builds/3/log") < order.index("api/v0/pkgs/list") < order.index("api/v0/dashboard")
     assert_published(world.store, site)
-    assert read_manifest(world.store)  # schema checked on read
-    assert MANIFEST_SCHEMA in world.store.get("site/_manifest.json").data.decode()
+    assert read_manifest(world.store).files  # schema checked on read
+    assert MANIFEST_SCHEMA.encode() in world.store.get("site/_manifest.parquet").data
 
 
-def test_a_second_run_with_nothing_changed_writes_nothing(world):
-    write_site(world.store, make_site(world))
+def test_a_second_run_with_nothing_changed_renders_and_writes_nothing_new(world):
+    first = make_site(world)
+    write_site(world.store, first)
     faulty = FaultyStore(world.store)
     again = make_site(world)
+    # package pages and list parts whose inputs did not change are not even rendered
+    assert not any(k.startswith(("packages/", "api/v1/packages/", "api/v0/builds/")) for k in again.files)
+    assert {k for k in again.kept if k.startswith("packages/")} == {k for k in first.files if k.startswith("packages/")}
     stats = write_site(faulty, again)
-    assert (stats.written, stats.deleted, stats.unchanged) == (0, 0, len(again.files))
+    assert (stats.written, stats.deleted, stats.unchanged) == (0, 0, len(again.files) + len(again.kept))
     assert faulty.log == []
     # Half an hour later only the running build's lease age changed: "generated_at" and
     # "now" alone never count as a change.
     later = make_site(world, now=NOW.replace(minute=30))
     assert write_site(faulty, later).written == 1
-    assert puts(faulty) == ["_manifest.json", "index.html", "_manifest.json"]
+    assert puts(faulty) == ["_pending.json", "index.html", "_manifest.parquet"]
     assert "35 min" in world.store.get("site/index.html").data.decode()
 
 
@@ -85,12 +100,12 @@ def test_one_new_result_rewrites_only_what_shows_it(world):
     faulty = FaultyStore(world.store)
     stats = write_site(faulty, site)
     written = puts(faulty)
-    assert written[0] == written[-1] == "_manifest.json"
+    assert written[0] == "_pending.json" and written[-1] == "_manifest.parquet"
     assert set(written[1:-1]) == {
         "api/v0/builds/7/log",
         "packages/archlinux/qux.html", "api/v1/packages/archlinux/qux.json",
-        f"{SUITE}/UNKWN.html", f"{SUITE}/GOOD.html", f"{SUITE}/names/q.html",
-        f"{FEEDS}/UNKWN.json", f"{FEEDS}/GOOD.json", f"{FEEDS}/names/q.json",
+        f"{SUITE}/UNKWN.html", f"{SUITE}/GOOD.html", f"{SUITE}/names.html",
+        f"{FEEDS}/UNKWN.json", f"{FEEDS}/GOOD.json", f"{FEEDS}/names.json",
         f"{SUITE}/index.html", f"{FEEDS}/index.json",
         "api/v0/pkgs/list", "api/v0/dashboard", "api/v1/index.json", "index.html",
         "api/v1/workers.json",  # its last build and build count
@@ -109,15 +124,15 @@ def test_vanished_files_are_deleted_after_the_pages_that_linked_them(world, tmp_
     faulty = FaultyStore(world.store)
     stats = write_site(faulty, site)
     gone = {"packages/archlinux/bar.html", "api/v1/packages/archlinux/bar.json"}
-    assert set(deletes(faulty)) == gone and stats.deleted == 2
+    assert set(deletes(faulty)) == gone | {"_pending.json"} and stats.deleted == 2
     log = [key.removeprefix("site/") for _, key in faulty.log]
     first_delete = min(log.index(k) for k in gone)
-    for linking in (f"{SUITE}/BAD.html", f"{SUITE}/names/b.html", "api/v0/pkgs/list", "index.html"):
+    for linking in (f"{SUITE}/BAD.html", f"{SUITE}/names.html", "api/v0/pkgs/list", "index.html"):
         assert log.index(linking) < first_delete
-    assert log[-1] == "_manifest.json"
+    assert log[-2:] == ["_manifest.parquet", "_pending.json"]
     assert not any(info.key.endswith("/bar.html") for info in world.store.list("site/"))
     assert_published(world.store, site)
-    assert "api/v0/builds/3/log" in site.files  # the history stays published
+    assert world.store.head("site/api/v0/builds/3/log")  # the history stays published
 
 
 def two_sites(world, tmp_path):
@@ -160,16 +175,20 @@ def test_a_separate_site_store_gets_copies_of_the_build_files(world, store):
     assert store.head("static/style.css").content_type == "text/css; charset=utf-8"
     assert store.head("static/filter.js").content_type == "text/javascript; charset=utf-8"
     assert_published(store, site, prefix="")
-    assert write_site(store, site, prefix="").written == 0
+    again = build_site(world.store, now=NOW, public_keys={"current": ["k"]}, rebuilder_name="t",
+                       previous=read_manifest(store, ""))
+    assert write_site(store, again, prefix="").written == 0
 
 
 def test_force_and_an_unreadable_manifest_rewrite_everything(world):
     site = make_site(world)
     write_site(world.store, site)
     assert write_site(world.store, site, force=True).written == len(site.files)
-    world.store.put("site/_manifest.json", b"{not json")
+    world.store.put("site/_manifest.parquet", b"{not parquet")
+    assert read_manifest(world.store).files == {}
     assert write_site(world.store, site).written == len(site.files)
     assert_published(world.store, site)
+    assert len(make_site(world).kept) > 10  # the manifest is whole again
 
 
 def test_a_missing_source_is_retried_not_linked_forever(world):
@@ -179,9 +198,28 @@ def test_a_missing_source_is_retried_not_linked_forever(world):
     world.store.delete(log)
     stats = write_site(world.store, site)
     assert stats.written == len(site.files) - 1
-    assert read_manifest(world.store)["api/v0/builds/3/log"] == ""
+    assert read_manifest(world.store).files["api/v0/builds/3/log"] == Entry("")
+    again = make_site(world)
+    assert {k for k in again.files if k.startswith("api/v0/builds/")} == \
+        {k for k in site.files if k.startswith("api/v0/builds/3/")}  # only the build to retry
     world.store.put(log, data, content_encoding="gzip")
-    assert write_site(world.store, site).written == 1
+    assert write_site(world.store, again).written == len([k for k in again.files if k.startswith("api/v0/builds/")])
+    assert "api/v0/builds/3/log" not in read_manifest(world.store).files
+    assert world.store.get("site/api/v0/builds/3/log").data == data
+
+
+def test_an_unfinished_publish_is_finished_by_the_next(world, tmp_path):
+    first, second = two_sites(world, tmp_path)
+    write_site(world.store, first)
+    with pytest.raises(Killed):
+        write_site(FaultyStore(world.store, kill_at=3), second)
+    pending = read_manifest(world.store)
+    assert pending.builds_upto == first.builds_upto
+    assert any(entry == Entry("") for entry in pending.files.values())  # about to change: unknown
+    rerun = make_site(world)
+    write_site(world.store, rerun)
+    assert_published(world.store, rerun)
+    assert not any(info.key == "site/_pending.json" for info in world.store.list("site/"))
 
 
 def test_tiers_of_the_site(world):

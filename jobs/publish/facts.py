@@ -1,0 +1,110 @@
+"""What publish derives once per build and keeps: `history/site-facts.parquet`.
+
+The site shows, for every build, facts that cost a store request to learn: its failure
+class (the log tail is read when the reason is vague), whether the worker stored an HTML
+diffoscope report beside the text one (a HEAD), and whether publish keeps a countersigned
+attestation for it (`history/attestations/<build id>.json`). A build's files and history
+row never change, so each fact is learned once, when publish first sees the build, and
+kept here: a publish touches the store only for the builds that are new to it.
+
+The object is a cache, not state: rewritten (one plain put, atomic) under the site lock
+only when it gained rows, and if it is missing or unreadable every fact is learned again.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from jobs.core.model import Status
+from jobs.core.store import NotFound, Store
+from jobs.publish.classify import FailureClass, classify, classify_reason, read_log_tail
+
+log = logging.getLogger(__name__)
+
+FACTS_KEY = "history/site-facts.parquet"
+ATTESTATIONS = "history/attestations/"
+SCHEMA = pa.schema([("build_id", pa.string()), ("failure_class", pa.string()),
+                    ("diffoscope_html_key", pa.string()), ("countersigned", pa.bool_())])
+
+
+def attestation_key(build_id: str) -> str:
+    """Where publish keeps a build's countersigned attestation."""
+    return f"{ATTESTATIONS}{build_id}.json"
+
+
+@dataclass(frozen=True)
+class Facts:
+    """One row per history build, in history order (the table the site queries join)."""
+
+    table: pa.Table  # SCHEMA
+    learned: int  # builds whose facts this run learned
+
+
+def read_facts(store: Store) -> pa.Table:
+    """The kept facts (empty if there are none yet or the object is unreadable)."""
+    try:
+        table = pq.read_table(pa.BufferReader(store.get(FACTS_KEY).data))
+        return table.select(SCHEMA.names).cast(SCHEMA)
+    except NotFound:
+        return SCHEMA.empty_table()
+    except (pa.ArrowException, KeyError, ValueError) as exc:
+        log.warning("unreadable %s (%s): every build's facts are learned again", FACTS_KEY, exc)
+        return SCHEMA.empty_table()
+
+
+def _exists(store: Store, key: str) -> bool:
+    try:
+        store.head(key)
+        return True
+    except NotFound:
+        return False
+
+
+def _failure_class(store: Store, row: dict, reads: list[int], max_log_reads: int) -> str | None:
+    status = Status(row["status"])
+    if status not in (Status.BAD, Status.FAIL):
+        return None
+    found = classify_reason(status, row["reason"])
+    if found is None and row["log_key"] and reads[0] < max_log_reads:
+        reads[0] += 1
+        found = classify(status, row["reason"], read_log_tail(store, row["log_key"]))
+    return (found or classify(status, row["reason"]) or FailureClass.UNKNOWN).value
+
+
+def learn_facts(store: Store, history: pa.Table, *, countersigned: set[str] | None = None,
+                max_log_reads: int = 2000, save: bool = True, kept: pa.Table | None = None) -> Facts:
+    """The facts of every build of `history` (confined keys), learning only the builds not kept yet.
+
+    `countersigned`: the builds new to the facts that have a countersigned attestation
+    (None: ask the store); `kept`: the facts as `read_facts` returned them, if read already.
+    """
+    kept = read_facts(store) if kept is None else kept
+    known = kept.filter(pc.is_in(kept.column("build_id"), value_set=history.column("build_id")))
+    new = history.filter(pc.invert(pc.is_in(history.column("build_id"), value_set=kept.column("build_id"))))
+    rows, reads, seen = [], [0], set()
+    for row in new.select(["build_id", "status", "reason", "log_key", "diffoscope_key"]).to_pylist():
+        if row["build_id"] in seen:
+            continue
+        seen.add(row["build_id"])
+        html = None
+        if row["diffoscope_key"] and "/" in row["diffoscope_key"]:
+            html = row["diffoscope_key"].rsplit("/", 1)[0] + "/diffoscope.html"
+            html = html if _exists(store, html) else None
+        if countersigned is not None:
+            signed = row["build_id"] in countersigned
+        else:
+            signed = Status(row["status"]) is Status.GOOD and _exists(store, attestation_key(row["build_id"]))
+        rows.append({"build_id": row["build_id"], "failure_class": _failure_class(store, row, reads, max_log_reads),
+                     "diffoscope_html_key": html, "countersigned": signed})
+    table = pa.concat_tables([known, pa.Table.from_pylist(rows, schema=SCHEMA)]) if rows else known
+    if rows and save:
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.concat_tables([kept, pa.Table.from_pylist(rows, schema=SCHEMA)]), sink,
+                       compression="zstd")
+        store.put(FACTS_KEY, sink.getvalue().to_pybytes(), content_type="application/vnd.apache.parquet")
+    return Facts(table, len(rows))

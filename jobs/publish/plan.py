@@ -1,0 +1,219 @@
+"""What each file of the site is made of, as digests DuckDB computes: the incremental plan.
+
+A package page (and its feed) is made of the current packages with that binary or source
+name and of every build linked to the name; a part of a suite's list is made of its rows.
+`page_inputs` and `list_parts` return one digest per such file, computed over the rows
+that file shows (an md5 of each row's full text, aggregated in display order), without
+turning a single row into a Python object. The site builder renders only the files whose
+digest differs from the one the manifest kept, then fetches just their rows
+(`pages_for`, `part_rows`).
+
+Lists are cut into parts by name prefix, not by position, so that one package changing
+status rewrites the parts it left and joined, not every page after it: a list of at most
+`PAGE_SIZE` rows is one part; a longer one is cut by the first character of the name (its
+lowercase letter or digit, "_" for anything else), and a prefix with more than
+`PAGE_SIZE` rows by one more character, down to `MAX_DEPTH`; only rows sharing a prefix
+that long are paged by position within it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+
+from jobs.core.model import Status
+from jobs.publish import urls
+from jobs.publish.queries import _PACKAGE_COLUMNS, _dicts, package_pages, package_row
+from jobs.publish.rows import PackagePage, PackageRow, SuiteKey
+
+MAX_DEPTH = 6
+
+_SETUP = """
+CREATE TEMP TABLE pkgh AS
+SELECT row_number() OVER () AS rid, p.*, md5(CAST(p AS VARCHAR)) AS h FROM pkgs p;
+
+CREATE TEMP TABLE histh AS SELECT build_id, md5(CAST(h AS VARCHAR)) AS h FROM hist h;
+"""
+
+_PAGE_INPUTS = """WITH links AS (
+    SELECT distro, source_name AS name, build_id FROM hist
+    UNION SELECT h.distro, a.name, h.build_id FROM hist h JOIN art a USING (build_id)
+    UNION SELECT h.distro, c.name, h.build_id FROM hist h JOIN (SELECT DISTINCT job_id, name FROM cur) c USING (job_id)),
+parts AS (
+    SELECT distro, name, h FROM pkgh
+    UNION ALL SELECT distro, source_name, h FROM pkgh WHERE source_name <> name
+    UNION ALL SELECT l.distro, l.name, hh.h FROM links l JOIN histh hh USING (build_id))
+SELECT n.distro, n.name, md5(string_agg(p.h, '' ORDER BY p.h)) AS input
+FROM names n JOIN parts p USING (distro, name) GROUP BY ALL ORDER BY n.distro, n.name"""
+
+
+def _members_sql(page_size: int) -> str:
+    suite = "distro, release, component, architecture"
+    counts = ",\n".join(f"count(*) OVER (PARTITION BY {suite}, list, left(norm, {k})) AS c{k}"
+                        for k in range(1, MAX_DEPTH + 1))
+    cases = " ".join(f"WHEN c{k} <= {page_size} THEN left(norm, {k})" for k in range(1, MAX_DEPTH + 1))
+    return f"""
+CREATE TEMP TABLE members AS
+WITH m AS (
+    SELECT rid, {suite}, 'status/' || status AS list, name, version, artifact_architecture, artifact_url, h
+    FROM pkgh
+    UNION ALL SELECT rid, {suite}, 'names', name, version, artifact_architecture, artifact_url, h FROM pkgh
+    UNION ALL SELECT rid, {suite}, 'class/' || failure_class, name, version, artifact_architecture, artifact_url, h
+    FROM pkgh WHERE failure_class IS NOT NULL),
+n AS (SELECT *, regexp_replace(lower(name), '[^a-z0-9]', '_', 'g') AS norm FROM m),
+c AS (SELECT *, count(*) OVER (PARTITION BY {suite}, list) AS total,
+{counts}
+      FROM n),
+b AS (SELECT rid, {suite}, list, name, version, artifact_architecture, artifact_url, h,
+             CASE WHEN total <= {page_size} THEN '' {cases} ELSE left(norm, {MAX_DEPTH}) END AS bucket FROM c)
+SELECT *, CAST((row_number() OVER (PARTITION BY {suite}, list, bucket
+                                   ORDER BY name, version, artifact_architecture, artifact_url, rid) - 1)
+               // {page_size} AS INTEGER) + 1 AS page
+FROM b"""
+
+
+_PARTS = """SELECT distro, release, component, architecture, list, bucket, page, count(*) AS n,
+    md5(string_agg(h, '' ORDER BY name, version, artifact_architecture, artifact_url, rid)) AS input
+FROM members GROUP BY ALL ORDER BY distro, release NULLS FIRST, component NULLS FIRST, architecture, list, bucket, page"""
+
+
+@dataclass(frozen=True, slots=True)
+class ListRef:
+    """One list of a suite: "status/<STATUS>", "names" or "class/<slug>"."""
+
+    suite: SuiteKey
+    name: str
+
+    @property
+    def base(self) -> str:
+        """The list's key without ".html" (its whole or its index page)."""
+        kind, _, value = self.name.partition("/")
+        if kind == "status":
+            return urls.status_base(self.suite.path, Status(value))
+        if kind == "class":
+            return urls.class_base(self.suite.path, value)
+        return urls.names_base(self.suite.path)
+
+    @property
+    def what(self) -> str:
+        """The list's feed name under the suite's feeds."""
+        return self.base.removeprefix(f"suites/{self.suite.path}/")
+
+    @property
+    def page_key(self) -> str:
+        return f"{self.base}.html"
+
+    @property
+    def feed_key(self) -> str:
+        return urls.suite_feed(self.suite.path, self.what)
+
+
+@dataclass(frozen=True, slots=True)
+class ListPart:
+    """One part of a list: the rows whose names share `bucket` as prefix ("" = the whole list)."""
+
+    ref: ListRef
+    bucket: str
+    page: int
+    count: int
+    input: str  # digest of its rows, in display order
+
+    @property
+    def split(self) -> bool:
+        return self.bucket != ""
+
+    @property
+    def label(self) -> str:
+        if not self.split:
+            return "all"
+        return self.bucket if self.page == 1 else f"{self.bucket} ({self.page})"
+
+    @property
+    def stem(self) -> str:
+        return self.bucket if self.page == 1 else f"{self.bucket}-{self.page}"
+
+    @property
+    def page_key(self) -> str:
+        return f"{self.ref.base}/{self.stem}.html" if self.split else self.ref.page_key
+
+    @property
+    def feed_key(self) -> str:
+        return urls.suite_feed(self.ref.suite.path, f"{self.ref.what}/{self.stem}") if self.split else self.ref.feed_key
+
+
+def setup(con: duckdb.DuckDBPyConnection, page_size: int | None = None) -> None:
+    """Add the digest tables to a connection made by `queries.connect`."""
+    con.execute(_SETUP)
+    con.execute(_members_sql(page_size or urls.PAGE_SIZE))
+
+
+def page_inputs(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    """(distro, name, input) of every package page."""
+    return con.execute(_PAGE_INPUTS).to_arrow_table()
+
+
+def list_parts(con: duckdb.DuckDBPyConnection, suites: list[SuiteKey]) -> dict[ListRef, list[ListPart]]:
+    """Every list of every suite with its parts in display order; every status list exists, even empty."""
+    lists: dict[ListRef, list[ListPart]] = {}
+    for suite in suites:
+        for status in (Status.GOOD, Status.BAD, Status.FAIL, Status.UNKWN):
+            ref = ListRef(suite, f"status/{status.value}")
+            lists[ref] = [ListPart(ref, "", 1, 0, hashlib.md5(b"").hexdigest())]
+    filled: dict[ListRef, list[ListPart]] = defaultdict(list)
+    for d in _dicts(con, _PARTS):
+        ref = ListRef(SuiteKey(d["distro"], d["release"], d["component"], d["architecture"]), d["list"])
+        filled[ref].append(ListPart(ref, d["bucket"], int(d["page"]), int(d["n"]), d["input"]))
+    lists.update(filled)
+    return lists
+
+
+def pages_for(con: duckdb.DuckDBPyConnection, wanted: list[tuple[str, str]]) -> list[PackagePage]:
+    """The package pages of these (distro, name) pairs only."""
+    if not wanted:
+        return []
+    con.register("wanted_pages", pa.table({"distro": [d for d, _ in wanted], "name": [n for _, n in wanted]}))
+    try:
+        rows = [package_row(d) for d in _dicts(con, f"""SELECT {_PACKAGE_COLUMNS} FROM pkgs
+            WHERE EXISTS (SELECT 1 FROM wanted_pages w WHERE w.distro = pkgs.distro
+                          AND (w.name = pkgs.name OR w.name = pkgs.source_name))
+            ORDER BY distro, release NULLS FIRST, component NULLS FIRST, architecture, name, version,
+                     artifact_architecture, artifact_url""")]
+        pages = package_pages(con, rows, names_table="wanted_pages")
+    finally:
+        con.unregister("wanted_pages")
+    want = set(wanted)
+    return [p for p in pages if (p.distro, p.name) in want]
+
+
+def part_rows(con: duckdb.DuckDBPyConnection, parts: list[ListPart]) -> dict[ListPart, list[PackageRow]]:
+    """The rows of these list parts, in display order."""
+    out: dict[ListPart, list[PackageRow]] = {p: [] for p in parts}
+    if not parts:
+        return out
+    index = {(p.ref, p.bucket, p.page): p for p in parts}
+    con.register("wanted_parts", pa.Table.from_pylist(
+        [{"distro": p.ref.suite.distro, "release": p.ref.suite.release, "component": p.ref.suite.component,
+          "architecture": p.ref.suite.architecture, "list": p.ref.name, "bucket": p.bucket, "page": p.page}
+         for p in parts],
+        schema=pa.schema([("distro", pa.string()), ("release", pa.string()), ("component", pa.string()),
+                          ("architecture", pa.string()), ("list", pa.string()), ("bucket", pa.string()),
+                          ("page", pa.int32())])))
+    try:
+        sql = f"""SELECT m.list AS _list, m.bucket AS _bucket, m.page AS _page, {_PACKAGE_COLUMNS}
+            FROM members m JOIN wanted_parts w ON w.distro = m.distro AND w.release IS NOT DISTINCT FROM m.release
+                AND w.component IS NOT DISTINCT FROM m.component AND w.architecture = m.architecture
+                AND w.list = m.list AND w.bucket = m.bucket AND w.page = m.page
+            JOIN pkgh p ON p.rid = m.rid
+            ORDER BY m.list, m.bucket, m.page, name, version, artifact_architecture, artifact_url, m.rid"""
+        sql = sql.replace(f"{_PACKAGE_COLUMNS}", ", ".join(f"p.{c.strip()}" for c in _PACKAGE_COLUMNS.split(",")))
+        for d in _dicts(con, sql):
+            lst, bucket, page = d.pop("_list"), d.pop("_bucket"), d.pop("_page")
+            row = package_row(d)
+            out[index[(ListRef(row.suite, lst), bucket, page)]].append(row)
+    finally:
+        con.unregister("wanted_parts")
+    return out
