@@ -17,11 +17,6 @@ def run(prog: str, *args: str, env: dict | None = None, cwd: Path | None = None)
                           timeout=60, cwd=cwd)
 
 
-def test_unbuilt_commands_say_so_and_do_nothing(tmp_path):
-    res = run("rebuildctl", "workers", "ls")
-    assert res.returncode == 3 and "issue #6" in res.stderr
-
-
 def test_sync_without_profiles_is_a_usage_error(tmp_path):
     store = tmp_path / "store"
     res = run("rebuilder", "--store", store.as_uri(), "sync", "--profiles", str(tmp_path / "none.conf"))

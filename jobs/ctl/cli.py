@@ -2,44 +2,33 @@
 
 The command names and flags follow rebuilderd's rebuildctl. Each command parses its
 arguments, calls one function of `jobs.ctl.commands` and prints: a table on a terminal,
-stable plain text when piped, JSON with --json. Exit codes: 0 ok, 1 error, 2 usage,
-3 not found or ambiguous (narrow the filter).
+stable plain text when piped, JSON with --json. Exit codes: 0 ok, 1 error (for verify:
+some file or package not verified), 2 usage, 3 not found or ambiguous (narrow the filter).
+Shared plumbing (output forms, errors) is in `terminal`; `verify` lives in `cli_verify`.
 """
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
+from enum import StrEnum
 from typing import Annotated, Any, Optional
 
 import typer
 
-from jobs.cli import EXIT_NOT_BUILT, EXIT_TERMINAL, run_app
-from jobs.core.errors import RebuilderError
-
-EXIT_USAGE = 2
-EXIT_NOT_FOUND = 3
+from jobs.cli import run_app
+from jobs.ctl import terminal
+from jobs.ctl.cli_verify import verify
+from jobs.ctl.terminal import EXIT_NOT_FOUND, EXIT_USAGE, CtlOptions, errors, print_json, table, tty
 
 app = typer.Typer(name="rebuildctl", no_args_is_help=True, pretty_exceptions_show_locals=False,
                   add_completion=False, rich_markup_mode=None,
-                  help="Query a rebuilder's published verdicts; queue and requeue builds.")
+                  help="Query a rebuilder's published verdicts; verify packages; queue and requeue builds.")
 pkgs = typer.Typer(no_args_is_help=True, help="Packages: list, logs, diffoscope, attestations, requeue.")
 queue = typer.Typer(no_args_is_help=True, help="The build queue: list, push, drop.")
 workers = typer.Typer(no_args_is_help=True, help="Workers known to the rebuilder.")
 app.add_typer(pkgs, name="pkgs")
 app.add_typer(queue, name="queue")
 app.add_typer(workers, name="workers")
-
-
-@dataclass
-class CtlOptions:
-    endpoint: str | None
-    config: str | None
-    verbose: int
-    color: bool
 
 
 @app.callback()
@@ -55,47 +44,17 @@ def _global(
     ctx.obj = CtlOptions(endpoint.rstrip("/") if endpoint else None, config, verbose, color)
 
 
-# --- shared plumbing ---------------------------------------------------------------------
+# --- shared options ------------------------------------------------------------------------
 
 Distro = Annotated[Optional[str], typer.Option("--distro", help="Distribution, e.g. archlinux.")]
 Suite = Annotated[Optional[str], typer.Option("--suite", "--component", help="Component (rebuilderd's suite).")]
 Release = Annotated[Optional[str], typer.Option("--release", help="Release, e.g. bookworm.")]
 Arch = Annotated[Optional[str], typer.Option("--architecture", help="Architecture.")]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+NoPager = Annotated[bool, typer.Option("--no-pager", help="Never page (also: $NOPAGER set, or stdout not a terminal).")]
 Store = Annotated[Optional[str], typer.Option(
     "--store", envvar="REBUILDER_STORE", help="Store the requests go to [default: [store] url].")]
 STATUS_HELP = "GOOD, BAD, FAIL or UNKWN."
-
-_COLOURS = {"GOOD": "green", "BAD": "red", "FAIL": "magenta", "UNKWN": "yellow"}
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Domain errors as one line on stderr and an exit code."""
-    from jobs.ctl.commands import Ambiguous, NoMatch
-
-    try:
-        yield
-    except Ambiguous as exc:
-        typer.echo(f"rebuildctl: {exc}:", err=True)
-        for row in exc.candidates:
-            typer.echo(f"  {row.line()}", err=True)
-        raise typer.Exit(EXIT_NOT_FOUND) from None
-    except NoMatch as exc:
-        typer.echo(f"rebuildctl: {exc}", err=True)
-        raise typer.Exit(EXIT_NOT_FOUND) from None
-    except RebuilderError as exc:
-        typer.echo(f"rebuildctl: error: {exc}", err=True)
-        raise typer.Exit(EXIT_TERMINAL) from None
-
-
-def _site(ctx: typer.Context):
-    from jobs.core.config import load_ctl_config
-    from jobs.ctl.commands import open_site
-
-    opts: CtlOptions = ctx.obj
-    config = None if opts.endpoint else load_ctl_config(opts.config)
-    return open_site(opts.endpoint, config)
 
 
 def _status(text: str | None) -> Any:
@@ -109,32 +68,6 @@ def _status(text: str | None) -> Any:
         raise typer.BadParameter(str(exc), param_hint="--status") from None
 
 
-def _tty(ctx: typer.Context) -> bool:
-    return sys.stdout.isatty() or ctx.obj.color
-
-
-def _table(ctx: typer.Context, columns: list[str], rows: list[list[str]], status_col: int | None = None) -> None:
-    """A rich table on a terminal; tab-separated lines (stable, for scripts) when piped."""
-    if not _tty(ctx):
-        for row in rows:
-            typer.echo("\t".join(row))
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(*columns, box=None, header_style="bold")
-    for row in rows:
-        cells = list(row)
-        if status_col is not None:
-            cells[status_col] = f"[{_COLOURS.get(row[status_col], 'white')}]{row[status_col]}[/]"
-        table.add_row(*cells)
-    Console(force_terminal=ctx.obj.color or None).print(table)
-
-
-def _print_json(value: Any) -> None:
-    typer.echo(json.dumps(value, indent=2, default=lambda o: asdict(o)))
-
-
 # --- reads -------------------------------------------------------------------------------
 
 @app.command()
@@ -145,14 +78,14 @@ def status(ctx: typer.Context, as_json: Json = False) -> None:
     """
     from jobs.ctl import commands
 
-    with _errors():
-        report = commands.status(_site(ctx))
+    with errors():
+        report = commands.status(terminal.site(ctx))
     if as_json:
-        _print_json(asdict(report))
+        print_json(asdict(report))
         return
     rows = [[s.distro, s.release or "-", s.component or "-", s.architecture, str(s.good), str(s.bad), str(s.fail),
              str(s.unknown), f"{s.percent_reproducible:.1f}%", str(s.queued)] for s in report.suites]
-    _table(ctx, ["distro", "release", "component", "arch", "good", "bad", "fail", "unknown", "reproducible",
+    table(ctx, ["distro", "release", "component", "arch", "good", "bad", "fail", "unknown", "reproducible",
                  "queued"], rows)
     typer.echo(f"queue length: {report.queue_length}")
     typer.echo(f"active builds: {len(report.active_builds)}")
@@ -177,31 +110,36 @@ def pkgs_ls(
 
     st = _status(status)
     filters = commands.Filters(distro=distro, release=release, component=suite, architecture=architecture, name=name)
-    with _errors():
-        rows = commands.list_packages(_site(ctx), filters, [st] if st else None)
+    with errors():
+        rows = commands.list_packages(terminal.site(ctx), filters, [st] if st else None)
     if as_json:
-        _print_json([asdict(r) for r in rows])
+        print_json([asdict(r) for r in rows])
         return
-    if not _tty(ctx):
-        for r in rows:
-            typer.echo(r.line())
+    if not tty(ctx):
+        if rows:  # one write: a BAD list can be thousands of lines
+            typer.echo("\n".join(r.line() for r in rows))
         return
-    _table(ctx, ["status", "name", "version", "distro", "release", "component", "arch", "url"],
+    table(ctx, ["status", "name", "version", "distro", "release", "component", "arch", "url"],
            [[r.status, r.name, r.version, r.distro, r.release or "<none>", r.component or "<none>", r.architecture,
              r.url or ""] for r in rows], status_col=0)
 
 
 def _show_file(ctx: typer.Context, what: str, name: str, version: str | None, distro: str | None,
-               suite: str | None, release: str | None, architecture: str | None) -> None:
+               suite: str | None, release: str | None, architecture: str | None, *, paged: bool = False) -> None:
     from jobs.ctl import commands
+    from jobs.ctl.pager import page
 
     filters = commands.Filters(distro=distro, release=release, component=suite, architecture=architecture,
                                version=version)
-    with _errors():
-        site = _site(ctx)
+    with errors():
+        site = terminal.site(ctx)
         row = commands.find_build(site, name, filters, what)
         text = commands.build_file(site, row, what)
-    typer.echo(text, nl=not text.endswith("\n"))
+    text = text if text.endswith("\n") else text + "\n"
+    if paged:
+        page(text)
+    else:
+        typer.echo(text, nl=False)
 
 
 Version = Annotated[Optional[str], typer.Option("--version", help="Package version.")]
@@ -210,22 +148,27 @@ Name = Annotated[str, typer.Argument(help="Package name.")]
 
 @pkgs.command("log")
 def pkgs_log(ctx: typer.Context, name: Name, version: Version = None, distro: Distro = None, suite: Suite = None,
-             release: Release = None, architecture: Arch = None) -> None:
+             release: Release = None, architecture: Arch = None, no_pager: NoPager = False) -> None:
     """Print the build log of a package's current build (exit 3 if several match).
+
+    On a terminal the log goes through $PAGER (default: less -R).
 
     Example: rebuildctl pkgs log hello-c --distro archlinux
     """
-    _show_file(ctx, "log", name, version, distro, suite, release, architecture)
+    _show_file(ctx, "log", name, version, distro, suite, release, architecture, paged=not no_pager)
 
 
 @pkgs.command("diffoscope")
 def pkgs_diffoscope(ctx: typer.Context, name: Name, version: Version = None, distro: Distro = None,
-                    suite: Suite = None, release: Release = None, architecture: Arch = None) -> None:
+                    suite: Suite = None, release: Release = None, architecture: Arch = None,
+                    no_pager: NoPager = False) -> None:
     """Print the diffoscope report of a package that did not reproduce.
+
+    On a terminal the report goes through $PAGER (default: less -R).
 
     Example: rebuildctl pkgs diffoscope unrepro --version 1.0-1
     """
-    _show_file(ctx, "diffoscope", name, version, distro, suite, release, architecture)
+    _show_file(ctx, "diffoscope", name, version, distro, suite, release, architecture, paged=not no_pager)
 
 
 @pkgs.command("attestation")
@@ -239,24 +182,86 @@ def pkgs_attestation(ctx: typer.Context, name: Name, version: Version = None, di
 
 
 @queue.command("ls")
-def queue_ls(ctx: typer.Context) -> None:
-    """List queued jobs (not published: see `rebuildctl status` for queue length and active builds).
+def queue_ls(
+    ctx: typer.Context,
+    head: Annotated[bool, typer.Option("--head", help="Only the first 25 jobs.")] = False,
+    planned: Annotated[bool, typer.Option("--planned", "-p", help="Also jobs not due yet (retries waiting).")] = False,
+    as_json: Json = False,
+) -> None:
+    """List queued jobs in the order workers claim them, as of the feed's publication.
 
-    Example: rebuildctl queue ls --head
+    Reads api/v1/queue.json. Without --planned, jobs whose retry is not due yet are hidden.
+
+    Example: rebuildctl queue ls --head --planned
     """
-    typer.echo("rebuildctl queue ls: the site publishes no queue feed (only the queue length and the active "
-               "builds, shown by `rebuildctl status`); nothing was read.", err=True)
-    raise typer.Exit(EXIT_NOT_BUILT)
+    from jobs.ctl.queue import list_queue, queue_line, secs_to_human
+
+    with errors():
+        listing = list_queue(terminal.site(ctx), planned=planned, head=head)
+    if as_json:
+        print_json([j.raw for j in listing.jobs])
+        return
+    now = listing.generated_at
+    if not tty(ctx):
+        for job in listing.jobs:
+            typer.echo(queue_line(job, now))
+        return
+    rows = []
+    for j in listing.jobs:
+        running = j.running_for(now)
+        rows.append([j.queued_at.strftime("%Y-%m-%d %H:%M:%S"), f"{j.source_name} {j.source_version}",
+                     secs_to_human(running) if running is not None else "",
+                     j.running.worker_name or j.running.worker_key_id or "" if j.running else "",
+                     j.not_before.strftime("%Y-%m-%d %H:%M") if j.not_before and not j.due(now) else "",
+                     j.distro, j.release or "-", j.architecture, str(j.priority)])
+    table(ctx, ["queued at", "package", "running for", "worker", "not before", "distro", "release", "arch",
+                "priority"], rows)
+    hidden = f", {listing.planned} not due yet (--planned)" if listing.planned and not planned else ""
+    typer.echo(f"{len(listing.jobs)} of {listing.total} jobs{hidden}, as of {now:%Y-%m-%d %H:%M:%S} UTC")
 
 
 @workers.command("ls")
-def workers_ls() -> None:
-    """List workers.
+def workers_ls(ctx: typer.Context, as_json: Json = False) -> None:
+    """List the workers the rebuilder knows: key id, name, trust, last seen, builds, current job.
 
-    Example: rebuildctl workers ls
+    Reads api/v1/workers.json.
+
+    Example: rebuildctl workers ls --json
     """
-    typer.echo("rebuildctl workers ls: not implemented yet (tracked in issue #6); nothing was done.", err=True)
-    raise typer.Exit(EXIT_NOT_BUILT)
+    from jobs.ctl.queue import list_workers
+
+    with errors():
+        generated_at, found = list_workers(terminal.site(ctx))
+    if as_json:
+        print_json([w.raw for w in found])
+        return
+    rows = []
+    for w in found:
+        c = w.current_job
+        job = f"{c.source_name} {c.source_version} ({c.distro}, {c.architecture})" if c else "-"
+        rows.append([w.key_id if not tty(ctx) else w.key_id[:16], w.name or "-", w.trust,
+                     w.last_seen.strftime("%Y-%m-%d %H:%M:%S") if w.last_seen else "-", str(w.builds), job])
+    table(ctx, ["key id", "name", "trust", "last seen", "builds", "current job"], rows)
+
+
+app.command("verify")(verify)
+
+
+class Shell(StrEnum):
+    bash = "bash"
+    zsh = "zsh"
+    fish = "fish"
+
+
+@app.command()
+def completions(shell: Annotated[Shell, typer.Argument(help="bash, zsh or fish.")]) -> None:
+    """Print a shell completion script.
+
+    Example: rebuildctl completions bash > /usr/share/bash-completion/completions/rebuildctl
+    """
+    from jobs.ctl.completions import completion_script
+
+    typer.echo(completion_script(typer.main.get_command(app), shell.value))
 
 
 # --- admin verbs ---------------------------------------------------------------------------
@@ -264,8 +269,8 @@ def workers_ls() -> None:
 def _submit(ctx: typer.Context, store: str | None, verb: str, **fields: Any) -> None:
     from jobs.ctl import commands
 
-    opts: CtlOptions = ctx.obj
-    with _errors():
+    opts = terminal.options(ctx)
+    with errors():
         target = commands.admin_target(opts.endpoint, opts.config, store)
         key = commands.submit(target, verb, **fields)
     typer.echo(f"{verb}: wrote {key}; the next publish applies it")
@@ -322,6 +327,9 @@ def queue_drop(ctx: typer.Context, distro: Distro_, suite: Suite_, name: Name, v
 
 def main() -> None:
     """Console-script entry point of `rebuildctl`."""
+    from jobs.ctl.completions import register
+
+    register()  # so that the completion scripts' callbacks (_REBUILDCTL_COMPLETE=…) are answered
     run_app(app, "rebuildctl")
 
 

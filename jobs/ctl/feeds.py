@@ -22,6 +22,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
+import orjson
+
 from jobs.core.errors import TerminalError, TransientError
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:8484"
@@ -83,8 +85,8 @@ class Site:
         if data[:2] == _GZIP_MAGIC:
             data = gzip.decompress(data)
         try:
-            return json.loads(data)
-        except ValueError:
+            return orjson.loads(data)  # 2-3x the speed of json.loads on the big list feeds
+        except orjson.JSONDecodeError:
             raise FeedInvalid("not a JSON feed", url=self.url(key)) from None
 
     def text(self, key: str) -> str:

@@ -3,7 +3,8 @@
 The site shows, for every build, facts that cost a store request to learn: its failure
 class (the log tail is read when the reason is vague), whether the worker stored an HTML
 diffoscope report beside the text one (a HEAD), and whether publish keeps a countersigned
-attestation for it (`history/attestations/<build id>.json`). A build's files and history
+attestation for it (`history/attestations/<build id>.json`) or refused to countersign the
+worker's (unreadable, or its signature does not verify: then it is not published). A build's files and history
 row never change, so each fact is learned once, when publish first sees the build, and
 kept here: a publish touches the store only for the builds that are new to it.
 
@@ -29,7 +30,8 @@ log = logging.getLogger(__name__)
 FACTS_KEY = "history/site-facts.parquet"
 ATTESTATIONS = "history/attestations/"
 SCHEMA = pa.schema([("build_id", pa.string()), ("failure_class", pa.string()),
-                    ("diffoscope_html_key", pa.string()), ("countersigned", pa.bool_())])
+                    ("diffoscope_html_key", pa.string()), ("countersigned", pa.bool_()),
+                    ("attestation_problem", pa.string())])
 
 
 def attestation_key(build_id: str) -> str:
@@ -77,12 +79,15 @@ def _failure_class(store: Store, row: dict, reads: list[int], max_log_reads: int
 
 
 def learn_facts(store: Store, history: pa.Table, *, countersigned: set[str] | None = None,
-                max_log_reads: int = 2000, save: bool = True, kept: pa.Table | None = None) -> Facts:
+                problems: dict[str, str] | None = None, max_log_reads: int = 2000, save: bool = True,
+                kept: pa.Table | None = None) -> Facts:
     """The facts of every build of `history` (confined keys), learning only the builds not kept yet.
 
     `countersigned`: the builds new to the facts that have a countersigned attestation
-    (None: ask the store); `kept`: the facts as `read_facts` returned them, if read already.
+    (None: ask the store); `problems`: why a worker's attestation was not countersigned (it
+    is then not published at all); `kept`: the facts as `read_facts` returned them.
     """
+    problems = problems or {}
     kept = read_facts(store) if kept is None else kept
     known = kept.filter(pc.is_in(kept.column("build_id"), value_set=history.column("build_id")))
     new = history.filter(pc.invert(pc.is_in(history.column("build_id"), value_set=kept.column("build_id"))))
@@ -100,7 +105,8 @@ def learn_facts(store: Store, history: pa.Table, *, countersigned: set[str] | No
         else:
             signed = Status(row["status"]) is Status.GOOD and _exists(store, attestation_key(row["build_id"]))
         rows.append({"build_id": row["build_id"], "failure_class": _failure_class(store, row, reads, max_log_reads),
-                     "diffoscope_html_key": html, "countersigned": signed})
+                     "diffoscope_html_key": html, "countersigned": signed,
+                     "attestation_problem": None if signed else problems.get(row["build_id"])})
     table = pa.concat_tables([known, pa.Table.from_pylist(rows, schema=SCHEMA)]) if rows else known
     if rows and save:
         sink = pa.BufferOutputStream()

@@ -118,7 +118,7 @@ def read_workers(store: Store) -> pa.Table:
         try:
             signed = json.loads(store.get(info.key).data)["signed"]
             name = signed["name"]
-        except (NotFound, ValueError, KeyError, TypeError):
+        except (NotFound, ValueError, KeyError, TypeError, RecursionError):
             continue
         found[match.group(1)] = name if isinstance(name, str) else match.group(1)
     rows = [{"key_id": k, "name": found[k], "worker_id": i} for i, k in enumerate(sorted(found), 1)]

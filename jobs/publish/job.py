@@ -9,7 +9,8 @@ Order of writes, so that the job can be killed at any instant and rerun safely:
    (`requests`). The results applied are read back from the *history*, not from step 2,
    so a run killed between steps 3 and 4 is finished by the next one, which finds those
    results compacted already;
-5. delete the requests that step 4 applied; release the lease.
+5. delete the requests that step 4 applied, and the result and claim objects of builds the
+   history holds (`prune`); release the lease.
 
 It also countersigns the accepted GOOD results' attestations with the rebuilder key (when
 `[http] transparently_sign_attestations`), and hands them and the public-keys feed to the
@@ -21,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -36,9 +38,9 @@ from jobs.core.config import RebuilderConfig
 from jobs.core.history import build_summaries
 from jobs.core.layout import PUBLISH_LOCK
 from jobs.core.lease import LeaseHeld, LeaseKeeper, LeaseLost, Leases
-from jobs.core.model import HistoryRow, JobRow, ResultRow, Status, from_table
+from jobs.core.model import HistoryRow, JobRow, ResultRow, Status, build_id, from_table
 from jobs.core.queue import read_queue, update_queue
-from jobs.core.signing import SignatureError, add_signature, load_or_create_key, public_keys_feed, verify_link
+from jobs.core.signing import SignatureError, add_signature, load_or_create_key, public_key_pem, verify_link
 from jobs.core.store import NotFound, Store
 from jobs.publish.compact import collect_orphans, compact, read_history_state
 from jobs.publish.requests import RequestChanges, apply_loaded, current_state_rows, load_requests
@@ -48,6 +50,8 @@ from jobs.publish.verify import Accepted, Rejected, collect
 log = logging.getLogger(__name__)
 
 MAX_ATTESTATION_BYTES = 1 << 20
+REBUILDER_KEYS = "history/rebuilder-keys.json"  # every public key publish countersigned with
+_CLAIM = re.compile(r"claims/([0-9a-f]{32})/([1-9][0-9]{0,8})\.json")
 
 
 @dataclass
@@ -69,6 +73,7 @@ class PublishState:
     attestation_problems: dict[str, str] = field(default_factory=dict)  # build id -> why not countersigned
     public_keys: dict[str, list[str]] = field(default_factory=dict)  # the api/v0/public-keys document
     history: pa.Table | None = None  # the history this run left, as read and compacted
+    pruned: int = 0  # result and claim objects of compacted builds deleted
 
     def line(self) -> str:
         """One human-readable line."""
@@ -124,7 +129,7 @@ def _publish_locked(store: Store, config: RebuilderConfig, now: datetime, key: E
     collected = collect(store, config, already=history.build_ids())
     state = PublishState(accepted=collected.accepted, rejected=collected.rejected,
                          untrusted_workers=collected.trust.refused, trust_note=collected.trust.note,
-                         public_keys=public_keys_feed([key.public_key()]))
+                         public_keys=rebuilder_keys(store, key))
     for r in collected.rejected:
         log.warning("rejected %s: %s %s", r.key, r.reason, r.detail)
     _check(keeper)
@@ -156,8 +161,57 @@ def _publish_locked(store: Store, config: RebuilderConfig, now: datetime, key: E
     if config.http.transparently_sign_attestations:
         state.countersigned, state.attestation_problems = countersign(
             store, key, [a.row for a in collected.accepted], collected.trust.keys)
+    _check(keeper)
+    state.pruned = prune(store, collected.compacted, compacted.history.build_ids(), now=now,
+                         settle=config.lease.ttl + config.lease.clock_skew)
     collect_orphans(store)
     return state
+
+
+def rebuilder_keys(store: Store, key: Ed25519PrivateKey) -> dict[str, list[str]]:
+    """The public-keys feed: the current key first, then every earlier one publish signed with.
+
+    Attestations countersigned before a key rotation keep their old signature, so the old
+    key stays published; `REBUILDER_KEYS` is the list (remove a compromised key from it).
+    """
+    current = public_key_pem(key.public_key())
+    try:
+        known = json.loads(store.get(REBUILDER_KEYS).data).get("keys", [])
+        known = [k for k in known if isinstance(k, str)]
+    except NotFound:
+        known = []
+    except (ValueError, AttributeError) as exc:
+        raise ValueError(f"{REBUILDER_KEYS} is unreadable ({exc}); fix or delete it") from None
+    if current not in known:
+        known.append(current)
+        store.put(REBUILDER_KEYS, json.dumps({"keys": known}, indent=1).encode(), content_type="application/json")
+    return {"current": [current] + [k for k in known if k != current]}
+
+
+def prune(store: Store, compacted_results: list[str], history_ids: set[str], *, now: datetime,
+          settle: float) -> int:
+    """Delete the result and claim objects of builds the history holds; returns how many.
+
+    Runs after the queue update landed, so nothing needs them any more: a result found
+    again (a worker that read a queue older than the update) has a build id the history
+    holds and is skipped unread. A claim goes only once untouched for `settle` seconds
+    (the lease TTL and skew), so its holder has long released it or lost it. Results
+    compacted in this very run go in the next one. Without this every publish would list
+    every result and claim ever written.
+    """
+    removed = 0
+    for key in compacted_results:
+        store.delete(key)
+        removed += 1
+    for info in store.list("claims/"):
+        match = _CLAIM.fullmatch(info.key)
+        if match is None or build_id(match.group(1), int(match.group(2))) not in history_ids:
+            continue
+        if info.last_modified is not None and (now - info.last_modified).total_seconds() < settle:
+            continue
+        store.delete(info.key)
+        removed += 1
+    return removed
 
 
 def _unapplied(table: pa.Table, jobs: dict[str, JobRow]) -> list[ResultRow]:
@@ -195,6 +249,6 @@ def countersign(store: Store, key: Ed25519PrivateKey, rows: Iterable[ResultRow],
             problems[row.build_id] = f"{row.attestation_key} does not exist"
         except SignatureError as exc:
             problems[row.build_id] = f"worker signature does not verify: {exc.reason}"
-        except (ValueError, UnicodeDecodeError) as exc:
-            problems[row.build_id] = f"unreadable attestation: {str(exc)[:200]}"
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nested too deeply
+            problems[row.build_id] = f"unreadable attestation: {str(exc)[:200] or 'nested too deeply'}"
     return signed, problems

@@ -153,7 +153,7 @@ def setup(con: duckdb.DuckDBPyConnection, page_size: int | None = None) -> None:
 
 def page_inputs(con: duckdb.DuckDBPyConnection) -> pa.Table:
     """(distro, name, input) of every package page."""
-    return con.execute(_PAGE_INPUTS).to_arrow_table()
+    return con.sql(_PAGE_INPUTS).to_arrow_table()
 
 
 def list_parts(con: duckdb.DuckDBPyConnection, suites: list[SuiteKey]) -> dict[ListRef, list[ListPart]]:

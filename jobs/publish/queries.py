@@ -48,10 +48,11 @@ WITH numbered AS (
     SELECT *, CAST(row_number() OVER (ORDER BY _row) AS INTEGER) AS v0_id FROM history
     QUALIFY row_number() OVER (PARTITION BY build_id ORDER BY _row) = 1),
 f AS (SELECT build_id, any_value(failure_class) AS failure_class, any_value(diffoscope_html_key) AS html,
-             bool_or(countersigned) AS countersigned FROM facts GROUP BY build_id)
+             bool_or(countersigned) AS countersigned, any_value(attestation_problem) AS attestation_problem
+      FROM facts GROUP BY build_id)
 SELECT n.* EXCLUDE (_row), f.failure_class, f.html AS diffoscope_html_key,
        coalesce(f.countersigned, false) OR n.build_id IN (SELECT build_id FROM signed) AS countersigned,
-       n.attestation_key IS NOT NULL OR coalesce(f.countersigned, false)
+       (n.attestation_key IS NOT NULL AND f.attestation_problem IS NULL) OR coalesce(f.countersigned, false)
            OR n.build_id IN (SELECT build_id FROM signed) AS has_attestation
 FROM numbered n LEFT JOIN f USING (build_id);
 

@@ -58,13 +58,14 @@ class PublishSummary:
 
 
 def countersigned_attestations(store: Store, config: RebuilderConfig, state: PublishState, history: pa.Table,
-                                kept: pa.Table) -> set[str]:
+                                kept: pa.Table) -> tuple[set[str], dict[str, str]]:
     """Keep the countersignatures `publish_state` made and make those a killed run missed.
 
     Only builds new to the site's facts (`kept`) are looked at: older ones were settled
     when they were new. Returns the ids of those new builds that have a countersigned
-    attestation under `history/attestations/`.
+    attestation under `history/attestations/`, and why the others were refused.
     """
+    problems = dict(state.attestation_problems)
     for build_id, link in state.countersigned.items():
         store.put(attestation_key(build_id), json.dumps(link, sort_keys=True).encode(),
                   content_type="application/json")
@@ -83,12 +84,13 @@ def countersigned_attestations(store: Store, config: RebuilderConfig, state: Pub
             missing.append(row)
     if missing and config.http.transparently_sign_attestations:
         key = load_or_create_key(config.publish.signing_key)
-        more, _problems = countersign(store, key, missing, trusted_workers(store, config).keys)
+        more, refused = countersign(store, key, missing, trusted_workers(store, config).keys)
+        problems.update(refused)
         for build_id, link in more.items():
             store.put(attestation_key(build_id), json.dumps(link, sort_keys=True).encode(),
                       content_type="application/json")
             signed.add(build_id)
-    return signed
+    return signed, problems
 
 
 def publish(store: Store, config: RebuilderConfig, *, site_store: Store | None = None, site_prefix: str = "site/",
@@ -108,8 +110,8 @@ def publish(store: Store, config: RebuilderConfig, *, site_store: Store | None =
     try:
         history = confine_build_keys(state.history if state.history is not None else read_history(store))
         kept = read_facts(store)
-        signed = countersigned_attestations(store, config, state, history, kept)
-        facts = learn_facts(store, history, countersigned=signed, kept=kept)
+        signed, problems = countersigned_attestations(store, config, state, history, kept)
+        facts = learn_facts(store, history, countersigned=signed, problems=problems, kept=kept)
         trust = {k: "authorized" if source == "authorized_workers" else "enrolled"
                  for k, source in trusted_workers(store, config).sources.items()}
         target = site_store or store

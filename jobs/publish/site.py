@@ -140,7 +140,8 @@ def _build_files(b: _Builder, countersigned: dict[str, dict[str, Any]], counters
         for what, key, content_type in (("log", f.log_key, TEXT), ("diffoscope", f.diffoscope_key, TEXT),
                                         ("diffoscope.html", f.diffoscope_html_key, HTML)):
             if key:
-                b.site.add(SiteFile.copy(urls.build_file(f.v0_id, what), key, content_type))
+                b.site.add(SiteFile.copy(urls.build_file(f.v0_id, what), key, content_type,
+                                         sanitize=content_type == HTML))
         target = urls.build_file(f.v0_id, "attestation")
         if f.build_id in countersigned:
             b.site.add(SiteFile.content(target, json_bytes(countersigned[f.build_id]), JSON, Tier.LEAF,

@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jobs.core.store import NotFound, Store
+from jobs.publish.sanitize import clean_report
 from jobs.publish.urls import BUILDS_PREFIX, LEGACY_MANIFEST, MANIFEST, PENDING
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class SiteFile:
     copy_from: str | None = None
     input: str = ""  # digest of what it was rendered from ("": rendered every run)
     listed: bool = True  # False: a build file, covered by the manifest's build watermark
+    sanitize: bool = False  # an untrusted HTML report: published through jobs.publish.sanitize
 
     @classmethod
     def content(cls, key: str, data: bytes, content_type: str, tier: Tier, *,
@@ -79,10 +81,11 @@ class SiteFile:
                    input=input, listed=listed)
 
     @classmethod
-    def copy(cls, key: str, source_key: str, content_type: str, tier: Tier = Tier.LEAF) -> SiteFile:
+    def copy(cls, key: str, source_key: str, content_type: str, tier: Tier = Tier.LEAF, *,
+             sanitize: bool = False) -> SiteFile:
         """A copy of an immutable store object (a build's log, report or attestation)."""
         return cls(key, content_type, tier, _digest(content_type, b"copy:" + source_key.encode()),
-                   copy_from=source_key, listed=False)
+                   copy_from=source_key, listed=False, sanitize=sanitize)
 
 
 def _digest(content_type: str, data: bytes) -> str:
@@ -231,6 +234,13 @@ def _put(store: Store, source: Store, prefix: str, file: SiteFile) -> bool:
         log.warning("%s: source %s is missing; not published", file.key, file.copy_from)
         return False
     encoding = blob.info.content_encoding or ("gzip" if blob.data[:2] == b"\x1f\x8b" else None)
+    if file.sanitize:
+        try:
+            store.put(prefix + file.key, clean_report(blob.data, encoding), content_type=file.content_type)
+        except (OSError, EOFError) as exc:  # not gzip after all, or truncated: nothing safe to publish
+            log.warning("%s: unreadable report %s (%s); not published", file.key, file.copy_from, exc)
+            return False
+        return True
     store.put(prefix + file.key, blob.data, content_type=file.content_type, content_encoding=encoding)
     return True
 

@@ -114,6 +114,7 @@ class Collected:
     # Highest attempt with a result object per job (accepted, rejected or compacted): a
     # requeue must use a later attempt, since a claim whose result exists is never rebuilt.
     latest_attempts: dict[str, int] = field(default_factory=dict)
+    compacted: list[str] = field(default_factory=list)  # result keys of builds already in the history
 
 
 class _Reject(Exception):
@@ -177,8 +178,8 @@ def _json(data: bytes, limit: int) -> Any:
         raise _Reject(Reason.OVERSIZED, f"{len(data)} bytes")
     try:
         return json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise _Reject(Reason.NOT_JSON, str(exc)[:200]) from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nested too deeply
+        raise _Reject(Reason.NOT_JSON, str(exc)[:200] or "nested too deeply") from None
 
 
 def _verify(doc: Any, trusted: dict[str, Ed25519PublicKey]) -> tuple[dict[str, Any], str]:
@@ -202,6 +203,7 @@ def collect(store: Store, config: RebuilderConfig, *, already: set[str]) -> Coll
         jid, attempt = match.group(1), int(match.group(2))
         out.latest_attempts[jid] = max(attempt, out.latest_attempts.get(jid, 0))
         if build_id(jid, attempt) in already:
+            out.compacted.append(info.key)
             continue
         if trust.note is not None:
             out.rejected.append(Rejected(info.key, Reason.NO_TRUSTED_KEYS, trust.note))

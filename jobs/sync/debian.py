@@ -60,6 +60,7 @@ _SOURCE = re.compile(r"(\S+)(?: \((\S+)\))?\Z")
 _DIGITS = re.compile(r"[0-9]+\Z")
 _BINNMU = re.compile(r"\+b[0-9]+\Z")
 _ADDRESS = re.compile(r"[^,\s][^<>]*?<[^<>]*>")
+_MAX_FILENAME_BYTES = 255  # the worker writes the artifact under this name (alpm_desc has the same bound)
 
 
 @dataclass(frozen=True)
@@ -166,9 +167,9 @@ def _source(st: Stanza, where: str, skipped: list[Skipped]) -> SourcePackage | N
     f = st.fields
     problem = st.problem or _missing(f, ("Package", "Version"))
     if problem is None and not _NAME.match(f["Package"]):
-        problem = f"invalid source package name {f['Package']!r}"
+        problem = f"invalid source package name {_shown(f['Package'])}"
     if problem is None and not _VERSION.match(f["Version"]):
-        problem = f"invalid version {f['Version']!r}"
+        problem = f"invalid version {_shown(f['Version'])}"
     if problem:
         skipped.append(Skipped(st.where(where), problem))
         return None
@@ -196,7 +197,7 @@ def _binaries(text: str, where: str, profile: SyncProfile, mirror: str, componen
         m = _SOURCE.match(f.get("Source", name))
         src_name, src_version = (m.group(1), m.group(2)) if m else ("", None)
         if not _NAME.match(src_name) or (src_version is not None and not _VERSION.match(src_version)):
-            skipped.append(Skipped(st.where(where), f"invalid Source field {f.get('Source')!r}"))
+            skipped.append(Skipped(st.where(where), f"invalid Source field {_shown(f.get('Source', name))}"))
             continue
         binnmu = _BINNMU.search(version)
         suffix = binnmu.group(0) if binnmu else ""
@@ -217,7 +218,8 @@ def _binaries(text: str, where: str, profile: SyncProfile, mirror: str, componen
             source_version=source_version, url=f"{mirror}/{quote(filename, safe='/+~')}",
             filename=filename.rsplit("/", 1)[-1], sha256=f.get("SHA256"),
             size=int(f["Size"]) if "Size" in f else None, component=component, maintainers=people)
-        problem = None if src is not None else f"No matching source package found: {src_name} {lookup}"
+        problem = None if src is not None else (
+            f"No matching source package found: {_cut(src_name)} {_cut(lookup)}")
         yield entry, problem, st.where(where)
 
 
@@ -242,9 +244,22 @@ def _invalid(f: dict[str, str]) -> str | None:
               ("Architecture", _ARCH, "architecture"), ("Filename", _PATH, "file name"))
     for key, pattern, what in checks:
         if not pattern.match(f[key]):
-            return f"invalid {what} {f[key]!r}"
+            return f"invalid {what} {_shown(f[key])}"
+    basename = f["Filename"].rpartition("/")[2]  # ASCII: the pattern allows nothing else
+    if len(basename) > _MAX_FILENAME_BYTES:
+        return f"file name longer than {_MAX_FILENAME_BYTES} bytes: {_shown(basename)}"
     if "SHA256" in f and not _SHA256.match(f["SHA256"]):
-        return f"invalid SHA256 {f['SHA256']!r}"
+        return f"invalid SHA256 {_shown(f['SHA256'])}"
     if "Size" in f and not _DIGITS.match(f["Size"]):
-        return f"invalid Size {f['Size']!r}"
+        return f"invalid Size {_shown(f['Size'])}"
     return None
+
+
+def _cut(value: str, limit: int = 60) -> str:
+    """A value from the mirror, cut short for a skip reason (reasons are logged; a field may be 10 MB)."""
+    return value if len(value) <= limit else value[:limit] + "…"
+
+
+def _shown(value: str) -> str:
+    """A value from the mirror for a skip reason: quoted, control characters escaped, cut short."""
+    return repr(_cut(value))

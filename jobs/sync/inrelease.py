@@ -140,7 +140,8 @@ def fetch_release(fetcher: Fetcher, dist_url: str, release: str, *, keyring: str
     index = parse_release(text, url=dist_url, sha256=got.sha256, signed_by=signed_by, now=now)
     if release not in {index.suite, index.codename} - {None}:
         if index.suite or index.codename:
-            log.warning("%s: is for suite %s (codename %s), not %r", url, index.suite, index.codename, release)
+            # %r: Suite and Codename come from the mirror; repr keeps their escape sequences out of the log.
+            log.warning("%s: is for suite %r (codename %r), not %r", url, index.suite, index.codename, release)
     return index
 
 

@@ -155,9 +155,17 @@ def test_keeper_renews_in_the_background_and_reports_loss(store):
         time.sleep(1.0)
         assert not keeper.lost.is_set()
         assert keeper.lease.state.expires_at > lease.state.expires_at
-        # Someone else takes over (e.g. an operator, or a contender after a stall).
-        state, etag = leases.read("lock")
-        store.put_if_match("lock", LeaseState("b", "t", 0, 0, time.time() + 60).to_bytes(), etag)
+        # Someone else takes over (e.g. an operator, or a contender after a stall); the
+        # keeper may renew between our read and our write: read again, as a contender would.
+        for _ in range(50):
+            state, etag = leases.read("lock")
+            try:
+                store.put_if_match("lock", LeaseState("b", "t", 0, 0, time.time() + 60).to_bytes(), etag)
+                break
+            except PreconditionFailed:
+                continue
+        else:
+            pytest.fail("the keeper renewed between every read and write")
         assert keeper.lost.wait(2.0)
         assert "changed" in keeper.reason
 

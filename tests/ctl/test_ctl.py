@@ -6,63 +6,13 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
-from typer.testing import CliRunner
-
 from jobs.core.config import parse_rebuilder_config
 from jobs.core.queue import read_queue
 from jobs.core.store import open_store
-from jobs.ctl.cli import app
 from jobs.ctl.feeds import Site
 from jobs.publish.run import publish
-from tests.httpd import _QuietHandler, serve
-from tests.publish.test_end_to_end import run_everything
-
-COOKIE = "admin-cookie-for-tests"
-
-
-class _Recording(_QuietHandler):
-    """Records (path, status) of every request, to prove which feeds a command read."""
-
-    seen: list[tuple[str, int]] = []
-
-    def send_response(self, code: int, message: str | None = None) -> None:
-        type(self).seen.append((self.path, code))
-        super().send_response(code, message)
-
-
-@pytest.fixture(scope="module")
-def published(fixture_repo, tmp_path_factory):
-    """One real sync → build → publish; returns the store directory and the publish config."""
-    tmp = tmp_path_factory.mktemp("ctl")
-    _, config, _ = run_everything((tmp / "store").as_uri(), fixture_repo, tmp)
-    return tmp / "store", config
-
-
-@pytest.fixture(scope="module")
-def http_base(published):
-    with serve(published[0] / "site", _Recording) as base:
-        yield base
-
-
-@pytest.fixture(params=["http", "file"])
-def base(request, published, http_base):
-    return http_base if request.param == "http" else (published[0] / "site").as_uri()
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch, tmp_path):
-    """No user config, cookie or store leaks in; the ETag cache goes to tmp_path."""
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
-    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
-    for var in ("REBUILDERD_COOKIE_PATH", "REBUILDER_STORE"):
-        monkeypatch.delenv(var, raising=False)
-
-
-def ctl(*args: str):
-    return CliRunner().invoke(app, list(args), catch_exceptions=False)
+from tests.ctl.support import COOKIE, ctl
+from tests.ctl.support import Recording as _Recording
 
 
 def test_status(base):
@@ -207,11 +157,7 @@ def test_admin_request_with_a_wrong_cookie_is_rejected_by_publish(published, tmp
 
 def test_help_has_an_example_everywhere():
     for cmd in (["status"], ["pkgs", "ls"], ["pkgs", "log"], ["pkgs", "diffoscope"], ["pkgs", "attestation"],
-                ["pkgs", "requeue"], ["queue", "push"], ["queue", "drop"], ["queue", "ls"]):
+                ["pkgs", "requeue"], ["queue", "push"], ["queue", "drop"], ["queue", "ls"], ["workers", "ls"],
+                ["verify"], ["completions"]):
         res = ctl(*cmd, "--help")
         assert res.exit_code == 0 and "Example: rebuildctl" in res.stdout, cmd
-
-
-def test_queue_ls_says_no_queue_feed_is_published():
-    res = ctl("queue", "ls")
-    assert res.exit_code == 3 and "publishes no queue feed" in res.stderr

@@ -78,7 +78,7 @@ def test_build_files_keep_type_and_encoding(published):
     bar = {r["name"]: r for r in feed(site, "api/v0/pkgs/list")}["bar"]["build_id"]
     for what, content_type, encoding in (("log", "text/plain; charset=utf-8", "gzip"),
                                          ("diffoscope", "text/plain; charset=utf-8", "gzip"),
-                                         ("diffoscope.html", "text/html; charset=utf-8", "gzip")):
+                                         ("diffoscope.html", "text/html; charset=utf-8", None)):  # cleaned
         info = world.store.head(f"site/api/v0/builds/{bar}/{what}")
         assert (info.content_type, info.content_encoding) == (content_type, encoding)
     assert gzip.decompress(world.store.get(f"site/api/v0/builds/{bar}/diffoscope").data) == b"--- a\n+++ b\n"
@@ -176,3 +176,19 @@ def test_statuses_in_feeds_are_the_enum_values(published):
     for status in Status:
         key = f"api/v1/suites/archlinux/-/core/x86_64/{status.value}.json"
         assert all(p["status"] == status.value for p in feed(site, key)["packages"])
+
+
+def test_queue_and_workers_feeds(published):
+    _, site = published
+    index = feed(site, "api/v1/index.json")
+    queue, workers = feed(site, index["queue"]), feed(site, index["workers"])
+    assert queue["kind"] == "queue" and queue["count"] == len(queue["jobs"]) == 6
+    (running,) = [j for j in queue["jobs"] if j["running"]]
+    assert running["source_name"] == "qux" and running["running"]["worker_name"] == "builder-1"
+    assert set(running) == {"job_id", "attempt", "priority", "not_before", "queued_at", "distro", "release",
+                            "releases", "component", "architecture", "source_name", "source_version", "backend",
+                            "artifacts", "running"}
+    assert running["running"]["started_at"].endswith("Z") and running["component"] == "core"
+    (worker,) = workers["workers"]
+    assert worker["name"] == "builder-1" and worker["trust"] == "untrusted" and worker["builds"] == 6
+    assert worker["current_job"]["source_name"] == "qux" and worker["last_seen"].endswith("Z")

@@ -10,7 +10,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -25,7 +25,7 @@ from jobs.publish.job import publish_state
 from jobs.publish.requests import Refusal, write_request
 from jobs.publish.verify import Reason
 from tests.faults import FaultyStore, Killed
-from tests.publish.test_verify import NOW, built, config_for, forge, put_json
+from tests.publish.test_verify import NOW, built, config_for, forge, forged_job, put_json
 
 COOKIE = "admin-cookie"
 
@@ -77,6 +77,23 @@ def test_results_update_the_queue_and_a_second_publish_changes_nothing(store, tm
     assert read_queue(store).pointer == queue.pointer  # not even rewritten
 
 
+def test_results_and_claims_of_compacted_builds_are_pruned(store, tmp_path):
+    """Every publish lists results/ and claims/: what the history holds is deleted, nothing else."""
+    (good, fail, bad), worker = built(store, tmp_path)
+    config = config_for(tmp_path, authorized=[worker.identity.public_key])
+    forged = forge(store, generate_key(), forged_job(1))  # rejected: stays, for the operator to see
+    first = publish_state(store, config, now=NOW)
+    assert first.pruned == 0 and len(list(store.list("results/"))) == 4  # compacted this run: next run
+    soon = publish_state(store, config, now=NOW + timedelta(seconds=1))
+    assert {i.key for i in store.list("results/")} == {forged}
+    assert len(list(store.list("claims/"))) == 3  # touched less than a lease TTL ago: kept
+    assert soon.pruned == 3 and soon.accepted == [] and soon.queue_changes.count() == 0
+    later = publish_state(store, config, now=datetime.now(timezone.utc) + timedelta(days=1))  # claims' mtime
+    assert later.pruned == 3 and [i.key for i in store.list("claims/")] == []
+    assert later.accepted == [] and history_ids(store) == Counter({f"{r.job_id}-1": 1 for r in (good, fail, bad)})
+    assert set(read_queue(store).jobs) == {fail.job_id, bad.job_id}
+
+
 def test_max_retries_stops_retrying(store, tmp_path):
     (good, fail, bad), worker = built(store, tmp_path)
     config = config_for(tmp_path, authorized=[worker.identity.public_key], max_retries=2)
@@ -98,6 +115,22 @@ def test_countersigned_attestations_verify_with_the_worker_and_rebuilder_keys(st
     assert verify_link(link, keys, threshold=2) == {"worker", "rebuilder"}
     good_row = next(a.row for a in state.accepted if a.row.status is Status.GOOD)
     assert json.loads(store.get(good_row.attestation_key).data)["signed"] == link["signed"]
+
+
+def test_after_a_key_rotation_the_old_key_stays_published(store, tmp_path):
+    """Attestations countersigned before a rotation keep verifying with the published keys."""
+    (good, _, _), worker = built(store, tmp_path)
+    first = publish_state(store, config_for(tmp_path, authorized=[worker.identity.public_key]), now=NOW)
+    (old,) = first.public_keys["current"]
+    rotated = tmp_path / "rotated"
+    rotated.mkdir()
+    second = publish_state(store, config_for(rotated, authorized=[worker.identity.public_key]), now=NOW)
+    new, kept = second.public_keys["current"]
+    assert kept == old and new != old  # the current key first
+    link = first.countersigned[f"{good.job_id}-1"]
+    assert verify_link(link, {"old": load_public_keys_feed(second.public_keys)[1]}) == {"old"}
+    again = publish_state(store, config_for(rotated, authorized=[worker.identity.public_key]), now=NOW)
+    assert again.public_keys == second.public_keys
 
 
 def test_countersigning_can_be_switched_off(store, tmp_path):

@@ -42,5 +42,10 @@ def _check(value: Any, where: str) -> None:
 
 def canonical_bytes(value: Any) -> bytes:
     """UTF-8 canonical JSON of ``value``; ValueError if it holds floats or other non-JSON values."""
-    _check(value, "$")
-    return encode_canonical(value).encode("utf-8")
+    try:
+        _check(value, "$")
+        return encode_canonical(value).encode("utf-8")
+    except RecursionError:
+        # json.loads accepts nesting up to about the recursion limit, so a document read from
+        # the bucket can be just too deep to walk here: a malformed document, not a crash.
+        raise ValueError("$: nested too deeply") from None

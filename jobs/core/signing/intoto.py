@@ -228,7 +228,7 @@ def link_from_json(data: bytes | str) -> dict[str, Any]:
     """Parse and shape-check a link metablock (signatures are not verified here)."""
     try:
         metablock = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # nested too deeply: tests/hostile
         raise _malformed(f"attestation is not JSON: {exc}") from None
     _split(metablock)
     return metablock

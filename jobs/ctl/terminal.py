@@ -1,0 +1,120 @@
+"""What every rebuildctl command shares at the edge: global options, output forms, errors to exit codes.
+
+A table on a terminal (rich), tab-separated or rebuildctl-style lines when piped, JSON
+with --json; domain errors become one line on stderr and an exit code (cli.py lists them).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, is_dataclass
+from typing import Any
+
+import typer
+
+from jobs.core.errors import RebuilderError
+
+EXIT_TERMINAL = 1
+EXIT_USAGE = 2
+EXIT_NOT_FOUND = 3
+
+COLOURS = {"GOOD": "green", "BAD": "red", "FAIL": "magenta", "UNKWN": "yellow"}
+
+
+@dataclass
+class CtlOptions:
+    """The global options (`rebuildctl -H URL -c FILE -v -C`)."""
+
+    endpoint: str | None
+    config: str | None
+    verbose: int
+    color: bool
+
+
+def options(ctx: typer.Context) -> CtlOptions:
+    return ctx.find_root().obj
+
+
+@contextmanager
+def errors() -> Iterator[None]:
+    """Domain errors as one line on stderr and an exit code."""
+    from jobs.ctl.commands import Ambiguous, NoMatch
+
+    try:
+        yield
+    except Ambiguous as exc:
+        typer.echo(f"rebuildctl: {exc}:", err=True)
+        for row in exc.candidates:
+            typer.echo(f"  {row.line()}", err=True)
+        raise typer.Exit(EXIT_NOT_FOUND) from None
+    except NoMatch as exc:
+        typer.echo(f"rebuildctl: {exc}", err=True)
+        raise typer.Exit(EXIT_NOT_FOUND) from None
+    except RebuilderError as exc:
+        typer.echo(f"rebuildctl: error: {exc}", err=True)
+        raise typer.Exit(EXIT_TERMINAL) from None
+
+
+def usage(message: str) -> typer.Exit:
+    """A usage error (exit 2) the way click reports one, for checks click cannot express."""
+    typer.echo(f"rebuildctl: usage: {message}", err=True)
+    return typer.Exit(EXIT_USAGE)
+
+
+def endpoint(ctx: typer.Context) -> str:
+    """The -H endpoint, else `[http] endpoint` of the merged config, else rebuilderd's default."""
+    from jobs.core.config import load_ctl_config
+    from jobs.ctl.feeds import DEFAULT_ENDPOINT
+
+    opts = options(ctx)
+    if opts.endpoint:
+        return opts.endpoint
+    return load_ctl_config(opts.config).http.endpoint or DEFAULT_ENDPOINT
+
+
+def site(ctx: typer.Context, url: str | None = None):
+    """The published site at `url` (default: the endpoint), with the ETag cache."""
+    from jobs.ctl.commands import open_site
+
+    return open_site(url or endpoint(ctx))
+
+
+def tty(ctx: typer.Context) -> bool:
+    """Whether to draw for a person: stdout is a terminal, or -C forces it."""
+    return sys.stdout.isatty() or options(ctx).color
+
+
+def coloured(status: str) -> str:
+    return f"[{COLOURS.get(status, 'white')}]{status}[/]"
+
+
+def table(ctx: typer.Context, columns: list[str], rows: list[list[str]], status_col: int | None = None) -> None:
+    """A rich table on a terminal; tab-separated lines (stable, for scripts) when piped."""
+    if not tty(ctx):
+        for row in rows:
+            typer.echo("\t".join(row))
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    grid = Table(*columns, box=None, header_style="bold")
+    for row in rows:
+        cells = [escape(c) for c in row]  # names come from untrusted feeds: no markup from them
+        if status_col is not None:
+            cells[status_col] = coloured(row[status_col])
+        grid.add_row(*cells)
+    Console(force_terminal=options(ctx).color or None).print(grid)
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, default=_plain))

@@ -1,0 +1,284 @@
+"""Benchmark (issue #6): `rebuildctl pkgs ls --status BAD --suite X` vs the whole v0 list, 100,000 packages.
+
+Not a test. Run it with `.venv/bin/python -m tests.benchmarks.bench_ctl` (`--smoke` for 2,000
+packages and one repetition; `--packages N`, `--suite X`, `--repeat R` for other runs).
+`main(argv)` returns the figures as a dict (the benchmark runner calls it).
+
+The site is synthesized, not published: the real publish takes minutes at this size (its
+own benchmark is bench_publish). Rows are built in memory (`PackageRow`, `SuiteSummary`) and
+written with the real feed functions of `jobs.publish.feeds` and the site writer's JSON
+encoder, so the bytes are what publish writes: only the files the two clients read here,
+`api/v1/index.json`, the per-suite status feeds `api/v1/suites/<suite>/<STATUS>.json` and
+`api/v0/pkgs/list`. Shape: Arch core (300) and extra (15% of packages), Debian bookworm and
+trixie main amd64 (the rest, split evenly), so component `main` spans two suites; statuses
+85% GOOD, 8% BAD, 4% FAIL, 3% UNKWN; every BAD and FAIL has a reason and a failure class.
+
+The site is served by tests/httpd.py (Python's ThreadingHTTPServer) on loopback. In one run,
+each measurement `--repeat` times (the median is reported), each with a cold cache:
+1. rebuildctl, in process: the real CLI (`pkgs ls --status BAD --suite X`, piped output) with a
+   fresh, empty `$XDG_CACHE_HOME`, so every feed is downloaded;
+2. rebuildctl as a process: the `rebuildctl` console script, interpreter start included;
+3. the old way, in process: GET `api/v0/pkgs/list` with requests, parse it and keep status
+   "BAD" and suite X — what arch-repro-status and the Arch website do (a static host
+   ignores the `?status=` query, and v0 has no release, so this is the best they can do).
+   It parses with orjson, as rebuildctl does, so the ratio measures the data, not the
+   parser; the time with the standard library's json (requests' `.json()`) is reported too.
+v0 reads FAIL as BAD, so the old way finds BAD and FAIL packages; both counts are reported.
+The speedup compares 1 with 3 (both in process, no interpreter start), run by run interleaved.
+Two suites are measured: `--suite` (default extra: one suite, 15% of the packages, the
+headline) and `--worst-suite` (default main: a component of two releases holding 85% of the
+packages, so `pkgs ls` reads two big BAD feeds). Wall-clock times are skewed by other load on
+the machine (its load average is reported), so CPU seconds (server threads and child
+processes included) are reported beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import itertools
+import json
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from jobs.core.model import Status
+from jobs.publish import feeds, urls
+from jobs.publish.classify import FailureClass
+from jobs.publish.rows import BuildLinks, PackageRow, SuiteKey, SuiteSummary
+from jobs.publish.sitewriter import json_bytes
+
+PACKAGES = 100_000
+SMOKE = 2_000
+SUITE = "extra"  # one suite: Arch extra, 15% of the packages
+WORST_SUITE = "main"  # two Debian releases' main: 85% of the packages
+TARGET_SECONDS = 1.0
+TARGET_SPEEDUP = 5.0
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
+_WORDS = ("lib", "python", "perl", "rust", "node", "gnome", "kde", "qt", "xorg", "font", "tex", "golang", "ruby",
+          "haskell", "java", "php", "ocaml", "r-cran", "texlive", "gst", "mesa", "vim", "emacs", "ghc")
+_REASONS = {Status.BAD: (FailureClass.NOT_REPRODUCIBLE, "not reproducible: {file} differs"),
+            Status.FAIL: (FailureClass.FTBFS, "build failed: the backend exited with status 2")}
+
+
+def _suites(packages: int) -> list[tuple[SuiteKey, int, str]]:
+    """(suite, packages in it, artifact URL template) for the synthetic rebuilder."""
+    core = min(300, packages // 10)
+    extra = packages * 15 // 100
+    debian = packages - core - extra
+    arch_url = "https://mirror.example/archlinux/{repo}/os/x86_64/{name}-{version}-x86_64.pkg.tar.zst"
+    deb_url = "https://deb.example/debian/pool/main/{letter}/{name}/{name}_{version}_amd64.deb"
+    return [(SuiteKey("archlinux", None, "core", "x86_64"), core, arch_url.replace("{repo}", "core")),
+            (SuiteKey("archlinux", None, "extra", "x86_64"), extra, arch_url.replace("{repo}", "extra")),
+            (SuiteKey("debian", "bookworm", "main", "amd64"), debian // 2, deb_url),
+            (SuiteKey("debian", "trixie", "main", "amd64"), debian - debian // 2, deb_url)]
+
+
+def _status(rng: random.Random) -> Status:
+    x = rng.random()
+    return Status.GOOD if x < 0.85 else Status.BAD if x < 0.93 else Status.FAIL if x < 0.97 else Status.UNKWN
+
+
+def synthesize(packages: int, seed: int = 6) -> tuple[list[SuiteSummary], dict[SuiteKey, list[PackageRow]]]:
+    """Every suite's summary and rows, deterministic for a seed."""
+    rng = random.Random(seed)
+    summaries, by_suite = [], {}
+    v0_id = 0
+    for suite, count, url in _suites(packages):
+        rows = []
+        for i in range(count):
+            name = f"{rng.choice(_WORDS)}-{rng.choice(_WORDS)}{i}"
+            version = f"{rng.randint(0, 30)}.{rng.randint(0, 99)}.{rng.randint(0, 9)}-{rng.randint(1, 5)}"
+            status = _status(rng)
+            built = status is not Status.UNKWN
+            v0_id += built
+            artifact_url = url.format(name=name, version=version, letter=name[0])
+            failure, reason = _REASONS.get(status, (None, None))
+            links = BuildLinks(v0_id if built else None, has_log=built, has_diffoscope=status is Status.BAD,
+                               has_diffoscope_html=status is Status.BAD, has_attestation=status is Status.GOOD)
+            rows.append(PackageRow(
+                suite=suite, name=name, version=version, artifact_architecture=suite.architecture,
+                artifact_url=artifact_url, source_name=name, source_version=version, job_id=f"{v0_id:032x}",
+                status=status, build_id=f"{v0_id:032x}-1" if built else None,
+                built_at=NOW - timedelta(minutes=i) if built else None,
+                reason=reason.format(file=artifact_url.rsplit("/", 1)[1]) if reason else None,
+                failure_class=failure, worker_name="worker-1" if built else None, links=links))
+        counts = {s: sum(r.status is s for r in rows) for s in feeds.STATUSES}
+        summaries.append(SuiteSummary(suite, counts[Status.GOOD], counts[Status.BAD], counts[Status.FAIL],
+                                      counts[Status.UNKWN], queued=counts[Status.BAD] + counts[Status.FAIL]))
+        by_suite[suite] = rows
+    return summaries, by_suite
+
+
+def write_site(root: Path, summaries: list[SuiteSummary], by_suite: dict[SuiteKey, list[PackageRow]]) -> dict[str, int]:
+    """The feeds both clients read, written as publish writes them; returns their sizes by key."""
+    files: dict[str, bytes] = {
+        urls.INDEX_FEED: json_bytes(feeds.index_feed(summaries, [], queue_length=0, rebuilder="bench",
+                                                     generated_at=NOW)),
+        urls.PKGS_LIST: json_bytes(feeds.pkgs_list(r for s in summaries for r in by_suite[s.suite]))}
+    for summary in summaries:
+        rows = by_suite[summary.suite]
+        for status in feeds.STATUSES:
+            key = urls.suite_feed(summary.suite.path, status.value)
+            files[key] = json_bytes(feeds.list_feed("suite-status", summary, [r for r in rows if r.status is status],
+                                                    NOW, status=status.value))
+    for key, data in files.items():
+        path = root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return {k: len(v) for k, v in files.items()}
+
+
+def old_client(base: str, suite: str, parser: str = "orjson") -> int:
+    """What v0 consumers do: download the whole list, parse it, filter; the number of matches.
+
+    `parser` "orjson" is the parser rebuildctl uses (the fair baseline); "json" is what
+    requests' `.json()` does.
+    """
+    import orjson
+    import requests
+
+    resp = requests.get(f"{base}/{urls.PKGS_LIST}", params={"status": "BAD", "suite": suite}, timeout=300)
+    resp.raise_for_status()
+    records = orjson.loads(resp.content) if parser == "orjson" else resp.json()
+    return sum(1 for r in records if r["status"] == "BAD" and r["suite"] == suite)
+
+
+def rebuildctl_in_process(base: str, suite: str, cache: Path) -> int:
+    """The real CLI in this process with an empty cache; the number of lines it printed."""
+    from typer.testing import CliRunner
+
+    from jobs.ctl.cli import app
+
+    res = CliRunner().invoke(app, ["-H", base, "pkgs", "ls", "--status", "BAD", "--suite", suite],
+                             env={"XDG_CACHE_HOME": str(cache)}, catch_exceptions=False)
+    if res.exit_code != 0:
+        raise RuntimeError(f"rebuildctl failed: {res.output}")
+    return len(res.stdout.splitlines())
+
+
+def rebuildctl_process(base: str, suite: str, cache: Path) -> int:
+    """The `rebuildctl` console script as a user runs it (interpreter start included)."""
+    exe = Path(sys.executable).parent / "rebuildctl"
+    argv = [str(exe)] if exe.exists() else [sys.executable, "-c", "from jobs.ctl.cli import main; main()"]
+    out = subprocess.run([*argv, "-H", base, "pkgs", "ls", "--status", "BAD", "--suite", suite],
+                         env={**os.environ, "XDG_CACHE_HOME": str(cache), "HOME": str(cache)},
+                         capture_output=True, text=True, check=True, timeout=300)
+    return len(out.stdout.splitlines())
+
+
+def _cpu() -> float:
+    """CPU seconds of this process (the loopback server's threads included) and of its waited-for children."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def _clock(fn, *args) -> tuple[float, float, Any]:
+    """(wall seconds, CPU seconds, result) of one call."""
+    wall, cpu = time.perf_counter(), _cpu()
+    result = fn(*args)
+    return time.perf_counter() - wall, _cpu() - cpu, result
+
+
+def measure(base: str, suite: str, repeat: int, caches: Iterator[Path]) -> dict[str, Any]:
+    """Both clients for one --suite, interleaved run by run (so load on the machine hits both alike)."""
+    times: dict[str, list[float]] = {"ctl": [], "process": [], "v0": [], "v0_json": []}
+    cpu: dict[str, list[float]] = {k: [] for k in times}
+    rows: dict[str, int] = {}
+    for _ in range(repeat):
+        for what, fn, args in (("ctl", rebuildctl_in_process, (base, suite, next(caches))),
+                               ("v0", old_client, (base, suite)),
+                               ("process", rebuildctl_process, (base, suite, next(caches))),
+                               ("v0_json", old_client, (base, suite, "json"))):
+            seconds, cpu_seconds, rows[what] = _clock(fn, *args)
+            times[what].append(seconds)
+            cpu[what].append(cpu_seconds)
+    assert rows["ctl"] == rows["process"], rows
+    m = {k: statistics.median(v) for k, v in times.items()}
+    c = {k: statistics.median(v) for k, v in cpu.items()}
+    return {"pkgs_ls_seconds": round(m["ctl"], 3), "pkgs_ls_process_seconds": round(m["process"], 3),
+            "v0_list_seconds": round(m["v0"], 3), "v0_list_stdlib_json_seconds": round(m["v0_json"], 3),
+            "speedup_over_v0_list": round(m["v0"] / m["ctl"], 1),
+            # CPU time (server threads included) is what a loaded machine distorts least
+            "cpu_seconds": {k: round(v, 3) for k, v in c.items()}, "cpu_speedup": round(c["v0"] / c["ctl"], 1),
+            "rows": {"pkgs_ls_BAD": rows["ctl"], "v0_BAD_and_FAIL": rows["v0"]},
+            "runs": {k: [round(x, 3) for x in v] for k, v in times.items()}}
+
+
+def run(*, packages: int = PACKAGES, suite: str = SUITE, worst_suite: str = WORST_SUITE, repeat: int = 3,
+        workdir: str | None = None) -> dict[str, Any]:
+    """Synthesize, serve and time both clients for `suite` (the headline) and `worst_suite`; the figures."""
+    from tests.httpd import serve
+
+    with tempfile.TemporaryDirectory(prefix="bench-ctl-", dir=workdir) as tmp:
+        root = Path(tmp) / "site"
+        started = time.perf_counter()
+        summaries, by_suite = synthesize(packages)
+        sizes = write_site(root, summaries, by_suite)
+        setup = time.perf_counter() - started
+        share = {x: sum(s.total for s in summaries if s.suite.component == x) / packages for x in (suite, worst_suite)}
+        reads = {x: [urls.INDEX_FEED] + [urls.suite_feed(s.suite.path, "BAD") for s in summaries
+                                         if s.suite.component == x] for x in (suite, worst_suite)}
+        del summaries, by_suite  # 100,000 live rows would slow every garbage collection in the timed part
+        gc.collect()
+        caches = (Path(tmp) / f"cache-{i}" for i in itertools.count())
+        with serve(root) as base:
+            rebuildctl_in_process(base, suite, next(caches))  # the imports, once; every timed run has a new cache
+            figures = {x: measure(base, x, repeat, caches) for x in dict.fromkeys((suite, worst_suite))}
+            warm_cache = next(caches)
+            rebuildctl_in_process(base, suite, warm_cache)
+            warm_s = statistics.median(_clock(rebuildctl_in_process, base, suite, warm_cache)[0]
+                                       for _ in range(repeat))
+    head, worst = figures[suite], figures[worst_suite]
+    for x, f in figures.items():
+        f["share_of_packages"] = round(share[x], 3)
+        f["bytes"] = {"pkgs_ls": sum(sizes[k] for k in reads[x]), "v0_list": sizes[urls.PKGS_LIST]}
+        f["files_read_by_pkgs_ls"] = reads[x]
+    return {
+        "pkgs_ls_seconds": head["pkgs_ls_seconds"], "target_pkgs_ls_seconds": TARGET_SECONDS,
+        "pkgs_ls_process_seconds": head["pkgs_ls_process_seconds"], "target_pkgs_ls_process_seconds": TARGET_SECONDS,
+        "v0_list_seconds": head["v0_list_seconds"],
+        "speedup_over_v0_list": head["speedup_over_v0_list"], "target_speedup_over_v0_list": TARGET_SPEEDUP,
+        "pkgs_ls_seconds_worst_case": worst["pkgs_ls_seconds"], "target_pkgs_ls_seconds_worst_case": TARGET_SECONDS,
+        "speedup_over_v0_list_worst_case": worst["speedup_over_v0_list"],
+        "target_speedup_over_v0_list_worst_case": TARGET_SPEEDUP,
+        "details": {"packages": packages, "repeat": repeat, "suite": suite, "worst_suite": worst_suite,
+                    "synthesize_and_write_seconds": round(setup, 1), "pkgs_ls_warm_cache_seconds": round(warm_s, 3),
+                    "by_suite": figures, "load_average": os.getloadavg()[0]},
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run, print the figures as JSON and the verdicts; return the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help=f"{SMOKE} packages, one repetition")
+    parser.add_argument("--packages", type=int, default=PACKAGES)
+    parser.add_argument("--suite", default=SUITE, help=f"the headline --suite of `pkgs ls` [default: {SUITE}]")
+    parser.add_argument("--worst-suite", default=WORST_SUITE,
+                        help=f"the worst case: a component spanning most packages [default: {WORST_SUITE}]")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median reported)")
+    parser.add_argument("--workdir", help="directory for the temporary site (default: the system's)")
+    args = parser.parse_args(argv)
+    figures = run(packages=SMOKE if args.smoke else args.packages, suite=args.suite, worst_suite=args.worst_suite,
+                  repeat=1 if args.smoke else args.repeat, workdir=args.workdir)
+    print(json.dumps(figures, indent=2))
+    for label, suite, key in (("", args.suite, ""), ("worst case, ", args.worst_suite, "_worst_case")):
+        f = figures["details"]["by_suite"][suite]
+        print(f"{label}pkgs ls --status BAD --suite {suite} ({f['share_of_packages']:.0%} of the packages): "
+              f"{f['pkgs_ls_seconds']} s in process, {f['pkgs_ls_process_seconds']} s as a process "
+              f"(target <= {TARGET_SECONDS} s); whole v0 list {f['v0_list_seconds']} s; "
+              f"speedup {figures['speedup_over_v0_list' + key]}x (target >= {TARGET_SPEEDUP}x)")
+    return figures
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Two rebuilders' sites published by the real jobs from one real set of builds, served on loopback.
+
+`published` is one real sync → build → publish of the fixture repository. `second` is a
+second rebuilder: a store holding the same worker results (results/, builds/, claims/,
+workers/, state/, queue/) but none of the first one's publish output, published by the real
+publish with its own signing key — so it verifies the same worker-signed results and
+countersigns their attestations with a different key, as an independent rebuilder would.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from jobs.core.config import parse_rebuilder_config
+from jobs.core.store import open_store
+from jobs.publish.run import publish
+from tests.ctl.support import Recording
+from tests.httpd import serve
+from tests.publish.test_end_to_end import run_everything
+
+# What a publish writes (its own state and output); the rest of a store is the shared input.
+PUBLISH_OUTPUT = ("site", "history", "locks")
+
+
+@pytest.fixture(scope="session")
+def published(fixture_repo, tmp_path_factory):
+    """One real sync → build → publish; returns the store directory and the publish config."""
+    tmp = tmp_path_factory.mktemp("ctl")
+    _, config, _ = run_everything((tmp / "store").as_uri(), fixture_repo, tmp)
+    return tmp / "store", config
+
+
+@pytest.fixture(scope="session")
+def second(published, tmp_path_factory):
+    """A second rebuilder (its own key) publishing the same worker results; returns its site directory."""
+    tmp = tmp_path_factory.mktemp("ctl-second")
+    store_dir = tmp / "store"
+    shutil.copytree(published[0], store_dir)
+    for prefix in PUBLISH_OUTPUT:
+        for root in (store_dir, store_dir / ".rebuilder-meta"):  # the local store keeps metadata beside
+            shutil.rmtree(root / prefix, ignore_errors=True)
+    config = parse_rebuilder_config({"worker": {"signup_secret": "s3cret"},
+                                     "publish": {"signing_key": str(tmp / "second.sign.key")}})
+    summary = publish(open_store(store_dir.as_uri()), config)
+    assert len(summary.state.accepted) == 5, summary.line()
+    return store_dir / "site"
+
+
+@pytest.fixture(scope="session")
+def http_base(published):
+    with serve(published[0] / "site", Recording) as base:
+        yield base
+
+
+@pytest.fixture(scope="session")
+def second_http(second):
+    with serve(second) as base:
+        yield base
+
+
+@pytest.fixture(params=["http", "file"])
+def base(request, published, http_base):
+    """The first rebuilder's site, over loopback HTTP and as a file:// URL."""
+    return http_base if request.param == "http" else (published[0] / "site").as_uri()
+
+
+@pytest.fixture(params=["http", "file"])
+def second_base(request, second, second_http):
+    """The second rebuilder's site, over loopback HTTP and as a file:// URL."""
+    return second_http if request.param == "http" else second.as_uri()
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch, tmp_path):
+    """No user config, cookie or store leaks in; the ETag cache goes to tmp_path; no pager."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    for var in ("REBUILDERD_COOKIE_PATH", "REBUILDER_STORE", "PAGER", "NOPAGER", "LESS"):
+        monkeypatch.delenv(var, raising=False)

@@ -1,0 +1,34 @@
+"""Helpers for the rebuildctl tests: run the CLI in-process, record HTTP requests, copy a site."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from jobs.ctl.cli import app
+from tests.httpd import _QuietHandler
+
+COOKIE = "admin-cookie-for-tests"
+
+
+class Recording(_QuietHandler):
+    """Records (path, status) of every request, to prove which feeds a command read."""
+
+    seen: list[tuple[str, int]] = []
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        type(self).seen.append((self.path, code))
+        super().send_response(code, message)
+
+
+def ctl(*args: str, env: dict[str, str] | None = None):
+    """Run rebuildctl in-process (stdout is not a terminal: the piped forms)."""
+    return CliRunner().invoke(app, list(args), catch_exceptions=False, env=env)
+
+
+def copy_site(site: Path, to: Path) -> Path:
+    """A private copy of a published site, for a test that edits it."""
+    shutil.copytree(site, to)
+    return to
