@@ -1,16 +1,32 @@
-"""A store wrapper that fails, or "kills the process", before or after a chosen operation.
+"""A store wrapper that fails, delays, loses answers or "kills the process" around chosen operations.
 
 The cheapest way to prove "killed at any instant, nothing lost": run a job through a
 `FaultyStore` that raises `Killed` at the N-th write, then rerun it on the plain store and
 check that it converges to the state a run without faults reaches.
+
+A fault is a `Fault` rule: an action (`kill`, `fail`, `delay`, `lost_answer`, `call`), when
+(`before` or `after` the operation reaches the store) and which operations it matches (by
+name, by key pattern, and the n-th match onwards for `times` matches). `FaultyStore(store,
+kill_at=N, after=...)` is the short form of one kill at the N-th write.
+
+Once a `kill` fires the wrapper is dead: every later call, from any thread, raises `Killed`
+too, as nothing runs in a process after SIGKILL (a lease keeper thread cannot renew for it).
 """
 
 from __future__ import annotations
 
+import fnmatch
+import threading
+import time
 from collections import Counter
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
+from jobs.core.store import StoreUnavailable
+
 WRITES = ("put", "put_if_absent", "put_if_match", "delete")
+READS = ("get", "open", "head", "list")
+ACTIONS = ("kill", "fail", "delay", "lost_answer", "call")
 
 
 class Killed(BaseException):
@@ -18,15 +34,69 @@ class Killed(BaseException):
 
 
 @dataclass
+class Fault:
+    """One rule: do `action` `when` the `nth` (and the next `times - 1`) matching operations run.
+
+    - `kill`: raise `Killed` (before: nothing landed; after: the operation landed);
+    - `fail`: raise `StoreUnavailable`, what a store raises once its own retries are spent
+      (before: nothing landed; after: it landed but the answer never came back);
+    - `delay`: sleep `seconds`, then go on;
+    - `lost_answer`: the operation lands, its answer is lost and the client sends it again
+      (botocore's retry of a request whose response timed out); the caller sees the second
+      answer, e.g. a 412 for a create-only write that did land;
+    - `call`: run `callback(op, key)` (e.g. restart the S3 server at that instant), then go on.
+
+    `op` is one name or several (default: every write); `key` an fnmatch pattern on the key
+    (or listing prefix); `times=0` means every match from the `nth` on.
+    """
+
+    action: str
+    when: str = "before"
+    op: str | Collection[str] = WRITES
+    key: str | None = None
+    nth: int = 1
+    times: int = 1
+    seconds: float = 0.0
+    callback: Callable[[str, str], object] | None = None
+    seen: int = 0  # matching operations so far
+    fired: int = 0  # how often the action ran
+
+    def __post_init__(self) -> None:
+        if self.action not in ACTIONS:
+            raise ValueError(f"unknown fault action {self.action!r}")
+        if self.when not in ("before", "after"):
+            raise ValueError(f"when must be 'before' or 'after', not {self.when!r}")
+        if self.action == "lost_answer" and self.when != "after":
+            raise ValueError("a lost answer is always after the operation landed")
+
+    def matches(self, op: str, key: str) -> bool:
+        """Count this operation if it matches; True if the action fires for it."""
+        names = (self.op,) if isinstance(self.op, str) else tuple(self.op)
+        if op not in names or (self.key is not None and not fnmatch.fnmatchcase(key, self.key)):
+            return False
+        self.seen += 1
+        return self.seen >= self.nth and (self.times == 0 or self.seen < self.nth + self.times)
+
+
+@dataclass
 class FaultyStore:
-    """Wraps a store; `kill_at=N` kills at the N-th write, `after=True` once it has landed."""
+    """Wraps a store; `faults` are applied in order. `kill_at=N` kills at the N-th write (`after`: once landed)."""
 
     store: object
     kill_at: int | None = None
     after: bool = False
+    faults: list[Fault] = field(default_factory=list)
     ops: Counter = field(default_factory=Counter)
     writes: int = 0
-    log: list[tuple[str, str]] = field(default_factory=list)
+    log: list[tuple[str, str]] = field(default_factory=list)  # every write: (op, key)
+    landed: list[tuple[str, str]] = field(default_factory=list)  # every write the store accepted
+    dead: bool = False
+    killed_at: tuple[str, str, str] | None = None  # (when, op, key) of the kill
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        if self.kill_at is not None:
+            self.faults.insert(0, Fault("kill", "after" if self.after else "before", nth=self.kill_at))
 
     @property
     def url(self) -> str:
@@ -38,18 +108,55 @@ class FaultyStore:
             return target
 
         def call(*args, **kwargs):
-            self.ops[name] += 1
-            if name not in WRITES:
-                return target(*args, **kwargs)
-            self.writes += 1
-            self.log.append((name, args[0] if args else ""))
-            if self.kill_at is not None and self.writes == self.kill_at and not self.after:
-                raise Killed(f"killed before {name} {args[0] if args else ''}")
-            if self.kill_at is not None and self.writes == self.kill_at and self.after:
-                try:
-                    target(*args, **kwargs)
-                finally:  # whether the write landed or was refused, the process dies now
-                    raise Killed(f"killed after {name} {args[0] if args else ''}")  # noqa: B012
-            return target(*args, **kwargs)
+            key = str(args[0]) if args else str(kwargs.get("key", kwargs.get("prefix", "")))
+            with self._lock:
+                if self.dead:
+                    raise Killed(f"already dead: {name} {key}")
+                self.ops[name] += 1
+                if name in WRITES:
+                    self.writes += 1
+                    self.log.append((name, key))
+                firing = [f for f in self.faults if f.matches(name, key)]
+                for f in firing:
+                    f.fired += 1
+            return self._apply(firing, name, key, target, args, kwargs)
 
         return call
+
+    def _apply(self, firing: list[Fault], name: str, key: str, target, args, kwargs):
+        for f in firing:
+            if f.when == "before":
+                self._act(f, "before", name, key)
+        try:
+            result = target(*args, **kwargs)
+        except Exception:
+            # A refused or failed operation: a kill after it still kills; other faults after it are moot.
+            if any(f.action == "kill" and f.when == "after" for f in firing):
+                self._die("after", name, key)
+            raise
+        if name in WRITES:
+            with self._lock:
+                self.landed.append((name, key))
+        for f in firing:
+            if f.when == "after":
+                if f.action == "lost_answer":
+                    result = target(*args, **kwargs)
+                else:
+                    self._act(f, "after", name, key)
+        return result
+
+    def _act(self, f: Fault, when: str, name: str, key: str) -> None:
+        if f.action == "kill":
+            self._die(when, name, key)
+        elif f.action == "fail":
+            raise StoreUnavailable(f"injected failure {when} {name}", op=name, key=key, store=self.url)
+        elif f.action == "delay":
+            time.sleep(f.seconds)
+        elif f.action == "call" and f.callback is not None:
+            f.callback(name, key)
+
+    def _die(self, when: str, name: str, key: str) -> None:
+        with self._lock:
+            self.dead = True
+            self.killed_at = (when, name, key)
+        raise Killed(f"killed {when} {name} {key}")

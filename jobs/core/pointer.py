@@ -80,10 +80,19 @@ class Pointer:
         value = PointerValue(target=target, generation=(current.generation + 1) if current else 1,
                              updated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                              meta=meta, retained=retained)
-        if etag is None:
-            self.store.put_if_absent(self.key, value.to_bytes(), content_type="application/json")
-        else:
-            self.store.put_if_match(self.key, value.to_bytes(), etag, content_type="application/json")
+        try:
+            if etag is None:
+                self.store.put_if_absent(self.key, value.to_bytes(), content_type="application/json")
+            else:
+                self.store.put_if_match(self.key, value.to_bytes(), etag, content_type="application/json")
+        except PreconditionFailed:
+            # A retried request whose first answer was lost is refused although it landed, and
+            # the caller would then delete the target the pointer names. Targets are unique
+            # names: a pointer that names ours (or retains it, having moved on from it) is
+            # our own write.
+            now, _ = self.read()
+            if now is None or (target != now.target and target not in now.retained):
+                raise
         if current:
             for old in (current.target,) + current.retained:
                 if old not in retained and old != target:

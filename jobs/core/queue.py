@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from jobs.core.errors import TransientError
 from jobs.core.model import JobRow, parquet_bytes, read_parquet
 from jobs.core.pointer import Pointer, PointerValue, unique_name
-from jobs.core.store import NotFound, PreconditionFailed, Store
+from jobs.core.store import NotFound, PreconditionFailed, Store, put_new
 
 PREFIX = "queue"
 
@@ -65,7 +65,7 @@ def update_queue(store: Store, change: Callable[[Jobs], Jobs | None], *, meta: d
             return state, False
         key = f"{PREFIX}/{unique_name('.parquet')}"
         rows = sorted(new.values(), key=lambda j: j.job_id)
-        store.put_if_absent(key, parquet_bytes(rows, JobRow), content_type="application/vnd.apache.parquet")
+        put_new(store, key, parquet_bytes(rows, JobRow), content_type="application/vnd.apache.parquet")
         try:
             value = pointer.advance(key, {"jobs": len(rows), **(meta or {})}, state.pointer, state.etag)
         except PreconditionFailed:

@@ -30,7 +30,7 @@ from jobs.core.errors import TransientError
 from jobs.core.history import PREFIX
 from jobs.core.model import HistoryRow, ResultRow, parquet_bytes, read_table, to_table
 from jobs.core.pointer import Pointer, PointerCorrupt, PointerValue, unique_name
-from jobs.core.store import NotFound, PreconditionFailed, Store
+from jobs.core.store import NotFound, PreconditionFailed, Store, put_new
 
 MANIFEST_SCHEMA = "rebuilder.history-manifest/1"
 PART_LIMIT = 64
@@ -115,9 +115,10 @@ def compact(store: Store, rows: Iterable[ResultRow], *, current: HistoryState | 
         part = f"{PREFIX}/part-{name}.parquet"
         parts = (part,) if merged else (*state.parts, part)
         manifest = f"{PREFIX}/manifest-{name}.json"
-        store.put_if_absent(part, parquet_bytes(table if merged else added), content_type=PARQUET)
+        # put_new: a retried write whose first answer was lost finds its own bytes (a success)
+        put_new(store, part, parquet_bytes(table if merged else added), content_type=PARQUET)
         body = {"schema": MANIFEST_SCHEMA, "parts": list(parts), "rows": table.num_rows}
-        store.put_if_absent(manifest, json.dumps(body, indent=1).encode(), content_type="application/json")
+        put_new(store, manifest, json.dumps(body, indent=1).encode(), content_type="application/json")
         try:
             value = pointer.advance(manifest, {"parts": len(parts), "rows": table.num_rows}, state.pointer,
                                     state.etag)

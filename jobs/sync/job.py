@@ -31,7 +31,7 @@ from jobs.core.lease import LeaseHeld, LeaseKeeper, LeaseLost, Leases
 from jobs.core.model import PackageStateRow, parquet_bytes
 from jobs.core.pointer import Pointer, unique_name
 from jobs.core.queue import update_queue
-from jobs.core.store import Store
+from jobs.core.store import Store, put_new
 from jobs.sync import archlinux, debian
 from jobs.sync.fetch import Fetcher
 from jobs.sync.plan import QueuePlan, job_rows, plan_queue
@@ -122,7 +122,7 @@ def _sync_locked(store: Store, config: RebuilderConfig, profile: SyncProfile, pa
     rows = rows_of(result.inputs, sync_id, now)
     key = f"{pointer.prefix}/{sync_id}.parquet"
     _check(keeper)
-    store.put_if_absent(key, parquet_bytes(rows, PackageStateRow), content_type="application/vnd.apache.parquet")
+    put_new(store, key, parquet_bytes(rows, PackageStateRow), content_type="application/vnd.apache.parquet")
 
     listed = job_rows(result.inputs, now=now, schedule=config.schedule)
     previous = _job_ids(store, current.target) if current else set()

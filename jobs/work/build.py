@@ -9,6 +9,7 @@ and the build is GOOD only if all match. Nothing here knows a distro (DESIGN.md 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -59,7 +60,9 @@ class BuildOutcome:
     status: Status  # GOOD, BAD or FAIL
     reason: str | None  # why not GOOD, one line
     artifacts: list[ArtifactResult]  # one per expected artifact for GOOD/BAD; [] for FAIL
-    log: Path  # the full build log: download notes and backend output with proc's markers
+    # The full build log: download notes and backend output with proc's markers; the log's
+    # bytes themselves when the work dir could not even hold a log file.
+    log: Path | bytes
     diffoscope_text: Path | None
     diffoscope_html: Path | None
     diffoscope_truncated: bool
@@ -101,24 +104,37 @@ def rebuild(job: JobRow, *, backend: Path, config: WorkerConfig, key: Ed25519Pri
     """Rebuild ``job`` with ``backend`` under ``workdir``; raise BuildCancelled if ``cancel`` fires."""
     started_at = _now()
     # What the caller uploads (log, reports) stays in ``keep``; ``scratch`` (inputs, out) goes.
-    workdir.mkdir(parents=True, exist_ok=True)
-    keep = Path(tempfile.mkdtemp(prefix="rebuild-", dir=workdir))
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        keep = Path(tempfile.mkdtemp(prefix="rebuild-", dir=workdir))
+        log = open(keep / LOG_NAME, "wb")
+    except OSError as e:
+        # An unwritable or full work dir is the worker's problem, but the attempt must still end
+        # (FAIL, saying why) rather than leave its claim to expire (issue #8).
+        reason = f"work dir unusable: {e}"
+        return BuildOutcome(status=Status.FAIL, reason=reason, artifacts=[], log=SAY + f"FAIL: {reason}\n".encode(),
+                            diffoscope_text=None, diffoscope_html=None, diffoscope_truncated=False,
+                            attestation=None, started_at=started_at, built_at=_now())
     scratch = keep / "tmp"
     own_session = session is None
     http = session if session is not None else default_session()
     run = _Attempt(job, backend=backend, config=config, key=key, keep=keep, scratch=scratch, cancel=cancel,
                    env=env or {}, session=http, kill_grace=kill_grace, diffoscope_grace=diffoscope_grace,
                    started_at=started_at)
+    run.log = log
     try:
-        with open(keep / LOG_NAME, "wb") as run.log:
-            try:
-                return run.execute()
-            except (_Fail, OSError) as e:
-                # As rebuilderd: any error of the worker's own ends the attempt as FAIL, with the error.
-                reason = str(e) if isinstance(e, _Fail) else f"unexpected error while rebuilding: {e}"
+        try:
+            return run.execute()
+        except (_Fail, OSError) as e:
+            # As rebuilderd: any error of the worker's own ends the attempt as FAIL, with the error.
+            reason = str(e) if isinstance(e, _Fail) else f"unexpected error while rebuilding: {e}"
+            with contextlib.suppress(OSError):  # a full disk may refuse this line too
                 run.say(f"FAIL: {reason}")
-                return run.outcome(Status.FAIL, reason, [])
+            return run.outcome(Status.FAIL, reason, [])
     finally:
+        # Closing flushes; on a full disk that fails, and the log simply ends where it could.
+        with contextlib.suppress(OSError):
+            log.close()
         if own_session:
             http.close()
         shutil.rmtree(scratch, ignore_errors=True)

@@ -122,6 +122,15 @@ class Worker:
         except LeaseLost as exc:
             stats.lost.append(bid)
             log.warning("%s: claim lost (%s); nothing reported", bid, exc.reason)
+        except (OSError, RebuilderError) as exc:
+            # The store or the disk failed while reporting: let another worker take the job at
+            # once instead of after the lease expires, then stop as the error says.
+            log.error("%s: could not report (%s); releasing the claim", bid, exc)
+            try:
+                self.leases.release(keeper.lease)
+            except (LeaseLost, RebuilderError) as again:
+                log.warning("%s: could not release the claim: %s", bid, again)
+            raise
         finally:
             cancel.set()  # ends the watcher
             shutil.rmtree(workdir, ignore_errors=True)

@@ -19,7 +19,7 @@ from jobs.core.layout import build_prefix, result_key
 from jobs.core.lease import Lease, LeaseKeeper, LeaseLost
 from jobs.core.model import JobRow, ResultRow, build_id, record_to_json
 from jobs.core.signing import sign_document
-from jobs.core.store import Store
+from jobs.core.store import PreconditionFailed, Store, put_new
 from jobs.work.build import BuildOutcome
 from jobs.work.identity import WorkerIdentity
 
@@ -27,8 +27,11 @@ SCHEMA = "rebuilder.result/1"
 TEXT = "text/plain; charset=utf-8"
 
 
-def _upload_gzip(store: Store, key: str, path: Path, content_type: str) -> str:
-    """Stream a file gzip-compressed into the store (bounded memory, deterministic bytes)."""
+def _upload_gzip(store: Store, key: str, path: Path | bytes, content_type: str) -> str:
+    """Stream a file (or small bytes) gzip-compressed into the store (bounded memory, deterministic bytes)."""
+    if isinstance(path, bytes):
+        store.put(key, gzip.compress(path, mtime=0), content_type=content_type, content_encoding="gzip")
+        return key
     with tempfile.TemporaryFile() as tmp:
         with open(path, "rb") as src, gzip.GzipFile(fileobj=tmp, mode="wb", mtime=0) as gz:
             shutil.copyfileobj(src, gz, 1 << 20)
@@ -70,7 +73,12 @@ def upload(store: Store, keeper: LeaseKeeper, job: JobRow, outcome: BuildOutcome
     if keeper.lost.is_set():
         raise LeaseLost(keeper.lease.key, keeper.reason or "lost while uploading")
     # The last renewal proves the claim is still ours and leaves a whole TTL for the write.
-    final = keeper.leases.renew(keeper.lease)
-    store.put_if_absent(result_key(job.job_id, job.attempt), json.dumps(doc, sort_keys=True).encode(),
-                        content_type="application/json")
+    final = keeper.lease = keeper.leases.renew(keeper.lease)
+    key = result_key(job.job_id, job.attempt)
+    try:
+        put_new(store, key, json.dumps(doc, sort_keys=True).encode(), content_type="application/json")
+    except PreconditionFailed:
+        # Another result for this attempt exists (its writer's claim was taken over from it
+        # only after it wrote): the attempt is reported; ours must not be.
+        raise LeaseLost(final.key, f"{key} already holds another result") from None
     return row, final

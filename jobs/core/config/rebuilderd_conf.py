@@ -114,12 +114,15 @@ class LeaseConfig:
         "worker may take the job over once it has expired.", default=600)
     clock_skew: int = setting(
         Int(0), "Seconds of clock difference tolerated between machines: a claim counts as "
-        "expired only this long after its expiry time. Must be smaller than `ttl`.", default=30)
+        "expired only this long after its expiry time. Must be less than half of `ttl`.", default=30)
 
     def __post_init__(self) -> None:
-        if self.clock_skew >= self.ttl:
-            raise Invalid("clock_skew", f"{self.clock_skew} is not smaller than ttl ({self.ttl})",
-                          "an integer smaller than lease.ttl")
+        # The holder stops trusting a claim `clock_skew` before it expires and contenders wait
+        # `clock_skew` after: with ttl <= 2 x clock_skew no worker could hold a claim at all
+        # (jobs/core/lease.py refuses to start, issue #8).
+        if 2 * self.clock_skew >= self.ttl:
+            raise Invalid("clock_skew", f"{self.clock_skew} is not smaller than half of ttl ({self.ttl})",
+                          "an integer smaller than lease.ttl / 2")
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ _BUILD_ID_RE = re.compile(r"([0-9a-f]{%d})-([1-9][0-9]*)" % JOB_ID_HEX_CHARS)
 # stacks and Windows file systems treat them specially.
 _PLAIN = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._+-")
 _DOT = ord(".")
+_PLAIN_RE = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9._+-]*")  # _PLAIN, not starting with a dot
 
 # Local file systems limit one path component to 255 bytes (NAME_MAX); keep room for
 # suffixes such as ".json", ".html.gz" or ".parquet" that callers append.
@@ -92,6 +93,8 @@ def safe_segment(text: str, *, max_bytes: int = MAX_SEGMENT_BYTES) -> str:
     """Escape an untrusted name into exactly one object-key/URL path segment (reversible)."""
     if not isinstance(text, str) or not text:
         raise SegmentError("an empty name cannot be a path segment", text=str(text))
+    if len(text) <= max_bytes and _PLAIN_RE.fullmatch(text):  # most names: nothing to escape
+        return text
     try:
         data = text.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates: not text any index can contain

@@ -25,13 +25,14 @@ from jobs.core.store.base import (
     Store,
     StoreError,
     StoreUnavailable,
+    put_new,
 )
 from jobs.core.store.local import LocalStore
 from jobs.core.store.s3 import S3Store
 
 __all__ = [
     "Blob", "Body", "InvalidKey", "LocalStore", "NotFound", "ObjectInfo", "PreconditionFailed", "S3Store",
-    "Store", "StoreError", "StoreUnavailable", "open_store",
+    "Store", "StoreError", "StoreUnavailable", "open_store", "put_new",
 ]
 
 _S3_PARAMS = {"endpoint_url", "region", "addressing_style", "max_attempts"}

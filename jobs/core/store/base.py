@@ -108,6 +108,27 @@ class Store(Protocol):
         """Remove an object; deleting an absent key is not an error."""
 
 
+def put_new(store: Store, key: str, body: bytes, *, content_type: str | None = None,
+            content_encoding: str | None = None) -> str:
+    """Create an immutable object whose key or bytes only this writer produces; returns its ETag.
+
+    A create-only request retried after its answer was lost (a timeout, a dropped connection)
+    is refused with 412 although the first one landed. The object then holds exactly our bytes,
+    which is success; anything else is somebody else's object and stays a PreconditionFailed.
+    """
+    try:
+        return store.put_if_absent(key, body, content_type=content_type, content_encoding=content_encoding)
+    except PreconditionFailed:
+        try:
+            blob = store.get(key)
+        except NotFound:
+            raise PreconditionFailed("object existed, then vanished", op="put_if_absent", key=key,
+                                     store=store.url) from None
+        if blob.data != body:
+            raise
+        return blob.etag
+
+
 def check_key(key: str, *, op: str) -> str:
     """Reject keys that could escape a prefix or a directory: the same rule for every backend."""
     problem = None

@@ -1,0 +1,103 @@
+"""A worker whose disk is full, whose work dir is unusable, or whose store fails while it reports.
+
+A worker's own trouble must end the attempt cleanly (rebuilderd reports FAIL for any error of
+the worker's): a result saying what went wrong, and a claim released as done, so the job is
+retried on the usual schedule instead of waiting for a lease to expire or crashing the worker.
+When not even the result can be written, the claim is released so another worker starts at once.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jobs.core.lease import Leases
+from jobs.core.store import StoreUnavailable
+from tests.faults import Fault, FaultyStore
+from tests.proof.scenario import Scenario, assert_nothing_lost_or_duplicated
+from tests.proof.stores import fresh_store, open_fast
+
+ROOT = Path(__file__).resolve().parents[2]
+LIMIT = 256 * 1024  # RLIMIT_FSIZE of the worker process: its build log cannot grow past this
+
+
+def only_result(store) -> dict:
+    (info,) = list(store.list("results/"))
+    return json.loads(store.get(info.key).data)["signed"]["result"]
+
+
+def assert_failed_and_released(store, scenario: Scenario, *, says: str) -> dict:
+    result = only_result(store)
+    assert result["status"] == "FAIL" and says in result["reason"], result["reason"]
+    state, _ = Leases(store).read(f"claims/{result['job_id']}/1.json")
+    assert state.released and state.meta.get("done"), "the claim was left to expire"
+    summary = scenario.publish(store)
+    assert len(summary.state.accepted) == 1 and summary.state.rejected == []
+    assert summary.state.queue_changes.retried == [result["build_id"]]  # retried on the usual schedule
+    assert_nothing_lost_or_duplicated(store, [result["build_id"]])
+    return result
+
+
+def test_an_unusable_work_dir_fails_the_attempt_with_the_reason_and_releases_the_claim(store_factory, tmp_path):
+    """The worker's build directory cannot be created (a file stands where it should be; running as
+    root, permissions would not stop us): the attempt is reported FAIL naming the directory and the
+    error, the claim is released as done, and publish accepts the result and schedules a retry."""
+    scenario = Scenario(tmp_path, packages=("good",))
+    store = fresh_store(store_factory)
+    scenario.sync(store)
+    worker = scenario.worker(store, "w1")
+    (worker.identity.directory / "builds").write_text("not a directory")
+    stats = worker.run(once=True)
+    assert len(stats.built) == 1 and stats.built[0].endswith(" FAIL") and not stats.lost
+    result = assert_failed_and_released(store, scenario, says="work dir unusable: [Errno 20] Not a directory")
+    assert str(worker.identity.directory / "builds") in result["reason"]
+
+
+def test_a_full_disk_while_the_build_log_is_written_fails_the_attempt_and_releases_the_claim(store_factory,
+                                                                                           tmp_path):
+    """A worker process that may write no file larger than 256 KiB (RLIMIT_FSIZE, the unprivileged
+    stand-in for a full disk) runs a backend printing 1 MiB: writing the log fails, the backend is
+    stopped, and the attempt is reported FAIL with the error ("File too large"; ENOSPC reads "No
+    space left on device"), its log as far as it got, and the claim released as done."""
+    scenario = Scenario(tmp_path, packages=("good",))
+    url = store_factory.url()
+    store = open_fast(url)
+    scenario.sync(store)
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (LIMIT, LIMIT))
+
+    env = dict(store_factory.env(), PROOF_NOISE_BYTES=str(4 * LIMIT))
+    child = subprocess.run([sys.executable, "-m", "tests.proof.worker_child", str(tmp_path), url, "w1"], cwd=ROOT,
+                           env=env, preexec_fn=limit, capture_output=True, text=True, timeout=120)
+    assert child.returncode == 0, child.stderr[-3000:]
+    stats = json.loads(child.stdout.strip().splitlines()[-1])
+    assert len(stats["built"]) == 1 and stats["built"][0].endswith(" FAIL"), stats
+    result = assert_failed_and_released(store, scenario, says="File too large")
+    log = store.get(result["log_key"])
+    assert LIMIT // 2 < len(gzip.decompress(log.data)) <= LIMIT  # the log as far as the disk allowed
+
+
+def test_a_store_failing_while_the_worker_reports_releases_the_claim_at_once(store_factory, tmp_path):
+    """The store refuses the result (unavailable after its retries): the worker stops with that
+    transient error but first releases its claim, so another worker builds the job at once instead
+    of after the lease expires; that worker's result is the one published."""
+    scenario = Scenario(tmp_path, packages=("good",))
+    store = fresh_store(store_factory)
+    scenario.sync(store)
+    failing = FaultyStore(store, faults=[Fault("fail", op="put_if_absent", key="results/*")])
+    with pytest.raises(StoreUnavailable):
+        scenario.worker(failing, "w1").run(once=True)
+    (claim,) = list(store.list("claims/"))
+    state, _ = Leases(store).read(claim.key)
+    assert state.released and not state.meta.get("done")
+    assert [b.split()[1] for b in scenario.worker(store, "w2").run(once=True).built] == ["GOOD"]
+    summary = scenario.publish(store)
+    assert [a.row.worker_name for a in summary.state.accepted] == ["w2"] and summary.state.rejected == []
+    assert_nothing_lost_or_duplicated(store)
