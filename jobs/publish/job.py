@@ -83,7 +83,8 @@ class PublishState:
         text = (f"publish: {len(self.accepted)} results accepted, {len(self.rejected)} rejected, "
                 f"{self.history_rows_added} added to the history; queue -{len(q.done)} good, "
                 f"{len(q.retried)} retries, -{len(q.exhausted)} out of retries; "
-                f"{len(self.requests_applied)} requests applied, {len(self.requests_rejected)} rejected")
+                f"{len(self.requests_applied)} requests applied, {len(self.requests_rejected)} rejected"
+                + (f"; {self.pruned} compacted result and claim objects pruned" if self.pruned else ""))
         return text + (f" ({self.trust_note})" if self.trust_note else "")
 
 
