@@ -47,9 +47,8 @@ CREATE TEMP TABLE hist AS
 WITH numbered AS (
     SELECT *, CAST(row_number() OVER (ORDER BY _row) AS INTEGER) AS v0_id FROM history
     QUALIFY row_number() OVER (PARTITION BY build_id ORDER BY _row) = 1),
-f AS (SELECT build_id, any_value(failure_class) AS failure_class, any_value(diffoscope_html_key) AS html,
-             bool_or(countersigned) AS countersigned, any_value(attestation_problem) AS attestation_problem
-      FROM facts GROUP BY build_id)
+f AS (SELECT build_id, failure_class, diffoscope_html_key AS html, countersigned, attestation_problem
+      FROM facts)  -- one row per build (jobs.publish.facts)
 SELECT n.* EXCLUDE (_row), f.failure_class, f.html AS diffoscope_html_key,
        coalesce(f.countersigned, false) OR n.build_id IN (SELECT build_id FROM signed) AS countersigned,
        (n.attestation_key IS NOT NULL AND f.attestation_problem IS NULL) OR coalesce(f.countersigned, false)
@@ -115,14 +114,19 @@ SELECT * FROM (SELECT a.*, coalesce(b.queued, 0) AS queued FROM a LEFT JOIN b ON
 _SUITE_CLASSES = f"""SELECT {_KEY}, failure_class, count(*) AS n FROM pkgs WHERE failure_class IS NOT NULL
 GROUP BY ALL ORDER BY failure_class"""
 
+# The builds linked to each page: by source name, by artifact name, or through the job of a
+# current package with that name. Each link starts from the pages asked for, so a publish
+# that renders a hundred pages does not join the whole history three times.
 _BUILDS = f"""WITH links AS (
-    SELECT distro, source_name AS name, build_id FROM hist
-    UNION SELECT h.distro, a.name, h.build_id FROM hist h JOIN art a USING (build_id)
-    UNION SELECT h.distro, c.name, h.build_id FROM hist h JOIN (SELECT DISTINCT job_id, name FROM cur) c USING (job_id))
-SELECT n.distro AS page_distro, n.name AS page_name, h.build_id, h.job_id, h.attempt, h.distro, h.architecture,
+    SELECT n.distro, n.name, h.build_id FROM {{names}} n JOIN hist h ON h.distro = n.distro AND h.source_name = n.name
+    UNION SELECT n.distro, n.name, a.build_id FROM {{names}} n JOIN art a ON a.name = n.name
+        JOIN hist h ON h.build_id = a.build_id AND h.distro = n.distro
+    UNION SELECT n.distro, n.name, h.build_id FROM {{names}} n JOIN (SELECT DISTINCT job_id, name FROM cur) c
+        ON c.name = n.name JOIN hist h ON h.job_id = c.job_id AND h.distro = n.distro)
+SELECT l.distro AS page_distro, l.name AS page_name, h.build_id, h.job_id, h.attempt, h.distro, h.architecture,
     h.source_name, h.source_version, h.status, h.reason, h.failure_class, h.artifacts, h.worker_name,
     h.worker_key_id, h.started_at, h.built_at, {_HIST_LINKS}
-FROM {{names}} n JOIN links l USING (distro, name) JOIN hist h USING (build_id)
+FROM links l JOIN hist h USING (build_id)
 ORDER BY page_distro, page_name, h.built_at DESC, h.attempt DESC, h.build_id"""
 
 _ACTIVE = """WITH q AS (SELECT *, row_number() OVER (ORDER BY priority, queued_at, job_id) AS queue_id FROM queue)

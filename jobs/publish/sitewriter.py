@@ -30,6 +30,7 @@ import logging
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -93,8 +94,11 @@ def _digest(content_type: str, data: bytes) -> str:
 
 
 def json_bytes(payload: object) -> bytes:
-    """Compact, ASCII-only JSON (a lone surrogate from bad input cannot break the encoding)."""
-    return json.dumps(payload, ensure_ascii=True, separators=(",", ":")).encode()
+    """Compact UTF-8 JSON (orjson); ASCII-only JSON when a lone surrogate from bad input is in it."""
+    try:
+        return orjson.dumps(payload)
+    except (orjson.JSONEncodeError, TypeError):
+        return json.dumps(payload, ensure_ascii=True, separators=(",", ":")).encode()
 
 
 def json_file(key: str, payload: dict | list, tier: Tier, *, volatile: tuple[str, ...] = ("generated_at",),

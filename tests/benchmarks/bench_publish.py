@@ -45,7 +45,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import jobs.publish.plan as plan_module
+import jobs.publish.queries as queries_module
 import jobs.publish.run as run_module
+import jobs.publish.site as site_module
 from jobs.core.store import LocalStore, Store
 from jobs.publish.run import publish
 from jobs.publish.site import build_site
@@ -159,6 +162,12 @@ def _timed_steps(steps: dict[str, float], keep: dict[str, Any]) -> Iterator[None
     for name in ("publish_state", "countersigned_attestations", "learn_facts", "load_inputs", "build_site",
                  "write_site"):
         wrap(run_module, name)
+    # inside build_site: its queries and what it renders
+    for module, names in ((queries_module, ("connect",)), (plan_module, ("setup", "page_inputs", "pages_for",
+                                                                        "part_rows")),
+                          (site_module, ("_build_files", "_package_pages", "_suites", "_top"))):
+        for name in names:
+            wrap(module, name)
     try:
         yield
     finally:
