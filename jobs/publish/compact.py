@@ -152,7 +152,10 @@ def collect_orphans(store: Store, *, min_age_seconds: float = 86400.0) -> list[s
             continue
     now = datetime.now(timezone.utc)
     removed = []
-    for info in store.list(PREFIX + "/"):
+    # Only parts and manifests can be orphans: listing all of history/ would also list
+    # every countersigned attestation ever kept (history/attestations/).
+    listed = [*store.list(f"{PREFIX}/part-"), *store.list(f"{PREFIX}/manifest-")]
+    for info in listed:
         if info.key in keep or "/" in info.key[len(PREFIX) + 1:]:
             continue
         if info.last_modified and (now - info.last_modified).total_seconds() >= min_age_seconds:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -67,9 +67,13 @@ def claim_next(store: Store, leases: Leases, holder: str, candidates: Sequence[J
     """Claim the first candidate nobody else holds and nobody has finished; None if none.
 
     A finished attempt's claim is released with `done` in its metadata, so skipping it costs
-    one refused create and one read, and no write.
+    one refused create and one read, and no write. To spend that rarely, `claims/` is listed
+    first (publish prunes the claims of compacted builds, so it holds little more than the
+    builds running now and those finished since the last publish) and candidates whose claim
+    exists are tried only after every unclaimed one: they are running, finished, or held by
+    a worker that died or let go (those are taken over as before, just later in the order).
     """
-    for job in candidates:
+    for job in _unclaimed_first(store, candidates):
         try:
             lease = leases.acquire(claim_key(job.job_id, job.attempt), holder,
                                    meta={"job_id": job.job_id, "attempt": job.attempt, **(meta or {})}, keep=_done)
@@ -86,6 +90,20 @@ def claim_next(store: Store, leases: Leases, holder: str, candidates: Sequence[J
                 continue
         return Claim(job, lease)
     return None
+
+
+def _unclaimed_first(store: Store, candidates: Iterable[JobRow]) -> Iterator[JobRow]:
+    """The candidates in order, those whose claim object exists after all others (lazily)."""
+    existing: set[str] | None = None
+    taken = []
+    for job in candidates:
+        if existing is None:  # listed only when there is a candidate
+            existing = {info.key for info in store.list("claims/")}
+        if claim_key(job.job_id, job.attempt) in existing:
+            taken.append(job)
+        else:
+            yield job
+    yield from taken
 
 
 def _result_claim(store: Store, job: JobRow) -> tuple[str, str] | None:

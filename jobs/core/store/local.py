@@ -142,7 +142,10 @@ class LocalStore:
                 if (key + "/").startswith(prefix) or prefix.startswith(key + "/"):
                     yield from self._walk(Path(entry.path), key, prefix)
             elif entry.is_file(follow_symlinks=False) and key.startswith(prefix):
-                st = entry.stat(follow_symlinks=False)
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # deleted since the directory was read: S3 would not list it either
                 yield ObjectInfo(key=key, size=st.st_size,
                                  last_modified=datetime.fromtimestamp(st.st_mtime, timezone.utc))
 

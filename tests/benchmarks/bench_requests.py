@@ -1,0 +1,326 @@
+"""Benchmark: request accounting — what each job costs in S3 requests, and a monthly bill.
+
+Not a test. `python -m tests.benchmarks.bench_requests [--smoke] [--s3-endpoint URL | --local]`.
+Every store is wrapped in `CountingStore`, which counts requests as S3 bills them; on
+SeaweedFS (the default: a `weed mini` started here) the HTTP requests boto3 really sent are
+counted too, and must match.
+
+1. **Per completed build** (target ≤ 12, claim + renewals + uploads + result): the real
+   worker loop (`jobs.work.loop.Worker.run`) with a trivial backend script, one run per
+   outcome — GOOD (copies the artifact back, so an attestation is uploaded), BAD (writes other
+   bytes; diffoscope on, so two reports are uploaded) and FAIL (exits 1: the log only). The
+   queue holds ten times the jobs the worker builds, as between two publishes, so finished
+   jobs the queue still lists are rarely run into. The enrolment record (one PUT per worker
+   start) is left out. A trivial build needs no renewal; one run with a 6 s lease and a
+   backend that sleeps 5 s checks that renewals cost one PUT per third of the lease
+   (600 s by default: 3 renewals for a 10-minute build, which the headline includes).
+2. **Per sync of an unchanged profile** (target ≤ 10 for Debian): a Debian-sized mirror
+   (70,000 `Packages` stanzas, `bench_sync_debian.generate`) and an Arch-sized one (15,000
+   packages, `bench_sync_arch.generate`) served over loopback HTTP; the sync runs twice and
+   the second run is counted, with the mirror's requests and bytes. A third sync after one
+   package was added counts a changed index.
+3. **Per incremental publish**: a small `publish_world` store (1,000 packages, 5,000 builds),
+   published once; then one new signed result and `publish` again (counted), a publish
+   with nothing new, and one after ten new results (the marginal cost of a result). The
+   same on a store four times the size, so that what grows with the site can be
+   extrapolated to a deployment's size.
+4. **Monthly cost** at AWS list prices for an Arch-sized and a Debian-sized deployment
+   (`cost_model`, whose docstring and output state every assumption).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import http.server
+import json
+import logging
+import lzma
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from jobs.core.config import Release, SyncProfile, parse_rebuilder_config, parse_worker_config
+from jobs.core.store import open_store
+from jobs.sync.fetch import Fetcher
+from jobs.sync.job import sync_profile
+from jobs.work.identity import load_identity
+from jobs.work.loop import Worker
+from tests.benchmarks import bench_sync_arch, bench_sync_debian, cost_model
+from tests.benchmarks.common import BACKEND, queue_jobs, seaweedfs, trivial_job
+from tests.benchmarks.counting import PRICE_NOTE, CountingStore, Counts, http_counter
+from tests.httpd import serve
+
+TARGET_BUILD, TARGET_SYNC = 12, 10
+BUILDS_PER_OUTCOME, QUEUE_FACTOR = 10, 10
+DEBIAN_STANZAS, ARCH_PACKAGES = 70_000, 15_000
+WORLDS = [(1_000, 5_000), (4_000, 20_000)]  # (packages, builds)
+SMOKE = {"builds": 2, "debian": 1_000, "arch": 500, "worlds": [(100, 300)]}  # one world: nothing extrapolated
+BUILD_MINUTES = 10  # the build the headline's renewals are counted for
+BACKENDS = {
+    "GOOD": 'cp "$1" "$REBUILDERD_OUTDIR/"',
+    "BAD": 'printf "rebuilt differently\\n" > "$REBUILDERD_OUTDIR/$(basename "$1")"',
+    "FAIL": 'echo "==> ERROR: A failure occurred in build()."; exit 1',
+}
+
+
+def _script(path: Path, body: str) -> Path:
+    path.write_text("#!/bin/sh\nset -e\n" + body + "\n")
+    path.chmod(0o755)
+    return path
+
+
+def _worker(store: CountingStore, root: Path, backend: Path, *, ttl: int = 600, diffoscope: bool = False) -> Worker:
+    config = parse_rebuilder_config({"lease": {"ttl": ttl, "clock_skew": min(30, max(1, ttl // 3 - 1))}})
+    wconf = parse_worker_config({"backend": {BACKEND: {"path": str(backend)}}, "supported_architectures": ["x86_64"],
+                                 "work_dir": str(root / "worker"), "build": {"timeout": 120, "silent": True},
+                                 "diffoscope": {"enabled": diffoscope, "timeout": 120}})
+    return Worker(store=store, config=config, worker_config=wconf, identity=load_identity(wconf, "bench"),
+                  backends={BACKEND: backend})
+
+
+def _build_run(url: str, root: Path, outcome: str, builds: int, *, queued: int, ttl: int = 600,
+               body: str | None = None) -> dict[str, Any]:
+    """One worker building `builds` jobs of one outcome from a queue of `queued`; the counts per build."""
+    artifacts = root / "artifacts"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    jobs = []
+    for i in range(queued):
+        path = artifacts / f"pkg{i:06d}-1.0-1-x86_64.pkg.tar.zst"
+        path.write_bytes(f"package {i}\n".encode() * 64)
+        jobs.append(trivial_job(i, artifact=path))
+    store = CountingStore(open_store(url))
+    queue_jobs(store.inner, jobs)
+    sent = http_counter(store)
+    backend = _script(root / f"{outcome.lower()}.sh", body or BACKENDS[outcome])
+    worker = _worker(store, root, backend, ttl=ttl, diffoscope=outcome == "BAD")
+    stats = worker.run(max_jobs=builds)
+    statuses = {line.split()[1] for line in stats.built}
+    assert len(stats.built) == builds and statuses == {outcome}, stats
+    counts = store.counts()
+    enrol = counts.by_prefix.get("put workers/", 0)
+    per = (counts.total - enrol) / builds
+    return {"builds": builds, "queued": queued, "requests_per_build": round(per, 2),
+            "by_operation_per_build": {op: round(n / builds, 2) for op, n in sorted(counts.requests.items())
+                                       if op != "put" or n > enrol},
+            "by_prefix_per_build": {k: round(n / builds, 2) for k, n in sorted(counts.by_prefix.items())
+                                    if k != "put workers/"},
+            "by_class_per_build": {k: round((n - (enrol if k == "put" else 0)) / builds, 2)
+                                   for k, n in counts.by_class().items()},
+            "refused_claims_per_build": round(counts.refused.get("put_if_absent", 0) / builds, 2),
+            "enrolment_puts": enrol, "kib_written_per_build": round(counts.bytes_written / 1024 / builds, 1),
+            "http_matches_counted": None if sent is None else sum(sent.values()) == counts.total}
+
+
+def per_build(new_url: Callable[[], str], root: Path, builds: int) -> dict[str, Any]:
+    """Requests per completed build, by outcome, and the renewal check (see the module docstring)."""
+    out: dict[str, Any] = {}
+    for outcome in BACKENDS:
+        out[outcome] = _build_run(new_url(), root / outcome, outcome, builds, queued=builds * QUEUE_FACTOR)
+    slow = _build_run(new_url(), root / "renewals", "GOOD", 1, queued=QUEUE_FACTOR, ttl=6,
+                      body='sleep 5; cp "$1" "$REBUILDERD_OUTDIR/"')
+    # put_if_match on the claim: each renewal, the renewal before the result, the release.
+    renewals = slow["by_prefix_per_build"].get("put_if_match claims/", 0) - 2
+    out["renewal_check"] = {"lease_ttl_s": 6, "build_s": 5, "renewals": renewals, "expected": 2,
+                            "requests_per_build": slow["requests_per_build"]}
+    mix = {"GOOD": 0.70, "BAD": 0.15, "FAIL": 0.15}
+    trivial = sum(share * out[o]["requests_per_build"] for o, share in mix.items())
+    renew = cost_model.renewals(BUILD_MINUTES)
+    out["mix"] = {"shares": mix, "requests_per_trivial_build": round(trivial, 2),
+                  "renewals_for_build_minutes": {"minutes": BUILD_MINUTES, "renewals": renew},
+                  "requests_per_build": round(trivial + renew, 2),
+                  "good_requests_per_build": round(out["GOOD"]["requests_per_build"] + renew, 2),
+                  "target": TARGET_BUILD, "meets_target": trivial + renew <= TARGET_BUILD}
+    return out
+
+
+class _CountingHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves the mirror and counts what was asked for."""
+
+    tally: dict[str, int]
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base class's name)
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        self.tally["requests"] += 1
+        if "If-None-Match" in self.headers or "If-Modified-Since" in self.headers:
+            self.tally["conditional"] += 1
+        path = Path(self.translate_path(self.path))
+        if path.is_file():
+            self.tally["bytes"] += path.stat().st_size
+        super().do_GET()
+
+
+@contextmanager
+def _mirror(root: Path) -> Iterator[tuple[str, dict[str, int]]]:
+    tally = {"requests": 0, "conditional": 0, "bytes": 0}
+    handler = type("Handler", (_CountingHandler,), {"tally": tally})
+    with serve(root, handler) as base:
+        yield base, tally
+
+
+def _debian_mirror(root: Path, stanzas: int) -> None:
+    packages, sources = bench_sync_debian.generate(stanzas)
+    dist = root / "dists" / "sid"
+    files = {"main/binary-amd64/Packages.xz": lzma.compress(packages), "main/source/Sources.xz": lzma.compress(sources)}
+    listing = ""
+    for rel, data in files.items():
+        (dist / rel).parent.mkdir(parents=True, exist_ok=True)
+        (dist / rel).write_bytes(data)
+        listing += f" {hashlib.sha256(data).hexdigest()} {len(data)} {rel}\n"
+    (dist / "InRelease").write_text("Suite: unstable\nCodename: sid\nComponents: main\nArchitectures: amd64\n"
+                                    f"SHA256:\n{listing}")
+
+
+def _arch_mirror(root: Path, packages: int) -> None:
+    directory = root / "extra" / "os" / "x86_64"
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "extra.db").write_bytes(bench_sync_arch.generate(packages))
+
+
+def _sync_counts(url: str, root: Path, distro: str, size: int) -> dict[str, Any]:
+    """Sync a generated mirror twice (the second run counted), then once more after one package was added."""
+    write = _debian_mirror if distro == "debian" else _arch_mirror
+    write(root, size)
+    store = CountingStore(open_store(url))
+    sent = http_counter(store)
+    with _mirror(root) as (base, tally):
+        if distro == "debian":
+            profile = SyncProfile(name="bench", distro="debian", source=base, components=("main",),
+                                  architectures=("amd64",), releases=(Release("sid"),))
+        else:
+            profile = SyncProfile(name="bench", distro="archlinux", source=base + "/$repo/os/$arch",
+                                  components=("extra",), architectures=("x86_64",))
+        config = parse_rebuilder_config({})
+        runs = {}
+        for name in ("first", "unchanged", "changed"):
+            if name == "changed":
+                write(root, size + 1)
+            before, mirror_before, started = store.counts(), dict(tally), time.perf_counter()
+            http_before = sum(sent.values()) if sent is not None else 0
+            summary = sync_profile(store, config, profile, fetcher=Fetcher())
+            counts = store.counts() - before
+            runs[name] = {"outcome": summary.outcome, "requests": counts.total,
+                          "by_operation": dict(sorted(counts.requests.items())), "by_class": counts.by_class(),
+                          "bytes_written": counts.bytes_written, "seconds": round(time.perf_counter() - started, 2),
+                          "mirror": {k: tally[k] - mirror_before[k] for k in tally},
+                          "http_matches_counted": None if sent is None
+                          else sum(sent.values()) - http_before == counts.total}
+    assert runs["unchanged"]["outcome"] == "unchanged" and runs["changed"]["outcome"] == "updated", runs
+    return {"size": size, **runs}
+
+
+def per_sync(new_url: Callable[[], str], root: Path, debian: int, arch: int) -> dict[str, Any]:
+    """Requests per sync of an unchanged (and of a changed) Debian- and Arch-sized profile."""
+    logging.getLogger("jobs.sync").setLevel(logging.ERROR)  # unsigned InRelease, generated mixed bases
+    out = {"debian": _sync_counts(new_url(), root / "debian", "debian", debian),
+           "arch": _sync_counts(new_url(), root / "arch", "archlinux", arch)}
+    unchanged = out["debian"]["unchanged"]["requests"]
+    out["target"], out["meets_target"] = TARGET_SYNC, unchanged <= TARGET_SYNC
+    return out
+
+
+def _publish_world(root: Path, packages: int, builds: int) -> dict[str, Any]:
+    from jobs.publish.run import publish
+    from tests.benchmarks.publish_world import add_results, make_world
+
+    world = make_world(root, packages, builds)
+    store = CountingStore(world.store(fsync=False))
+    publish(store, world.config, now=world.now)
+    out: dict[str, Any] = {"size": dict(world.counts), "full": _publish_figures(store.reset())}
+    used: set[str] = set()
+    for step, (name, new) in enumerate((("one_result", 1), ("nothing_new", 0), ("ten_results", 10)), start=1):
+        added = 0
+        if new:
+            fresh = dataclasses.replace(world, queued=[j for j in world.queued if j.job_id not in used])
+            rows = add_results(fresh, new, seed=step)
+            used |= {r.job_id for r in rows}
+            added = len(rows)
+        summary = publish(store, world.config, now=world.now + timedelta(hours=step))
+        out[name] = _publish_figures(store.reset()) | {"new_results": added, "summary": summary.line()}
+    noop, ten = out["nothing_new"], out["ten_results"]
+    out["marginal_per_result"] = {cls: round((ten["by_class"][cls] - noop["by_class"][cls])
+                                             / max(ten["new_results"], 1), 2) for cls in ten["by_class"]}
+    return out
+
+
+def per_publish(root: Path, sizes: list[tuple[int, int]]) -> dict[str, Any]:
+    """Requests per incremental publish of small synthetic stores (publish_world's, local directory).
+
+    Measured at two sizes so the cost model can extrapolate whatever grows with the site.
+    """
+    worlds = [_publish_world(root / f"world{i}", packages, builds) for i, (packages, builds) in enumerate(sizes)]
+    small = worlds[0]
+    return {"packages": small["size"]["packages"], "one_result": small["one_result"], "nothing_new": small["nothing_new"],
+            "marginal_per_result": small["marginal_per_result"], "worlds": worlds,
+            "fit": cost_model.fit_publish(worlds)}
+
+
+def _publish_figures(counts: Counts) -> dict[str, Any]:
+    return {"requests": counts.total, "by_operation": dict(sorted(counts.requests.items())),
+            "by_class": counts.by_class(), "list_requests_by_prefix": {
+                k.removeprefix("list "): n for k, n in sorted(counts.by_prefix.items()) if k.startswith("list ")},
+            "listed_keys_by_prefix": dict(sorted(counts.listed.items())),
+            "site_puts": sum(n for k, n in counts.by_prefix.items() if k.startswith("put") and k.endswith(" site/"))}
+
+
+def run(smoke: bool = False, *, new_url: Callable[[], str] | None = None, endpoint: str | None = None,
+        local: bool = False) -> dict[str, Any]:
+    """Every figure (see the module docstring); `new_url` makes fresh stores (default: SeaweedFS)."""
+    root = Path(tempfile.mkdtemp(prefix="bench-requests-"))
+    try:
+        if new_url is None and local:
+            counter = iter(range(10**6))
+            return run(smoke, new_url=lambda: (root / f"store{next(counter)}").as_uri())
+        if new_url is None:
+            with seaweedfs(endpoint) as s3:
+                return run(smoke, new_url=s3.url)
+        builds = SMOKE["builds"] if smoke else BUILDS_PER_OUTCOME
+        _say(f"per build: {builds} builds per outcome")
+        build = per_build(new_url, root / "build", builds)
+        _say(f"{build['mix']['requests_per_build']} requests per build; per sync")
+        sync = per_sync(new_url, root / "sync", SMOKE["debian"] if smoke else DEBIAN_STANZAS,
+                        SMOKE["arch"] if smoke else ARCH_PACKAGES)
+        _say(f"{sync['debian']['unchanged']['requests']} requests per unchanged Debian sync; per publish")
+        publish = per_publish(root / "publish", SMOKE["worlds"] if smoke else WORLDS)
+        _say(f"{publish['one_result']['requests']} requests per incremental publish")
+        costs = cost_model.monthly(build, sync, publish)
+        return {"store": new_url().split("?")[0].split("://")[0], "prices": PRICE_NOTE, "per_build": build,
+                "per_sync": sync, "per_publish": publish, "monthly_cost": costs}
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _say(text: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} requests: {text}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the figures as JSON, then the headline counts and the monthly costs."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--s3-endpoint", help="use this S3 server (default: start weed mini)")
+    group.add_argument("--local", action="store_true", help="count on local directory stores instead of S3")
+    args = parser.parse_args(argv)
+    figures = run(args.smoke, endpoint=args.s3_endpoint, local=args.local)
+    print(json.dumps(figures, indent=2))
+    mix = figures["per_build"]["mix"]
+    print(f"requests per completed build: {mix['requests_per_build']} (target <= {TARGET_BUILD})")
+    print(f"requests per unchanged Debian sync: {figures['per_sync']['debian']['unchanged']['requests']} "
+          f"(target <= {TARGET_SYNC})")
+    print(f"requests per incremental publish (1 new result): {figures['per_publish']['one_result']['requests']}")
+    print(cost_model.markdown(figures["monthly_cost"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,156 @@
+"""A monthly S3 request bill from the measured request counts, at AWS list prices.
+
+Prices: AWS S3 Standard, us-east-1 — PUT, COPY, POST and LIST $0.005 per 1,000 requests;
+GET and HEAD $0.0004 per 1,000; DELETE free. Storage and data transfer are not included.
+
+Assumptions (each printed with the figures):
+
+- **Arch-sized**: 15,000 builds a month; 4 profiles (repositories) synced hourly (2,880 syncs);
+  publish hourly (720). **Debian-sized**: 60,000 builds a month; 2 suites synced 4 times a
+  day (240 syncs); publish hourly (720).
+- Every sync is priced as a *changed* index (snapshot, queue and pointer rewritten), the
+  dearer case; an unchanged one costs the figure measured for it.
+- Builds: 70 % GOOD, 15 % BAD (diffoscope reports uploaded), 15 % FAIL, as measured with the
+  real worker; a build takes 10 minutes, so its claim is renewed 3 times (a third of the
+  default 600 s lease each).
+- Publish: each new result costs the marginal requests measured (ten new results vs none);
+  every run also costs the measured publish with nothing new. Both were measured on two
+  synthetic stores of different sizes and are extrapolated linearly in the number of
+  packages (Arch-sized: 15,000; Debian-sized: 130,000, two suites of 65,000), never below
+  the smaller store's figure. On top come the listing pages that grow with the history:
+  the prefixes the measured publish lists whose objects accumulate (one claim and one
+  result per build, a countersigned attestation per GOOD build under `history/`) are priced
+  after 12 months of builds, one LIST request per 1,000 keys.
+- Workers: as many as keep them 80 % busy with 10-minute builds (Arch 5, Debian 18). An idle
+  worker polls every 180 s (`idle_delay`); a poll reads the queue (2 GETs) and probes every
+  due job it cannot take — the ones other workers are building and the ones finished since
+  the last publish (half an hour's builds on average) — each probe a refused create-only
+  PUT plus a GET of the claim.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from tests.benchmarks.counting import PRICE_PER_1000
+
+LEASE_TTL_S = 600
+HOURS = 720  # a 30-day month
+MIX = {"GOOD": 0.70, "BAD": 0.15, "FAIL": 0.15}
+# Objects per build that accumulate under each prefix publish may list: a claim and a result
+# per build, a countersigned attestation per GOOD build (history/attestations/, so a listing
+# of history/ walks them too).
+GROWING = {"claims/": 1.0, "results/": 1.0, "history/attestations/": MIX["GOOD"], "history/": MIX["GOOD"]}
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One deployment's schedule and size."""
+
+    name: str
+    builds: int  # per month
+    syncs: int  # profile syncs per month
+    sync_kind: str  # which measured sync: "arch" or "debian"
+    packages: int  # binary packages on the site
+    publishes: int = HOURS
+    build_minutes: float = 10
+    utilisation: float = 0.8
+    idle_delay_s: float = 180
+    history_months: int = 12
+
+    @property
+    def workers(self) -> int:
+        """Workers needed to build `builds` a month at `utilisation`."""
+        return math.ceil(self.builds * self.build_minutes / 60 / (HOURS * self.utilisation))
+
+
+DEPLOYMENTS = (
+    Deployment("Arch-sized", builds=15_000, syncs=4 * HOURS, sync_kind="arch", packages=15_000),
+    Deployment("Debian-sized", builds=60_000, syncs=4 * 30 * 2, sync_kind="debian", packages=130_000),
+)
+
+
+def renewals(build_minutes: float, ttl: float = LEASE_TTL_S) -> int:
+    """Claim renewals during a build: one every third of the lease."""
+    return int(build_minutes * 60 // (ttl / 3))
+
+
+def fit_publish(worlds: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
+    """Per price class, a line through the two stores' publish figures: requests = a + b × packages."""
+    (x1, w1), (x2, w2) = [(w["size"]["packages"], w) for w in (worlds[0], worlds[-1])]
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for figure in ("nothing_new", "marginal_per_result"):
+        v1 = w1[figure] if figure == "marginal_per_result" else w1[figure]["by_class"]
+        v2 = w2[figure] if figure == "marginal_per_result" else w2[figure]["by_class"]
+        out[figure] = {}
+        for cls in ("put", "get"):
+            slope = max(0.0, (v2[cls] - v1[cls]) / (x2 - x1)) if x2 != x1 else 0.0
+            out[figure][cls] = {"at_packages": x1, "requests": v1[cls], "per_package": round(slope, 5)}
+    return out
+
+
+def _at(fit: dict[str, dict[str, float]], packages: int) -> dict[str, float]:
+    return {cls: f["requests"] + f["per_package"] * max(0, packages - f["at_packages"]) for cls, f in fit.items()}
+
+
+def _usd(put: float, get: float) -> float:
+    return put * PRICE_PER_1000["put"] / 1000 + get * PRICE_PER_1000["get"] / 1000
+
+
+def _line(what: str, put: float, get: float, note: str) -> dict[str, Any]:
+    return {"what": what, "put_requests": round(put), "get_requests": round(get), "usd": round(_usd(put, get), 2),
+            "note": note}
+
+
+def deployment_cost(d: Deployment, build: dict, sync: dict, publish: dict) -> dict[str, Any]:
+    """The month's request bill of deployment `d` from the measured figures."""
+    per_build = {cls: sum(share * build[o]["by_class_per_build"][cls] for o, share in MIX.items())
+                 for cls in ("put", "get")}
+    renew = renewals(d.build_minutes)
+    changed = sync[d.sync_kind]["changed"]["by_class"]
+    noop = _at(publish["fit"]["nothing_new"], d.packages)
+    marginal = _at(publish["fit"]["marginal_per_result"], d.packages)
+    history = d.builds * d.history_months
+    listed = publish["nothing_new"]["list_requests_by_prefix"]
+    growth = sum(calls * (max(1, math.ceil(history * GROWING[p] / 1000)) - 1)
+                 for p, calls in listed.items() if p in GROWING)
+    w = d.workers
+    polls = w * (1 - d.utilisation) * HOURS * 3600 / d.idle_delay_s
+    probes = w * d.utilisation + d.builds / HOURS / 2
+    lines = [
+        _line("builds (claim, uploads, result, release)", d.builds * per_build["put"], d.builds * per_build["get"],
+              f"{d.builds:,} builds, {sum(per_build.values()):.1f} requests each"),
+        _line("claim renewals", d.builds * renew, 0, f"{renew} per {d.build_minutes:g}-minute build"),
+        _line("syncs", d.syncs * changed["put"], d.syncs * changed["get"], f"{d.syncs:,} changed syncs"),
+        _line("publish: new results", d.builds * marginal["put"], d.builds * marginal["get"],
+              f"{sum(marginal.values()):.1f} requests per result"),
+        _line("publish: runs", d.publishes * (noop["put"] + growth), d.publishes * noop["get"],
+              f"{d.publishes} runs of {sum(noop.values()):.0f} requests; listing {', '.join(p for p in listed if p in GROWING) or 'nothing that grows'} "
+              f"after {d.history_months} months adds {growth} LIST pages a run"),
+        _line("idle workers polling", polls * probes, polls * (2 + probes),
+              f"{w} workers, {1 - d.utilisation:.0%} idle, a poll every {d.idle_delay_s:g} s "
+              f"probing {probes:.0f} taken jobs"),
+    ]
+    return {"deployment": asdict(d) | {"workers": w}, "lines": lines,
+            "total_usd": round(sum(line["usd"] for line in lines), 2)}
+
+
+def monthly(build: dict, sync: dict, publish: dict) -> dict[str, Any]:
+    """The bill of every deployment in `DEPLOYMENTS`, with the assumptions."""
+    return {"assumptions": __doc__.split("Assumptions (each printed with the figures):")[1].strip(),
+            "deployments": [deployment_cost(d, build, sync, publish) for d in DEPLOYMENTS]}
+
+
+def markdown(costs: dict[str, Any]) -> str:
+    """The bills as a Markdown table (one row per line item, a total per deployment)."""
+    rows = ["| deployment | item | PUT-class requests | GET-class requests | USD / month | how |",
+            "|---|---|---:|---:|---:|---|"]
+    for dep in costs["deployments"]:
+        name = dep["deployment"]["name"]
+        for line in dep["lines"]:
+            rows.append(f"| {name} | {line['what']} | {line['put_requests']:,} | {line['get_requests']:,} "
+                        f"| {line['usd']:.2f} | {line['note']} |")
+        rows.append(f"| {name} | **total** | | | **{dep['total_usd']:.2f}** | |")
+    return "\n".join(rows) + "\n"

@@ -1,0 +1,55 @@
+"""The benchmark runner at tiny sizes: every script still runs and reports every headline figure.
+
+The figures themselves are not checked (a smoke run measures nothing worth comparing);
+`python -m tests.benchmarks` at full size is what the README's table comes from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from jobs.core import readme
+from tests.benchmarks import headlines
+
+ROOT = Path(__file__).resolve().parents[1]
+# Headline figures per benchmark.
+EXPECTED = {"sync-arch": 2, "sync-debian": 1, "publish": 3, "ctl": 5, "claims": 6, "requests": 6}
+
+
+@pytest.mark.slow
+@pytest.mark.s3
+def test_every_benchmark_runs_and_reports_every_figure(seaweed, tmp_path):
+    out = tmp_path / "benchmarks.json"
+    res = subprocess.run([sys.executable, "-m", "tests.benchmarks", "--smoke", "--json", str(out),
+                          "--s3-endpoint", seaweed.endpoint], cwd=ROOT, env=dict(os.environ, **seaweed.env()),
+                         capture_output=True, text=True, timeout=280)
+    assert res.returncode == 0, res.stderr[-6000:]
+    result = json.loads(out.read_text())
+    assert result["smoke"] is True
+    assert set(result["benchmarks"]) == set(EXPECTED)
+    assert not [name for name, b in result["benchmarks"].items() if b["error"]]
+
+    rows = result["headline"]
+    counts = Counter(r["benchmark"] for r in rows)
+    for name, n in EXPECTED.items():
+        assert counts[name] >= n, (name, counts)
+    missing = [(r["benchmark"], r["figure"]) for r in rows if not isinstance(r["value"], (int, float))]
+    assert not missing, missing
+    assert all(r["met"] in (True, False) for r in rows if r["target"])
+    # Every row is printed with its verdict.
+    assert sum(line.lstrip().startswith("= ") for line in res.stdout.splitlines()) == len(rows)
+
+    # The README block renders from the same result, between jobs.core.readme's markers.
+    start, end = readme.markers("benchmarks")
+    page = tmp_path / "README.md"
+    page.write_text(f"# x\n{start}\nSTALE-BLOCK\n{end}\nrest\n")
+    page.write_text(readme.replace_block(page.read_text(), "benchmarks", headlines.markdown(result)))
+    block = readme.block(page.read_text(), "benchmarks")
+    assert "STALE-BLOCK" not in block and block.count("\n| ") >= len(rows) and "Monthly S3 request cost" in block
