@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+import duckdb
 import pyarrow as pa
 
 from jobs.core.history import read_history
@@ -125,18 +126,30 @@ def read_workers(store: Store) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=WORKERS_SCHEMA)
 
 
+_KEYS = ("log_key", "diffoscope_key", "attestation_key")
+_CONFINED = ", ".join(
+    f"""CASE WHEN build_id <> '' AND starts_with({k}, 'builds/' || build_id || '/')
+             AND NOT regexp_matches({k}, '(^|/)\\.\\.(/|$)') THEN {k} END AS {k}""" for k in _KEYS)
+
+
 def confine_build_keys(history: pa.Table) -> pa.Table:
     """The history with file keys outside the build's own `builds/<build id>/` prefix dropped.
 
     The site copies these objects into the public site; a result naming any other object
-    (a profile's snapshot, another build's log) must not get it published.
+    (a profile's snapshot, another build's log) must not get it published. DuckDB computes
+    the kept keys (in row order): a million rows as Python strings took a second.
     """
-    ids = history.column("build_id").to_pylist()
-    for name in ("log_key", "diffoscope_key", "attestation_key"):
-        keys = history.column(name).to_pylist()
-        kept = [k if k and b and k.startswith(f"builds/{b}/") and ".." not in k.split("/") else None
-                for k, b in zip(keys, ids)]
-        if kept != keys:
+    if history.num_rows == 0:
+        return history
+    con = duckdb.connect()
+    try:
+        con.register("h", history.select(["build_id", *_KEYS]))
+        kept = con.sql(f"SELECT {_CONFINED} FROM h").to_arrow_table()
+    finally:
+        con.close()
+    for name in _KEYS:
+        column = kept.column(name).cast(pa.string())
+        if not column.equals(history.column(name).cast(pa.string())):
             index = history.column_names.index(name)
-            history = history.set_column(index, history.schema.field(index), pa.array(kept, pa.string()))
+            history = history.set_column(index, history.schema.field(index), column)
     return history

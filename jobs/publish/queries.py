@@ -18,6 +18,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from jobs.core.model import Status
 from jobs.publish.classify import FailureClass
@@ -44,9 +45,7 @@ MAX_REGRESSIONS = 200
 
 _SETUP = """
 CREATE TEMP TABLE hist AS
-WITH numbered AS (
-    SELECT *, CAST(row_number() OVER (ORDER BY _row) AS INTEGER) AS v0_id FROM history
-    QUALIFY row_number() OVER (PARTITION BY build_id ORDER BY _row) = 1),
+WITH numbered AS ({numbered}),
 f AS (SELECT build_id, failure_class, diffoscope_html_key AS html, countersigned, attestation_problem
       FROM facts)  -- one row per build (jobs.publish.facts)
 SELECT n.* EXCLUDE (_row), f.failure_class, f.html AS diffoscope_html_key,
@@ -83,6 +82,12 @@ FROM j;
 CREATE TEMP TABLE names AS
 SELECT DISTINCT distro, name FROM cur UNION SELECT DISTINCT distro, source_name FROM cur;
 """
+
+# v0 ids: a build's position in the history, its first row counting when a build id repeats
+# (which compaction never writes, so the cheap form is the usual one).
+_NUMBERED = """SELECT *, CAST(row_number() OVER (ORDER BY _row) AS INTEGER) AS v0_id FROM history
+    QUALIFY row_number() OVER (PARTITION BY build_id ORDER BY _row) = 1"""
+_NUMBERED_UNIQUE = "SELECT *, CAST(_row + 1 AS INTEGER) AS v0_id FROM history"
 
 _KEY = "distro, release, component, architecture"
 _ORDER = "distro, release NULLS FIRST, component NULLS FIRST, architecture"
@@ -210,7 +215,9 @@ def connect(inputs: Inputs, countersigned: set[str], trust: dict[str, str] | Non
     con.register("signed", pa.table({"build_id": pa.array(sorted(countersigned), pa.string())}))
     con.register("trust", pa.Table.from_pylist([{"key_id": k, "trust": v} for k, v in sorted((trust or {}).items())],
                                                schema=TRUST_SCHEMA))
-    con.execute(_SETUP)
+    ids = inputs.history.column("build_id")
+    unique = pc.count_distinct(ids).as_py() == len(ids)
+    con.execute(_SETUP.replace("{numbered}", _NUMBERED_UNIQUE if unique else _NUMBERED))
     return con
 
 

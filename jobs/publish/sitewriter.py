@@ -29,6 +29,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import NamedTuple
 
 import orjson
 import pyarrow as pa
@@ -108,9 +109,8 @@ def json_file(key: str, payload: dict | list, tier: Tier, *, volatile: tuple[str
     return SiteFile.content(key, json_bytes(payload), JSON, tier, stable=json_bytes(stable), input=input)
 
 
-@dataclass(frozen=True)
-class Entry:
-    """What the manifest says of one published file."""
+class Entry(NamedTuple):
+    """What the manifest says of one published file (a tuple: hundreds of thousands per run)."""
 
     digest: str  # "" = unknown: rewrite it
     input: str = ""
