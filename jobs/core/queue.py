@@ -10,10 +10,12 @@ newer queue, so concurrent syncs and publishes never lose each other's changes.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import pyarrow as pa
 
 from jobs.core.errors import TransientError
-from jobs.core.model import JobRow, parquet_bytes, read_parquet
+from jobs.core.model import JobRow, from_table, parquet_bytes, read_table, to_table
 from jobs.core.pointer import Pointer, PointerValue, unique_name
 from jobs.core.store import NotFound, PreconditionFailed, Store, put_new
 
@@ -33,6 +35,11 @@ class QueueState:
     jobs: Jobs
     pointer: PointerValue | None
     etag: str | None
+    table: pa.Table | None = field(default=None, repr=False, compare=False)  # the jobs as stored
+
+    def as_table(self) -> pa.Table:
+        """The jobs as a JobRow table (the one read, when this state was read)."""
+        return self.table if self.table is not None else to_table(list(self.jobs.values()), JobRow)
 
 
 def read_queue(store: Store) -> QueueState:
@@ -43,33 +50,35 @@ def read_queue(store: Store) -> QueueState:
         if value is None:
             return QueueState({}, None, None)
         try:
-            rows = read_parquet(store.get(value.target).data)
+            table = read_table(store.get(value.target).data)
         except NotFound:
             continue  # collected after the pointer moved on: read the newer one
-        return QueueState({r.job_id: r for r in rows}, value, etag)
+        return QueueState({r.job_id: r for r in from_table(table, JobRow, source=value.target)}, value, etag, table)
     raise QueueBusy("the queue kept moving while it was read", key=pointer.key)
 
 
 def update_queue(store: Store, change: Callable[[Jobs], Jobs | None], *, meta: dict | None = None,
-                 attempts: int = 30) -> tuple[QueueState, bool]:
+                 attempts: int = 30, current: QueueState | None = None) -> tuple[QueueState, bool]:
     """Apply `change` (a pure function of the current jobs) and publish the result.
 
     `change` returns the new jobs, or None when nothing changes (then nothing is written).
+    `current`, a state the caller has just read, saves reading it again (if it is stale,
+    the compare-and-swap fails and the next round reads the newer queue).
     Returns the queue as written (or as read, if unchanged) and whether it was written.
     """
     pointer = Pointer(store, PREFIX)
     for _ in range(attempts):
-        state = read_queue(store)
+        state, current = current or read_queue(store), None
         new = change(dict(state.jobs))
         if new is None or new == state.jobs:
             return state, False
         key = f"{PREFIX}/{unique_name('.parquet')}"
-        rows = sorted(new.values(), key=lambda j: j.job_id)
-        put_new(store, key, parquet_bytes(rows, JobRow), content_type="application/vnd.apache.parquet")
+        table = to_table(sorted(new.values(), key=lambda j: j.job_id), JobRow)
+        put_new(store, key, parquet_bytes(table), content_type="application/vnd.apache.parquet")
         try:
-            value = pointer.advance(key, {"jobs": len(rows), **(meta or {})}, state.pointer, state.etag)
+            value = pointer.advance(key, {"jobs": len(new), **(meta or {})}, state.pointer, state.etag)
         except PreconditionFailed:
             store.delete(key)  # never referenced; the next round rebuilds from the newer queue
             continue
-        return QueueState(new, value, None), True
+        return QueueState(new, value, None, table), True
     raise QueueBusy(f"queue changed {attempts} times while this update was prepared", key=pointer.key)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import pyarrow as pa
@@ -49,10 +49,13 @@ class HistoryState:
     parts: tuple[str, ...]
     pointer: PointerValue | None
     etag: str | None
+    known_ids: frozenset[str] | None = field(default=None, repr=False, compare=False)  # build_ids(), if known
 
-    def build_ids(self) -> set[str]:
-        """Every build id in this version of the history."""
-        return set(self.table.column("build_id").to_pylist())
+    def build_ids(self) -> frozenset[str]:
+        """Every build id in this version of the history (a million rows: computed once)."""
+        if self.known_ids is None:
+            object.__setattr__(self, "known_ids", frozenset(self.table.column("build_id").to_pylist()))
+        return self.known_ids  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -129,7 +132,8 @@ def compact(store: Store, rows: Iterable[ResultRow], *, current: HistoryState | 
             store.delete(part)
             state = None
             continue
-        return Compacted(tuple(sorted(new)), part, manifest, merged, HistoryState(table, parts, value, None))
+        return Compacted(tuple(sorted(new)), part, manifest, merged,
+                         HistoryState(table, parts, value, None, have | frozenset(new)))
     raise HistoryBusy(f"history changed {attempts} times while this compaction was prepared", key=pointer.key)
 
 

@@ -21,7 +21,7 @@ from jobs.core.history import read_history
 from jobs.core.lease import LeaseState
 from jobs.core.model import JobRow, PackageStateRow, read_table, to_table
 from jobs.core.pointer import Pointer
-from jobs.core.queue import read_queue
+from jobs.core.queue import QueueState, read_queue
 from jobs.core.store import NotFound, Store
 from jobs.publish.facts import learn_facts
 
@@ -49,19 +49,20 @@ class Inputs:
 
 
 def load_inputs(store: Store, *, now: datetime, max_log_reads: int = 2000, history: pa.Table | None = None,
-                facts: pa.Table | None = None) -> Inputs:
+                facts: pa.Table | None = None, queue: QueueState | None = None) -> Inputs:
     """Read everything the site needs from the store.
 
-    `history` (as read, confined here) and `facts` may be given by a caller that has them
-    already; facts not given are learned for every build and not kept.
+    A caller that has some of it already may give it: `history` as read and confined
+    (`confine_build_keys`), `facts`, the `queue`. Facts not given are learned for every
+    build and not kept.
     """
-    history = confine_build_keys(read_history(store) if history is None else history)
+    history = confine_build_keys(read_history(store)) if history is None else history
     if facts is None:
         facts = learn_facts(store, history, max_log_reads=max_log_reads, save=False).table
     history = history.append_column("_row", pa.array(range(history.num_rows), pa.int64()))
-    jobs = read_queue(store).jobs
-    return Inputs(state=read_state(store), history=history, queue=to_table(list(jobs.values()), JobRow),
-                  claims=read_claims(store, jobs, now=now), workers=read_workers(store), facts=facts)
+    queue = queue if queue is not None else read_queue(store)
+    return Inputs(state=read_state(store), history=history, queue=queue.as_table(),
+                  claims=read_claims(store, queue.jobs, now=now), workers=read_workers(store), facts=facts)
 
 
 def read_state(store: Store) -> pa.Table:

@@ -39,7 +39,7 @@ from jobs.core.history import build_summaries
 from jobs.core.layout import PUBLISH_LOCK
 from jobs.core.lease import LeaseHeld, LeaseKeeper, LeaseLost, Leases
 from jobs.core.model import HistoryRow, JobRow, ResultRow, Status, build_id, from_table
-from jobs.core.queue import read_queue, update_queue
+from jobs.core.queue import QueueState, read_queue, update_queue
 from jobs.core.signing import SignatureError, add_signature, load_or_create_key, public_key_pem, verify_link
 from jobs.core.store import NotFound, Store
 from jobs.publish.compact import collect_orphans, compact, read_history_state
@@ -73,6 +73,7 @@ class PublishState:
     attestation_problems: dict[str, str] = field(default_factory=dict)  # build id -> why not countersigned
     public_keys: dict[str, list[str]] = field(default_factory=dict)  # the api/v0/public-keys document
     history: pa.Table | None = None  # the history this run left, as read and compacted
+    queue: QueueState | None = None  # the queue this run left
     pruned: int = 0  # result and claim objects of compacted builds deleted
 
     def line(self) -> str:
@@ -141,7 +142,8 @@ def _publish_locked(store: Store, config: RebuilderConfig, now: datetime, key: E
     requests, state.requests_rejected = load_requests(store, config)
     summaries = build_summaries(store) if requests else {}
     state_rows = current_state_rows(store) if any(r.verb != "drop" for r in requests) else []
-    rows = _unapplied(compacted.history.table, read_queue(store).jobs)
+    queue = read_queue(store)
+    rows = _unapplied(compacted.history.table, queue.jobs)
     outcome: list[tuple[ResultChanges, RequestChanges]] = []
 
     def change(jobs: dict[str, JobRow]) -> dict[str, JobRow]:
@@ -152,7 +154,7 @@ def _publish_locked(store: Store, config: RebuilderConfig, now: datetime, key: E
         return jobs
 
     _check(keeper)
-    update_queue(store, change, meta={"by": "publish"})
+    state.queue, _ = update_queue(store, change, meta={"by": "publish"}, current=queue)
     if outcome:
         state.queue_changes, state.request_changes = outcome[-1]
     for req in requests:

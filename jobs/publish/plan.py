@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import duckdb
 import pyarrow as pa
@@ -93,21 +93,21 @@ class ListRef:
 
     suite: SuiteKey
     name: str
+    # Derived once: a list's keys are asked for by each of its parts' pages.
+    base: str = field(init=False, compare=False, repr=False)  # its key without ".html" (whole or index page)
+    what: str = field(init=False, compare=False, repr=False)  # its feed name under the suite's feeds
 
-    @property
-    def base(self) -> str:
-        """The list's key without ".html" (its whole or its index page)."""
+    def __post_init__(self) -> None:
         kind, _, value = self.name.partition("/")
+        path = self.suite.path
         if kind == "status":
-            return urls.status_base(self.suite.path, Status(value))
-        if kind == "class":
-            return urls.class_base(self.suite.path, value)
-        return urls.names_base(self.suite.path)
-
-    @property
-    def what(self) -> str:
-        """The list's feed name under the suite's feeds."""
-        return self.base.removeprefix(f"suites/{self.suite.path}/")
+            base = urls.status_base(path, Status(value))
+        elif kind == "class":
+            base = urls.class_base(path, value)
+        else:
+            base = urls.names_base(path)
+        object.__setattr__(self, "base", base)
+        object.__setattr__(self, "what", base.removeprefix(f"suites/{path}/"))
 
     @property
     def page_key(self) -> str:
@@ -127,6 +127,17 @@ class ListPart:
     page: int
     count: int
     input: str  # digest of its rows, in display order
+    page_key: str = field(init=False, compare=False, repr=False)
+    feed_key: str = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.split:
+            page_key = f"{self.ref.base}/{self.stem}.html"
+            feed_key = urls.suite_feed(self.ref.suite.path, f"{self.ref.what}/{self.stem}")
+        else:
+            page_key, feed_key = self.ref.page_key, self.ref.feed_key
+        object.__setattr__(self, "page_key", page_key)
+        object.__setattr__(self, "feed_key", feed_key)
 
     @property
     def split(self) -> bool:
@@ -141,14 +152,6 @@ class ListPart:
     @property
     def stem(self) -> str:
         return self.bucket if self.page == 1 else f"{self.bucket}-{self.page}"
-
-    @property
-    def page_key(self) -> str:
-        return f"{self.ref.base}/{self.stem}.html" if self.split else self.ref.page_key
-
-    @property
-    def feed_key(self) -> str:
-        return urls.suite_feed(self.ref.suite.path, f"{self.ref.what}/{self.stem}") if self.split else self.ref.feed_key
 
 
 def setup(con: duckdb.DuckDBPyConnection, page_size: int | None = None) -> None:
@@ -170,8 +173,10 @@ def list_parts(con: duckdb.DuckDBPyConnection, suites: list[SuiteKey]) -> dict[L
             ref = ListRef(suite, f"status/{status.value}")
             lists[ref] = [ListPart(ref, "", 1, 0, hashlib.md5(b"").hexdigest())]
     filled: dict[ListRef, list[ListPart]] = defaultdict(list)
+    refs: dict[tuple[str, str | None, str | None, str, str], ListRef] = {}
     for d in _dicts(con, _PARTS):
-        ref = ListRef(SuiteKey(d["distro"], d["release"], d["component"], d["architecture"]), d["list"])
+        at = (d["distro"], d["release"], d["component"], d["architecture"], d["list"])
+        ref = refs.get(at) or refs.setdefault(at, ListRef(SuiteKey(*at[:4]), at[4]))
         filled[ref].append(ListPart(ref, d["bucket"], int(d["page"]), int(d["n"]), d["input"]))
     lists.update(filled)
     return lists
@@ -203,7 +208,7 @@ def part_rows(con: duckdb.DuckDBPyConnection, parts: list[ListPart]) -> dict[Lis
     out: dict[ListPart, list[PackageRow]] = {p: [] for p in parts}
     if not parts:
         return out
-    index = {(p.ref, p.bucket, p.page): p for p in parts}
+    index = {(p.ref.suite, p.ref.name, p.bucket, p.page): p for p in parts}
     con.register("wanted_parts", pa.Table.from_pylist(
         [{"distro": p.ref.suite.distro, "release": p.ref.suite.release, "component": p.ref.suite.component,
           "architecture": p.ref.suite.architecture, "list": p.ref.name, "bucket": p.bucket, "page": p.page}
@@ -223,7 +228,7 @@ def part_rows(con: duckdb.DuckDBPyConnection, parts: list[ListPart]) -> dict[Lis
         for d in _dicts(con, sql):
             lst, bucket, page = d.pop("_list"), d.pop("_bucket"), d.pop("_page")
             row = package_row(d)
-            out[index[(ListRef(row.suite, lst), bucket, page)]].append(row)
+            out[index[(row.suite, lst, bucket, page)]].append(row)
     finally:
         con.unregister("wanted_parts")
     return out

@@ -115,10 +115,11 @@ def publish(store: Store, config: RebuilderConfig, *, site_store: Store | None =
         trust = {k: "authorized" if source == "authorized_workers" else "enrolled"
                  for k, source in trusted_workers(store, config).sources.items()}
         target = site_store or store
-        inputs = load_inputs(store, now=now, history=history, facts=facts.table)
+        inputs = load_inputs(store, now=now, history=history, facts=facts.table, queue=state.queue)
+        previous = read_manifest(target, site_prefix)
         site = build_site(store, now=now, public_keys=state.public_keys, rebuilder_name=rebuilder_name,
-                          worker_trust=trust, previous=read_manifest(target, site_prefix), inputs=inputs)
-        summary.site = write_site(target, site, prefix=site_prefix)
+                          worker_trust=trust, previous=previous, inputs=inputs)
+        summary.site = write_site(target, site, prefix=site_prefix, previous=previous)
     finally:
         leases.release(lease)
     return summary

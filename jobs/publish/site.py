@@ -204,10 +204,12 @@ def _suites(b: _Builder, summaries: list[SuiteSummary], lists: dict[ListRef, lis
             parts = lists[ref]
             split = parts[0].split
             list_digest = _combine(suite_digest, ref.name, *(p.page_key for p in parts))
+            # Every part page of a list is in one directory: its links to the others are the same.
+            siblings = _links(parts, parts[0].page_key) if split else []
             for part in parts:
                 digest = _combine(list_digest, part.input)
                 if not b.keep_if_unchanged((part.page_key, part.feed_key), digest):
-                    todo.append((part, digest, summary, nav, parts if split else []))
+                    todo.append((part, digest, summary, nav, siblings))
             if split:
                 _list_index(b, summary, ref, parts, nav)
         _suite_page(b, summary, refs, nav)
@@ -226,6 +228,11 @@ def _suites(b: _Builder, summaries: list[SuiteSummary], lists: dict[ListRef, lis
             json_url=part.feed_key), HTML, Tier.LIST, input=digest))
 
 
+def _links(parts: list[ListPart], page: str) -> list[tuple[ListPart, str]]:
+    """Each part with its URL from `page` (or any page in the same directory)."""
+    return [(p, urls.relative(p.page_key, page)) for p in parts]
+
+
 def _list_index(b: _Builder, summary: SuiteSummary, ref: ListRef, parts: list[ListPart], nav: dict[str, Any]
                 ) -> None:
     """The index of a list cut into parts: each part with its count (rendered every run)."""
@@ -236,7 +243,8 @@ def _list_index(b: _Builder, summary: SuiteSummary, ref: ListRef, parts: list[Li
                                   "feed": urls.href(p.feed_key), "page_url": urls.href(p.page_key)} for p in parts])
     b.site.add(json_file(ref.feed_key, body, Tier.SUITE))
     b.site.add(SiteFile.content(ref.page_key, b.renderer.render(
-        "suite_list.html", ref.page_key, summary=summary, title=title, rows=None, nav=nav, parts=parts, part=None,
+        "suite_list.html", ref.page_key, summary=summary, title=title, rows=None, nav=nav,
+        parts=_links(parts, ref.page_key), part=None,
         list_key=ref.page_key, total=total, json_url=ref.feed_key), HTML, Tier.SUITE))
 
 

@@ -27,6 +27,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import NamedTuple
@@ -50,6 +52,7 @@ TEXT = "text/plain; charset=utf-8"
 CSS = "text/css; charset=utf-8"
 JS = "text/javascript; charset=utf-8"
 ATOM = "application/atom+xml"
+WRITERS = 8  # object writes in flight at once within one step (a store round trip or an fsync each)
 
 
 class Tier(IntEnum):
@@ -249,10 +252,30 @@ def _put(store: Store, source: Store, prefix: str, file: SiteFile) -> bool:
     return True
 
 
-def write_site(store: Store, site: Site, prefix: str = "site/", *, force: bool = False) -> WriteStats:
-    """Publish `site` under `prefix`: changed files tier by tier, then deletions, then the manifest."""
+def _each(items: Iterable[object], call: Callable[[object], object], writers: int) -> list[object]:
+    """`call` on every item, up to `writers` at once; the first error stops what has not started."""
+    items = list(items)
+    if writers <= 1 or len(items) < 2:
+        return [call(item) for item in items]
+    pool = ThreadPoolExecutor(max_workers=min(writers, len(items)), thread_name_prefix="site-write")
+    try:
+        results = list(pool.map(call, items))
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    return results
+
+
+def write_site(store: Store, site: Site, prefix: str = "site/", *, force: bool = False,
+               previous: Manifest | None = None, writers: int = WRITERS) -> WriteStats:
+    """Publish `site` under `prefix`: changed files tier by tier, then deletions, then the manifest.
+
+    `previous` is the manifest as `read_manifest` returned it (read again if not given);
+    within a step, up to `writers` objects are written at once.
+    """
     prefix = _prefix(prefix)
-    old = read_manifest(store, prefix)
+    old = previous if previous is not None else read_manifest(store, prefix)
     new = {**site.kept, **{key: Entry(f.digest, f.input) for key, f in site.files.items() if f.listed}}
     changed = [f for key, f in site.files.items()
                if force or not f.listed or key not in old.files or old.files[key].digest != f.digest]
@@ -262,12 +285,18 @@ def write_site(store: Store, site: Site, prefix: str = "site/", *, force: bool =
     if changed or vanished:
         pending = {"keys": sorted({f.key for f in changed} | set(vanished)), "builds_upto": old.builds_upto}
         store.put(prefix + PENDING, json.dumps(pending).encode(), content_type=JSON)
-    # Within a tier, files new to the site go first: an existing page may be about to link them.
+    # Step by step: a tier's files only link to files of earlier tiers, and within a tier the
+    # files new to the site go first (an existing page may be about to link them). Files of
+    # one step are independent of each other, so they are written concurrently.
+    steps: dict[tuple[Tier, bool], list[SiteFile]] = {}
     for file in sorted(changed, key=lambda f: (f.tier, f.key in old.files, f.key)):
-        if not _put(store, site.source, prefix, file):
-            new[file.key] = Entry("")  # retried by the next publish
-    for key in vanished:
-        store.delete(prefix + key)
+        steps.setdefault((file.tier, file.key in old.files), []).append(file)
+    for files in steps.values():
+        landed = _each(files, lambda f: _put(store, site.source, prefix, f), writers)  # type: ignore[arg-type]
+        for file, ok in zip(files, landed):
+            if not ok:
+                new[file.key] = Entry("")  # retried by the next publish
+    _each(vanished, lambda key: store.delete(prefix + key), writers)  # type: ignore[arg-type]
     if dirty:
         _write_manifest(store, prefix, new, salt=site.salt, builds_upto=builds_upto)
     if changed or vanished:

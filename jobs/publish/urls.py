@@ -8,6 +8,7 @@ names too long for one segment), and hrefs only through `href`, which URL-quotes
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from urllib.parse import quote
 
@@ -74,6 +75,7 @@ def paged(base: str, page: int) -> str:
     return f"{base}.html" if page == 1 else f"{base}-{page}.html"
 
 
+@functools.lru_cache(maxsize=4096)  # a few suites, asked for by every row of their lists
 def suite_path(distro: str, release: str | None, component: str | None, architecture: str) -> str:
     """The path of one suite (distro/release/component/architecture), "-" for a missing part."""
     return "/".join(segment(v) for v in (distro, release, component, architecture))

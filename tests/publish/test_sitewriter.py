@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from jobs.core.model import Status
-from jobs.core.store import LocalStore
+from jobs.core.store import LocalStore, StoreUnavailable
 from jobs.publish.sanitize import clean_report
 from jobs.publish.site import build_site
 from jobs.publish.sitewriter import MANIFEST_SCHEMA, Entry, Tier, read_manifest, write_site
-from tests.faults import FaultyStore, Killed
+from tests.faults import Fault, FaultyStore, Killed
 from tests.publish.sitefix import NOW, arch_world, sync_arch
 from tests.sync import alpm_builders as alpm
 
@@ -232,3 +235,42 @@ def test_tiers_of_the_site(world):
     assert tier[f"{SUITE}/BAD.html"] == tier["api/v0/pkgs/list"] == Tier.LIST
     assert tier[f"{SUITE}/index.html"] == Tier.SUITE
     assert tier["index.html"] == tier["api/v0/dashboard"] == tier["regressions.atom"] == Tier.TOP
+
+
+def test_writes_of_one_step_run_concurrently_and_a_failure_stops_the_later_tiers(world, tmp_path):
+    """Files of one tier are written several at once; a failed write leaves later tiers unwritten."""
+    site = make_site(world)
+    active, most, lock = [0], [0], threading.Lock()
+
+    def overlapping(op, key):
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        time.sleep(0.05)
+        with lock:
+            active[0] -= 1
+
+    slow = FaultyStore(LocalStore(tmp_path / "slow", fsync=False),
+                       faults=[Fault("call", op="put", key="site/packages/*", callback=overlapping, times=0)])
+    write_site(slow, site)
+    assert most[0] > 1  # leaf writes overlapped
+    assert_published(slow.store, site)
+
+    failing = FaultyStore(world.store, faults=[Fault("fail", op="put", key="site/packages/*", nth=2)])
+    with pytest.raises(StoreUnavailable):
+        write_site(failing, site)
+    tiers = {site.files[k].tier for _, k in ((op, key.removeprefix("site/")) for op, key in failing.landed)
+             if k in site.files}
+    assert tiers == {Tier.LEAF}  # nothing that links to a leaf was written
+    assert not any(k == "site/_manifest.parquet" for _, k in failing.landed)
+    write_site(world.store, make_site(world))  # the next publish finishes it
+    assert_published(world.store, make_site(world))
+
+
+def test_one_writer_writes_in_key_order_and_publishes_the_same(world, tmp_path):
+    site = make_site(world)
+    serial = FaultyStore(LocalStore(tmp_path / "serial", fsync=False))
+    write_site(serial, site, writers=1)
+    order = puts(serial)[1:-1]
+    assert order == [f.key for f in sorted(site.files.values(), key=lambda f: (f.tier, False, f.key))]
+    assert_published(serial.store, site)
