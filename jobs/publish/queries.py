@@ -58,12 +58,14 @@ CREATE TEMP TABLE art AS
 SELECT build_id, name, min(status) AS artifact_status  -- a name listed twice: BAD sorts first
 FROM (SELECT build_id, unnest(artifacts, recursive := true) FROM hist) GROUP BY build_id, name;
 
-CREATE TEMP TABLE latest AS
-SELECT * FROM hist QUALIFY row_number() OVER (PARTITION BY job_id ORDER BY built_at DESC, attempt DESC) = 1;
-
 CREATE TEMP TABLE cur AS
 SELECT DISTINCT distro, release, component, architecture, artifact_name AS name, artifact_version AS version,
        artifact_architecture, artifact_url, source_name, source_version, job_id FROM state;
+
+-- The latest build of each current job (an aggregate, not a window over the whole history).
+CREATE TEMP TABLE latest AS
+SELECT * FROM hist WHERE build_id IN (
+    SELECT max_by(build_id, (built_at, attempt)) FROM hist WHERE job_id IN (SELECT job_id FROM cur) GROUP BY job_id);
 
 CREATE TEMP TABLE pkgs AS
 WITH j AS (

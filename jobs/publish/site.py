@@ -192,7 +192,7 @@ def _suites(b: _Builder, summaries: list[SuiteSummary], lists: dict[ListRef, lis
     for ref in lists:
         by_suite[ref.suite].append(ref)
     order = {"status": 0, "names": 1, "class": 2}
-    todo: list[tuple[ListPart, str, SuiteSummary, dict[str, Any], list[ListPart]]] = []
+    todo: list[tuple[ListPart, str, SuiteSummary, dict[str, Any], tuple[ListPart | None, ListPart | None]]] = []
     for summary in summaries:
         refs = sorted(by_suite[summary.suite], key=lambda r: (order[r.name.partition("/")[0]],
                                                                 [s.value for s in STATUS_LISTS].index(
@@ -203,18 +203,19 @@ def _suites(b: _Builder, summaries: list[SuiteSummary], lists: dict[ListRef, lis
         for ref in refs:
             parts = lists[ref]
             split = parts[0].split
-            list_digest = _combine(suite_digest, ref.name, *(p.page_key for p in parts))
-            # Every part page of a list is in one directory: its links to the others are the same.
-            siblings = _links(parts, parts[0].page_key) if split else []
-            for part in parts:
-                digest = _combine(list_digest, part.input)
+            # A part page links the list's index and its neighbours only, so a part appearing
+            # or going (a prefix cut one character deeper) rewrites its neighbours, not the list.
+            for i, part in enumerate(parts):
+                around = (parts[i - 1] if i > 0 else None, parts[i + 1] if i + 1 < len(parts) else None)
+                digest = _combine(suite_digest, ref.name, part.page_key, part.input,
+                                  *(p.page_key if p is not None else "" for p in around))
                 if not b.keep_if_unchanged((part.page_key, part.feed_key), digest):
-                    todo.append((part, digest, summary, nav, siblings))
+                    todo.append((part, digest, summary, nav, around))
             if split:
                 _list_index(b, summary, ref, parts, nav)
         _suite_page(b, summary, refs, nav)
     rows = plan.part_rows(b.con, [t[0] for t in todo])
-    for part, digest, summary, nav, siblings in todo:
+    for part, digest, summary, nav, (before, after) in todo:
         kind, title, extra = _title(part.ref)
         part_rows = rows[part]
         if part.split:
@@ -223,14 +224,9 @@ def _suites(b: _Builder, summaries: list[SuiteSummary], lists: dict[ListRef, lis
         body = feeds.list_feed(kind, summary, part_rows, b.now, **extra)
         b.site.add(json_file(part.feed_key, body, Tier.LIST, input=digest))
         b.site.add(SiteFile.content(part.page_key, b.renderer.render(
-            "suite_list.html", part.page_key, summary=summary, title=title, rows=part_rows, nav=nav,
-            parts=siblings, part=part if part.split else None, list_key=part.ref.page_key, total=part.count,
-            json_url=part.feed_key), HTML, Tier.LIST, input=digest))
-
-
-def _links(parts: list[ListPart], page: str) -> list[tuple[ListPart, str]]:
-    """Each part with its URL from `page` (or any page in the same directory)."""
-    return [(p, urls.relative(p.page_key, page)) for p in parts]
+            "suite_list.html", part.page_key, summary=summary, title=title, rows=part_rows, nav=nav, parts=[],
+            part=part if part.split else None, before=before, after=after, list_key=part.ref.page_key,
+            total=part.count, json_url=part.feed_key), HTML, Tier.LIST, input=digest))
 
 
 def _list_index(b: _Builder, summary: SuiteSummary, ref: ListRef, parts: list[ListPart], nav: dict[str, Any]
@@ -243,8 +239,8 @@ def _list_index(b: _Builder, summary: SuiteSummary, ref: ListRef, parts: list[Li
                                   "feed": urls.href(p.feed_key), "page_url": urls.href(p.page_key)} for p in parts])
     b.site.add(json_file(ref.feed_key, body, Tier.SUITE))
     b.site.add(SiteFile.content(ref.page_key, b.renderer.render(
-        "suite_list.html", ref.page_key, summary=summary, title=title, rows=None, nav=nav,
-        parts=_links(parts, ref.page_key), part=None,
+        "suite_list.html", ref.page_key, summary=summary, title=title, rows=None, nav=nav, parts=parts, part=None,
+        before=None, after=None,
         list_key=ref.page_key, total=total, json_url=ref.feed_key), HTML, Tier.SUITE))
 
 

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from jobs.core.model import SegmentError, Status, safe_segment
 
-PAGE_SIZE = 200  # most rows of one list part (jobs.publish.plan): small, so one change rewrites little
+PAGE_SIZE = 100  # most rows of one list part (jobs.publish.plan): small, so one change rewrites little
 
 # v0 paths rebuilderd's consumers build themselves (reference §2.5, §9)
 PKGS_LIST = "api/v0/pkgs/list"

@@ -16,7 +16,7 @@ from jobs.core.store import open_store
 from jobs.core.store.base import check_key
 from jobs.publish import urls
 from jobs.publish.site import build_site
-from jobs.publish.sitewriter import write_site
+from jobs.publish.sitewriter import read_manifest, write_site
 from tests.publish.sitefix import NOW, Results, arch_world, enrol_worker, state_row, write_state
 
 VOID = {"meta", "link", "br", "img", "input", "hr", "wbr", "source", "col", "area", "base", "embed", "track"}
@@ -172,7 +172,23 @@ def test_long_lists_are_cut_by_name_prefix(world, monkeypatch):
     assert "packages" not in feed and sum(p["count"] for p in feed["parts"]) == 12 == feed["count"]
     part = json.loads(site.files["api/v1/suites/archlinux/-/extra/x86_64/UNKWN/a.json"].data)
     assert [r["name"] for r in part["packages"]] == ["A2", "a1"] and part["kind"] == "suite-status-part"
+    # A part links the list's index and its neighbours, not every other part.
+    b2 = site.files[f"{base}/b2.html"].data.decode()
+    assert {k for k in targets(f"{base}/b2.html", b2) if k.startswith(base)} == \
+        {f"{base}.html", f"{base}/b1.html", f"{base}/b3.html"}
+    first = site.files[f"{base}/a.html"].data.decode()
+    assert {k for k in targets(f"{base}/a.html", first) if k.startswith(base)} == {f"{base}.html", f"{base}/b1.html"}
     check_site(site)
+
+    # A new part rewrites itself and its neighbours; the other parts are not even rendered.
+    write_site(world.store, site)
+    write_state(world.store, "more", [state_row(n, component="extra") for n in [*names, "d1"]])
+    again = render(world, previous=read_manifest(world.store))
+    rendered = {k for k in again.files if k.startswith(f"{base}/")}
+    assert rendered == {f"{base}/{p}.html" for p in ("c", "d", "samepr")}
+    published = set(again.files) | set(again.kept)
+    for key in rendered:
+        assert targets(key, again.files[key].data.decode()) <= published, key
 
 
 def hostile_world(tmp_path: Path):
