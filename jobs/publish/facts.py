@@ -78,19 +78,25 @@ def _failure_class(store: Store, row: dict, reads: list[int], max_log_reads: int
     return (found or classify(status, row["reason"]) or FailureClass.UNKNOWN).value
 
 
+def unlearned(history: pa.Table, kept: pa.Table) -> pa.Table:
+    """The rows of `history` whose build the facts `kept` do not know yet."""
+    return history.filter(pc.invert(pc.is_in(history.column("build_id"), value_set=kept.column("build_id"))))
+
+
 def learn_facts(store: Store, history: pa.Table, *, countersigned: set[str] | None = None,
                 problems: dict[str, str] | None = None, max_log_reads: int = 2000, save: bool = True,
-                kept: pa.Table | None = None) -> Facts:
+                kept: pa.Table | None = None, new: pa.Table | None = None) -> Facts:
     """The facts of every build of `history` (confined keys), learning only the builds not kept yet.
 
     `countersigned`: the builds new to the facts that have a countersigned attestation
     (None: ask the store); `problems`: why a worker's attestation was not countersigned (it
-    is then not published at all); `kept`: the facts as `read_facts` returned them.
+    is then not published at all); `kept`: the facts as `read_facts` returned them; `new`:
+    `unlearned(history, kept)`, if the caller has it. The history only grows, so every kept
+    fact is of one of its builds (a stray one would be harmless: facts are joined to builds).
     """
     problems = problems or {}
     kept = read_facts(store) if kept is None else kept
-    known = kept.filter(pc.is_in(kept.column("build_id"), value_set=history.column("build_id")))
-    new = history.filter(pc.invert(pc.is_in(history.column("build_id"), value_set=kept.column("build_id"))))
+    new = unlearned(history, kept) if new is None else new
     rows, reads, seen = [], [0], set()
     for row in new.select(["build_id", "status", "reason", "log_key", "diffoscope_key"]).to_pylist():
         if row["build_id"] in seen:
@@ -107,10 +113,9 @@ def learn_facts(store: Store, history: pa.Table, *, countersigned: set[str] | No
         rows.append({"build_id": row["build_id"], "failure_class": _failure_class(store, row, reads, max_log_reads),
                      "diffoscope_html_key": html, "countersigned": signed,
                      "attestation_problem": None if signed else problems.get(row["build_id"])})
-    table = pa.concat_tables([known, pa.Table.from_pylist(rows, schema=SCHEMA)]) if rows else known
+    table = pa.concat_tables([kept, pa.Table.from_pylist(rows, schema=SCHEMA)]) if rows else kept
     if rows and save:
         sink = pa.BufferOutputStream()
-        pq.write_table(pa.concat_tables([kept, pa.Table.from_pylist(rows, schema=SCHEMA)]), sink,
-                       compression="zstd")
+        pq.write_table(table, sink, compression="zstd")
         store.put(FACTS_KEY, sink.getvalue().to_pybytes(), content_type="application/vnd.apache.parquet")
     return Facts(table, len(rows))

@@ -191,7 +191,9 @@ SELECT distro, day, CAST(sum(n) FILTER (WHERE st = 'GOOD') AS BIGINT) AS good,
 FROM cum JOIN totals USING (distro) WHERE day >= $since GROUP BY distro, day ORDER BY distro, day"""
 
 _REGRESSIONS = f"""WITH b AS (
-    SELECT *, lag(status) OVER (PARTITION BY distro, architecture, source_name ORDER BY built_at, attempt) AS previous
+    SELECT distro, architecture, source_name, source_version, build_id, status, built_at, reason, failure_class,
+        v0_id, log_key, diffoscope_key, diffoscope_html_key, has_attestation,
+        lag(status) OVER (PARTITION BY distro, architecture, source_name ORDER BY built_at, attempt) AS previous
     FROM hist)
 SELECT distro, architecture, source_name, source_version, build_id, status, previous, built_at, reason, failure_class,
     EXISTS (SELECT 1 FROM names n WHERE n.distro = b.distro AND n.name = b.source_name) AS has_page, {_HIST_LINKS}

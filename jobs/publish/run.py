@@ -29,7 +29,7 @@ from jobs.core.lease import LeaseHeld, Leases
 from jobs.core.model import HistoryRow, Status, from_table
 from jobs.core.signing import load_or_create_key
 from jobs.core.store import NotFound, Store
-from jobs.publish.facts import attestation_key, learn_facts, read_facts
+from jobs.publish.facts import attestation_key, learn_facts, read_facts, unlearned
 from jobs.publish.inputs import confine_build_keys, load_inputs
 from jobs.publish.job import PublishState, countersign, publish_state
 from jobs.publish.site import build_site
@@ -57,22 +57,22 @@ class PublishSummary:
         return line
 
 
-def countersigned_attestations(store: Store, config: RebuilderConfig, state: PublishState, history: pa.Table,
-                                kept: pa.Table) -> tuple[set[str], dict[str, str]]:
+def countersigned_attestations(store: Store, config: RebuilderConfig, state: PublishState, new: pa.Table
+                                ) -> tuple[set[str], dict[str, str]]:
     """Keep the countersignatures `publish_state` made and make those a killed run missed.
 
-    Only builds new to the site's facts (`kept`) are looked at: older ones were settled
-    when they were new. Returns the ids of those new builds that have a countersigned
-    attestation under `history/attestations/`, and why the others were refused.
+    Only the history rows new to the site's facts (`new`: `facts.unlearned`) are looked
+    at: older ones were settled when they were new. Returns the ids of those new builds
+    that have a countersigned attestation under `history/attestations/`, and why the
+    others were refused.
     """
     problems = dict(state.attestation_problems)
     for build_id, link in state.countersigned.items():
         store.put(attestation_key(build_id), json.dumps(link, sort_keys=True).encode(),
                   content_type="application/json")
     signed = set(state.countersigned)
-    new = history.filter(pc.and_(pc.and_(pc.equal(history.column("status"), Status.GOOD.value),
-                                         pc.is_valid(history.column("attestation_key"))),
-                                 pc.invert(pc.is_in(history.column("build_id"), value_set=kept.column("build_id")))))
+    new = new.filter(pc.and_(pc.equal(new.column("status"), Status.GOOD.value),
+                             pc.is_valid(new.column("attestation_key"))))
     missing = []
     for row in from_table(new, HistoryRow):
         if row.build_id in signed:
@@ -110,8 +110,9 @@ def publish(store: Store, config: RebuilderConfig, *, site_store: Store | None =
     try:
         history = confine_build_keys(state.history if state.history is not None else read_history(store))
         kept = read_facts(store)
-        signed, problems = countersigned_attestations(store, config, state, history, kept)
-        facts = learn_facts(store, history, countersigned=signed, problems=problems, kept=kept)
+        new = unlearned(history, kept)
+        signed, problems = countersigned_attestations(store, config, state, new)
+        facts = learn_facts(store, history, countersigned=signed, problems=problems, kept=kept, new=new)
         trust = {k: "authorized" if source == "authorized_workers" else "enrolled"
                  for k, source in trusted_workers(store, config).sources.items()}
         target = site_store or store
