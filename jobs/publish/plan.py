@@ -59,9 +59,11 @@ FROM names n JOIN parts p USING (distro, name) GROUP BY ALL ORDER BY n.distro, n
 
 def _members_sql(page_size: int) -> str:
     suite = "distro, release, component, architecture"
-    counts = ",\n".join(f"count(*) OVER (PARTITION BY {suite}, list, left(norm, {k})) AS c{k}"
+    # Prefix counts from the counts per six-character prefix (a window over the groups,
+    # not six over every row).
+    counts = ",\n".join(f"sum(n) OVER (PARTITION BY {suite}, list, left(p, {k})) AS c{k}"
                         for k in range(1, MAX_DEPTH + 1))
-    cases = " ".join(f"WHEN c{k} <= {page_size} THEN left(norm, {k})" for k in range(1, MAX_DEPTH + 1))
+    cases = " ".join(f"WHEN c{k} <= {page_size} THEN left(p, {k})" for k in range(1, MAX_DEPTH + 1))
     return f"""
 CREATE TEMP TABLE members AS
 WITH m AS (
@@ -70,12 +72,17 @@ WITH m AS (
     UNION ALL SELECT rid, {suite}, 'names', name, version, artifact_architecture, artifact_url, h FROM pkgh
     UNION ALL SELECT rid, {suite}, 'class/' || failure_class, name, version, artifact_architecture, artifact_url, h
     FROM pkgh WHERE failure_class IS NOT NULL),
-n AS (SELECT *, regexp_replace(lower(name), '[^a-z0-9]', '_', 'g') AS norm FROM m),
-c AS (SELECT *, count(*) OVER (PARTITION BY {suite}, list) AS total,
+n AS (SELECT *, left(regexp_replace(lower(name), '[^a-z0-9]', '_', 'g'), {MAX_DEPTH}) AS p FROM m),
+g AS (SELECT {suite}, list, p, count(*) AS n FROM n GROUP BY ALL),
+c AS (SELECT {suite}, list, p, sum(n) OVER (PARTITION BY {suite}, list) AS total,
 {counts}
-      FROM n),
-b AS (SELECT rid, {suite}, list, name, version, artifact_architecture, artifact_url, h,
-             CASE WHEN total <= {page_size} THEN '' {cases} ELSE left(norm, {MAX_DEPTH}) END AS bucket FROM c)
+      FROM g),
+k AS (SELECT {suite}, list, p, CASE WHEN total <= {page_size} THEN '' {cases} ELSE p END AS bucket FROM c),
+b AS (SELECT n.rid, n.distro, n.release, n.component, n.architecture, n.list, n.name, n.version,
+             n.artifact_architecture, n.artifact_url, n.h, k.bucket
+      FROM n JOIN k ON n.distro = k.distro AND n.release IS NOT DISTINCT FROM k.release
+          AND n.component IS NOT DISTINCT FROM k.component AND n.architecture = k.architecture
+          AND n.list = k.list AND n.p = k.p)
 SELECT *, CAST((row_number() OVER (PARTITION BY {suite}, list, bucket
                                    ORDER BY name, version, artifact_architecture, artifact_url, rid) - 1)
                // {page_size} AS INTEGER) + 1 AS page
