@@ -38,20 +38,22 @@ MAX_DEPTH = 6
 _SETUP = """
 CREATE TEMP TABLE pkgh AS SELECT row_number() OVER () AS rid, p.*, hash(p) AS h FROM pkgs p;
 
-CREATE TEMP TABLE histh AS SELECT build_id, hash(h) AS h FROM hist h;
+CREATE TEMP TABLE histh AS SELECT distro, source_name, job_id, build_id, hash(h) AS h FROM hist h;
 """
 
 _DIGEST = ("CAST(count(*) AS VARCHAR) || ':' || CAST(sum(CAST({h} AS HUGEINT)) AS VARCHAR) || ':' "
            "|| CAST(bit_xor({h}) AS VARCHAR)")
 
+# A build's links to names, deduplicated by its hash (distinct builds are distinct rows)
+# rather than by its build id: the hash is a number, and no join back to it is needed.
 _PAGE_INPUTS = """WITH links AS (
-    SELECT distro, source_name AS name, build_id FROM hist
-    UNION SELECT h.distro, a.name, h.build_id FROM hist h JOIN art a USING (build_id)
-    UNION SELECT h.distro, c.name, h.build_id FROM hist h JOIN (SELECT DISTINCT job_id, name FROM cur) c USING (job_id)),
+    SELECT distro, source_name AS name, h FROM histh
+    UNION SELECT hh.distro, a.name, hh.h FROM histh hh JOIN art a USING (build_id)
+    UNION SELECT hh.distro, c.name, hh.h FROM histh hh JOIN (SELECT DISTINCT job_id, name FROM cur) c USING (job_id)),
 parts AS (
     SELECT distro, name, h FROM pkgh
     UNION ALL SELECT distro, source_name, h FROM pkgh WHERE source_name <> name
-    UNION ALL SELECT l.distro, l.name, hh.h FROM links l JOIN histh hh USING (build_id))
+    UNION ALL SELECT distro, name, h FROM links)
 SELECT n.distro, n.name, {digest} AS input
 FROM names n JOIN parts p USING (distro, name) GROUP BY ALL ORDER BY n.distro, n.name""".format(
     digest=_DIGEST.format(h="p.h"))
