@@ -22,7 +22,6 @@ import pyarrow.compute as pc
 
 from jobs.core.model import Status
 from jobs.publish.classify import FailureClass
-from jobs.publish.feeds import naive
 from jobs.publish.inputs import Inputs
 from jobs.publish.rows import (
     ActiveBuild,
@@ -103,10 +102,17 @@ _PACKAGE_COLUMNS = f"""{_KEY}, name, version, artifact_architecture, artifact_ur
 _PACKAGES = f"""SELECT {_PACKAGE_COLUMNS}
 FROM pkgs ORDER BY {_ORDER}, name, version, artifact_architecture, artifact_url"""
 
-_PKGS_LIST_V0 = f"""SELECT name, version, CASE WHEN status = 'FAIL' THEN 'BAD' ELSE status END AS status, distro,
-    coalesce(component, '') AS suite, artifact_architecture AS architecture, artifact_url, v0_id AS build_id,
-    built_at, has_diffoscope, has_attestation
-FROM pkgs ORDER BY {_ORDER}, name, version, artifact_architecture, artifact_url"""
+_V0_COLUMNS = ("name, version, status, distro, suite, architecture, artifact_url, build_id, built_at, has_diffoscope, "
+               "has_attestation")
+# rebuilderd's PkgRelease fields in its order; built_at as its NaiveDateTime (feeds.naive).
+# The same binary in two releases is one v0 record (v0 has no release): the first is kept.
+_PKGS_LIST_V0 = f"""SELECT {_V0_COLUMNS} FROM (
+    SELECT name, version, CASE WHEN status = 'FAIL' THEN 'BAD' ELSE status END AS status, distro,
+        coalesce(component, '') AS suite, artifact_architecture AS architecture, artifact_url, v0_id AS build_id,
+        strftime(built_at, '%Y-%m-%dT%H:%M:%S.%f') AS built_at, has_diffoscope, has_attestation,
+        row_number() OVER (ORDER BY {_ORDER}, name, version, artifact_architecture, artifact_url) AS pos
+    FROM pkgs)
+QUALIFY row_number() OVER (PARTITION BY {_V0_COLUMNS} ORDER BY pos) = 1 ORDER BY pos"""
 
 _SAME_SUITE = """a.distro = b.distro AND a.release IS NOT DISTINCT FROM b.release
     AND a.component IS NOT DISTINCT FROM b.component AND a.architecture = b.architecture"""
@@ -258,15 +264,7 @@ def packages(con: duckdb.DuckDBPyConnection) -> list[PackageRow]:
 
 def pkgs_list_v0(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     """`api/v0/pkgs/list` records straight from the query (see `feeds.pkgs_list`), duplicates dropped."""
-    seen, out = set(), []
-    for d in _dicts(con, _PKGS_LIST_V0):
-        d["built_at"] = naive(d["built_at"])
-        d["has_diffoscope"], d["has_attestation"] = bool(d["has_diffoscope"]), bool(d["has_attestation"])
-        key = tuple(d.values())
-        if key not in seen:
-            seen.add(key)
-            out.append(d)
-    return out
+    return con.sql(_PKGS_LIST_V0).to_arrow_table().to_pylist()
 
 
 def suites(con: duckdb.DuckDBPyConnection) -> list[SuiteSummary]:

@@ -184,3 +184,26 @@ def test_workers_are_every_key_seen_with_their_trust(world):
     assert only.builds == 6 and only.last_seen == NOW - timedelta(minutes=5)  # its live claim, newer than builds
     (trusted,) = site_data(world.store, trust={WORKER_KEY: "enrolled"}).worker_rows
     assert trusted.trust == "enrolled"
+
+
+def test_the_v0_list_query_gives_the_records_feeds_makes_from_rows(world):
+    """`pkgs_list_v0` (records straight from DuckDB) == `feeds.pkgs_list` over the package rows."""
+    from jobs.publish import feeds, queries
+
+    # The same binary in two releases (one v0 record), and a build time with microseconds.
+    write_state(world.store, "twice", [state_row("dup", release=r, distro="debian", component="main", arch="amd64")
+                                       for r in ("bookworm", "trixie")])
+    results = world.results
+    results.add(world.rows["qux"], 1, Status.GOOD, built_at=NOW.replace(microsecond=123456))
+    results.compact()
+    con = queries.connect(load_inputs(world.store, now=NOW), set())
+    try:
+        records = queries.pkgs_list_v0(con)
+        expected = feeds.pkgs_list(queries.packages(con))
+    finally:
+        con.close()
+    assert records == expected
+    assert [r["name"] for r in records].count("dup") == 1
+    assert {r["built_at"] for r in records if r["name"] == "qux"} == {NOW.replace(tzinfo=None, microsecond=123456)
+                                                                     .isoformat(timespec="microseconds")}
+    assert any(r["built_at"] is None for r in records)  # never built
