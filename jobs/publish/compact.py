@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from jobs.core.errors import TransientError
 from jobs.core.history import PREFIX
@@ -50,6 +51,14 @@ class HistoryState:
     pointer: PointerValue | None
     etag: str | None
     known_ids: frozenset[str] | None = field(default=None, repr=False, compare=False)  # build_ids(), if known
+
+    def holding(self, ids: Iterable[str]) -> set[str]:
+        """Those of `ids` this history holds (a few ids against a million rows, in Arrow)."""
+        wanted = pa.array(sorted(set(ids)), pa.string())
+        if len(wanted) == 0 or self.table.num_rows == 0:
+            return set()
+        column = self.table.column("build_id")
+        return set(column.filter(pc.is_in(column, value_set=wanted)).to_pylist())
 
     def build_ids(self) -> frozenset[str]:
         """Every build id in this version of the history (a million rows: computed once)."""

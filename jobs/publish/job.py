@@ -24,7 +24,8 @@ import logging
 import os
 import re
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -128,7 +129,7 @@ def _check(keeper: LeaseKeeper) -> None:
 def _publish_locked(store: Store, config: RebuilderConfig, now: datetime, key: Ed25519PrivateKey,
                     keeper: LeaseKeeper) -> PublishState:
     history = read_history_state(store)
-    collected = collect(store, config, already=history.build_ids())
+    collected = collect(store, config, already=history.holding)
     state = PublishState(accepted=collected.accepted, rejected=collected.rejected,
                          untrusted_workers=collected.trust.refused, trust_note=collected.trust.note,
                          public_keys=rebuilder_keys(store, key))
@@ -165,7 +166,7 @@ def _publish_locked(store: Store, config: RebuilderConfig, now: datetime, key: E
         state.countersigned, state.attestation_problems = countersign(
             store, key, [a.row for a in collected.accepted], collected.trust.keys)
     _check(keeper)
-    state.pruned = prune(store, collected.compacted, compacted.history.build_ids(), now=now,
+    state.pruned = prune(store, collected.compacted, compacted.history.holding, now=now,
                          settle=config.lease.ttl + config.lease.clock_skew)
     collect_orphans(store)
     return state
@@ -191,7 +192,8 @@ def rebuilder_keys(store: Store, key: Ed25519PrivateKey) -> dict[str, list[str]]
     return {"current": [current] + [k for k in known if k != current]}
 
 
-def prune(store: Store, compacted_results: list[str], history_ids: set[str], *, now: datetime,
+def prune(store: Store, compacted_results: list[str],
+          history_ids: AbstractSet[str] | Callable[[list[str]], AbstractSet[str]], *, now: datetime,
           settle: float) -> int:
     """Delete the result and claim objects of builds the history holds; returns how many.
 
@@ -206,8 +208,10 @@ def prune(store: Store, compacted_results: list[str], history_ids: set[str], *, 
     for key in compacted_results:
         store.delete(key)
         removed += 1
-    for info in store.list("claims/"):
-        match = _CLAIM.fullmatch(info.key)
+    listed = [(info, _CLAIM.fullmatch(info.key)) for info in store.list("claims/")]
+    if callable(history_ids):  # HistoryState.holding: asked for the claimed builds only
+        history_ids = history_ids([build_id(m.group(1), int(m.group(2))) for _, m in listed if m is not None])
+    for info, match in listed:
         if match is None or build_id(match.group(1), int(match.group(2))) not in history_ids:
             continue
         if info.last_modified is not None and (now - info.last_modified).total_seconds() < settle:

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -190,13 +192,20 @@ def _verify(doc: Any, trusted: dict[str, Ed25519PublicKey]) -> tuple[dict[str, A
         raise _Reject(reason, exc.message) from None
 
 
-def collect(store: Store, config: RebuilderConfig, *, already: set[str]) -> Collected:
-    """Verify every result not compacted yet (build ids in `already` are skipped unread)."""
+def collect(store: Store, config: RebuilderConfig, *,
+            already: AbstractSet[str] | Callable[[list[str]], AbstractSet[str]]) -> Collected:
+    """Verify every result not compacted yet (build ids in `already` are skipped unread).
+
+    `already` is a set of build ids, or a function returning those of the given ids that
+    are compacted (`HistoryState.holding`).
+    """
     trust = trusted_workers(store, config)
     leases = Leases(store, ttl=config.lease.ttl, clock_skew=config.lease.clock_skew)
     out = Collected([], [], trust)
-    for info in store.list("results/"):
-        match = _RESULT_KEY.fullmatch(info.key)
+    listed = [(info, _RESULT_KEY.fullmatch(info.key)) for info in store.list("results/")]
+    if callable(already):
+        already = already([build_id(m.group(1), int(m.group(2))) for _, m in listed if m is not None])
+    for info, match in listed:
         if match is None:
             out.rejected.append(Rejected(info.key, Reason.BAD_KEY, "not results/<job-id>/<attempt>.json"))
             continue

@@ -96,6 +96,9 @@ def test_compaction_appends_each_build_once(store):
     manifest = json.loads(store.get(Pointer(store, "history").read()[0].target).data)
     assert manifest == {"schema": "rebuilder.history-manifest/1", "parts": history_parts(store), "rows": 3}
     assert build_summaries(store)[jid(1)].status is Status.FAIL
+    state = again.history
+    assert state.holding([f"{jid(0)}-1", f"{jid(2)}-1", f"{jid(9)}-1", f"{jid(0)}-1"]) == {f"{jid(0)}-1", f"{jid(2)}-1"}
+    assert state.holding([]) == set() and state.build_ids() == set(history_ids(store))
 
 
 def test_many_parts_are_merged_into_one(store, monkeypatch):
