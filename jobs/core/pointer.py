@@ -99,6 +99,19 @@ class Pointer:
                     self.store.delete(old)  # only after the pointer moved past it
         return value
 
+    def annotate(self, meta: dict[str, Any], current: PointerValue, etag: str) -> PointerValue:
+        """New metadata for the same target if the pointer is still at `etag`; PreconditionFailed if it moved."""
+        value = PointerValue(target=current.target, generation=current.generation + 1,
+                             updated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                             meta=meta, retained=current.retained)
+        try:
+            self.store.put_if_match(self.key, value.to_bytes(), etag, content_type="application/json")
+        except PreconditionFailed:
+            now, _ = self.read()  # a retried request whose first answer was lost (see `advance`)
+            if now is None or (now.target, now.generation, now.meta) != (value.target, value.generation, meta):
+                raise
+        return value
+
     def collect_orphans(self, *, min_age_seconds: float = 86400.0) -> list[str]:
         """Delete objects under the prefix that no pointer names (left by killed jobs) once old."""
         current, _ = self.read()

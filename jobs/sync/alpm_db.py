@@ -10,13 +10,11 @@ package name, a desc too large or invalid.
 
 from __future__ import annotations
 
-import gc
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from urllib.parse import quote
 
 from jobs.sync.alpm_desc import Desc, InvalidDesc, parse_desc
+from jobs.sync.gcpause import cyclic_gc_paused
 from jobs.sync.records import BinaryEntry, Skipped
 from jobs.sync.tar_members import DEFAULT_MAX_UNPACKED, TarMembers
 
@@ -44,7 +42,7 @@ def parse_db(data: bytes, *, repo: str, base_url: str, location: str,
     def want(path: bytes, size: int) -> bool:  # only bytes that will be parsed are read
         return path.endswith(b"/desc") and path not in seen and size <= MAX_DESC_BYTES
 
-    with _cyclic_gc_paused(), TarMembers(data, location=location, max_unpacked=max_unpacked) as archive:
+    with cyclic_gc_paused(), TarMembers(data, location=location, max_unpacked=max_unpacked) as archive:
         for member in archive.members(want):
             path, problem = _member_name(member.path)
             if problem:
@@ -81,19 +79,6 @@ def parse_db(data: bytes, *, repo: str, base_url: str, location: str,
             filename=desc.filename, sha256=desc.sha256, size=desc.csize, component=repo,
             maintainers=(desc.packager,)))
     return entries, skipped
-
-
-@contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector: a db makes ~100,000 small acyclic objects, and the
-    collector would walk them again and again (measured: 10-15% of a 15,000-package parse)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _quoted(filename: str) -> str:

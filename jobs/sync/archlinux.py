@@ -128,4 +128,5 @@ def read_index(profile: SyncProfile, fetcher: Fetcher, *,
             result.inputs.extend(group(select(profile, entries), distro=profile.distro, architecture=arch,
                                        backend=profile.distro))
             result.sources[db_url] = fetched.sha256
+            result.validators[db_url] = fetched.validator
     return result

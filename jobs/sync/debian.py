@@ -86,6 +86,8 @@ def read_index(profile: SyncProfile, fetcher: Fetcher, *, now: datetime | None =
         dist = fetch_release(fetcher, f"{mirror}/dists/{quote(release.name, safe='/+~')}", release.name,
                              keyring=profile.keyring, now=now)
         result.sources[dist.inrelease_url] = dist.sha256
+        result.validators[dist.inrelease_url] = dist.validator
+        result.expires(dist.valid_until)
         components = [c for c in profile.components if _has_component(dist, c)]
         archs = [a for a in profile.architectures if _has_architecture(dist, a)]
         packages = _read_sources(components, dist, fetcher, release.name, result, max_index_bytes)

@@ -3,14 +3,24 @@
 Retries with exponential backoff are urllib3's (`Retry` on the requests adapter): connection
 errors, timeouts and 429/5xx answers. What is left after them is a `FetchUnavailable`
 (transient: the sync exits 75 and the scheduler tries again); a 404 or another 4xx is a
-`FetchFailed` (terminal). A conditional GET (`If-None-Match`) lets an unchanged index cost
-one small request.
+`FetchFailed` (terminal).
+
+A conditional GET (`If-None-Match` / `If-Modified-Since`, RFC 9110 §13) lets an unchanged
+index cost one small request. Only validators that name one version of the bytes are kept
+(`validator_of`): a strong ETag, and a Last-Modified at least a second older than the
+response's Date. A file changed within the second it was served may change again within that
+second and keep the same Last-Modified (and nginx's ETag, made of mtime and size, too), so such a
+response keeps no validator at all: RFC 9110 §8.8.2.2 calls that Last-Modified weak.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -42,13 +52,44 @@ class FetchUnavailable(TransientError):
 
 
 @dataclass(frozen=True)
+class Validator:
+    """What a server said identifies the version it sent: a strong ETag, a Last-Modified date, or both."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+    def headers(self) -> dict[str, str]:
+        """The request headers of a conditional GET."""
+        out = {}
+        if self.etag:
+            out["If-None-Match"] = self.etag
+        if self.last_modified:
+            out["If-Modified-Since"] = self.last_modified
+        return out
+
+    def to_json(self) -> dict[str, str]:
+        """As stored in a snapshot pointer's metadata."""
+        return {k: v for k, v in (("etag", self.etag), ("last_modified", self.last_modified)) if v}
+
+    @classmethod
+    def from_json(cls, raw: object) -> Validator | None:
+        """The stored form read back; None for an empty or malformed one (then the GET is unconditional)."""
+        if not isinstance(raw, dict):
+            return None
+        etag, modified = raw.get("etag"), raw.get("last_modified")
+        value = cls(etag if isinstance(etag, str) and etag else None,
+                    modified if isinstance(modified, str) and modified else None)
+        return value if value.etag or value.last_modified else None
+
+
+@dataclass(frozen=True)
 class Fetched:
-    """One fetched file: its bytes (empty when not modified), sha256 and validator."""
+    """One fetched file: its bytes (empty when not modified), sha256 and validator (None: none usable)."""
 
     url: str
     data: bytes
     sha256: str
-    etag: str | None
+    validator: Validator | None
     not_modified: bool = False
 
 
@@ -67,34 +108,49 @@ class Fetcher:
         self.session.mount("https://", adapter)
         self.session.headers["User-Agent"] = USER_AGENT
         self.requests = 0  # counted for the request-accounting benchmarks
+        self._kept: dict[str, Fetched] = {}
 
-    def fetch(self, url: str, *, etag: str | None = None, max_bytes: int | None = None) -> Fetched:
-        """The bytes at `url`; with `etag`, a 304 gives `not_modified=True` and no bytes."""
+    def fetch(self, url: str, *, validator: Validator | None = None, max_bytes: int | None = None) -> Fetched:
+        """The bytes at `url`; with `validator`, a 304 gives `not_modified=True` and no bytes."""
         limit = max_bytes if max_bytes is not None else self.max_bytes
+        kept = self._kept.pop(url, None) if validator is None else None
+        if kept is not None:
+            if len(kept.data) > limit:
+                raise FetchFailed(f"larger than the {limit}-byte limit", url=url)
+            return kept
         parts = urlsplit(url)
         if parts.scheme in ("", "file"):
-            return self._file(url, Path(unquote(parts.path) if parts.scheme else url), etag, limit)
+            return self._file(url, Path(unquote(parts.path) if parts.scheme else url), validator, limit)
         if parts.scheme not in ("http", "https"):
             raise FetchFailed(f"unsupported URL scheme {parts.scheme!r}", url=url)
         headers = {"Accept-Encoding": "identity"}  # index files are compressed already
-        if etag:
-            headers["If-None-Match"] = etag
+        if validator:
+            headers.update(validator.headers())
         self.requests += 1
         try:
             with self.session.get(url, headers=headers, timeout=self.timeout, stream=True) as resp:
-                if resp.status_code == 304:
-                    return Fetched(url, b"", "", etag, not_modified=True)
+                if resp.status_code == 304 and validator:
+                    return Fetched(url, b"", "", validator, not_modified=True)
                 if resp.status_code >= 500 or resp.status_code == 429:
                     raise FetchUnavailable(f"HTTP {resp.status_code} after retries", url=url)
                 if resp.status_code != 200:
                     raise FetchFailed(f"HTTP {resp.status_code}", url=url, status=resp.status_code)
                 data = _read_bounded(resp.iter_content(1 << 20), limit, url)
-                return Fetched(url, data, hashlib.sha256(data).hexdigest(), resp.headers.get("ETag"))
+                return Fetched(url, data, hashlib.sha256(data).hexdigest(), validator_of(resp.headers))
         except requests.RequestException as exc:
             raise FetchUnavailable(f"network error after retries: {exc.__class__.__name__}: {exc}",
                                    url=url) from exc
 
-    def _file(self, url: str, path: Path, etag: str | None, limit: int) -> Fetched:
+    @contextmanager
+    def answering(self, kept: Iterable[Fetched]) -> Iterator[Fetcher]:
+        """Within the block, the first plain fetch of each of these URLs gets the bytes already downloaded."""
+        self._kept = {got.url: got for got in kept if not got.not_modified}
+        try:
+            yield self
+        finally:
+            self._kept = {}
+
+    def _file(self, url: str, path: Path, validator: Validator | None, limit: int) -> Fetched:
         try:
             with open(path, "rb") as f:
                 data = _read_bounded(iter(lambda: f.read(1 << 20), b""), limit, url)
@@ -104,11 +160,36 @@ class Fetcher:
             raise FetchFailed("is a directory", url=url) from None
         except OSError as exc:
             raise FetchFailed(f"cannot read: {exc.strerror}", url=url) from exc
+        # A local file is read whole anyway; its digest is an exact validator, and "not
+        # modified" still spares the parsing.
         sha = hashlib.sha256(data).hexdigest()
-        tag = f'"{sha}"'
-        if etag == tag:
+        tag = Validator(etag=f'"{sha}"')
+        if validator is not None and validator.etag == tag.etag:
             return Fetched(url, b"", sha, tag, not_modified=True)
         return Fetched(url, data, sha, tag)
+
+
+def validator_of(headers: Mapping[str, str]) -> Validator | None:
+    """The validator of a 200 response worth remembering (see the module docstring); None if none is."""
+    etag = headers.get("ETag")
+    if etag and (etag.startswith("W/") or not etag.startswith('"')):
+        etag = None  # a weak ETag names equivalent content, not the same bytes
+    modified = headers.get("Last-Modified")
+    if modified:
+        when, date = _http_date(modified), _http_date(headers.get("Date"))
+        if when is None or date is None:
+            modified = None
+        elif date - when < timedelta(seconds=1):
+            return None  # changed in the second it was served: neither validator is safe
+    return Validator(etag, modified) if etag or modified else None
+
+
+def _http_date(value: str | None) -> datetime | None:
+    try:
+        when = parsedate_to_datetime(value) if value else None
+    except (TypeError, ValueError):
+        return None
+    return when.replace(tzinfo=timezone.utc) if when is not None and when.tzinfo is None else when
 
 
 def _read_bounded(chunks, limit: int, url: str) -> bytes:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import posixpath
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote
@@ -28,7 +28,7 @@ from urllib.parse import quote
 from jobs.core.errors import TerminalError
 from jobs.sync.deb822 import decode, iter_stanzas
 from jobs.sync.decompress import CorruptIndex, decompress
-from jobs.sync.fetch import Fetched, Fetcher, FetchFailed
+from jobs.sync.fetch import Fetched, Fetcher, FetchFailed, Validator
 from jobs.sync.gpgv import verify_clearsigned
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,8 @@ class ReleaseIndex:
     components: frozenset[str] | None = None
     by_hash: bool = False
     signed_by: tuple[str, ...] = ()  # fingerprints of good signatures; empty when not checked
+    valid_until: datetime | None = None
+    validator: Validator | None = None  # the InRelease response's, for the next sync's conditional GET
 
     @property
     def inrelease_url(self) -> str:
@@ -137,7 +139,8 @@ def fetch_release(fetcher: Fetcher, dist_url: str, release: str, *, keyring: str
     else:
         log.warning("%s: not signature-checked (no keyring configured); only the index hashes are checked", url)
         text = unsigned_content(decode(got.data))
-    index = parse_release(text, url=dist_url, sha256=got.sha256, signed_by=signed_by, now=now)
+    index = replace(parse_release(text, url=dist_url, sha256=got.sha256, signed_by=signed_by, now=now),
+                    validator=got.validator)
     if release not in {index.suite, index.codename} - {None}:
         if index.suite or index.codename:
             # %r: Suite and Codename come from the mirror; repr keeps their escape sequences out of the log.
@@ -179,6 +182,7 @@ def parse_release(text: str, *, url: str, sha256: str, signed_by: tuple[str, ...
         if files.get(listed.path, listed) != listed:
             raise CorruptIndex(f"{listed.path} is listed twice with different checksums", url=where)
         files[listed.path] = listed
+    until = None
     if "Valid-Until" in fields:
         until = _date(fields["Valid-Until"], where)
         if until < (now or datetime.now(timezone.utc)):
@@ -190,7 +194,7 @@ def parse_release(text: str, *, url: str, sha256: str, signed_by: tuple[str, ...
     return ReleaseIndex(
         url=url, sha256=sha256, files=files, suite=fields.get("Suite"), codename=fields.get("Codename"),
         architectures=words("Architectures"), components=words("Components"),
-        by_hash=fields.get("Acquire-By-Hash", "").lower() == "yes", signed_by=signed_by)
+        by_hash=fields.get("Acquire-By-Hash", "").lower() == "yes", signed_by=signed_by, valid_until=until)
 
 
 def _date(value: str, where: str) -> datetime:

@@ -3,12 +3,15 @@
 Order of writes, so that the job can be killed at any instant and rerun safely:
 1. take the profile's lease (`locks/sync/<profile>.json`): a second sync of the same
    profile exits cleanly saying who holds it;
-2. read and parse the index completely; any error stops here, nothing was written;
-3. write the snapshot under a new, unique key (invisible until the pointer names it);
-4. apply the queue plan (idempotent: a rerun computes the same plan and changes nothing);
-5. advance `state/<profile>/HEAD.json` by compare-and-swap: only now does the new
-   snapshot become current. An index whose files all have the fingerprints the current
-   snapshot recorded is unchanged: nothing is rewritten.
+2. ask the mirror, with conditional GETs, whether the root indexes the current snapshot was
+   made from changed (`jobs.sync.revalidate`); if none did, stop: nothing is downloaded,
+   parsed or written;
+3. read and parse the index completely; any error stops here, nothing was written. An index
+   whose files all have the SHA-256 the current snapshot recorded is unchanged: stop;
+4. write the snapshot under a new, unique key (invisible until the pointer names it);
+5. apply the queue plan (idempotent: a rerun computes the same plan and changes nothing);
+6. advance `state/<profile>/HEAD.json` by compare-and-swap: only now does the new
+   snapshot become current, together with the validators of the indexes it was made from.
 """
 
 from __future__ import annotations
@@ -29,13 +32,15 @@ from jobs.core.history import build_summaries
 from jobs.core.layout import claim_key, state_prefix, sync_lock
 from jobs.core.lease import LeaseHeld, LeaseKeeper, LeaseLost, Leases
 from jobs.core.model import PackageStateRow, parquet_bytes
-from jobs.core.pointer import Pointer, unique_name
+from jobs.core.pointer import Pointer, PointerValue, unique_name
 from jobs.core.queue import update_queue
 from jobs.core.store import Store, put_new
 from jobs.sync import archlinux, debian
 from jobs.sync.fetch import Fetcher
+from jobs.sync.gcpause import cyclic_gc_paused
 from jobs.sync.plan import QueuePlan, job_rows, plan_queue
 from jobs.sync.records import IndexResult, rows_of
+from jobs.sync.revalidate import probe, profile_digest, state_meta, validators_json
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +63,7 @@ class SyncSummary:
     snapshot: str | None = None
     plan: QueuePlan | None = None
     detail: str = ""
+    not_modified: bool = False  # unchanged as the root indexes alone showed: nothing else was read or parsed
 
     def line(self) -> str:
         """One human-readable line."""
@@ -87,7 +93,7 @@ def sync_profile(store: Store, config: RebuilderConfig, profile: SyncProfile, *,
         return SyncSummary(profile.name, "busy", detail=f"another sync ({exc.holder}) holds its lock")
     keeper = LeaseKeeper(leases, lease)
     try:
-        with keeper:
+        with keeper, cyclic_gc_paused():
             summary = _sync_locked(store, config, profile, parser, fetcher or Fetcher(), now, keeper)
     except Exception:
         # A clean failure (bad index, network): nothing was advanced, so let the next run in
@@ -108,14 +114,26 @@ def _sync_locked(store: Store, config: RebuilderConfig, profile: SyncProfile, pa
     now = now or datetime.now(timezone.utc)
     pointer = Pointer(store, state_prefix(profile.name))
     current, etag = pointer.read()
-    result = parser(profile, fetcher)
+    digest = profile_digest(profile)
+    probed = probe(fetcher, current.meta, digest=digest, now=now) if current is not None else None
+    if current is not None and etag is not None and probed is not None and probed.unchanged:
+        meta = current.meta
+        summary = SyncSummary(profile.name, "unchanged", inputs=_int(meta, "inputs"), artifacts=_int(meta, "rows"),
+                              skipped=_int(meta, "skipped"), snapshot=current.target, not_modified=True)
+        _remember(pointer, current, etag, {**meta, "validators": validators_json(probed.validators)}, keeper)
+        return summary
+    with fetcher.answering(probed.kept if probed is not None else ()):
+        result = parser(profile, fetcher)
     for skip in result.skipped[:20]:
         log.warning("%s: skipped %s: %s", profile.name, skip.location, skip.reason)
     artifacts = sum(len(bi.artifacts) for bi in result.inputs)
     summary = SyncSummary(profile.name, "unchanged", inputs=len(result.inputs), artifacts=artifacts,
                           skipped=len(result.skipped))
-    if current is not None and current.meta.get("sources") == result.sources:
+    remembered = state_meta(result, digest)
+    if current is not None and etag is not None and current.meta.get("sources") == result.sources \
+            and current.meta.get("profile_digest") == digest:
         summary.snapshot = current.target
+        _remember(pointer, current, etag, {**current.meta, **remembered}, keeper)
         return summary
 
     sync_id = unique_name("")
@@ -145,11 +163,28 @@ def _sync_locked(store: Store, config: RebuilderConfig, profile: SyncProfile, pa
     _check(keeper)
     update_queue(store, change, meta={"by": f"sync {profile.name}"})
     _check(keeper)
-    meta = {"profile": profile.name, "distro": profile.distro, "sources": result.sources, "rows": len(rows),
-            "inputs": len(result.inputs), "skipped": len(result.skipped)}
+    meta = {"profile": profile.name, "distro": profile.distro, "rows": len(rows), "inputs": len(result.inputs),
+            "skipped": len(result.skipped), **remembered}
     pointer.advance(key, meta, current, etag)
     summary.outcome, summary.snapshot, summary.plan = "updated", key, plans[-1]
     return summary
+
+
+def _remember(pointer: Pointer, current: PointerValue, etag: str, meta: dict, keeper: LeaseKeeper) -> None:
+    """Store validators that changed while the snapshot did not (one PUT; none when nothing changed).
+
+    E.g. a mirror that rewrote a file with the same bytes, or a first answer whose validator
+    was too fresh to keep: without this every later sync would download that root again.
+    """
+    if meta == current.meta:
+        return
+    _check(keeper)
+    pointer.annotate(meta, current, etag)
+
+
+def _int(meta: dict, key: str) -> int:
+    value = meta.get(key)
+    return value if isinstance(value, int) else 0
 
 
 def _check(keeper: LeaseKeeper) -> None:

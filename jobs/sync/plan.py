@@ -57,7 +57,7 @@ def _new_row(bi: BuildInput, now: datetime, not_before: datetime | None) -> JobR
         job_id=job_id(bi.backend, bi.architecture, bi.input_url), backend=bi.backend,
         architecture=bi.architecture, input_url=bi.input_url, distro=bi.distro, releases=(bi.release,),
         source_name=bi.source_name, source_version=bi.source_version,
-        artifacts=tuple(a.artifact() for a in bi.artifacts), priority=Priority.NEW, queued_at=now,
+        artifacts=bi.expected, priority=Priority.NEW, queued_at=now,
         not_before=not_before, attempt=1, retries=0)
 
 

