@@ -4,7 +4,8 @@ Exit codes: 0 every file verified (every installed package reproduced), 1 some n
 error), 2 usage.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: typer would evaluate the string annotations of this command
+# on every start (9 ms of the 13 it took to build the CLI).
 
 from pathlib import Path
 from typing import Annotated, Any, Optional

@@ -4,14 +4,20 @@ Not a test. Run it with `.venv/bin/python -m tests.benchmarks.bench_ctl` (`--smo
 packages and one repetition; `--packages N`, `--suite X`, `--repeat R` for other runs).
 `main(argv)` returns the figures as a dict (the benchmark runner calls it).
 
-The site is synthesized, not published: the real publish takes minutes at this size (its
-own benchmark is bench_publish). Rows are built in memory (`PackageRow`, `SuiteSummary`) and
-written with the real feed functions of `jobs.publish.feeds` and the site writer's JSON
-encoder, so the bytes are what publish writes: only the files the two clients read here,
-`api/v1/index.json`, the per-suite status feeds `api/v1/suites/<suite>/<STATUS>.json` and
-`api/v0/pkgs/list`. Shape: Arch core (300) and extra (15% of packages), Debian bookworm and
-trixie main amd64 (the rest, split evenly), so component `main` spans two suites; statuses
-85% GOOD, 8% BAD, 4% FAIL, 3% UNKWN; every BAD and FAIL has a reason and a failure class.
+The site is synthesized, not published from a store: the real publish takes minutes at this
+size (its own benchmark is bench_publish). Rows are built in memory (`PackageRow`,
+`SuiteSummary`), put in a DuckDB table shaped like publish's `pkgs`, and the files are made by
+publish's own code, so they have the real site's shape and bytes: `jobs.publish.plan` cuts
+every status list into parts (by name prefix, at most `urls.PAGE_SIZE` rows each), the
+site builder (`jobs.publish.site._suites`, HTML left out) writes each long list as a parts
+index `api/v1/suites/<suite>/<STATUS>.json` plus one feed per part, the v0 list comes from
+publish's query, `api/v1/index.json` from `jobs.publish.feeds`. Only what the two clients read
+is written (the status lists, not the name and failure-class lists). Shape: Arch core (300)
+and extra (15% of packages), Debian bookworm and trixie main amd64 (the rest, split evenly),
+so component `main` spans two suites; statuses 85% GOOD, 8% BAD, 4% FAIL, 3% UNKWN; every BAD
+and FAIL has a reason and a failure class. How many files `pkgs ls` reads follows from how
+publish cuts lists (`files_read_by_pkgs_ls` in the figures): with 200-row parts, 51 for
+`--suite main` (the index, two BAD lists, 48 parts) and 18 for `--suite extra`.
 
 The site is served by tests/httpd.py (Python's ThreadingHTTPServer) on loopback. In one run,
 each measurement `--repeat` times (the median is reported), each with a cold cache:
@@ -27,7 +33,7 @@ v0 reads FAIL as BAD, so the old way finds BAD and FAIL packages; both counts ar
 The speedup compares 1 with 3 (both in process, no interpreter start), run by run interleaved.
 Two suites are measured: `--suite` (default extra: one suite, 15% of the packages, the
 headline) and `--worst-suite` (default main: a component of two releases holding 85% of the
-packages, so `pkgs ls` reads two big BAD feeds). Wall-clock times are skewed by other load on
+packages, so `pkgs ls` reads two big BAD lists). Wall-clock times are skewed by other load on
 the machine (its load average is reported), so CPU seconds (server threads and child
 processes included) are reported beside them.
 """
@@ -46,16 +52,21 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
+
+import duckdb
+import pyarrow as pa
 
 from jobs.core.model import Status
-from jobs.publish import feeds, urls
+from jobs.publish import feeds, plan, queries, site, urls
 from jobs.publish.classify import FailureClass
 from jobs.publish.rows import BuildLinks, PackageRow, SuiteKey, SuiteSummary
-from jobs.publish.sitewriter import json_bytes
+from jobs.publish.sitewriter import JSON, Manifest, Site, json_bytes
 
 PACKAGES = 100_000
 SMOKE = 2_000
@@ -113,29 +124,82 @@ def synthesize(packages: int, seed: int = 6) -> tuple[list[SuiteSummary], dict[S
                 reason=reason.format(file=artifact_url.rsplit("/", 1)[1]) if reason else None,
                 failure_class=failure, worker_name="worker-1" if built else None, links=links))
         counts = {s: sum(r.status is s for r in rows) for s in feeds.STATUSES}
+        classes = Counter(r.failure_class for r in rows if r.failure_class is not None)
         summaries.append(SuiteSummary(suite, counts[Status.GOOD], counts[Status.BAD], counts[Status.FAIL],
-                                      counts[Status.UNKWN], queued=counts[Status.BAD] + counts[Status.FAIL]))
+                                      counts[Status.UNKWN], queued=counts[Status.BAD] + counts[Status.FAIL],
+                                      classes=tuple(sorted(classes.items(), key=lambda c: c[0].value))))
         by_suite[suite] = rows
     return summaries, by_suite
 
 
+class _NoPages:
+    """No HTML: neither client reads a page, and rendering 100,000 rows would only slow the set-up."""
+
+    def render(self, template: str, key: str, **context: Any) -> bytes:
+        return b""
+
+
+def _pkgs_table(rows: list[PackageRow]) -> pa.Table:
+    """The columns of publish's `pkgs` table (jobs.publish.queries) that the list queries read."""
+    built_at = pa.array([r.built_at for r in rows], pa.timestamp("us", tz="UTC"))
+    return pa.table({
+        "distro": [r.suite.distro for r in rows], "release": [r.suite.release for r in rows],
+        "component": [r.suite.component for r in rows], "architecture": [r.suite.architecture for r in rows],
+        "name": [r.name for r in rows], "version": [r.version for r in rows],
+        "artifact_architecture": [r.artifact_architecture for r in rows],
+        "artifact_url": [r.artifact_url for r in rows], "source_name": [r.source_name for r in rows],
+        "source_version": [r.source_version for r in rows], "job_id": [r.job_id for r in rows],
+        "status": [r.status.value for r in rows], "build_id": [r.build_id for r in rows], "built_at": built_at,
+        "worker_name": [r.worker_name for r in rows], "v0_id": pa.array([r.links.v0_id for r in rows], pa.int32()),
+        "has_log": [r.links.has_log for r in rows], "has_diffoscope": [r.links.has_diffoscope for r in rows],
+        "has_diffoscope_html": [r.links.has_diffoscope_html for r in rows],
+        "has_attestation": [r.links.has_attestation for r in rows], "reason": [r.reason for r in rows],
+        "failure_class": [r.failure_class.value if r.failure_class else None for r in rows]})
+
+
 def write_site(root: Path, summaries: list[SuiteSummary], by_suite: dict[SuiteKey, list[PackageRow]]) -> dict[str, int]:
-    """The feeds both clients read, written as publish writes them; returns their sizes by key."""
-    files: dict[str, bytes] = {
-        urls.INDEX_FEED: json_bytes(feeds.index_feed(summaries, [], queue_length=0, rebuilder="bench",
-                                                     generated_at=NOW)),
-        urls.PKGS_LIST: json_bytes(feeds.pkgs_list(r for s in summaries for r in by_suite[s.suite]))}
-    for summary in summaries:
-        rows = by_suite[summary.suite]
-        for status in feeds.STATUSES:
-            key = urls.suite_feed(summary.suite.path, status.value)
-            files[key] = json_bytes(feeds.list_feed("suite-status", summary, [r for r in rows if r.status is status],
-                                                    NOW, status=status.value))
+    """The feeds both clients read, made by publish's own code; returns their sizes by key.
+
+    The rows go into a DuckDB table shaped like publish's `pkgs`; `jobs.publish.plan` cuts each
+    status list into parts (by name prefix, at most `urls.PAGE_SIZE` rows each) and the site
+    builder's `_suites` writes the list feeds: a parts index where a list is long, each part
+    as its own feed. The v0 list comes from publish's own query.
+    """
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET enable_progress_bar = false")  # the figures go to stdout, nothing else
+        con.register("bench_pkgs", _pkgs_table([r for s in summaries for r in by_suite[s.suite]]))
+        con.execute("CREATE TEMP TABLE pkgs AS SELECT * FROM bench_pkgs")
+        # An empty build history: only package pages read it, and no page is made here.
+        con.execute("CREATE TEMP TABLE hist AS SELECT * FROM pkgs LIMIT 0")
+        plan.setup(con)
+        lists = {ref: parts for ref, parts in plan.list_parts(con, [s.suite for s in summaries]).items()
+                 if ref.name.startswith("status/")}  # the names and failure-class lists: read by neither client
+        built = Site(source=None)  # type: ignore[arg-type]  # nothing is copied from a store
+        site._suites(site._Builder(built, con, Manifest(), _NoPages(), NOW), summaries, lists)
+        files = {f.key: f.data for f in built.files.values() if f.content_type == JSON and f.data is not None}
+        files[urls.INDEX_FEED] = json_bytes(feeds.index_feed(summaries, [], queue_length=0, rebuilder="bench",
+                                                             generated_at=NOW))
+        files[urls.PKGS_LIST] = json_bytes(queries.pkgs_list_v0(con))
+    finally:
+        con.close()
     for key, data in files.items():
         path = root / key
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
     return {k: len(v) for k, v in files.items()}
+
+
+def _files_read(root: Path, summaries: list[SuiteSummary], component: str) -> list[str]:
+    """The keys `pkgs ls --status BAD --suite <component>` reads: the index, each BAD list, its parts."""
+    keys = [urls.INDEX_FEED]
+    for s in summaries:
+        if s.suite.component == component:
+            keys.append(urls.suite_feed(s.suite.path, "BAD"))
+            listing = json.loads((root / keys[-1]).read_bytes())
+            keys += [unquote(part["feed"]) for part in listing.get("parts", [])]
+    return keys
 
 
 def old_client(base: str, suite: str, parser: str = "orjson") -> int:
@@ -226,8 +290,7 @@ def run(*, packages: int = PACKAGES, suite: str = SUITE, worst_suite: str = WORS
         sizes = write_site(root, summaries, by_suite)
         setup = time.perf_counter() - started
         share = {x: sum(s.total for s in summaries if s.suite.component == x) / packages for x in (suite, worst_suite)}
-        reads = {x: [urls.INDEX_FEED] + [urls.suite_feed(s.suite.path, "BAD") for s in summaries
-                                         if s.suite.component == x] for x in (suite, worst_suite)}
+        reads = {x: _files_read(root, summaries, x) for x in (suite, worst_suite)}
         del summaries, by_suite  # 100,000 live rows would slow every garbage collection in the timed part
         gc.collect()
         caches = (Path(tmp) / f"cache-{i}" for i in itertools.count())
@@ -242,7 +305,8 @@ def run(*, packages: int = PACKAGES, suite: str = SUITE, worst_suite: str = WORS
     for x, f in figures.items():
         f["share_of_packages"] = round(share[x], 3)
         f["bytes"] = {"pkgs_ls": sum(sizes[k] for k in reads[x]), "v0_list": sizes[urls.PKGS_LIST]}
-        f["files_read_by_pkgs_ls"] = reads[x]
+        f["files_read_by_pkgs_ls"] = {"count": len(reads[x]),
+                                      "index_and_lists": [k for k in reads[x] if "/BAD/" not in k]}  # not parts
     return {
         "pkgs_ls_seconds": head["pkgs_ls_seconds"], "target_pkgs_ls_seconds": TARGET_SECONDS,
         "pkgs_ls_process_seconds": head["pkgs_ls_process_seconds"], "target_pkgs_ls_process_seconds": TARGET_SECONDS,

@@ -1,20 +1,23 @@
-"""Two rebuilders' sites published by the real jobs from one real set of builds, served on loopback.
+"""Rebuilders' sites published by the real jobs from one real set of builds, served on loopback.
 
 `published` is one real sync → build → publish of the fixture repository. `second` is a
 second rebuilder: a store holding the same worker results (results/, builds/, claims/,
 workers/, state/, queue/) but none of the first one's publish output, published by the real
 publish with its own signing key — so it verifies the same worker-signed results and
 countersigns their attestations with a different key, as an independent rebuilder would.
-"""
+`parted` is the first store published again with its lists cut into parts of one row, as
+publish cuts lists longer than `urls.PAGE_SIZE` (200 rows)."""
 
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
 from jobs.core.config import parse_rebuilder_config
 from jobs.core.store import open_store
+from jobs.publish import urls
 from jobs.publish.run import publish
 from tests.ctl.support import Recording
 from tests.httpd import serve
@@ -36,16 +39,44 @@ def published(fixture_repo, tmp_path_factory):
 def second(published, tmp_path_factory):
     """A second rebuilder (its own key) publishing the same worker results; returns its site directory."""
     tmp = tmp_path_factory.mktemp("ctl-second")
+    config = parse_rebuilder_config({"worker": {"signup_secret": "s3cret"},
+                                     "publish": {"signing_key": str(tmp / "second.sign.key")}})
+    return _republish(published, tmp, config)
+
+
+def _republish(published, tmp: Path, config) -> Path:
+    """A copy of the published store holding only the shared input, published again; its site directory."""
     store_dir = tmp / "store"
     shutil.copytree(published[0], store_dir)
     for prefix in PUBLISH_OUTPUT:
         for root in (store_dir, store_dir / ".rebuilder-meta"):  # the local store keeps metadata beside
             shutil.rmtree(root / prefix, ignore_errors=True)
-    config = parse_rebuilder_config({"worker": {"signup_secret": "s3cret"},
-                                     "publish": {"signing_key": str(tmp / "second.sign.key")}})
     summary = publish(open_store(store_dir.as_uri()), config)
     assert len(summary.state.accepted) == 5, summary.line()
     return store_dir / "site"
+
+
+@pytest.fixture(scope="session")
+def parted(published, tmp_path_factory):
+    """The first rebuilder's results published with every list of more than one row cut into parts."""
+    size = urls.PAGE_SIZE
+    urls.PAGE_SIZE = 1  # the GOOD list (4 rows) is cut into four parts
+    try:
+        return _republish(published, tmp_path_factory.mktemp("ctl-parted"), published[1])
+    finally:
+        urls.PAGE_SIZE = size
+
+
+@pytest.fixture(scope="session")
+def parted_http(parted):
+    with serve(parted, Recording) as base:
+        yield base
+
+
+@pytest.fixture(params=["http", "file"])
+def parted_base(request, parted, parted_http):
+    """The parted site, over loopback HTTP and as a file:// URL."""
+    return parted_http if request.param == "http" else parted.as_uri()
 
 
 @pytest.fixture(scope="session")
