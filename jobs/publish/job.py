@@ -166,7 +166,9 @@ def _publish_locked(store: Store, config: RebuilderConfig, now: datetime, key: E
         state.countersigned, state.attestation_problems = countersign(
             store, key, [a.row for a in collected.accepted], collected.trust.keys)
     _check(keeper)
-    state.pruned = prune(store, collected.compacted, compacted.history.holding, now=now,
+    # Claims of builds compacted before this run only: a worker that read the queue just
+    # before this run's update still finds the claims of what this run compacted.
+    state.pruned = prune(store, collected.compacted, history.holding, now=now,
                          settle=config.lease.ttl + config.lease.clock_skew)
     collect_orphans(store)
     return state
@@ -200,9 +202,11 @@ def prune(store: Store, compacted_results: list[str],
     Runs after the queue update landed, so nothing needs them any more: a result found
     again (a worker that read a queue older than the update) has a build id the history
     holds and is skipped unread. A claim goes only once untouched for `settle` seconds
-    (the lease TTL and skew), so its holder has long released it or lost it. Results
-    compacted in this very run go in the next one. Without this every publish would list
-    every result and claim ever written.
+    (the lease TTL and skew), so its holder has long released it or lost it. Results and
+    claims of builds compacted in this very run go in the next one (the caller passes the
+    history as it was before this run's compaction): a worker that read the queue just
+    before this run's update would otherwise find no claim and build the job again.
+    Without this every publish would list every result and claim ever written.
     """
     removed = 0
     for key in compacted_results:

@@ -2,9 +2,10 @@
 
 A worker reads the queue, keeps the jobs that are due and that it can build (its backends
 and architectures), orders them by priority and shuffles within a priority so that workers
-rarely race for one key, then claims one with a create-only lease on
-`claims/<job-id>/<attempt>.json`. An expired claim (a crashed worker) is taken over by
-exactly one other worker (lease CAS). A claim whose attempt already has a result is left.
+rarely race for one key, lists `claims/` and claims the first job with no claim object with
+a create-only lease on `claims/<job-id>/<attempt>.json`. An expired or released claim (a
+crashed or stopped worker) is taken over by exactly one other worker (lease CAS). A claim
+released as done, or whose attempt already has a result, is left.
 """
 
 from __future__ import annotations
@@ -62,48 +63,80 @@ def _done(state: LeaseState) -> bool:
     return bool(state.meta.get("done"))
 
 
-def claim_next(store: Store, leases: Leases, holder: str, candidates: Sequence[JobRow], *,
+def claim_next(store: Store, leases: Leases, holder: str, candidates: Iterable[JobRow], *,
                meta: dict | None = None) -> Claim | None:
     """Claim the first candidate nobody else holds and nobody has finished; None if none.
 
-    A finished attempt's claim is released with `done` in its metadata, so skipping it costs
-    one refused create and one read, and no write. To spend that rarely, `claims/` is listed
-    first (publish prunes the claims of compacted builds, so it holds little more than the
-    builds running now and those finished since the last publish) and candidates whose claim
-    exists are tried only after every unclaimed one: they are running, finished, or held by
-    a worker that died or let go (those are taken over as before, just later in the order).
+    `claims/` is listed first (once, when there is a candidate; publish prunes the claims
+    of compacted builds, so it holds little more than the builds running now and those
+    finished since the last publish). Candidates with no claim object are tried first,
+    each with one create-only write, which only a worker that claimed the job since the
+    listing refuses. After such a refusal the listing is known to be out of date (many
+    workers are after the last few jobs), so each further candidate's claim is read (a GET,
+    404 when it is still free) before it is written. A candidate whose claim exists is
+    running, finished (released `done`), or free to take over (its holder released it or
+    died): it is only read, and written (taken over with the ETag just read) when that read
+    says it may be. So a poll that finds nothing claimable costs one GET per claimed
+    candidate and no write, and one that loses a race costs one refused write, not one per
+    job claimed since it listed.
     """
-    for job in _unclaimed_first(store, candidates):
-        try:
-            lease = leases.acquire(claim_key(job.job_id, job.attempt), holder,
-                                   meta={"job_id": job.job_id, "attempt": job.attempt, **(meta or {})}, keep=_done)
-        except LeaseHeld:
+    taken: list[tuple[JobRow, str]] = []
+    stale = False  # a job the listing showed unclaimed was claimed since
+    for job, key, exists in _listed(store, candidates):
+        if exists:
+            taken.append((job, key))
             continue
-        # A taken-over claim may belong to an attempt that was finished (and released)
-        # before publish removed it from the queue: never build an attempt twice.
-        if lease.state.generation > 1:
-            finished = _result_claim(store, job)
-            if finished is not None:
-                # The holder died after its result landed: keep the finished claim's token
-                # and holder, so publish can still tie the result to its claim.
-                leases.release(lease, {"done": True, "result_token": finished[0], "result_holder": finished[1]})
-                continue
-        return Claim(job, lease)
+        if stale and not _may_take(leases, key):
+            continue
+        claim = _acquire(store, leases, holder, job, key, meta)
+        if claim is not None:
+            return claim
+        stale = True
+    for job, key in taken:
+        if not _may_take(leases, key):
+            continue
+        claim = _acquire(store, leases, holder, job, key, meta)
+        if claim is not None:
+            return claim
     return None
 
 
-def _unclaimed_first(store: Store, candidates: Iterable[JobRow]) -> Iterator[JobRow]:
-    """The candidates in order, those whose claim object exists after all others (lazily)."""
+def _listed(store: Store, candidates: Iterable[JobRow]) -> Iterator[tuple[JobRow, str, bool]]:
+    """(job, claim key, whether the claim object exists) per candidate, in order (lazily)."""
     existing: set[str] | None = None
-    taken = []
     for job in candidates:
         if existing is None:  # listed only when there is a candidate
             existing = {info.key for info in store.list("claims/")}
-        if claim_key(job.job_id, job.attempt) in existing:
-            taken.append(job)
-        else:
-            yield job
-    yield from taken
+        key = claim_key(job.job_id, job.attempt)
+        yield job, key, key in existing
+
+
+def _may_take(leases: Leases, key: str) -> bool:
+    """Whether the claim at `key` may be created or taken over now, by its current object."""
+    current = leases.read(key)
+    if current is None or current[0] is None:
+        return True  # gone since the listing (create it), or unreadable (a lease treats it as expired)
+    state = current[0]
+    return not _done(state) and leases.is_expired(state)
+
+
+def _acquire(store: Store, leases: Leases, holder: str, job: JobRow, key: str, meta: dict | None) -> Claim | None:
+    """The claim on `job` (with `Leases.acquire`'s conditional writes), or None if it is held or finished."""
+    try:
+        lease = leases.acquire(key, holder, meta={"job_id": job.job_id, "attempt": job.attempt, **(meta or {})},
+                               keep=_done)
+    except LeaseHeld:
+        return None
+    # A taken-over claim may belong to an attempt that was finished (and released)
+    # before publish removed it from the queue: never build an attempt twice.
+    if lease.state.generation > 1:
+        finished = _result_claim(store, job)
+        if finished is not None:
+            # The holder died after its result landed: keep the finished claim's token
+            # and holder, so publish can still tie the result to its claim.
+            leases.release(lease, {"done": True, "result_token": finished[0], "result_holder": finished[1]})
+            return None
+    return Claim(job, lease)
 
 
 def _result_claim(store: Store, job: JobRow) -> tuple[str, str] | None:

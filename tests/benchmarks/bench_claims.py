@@ -5,26 +5,38 @@ an endpoint it starts its own `weed mini` on loopback). Three measurements:
 
 1. **8 worker processes, 1,000 trivial jobs, SeaweedFS.** Each process runs the worker's
    own claim path (`read_queue` → `due_jobs` → `jobs.work.claim.claim_next`, i.e.
-   `Worker.next_claim`, with `Leases` on the real store) and releases each claim as done at
-   once: no build, no result. The clock runs from a common start to the last claim; a
-   worker stops as soon as every job is claimed (it does not go on scanning the drained
+   `Worker.next_claim`, with `Leases` on the real store: it lists `claims/`, tries the jobs
+   with no claim object, then reads the claims of the others) and releases each claim as
+   done at once: no build, no result. The clock runs from a common start to the last claim;
+   a worker stops as soon as every job is claimed (it does not go on scanning the drained
    queue). Figures: claims/s, S3 requests per claim (counted by `CountingStore` and checked
    against the HTTP requests boto3 sent), claim conflicts per job (create-only claims
    refused with 412), split into *finished* (the claim was already done: the queue still
-   lists jobs that publish has not removed yet) and *held* (another worker held it).
+   lists jobs that publish has not removed yet) and *held* (another worker held it), and
+   claims only read (a claimed job looked at, not written).
 2. **Baseline: the same with 1 worker process** (a fresh store, the same jobs): the
    throughput ratio is 8 workers ÷ 1 worker.
 3. **100 simulated workers, 10,000 jobs**: 100 threads in one process, each running the same
    claim path against a local-directory store (real create-only files and CAS, fsync off)
    and holding each claim for a simulated 20 ms build before releasing it done, so about
    100 claims are live at any time. Threads share the GIL, but a held claim is a real
-   object, which is what a contender runs into. The queue is read once and kept in memory
-   (it does not change; the real worker's two queue GETs per claim are left out of this
-   part). Two variants: the queue as the sync left it for the whole run (no publish: every
-   finished job stays listed), and a publish every 100 claims that drops finished jobs from
-   the queue (about what an hourly publish sees at 60,000 builds a month). Target: ≤ 0.1
-   conflicts per job. A third variant simulates a proposed change (not the current code):
-   workers list `claims/` and skip claimed jobs, publish deletes the claims of dropped jobs.
+   object, which is what a contender runs into. The queue is kept in memory (the real
+   worker's two queue GETs per claim are left out of this part); the listing of `claims/`
+   is answered from the claims that exist, with their last write time, and counted as S3
+   bills it (`_ListedClaims`). Two variants:
+   - *no publish*: the queue as the sync left it for the whole run; every finished job stays
+     queued and keeps its claim. This is quadratic by nature: the k-th claim lists k claims
+     (about 5 LIST pages a claim on average at 10,000 jobs) and a worker that finds no
+     unclaimed job reads every claim before it waits. Its figures are per job at the stated
+     size, not a steady state;
+   - *a publish every 100 claims* (about what an hourly publish sees at 60,000 builds a
+     month), which runs publish's own functions: the finished jobs' GOOD results go to the
+     history, `apply_results` drops them from the queue and `prune` deletes the claims of
+     builds the history holds once untouched for the lease TTL and skew (scaled: a publish
+     interval stands for an hour).
+   Target: ≤ 0.1 conflicts per job. Claims of jobs already finished (a worker that read the
+   queue before a publish dropped the job and listed `claims/` after it pruned the claim)
+   are counted too.
 
 An idle poll is measured too: one worker looking for work in the drained 1,000-job queue
 before publish has removed anything, which is what every idle worker pays every
@@ -34,6 +46,7 @@ before publish has removed anything, which is what every idle worker pays every
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import multiprocessing
 import os
@@ -49,36 +62,64 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from jobs.core.layout import claim_key
-from jobs.core.lease import Leases, LeaseState
-from jobs.core.model import JobRow
+from jobs.core.config import parse_rebuilder_config
+from jobs.core.lease import Lease, Leases, LeaseState
+from jobs.core.model import JobRow, ResultRow, Status, build_id
 from jobs.core.queue import read_queue
 from jobs.core.store import LocalStore, ObjectInfo, Store, open_store
+from jobs.publish.job import prune
+from jobs.publish.schedule import apply_results
 from jobs.work.claim import claim_next, due_jobs
 from tests.benchmarks.common import ARCH, BACKEND, S3Target, queue_jobs, rate, seaweedfs, trivial_job
-from tests.benchmarks.counting import CountingStore, Counts, http_counter
+from tests.benchmarks.counting import LIST_PAGE, CountingStore, Counts, http_counter
 
 WORKERS, JOBS = 8, 1_000
 SIM_WORKERS, SIM_JOBS, SIM_HOLD, SIM_PUBLISH_EVERY = 100, 10_000, 0.02, 100
+SIM_HOUR = 3600  # simulated seconds a publish interval stands for
+LEASE_TTL, LEASE_SKEW = 600, 30  # the default [lease]
 SMOKE = {"workers": 8, "jobs": 40, "sim_workers": 20, "sim_jobs": 300}
 TARGET_CONFLICTS = 0.1
 
 
 class _ConflictLeases(Leases):
-    """The real `Leases`, also telling why a claim was refused (read right after a refused create)."""
+    """The real `Leases`, also telling why claims were refused and how often one was only read.
 
-    def __init__(self, store: Store, **kwargs: Any) -> None:
+    A read inside `acquire` follows a refused create (or, rarely, a refused takeover): its
+    state says why (*finished*: released as done; *held*; *vanished*). A read outside it is
+    the worker looking at a claim the listing showed before deciding whether to write (*probe*).
+    """
+
+    def __init__(self, store: Store, *, until: tuple[Any, int] | None = None, **kwargs: Any) -> None:
         super().__init__(store, **kwargs)
         self.why: Counter[str] = Counter()
+        self.until = until
         self._lock = threading.Lock()
+        self._acquiring = threading.local()
+
+    def acquire(self, *args: Any, **kwargs: Any) -> Lease:
+        self._acquiring.on = True
+        try:
+            return super().acquire(*args, **kwargs)
+        finally:
+            self._acquiring.on = False
 
     def read(self, key: str) -> tuple[LeaseState | None, str] | None:
+        probe = not getattr(self._acquiring, "on", False)
+        if probe and self.until is not None and self.until[0].value >= self.until[1]:
+            raise _AllClaimed  # like `_until`: no worker goes on looking once every job is claimed
         current = super().read(key)
         state = current[0] if current else None
-        kind = "vanished" if current is None else "finished" if state and state.meta.get("done") else "held"
+        if probe:
+            kind = "probe"
+        else:
+            kind = "vanished" if current is None else "finished" if state and state.meta.get("done") else "held"
         with self._lock:
             self.why[kind] += 1
         return current
+
+
+class _AllClaimed(Exception):
+    """Every job has been claimed: stop looking (raised instead of reading another claim)."""
 
 
 def _until(candidates: Iterable[JobRow], claimed: Any, total: int) -> Iterator[JobRow]:
@@ -93,7 +134,7 @@ def _claimer(url: str, name: str, total: int, seed: int, claimed: Any, ready: An
     """One worker process: claim and release (done) until every job is claimed."""
     store = CountingStore(open_store(url))
     sent = http_counter(store)
-    leases = _ConflictLeases(store, ttl=600, clock_skew=30)
+    leases = _ConflictLeases(store, until=(claimed, total), ttl=LEASE_TTL, clock_skew=LEASE_SKEW)
     rng = random.Random(seed)
     read_queue(store)  # connect and warm up; not counted
     store.reset()
@@ -107,8 +148,10 @@ def _claimer(url: str, name: str, total: int, seed: int, claimed: Any, ready: An
         queue = read_queue(store)
         candidates = due_jobs(queue.jobs.values(), backends=[BACKEND], architectures=[ARCH],
                               now=datetime.now(timezone.utc), rng=rng)
-        claim = claim_next(store, leases, name, _until(candidates, claimed, total),  # type: ignore[arg-type]
-                           meta={"worker": name})
+        try:
+            claim = claim_next(store, leases, name, _until(candidates, claimed, total), meta={"worker": name})
+        except _AllClaimed:
+            break
         if claim is None:
             break
         leases.release(claim.lease, {"done": True})
@@ -153,6 +196,7 @@ def claim_run(url: str, workers: int, jobs: int) -> dict[str, Any]:
         "conflicts_per_job": round(refused / max(claims, 1), 3),
         "finished_conflicts_per_job": round(why["finished"] / max(claims, 1), 3),
         "held_conflicts_per_job": round(why["held"] / max(claims, 1), 3),
+        "claim_reads_without_a_write_per_job": round(why["probe"] / max(claims, 1), 3),
         "claims_by_worker": sorted(r["claims"] for r in reports),
         "requests": counts.to_dict(),
         "http_requests": sum(http) if http else None,
@@ -163,7 +207,7 @@ def claim_run(url: str, workers: int, jobs: int) -> dict[str, Any]:
 def idle_poll(url: str) -> dict[str, Any]:
     """One worker looking for work in a queue whose jobs are all finished but not yet published."""
     store = CountingStore(open_store(url))
-    leases = Leases(store, ttl=600, clock_skew=30)
+    leases = Leases(store, ttl=LEASE_TTL, clock_skew=LEASE_SKEW)
     started = time.perf_counter()
     queue = read_queue(store)
     candidates = due_jobs(queue.jobs.values(), backends=[BACKEND], architectures=[ARCH],
@@ -177,53 +221,66 @@ def idle_poll(url: str) -> dict[str, Any]:
 
 
 def simulated(workers: int, jobs: int, *, hold: float = SIM_HOLD, publish_every: int | None = None,
-              listing: bool = False, seed: int = 7) -> dict[str, Any]:
+              seed: int = 7) -> dict[str, Any]:
     """`workers` threads claiming from `jobs` jobs on a local store (see the module docstring).
 
-    `listing` simulates a proposed change, not the current code: a worker lists `claims/`
-    before it claims and skips every job with a claim object, and publish deletes the claims
-    of the jobs it dropped from the queue one publish later (so a worker acting on the queue
-    it read just before still finds them). The listing is answered from the claim keys
-    written (`_ListedClaims`), as S3 would list them.
+    Every `publish_every` finished jobs, a publish does what `rebuilder publish` does to the
+    queue and to `claims/`, with its own functions: the finished jobs' GOOD results go into
+    the history, `apply_results` drops them from the queue, and `prune` deletes the claims of
+    builds the history holds once they have been untouched for the lease TTL and skew. A
+    publish interval stands for an hour (`SIM_HOUR`), so that settling time is the same
+    share of the interval it is of an hour (10.5 minutes): the claims released in the last
+    sixth of an interval wait for the next publish, as they would.
     """
     root = Path(tempfile.mkdtemp(prefix="bench-claims-sim-"))
     try:
-        store = (_ListedClaims if listing else CountingStore)(LocalStore(root, fsync=False))
-        leases = _ConflictLeases(store, ttl=600, clock_skew=30)
-        rows = [trivial_job(i) for i in range(jobs)]
-        shared = {"queue": rows}
-        finished: set[str] = set()
+        store = _ListedClaims(LocalStore(root, fsync=False))
+        done = _Count()  # distinct jobs finished
+        leases = _ConflictLeases(store, until=(done, jobs), ttl=LEASE_TTL, clock_skew=LEASE_SKEW)
+        schedule = parse_rebuilder_config({}).schedule
+        shared: dict[str, dict[str, JobRow]] = {"queue": {j.job_id: j for j in (trivial_job(i) for i in range(jobs))}}
+        finished: dict[str, JobRow] = {}  # job id -> job, finished (released done) at least once
+        history: set[str] = set()  # build ids compacted by the simulated publishes
         lock = threading.Lock()
-        claimed = _Count()
-        publishes = [0]
-        dropped: list[str] = []  # dropped from the queue by the last publish; their claims go next time
+        again = _Count()  # claims of a job already finished (a rebuild: the queue and the claim were gone)
+        publishes, pruned, last_publish = _Count(), _Count(), [0.0]
+
+        def publish() -> None:  # called with `lock` held
+            now = datetime.now(timezone.utc)
+            rows = [_good_result(job, now) for job in finished.values()
+                    if build_id(job.job_id, job.attempt) not in history]
+            history.update(r.build_id for r in rows)
+            shared["queue"], _ = apply_results(shared["queue"], rows, schedule, now)
+            interval, last_publish[0] = time.perf_counter() - last_publish[0], time.perf_counter()
+            # publish's own listing and deletes are not counted: the figures are the workers'
+            pruned.value += prune(store.uncounted(), [], history, now=now,  # type: ignore[arg-type]
+                                  settle=interval * (LEASE_TTL + LEASE_SKEW) / SIM_HOUR)
+            publishes.value += 1
 
         def work(i: int) -> None:
             rng = random.Random(seed * 1000 + i)
-            while claimed.value < jobs:
-                candidates = due_jobs(shared["queue"], backends=[BACKEND], architectures=[ARCH],
+            while done.value < jobs:
+                candidates = due_jobs(shared["queue"].values(), backends=[BACKEND], architectures=[ARCH],
                                       now=datetime.now(timezone.utc), rng=rng)
-                if listing:
-                    taken = _claim_keys(store)
-                    candidates = [j for j in candidates if claim_key(j.job_id, j.attempt) not in taken]
-                claim = claim_next(store, leases, f"sim{i}", _until(candidates, claimed, jobs))  # type: ignore[arg-type]
+                try:
+                    claim = claim_next(store, leases, f"sim{i}", _until(candidates, done, jobs))
+                except _AllClaimed:
+                    return
                 if claim is None:
-                    if claimed.value >= jobs:
+                    if done.value >= jobs:
                         return
                     time.sleep(hold)  # everything left is held: wait, as an idle worker does
                     continue
                 time.sleep(hold)
                 leases.release(claim.lease, {"done": True})
                 with lock:
-                    finished.add(claim.job.job_id)
-                    claimed.value += 1
-                    if publish_every and claimed.value % publish_every == 0:
-                        if listing:
-                            for job_id in dropped:
-                                store.delete(claim_key(job_id, 1))
-                        dropped[:] = [j.job_id for j in shared["queue"] if j.job_id in finished]
-                        shared["queue"] = [j for j in shared["queue"] if j.job_id not in finished]
-                        publishes[0] += 1
+                    if claim.job.job_id in finished:
+                        again.value += 1
+                        continue
+                    finished[claim.job.job_id] = claim.job
+                    done.value += 1
+                    if publish_every and done.value % publish_every == 0:
+                        publish()
 
         errors: list[BaseException] = []
 
@@ -232,10 +289,10 @@ def simulated(workers: int, jobs: int, *, hold: float = SIM_HOLD, publish_every:
                 work(i)
             except BaseException as exc:  # stop every thread: a broken simulation must not hang
                 errors.append(exc)
-                claimed.value = jobs
+                done.value = jobs
                 raise
 
-        started = time.perf_counter()
+        started = last_publish[0] = time.perf_counter()
         threads = [threading.Thread(target=guarded, args=(i,), daemon=True) for i in range(workers)]
         for t in threads:
             t.start()
@@ -246,66 +303,132 @@ def simulated(workers: int, jobs: int, *, hold: float = SIM_HOLD, publish_every:
             raise RuntimeError("a simulated worker failed") from errors[0]
         counts = store.counts()
         refused = counts.refused.get("put_if_absent", 0)
-        return {"workers": workers, "jobs": jobs, "claims": claimed.value, "hold_s": hold,
-                "publish_every_claims": publish_every, "publishes": publishes[0], "listing": listing,
-                "seconds": round(seconds, 1),
-                "conflicts_per_job": round(refused / max(claimed.value, 1), 3),
-                "finished_conflicts_per_job": round(leases.why["finished"] / max(claimed.value, 1), 3),
-                "held_conflicts_per_job": round(leases.why["held"] / max(claimed.value, 1), 3),
-                "requests_per_claim_without_queue_reads": round(counts.total / max(claimed.value, 1), 2),
+        claims = done.value + again.value
+        per = lambda n: round(n / max(done.value, 1), 3)  # noqa: E731
+        return {"workers": workers, "jobs": jobs, "claims": claims, "claims_of_finished_jobs": again.value,
+                "hold_s": hold, "publish_every_claims": publish_every, "publishes": publishes.value,
+                "claims_pruned": pruned.value, "claims_left": len(store.claim_keys()),
+                "seconds": round(seconds, 1), "claims_per_s": rate(claims, seconds),
+                "conflicts_per_job": per(refused),
+                "finished_conflicts_per_job": per(leases.why["finished"]),
+                "held_conflicts_per_job": per(leases.why["held"]),
+                "claim_reads_without_a_write_per_job": per(leases.why["probe"]),
+                "list_requests_per_claim": round(counts.requests.get("list", 0) / max(claims, 1), 2),
+                "claims_listed_per_claim": round(counts.listed.get("claims/", 0) / max(claims, 1), 1),
+                "requests_per_claim_without_queue_reads": round(counts.total / max(claims, 1), 2),
                 "requests_by_operation": dict(sorted(counts.requests.items())),
                 "target_conflicts_per_job": TARGET_CONFLICTS,
-                "meets_target": refused / max(claimed.value, 1) <= TARGET_CONFLICTS}
+                "meets_target": refused / max(done.value, 1) <= TARGET_CONFLICTS}
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _claim_keys(store: Store) -> set[str]:
-    """Every key under claims/."""
-    return {info.key for info in store.list("claims/")}
+def _good_result(job: JobRow, now: datetime) -> ResultRow:
+    """The GOOD result a simulated build reports (what publish compacts and schedules)."""
+    return ResultRow(build_id=build_id(job.job_id, job.attempt), job_id=job.job_id, attempt=job.attempt,
+                     distro=job.distro, architecture=job.architecture, source_name=job.source_name,
+                     source_version=job.source_version, status=Status.GOOD, reason=None, artifacts=(),
+                     worker_key_id="sim", worker_name=None, started_at=now, built_at=now, log_key=None,
+                     diffoscope_key=None, attestation_key=None)
 
 
 class _ListedClaims(CountingStore):
-    """A counting store that answers `list("claims/")` from the claim keys it holds, as S3 would.
+    """A counting store that answers `list("claims/")` from the claims it holds, as S3 would.
 
     The local store walks one directory per job ever claimed (deleting a claim leaves its
-    directory), so a real walk would cost O(jobs) per listing here, where S3 pages through the
-    keys that exist; and it fails when a key is deleted during the walk (reported as a bug).
-    Requests are counted as S3 bills them: one per 1,000 keys.
+    directory), so its listing would cost O(jobs ever claimed) here where S3 pages through
+    the keys that exist. Keys come in S3's order with the time of their last write; a LIST
+    request is counted per 1,000 keys (the first page even when empty), as S3 bills them.
     """
 
     def __init__(self, inner: Store) -> None:
         super().__init__(inner)
-        self._claims: set[str] = set()
+        self._claims: dict[str, ObjectInfo] = {}
+        self._order: list[str] = []  # the keys of `_claims`, sorted
         self._claims_lock = threading.Lock()
+
+    def claim_keys(self) -> list[str]:
+        """The claim keys that exist now."""
+        with self._claims_lock:
+            return list(self._order)
+
+    def uncounted(self) -> _Uncounted:
+        """The same objects, for the simulated publish: its listing and deletes are not counted."""
+        return _Uncounted(self)
+
+    def _written(self, key: str) -> None:
+        if key.startswith("claims/"):
+            with self._claims_lock:
+                if key not in self._claims:
+                    bisect.insort(self._order, key)
+                self._claims[key] = ObjectInfo(key=key, size=0, last_modified=datetime.now(timezone.utc))
+
+    def put(self, key: str, body: Any, **kwargs: Any) -> str:
+        etag = super().put(key, body, **kwargs)
+        self._written(key)
+        return etag
 
     def put_if_absent(self, key: str, body: Any, **kwargs: Any) -> str:
         etag = super().put_if_absent(key, body, **kwargs)
-        if key.startswith("claims/"):
-            with self._claims_lock:
-                self._claims.add(key)
+        self._written(key)
         return etag
+
+    def put_if_match(self, key: str, body: Any, etag: str, **kwargs: Any) -> str:
+        new = super().put_if_match(key, body, etag, **kwargs)
+        self._written(key)
+        return new
 
     def delete(self, key: str) -> None:
         super().delete(key)
+        self._forget(key)
+
+    def _forget(self, key: str) -> None:
         with self._claims_lock:
-            self._claims.discard(key)
+            if self._claims.pop(key, None) is not None:
+                del self._order[bisect.bisect_left(self._order, key)]
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         if prefix != "claims/":
             yield from super().list(prefix)
             return
+        listed = self.listed_claims()
+        self._count("list", prefix, max(1, -(-len(listed) // LIST_PAGE)), group=prefix)
+        with self._lock:
+            self._counts.list_keys += len(listed)
+            self._counts.listed[prefix] += len(listed)
+        yield from listed
+
+    def listed_claims(self) -> list[ObjectInfo]:
+        """What a listing of `claims/` returns now."""
         with self._claims_lock:
-            keys = sorted(self._claims)
-        self._count("list", prefix, max(1, -(-len(keys) // 1000)), group=prefix)
-        for key in keys:
-            yield ObjectInfo(key=key, size=0)
+            return [self._claims[key] for key in self._order]
+
+    def forget(self, key: str) -> None:
+        """Delete a claim without counting the request."""
+        self.inner.delete(key)
+        self._forget(key)
+
+
+class _Uncounted:
+    """The `list("claims/")` and `delete` that `prune` uses, on a `_ListedClaims`, not counted."""
+
+    def __init__(self, store: _ListedClaims) -> None:
+        self.store = store
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        if prefix != "claims/":
+            raise ValueError(f"the simulated publish lists claims/ only, not {prefix!r}")
+        yield from self.store.listed_claims()
+
+    def delete(self, key: str) -> None:
+        self.store.forget(key)
 
 
 class _Count:
-    """A plain counter with the `.value` of a multiprocessing Value (threads share it under a lock)."""
+    """A plain counter with the `.value` of a multiprocessing Value (threads change it under a lock)."""
 
-    value = 0
+    def __init__(self) -> None:
+        self.value = 0
 
 
 def run(smoke: bool = False, *, s3: S3Target | None = None, endpoint: str | None = None) -> dict[str, Any]:
@@ -327,13 +450,11 @@ def run(smoke: bool = False, *, s3: S3Target | None = None, endpoint: str | None
     drain = simulated(sim_workers, sim_jobs)
     _say(f"{drain['conflicts_per_job']} conflicts/job; with a publish every {SIM_PUBLISH_EVERY} claims")
     published = simulated(sim_workers, sim_jobs, publish_every=SIM_PUBLISH_EVERY)
-    _say(f"{published['conflicts_per_job']} conflicts/job; the proposed claim listing")
-    proposal = simulated(sim_workers, sim_jobs, publish_every=SIM_PUBLISH_EVERY, listing=True)
+    _say(f"{published['conflicts_per_job']} conflicts/job")
     return {
         "workers_8": many, "worker_1": one, "idle_poll": idle,
         "throughput_ratio": round(many["claims_per_s"] / one["claims_per_s"], 2),
         "simulated_no_publish": drain, "simulated_with_publish": published,
-        "proposal_list_claims_then_claim": proposal,
         "target_conflicts_per_job": TARGET_CONFLICTS,
         "store": "SeaweedFS (weed mini) on loopback for 1-2; a local directory store for 3",
         "machine": {"cpus": os.cpu_count(), "loadavg_at_start": load,

@@ -5,20 +5,23 @@ Every store is wrapped in `CountingStore`, which counts requests as S3 bills the
 SeaweedFS (the default: a `weed mini` started here) the HTTP requests boto3 really sent are
 counted too, and must match.
 
-1. **Per completed build** (target ≤ 12, claim + renewals + uploads + result): the real
-   worker loop (`jobs.work.loop.Worker.run`) with a trivial backend script, one run per
-   outcome — GOOD (copies the artifact back, so an attestation is uploaded), BAD (writes other
-   bytes; diffoscope on, so two reports are uploaded) and FAIL (exits 1: the log only). The
-   queue holds ten times the jobs the worker builds, as between two publishes, so finished
-   jobs the queue still lists are rarely run into. The enrolment record (one PUT per worker
-   start) is left out. A trivial build needs no renewal; one run with a 6 s lease and a
+1. **Per completed build** (target ≤ 12: queue read, listing of `claims/`, claim, renewals,
+   uploads, result, release): the real worker loop (`jobs.work.loop.Worker.run`) with a
+   trivial backend script, one run per outcome — GOOD (copies the artifact back, so an
+   attestation is uploaded), BAD (writes other bytes; diffoscope on, so two reports are
+   uploaded) and FAIL (exits 1: the log only). The queue holds ten times the jobs the worker
+   builds, as between two publishes; the listing of `claims/` before each claim (one LIST
+   request) keeps the worker off the jobs it finished. The enrolment record (one PUT per
+   worker start) is left out. A trivial build needs no renewal; one run with a 6 s lease and a
    backend that sleeps 5 s checks that renewals cost one PUT per third of the lease
    (600 s by default: 3 renewals for a 10-minute build, which the headline includes).
 2. **Per sync of an unchanged profile** (target ≤ 10 for Debian): a Debian-sized mirror
    (70,000 `Packages` stanzas, `bench_sync_debian.generate`) and an Arch-sized one (15,000
-   packages, `bench_sync_arch.generate`) served over loopback HTTP; the sync runs twice and
-   the second run is counted, with the mirror's requests and bytes. A third sync after one
-   package was added counts a changed index.
+   packages, `bench_sync_arch.generate`) served over loopback HTTP by a server that sends and
+   honours ETag and Last-Modified as nginx and Apache do (`tests.sync.mirror_http`), its files
+   dated a minute back as a mirror's are; the sync runs twice and the second run is counted,
+   with the mirror's requests, body bytes, conditional requests and 304 answers. A third sync
+   after one package was added counts a changed index.
 3. **Per incremental publish**: a small `publish_world` store (1,000 packages, 5,000 builds),
    published once; then one new signed result and `publish` again (counted), a publish
    with nothing new, and one after ten new results (the marginal cost of a result). The
@@ -33,7 +36,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
-import http.server
 import json
 import logging
 import lzma
@@ -41,8 +43,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,7 @@ from jobs.work.loop import Worker
 from tests.benchmarks import bench_sync_arch, bench_sync_debian, cost_model
 from tests.benchmarks.common import BACKEND, queue_jobs, seaweedfs, trivial_job
 from tests.benchmarks.counting import PRICE_NOTE, CountingStore, Counts, http_counter
-from tests.httpd import serve
+from tests.sync import mirror_http
 
 TARGET_BUILD, TARGET_SYNC = 12, 10
 BUILDS_PER_OUTCOME, QUEUE_FACTOR = 10, 10
@@ -141,58 +142,29 @@ def per_build(new_url: Callable[[], str], root: Path, builds: int) -> dict[str, 
     return out
 
 
-class _CountingHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves the mirror and counts what was asked for."""
-
-    tally: dict[str, int]
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base class's name)
-        pass
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-        self.tally["requests"] += 1
-        if "If-None-Match" in self.headers or "If-Modified-Since" in self.headers:
-            self.tally["conditional"] += 1
-        path = Path(self.translate_path(self.path))
-        if path.is_file():
-            self.tally["bytes"] += path.stat().st_size
-        super().do_GET()
-
-
-@contextmanager
-def _mirror(root: Path) -> Iterator[tuple[str, dict[str, int]]]:
-    tally = {"requests": 0, "conditional": 0, "bytes": 0}
-    handler = type("Handler", (_CountingHandler,), {"tally": tally})
-    with serve(root, handler) as base:
-        yield base, tally
-
-
-def _debian_mirror(root: Path, stanzas: int) -> None:
+def _debian_mirror(root: Path, stanzas: int, age: float) -> None:
     packages, sources = bench_sync_debian.generate(stanzas)
     dist = root / "dists" / "sid"
     files = {"main/binary-amd64/Packages.xz": lzma.compress(packages), "main/source/Sources.xz": lzma.compress(sources)}
     listing = ""
     for rel, data in files.items():
-        (dist / rel).parent.mkdir(parents=True, exist_ok=True)
-        (dist / rel).write_bytes(data)
+        mirror_http.write(dist / rel, data, age=age)
         listing += f" {hashlib.sha256(data).hexdigest()} {len(data)} {rel}\n"
-    (dist / "InRelease").write_text("Suite: unstable\nCodename: sid\nComponents: main\nArchitectures: amd64\n"
-                                    f"SHA256:\n{listing}")
+    mirror_http.write(dist / "InRelease", ("Suite: unstable\nCodename: sid\nComponents: main\nArchitectures: amd64\n"
+                                           f"SHA256:\n{listing}").encode(), age=age)
 
 
-def _arch_mirror(root: Path, packages: int) -> None:
-    directory = root / "extra" / "os" / "x86_64"
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "extra.db").write_bytes(bench_sync_arch.generate(packages))
+def _arch_mirror(root: Path, packages: int, age: float) -> None:
+    mirror_http.write(root / "extra" / "os" / "x86_64" / "extra.db", bench_sync_arch.generate(packages), age=age)
 
 
 def _sync_counts(url: str, root: Path, distro: str, size: int) -> dict[str, Any]:
     """Sync a generated mirror twice (the second run counted), then once more after one package was added."""
     write = _debian_mirror if distro == "debian" else _arch_mirror
-    write(root, size)
+    write(root, size, 60)
     store = CountingStore(open_store(url))
     sent = http_counter(store)
-    with _mirror(root) as (base, tally):
+    with mirror_http.mirror(root, "both") as (base, tally):
         if distro == "debian":
             profile = SyncProfile(name="bench", distro="debian", source=base, components=("main",),
                                   architectures=("amd64",), releases=(Release("sid"),))
@@ -203,18 +175,19 @@ def _sync_counts(url: str, root: Path, distro: str, size: int) -> dict[str, Any]
         runs = {}
         for name in ("first", "unchanged", "changed"):
             if name == "changed":
-                write(root, size + 1)
-            before, mirror_before, started = store.counts(), dict(tally), time.perf_counter()
+                write(root, size + 1, 30)
+            before, mirror_before, started = store.counts(), tally.snapshot(), time.perf_counter()
             http_before = sum(sent.values()) if sent is not None else 0
             summary = sync_profile(store, config, profile, fetcher=Fetcher())
             counts = store.counts() - before
-            runs[name] = {"outcome": summary.outcome, "requests": counts.total,
+            runs[name] = {"outcome": summary.outcome, "not_modified": summary.not_modified, "requests": counts.total,
                           "by_operation": dict(sorted(counts.requests.items())), "by_class": counts.by_class(),
                           "bytes_written": counts.bytes_written, "seconds": round(time.perf_counter() - started, 2),
-                          "mirror": {k: tally[k] - mirror_before[k] for k in tally},
+                          "mirror": {k: v - mirror_before[k] for k, v in tally.snapshot().items()},
                           "http_matches_counted": None if sent is None
                           else sum(sent.values()) - http_before == counts.total}
     assert runs["unchanged"]["outcome"] == "unchanged" and runs["changed"]["outcome"] == "updated", runs
+    assert runs["unchanged"]["not_modified"] and runs["unchanged"]["mirror"]["not_modified"] >= 1, runs
     return {"size": size, **runs}
 
 

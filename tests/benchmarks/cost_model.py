@@ -22,10 +22,11 @@ Assumptions (each printed with the figures):
   result per build, a countersigned attestation per GOOD build under `history/`) are priced
   after 12 months of builds, one LIST request per 1,000 keys.
 - Workers: as many as keep them 80 % busy with 10-minute builds (Arch 5, Debian 18). An idle
-  worker polls every 180 s (`idle_delay`); a poll reads the queue (2 GETs) and probes every
-  due job it cannot take — the ones other workers are building and the ones finished since
-  the last publish (half an hour's builds on average) — each probe a refused create-only
-  PUT plus a GET of the claim.
+  worker polls every 180 s (`idle_delay`); a poll reads the queue (2 GETs), lists `claims/`
+  (one LIST request per 1,000 claims: those of the builds running and of the builds
+  finished since publish last pruned, under a page at both sizes) and reads the claim of
+  every due job it cannot take — the ones other workers are building and the ones finished
+  since the last publish (half an hour's builds on average) — one GET each, no write.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from tests.benchmarks.counting import PRICE_PER_1000
+from tests.benchmarks.counting import LIST_PAGE, PRICE_PER_1000
 
 LEASE_TTL_S = 600
 HOURS = 720  # a 30-day month
@@ -119,6 +120,8 @@ def deployment_cost(d: Deployment, build: dict, sync: dict, publish: dict) -> di
     w = d.workers
     polls = w * (1 - d.utilisation) * HOURS * 3600 / d.idle_delay_s
     probes = w * d.utilisation + d.builds / HOURS / 2
+    # claims/ holds the running builds' claims and those publish has not pruned yet (about an hour's)
+    pages = max(1, math.ceil((w * d.utilisation + d.builds / HOURS) / LIST_PAGE))
     lines = [
         _line("builds (claim, uploads, result, release)", d.builds * per_build["put"], d.builds * per_build["get"],
               f"{d.builds:,} builds, {sum(per_build.values()):.1f} requests each"),
@@ -129,9 +132,9 @@ def deployment_cost(d: Deployment, build: dict, sync: dict, publish: dict) -> di
         _line("publish: runs", d.publishes * (noop["put"] + growth), d.publishes * noop["get"],
               f"{d.publishes} runs of {sum(noop.values()):.0f} requests; listing {', '.join(p for p in listed if p in GROWING) or 'nothing that grows'} "
               f"after {d.history_months} months adds {growth} LIST pages a run"),
-        _line("idle workers polling", polls * probes, polls * (2 + probes),
+        _line("idle workers polling", polls * pages, polls * (2 + probes),
               f"{w} workers, {1 - d.utilisation:.0%} idle, a poll every {d.idle_delay_s:g} s "
-              f"probing {probes:.0f} taken jobs"),
+              f"listing claims/ and reading the claims of {probes:.0f} taken jobs"),
     ]
     return {"deployment": asdict(d) | {"workers": w}, "lines": lines,
             "total_usd": round(sum(line["usd"] for line in lines), 2)}

@@ -94,6 +94,17 @@ def test_results_and_claims_of_compacted_builds_are_pruned(store, tmp_path):
     assert set(read_queue(store).jobs) == {fail.job_id, bad.job_id}
 
 
+def test_claims_of_builds_compacted_in_this_run_stay_until_the_next(store, tmp_path):
+    """A worker that read the queue just before this run's update must still find their claims."""
+    _, worker = built(store, tmp_path)
+    config = config_for(tmp_path, authorized=[worker.identity.public_key])
+    late = datetime.now(timezone.utc) + timedelta(days=1)  # every claim is long settled
+    first = publish_state(store, config, now=late)
+    assert first.pruned == 0 and len(list(store.list("claims/"))) == 3
+    second = publish_state(store, config, now=late)
+    assert second.pruned == 6 and list(store.list("claims/")) == [] and list(store.list("results/")) == []
+
+
 def test_max_retries_stops_retrying(store, tmp_path):
     (good, fail, bad), worker = built(store, tmp_path)
     config = config_for(tmp_path, authorized=[worker.identity.public_key], max_retries=2)
