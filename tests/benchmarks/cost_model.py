@@ -17,10 +17,13 @@ Assumptions (each printed with the figures):
   every run also costs the measured publish with nothing new. Both were measured on two
   synthetic stores of different sizes and are extrapolated linearly in the number of
   packages (Arch-sized: 15,000; Debian-sized: 130,000, two suites of 65,000), never below
-  the smaller store's figure. On top come the listing pages that grow with the history:
-  the prefixes the measured publish lists whose objects accumulate (one claim and one
-  result per build, a countersigned attestation per GOOD build under `history/`) are priced
-  after 12 months of builds, one LIST request per 1,000 keys.
+  the smaller store's figure. On top come the extra listing pages of the prefixes publish
+  lists whose objects come and go with the builds: publish deletes the results it compacted
+  in the previous run and the claims of builds compacted before the run once a lease TTL
+  has passed, so `results/` holds about one publish interval of builds and `claims/` about
+  two, priced at one LIST request per 1,000 keys (a single page at both sizes). Nothing
+  publish lists grows with the history: it lists only the parts and manifests of
+  `history/`, never the countersigned attestations under `history/attestations/`.
 - Workers: as many as keep them 80 % busy with 10-minute builds (Arch 5, Debian 18). An idle
   worker polls every 180 s (`idle_delay`); a poll reads the queue (2 GETs), lists `claims/`
   (one LIST request per 1,000 claims: those of the builds running and of the builds
@@ -40,10 +43,9 @@ from tests.benchmarks.counting import LIST_PAGE, PRICE_PER_1000
 LEASE_TTL_S = 600
 HOURS = 720  # a 30-day month
 MIX = {"GOOD": 0.70, "BAD": 0.15, "FAIL": 0.15}
-# Objects per build that accumulate under each prefix publish may list: a claim and a result
-# per build, a countersigned attestation per GOOD build (history/attestations/, so a listing
-# of history/ walks them too).
-GROWING = {"claims/": 1.0, "results/": 1.0, "history/attestations/": MIX["GOOD"], "history/": MIX["GOOD"]}
+# Publish intervals of builds whose objects stay under each prefix publish lists (it prunes
+# them: results compacted in the previous run, claims of builds compacted before the run).
+STEADY = {"claims/": 2.0, "results/": 1.0}
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,6 @@ class Deployment:
     build_minutes: float = 10
     utilisation: float = 0.8
     idle_delay_s: float = 180
-    history_months: int = 12
 
     @property
     def workers(self) -> int:
@@ -113,10 +114,10 @@ def deployment_cost(d: Deployment, build: dict, sync: dict, publish: dict) -> di
     changed = sync[d.sync_kind]["changed"]["by_class"]
     noop = _at(publish["fit"]["nothing_new"], d.packages)
     marginal = _at(publish["fit"]["marginal_per_result"], d.packages)
-    history = d.builds * d.history_months
+    per_run = d.builds / d.publishes
     listed = publish["nothing_new"]["list_requests_by_prefix"]
-    growth = sum(calls * (max(1, math.ceil(history * GROWING[p] / 1000)) - 1)
-                 for p, calls in listed.items() if p in GROWING)
+    growth = sum(calls * (max(1, math.ceil(per_run * STEADY[p] / LIST_PAGE)) - 1)
+                 for p, calls in listed.items() if p in STEADY)
     w = d.workers
     polls = w * (1 - d.utilisation) * HOURS * 3600 / d.idle_delay_s
     probes = w * d.utilisation + d.builds / HOURS / 2
@@ -130,8 +131,9 @@ def deployment_cost(d: Deployment, build: dict, sync: dict, publish: dict) -> di
         _line("publish: new results", d.builds * marginal["put"], d.builds * marginal["get"],
               f"{sum(marginal.values()):.1f} requests per result"),
         _line("publish: runs", d.publishes * (noop["put"] + growth), d.publishes * noop["get"],
-              f"{d.publishes} runs of {sum(noop.values()):.0f} requests; listing {', '.join(p for p in listed if p in GROWING) or 'nothing that grows'} "
-              f"after {d.history_months} months adds {growth} LIST pages a run"),
+              f"{d.publishes} runs of {sum(noop.values()):.0f} requests; listing "
+              f"{', '.join(p for p in listed if p in STEADY) or 'nothing that grows'} "
+              f"(pruned every run) adds {growth} LIST pages a run"),
         _line("idle workers polling", polls * pages, polls * (2 + probes),
               f"{w} workers, {1 - d.utilisation:.0%} idle, a poll every {d.idle_delay_s:g} s "
               f"listing claims/ and reading the claims of {probes:.0f} taken jobs"),
