@@ -114,11 +114,11 @@ def pkgs_ls(
     with errors():
         rows = commands.list_packages(terminal.site(ctx), filters, [st] if st else None)
     if as_json:
-        print_json([asdict(r) for r in rows])
+        print_json([r.json() for r in rows])
         return
     if not tty(ctx):
         if rows:  # one write: a BAD list can be thousands of lines
-            typer.echo("\n".join(r.line() for r in rows))
+            typer.echo("\n".join([r.line() for r in rows]))
         return
     table(ctx, ["status", "name", "version", "distro", "release", "component", "arch", "url"],
            [[r.status, r.name, r.version, r.distro, r.release or "<none>", r.component or "<none>", r.architecture,

@@ -1,7 +1,9 @@
 """rebuildctl's commands as functions: read the published feeds, return plain rows.
 
 Reads use only the v1 index and the per-suite per-status feeds they need (never the
-whole v0 list); admin verbs write signed request objects that the next publish applies.
+whole v0 list): each status list in one columnar file where the site publishes it so,
+else its feed and parts. Admin verbs write signed request objects that the next publish
+applies.
 """
 
 from __future__ import annotations
@@ -12,16 +14,20 @@ from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from itertools import chain
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 from jobs.core.errors import TerminalError, TransientError
 from jobs.core.model import Status
-from jobs.ctl.feeds import DEFAULT_ENDPOINT, FeedNotFound, Site, cache_dir
+from jobs.ctl.feeds import DEFAULT_ENDPOINT, FeedInvalid, FeedNotFound, Site, cache_dir
 from jobs.publish import urls
 
 FILES = ("log", "diffoscope", "attestation")
+# A row's files: its key in a list feed's `files`, and the file's name under urls.build_file.
+_FILES = (("log", "log"), ("diffoscope", "diffoscope"), ("diffoscope_html", "diffoscope.html"),
+          ("attestation", "attestation"))
 ARCH_INDEPENDENT = ("any", "all", "noarch")  # pacman, dpkg, rpm
 
 
@@ -102,7 +108,27 @@ class PackageRow:
     suite_architecture: str
     url: str | None
     build_id: str | None
-    files: dict[str, str | None]
+    # A list feed's `files` as it is; from a whole list, (v0 id, has log, diffoscope,
+    # diffoscope.html, attestation), made into that dict only when asked for: four URLs a row
+    # were two thirds of the time to read a whole list, and `pkgs ls` prints none of them.
+    links: dict[str, str | None] | tuple[int | None, bool, bool, bool, bool]
+
+    @property
+    def files(self) -> dict[str, str | None]:
+        """Where the build's log, diffoscope (text and HTML) and attestation are; None: not published."""
+        links = self.links
+        if type(links) is dict:
+            return links
+        v0_id, *present = links
+        return {name: urls.build_file(v0_id, what) if has and v0_id is not None else None  # as publish's links_json
+                for (name, what), has in zip(_FILES, present)}
+
+    def json(self) -> dict[str, Any]:
+        """The row as `pkgs ls --json` prints it."""
+        return {"status": self.status, "name": self.name, "version": self.version, "distro": self.distro,
+                "release": self.release, "component": self.component, "architecture": self.architecture,
+                "suite_architecture": self.suite_architecture, "url": self.url, "build_id": self.build_id,
+                "files": dict(self.files)}
 
     def line(self) -> str:
         """rebuildctl's `pkgs ls` line: `[STATUS] name version (distro, release, component, arch) "url"`."""
@@ -171,12 +197,15 @@ def _row_order(r: PackageRow) -> tuple[str, ...]:
 
 def list_packages(site: Site, filters: Filters, statuses: list[Status] | None = None, *,
                   architectures: Collection[str] | None = None) -> list[PackageRow]:
-    """Current packages matching `filters`, read from only the per-suite status feeds asked for.
+    """Current packages matching `filters`, read from only the per-suite status lists asked for.
 
-    `architectures`, if given, also limits the suites read to those of these architectures.
+    Each list is read whole where the index advertises it (`lists_all`: one columnar file per
+    suite and status), else from its feed and the parts it names (sites published before the
+    whole lists). `architectures`, if given, also limits the suites read to those of these
+    architectures.
     """
     wanted = [s.value for s in statuses] if statuses else [s.value for s in Status]
-    keys = []
+    lists: list[tuple[str | None, str | None]] = []  # (whole list, list feed) of each list, in order
     for suite in site.json(urls.INDEX_FEED)["suites"]:
         if not _suite_matches(suite, filters):
             continue
@@ -185,9 +214,12 @@ def list_packages(site: Site, filters: Filters, statuses: list[Status] | None = 
         if (filters.architecture is not None and suite["architecture"] != filters.architecture
                 and filters.architecture not in ARCH_INDEPENDENT):
             continue  # only an architecture-independent artifact can match outside its suite
-        keys += [key for st in wanted if (key := suite["feeds"].get(st)) is not None]
+        whole, feeds = suite.get("lists_all") or {}, suite["feeds"]
+        lists += [(whole.get(st), feeds.get(st)) for st in wanted if whole.get(st) or feeds.get(st)]
     with _collector_paused():
-        rows = [row for row in map(_row, _list_packages(site, keys)) if _row_matches(row, filters)]
+        rows = list(chain.from_iterable(_list_packages(site, lists)))
+        if filters.architecture is not None or filters.name is not None or filters.version is not None:
+            rows = [row for row in rows if _row_matches(row, filters)]  # the suites read match the rest
         return sorted(rows, key=_row_order)
 
 
@@ -208,25 +240,70 @@ def _collector_paused() -> Iterator[None]:
         gc.enable()
 
 
-def _list_packages(site: Site, keys: list[str]) -> Iterator[Mapping[str, Any]]:
-    """The packages of these list feeds in order: inline, or (a long list) from each of its parts.
+def _list_packages(site: Site, lists: list[tuple[str | None, str | None]]) -> Iterator[list[PackageRow]]:
+    """The rows of each list in order: from its whole-list feed, else (not published) from its list feed.
+
+    The whole lists are fetched together, a few at a time; the lists read the old way after them.
+    """
+    keys = [whole for whole, _ in lists if whole is not None]
+    found = dict(zip(keys, site.json_each(keys, missing_ok=True)))
+    parted = _parted_lists(site, [key for whole, key in lists if found.get(whole) is None and key is not None])
+    for whole, key in lists:
+        if whole is not None and (feed := found[whole]) is not None:
+            yield _whole_rows(site, whole, feed)
+        elif key is not None:
+            yield next(parted)
+
+
+# The columns of a whole list that a PackageRow is made of, in the order `_whole_rows` takes them.
+_WHOLE_COLUMNS = ("name", "version", "artifact_architecture", "artifact_url", "build_id")
+_WHOLE_LINKS = ("v0_build_id", "has_log", "has_diffoscope", "has_diffoscope_html", "has_attestation")
+
+
+def _whole_rows(site: Site, key: str, feed: Mapping[str, Any]) -> list[PackageRow]:
+    """The rows of a whole-list feed (`jobs.publish.allfeeds`): columns named once, one array per package."""
+    try:
+        columns = feed["columns"]
+        pick = itemgetter(*(columns.index(c) for c in _WHOLE_COLUMNS))
+        links = itemgetter(*(columns.index(c) for c in _WHOLE_LINKS))
+        suite, status = feed["suite"], feed["status"]
+        distro, release, component, architecture = (suite["distro"], suite["release"], suite["component"],
+                                                    suite["architecture"])
+        out = []
+        append = out.append
+        for row in feed["rows"]:
+            name, version, artifact_architecture, url, build_id = pick(row)
+            append(PackageRow(status, name, version, distro, release, component, artifact_architecture,
+                              architecture, url, build_id, links(row)))
+    except (KeyError, IndexError, TypeError, ValueError):
+        raise FeedInvalid("not a whole-list feed: its suite, status, columns or rows are not as published",
+                          url=site.url(key)) from None
+    return out
+
+
+def _parted_lists(site: Site, keys: list[str]) -> Iterator[list[PackageRow]]:
+    """The rows of these list feeds in order: inline, or (a long list) from each of its parts.
 
     A list that is not published is empty (publish may skip an empty one). The parts of every
     list are fetched together, a few at a time, while the ones already there are read.
     """
-    lists = [(key, feed) for key, feed in zip(keys, site.json_each(keys, missing_ok=True)) if feed is not None]
-    parts = site.json_each([part["feed"] for _, feed in lists for part in feed.get("parts", ())])
+    lists = list(zip(keys, site.json_each(keys, missing_ok=True)))
+    parts = site.json_each([part["feed"] for _, feed in lists if feed is not None for part in feed.get("parts", ())])
     for key, feed in lists:
-        if "parts" not in feed:
-            yield from feed.get("packages", [])
-            continue
-        for _ in feed["parts"]:
-            try:
-                body = next(parts)
-            except FeedNotFound as exc:
-                raise ListPartMissing("a part of a list is not published; if the site was being republished, "
-                                      "run the command again", list=site.url(key), part=exc.url) from None
-            yield from body.get("packages", [])
+        if feed is None:
+            yield []
+        elif "parts" not in feed:
+            yield list(map(_row, feed.get("packages", [])))
+        else:
+            rows: list[PackageRow] = []
+            for _ in feed["parts"]:
+                try:
+                    body = next(parts)
+                except FeedNotFound as exc:
+                    raise ListPartMissing("a part of a list is not published; if the site was being republished, "
+                                          "run the command again", list=site.url(key), part=exc.url) from None
+                rows += map(_row, body.get("packages", []))
+            yield rows
 
 
 def find_build(site: Site, name: str, filters: Filters, what: str) -> PackageRow:

@@ -30,6 +30,13 @@ from jobs.publish.rows import (
 
 SCHEMA = "rebuilder.feed/1"
 STATUSES = (Status.GOOD, Status.BAD, Status.FAIL, Status.UNKWN)
+# The columns of a whole status list (`status_all`), in order: a `package_json` row without
+# what the feed says once (suite, status) or what a client derives: `page` is
+# urls.package_page(distro, name), and each of `files` is urls.build_file(v0_build_id, what)
+# where its has_* flag is true.
+ALL_COLUMNS = ("name", "version", "artifact_architecture", "artifact_url", "source_name", "source_version",
+               "build_id", "v0_build_id", "built_at", "reason", "failure_class", "worker_name", "has_log",
+               "has_diffoscope", "has_diffoscope_html", "has_attestation")
 
 
 def naive(value: datetime | None) -> str | None:
@@ -144,13 +151,18 @@ def suite_feeds(summary: SuiteSummary) -> dict[str, str]:
             **{s.value: urls.href(urls.suite_feed(path, s.value)) for s in STATUSES}}
 
 
+def lists_all(summary: SuiteSummary) -> dict[str, str]:
+    """The URLs of a suite's whole status lists, one columnar feed each (`status_all`)."""
+    return {s.value: urls.href(urls.status_all_feed(summary.suite.path, s)) for s in STATUSES}
+
+
 def summary_json(summary: SuiteSummary) -> dict[str, Any]:
     """A suite's counts, share of GOOD, queue length, failure classes and feed URLs."""
     return {**suite_json(summary.suite),
             "counts": {"good": summary.good, "bad": summary.bad, "fail": summary.fail, "unknown": summary.unknown},
             "total": summary.total, "percent_reproducible": summary.percent, "queued": summary.queued,
             "failure_classes": {c.value: n for c, n in summary.classes}, "feeds": suite_feeds(summary),
-            "page": urls.href(urls.suite_page(summary.suite.path))}
+            "lists_all": lists_all(summary), "page": urls.href(urls.suite_page(summary.suite.path))}
 
 
 def index_feed(suites: list[SuiteSummary], active: list[ActiveBuild], *, queue_length: int, rebuilder: str,
@@ -167,6 +179,17 @@ def list_feed(kind: str, summary: SuiteSummary, rows: list[PackageRow], generate
     """One list of a suite (a status, a name letter or a failure class) with every package on it."""
     return envelope(kind, generated_at, suite=suite_json(summary.suite), **extra, count=len(rows),
                     packages=[package_json(r) for r in rows])
+
+
+def status_all(suite: SuiteKey, status: Status, count: int, generated_at: datetime) -> dict[str, Any]:
+    """A suite's whole status list but its rows, which follow as a last key "rows": one array per
+    package, in `columns` order and in the list's display order (its parts' rows, concatenated).
+
+    For clients that want the whole list (`rebuildctl pkgs ls`): one file instead of a part per
+    `urls.PAGE_SIZE` rows, and no key repeated on every row.
+    """
+    return envelope("suite-status-all", generated_at, suite=suite_json(suite), status=status.value, count=count,
+                    columns=list(ALL_COLUMNS))
 
 
 def package_feed(page: PackagePage, generated_at: datetime) -> dict[str, Any]:

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from jobs.core.config import RebuilderConfig
+from jobs.core.gcpause import cyclic_gc_paused
 from jobs.core.history import read_history
 from jobs.core.lease import LeaseHeld, Leases
 from jobs.core.model import HistoryRow, Status, from_table
@@ -96,7 +97,13 @@ def countersigned_attestations(store: Store, config: RebuilderConfig, state: Pub
 def publish(store: Store, config: RebuilderConfig, *, site_store: Store | None = None, site_prefix: str = "site/",
             now: datetime | None = None, rebuilder_name: str = "rebuilder") -> PublishSummary:
     """One publish run (see the module docstring)."""
-    now = now or datetime.now(timezone.utc)
+    with cyclic_gc_paused():
+        return _publish(store, config, site_store=site_store, site_prefix=site_prefix,
+                        now=now or datetime.now(timezone.utc), rebuilder_name=rebuilder_name)
+
+
+def _publish(store: Store, config: RebuilderConfig, *, site_store: Store | None, site_prefix: str, now: datetime,
+             rebuilder_name: str) -> PublishSummary:
     state = publish_state(store, config, now=now)
     summary = PublishSummary(state)
     if state.busy:

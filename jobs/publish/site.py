@@ -5,8 +5,9 @@ through Jinja2, feeds through `jobs.publish.feeds`, build files as copies of the
 objects. Given the manifest of the last publish, only what changed is rendered:
 
 - package pages and feeds, and the parts of suite lists, carry a digest of their inputs
-  (`jobs.publish.plan`); one whose digest (and the render salt: the code and templates)
-  matches the manifest is kept, not rendered;
+  (`jobs.publish.plan`), as does each status list published whole for clients
+  (`jobs.publish.allfeeds`, from its parts' digests); one whose digest (and the render
+  salt: the code and templates) matches the manifest is kept, not rendered;
 - build files are immutable: only those of builds after the manifest's watermark (and
   copies to retry) are added;
 - the small files that show counts or the time (suite pages, list indexes, the
@@ -31,7 +32,7 @@ import duckdb
 from jobs.core.model import Status
 from jobs.core.resources import site_static, site_templates
 from jobs.core.store import Store
-from jobs.publish import feeds, plan, queries, urls
+from jobs.publish import allfeeds, feeds, plan, queries, urls
 from jobs.publish.classify import FailureClass
 from jobs.publish.inputs import Inputs, load_inputs
 from jobs.publish.pages import Renderer, chart
@@ -169,8 +170,9 @@ def _package_pages(b: _Builder) -> None:
 def _title(ref: ListRef) -> tuple[str, str, dict[str, str]]:
     """(feed kind, title, feed extras) of a list."""
     kind, _, value = ref.name.partition("/")
-    if kind == "status":
-        return "suite-status", value, {"status": value}
+    if kind == "status":  # "all": the whole list in one feed (jobs.publish.allfeeds)
+        return "suite-status", value, {"status": value,
+                                       "all": urls.href(urls.status_all_feed(ref.suite.path, Status(value)))}
     if kind == "class":
         return "suite-class", FailureClass(value).label, {"failure_class": value}
     return "suite-names", "all packages by name", {}
@@ -193,6 +195,7 @@ def _suites(b: _Builder, summaries: list[SuiteSummary], lists: dict[ListRef, lis
         by_suite[ref.suite].append(ref)
     order = {"status": 0, "names": 1, "class": 2}
     todo: list[tuple[ListPart, str, SuiteSummary, dict[str, Any], tuple[ListPart | None, ListPart | None]]] = []
+    whole: list[allfeeds.WholeList] = []
     for summary in summaries:
         refs = sorted(by_suite[summary.suite], key=lambda r: (order[r.name.partition("/")[0]],
                                                                 [s.value for s in STATUS_LISTS].index(
@@ -203,6 +206,10 @@ def _suites(b: _Builder, summaries: list[SuiteSummary], lists: dict[ListRef, lis
         for ref in refs:
             parts = lists[ref]
             split = parts[0].split
+            if ref.name.startswith("status/"):
+                w = allfeeds.whole_list(ref, parts)
+                if not b.keep_if_unchanged((w.key,), w.input):
+                    whole.append(w)
             # A part page links the list's index and its neighbours only, so a part appearing
             # or going (a prefix cut one character deeper) rewrites its neighbours, not the list.
             for i, part in enumerate(parts):
@@ -214,6 +221,7 @@ def _suites(b: _Builder, summaries: list[SuiteSummary], lists: dict[ListRef, lis
             if split:
                 _list_index(b, summary, ref, parts, nav)
         _suite_page(b, summary, refs, nav)
+    allfeeds.add(b.site, b.con, whole, b.now)
     rows = plan.part_rows(b.con, [t[0] for t in todo])
     for part, digest, summary, nav, (before, after) in todo:
         kind, title, extra = _title(part.ref)

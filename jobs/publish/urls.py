@@ -102,6 +102,16 @@ def suite_feed(path: str, what: str) -> str:
     return f"api/v1/suites/{path}/{what}.json"
 
 
+def status_all_feed(path: str, status: Status) -> str:
+    """A suite's whole status list in one columnar feed, for clients (jobs.publish.allfeeds).
+
+    It sits beside the list's own feed "<STATUS>.json" (its parts live under "<STATUS>/", the
+    suite's failure-class lists under "class/"): a status is one of four fixed words, so
+    "<STATUS>.all.json" can be no other file's key.
+    """
+    return f"api/v1/suites/{path}/{status.value}.all.json"
+
+
 def package_page(distro: str, name: str) -> str:
     return f"packages/{segment(distro)}/{segment(name)}.html"
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
+from jobs.core.gcpause import cyclic_gc_paused
 from jobs.sync.alpm_desc import Desc, InvalidDesc, parse_desc
-from jobs.sync.gcpause import cyclic_gc_paused
 from jobs.sync.records import BinaryEntry, Skipped
 from jobs.sync.tar_members import DEFAULT_MAX_UNPACKED, TarMembers
 

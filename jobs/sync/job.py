@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 
 from jobs.core.config import RebuilderConfig, SyncConfig, SyncProfile
 from jobs.core.errors import ConfigError, TerminalError
+from jobs.core.gcpause import cyclic_gc_paused
 from jobs.core.history import build_summaries
 from jobs.core.layout import claim_key, state_prefix, sync_lock
 from jobs.core.lease import LeaseHeld, LeaseKeeper, LeaseLost, Leases
@@ -37,7 +38,6 @@ from jobs.core.queue import update_queue
 from jobs.core.store import Store, put_new
 from jobs.sync import archlinux, debian
 from jobs.sync.fetch import Fetcher
-from jobs.sync.gcpause import cyclic_gc_paused
 from jobs.sync.plan import QueuePlan, job_rows, plan_queue
 from jobs.sync.records import IndexResult, rows_of
 from jobs.sync.revalidate import probe, profile_digest, state_meta, validators_json

@@ -10,14 +10,15 @@ size (its own benchmark is bench_publish). Rows are built in memory (`PackageRow
 publish's own code, so they have the real site's shape and bytes: `jobs.publish.plan` cuts
 every status list into parts (by name prefix, at most `urls.PAGE_SIZE` rows each), the
 site builder (`jobs.publish.site._suites`, HTML left out) writes each long list as a parts
-index `api/v1/suites/<suite>/<STATUS>.json` plus one feed per part, the v0 list comes from
-publish's query, `api/v1/index.json` from `jobs.publish.feeds`. Only what the two clients read
-is written (the status lists, not the name and failure-class lists). Shape: Arch core (300)
-and extra (15% of packages), Debian bookworm and trixie main amd64 (the rest, split evenly),
-so component `main` spans two suites; statuses 85% GOOD, 8% BAD, 4% FAIL, 3% UNKWN; every BAD
-and FAIL has a reason and a failure class. How many files `pkgs ls` reads follows from how
-publish cuts lists (`files_read_by_pkgs_ls` in the figures): with 200-row parts, 51 for
-`--suite main` (the index, two BAD lists, 48 parts) and 18 for `--suite extra`.
+index `api/v1/suites/<suite>/<STATUS>.json` plus one feed per part, and each status list
+whole in one columnar feed `<STATUS>.all.json` (`jobs.publish.allfeeds`); the v0 list comes
+from publish's query, `api/v1/index.json` (which advertises the whole lists) from
+`jobs.publish.feeds`. Only what the clients read is written (the status lists, not the name
+and failure-class lists). Shape: Arch core (300) and extra (15% of packages), Debian
+bookworm and trixie main amd64 (the rest, split evenly), so component `main` spans two
+suites; statuses 85% GOOD, 8% BAD, 4% FAIL, 3% UNKWN; every BAD and FAIL has a reason and a
+failure class. The files and bytes `pkgs ls` read are counted by the server
+(`files_read_by_pkgs_ls`, `bytes`): the index and one whole list per suite.
 
 The site is served by tests/httpd.py (Python's ThreadingHTTPServer) on loopback. In one run,
 each measurement `--repeat` times (the median is reported), each with a cold cache:
@@ -30,6 +31,9 @@ each measurement `--repeat` times (the median is reported), each with a cold cac
    It parses with orjson, as rebuildctl does, so the ratio measures the data, not the
    parser; the time with the standard library's json (requests' `.json()`) is reported too.
 v0 reads FAIL as BAD, so the old way finds BAD and FAIL packages; both counts are reported.
+4. rebuildctl in process against the same site as published before the whole lists (the index
+   without `lists_all`, so the client reads each list's parts index and its parts): what this
+   change gained, measured in the same run (`pkgs_ls_parts_seconds`).
 The speedup compares 1 with 3 (both in process, no interpreter start), run by run interleaved.
 Two suites are measured: `--suite` (default extra: one suite, 15% of the packages, the
 headline) and `--worst-suite` (default main: a component of two releases holding 85% of the
@@ -67,6 +71,7 @@ from jobs.publish import feeds, plan, queries, site, urls
 from jobs.publish.classify import FailureClass
 from jobs.publish.rows import BuildLinks, PackageRow, SuiteKey, SuiteSummary
 from jobs.publish.sitewriter import JSON, Manifest, Site, json_bytes
+from tests.httpd import _QuietHandler, serve
 
 PACKAGES = 100_000
 SMOKE = 2_000
@@ -191,15 +196,36 @@ def write_site(root: Path, summaries: list[SuiteSummary], by_suite: dict[SuiteKe
     return {k: len(v) for k, v in files.items()}
 
 
-def _files_read(root: Path, summaries: list[SuiteSummary], component: str) -> list[str]:
-    """The keys `pkgs ls --status BAD --suite <component>` reads: the index, each BAD list, its parts."""
-    keys = [urls.INDEX_FEED]
-    for s in summaries:
-        if s.suite.component == component:
-            keys.append(urls.suite_feed(s.suite.path, "BAD"))
-            listing = json.loads((root / keys[-1]).read_bytes())
-            keys += [unquote(part["feed"]) for part in listing.get("parts", [])]
-    return keys
+def parts_site(root: Path, to: Path) -> Path:
+    """The same site as a publish before the whole lists left it: an index without `lists_all`.
+
+    Every other file is the site's own (its `api/v0` and `api/v1/suites` directories linked).
+    """
+    index = json.loads((root / urls.INDEX_FEED).read_bytes())
+    for suite in index["suites"]:
+        del suite["lists_all"]
+    (to / "api/v1").mkdir(parents=True)
+    (to / urls.INDEX_FEED).write_bytes(json_bytes(index))
+    (to / "api/v1/suites").symlink_to(root / "api/v1/suites", target_is_directory=True)
+    (to / "api/v0").symlink_to(root / "api/v0", target_is_directory=True)
+    return to
+
+
+class _Counting(_QuietHandler):
+    """Counts the files served (path, bytes): what a client really read."""
+
+    seen: list[tuple[str, int]] = []
+
+    def copyfile(self, source: Any, outputfile: Any) -> None:
+        type(self).seen.append((unquote(self.path), os.fstat(source.fileno()).st_size))
+        super().copyfile(source, outputfile)
+
+
+def files_read(base: str, suite: str, cache: Path) -> list[tuple[str, int]]:
+    """(key, bytes) of every file one cold `pkgs ls --status BAD --suite <suite>` reads, in order."""
+    _Counting.seen.clear()
+    rebuildctl_in_process(base, suite, cache)
+    return [(path.lstrip("/"), size) for path, size in _Counting.seen]
 
 
 def old_client(base: str, suite: str, parser: str = "orjson") -> int:
@@ -217,8 +243,8 @@ def old_client(base: str, suite: str, parser: str = "orjson") -> int:
     return sum(1 for r in records if r["status"] == "BAD" and r["suite"] == suite)
 
 
-def rebuildctl_in_process(base: str, suite: str, cache: Path) -> int:
-    """The real CLI in this process with an empty cache; the number of lines it printed."""
+def rebuildctl_in_process(base: str, suite: str, cache: Path) -> str:
+    """The real CLI in this process with an empty cache; what it printed."""
     from typer.testing import CliRunner
 
     from jobs.ctl.cli import app
@@ -227,17 +253,17 @@ def rebuildctl_in_process(base: str, suite: str, cache: Path) -> int:
                              env={"XDG_CACHE_HOME": str(cache)}, catch_exceptions=False)
     if res.exit_code != 0:
         raise RuntimeError(f"rebuildctl failed: {res.output}")
-    return len(res.stdout.splitlines())
+    return res.stdout
 
 
-def rebuildctl_process(base: str, suite: str, cache: Path) -> int:
+def rebuildctl_process(base: str, suite: str, cache: Path) -> str:
     """The `rebuildctl` console script as a user runs it (interpreter start included)."""
     exe = Path(sys.executable).parent / "rebuildctl"
     argv = [str(exe)] if exe.exists() else [sys.executable, "-c", "from jobs.ctl.cli import main; main()"]
     out = subprocess.run([*argv, "-H", base, "pkgs", "ls", "--status", "BAD", "--suite", suite],
                          env={**os.environ, "XDG_CACHE_HOME": str(cache), "HOME": str(cache)},
                          capture_output=True, text=True, check=True, timeout=300)
-    return len(out.stdout.splitlines())
+    return out.stdout
 
 
 def _cpu() -> float:
@@ -253,36 +279,38 @@ def _clock(fn, *args) -> tuple[float, float, Any]:
     return time.perf_counter() - wall, _cpu() - cpu, result
 
 
-def measure(base: str, suite: str, repeat: int, caches: Iterator[Path]) -> dict[str, Any]:
-    """Both clients for one --suite, interleaved run by run (so load on the machine hits both alike)."""
-    times: dict[str, list[float]] = {"ctl": [], "process": [], "v0": [], "v0_json": []}
+def measure(base: str, parts_base: str, suite: str, repeat: int, caches: Iterator[Path]) -> dict[str, Any]:
+    """The clients for one --suite, interleaved run by run (so load on the machine hits them alike)."""
+    times: dict[str, list[float]] = {"ctl": [], "process": [], "v0": [], "v0_json": [], "parts": []}
     cpu: dict[str, list[float]] = {k: [] for k in times}
-    rows: dict[str, int] = {}
+    out: dict[str, Any] = {}
     for _ in range(repeat):
         for what, fn, args in (("ctl", rebuildctl_in_process, (base, suite, next(caches))),
                                ("v0", old_client, (base, suite)),
                                ("process", rebuildctl_process, (base, suite, next(caches))),
-                               ("v0_json", old_client, (base, suite, "json"))):
-            seconds, cpu_seconds, rows[what] = _clock(fn, *args)
+                               ("v0_json", old_client, (base, suite, "json")),
+                               ("parts", rebuildctl_in_process, (parts_base, suite, next(caches)))):
+            seconds, cpu_seconds, out[what] = _clock(fn, *args)
             times[what].append(seconds)
             cpu[what].append(cpu_seconds)
-    assert rows["ctl"] == rows["process"], rows
+    # The same lines whichever way the lists were read, as a user runs it or in process.
+    assert out["ctl"] == out["process"] == out["parts"], suite
     m = {k: statistics.median(v) for k, v in times.items()}
     c = {k: statistics.median(v) for k, v in cpu.items()}
     return {"pkgs_ls_seconds": round(m["ctl"], 3), "pkgs_ls_process_seconds": round(m["process"], 3),
             "v0_list_seconds": round(m["v0"], 3), "v0_list_stdlib_json_seconds": round(m["v0_json"], 3),
+            "pkgs_ls_parts_seconds": round(m["parts"], 3),
             "speedup_over_v0_list": round(m["v0"] / m["ctl"], 1),
+            "speedup_over_parts": round(m["parts"] / m["ctl"], 1),
             # CPU time (server threads included) is what a loaded machine distorts least
             "cpu_seconds": {k: round(v, 3) for k, v in c.items()}, "cpu_speedup": round(c["v0"] / c["ctl"], 1),
-            "rows": {"pkgs_ls_BAD": rows["ctl"], "v0_BAD_and_FAIL": rows["v0"]},
+            "rows": {"pkgs_ls_BAD": len(out["ctl"].splitlines()), "v0_BAD_and_FAIL": out["v0"]},
             "runs": {k: [round(x, 3) for x in v] for k, v in times.items()}}
 
 
 def run(*, packages: int = PACKAGES, suite: str = SUITE, worst_suite: str = WORST_SUITE, repeat: int = 3,
         workdir: str | None = None) -> dict[str, Any]:
-    """Synthesize, serve and time both clients for `suite` (the headline) and `worst_suite`; the figures."""
-    from tests.httpd import serve
-
+    """Synthesize, serve and time the clients for `suite` (the headline) and `worst_suite`; the figures."""
     with tempfile.TemporaryDirectory(prefix="bench-ctl-", dir=workdir) as tmp:
         root = Path(tmp) / "site"
         started = time.perf_counter()
@@ -290,13 +318,14 @@ def run(*, packages: int = PACKAGES, suite: str = SUITE, worst_suite: str = WORS
         sizes = write_site(root, summaries, by_suite)
         setup = time.perf_counter() - started
         share = {x: sum(s.total for s in summaries if s.suite.component == x) / packages for x in (suite, worst_suite)}
-        reads = {x: _files_read(root, summaries, x) for x in (suite, worst_suite)}
         del summaries, by_suite  # 100,000 live rows would slow every garbage collection in the timed part
         gc.collect()
         caches = (Path(tmp) / f"cache-{i}" for i in itertools.count())
-        with serve(root) as base:
+        with serve(root, _Counting) as base, serve(parts_site(root, Path(tmp) / "parts"), _Counting) as parts_base:
             rebuildctl_in_process(base, suite, next(caches))  # the imports, once; every timed run has a new cache
-            figures = {x: measure(base, x, repeat, caches) for x in dict.fromkeys((suite, worst_suite))}
+            reads = {x: files_read(base, x, next(caches)) for x in (suite, worst_suite)}
+            parts_reads = {x: files_read(parts_base, x, next(caches)) for x in (suite, worst_suite)}
+            figures = {x: measure(base, parts_base, x, repeat, caches) for x in dict.fromkeys((suite, worst_suite))}
             warm_cache = next(caches)
             rebuildctl_in_process(base, suite, warm_cache)
             warm_s = statistics.median(_clock(rebuildctl_in_process, base, suite, warm_cache)[0]
@@ -304,9 +333,10 @@ def run(*, packages: int = PACKAGES, suite: str = SUITE, worst_suite: str = WORS
     head, worst = figures[suite], figures[worst_suite]
     for x, f in figures.items():
         f["share_of_packages"] = round(share[x], 3)
-        f["bytes"] = {"pkgs_ls": sum(sizes[k] for k in reads[x]), "v0_list": sizes[urls.PKGS_LIST]}
-        f["files_read_by_pkgs_ls"] = {"count": len(reads[x]),
-                                      "index_and_lists": [k for k in reads[x] if "/BAD/" not in k]}  # not parts
+        f["bytes"] = {"pkgs_ls": sum(n for _, n in reads[x]), "v0_list": sizes[urls.PKGS_LIST],
+                      "pkgs_ls_parts": sum(n for _, n in parts_reads[x])}
+        f["files_read_by_pkgs_ls"] = {"count": len(reads[x]), "files": [k for k, _ in reads[x]],
+                                      "count_parts": len(parts_reads[x])}
     return {
         "pkgs_ls_seconds": head["pkgs_ls_seconds"], "target_pkgs_ls_seconds": TARGET_SECONDS,
         "pkgs_ls_process_seconds": head["pkgs_ls_process_seconds"], "target_pkgs_ls_process_seconds": TARGET_SECONDS,
@@ -340,7 +370,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"{label}pkgs ls --status BAD --suite {suite} ({f['share_of_packages']:.0%} of the packages): "
               f"{f['pkgs_ls_seconds']} s in process, {f['pkgs_ls_process_seconds']} s as a process "
               f"(target <= {TARGET_SECONDS} s); whole v0 list {f['v0_list_seconds']} s; "
-              f"speedup {figures['speedup_over_v0_list' + key]}x (target >= {TARGET_SPEEDUP}x)")
+              f"speedup {figures['speedup_over_v0_list' + key]}x (target >= {TARGET_SPEEDUP}x); "
+              f"read {f['files_read_by_pkgs_ls']['count']} files, {f['bytes']['pkgs_ls']:,} bytes "
+              f"(in parts: {f['files_read_by_pkgs_ls']['count_parts']} files, {f['bytes']['pkgs_ls_parts']:,} "
+              f"bytes, {f['pkgs_ls_parts_seconds']} s)")
     return figures
 
 

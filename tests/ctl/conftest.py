@@ -6,7 +6,10 @@ workers/, state/, queue/) but none of the first one's publish output, published 
 publish with its own signing key — so it verifies the same worker-signed results and
 countersigns their attestations with a different key, as an independent rebuilder would.
 `parted` is the first store published again with its lists cut into parts of one row, as
-publish cuts lists longer than `urls.PAGE_SIZE` (200 rows)."""
+publish cuts lists longer than `urls.PAGE_SIZE` rows. Publish also writes each status list
+whole (`<STATUS>.all.json`), which rebuildctl reads instead of the parts; `old` and
+`parted_old` are the two sites as a publish before those whole lists left them, so that
+the list feeds and their parts are read."""
 
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from jobs.core.config import parse_rebuilder_config
 from jobs.core.store import open_store
 from jobs.publish import urls
 from jobs.publish.run import publish
-from tests.ctl.support import Recording
+from tests.ctl.support import Recording, without_whole_lists
 from tests.httpd import serve
 from tests.publish.test_end_to_end import run_everything
 
@@ -77,6 +80,40 @@ def parted_http(parted):
 def parted_base(request, parted, parted_http):
     """The parted site, over loopback HTTP and as a file:// URL."""
     return parted_http if request.param == "http" else parted.as_uri()
+
+
+@pytest.fixture(scope="session")
+def parted_old(parted, tmp_path_factory):
+    """The parted site without its whole lists: rebuildctl reads each list's parts."""
+    return without_whole_lists(parted, tmp_path_factory.mktemp("ctl-parted-old") / "site")
+
+
+@pytest.fixture(scope="session")
+def parted_old_http(parted_old):
+    with serve(parted_old, Recording) as base:
+        yield base
+
+
+@pytest.fixture(params=["http", "file"])
+def parted_old_base(request, parted_old, parted_old_http):
+    """The parted site without its whole lists, over loopback HTTP and as a file:// URL."""
+    return parted_old_http if request.param == "http" else parted_old.as_uri()
+
+
+@pytest.fixture(scope="session")
+def old(published, tmp_path_factory):
+    """The first rebuilder's site without its whole lists: rebuildctl reads each list's feed."""
+    return without_whole_lists(published[0] / "site", tmp_path_factory.mktemp("ctl-old") / "site")
+
+
+@pytest.fixture(params=["http", "file"])
+def old_base(request, old):
+    """The site without its whole lists, over loopback HTTP and as a file:// URL."""
+    if request.param == "file":
+        yield old.as_uri()
+        return
+    with serve(old) as base:
+        yield base
 
 
 @pytest.fixture(scope="session")

@@ -45,7 +45,8 @@ def test_pkgs_ls_status_reads_only_that_feed(http_base):
     res = ctl("-H", http_base, "pkgs", "ls", "--status", "fail")
     assert res.stdout.splitlines() == [line for line in res.stdout.splitlines() if line.startswith("[FAIL ] ftbfs ")]
     assert len(res.stdout.splitlines()) == 1
-    assert [p for p, _ in _Recording.seen] == ["/api/v1/index.json", "/api/v1/suites/archlinux/-/fixture/x86_64/FAIL.json"]
+    assert [p for p, _ in _Recording.seen] == ["/api/v1/index.json",
+                                               "/api/v1/suites/archlinux/-/fixture/x86_64/FAIL.all.json"]
 
 
 def test_http_cache_revalidates(http_base, tmp_path):

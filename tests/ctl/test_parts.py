@@ -1,4 +1,5 @@
-"""Long lists published in parts: `pkgs ls` reads every part, a few at a time, in order; the transport under it."""
+"""Long lists published in parts, by a publish before the whole-list feeds: `pkgs ls` reads every part, a few at
+a time, in order; the transport under it."""
 
 from __future__ import annotations
 
@@ -17,34 +18,34 @@ from tests.httpd import _QuietHandler, serve
 GOOD = "/api/v1/suites/archlinux/-/fixture/x86_64/GOOD"
 
 
-def test_pkgs_ls_reads_a_list_in_parts_like_a_whole_one(base, parted_base):
+def test_pkgs_ls_reads_a_list_in_parts_like_a_whole_one(old_base, parted_old_base):
     for args in (["pkgs", "ls"], ["pkgs", "ls", "--status", "good", "--json"], ["pkgs", "ls", "--name", "split-*"]):
-        whole, parts = ctl("-H", base, *args), ctl("-H", parted_base, *args)
+        whole, parts = ctl("-H", old_base, *args), ctl("-H", parted_old_base, *args)
         assert parts.exit_code == 0, parts.output
         assert parts.stdout == whole.stdout and parts.stdout
 
 
-def test_the_parts_of_a_list_are_read_after_it(parted, parted_http):
-    parts = [f"/{p['feed']}" for p in json.loads((parted / f"{GOOD.lstrip('/')}.json").read_text())["parts"]]
+def test_the_parts_of_a_list_are_read_after_it(parted_old, parted_old_http):
+    parts = [f"/{p['feed']}" for p in json.loads((parted_old / f"{GOOD.lstrip('/')}.json").read_text())["parts"]]
     assert len(parts) >= 2  # four rows cut into parts of one
     Recording.seen.clear()
-    res = ctl("-H", parted_http, "pkgs", "ls", "--status", "good")
+    res = ctl("-H", parted_old_http, "pkgs", "ls", "--status", "good")
     assert [line[8:].split()[0] for line in res.stdout.splitlines()] == ["hello-c", "hello-script", "split-a",
                                                                          "split-b"]
     paths = [p for p, _ in Recording.seen]
     assert paths[:2] == ["/api/v1/index.json", f"{GOOD}.json"] and sorted(paths[2:]) == sorted(parts)
 
 
-def test_a_warm_cache_revalidates_every_part(parted_http):
-    ctl("-H", parted_http, "pkgs", "ls", "--status", "good")
+def test_a_warm_cache_revalidates_every_part(parted_old_http):
+    ctl("-H", parted_old_http, "pkgs", "ls", "--status", "good")
     Recording.seen.clear()
-    assert len(ctl("-H", parted_http, "pkgs", "ls", "--status", "good").stdout.splitlines()) == 4
+    assert len(ctl("-H", parted_old_http, "pkgs", "ls", "--status", "good").stdout.splitlines()) == 4
     assert len(Recording.seen) > 3 and {code for _, code in Recording.seen} == {304}  # index, list, parts
 
 
 @pytest.mark.parametrize("scheme", ["http", "file"])
-def test_a_missing_part_is_a_clear_error(parted, tmp_path, scheme):
-    site = copy_site(parted, tmp_path / "site")
+def test_a_missing_part_is_a_clear_error(parted_old, tmp_path, scheme):
+    site = copy_site(parted_old, tmp_path / "site")
     last = json.loads((site / f"{GOOD.lstrip('/')}.json").read_text())["parts"][-1]["feed"]
     (site / last).unlink()  # as if a publish had replaced the list meanwhile
     with serve(site) as http:

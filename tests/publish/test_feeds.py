@@ -149,6 +149,23 @@ def test_v1_index_and_suite_feeds(published):
     assert [p["name"] for p in every["packages"]] == ["bar", "baz", "foo", "qux", "regress", "split-a", "split-b"]
 
 
+def test_the_index_the_suite_feed_and_each_status_list_name_its_whole_list(published):
+    _, site = published
+    (suite,) = feed(site, "api/v1/index.json")["suites"]
+    base = "api/v1/suites/archlinux/-/core/x86_64"
+    assert suite["lists_all"] == {s: f"{base}/{s}.all.json" for s in ("GOOD", "BAD", "FAIL", "UNKWN")}
+    assert feed(site, f"{base}/index.json")["lists_all"] == suite["lists_all"]
+    for status, url in suite["lists_all"].items():
+        assert feed(site, suite["feeds"][status])["all"] == url
+        whole = feed(site, url)
+        assert (whole["kind"], whole["status"], whole["count"]) == ("suite-status-all", status,
+                                                                     suite["counts"][status.lower().replace(
+                                                                         "unkwn", "unknown")])
+        assert list(whole) == ["schema", "kind", "generated_at", "suite", "status", "count", "columns", "rows"]
+    bad = feed(site, suite["lists_all"]["BAD"])
+    assert [dict(zip(bad["columns"], r))["name"] for r in bad["rows"]] == ["bar", "regress", "split-b"]
+
+
 def test_package_feed(published):
     _, site = published
     regress = feed(site, "api/v1/packages/archlinux/regress.json")

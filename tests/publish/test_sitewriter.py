@@ -112,6 +112,7 @@ def test_one_new_result_rewrites_only_what_shows_it(world):
         "packages/archlinux/qux.html", "api/v1/packages/archlinux/qux.json",
         f"{SUITE}/UNKWN.html", f"{SUITE}/GOOD.html", f"{SUITE}/names.html",
         f"{FEEDS}/UNKWN.json", f"{FEEDS}/GOOD.json", f"{FEEDS}/names.json",
+        f"{FEEDS}/UNKWN.all.json", f"{FEEDS}/GOOD.all.json",
         f"{SUITE}/index.html", f"{FEEDS}/index.json",
         "api/v0/pkgs/list", "api/v0/dashboard", "api/v1/index.json", "index.html",
         "api/v1/workers.json",  # its last build and build count
