@@ -27,11 +27,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from jobs.core.config import RebuilderConfig, SyncProfile
+from jobs.core.gcpause import cyclic_gc_paused
 from jobs.core.model import JobRow, PackageStateRow, parquet_bytes, to_table
 from jobs.core.store import LocalStore
 from jobs.sync.archlinux import read_index
 from jobs.sync.fetch import Fetcher
-from jobs.sync.gcpause import cyclic_gc_paused
 from jobs.sync.job import sync_profile
 from jobs.sync.plan import job_rows
 from jobs.sync.records import rows_of
