@@ -2,7 +2,7 @@
 
 Each command parses its arguments, calls one function of `jobs.*` and turns domain
 errors into a clean exit: 1 for a terminal error, 75 (EX_TEMPFAIL) for a transient one
-so that a scheduler can simply try again, 3 for a job that is not built yet.
+so that a scheduler can simply try again.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import typer
 from jobs.core.errors import RebuilderError
 
 EXIT_TERMINAL = 1
-EXIT_NOT_BUILT = 3
 EXIT_TRANSIENT = 75
 
 app = typer.Typer(
@@ -53,12 +52,6 @@ def _global(
         help="Store URL (file:///path or s3://bucket/prefix); overrides [store] url.")] = None,
 ) -> None:
     ctx.obj = Options(config=config, store=store)
-
-
-def _not_built(job: str, issue: int) -> None:
-    typer.echo(f"rebuilder {job}: this job is not implemented yet (tracked in issue #{issue}); "
-               "nothing was read or written.", err=True)
-    raise typer.Exit(EXIT_NOT_BUILT)
 
 
 @app.command()

@@ -1,7 +1,7 @@
 """The benchmark runner at tiny sizes: every script still runs and reports every headline figure.
 
 The figures themselves are not checked (a smoke run measures nothing worth comparing);
-`python -m tests.benchmarks` at full size is what the README's table comes from.
+`python -m tests.benchmarks` at full size is what docs/benchmarks.md's table comes from.
 """
 
 from __future__ import annotations
@@ -46,9 +46,9 @@ def test_every_benchmark_runs_and_reports_every_figure(seaweed, tmp_path):
     # Every row is printed with its verdict.
     assert sum(line.lstrip().startswith("= ") for line in res.stdout.splitlines()) == len(rows)
 
-    # The README block renders from the same result, between jobs.core.readme's markers.
+    # The docs block renders from the same result, between jobs.core.readme's markers.
     start, end = readme.markers("benchmarks")
-    page = tmp_path / "README.md"
+    page = tmp_path / "benchmarks.md"
     page.write_text(f"# x\n{start}\nSTALE-BLOCK\n{end}\nrest\n")
     page.write_text(readme.replace_block(page.read_text(), "benchmarks", headlines.markdown(result)))
     block = readme.block(page.read_text(), "benchmarks")

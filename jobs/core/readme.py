@@ -1,8 +1,9 @@
-"""README blocks generated from the code, so the documentation cannot drift from it.
+"""Documentation blocks generated from the code, so the docs cannot drift from it.
 
-Each block sits between `<!-- NAME:start -->` and `<!-- NAME:end -->`; a test fails when a
-block differs from what its generator prints. `python -m jobs.core.readme --check README.md`
-reports stale blocks, `--write README.md` regenerates them.
+Each block sits between `<!-- NAME:start -->` and `<!-- NAME:end -->` in one of the pages in
+`PAGES`; a test fails when a block differs from what its generator prints.
+`python -m jobs.core.readme --check` reports stale blocks in every page, `--write` regenerates
+them (`--check FILE`/`--write FILE` for some pages only); with neither it prints the blocks.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 def _config_reference() -> str:
     from jobs.core.config.reference import config_reference_markdown
@@ -21,12 +24,28 @@ def _config_reference() -> str:
 
 def _schemas() -> str:
     from jobs.core.model import schema_markdown
-    return schema_markdown(heading_level=4)
+    return schema_markdown(heading_level=3)
+
+
+def _cli(program: str) -> Callable[[], str]:
+    def generate() -> str:
+        from jobs.cli_reference import cli_reference_markdown
+        return cli_reference_markdown(program)
+    return generate
 
 
 BLOCKS: dict[str, Callable[[], str]] = {
     "config-reference": _config_reference,
     "schemas": _schemas,
+    "cli-rebuilder": _cli("rebuilder"),
+    "cli-rebuildctl": _cli("rebuildctl"),
+}
+
+# Which page (relative to the repository root) carries which generated blocks.
+PAGES: dict[str, tuple[str, ...]] = {
+    "docs/configuration.md": ("config-reference",),
+    "docs/design.md": ("schemas",),
+    "docs/cli.md": ("cli-rebuilder", "cli-rebuildctl"),
 }
 
 
@@ -51,12 +70,12 @@ def replace_block(text: str, name: str, markdown: str) -> str:
     start = text.find(start_marker)
     end = text.find(end_marker, start + 1)
     if start < 0 or end < 0:
-        raise ValueError(f"the README lacks the markers {start_marker} ... {end_marker}")
+        raise ValueError(f"the page lacks the markers {start_marker} ... {end_marker}")
     return text[:start + len(start_marker)] + "\n" + markdown + text[end:]
 
 
 def block_problem(path: str | Path, name: str) -> str | None:
-    """Why block `name` of the README at `path` is stale (a diff), or None if it is current."""
+    """Why block `name` of the page at `path` is stale (a diff), or None if it is current."""
     text = Path(path).read_text(encoding="utf-8")
     current = block(text, name)
     if current is None:
@@ -70,7 +89,7 @@ def block_problem(path: str | Path, name: str) -> str | None:
 
 
 def write_blocks(path: str | Path, names: Sequence[str] = tuple(BLOCKS)) -> None:
-    """Regenerate the named blocks of the README at `path`."""
+    """Regenerate the named blocks of the page at `path`."""
     path = Path(path)
     text = path.read_text(encoding="utf-8")
     for name in names:
@@ -78,32 +97,60 @@ def write_blocks(path: str | Path, names: Sequence[str] = tuple(BLOCKS)) -> None
     path.write_text(text, encoding="utf-8")
 
 
-def main(argv: Sequence[str] | None = None, *, names: Sequence[str] = tuple(BLOCKS),
+def blocks_of(path: str | Path) -> tuple[str, ...]:
+    """The generated blocks a page carries: those `PAGES` assigns it, else those whose markers it has."""
+    path = Path(path)
+    resolved = path.resolve()
+    for page, names in PAGES.items():
+        if (ROOT / page).resolve() == resolved:
+            return names
+    text = path.read_text(encoding="utf-8")
+    return tuple(name for name in BLOCKS if markers(name)[0] in text)
+
+
+def _targets(files: Sequence[str], names: Sequence[str] | None) -> list[tuple[Path, tuple[str, ...]]]:
+    if not files:
+        return [(ROOT / page, tuple(names) if names is not None else blocks) for page, blocks in PAGES.items()
+                if names is None or set(names) & set(blocks)]
+    return [(Path(f), tuple(names) if names is not None else blocks_of(f)) for f in files]
+
+
+def main(argv: Sequence[str] | None = None, *, names: Sequence[str] | None = None,
          prog: str = "python -m jobs.core.readme") -> int:
-    """Print the blocks, or check/update them in a README."""
+    """Print the blocks, or check/update them in the documentation pages."""
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--check", metavar="README", help="exit 1 if a generated block is out of date")
-    group.add_argument("--write", metavar="README", help="regenerate the blocks in README")
+    group.add_argument("--check", nargs="*", metavar="FILE",
+                       help="exit 1 if a generated block is out of date [default: every page in docs/]")
+    group.add_argument("--write", nargs="*", metavar="FILE",
+                       help="regenerate the blocks [default: every page in docs/]")
     args = parser.parse_args(argv)
-    if args.check:
-        try:
-            problems = [p for name in names if (p := block_problem(args.check, name))]
-        except OSError as e:
-            problems = [f"{args.check}: {e.strerror or e}"]
+    if args.check is not None:
+        problems = []
+        for path, blocks in _targets(args.check, names):
+            try:
+                if not blocks:
+                    problems.append(f"{path}: no generated block")
+                problems += [p for name in blocks if (p := block_problem(path, name))]
+            except OSError as e:
+                problems.append(f"{path}: {e.strerror or e}")
         for problem in problems:
             print(problem, file=sys.stderr)
         if problems:
-            print(f"fix: {prog} --write {args.check}", file=sys.stderr)
+            print(f"fix: {prog} --write {' '.join(args.check)}".rstrip(), file=sys.stderr)
         return 1 if problems else 0
-    if args.write:
-        try:
-            write_blocks(args.write, names)
-        except (OSError, ValueError) as e:
-            print(f"{args.write}: {e}", file=sys.stderr)
-            return 1
-        return 0
-    for name in names:
+    if args.write is not None:
+        status = 0
+        for path, blocks in _targets(args.write, names):
+            try:
+                if not blocks:
+                    raise ValueError("no generated block")
+                write_blocks(path, blocks)
+            except (OSError, ValueError) as e:
+                print(f"{path}: {e}", file=sys.stderr)
+                status = 1
+        return status
+    for name in names if names is not None else BLOCKS:
         sys.stdout.write(BLOCKS[name]())
     return 0
 

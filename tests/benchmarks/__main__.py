@@ -1,13 +1,13 @@
 """Run every benchmark and print each headline figure against its same-run baseline and target.
 
-`python -m tests.benchmarks [--smoke] [--only NAME ...] [--json FILE] [--write-readme README.md]
+`python -m tests.benchmarks [--smoke] [--only NAME ...] [--json FILE] [--write-docs [PAGE]]
 [--s3-endpoint URL] [--from-json FILE ...]`
 
 Benchmarks: sync-arch, sync-debian (issue #3), publish (#5), ctl (#6), claims and requests
 (#8). Each runs its own script's `run` (or `main`), so its JSON figures are exactly what the
 script prints when run alone; the runner adds the headline table. `--smoke` runs tiny sizes
 (the CI test `tests/test_benchmarks_smoke.py` does, so the scripts never rot); `--json`
-writes every figure; `--write-readme` replaces the README block between
+writes every figure; `--write-docs` replaces the block of docs/benchmarks.md (or PAGE) between
 `<!-- benchmarks:start -->` and `<!-- benchmarks:end -->` (`jobs.core.readme`'s markers) with the
 headline table and the monthly request cost (of the benchmarks that ran: run the slow ones
 separately with `--json` and combine the files with `--from-json`). The claim and request benchmarks need an S3
@@ -34,6 +34,7 @@ from typing import Any
 from tests.benchmarks import headlines
 
 NAMES = ("sync-arch", "sync-debian", "publish", "ctl", "claims", "requests")
+DOCS_PAGE = "docs/benchmarks.md"  # relative to the repository root, where `python -m tests.benchmarks` runs
 # The smallest publish the script allows without --smoke's fixed size: the runner's smoke run.
 PUBLISH_SMOKE = {"packages": 100, "builds": 300, "fsync": False, "noop": False}
 
@@ -155,12 +156,13 @@ def _stdout_to_stderr() -> Iterator[None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run, print the headline table (and errors), write the JSON and the README block if asked."""
+    """Run, print the headline table (and errors), write the JSON and the docs block if asked."""
     parser = argparse.ArgumentParser(prog="python -m tests.benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks that every script still runs")
     parser.add_argument("--only", nargs="+", choices=NAMES, metavar="NAME", help=f"some of: {', '.join(NAMES)}")
     parser.add_argument("--json", metavar="FILE", help="write every figure as JSON")
-    parser.add_argument("--write-readme", metavar="README", help="rewrite the README's benchmarks block")
+    parser.add_argument("--write-docs", nargs="?", const=DOCS_PAGE, metavar="PAGE",
+                        help=f"rewrite the benchmarks block of PAGE [default: {DOCS_PAGE}]")
     parser.add_argument("--s3-endpoint", metavar="URL", help="an S3 server for claims/requests (default: weed mini)")
     parser.add_argument("--from-json", nargs="+", metavar="FILE",
                         help="run nothing: merge the benchmarks of earlier --json files (later files win)")
@@ -183,12 +185,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n{o.name} FAILED:\n{o.error}", file=sys.stderr)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2, default=str) + "\n")
-    if args.write_readme:
+    if args.write_docs:
         if args.smoke:
-            print("not writing the README from a --smoke run", file=sys.stderr)
+            print("not writing the docs from a --smoke run", file=sys.stderr)
             return 2
         from jobs.core import readme
-        path = Path(args.write_readme)
+        path = Path(args.write_docs)
         path.write_text(readme.replace_block(path.read_text(encoding="utf-8"), "benchmarks",
                                              headlines.markdown(result)), encoding="utf-8")
     return 1 if any(o.error for o in outcomes) else 0

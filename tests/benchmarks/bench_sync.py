@@ -6,7 +6,7 @@
   parse of the same file (target ≤ 0.25×).
 
 `python -m tests.benchmarks.bench_sync [--smoke]`. Not a test: run it by hand (or through
-the benchmark runner) and copy the figures into the README.
+the benchmark runner) and copy the figures into docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The headline figures of each benchmark: value, same-run baseline, target, met or missed.
 
-Each benchmark script returns a dict of figures; `extract` picks the few that the README
+Each benchmark script returns a dict of figures; `extract` picks the few that docs/benchmarks.md
 states, with the baseline they were measured against. A figure the script no longer
 produces comes out as None (the smoke test fails on it, so a renamed key is noticed).
 """
@@ -205,9 +205,9 @@ def text_table(rows: list[dict]) -> str:
 
 
 def markdown(result: dict) -> str:
-    """The README block: the headline table, then the monthly request cost with its assumptions."""
+    """The docs/benchmarks.md block: the headline table, then the monthly request cost with its assumptions."""
     m = result["machine"]
-    out = [f"Measured by `python -m tests.benchmarks --write-readme README.md` on {result['date']} "
+    out = [f"Measured by `python -m tests.benchmarks --write-docs docs/benchmarks.md` on {result['date']} "
            f"({m['cpus']} CPUs shared with other work, load average up to {m['loadavg'][0]}). Every ratio is against a "
            "baseline measured in the same run.", "",
            "| benchmark | figure | result | target | |", "|---|---|---|---|---|"]
@@ -216,6 +216,6 @@ def markdown(result: dict) -> str:
                    f"| {_verdict(r)} |")
     costs = _get(result, "benchmarks.requests.figures.monthly_cost")
     if costs:
-        out += ["", "#### Monthly S3 request cost", "", PRICE_NOTE + ".", "", cost_model.markdown(costs).rstrip(),
+        out += ["", "### Monthly S3 request cost", "", PRICE_NOTE + ".", "", cost_model.markdown(costs).rstrip(),
                 "", "Assumptions:", "", costs["assumptions"]]
     return "\n".join(out) + "\n"

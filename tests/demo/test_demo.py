@@ -37,7 +37,7 @@ def test_demo_builds_syncs_rebuilds_publishes_and_reports(tmp_path):
 
 
 def test_readme_duckdb_recipes_run_on_a_published_store(tmp_path):
-    """The README's three DuckDB recipes, run as written against the demo's store."""
+    """The three DuckDB recipes of docs/operating.md, run as written against the demo's store."""
     import re
 
     import duckdb
@@ -45,7 +45,7 @@ def test_readme_duckdb_recipes_run_on_a_published_store(tmp_path):
     require_makepkg_host()
     from jobs.demo.run import run_demo
     store = run_demo(tmp_path / "demo").directory / "store"
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "docs" / "operating.md").read_text()
     section = readme.split("<!-- duckdb-recipes:start -->")[1].split("<!-- duckdb-recipes:end -->")[0]
     recipes = re.findall(r"```sql\n(.*?)```", section, re.S)
     assert len(recipes) == 3

@@ -100,7 +100,7 @@ _ARTIFACT_FIELDS = (
 PACKAGE_STATE = TableSchema(
     name="package_state", version=1, record=PackageStateRow,
     description="One row per binary artifact in one sync snapshot "
-                "(`state/<distro>/<release>/<arch>/<sync-id>.parquet`).",
+                "(`state/<profile>/<sync-id>.parquet`).",
     columns=(
         _s("distro", "distribution, as in the sync profile (`archlinux`, `debian`)"),
         _s("release", "release / suite (`sid`, `trixie`); null where rebuilderd has none (Arch, Fedora)",
@@ -151,9 +151,9 @@ JOB = TableSchema(
 
 HISTORY = TableSchema(
     name="history", version=1, record=ResultRow,
-    description="One row per build attempt (`history/<part>.parquet`, compacted from `results/`).",
+    description="One row per build attempt (`history/part-<name>.parquet`, compacted from `results/`).",
     columns=(
-        _s("build_id", "`<job_id>-<attempt>`; builds/<build_id>/ holds log, diffoscope, attestation"),
+        _s("build_id", "`<job_id>-<attempt>`; `builds/<build_id>/<claim-token>/` holds log, diffoscope, attestation"),
         _s("job_id", "the job built"),
         Column("attempt", pa.int32(), "attempt number (from 1)"),
         _s("distro", "distribution"),
