@@ -2,7 +2,7 @@
 
 `weed mini` opens about a dozen ports; every one of them is chosen free here so that
 several test processes (pytest-xdist workers) can each run their own server. Facts:
-../shared/reference/s3-test-server.md.
+docs/testing.md#the-s3-test-server.
 """
 
 from __future__ import annotations

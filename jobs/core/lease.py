@@ -1,6 +1,6 @@
 """Leases on top of conditional writes: claims, the publish lock and the sync locks.
 
-A lease is one small JSON object (DESIGN.md invariant 3):
+A lease is one small JSON object (docs/design.md#invariants, invariant 3; docs/storage.md#leases):
 
 - acquire: `put_if_absent`; if the object exists and its lease has expired (or was
   released, or is unreadable), take it over with `put_if_match` on the ETag just read,

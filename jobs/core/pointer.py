@@ -1,4 +1,4 @@
-"""Immutable data objects behind a small pointer object (DESIGN.md invariant 1).
+"""Immutable data objects behind a small pointer object (docs/storage.md#pointers, invariant 1).
 
 New state is written as a new object under a unique key; then `<prefix>/HEAD.json` is
 advanced with compare-and-swap. Readers follow the pointer, so they see the old state or

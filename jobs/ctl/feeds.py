@@ -7,7 +7,7 @@ published in parts arrives while its first parts are being read. Responses carry
 ETag or Last-Modified are kept under `$XDG_CACHE_HOME/rebuildctl` (one file each: the
 validators on the first line, then the body) and revalidated with If-None-Match /
 If-Modified-Since, so a repeated `pkgs ls` downloads nothing that did not change
-(reference §10 #15).
+(the whole-list download is what slows rebuilderd's websites: docs/design.md#feeds-that-existing-tools-read).
 
 Logs and diffoscope reports are stored gzip-compressed; a static host that serves the
 stored bytes without `Content-Encoding: gzip` (or a file:// site) hands us the raw gzip,

@@ -1,6 +1,7 @@
 """`rebuildctl verify --installed`: the packages installed here against rebuilders' published verdicts.
 
-What arch-repro-status (pacman) and debian-repro-status (dpkg) do (reference §9), with one
+What arch-repro-status (pacman) and debian-repro-status (dpkg) do
+(docs/design.md#feeds-that-existing-tools-read), with one
 matching rule for both: an installed package is reproduced when its exact (name, version,
 architecture) is GOOD at K rebuilders, counted by their public keys (two URLs of one
 rebuilder are one vote). Like those tools this trusts the published status, not a

@@ -1,6 +1,6 @@
 """`rebuildctl verify FILE…`: local package files against rebuilders' signed attestations.
 
-What repro-threshold does (reference §7), for each rebuilder:
+What repro-threshold does (docs/design.md#attestations-and-verification), for each rebuilder:
 1. its public keys from `api/v0/public-keys` (rebuilderd ≥ 0.25 and ours; else
    `api/v1/meta/public-keys`): only a signature by one of them counts, never the worker's;
 2. the package's builds: our per-package feed `api/v1/packages/<distro>/<name>.json` when the

@@ -1,7 +1,7 @@
 """Build one PKGBUILD with makepkg so that a second build gives the same bytes.
 
 This is the recipe the fixture repository is published with, and the one a rebuild must repeat
-(package-formats.md §3a, §4):
+(docs/design.md#how-arch-packages-are-rebuilt, makepkg on Debian):
 
 * makepkg runs as an unprivileged user (it refuses root), with a clean environment, a fixed
   ``SOURCE_DATE_EPOCH`` and a private ``makepkg.conf`` (``--config``). That file pins PACKAGER,

@@ -1,6 +1,6 @@
 """Why a build failed, in one of a few words: failure classes for FAIL and BAD builds.
 
-The same idea as rebuilderd-website-ts's client-side classifiers (reference §8), done once
+The same idea as rebuilderd-website-ts's client-side classifiers (docs/design.md#failure-classes), done once
 at publish time: the result's `reason` (our worker writes a precise one line) decides
 first; only when it says nothing specific is the end of the build log searched. The log
 is untrusted text: it only ever selects a class, it is never shown from here.

@@ -1,4 +1,4 @@
-"""Appending accepted results to the build history (DESIGN.md invariants 1 and 2).
+"""Appending accepted results to the build history (docs/design.md#invariants, invariants 1 and 2).
 
 Layout (read by `jobs.core.history`):
 

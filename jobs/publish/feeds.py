@@ -1,7 +1,7 @@
 """The JSON feeds, made from the same rows as the pages.
 
 v0 (rebuilderd's legacy API, what arch-repro-status, debian-repro-status, pacman-bintrans
-and the Arch website read; reference §2.5, §9): exactly rebuilderd's shapes, timestamps as
+and the Arch website read; docs/design.md#feeds-that-existing-tools-read): exactly rebuilderd's shapes, timestamps as
 its `NaiveDateTime` strings (UTC, no zone), statuses through `Status.v0` (FAIL reads BAD).
 
 v1 (our own, versioned by "schema": "rebuilder.feed/1"): RFC 3339 timestamps with "Z",

@@ -5,7 +5,7 @@ of their job (latest `built_at`, then highest attempt) — the artifact's own st
 the build lists it, FAIL for a FAIL build — and UNKWN when the job was never built.
 
 v0 build ids: rebuilderd's v0 API numbers builds with an i32 and consumers build URLs
-from it (`/api/v0/builds/{id}/log`, reference §9). A build's v0 id is its 1-based
+from it (`/api/v0/builds/{id}/log`, docs/design.md#feeds-that-existing-tools-read). A build's v0 id is its 1-based
 position in the history (parts in manifest order, rows in part order); the history is
 append-only, so the number never changes once given.
 """

@@ -16,7 +16,7 @@ create-only, holding
                  "created_at": RFC 3339 UTC, "nonce": hex},
      "hmac": HMAC-SHA256 hex of the payload's canonical JSON, keyed by [auth] cookie}
 
-Semantics (rebuilderd §6.3): `requeue` (re)queues every job of the current package-state
+Semantics (docs/design.md#manual-requeue): `requeue` (re)queues every job of the current package-state
 snapshots that matches every given filter, due now, at `priority`, past `max_retries`,
 keeping its history; `push` does the same for one named package's latest version (or
 `version`); `drop` removes matching jobs from the queue. A requeued job gets an attempt

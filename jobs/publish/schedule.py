@@ -1,4 +1,4 @@
-"""How results change the queue (rebuilderd's report handling, reference §4.5 and §6.2).
+"""How results change the queue (rebuilderd's report handling, docs/design.md#report-handling-and-retries).
 
 - a GOOD result removes its job from the queue (GOOD is never retried);
 - a BAD or FAIL result counts one more retry; once `max_retries` is set and reached the

@@ -16,7 +16,7 @@ from jobs.core.model import SegmentError, Status, safe_segment
 
 PAGE_SIZE = 100  # most rows of one list part (jobs.publish.plan): small, so one change rewrites little
 
-# v0 paths rebuilderd's consumers build themselves (reference §2.5, §9)
+# v0 paths rebuilderd's consumers build themselves (docs/design.md#feeds-that-existing-tools-read)
 PKGS_LIST = "api/v0/pkgs/list"
 DASHBOARD = "api/v0/dashboard"
 PUBLIC_KEYS = "api/v0/public-keys"

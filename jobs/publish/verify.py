@@ -1,4 +1,4 @@
-"""Which results publish trusts (DESIGN.md invariant 5): everything in the bucket is untrusted input.
+"""Which results publish trusts (docs/design.md#invariants, invariant 5): everything in the bucket is untrusted input.
 
 Trusted worker keys are every key in `[worker] authorized_workers`, plus every enrolled
 worker (`workers/<key-id>.json`) whose record is signed by the key it names and whose

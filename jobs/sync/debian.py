@@ -1,6 +1,6 @@
 """Debian: `Sources` + `Packages` of each release, component and architecture → build inputs.
 
-rebuilderd's semantics (`tools/src/schedule/debian.rs`, reference §5.3):
+rebuilderd's semantics (`tools/src/schedule/debian.rs`, docs/design.md#sync-import-and-friends):
 
 - per release, the `Sources` of every component (`main/debian-installer` reads `main`'s) are
   read first; stanzas with `Extra-Source-Only: yes` are not real uploads and are left out;

@@ -1,4 +1,4 @@
-"""How one sync changes the queue (rebuilderd's import semantics, reference §5.5 and §6).
+"""How one sync changes the queue (rebuilderd's import semantics, docs/design.md#sync-import-and-friends).
 
 A pure function of what is queued, what the index now lists, what it listed before, what
 other profiles list, and what was built: easy to test, and safe to apply again after a

@@ -1,10 +1,11 @@
 """Rebuild one job: download its inputs, run its backend, compare, explain (BAD) or attest (GOOD).
 
-This is rebuilderd's ``worker/src/rebuild.rs`` (reference §4.4) with the status rules of our
+This is rebuilderd's ``worker/src/rebuild.rs`` (docs/design.md#build-execution-and-the-backend-contract)
+with the status rules of our
 issue #4: a backend that exits non-zero, times out or cannot be started is FAIL (rebuilderd
 ignores the exit status and reports BAD for the missing files, which hides broken builders among
 unreproducible packages); after a clean exit every expected artifact is compared byte for byte
-and the build is GOOD only if all match. Nothing here knows a distro (DESIGN.md invariant 8).
+and the build is GOOD only if all match. Nothing here knows a distro (docs/design.md#invariants, invariant 8).
 """
 
 from __future__ import annotations
@@ -266,7 +267,7 @@ class _Attempt:
         return report.problems
 
     def attest(self, inputs: Inputs) -> dict:
-        """One link for the whole build, signed by the worker (rebuilderd's shape, reference §7)."""
+        """One link for the whole build, signed by the worker (docs/design.md#attestations-and-verification)."""
         names = [fetched.path.name for _, fetched in inputs.artifacts]
         link = make_link(rebuild_link_name(names[0]), materials={inputs.input.path.name: inputs.input.path},
                          products={name: self.out / name for name in names})

@@ -1,6 +1,6 @@
 """Explain a BAD rebuild with diffoscope: one run over the originals and the rebuilt files.
 
-rebuilderd (``worker/src/diffoscope.rs``, reference §4.4) runs
+rebuilderd (``worker/src/diffoscope.rs``, docs/design.md#build-execution-and-the-backend-contract) runs
 ``diffoscope <args> --timeout=<timeout> -- <original> <rebuilt>`` per artifact, captures the text
 report from stdout, kills diffoscope at ``[diffoscope] max_bytes`` and gives the process the
 timeout plus 600 s. We run it once for all differing artifacts, over two directories

@@ -1,6 +1,7 @@
 """Fetch a job's artifacts and build input into ``inputs/``, checking names, sizes and sha256.
 
-rebuilderd (reference §4.4 step 2) downloads every artifact URL to ``inputs/<last path segment>``
+rebuilderd (docs/design.md#build-execution-and-the-backend-contract, step 2) downloads every artifact URL
+to ``inputs/<last path segment>``
 and then the job's input URL. We do the same, with three differences: a file name is checked
 before it touches the file system (it comes from an untrusted index), the sha256 the index
 published is checked while streaming (the backend never runs on a wrong file), and a size cap

@@ -124,7 +124,7 @@ def test_ctl_extra_file_must_exist(roots) -> None:
         load_ctl_config(roots["home"] / "missing.conf", {}, roots["home"], etc_dir=roots["etc"])
 
 
-# --- rebuildctl's auth cookie (rebuilderd behaviour §1.1) ----------------------------------------
+# --- rebuildctl's auth cookie (docs/design.md#rebuildctls-config-and-cookie) ---------------------
 
 def cookie(roots, endpoint=None, env=None, extra=None) -> str | None:
     env = env or {}

@@ -1,1 +1,1 @@
-"""Proofs of the README's guarantees: faults, races, restarts, skewed clocks, full disks (issue #8)."""
+"""Proofs of the guarantees (docs/testing.md#guarantees): faults, races, restarts, skewed clocks, full disks."""

@@ -1,6 +1,6 @@
 """A reader that polls a store while jobs write to it and records every incomplete object it sees.
 
-What a reader may rely on (DESIGN.md invariant 1): a pointer always parses and names a
+What a reader may rely on (docs/design.md#invariants, invariant 1): a pointer always parses and names a
 target that parses (or that a newer pointer has replaced); results, claims and enrolments
 are whole signed JSON; logs are whole gzip streams; the published JSON feeds parse.
 Listing an object that is gone when read is fine (deleted meanwhile); a store that does not

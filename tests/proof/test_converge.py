@@ -1,6 +1,6 @@
 """Killed, failed or answered twice at any write, the jobs converge and lose or duplicate nothing.
 
-DESIGN.md invariants 2 and 4, proved on the local store and on SeaweedFS: a scheduled run
+Invariants 2 and 4 (docs/design.md#invariants), proved on the local store and on SeaweedFS: a scheduled run
 (sync, two workers, publish) is hit by faults from `tests.faults`, then time passes (the
 dead processes' leases expire) and the run is scheduled again. The published state must
 equal that of a run without faults, every attempt must have exactly one result in the

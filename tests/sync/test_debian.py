@@ -1,4 +1,4 @@
-"""Debian index sync: source ↔ binary mapping, InRelease authenticity, hostile input (reference §5.3)."""
+"""Debian index sync: source ↔ binary, InRelease authenticity, hostile input (docs/design.md#sync-import-and-friends)."""
 
 from __future__ import annotations
 

@@ -136,7 +136,7 @@ def config_reference_markdown() -> str:
 
 
 def readme_block(text: str) -> str | None:
-    """The text between the reference markers of a README, or None if they are missing."""
+    """The text between the reference markers of a page, or None if they are missing."""
     return readme.block(text, BLOCK)
 
 

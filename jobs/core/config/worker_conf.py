@@ -39,7 +39,7 @@ class DiffoscopeConfig:
         StrList(), "Extra diffoscope arguments, e.g. `[\"--max-container-depth\", \"2\"]`.",
         default=())
     timeout: int = setting(
-        Int(1), "Seconds diffoscope may run (passed as `--timeout`; the process is killed a "
+        Int(1), "Seconds diffoscope may run (passed as `diffoscope --timeout`; the process is killed a "
         "while later).", default=3600)
     max_bytes: int | None = setting(
         Int(0), "Diffoscope output limit in bytes: diffoscope is killed and the output "

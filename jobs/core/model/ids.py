@@ -2,7 +2,7 @@
 
 A job is one build input (backend, architecture, input URL). Its id is a digest of
 exactly those three strings, so the same input seen in several releases (rebuilderd's
-"friends", reference §3.2) is one job, every sync computes the same id without
+"friends", docs/design.md#sync-import-and-friends) is one job, every sync computes the same id without
 coordination, and a result written for it applies to every release it appears in.
 
 Package names, versions and release names come from distro indexes and from the

@@ -58,7 +58,7 @@ class ArtifactResult:
     """The outcome for one artifact of one build attempt."""
 
     name: str
-    status: Status  # GOOD, BAD or UNKWN; FAIL is a build-level outcome only (reference §2.4)
+    status: Status  # GOOD, BAD or UNKWN; FAIL is a build-level outcome only (docs/design.md#statuses)
     sha256: str | None = None  # hex digest of the rebuilt file, None if none was produced
 
     def __post_init__(self) -> None:

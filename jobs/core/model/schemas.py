@@ -1,7 +1,7 @@
 """Arrow/Parquet schemas of the three tables, each with a name and a version.
 
 Each table is declared once, as a tuple of `Column`s; the Arrow schema, the checks on
-read and the README's data-layout tables (`schema_markdown`) are all derived from that
+read and the data-model tables of docs/design.md (`schema_markdown`) are all derived from that
 one declaration, so the documentation cannot drift from the files.
 
 The schema tag ("package_state/1") is stored in every Parquet file's key-value metadata
@@ -38,7 +38,7 @@ class SchemaError(TerminalError):
 
 @dataclass(frozen=True)
 class Column:
-    """One column: name, Arrow type, whether null is allowed, and what it means (for the README)."""
+    """One column: name, Arrow type, whether null is allowed, and what it means (for the docs)."""
 
     name: str
     type: pa.DataType | None  # None for a list of structs, whose element is given by `fields`
@@ -224,7 +224,7 @@ def _rows(columns: tuple[Column, ...], prefix: str = "") -> list[str]:
 
 
 def schema_markdown(heading_level: int = 3) -> str:
-    """All table schemas as markdown (one column | type | meaning table each) for the README."""
+    """All table schemas as markdown (one column | type | meaning table each) for docs/design.md."""
     hashes = "#" * heading_level
     parts = []
     for s in SCHEMAS.values():

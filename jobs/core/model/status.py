@@ -1,4 +1,4 @@
-"""The one build status enum (DESIGN.md invariant 7) and the queue priorities.
+"""The one build status enum (docs/design.md#invariants, invariant 7) and the queue priorities.
 
 The same `Status` values travel unchanged from the history Parquet through the JSON
 feeds to the CSS classes and the CLI's `--status` choices, so nothing ever translates
@@ -14,7 +14,7 @@ from enum import IntEnum, StrEnum
 class Status(StrEnum):
     """Outcome of a rebuild (per build attempt) or of one artifact within it.
 
-    Semantics follow rebuilderd's `BuildStatus` (reference §2.4): GOOD iff every
+    Semantics follow rebuilderd's `BuildStatus` (docs/design.md#statuses): GOOD iff every
     artifact is bit-for-bit identical; BAD if any differs or is missing; FAIL when the
     worker hit an error (download, spawn, diffoscope) and compared nothing; UNKWN when
     there is no result yet. Artifacts only ever carry GOOD, BAD or UNKWN.
@@ -59,7 +59,7 @@ class Status(StrEnum):
 
 # Every spelling seen on the wire: our own values, the v0.21 worker protocol's
 # "Good"/"Bad"/"Fail" (lowercased here), the OpenAPI's wrong "UNKNOWN" and the
-# dashboards' "unknown" counter key (reference §2.4, §2.5).
+# dashboards' "unknown" counter key (docs/design.md#statuses, #feeds-that-existing-tools-read).
 _SPELLINGS: dict[str, Status] = {
     "good": Status.GOOD,
     "bad": Status.BAD,
@@ -70,7 +70,7 @@ _SPELLINGS: dict[str, Status] = {
 
 
 class Priority(IntEnum):
-    """Queue priority, lower runs sooner (rebuilderd `Priority`, reference §6.1).
+    """Queue priority, lower runs sooner (rebuilderd `Priority`, docs/design.md#priorities).
 
     Any other integer is a valid custom priority (`rebuildctl queue push --priority N`),
     so job rows store a plain int and only the named levels get a member here.

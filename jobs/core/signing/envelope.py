@@ -3,7 +3,7 @@
 A signed document is ``{"signed": <payload object>, "signatures": [{"keyid", "sig"}]}``,
 the same envelope in-toto and TUF use: Ed25519 over the canonical JSON of the payload,
 signature and key id in lowercase hex, key id = ``keys.key_id``.  Everything read from
-the bucket is untrusted input (DESIGN.md invariant 5), so verification is strict: any
+the bucket is untrusted input (docs/design.md#invariants, invariant 5), so verification is strict: any
 shape it does not expect is ``SignatureError(reason="malformed")``, never a KeyError.
 """
 

@@ -1,4 +1,4 @@
-"""Object storage: the only state the jobs share (DESIGN.md "Storage").
+"""Object storage: the only state the jobs share (docs/storage.md).
 
 `open_store(url)` names a store by URL:
 

@@ -1,4 +1,4 @@
-"""The small storage protocol every job talks to (DESIGN.md "Storage").
+"""The small storage protocol every job talks to (docs/storage.md#operations).
 
 Two implementations follow it: a local directory (`local.py`) and S3 (`s3.py`). Both
 return S3-style ETags (the hex MD5 of the content for single-part objects, quoted), so

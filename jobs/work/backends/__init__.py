@@ -1,7 +1,7 @@
 """The rebuild backends shipped with rebuilder, and the contract every backend follows.
 
-A backend is an external command, as in rebuilderd (DESIGN.md invariant 8,
-rebuilderd-behaviour.md §4.4 and §4.7)::
+A backend is an external command, as in rebuilderd (docs/design.md#invariants, invariant 8;
+docs/design.md#build-execution-and-the-backend-contract)::
 
     REBUILDERD_OUTDIR=<dir> <backend> <input-file>
 

@@ -26,7 +26,7 @@ Environment (the worker passes its own environment through to the backend):
     Seconds before the build is killed (default 86400, rebuilderd's ``[build] timeout``). The
     worker's own timeout applies as well.
 
-What it does (package-formats.md §1.4, the same steps as archlinux-repro, without the network):
+What it does (docs/design.md#how-arch-packages-are-rebuilt, the same steps as archlinux-repro, without the network):
 read and check ``.BUILDINFO``; check the PKGBUILD's sha256; find every ``installed`` package in
 the archive and put exactly those into a private pacman root; write a makepkg.conf with the
 recorded PACKAGER, BUILDENV and OPTIONS; run makepkg with ``SOURCE_DATE_EPOCH=builddate`` at

@@ -1,4 +1,4 @@
-"""Read and check the ``.BUILDINFO`` of an Arch package (format 2, package-formats.md §1.2).
+"""Read and check the ``.BUILDINFO`` of an Arch package (format 2, docs/design.md#arch-package-files).
 
 Everything in a ``.BUILDINFO`` is untrusted input: the package came from a mirror. Names end up
 in paths (``<pkgbuilds>/<pkgbase>``, ``<archive>/<installed>.pkg.tar.zst``) and values end up

@@ -1,6 +1,6 @@
 #!/bin/sh
 # rebuilder backend "debian": rebuild Debian binary packages from a .buildinfo with debrebuild,
-# the way rebuilderd's rebuilder-debian.sh does (rebuilderd-behaviour.md §4.7).
+# the way rebuilderd's rebuilder-debian.sh does (docs/design.md#build-execution-and-the-backend-contract).
 #
 # Usage:   REBUILDERD_OUTDIR=<dir> rebuilder-debian.sh <source>_<version>_<arch>.buildinfo
 # Steps:   1. SOURCE and VERSION come from the .buildinfo: "Source: name (version)" for a binNMU,
