@@ -30,7 +30,7 @@ README_LIMIT = 10_000
 NOT_YET_HERE = {"infra/test.sh"}
 
 FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.S | re.M)
-INLINE = re.compile(r"(?<!`)`([^`\n]+)`(?!`)")
+INLINE = re.compile(r"(?<!`)`([^`]+)`(?!`)")  # a span may wrap onto the next line
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 PROGRAMS = ("rebuilder", "rebuildctl")
 
@@ -43,7 +43,12 @@ def code_texts(text: str) -> Iterator[str]:
     """Each line of every fenced code block, then every inline code span outside them."""
     for block in FENCE.findall(text):
         yield from block.splitlines()
-    yield from INLINE.findall(FENCE.sub("", text))
+    yield from inline_spans(text)
+
+
+def inline_spans(text: str) -> list[str]:
+    """Inline code outside fenced blocks, a wrapped span joined onto one line."""
+    return [" ".join(span.split()) for span in INLINE.findall(FENCE.sub("", text))]
 
 
 # --- commands and flags -------------------------------------------------------------------------
@@ -126,7 +131,7 @@ def invocations(text: str) -> Iterator[list[str]]:
 
 def standalone_flags(text: str) -> Iterator[str]:
     """Inline code that is a flag on its own (`--once`, `-t K`): it must be one of ours."""
-    for span in INLINE.findall(FENCE.sub("", text)):
+    for span in inline_spans(text):
         tokens = span.split()
         if tokens and FLAG.match(tokens[0]) and not tokens[0].startswith("-->"):
             yield FLAG.match(tokens[0]).group(1)
@@ -235,7 +240,7 @@ REPO_PATH = re.compile(r"^(?:jobs|tests|infra|workflows|docs|\.ci)/[\w./@*:-]*$"
 @pytest.mark.parametrize("page", PAGES, ids=rel)
 def test_every_repository_path_named_exists(page):
     problems = []
-    for span in INLINE.findall(FENCE.sub("", page.read_text(encoding="utf-8"))):
+    for span in inline_spans(page.read_text(encoding="utf-8")):
         if not REPO_PATH.match(span):
             continue
         path, _, test_name = span.partition("::")
@@ -317,3 +322,10 @@ def test_the_object_layout_names_every_store_prefix():
     lines = FENCE.findall(layout)[0].splitlines()
     for prefix in PREFIXES:
         assert any(line.startswith(prefix) for line in lines), f"docs/design.md's object layout lacks {prefix}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=rel)
+def test_inline_code_is_balanced(page):
+    # An unpaired backtick would shift every later span and hide what the other tests check.
+    spans = INLINE.findall(FENCE.sub("", page.read_text(encoding="utf-8")))
+    assert not [s for s in spans if "\n\n" in s], f"{rel(page)}: a backtick is unpaired"
