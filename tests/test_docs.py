@@ -177,6 +177,9 @@ def test_the_checker_catches_what_does_not_exist():
     assert check_invocation("rebuilder frobnicate".split()) == ["rebuilder frobnicate: no such command"]
     assert check_invocation("rebuildctl pkgs ls --frob".split()) == ["rebuildctl pkgs ls: no option --frob"]
     assert check_invocation("rebuildctl queue ls|nuke".split()) == ["rebuildctl queue nuke: no such command"]
+    # the bracketed forms of usage lines
+    assert check_invocation("rebuilder [--config FILE] [--store URL] sync [--profiles FILE] [PROFILE...]".split()) == []
+    assert check_invocation("rebuilder [--config FILE] snyc".split()) == ["rebuilder snyc: no such command"]
     page = "Run `rebuilder work --once`, or `rebuildctl --nope status`; `--not-a-flag` too.\n"
     assert [p for t in invocations(page) for p in check_invocation(t)] == ["rebuildctl : no option --nope"]
     assert [f for f in standalone_flags(page) if f not in every_flag()] == ["--not-a-flag"]
