@@ -6,7 +6,8 @@
 - every relative link and every repository path named in inline code resolves;
 - every `docs/<page>.md#<anchor>` the code cites exists;
 - no file points outside the repository (the design notes it grew from are not part of it);
-- the README stays short, and the object layout in docs/design.md names every store prefix.
+- the README stays short, and the object layout in docs/design.md names every store prefix;
+- the systemd units, compose file, workflows and scripts call `rebuilder` commands that exist.
 """
 
 from __future__ import annotations
@@ -339,3 +340,28 @@ def test_inline_code_is_balanced(page):
     # An unpaired backtick would shift every later span and hide what the other tests check.
     spans = INLINE.findall(FENCE.sub("", page.read_text(encoding="utf-8")))
     assert not [s for s in spans if "\n\n" in s], f"{rel(page)}: a backtick is unpaired"
+
+
+# Invocations in what deploys and runs the jobs: systemd units, compose, workflows, scripts.
+DEPLOY_FILES = ("infra/systemd/*.service", "infra/compose/*.yaml", "workflows/*.yml", "infra/*.sh", ".ci/run")
+RUN = re.compile(r"(?:^|(?<=[\s;\"'(])|(?<=bin/))(rebuilder|rebuildctl)((?:[ \t]+[^\s;|&)]+)*)")
+NOT_A_COMMAND_LINE = re.compile(r"^\s*(?:#|- name:|name:|description:|Description=|Documentation=)")
+
+
+def deploy_invocations() -> Iterator[tuple[str, list[str]]]:
+    for pattern in DEPLOY_FILES:
+        for path in sorted(ROOT.glob(pattern)):
+            for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if NOT_A_COMMAND_LINE.match(line):
+                    continue
+                for match in RUN.finditer(line):
+                    tokens = [match.group(1), *match.group(2).split()]
+                    if len(tokens) > 1 and (WORD.match(tokens[1]) or tokens[1].startswith("-")):
+                        yield f"{rel(path)}:{n}", tokens
+
+
+def test_units_workflows_and_scripts_call_commands_that_exist():
+    found = list(deploy_invocations())
+    assert len(found) >= 5, found  # the units, the compose services and the workflows do call the jobs
+    problems = [f"{where}: {p}" for where, tokens in found for p in check_invocation(tokens)]
+    assert not problems, "\n".join(problems)
