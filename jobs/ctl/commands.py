@@ -342,7 +342,8 @@ def find_build(site: Site, name: str, filters: Filters, what: str) -> PackageRow
         found.extend(r for p in feed.get("packages", []) if name in (p.get("name"), p.get("source_name"))
                      if _row_matches(r := _row(p), rest))
     if not found:
-        raise NoMatch("no published package matches", name=name, **_given(filters))
+        given = _given(filters)
+        raise NoMatch(f"no published package or source is called {name}" + (f" with {given}" if given else ""))
     # The same build listed in two releases (or two split packages) is one file, not a choice.
     by_file: dict[str, PackageRow] = {}
     for r in sorted(found, key=_row_order):
@@ -352,7 +353,7 @@ def find_build(site: Site, name: str, filters: Filters, what: str) -> PackageRow
                         "--suite, --release or --architecture", sorted(by_file.values(), key=lambda r: r.line()))
     row = next(iter(by_file.values()))
     if not row.files.get(what):
-        raise NoMatch(f"{row.name} {row.version} has no published {what}", status=row.status)
+        raise NoMatch(f"{row.name} {row.version} ({row.status}) has no published {what}")
     return row
 
 
@@ -364,8 +365,11 @@ def build_file(site: Site, row: PackageRow, what: str) -> str:
     return site.text(key)
 
 
-def _given(f: Filters) -> dict[str, str]:
-    return {k: v for k, v in f.__dict__.items() if v is not None and k != "name"}
+def _given(f: Filters) -> str:
+    """The filters given besides the name, as flags: "--distro archlinux --version 9"."""
+    flags = {"distro": "--distro", "release": "--release", "component": "--suite", "architecture": "--architecture",
+             "version": "--version"}
+    return " ".join(f"{flag} {getattr(f, field)}" for field, flag in flags.items() if getattr(f, field) is not None)
 
 
 # --- admin verbs --------------------------------------------------------------------------

@@ -56,7 +56,7 @@ def test_priority_help_says_lower_runs_sooner_and_the_example_does_so(published,
 
 # --- 2. piped: header lines, never a Python value ------------------------------------------
 
-PYTHON_VALUES = re.compile(r"\bNone\b|\[\]|\{\}|\bSome\(|datetime\(|\bTrue\b|\bFalse\b|<[a-z_.]+ object at")
+PYTHON_VALUES = re.compile(r"\bNone\b|\[\]|\{\}|\bSome\(|datetime\(|\bTrue\b|\bFalse\b|<[a-z_.]+ object at|\w='")
 
 
 def _no_python_values(res, cmd) -> None:
@@ -110,7 +110,7 @@ def test_no_command_prints_a_python_value(base, published, fixture_repo, tmp_pat
     edited = _edited_site(published, tmp_path).as_uri()
     commands = [["status"], ["pkgs", "ls"], ["pkgs", "ls", "--name", "nosuch"], ["pkgs", "ls", "--status", "UNKWN"],
                 ["queue", "ls"], ["queue", "ls", "--planned"], ["queue", "ls", "--head", "--distro", "debian"],
-                ["workers", "ls"], ["pkgs", "log", "nosuch"], ["pkgs", "attestation", "unrepro"],
+                ["workers", "ls"], ["pkgs", "log", "nosuch", "--version", "9"], ["pkgs", "attestation", "unrepro"],
                 ["verify", "--installed", "-b", str(db)],
                 ["verify", str(fixture_repo.package("hello-c").path), str(fixture_repo.package("unrepro").path)]]
     for site in (base, edited):
