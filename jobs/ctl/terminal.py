@@ -53,11 +53,18 @@ def errors() -> Iterator[None]:
             typer.echo(f"  {row.line()}", err=True)
         raise typer.Exit(EXIT_NOT_FOUND) from None
     except NoMatch as exc:
-        typer.echo(f"rebuildctl: {exc}", err=True)
+        typer.echo(f"rebuildctl: {_text(exc)}", err=True)
         raise typer.Exit(EXIT_NOT_FOUND) from None
     except RebuilderError as exc:
-        typer.echo(f"rebuildctl: error: {exc}", err=True)
+        typer.echo(f"rebuildctl: error: {_text(exc)}", err=True)
         raise typer.Exit(EXIT_TERMINAL) from None
+
+
+def _text(exc: RebuilderError) -> str:
+    """An error's message and its fields as words ("(url: http://…)"), not as Python reprs ("url='…'")."""
+    if type(exc).__str__ is not RebuilderError.__str__ or not exc.fields:
+        return str(exc)
+    return f"{exc.message} ({', '.join(f'{k}: {v}' for k, v in exc.fields.items())})"
 
 
 def note(message: str) -> None:

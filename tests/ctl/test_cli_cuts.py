@@ -291,3 +291,12 @@ def test_installed_refuses_an_empty_database_or_one_of_neither_kind(base, tmp_pa
         assert res.exit_code == 1, (path, res.output)
         assert res.stdout == "" and len(res.stderr.splitlines()) == 1, (path, res.stderr)
         assert res.stderr.startswith(f"rebuildctl: error: {said}"), (path, res.stderr)
+
+
+def test_errors_name_what_is_wrong_in_words_not_reprs(tmp_path):
+    for endpoint, said in (("http://127.0.0.1:9", "cannot fetch: "), ((tmp_path / "nosite").as_uri(), "not published"),
+                           ("ftp://x", "endpoint must be")):
+        res = ctl("-H", endpoint, "status")
+        assert res.exit_code == 1 and res.stderr.startswith(f"rebuildctl: error: {said}"), res.stderr
+        assert "(url: " in res.stderr or "(endpoint: ftp://x)" in res.stderr
+        _no_python_values(res, endpoint)
