@@ -2,15 +2,16 @@
 
 The command names and flags follow rebuilderd's rebuildctl. Each command parses its
 arguments, calls one function of `jobs.ctl.commands` and prints: a table on a terminal,
-stable plain text when piped, JSON with --json. Exit codes: 0 ok, 1 error (for verify:
-some file or package not verified), 2 usage, 3 not found or ambiguous (narrow the filter).
+stable plain text when piped (a header line of column names, then tab-separated rows),
+JSON with --json. Exit codes: 0 ok (a list that matches nothing too: it says so on
+stderr), 1 error (for verify: some file or package not verified), 2 usage, 3 not found
+or ambiguous (narrow the filter).
 Shared plumbing (output forms, errors) is in `terminal`; `verify` lives in `cli_verify`.
 """
 
 # No `from __future__ import annotations`: typer would evaluate the string annotations of every command
 # on every start (9 ms of the 13 it took to build the CLI).
 
-from dataclasses import asdict
 from enum import StrEnum
 from typing import Annotated, Any, Optional
 
@@ -19,7 +20,7 @@ import typer
 from jobs.cli import run_app
 from jobs.ctl import terminal
 from jobs.ctl.cli_verify import verify
-from jobs.ctl.terminal import EXIT_NOT_FOUND, EXIT_USAGE, CtlOptions, errors, print_json, table, tty
+from jobs.ctl.terminal import EXIT_NOT_FOUND, EXIT_USAGE, CtlOptions, errors, note, print_json, table, tty
 
 app = typer.Typer(name="rebuildctl", no_args_is_help=True, pretty_exceptions_show_locals=False,
                   add_completion=False, rich_markup_mode=None,
@@ -58,6 +59,16 @@ Store = Annotated[Optional[str], typer.Option(
 STATUS_HELP = "GOOD, BAD, FAIL or UNKWN."
 
 
+def _flags(**given: Any) -> str:
+    """The filters given, as they were typed: "--name nosuch --status BAD"."""
+    return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in given.items() if v is not None)
+
+
+def _dash(value: Any) -> str:
+    """A value for a table cell: "-" when missing, never a Python value such as None."""
+    return "-" if value is None or value == "" else str(value)
+
+
 def _status(text: str | None) -> Any:
     from jobs.core.model import Status
 
@@ -73,7 +84,12 @@ def _status(text: str | None) -> Any:
 
 @app.command()
 def status(ctx: typer.Context, as_json: Json = False) -> None:
-    """Per-suite counts and % reproducible, queue length and active builds.
+    """Per-suite counts and % reproducible, queue length, active builds and the workers.
+
+    Reads api/v1/index.json, api/v0/dashboard and api/v1/workers.json. Piped, each table is a
+    header line of column names then tab-separated rows. A site published without the
+    workers feed gets its status and a note on stderr instead of the workers.
+    Exit codes: 0 printed, 1 error, 2 usage.
 
     Example: rebuildctl -H https://rebuilder.example.org status
     """
@@ -81,18 +97,25 @@ def status(ctx: typer.Context, as_json: Json = False) -> None:
 
     with errors():
         report = commands.status(terminal.site(ctx))
+    if report.workers_missing:
+        note(f"{report.workers_missing} is not published (a `rebuilder publish` before the workers feed): "
+             "no workers listed")
     if as_json:
-        print_json(asdict(report))
+        print_json(report.json())
         return
-    rows = [[s.distro, s.release or "-", s.component or "-", s.architecture, str(s.good), str(s.bad), str(s.fail),
+    rows = [[s.distro, _dash(s.release), _dash(s.component), s.architecture, str(s.good), str(s.bad), str(s.fail),
              str(s.unknown), f"{s.percent_reproducible:.1f}%", str(s.queued)] for s in report.suites]
     table(ctx, ["distro", "release", "component", "arch", "good", "bad", "fail", "unknown", "reproducible",
                  "queued"], rows)
     typer.echo(f"queue length: {report.queue_length}")
     typer.echo(f"active builds: {len(report.active_builds)}")
     for b in report.active_builds:
-        typer.echo(f"  {b.name} {b.version} ({b.distro}, {b.component or '<none>'}, {b.architecture}) "
-                   f"worker {b.worker_id} since {b.started_at}")
+        typer.echo(f"  {b.name} {b.version} ({b.distro}, {_dash(b.component)}, {b.architecture}) "
+                   f"worker {_dash(b.worker_id)} since {_dash(b.started_at)}")
+    if report.workers is not None:
+        typer.echo(f"workers: {len(report.workers)}")
+        if report.workers:
+            _workers_table(ctx, report.workers, ["name", "key id", "trust", "last seen", "current job"], short=True)
 
 
 @pkgs.command("ls")
@@ -105,6 +128,10 @@ def pkgs_ls(
 ) -> None:
     """List current packages and their status (reads only the status feeds it needs).
 
+    Piped: one rebuildctl line per package, `[STATUS] name version (distro, release, component,
+    arch) "url"`. Exit codes: 0 listed (also when nothing matches: a note says so on stderr),
+    1 error, 2 usage.
+
     Example: rebuildctl pkgs ls --distro archlinux --suite core --status BAD
     """
     from jobs.ctl import commands
@@ -113,6 +140,10 @@ def pkgs_ls(
     filters = commands.Filters(distro=distro, release=release, component=suite, architecture=architecture, name=name)
     with errors():
         rows = commands.list_packages(terminal.site(ctx), filters, [st] if st else None)
+    if not rows:
+        given = _flags(name=name, status=st.value if st else None, distro=distro, suite=suite, release=release,
+                       architecture=architecture)
+        note(f"no package matches {given}" if given else "no package is published")
     if as_json:
         print_json([r.json() for r in rows])
         return
@@ -121,8 +152,8 @@ def pkgs_ls(
             typer.echo("\n".join([r.line() for r in rows]))
         return
     table(ctx, ["status", "name", "version", "distro", "release", "component", "arch", "url"],
-           [[r.status, r.name, r.version, r.distro, r.release or "<none>", r.component or "<none>", r.architecture,
-             r.url or ""] for r in rows], status_col=0)
+           [[r.status, r.name, r.version, r.distro, _dash(r.release), _dash(r.component), r.architecture,
+             _dash(r.url)] for r in rows], status_col=0)
 
 
 def _show_file(ctx: typer.Context, what: str, name: str, version: str | None, distro: str | None,
@@ -145,14 +176,18 @@ def _show_file(ctx: typer.Context, what: str, name: str, version: str | None, di
 
 Version = Annotated[Optional[str], typer.Option("--version", help="Package version.")]
 Name = Annotated[str, typer.Argument(help="Package name.")]
+BuildName = Annotated[str, typer.Argument(help="Binary package name, or source name (pkgbase) of one build.")]
 
 
 @pkgs.command("log")
-def pkgs_log(ctx: typer.Context, name: Name, version: Version = None, distro: Distro = None, suite: Suite = None,
+def pkgs_log(ctx: typer.Context, name: BuildName, version: Version = None, distro: Distro = None, suite: Suite = None,
              release: Release = None, architecture: Arch = None, no_pager: NoPager = False) -> None:
-    """Print the build log of a package's current build (exit 3 if several match).
+    """Print the build log of a package's current build.
 
-    On a terminal the log goes through $PAGER (default: less -R).
+    NAME is a binary package name or a source name (pkgbase); a source name whose packages
+    come from one build (a split package) is that build. On a terminal the log goes through
+    $PAGER (default: less -R). Exit codes: 0 printed, 1 error, 2 usage, 3 no such package or
+    file, or several builds match (listed on stderr, with the flags that narrow the choice).
 
     Example: rebuildctl pkgs log hello-c --distro archlinux
     """
@@ -160,12 +195,15 @@ def pkgs_log(ctx: typer.Context, name: Name, version: Version = None, distro: Di
 
 
 @pkgs.command("diffoscope")
-def pkgs_diffoscope(ctx: typer.Context, name: Name, version: Version = None, distro: Distro = None,
+def pkgs_diffoscope(ctx: typer.Context, name: BuildName, version: Version = None, distro: Distro = None,
                     suite: Suite = None, release: Release = None, architecture: Arch = None,
                     no_pager: NoPager = False) -> None:
     """Print the diffoscope report of a package that did not reproduce.
 
-    On a terminal the report goes through $PAGER (default: less -R).
+    NAME is a binary package name or a source name (pkgbase), as for `pkgs log`. On a
+    terminal the report goes through $PAGER (default: less -R). Exit codes: 0 printed,
+    1 error, 2 usage, 3 no such package or file, or several builds match (listed on stderr,
+    with the flags that narrow the choice).
 
     Example: rebuildctl pkgs diffoscope unrepro --version 1.0-1
     """
@@ -173,9 +211,13 @@ def pkgs_diffoscope(ctx: typer.Context, name: Name, version: Version = None, dis
 
 
 @pkgs.command("attestation")
-def pkgs_attestation(ctx: typer.Context, name: Name, version: Version = None, distro: Distro = None,
+def pkgs_attestation(ctx: typer.Context, name: BuildName, version: Version = None, distro: Distro = None,
                      suite: Suite = None, release: Release = None, architecture: Arch = None) -> None:
     """Print the in-toto attestation (JSON) of a reproduced package.
+
+    NAME is a binary package name or a source name (pkgbase), as for `pkgs log`. Exit codes:
+    0 printed, 1 error, 2 usage, 3 no such package or file, or several builds match (listed
+    on stderr, with the flags that narrow the choice).
 
     Example: rebuildctl pkgs attestation hello-c > hello-c.link
     """
@@ -187,45 +229,71 @@ def queue_ls(
     ctx: typer.Context,
     head: Annotated[bool, typer.Option("--head", help="Only the first 25 jobs.")] = False,
     planned: Annotated[bool, typer.Option("--planned", "-p", help="Also jobs not due yet (retries waiting).")] = False,
+    distro: Distro = None, suite: Suite = None, release: Release = None, architecture: Arch = None,
+    name: Annotated[Optional[str], typer.Option(
+        "--name", help="Source or package name, or a glob, e.g. 'python-*'.")] = None,
     as_json: Json = False,
 ) -> None:
     """List queued jobs in the order workers claim them, as of the feed's publication.
 
     Reads api/v1/queue.json. Without --planned, jobs whose retry is not due yet are hidden.
+    Piped: a header line of column names, then one tab-separated row per job ("-" for a
+    missing value). Exit codes: 0 listed (also when nothing matches: a note says so on
+    stderr), 1 error, 2 usage.
 
     Example: rebuildctl queue ls --head --planned
     """
-    from jobs.ctl.queue import list_queue, queue_line, secs_to_human
+    from jobs.ctl.commands import Filters
+    from jobs.ctl.queue import list_queue, secs_to_human
 
+    filters = Filters(distro=distro, release=release, component=suite, architecture=architecture, name=name)
     with errors():
-        listing = list_queue(terminal.site(ctx), planned=planned, head=head)
+        listing = list_queue(terminal.site(ctx), planned=planned, head=head, filters=filters)
+    now = listing.generated_at
+    hidden = f", {listing.planned} not due yet (--planned lists them)" if listing.planned and not planned else ""
+    if not listing.jobs:
+        given = _flags(name=name, distro=distro, suite=suite, release=release, architecture=architecture)
+        if given:
+            note(f"no queued job matches {given}" + (" and is due" + hidden if hidden else ""))
+        else:
+            note("no queued job is due" + hidden if hidden else "the queue is empty")
     if as_json:
         print_json([j.raw for j in listing.jobs])
-        return
-    now = listing.generated_at
-    if not tty(ctx):
-        for job in listing.jobs:
-            typer.echo(queue_line(job, now))
         return
     rows = []
     for j in listing.jobs:
         running = j.running_for(now)
-        rows.append([j.queued_at.strftime("%Y-%m-%d %H:%M:%S"), f"{j.source_name} {j.source_version}",
-                     secs_to_human(running) if running is not None else "",
-                     j.running.worker_name or j.running.worker_key_id or "" if j.running else "",
-                     j.not_before.strftime("%Y-%m-%d %H:%M") if j.not_before and not j.due(now) else "",
-                     j.distro, j.release or "-", j.architecture, str(j.priority)])
-    table(ctx, ["queued at", "package", "running for", "worker", "not before", "distro", "release", "arch",
-                "priority"], rows)
-    hidden = f", {listing.planned} not due yet (--planned)" if listing.planned and not planned else ""
-    typer.echo(f"{len(listing.jobs)} of {listing.total} jobs{hidden}, as of {now:%Y-%m-%d %H:%M:%S} UTC")
+        rows.append([j.queued_at.strftime("%Y-%m-%d %H:%M:%S"), j.source_name, j.source_version,
+                     secs_to_human(running).strip() if running is not None else "-",
+                     _dash(j.running and (j.running.worker_name or j.running.worker_key_id)),
+                     j.not_before.strftime("%Y-%m-%d %H:%M:%S") if j.not_before and not j.due(now) else "-",
+                     j.distro, _dash(j.release), _dash(j.component), j.architecture, str(j.priority)])
+    table(ctx, ["queued at", "name", "version", "running for", "worker", "not before", "distro", "release",
+                "component", "arch", "priority"], rows)
+    if tty(ctx):
+        typer.echo(f"{len(listing.jobs)} of {listing.total} jobs{hidden}, as of {now:%Y-%m-%d %H:%M:%S} UTC")
+
+
+def _workers_table(ctx: typer.Context, found: list[Any], columns: list[str], *, short: bool) -> None:
+    """The workers as a table of `columns` (of key id, name, trust, last seen, builds, current job)."""
+    rows = []
+    for w in found:
+        c = w.current_job
+        cells = {"key id": w.key_id[:16] if short else w.key_id, "name": _dash(w.name), "trust": w.trust,
+                 "last seen": w.last_seen.strftime("%Y-%m-%d %H:%M:%S") if w.last_seen else "-",
+                 "builds": str(w.builds),
+                 "current job": f"{c.source_name} {c.source_version} ({c.distro}, {c.architecture})" if c else "-"}
+        rows.append([cells[col] for col in columns])
+    table(ctx, columns, rows)
 
 
 @workers.command("ls")
 def workers_ls(ctx: typer.Context, as_json: Json = False) -> None:
     """List the workers the rebuilder knows: key id, name, trust, last seen, builds, current job.
 
-    Reads api/v1/workers.json.
+    Reads api/v1/workers.json. Piped: a header line, then one tab-separated row per worker
+    with its whole key id. Exit codes: 0 listed (also when there is none: a note says so on
+    stderr), 1 error, 2 usage.
 
     Example: rebuildctl workers ls --json
     """
@@ -233,16 +301,12 @@ def workers_ls(ctx: typer.Context, as_json: Json = False) -> None:
 
     with errors():
         generated_at, found = list_workers(terminal.site(ctx))
+    if not found:
+        note(f"no worker has reported to this rebuilder yet (as of {generated_at:%Y-%m-%d %H:%M:%S} UTC)")
     if as_json:
         print_json([w.raw for w in found])
         return
-    rows = []
-    for w in found:
-        c = w.current_job
-        job = f"{c.source_name} {c.source_version} ({c.distro}, {c.architecture})" if c else "-"
-        rows.append([w.key_id if not tty(ctx) else w.key_id[:16], w.name or "-", w.trust,
-                     w.last_seen.strftime("%Y-%m-%d %H:%M:%S") if w.last_seen else "-", str(w.builds), job])
-    table(ctx, ["key id", "name", "trust", "last seen", "builds", "current job"], rows)
+    _workers_table(ctx, found, ["key id", "name", "trust", "last seen", "builds", "current job"], short=tty(ctx))
 
 
 app.command("verify")(verify)
@@ -277,7 +341,9 @@ def _submit(ctx: typer.Context, store: str | None, verb: str, **fields: Any) -> 
     typer.echo(f"{verb}: wrote {key}; the next publish applies it")
 
 
-Priority = Annotated[int, typer.Option("--priority", help="Queue priority (higher first).")]
+Priority = Annotated[int, typer.Option("--priority", help=(
+    "Queue priority: lower runs sooner. Jobs are queued at 0 (manual, the default), 1 (new) and 2 (retry); "
+    "any integer is allowed, e.g. -1 to run before all of them."))]
 
 
 @pkgs.command("requeue")
@@ -291,6 +357,9 @@ def pkgs_requeue(
     store: Store = None,
 ) -> None:
     """Queue every matching package again (a signed request the next publish applies).
+
+    Lower --priority runs sooner: 0 (manual, the default) runs before new (1) and retried (2)
+    jobs. Exit codes: 0 request written, 1 error (no cookie or store: nothing written), 2 usage.
 
     Example: rebuildctl pkgs requeue --status BAD --reset
     """
@@ -309,7 +378,11 @@ def queue_push(ctx: typer.Context, distro: Distro_, suite: Suite_, name: Name, v
                architecture: Arch = None, priority: Priority = 0, store: Store = None) -> None:
     """Queue one package (its latest version unless given) for a rebuild.
 
-    Example: rebuildctl queue push archlinux core zstd --priority 10
+    Lower --priority runs sooner: 0 (manual, the default) runs before new (1) and retried (2)
+    jobs; -1 runs before all of them. Exit codes: 0 request written, 1 error (no cookie or
+    store: nothing written), 2 usage.
+
+    Example: rebuildctl queue push archlinux core zstd --priority -1
     """
     _submit(ctx, store, "push", distro=distro, component=suite, name=name, version=version,
             architecture=architecture, priority=priority)
@@ -319,6 +392,8 @@ def queue_push(ctx: typer.Context, distro: Distro_, suite: Suite_, name: Name, v
 def queue_drop(ctx: typer.Context, distro: Distro_, suite: Suite_, name: Name, version: Version_ = None,
                architecture: Arch = None, store: Store = None) -> None:
     """Remove a package's jobs from the queue.
+
+    Exit codes: 0 request written, 1 error (no cookie or store: nothing written), 2 usage.
 
     Example: rebuildctl queue drop archlinux core zstd
     """

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from jobs.ctl import terminal
-from jobs.ctl.terminal import EXIT_TERMINAL, errors, print_json, table, tty, usage
+from jobs.ctl.terminal import EXIT_TERMINAL, errors, note, print_json, table, tty, usage
 
 _MARK = {"GOOD": "[+]", "BAD": "[-]", "FAIL": "[-]"}
 
@@ -46,7 +46,11 @@ def verify(
 
     --installed matches every installed (name, version, architecture) with the rebuilders'
     published status and prints "N/M packages reproduced", like arch-repro-status and
-    debian-repro-status.
+    debian-repro-status. It says on stderr which database it read (pacman local database or
+    dpkg status file, and its path), and refuses one that holds no installed package.
+
+    Exit codes: 0 every file verified (every installed package reproduced), 1 some not, or an
+    error (no package database, an empty one), 2 usage.
 
     \b
     Example: rebuildctl verify -r https://a.example -r https://b.example -t 2 zstd-1.5.7-1-x86_64.pkg.tar.zst
@@ -115,7 +119,9 @@ def _installed(ctx: typer.Context, sites: list[Any], threshold: int, dbpath: Pat
     from jobs.ctl.installed import check_installed, open_database
 
     with errors():
-        report = check_installed(open_database(dbpath), sites, threshold, distro)
+        database = open_database(dbpath)
+        note(f"read {len(database.packages)} installed packages from {database.description}")
+        report = check_installed(database, sites, threshold, distro)
     several = len(sites) > 1
     if as_json:
         print_json({"database": {"kind": report.database.kind, "path": report.database.path},
@@ -131,8 +137,8 @@ def _installed(ctx: typer.Context, sites: list[Any], threshold: int, dbpath: Pat
         table(ctx, ["", "name", "version", "arch", "status", ""], rows, status_col=4)
     else:
         for p in report.packages:
-            note = ("" if p.listed else " (not listed)") + (f" {p.confirmations}/{threshold}" if several else "")
-            typer.echo(f"{_MARK.get(p.status, '[?]')} {p.name} {p.version} {p.architecture} {p.status}{note}")
+            extra = ("" if p.listed else " (not listed)") + (f" {p.confirmations}/{threshold}" if several else "")
+            typer.echo(f"{_MARK.get(p.status, '[?]')} {p.name} {p.version} {p.architecture} {p.status}{extra}")
     if not as_json:
         typer.echo(report.summary())
     if report.reproduced != len(report.packages):

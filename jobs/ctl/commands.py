@@ -12,7 +12,7 @@ import gc
 import os
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from fnmatch import fnmatchcase
 from itertools import chain
 from operator import itemgetter
@@ -94,6 +94,14 @@ class StatusReport:
     suites: list[SuiteStatus]
     queue_length: int
     active_builds: list[ActiveBuild]
+    workers: list[Any] | None = None  # jobs.ctl.queue.Worker rows; None: the site has no workers feed
+    workers_missing: str | None = None  # then the URL that is not published
+
+    def json(self) -> dict[str, Any]:
+        """The report as `status --json` prints it (workers as the feed gives them, null if not published)."""
+        return {"suites": [asdict(s) for s in self.suites], "queue_length": self.queue_length,
+                "active_builds": [asdict(b) for b in self.active_builds],
+                "workers": None if self.workers is None else [w.raw for w in self.workers]}
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass costs 4 µs more per row, 0.4 s on 100,000 rows
@@ -153,7 +161,12 @@ def open_site(endpoint: str | None, config: Any = None, env: Mapping[str, str] |
 # --- reads -------------------------------------------------------------------------------
 
 def status(site: Site) -> StatusReport:
-    """Per-suite counts and share reproducible, queue length and active builds."""
+    """Per-suite counts and share reproducible, queue length, active builds and the workers.
+
+    A site published before the workers feed still gets its status, with `workers` None.
+    """
+    from jobs.ctl.queue import FeedMissing, list_workers
+
     index = site.json(urls.INDEX_FEED)
     suites = [SuiteStatus(s["distro"], s["release"], s["component"], s["architecture"], s["counts"]["good"],
                           s["counts"]["bad"], s["counts"]["fail"], s["counts"]["unknown"], s["total"],
@@ -165,7 +178,11 @@ def status(site: Site) -> StatusReport:
     active = [ActiveBuild(b["pkgbase"]["name"], b["version"], b["pkgbase"]["distro"], b["pkgbase"]["suite"] or None,
                           b["pkgbase"]["architecture"], b.get("worker_id"), b.get("started_at"))
               for b in dashboard.get("active_builds", [])]
-    return StatusReport(suites, int(index.get("queue_length", 0)), active)
+    try:
+        workers, missing = list_workers(site)[1], None
+    except FeedMissing as exc:
+        workers, missing = None, exc.url
+    return StatusReport(suites, int(index.get("queue_length", 0)), active, workers, missing)
 
 
 def _suite_matches(s: Mapping[str, Any], f: Filters) -> bool:
@@ -307,26 +324,36 @@ def _parted_lists(site: Site, keys: list[str]) -> Iterator[list[PackageRow]]:
 
 
 def find_build(site: Site, name: str, filters: Filters, what: str) -> PackageRow:
-    """The one current package called `name` (within `filters`) whose `what` file is published."""
+    """The one current build of `name` (within `filters`) whose `what` file is published.
+
+    `name` is a binary package name or a source name (pkgbase): publish writes one package
+    feed per name of either kind, listing the current packages with that binary or source
+    name. The packages of one build share its files, so a source name whose packages all come
+    from one build (a split package) is one match; several builds are Ambiguous.
+    """
     distros = [filters.distro] if filters.distro else sorted({s["distro"] for s in site.json(urls.INDEX_FEED)["suites"]})
+    rest = Filters(**{**filters.__dict__, "name": None})
     found: list[PackageRow] = []
     for distro in distros:
         try:
             feed = site.json(urls.package_feed(distro, name))
         except FeedNotFound:
             continue
-        found.extend(r for r in map(_row, feed.get("packages", []))
-                     if r.name == name and _row_matches(r, Filters(**{**filters.__dict__, "name": None})))
+        found.extend(r for p in feed.get("packages", []) if name in (p.get("name"), p.get("source_name"))
+                     if _row_matches(r := _row(p), rest))
     if not found:
-        raise NoMatch("no published package matches", name=name, **_given(filters))
+        given = _given(filters)
+        raise NoMatch(f"no published package or source is called {name}" + (f" with {given}" if given else ""))
     # The same build listed in two releases (or two split packages) is one file, not a choice.
-    by_file = {r.files.get(what) or f"-{r.build_id}-{r.distro}-{r.version}": r for r in found}
+    by_file: dict[str, PackageRow] = {}
+    for r in sorted(found, key=_row_order):
+        by_file.setdefault(r.files.get(what) or f"-{r.build_id}-{r.distro}-{r.version}", r)
     if len(by_file) > 1:
-        raise Ambiguous(f"{len(by_file)} packages match {name!r}; narrow it with --version, --distro, "
+        raise Ambiguous(f"{len(by_file)} builds match {name}; narrow it with --version, --distro, "
                         "--suite, --release or --architecture", sorted(by_file.values(), key=lambda r: r.line()))
     row = next(iter(by_file.values()))
     if not row.files.get(what):
-        raise NoMatch(f"{row.name} {row.version} has no published {what}", status=row.status)
+        raise NoMatch(f"{row.name} {row.version} ({row.status}) has no published {what}")
     return row
 
 
@@ -338,8 +365,11 @@ def build_file(site: Site, row: PackageRow, what: str) -> str:
     return site.text(key)
 
 
-def _given(f: Filters) -> dict[str, str]:
-    return {k: v for k, v in f.__dict__.items() if v is not None and k != "name"}
+def _given(f: Filters) -> str:
+    """The filters given besides the name, as flags: "--distro archlinux --version 9"."""
+    flags = {"distro": "--distro", "release": "--release", "component": "--suite", "architecture": "--architecture",
+             "version": "--version"}
+    return " ".join(f"{flag} {getattr(f, field)}" for field, flag in flags.items() if getattr(f, field) is not None)
 
 
 # --- admin verbs --------------------------------------------------------------------------

@@ -33,7 +33,7 @@ _RANK = {Status.GOOD: 0, Status.BAD: 1, Status.FAIL: 2, Status.UNKWN: 3}
 
 
 class NoDatabase(TerminalError):
-    """No pacman or dpkg database where we looked; the message lists the places."""
+    """No pacman or dpkg database where we looked, or one that holds no installed package; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,14 @@ class Database:
     kind: str  # "pacman" or "dpkg"
     path: str
     packages: list[InstalledPackage]
+
+    @property
+    def description(self) -> str:
+        """What was read, in words: "the pacman local database /var/lib/pacman/local"."""
+        return f"the {KIND_NAMES[self.kind]} {self.path}"
+
+
+KIND_NAMES = {"pacman": "pacman local database", "dpkg": "dpkg status file"}
 
 
 # --- reading the local databases ------------------------------------------------------------
@@ -77,31 +85,61 @@ def read_pacman_local(local: Path) -> list[InstalledPackage]:
 
 def read_dpkg_status(status: Path) -> list[InstalledPackage]:
     """Installed packages ("install ok installed", "hold ok installed") from a dpkg status file."""
+    return _read_dpkg_status(status)[0]
+
+
+def _read_dpkg_status(status: Path) -> tuple[list[InstalledPackage], int]:
+    """The installed packages of a dpkg status file, and how many package stanzas it has in all."""
     from debian.deb822 import Deb822
 
-    out = []
+    out, stanzas = [], 0
     with open(status, encoding="utf-8", errors="replace") as fh:
         for para in Deb822.iter_paragraphs(fh, use_apt_pkg=False):
+            if not para.get("Package"):
+                continue
+            stanzas += 1
             state = para.get("Status", "").split()
-            if state[-1:] == ["installed"] and all(para.get(k) for k in ("Package", "Version", "Architecture")):
+            if state[-1:] == ["installed"] and all(para.get(k) for k in ("Version", "Architecture")):
                 out.append(InstalledPackage(para["Package"], para["Version"], para["Architecture"]))
-    return out
+    return out, stanzas
 
 
 def open_database(dbpath: Path | None = None) -> Database:
     """The package database at `dbpath` (pacman dbpath, its `local` dir, dpkg admindir or status file),
-    else the system's: /var/lib/pacman/local, then /var/lib/dpkg/status."""
+    else the system's: /var/lib/pacman/local, then /var/lib/dpkg/status.
+
+    NoDatabase when there is none, when `dbpath` is neither kind, or when the database holds no
+    installed package: "0 of 0 reproduced" would pass for a verified system.
+    """
     if dbpath is not None:
         candidates = [dbpath / "local", dbpath / "status", dbpath] if dbpath.is_dir() else [dbpath]
     else:
         candidates = [PACMAN_DBPATH / "local", DPKG_ADMINDIR / "status"]
     for path in candidates:
         if path.is_file():
-            return Database("dpkg", str(path), read_dpkg_status(path))
+            try:
+                packages, stanzas = _read_dpkg_status(path)
+            except (OSError, ValueError) as exc:
+                raise NoDatabase(f"cannot read {path} as a dpkg status file: {exc}") from None
+            if not stanzas:
+                raise NoDatabase(f"{path} is neither a pacman local database nor a dpkg status file "
+                                 "(it has no \"Package:\" stanza); pass --dbpath the pacman dbpath or dpkg admindir")
+            return _not_empty(Database("dpkg", str(path), packages),
+                              f" ({stanzas} package stanzas, none in state \"installed\")")
         if path.is_dir() and (path.name == "local" or any(path.glob("*/desc"))):
-            return Database("pacman", str(path), read_pacman_local(path))
+            return _not_empty(Database("pacman", str(path), read_pacman_local(path)),
+                              " (no <name>-<version>/desc entry with NAME, VERSION and ARCH)")
+    if dbpath is not None and dbpath.exists():
+        raise NoDatabase(f"{dbpath} is neither a pacman local database nor a dpkg status file, and holds "
+                         "neither (no local/ or status in it)")
     raise NoDatabase("no pacman local database or dpkg status file at " + " or ".join(map(str, candidates))
                      + "; pass --dbpath")
+
+
+def _not_empty(db: Database, why: str) -> Database:
+    if not db.packages:
+        raise NoDatabase(f"no installed package in {db.description}{why}; nothing to verify")
+    return db
 
 
 # --- what the rebuilders say --------------------------------------------------------------

@@ -2,21 +2,25 @@
 
 The feeds are a snapshot taken at their `generated_at`, so "due" and "running for" are
 computed against that time, not the reader's clock: a feed read an hour later must not show
-a job as running an hour longer than it had. The plain `queue ls` line is rebuilderd's
-(`tools/src/main.rs`), Rust Debug quotes and `Some(..)` included, so scripts written for it
-keep working.
+a job as running an hour longer than it had. Piped, `queue ls` prints a header line and
+tab-separated rows (cli.py), not rebuilderd's Rust-Debug line (`"debian" Some("sid")`):
+a missing value is "-", never a language's notation for nothing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING, Any
 
 from jobs.core.errors import TerminalError
 from jobs.core.model import parse_timestamp
 from jobs.ctl.feeds import FeedInvalid, FeedNotFound, Site
 from jobs.publish import urls
+
+if TYPE_CHECKING:
+    from jobs.ctl.commands import Filters
 
 HEAD = 25  # rebuilderd's `queue ls --head`
 
@@ -97,14 +101,31 @@ def _job(j: dict[str, Any]) -> QueuedJob:
                      j["architecture"], j["source_name"], j["source_version"], j.get("backend", ""), running, j)
 
 
-def list_queue(site: Site, *, planned: bool = False, head: bool = False) -> QueueListing:
-    """The queued jobs in claim order: due ones (all with `planned`), the first 25 with `head`."""
+def _matches(job: QueuedJob, f: Filters) -> bool:
+    names = [job.source_name, *(a.get("name") for a in job.raw.get("artifacts") or () if isinstance(a, dict))]
+    return ((f.distro is None or job.distro == f.distro) and (f.release is None or job.release == f.release)
+            and (f.component is None or job.component == f.component)
+            and (f.architecture is None or job.architecture == f.architecture)
+            and (f.name is None or any(isinstance(n, str) and fnmatchcase(n, f.name) for n in names)))
+
+
+def _malformed(what: str, exc: Exception) -> str:
+    """What is wrong with a feed, in words (no Python repr of the exception)."""
+    if isinstance(exc, KeyError):
+        return f"malformed {what} feed: a field is missing: {exc.args[0]}"
+    return f"malformed {what} feed: {exc}"
+
+
+def list_queue(site: Site, *, planned: bool = False, head: bool = False, filters: Filters | None = None) -> QueueListing:
+    """The queued jobs in claim order that match `filters`: due ones (all with `planned`), the first 25 with `head`."""
     doc = _feed(site, urls.QUEUE_FEED, "queue")
     try:
         now = parse_timestamp(doc["generated_at"])
         jobs = [_job(j) for j in doc["jobs"]]
     except (KeyError, TypeError, ValueError) as exc:
-        raise FeedInvalid(f"malformed queue feed: {exc!r}", url=site.url(urls.QUEUE_FEED)) from None
+        raise FeedInvalid(_malformed("queue", exc), url=site.url(urls.QUEUE_FEED)) from None
+    if filters is not None:
+        jobs = [j for j in jobs if _matches(j, filters)]
     shown = [j for j in jobs if planned or j.due(now)]
     return QueueListing(now, len(jobs), shown[:HEAD] if head else shown, len(jobs) - len([j for j in jobs if j.due(now)]))
 
@@ -120,27 +141,6 @@ def secs_to_human(secs: int) -> str:
         out.append(f"{mins:2}m")
     out.append(f"{secs:2}s")
     return " ".join(out)
-
-
-def _debug(value: str | None, optional: bool = False) -> str:
-    """Rust's `{:?}` of a String (or of an Option<String> when `optional`)."""
-    if value is None:
-        return "None"
-    text = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return f"Some({text})" if optional else text
-
-
-def _clock(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S") if value is not None else ""
-
-
-def queue_line(job: QueuedJob, now: datetime) -> str:
-    """rebuilderd's `queue ls` line: queued_at, name version, running for, started_at, distro, release, arch."""
-    running = job.running_for(now)
-    started = job.running.started_at if job.running else None
-    return (f"{_clock(job.queued_at)} {job.source_name + ' ' + job.source_version:<60} "
-            f"{secs_to_human(running) if running is not None else '':>11} {_clock(started):<19} "
-            f"{_debug(job.distro)} {_debug(job.release, optional=True)} {_debug(job.architecture)}")
 
 
 # --- workers --------------------------------------------------------------------------------
@@ -181,4 +181,4 @@ def list_workers(site: Site) -> tuple[datetime, list[Worker]]:
                               int(w.get("builds") or 0), job, w))
         return parse_timestamp(doc["generated_at"]), out
     except (KeyError, TypeError, ValueError) as exc:
-        raise FeedInvalid(f"malformed workers feed: {exc!r}", url=site.url(urls.WORKERS_FEED)) from None
+        raise FeedInvalid(_malformed("workers", exc), url=site.url(urls.WORKERS_FEED)) from None

@@ -1,7 +1,9 @@
 """What every rebuildctl command shares at the edge: global options, output forms, errors to exit codes.
 
-A table on a terminal (rich), tab-separated or rebuildctl-style lines when piped, JSON
-with --json; domain errors become one line on stderr and an exit code (cli.py lists them).
+A table on a terminal (rich); when piped, a header line of column names then tab-separated
+rows (a missing value is "-", never a Python value), or rebuildctl-style lines; JSON with
+--json; domain errors and notes ("nothing matches") become one line on stderr, errors with
+an exit code (cli.py lists them).
 """
 
 from __future__ import annotations
@@ -51,11 +53,23 @@ def errors() -> Iterator[None]:
             typer.echo(f"  {row.line()}", err=True)
         raise typer.Exit(EXIT_NOT_FOUND) from None
     except NoMatch as exc:
-        typer.echo(f"rebuildctl: {exc}", err=True)
+        typer.echo(f"rebuildctl: {_text(exc)}", err=True)
         raise typer.Exit(EXIT_NOT_FOUND) from None
     except RebuilderError as exc:
-        typer.echo(f"rebuildctl: error: {exc}", err=True)
+        typer.echo(f"rebuildctl: error: {_text(exc)}", err=True)
         raise typer.Exit(EXIT_TERMINAL) from None
+
+
+def _text(exc: RebuilderError) -> str:
+    """An error's message and its fields as words ("(url: http://…)"), not as Python reprs ("url='…'")."""
+    if type(exc).__str__ is not RebuilderError.__str__ or not exc.fields:
+        return str(exc)
+    return f"{exc.message} ({', '.join(f'{k}: {v}' for k, v in exc.fields.items())})"
+
+
+def note(message: str) -> None:
+    """A one-line note on stderr (e.g. that a filter matched nothing); stdout stays the data."""
+    typer.echo(f"rebuildctl: {message}", err=True)
 
 
 def usage(message: str) -> typer.Exit:
@@ -92,10 +106,9 @@ def coloured(status: str) -> str:
 
 
 def table(ctx: typer.Context, columns: list[str], rows: list[list[str]], status_col: int | None = None) -> None:
-    """A rich table on a terminal; tab-separated lines (stable, for scripts) when piped."""
+    """A rich table on a terminal; when piped, a line of column names then tab-separated rows (stable, for scripts)."""
     if not tty(ctx):
-        for row in rows:
-            typer.echo("\t".join(row))
+        typer.echo("\n".join(["\t".join(columns), *("\t".join(row) for row in rows)]))
         return
     from rich.console import Console
     from rich.markup import escape
