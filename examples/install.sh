@@ -125,6 +125,10 @@ if [ "$worker" = yes ]; then
         put 0644 "$dropin" "/etc/systemd/system/rebuilder-worker@.service.d/${dropin##*/}"
     done
     enable="$enable rebuilder-worker@one.service"
+    if [ "$control" = yes ] && [ -n "$group" ]; then
+        echo "note: the worker runs as $group and must read /etc/rebuilderd.conf (mode 0640, group rebuilder):"
+        echo "      usermod -a -G rebuilder $group   (it can then read the admin cookie; separate hosts avoid that)"
+    fi
 fi
 
 put 0600 "$src/rebuilder.default" /etc/default/rebuilder

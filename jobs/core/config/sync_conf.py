@@ -157,11 +157,13 @@ def _check_fit(profile: SyncProfile, table: dict, at: Where) -> None:
         for key in DEBIAN_ONLY_KEYS:
             if key in table:
                 raise at.child(key).error(
-                    f"Debian-only key in a {profile.sync_method} profile, which never reads it",
+                    f"Debian-only key in a profile with sync method {profile.sync_method!r}, which never "
+                    "reads it",
                     f"no {key} here: remove it (it is read only with sync_method \"debian\")")
     for key, example in REQUIRED_LISTS[profile.sync_method]:
         if not getattr(profile, key):
-            raise at.child(key).error(f"a {profile.sync_method} profile needs {key}", f"a non-empty list: {example}")
+            raise at.child(key).error(f"a profile with sync method {profile.sync_method!r} needs {key}",
+                                      f"a non-empty list: {example}")
     if is_debian(profile) and ("$repo" in profile.source or "$arch" in profile.source):
         raise at.child("source").error(
             "$repo/$arch are Arch mirror variables; a Debian source is the archive root",
