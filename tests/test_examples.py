@@ -158,7 +158,7 @@ def test_install_sh_worker_alone_needs_the_control_hosts_signup_secret(tmp_path)
     res = install(tmp_path, "archlinux", "worker", env={"SIGNUP_SECRET": "not hex!"})
     assert res.returncode == 2 and "must be hex" in res.stderr
     assert not (tmp_path / "etc" / "rebuilderd-worker.conf").exists()
-    secret = "ab" * 32
+    secret = "3e9b1f7a0c5d8e2b6a4f9c1d7e3b5a0f8c2d6e4b9a1f3c7d5e0b8a2f6c4d9e1b"
     res = install(tmp_path, "archlinux", "worker", env={"SIGNUP_SECRET": secret})
     assert res.returncode == 0, res.stderr
     assert f'\nsignup_secret = "{secret}"\n' in (tmp_path / "etc" / "rebuilderd-worker.conf").read_text()

@@ -20,7 +20,7 @@ ARCH = '[profile."arch"]\ndistro = "archlinux"\nsource = "https://m/$repo/os/$ar
        'architectures = ["x86_64"]\n'
 DEBIAN = '[profile."deb"]\ndistro = "debian"\nsource = "https://deb.debian.org/debian"\nreleases = ["trixie"]\n' \
          'components = ["main"]\narchitectures = ["amd64"]\n'
-TRUSTED = '[worker]\nsignup_secret = "0123456789abcdef0123456789abcdef"\n'
+TRUSTED = '[worker]\nsignup_secret = "8f3c0d5e9a1b7c24e6f0a9d3b5c71e28f4a6d0c9b2e7f1a3c5d8e0b4f6a2c9d1"\n'
 
 
 def check(tmp_path: Path, *, config: str = TRUSTED, worker: str | None = None, sync: str = "",
@@ -177,3 +177,22 @@ def test_no_trusted_worker_is_a_warning(tmp_path):
     assert problems(res) == [
         f"warning: {tmp_path}/rebuilderd.conf:worker: neither authorized_workers nor signup_secret is set: publish "
         "accepts no worker's results (fine on a host that only syncs or builds)"]
+
+
+def test_profiles_the_worker_cannot_build_are_a_warning(tmp_path):
+    script = tmp_path / "b.sh"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    worker = f'supported_architectures = ["amd64"]\n[backend."debian"]\npath = "{script}"\n'
+    debian_all = DEBIAN.replace('["amd64"]', '["all", "amd64"]')
+    res = check(tmp_path, worker=worker, sync=ARCH + debian_all + f'keyring = "{script}"\n')
+    assert res.returncode == 0
+    assert problems(res) == [
+        f"warning: {tmp_path}/sync.conf:profile.\"arch\": its jobs need backend 'archlinux', which this worker "
+        "does not have: this host builds none of them (fine if other workers do)",
+        f"warning: {tmp_path}/sync.conf:profile.\"deb\": its jobs of architecture 'all' are not in "
+        "supported_architectures: this host builds none of them (fine if other workers do)"]
+    res = check(tmp_path, worker=worker.replace('["amd64"]', '["amd64", "all"]'), sync=debian_all + f'keyring = "{script}"\n')
+    assert res.returncode == 0 and not res.stderr, res.stderr
+    res = check(tmp_path, worker=worker.replace('["amd64"]', '["*"]'), sync=debian_all + f'keyring = "{script}"\n')
+    assert res.returncode == 0 and not res.stderr, res.stderr

@@ -4,7 +4,8 @@ Parsing already refuses anything a single key or table gets wrong. These checks 
 configuration as a whole and at the machine it is meant for:
 
 - config only (always): a sync method `rebuilder sync` does not have, `supported_backends`
-  naming a backend without a script, no trusted worker, a Debian profile without a keyring;
+  naming a backend without a script, no trusted worker, a Debian profile without a keyring,
+  profiles whose jobs the worker config cannot build (backend or architecture);
 - host (skipped with ``host=False``): every backend script exists and is executable, every
   configured keyring is a readable file. With ``root`` these paths are looked up under that
   directory, as on an image or a ``DESTDIR`` tree before it is booted.
@@ -69,6 +70,8 @@ def check_config(config: RebuilderConfig, worker: WorkerConfig, sync: SyncConfig
     problems += _trust(config, files.rebuilder)
     problems += _worker(worker, files, host=host, root=root)
     problems += _sync(sync, files.sync, host=host, root=root)
+    if files.worker_exists and worker.backend:
+        problems += _unbuildable(worker, sync, files.sync)
     return problems
 
 
@@ -141,6 +144,30 @@ def _sync(sync: SyncConfig, file: str, *, host: bool, root: Path | None) -> list
                 out.append(Problem(ERROR, _at(file, f"{at}.keyring"),
                                    f"{profile.keyring!r} {what}; install debian-archive-keyring or "
                                    "correct the path"))
+    return out
+
+
+def _unbuildable(worker: WorkerConfig, sync: SyncConfig, file: str) -> list[Problem]:
+    """Profiles whose jobs this worker config cannot build (backend or architecture missing)."""
+    from jobs.sync.job import backend_of
+    from jobs.work.claim import expand_architectures
+
+    backends = set(worker.supported_backends or ())
+    archs = expand_architectures(worker.supported_architectures)
+    out = []
+    for name, profile in sync.profiles.items():
+        if profile.sync_method not in SYNC_METHODS:
+            continue
+        backend = backend_of(profile)
+        missing = [a for a in profile.architectures if "*" not in archs and a not in archs]
+        if backend not in backends:
+            why = f"its jobs need backend {backend!r}, which this worker does not have"
+        elif missing:
+            why = f"its jobs of architecture {', '.join(map(repr, missing))} are not in supported_architectures"
+        else:
+            continue
+        out.append(Problem(WARNING, _at(file, f"profile.{_quote(name)}"),
+                           f"{why}: this host builds none of them (fine if other workers do)"))
     return out
 
 
