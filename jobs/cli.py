@@ -287,20 +287,61 @@ def check_config(
         "--worker-config", envvar="REBUILDER_WORKER_CONFIG", help="Worker config file.")] = None,
     profiles: Annotated[Optional[Path], typer.Option(
         "--profiles", envvar="REBUILDER_SYNC_CONFIG", help="Sync profiles file.")] = None,
+    no_host_checks: Annotated[bool, typer.Option(
+        "--no-host-checks",
+        help="Check the files only, not this machine (backend scripts, keyrings): for configs "
+             "validated away from the host they are meant for, e.g. in a deployment repository's CI.")] = False,
+    root: Annotated[Optional[Path], typer.Option(
+        "--root", help="Check an installed tree (an image, a DESTDIR): default config files are read "
+                       "from ROOT/etc and absolute paths in them (backend scripts, keyrings) are "
+                       "looked up under ROOT.")] = None,
 ) -> None:
     """Load and validate every config file; print the effective settings as JSON.
+
+    Then checks what a file alone cannot show: each backend script exists and is executable,
+    each keyring is readable (not with --no-host-checks), each profile's sync method exists,
+    some worker is trusted. Problems go to stderr, one line each ("error: FILE:KEY: what, fix");
+    any error makes the exit status 1. A profile's Debian-only keys (releases, keyring,
+    buildinfo_base_url) are not shown for an Arch profile, which never reads them.
 
     Example: rebuilder --config ./rebuilderd.conf check-config --profiles ./rebuilderd-sync.conf
     """
     from jobs.core.config import load_rebuilder_config, load_sync_config, load_worker_config
+    from jobs.core.config.check import ERROR, Files
+    from jobs.core.config.check import check_config as run_checks
+    from jobs.core.config.load import ETC_DIR, REBUILDER_FILE, SYNC_FILE, WORKER_FILE, locate_config
 
     opts: Options = ctx.obj
-    effective = {
-        "rebuilder": load_rebuilder_config(opts.config),
-        "worker": load_worker_config(worker_config),
-        "sync": load_sync_config(profiles),
-    }
+    etc = root / ETC_DIR.relative_to("/") if root is not None else ETC_DIR
+    located = {spec.filename: locate_config(spec, path, os.environ, etc)[0]
+               for spec, path in ((REBUILDER_FILE, opts.config), (WORKER_FILE, worker_config), (SYNC_FILE, profiles))}
+    config = load_rebuilder_config(opts.config, etc_dir=etc)
+    wconf = load_worker_config(worker_config, etc_dir=etc)
+    sync_config = load_sync_config(profiles, etc_dir=etc)
+    worker_file = located[WORKER_FILE.filename]
+    files = Files(str(located[REBUILDER_FILE.filename]), str(worker_file), str(located[SYNC_FILE.filename]),
+                  worker_exists=worker_file.exists())
+    effective = {"rebuilder": config, "worker": wconf, "sync": _plain_sync(sync_config)}
     typer.echo(json.dumps(_plain(effective), indent=2, sort_keys=True, default=str))
+    problems = run_checks(config, wconf, sync_config, files, host=not no_host_checks, root=root)
+    for problem in problems:
+        typer.echo(f"rebuilder check-config: {problem.line()}", err=True)
+    if any(p.severity == ERROR for p in problems):
+        raise typer.Exit(EXIT_TERMINAL)
+
+
+def _plain_sync(sync_config) -> dict:
+    """The sync config as shown: a profile's keys its parser never reads are left out."""
+    from jobs.core.config.sync_conf import DEBIAN_ONLY_KEYS, is_debian
+
+    profiles = {}
+    for name, profile in sync_config.profiles.items():
+        shown = _plain(profile)
+        if not is_debian(profile):
+            for key in DEBIAN_ONLY_KEYS:
+                shown.pop(key, None)
+        profiles[name] = shown
+    return {"profiles": profiles}
 
 
 @app.command()

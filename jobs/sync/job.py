@@ -51,6 +51,11 @@ PARSERS: dict[str, Callable[[SyncProfile, Fetcher], IndexResult]] = {
 }
 
 
+def backend_of(profile: SyncProfile) -> str:
+    """The backend the jobs of ``profile`` name (a worker needs a ``[backend]`` of that name)."""
+    return debian.BACKEND if profile.sync_method == "debian" else profile.distro
+
+
 @dataclass
 class SyncSummary:
     """What one profile's sync did; `line()` is the one summary line the job always prints."""

@@ -17,6 +17,19 @@ from jobs.core.errors import ConfigError
 
 DEFAULT_BUILDINFO_BASE_URL = "https://buildinfos.debian.net/buildinfo-pool"
 
+# The index parsers `rebuilder sync` has (jobs.sync.job.PARSERS; a test keeps the two equal).
+SYNC_METHODS = ("archlinux", "debian")
+# Keys only the Debian parser reads. A profile of another sync method that sets one is refused,
+# and `check-config` does not show them for it.
+DEBIAN_ONLY_KEYS = ("releases", "keyring", "buildinfo_base_url")
+# What each parser cannot work without (each may also be spelled with a legacy alias).
+REQUIRED_LISTS = {
+    "archlinux": (("components", 'repositories, e.g. ["core", "extra"]'),
+                  ("architectures", 'e.g. ["x86_64"]')),
+    "debian": (("releases", 'suites, e.g. ["trixie"]'), ("components", 'e.g. ["main"]'),
+               ("architectures", 'e.g. ["all", "amd64"]')),
+}
+
 
 @dataclass(frozen=True)
 class Release:
@@ -131,6 +144,36 @@ class SyncConfig:
                           expected="one of: " + (", ".join(sorted(self.profiles)) or "(none defined)"))
 
 
+def is_debian(profile: SyncProfile) -> bool:
+    """Whether the Debian parser reads this profile (and so its Debian-only keys)."""
+    return profile.sync_method == "debian"
+
+
+def _check_fit(profile: SyncProfile, table: dict, at: Where) -> None:
+    """Refuse keys the profile's parser never reads, and a profile missing what its parser needs."""
+    if profile.sync_method not in SYNC_METHODS:
+        return  # `rebuilder sync` refuses the profile itself; check-config says so
+    if not is_debian(profile):
+        for key in DEBIAN_ONLY_KEYS:
+            if key in table:
+                raise at.child(key).error(
+                    f"Debian-only key in a profile with sync method {profile.sync_method!r}, which never "
+                    "reads it",
+                    f"no {key} here: remove it (it is read only with sync_method \"debian\")")
+    for key, example in REQUIRED_LISTS[profile.sync_method]:
+        if not getattr(profile, key):
+            raise at.child(key).error(f"a profile with sync method {profile.sync_method!r} needs {key}",
+                                      f"a non-empty list: {example}")
+    if is_debian(profile) and ("$repo" in profile.source or "$arch" in profile.source):
+        raise at.child("source").error(
+            "$repo/$arch are Arch mirror variables; a Debian source is the archive root",
+            "a URL like https://deb.debian.org/debian")
+
+
 def parse_sync_config(raw: dict, path: str = "") -> SyncConfig:
     """Validate a parsed ``rebuilderd-sync.conf`` table; ``path`` names the file in errors."""
-    return parse_table(SyncConfig, raw, Where(path))
+    config = parse_table(SyncConfig, raw, Where(path))
+    at = Where(path).child("profile")
+    for name, profile in config.profiles.items():
+        _check_fit(profile, raw["profile"][name], at.entry(name))
+    return config
