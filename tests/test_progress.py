@@ -7,7 +7,9 @@ unresolvable `.invalid` host, a server that accepts and never answers).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import http.server
 import io
 import os
 import select
@@ -21,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from jobs.core import progress
+from tests.httpd import serve
 from tests.sync import alpm_builders as alpm
 
 BIN = Path(sys.executable).parent
@@ -308,25 +311,39 @@ class Silent:
             conn.close()
 
 
-@pytest.mark.parametrize("case", ["refused", "dns", "timeout"])
+class _Busy(http.server.SimpleHTTPRequestHandler):
+    """A mirror answering 503 to everything."""
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        self.send_response(503)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base class's name)
+        pass
+
+
+@pytest.mark.parametrize("case", ["refused", "dns", "timeout", "503"])
 def test_an_unreachable_mirror_is_one_line_per_retry_then_one_line_and_exit_75(tmp_path, case):
-    silent = Silent() if case == "timeout" else None
-    host = {"refused": f"127.0.0.1:{closed_port()}", "dns": "nonexistent.invalid",
-            "timeout": f"127.0.0.1:{silent.port if silent else 0}"}[case]
-    url = f"http://{host}/core/os/x86_64/core.db"
-    what = {"refused": "connection refused", "dns": "DNS lookup failed",
-            "timeout": "timed out waiting for an answer"}[case]
-    conf = sync_conf(tmp_path / "sync.conf", f"http://{host}/$repo/os/$arch")
-    argv = [str(BIN / "rebuilder"), "--store", (tmp_path / "store").as_uri(), "sync", "--profiles", str(conf),
-            "--retries", "2", "--timeout", "0.5"]
-    try:
+    with contextlib.ExitStack() as stack:
+        if case == "timeout":
+            silent = Silent()
+            stack.callback(silent.close)
+            host = f"127.0.0.1:{silent.port}"
+        elif case == "503":
+            host = stack.enter_context(serve(tmp_path, _Busy)).removeprefix("http://")
+        else:
+            host = f"127.0.0.1:{closed_port()}" if case == "refused" else "nonexistent.invalid"
+        url = f"http://{host}/core/os/x86_64/core.db"
+        what = {"refused": "connection refused", "dns": "DNS lookup failed",
+                "timeout": "timed out waiting for an answer", "503": "HTTP 503"}[case]
+        conf = sync_conf(tmp_path / "sync.conf", f"http://{host}/$repo/os/$arch")
+        argv = [str(BIN / "rebuilder"), "--store", (tmp_path / "store").as_uri(), "sync", "--profiles", str(conf),
+                "--retries", "2", "--timeout", "0.5"]
         started = time.monotonic()
         res = piped(argv, base_env(tmp_path))
         took = time.monotonic() - started
         rc, out = in_pty(argv, base_env(tmp_path, TERM="xterm"))
-    finally:
-        if silent:
-            silent.close()
     assert res.returncode == 75 and rc == 75, (res, out)
     assert res.stdout == ""
     lines = res.stderr.splitlines()
@@ -360,3 +377,15 @@ def test_an_unreachable_s3_store_is_one_line_per_retry_then_one_line_and_exit_75
             lines[2]
         assert "Traceback" not in res.stderr and "Could not connect" not in res.stderr
         assert_plain(res.stderr)
+
+
+def test_run_against_a_store_with_no_package_state_says_so(tmp_path):
+    common, args = setup_cycle(tmp_path)
+    sync_conf(tmp_path / "sync.conf", (tmp_path / "nowhere").as_uri())
+    res = piped(common + ["run"] + args, base_env(tmp_path), cwd=tmp_path)
+    assert res.returncode == 1, res  # the sync failed for good (no such mirror directory)
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith("sync core: failed, nothing changed: no such file")
+    assert lines[1] == f"work: no package state in {(tmp_path / 'store').as_uri()}: run `rebuilder sync` first"
+    assert lines[-1] == "run: GOOD 0, BAD 0, FAIL 0, UNKWN 0"
+    assert "claimed" not in res.stderr and "Traceback" not in res.stderr

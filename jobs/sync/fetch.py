@@ -111,8 +111,9 @@ class _ReportingRetry(Retry):
             where = f"{_pool.scheme}://{_pool.host}{port}{url}"
         what = describe(error) if error is not None else f"HTTP {response.status}" if response is not None \
             else "no answer"
-        progress.line(f"{method or 'GET'} {where}: {what} (attempt {failed} of {attempts}); "
-                      f"retrying in {new.get_backoff_time():.1f} s")
+        wait = new.get_retry_after(response) if response is not None and new.respect_retry_after_header else None
+        wait = new.get_backoff_time() if wait is None else wait
+        progress.line(f"{method or 'GET'} {where}: {what} (attempt {failed} of {attempts}); retrying in {wait:.1f} s")
         return new
 
 
