@@ -65,7 +65,7 @@ class Step:
         """`1,234 packages`, `3 of 5 files`, `12.3 KiB`."""
         if self.unit == "B":
             return _size(self.done)
-        of = f" of {self.total:,.0f}" if self.total is not None and self.unit != "B" else ""
+        of = f" of {self.total:,.0f}" if self.total is not None else ""
         return f"{self.done:,.0f}{of} {self.unit}".rstrip()
 
 
@@ -78,7 +78,7 @@ def _size(n: float) -> str:
 
 
 class Reporter:
-    """Silent: steps are counted and forgotten, lines go to the debug log."""
+    """Silent: steps are counted and forgotten, lines go to the log (INFO)."""
 
     def __init__(self) -> None:
         self._steps: dict[str, Step] = {}
@@ -110,7 +110,7 @@ class Reporter:
         """`step` advanced or grew."""
 
     def line(self, text: str) -> None:
-        log.debug("%s", text)
+        log.info("%s", printable(text))
 
     def start(self) -> None:
         """Before the first step (a terminal display starts here)."""
