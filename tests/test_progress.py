@@ -312,12 +312,14 @@ class Silent:
 
 
 class _Busy(http.server.SimpleHTTPRequestHandler):
-    """A mirror answering 503 to everything."""
+    """A mirror (or an S3 endpoint) answering 503 to everything."""
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
         self.send_response(503)
         self.send_header("Content-Length", "0")
         self.end_headers()
+
+    do_PUT = do_HEAD = do_GET
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base class's name)
         pass
@@ -358,25 +360,29 @@ def test_an_unreachable_mirror_is_one_line_per_retry_then_one_line_and_exit_75(t
     assert not (tmp_path / "store" / "state").exists() and not (tmp_path / "store" / "queue").exists()
 
 
-def test_an_unreachable_s3_store_is_one_line_per_retry_then_one_line_and_exit_75(tmp_path):
+@pytest.mark.parametrize("case", ["refused", "dns", "503"])
+def test_an_unreachable_s3_store_is_one_line_per_retry_then_one_line_and_exit_75(tmp_path, case):
     mirror = make_mirror(tmp_path / "mirror")
     conf = sync_conf(tmp_path / "sync.conf", mirror.as_uri())
     env = base_env(tmp_path, AWS_ACCESS_KEY_ID="rebuilder-test", AWS_SECRET_ACCESS_KEY="not-a-secret")
-    for host, what in ((f"127.0.0.1:{closed_port()}", "connection refused"), ("nonexistent.invalid:8333",
-                                                                             "DNS lookup failed")):
-        endpoint = f"http://{host}"
+    with contextlib.ExitStack() as stack:
+        endpoint = {"refused": f"http://127.0.0.1:{closed_port()}", "dns": "http://nonexistent.invalid:8333",
+                    "503": stack.enter_context(serve(tmp_path, _Busy)) if case == "503" else ""}[case]
+        what, final = {"refused": ("connection refused", "connection refused"),
+                       "dns": ("DNS lookup failed", "DNS lookup failed"),
+                       "503": ("HTTP 503", "HTTP 503 (Service Unavailable)")}[case]
         store = f"s3://rebuilder/x?endpoint_url={endpoint}&region=us-east-1&max_attempts=2"
         res = piped([str(BIN / "rebuilder"), "--store", store, "sync", "--profiles", str(conf)], env)
-        assert res.returncode == 75, res
-        lines = res.stderr.splitlines()
-        assert len(lines) == 3, lines
-        for n, line in enumerate(lines[:2], 1):
-            assert line.startswith(f"S3 PUT {endpoint}/rebuilder/x/locks/sync/core.json: {what} "
-                                   f"(attempt {n} of 3); retrying in "), line
-        assert lines[2].startswith(f"sync core: failed, nothing changed: {what} at {endpoint} after 3 attempts ("), \
-            lines[2]
-        assert "Traceback" not in res.stderr and "Could not connect" not in res.stderr
-        assert_plain(res.stderr)
+    assert res.returncode == 75, res
+    lines = res.stderr.splitlines()
+    assert len(lines) == 3, lines
+    for n, line in enumerate(lines[:2], 1):
+        assert line.startswith(f"S3 PUT {endpoint}/rebuilder/x/locks/sync/core.json: {what} "
+                               f"(attempt {n} of 3); retrying in "), line
+    assert lines[2] == (f"sync core: failed, nothing changed: {final} at {endpoint} after 3 attempts "
+                        "(op='put_if_absent', key='locks/sync/core.json', store='s3://rebuilder/x')"), lines[2]
+    assert "Traceback" not in res.stderr and "Could not connect" not in res.stderr
+    assert_plain(res.stderr)
 
 
 def test_run_against_a_store_with_no_package_state_says_so(tmp_path):

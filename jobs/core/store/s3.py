@@ -47,6 +47,11 @@ _TRANSIENT_CODES = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestT
                     "502", "504", "Throttling", "ThrottlingException", "RequestTimeTooSkewed"}
 
 
+def _http_what(status: str, code: str) -> str:
+    """`HTTP 503`, `HTTP 503 SlowDown`: an S3 error answer in a few words."""
+    return f"HTTP {status} {code}" if code and code != status else f"HTTP {status}"
+
+
 def _report_retries(client: Any, max_attempts: int) -> None:
     """Say each retry of botocore's standard retry handler in one line (botocore retries silently).
 
@@ -67,8 +72,7 @@ def _report_retries(client: Any, max_attempts: int) -> None:
                 what = describe(exc)
             else:
                 http, parsed = response if isinstance(response, tuple) else (None, {})
-                code = (parsed or {}).get("Error", {}).get("Code", "")
-                what = f"HTTP {getattr(http, 'status_code', '?')} {code}".rstrip()
+                what = _http_what(str(getattr(http, "status_code", "?")), (parsed or {}).get("Error", {}).get("Code", ""))
             request = kwargs.get("request_dict") or {}
             progress.line(f"S3 {request.get('method', '')} {request.get('url', '')}: {what} "
                           f"(attempt {kwargs.get('attempts')} of {max_attempts}); retrying in {delay:.1f} s")
@@ -109,6 +113,9 @@ class S3Store:
         check_key(key, op=op)
         return f"{self.prefix}/{key}" if self.prefix else key
 
+    def _endpoint(self) -> str:
+        return getattr(getattr(self.client, "meta", None), "endpoint_url", None) or "S3"
+
     def _error(self, exc: Exception, op: str, key: str | None) -> Exception:
         """Translate a botocore failure into this project's store errors."""
         if isinstance(exc, botocore.exceptions.ClientError):
@@ -122,17 +129,18 @@ class S3Store:
                     return PreconditionFailed("object does not exist", op=op, key=key, store=self.url)
                 return NotFound("no such object", op=op, key=key, store=self.url)
             if code in _TRANSIENT_CODES or status.startswith("5"):
-                return StoreUnavailable(f"S3 error after retries: {code} {msg}", op=op, key=key,
-                                        store=self.url)
+                retried = code in _TRANSIENT_CODES or status in ("500", "502", "503", "504")
+                return StoreUnavailable(f"{_http_what(status, code)} ({msg}) at {self._endpoint()}"
+                                        + (f" after {self.attempts} attempts" if retried else ""),
+                                        op=op, key=key, store=self.url)
             return StoreError(f"S3 error: {code} {msg}", op=op, key=key, store=self.url)
         if isinstance(exc, (botocore.exceptions.EndpointConnectionError,
                             botocore.exceptions.ConnectionError,
                             botocore.exceptions.ReadTimeoutError,
                             botocore.exceptions.ConnectTimeoutError,
                             botocore.exceptions.ResponseStreamingError)):
-            endpoint = getattr(self.client.meta, "endpoint_url", None) or "S3"
-            return StoreUnavailable(f"{describe(exc)} at {endpoint} after {self.attempts} attempts", op=op, key=key,
-                                    store=self.url)
+            return StoreUnavailable(f"{describe(exc)} at {self._endpoint()} after {self.attempts} attempts", op=op,
+                                    key=key, store=self.url)
         if isinstance(exc, botocore.exceptions.NoCredentialsError):
             return StoreError("no S3 credentials (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile)",
                               op=op, key=key, store=self.url)
