@@ -62,12 +62,18 @@ def sync(
     profiles: Annotated[Optional[Path], typer.Option(
         "--profiles", envvar="REBUILDER_SYNC_CONFIG",
         help="Sync profiles file [default: /etc/rebuilderd-sync.conf].")] = None,
+    retries: Annotated[int, typer.Option(
+        "--retries", min=0, max=20,
+        help="Retries of a failed mirror request (with exponential backoff) before the profile fails.")] = 5,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", min=0.1, help="Seconds a mirror may take to accept a connection or to answer.")] = 60.0,
 ) -> None:
     """Read distro indexes and write package state and the queue.
 
     Prints one summary line per profile; a profile whose index is malformed, corrupt or
     unreachable changes nothing and makes the command exit non-zero (75 if retrying later
-    may help), after the other profiles were synced.
+    may help), after the other profiles were synced. Each retry of a mirror request is one
+    line on stderr (what failed, the URL, attempt n of m).
 
     Example: rebuilder sync archlinux-core
     """
@@ -83,16 +89,16 @@ def sync(
         raise typer.BadParameter("no sync profiles configured", param_hint="--profiles")
     chosen = [sync_config.profile(n) for n in names]
     store = _open_store(opts, config)
-    fetcher = Fetcher()
+    fetcher = Fetcher(retries=retries, timeout=timeout)
     worst = 0
-    for p in chosen:
-        try:
-            with _progress(f"syncing {p.name}"):
+    with _progress():
+        for p in chosen:
+            try:
                 summary = sync_profile(store, config, p, fetcher=fetcher)
-            typer.echo(summary.line())
-        except RebuilderError as exc:
-            typer.echo(f"sync {p.name}: failed, nothing changed: {exc}", err=True)
-            worst = max(worst, EXIT_TRANSIENT if exc.transient else EXIT_TERMINAL)
+                typer.echo(summary.line())
+            except RebuilderError as exc:
+                typer.echo(f"sync {p.name}: failed, nothing changed: {exc}", err=True)
+                worst = max(worst, EXIT_TRANSIENT if exc.transient else EXIT_TERMINAL)
     raise typer.Exit(worst)
 
 
@@ -108,7 +114,9 @@ def work(
     """Claim due jobs, rebuild them, upload signed results.
 
     Runs until SIGTERM/SIGINT (then stops the build and releases its claim), or with
-    --once after one job. Prints one summary line when it stops.
+    --once after one job. Prints two lines per job on stderr (claimed; the verdict and
+    how long it took) and one summary line when it stops. Against a store no sync has
+    written to, says so (with --once: exits 75).
 
     Example: rebuilder work --name worker1 --once
     """
@@ -116,7 +124,7 @@ def work(
 
     from jobs.core.config import load_worker_config
     from jobs.work.identity import load_identity
-    from jobs.work.loop import Worker
+    from jobs.work.loop import NothingSynced, Worker
 
     opts: Options = ctx.obj
     config = _rebuilder_config(opts)
@@ -126,7 +134,12 @@ def work(
                     identity=load_identity(wconf, name), backends=backends, env=dict(os.environ))
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stop.set())
-    stats = worker.run(once=once)
+    try:
+        with _progress():
+            stats = worker.run(once=once)
+    except NothingSynced as exc:
+        typer.echo(f"work {worker.identity.name}: {exc}", err=True)
+        raise typer.Exit(EXIT_TRANSIENT) from None
     statuses = [b.split()[1] for b in stats.built]
     counts = ", ".join(f"{s} {statuses.count(s)}" for s in ("GOOD", "BAD", "FAIL") if s in statuses)
     typer.echo(f"work {worker.identity.name}: built {len(stats.built)}" + (f" ({counts})" if counts else "")
@@ -149,7 +162,7 @@ def publish(ctx: typer.Context) -> None:
     config = _rebuilder_config(opts)
     store = _open_store(opts, config)
     site_store = open_store(config.store.site_url) if config.store.site_url else None
-    with _progress("publishing"):
+    with _progress():
         summary = run_publish(store, config, site_store=site_store, site_prefix="" if site_store else "site/")
     typer.echo(summary.line())
     for rejected in summary.state.rejected[:20]:
@@ -168,6 +181,11 @@ def run(
         "--budget", min=1, help="Stop claiming new jobs after this many seconds.")] = None,
 ) -> None:
     """One full cycle: sync all profiles, work until the queue is empty, publish.
+
+    Prints the summary lines of each step and, last, the verdicts of this cycle's builds
+    (`run: GOOD 3, BAD 1, FAIL 1, UNKWN 0`); each job is two lines on stderr as it goes.
+    Exits 1 if a sync failed for good, 75 if the failures may pass (network), or if the
+    store has no package state after the syncs.
 
     Example: rebuilder --store file:///var/lib/rebuilder run --workers 2 --budget 3600
     """
@@ -188,12 +206,15 @@ def run(
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    summary = run_cycle(store, config, sync_config, wconf, backends, workers=workers, budget=budget,
-                        env=dict(os.environ), stop=stop, site_store=site_store)
+    with _progress():
+        summary = run_cycle(store, config, sync_config, wconf, backends, workers=workers, budget=budget,
+                            env=dict(os.environ), stop=stop, site_store=site_store)
     for line in summary.lines():
         typer.echo(line)
     if summary.failed_syncs:
-        raise typer.Exit(EXIT_TERMINAL)
+        raise typer.Exit(EXIT_TRANSIENT if summary.failed_transient else EXIT_TERMINAL)
+    if summary.not_synced:
+        raise typer.Exit(EXIT_TRANSIENT)
 
 
 @app.command()
@@ -236,7 +257,7 @@ def demo(
     from jobs.demo.run import run_demo
     from jobs.publish.serve import make_server
 
-    with _progress("building the fixture repository and running one cycle"):
+    with _progress():
         result = run_demo(directory)
     for line in result.summary.lines():
         typer.echo(line)
@@ -363,13 +384,10 @@ def keygen(
 
 
 @contextmanager
-def _progress(what: str) -> Iterator[None]:
-    """A spinner on a terminal; nothing at all when stderr is a file or a pipe (cron, CI)."""
-    if not sys.stderr.isatty():
-        yield
-        return
-    from rich.console import Console
-    with Console(stderr=True).status(what):
+def _progress() -> Iterator[None]:
+    """Progress bars on a terminal; plain lines when stderr is a file, a pipe or the journal."""
+    from jobs.core import progress
+    with progress.use(progress.for_terminal()):
         yield
 
 

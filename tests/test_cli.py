@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.sync import alpm_builders as alpm
+
 FIXTURES = Path(__file__).parent / "fixtures" / "config"
 
 
@@ -46,11 +48,23 @@ def test_work_without_backends_says_what_to_configure(tmp_path):
 def test_work_once_with_nothing_due_exits_cleanly(tmp_path):
     conf = tmp_path / "worker.conf"
     conf.write_text(f'work_dir = "{tmp_path / "w"}"\n[backend."archlinux"]\npath = "/bin/true"\n')
-    res = run("rebuilder", "--store", (tmp_path / "store").as_uri(), "work", "--once", "--worker-config", str(conf),
+    store = tmp_path / "store"
+    res = run("rebuilder", "--store", store.as_uri(), "work", "--once", "--worker-config", str(conf),
+              "--name", "w1")
+    # Nothing was ever synced into the store: said, and 75 (try again once a sync has run).
+    assert res.returncode == 75 and res.stdout == ""
+    assert res.stderr == f"work w1: no package state in {store.as_uri()}: run `rebuilder sync` first\n"
+    assert (tmp_path / "w" / "w1" / "rebuilder.v2.key").exists()
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "core.db").write_bytes(alpm.db([]))  # synced, nothing in it: an empty queue is normal
+    (tmp_path / "sync.conf").write_text('[profile."core"]\ndistro = "archlinux"\ncomponents = ["core"]\n'
+                                        f'architectures = ["x86_64"]\nsource = "{mirror.as_uri()}"\n')
+    assert run("rebuilder", "--store", store.as_uri(), "sync", "--profiles", str(tmp_path / "sync.conf")).returncode == 0
+    res = run("rebuilder", "--store", store.as_uri(), "work", "--once", "--worker-config", str(conf),
               "--name", "w1")
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "work w1: built 0, claims lost 0, stopped 0"
-    assert (tmp_path / "w" / "w1" / "rebuilder.v2.key").exists()
 
 
 def test_check_config_prints_effective_settings_with_secrets_masked():

@@ -36,7 +36,8 @@ def test_run_one_cycle_then_serve_the_site(fixture_repo, tmp_path):
     assert lines[0].startswith("sync fixture: updated")
     built = sum(int(line.split("built ")[1].split(",")[0]) for line in lines if line.startswith("work "))
     assert built == 5
-    assert lines[-1].startswith("publish:") and "site:" in lines[-1]
+    assert lines[-2].startswith("publish:") and "site:" in lines[-2]
+    assert lines[-1] == "run: GOOD 3, BAD 1, FAIL 1, UNKWN 0"  # the verdicts of this cycle's builds
 
     server = subprocess.Popen(common + ["serve"], stdout=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
     try:

@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from jobs.core import progress
 from jobs.core.config import RebuilderConfig
 from jobs.core.history import build_summaries
 from jobs.core.layout import PUBLISH_LOCK
@@ -129,7 +130,8 @@ def _check(keeper: LeaseKeeper) -> None:
 def _publish_locked(store: Store, config: RebuilderConfig, now: datetime, key: Ed25519PrivateKey,
                     keeper: LeaseKeeper) -> PublishState:
     history = read_history_state(store)
-    collected = collect(store, config, already=history.holding)
+    with progress.step("verify", "publish: verify", total=0, unit="results"):
+        collected = collect(store, config, already=history.holding)
     state = PublishState(accepted=collected.accepted, rejected=collected.rejected,
                          untrusted_workers=collected.trust.refused, trust_note=collected.trust.note,
                          public_keys=rebuilder_keys(store, key))

@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from jobs.core import progress
 from jobs.core.config import RebuilderConfig
 from jobs.core.gcpause import cyclic_gc_paused
 from jobs.core.history import read_history
@@ -125,9 +126,11 @@ def _publish(store: Store, config: RebuilderConfig, *, site_store: Store | None,
         target = site_store or store
         inputs = load_inputs(store, now=now, history=history, facts=facts.table, queue=state.queue)
         previous = read_manifest(target, site_prefix)
-        site = build_site(store, now=now, public_keys=state.public_keys, rebuilder_name=rebuilder_name,
-                          worker_trust=trust, previous=previous, inputs=inputs)
-        summary.site = write_site(target, site, prefix=site_prefix, previous=previous)
+        with progress.step("render", "publish: render", unit="files"):
+            site = build_site(store, now=now, public_keys=state.public_keys, rebuilder_name=rebuilder_name,
+                              worker_trust=trust, previous=previous, inputs=inputs)
+        with progress.step("write", "publish: write", total=0, unit="files"):
+            summary.site = write_site(target, site, prefix=site_prefix, previous=previous)
     finally:
         leases.release(lease)
     return summary

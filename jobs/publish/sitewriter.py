@@ -37,6 +37,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from jobs.core import progress
 from jobs.core.store import NotFound, Store
 from jobs.publish.sanitize import clean_report
 from jobs.publish.urls import BUILDS_PREFIX, LEGACY_MANIFEST, MANIFEST, PENDING
@@ -158,12 +159,14 @@ class Site:
         if file.key in RESERVED or file.key in self.files or file.key in self.kept:
             raise ValueError(f"site key {file.key!r} is reserved or added twice")
         self.files[file.key] = file
+        progress.advance("render")
 
     def keep(self, key: str, entry: Entry) -> None:
         """A file whose inputs did not change: not rendered, not written, not deleted."""
         if key in RESERVED or key in self.files or key in self.kept:
             raise ValueError(f"site key {key!r} is reserved or added twice")
         self.kept[key] = entry
+        progress.advance("render")
 
 
 @dataclass(frozen=True)
@@ -231,6 +234,13 @@ def _write_manifest(store: Store, prefix: str, files: dict[str, Entry], *, salt:
 
 
 def _put(store: Store, source: Store, prefix: str, file: SiteFile) -> bool:
+    try:
+        return _put_one(store, source, prefix, file)
+    finally:
+        progress.advance("write")
+
+
+def _put_one(store: Store, source: Store, prefix: str, file: SiteFile) -> bool:
     if file.copy_from is None:
         assert file.data is not None
         store.put(prefix + file.key, file.data, content_type=file.content_type)
@@ -282,6 +292,7 @@ def write_site(store: Store, site: Site, prefix: str = "site/", *, force: bool =
     vanished = sorted(k for k in set(old.files) - set(new) - set(site.files))
     builds_upto = max(site.builds_upto, 0)
     dirty = bool(changed or vanished or new != old.files or old.salt != site.salt or old.builds_upto != builds_upto)
+    progress.grow("write", len(changed) + len(vanished))
     if changed or vanished:
         pending = {"keys": sorted({f.key for f in changed} | set(vanished)), "builds_upto": old.builds_upto}
         store.put(prefix + PENDING, json.dumps(pending).encode(), content_type=JSON)
@@ -296,7 +307,7 @@ def write_site(store: Store, site: Site, prefix: str = "site/", *, force: bool =
         for file, ok in zip(files, landed):
             if not ok:
                 new[file.key] = Entry("")  # retried by the next publish
-    _each(vanished, lambda key: store.delete(prefix + key), writers)  # type: ignore[arg-type]
+    _each(vanished, lambda key: (store.delete(prefix + key), progress.advance("write")), writers)  # type: ignore[arg-type]
     if dirty:
         _write_manifest(store, prefix, new, salt=site.salt, builds_upto=builds_upto)
     if changed or vanished:

@@ -29,6 +29,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from jobs.core import progress
 from jobs.core.config import RebuilderConfig
 from jobs.core.errors import ConfigError
 from jobs.core.layout import build_prefix, claim_key, result_key, worker_key
@@ -205,7 +206,9 @@ def collect(store: Store, config: RebuilderConfig, *,
     listed = [(info, _RESULT_KEY.fullmatch(info.key)) for info in store.list("results/")]
     if callable(already):
         already = already([build_id(m.group(1), int(m.group(2))) for _, m in listed if m is not None])
+    progress.grow("verify", len(listed))
     for info, match in listed:
+        progress.advance("verify")
         if match is None:
             out.rejected.append(Rejected(info.key, Reason.BAD_KEY, "not results/<job-id>/<attempt>.json"))
             continue

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
+from jobs.core import progress
 from jobs.core.config import SyncProfile
 from jobs.core.errors import ConfigError
 from jobs.sync.alpm_db import parse_db
@@ -124,6 +125,7 @@ def read_index(profile: SyncProfile, fetcher: Fetcher, *,
             fetched = fetcher.fetch(db_url)
             entries, skipped = parse_db(fetched.data, repo=repo, base_url=base_url, location=db_url,
                                         max_unpacked=max_unpacked)
+            progress.advance("parse", len(entries) + len(skipped))
             result.skipped.extend(skipped)
             result.inputs.extend(group(select(profile, entries), distro=profile.distro, architecture=arch,
                                        backend=profile.distro))

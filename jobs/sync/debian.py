@@ -36,6 +36,7 @@ from urllib.parse import quote
 
 from debian.debian_support import version_compare
 
+from jobs.core import progress
 from jobs.core.config import SyncProfile
 from jobs.core.errors import ConfigError
 from jobs.sync.deb822 import Stanza, iter_stanzas
@@ -97,7 +98,9 @@ def read_index(profile: SyncProfile, fetcher: Fetcher, *, now: datetime | None =
                 path = f"{component}/binary-{arch}/Packages"
                 text = dist.fetch(fetcher, path, limit=max_index_bytes, sources=result.sources)
                 where = f"{release.name}/{path}"
+                before = len(entries)
                 entries.extend(_binaries(text, where, profile, mirror, component, packages, result.skipped))
+                progress.advance("parse", len(entries) - before)
         by_id = {id(entry): (problem, where) for entry, problem, where in entries}
         for entry in select(profile, (e for e, _, _ in entries)):
             problem, where = by_id[id(entry)]

@@ -1,9 +1,10 @@
 """Fetching index files over HTTP(S) or from file:// (and plain paths), bounded in size.
 
 Retries with exponential backoff are urllib3's (`Retry` on the requests adapter): connection
-errors, timeouts and 429/5xx answers. What is left after them is a `FetchUnavailable`
-(transient: the sync exits 75 and the scheduler tries again); a 404 or another 4xx is a
-`FetchFailed` (terminal).
+errors, timeouts and 429/5xx answers. Each retry is one line for the operator (what failed,
+the URL, attempt n of m: `jobs.core.progress.line`). What is left after them is a
+`FetchUnavailable` naming the cause in a few words (transient: the sync exits 75 and the
+scheduler tries again); a 404 or another 4xx is a `FetchFailed` (terminal).
 
 A conditional GET (`If-None-Match` / `If-Modified-Since`, RFC 9110 §13) lets an unchanged
 index cost one small request. Only validators that name one version of the bytes are kept
@@ -16,6 +17,7 @@ response keeps no validator at all: RFC 9110 §8.8.2.2 calls that Last-Modified 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,7 +30,9 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from jobs.core import progress
 from jobs.core.errors import TerminalError, TransientError
+from jobs.core.neterrors import describe
 
 # Decompressed Debian Packages files are ~100 MB today; compressed indexes far smaller.
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
@@ -93,6 +97,26 @@ class Fetched:
     not_modified: bool = False
 
 
+class _ReportingRetry(Retry):
+    """urllib3's Retry, saying each retry in one line (urllib3 itself retries silently)."""
+
+    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
+        new = super().increment(method, url, response, error, _pool, _stacktrace)  # raises when exhausted
+        failed = len(new.history)
+        attempts = failed + (new.total if isinstance(new.total, int) else 0) + 1
+        where = url or ""
+        if _pool is not None and url and url.startswith("/"):
+            default = {"http": 80, "https": 443}.get(_pool.scheme)
+            port = f":{_pool.port}" if _pool.port and _pool.port != default else ""
+            where = f"{_pool.scheme}://{_pool.host}{port}{url}"
+        what = describe(error) if error is not None else f"HTTP {response.status}" if response is not None \
+            else "no answer"
+        wait = new.get_retry_after(response) if response is not None and new.respect_retry_after_header else None
+        wait = new.get_backoff_time() if wait is None else wait
+        progress.line(f"{method or 'GET'} {where}: {what} (attempt {failed} of {attempts}); retrying in {wait:.1f} s")
+        return new
+
+
 class Fetcher:
     """Fetches index files with one pooled HTTP session."""
 
@@ -100,7 +124,8 @@ class Fetcher:
                  max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.timeout, self.max_bytes = timeout, max_bytes
         self.session = requests.Session()
-        retry = Retry(total=retries, connect=retries, read=retries, status=retries, backoff_factor=backoff,
+        self.attempts = retries + 1
+        retry = _ReportingRetry(total=retries, connect=retries, read=retries, status=retries, backoff_factor=backoff,
                       status_forcelist=(429, 500, 502, 503, 504), allowed_methods=("GET", "HEAD"),
                       raise_on_status=False, respect_retry_after_header=True)
         adapter = HTTPAdapter(max_retries=retry)
@@ -132,14 +157,19 @@ class Fetcher:
                 if resp.status_code == 304 and validator:
                     return Fetched(url, b"", "", validator, not_modified=True)
                 if resp.status_code >= 500 or resp.status_code == 429:
-                    raise FetchUnavailable(f"HTTP {resp.status_code} after retries", url=url)
+                    raise FetchUnavailable(f"HTTP {resp.status_code} after {self.attempts} attempts", url=url)
                 if resp.status_code != 200:
                     raise FetchFailed(f"HTTP {resp.status_code}", url=url, status=resp.status_code)
+                length = resp.headers.get("Content-Length", "")
+                if length.isdigit():
+                    progress.grow("download", int(length))
                 data = _read_bounded(resp.iter_content(1 << 20), limit, url)
                 return Fetched(url, data, hashlib.sha256(data).hexdigest(), validator_of(resp.headers))
         except requests.RequestException as exc:
-            raise FetchUnavailable(f"network error after retries: {exc.__class__.__name__}: {exc}",
-                                   url=url) from exc
+            # A connection or timeout error retries; one while reading the body does not.
+            tries = f" after {self.attempts} attempts" if isinstance(
+                exc, (requests.ConnectionError, requests.Timeout)) else ""
+            raise FetchUnavailable(f"{describe(exc)}{tries}", url=url) from exc
 
     @contextmanager
     def answering(self, kept: Iterable[Fetched]) -> Iterator[Fetcher]:
@@ -153,6 +183,7 @@ class Fetcher:
     def _file(self, url: str, path: Path, validator: Validator | None, limit: int) -> Fetched:
         try:
             with open(path, "rb") as f:
+                progress.grow("download", os.fstat(f.fileno()).st_size)
                 data = _read_bounded(iter(lambda: f.read(1 << 20), b""), limit, url)
         except FileNotFoundError:
             raise FetchFailed("no such file", url=url, status=404) from None
@@ -196,6 +227,7 @@ def _read_bounded(chunks, limit: int, url: str) -> bytes:
     out = bytearray()
     for chunk in chunks:
         out += chunk
+        progress.advance("download", len(chunk))
         if len(out) > limit:
             raise FetchFailed(f"larger than the {limit}-byte limit", url=url)
     return bytes(out)

@@ -26,6 +26,7 @@ from io import BytesIO
 
 import pyarrow.parquet as pq
 
+from jobs.core import progress
 from jobs.core.config import RebuilderConfig, SyncConfig, SyncProfile
 from jobs.core.errors import ConfigError, TerminalError
 from jobs.core.gcpause import cyclic_gc_paused
@@ -120,15 +121,26 @@ def _sync_locked(store: Store, config: RebuilderConfig, profile: SyncProfile, pa
     pointer = Pointer(store, state_prefix(profile.name))
     current, etag = pointer.read()
     digest = profile_digest(profile)
-    probed = probe(fetcher, current.meta, digest=digest, now=now) if current is not None else None
-    if current is not None and etag is not None and probed is not None and probed.unchanged:
-        meta = current.meta
-        summary = SyncSummary(profile.name, "unchanged", inputs=_int(meta, "inputs"), artifacts=_int(meta, "rows"),
-                              skipped=_int(meta, "skipped"), snapshot=current.target, not_modified=True)
-        _remember(pointer, current, etag, {**meta, "validators": validators_json(probed.validators)}, keeper)
-        return summary
-    with fetcher.answering(probed.kept if probed is not None else ()):
-        result = parser(profile, fetcher)
+    # Steps for the operator: download and parse interleave (one index file after the other).
+    progress.begin("download", f"sync {profile.name}: download", unit="B")
+    ok = False
+    try:
+        probed = probe(fetcher, current.meta, digest=digest, now=now) if current is not None else None
+        if current is not None and etag is not None and probed is not None and probed.unchanged:
+            meta = current.meta
+            summary = SyncSummary(profile.name, "unchanged", inputs=_int(meta, "inputs"), artifacts=_int(meta, "rows"),
+                                  skipped=_int(meta, "skipped"), snapshot=current.target, not_modified=True)
+            ok = True
+            progress.end("download")
+            _remember(pointer, current, etag, {**meta, "validators": validators_json(probed.validators)}, keeper)
+            return summary
+        progress.begin("parse", f"sync {profile.name}: parse", unit="packages")
+        with fetcher.answering(probed.kept if probed is not None else ()):
+            result = parser(profile, fetcher)
+        ok = True
+    finally:
+        progress.end("download", ok=ok)
+        progress.end("parse", ok=ok)
     for skip in result.skipped[:20]:
         log.warning("%s: skipped %s: %s", profile.name, skip.location, skip.reason)
     artifacts = sum(len(bi.artifacts) for bi in result.inputs)
@@ -141,11 +153,20 @@ def _sync_locked(store: Store, config: RebuilderConfig, profile: SyncProfile, pa
         _remember(pointer, current, etag, {**current.meta, **remembered}, keeper)
         return summary
 
+    with progress.step("write", f"sync {profile.name}: write", total=3, unit="objects"):
+        return _write(store, config, profile, result, pointer, current, etag, remembered, summary, now, keeper)
+
+
+def _write(store: Store, config: RebuilderConfig, profile: SyncProfile, result: IndexResult, pointer: Pointer,
+           current: PointerValue | None, etag: str | None, remembered: dict, summary: SyncSummary, now: datetime,
+           keeper: LeaseKeeper) -> SyncSummary:
+    """Steps 4 to 6: the snapshot, the queue, the pointer."""
     sync_id = unique_name("")
     rows = rows_of(result.inputs, sync_id, now)
     key = f"{pointer.prefix}/{sync_id}.parquet"
     _check(keeper)
     put_new(store, key, parquet_bytes(rows, PackageStateRow), content_type="application/vnd.apache.parquet")
+    progress.advance("write")
 
     listed = job_rows(result.inputs, now=now, schedule=config.schedule)
     previous = _job_ids(store, current.target) if current else set()
@@ -167,10 +188,12 @@ def _sync_locked(store: Store, config: RebuilderConfig, profile: SyncProfile, pa
 
     _check(keeper)
     update_queue(store, change, meta={"by": f"sync {profile.name}"})
+    progress.advance("write")
     _check(keeper)
     meta = {"profile": profile.name, "distro": profile.distro, "rows": len(rows), "inputs": len(result.inputs),
             "skipped": len(result.skipped), **remembered}
     pointer.advance(key, meta, current, etag)
+    progress.advance("write")
     summary.outcome, summary.snapshot, summary.plan = "updated", key, plans[-1]
     return summary
 

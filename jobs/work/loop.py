@@ -5,6 +5,11 @@ claim is renewed every third of the lease TTL; if a renewal is refused the job w
 over: the build is killed (its whole process group) and nothing is reported. On SIGTERM or
 SIGINT the worker stops the build, releases its claim so another worker can start at once,
 and exits. With nothing to do it sleeps `idle_delay` seconds (with jitter) and looks again.
+
+Each job is two lines for the operator (`jobs.core.progress.line`): `claimed <pkg> <version>
+(<job id>, attempt N)` and `<pkg> <version>: GOOD in 12.3 s` (BAD or FAIL with the reason).
+A store nothing was ever synced into is said once (`no package state in <store>: run
+`rebuilder sync` first`); with `once` it is a `NothingSynced` error (transient: exit 75).
 """
 
 from __future__ import annotations
@@ -13,13 +18,15 @@ import logging
 import random
 import shutil
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from jobs.core import progress
 from jobs.core.config import RebuilderConfig, WorkerConfig
-from jobs.core.errors import ConfigError, RebuilderError
+from jobs.core.errors import ConfigError, RebuilderError, TransientError
 from jobs.core.lease import LeaseKeeper, LeaseLost, Leases
 from jobs.core.queue import read_queue
 from jobs.core.store import Store
@@ -38,6 +45,18 @@ class WorkStats:
     built: list[str] = field(default_factory=list)  # "<build-id> <status>"
     lost: list[str] = field(default_factory=list)  # build ids whose claim was taken over
     cancelled: list[str] = field(default_factory=list)  # stopped by a signal, claim released
+
+
+class NothingSynced(TransientError):
+    """The store has no package state: no sync has run against it yet."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(f"no package state in {store.url}: run `rebuilder sync` first")
+
+
+def has_package_state(store: Store) -> bool:
+    """Whether any sync profile's state pointer exists (one listing; only asked when the queue is empty)."""
+    return any(info.key.endswith("/HEAD.json") and info.key.count("/") == 2 for info in store.list("state/"))
 
 
 def check_backends(backends: Mapping[str, Path]) -> None:
@@ -62,21 +81,31 @@ class Worker:
     stop: threading.Event = field(default_factory=threading.Event)
     env: Mapping[str, str] = field(default_factory=dict)
     rng: random.Random = field(default_factory=random.Random)
+    announce: str = ""  # put before each line for the operator ("worker1: " when several share a terminal)
 
     def __post_init__(self) -> None:
         check_backends(self.backends)
         self.leases = Leases(self.store, ttl=self.config.lease.ttl, clock_skew=self.config.lease.clock_skew)
+        self._queue_missing = False  # the last queue read found no queue at all
 
     def run(self, *, once: bool = False, until_idle: bool = False, max_jobs: int | None = None) -> WorkStats:
         """Work until stopped; `once`: one job at most; `until_idle`: until nothing is claimable."""
         stats = WorkStats()
         enrol(self.store, self.identity, self.worker_config.signup_secret)
+        said = False
         while not self.stop.is_set():
             claim = self.next_claim()
             if claim is None:
+                unsynced = self._queue_missing and not until_idle and not has_package_state(self.store)
+                if unsynced and once:
+                    raise NothingSynced(self.store)
                 if once or until_idle:
                     break
                 delay = self.worker_config.idle_delay * self.rng.uniform(0.8, 1.2)
+                if unsynced and not said:
+                    progress.line(f"{self.announce}{NothingSynced(self.store)}; looking again every "
+                                  f"{self.worker_config.idle_delay} s")
+                said = said or unsynced
                 log.info("no due job; looking again in %.0f s", delay)
                 self.stop.wait(delay)
                 continue
@@ -88,6 +117,7 @@ class Worker:
     def next_claim(self) -> Claim | None:
         """Claim a due job this worker can build, or None."""
         queue = read_queue(self.store)
+        self._queue_missing = queue.pointer is None
         candidates = due_jobs(queue.jobs.values(), backends=list(self.backends),
                               architectures=self.worker_config.supported_architectures,
                               now=datetime.now(timezone.utc), rng=self.rng)
@@ -103,6 +133,15 @@ class Worker:
         cancel = threading.Event()
         watcher = threading.Thread(target=self._watch, args=(keeper, cancel), daemon=True)
         log.info("building %s %s (%s) attempt %d", job.source_name, job.source_version, bid, job.attempt)
+        what = f"{self.announce}{job.source_name} {job.source_version}"
+        progress.line(f"{self.announce}claimed {job.source_name} {job.source_version} ({job.job_id}, "
+                      f"attempt {job.attempt})")
+        progress.begin(f"build {bid}", f"{self.announce}building {job.source_name} {job.source_version}", quiet=True)
+        started = time.monotonic()
+
+        def took() -> str:
+            return f"{time.monotonic() - started:.1f} s"
+
         try:
             with keeper:
                 watcher.start()
@@ -117,15 +156,16 @@ class Worker:
                     return
                 row, final = upload(self.store, keeper, job, outcome, self.identity)
             stats.built.append(f"{bid} {row.status.value}")
-            log.info("%s: %s%s", bid, row.status.value, f" ({row.reason})" if row.reason else "")
+            reason = f" ({_short(row.reason)})" if row.reason else ""
+            progress.line(f"{what}: {row.status.value} in {took()}{reason}")
             self.leases.release(final, {"done": True})
         except LeaseLost as exc:
             stats.lost.append(bid)
-            log.warning("%s: claim lost (%s); nothing reported", bid, exc.reason)
+            progress.line(f"{what}: claim lost after {took()} ({_short(exc.reason)}); nothing reported")
         except (OSError, RebuilderError) as exc:
             # The store or the disk failed while reporting: let another worker take the job at
             # once instead of after the lease expires, then stop as the error says.
-            log.error("%s: could not report (%s); releasing the claim", bid, exc)
+            progress.line(f"{what}: could not report after {took()} ({_short(str(exc))}); releasing the claim")
             try:
                 self.leases.release(keeper.lease)
             except (LeaseLost, RebuilderError) as again:
@@ -133,6 +173,9 @@ class Worker:
             raise
         finally:
             cancel.set()  # ends the watcher
+            progress.end(f"build {bid}")
+            if bid in stats.cancelled:
+                progress.line(f"{what}: stopped after {took()}, claim released")
             shutil.rmtree(workdir, ignore_errors=True)
 
     def _watch(self, keeper: LeaseKeeper, cancel: threading.Event) -> None:
@@ -152,3 +195,9 @@ class Worker:
         except (LeaseLost, RebuilderError) as exc:
             log.warning("%s: could not release the claim: %s", bid, exc)
         stats.cancelled.append(bid)
+
+
+def _short(text: str | None, limit: int = 200) -> str:
+    """A reason from a build or the store, cut for one line (`progress.line` escapes the rest)."""
+    text = " ".join(str(text or "").split())
+    return text if len(text) <= limit else text[:limit] + "…"

@@ -6,8 +6,9 @@ accept those headers, so large bodies are uploaded part by part here.
 
 Servers differ on a failed `IfMatch` against a missing key (AWS: 404, SeaweedFS: 412);
 both mean "precondition failed". Transient failures (connection errors, 5xx, throttling)
-are retried by botocore's "standard" retry mode with exponential backoff and jitter;
-what is left after the retries is raised as `StoreUnavailable`.
+are retried by botocore's "standard" retry mode with exponential backoff and jitter, each
+retry said in one line (`jobs.core.progress.line`: what failed, the request, attempt n of m);
+what is left after the retries is raised as `StoreUnavailable`, naming the cause in a few words.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from typing import Any, BinaryIO
 import boto3
 import botocore.config
 import botocore.exceptions
+from botocore.retries import standard
 
+from jobs.core import progress
+from jobs.core.neterrors import describe
 from jobs.core.store.base import (
     CHUNK_SIZE,
     Blob,
@@ -43,6 +47,40 @@ _TRANSIENT_CODES = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestT
                     "502", "504", "Throttling", "ThrottlingException", "RequestTimeTooSkewed"}
 
 
+def _http_what(status: str, code: str) -> str:
+    """`HTTP 503`, `HTTP 503 SlowDown`: an S3 error answer in a few words."""
+    return f"HTTP {status} {code}" if code and code != status else f"HTTP {status}"
+
+
+def _report_retries(client: Any, max_attempts: int) -> None:
+    """Say each retry of botocore's standard retry handler in one line (botocore retries silently).
+
+    The handler botocore registered is replaced by the same handler (`register_retry_handler`
+    makes a new one under the same id), wrapped.
+    """
+    event = f"needs-retry.{client.meta.service_model.service_id.hyphenize()}"
+    unique_id = f"retry-config-{client.meta.service_model.service_id.hyphenize()}"
+    client.meta.events.unregister(event, unique_id=unique_id)
+    handler = standard.register_retry_handler(client, max_attempts=max_attempts)
+    client.meta.events.unregister(event, unique_id=unique_id)
+
+    def needs_retry(**kwargs: Any) -> Any:
+        delay = handler.needs_retry(**kwargs)
+        if delay is not None and delay is not False:
+            exc, response = kwargs.get("caught_exception"), kwargs.get("response")
+            if exc is not None:
+                what = describe(exc)
+            else:
+                http, parsed = response if isinstance(response, tuple) else (None, {})
+                what = _http_what(str(getattr(http, "status_code", "?")), (parsed or {}).get("Error", {}).get("Code", ""))
+            request = kwargs.get("request_dict") or {}
+            progress.line(f"S3 {request.get('method', '')} {request.get('url', '')}: {what} "
+                          f"(attempt {kwargs.get('attempts')} of {max_attempts}); retrying in {delay:.1f} s")
+        return delay
+
+    client.meta.events.register(event, needs_retry, unique_id=unique_id)
+
+
 class S3Store:
     """A store in an S3 bucket under an optional prefix (`s3://bucket/prefix`)."""
 
@@ -61,6 +99,12 @@ class S3Store:
             client = boto3.session.Session().client(
                 "s3", endpoint_url=endpoint_url, region_name=region, config=config)
         self.client = client
+        # botocore's max_attempts counts retries; total_max_attempts the first try as well.
+        retries = getattr(getattr(client, "meta", None), "config", None)
+        retries = getattr(retries, "retries", None) or {}
+        self.attempts = int(retries.get("total_max_attempts") or max_attempts + 1)
+        if retries.get("mode") == "standard":
+            _report_retries(client, self.attempts)
 
     def __repr__(self) -> str:
         return f"S3Store({self.url!r})"
@@ -68,6 +112,9 @@ class S3Store:
     def _full(self, key: str, op: str) -> str:
         check_key(key, op=op)
         return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _endpoint(self) -> str:
+        return getattr(getattr(self.client, "meta", None), "endpoint_url", None) or "S3"
 
     def _error(self, exc: Exception, op: str, key: str | None) -> Exception:
         """Translate a botocore failure into this project's store errors."""
@@ -82,15 +129,18 @@ class S3Store:
                     return PreconditionFailed("object does not exist", op=op, key=key, store=self.url)
                 return NotFound("no such object", op=op, key=key, store=self.url)
             if code in _TRANSIENT_CODES or status.startswith("5"):
-                return StoreUnavailable(f"S3 error after retries: {code} {msg}", op=op, key=key,
-                                        store=self.url)
+                retried = code in _TRANSIENT_CODES or status in ("500", "502", "503", "504")
+                return StoreUnavailable(f"{_http_what(status, code)} ({msg}) at {self._endpoint()}"
+                                        + (f" after {self.attempts} attempts" if retried else ""),
+                                        op=op, key=key, store=self.url)
             return StoreError(f"S3 error: {code} {msg}", op=op, key=key, store=self.url)
         if isinstance(exc, (botocore.exceptions.EndpointConnectionError,
                             botocore.exceptions.ConnectionError,
                             botocore.exceptions.ReadTimeoutError,
                             botocore.exceptions.ConnectTimeoutError,
                             botocore.exceptions.ResponseStreamingError)):
-            return StoreUnavailable(f"S3 unreachable after retries: {exc}", op=op, key=key, store=self.url)
+            return StoreUnavailable(f"{describe(exc)} at {self._endpoint()} after {self.attempts} attempts", op=op,
+                                    key=key, store=self.url)
         if isinstance(exc, botocore.exceptions.NoCredentialsError):
             return StoreError("no S3 credentials (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile)",
                               op=op, key=key, store=self.url)
