@@ -24,6 +24,7 @@ import logging
 import os
 import re
 import socket
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -41,7 +42,15 @@ from jobs.core.layout import PUBLISH_LOCK
 from jobs.core.lease import LeaseHeld, LeaseKeeper, LeaseLost, Leases
 from jobs.core.model import HistoryRow, JobRow, ResultRow, Status, build_id, from_table
 from jobs.core.queue import QueueState, read_queue, update_queue
-from jobs.core.signing import SignatureError, add_signature, load_or_create_key, public_key_pem, verify_link
+from jobs.core.signing import (
+    SignatureError,
+    add_signature,
+    ensure_key,
+    key_id,
+    load_configured_key,
+    public_key_pem,
+    verify_link,
+)
 from jobs.core.store import NotFound, Store
 from jobs.publish.compact import collect_orphans, compact, read_history_state
 from jobs.publish.requests import RequestChanges, apply_loaded, current_state_rows, load_requests
@@ -95,8 +104,7 @@ def publish_state(store: Store, config: RebuilderConfig, *, now: datetime | None
     """Verify, compact, schedule and apply requests (see the module docstring for the order)."""
     now = now or datetime.now(timezone.utc)
     # Load the key before taking the lock: a key problem is the operator's, and fails early.
-    Path(config.publish.signing_key).parent.mkdir(parents=True, exist_ok=True, mode=0o750)
-    key = load_or_create_key(config.publish.signing_key)
+    key = rebuilder_signing_key(config)
     leases = Leases(store, ttl=config.lease.ttl, clock_skew=config.lease.clock_skew)
     holder = holder or f"publish@{socket.gethostname()}:{os.getpid()}"
     try:
@@ -172,6 +180,24 @@ def _publish_locked(store: Store, config: RebuilderConfig, now: datetime, key: E
                          settle=config.lease.ttl + config.lease.clock_skew)
     collect_orphans(store)
     return state
+
+
+def rebuilder_signing_key(config: RebuilderConfig) -> Ed25519PrivateKey:
+    """The rebuilder's own key (`[publish] signing_key`).
+
+    A configured path must exist (a typo would otherwise silently start a second rebuilder
+    identity, published next to the real one); only the unset default path is created on
+    first use, and that is said on stderr.
+    """
+    if config.publish.signing_key is not None:
+        return load_configured_key(config.publish.signing_key, setting="[publish] signing_key")
+    path = Path(config.publish.signing_key_path)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+    key, created = ensure_key(path)
+    if created:
+        print(f"publish: created the rebuilder signing key {path} (key id {key_id(key.public_key())}); "
+              "back it up, its public key is published", file=sys.stderr)
+    return key
 
 
 def rebuilder_keys(store: Store, key: Ed25519PrivateKey) -> dict[str, list[str]]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jobs.core.config import WorkerConfig
 from jobs.core.errors import ConfigError
 from jobs.core.layout import worker_key
-from jobs.core.signing import hmac_tag, key_id, load_or_create_key, public_key_b64, sign_document
+from jobs.core.signing import ensure_key, hmac_tag, key_id, public_key_b64, sign_document
 from jobs.core.store import Store
 
 SCHEMA = "rebuilder.worker/1"
@@ -50,8 +51,10 @@ def load_identity(config: WorkerConfig, name: str | None, *, cwd: Path | None = 
     directory.mkdir(parents=True, exist_ok=True, mode=0o750)
     key_path = directory / config.key_path
     # rebuilderd-worker writes rebuilder.v2.key as DER; keep the file interchangeable.
-    key = load_or_create_key(key_path, encoding="der" if key_path.suffix != ".pem" else "pem")
+    key, created = ensure_key(key_path, encoding="der" if key_path.suffix != ".pem" else "pem")
     pub = key.public_key()
+    if created:  # by design (as rebuilderd-worker), but never silently
+        print(f"worker: created the worker key {key_path} (key id {key_id(pub)})", file=sys.stderr)
     return WorkerIdentity(name=name or "worker", directory=directory, key=key, key_id=key_id(pub),
                           public_key=public_key_b64(pub))
 

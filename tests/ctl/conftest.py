@@ -42,7 +42,7 @@ def published(fixture_repo, tmp_path_factory):
 def second(published, tmp_path_factory):
     """A second rebuilder (its own key) publishing the same worker results; returns its site directory."""
     tmp = tmp_path_factory.mktemp("ctl-second")
-    config = parse_rebuilder_config({"worker": {"signup_secret": "s3cret"},
+    config = parse_rebuilder_config({"worker": {"signup_secret": "Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"},
                                      "publish": {"signing_key": str(tmp / "second.sign.key")}})
     return _republish(published, tmp, config)
 

@@ -34,7 +34,7 @@ from tests.sync import alpm_builders as alpm
 from tests.sync.test_sync_job import profile_for
 
 PACKAGES = ("good", "bad", "fail")
-SECRET = "s3cret"
+SECRET = "Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"
 BACKEND = """#!/bin/sh
 set -e
 # Optional knobs of the tests: a ledger of every build started, and a build that takes a while.

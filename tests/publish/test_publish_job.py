@@ -27,7 +27,7 @@ from jobs.publish.verify import Reason
 from tests.faults import FaultyStore, Killed
 from tests.publish.test_verify import NOW, built, config_for, forge, forged_job, put_json
 
-COOKIE = "admin-cookie"
+COOKIE = "Cq4Tz8Mv2Lx7Rn3Kp9Wd5Hs6Jb1Yf0Ge"
 
 
 def history_ids(store) -> Counter:
@@ -218,7 +218,7 @@ def test_admin_requests_are_applied_then_deleted(store, tmp_path):
     push = write_request(store, COOKIE, "push", name=p0.source_name, priority=4)
     write_request(store, COOKIE, "push", name=p1.source_name)
     drop = write_request(store, COOKIE, "drop", name=p1.source_name)
-    forged = write_request(store, "not-the-cookie", "push", name="pkg*")
+    forged = write_request(store, "Nx5Rk9Vm3Qz7Tc2Lp8Wg4Hd6Jf1Bs0Ya", "push", name="pkg*")
     state = publish_state(store, config, now=NOW)
     assert sorted(state.queue_changes.exhausted) == sorted([f"{p1.job_id}-1", f"{p2.job_id}-1"])
     assert len(state.requests_applied) == 4 and state.request_changes.queued[requeue] == [p2.job_id]

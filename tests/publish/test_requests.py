@@ -24,6 +24,8 @@ from jobs.publish.requests import (
 )
 from tests.publish.test_verify import NOW, config_for
 
+COOKIE = "Cq4Tz8Mv2Lx7Rn3Kp9Wd5Hs6Jb1Yf0Ge"
+
 
 def state_row(name: str, version: str, *, distro="archlinux", release="core", arch="x86_64", source=None,
               component=None) -> PackageStateRow:
@@ -55,11 +57,11 @@ HISTORY = {LIBFOO.job_id: summary(LIBFOO, Status.BAD, 2), LIBBAR.job_id: summary
 
 
 def test_a_request_round_trips_through_the_store(store, tmp_path):
-    key = write_request(store, "cookie", "requeue", name="lib*", status="bad", priority=5, reset=True)
+    key = write_request(store, COOKIE, "requeue", name="lib*", status="bad", priority=5, reset=True)
     assert key.startswith("requests/") and key.endswith(".json")
     doc = json.loads(store.get(key).data)
-    assert set(doc) == {"payload", "hmac"} and doc["hmac"] == hmac_tag("cookie", doc["payload"])
-    (loaded,), rejected = load_requests(store, config_for(tmp_path, cookie="cookie"))
+    assert set(doc) == {"payload", "hmac"} and doc["hmac"] == hmac_tag(COOKIE, doc["payload"])
+    (loaded,), rejected = load_requests(store, config_for(tmp_path, cookie=COOKIE))
     assert rejected == [] and loaded.key == key
     assert (loaded.verb, loaded.name, loaded.status, loaded.priority, loaded.reset) == ("requeue", "lib*", Status.BAD,
                                                                                         5, True)
@@ -68,17 +70,17 @@ def test_a_request_round_trips_through_the_store(store, tmp_path):
 
 def test_requests_that_do_not_verify_are_refused_and_kept(store, tmp_path):
     forged = write_request(store, "guessed", "push", distro="archlinux", name="pacman")
-    tampered = write_request(store, "cookie", "requeue", name="foo")
+    tampered = write_request(store, COOKIE, "requeue", name="foo")
     doc = json.loads(store.get(tampered).data)
     doc["payload"]["name"] = "*"
     store.put(tampered, json.dumps(doc).encode())
     store.put("requests/garbage.json", b"{")
     payload = dict(request_payload("drop", name="x"), verb="nuke")
     invalid = "requests/invalid.json"
-    store.put(invalid, json.dumps({"payload": payload, "hmac": hmac_tag("cookie", payload)}).encode())
+    store.put(invalid, json.dumps({"payload": payload, "hmac": hmac_tag(COOKIE, payload)}).encode())
     store.put("requests/nested/x.json", b"{}")
-    good = write_request(store, "cookie", "drop", name="x")
-    loaded, rejected = load_requests(store, config_for(tmp_path, cookie="cookie"))
+    good = write_request(store, COOKIE, "drop", name="x")
+    loaded, rejected = load_requests(store, config_for(tmp_path, cookie=COOKIE))
     assert [r.key for r in loaded] == [good]
     assert {r.key: r.reason for r in rejected} == {
         forged: Refusal.BAD_HMAC, tampered: Refusal.BAD_HMAC, "requests/garbage.json": Refusal.NOT_JSON,
@@ -177,12 +179,12 @@ def test_current_state_rows_follow_each_profiles_pointer(store, tmp_path):
         Pointer(store, f"state/{profile}").advance(key, {}, None, None)
     assert sorted(r.artifact_name for r in current_state_rows(store)) == ["libbar", "libfoo", "other"]
 
-    write_request(store, "c", "drop", name="x")
+    write_request(store, COOKIE, "drop", name="x")
     calls = []
-    jobs, applied, rejected = apply_requests(store, config_for(tmp_path, cookie="c"), {},
+    jobs, applied, rejected = apply_requests(store, config_for(tmp_path, cookie=COOKIE), {},
                                              state_rows_loader=lambda: calls.append(1) or [], history={})
     assert jobs == {} and len(applied) == 1 and rejected == [] and calls == []  # drop needs no state
-    write_request(store, "c", "requeue", name="lib*")
-    jobs, applied, _ = apply_requests(store, config_for(tmp_path, cookie="c"), {},
+    write_request(store, COOKIE, "requeue", name="lib*")
+    jobs, applied, _ = apply_requests(store, config_for(tmp_path, cookie=COOKIE), {},
                                       state_rows_loader=lambda: current_state_rows(store), history={})
     assert len(applied) == 2 and {j.source_name for j in jobs.values()} == {"libfoo", "libbar"}

@@ -148,19 +148,19 @@ def test_nothing_is_trusted_without_authorized_workers_or_signup_secret(store, t
 
 
 def test_enrolment_is_trusted_only_with_the_right_signup_secret(store, tmp_path):
-    rows, worker = built(store, tmp_path, 1, signup_secret="s3cret")
-    good = collect(store, config_for(tmp_path, signup_secret="s3cret"), already=set())
+    rows, worker = built(store, tmp_path, 1, signup_secret="Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA")
+    good = collect(store, config_for(tmp_path, signup_secret="Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"), already=set())
     assert [a.row.job_id for a in good.accepted] == [rows[0].job_id] and good.rejected == []
     assert good.trust.sources == {worker.identity.key_id: "enrolled as w1"}
 
-    wrong = collect(store, config_for(tmp_path, signup_secret="guess"), already=set())
+    wrong = collect(store, config_for(tmp_path, signup_secret="Wq7Lm2Xv9Rt4Kc8Pz3Nd6Hb5Jf1Gs0Ya"), already=set())
     assert wrong.accepted == [] and [r.reason for r in wrong.rejected] == [Reason.UNKNOWN_KEY]
     assert [(r.key, r.reason) for r in wrong.trust.refused] == [(f"workers/{worker.identity.key_id}.json",
                                                                   Reason.SIGNUP)]
 
 
 def test_enrolment_records_that_do_not_prove_their_key_are_refused(store, tmp_path):
-    secret = "s3cret"
+    secret = "Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"
     mallory, victim = generate_key(), generate_key()
     tag = worker_identity.hmac_tag
     # Signed by mallory, but names the victim's key.
