@@ -14,14 +14,22 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from jobs.core.config import parse_rebuilder_config, rebuilderd_conf
 from jobs.core.history import read_history
 from jobs.core.layout import PUBLISH_LOCK, result_key
 from jobs.core.lease import Leases
 from jobs.core.model import PackageStateRow, Priority, Status, parquet_bytes
 from jobs.core.pointer import Pointer
 from jobs.core.queue import read_queue, update_queue
-from jobs.core.signing import generate_key, key_id, load_public_keys_feed, public_key_from_b64, verify_link
-from jobs.publish.job import publish_state
+from jobs.core.signing import (
+    KeyFileError,
+    generate_key,
+    key_id,
+    load_public_keys_feed,
+    public_key_from_b64,
+    verify_link,
+)
+from jobs.publish.job import REBUILDER_KEYS, publish_state, rebuilder_signing_key
 from jobs.publish.requests import Refusal, write_request
 from jobs.publish.verify import Reason
 from tests.faults import FaultyStore, Killed
@@ -142,6 +150,34 @@ def test_after_a_key_rotation_the_old_key_stays_published(store, tmp_path):
     assert verify_link(link, {"old": load_public_keys_feed(second.public_keys)[1]}) == {"old"}
     again = publish_state(store, config_for(rotated, authorized=[worker.identity.public_key]), now=NOW)
     assert again.public_keys == second.public_keys
+
+
+def test_a_configured_signing_key_that_does_not_exist_is_an_error(store, tmp_path, capsys):
+    """Issue #14 item 7: a typo in `signing_key` made publish create a second rebuilder key,
+    and `api/v0/public-keys` listed two. Now it is an error naming the path and the fix."""
+    _, worker = built(store, tmp_path, 1)
+    first = publish_state(store, config_for(tmp_path, authorized=[worker.identity.public_key]), now=NOW)
+    assert len(first.public_keys["current"]) == 1
+    capsys.readouterr()
+    typo = tmp_path / "rebuilder.sign.kye"
+    with pytest.raises(KeyFileError, match=f"rebuilder keygen {typo}") as info:
+        publish_state(store, config_for(tmp_path, authorized=[worker.identity.public_key], signing_key=typo),
+                      now=NOW)
+    assert info.value.path == str(typo) and "[publish] signing_key" in str(info.value)
+    assert not typo.exists()
+    assert json.loads(store.get(REBUILDER_KEYS).data)["keys"] == first.public_keys["current"]
+    again = publish_state(store, config_for(tmp_path, authorized=[worker.identity.public_key]), now=NOW)
+    assert again.public_keys == first.public_keys and capsys.readouterr().err == ""
+
+
+def test_only_the_unconfigured_default_key_is_created_and_that_is_said(tmp_path, monkeypatch, capsys):
+    default = tmp_path / "var" / "rebuilderd.sign.key"
+    monkeypatch.setattr(rebuilderd_conf, "DEFAULT_SIGNING_KEY", str(default))
+    config = parse_rebuilder_config({})
+    key = rebuilder_signing_key(config)
+    assert default.exists() and f"created the rebuilder signing key {default}" in capsys.readouterr().err
+    assert key_id(rebuilder_signing_key(config).public_key()) == key_id(key.public_key())
+    assert capsys.readouterr().err == ""  # said once, when it was made
 
 
 def test_countersigning_can_be_switched_off(store, tmp_path):

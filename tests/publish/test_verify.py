@@ -18,7 +18,7 @@ from jobs.core.errors import ConfigError
 from jobs.core.layout import build_prefix, claim_key, result_key
 from jobs.core.lease import Leases
 from jobs.core.model import ArtifactResult, ResultRow, Status, build_id, job_id, record_to_json
-from jobs.core.signing import generate_key, key_id, public_key_b64, sign_document
+from jobs.core.signing import ensure_key, generate_key, key_id, public_key_b64, sign_document
 from jobs.publish.verify import RESULT_SCHEMA, WORKER_SCHEMA, Reason, collect
 from jobs.work import identity as worker_identity
 from jobs.work import report as worker_report
@@ -36,10 +36,13 @@ esac"""
 
 
 def config_for(tmp_path: Path, *, authorized=(), signup_secret=None, cookie=None, max_retries=None,
-               sign=True):
-    """A rebuilder config for the tests (the rebuilder key lives in tmp_path)."""
+               sign=True, signing_key: Path | None = None, **extra):
+    """A rebuilder config for the tests (the rebuilder key lives in tmp_path, made here if missing)."""
+    if signing_key is None:
+        signing_key = tmp_path / "rebuilder.sign.key"
+        ensure_key(signing_key)
     raw: dict = {"worker": {"authorized_workers": list(authorized)},
-                 "publish": {"signing_key": str(tmp_path / "rebuilder.sign.key")},
+                 "publish": {"signing_key": str(signing_key)},
                  "http": {"transparently_sign_attestations": sign}, "lease": {"ttl": 30, "clock_skew": 5}}
     if signup_secret:
         raw["worker"]["signup_secret"] = signup_secret
@@ -47,6 +50,8 @@ def config_for(tmp_path: Path, *, authorized=(), signup_secret=None, cookie=None
         raw["auth"] = {"cookie": cookie}
     if max_retries is not None:
         raw["schedule"] = {"max_retries": max_retries}
+    for table, values in extra.items():  # e.g. auth={"request_max_age": 60}
+        raw.setdefault(table, {}).update(values)
     return parse_rebuilder_config(raw)
 
 
