@@ -9,8 +9,9 @@ Order of writes, so that the job can be killed at any instant and rerun safely:
    (`requests`). The results applied are read back from the *history*, not from step 2,
    so a run killed between steps 3 and 4 is finished by the next one, which finds those
    results compacted already;
-5. delete the requests that step 4 applied, and the result and claim objects of builds the
-   history holds (`prune`); release the lease.
+5. record the nonces of the requests step 4 applied (`history/applied-requests.json`), then
+   delete them, and the result and claim objects of builds the history holds (`prune`);
+   release the lease.
 
 It also countersigns the accepted GOOD results' attestations with the rebuilder key (when
 `[http] transparently_sign_attestations`), and hands them and the public-keys feed to the
@@ -53,7 +54,15 @@ from jobs.core.signing import (
 )
 from jobs.core.store import NotFound, Store
 from jobs.publish.compact import collect_orphans, compact, read_history_state
-from jobs.publish.requests import RequestChanges, apply_loaded, current_state_rows, load_requests
+from jobs.publish.requests import (
+    Refusal,
+    RequestChanges,
+    apply_loaded,
+    current_state_rows,
+    load_requests,
+    read_applied,
+    record_applied,
+)
 from jobs.publish.schedule import ResultChanges, apply_results
 from jobs.publish.verify import Accepted, Rejected, collect
 
@@ -148,7 +157,10 @@ def _publish_locked(store: Store, config: RebuilderConfig, now: datetime, key: E
     state.history_rows_added = len(compacted.added)
     state.history = compacted.history.table
 
-    requests, state.requests_rejected = load_requests(store, config)
+    applied_nonces = read_applied(store)
+    requests, state.requests_rejected = load_requests(store, config, now=now, applied=applied_nonces)
+    for r in state.requests_rejected:
+        log.warning("rejected request %s: %s %s", r.key, r.reason, r.detail)
     summaries = build_summaries(store) if requests else {}
     state_rows = current_state_rows(store) if any(r.verb != "drop" for r in requests) else []
     queue = read_queue(store)
@@ -166,9 +178,16 @@ def _publish_locked(store: Store, config: RebuilderConfig, now: datetime, key: E
     state.queue, _ = update_queue(store, change, meta={"by": "publish"}, current=queue)
     if outcome:
         state.queue_changes, state.request_changes = outcome[-1]
+    # Remember the nonces before deleting: a request must never act twice, and one left by a
+    # kill between the two is recognised as applied (and deleted) by the next run.
+    _check(keeper)
+    record_applied(store, config, requests, now=now, applied=applied_nonces)
     for req in requests:
         _check(keeper)
         store.delete(req.key)  # only now: the queue update that applied it has landed
+    for left in state.requests_rejected:
+        if left.reason == Refusal.ALREADY_APPLIED:
+            store.delete(left.key)
     state.requests_applied = [r.key for r in requests]
     if config.http.transparently_sign_attestations:
         state.countersigned, state.attestation_problems = countersign(

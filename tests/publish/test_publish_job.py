@@ -30,7 +30,7 @@ from jobs.core.signing import (
     verify_link,
 )
 from jobs.publish.job import REBUILDER_KEYS, publish_state, rebuilder_signing_key
-from jobs.publish.requests import Refusal, write_request
+from jobs.publish.requests import APPLIED, Refusal, write_request
 from jobs.publish.verify import Reason
 from tests.faults import FaultyStore, Killed
 from tests.publish.test_verify import NOW, built, config_for, forge, forged_job, put_json
@@ -255,7 +255,8 @@ def test_admin_requests_are_applied_then_deleted(store, tmp_path):
     write_request(store, COOKIE, "push", name=p1.source_name)
     drop = write_request(store, COOKIE, "drop", name=p1.source_name)
     forged = write_request(store, "Nx5Rk9Vm3Qz7Tc2Lp8Wg4Hd6Jf1Bs0Ya", "push", name="pkg*")
-    state = publish_state(store, config, now=NOW)
+    now = datetime.now(timezone.utc)  # requests are stamped with the real time; publish judges their age
+    state = publish_state(store, config, now=now)
     assert sorted(state.queue_changes.exhausted) == sorted([f"{p1.job_id}-1", f"{p2.job_id}-1"])
     assert len(state.requests_applied) == 4 and state.request_changes.queued[requeue] == [p2.job_id]
     assert state.request_changes.queued[push] == [p0.job_id] and state.request_changes.dropped[drop] == [p1.job_id]
@@ -267,7 +268,7 @@ def test_admin_requests_are_applied_then_deleted(store, tmp_path):
     assert [i.key for i in store.list("requests/")] == [forged]  # applied ones deleted, the forged one kept
 
     write_request(store, COOKIE, "drop", name="pkg*")
-    without_cookie = publish_state(store, config_for(tmp_path, authorized=[worker.identity.public_key]), now=NOW)
+    without_cookie = publish_state(store, config_for(tmp_path, authorized=[worker.identity.public_key]), now=now)
     assert {r.reason for r in without_cookie.requests_rejected} == {Refusal.NO_COOKIE}
     assert set(read_queue(store).jobs) == {p0.job_id, p2.job_id}
 
@@ -280,6 +281,7 @@ def test_killed_at_every_write_the_rerun_converges(store_factory, tmp_path):
     write_request(template, COOKIE, "requeue", name="pkg002", priority=0)
     write_request(template, COOKIE, "drop", name="pkg001")
     config = config_for(tmp_path, authorized=[worker.identity.public_key], cookie=COOKIE)
+    now = datetime.now(timezone.utc)  # requests are stamped with the real time; publish judges their age
 
     def outcome(store):
         return history_ids(store), read_queue(store).jobs, sorted(i.key for i in store.list("requests/"))
@@ -287,7 +289,7 @@ def test_killed_at_every_write_the_rerun_converges(store_factory, tmp_path):
     reference = store_factory.make()
     copy_store(template, reference)
     counting = FaultyStore(reference)
-    publish_state(counting, config, now=NOW)
+    publish_state(counting, config, now=now)
     expected = outcome(reference)
     assert expected[0] == Counter({f"{r.job_id}-1": 1 for r in (p0, p1, p2)})
     assert set(expected[1]) == {p2.job_id} and expected[2] == []
@@ -297,9 +299,56 @@ def test_killed_at_every_write_the_rerun_converges(store_factory, tmp_path):
             store = store_factory.make()
             copy_store(template, store)
             with pytest.raises(Killed):
-                publish_state(FaultyStore(store, kill_at=kill_at, after=after), config, now=NOW)
+                publish_state(FaultyStore(store, kill_at=kill_at, after=after), config, now=now)
             read_queue(store)
             read_history(store)  # whatever the pointers name is complete and readable
             store.delete(PUBLISH_LOCK)  # stands for the killed holder's lease expiring
-            publish_state(store, config, now=NOW)
+            publish_state(store, config, now=now)
             assert outcome(store) == expected, (kill_at, after, counting.log[kill_at - 1])
+
+
+def test_an_admin_request_acts_once_however_it_is_written_again(store, tmp_path):
+    """Issue #14 item 4: a signed drop, written again later under the same or a new name, was
+    applied again each time. Now its nonce is remembered: every copy is refused and listed,
+    and the queue is what the one application left."""
+    (p0, p1, p2), worker = built(store, tmp_path)
+    snapshot(store, [p0, p1, p2])
+    config = config_for(tmp_path, authorized=[worker.identity.public_key], cookie=COOKIE, max_retries=9)
+    now = datetime.now(timezone.utc)
+    drop = write_request(store, COOKIE, "drop", name=p1.source_name)
+    captured = store.get(drop).data  # anyone who can read the bucket can keep a copy
+    first = publish_state(store, config, now=now)
+    assert first.request_changes.dropped[drop] == [p1.job_id] and p1.job_id not in read_queue(store).jobs
+    assert json.loads(store.get(APPLIED).data)["nonces"]  # remembered by publish, under history/
+
+    push = write_request(store, COOKIE, "push", name=p1.source_name)  # the operator wants it back
+    store.put("requests/99999999T000000Z-replay.json", captured)  # the same drop under a new name
+    store.put(drop, captured)  # and under its own name again
+    second = publish_state(store, config, now=now + timedelta(seconds=1))
+    assert second.requests_applied == [push] and p1.job_id in read_queue(store).jobs
+    assert sorted((r.key, r.reason) for r in second.requests_rejected) == sorted([
+        ("requests/99999999T000000Z-replay.json", Refusal.REPLAYED), (drop, Refusal.ALREADY_APPLIED)])
+    assert "1 requests applied, 2 rejected" in second.line()
+    # The copy under a new name stays listed for the operator; the one under its own name was deleted.
+    assert [i.key for i in store.list("requests/")] == ["requests/99999999T000000Z-replay.json"]
+    third = publish_state(store, config, now=now + timedelta(seconds=2))
+    assert [r.reason for r in third.requests_rejected] == [Refusal.REPLAYED] and p1.job_id in read_queue(store).jobs
+
+
+def test_requests_outside_the_window_are_refused_and_old_nonces_forgotten(store, tmp_path):
+    _, worker = built(store, tmp_path, 1)
+    config = config_for(tmp_path, authorized=[worker.identity.public_key], cookie=COOKIE,
+                        auth={"request_max_age": 600}, lease={"ttl": 30, "clock_skew": 5})
+    now = datetime.now(timezone.utc)
+    old = write_request(store, COOKIE, "drop", name="pkg*")
+    late = publish_state(store, config, now=now + timedelta(seconds=606))
+    assert [(r.key, r.reason) for r in late.requests_rejected] == [(old, Refusal.STALE)]
+    assert "request_max_age" in late.requests_rejected[0].detail and late.requests_applied == []
+    early = publish_state(store, config, now=now - timedelta(seconds=6))
+    assert [(r.key, r.reason) for r in early.requests_rejected] == [(old, Refusal.FUTURE)]
+    ok = publish_state(store, config, now=now + timedelta(seconds=604))  # inside max age + skew
+    assert ok.requests_applied == [old]
+    assert len(json.loads(store.get(APPLIED).data)["nonces"]) == 1
+    # Once the window refuses the request anyway its nonce is forgotten: the memory stays bounded.
+    later = publish_state(store, config, now=now + timedelta(seconds=1000))
+    assert json.loads(store.get(APPLIED).data)["nonces"] == {} and later.requests_rejected == []

@@ -69,7 +69,7 @@ def test_a_request_round_trips_through_the_store(store, tmp_path):
 
 
 def test_requests_that_do_not_verify_are_refused_and_kept(store, tmp_path):
-    forged = write_request(store, "guessed", "push", distro="archlinux", name="pacman")
+    forged = write_request(store, "Nx5Rk9Vm3Qz7Tc2Lp8Wg4Hd6Jf1Bs0Ya", "push", distro="archlinux", name="pacman")
     tampered = write_request(store, COOKIE, "requeue", name="foo")
     doc = json.loads(store.get(tampered).data)
     doc["payload"]["name"] = "*"

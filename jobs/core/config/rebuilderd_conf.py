@@ -38,12 +38,17 @@ class HttpConfig:
 
 @dataclass(frozen=True)
 class AuthConfig:
-    """``[auth]``: the admin secret."""
+    """``[auth]``: the admin secret, and how long an admin request stays valid."""
 
     cookie: str | None = setting(
         Secret(), "Admin secret: rebuildctl authenticates admin requests (requeue, queue push/drop) "
         "with an HMAC keyed by it and publish applies only requests that verify. At least 128 bits "
         "of randomness, weaker is refused: generate with `pwgen -1s 32`.", default=None)
+    request_max_age: int = setting(
+        Int(1), "Seconds an admin request stays valid after rebuildctl wrote it (plus `[lease] "
+        "clock_skew`); publish refuses older ones, and one from further in the future, and remembers "
+        "the nonce of every request it applied for this long, so none acts twice. Must exceed the "
+        "interval between publish runs.", default=3600)
 
 
 @dataclass(frozen=True)
