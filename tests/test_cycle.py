@@ -8,6 +8,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
+from jobs.core.signing import ensure_key
 from jobs.work.backends import shipped_backend
 
 BIN = Path(sys.executable).parent
@@ -15,6 +16,7 @@ BIN = Path(sys.executable).parent
 
 def test_run_one_cycle_then_serve_the_site(fixture_repo, tmp_path):
     store = (tmp_path / "store").as_uri()
+    ensure_key(tmp_path / "sign.key")  # a configured key must exist
     (tmp_path / "rebuilderd.conf").write_text(
         f'[worker]\nsignup_secret = "Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"\n[publish]\nsigning_key = "{tmp_path / "sign.key"}"\n'
         '[http]\nbind_addr = "127.0.0.1:0"\n')

@@ -24,6 +24,7 @@ from jobs.core.errors import RebuilderError
 from jobs.core.history import read_history
 from jobs.core.lease import Leases, LeaseState
 from jobs.core.queue import read_queue
+from jobs.core.signing import ensure_key
 from jobs.core.store import NotFound, PreconditionFailed, Store
 from jobs.publish.run import publish
 from jobs.sync.job import sync_profile
@@ -87,6 +88,7 @@ class Scenario:
         self.backend.write_text(BACKEND)
         self.backend.chmod(0o755)
         self.profile = profile_for(self.mirror.as_uri(), "core", "x86_64")
+        ensure_key(tmp / "rebuilder.sign.key")  # a configured key must exist
         self.config = parse_rebuilder_config({
             "worker": {"signup_secret": SECRET}, "publish": {"signing_key": str(tmp / "rebuilder.sign.key")},
             "lease": {"ttl": ttl, "clock_skew": clock_skew}})

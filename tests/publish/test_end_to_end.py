@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from jobs.core.config import parse_rebuilder_config, parse_worker_config
-from jobs.core.signing import load_public_keys_feed, verify_link
+from jobs.core.signing import ensure_key, load_public_keys_feed, verify_link
 from jobs.core.store import open_store
 from jobs.publish.run import publish
 from jobs.sync.job import sync_profile
@@ -32,6 +32,7 @@ EXPECTED = {"hello-script": "GOOD", "hello-c": "GOOD", "split-a": "GOOD", "split
 
 def run_everything(url: str, fixture_repo, tmp_path: Path):
     store = open_store(url)
+    ensure_key(tmp_path / "rebuilder.sign.key")  # a configured key must exist
     config = parse_rebuilder_config({"worker": {"signup_secret": "Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"},
                                      "publish": {"signing_key": str(tmp_path / "rebuilder.sign.key")}})
     profile = profile_for(fixture_repo.source_url(fixture_repo.root.as_uri()), fixture_repo.repo, fixture_repo.arch)
