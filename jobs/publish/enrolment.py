@@ -31,6 +31,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from jobs.core.errors import TerminalError
 from jobs.core.layout import worker_key
 from jobs.core.signing import KeyFormatError, SignatureError, hmac_verify, key_id, public_key_from_b64, verify_document
 from jobs.core.store import NotFound, Store
@@ -101,9 +102,9 @@ def read_enrolled(store: Store) -> Enrolled:
     except NotFound:
         return Enrolled()
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise ValueError(f"{ENROLLED} is unreadable ({str(exc)[:200]}); fix or delete it") from None
+        raise TerminalError(f"{ENROLLED} is unreadable ({str(exc)[:200]}); fix or delete it") from None
     if not isinstance(doc, dict) or doc.get("schema") != ENROLLED_SCHEMA or not isinstance(doc.get("records"), dict):
-        raise ValueError(f"{ENROLLED} is not a {ENROLLED_SCHEMA} document; fix or delete it")
+        raise TerminalError(f"{ENROLLED} is not a {ENROLLED_SCHEMA} document; fix or delete it")
     return Enrolled({k: v for k, v in doc["records"].items() if isinstance(k, str) and isinstance(v, dict)})
 
 

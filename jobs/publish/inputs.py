@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 import duckdb
 import pyarrow as pa
 
+from jobs.core.errors import TerminalError
 from jobs.core.history import read_history
 from jobs.core.lease import LeaseState
 from jobs.core.model import JobRow, PackageStateRow, read_table, to_table
@@ -120,7 +121,7 @@ def read_workers(store: Store) -> pa.Table:
     found: dict[str, str] = {}
     try:
         accepted = read_enrolled(store).docs
-    except ValueError:
+    except TerminalError:  # publish itself stops on it, naming the file
         accepted = {}
     for kid, doc in accepted.items():
         signed = doc.get("signed")

@@ -52,6 +52,7 @@ from functools import cmp_to_key
 from debian.debian_support import version_compare
 
 from jobs.core.config import RebuilderConfig
+from jobs.core.errors import TerminalError
 from jobs.core.history import BuildSummary
 from jobs.core.model import JobRow, PackageStateRow, Status, format_timestamp, parse_timestamp, read_parquet
 from jobs.core.pointer import Pointer, unique_name
@@ -200,7 +201,8 @@ def read_applied(store: Store) -> AppliedNonces:
         return AppliedNonces()
     except (ValueError, UnicodeDecodeError, RecursionError, KeyError, TypeError) as exc:
         # Forgetting them would let every request of the window act again: stop instead.
-        raise ValueError(f"{APPLIED} is unreadable ({str(exc)[:200]}); fix or delete it") from None
+        raise TerminalError(f"{APPLIED} is unreadable ({str(exc)[:200]}); fix it, or delete it and "
+                            f"every request of the last [auth] request_max_age") from None
 
 
 def record_applied(store: Store, config: RebuilderConfig, requests: Sequence[Request], *, now: datetime,

@@ -8,17 +8,20 @@ from datetime import timedelta
 
 import pytest
 
+from jobs.core.errors import TerminalError
 from jobs.core.history import BuildSummary
 from jobs.core.model import Artifact, PackageStateRow, Priority, Status, parquet_bytes
 from jobs.core.pointer import Pointer
 from jobs.core.signing import hmac_tag
 from jobs.publish.requests import (
+    APPLIED,
     Refusal,
     apply_loaded,
     apply_requests,
     current_state_rows,
     load_requests,
     parse_payload,
+    record_applied,
     request_payload,
     write_request,
 )
@@ -188,3 +191,19 @@ def test_current_state_rows_follow_each_profiles_pointer(store, tmp_path):
     jobs, applied, _ = apply_requests(store, config_for(tmp_path, cookie=COOKIE), {},
                                       state_rows_loader=lambda: current_state_rows(store), history={})
     assert len(applied) == 2 and {j.source_name for j in jobs.values()} == {"libfoo", "libbar"}
+
+
+def test_copies_of_one_request_act_once_and_the_nonce_record_must_be_readable(store, tmp_path):
+    config = config_for(tmp_path, cookie=COOKIE)
+    key = write_request(store, COOKIE, "drop", name="x")
+    store.put("requests/zz-copy.json", store.get(key).data)
+    loaded, rejected = load_requests(store, config)
+    assert [r.key for r in loaded] == [key]
+    assert [(r.key, r.reason) for r in rejected] == [("requests/zz-copy.json", Refusal.REPLAYED)]
+    record_applied(store, config, loaded, now=loaded[0].created_at)
+    loaded, rejected = load_requests(store, config)
+    assert loaded == [] and {r.key: r.reason for r in rejected} == {
+        key: Refusal.ALREADY_APPLIED, "requests/zz-copy.json": Refusal.REPLAYED}
+    store.put(APPLIED, b"{")  # forgetting the nonces would let them act again: publish stops instead
+    with pytest.raises(TerminalError, match="applied-requests.json"):
+        load_requests(store, config)
