@@ -48,7 +48,8 @@ class AuthConfig:
         Int(1), "Seconds an admin request stays valid after rebuildctl wrote it (plus `[lease] "
         "clock_skew`); publish refuses older ones, and one from further in the future, and remembers "
         "the nonce of every request it applied for this long, so none acts twice. Must exceed the "
-        "interval between publish runs.", default=3600)
+        "interval between publish runs with a margin (15 min with the systemd timer, an hour or more "
+        "with the GitHub workflow's cron).", default=7200)
 
 
 @dataclass(frozen=True)
