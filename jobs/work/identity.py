@@ -78,33 +78,33 @@ def enrolment_payload(identity: WorkerIdentity, signup_secret: str | None) -> di
 
 
 def enrol(store: Store, identity: WorkerIdentity, signup_secret: str | None) -> str:
-    """Write this worker's enrolment record once (create-only); returns its key.
+    """Make sure this worker's enrolment record is there and proves its key; returns its key.
 
-    A record already there is kept if it is this key's own and verifies with the current
-    secret. Anything else there (junk, another writer's, one made with a secret rotated
-    since) proves nothing to publish, and is replaced, with a line on stderr; publish keeps
-    its own copy of a record it accepted, so a replaced or corrupted record never de-trusts
-    a worker publish has seen.
+    Written once (create-only) and then only read: a record already there is kept if it is
+    this key's own and verifies with the current secret. Anything else there (junk, another
+    writer's, one made with a secret rotated since) proves nothing to publish and is
+    replaced, with a line on stderr. The worker checks again after every build, so a record
+    overwritten before publish saw it delays that worker's results by one build at most;
+    publish keeps its own copy of a record it accepted, so later overwrites change nothing.
     """
     key = worker_key(identity.key_id)
     body = json.dumps(sign_document(enrolment_payload(identity, signup_secret), identity.key),
                       sort_keys=True).encode()
     for _ in range(3):
         try:
-            store.put_if_absent(key, body, content_type="application/json")
-            return key
-        except PreconditionFailed:
-            pass
-        try:
             existing = store.get(key)
         except NotFound:
-            continue  # deleted in between: create it again
+            try:
+                store.put_if_absent(key, body, content_type="application/json")
+                return key
+            except PreconditionFailed:
+                continue  # written in between: judge that one
         problem = record_problem(existing.data, identity, signup_secret)
         if problem is None:
             return key
         try:
             store.put_if_match(key, body, existing.etag, content_type="application/json")
-        except PreconditionFailed:
+        except (PreconditionFailed, NotFound):
             continue
         print(f"worker: {key} held {problem}; replaced it with this worker's signed record", file=sys.stderr)
         return key

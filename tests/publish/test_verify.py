@@ -7,7 +7,7 @@ publish tests.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -15,7 +15,7 @@ import pytest
 
 from jobs.core.config import parse_rebuilder_config, parse_worker_config
 from jobs.core.errors import ConfigError
-from jobs.core.layout import build_prefix, claim_key, result_key
+from jobs.core.layout import build_prefix, claim_key, result_key, worker_key
 from jobs.core.lease import Leases
 from jobs.core.model import ArtifactResult, ResultRow, Status, build_id, job_id, record_to_json
 from jobs.core.signing import ensure_key, generate_key, key_id, public_key_b64, sign_document
@@ -331,3 +331,22 @@ def test_a_worker_writes_its_record_once_and_repairs_one_that_proves_nothing(sto
     worker_identity.enrol(store, identity, SECRET)
     assert "held something that is not JSON; replaced it" in capsys.readouterr().err
     assert worker_identity.record_problem(store.get(key).data, identity, SECRET) is None
+
+
+def test_a_record_overwritten_before_publish_saw_it_is_repaired_after_the_next_build(store, tmp_path, capsys):
+    """The window the copy cannot cover: junk written over a record publish has not seen yet.
+    The worker checks its record after every build and rewrites one that proves nothing, so
+    its results are accepted by the next publish instead of waiting for a restart."""
+    synthetic_jobs(store, tmp_path, 2)
+    honest = worker_for(store, tmp_path, signup_secret=SECRET)
+
+    class Overwritten(Worker):
+        def build_one(self, claim, stats):
+            super().build_one(claim, stats)
+            self.store.put(worker_key(self.identity.key_id), b"junk from another worker credential")
+
+    worker = Overwritten(**{f.name: getattr(honest, f.name) for f in fields(Worker)})
+    assert len(worker.run(until_idle=True).built) == 2
+    assert capsys.readouterr().err.count("held something that is not JSON; replaced it") == 2
+    found = collect(store, config_for(tmp_path, signup_secret=SECRET), already=set())
+    assert len(found.accepted) == 2 and found.rejected == [] and found.trust.refused == []
