@@ -167,6 +167,10 @@ def publish(ctx: typer.Context) -> None:
     typer.echo(summary.line())
     for rejected in summary.state.rejected[:20]:
         typer.echo(f"publish: rejected {rejected.key}: {rejected.reason}", err=True)
+    for refused in summary.state.untrusted_workers[:20]:
+        typer.echo(f"publish: refused enrolment {refused.key}: {refused.reason} {refused.detail}", err=True)
+    for request in summary.state.requests_rejected[:20]:
+        typer.echo(f"publish: rejected request {request.key}: {request.reason} {request.detail}", err=True)
 
 
 @app.command()

@@ -53,8 +53,9 @@ def test_work_once_with_nothing_due_exits_cleanly(tmp_path):
               "--name", "w1")
     # Nothing was ever synced into the store: said, and 75 (try again once a sync has run).
     assert res.returncode == 75 and res.stdout == ""
-    assert res.stderr == f"work w1: no package state in {store.as_uri()}: run `rebuilder sync` first\n"
+    assert res.stderr.endswith(f"work w1: no package state in {store.as_uri()}: run `rebuilder sync` first\n")
     assert (tmp_path / "w" / "w1" / "rebuilder.v2.key").exists()
+    assert f"created the worker key {tmp_path / 'w' / 'w1' / 'rebuilder.v2.key'}" in res.stderr  # never silently
     mirror = tmp_path / "mirror"
     mirror.mkdir()
     (mirror / "core.db").write_bytes(alpm.db([]))  # synced, nothing in it: an empty queue is normal
@@ -65,17 +66,23 @@ def test_work_once_with_nothing_due_exits_cleanly(tmp_path):
               "--name", "w1")
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "work w1: built 0, claims lost 0, stopped 0"
+    assert "created the worker key" not in res.stderr  # created once, by the first run
 
 
 def test_check_config_prints_effective_settings_with_secrets_masked():
-    res = run("rebuilder", "--config", str(FIXTURES / "rebuilderd.conf"), "check-config",
+    res = run("rebuilder", "--config", str(FIXTURES / "rebuilderd-full.conf"), "check-config",
               "--worker-config", str(FIXTURES / "rebuilderd-worker.conf"),
               "--profiles", str(FIXTURES / "rebuilderd-sync.conf"))
+    assert res.returncode == 1 and "signup_secret: too weak" in res.stderr and "pwgen -1s 32" in res.stderr
+    assert "INSECURE" not in res.stderr  # the worker example's placeholder, refused without quoting it
+    res = run("rebuilder", "--config", str(FIXTURES / "rebuilderd-full.conf"), "check-config",
+              "--worker-config", str(FIXTURES / "rebuilderd-worker-full.conf"),
+              "--profiles", str(FIXTURES / "rebuilderd-sync.conf"), "--no-host-checks")  # its /usr/libexec scripts
     assert res.returncode == 0, res.stderr
     conf = json.loads(res.stdout)
-    assert conf["rebuilder"]["worker"]["signup_secret"] == "***"
-    assert "INSECURE" not in res.stdout
-    assert conf["worker"]["build"]["max_bytes"] == 10485760
+    assert conf["rebuilder"]["worker"]["signup_secret"] == "***" and conf["rebuilder"]["auth"]["cookie"] == "***"
+    assert "Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA" not in res.stdout
+    assert conf["worker"]["build"]["max_bytes"] == 1048576
     assert conf["sync"]["profiles"]["archlinux-core"]["distro"] == "archlinux"
 
 
@@ -86,6 +93,15 @@ def test_bad_config_is_one_clear_line_without_traceback(tmp_path):
     assert res.returncode == 1
     assert "Traceback" not in res.stderr
     assert str(bad) in res.stderr and "schedule.retry_delay_base" in res.stderr
+
+
+def test_publish_with_a_configured_key_that_does_not_exist_fails_naming_keygen(tmp_path):
+    typo = tmp_path / "rebuilderd.sign.kye"
+    conf = tmp_path / "rebuilderd.conf"
+    conf.write_text(f'[publish]\nsigning_key = "{typo}"\n')
+    res = run("rebuilder", "--store", (tmp_path / "store").as_uri(), "--config", str(conf), "publish")
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert f"rebuilder keygen {typo}" in res.stderr and not typo.exists()
 
 
 def test_keygen_creates_a_key_once(tmp_path):

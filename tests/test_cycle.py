@@ -8,6 +8,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
+from jobs.core.signing import ensure_key
 from jobs.work.backends import shipped_backend
 
 BIN = Path(sys.executable).parent
@@ -15,14 +16,15 @@ BIN = Path(sys.executable).parent
 
 def test_run_one_cycle_then_serve_the_site(fixture_repo, tmp_path):
     store = (tmp_path / "store").as_uri()
+    ensure_key(tmp_path / "sign.key")  # a configured key must exist
     (tmp_path / "rebuilderd.conf").write_text(
-        f'[worker]\nsignup_secret = "s3cret"\n[publish]\nsigning_key = "{tmp_path / "sign.key"}"\n'
+        f'[worker]\nsignup_secret = "Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"\n[publish]\nsigning_key = "{tmp_path / "sign.key"}"\n'
         '[http]\nbind_addr = "127.0.0.1:0"\n')
     (tmp_path / "sync.conf").write_text(
         f'[profile."fixture"]\ndistro = "archlinux"\ncomponents = ["{fixture_repo.repo}"]\n'
         f'architectures = ["{fixture_repo.arch}"]\nsource = "{fixture_repo.root.as_uri()}/$repo/os/$arch"\n')
     (tmp_path / "worker.conf").write_text(
-        f'signup_secret = "s3cret"\nsupported_architectures = ["{fixture_repo.arch}"]\n'
+        f'signup_secret = "Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"\nsupported_architectures = ["{fixture_repo.arch}"]\n'
         f'work_dir = "{tmp_path / "workers"}"\n[build]\nsilent = true\n[diffoscope]\nenabled = true\n'
         f'[backend."archlinux"]\npath = "{shipped_backend("archlinux-local")}"\n')
     env = {"PATH": f"{BIN}:/usr/bin:/bin:/usr/sbin:/sbin", "HOME": str(tmp_path),

@@ -10,10 +10,12 @@ lives under one directory; running it again reuses the built repository and the 
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from jobs.core.config import load_rebuilder_config, load_sync_config, load_worker_config
+from jobs.core.signing import ensure_key
 from jobs.core.store import LocalStore
 from jobs.cycle import CycleSummary, run_cycle
 from jobs.demo.archrepo import FixtureRepo, build_fixture_repo, load_fixture_repo
@@ -30,17 +32,34 @@ class Demo:
     summary: CycleSummary
 
 
+def _demo_secrets(path: Path) -> tuple[str, str]:
+    """The demo's signup secret and admin cookie: made once, then read back."""
+    try:
+        signup, cookie = path.read_text().split()
+        return signup, cookie
+    except (OSError, ValueError):
+        signup, cookie = secrets.token_hex(32), secrets.token_hex(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{signup}\n{cookie}\n")
+        return signup, cookie
+
+
 def write_configs(directory: Path, repo: FixtureRepo) -> tuple[Path, Path, Path]:
     """The demo's rebuilderd.conf, rebuilderd-sync.conf and rebuilderd-worker.conf."""
     conf = directory / "rebuilderd.conf"
-    conf.write_text(f'[worker]\nsignup_secret = "demo-signup-secret"\n[auth]\ncookie = "demo-admin-cookie"\n'
+    # Random secrets (weak ones are refused) kept for the next run, whose workers are enrolled
+    # with them already, and the rebuilder key (a configured key must exist).
+    signup, cookie = _demo_secrets(directory / "demo-secrets")
+    ensure_key(directory / "rebuilderd.sign.key")
+    conf.write_text(f'[worker]\nsignup_secret = "{signup}"\n[auth]\ncookie = "{cookie}"\n'
                     f'[publish]\nsigning_key = "{directory / "rebuilderd.sign.key"}"\n'
                     f'[store]\nurl = "{(directory / "store").as_uri()}"\n')
     sync = directory / "rebuilderd-sync.conf"
     sync.write_text(f'[profile."demo"]\ndistro = "archlinux"\ncomponents = ["{repo.repo}"]\n'
                     f'architectures = ["{repo.arch}"]\nsource = "{repo.root.as_uri()}/$repo/os/$arch"\n')
     worker = directory / "rebuilderd-worker.conf"
-    worker.write_text(f'signup_secret = "demo-signup-secret"\nsupported_architectures = ["{repo.arch}"]\n'
+    worker.write_text(f'signup_secret = "{signup}"\nsupported_architectures = ["{repo.arch}"]\n'
                       f'work_dir = "{directory / "workers"}"\n[build]\ntimeout = 600\nsilent = true\n'
                       f'[diffoscope]\nenabled = true\ntimeout = 300\n'
                       f'[backend."archlinux"]\npath = "{shipped_backend("archlinux-local")}"\n')

@@ -17,12 +17,14 @@ from datetime import datetime, timezone
 import duckdb
 import pyarrow as pa
 
+from jobs.core.errors import TerminalError
 from jobs.core.history import read_history
 from jobs.core.lease import LeaseState
 from jobs.core.model import JobRow, PackageStateRow, read_table, to_table
 from jobs.core.pointer import Pointer
 from jobs.core.queue import QueueState, read_queue
 from jobs.core.store import NotFound, Store
+from jobs.publish.enrolment import read_enrolled
 from jobs.publish.facts import learn_facts
 
 _STATE_HEAD = re.compile(r"state/([^/]+)/HEAD\.json")
@@ -111,11 +113,24 @@ def read_claims(store: Store, jobs: dict[str, JobRow], *, now: datetime) -> pa.T
 
 
 def read_workers(store: Store) -> pa.Table:
-    """Enrolled workers by key id, numbered from 1 in key-id order (v0's integer worker ids)."""
+    """Enrolled workers by key id, numbered from 1 in key-id order (v0's integer worker ids).
+
+    Names come from the records publish accepted first (`enrolment.ENROLLED`): overwriting
+    or deleting a worker's `workers/` record changes neither its name nor its number.
+    """
     found: dict[str, str] = {}
+    try:
+        accepted = read_enrolled(store).docs
+    except TerminalError:  # publish itself stops on it, naming the file
+        accepted = {}
+    for kid, doc in accepted.items():
+        signed = doc.get("signed")
+        name = signed.get("name") if isinstance(signed, dict) else None
+        if _WORKER.fullmatch(f"workers/{kid}.json") and isinstance(name, str):
+            found[kid] = name
     for info in store.list("workers/"):
         match = _WORKER.fullmatch(info.key)
-        if match is None:
+        if match is None or match.group(1) in found:
             continue
         try:
             signed = json.loads(store.get(info.key).data)["signed"]

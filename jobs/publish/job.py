@@ -9,8 +9,9 @@ Order of writes, so that the job can be killed at any instant and rerun safely:
    (`requests`). The results applied are read back from the *history*, not from step 2,
    so a run killed between steps 3 and 4 is finished by the next one, which finds those
    results compacted already;
-5. delete the requests that step 4 applied, and the result and claim objects of builds the
-   history holds (`prune`); release the lease.
+5. record the nonces of the requests step 4 applied (`history/applied-requests.json`), then
+   delete them, and the result and claim objects of builds the history holds (`prune`);
+   release the lease.
 
 It also countersigns the accepted GOOD results' attestations with the rebuilder key (when
 `[http] transparently_sign_attestations`), and hands them and the public-keys feed to the
@@ -24,6 +25,7 @@ import logging
 import os
 import re
 import socket
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -42,10 +44,26 @@ from jobs.core.layout import PUBLISH_LOCK
 from jobs.core.lease import LeaseHeld, LeaseKeeper, LeaseLost, Leases
 from jobs.core.model import HistoryRow, JobRow, ResultRow, Status, build_id, from_table
 from jobs.core.queue import QueueState, read_queue, update_queue
-from jobs.core.signing import SignatureError, add_signature, load_or_create_key, public_key_pem, verify_link
+from jobs.core.signing import (
+    SignatureError,
+    add_signature,
+    ensure_key,
+    key_id,
+    load_configured_key,
+    public_key_pem,
+    verify_link,
+)
 from jobs.core.store import NotFound, Store
 from jobs.publish.compact import collect_orphans, compact, read_history_state
-from jobs.publish.requests import RequestChanges, apply_loaded, current_state_rows, load_requests
+from jobs.publish.requests import (
+    Refusal,
+    RequestChanges,
+    apply_loaded,
+    current_state_rows,
+    load_requests,
+    read_applied,
+    record_applied,
+)
 from jobs.publish.schedule import ResultChanges, apply_results
 from jobs.publish.verify import Accepted, Rejected, collect
 
@@ -96,8 +114,7 @@ def publish_state(store: Store, config: RebuilderConfig, *, now: datetime | None
     """Verify, compact, schedule and apply requests (see the module docstring for the order)."""
     now = now or datetime.now(timezone.utc)
     # Load the key before taking the lock: a key problem is the operator's, and fails early.
-    Path(config.publish.signing_key).parent.mkdir(parents=True, exist_ok=True, mode=0o750)
-    key = load_or_create_key(config.publish.signing_key)
+    key = rebuilder_signing_key(config)
     leases = Leases(store, ttl=config.lease.ttl, clock_skew=config.lease.clock_skew)
     holder = holder or f"publish@{socket.gethostname()}:{os.getpid()}"
     try:
@@ -142,7 +159,10 @@ def _publish_locked(store: Store, config: RebuilderConfig, now: datetime, key: E
     state.history_rows_added = len(compacted.added)
     state.history = compacted.history.table
 
-    requests, state.requests_rejected = load_requests(store, config)
+    applied_nonces = read_applied(store)
+    requests, state.requests_rejected = load_requests(store, config, now=now, applied=applied_nonces)
+    for r in state.requests_rejected:
+        log.warning("rejected request %s: %s %s", r.key, r.reason, r.detail)
     summaries = build_summaries(store) if requests else {}
     state_rows = current_state_rows(store) if any(r.verb != "drop" for r in requests) else []
     queue = read_queue(store)
@@ -160,9 +180,16 @@ def _publish_locked(store: Store, config: RebuilderConfig, now: datetime, key: E
     state.queue, _ = update_queue(store, change, meta={"by": "publish"}, current=queue)
     if outcome:
         state.queue_changes, state.request_changes = outcome[-1]
+    # Remember the nonces before deleting: a request must never act twice, and one left by a
+    # kill between the two is recognised as applied (and deleted) by the next run.
+    _check(keeper)
+    record_applied(store, config, requests, now=now, applied=applied_nonces)
     for req in requests:
         _check(keeper)
         store.delete(req.key)  # only now: the queue update that applied it has landed
+    for left in state.requests_rejected:
+        if left.reason == Refusal.ALREADY_APPLIED:
+            store.delete(left.key)
     state.requests_applied = [r.key for r in requests]
     if config.http.transparently_sign_attestations:
         state.countersigned, state.attestation_problems = countersign(
@@ -174,6 +201,24 @@ def _publish_locked(store: Store, config: RebuilderConfig, now: datetime, key: E
                          settle=config.lease.ttl + config.lease.clock_skew)
     collect_orphans(store)
     return state
+
+
+def rebuilder_signing_key(config: RebuilderConfig) -> Ed25519PrivateKey:
+    """The rebuilder's own key (`[publish] signing_key`).
+
+    A configured path must exist (a typo would otherwise silently start a second rebuilder
+    identity, published next to the real one); only the unset default path is created on
+    first use, and that is said on stderr.
+    """
+    if config.publish.signing_key is not None:
+        return load_configured_key(config.publish.signing_key, setting="[publish] signing_key")
+    path = Path(config.publish.signing_key_path)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+    key, created = ensure_key(path)
+    if created:
+        print(f"publish: created the rebuilder signing key {path} (key id {key_id(key.public_key())}); "
+              "back it up, its public key is published", file=sys.stderr)
+    return key
 
 
 def rebuilder_keys(store: Store, key: Ed25519PrivateKey) -> dict[str, list[str]]:

@@ -26,6 +26,15 @@ Publish applies requests in name order inside its queue update and deletes them 
 that update landed, so a kill in between applies them again, which changes nothing. Requests
 that do not verify (no cookie configured, bad HMAC, malformed) are left in place and listed
 with a reason every run, for the operator to delete.
+
+A request acts once. Publish refuses one whose `created_at` is more than `[auth]
+request_max_age` (+ `[lease] clock_skew`) in the past or more than `clock_skew` in the
+future (`stale`, `future`), and one whose nonce it applied before (`replayed`, under any
+object name): after the queue update landed and before deleting the requests it records
+their nonces in `history/applied-requests.json` (only publish writes `history/`), keeping
+each as long as the window would accept its request. A request found again under the very
+name its nonce was recorded with is the leftover of a publish killed before its delete
+(`already-applied`); publish deletes it. Refused requests change nothing and are listed.
 """
 
 from __future__ import annotations
@@ -35,7 +44,7 @@ import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from fnmatch import fnmatchcase
 from functools import cmp_to_key
@@ -43,6 +52,7 @@ from functools import cmp_to_key
 from debian.debian_support import version_compare
 
 from jobs.core.config import RebuilderConfig
+from jobs.core.errors import TerminalError
 from jobs.core.history import BuildSummary
 from jobs.core.model import JobRow, PackageStateRow, Status, format_timestamp, parse_timestamp, read_parquet
 from jobs.core.pointer import Pointer, unique_name
@@ -71,6 +81,21 @@ class Refusal(StrEnum):
     NOT_JSON = "not-json"
     BAD_HMAC = "bad-hmac"
     SCHEMA = "schema"
+    STALE = "stale"  # created longer ago than [auth] request_max_age (+ clock_skew)
+    FUTURE = "future"  # created further than clock_skew in the future
+    REPLAYED = "replayed"  # its nonce was applied before (or is another pending request's)
+    ALREADY_APPLIED = "already-applied"  # left behind by a publish killed before its delete: deleted
+
+
+@dataclass
+class AppliedNonces:
+    """Nonces of applied requests (`APPLIED`): nonce -> (request key, created_at, applied_at)."""
+
+    entries: dict[str, tuple[str, datetime, datetime]] = field(default_factory=dict)
+
+
+APPLIED = "history/applied-requests.json"
+APPLIED_SCHEMA = "rebuilder.applied-requests/1"
 
 
 @dataclass(frozen=True)
@@ -164,9 +189,51 @@ def write_request(store: Store, cookie: str, verb: str, **fields: object) -> str
     return key
 
 
-def load_requests(store: Store, config: RebuilderConfig) -> tuple[list[Request], list[Rejected]]:
-    """Every pending request that verifies with `[auth] cookie`, in name order, and those that do not."""
+def read_applied(store: Store) -> AppliedNonces:
+    """The nonces publish recorded as applied (none before the first request)."""
+    try:
+        doc = json.loads(store.get(APPLIED).data)
+        if not isinstance(doc, dict) or doc.get("schema") != APPLIED_SCHEMA or not isinstance(doc.get("nonces"), dict):
+            raise ValueError(f"not a {APPLIED_SCHEMA} document")
+        return AppliedNonces({n: (e["key"], parse_timestamp(e["created_at"]), parse_timestamp(e["applied_at"]))
+                              for n, e in doc["nonces"].items()})
+    except NotFound:
+        return AppliedNonces()
+    except (ValueError, UnicodeDecodeError, RecursionError, KeyError, TypeError) as exc:
+        # Forgetting them would let every request of the window act again: stop instead.
+        raise TerminalError(f"{APPLIED} is unreadable ({str(exc)[:200]}); fix it, or delete it and "
+                            f"every request of the last [auth] request_max_age") from None
+
+
+def record_applied(store: Store, config: RebuilderConfig, requests: Sequence[Request], *, now: datetime,
+                   applied: AppliedNonces | None = None) -> AppliedNonces:
+    """Add the nonces of `requests` to `APPLIED`, forgetting those the window refuses anyway."""
+    applied = read_applied(store) if applied is None else applied
+    oldest = now - _window(config)
+    kept = {n: e for n, e in applied.entries.items() if e[1] >= oldest}
+    for req in requests:
+        kept.setdefault(req.nonce, (req.key, req.created_at, now))
+    if kept == applied.entries and not requests:
+        return applied
+    body = {"schema": APPLIED_SCHEMA, "nonces": {
+        n: {"key": k, "created_at": format_timestamp(c), "applied_at": format_timestamp(a)}
+        for n, (k, c, a) in sorted(kept.items())}}
+    store.put(APPLIED, json.dumps(body, indent=1, sort_keys=True).encode(), content_type="application/json")
+    return AppliedNonces(kept)
+
+
+def _window(config: RebuilderConfig) -> timedelta:
+    return timedelta(seconds=config.auth.request_max_age + config.lease.clock_skew)
+
+
+def load_requests(store: Store, config: RebuilderConfig, *, now: datetime | None = None,
+                  applied: AppliedNonces | None = None) -> tuple[list[Request], list[Rejected]]:
+    """Every pending request that verifies with `[auth] cookie`, is fresh and was never applied, in
+    name order, and those that are not (see the module docstring)."""
     cookie = config.auth.cookie
+    now = now or datetime.now(timezone.utc)
+    applied = read_applied(store) if applied is None else applied
+    skew = timedelta(seconds=config.lease.clock_skew)
     accepted: list[Request] = []
     rejected: list[Rejected] = []
     for info in store.list(PREFIX):
@@ -186,14 +253,35 @@ def load_requests(store: Store, config: RebuilderConfig) -> tuple[list[Request],
             if not hmac_verify(cookie, doc["payload"], doc["hmac"]):
                 raise _Refusal(Refusal.BAD_HMAC, "HMAC does not verify with this rebuilder's [auth] cookie")
             try:
-                accepted.append(parse_payload(doc["payload"], info.key))
+                req = parse_payload(doc["payload"], info.key)
             except ValueError as exc:
                 raise _Refusal(Refusal.SCHEMA, str(exc)) from None
+            if req.created_at < now - _window(config):
+                raise _Refusal(Refusal.STALE, f"created {format_timestamp(req.created_at)}, more than "
+                               f"{config.auth.request_max_age} s ([auth] request_max_age) + {skew.seconds} s ago")
+            if req.created_at > now + skew:
+                raise _Refusal(Refusal.FUTURE, f"created {format_timestamp(req.created_at)}, in the future")
+            if req.nonce in applied.entries:
+                key, _, when = applied.entries[req.nonce]
+                if key == info.key:
+                    raise _Refusal(Refusal.ALREADY_APPLIED, f"applied {format_timestamp(when)} by a publish "
+                                   "killed before deleting it")
+                raise _Refusal(Refusal.REPLAYED, f"its nonce was applied {format_timestamp(when)} as {key}")
+            accepted.append(req)
         except _Refusal as exc:
             rejected.append(Rejected(info.key, exc.reason, exc.detail))
         except NotFound:
             continue
-    return sorted(accepted, key=lambda r: r.key), rejected
+    # Two pending requests with one nonce: a copy. The first by name acts, the others are refused.
+    seen: dict[str, str] = {}
+    unique: list[Request] = []
+    for req in sorted(accepted, key=lambda r: r.key):
+        if req.nonce in seen:
+            rejected.append(Rejected(req.key, Refusal.REPLAYED, f"its nonce is also {seen[req.nonce]}'s"))
+        else:
+            seen[req.nonce] = req.key
+            unique.append(req)
+    return unique, rejected
 
 
 def current_state_rows(store: Store) -> list[PackageStateRow]:
@@ -292,8 +380,11 @@ def apply_requests(store: Store, config: RebuilderConfig, jobs: Mapping[str, Job
                    state_rows_loader: Callable[[], Sequence[PackageStateRow]],
                    history: Mapping[str, BuildSummary], latest_attempts: Mapping[str, int] | None = None,
                    now: datetime | None = None) -> tuple[dict[str, JobRow], list[str], list[Rejected]]:
-    """Load and apply every verified request to `jobs`: (new jobs, applied request keys, rejected)."""
-    requests, rejected = load_requests(store, config)
+    """Load and apply every verified request to `jobs`: (new jobs, applied request keys, rejected).
+
+    Nothing is recorded nor deleted: `jobs.publish.job` does that once the queue update landed.
+    """
+    requests, rejected = load_requests(store, config, now=now)
     rows = state_rows_loader() if any(r.verb != "drop" for r in requests) else ()
     new, _ = apply_loaded(jobs, requests, state_rows=rows, history=history, latest_attempts=latest_attempts or {},
                           now=now or datetime.now(timezone.utc))

@@ -29,11 +29,10 @@ from jobs.core.gcpause import cyclic_gc_paused
 from jobs.core.history import read_history
 from jobs.core.lease import LeaseHeld, Leases
 from jobs.core.model import HistoryRow, Status, from_table
-from jobs.core.signing import load_or_create_key
 from jobs.core.store import NotFound, Store
 from jobs.publish.facts import attestation_key, learn_facts, read_facts, unlearned
 from jobs.publish.inputs import confine_build_keys, load_inputs
-from jobs.publish.job import PublishState, countersign, publish_state
+from jobs.publish.job import PublishState, countersign, publish_state, rebuilder_signing_key
 from jobs.publish.site import build_site
 from jobs.publish.sitewriter import WriteStats, read_manifest, write_site
 from jobs.publish.verify import trusted_workers
@@ -85,7 +84,7 @@ def countersigned_attestations(store: Store, config: RebuilderConfig, state: Pub
         except NotFound:
             missing.append(row)
     if missing and config.http.transparently_sign_attestations:
-        key = load_or_create_key(config.publish.signing_key)
+        key = rebuilder_signing_key(config)
         more, refused = countersign(store, key, missing, trusted_workers(store, config).keys)
         problems.update(refused)
         for build_id, link in more.items():

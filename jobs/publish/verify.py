@@ -2,8 +2,9 @@
 
 Trusted worker keys are every key in `[worker] authorized_workers`, plus every enrolled
 worker (`workers/<key-id>.json`) whose record is signed by the key it names and whose
-`signup` HMAC verifies with `[worker] signup_secret`. With neither configured no result is
-accepted at all (there is no "trust on first use").
+`signup` HMAC verifies with `[worker] signup_secret`, judged from publish's own copy of the
+records it accepted (`jobs.publish.enrolment`), so overwriting a record de-trusts nobody.
+With neither configured no result is accepted at all (there is no "trust on first use").
 
 A result `results/<job-id>/<attempt>.json` is accepted only if, in this order:
 size ≤ 1 MiB (checked before reading) → JSON → signed by a trusted key → payload is
@@ -38,19 +39,26 @@ from jobs.core.model import ResultRow, SchemaError, Status, build_id, record_fro
 from jobs.core.signing import (
     KeyFormatError,
     SignatureError,
-    hmac_verify,
     key_id,
     public_key_from_b64,
     verify_document,
 )
 from jobs.core.store import NotFound, Store
+from jobs.publish.enrolment import WORKER_SCHEMA as WORKER_SCHEMA  # the worker writes it (jobs/work/identity.py)
+from jobs.publish.enrolment import (
+    Enrolment,
+    RecordError,
+    check_record,
+    read_enrolled,
+    read_record,
+    write_enrolled,
+)
 
 # Payload schemas the worker writes (jobs/work/report.py, jobs/work/identity.py); the tests
 # check they are the same strings, so the two sides cannot drift apart silently.
 RESULT_SCHEMA = "rebuilder.result/1"
-WORKER_SCHEMA = "rebuilder.worker/1"
 MAX_RESULT_BYTES = 1 << 20  # a result is a few KiB; anything near this is an attack or a bug
-MAX_ENROLMENT_BYTES = 64 << 10
+_WORKER_KEY = re.compile(r"workers/([A-Za-z0-9]+)\.json")
 _RESULT_KEY = re.compile(r"results/([0-9a-f]{32})/([1-9][0-9]{0,8})\.json")
 NO_TRUST = ("no worker is trusted: set [worker] authorized_workers or [worker] signup_secret "
             "in rebuilderd.conf; until then no result is accepted")
@@ -75,7 +83,7 @@ class Reason(StrEnum):
     NOT_CLAIM_HOLDER = "not-claim-holder"  # claim token or holder differ from the result's
     FILES_OUTSIDE_CLAIM = "files-outside-claim"
     MISSING_LOG = "missing-log"
-    SIGNUP = "signup"  # enrolment without a valid signup HMAC
+    SIGNUP = "signup"  # enrolment without a valid signup HMAC (nor an authorized key)
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,7 @@ class Trust:
     sources: dict[str, str]  # key id -> "authorized_workers" or "enrolled as <name>"
     refused: list[Rejected] = field(default_factory=list)
     note: str | None = None  # set when nothing can be trusted
+    names: dict[str, str] = field(default_factory=dict)  # key id -> name, of every accepted enrolment record
 
 
 @dataclass
@@ -126,8 +135,13 @@ class _Reject(Exception):
         self.reason, self.detail = reason, detail
 
 
-def trusted_workers(store: Store, config: RebuilderConfig) -> Trust:
-    """The keys of `authorized_workers` and of workers enrolled with the signup secret."""
+def trusted_workers(store: Store, config: RebuilderConfig, *, remember: bool = False) -> Trust:
+    """The keys of `authorized_workers` and of workers enrolled with the signup secret.
+
+    Enrolments are judged from publish's own copy of the records it accepted
+    (`jobs.publish.enrolment`), so a record overwritten or deleted in `workers/` de-trusts
+    nobody; new valid records join the copy, which is saved when `remember` (publish).
+    """
     keys: dict[str, Ed25519PublicKey] = {}
     sources: dict[str, str] = {}
     for i, text in enumerate(config.worker.authorized_workers):
@@ -138,42 +152,46 @@ def trusted_workers(store: Store, config: RebuilderConfig) -> Trust:
                               key="worker.authorized_workers", expected="base64 of a raw 32-byte key") from None
         keys[key_id(pub)] = pub
         sources[key_id(pub)] = "authorized_workers"
+    authorized = dict(keys)
     refused: list[Rejected] = []
     secret = config.worker.signup_secret
-    if secret:
-        for info in store.list("workers/"):
+    names: dict[str, str] = {}
+    if secret or authorized:
+        enrolled = read_enrolled(store)
+        accepted: dict[str, Enrolment] = {}
+        for kid, doc in enrolled.docs.items():
             try:
-                kid, name, pub = _enrolment(store, info.key, info.size, secret)
-            except _Reject as exc:
-                refused.append(Rejected(info.key, exc.reason, exc.detail))
+                found = check_record(doc, stored_as=worker_key(kid), secret=secret, authorized=authorized)
+            except (RecordError, ValueError):
+                continue  # made with a secret rotated since, or a key no longer authorized
+            accepted[kid] = found
+        for info in store.list("workers/"):
+            match = _WORKER_KEY.fullmatch(info.key)
+            if not secret and (match is None or match.group(1) not in authorized):
+                continue  # without a secret only authorized keys' records can verify
+            try:
+                found = check_record(read_record(store, info.key, info.size), stored_as=info.key, secret=secret,
+                                     authorized=authorized)
+            except RecordError as exc:
+                kept = match is not None and match.group(1) in accepted
+                reason = Reason(exc.reason) if exc.reason in Reason._value2member_map_ else Reason.MALFORMED
+                refused.append(Rejected(info.key, reason, exc.detail + (
+                    "; publish keeps trusting the record it accepted earlier" if kept else "")))
                 continue
             except NotFound:
                 continue
-            keys.setdefault(kid, pub)
-            sources.setdefault(kid, f"enrolled as {name}")
-    return Trust(keys, sources, refused, None if keys or secret else NO_TRUST)
-
-
-def _enrolment(store: Store, key: str, size: int, secret: str) -> tuple[str, str, Ed25519PublicKey]:
-    if size > MAX_ENROLMENT_BYTES:
-        raise _Reject(Reason.OVERSIZED, f"{size} bytes")
-    doc = _json(store.get(key).data, MAX_ENROLMENT_BYTES)
-    signed = doc.get("signed") if isinstance(doc, dict) else None
-    if not isinstance(signed, dict) or signed.get("schema") != WORKER_SCHEMA:
-        raise _Reject(Reason.SCHEMA, f"not a {WORKER_SCHEMA} record")
-    name, b64, kid, signup = (signed.get(k) for k in ("name", "public_key", "key_id", "signup"))
-    try:
-        pub = public_key_from_b64(b64) if isinstance(b64, str) else None
-    except KeyFormatError:
-        pub = None
-    if pub is None or not isinstance(name, str):
-        raise _Reject(Reason.SCHEMA, "name or public_key missing or malformed")
-    if kid != key_id(pub) or key != worker_key(key_id(pub)):
-        raise _Reject(Reason.SCHEMA, "key_id or object key does not match the public key")
-    _verify(doc, {kid: pub})  # self-signed: proves possession of the key it names
-    if not hmac_verify(secret, {"name": name, "public_key": b64}, signup):
-        raise _Reject(Reason.SIGNUP, "signup HMAC missing or not made with this rebuilder's signup_secret")
-    return kid, name, pub
+            if found.key_id not in accepted:
+                accepted[found.key_id] = found
+                enrolled.docs[found.key_id] = found.doc
+                enrolled.changed = True
+        if remember and enrolled.changed:
+            write_enrolled(store, enrolled)
+        for kid, found in sorted(accepted.items()):
+            names[kid] = found.name
+            if found.signup:
+                keys.setdefault(kid, found.public_key)
+                sources.setdefault(kid, f"enrolled as {found.name}")
+    return Trust(keys, sources, refused, None if keys or secret else NO_TRUST, names)
 
 
 def _json(data: bytes, limit: int) -> Any:
@@ -200,7 +218,7 @@ def collect(store: Store, config: RebuilderConfig, *,
     `already` is a set of build ids, or a function returning those of the given ids that
     are compacted (`HistoryState.holding`).
     """
-    trust = trusted_workers(store, config)
+    trust = trusted_workers(store, config, remember=True)
     leases = Leases(store, ttl=config.lease.ttl, clock_skew=config.lease.clock_skew)
     out = Collected([], [], trust)
     listed = [(info, _RESULT_KEY.fullmatch(info.key)) for info in store.list("results/")]

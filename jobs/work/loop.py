@@ -110,6 +110,8 @@ class Worker:
                 self.stop.wait(delay)
                 continue
             self.build_one(claim, stats)
+            # One GET: repairs a record overwritten since, before publish looks at this result.
+            enrol(self.store, self.identity, self.worker_config.signup_secret)
             if once or (max_jobs is not None and len(stats.built) + len(stats.lost) >= max_jobs):
                 break
         return stats

@@ -54,7 +54,7 @@ from jobs.core.model import (
 )
 from jobs.core.pointer import Pointer, unique_name
 from jobs.core.queue import PREFIX as QUEUE
-from jobs.core.signing import generate_key, key_id, make_link, public_key_b64, sign_document, sign_link
+from jobs.core.signing import ensure_key, generate_key, key_id, make_link, public_key_b64, sign_document, sign_link
 from jobs.core.store import LocalStore, Store
 from jobs.publish.compact import MANIFEST_SCHEMA, PARQUET
 from jobs.publish.verify import RESULT_SCHEMA
@@ -265,6 +265,7 @@ def make_world(root: Path, packages: int, builds: int, *, log_fraction: float = 
     store = LocalStore(root / "store", fsync=False)
     worker = generate_key()
     (root / "worker.pub").write_text(public_key_b64(worker.public_key()))
+    ensure_key(root / "rebuilder.sign.key")  # a configured key must exist
     config = parse_rebuilder_config({"worker": {"authorized_workers": [public_key_b64(worker.public_key())]},
                                      "publish": {"signing_key": str(root / "rebuilder.sign.key")},
                                      "http": {"transparently_sign_attestations": True}})

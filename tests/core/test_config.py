@@ -40,13 +40,33 @@ def write(tmp_path: Path, text: str, name: str = "test.conf") -> Path:
     return path
 
 
-# --- rebuilderd's example files, verbatim ------------------------------------------------------
+# --- rebuilderd's example files -----------------------------------------------------------------
 
-def test_example_rebuilderd_conf() -> None:
-    config = load_rebuilder_config(FIXTURES / "rebuilderd.conf", NO_ENV)
+STRONG = "Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"  # what `pwgen -1s 32` prints
+
+
+def with_strong_secrets(text: str) -> str:
+    """An example file with its placeholder secrets replaced as its comments ask."""
+    return re.sub(r'"INSECURE(-CHANGE-ME)?"', f'"{STRONG}"', text)
+
+
+@pytest.mark.parametrize(("name", "load", "key"), [
+    ("rebuilderd.conf", load_rebuilder_config, "worker.signup_secret"),
+    ("rebuilderd-worker.conf", load_worker_config, "signup_secret"),
+])
+def test_example_files_verbatim_are_refused_for_their_placeholder_secret(name, load, key) -> None:
+    """Issue #14 item 5: their `signup_secret = "INSECURE"` is a guessable secret, refused by name."""
+    with pytest.raises(ConfigError, match="pwgen -1s 32") as info:
+        load(FIXTURES / name, NO_ENV)
+    assert info.value.key == key and "INSECURE" not in str(info.value)
+
+
+def test_example_rebuilderd_conf(tmp_path: Path) -> None:
+    text = with_strong_secrets((FIXTURES / "rebuilderd.conf").read_text())
+    config = load_rebuilder_config(write(tmp_path, text), NO_ENV)
     assert config.http.bind_addr == "0.0.0.0:8484"
     assert config.http.endpoint is None
-    assert config.worker.signup_secret == "INSECURE"
+    assert config.worker.signup_secret == STRONG
     assert config.worker.authorized_workers == ()
     assert config.auth.cookie is None
     assert config.schedule.retry_delay_base == 24
@@ -55,20 +75,21 @@ def test_example_rebuilderd_conf() -> None:
 
 
 def test_example_rebuilderd_conf_with_every_comment_enabled(tmp_path: Path) -> None:
-    text = uncomment((FIXTURES / "rebuilderd.conf").read_text())
+    text = with_strong_secrets(uncomment((FIXTURES / "rebuilderd.conf").read_text()))
     config = load_rebuilder_config(write(tmp_path, text), NO_ENV)
     assert config.http.real_ip_header == "X-Real-IP"
     assert config.http.endpoint == "http://127.0.0.1:8484"
-    assert config.auth.cookie == "INSECURE"
-    assert config.endpoint_cookie("https://rebuilder.example.com") == "INSECURE"
+    assert config.auth.cookie == STRONG
+    assert config.endpoint_cookie("https://rebuilder.example.com") == STRONG
     assert config.worker.authorized_workers == ("key1", "key2")
     assert config.schedule.retry_delay_base == 24
 
 
-def test_example_worker_conf() -> None:
-    config = load_worker_config(FIXTURES / "rebuilderd-worker.conf", NO_ENV)
+def test_example_worker_conf(tmp_path: Path) -> None:
+    text = with_strong_secrets((FIXTURES / "rebuilderd-worker.conf").read_text())
+    config = load_worker_config(write(tmp_path, text), NO_ENV)
     assert config.endpoint == "https://rebuilder.example.com"
-    assert config.signup_secret == "INSECURE-CHANGE-ME"
+    assert config.signup_secret == STRONG
     assert config.build.timeout == 86400
     assert config.build.max_bytes == 10485760
     assert config.build.silent is False
@@ -82,11 +103,23 @@ def test_example_worker_conf() -> None:
 
 
 def test_example_worker_conf_with_every_comment_enabled(tmp_path: Path) -> None:
-    text = uncomment((FIXTURES / "rebuilderd-worker.conf").read_text())
+    text = with_strong_secrets(uncomment((FIXTURES / "rebuilderd-worker.conf").read_text()))
     config = load_worker_config(write(tmp_path, text), NO_ENV)
     assert config.build.silent is True
     assert config.diffoscope.args == ("--max-container-depth", "2", "--fuzzy-threshold", "0")
     assert config.diffoscope.timeout == 600
+
+
+@pytest.mark.parametrize("raw", [
+    {"worker": {"signup_secret": "a"}}, {"auth": {"cookie": "x"}}, {"worker": {"signup_secret": "abcd"}},
+    {"endpoints": {"https://r.example": {"cookie": "INSECURE"}}}, {"auth": {"cookie": "ab" * 32}},
+])
+def test_weak_secrets_are_refused_naming_the_generator(raw) -> None:
+    """Issue #14 item 5: `signup_secret = "a"` and `[auth] cookie = "x"` were accepted silently."""
+    with pytest.raises(ConfigError, match=r"too weak.*pwgen -1s 32"):
+        parse_rebuilder_config(raw, "rebuilderd.conf")
+    with pytest.raises(ConfigError, match=r"signup_secret: too weak.*pwgen -1s 32"):
+        parse_worker_config({"signup_secret": "abcd"}, "rebuilderd-worker.conf")
 
 
 def test_example_sync_conf() -> None:
@@ -160,7 +193,8 @@ def test_defaults_without_any_file() -> None:
     config = RebuilderConfig()
     assert config.http.bind_addr == "127.0.0.1:8484"
     assert config.store.url is None and config.store.site_url is None
-    assert config.publish.signing_key == "/var/lib/rebuilderd/rebuilderd.sign.key"
+    assert config.publish.signing_key is None
+    assert config.publish.signing_key_path == "/var/lib/rebuilderd/rebuilderd.sign.key"
     assert (config.lease.ttl, config.lease.clock_skew) == (600, 30)
     assert config.http.post_body_size_limit == 2**30
     assert parse_sync_config({}) == SyncConfig()
@@ -193,9 +227,9 @@ def test_legacy_gen_diffoscope() -> None:
 
 
 def test_endpoint_cookie_ignores_trailing_slash() -> None:
-    config = parse_rebuilder_config({"endpoints": {"https://r.example/": {"cookie": "c"}}})
-    assert config.endpoint_cookie("https://r.example") == "c"
-    assert config.endpoint_cookie("https://r.example//") == "c"
+    config = parse_rebuilder_config({"endpoints": {"https://r.example/": {"cookie": STRONG}}})
+    assert config.endpoint_cookie("https://r.example") == STRONG
+    assert config.endpoint_cookie("https://r.example//") == STRONG
     assert config.endpoint_cookie("https://other.example") is None
 
 

@@ -88,31 +88,31 @@ def test_unreadable_default_file_is_an_error(roots) -> None:
 def test_ctl_merge(roots) -> None:
     put(roots["etc"] / "rebuilderd.conf",
         '[http]\nendpoint = "https://etc.example"\nbind_addr = "0.0.0.0:1"\n'
-        '[auth]\ncookie = "etc"\n[endpoints."https://a.example"]\ncookie = "a-etc"\n')
+        '[auth]\ncookie = "etc-Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"\n[endpoints."https://a.example"]\ncookie = "a-etc-Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"\n')
     put(roots["home"] / ".config" / "rebuilderd.conf",
-        '[http]\nendpoint = "https://home.example"\n[endpoints."https://b.example"]\ncookie = "b"\n')
-    extra = put(roots["home"] / "extra.conf", '[endpoints."https://a.example"]\ncookie = "a-extra"\n')
+        '[http]\nendpoint = "https://home.example"\n[endpoints."https://b.example"]\ncookie = "b-Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"\n')
+    extra = put(roots["home"] / "extra.conf", '[endpoints."https://a.example"]\ncookie = "a-extra-Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"\n')
 
     config = load_ctl_config(None, {}, roots["home"], etc_dir=roots["etc"])
     assert config.http.endpoint == "https://home.example"
     assert config.http.bind_addr == "0.0.0.0:1", "tables merge key by key"
-    assert config.auth.cookie == "etc"
-    assert config.endpoint_cookie("https://a.example") == "a-etc"
+    assert config.auth.cookie == "etc-Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"
+    assert config.endpoint_cookie("https://a.example") == "a-etc-Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"
 
     config = load_ctl_config(extra, {}, roots["home"], etc_dir=roots["etc"])
-    assert config.endpoint_cookie("https://a.example") == "a-extra"
-    assert config.endpoint_cookie("https://b.example") == "b"
+    assert config.endpoint_cookie("https://a.example") == "a-extra-Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"
+    assert config.endpoint_cookie("https://b.example") == "b-Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"
     assert config.http.endpoint == "https://home.example"
 
 
 def test_ctl_honours_xdg_config_home(roots) -> None:
-    put(roots["home"] / "xdg" / "rebuilderd.conf", '[auth]\ncookie = "xdg"\n')
+    put(roots["home"] / "xdg" / "rebuilderd.conf", '[auth]\ncookie = "xdg-Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"\n')
     env = {"XDG_CONFIG_HOME": str(roots["home"] / "xdg")}
-    assert load_ctl_config(None, env, roots["home"], etc_dir=roots["etc"]).auth.cookie == "xdg"
+    assert load_ctl_config(None, env, roots["home"], etc_dir=roots["etc"]).auth.cookie == "xdg-Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"
 
 
 def test_ctl_errors_name_the_file_that_holds_them(roots) -> None:
-    put(roots["etc"] / "rebuilderd.conf", '[auth]\ncookie = "ok"\n')
+    put(roots["etc"] / "rebuilderd.conf", '[auth]\ncookie = "ok-Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"\n')
     bad = put(roots["home"] / ".config" / "rebuilderd.conf", "[auth]\ncookie = 1\n")
     with pytest.raises(ConfigError) as info:
         load_ctl_config(None, {}, roots["home"], etc_dir=roots["etc"])
@@ -134,40 +134,40 @@ def cookie(roots, endpoint=None, env=None, extra=None) -> str | None:
 
 def test_cookie_search_order_for_default_endpoint(roots) -> None:
     assert cookie(roots) is None
-    put(roots["home"] / ".local" / "share" / "rebuilderd-auth-cookie", "from-data-dir\n")
-    assert cookie(roots) == "from-data-dir"
-    put(roots["var"] / "auth-cookie", "  from-var  \n")
-    assert cookie(roots) == "from-var"
-    put(roots["etc"] / "rebuilderd.conf", '[auth]\ncookie = "from-etc"\n')
-    assert cookie(roots) == "from-etc"
-    put(roots["home"] / ".config" / "rebuilderd.conf", '[auth]\ncookie = "from-home"\n')
-    assert cookie(roots) == "from-home"
-    extra = put(roots["home"] / "c.conf", '[auth]\ncookie = "from-c"\n')
-    assert cookie(roots, extra=extra) == "from-c"
-    env_file = put(roots["home"] / "cookie-file", "from-env\n")
-    assert cookie(roots, env={"REBUILDERD_COOKIE_PATH": str(env_file)}) == "from-env"
+    put(roots["home"] / ".local" / "share" / "rebuilderd-auth-cookie", "from-data-dir-Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA\n")
+    assert cookie(roots) == "from-data-dir-Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"
+    put(roots["var"] / "auth-cookie", "  from-var-Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA  \n")
+    assert cookie(roots) == "from-var-Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"
+    put(roots["etc"] / "rebuilderd.conf", '[auth]\ncookie = "from-etc-Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"\n')
+    assert cookie(roots) == "from-etc-Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"
+    put(roots["home"] / ".config" / "rebuilderd.conf", '[auth]\ncookie = "from-home-Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"\n')
+    assert cookie(roots) == "from-home-Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"
+    extra = put(roots["home"] / "c.conf", '[auth]\ncookie = "from-c-Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"\n')
+    assert cookie(roots, extra=extra) == "from-c-Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"
+    env_file = put(roots["home"] / "cookie-file", "from-env-Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA\n")
+    assert cookie(roots, env={"REBUILDERD_COOKIE_PATH": str(env_file)}) == "from-env-Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"
 
 
 def test_empty_cookie_file_is_skipped(roots) -> None:
     put(roots["var"] / "auth-cookie", "\n")
-    put(roots["home"] / ".local" / "share" / "rebuilderd-auth-cookie", "data\n")
-    assert cookie(roots) == "data"
+    put(roots["home"] / ".local" / "share" / "rebuilderd-auth-cookie", "data-Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA\n")
+    assert cookie(roots) == "data-Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"
 
 
 def test_cookie_for_explicit_endpoint(roots) -> None:
     put(roots["etc"] / "rebuilderd.conf",
-        '[auth]\ncookie = "default"\n[endpoints."https://r.example/"]\ncookie = "r"\n')
-    put(roots["var"] / "auth-cookie", "var\n")
-    assert cookie(roots, "https://r.example") == "r"
-    assert cookie(roots, "https://r.example/") == "r"
+        '[auth]\ncookie = "default-Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"\n[endpoints."https://r.example/"]\ncookie = "r-Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"\n')
+    put(roots["var"] / "auth-cookie", "var-Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA\n")
+    assert cookie(roots, "https://r.example") == "r-Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"
+    assert cookie(roots, "https://r.example/") == "r-Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"
     assert cookie(roots, "https://elsewhere.example") is None, "default cookies are not sent elsewhere"
 
 
 def test_cookie_path_variable_always_wins(roots) -> None:
-    put(roots["etc"] / "rebuilderd.conf", '[endpoints."https://r.example"]\ncookie = "r"\n')
-    env_file = put(roots["home"] / "cookie-file", "from-env")
+    put(roots["etc"] / "rebuilderd.conf", '[endpoints."https://r.example"]\ncookie = "r-Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"\n')
+    env_file = put(roots["home"] / "cookie-file", "from-env-Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA")
     env = {"REBUILDERD_COOKIE_PATH": str(env_file)}
-    assert cookie(roots, "https://r.example", env=env) == "from-env"
+    assert cookie(roots, "https://r.example", env=env) == "from-env-Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"
 
 
 def test_cookie_path_variable_naming_a_missing_file(roots) -> None:
@@ -177,6 +177,25 @@ def test_cookie_path_variable_naming_a_missing_file(roots) -> None:
 
 
 def test_xdg_data_home_for_cookie(roots) -> None:
-    put(roots["home"] / "data" / "rebuilderd-auth-cookie", "xdg-data\n")
+    put(roots["home"] / "data" / "rebuilderd-auth-cookie", "xdg-data-Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA\n")
     env = {"XDG_DATA_HOME": str(roots["home"] / "data")}
-    assert cookie(roots, env=env) == "xdg-data"
+    assert cookie(roots, env=env) == "xdg-data-Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"
+
+
+def test_weak_cookies_are_refused_naming_where_they_are(roots) -> None:
+    """Issue #14 item 5: `[auth] cookie = "x"` was accepted silently; a short cookie file too."""
+    etc = put(roots["etc"] / "rebuilderd.conf", '[auth]\ncookie = "x"\n')
+    with pytest.raises(ConfigError, match="pwgen -1s 32") as info:
+        cookie(roots)
+    assert (info.value.path, info.value.key) == (str(etc), "auth.cookie")
+    etc.write_text('[endpoints."https://r.example"]\ncookie = "r"\n')
+    with pytest.raises(ConfigError, match="pwgen -1s 32"):
+        cookie(roots, "https://r.example")
+    etc.unlink()
+    weak = put(roots["var"] / "auth-cookie", "INSECURE\n")
+    with pytest.raises(ConfigError, match="pwgen -1s 32") as info:
+        cookie(roots)
+    assert info.value.path == str(weak) and "INSECURE" not in str(info.value)
+    env_file = put(roots["home"] / "cookie-file", "short\n")
+    with pytest.raises(ConfigError, match="pwgen -1s 32"):
+        cookie(roots, env={"REBUILDERD_COOKIE_PATH": str(env_file)})

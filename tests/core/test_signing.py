@@ -364,20 +364,62 @@ def test_property_any_single_byte_change_breaks_verification(payload: dict, data
 
 # --- HMAC -------------------------------------------------------------------------------------
 
+SECRET, OTHER_SECRET = "Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA", "Wq7Lm2Xv9Rt4Kc8Pz3Nd6Hb5Jf1Gs0Ya"
+
+
 def test_hmac_tag_and_verify() -> None:
     payload = {"worker": "w1", "key": public_key_b64(KEY.public_key())}
-    tag = hmac_tag("s3cret", payload)
-    assert len(tag) == 64 and tag == hmac_tag("s3cret", dict(reversed(payload.items())))
-    assert hmac_verify("s3cret", payload, tag)
-    assert not hmac_verify("other", payload, tag)
-    assert not hmac_verify("s3cret", {**payload, "worker": "w2"}, tag)
+    tag = hmac_tag(SECRET, payload)
+    assert len(tag) == 64 and tag == hmac_tag(SECRET, dict(reversed(payload.items())))
+    assert hmac_verify(SECRET, payload, tag)
+    assert not hmac_verify(OTHER_SECRET, payload, tag)
+    assert not hmac_verify(SECRET, {**payload, "worker": "w2"}, tag)
     for bad in (tag[:-1], tag.upper(), "", None, 123, "z" * 64):
-        assert not hmac_verify("s3cret", payload, bad)
-    assert not hmac_verify("s3cret", {"a": 1.5}, tag)
+        assert not hmac_verify(SECRET, payload, bad)
+    assert not hmac_verify(SECRET, {"a": 1.5}, tag)
 
 
-def test_hmac_refuses_empty_secret() -> None:
-    with pytest.raises(ValueError):
-        hmac_tag("", {"a": 1})
-    with pytest.raises(ValueError):
-        hmac_verify("", {"a": 1}, "0" * 64)
+def test_hmac_refuses_empty_and_weak_secrets() -> None:
+    for weak in ("", "a", "s3cret", "INSECURE", "ab" * 32, "Password1" * 4):
+        with pytest.raises(ValueError, match="pwgen -1s 32|non-empty"):
+            hmac_tag(weak, {"a": 1})
+        with pytest.raises(ValueError, match="pwgen -1s 32|non-empty"):
+            hmac_verify(weak, {"a": 1}, "0" * 64)
+
+
+def test_the_hmac_key_is_a_slow_derivation_of_the_secret() -> None:
+    """Issue #14 item 5: a stored tag is no fast oracle for guesses of the secret.
+
+    A plain HMAC keyed by the secret let an attacker test 552,744 guesses a second; the key
+    is scrypt of the secret, so a tag made the old way does not verify, and one guess costs
+    tens of milliseconds (measured uncached here).
+    """
+    import hashlib
+    import hmac as std_hmac
+    import time
+
+    from jobs.core.signing.canonical import canonical_bytes
+    from jobs.core.signing.strength import secret_key
+
+    payload = {"name": "w1", "public_key": public_key_b64(KEY.public_key())}
+    fast = std_hmac.new(SECRET.encode(), canonical_bytes(payload), hashlib.sha256).hexdigest()
+    assert hmac_tag(SECRET, payload) != fast and not hmac_verify(SECRET, payload, fast)
+    guess = "Zr5Kq8Wm2Tx7Lc3Vn9Pd4Hb6Jg1Fs0Ye"
+    start = time.perf_counter()
+    secret_key.__wrapped__(guess)
+    assert time.perf_counter() - start > 0.01
+
+
+@pytest.mark.parametrize(("secret", "strong"), [
+    ("a", False), ("x", False), ("INSECURE", False), ("demo-signup-secret", False),
+    ("a" * 64, False), ("abcdefgh" * 8, False), ("0123456789abcdef0123", False),
+    ("3a8d9ba05f569ac92ea2342adb736e54", True),  # openssl rand -hex 16: exactly 128 bits
+    ("Plv4yBRWq2xtRc3xqaDQzQ", True),  # 22 base64 characters
+    ("sPc7TfK2wQ9xLm4RbN8vHj3ZdY6gAe5U", True),  # pwgen -1s 32
+])
+def test_secret_strength_estimate(secret: str, strong: bool) -> None:
+    from jobs.core.signing.strength import secret_problem
+    problem = secret_problem(secret)
+    assert (problem is None) is strong
+    if problem is not None:
+        assert "pwgen -1s 32" in problem and (len(secret) < 4 or secret not in problem)

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from jobs.core.config import parse_rebuilder_config
+from jobs.core.signing import ensure_key
 from jobs.core.store import open_store
 from jobs.publish import urls
 from jobs.publish.run import publish
@@ -42,7 +43,8 @@ def published(fixture_repo, tmp_path_factory):
 def second(published, tmp_path_factory):
     """A second rebuilder (its own key) publishing the same worker results; returns its site directory."""
     tmp = tmp_path_factory.mktemp("ctl-second")
-    config = parse_rebuilder_config({"worker": {"signup_secret": "s3cret"},
+    ensure_key(tmp / "second.sign.key")  # a configured key must exist
+    config = parse_rebuilder_config({"worker": {"signup_secret": "Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"},
                                      "publish": {"signing_key": str(tmp / "second.sign.key")}})
     return _republish(published, tmp, config)
 

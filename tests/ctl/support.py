@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from jobs.ctl.cli import app
 from tests.httpd import _QuietHandler
 
-COOKIE = "admin-cookie-for-tests"
+COOKIE = "Cq4Tz8Mv2Lx7Rn3Kp9Wd5Hs6Jb1Yf0Ge"
 
 
 class Recording(_QuietHandler):

@@ -120,7 +120,7 @@ def test_admin_requests_are_applied_by_the_next_publish(published, tmp_path):
     conf = tmp_path / "ctl.conf"
     conf.write_text(f'[auth]\ncookie = "{COOKIE}"\n[store]\nurl = "{store_dir.as_uri()}"\n')
     store = open_store(store_dir.as_uri())
-    config = parse_rebuilder_config({"auth": {"cookie": COOKIE}, "worker": {"signup_secret": "s3cret"},
+    config = parse_rebuilder_config({"auth": {"cookie": COOKIE}, "worker": {"signup_secret": "Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"},
                                      "publish": {"signing_key": published[1].publish.signing_key}})
 
     def job_of(name: str):
@@ -147,11 +147,11 @@ def test_admin_request_with_a_wrong_cookie_is_rejected_by_publish(published, tmp
     store_dir = tmp_path / "store"
     shutil.copytree(published[0], store_dir)
     cookie_file = tmp_path / "cookie"
-    cookie_file.write_text("not-the-rebuilders-cookie\n")
+    cookie_file.write_text("Nx5Rk9Vm3Qz7Tc2Lp8Wg4Hd6Jf1Bs0Ya\n")
     monkeypatch.setenv("REBUILDERD_COOKIE_PATH", str(cookie_file))
     res = ctl("queue", "push", "archlinux", "fixture", "hello-c", "--store", store_dir.as_uri())
     assert res.exit_code == 0, res.output
-    config = parse_rebuilder_config({"auth": {"cookie": COOKIE}, "worker": {"signup_secret": "s3cret"},
+    config = parse_rebuilder_config({"auth": {"cookie": COOKIE}, "worker": {"signup_secret": "Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"},
                                      "publish": {"signing_key": published[1].publish.signing_key}})
     summary = publish(open_store(store_dir.as_uri()), config)
     assert [r.reason for r in summary.state.requests_rejected] == ["bad-hmac"]

@@ -24,6 +24,7 @@ from jobs.core.errors import RebuilderError
 from jobs.core.history import read_history
 from jobs.core.lease import Leases, LeaseState
 from jobs.core.queue import read_queue
+from jobs.core.signing import ensure_key
 from jobs.core.store import NotFound, PreconditionFailed, Store
 from jobs.publish.run import publish
 from jobs.sync.job import sync_profile
@@ -34,7 +35,7 @@ from tests.sync import alpm_builders as alpm
 from tests.sync.test_sync_job import profile_for
 
 PACKAGES = ("good", "bad", "fail")
-SECRET = "s3cret"
+SECRET = "Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"
 BACKEND = """#!/bin/sh
 set -e
 # Optional knobs of the tests: a ledger of every build started, and a build that takes a while.
@@ -87,6 +88,7 @@ class Scenario:
         self.backend.write_text(BACKEND)
         self.backend.chmod(0o755)
         self.profile = profile_for(self.mirror.as_uri(), "core", "x86_64")
+        ensure_key(tmp / "rebuilder.sign.key")  # a configured key must exist
         self.config = parse_rebuilder_config({
             "worker": {"signup_secret": SECRET}, "publish": {"signing_key": str(tmp / "rebuilder.sign.key")},
             "lease": {"ttl": ttl, "clock_skew": clock_skew}})

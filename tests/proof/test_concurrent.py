@@ -16,6 +16,7 @@ from pathlib import Path
 
 from jobs.core.pointer import Pointer
 from jobs.core.queue import read_queue
+from jobs.core.signing import ensure_key
 from tests.faults import FaultyStore
 from tests.proof.scenario import (
     Scenario,
@@ -64,7 +65,8 @@ def test_two_syncs_then_two_publishers_at_once_one_works_one_says_why(store_fact
     url = store_factory.url()
     store = open_fast(url)
     conf = tmp_path / "rebuilderd.conf"
-    conf.write_text(f'[worker]\nsignup_secret = "s3cret"\n'
+    ensure_key(tmp_path / "rebuilder.sign.key")  # a configured key must exist
+    conf.write_text(f'[worker]\nsignup_secret = "Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"\n'
                     f'[publish]\nsigning_key = "{tmp_path / "rebuilder.sign.key"}"\n')
     profiles = tmp_path / "sync.conf"
     profiles.write_text(f'[profile."fixture"]\ndistro = "archlinux"\ncomponents = ["core"]\n'

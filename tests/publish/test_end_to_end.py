@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from jobs.core.config import parse_rebuilder_config, parse_worker_config
-from jobs.core.signing import load_public_keys_feed, verify_link
+from jobs.core.signing import ensure_key, load_public_keys_feed, verify_link
 from jobs.core.store import open_store
 from jobs.publish.run import publish
 from jobs.sync.job import sync_profile
@@ -32,12 +32,13 @@ EXPECTED = {"hello-script": "GOOD", "hello-c": "GOOD", "split-a": "GOOD", "split
 
 def run_everything(url: str, fixture_repo, tmp_path: Path):
     store = open_store(url)
-    config = parse_rebuilder_config({"worker": {"signup_secret": "s3cret"},
+    ensure_key(tmp_path / "rebuilder.sign.key")  # a configured key must exist
+    config = parse_rebuilder_config({"worker": {"signup_secret": "Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"},
                                      "publish": {"signing_key": str(tmp_path / "rebuilder.sign.key")}})
     profile = profile_for(fixture_repo.source_url(fixture_repo.root.as_uri()), fixture_repo.repo, fixture_repo.arch)
     sync_profile(store, config, profile)
     wconf = parse_worker_config({
-        "signup_secret": "s3cret", "backend": {"archlinux": {"path": str(shipped_backend("archlinux-local"))}},
+        "signup_secret": "Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA", "backend": {"archlinux": {"path": str(shipped_backend("archlinux-local"))}},
         "supported_architectures": [fixture_repo.arch], "work_dir": str(tmp_path / "worker"),
         "build": {"timeout": 300, "silent": True}, "diffoscope": {"enabled": True, "timeout": 120}})
     worker = Worker(store=store, config=config, worker_config=wconf, identity=load_identity(wconf, "w1"),

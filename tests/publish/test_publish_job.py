@@ -14,20 +14,28 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from jobs.core.config import parse_rebuilder_config, rebuilderd_conf
 from jobs.core.history import read_history
 from jobs.core.layout import PUBLISH_LOCK, result_key
 from jobs.core.lease import Leases
 from jobs.core.model import PackageStateRow, Priority, Status, parquet_bytes
 from jobs.core.pointer import Pointer
 from jobs.core.queue import read_queue, update_queue
-from jobs.core.signing import generate_key, key_id, load_public_keys_feed, public_key_from_b64, verify_link
-from jobs.publish.job import publish_state
-from jobs.publish.requests import Refusal, write_request
+from jobs.core.signing import (
+    KeyFileError,
+    generate_key,
+    key_id,
+    load_public_keys_feed,
+    public_key_from_b64,
+    verify_link,
+)
+from jobs.publish.job import REBUILDER_KEYS, publish_state, rebuilder_signing_key
+from jobs.publish.requests import APPLIED, Refusal, write_request
 from jobs.publish.verify import Reason
 from tests.faults import FaultyStore, Killed
 from tests.publish.test_verify import NOW, built, config_for, forge, forged_job, put_json
 
-COOKIE = "admin-cookie"
+COOKIE = "Cq4Tz8Mv2Lx7Rn3Kp9Wd5Hs6Jb1Yf0Ge"
 
 
 def history_ids(store) -> Counter:
@@ -144,6 +152,34 @@ def test_after_a_key_rotation_the_old_key_stays_published(store, tmp_path):
     assert again.public_keys == second.public_keys
 
 
+def test_a_configured_signing_key_that_does_not_exist_is_an_error(store, tmp_path, capsys):
+    """Issue #14 item 7: a typo in `signing_key` made publish create a second rebuilder key,
+    and `api/v0/public-keys` listed two. Now it is an error naming the path and the fix."""
+    _, worker = built(store, tmp_path, 1)
+    first = publish_state(store, config_for(tmp_path, authorized=[worker.identity.public_key]), now=NOW)
+    assert len(first.public_keys["current"]) == 1
+    capsys.readouterr()
+    typo = tmp_path / "rebuilder.sign.kye"
+    with pytest.raises(KeyFileError, match=f"rebuilder keygen {typo}") as info:
+        publish_state(store, config_for(tmp_path, authorized=[worker.identity.public_key], signing_key=typo),
+                      now=NOW)
+    assert info.value.path == str(typo) and "[publish] signing_key" in str(info.value)
+    assert not typo.exists()
+    assert json.loads(store.get(REBUILDER_KEYS).data)["keys"] == first.public_keys["current"]
+    again = publish_state(store, config_for(tmp_path, authorized=[worker.identity.public_key]), now=NOW)
+    assert again.public_keys == first.public_keys and capsys.readouterr().err == ""
+
+
+def test_only_the_unconfigured_default_key_is_created_and_that_is_said(tmp_path, monkeypatch, capsys):
+    default = tmp_path / "var" / "rebuilderd.sign.key"
+    monkeypatch.setattr(rebuilderd_conf, "DEFAULT_SIGNING_KEY", str(default))
+    config = parse_rebuilder_config({})
+    key = rebuilder_signing_key(config)
+    assert default.exists() and f"created the rebuilder signing key {default}" in capsys.readouterr().err
+    assert key_id(rebuilder_signing_key(config).public_key()) == key_id(key.public_key())
+    assert capsys.readouterr().err == ""  # said once, when it was made
+
+
 def test_countersigning_can_be_switched_off(store, tmp_path):
     _, worker = built(store, tmp_path, 1)
     state = publish_state(store, config_for(tmp_path, authorized=[worker.identity.public_key], sign=False), now=NOW)
@@ -218,8 +254,9 @@ def test_admin_requests_are_applied_then_deleted(store, tmp_path):
     push = write_request(store, COOKIE, "push", name=p0.source_name, priority=4)
     write_request(store, COOKIE, "push", name=p1.source_name)
     drop = write_request(store, COOKIE, "drop", name=p1.source_name)
-    forged = write_request(store, "not-the-cookie", "push", name="pkg*")
-    state = publish_state(store, config, now=NOW)
+    forged = write_request(store, "Nx5Rk9Vm3Qz7Tc2Lp8Wg4Hd6Jf1Bs0Ya", "push", name="pkg*")
+    now = datetime.now(timezone.utc)  # requests are stamped with the real time; publish judges their age
+    state = publish_state(store, config, now=now)
     assert sorted(state.queue_changes.exhausted) == sorted([f"{p1.job_id}-1", f"{p2.job_id}-1"])
     assert len(state.requests_applied) == 4 and state.request_changes.queued[requeue] == [p2.job_id]
     assert state.request_changes.queued[push] == [p0.job_id] and state.request_changes.dropped[drop] == [p1.job_id]
@@ -231,7 +268,7 @@ def test_admin_requests_are_applied_then_deleted(store, tmp_path):
     assert [i.key for i in store.list("requests/")] == [forged]  # applied ones deleted, the forged one kept
 
     write_request(store, COOKIE, "drop", name="pkg*")
-    without_cookie = publish_state(store, config_for(tmp_path, authorized=[worker.identity.public_key]), now=NOW)
+    without_cookie = publish_state(store, config_for(tmp_path, authorized=[worker.identity.public_key]), now=now)
     assert {r.reason for r in without_cookie.requests_rejected} == {Refusal.NO_COOKIE}
     assert set(read_queue(store).jobs) == {p0.job_id, p2.job_id}
 
@@ -244,6 +281,7 @@ def test_killed_at_every_write_the_rerun_converges(store_factory, tmp_path):
     write_request(template, COOKIE, "requeue", name="pkg002", priority=0)
     write_request(template, COOKIE, "drop", name="pkg001")
     config = config_for(tmp_path, authorized=[worker.identity.public_key], cookie=COOKIE)
+    now = datetime.now(timezone.utc)  # requests are stamped with the real time; publish judges their age
 
     def outcome(store):
         return history_ids(store), read_queue(store).jobs, sorted(i.key for i in store.list("requests/"))
@@ -251,7 +289,7 @@ def test_killed_at_every_write_the_rerun_converges(store_factory, tmp_path):
     reference = store_factory.make()
     copy_store(template, reference)
     counting = FaultyStore(reference)
-    publish_state(counting, config, now=NOW)
+    publish_state(counting, config, now=now)
     expected = outcome(reference)
     assert expected[0] == Counter({f"{r.job_id}-1": 1 for r in (p0, p1, p2)})
     assert set(expected[1]) == {p2.job_id} and expected[2] == []
@@ -261,9 +299,56 @@ def test_killed_at_every_write_the_rerun_converges(store_factory, tmp_path):
             store = store_factory.make()
             copy_store(template, store)
             with pytest.raises(Killed):
-                publish_state(FaultyStore(store, kill_at=kill_at, after=after), config, now=NOW)
+                publish_state(FaultyStore(store, kill_at=kill_at, after=after), config, now=now)
             read_queue(store)
             read_history(store)  # whatever the pointers name is complete and readable
             store.delete(PUBLISH_LOCK)  # stands for the killed holder's lease expiring
-            publish_state(store, config, now=NOW)
+            publish_state(store, config, now=now)
             assert outcome(store) == expected, (kill_at, after, counting.log[kill_at - 1])
+
+
+def test_an_admin_request_acts_once_however_it_is_written_again(store, tmp_path):
+    """Issue #14 item 4: a signed drop, written again later under the same or a new name, was
+    applied again each time. Now its nonce is remembered: every copy is refused and listed,
+    and the queue is what the one application left."""
+    (p0, p1, p2), worker = built(store, tmp_path)
+    snapshot(store, [p0, p1, p2])
+    config = config_for(tmp_path, authorized=[worker.identity.public_key], cookie=COOKIE, max_retries=9)
+    now = datetime.now(timezone.utc)
+    drop = write_request(store, COOKIE, "drop", name=p1.source_name)
+    captured = store.get(drop).data  # anyone who can read the bucket can keep a copy
+    first = publish_state(store, config, now=now)
+    assert first.request_changes.dropped[drop] == [p1.job_id] and p1.job_id not in read_queue(store).jobs
+    assert json.loads(store.get(APPLIED).data)["nonces"]  # remembered by publish, under history/
+
+    push = write_request(store, COOKIE, "push", name=p1.source_name)  # the operator wants it back
+    store.put("requests/99999999T000000Z-replay.json", captured)  # the same drop under a new name
+    store.put(drop, captured)  # and under its own name again
+    second = publish_state(store, config, now=now + timedelta(seconds=1))
+    assert second.requests_applied == [push] and p1.job_id in read_queue(store).jobs
+    assert sorted((r.key, r.reason) for r in second.requests_rejected) == sorted([
+        ("requests/99999999T000000Z-replay.json", Refusal.REPLAYED), (drop, Refusal.ALREADY_APPLIED)])
+    assert "1 requests applied, 2 rejected" in second.line()
+    # The copy under a new name stays listed for the operator; the one under its own name was deleted.
+    assert [i.key for i in store.list("requests/")] == ["requests/99999999T000000Z-replay.json"]
+    third = publish_state(store, config, now=now + timedelta(seconds=2))
+    assert [r.reason for r in third.requests_rejected] == [Refusal.REPLAYED] and p1.job_id in read_queue(store).jobs
+
+
+def test_requests_outside_the_window_are_refused_and_old_nonces_forgotten(store, tmp_path):
+    _, worker = built(store, tmp_path, 1)
+    config = config_for(tmp_path, authorized=[worker.identity.public_key], cookie=COOKIE,
+                        auth={"request_max_age": 600}, lease={"ttl": 30, "clock_skew": 5})
+    now = datetime.now(timezone.utc)
+    old = write_request(store, COOKIE, "drop", name="pkg*")
+    late = publish_state(store, config, now=now + timedelta(seconds=606))
+    assert [(r.key, r.reason) for r in late.requests_rejected] == [(old, Refusal.STALE)]
+    assert "request_max_age" in late.requests_rejected[0].detail and late.requests_applied == []
+    early = publish_state(store, config, now=now - timedelta(seconds=6))
+    assert [(r.key, r.reason) for r in early.requests_rejected] == [(old, Refusal.FUTURE)]
+    ok = publish_state(store, config, now=now + timedelta(seconds=604))  # inside max age + skew
+    assert ok.requests_applied == [old]
+    assert len(json.loads(store.get(APPLIED).data)["nonces"]) == 1
+    # Once the window refuses the request anyway its nonce is forgotten: the memory stays bounded.
+    later = publish_state(store, config, now=now + timedelta(seconds=1000))
+    assert json.loads(store.get(APPLIED).data)["nonces"] == {} and later.requests_rejected == []

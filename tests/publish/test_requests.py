@@ -8,21 +8,26 @@ from datetime import timedelta
 
 import pytest
 
+from jobs.core.errors import TerminalError
 from jobs.core.history import BuildSummary
 from jobs.core.model import Artifact, PackageStateRow, Priority, Status, parquet_bytes
 from jobs.core.pointer import Pointer
 from jobs.core.signing import hmac_tag
 from jobs.publish.requests import (
+    APPLIED,
     Refusal,
     apply_loaded,
     apply_requests,
     current_state_rows,
     load_requests,
     parse_payload,
+    record_applied,
     request_payload,
     write_request,
 )
 from tests.publish.test_verify import NOW, config_for
+
+COOKIE = "Cq4Tz8Mv2Lx7Rn3Kp9Wd5Hs6Jb1Yf0Ge"
 
 
 def state_row(name: str, version: str, *, distro="archlinux", release="core", arch="x86_64", source=None,
@@ -55,11 +60,11 @@ HISTORY = {LIBFOO.job_id: summary(LIBFOO, Status.BAD, 2), LIBBAR.job_id: summary
 
 
 def test_a_request_round_trips_through_the_store(store, tmp_path):
-    key = write_request(store, "cookie", "requeue", name="lib*", status="bad", priority=5, reset=True)
+    key = write_request(store, COOKIE, "requeue", name="lib*", status="bad", priority=5, reset=True)
     assert key.startswith("requests/") and key.endswith(".json")
     doc = json.loads(store.get(key).data)
-    assert set(doc) == {"payload", "hmac"} and doc["hmac"] == hmac_tag("cookie", doc["payload"])
-    (loaded,), rejected = load_requests(store, config_for(tmp_path, cookie="cookie"))
+    assert set(doc) == {"payload", "hmac"} and doc["hmac"] == hmac_tag(COOKIE, doc["payload"])
+    (loaded,), rejected = load_requests(store, config_for(tmp_path, cookie=COOKIE))
     assert rejected == [] and loaded.key == key
     assert (loaded.verb, loaded.name, loaded.status, loaded.priority, loaded.reset) == ("requeue", "lib*", Status.BAD,
                                                                                         5, True)
@@ -67,18 +72,18 @@ def test_a_request_round_trips_through_the_store(store, tmp_path):
 
 
 def test_requests_that_do_not_verify_are_refused_and_kept(store, tmp_path):
-    forged = write_request(store, "guessed", "push", distro="archlinux", name="pacman")
-    tampered = write_request(store, "cookie", "requeue", name="foo")
+    forged = write_request(store, "Nx5Rk9Vm3Qz7Tc2Lp8Wg4Hd6Jf1Bs0Ya", "push", distro="archlinux", name="pacman")
+    tampered = write_request(store, COOKIE, "requeue", name="foo")
     doc = json.loads(store.get(tampered).data)
     doc["payload"]["name"] = "*"
     store.put(tampered, json.dumps(doc).encode())
     store.put("requests/garbage.json", b"{")
     payload = dict(request_payload("drop", name="x"), verb="nuke")
     invalid = "requests/invalid.json"
-    store.put(invalid, json.dumps({"payload": payload, "hmac": hmac_tag("cookie", payload)}).encode())
+    store.put(invalid, json.dumps({"payload": payload, "hmac": hmac_tag(COOKIE, payload)}).encode())
     store.put("requests/nested/x.json", b"{}")
-    good = write_request(store, "cookie", "drop", name="x")
-    loaded, rejected = load_requests(store, config_for(tmp_path, cookie="cookie"))
+    good = write_request(store, COOKIE, "drop", name="x")
+    loaded, rejected = load_requests(store, config_for(tmp_path, cookie=COOKIE))
     assert [r.key for r in loaded] == [good]
     assert {r.key: r.reason for r in rejected} == {
         forged: Refusal.BAD_HMAC, tampered: Refusal.BAD_HMAC, "requests/garbage.json": Refusal.NOT_JSON,
@@ -177,12 +182,28 @@ def test_current_state_rows_follow_each_profiles_pointer(store, tmp_path):
         Pointer(store, f"state/{profile}").advance(key, {}, None, None)
     assert sorted(r.artifact_name for r in current_state_rows(store)) == ["libbar", "libfoo", "other"]
 
-    write_request(store, "c", "drop", name="x")
+    write_request(store, COOKIE, "drop", name="x")
     calls = []
-    jobs, applied, rejected = apply_requests(store, config_for(tmp_path, cookie="c"), {},
+    jobs, applied, rejected = apply_requests(store, config_for(tmp_path, cookie=COOKIE), {},
                                              state_rows_loader=lambda: calls.append(1) or [], history={})
     assert jobs == {} and len(applied) == 1 and rejected == [] and calls == []  # drop needs no state
-    write_request(store, "c", "requeue", name="lib*")
-    jobs, applied, _ = apply_requests(store, config_for(tmp_path, cookie="c"), {},
+    write_request(store, COOKIE, "requeue", name="lib*")
+    jobs, applied, _ = apply_requests(store, config_for(tmp_path, cookie=COOKIE), {},
                                       state_rows_loader=lambda: current_state_rows(store), history={})
     assert len(applied) == 2 and {j.source_name for j in jobs.values()} == {"libfoo", "libbar"}
+
+
+def test_copies_of_one_request_act_once_and_the_nonce_record_must_be_readable(store, tmp_path):
+    config = config_for(tmp_path, cookie=COOKIE)
+    key = write_request(store, COOKIE, "drop", name="x")
+    store.put("requests/zz-copy.json", store.get(key).data)
+    loaded, rejected = load_requests(store, config)
+    assert [r.key for r in loaded] == [key]
+    assert [(r.key, r.reason) for r in rejected] == [("requests/zz-copy.json", Refusal.REPLAYED)]
+    record_applied(store, config, loaded, now=loaded[0].created_at)
+    loaded, rejected = load_requests(store, config)
+    assert loaded == [] and {r.key: r.reason for r in rejected} == {
+        key: Refusal.ALREADY_APPLIED, "requests/zz-copy.json": Refusal.REPLAYED}
+    store.put(APPLIED, b"{")  # forgetting the nonces would let them act again: publish stops instead
+    with pytest.raises(TerminalError, match="applied-requests.json"):
+        load_requests(store, config)

@@ -7,7 +7,7 @@ publish tests.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -15,10 +15,12 @@ import pytest
 
 from jobs.core.config import parse_rebuilder_config, parse_worker_config
 from jobs.core.errors import ConfigError
-from jobs.core.layout import build_prefix, claim_key, result_key
+from jobs.core.layout import build_prefix, claim_key, result_key, worker_key
 from jobs.core.lease import Leases
 from jobs.core.model import ArtifactResult, ResultRow, Status, build_id, job_id, record_to_json
-from jobs.core.signing import generate_key, key_id, public_key_b64, sign_document
+from jobs.core.signing import ensure_key, generate_key, key_id, public_key_b64, sign_document
+from jobs.publish.enrolment import ENROLLED
+from jobs.publish.inputs import read_workers
 from jobs.publish.verify import RESULT_SCHEMA, WORKER_SCHEMA, Reason, collect
 from jobs.work import identity as worker_identity
 from jobs.work import report as worker_report
@@ -36,10 +38,13 @@ esac"""
 
 
 def config_for(tmp_path: Path, *, authorized=(), signup_secret=None, cookie=None, max_retries=None,
-               sign=True):
-    """A rebuilder config for the tests (the rebuilder key lives in tmp_path)."""
+               sign=True, signing_key: Path | None = None, **extra):
+    """A rebuilder config for the tests (the rebuilder key lives in tmp_path, made here if missing)."""
+    if signing_key is None:
+        signing_key = tmp_path / "rebuilder.sign.key"
+        ensure_key(signing_key)
     raw: dict = {"worker": {"authorized_workers": list(authorized)},
-                 "publish": {"signing_key": str(tmp_path / "rebuilder.sign.key")},
+                 "publish": {"signing_key": str(signing_key)},
                  "http": {"transparently_sign_attestations": sign}, "lease": {"ttl": 30, "clock_skew": 5}}
     if signup_secret:
         raw["worker"]["signup_secret"] = signup_secret
@@ -47,6 +52,8 @@ def config_for(tmp_path: Path, *, authorized=(), signup_secret=None, cookie=None
         raw["auth"] = {"cookie": cookie}
     if max_retries is not None:
         raw["schedule"] = {"max_retries": max_retries}
+    for table, values in extra.items():  # e.g. auth={"request_max_age": 60}
+        raw.setdefault(table, {}).update(values)
     return parse_rebuilder_config(raw)
 
 
@@ -148,19 +155,19 @@ def test_nothing_is_trusted_without_authorized_workers_or_signup_secret(store, t
 
 
 def test_enrolment_is_trusted_only_with_the_right_signup_secret(store, tmp_path):
-    rows, worker = built(store, tmp_path, 1, signup_secret="s3cret")
-    good = collect(store, config_for(tmp_path, signup_secret="s3cret"), already=set())
+    rows, worker = built(store, tmp_path, 1, signup_secret="Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA")
+    good = collect(store, config_for(tmp_path, signup_secret="Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"), already=set())
     assert [a.row.job_id for a in good.accepted] == [rows[0].job_id] and good.rejected == []
     assert good.trust.sources == {worker.identity.key_id: "enrolled as w1"}
 
-    wrong = collect(store, config_for(tmp_path, signup_secret="guess"), already=set())
+    wrong = collect(store, config_for(tmp_path, signup_secret="Wq7Lm2Xv9Rt4Kc8Pz3Nd6Hb5Jf1Gs0Ya"), already=set())
     assert wrong.accepted == [] and [r.reason for r in wrong.rejected] == [Reason.UNKNOWN_KEY]
     assert [(r.key, r.reason) for r in wrong.trust.refused] == [(f"workers/{worker.identity.key_id}.json",
                                                                   Reason.SIGNUP)]
 
 
 def test_enrolment_records_that_do_not_prove_their_key_are_refused(store, tmp_path):
-    secret = "s3cret"
+    secret = "Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"
     mallory, victim = generate_key(), generate_key()
     tag = worker_identity.hmac_tag
     # Signed by mallory, but names the victim's key.
@@ -260,3 +267,86 @@ def test_a_result_whose_holder_died_before_releasing_is_still_accepted(store, tm
     config = config_for(tmp_path, authorized=[worker.identity.public_key])
     collected = collect(store, config, already=set())
     assert [a.row.job_id for a in collected.accepted] == [rows[0].job_id] and not collected.rejected
+
+
+SECRET = "Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"
+
+
+def test_overwriting_a_worker_record_does_not_de_trust_the_worker(store, tmp_path):
+    """Issue #14 item 6: junk written over another worker's `workers/<id>.json` made its pending
+    result fail as unknown-key. Publish judges enrolment from its own copy of the records it
+    accepted, so the result is still accepted; the junk is listed for operators."""
+    rows, worker = built(store, tmp_path, 2, signup_secret=SECRET)
+    config = config_for(tmp_path, signup_secret=SECRET)
+    first = collect(store, config, already={f"{rows[1].job_id}-1"})  # one result pending after this run
+    assert [a.row.job_id for a in first.accepted] == [rows[0].job_id]
+    assert json.loads(store.get(ENROLLED).data)["records"].keys() == {worker.identity.key_id}
+    record = f"workers/{worker.identity.key_id}.json"
+    for junk in (b"\xff junk", json.dumps({"signed": {"name": "evil"}, "signatures": []}).encode()):
+        store.put(record, junk)
+        found = collect(store, config, already={f"{rows[0].job_id}-1"})
+        assert [a.row.job_id for a in found.accepted] == [rows[1].job_id] and found.rejected == []
+        assert found.trust.sources == {worker.identity.key_id: "enrolled as w1"}
+        (refused,) = found.trust.refused
+        assert refused.key == record and "keeps trusting the record it accepted" in refused.detail
+    store.delete(record)
+    assert [a.row.job_id for a in collect(store, config, already={f"{rows[0].job_id}-1"}).accepted] == [rows[1].job_id]
+    # The site's worker list keeps its name and number too.
+    store.put(record, json.dumps({"signed": {"name": "evil"}}).encode())
+    assert read_workers(store).to_pylist() == [{"key_id": worker.identity.key_id, "name": "w1", "worker_id": 1}]
+
+
+def test_a_valid_record_of_another_key_cannot_replace_the_copy(store, tmp_path):
+    """A record signed by another key, or a second record of the key, changes nothing publish accepted."""
+    rows, worker = built(store, tmp_path, 1, signup_secret=SECRET)
+    config = config_for(tmp_path, signup_secret=SECRET)
+    collect(store, config, already=set())
+    before = store.get(ENROLLED).data
+    renamed = replace(worker.identity, name="renamed")
+    store.put(f"workers/{worker.identity.key_id}.json",
+              json.dumps(sign_document(worker_identity.enrolment_payload(renamed, SECRET), worker.identity.key)).encode())
+    found = collect(store, config, already=set())
+    assert found.trust.sources == {worker.identity.key_id: "enrolled as w1"} and store.get(ENROLLED).data == before
+
+
+def test_rotating_the_signup_secret_revokes_enrolments_until_the_worker_enrols_again(store, tmp_path):
+    rows, worker = built(store, tmp_path, 1, signup_secret=SECRET)
+    assert collect(store, config_for(tmp_path, signup_secret=SECRET), already=set()).accepted
+    rotated = "Wq7Lm2Xv9Rt4Kc8Pz3Nd6Hb5Jf1Gs0Ya"
+    gone = collect(store, config_for(tmp_path, signup_secret=rotated), already=set())
+    assert gone.accepted == [] and gone.trust.keys == {}
+    # The worker restarts with the new secret: its old record no longer proves anything, it replaces it.
+    worker_identity.enrol(store, worker.identity, rotated)
+    back = collect(store, config_for(tmp_path, signup_secret=rotated), already=set())
+    assert [a.row.job_id for a in back.accepted] == [rows[0].job_id]
+
+
+def test_a_worker_writes_its_record_once_and_repairs_one_that_proves_nothing(store, tmp_path, capsys):
+    identity = load_identity(parse_worker_config({"work_dir": str(tmp_path / "w")}), "w9")
+    key = worker_identity.enrol(store, identity, SECRET)
+    original = store.get(key)
+    assert worker_identity.enrol(store, identity, SECRET) == key
+    assert store.get(key).etag == original.etag  # kept: create-only, never rewritten
+    store.put(key, b"junk")
+    worker_identity.enrol(store, identity, SECRET)
+    assert "held something that is not JSON; replaced it" in capsys.readouterr().err
+    assert worker_identity.record_problem(store.get(key).data, identity, SECRET) is None
+
+
+def test_a_record_overwritten_before_publish_saw_it_is_repaired_after_the_next_build(store, tmp_path, capsys):
+    """The window the copy cannot cover: junk written over a record publish has not seen yet.
+    The worker checks its record after every build and rewrites one that proves nothing, so
+    its results are accepted by the next publish instead of waiting for a restart."""
+    synthetic_jobs(store, tmp_path, 2)
+    honest = worker_for(store, tmp_path, signup_secret=SECRET)
+
+    class Overwritten(Worker):
+        def build_one(self, claim, stats):
+            super().build_one(claim, stats)
+            self.store.put(worker_key(self.identity.key_id), b"junk from another worker credential")
+
+    worker = Overwritten(**{f.name: getattr(honest, f.name) for f in fields(Worker)})
+    assert len(worker.run(until_idle=True).built) == 2
+    assert capsys.readouterr().err.count("held something that is not JSON; replaced it") == 2
+    found = collect(store, config_for(tmp_path, signup_secret=SECRET), already=set())
+    assert len(found.accepted) == 2 and found.rejected == [] and found.trust.refused == []

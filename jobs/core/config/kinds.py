@@ -14,6 +14,7 @@ from datetime import date, datetime, time
 from typing import Any
 
 from jobs.core.errors import ConfigError
+from jobs.core.signing.strength import GENERATE, secret_problem
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 # Profile and backend names become parts of object keys and file names: no '/', no spaces, no '..'.
@@ -112,6 +113,20 @@ class Str(Kind):
         if not value.strip():
             raise at.error("empty string", self.expected)
         return value
+
+
+class Secret(Str):
+    """A shared secret that keys HMACs stored in the bucket: at least 128 bits of randomness."""
+
+    text = "secret string (>= 128 bits)"
+    expected = f"a random secret, e.g. from {GENERATE}"
+
+    def parse(self, value: object, at: Where) -> str:
+        text = super().parse(value, at)
+        problem = secret_problem(text)
+        if problem is not None:
+            raise at.error(problem)  # never quotes the secret
+        return text
 
 
 class Url(Str):

@@ -19,6 +19,7 @@ from jobs.core.config.rebuilderd_conf import RebuilderConfig, parse_rebuilder_co
 from jobs.core.config.sync_conf import SyncConfig, parse_sync_config
 from jobs.core.config.worker_conf import WorkerConfig, parse_worker_config
 from jobs.core.errors import ConfigError
+from jobs.core.signing.strength import secret_problem
 
 try:
     # rebuilderd parses with Rust's toml crate, which reads TOML 1.1: the documented profile
@@ -192,6 +193,13 @@ def _read_cookie_file(path: Path) -> str | None:
     return cookie or None
 
 
+def _strong_cookie(cookie: str, path: Path) -> str:
+    problem = secret_problem(cookie)
+    if problem is not None:
+        raise ConfigError(f"the admin cookie in this file is {problem}", path=str(path))
+    return cookie
+
+
 def find_auth_cookie(endpoint: str | None, config: RebuilderConfig,
                      env: Mapping[str, str] = os.environ, home: str | Path | None = None, *,
                      var_dir: Path = VAR_DIR) -> str | None:
@@ -214,7 +222,7 @@ def find_auth_cookie(endpoint: str | None, config: RebuilderConfig,
         if not cookie:
             raise ConfigError(f"the auth cookie file named by ${COOKIE_PATH_ENV} is empty",
                               path=str(path))
-        return cookie
+        return _strong_cookie(cookie, path)
     if endpoint is not None:
         return config.endpoint_cookie(endpoint)
     if config.auth.cookie:
@@ -222,5 +230,5 @@ def find_auth_cookie(endpoint: str | None, config: RebuilderConfig,
     data_home = _xdg_dir(env, _home(env, home), "XDG_DATA_HOME", ".local/share")
     for candidate in (var_dir / "auth-cookie", data_home / "rebuilderd-auth-cookie"):
         if found := _read_cookie_file(candidate):
-            return found
+            return _strong_cookie(found, candidate)
     return None

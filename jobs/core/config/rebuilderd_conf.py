@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from jobs.core.config.fields import Table, TableMap, parse_table, setting
-from jobs.core.config.kinds import Bool, HostPort, Int, Invalid, Str, StrList, Url, Where
+from jobs.core.config.kinds import Bool, HostPort, Int, Invalid, Secret, Str, StrList, Url, Where
 
 DEFAULT_SIGNING_KEY = "/var/lib/rebuilderd/rebuilderd.sign.key"
 
@@ -38,12 +38,18 @@ class HttpConfig:
 
 @dataclass(frozen=True)
 class AuthConfig:
-    """``[auth]``: the admin secret."""
+    """``[auth]``: the admin secret, and how long an admin request stays valid."""
 
     cookie: str | None = setting(
-        Str(), "Admin secret: rebuildctl authenticates admin requests (requeue, queue push/drop) "
-        "with an HMAC keyed by it and publish applies only requests that verify. Generate with "
-        "`pwgen -1s 32`.", default=None)
+        Secret(), "Admin secret: rebuildctl authenticates admin requests (requeue, queue push/drop) "
+        "with an HMAC keyed by it and publish applies only requests that verify. At least 128 bits "
+        "of randomness, weaker is refused: generate with `pwgen -1s 32`.", default=None)
+    request_max_age: int = setting(
+        Int(1), "Seconds an admin request stays valid after rebuildctl wrote it (plus `[lease] "
+        "clock_skew`); publish refuses older ones, and one from further in the future, and remembers "
+        "the nonce of every request it applied for this long, so none acts twice. Must exceed the "
+        "interval between publish runs with a margin (15 min with the systemd timer, an hour or more "
+        "with the GitHub workflow's cron).", default=7200)
 
 
 @dataclass(frozen=True)
@@ -51,7 +57,7 @@ class EndpointConfig:
     """``[endpoints."URL"]``: the admin cookie for a non-default rebuildctl endpoint."""
 
     cookie: str = setting(
-        Str(), "Admin cookie rebuildctl uses with `-H URL` (URL compared without trailing slash).")
+        Secret(), "Admin cookie rebuildctl uses with `-H URL` (URL compared without trailing slash).")
 
 
 @dataclass(frozen=True)
@@ -62,8 +68,9 @@ class WorkerTrustConfig:
         StrList(), "Public keys of workers whose results publish accepts (the worker key, "
         "base64 as in rebuilderd's `X-Worker-Key`).", default=())
     signup_secret: str | None = setting(
-        Str(), "Workers that enrol with this secret are accepted too. In production set this or "
-        "`authorized_workers`; with neither, no result is accepted.", default=None)
+        Secret(), "Workers that enrol with this secret are accepted too. In production set this or "
+        "`authorized_workers`; with neither, no result is accepted. At least 128 bits of randomness, "
+        "weaker is refused: generate with `pwgen -1s 32`.", default=None)
 
 
 @dataclass(frozen=True)
@@ -100,9 +107,16 @@ class StoreConfig:
 class PublishConfig:
     """``[publish]``: the rebuilder's own identity (ours)."""
 
-    signing_key: str = setting(
+    signing_key: str | None = setting(
         Str(), "Ed25519 PKCS#8 PEM key publish countersigns attestations with and whose public "
-        "key it publishes (rebuilderd's `REBUILDERD_SIGNING_KEY`).", default=DEFAULT_SIGNING_KEY)
+        "key it publishes (rebuilderd's `REBUILDERD_SIGNING_KEY`). A configured key must exist "
+        "(create it with `rebuilder keygen PATH`); only the unset default is created on first use.",
+        default=None, default_text=f'`"{DEFAULT_SIGNING_KEY}"`')
+
+    @property
+    def signing_key_path(self) -> str:
+        """The key file publish signs with: the configured one, else the default."""
+        return self.signing_key or DEFAULT_SIGNING_KEY
 
 
 @dataclass(frozen=True)

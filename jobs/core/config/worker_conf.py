@@ -11,7 +11,7 @@ import platform
 from dataclasses import dataclass, replace
 
 from jobs.core.config.fields import Table, TableMap, parse_table, setting
-from jobs.core.config.kinds import Bool, Int, Str, StrList, Where, check_safe_name
+from jobs.core.config.kinds import Bool, Int, Secret, Str, StrList, Where, check_safe_name
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,9 @@ class WorkerConfig:
         Str(), "Accepted for compatibility and ignored: workers read and write the store "
         "(`[store] url` of rebuilderd.conf), there is no daemon to connect to.", default=None)
     signup_secret: str | None = setting(
-        Str(), "Secret this worker presents when it enrols; publish accepts the worker's results "
-        "if it equals `[worker] signup_secret` of rebuilderd.conf.", default=None)
+        Secret(), "Secret this worker presents when it enrols; publish accepts the worker's results "
+        "if it equals `[worker] signup_secret` of rebuilderd.conf (at least 128 bits: `pwgen -1s 32`).",
+        default=None)
     supported_architectures: tuple[str, ...] = setting(
         StrList(), "Architectures this worker builds, e.g. `[\"x86_64\", \"any\"]`; `\"*\"` matches "
         "any. Empty or unset: the machine's own.", default=(),

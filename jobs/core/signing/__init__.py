@@ -20,9 +20,11 @@ from jobs.core.signing.intoto import (
     verify_link,
 )
 from jobs.core.signing.keys import (
+    ensure_key,
     generate_key,
     key_id,
     link_key_id,
+    load_configured_key,
     load_or_create_key,
     load_private_key,
     load_public_key_pem,
@@ -39,7 +41,7 @@ from jobs.core.signing.keys import (
 __all__ = [
     "KeyFileError", "KeyFormatError", "SignatureError",
     "canonical_bytes",
-    "generate_key", "key_id", "link_key_id", "load_or_create_key", "load_private_key",
+    "ensure_key", "generate_key", "key_id", "link_key_id", "load_configured_key", "load_or_create_key", "load_private_key",
     "load_public_key_pem", "load_public_keys_feed", "parse_private_key", "private_key_der",
     "private_key_pem", "public_key_b64", "public_key_from_b64", "public_key_pem", "public_keys_feed",
     "sign_document", "verify_document", "hmac_tag", "hmac_verify",

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from jobs.core.signing.canonical import canonical_bytes
 from jobs.core.signing.errors import SignatureError
 from jobs.core.signing.keys import key_id
+from jobs.core.signing.strength import check_secret, secret_key
 
 __all__ = ["sign_document", "verify_document", "parse_signatures", "signature_valid", "hmac_tag",
            "hmac_verify"]
@@ -107,14 +108,13 @@ def verify_document(doc: Any, trusted: Mapping[str, Ed25519PublicKey]) -> tuple[
 
 
 def _check_secret(secret: Any) -> bytes:
-    if not isinstance(secret, str) or not secret:
-        # An empty signup/admin secret would let anyone enrol or act as admin.
-        raise ValueError("HMAC secret must be a non-empty string")
-    return secret.encode("utf-8")
+    # An empty or guessable signup/admin secret would let anyone enrol or act as admin
+    # (ValueError); the HMAC key is derived from it with scrypt (`strength.secret_key`).
+    return secret_key(check_secret(secret))
 
 
 def hmac_tag(secret: str, payload: Any) -> str:
-    """HMAC-SHA256 (hex) of the canonical JSON of ``payload`` under ``secret``."""
+    """HMAC-SHA256 (hex) of the canonical JSON of ``payload``, keyed by scrypt of ``secret``."""
     return hmac.new(_check_secret(secret), canonical_bytes(payload), hashlib.sha256).hexdigest()
 
 

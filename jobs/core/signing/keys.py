@@ -39,7 +39,7 @@ from jobs.core.signing.errors import KeyFileError, KeyFormatError
 
 __all__ = [
     "generate_key", "private_key_der", "private_key_pem", "parse_private_key", "load_private_key",
-    "load_or_create_key", "public_key_pem", "load_public_key_pem", "public_key_b64",
+    "load_or_create_key", "ensure_key", "load_configured_key", "public_key_pem", "load_public_key_pem", "public_key_b64",
     "public_key_from_b64", "key_id", "link_key_id", "public_keys_feed", "load_public_keys_feed",
 ]
 
@@ -155,22 +155,37 @@ def load_private_key(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
 def load_or_create_key(path: str | os.PathLike[str], mode: int = 0o640, *,
                        encoding: Literal["pem", "der"] = "pem") -> Ed25519PrivateKey:
     """Load the key at ``path``, creating it (with ``mode``) first if missing; race-free across processes."""
+    return ensure_key(path, mode, encoding=encoding)[0]
+
+
+def ensure_key(path: str | os.PathLike[str], mode: int = 0o640, *,
+               encoding: Literal["pem", "der"] = "pem") -> tuple[Ed25519PrivateKey, bool]:
+    """``load_or_create_key``, also saying whether this call created the file."""
     if mode & 0o007:
         raise ValueError(f"refusing to create a world-accessible key file (mode {mode:04o})")
     if encoding not in ("pem", "der"):
         raise ValueError(f"encoding must be 'pem' or 'der', not {encoding!r}")
     path = Path(path)
+    created = False
     if not os.path.lexists(path):
         key = generate_key()
         data = private_key_pem(key) if encoding == "pem" else private_key_der(key)
         try:
-            _create_exclusive(path, data, mode)
+            created = _create_exclusive(path, data, mode)
         except OSError as exc:
             raise KeyFileError(f"cannot create key file: {exc.strerror or exc}", path=str(path)) from None
+    return load_private_key(path), created
+
+
+def load_configured_key(path: str | os.PathLike[str], *, setting: str) -> Ed25519PrivateKey:
+    """The key an operator named in ``setting``: it must exist, a typo never makes a new identity."""
+    if not os.path.lexists(path):
+        raise KeyFileError(f"{setting} names a key file that does not exist; create it with: "
+                           f"rebuilder keygen {path}", path=str(path))
     return load_private_key(path)
 
 
-def _create_exclusive(path: Path, data: bytes, mode: int) -> None:
+def _create_exclusive(path: Path, data: bytes, mode: int) -> bool:
     # Write the whole key under a private temporary name, then hard-link it into place:
     # link() fails if the name exists, so of several processes starting at once exactly
     # one wins, and nobody can ever read a half-written key (rebuilderd's create_new +
@@ -189,7 +204,7 @@ def _create_exclusive(path: Path, data: bytes, mode: int) -> None:
         try:
             os.link(tmp, path)
         except FileExistsError:
-            return
+            return False
     finally:
         os.unlink(tmp)
     # Persist the new directory entry too, so a crash cannot lose a key already in use.
@@ -198,6 +213,7 @@ def _create_exclusive(path: Path, data: bytes, mode: int) -> None:
         os.fsync(dfd)
     finally:
         os.close(dfd)
+    return True
 
 
 def _public_from_der(der: bytes) -> Ed25519PublicKey:
