@@ -61,11 +61,22 @@ ensure_venv() {
         echo "== creating $VENV"
         rm -rf "$VENV"
         python3 -m venv "$VENV"
-        "$VENV/bin/python" -m pip install -q --upgrade pip
+        quietly "$VENV/pip.log" "$VENV/bin/python" -m pip install --upgrade pip
     fi
     if ! venv_has "$spec"; then
-        echo "== pip install -e '$spec' into $VENV"
-        "$VENV/bin/python" -m pip install -q -e "$spec"
+        echo "== pip install -e '$spec' into $VENV (a few minutes the first time; log: $VENV/pip.log)"
+        quietly "$VENV/pip.log" "$VENV/bin/python" -m pip install -e "$spec"
+    fi
+}
+
+# Run a command with its output in LOG ($1), shown (the end of it) only when it fails.
+quietly() {
+    local log=$1
+    shift
+    if ! "$@" >"$log" 2>&1; then
+        tail -n 40 "$log" >&2
+        echo "failed: $* (whole output: $log)" >&2
+        exit 1
     fi
 }
 
