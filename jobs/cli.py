@@ -293,8 +293,21 @@ def demo(
 
 
 def _serve_until_interrupted(server, what: str) -> None:
-    """Print where the site is served, then serve until Ctrl-C."""
+    """Print where the site is served, then serve until Ctrl-C (or SIGTERM), and exit quietly.
+
+    The first signal stops serving and the rest are ignored: a second Ctrl-C (or the same
+    signal sent to the process and to its group) during the shutdown prints no traceback.
+    """
+    import signal
+
+    def stop(signum, frame) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
     host, port = server.server_address[:2]
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
     typer.echo(f"{what} http://{host}:{port}/")
     try:
         server.serve_forever()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -158,3 +159,20 @@ def test_ci_runs_the_lint_and_then_the_readme_test_command():
     assert lines[-1] == 'exec infra/test.sh "$@"'
     assert 'export CI="${CI:-true}"' in lines and "infra/test.sh --setup-only" in lines
     assert any(line.endswith("/bin/ruff\" check jobs tests bench") for line in lines)
+
+
+@pytest.mark.parametrize("signals", [[signal.SIGINT, signal.SIGINT], [signal.SIGTERM]], ids=["ctrl-c-twice", "term"])
+def test_serve_stops_quietly_on_ctrl_c_or_term(signals, tmp_path):
+    """Ctrl-C (even twice, or the same signal sent to the process and its group) or SIGTERM: exit 0, no traceback."""
+    proc = subprocess.Popen([str(BIN / "rebuilder"), "--store", (tmp_path / "store").as_uri(), "serve",
+                             "--bind", "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().startswith(f"serving {(tmp_path / 'store').as_uri()}/site/ at http://127.0.0.1:")
+        for sig in signals:
+            proc.send_signal(sig)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0 and stderr == "", stderr
