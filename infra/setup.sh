@@ -30,8 +30,9 @@ ensure_packages() {
     local self=$1 missing
     shift
     missing=$(missing_packages "$@" | tr '\n' ' ')
+    missing=${missing% }
     [ -n "$missing" ] || return 0
-    require_root "$self" "to install the Debian packages $missing"
+    require_root "$self" "(to install the Debian packages $missing)"
     echo "== installing Debian packages: $missing"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq

@@ -176,3 +176,20 @@ def test_serve_stops_quietly_on_ctrl_c_or_term(signals, tmp_path):
             proc.kill()
             proc.wait()
     assert proc.returncode == 0 and stderr == "", stderr
+
+
+def test_a_missing_debian_package_is_found_and_not_root_is_told_to_use_sudo():
+    """What infra/setup.sh (sourced by both scripts) installs: only what dpkg says is missing,
+    and as root only."""
+    script = ". infra/setup.sh; ARGS_TEXT=--fast; ensure_packages infra/test.sh @infra/apt-packages.txt " \
+             "$BOOTSTRAP_PACKAGES rebuilder-no-such-package"
+    listed = run(["bash", "-c", ". infra/setup.sh; missing_packages @infra/apt-packages.txt $BOOTSTRAP_PACKAGES "
+                                "rebuilder-no-such-package"])
+    assert listed.returncode == 0 and listed.stdout.splitlines()[-1] == "rebuilder-no-such-package", listed.stdout
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run the script as another user")
+    res = run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "bash", "-c", script],
+              env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin"})
+    assert res.returncode == 1 and res.stderr.endswith(
+        "infra/test.sh: must run as root (to install the Debian packages rebuilder-no-such-package): "
+        "sudo infra/test.sh --fast\n"), res.stderr
