@@ -306,10 +306,10 @@ def _serve_until_interrupted(server, what: str) -> None:
         raise KeyboardInterrupt
 
     host, port = server.server_address[:2]
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, stop)
-    typer.echo(f"{what} http://{host}:{port}/")
     try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, stop)
+        typer.echo(f"{what} http://{host}:{port}/")
         server.serve_forever()
     except KeyboardInterrupt:
         pass
