@@ -22,6 +22,10 @@ from jobs.core.errors import RebuilderError
 
 EXIT_TERMINAL = 1
 EXIT_TRANSIENT = 75
+# Where `rebuilder demo` serves unless told otherwise, and how many ports after it it tries
+# when that one is taken (8484 is also rebuilderd's own default port).
+DEMO_BIND = "127.0.0.1:8484"
+DEMO_PORT_FALLBACK = 100
 
 app = typer.Typer(
     name="rebuilder",
@@ -221,10 +225,24 @@ def run(
         raise typer.Exit(EXIT_TRANSIENT)
 
 
+def _check_bind(value: Optional[str]) -> Optional[str]:
+    """A --bind that is not HOST:PORT is a usage error (exit 2)."""
+    from jobs.core.errors import ConfigError
+    from jobs.publish.serve import parse_bind
+
+    if value is not None:
+        try:
+            parse_bind(value)
+        except ConfigError as exc:
+            raise typer.BadParameter(f"{value!r} is not HOST:PORT (e.g. 127.0.0.1:8484)") from exc
+    return value
+
+
 @app.command()
 def serve(
     ctx: typer.Context,
-    bind: Annotated[Optional[str], typer.Option("--bind", help="host:port [default: [http] bind_addr].")] = None,
+    bind: Annotated[Optional[str], typer.Option("--bind", help="host:port [default: [http] bind_addr].",
+                                                callback=_check_bind)] = None,
 ) -> None:
     """Serve the store's published site over HTTP (previews and the demo; production uses any static host).
 
@@ -239,15 +257,19 @@ def serve(
         store, prefix = open_store(config.store.site_url), ""
     else:
         store, prefix = _open_store(opts, config), "site/"
-    _serve_until_interrupted(make_server(store, bind or config.http.bind_addr, prefix=prefix),
-                             f"serving {store.url}/{prefix} at")
+    server = make_server(store, bind or config.http.bind_addr, prefix=prefix,
+                         what="--bind" if bind else "--bind (or [http] bind_addr)")
+    _serve_until_interrupted(server, f"serving {store.url}/{prefix} at")
 
 
 @app.command()
 def demo(
     directory: Annotated[Path, typer.Argument(help="Where the demo keeps its repository, configs and store.")] = Path(
         "rebuilder-demo"),
-    bind: Annotated[str, typer.Option("--bind", help="host:port to serve the site on.")] = "127.0.0.1:8484",
+    bind: Annotated[Optional[str], typer.Option(
+        "--bind", callback=_check_bind,
+        help=f"host:port to serve the site on [default: {DEMO_BIND}, or the next free port if it is in use; "
+             "an address given here must be free].")] = None,
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Run the cycle, print, and exit.")] = False,
 ) -> None:
     """The embedded default end to end: build a fixture Arch repository with makepkg, sync it,
@@ -256,27 +278,56 @@ def demo(
     Needs root (makepkg builds in mount namespaces as the 'builder' user) and Debian's makepkg,
     pacman-package-manager, libarchive-tools, zstd, fakeroot, gcc and diffoscope-minimal.
 
-    Example: sudo rebuilder demo /var/tmp/rebuilder-demo
+    Example: rebuilder demo /var/tmp/rebuilder-demo --bind 127.0.0.1:9000
     """
+    from jobs.core.store import LocalStore
     from jobs.demo.run import run_demo
     from jobs.publish.serve import make_server
 
-    with _progress():
-        result = run_demo(directory)
+    server = None
+    if not no_serve:
+        # Listen before the cycle: a taken address fails now, not after the builds. The store
+        # directory is where run_demo puts it; the server opens it lazily, per request.
+        directory = directory.absolute()
+        server = make_server(LocalStore(directory / "store"), bind or DEMO_BIND,
+                             fallback=0 if bind else DEMO_PORT_FALLBACK)
+    try:
+        with _progress():
+            result = run_demo(directory)
+    except BaseException:
+        if server is not None:
+            server.server_close()
+        raise
     for line in result.summary.lines():
         typer.echo(line)
     typer.echo(f"configs: {result.directory}/rebuilderd{{,-sync,-worker}}.conf; store: {result.store.url}")
     typer.echo(_status_text(result.store))
-    if no_serve:
+    if server is None:
         return
-    _serve_until_interrupted(make_server(result.store, bind), "site (Ctrl-C stops):")
+    host, port = server.server_address[:2]
+    if not bind and f"{host}:{port}" != DEMO_BIND:
+        typer.echo(f"{DEMO_BIND} is in use (rebuilderd's default port?): serving on {host}:{port} instead")
+    _serve_until_interrupted(server, "site (Ctrl-C stops):")
 
 
 def _serve_until_interrupted(server, what: str) -> None:
-    """Print where the site is served, then serve until Ctrl-C."""
+    """Print where the site is served, then serve until Ctrl-C (or SIGTERM), and exit quietly.
+
+    The first signal stops serving and the rest are ignored: a second Ctrl-C (or the same
+    signal sent to the process and to its group) during the shutdown prints no traceback.
+    """
+    import signal
+
+    def stop(signum, frame) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
     host, port = server.server_address[:2]
-    typer.echo(f"{what} http://{host}:{port}/")
     try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, stop)
+        typer.echo(f"{what} http://{host}:{port}/")
         server.serve_forever()
     except KeyboardInterrupt:
         pass

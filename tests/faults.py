@@ -11,6 +11,10 @@ kill_at=N, after=...)` is the short form of one kill at the N-th write.
 
 Once a `kill` fires the wrapper is dead: every later call, from any thread, raises `Killed`
 too, as nothing runs in a process after SIGKILL (a lease keeper thread cannot renew for it).
+
+A fault that never fired means the test proved nothing about it: tests/conftest.py fails every
+test in whose run a `Fault` of a `FaultyStore` never acted (`unfired()`), unless the rule says
+`may_not_fire=True` (a fault that only fires on some runs, e.g. a race the test tolerates).
 """
 
 from __future__ import annotations
@@ -58,8 +62,9 @@ class Fault:
     times: int = 1
     seconds: float = 0.0
     callback: Callable[[str, str], object] | None = None
+    may_not_fire: bool = False  # exempt from the "every fault fired" check (tests/conftest.py)
     seen: int = 0  # matching operations so far
-    fired: int = 0  # how often the action ran
+    fired: int = 0  # how often the action ran (a fault after an operation that raised does not)
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
@@ -97,6 +102,8 @@ class FaultyStore:
         self._lock = threading.Lock()
         if self.kill_at is not None:
             self.faults.insert(0, Fault("kill", "after" if self.after else "before", nth=self.kill_at))
+        if self.faults:
+            CREATED.append(self)
 
     @property
     def url(self) -> str:
@@ -117,8 +124,6 @@ class FaultyStore:
                     self.writes += 1
                     self.log.append((name, key))
                 firing = [f for f in self.faults if f.matches(name, key)]
-                for f in firing:
-                    f.fired += 1
             return self._apply(firing, name, key, target, args, kwargs)
 
         return call
@@ -131,8 +136,9 @@ class FaultyStore:
             result = target(*args, **kwargs)
         except Exception:
             # A refused or failed operation: a kill after it still kills; other faults after it are moot.
-            if any(f.action == "kill" and f.when == "after" for f in firing):
-                self._die("after", name, key)
+            for f in firing:
+                if f.action == "kill" and f.when == "after":
+                    self._act(f, "after", name, key)
             raise
         if name in WRITES:
             with self._lock:
@@ -140,12 +146,16 @@ class FaultyStore:
         for f in firing:
             if f.when == "after":
                 if f.action == "lost_answer":
+                    with self._lock:
+                        f.fired += 1
                     result = target(*args, **kwargs)
                 else:
                     self._act(f, "after", name, key)
         return result
 
     def _act(self, f: Fault, when: str, name: str, key: str) -> None:
+        with self._lock:
+            f.fired += 1
         if f.action == "kill":
             self._die(when, name, key)
         elif f.action == "fail":
@@ -160,3 +170,13 @@ class FaultyStore:
             self.dead = True
             self.killed_at = (when, name, key)
         raise Killed(f"killed {when} {name} {key}")
+
+
+# Every FaultyStore with faults made in this process since tests/conftest.py last cleared it.
+CREATED: list[FaultyStore] = []
+
+
+def unfired() -> list[str]:
+    """The faults of the FaultyStores in CREATED that never acted (and may not skip that)."""
+    return [f"{f.action} {f.when} {f.op!r} key={f.key!r} nth={f.nth} (matched {f.seen} operations)"
+            for faulty in CREATED for f in faulty.faults if not f.fired and not f.may_not_fire]

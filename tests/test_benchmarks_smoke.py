@@ -1,7 +1,7 @@
 """The benchmark runner at tiny sizes: every script still runs and reports every headline figure.
 
 The figures themselves are not checked (a smoke run measures nothing worth comparing);
-`python -m tests.benchmarks` at full size is what docs/benchmarks.md's table comes from.
+`python -m bench` at full size is what docs/benchmarks.md's table comes from.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from bench import headlines
 from jobs.core import readme
-from tests.benchmarks import headlines
 
 ROOT = Path(__file__).resolve().parents[1]
 # Headline figures per benchmark.
@@ -27,7 +27,7 @@ EXPECTED = {"sync-arch": 2, "sync-debian": 1, "publish": 3, "ctl": 5, "claims": 
 @pytest.mark.s3
 def test_every_benchmark_runs_and_reports_every_figure(seaweed, tmp_path):
     out = tmp_path / "benchmarks.json"
-    res = subprocess.run([sys.executable, "-m", "tests.benchmarks", "--smoke", "--json", str(out),
+    res = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--json", str(out),
                           "--s3-endpoint", seaweed.endpoint], cwd=ROOT, env=dict(os.environ, **seaweed.env()),
                          capture_output=True, text=True, timeout=280)
     assert res.returncode == 0, res.stderr[-6000:]

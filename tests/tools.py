@@ -17,7 +17,7 @@ def missing(what: str, hint: str) -> None:
     """Skip (laptop) or fail (CI) because `what` is not available."""
     message = f"{what} is not available ({hint})"
     if in_ci():
-        pytest.fail(f"{message}; CI must install it (.ci/run)")
+        pytest.fail(f"{message}; CI must install it (infra/test.sh)")
     pytest.skip(message)
 
 

@@ -119,7 +119,7 @@ def prepare_host(user: str = "builder") -> pwd.struct_passwd:
                             f"the unprivileged user {user!r}")
     try:
         account = pwd.getpwnam(user)
-    except KeyError:  # as .ci/run does; useradd comes with Debian's passwd package
+    except KeyError:  # as infra/test.sh does; useradd comes with Debian's passwd package
         _run(["useradd", "-m", user], Path(os.devnull), what="useradd", timeout=60)
         account = pwd.getpwnam(user)
     for mountpoint in (STARTDIR, BUILDDIR):

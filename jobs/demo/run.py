@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +47,21 @@ def _demo_secrets(path: Path) -> tuple[str, str]:
         return signup, cookie
 
 
+BACKEND_SCRIPT = "rebuilder-backend-archlinux-local"
+
+
+def demo_backend() -> Path:
+    """The archlinux-local backend as the installed console script, which a reinstall recreates
+    at the same path (beside this Python, else on PATH); a path inside the package would vanish
+    when the package is reinstalled another way (wheel ↔ editable). The script shipped in the
+    source tree only when nothing is installed."""
+    beside = Path(sys.executable).parent / BACKEND_SCRIPT
+    if beside.is_file():
+        return beside
+    found = shutil.which(BACKEND_SCRIPT)
+    return Path(found) if found else shipped_backend("archlinux-local")
+
+
 def write_configs(directory: Path, repo: FixtureRepo) -> tuple[Path, Path, Path]:
     """The demo's rebuilderd.conf, rebuilderd-sync.conf and rebuilderd-worker.conf."""
     conf = directory / "rebuilderd.conf"
@@ -62,7 +79,7 @@ def write_configs(directory: Path, repo: FixtureRepo) -> tuple[Path, Path, Path]
     worker.write_text(f'signup_secret = "{signup}"\nsupported_architectures = ["{repo.arch}"]\n'
                       f'work_dir = "{directory / "workers"}"\n[build]\ntimeout = 600\nsilent = true\n'
                       f'[diffoscope]\nenabled = true\ntimeout = 300\n'
-                      f'[backend."archlinux"]\npath = "{shipped_backend("archlinux-local")}"\n')
+                      f'[backend."archlinux"]\npath = "{demo_backend()}"\n')
     return conf, sync, worker
 
 
@@ -79,6 +96,6 @@ def run_demo(directory: Path, *, workers: int = 2) -> Demo:
     wconf = load_worker_config(worker)
     store = LocalStore(directory / "store")
     env = {**os.environ, "REBUILDER_ARCHIVE": str(repo.archive_dir), "REBUILDER_PKGBUILDS": str(repo.pkgbuild_dir)}
-    summary = run_cycle(store, config, load_sync_config(sync), wconf, {"archlinux": shipped_backend("archlinux-local")},
+    summary = run_cycle(store, config, load_sync_config(sync), wconf, {"archlinux": demo_backend()},
                         workers=workers, env=env)
     return Demo(directory, store, repo, summary)

@@ -7,10 +7,12 @@ logs reach browsers and `curl --compressed` as they would from S3. Read-only, GE
 
 from __future__ import annotations
 
+import errno
 import posixpath
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
+from jobs.core.errors import ConfigError, TerminalError
 from jobs.core.store import InvalidKey, NotFound, Store
 
 CHUNK = 1 << 20
@@ -25,9 +27,27 @@ def _key(prefix: str, path: str) -> str | None:
     return None if ".." in key.split("/") else key
 
 
-def make_server(store: Store, bind: str, *, prefix: str = "site/") -> ThreadingHTTPServer:
-    """An HTTP server for the site under `prefix` of `store`, bound to `host:port`."""
-    host, _, port = bind.rpartition(":")
+class BindError(TerminalError):
+    """The address to serve on cannot be listened on (in use, not local, not allowed)."""
+
+
+def parse_bind(bind: str, *, what: str = "--bind") -> tuple[str, int]:
+    """`host:port` (host may be empty for 127.0.0.1) as a pair, or a one-line ConfigError."""
+    host, sep, port = bind.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{bind!r} is not HOST:PORT", key=what, expected="e.g. 127.0.0.1:8484")
+    return host or "127.0.0.1", int(port)
+
+
+def make_server(store: Store, bind: str, *, prefix: str = "site/", fallback: int = 0,
+                what: str = "--bind") -> ThreadingHTTPServer:
+    """An HTTP server for the site under `prefix` of `store`, bound to `host:port`.
+
+    With `fallback` > 0, a port already in use is skipped for the next one, up to `fallback`
+    ports further (the caller compares `server_address` with what it asked for and says so).
+    Any address that cannot be listened on is a one-line BindError.
+    """
+    host, port = parse_bind(bind, what=what)
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "rebuilder-serve"
@@ -63,4 +83,16 @@ def make_server(store: Store, bind: str, *, prefix: str = "site/") -> ThreadingH
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002
             pass  # quiet: the demo prints its own URL
 
-    return ThreadingHTTPServer((host or "127.0.0.1", int(port)), Handler)
+    last = min(port + fallback, 65535) if port else port
+    candidate = port
+    while True:
+        try:
+            return ThreadingHTTPServer((host, candidate), Handler)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE and candidate < last:
+                candidate += 1
+                continue
+            reason = (exc.strerror or str(exc)).lower()
+            if exc.errno == errno.EADDRINUSE and fallback:
+                reason += f" (and the {last - port} ports after it)"
+            raise BindError(f"cannot serve on {host}:{port}: {reason}; pass another {what}") from None

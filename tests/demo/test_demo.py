@@ -7,8 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.fixtures_arch import require_makepkg_host
 
+pytestmark = pytest.mark.full("real makepkg builds and rebuilds")
 BIN = Path(sys.executable).parent
 
 

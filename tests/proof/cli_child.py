@@ -37,6 +37,7 @@ def main() -> None:
         Path(f"{ready}.tried").touch()
 
     def hold(op: str, key: str) -> None:
+        Path(f"{ready}.held").touch()  # the parent checks that the race it set up happened
         deadline = time.monotonic() + 60
         while not Path(f"{peer}.tried").exists() and time.monotonic() < deadline:
             time.sleep(0.01)

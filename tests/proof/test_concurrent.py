@@ -46,6 +46,10 @@ def race(store_factory, tmp_path: Path, name: str, args: list[str]) -> list[tupl
     for p in procs:
         stdout, stderr = p.communicate(timeout=120)
         out.append((p.returncode, stdout, stderr))
+    # The injected faults fired (they run in the children): both tried to take the lock, and
+    # the one that got it held it until the other had tried.
+    assert all(Path(f"{r}.tried").exists() for r in ready), [o[2][-2000:] for o in out]
+    assert [Path(f"{r}.held").exists() for r in ready].count(True) >= 1, [o[2][-2000:] for o in out]
     return out
 
 

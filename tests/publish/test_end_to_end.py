@@ -105,6 +105,7 @@ def _chromium():
     return webdriver.Chrome(service=Service(executable_path=driver), options=options)
 
 
+@pytest.mark.full("headless Chromium")
 def test_site_in_a_real_browser(fixture_repo, tmp_path):
     store, _, _ = run_everything((tmp_path / "store").as_uri(), fixture_repo, tmp_path)
     browser = _chromium()

@@ -1,6 +1,6 @@
 """Benchmark: claiming jobs — throughput and requests per claim on SeaweedFS, conflicts per job.
 
-Not a test. `python -m tests.benchmarks.bench_claims [--smoke] [--s3-endpoint URL]` (without
+Not a test. `python -m bench.bench_claims [--smoke] [--s3-endpoint URL]` (without
 an endpoint it starts its own `weed mini` on loopback). Three measurements:
 
 1. **8 worker processes, 1,000 trivial jobs, SeaweedFS.** Each process runs the worker's
@@ -62,6 +62,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from bench.common import ARCH, BACKEND, S3Target, queue_jobs, rate, seaweedfs, trivial_job
+from bench.counting import LIST_PAGE, CountingStore, Counts, http_counter
 from jobs.core.config import parse_rebuilder_config
 from jobs.core.lease import Lease, Leases, LeaseState
 from jobs.core.model import JobRow, ResultRow, Status, build_id
@@ -70,8 +72,6 @@ from jobs.core.store import LocalStore, ObjectInfo, Store, open_store
 from jobs.publish.job import prune
 from jobs.publish.schedule import apply_results
 from jobs.work.claim import claim_next, due_jobs
-from tests.benchmarks.common import ARCH, BACKEND, S3Target, queue_jobs, rate, seaweedfs, trivial_job
-from tests.benchmarks.counting import LIST_PAGE, CountingStore, Counts, http_counter
 
 WORKERS, JOBS = 8, 1_000
 SIM_WORKERS, SIM_JOBS, SIM_HOLD, SIM_PUBLISH_EVERY = 100, 10_000, 0.02, 100

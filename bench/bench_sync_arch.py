@@ -1,6 +1,6 @@
 """Benchmark: the Arch sync's `read_index` on a 15,000-package repository database.
 
-Not a test. Run it with `.venv/bin/python -m tests.benchmarks.bench_sync_arch` (add `--smoke`
+Not a test. Run it with `.venv/bin/python -m bench.bench_sync_arch` (add `--smoke`
 for a quick run). A gzip database the size of Arch's extra (15,000 packages, descs of real
 size with RSA and ed25519 %PGPSIG%s, split packages) is written to a temporary mirror and
 read through `read_index` over file:// (fetch, decompress, tar walk, desc parsing, filters,

@@ -1,6 +1,6 @@
 """Benchmark: reading a 70,000-stanza Debian `Packages` file, ours vs. python-debian.
 
-Not a test. Run it with `.venv/bin/python -m tests.benchmarks.bench_sync_debian` (add `--smoke`
+Not a test. Run it with `.venv/bin/python -m bench.bench_sync_debian` (add `--smoke`
 for a quick run). Both readers parse the same bytes in the same process and pull out the same
 fields (the ones the sync uses); each is timed best of 3. The target is a parse time of at
 most 0.25x python-debian's `deb822.Packages.iter_paragraphs(use_apt_pkg=False)`. Peak memory

@@ -38,7 +38,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from tests.benchmarks.counting import LIST_PAGE, PRICE_PER_1000
+from bench.counting import LIST_PAGE, PRICE_PER_1000
 
 LEASE_TTL_S = 600
 HOURS = 720  # a 30-day month

@@ -1,6 +1,6 @@
 """Benchmark (issue #6): `rebuildctl pkgs ls --status BAD --suite X` vs the whole v0 list, 100,000 packages.
 
-Not a test. Run it with `.venv/bin/python -m tests.benchmarks.bench_ctl` (`--smoke` for 2,000
+Not a test. Run it with `.venv/bin/python -m bench.bench_ctl` (`--smoke` for 2,000
 packages and one repetition; `--packages N`, `--suite X`, `--repeat R` for other runs).
 `main(argv)` returns the figures as a dict (the benchmark runner calls it).
 

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tests.benchmarks import cost_model
-from tests.benchmarks.counting import PRICE_NOTE
+from bench import cost_model
+from bench.counting import PRICE_NOTE
 
 
 @dataclass(frozen=True)
@@ -207,7 +207,7 @@ def text_table(rows: list[dict]) -> str:
 def markdown(result: dict) -> str:
     """The docs/benchmarks.md block: the headline table, then the monthly request cost with its assumptions."""
     m = result["machine"]
-    out = [f"Measured by `python -m tests.benchmarks --write-docs docs/benchmarks.md` on {result['date']} "
+    out = [f"Measured by `python -m bench --write-docs docs/benchmarks.md` on {result['date']} "
            f"({m['cpus']} CPUs shared with other work, load average up to {m['loadavg'][0]}). Every ratio is against a "
            "baseline measured in the same run.", "",
            "| benchmark | figure | result | target | |", "|---|---|---|---|---|"]

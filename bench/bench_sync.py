@@ -5,7 +5,7 @@
 - Debian: our parse of a generated 70,000-stanza Packages file ÷ python-debian's deb822
   parse of the same file (target ≤ 0.25×).
 
-`python -m tests.benchmarks.bench_sync [--smoke]`. Not a test: run it by hand (or through
+`python -m bench.bench_sync [--smoke]`. Not a test: run it by hand (or through
 the benchmark runner) and copy the figures into docs/benchmarks.md.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from tests.benchmarks import bench_sync_arch, bench_sync_debian
+from bench import bench_sync_arch, bench_sync_debian
 
 
 def run(smoke: bool = False) -> dict:

@@ -1,6 +1,6 @@
 """Benchmark (issue #5): `rebuilder publish` on a synthetic 100,000 packages + 1,000,000 builds.
 
-Not a test. Run it with `.venv/bin/python -m tests.benchmarks.bench_publish` (`--smoke` for
+Not a test. Run it with `.venv/bin/python -m bench.bench_publish` (`--smoke` for
 2,000 packages / 20,000 builds; `--packages N --builds M` for any size; `--no-fsync` for a
 store without fsync). The synthetic store is described in `publish_world`; it is written
 without fsync and is not timed. Then, in one process, against a local store (fsync on):
@@ -49,10 +49,10 @@ import jobs.publish.plan as plan_module
 import jobs.publish.queries as queries_module
 import jobs.publish.run as run_module
 import jobs.publish.site as site_module
+from bench.publish_world import World, add_results, make_world
 from jobs.core.store import LocalStore, Store
 from jobs.publish.run import publish
 from jobs.publish.site import build_site
-from tests.benchmarks.publish_world import World, add_results, make_world
 
 PACKAGES, BUILDS = 100_000, 1_000_000
 SMOKE = (2_000, 20_000)

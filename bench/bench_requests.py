@@ -1,6 +1,6 @@
 """Benchmark: request accounting — what each job costs in S3 requests, and a monthly bill.
 
-Not a test. `python -m tests.benchmarks.bench_requests [--smoke] [--s3-endpoint URL | --local]`.
+Not a test. `python -m bench.bench_requests [--smoke] [--s3-endpoint URL | --local]`.
 Every store is wrapped in `CountingStore`, which counts requests as S3 bills them; on
 SeaweedFS (the default: a `weed mini` started here) the HTTP requests boto3 really sent are
 counted too, and must match.
@@ -48,15 +48,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from bench import bench_sync_arch, bench_sync_debian, cost_model
+from bench.common import BACKEND, queue_jobs, seaweedfs, trivial_job
+from bench.counting import PRICE_NOTE, CountingStore, Counts, http_counter
 from jobs.core.config import Release, SyncProfile, parse_rebuilder_config, parse_worker_config
 from jobs.core.store import open_store
 from jobs.sync.fetch import Fetcher
 from jobs.sync.job import sync_profile
 from jobs.work.identity import load_identity
 from jobs.work.loop import Worker
-from tests.benchmarks import bench_sync_arch, bench_sync_debian, cost_model
-from tests.benchmarks.common import BACKEND, queue_jobs, seaweedfs, trivial_job
-from tests.benchmarks.counting import PRICE_NOTE, CountingStore, Counts, http_counter
 from tests.sync import mirror_http
 
 TARGET_BUILD, TARGET_SYNC = 12, 10
@@ -202,8 +202,8 @@ def per_sync(new_url: Callable[[], str], root: Path, debian: int, arch: int) -> 
 
 
 def _publish_world(root: Path, packages: int, builds: int) -> dict[str, Any]:
+    from bench.publish_world import add_results, make_world
     from jobs.publish.run import publish
-    from tests.benchmarks.publish_world import add_results, make_world
 
     world = make_world(root, packages, builds)
     store = CountingStore(world.store(fsync=False))

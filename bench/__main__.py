@@ -1,6 +1,6 @@
 """Run every benchmark and print each headline figure against its same-run baseline and target.
 
-`python -m tests.benchmarks [--smoke] [--only NAME ...] [--json FILE] [--write-docs [PAGE]]
+`python -m bench [--smoke] [--only NAME ...] [--json FILE] [--write-docs [PAGE]]
 [--s3-endpoint URL] [--from-json FILE ...]`
 
 Benchmarks: sync-arch, sync-debian (issue #3), publish (#5), ctl (#6), claims and requests
@@ -31,10 +31,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.benchmarks import headlines
+from bench import headlines
 
 NAMES = ("sync-arch", "sync-debian", "publish", "ctl", "claims", "requests")
-DOCS_PAGE = "docs/benchmarks.md"  # relative to the repository root, where `python -m tests.benchmarks` runs
+DOCS_PAGE = "docs/benchmarks.md"  # relative to the repository root, where `python -m bench` runs
 # The smallest publish the script allows without --smoke's fixed size: the runner's smoke run.
 PUBLISH_SMOKE = {"packages": 100, "builds": 300, "fsync": False, "noop": False}
 
@@ -57,30 +57,30 @@ class _S3:
 
     def get(self):
         if self.target is None:
-            from tests.benchmarks.common import seaweedfs
+            from bench.common import seaweedfs
             self.target = self.stack.enter_context(seaweedfs(self.endpoint))
         return self.target
 
 
 def _run_sync_arch(smoke: bool, s3: _S3) -> dict[str, Any]:
-    from tests.benchmarks import bench_sync_arch
+    from bench import bench_sync_arch
     return bench_sync_arch.run(smoke=smoke)
 
 
 def _run_sync_debian(smoke: bool, s3: _S3) -> dict[str, Any]:
-    from tests.benchmarks import bench_sync_debian
+    from bench import bench_sync_debian
     return bench_sync_debian.run(smoke=smoke)
 
 
 def _run_publish(smoke: bool, s3: _S3) -> dict[str, Any]:
-    from tests.benchmarks import bench_publish
+    from bench import bench_publish
     if smoke:
         return bench_publish.run(**PUBLISH_SMOKE)
     return bench_publish.run()
 
 
 def _run_ctl(smoke: bool, s3: _S3) -> dict[str, Any]:
-    from tests.benchmarks import bench_ctl  # type: ignore[attr-defined]
+    from bench import bench_ctl  # type: ignore[attr-defined]
     figures = bench_ctl.main(["--smoke"] if smoke else [])
     if not isinstance(figures, dict):
         raise TypeError(f"bench_ctl.main returned {type(figures).__name__}, not a dict of figures")
@@ -88,12 +88,12 @@ def _run_ctl(smoke: bool, s3: _S3) -> dict[str, Any]:
 
 
 def _run_claims(smoke: bool, s3: _S3) -> dict[str, Any]:
-    from tests.benchmarks import bench_claims
+    from bench import bench_claims
     return bench_claims.run(smoke, s3=s3.get())
 
 
 def _run_requests(smoke: bool, s3: _S3) -> dict[str, Any]:
-    from tests.benchmarks import bench_requests
+    from bench import bench_requests
     return bench_requests.run(smoke, new_url=s3.get().url)
 
 
@@ -157,7 +157,7 @@ def _stdout_to_stderr() -> Iterator[None]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run, print the headline table (and errors), write the JSON and the docs block if asked."""
-    parser = argparse.ArgumentParser(prog="python -m tests.benchmarks", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks that every script still runs")
     parser.add_argument("--only", nargs="+", choices=NAMES, metavar="NAME", help=f"some of: {', '.join(NAMES)}")
     parser.add_argument("--json", metavar="FILE", help="write every figure as JSON")
