@@ -215,6 +215,27 @@ class LocalStore:
             if self.fsync:
                 _fsync_dir(path.parent)
 
+    def abort_incomplete_uploads(self, started_before: datetime) -> int:
+        """Remove temporary files of writes that were killed before they finished."""
+        cutoff = started_before.timestamp()
+        removed = 0
+        try:
+            entries = list(os.scandir(self.root / _TMP))
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            try:
+                # A live writer's file keeps a fresh mtime: every write() updates it.
+                if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed += 1
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise StoreError(f"cannot remove a stale temporary file: {exc.strerror}", op="abort_incomplete",
+                                 key=entry.name, store=self.url) from exc
+        return removed
+
     def _write(self, key: str, body: Body, op: str, expect: str | None,
                content_type: str | None, content_encoding: str | None) -> str:
         path = self._path(key, op)
@@ -272,6 +293,9 @@ class LocalStore:
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise StoreError(f"cannot write: {exc.strerror}", op=op, key=key, store=self.url) from exc
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # the body failed (a broken stream, an interrupt): nothing is left
+            raise
         return tmp, f'"{md5.hexdigest()}"'
 
     def _install(self, tmp: Path, path: Path, op: str, key: str) -> None:
