@@ -282,7 +282,12 @@ class _Group:
     def kill_now(self) -> None:
         """SIGKILL everything at once (our own failure) and wait, bounded, until it is gone."""
         self._signal(signal.SIGKILL)
-        self.proc.wait()
+        try:
+            self.proc.wait(max(self.grace, 1.0))
+        except subprocess.TimeoutExpired:  # the reaper did not finish: kill the group ourselves
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pgid, signal.SIGKILL)
+            self.proc.wait()
         give_up = time.monotonic() + self.grace
         while _group_alive(self.pgid) and time.monotonic() < give_up:
             time.sleep(0.01)
