@@ -386,6 +386,9 @@ def run_app(typer_app: typer.Typer, prog: str) -> None:
         code = EXIT_TRANSIENT if exc.transient else EXIT_TERMINAL
     except SystemExit as exc:
         code = exit_code(exc)
+    except Exception:  # a bug: the traceback as Python (or typer) prints it, then the same clean exit
+        sys.excepthook(*sys.exc_info())
+        code = EXIT_TERMINAL
     exit_process(code)
 
 

@@ -83,6 +83,20 @@ def test_the_commands_keep_their_exit_codes(tmp_path):
     assert bad.returncode == 1 and "/nonexistent/backend" in bad.stderr
 
 
+def test_a_bug_still_prints_its_traceback_and_exits_1():
+    res = _python("""
+        import typer
+        from jobs.cli import run_app
+        app = typer.Typer(pretty_exceptions_enable=False)
+        @app.command()
+        def boom():
+            raise ValueError("kaputt")
+        run_app(app, "x")
+    """)
+    assert res.returncode == 1
+    assert "Traceback" in res.stderr and "ValueError: kaputt" in res.stderr
+
+
 RUNS = 300
 
 
