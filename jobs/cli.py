@@ -478,12 +478,25 @@ def _plain(value: Any) -> Any:
 
 
 def run_app(typer_app: typer.Typer, prog: str) -> None:
-    """Run a typer app, turning this project's errors into one clear line and an exit code."""
+    """Run a typer app, turning this project's errors into one clear line and an exit code.
+
+    The process ends through `jobs.core.shutdown.exit_process`: Python's clean-up, then
+    `os._exit`, so that pyarrow's native thread pools cannot abort it at exit (status 134).
+    """
+    from jobs.core.shutdown import exit_code, exit_process
+
+    code = 0
     try:
         typer_app(prog_name=prog, standalone_mode=True)
     except RebuilderError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
-        sys.exit(EXIT_TRANSIENT if exc.transient else EXIT_TERMINAL)
+        code = EXIT_TRANSIENT if exc.transient else EXIT_TERMINAL
+    except SystemExit as exc:
+        code = exit_code(exc)
+    except Exception:  # a bug: the traceback as Python (or typer) prints it, then the same clean exit
+        sys.excepthook(*sys.exc_info())
+        code = EXIT_TERMINAL
+    exit_process(code)
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from jobs.core import progress
+from jobs.core.signing import ensure_key
 from tests.httpd import serve
 from tests.sync import alpm_builders as alpm
 
@@ -119,10 +120,11 @@ def setup_cycle(tmp_path: Path) -> tuple[list[str], list[str]]:
     backend = tmp_path / "backend.sh"
     backend.write_text(BACKEND)
     backend.chmod(0o755)
+    ensure_key(tmp_path / "sign.key")  # a configured key must exist
     (tmp_path / "rebuilderd.conf").write_text(
-        f'[worker]\nsignup_secret = "s3cret"\n[publish]\nsigning_key = "{tmp_path / "sign.key"}"\n')
+        f'[worker]\nsignup_secret = "Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"\n[publish]\nsigning_key = "{tmp_path / "sign.key"}"\n')
     (tmp_path / "worker.conf").write_text(
-        f'signup_secret = "s3cret"\nsupported_architectures = ["x86_64"]\nwork_dir = "{tmp_path / "workers"}"\n'
+        f'signup_secret = "Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"\nsupported_architectures = ["x86_64"]\nwork_dir = "{tmp_path / "workers"}"\n'
         f'idle_delay = 1\n[build]\nsilent = true\n[diffoscope]\nenabled = false\n'
         f'[backend."archlinux"]\npath = "{backend}"\n')
     sync_conf(tmp_path / "sync.conf", mirror.as_uri())
@@ -247,7 +249,9 @@ def test_work_against_a_store_nothing_was_synced_into_says_so(tmp_path):
     worker = [*common, "work", "--worker-config", str(tmp_path / "worker.conf"), "--name", "w1"]
     res = piped([*worker, "--once"], base_env(tmp_path), cwd=tmp_path)
     assert res.returncode == 75 and res.stdout == ""
-    assert res.stderr == f"work w1: no package state in {store}: run `rebuilder sync` first\n"
+    created, said = res.stderr.splitlines(keepends=True)  # the worker key, made on first start, is said too
+    assert created.startswith("worker: created the worker key ")
+    assert said == f"work w1: no package state in {store}: run `rebuilder sync` first\n"
 
     rc, out = in_pty([*worker, "--once"], base_env(tmp_path, TERM="xterm"), cwd=tmp_path)
     assert rc == 75 and f"no package state in {store}: run `rebuilder sync` first" in out

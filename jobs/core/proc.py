@@ -1,25 +1,32 @@
-"""Run one external command: logged, size-capped, timed out, and cleaned up as a process group.
+"""Run one external command: logged, size-capped, timed out, and cleaned up with all its descendants.
 
 The model is rebuilderd's ``worker/src/proc.rs``: stdin is ``/dev/null``, stdout and stderr go
 to one log, a size cap drops excess output and appends ``TRUNCATED DUE TO SIZE LIMIT``, a
 timeout appends ``TRUNCATED DUE TO TIMEOUT`` and sends SIGTERM, then SIGKILL after a grace
-period (``SIGKILL_DELAY`` = 10 s). Unlike rebuilderd we signal the whole process group, not
-only the direct child, and sweep the group after the leader exits, so a build cannot leave
-daemons behind.
+period (``SIGKILL_DELAY`` = 10 s). Unlike rebuilderd the signals reach every descendant, not
+only the direct child, and what is left after the command exits is swept, so a build cannot
+leave daemons behind.
 
-Limits: a descendant that calls ``setsid()``/``setpgid()`` itself leaves the group and escapes
-the kill; if it keeps the output pipe open we stop reading one grace period after the group
-is gone. The deadline covers the command; cleanup after it may add up to two grace periods.
-No signal handlers and no global state: safe to call from several threads at once.
+The command runs under a small reaper process (``jobs.core.reaper``), the leader of a new
+session and process group: a child subreaper, so descendants that call ``setsid()`` or
+double-fork stay below it and are signalled too, and the other end of a pipe from us, so when
+this process dies in any way, SIGKILL included, the reaper kills the whole tree at once. The
+reaper's module docstring lists what it cannot catch. If the reaper is gone, whatever is left
+in the process group is signalled directly (the model before the reaper).
+
+The deadline covers the command; cleanup after it may add up to two grace periods.
+No signal handlers and no global state: safe to call from several threads at once. Linux only.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import selectors
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -30,6 +37,7 @@ from typing import BinaryIO
 from jobs.core.errors import MissingToolError
 
 READ_SIZE = 64 * 1024
+REAPER = Path(__file__).with_name("reaper.py")
 # How often we look at the leader, the group and the cancel event when the pipe is quiet.
 _TICK = 0.05
 
@@ -101,18 +109,10 @@ def run(
             sink: BinaryIO = stack.enter_context(open(log_path, "wb"))
         else:
             log_path, sink = None, log
-        try:
-            proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                start_new_session=True, close_fds=True, bufsize=0,
-                env=dict(env) if env is not None else None, cwd=cwd,
-            )
-        except FileNotFoundError as e:
-            if cwd is not None and e.filename is not None and os.fspath(e.filename) == os.fspath(cwd):
-                raise
-            raise MissingToolError(argv[0], tool_package) from e
-        assert proc.stdout is not None
+        proc = _start(argv, env=env, cwd=cwd, grace=kill_grace, tool_package=tool_package)
+        assert proc.stdout is not None and proc.stdin is not None
         stack.callback(proc.stdout.close)
+        stack.callback(proc.stdin.close)
         group = _Group(proc, kill_grace)
         out = _Output(sink, mirror, max_bytes)
         deadline = start + timeout if timeout is not None else None
@@ -141,6 +141,38 @@ def run(
         duration=time.monotonic() - start, timed_out=timed_out, truncated=out.truncated,
         cancelled=cancelled, bytes_total=out.total, bytes_logged=out.logged, log_path=log_path,
     )
+
+
+def _start(argv: tuple[str, ...], *, env: Mapping[str, str] | None, cwd: Path | str | None, grace: float,
+           tool_package: str | None) -> subprocess.Popen[bytes]:
+    """Start ``argv`` under a reaper; raise as Popen would (MissingToolError for a missing tool)."""
+    status_read, status_write = os.pipe()
+    try:
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", str(REAPER), str(status_write), repr(float(grace)), "--", *argv],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                start_new_session=True, close_fds=True, pass_fds=(status_write,), bufsize=0,
+                env=dict(env) if env is not None else None, cwd=cwd,
+            )
+        finally:
+            os.close(status_write)
+        with open(status_read, "rb", closefd=False) as f:
+            status = f.readline().decode("utf-8", "replace").split(" ", 2)
+    finally:
+        os.close(status_read)
+    if status[0] == "S":
+        return proc
+    proc.wait()
+    assert proc.stdout is not None and proc.stdin is not None
+    proc.stdout.close()
+    proc.stdin.close()
+    if status[0] == "E" and len(status) == 3 and status[1].isdigit():
+        code = int(status[1])
+        if code == errno.ENOENT:
+            raise MissingToolError(argv[0], tool_package)
+        raise OSError(code, status[2].strip(), argv[0])
+    raise OSError(errno.EIO, f"could not start {argv[0]!r}: the process reaper failed", argv[0])
 
 
 def _pump(fd: int, out: _Output, group: _Group, deadline: float | None) -> Iterator[float]:
@@ -250,17 +282,30 @@ class _Group:
     def kill_now(self) -> None:
         """SIGKILL everything at once (our own failure) and wait, bounded, until it is gone."""
         self._signal(signal.SIGKILL)
-        self.proc.wait()
+        try:
+            self.proc.wait(max(self.grace, 1.0))
+        except subprocess.TimeoutExpired:  # the reaper did not finish: kill the group ourselves
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pgid, signal.SIGKILL)
+            self.proc.wait()
         give_up = time.monotonic() + self.grace
         while _group_alive(self.pgid) and time.monotonic() < give_up:
             time.sleep(0.01)
 
     def _signal(self, sig: signal.Signals) -> None:
-        # The leader's pid stays reserved as the group id while any member lives, so killpg
-        # cannot hit an unrelated group. The leader may have moved itself out with setpgid().
+        # While the reaper lives it signals every descendant, in the group or not (it must not
+        # be killed itself before it has killed the rest). Once it is gone, what is left of the
+        # group is signalled directly; the leader's pid stays reserved as the group id while
+        # any member lives, so killpg cannot hit an unrelated group.
+        if self.proc.poll() is None:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.write(b"K" if sig == signal.SIGKILL else b"T")
+                return
+            except (OSError, ValueError):
+                pass  # the reaper just exited
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pgid, sig)
-        self.proc.send_signal(sig)  # no-op once the leader has been reaped
 
 
 def _group_alive(pgid: int) -> bool:

@@ -199,10 +199,13 @@ class Site:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self._cache_made = True
             tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-            with open(tmp, "wb") as out:
-                out.write(json.dumps(validators).encode() + b"\n")
-                out.write(body)
-            os.replace(tmp, path)
+            try:
+                with open(tmp, "wb") as out:
+                    out.write(json.dumps(validators).encode() + b"\n")
+                    out.write(body)
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)  # a full disk must not leave a partial file behind
         except OSError:
             pass
 

@@ -15,16 +15,18 @@ The history is read once, by step 1, and handed on.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from jobs.core import progress
 from jobs.core.config import RebuilderConfig
+from jobs.core.errors import RebuilderError
 from jobs.core.gcpause import cyclic_gc_paused
 from jobs.core.history import read_history
 from jobs.core.lease import LeaseHeld, Leases
@@ -38,6 +40,10 @@ from jobs.publish.sitewriter import WriteStats, read_manifest, write_site
 from jobs.publish.verify import trusted_workers
 
 SITE_LOCK = "locks/publish-site.json"
+# An upload or temporary file this old was left by a killed writer: no write takes a day.
+STALE_UPLOAD_AGE = timedelta(hours=24)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -47,6 +53,7 @@ class PublishSummary:
     state: PublishState
     site: WriteStats | None = None
     site_detail: str = ""
+    uploads_aborted: int = 0  # incomplete uploads (temporary files) of killed writers cleaned up
 
     def line(self) -> str:
         """One summary line."""
@@ -55,6 +62,8 @@ class PublishSummary:
             line += f"; site: {self.site.written} written, {self.site.deleted} deleted, {self.site.unchanged} unchanged"
         elif self.site_detail:
             line += f"; site: {self.site_detail}"
+        if self.uploads_aborted:
+            line += f"; {self.uploads_aborted} incomplete upload(s) of killed writers aborted"
         return line
 
 
@@ -130,6 +139,24 @@ def _publish(store: Store, config: RebuilderConfig, *, site_store: Store | None,
                               worker_trust=trust, previous=previous, inputs=inputs)
         with progress.step("write", "publish: write", total=0, unit="files"):
             summary.site = write_site(target, site, prefix=site_prefix, previous=previous)
+        summary.uploads_aborted = abort_stale_uploads([store] if site_store is None else [store, site_store],
+                                                      now - STALE_UPLOAD_AGE)
     finally:
         leases.release(lease)
     return summary
+
+
+def abort_stale_uploads(stores: list[Store], started_before: datetime) -> int:
+    """Abort what killed writers left unfinished in `stores`; a failure here only warns."""
+    aborted = 0
+    for store in stores:
+        # Every store implements it; a wrapper that does not forward it (a benchmark's request
+        # counter) simply has nothing cleaned up.
+        abort = getattr(store, "abort_incomplete_uploads", None)
+        if abort is None:
+            continue
+        try:
+            aborted += abort(started_before)
+        except RebuilderError as exc:  # e.g. no s3:ListBucketMultipartUploads permission
+            log.warning("publish: could not clean up incomplete uploads in %s: %s", store.url, exc)
+    return aborted

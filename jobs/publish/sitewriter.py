@@ -12,7 +12,9 @@ others as kept; a publish writes only the files whose content digest changed, in
 leaves first (build files, package pages and feeds, static assets), then the lists that
 link to them, then the suite pages, then the dashboard and index last; only then are
 vanished files deleted (everything that linked to them has been rewritten by then) and the
-new manifest written.
+new manifest written. Every page links the stylesheet and the dashboard (`index.html`): the
+static assets are written before anything else, and a first publish (no dashboard yet)
+writes a placeholder dashboard right after them, replaced by the real one at the end.
 
 Killed at any instant: before writing or deleting anything, the keys about to change are
 listed in `site/_pending.json`; the next run reads them as unknown (rewritten even if
@@ -48,6 +50,13 @@ MANIFEST_SCHEMA = "rebuilder.site-manifest/2"
 RESERVED = frozenset({MANIFEST, PENDING, LEGACY_MANIFEST})
 PARQUET = "application/vnd.apache.parquet"
 HTML = "text/html; charset=utf-8"
+STATIC_PREFIX = "static/"
+DASHBOARD = "index.html"
+# What `index.html` says while the first publish is still writing the pages that link it.
+PLACEHOLDER = (b'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Rebuilder</title>'
+               b'<link rel="stylesheet" href="static/style.css"></head>\n<body><main><h1>Rebuilder</h1>'
+               b"<p>The first publish is still running; this page shows its results once it is done.</p>"
+               b"</main></body></html>\n")
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
 CSS = "text/css; charset=utf-8"
@@ -262,6 +271,11 @@ def _put_one(store: Store, source: Store, prefix: str, file: SiteFile) -> bool:
     return True
 
 
+def _rank(file: SiteFile) -> int:
+    """The write step of a file's tier; static assets go first of all."""
+    return -1 if file.key.startswith(STATIC_PREFIX) else int(file.tier)
+
+
 def _each(items: Iterable[object], call: Callable[[object], object], writers: int) -> list[object]:
     """`call` on every item, up to `writers` at once; the first error stops what has not started."""
     items = list(items)
@@ -299,10 +313,15 @@ def write_site(store: Store, site: Site, prefix: str = "site/", *, force: bool =
     # Step by step: a tier's files only link to files of earlier tiers, and within a tier the
     # files new to the site go first (an existing page may be about to link them). Files of
     # one step are independent of each other, so they are written concurrently.
-    steps: dict[tuple[Tier, bool], list[SiteFile]] = {}
-    for file in sorted(changed, key=lambda f: (f.tier, f.key in old.files, f.key)):
-        steps.setdefault((file.tier, file.key in old.files), []).append(file)
+    # Static assets (linked by every page) come before everything else.
+    steps: dict[tuple[int, bool], list[SiteFile]] = {}
+    for file in sorted(changed, key=lambda f: (_rank(f), f.key in old.files, f.key)):
+        steps.setdefault((_rank(file), file.key in old.files), []).append(file)
+    first_publish = DASHBOARD in site.files and DASHBOARD not in old.files
     for files in steps.values():
+        if first_publish and _rank(files[0]) >= 0:  # the static assets have landed: pages may link them
+            store.put(prefix + DASHBOARD, PLACEHOLDER, content_type=HTML)
+            first_publish = False
         landed = _each(files, lambda f: _put(store, site.source, prefix, f), writers)  # type: ignore[arg-type]
         for file, ok in zip(files, landed):
             if not ok:

@@ -10,11 +10,17 @@ Each job is two lines for the operator (`jobs.core.progress.line`): `claimed <pk
 (<job id>, attempt N)` and `<pkg> <version>: GOOD in 12.3 s` (BAD or FAIL with the reason).
 A store nothing was ever synced into is said once (`no package state in <store>: run
 `rebuilder sync` first`); with `once` it is a `NothingSynced` error (transient: exit 75).
+A worker that was SIGKILLed cannot remove its build directory; the next worker of that name
+removes what it left under `<work_dir>/<name>/builds/` when it starts (holding a lock there
+while it runs, so two processes with one name never remove each other's builds).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import os
 import random
 import shutil
 import threading
@@ -87,12 +93,14 @@ class Worker:
         check_backends(self.backends)
         self.leases = Leases(self.store, ttl=self.config.lease.ttl, clock_skew=self.config.lease.clock_skew)
         self._queue_missing = False  # the last queue read found no queue at all
+        self._builds_lock: int | None = None
 
     def run(self, *, once: bool = False, until_idle: bool = False, max_jobs: int | None = None) -> WorkStats:
         """Work until stopped; `once`: one job at most; `until_idle`: until nothing is claimable."""
         stats = WorkStats()
         enrol(self.store, self.identity, self.worker_config.signup_secret)
         said = False
+        self._remove_stale_builds()
         while not self.stop.is_set():
             claim = self.next_claim()
             if claim is None:
@@ -179,6 +187,36 @@ class Worker:
             if bid in stats.cancelled:
                 progress.line(f"{what}: stopped after {took()}, claim released")
             shutil.rmtree(workdir, ignore_errors=True)
+
+    def __del__(self) -> None:
+        if getattr(self, "_builds_lock", None) is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._builds_lock)  # type: ignore[arg-type]
+
+    def _remove_stale_builds(self) -> None:
+        """Remove build directories a killed run of this worker left, unless another process runs it."""
+        if self._builds_lock is not None:
+            return  # done when this worker object first ran; it holds the lock
+        builds = self.identity.directory / "builds"
+        try:
+            fd = os.open(self.identity.directory / "builds.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            log.warning("cannot lock %s: %s; stale builds are kept", builds, exc)
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)  # another process runs a worker of this name: those builds may be live
+            return
+        self._builds_lock = fd  # held until the process exits
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            for entry in os.scandir(builds):
+                log.info("removing %s, left by a worker that was killed", entry.path)
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
 
     def _watch(self, keeper: LeaseKeeper, cancel: threading.Event) -> None:
         # proc.run watches one event: fire it when the claim is lost or the worker must stop.

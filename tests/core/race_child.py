@@ -63,4 +63,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    from jobs.core.shutdown import exit_process
+
     main()
+    exit_process(0)  # as the console scripts end: pyarrow's pool threads cannot abort the exit

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import signal
+import subprocess
 import sys
 import textwrap
 import threading
@@ -247,3 +249,109 @@ def test_failing_log_kills_the_group_and_raises(tmp_path: Path) -> None:
             log=FullDisk(), timeout=30, kill_grace=GRACE)
     assert time.monotonic() - started < SLACK
     assert not alive(read_pids(pid)[0])
+
+
+# A build's tree of the kinds that escape a process-group kill: a background child, a child in a
+# session of its own (setsid), and a daemon that double-forked and called setsid(). Each writes its
+# own pid; the command itself then waits in the foreground.
+TREE = """
+pids="$1"
+sleep 300 & echo $! >> "$pids"
+setsid sh -c 'echo $$ >> "$1"; exec sleep 300' _ "$pids" &
+{py} -c '
+import os, sys, time
+if os.fork(): os._exit(0)
+os.setsid()
+if os.fork(): os._exit(0)
+open(sys.argv[1], "a").write("%d\\n" % os.getpid())
+os.close(1); os.close(2)
+time.sleep(300)
+' "$pids"
+echo $$ >> "$pids"
+{tail}
+"""
+
+
+def tree(tmp_path: Path, tail: str) -> tuple[list[str], Path]:
+    pids = tmp_path / "pids"
+    path = tmp_path / "tree.sh"
+    path.write_text(TREE.format(py=PY, tail=tail))
+    return ["sh", str(path), str(pids)], pids
+
+
+def wait_for_pids(path: Path, n: int, timeout: float = 30.0) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and len(read_pids(path)) >= n:
+            return read_pids(path)
+        time.sleep(0.05)
+    raise AssertionError(f"the tree did not start: {path.read_text() if path.exists() else 'no pids'}")
+
+
+def wait_all_dead(pids: list[int], timeout: float) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
+        time.sleep(0.05)
+    return [p for p in pids if alive(p)]
+
+
+def test_descendants_in_other_sessions_are_killed_after_a_normal_exit(tmp_path: Path) -> None:
+    argv, pids = tree(tmp_path, "exit 0")
+    r = run(argv, log=tmp_path / "log", timeout=60, kill_grace=GRACE)
+    assert r.ok
+    assert len(read_pids(pids)) == 4
+    assert wait_all_dead(read_pids(pids), 0) == []  # all gone when run() returns
+
+
+def test_a_timeout_kills_descendants_in_other_sessions(tmp_path: Path) -> None:
+    argv, pids = tree(tmp_path, "sleep 300")
+    r = run(argv, log=tmp_path / "log", timeout=2, kill_grace=GRACE)
+    assert r.timed_out and r.signal == signal.SIGTERM
+    assert len(read_pids(pids)) == 4
+    assert wait_all_dead(read_pids(pids), 0) == []
+
+
+RUNNER = """
+import sys
+from pathlib import Path
+from jobs.core.proc import run
+run(sys.argv[2:], log=Path(sys.argv[1]), timeout=600, kill_grace=30)
+"""
+
+
+@pytest.mark.parametrize("victim", ["caller", "reaper"])
+def test_the_tree_dies_with_a_sigkilled_caller(tmp_path: Path, victim: str) -> None:
+    """A process running proc.run (a worker) is SIGKILLed mid-build: within seconds no process of
+    the build's tree is left, the ones in other sessions included. If instead the reaper itself is
+    SIGKILLed (say by the OOM killer) the command's leader still dies with it (PDEATHSIG); its
+    descendants are then beyond reach, the documented limit."""
+    from jobs.core.reaper import descendants
+
+    argv, pids = tree(tmp_path, "sleep 300")
+    caller = subprocess.Popen([PY, "-c", RUNNER, str(tmp_path / "log"), *argv], cwd=Path(__file__).parents[2])
+    everything: list[int] = []
+    try:
+        started = wait_for_pids(pids, 4)
+        everything = descendants(caller.pid)
+        reaper = next(p for p in everything if b"reaper.py" in Path(f"/proc/{p}/cmdline").read_bytes())
+        assert set(started) <= set(everything)
+        (leader,) = [p for p in everything if _ppid(p) == reaper and b"tree.sh" in Path(f"/proc/{p}/cmdline").read_bytes()]
+        os.kill(caller.pid if victim == "caller" else reaper, signal.SIGKILL)
+        if victim == "caller":
+            assert wait_all_dead(everything, 5) == []
+        else:
+            assert wait_all_dead([reaper, leader], 5) == []
+    finally:
+        caller.kill()
+        caller.wait()
+        # With the reaper SIGKILLed, what is below the leader is beyond its reach (the documented
+        # limit): the test cleans up after itself.
+        for pid in (read_pids(pids) if pids.exists() else []) + everything:
+            with contextlib.suppress(OSError):  # only our own sleepers, never a reused pid
+                if b"300" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    os.kill(pid, signal.SIGKILL)
+
+
+def _ppid(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_bytes()
+    return int(stat[stat.rfind(b")") + 2:].split()[1])

@@ -239,3 +239,84 @@ def test_s3_unreachable_endpoint_is_transient(monkeypatch):
     with pytest.raises(StoreUnavailable) as exc:
         store.get("k")
     assert exc.value.transient and exc.value.key == "k"
+
+
+class _Broken(io.RawIOBase):
+    """A body that fails after `good` bytes, as a dying upstream stream does."""
+
+    def __init__(self, good: int) -> None:
+        self.left = good
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        if self.left <= 0:
+            raise ConnectionResetError("upstream went away")
+        n = min(len(buf), self.left)
+        buf[:n] = b"x" * n
+        self.left -= n
+        return n
+
+
+def _incomplete(store) -> list[str]:
+    """The unfinished writes a store holds: open multipart uploads, or temporary files."""
+    if isinstance(store, S3Store):
+        resp = store.client.list_multipart_uploads(Bucket=store.bucket, Prefix=store.prefix + "/")
+        return [u["Key"] for u in resp.get("Uploads", [])]
+    return os.listdir(store.root / ".rebuilder-tmp")
+
+
+def test_a_failed_streaming_put_leaves_no_incomplete_upload(store):
+    with pytest.raises((ConnectionResetError, StoreError)):  # the local store names the key
+        store.put("big/broken", io.BufferedReader(_Broken(CHUNK_SIZE + 1024)))
+    with pytest.raises(NotFound):
+        store.head("big/broken")
+    assert _incomplete(store) == []
+
+
+KILLED_WRITER = """
+import sys, time
+from jobs.core.store import open_store
+class Slow:
+    def __init__(self): self.sent = 0
+    def read(self, n):
+        if self.sent >= 2 * n:
+            time.sleep(600)  # stalls after two parts: killed here
+        self.sent += n
+        return b"y" * n
+open_store(sys.argv[1]).put("big/killed", Slow())
+"""
+
+
+def test_an_upload_killed_midway_is_aborted_by_the_cleanup(store_factory):
+    """A writer SIGKILLed in the middle of a streamed put cannot abort its own upload; the
+    cleanup publish runs aborts it once it is older than the threshold, and only then."""
+    import subprocess
+    import sys
+    import time
+    from datetime import datetime, timedelta, timezone
+    from pathlib import Path
+
+    url = store_factory.url()
+    store = open_store(url)
+    child = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, url], env=store_factory.env(),
+                             cwd=Path(__file__).parents[2])
+    try:
+        deadline = time.monotonic() + 60
+        while not _incomplete(store):
+            assert child.poll() is None and time.monotonic() < deadline, "the upload never started"
+            time.sleep(0.1)
+        time.sleep(1)  # let the second part land
+    finally:
+        child.kill()
+        child.wait()
+    assert len(_incomplete(store)) == 1
+    now = datetime.now(timezone.utc)
+    assert store.abort_incomplete_uploads(now - timedelta(hours=1)) == 0  # too young: may be in progress
+    assert len(_incomplete(store)) == 1
+    assert store.abort_incomplete_uploads(now + timedelta(minutes=1)) == 1
+    assert _incomplete(store) == []
+    with pytest.raises(NotFound):
+        store.head("big/killed")
+    store.put("big/killed", b"later writes are fine")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -101,3 +102,64 @@ def test_a_store_failing_while_the_worker_reports_releases_the_claim_at_once(sto
     summary = scenario.publish(store)
     assert [a.row.worker_name for a in summary.state.accepted] == ["w2"] and summary.state.rejected == []
     assert_nothing_lost_or_duplicated(store)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 512 KiB file system of its own (tmpfs): a real ENOSPC, without filling the machine's disk."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k,nr_inodes=4096", "tmpfs", str(mount)],
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        from tests.tools import missing
+        missing("a tmpfs mount (needs root)", res.stderr.strip() or "mount failed")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_leaves_no_temporary_files_in_the_local_store_and_no_wrong_etag(small_disk):
+    """Writes into a local store on a full file system fail with a one-line error naming the key;
+    whatever failed (the data, a streamed body, only the sidecar), no temporary file is left and
+    every object still readable has the ETag of its bytes."""
+    import hashlib
+    import io
+
+    from jobs.core.store import LocalStore, StoreError
+
+    store = LocalStore(small_disk / "store", fsync=False)
+
+    def free_pages() -> int:
+        return os.statvfs(small_disk).f_bavail
+
+    def put(key: str, data: bytes) -> StoreError | None:
+        try:
+            store.put(key, data, content_type="text/plain")
+        except StoreError as exc:
+            assert exc.key == key and "No space left on device" in str(exc), exc
+            assert os.listdir(small_disk / "store" / ".rebuilder-tmp") == [], "a temporary file was left"
+            return exc
+        return None
+
+    # The data itself no longer fits.
+    i = 0
+    while put(f"obj/{i:03d}", bytes([i % 256]) * 16 * 1024) is None:
+        i += 1
+    # A streamed body that stops fitting half way.
+    with pytest.raises(StoreError, match="No space left"):
+        store.put("obj/streamed", io.BufferedReader(io.BytesIO(b"s" * (1 << 20))))
+    assert os.listdir(small_disk / "store" / ".rebuilder-tmp") == []
+    # The data fits but its sidecar does not: one page left (1-byte objects take a page of data
+    # and a page of sidecar; an empty one only the sidecar's).
+    while free_pages() > 1:
+        assert put(f"obj/{i:03d}", b"x" if free_pages() > 2 else b"") is None
+        i += 1
+    assert free_pages() == 1
+    exc = put("obj/last", b"y")
+    assert exc is not None and "metadata" in str(exc)
+    for info in store.list("obj/"):
+        blob = store.get(info.key)
+        assert blob.etag == '"' + hashlib.md5(blob.data).hexdigest() + '"' == store.head(info.key).etag
+    assert store.get("obj/last").data == b"y"  # landed, its ETag computed from the bytes

@@ -11,7 +11,7 @@ from jobs.core.model import Status
 from jobs.core.store import LocalStore, StoreUnavailable
 from jobs.publish.sanitize import clean_report
 from jobs.publish.site import build_site
-from jobs.publish.sitewriter import MANIFEST_SCHEMA, Entry, Tier, read_manifest, write_site
+from jobs.publish.sitewriter import MANIFEST_SCHEMA, PLACEHOLDER, Entry, Tier, read_manifest, write_site
 from tests.faults import Fault, FaultyStore, Killed
 from tests.publish.sitefix import NOW, arch_world, sync_arch
 from tests.sync import alpm_builders as alpm
@@ -67,12 +67,14 @@ def test_first_publish_writes_tier_by_tier_and_the_manifest_last(world):
     stats = write_site(faulty, site)
     assert (stats.written, stats.deleted, stats.unchanged) == (len(site.files), 0, 0)
     order = puts(faulty)
-    assert order[0] == "_pending.json" and order[-1] == "_manifest.parquet" and len(order) == len(site.files) + 2
+    assert order[0] == "_pending.json" and order[-1] == "_manifest.parquet" and len(order) == len(site.files) + 3
     assert deletes(faulty) == ["_pending.json"]  # after the manifest
-    tiers = [site.files[k].tier for k in order[1:-1]]
+    # The static assets first, then a placeholder dashboard (every page links both), then tier by tier.
+    assert sorted(order[1:3]) == ["static/filter.js", "static/style.css"] and order[3] == "index.html"
+    tiers = [site.files[k].tier for k in order[4:-1]]
     assert tiers == sorted(tiers)
     assert order.index("packages/archlinux/bar.html") < order.index(f"{SUITE}/BAD.html") \
-        < order.index(f"{SUITE}/index.html") < order.index("index.html")
+        < order.index(f"{SUITE}/index.html") < len(order) - 1 - order[::-1].index("index.html")
     assert order.index("api/v0/builds/3/log") < order.index("api/v0/pkgs/list") < order.index("api/v0/dashboard")
     assert_published(world.store, site)
     assert read_manifest(world.store).files  # schema checked on read
@@ -261,8 +263,9 @@ def test_writes_of_one_step_run_concurrently_and_a_failure_stops_the_later_tiers
     with pytest.raises(StoreUnavailable):
         write_site(failing, site)
     tiers = {site.files[k].tier for _, k in ((op, key.removeprefix("site/")) for op, key in failing.landed)
-             if k in site.files}
+             if k in site.files and k != "index.html"}
     assert tiers == {Tier.LEAF}  # nothing that links to a leaf was written
+    assert world.store.get("site/index.html").data == PLACEHOLDER  # only the first publish's placeholder
     assert not any(k == "site/_manifest.parquet" for _, k in failing.landed)
     write_site(world.store, make_site(world))  # the next publish finishes it
     assert_published(world.store, make_site(world))
@@ -273,5 +276,32 @@ def test_one_writer_writes_in_key_order_and_publishes_the_same(world, tmp_path):
     serial = FaultyStore(LocalStore(tmp_path / "serial", fsync=False))
     write_site(serial, site, writers=1)
     order = puts(serial)[1:-1]
-    assert order == [f.key for f in sorted(site.files.values(), key=lambda f: (f.tier, False, f.key))]
+    static = sorted(k for k in site.files if k.startswith("static/"))
+    assert order == static + ["index.html"] + [  # the assets, the first publish's placeholder, the rest
+        f.key for f in sorted(site.files.values(), key=lambda f: (f.tier, False, f.key)) if f.key not in static]
     assert_published(serial.store, site)
+
+
+def _local_links(html: str) -> set[str]:
+    import re
+    return {m for m in re.findall(r'(?:href|src)="([^"#?]+)', html) if "://" not in m and not m.startswith("mailto:")}
+
+
+def test_killed_at_any_write_of_a_first_publish_no_page_links_a_missing_file(world, tmp_path):
+    """An interrupted first publish must not leave pages whose stylesheet or dashboard link is dead."""
+    import posixpath
+
+    site = make_site(world)
+    probe = FaultyStore(LocalStore(tmp_path / "probe", fsync=False))
+    write_site(probe, site, writers=1)
+    for kill_at in range(1, probe.writes + 1):
+        target = LocalStore(tmp_path / f"t-{kill_at}", fsync=False)
+        with pytest.raises(Killed):
+            write_site(FaultyStore(target, kill_at=kill_at, after=True), site, writers=1)
+        keys = {o.key.removeprefix("site/") for o in target.list("site/")}
+        for key in (k for k in keys if k.endswith(".html")):
+            page = target.get("site/" + key).data.decode()
+            for link in _local_links(page):
+                resolved = posixpath.normpath(posixpath.join(posixpath.dirname(key), link))
+                if resolved in ("static/style.css", "index.html"):
+                    assert resolved in keys, f"killed after write {kill_at}: {key} links {link}, not written yet"

@@ -5,6 +5,7 @@ Everything runs against the local store and a real SeaweedFS.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -223,3 +224,47 @@ def test_architecture_matching(arch, supported, ok):
                  queued_at=NOW, not_before=None, attempt=1, retries=0)
     assert buildable(job, ["test"], expand_architectures(supported)) is ok
     assert Status.GOOD  # the enum used in results
+
+
+def test_a_sigkilled_worker_takes_its_whole_build_with_it(tmp_path):
+    """`kill -9` of a worker mid-build: within seconds nothing of its backend is left, not even
+    processes that left the build's session (setsid, a double-forked daemon); the next start of a
+    worker of that name removes the build directory the dead one could not."""
+    from jobs.core.reaper import descendants
+    from tests.core.test_proc import TREE, wait_all_dead, wait_for_pids
+
+    store = open_store((tmp_path / "store").as_uri())
+    (row,) = synthetic_jobs(store, tmp_path, 1)
+    pids = tmp_path / "pids"
+    backend = tmp_path / "tree.sh"
+    backend.write_text("#!/bin/sh" + TREE.format(py=sys.executable, tail="sleep 300").replace('pids="$1"', f'pids="{pids}"'))
+    backend.chmod(0o755)
+    victim = subprocess.Popen([sys.executable, "-m", "tests.work.worker_child", store.url, str(tmp_path / "w"),
+                               "victim", str(backend), "600"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        started = wait_for_pids(pids, 4, timeout=60)
+        tree = descendants(victim.pid)
+        assert set(started) <= set(tree)
+        builds = tmp_path / "w" / "victim" / "builds"
+        assert [p.name for p in builds.iterdir()] == [f"{row.job_id}-1"]
+        os.kill(victim.pid, signal.SIGKILL)  # the worker alone, as the OOM killer would
+        victim.wait()
+        assert wait_all_dead(tree, 5) == []
+    finally:
+        victim.kill()
+        victim.wait()
+        for pid in read_pids_safely(pids):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert builds.exists() and list(builds.iterdir())  # what SIGKILL leaves
+    fast = script(tmp_path / "fast.sh", 'cp "$1" "$REBUILDERD_OUTDIR/"')
+    assert make_worker(store.url, tmp_path / "w", "victim", str(fast), 600).run(until_idle=True).built == []
+    assert list(builds.iterdir()) == []  # the claim is still the dead worker's; its directory is gone
+
+
+def read_pids_safely(path: Path) -> list[int]:
+    try:
+        return [int(p) for p in path.read_text().split()]
+    except (OSError, ValueError):
+        return []

@@ -107,6 +107,14 @@ class Store(Protocol):
     def delete(self, key: str) -> None:
         """Remove an object; deleting an absent key is not an error."""
 
+    def abort_incomplete_uploads(self, started_before: datetime) -> int:
+        """Abort the writes under this store's prefix begun before `started_before` and never finished.
+
+        A writer killed mid-upload (SIGKILL, power loss) cannot clean up: on S3 its multipart
+        upload stays open and its parts are billed until aborted; in a local store its
+        temporary file stays. Returns how many were aborted.
+        """
+
 
 def put_new(store: Store, key: str, body: bytes, *, content_type: str | None = None,
             content_encoding: str | None = None) -> str:

@@ -7,9 +7,14 @@ stripe, checks its precondition against the current ETag, and `rename`s into pla
 Readers never lock; `rename` lets them see the old or the new object, never a mix.
 
 Metadata that S3 keeps beside an object (ETag, Content-Type, Content-Encoding) lives in
-a sidecar under `.rebuilder-meta/`. The sidecar records the data file's identity
-(inode, size, mtime, ctime); when they disagree (a crash between the two renames, or a
-file edited by hand) the ETag is recomputed from the bytes, so it is never wrong.
+a sidecar under `.rebuilder-meta/`. The sidecar records the data file's identity (inode,
+size, mtime, ctime) as a fast check. When that differs, the bytes decide: the sidecar still
+holds if its ETag is the MD5 of what the file holds now, and its identity is then brought up
+to date. A store copied with `cp -a`, `rsync -a` or `tar`, or a file `chmod`ed, changes the
+identity but not the bytes, so it keeps its Content-Type and Content-Encoding; a crash
+between the two renames or a file edited by hand changes the bytes, so the ETag is the MD5
+of the bytes and never wrong. Without a usable sidecar (say, a copy without the dot
+directories) the Content-Type is guessed from the key's extension, as static web servers do.
 """
 
 from __future__ import annotations
@@ -18,13 +23,14 @@ import errno
 import fcntl
 import hashlib
 import json
+import mimetypes
 import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 from jobs.core.store.base import (
     CHUNK_SIZE,
@@ -72,15 +78,46 @@ class LocalStore:
     def _meta_path(self, key: str) -> Path:
         return self.root / _META / (key + ".json")
 
-    def _read_meta(self, key: str, st: os.stat_result) -> dict | None:
+    def _read_meta(self, key: str, st: os.stat_result, digest: Callable[[], str], *,
+                   refresh: bool = True) -> tuple[dict | None, str]:
+        """The sidecar if it describes the bytes whose stat is `st`, and the ETag of those bytes.
+
+        `digest` computes the quoted MD5 of the bytes; it is called only when the recorded
+        identity differs from `st` (a copied, restored or `chmod`ed file, or a stale sidecar).
+        """
         try:
             meta = json.loads(self._meta_path(key).read_bytes())
         except (OSError, ValueError):
-            return None
-        return meta if meta.get("fingerprint") == _fingerprint(st) else None
+            meta = None
+        if not isinstance(meta, dict) or not isinstance(meta.get("etag"), str):
+            return None, digest()
+        if meta.get("fingerprint") == _fingerprint(st):
+            return meta, meta["etag"]
+        etag = digest()
+        if etag != meta["etag"]:
+            return None, etag  # other bytes than the sidecar was written for
+        if refresh:
+            self._refresh_meta(key, st, meta)
+        return meta, etag
+
+    def _refresh_meta(self, key: str, st: os.stat_result, meta: dict) -> None:
+        """Record the new identity of unchanged bytes, so the next read need not hash them again."""
+        path = self.root / key
+        try:
+            with self._lock(key):
+                now = os.stat(path)
+                current = json.loads(self._meta_path(key).read_bytes())
+                # Only if neither the file we hashed nor the sidecar we checked changed meanwhile.
+                if _fingerprint(now) != _fingerprint(st) or current != meta:
+                    return
+                self._write_meta(key, {**meta, "fingerprint": _fingerprint(now)}, "head")
+        except (OSError, ValueError, StoreError):
+            pass  # a read-only copy of a store is still served, it just hashes again next time
 
     def _info(self, key: str, st: os.stat_result, meta: dict | None, etag: str | None) -> ObjectInfo:
-        meta = meta or {}
+        if meta is None:
+            # No metadata for these bytes: guess the type from the extension, as a web server would.
+            meta = {"content_type": _guess_type(key)}
         return ObjectInfo(
             key=key, size=st.st_size, etag=etag,
             last_modified=datetime.fromtimestamp(st.st_mtime, timezone.utc),
@@ -103,8 +140,7 @@ class LocalStore:
         with self._open_existing(key, "get") as f:
             st = os.fstat(f.fileno())
             data = f.read()
-        meta = self._read_meta(key, st)
-        etag = meta["etag"] if meta else '"' + hashlib.md5(data, usedforsecurity=False).hexdigest() + '"'
+        meta, etag = self._read_meta(key, st, lambda: '"' + hashlib.md5(data, usedforsecurity=False).hexdigest() + '"')
         return Blob(data, self._info(key, st, meta, etag))
 
     def open(self, key: str) -> BinaryIO:
@@ -115,8 +151,7 @@ class LocalStore:
         """Metadata of an object, recomputing the ETag only if the sidecar is stale."""
         with self._open_existing(key, "head") as f:
             st = os.fstat(f.fileno())
-            meta = self._read_meta(key, st)
-            etag = meta["etag"] if meta else _md5_file(f)
+            meta, etag = self._read_meta(key, st, lambda: _md5_file(f))
         return self._info(key, st, meta, etag)
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
@@ -180,6 +215,27 @@ class LocalStore:
             if self.fsync:
                 _fsync_dir(path.parent)
 
+    def abort_incomplete_uploads(self, started_before: datetime) -> int:
+        """Remove temporary files of writes that were killed before they finished."""
+        cutoff = started_before.timestamp()
+        removed = 0
+        try:
+            entries = list(os.scandir(self.root / _TMP))
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            try:
+                # A live writer's file keeps a fresh mtime: every write() updates it.
+                if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed += 1
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise StoreError(f"cannot remove a stale temporary file: {exc.strerror}", op="abort_incomplete",
+                                 key=entry.name, store=self.url) from exc
+        return removed
+
     def _write(self, key: str, body: Body, op: str, expect: str | None,
                content_type: str | None, content_encoding: str | None) -> str:
         path = self._path(key, op)
@@ -198,14 +254,25 @@ class LocalStore:
                 st = os.stat(path)
                 meta = {"etag": etag, "fingerprint": _fingerprint(st),
                         "content_type": content_type, "content_encoding": content_encoding}
-                meta_tmp = self.root / _TMP / f"m-{secrets.token_hex(8)}"
-                meta_tmp.write_bytes(json.dumps(meta).encode())
-                self._install(meta_tmp, self._meta_path(key), op, key)
+                self._write_meta(key, meta, op)
                 if self.fsync:
                     _fsync_dir(path.parent)
         finally:
             tmp.unlink(missing_ok=True)
         return etag
+
+    def _write_meta(self, key: str, meta: dict, op: str) -> None:
+        """Replace the sidecar of `key` (the caller holds the key's lock); no temporary file is left."""
+        meta_tmp = self.root / _TMP / f"m-{secrets.token_hex(8)}"
+        try:
+            try:
+                with open(meta_tmp, "xb") as f:
+                    f.write(json.dumps(meta).encode())
+            except OSError as exc:  # ENOSPC, EDQUOT, EIO: the data file is in place, its sidecar is stale
+                raise StoreError(f"cannot write metadata: {exc.strerror}", op=op, key=key, store=self.url) from exc
+            self._install(meta_tmp, self._meta_path(key), op, key)
+        finally:
+            meta_tmp.unlink(missing_ok=True)
 
     def _spool(self, body: Body, op: str, key: str) -> tuple[Path, str]:
         """Write the body to a temporary file, hashing as it goes (bounded memory)."""
@@ -226,6 +293,9 @@ class LocalStore:
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise StoreError(f"cannot write: {exc.strerror}", op=op, key=key, store=self.url) from exc
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # the body failed (a broken stream, an interrupt): nothing is left
+            raise
         return tmp, f'"{md5.hexdigest()}"'
 
     def _install(self, tmp: Path, path: Path, op: str, key: str) -> None:
@@ -242,8 +312,8 @@ class LocalStore:
         try:
             with open(path, "rb") as f:
                 st = os.fstat(f.fileno())
-                meta = self._read_meta(key, st)
-                return meta["etag"] if meta else _md5_file(f)
+                # The caller holds the key's lock: no refresh here, it would take it again.
+                return self._read_meta(key, st, lambda: _md5_file(f), refresh=False)[1]
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
 
@@ -256,6 +326,13 @@ class LocalStore:
             yield
         finally:
             os.close(fd)  # closing the descriptor releases the flock
+
+
+def _guess_type(key: str) -> str | None:
+    kind, encoding = mimetypes.guess_type(key, strict=False)
+    if kind is None or encoding is not None:
+        return None  # x.tar.gz is not "application/x-tar"; the bytes are what they are
+    return f"{kind}; charset=utf-8" if kind.startswith("text/") else kind
 
 
 def _md5_file(f: BinaryIO) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any, BinaryIO
 
 import boto3
@@ -234,6 +235,27 @@ class S3Store:
                        Key=self._full(key, "delete"))
         except NotFound:
             pass
+
+    def abort_incomplete_uploads(self, started_before: datetime) -> int:
+        """Abort the multipart uploads under this store's prefix initiated before `started_before`."""
+        full = f"{self.prefix}/" if self.prefix else ""
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": full}
+        aborted = 0
+        while True:
+            resp = self._call("abort_incomplete", None, self.client.list_multipart_uploads, **kwargs)
+            for upload in resp.get("Uploads", []):
+                if upload["Initiated"] >= started_before:
+                    continue  # may still be in progress
+                try:
+                    self._call("abort_incomplete", upload["Key"][len(full):], self.client.abort_multipart_upload,
+                               Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                except NotFound:
+                    continue  # finished or aborted meanwhile
+                aborted += 1
+            if not resp.get("IsTruncated"):
+                return aborted
+            kwargs["KeyMarker"] = resp.get("NextKeyMarker", "")
+            kwargs["UploadIdMarker"] = resp.get("NextUploadIdMarker", "")
 
     def _write(self, op: str, key: str, body: Body, cond: dict, content_type: str | None,
                content_encoding: str | None) -> str:
