@@ -51,6 +51,13 @@ def claim_key(job_id: str, attempt: int) -> str:
     return f"claims/{_job(job_id)}/{int(attempt)}.json"
 
 
+def lost_claim_key(job_id: str, attempt: int, key_id: str) -> str:
+    """A worker's signed notice that its live claim on an attempt was replaced (a takeover before expiry)."""
+    if not key_id.isalnum():
+        raise ValueError(f"not a key id: {key_id!r}")
+    return f"claims/{_job(job_id)}/{int(attempt)}.lost/{key_id}.json"
+
+
 def result_key(job_id: str, attempt: int) -> str:
     """The signed result of one attempt (create-only)."""
     return f"results/{_job(job_id)}/{int(attempt)}.json"

@@ -206,7 +206,7 @@ SELECT distro, architecture, source_name, source_version, build_id, status, prev
 FROM b WHERE (previous = 'GOOD' AND status IN ('BAD', 'FAIL')) OR (previous IS NULL AND status = 'BAD')
 ORDER BY built_at DESC, build_id LIMIT {MAX_REGRESSIONS}"""
 
-_FILES = """SELECT v0_id, build_id, log_key, diffoscope_key, diffoscope_html_key,
+_FILES = """SELECT v0_id, build_id, log_key, diffoscope_key, diffoscope_html_key, files,
     CASE WHEN countersigned THEN 'history/attestations/' || build_id || '.json'
          WHEN has_attestation THEN coalesce(attestation_key, '') END AS attestation_key
 FROM hist WHERE v0_id > $after OR list_contains($also, v0_id) ORDER BY v0_id"""
@@ -350,7 +350,11 @@ def build_files(con: duckdb.DuckDBPyConnection, *, after: int = 0, also: set[int
     The attestation is publish's countersigned one where it keeps one, else the worker's
     ("": only a countersigned one exists, being made in this run).
     """
-    return [BuildFiles(**d) for d in _dicts(con, _FILES, {"after": after, "also": sorted(also)})]
+    out = []
+    for d in _dicts(con, _FILES, {"after": after, "also": sorted(also)}):
+        d["digests"] = {f["key"]: f["sha256"] for f in d.pop("files") or ()}
+        out.append(BuildFiles(**d))
+    return out
 
 
 def last_build(con: duckdb.DuckDBPyConnection) -> int:

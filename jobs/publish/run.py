@@ -35,7 +35,7 @@ from jobs.publish.inputs import confine_build_keys, load_inputs
 from jobs.publish.job import PublishState, countersign, publish_state
 from jobs.publish.site import build_site
 from jobs.publish.sitewriter import WriteStats, read_manifest, write_site
-from jobs.publish.verify import trusted_workers
+from jobs.publish.verify import rejected_row, trusted_workers
 
 SITE_LOCK = "locks/publish-site.json"
 
@@ -126,6 +126,7 @@ def _publish(store: Store, config: RebuilderConfig, *, site_store: Store | None,
         inputs = load_inputs(store, now=now, history=history, facts=facts.table, queue=state.queue)
         previous = read_manifest(target, site_prefix)
         site = build_site(store, now=now, public_keys=state.public_keys, rebuilder_name=rebuilder_name,
+                          rejected=[rejected_row(r) for r in state.rejected],
                           worker_trust=trust, previous=previous, inputs=inputs)
         summary.site = write_site(target, site, prefix=site_prefix, previous=previous)
     finally:

@@ -12,14 +12,22 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from jobs.core.layout import claim_key, result_key
+from jobs.core.layout import claim_key, lost_claim_key, result_key
 from jobs.core.lease import Lease, LeaseHeld, Leases, LeaseState
 from jobs.core.model import JobRow
+from jobs.core.signing import sign_document
 from jobs.core.store import NotFound, Store
+
+if TYPE_CHECKING:
+    from jobs.work.identity import WorkerIdentity
+
+LOST_SCHEMA = "rebuilder.claim-lost/1"
 
 # Architecture names that mean the same machine (rebuilderd adds these both ways).
 _ALIASES = [{"x86_64", "amd64"}, {"aarch64", "arm64"}, {"i386", "i686", "x86"}, {"powerpc64", "ppc64"},
@@ -153,3 +161,23 @@ def _result_claim(store: Store, job: JobRow) -> tuple[str, str] | None:
     except (KeyError, TypeError):
         return ("", "")
 
+
+
+def report_lost(store: Store, leases: Leases, lease: Lease, identity: WorkerIdentity) -> str:
+    """Sign and store a notice that our claim was replaced while it was live; returns its key.
+
+    A takeover before expiry is what a hostile writer with worker credentials does (a plain
+    PUT over the claim); publish refuses the attempt's result from anybody else while a
+    trusted worker's notice says so (docs/trust.md).
+    """
+    job_id, attempt = lease.state.meta.get("job_id"), lease.state.meta.get("attempt")
+    current = leases.read(lease.key)
+    found = None
+    if current is not None and current[0] is not None:
+        found = {"holder": current[0].holder, "token": current[0].token, "generation": current[0].generation}
+    payload = {"schema": LOST_SCHEMA, "job_id": job_id, "attempt": attempt, "token": lease.state.token,
+               "expires_at": lease.state.expires_at, "noticed_at": time.time(), "found": found}
+    key = lost_claim_key(str(job_id), int(attempt), identity.key_id)  # type: ignore[arg-type]
+    store.put(key, json.dumps(sign_document(payload, identity.key), sort_keys=True).encode(),
+              content_type="application/json")
+    return key
