@@ -127,6 +127,7 @@ def package_json(row: PackageRow) -> dict[str, Any]:
     """One current package in v1 form."""
     return {**suite_json(row.suite), "name": row.name, "version": row.version,
             "artifact_architecture": row.artifact_architecture, "artifact_url": row.artifact_url,
+            "artifact_sha256": row.artifact_sha256,
             "source_name": row.source_name, "source_version": row.source_version, "status": row.status.value,
             "build_id": row.build_id, "v0_build_id": row.links.v0_id, "built_at": _ts(row.built_at),
             "has_diffoscope": row.links.has_diffoscope, "has_attestation": row.links.has_attestation,

@@ -59,7 +59,7 @@ FROM (SELECT build_id, unnest(artifacts, recursive := true) FROM hist) GROUP BY 
 
 CREATE TEMP TABLE cur AS
 SELECT DISTINCT distro, release, component, architecture, artifact_name AS name, artifact_version AS version,
-       artifact_architecture, artifact_url, source_name, source_version, job_id FROM state;
+       artifact_architecture, artifact_url, source_name, source_version, job_id, artifact_sha256 FROM state;
 
 -- The latest build of each current job (an aggregate, not a window over the whole history).
 CREATE TEMP TABLE latest AS
@@ -97,7 +97,7 @@ _HIST_LINKS = """v0_id, log_key IS NOT NULL AS has_log, diffoscope_key IS NOT NU
                  diffoscope_html_key IS NOT NULL AS has_diffoscope_html, has_attestation"""
 
 _PACKAGE_COLUMNS = f"""{_KEY}, name, version, artifact_architecture, artifact_url, source_name, source_version,
-    job_id, status, build_id, built_at, reason, failure_class, worker_name, {_LINKS}"""
+    job_id, status, build_id, built_at, reason, failure_class, worker_name, {_LINKS}, artifact_sha256"""
 
 _PACKAGES = f"""SELECT {_PACKAGE_COLUMNS}
 FROM pkgs ORDER BY {_ORDER}, name, version, artifact_architecture, artifact_url"""

@@ -81,6 +81,7 @@ class PackageRow:
     failure_class: FailureClass | None
     worker_name: str | None
     links: BuildLinks
+    artifact_sha256: str | None = None  # what the synced index records: a GOOD means this digest
 
     @property
     def page_url(self) -> str:

@@ -323,15 +323,28 @@ def _check_signed(store: Store, leases: Leases, trust: Trust, jobs: Mapping[str,
 
 
 def _check_notices(store: Store, trust: Trust, keys: list[str], row: ResultRow, token: str) -> None:
-    """Refuse the result if a trusted worker signed that this attempt's claim was taken from it while live."""
+    """Refuse the result if a trusted worker signed that this attempt's claim was taken from it while live.
+
+    Only notices stored under a trusted key id count. One that does not verify as that key's
+    notice was overwritten by somebody else: that counts too (fail closed), since whoever can
+    write there could otherwise erase the evidence with a plain PUT.
+    """
     for key in keys:
+        match = _LOST_KEY.fullmatch(key)
+        named = match.group(3) if match else ""
+        if named not in trust.keys:
+            continue  # not a trusted worker's: anyone can write noise here
         try:
             doc = json.loads(store.get(key).data[:MAX_NOTICE_BYTES + 1])
-            notice, by = verify_document(doc, trust.keys)
-        except (NotFound, SignatureError, ValueError, UnicodeDecodeError, RecursionError):
-            continue  # only a trusted worker's signed word counts; anyone can write garbage here
-        if not isinstance(notice, dict) or notice.get("schema") != LOST_SCHEMA or not key.endswith(f"/{by}.json"):
+            notice, by = verify_document(doc, {named: trust.keys[named]})
+            valid = isinstance(notice, dict) and notice.get("schema") == LOST_SCHEMA
+        except NotFound:
             continue
+        except (SignatureError, ValueError, UnicodeDecodeError, RecursionError):
+            valid, notice, by = False, {}, named
+        if not valid:
+            raise _Reject(Reason.CLAIM_TAKEN_OVER, f"the takeover notice {key} of worker {named[:16]} was "
+                                                   "overwritten by another writer")
         if notice.get("job_id") != row.job_id or notice.get("attempt") != row.attempt:
             continue
         if notice.get("token") == token and by == row.worker_key_id:

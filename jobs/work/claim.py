@@ -176,7 +176,7 @@ def report_lost(store: Store, leases: Leases, lease: Lease, identity: WorkerIden
     if current is not None and current[0] is not None:
         found = {"holder": current[0].holder, "token": current[0].token, "generation": current[0].generation}
     payload = {"schema": LOST_SCHEMA, "job_id": job_id, "attempt": attempt, "token": lease.state.token,
-               "expires_at": lease.state.expires_at, "noticed_at": time.time(), "found": found}
+               "expires_at": int(lease.state.expires_at), "noticed_at": int(time.time()), "found": found}
     key = lost_claim_key(str(job_id), int(attempt), identity.key_id)  # type: ignore[arg-type]
     store.put(key, json.dumps(sign_document(payload, identity.key), sort_keys=True).encode(),
               content_type="application/json")

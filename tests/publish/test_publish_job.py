@@ -154,7 +154,7 @@ def test_rejected_results_never_reach_the_history_nor_the_queue(store, tmp_path)
     (good, fail), worker = built(store, tmp_path, 2)
     stranger = generate_key()
     # A forged GOOD for the retry attempt publish is about to queue, and a replayed GOOD.
-    forged = forge(store, stranger, fail.job_id, holder=key_id(stranger.public_key()), attempt=2)
+    forged = forge(store, stranger, fail.job_id, holder=key_id(stranger.public_key()), attempt=2, queue=False)
     replayed = put_json(store, result_key(fail.job_id, 3), json.loads(store.get(result_key(good.job_id, 1)).data))
     state = publish_state(store, config_for(tmp_path, authorized=[worker.identity.public_key]), now=NOW)
     assert {r.key: r.reason for r in state.rejected} == {forged: Reason.UNKNOWN_KEY, replayed: Reason.REPLAYED}
