@@ -36,6 +36,11 @@ MAX_ATTESTATION_BYTES = 1 << 20
 _CHUNK = 1 << 20
 
 
+# The files a build uploads under its claim's prefix (jobs/work/report.py), by the result field naming each.
+_NAMES = {"log_key": "log", "diffoscope_key": "diffoscope.txt", "attestation_key": "attestation.json"}
+HTML_REPORT = "diffoscope.html"  # beside the text report, named by no field
+
+
 class Mismatch(Exception):
     """A result that does not match its job, its index digests or its files."""
 
@@ -71,6 +76,10 @@ def check_job(row: ResultRow, jobs: Mapping[str, JobRow]) -> JobRow:
 
 def check_digests(row: ResultRow, job: JobRow) -> dict[str, str]:
     """The index digest of each artifact; Mismatch if a GOOD artifact's differs or a GOOD build has a BAD one."""
+    if row.status not in (Status.GOOD, Status.BAD, Status.FAIL):
+        raise Mismatch("job-mismatch", f"{row.status.value} is not the outcome of a build (GOOD, BAD or FAIL)")
+    if any(a.status not in (Status.GOOD, Status.BAD) for a in row.artifacts):
+        raise Mismatch("job-mismatch", "an artifact's outcome must be GOOD or BAD")
     index = {a.name: (a.sha256 or "").lower() for a in job.artifacts}
     for art in row.artifacts:
         if art.status is Status.GOOD:
@@ -97,10 +106,14 @@ def check_files(store: Store, row: ResultRow, prefix: str) -> None:
         if not f.key.startswith(prefix) or "/" in f.key[len(prefix):] or f.key[len(prefix):] in ("", ".", ".."):
             raise Mismatch("files-outside-claim", f"file {_short(f.key)} is not directly under {prefix}")
         listed[f.key] = (f.sha256, f.size)
+        if f.key[len(prefix):] not in _NAMES.values() and f.key[len(prefix):] != HTML_REPORT:
+            raise Mismatch("file-mismatch", f"{_short(f.key)} is not a file a build uploads")
     for name in ("log_key", "diffoscope_key", "attestation_key"):
         value = getattr(row, name)
         if value is not None and not value.startswith(prefix):
             raise Mismatch("files-outside-claim", f"{name} {_short(value)} is not under {prefix}")
+        if value is not None and value != prefix + _NAMES[name]:
+            raise Mismatch("file-mismatch", f"{name} {_short(value)} is not {prefix}{_NAMES[name]}")
         if value is not None and value not in listed:
             raise Mismatch("file-mismatch", f"{name} {_short(value)} is not among the signed files")
     if row.log_key is None:
