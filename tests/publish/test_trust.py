@@ -293,3 +293,23 @@ def _wait_for(check, timeout: float = 30.0) -> None:
     while not check():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def test_the_rejected_list_is_bounded_and_escaped(tmp_path):
+    from datetime import timedelta
+
+    from jobs.core.store.local import LocalStore
+    from jobs.publish.rows import RejectedResult
+    from jobs.publish.site import MAX_REJECTED, build_site
+
+    store = LocalStore(tmp_path / "store", fsync=False)
+    rejected = [RejectedResult(key=f"results/{i:032x}/1.json", job_id=f"{i:032x}", attempt=1, worker_key_id="ab" * 32,
+                               reason="job-mismatch", detail=f"source_name '<script>alert({i})</script>'",
+                               at=NOW + timedelta(seconds=i)) for i in range(MAX_REJECTED + 50)]
+    site = build_site(store, now=NOW, public_keys={"current": []}, rebuilder_name="t", rejected=rejected)
+    feed = json.loads(site.files["api/v1/rejected.json"].data)
+    assert feed["count"] == MAX_REJECTED + 50 and feed["shown"] == len(feed["rejected"]) == MAX_REJECTED
+    assert feed["rejected"][0]["job_id"] == f"{MAX_REJECTED + 49:032x}"  # the most recent first
+    page = site.files["rejected.html"].data.decode()
+    assert "<script>" not in page and "&lt;script&gt;alert(249)" in page
+    assert f"the {MAX_REJECTED} most recent shown" in page
