@@ -51,11 +51,16 @@ def claim_key(job_id: str, attempt: int) -> str:
     return f"claims/{_job(job_id)}/{int(attempt)}.json"
 
 
-def lost_claim_key(job_id: str, attempt: int, key_id: str) -> str:
-    """A worker's signed notice that its live claim on an attempt was replaced (a takeover before expiry)."""
+CLAIM_NOTICES = ("lost", "done")
+
+
+def claim_notice_key(job_id: str, attempt: int, kind: str, key_id: str) -> str:
+    """A worker's signed word about its claim on an attempt: "lost" (replaced while live) or "done" (reported)."""
+    if kind not in CLAIM_NOTICES:
+        raise ValueError(f"not a claim notice: {kind!r}")
     if not key_id.isalnum():
         raise ValueError(f"not a key id: {key_id!r}")
-    return f"claims/{_job(job_id)}/{int(attempt)}.lost/{key_id}.json"
+    return f"claims/{_job(job_id)}/{int(attempt)}.{kind}/{key_id}.json"
 
 
 def result_key(job_id: str, attempt: int) -> str:

@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 
 MAX_ATTESTATION_BYTES = 1 << 20
 REBUILDER_KEYS = "history/rebuilder-keys.json"  # every public key publish countersigned with
-_CLAIM = re.compile(r"claims/([0-9a-f]{32})/([1-9][0-9]{0,8})(?:\.json|\.lost/[A-Za-z0-9]+\.json)")
+_CLAIM = re.compile(r"claims/([0-9a-f]{32})/([1-9][0-9]{0,8})(?:\.json|\.(?:lost|done)/[A-Za-z0-9]+\.json)")
 
 
 @dataclass

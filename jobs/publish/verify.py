@@ -12,8 +12,8 @@ it is stored under its own key (a copy under another job's or attempt's key is a
 a FAIL lists no artifacts → it matches the queued job (`matches.check_job`: queued, at this
 attempt, same distro, source, version and artifacts) and, for GOOD artifacts, the index's
 digests → the claim `claims/<job-id>/<attempt>.json` exists, carries the result's claim
-token and is held by the signer → no trusted worker has reported that claim taken from it
-while live (`claims/<job-id>/<attempt>.lost/<key-id>.json`) → every file it names is
+token and is held by the signer → no trusted worker signed that it held the attempt with
+another claim (`claims/<job-id>/<attempt>.{lost,done}/<key-id>.json`) → every file it names is
 signed, under the claim's `build_prefix`, and stored with the signed size and SHA-256 →
 a GOOD result's attestation is the signer's and names the index's digests. Rejections
 are listed with a reason code (`Reason`) for operators (the rejected-results feed); they
@@ -56,13 +56,13 @@ from jobs.publish.rows import RejectedResult
 # Payload schemas the worker writes (jobs/work/report.py, jobs/work/identity.py); the tests
 # check they are the same strings, so the two sides cannot drift apart silently.
 RESULT_SCHEMA = "rebuilder.result/2"
-LOST_SCHEMA = "rebuilder.claim-lost/1"
+NOTICE_SCHEMAS = {"lost": "rebuilder.claim-lost/1", "done": "rebuilder.claim-done/1"}
 MAX_NOTICE_BYTES = 64 << 10
 WORKER_SCHEMA = "rebuilder.worker/1"
 MAX_RESULT_BYTES = 1 << 20  # a result is a few KiB; anything near this is an attack or a bug
 MAX_ENROLMENT_BYTES = 64 << 10
 _RESULT_KEY = re.compile(r"results/([0-9a-f]{32})/([1-9][0-9]{0,8})\.json")
-_LOST_KEY = re.compile(r"claims/([0-9a-f]{32})/([1-9][0-9]{0,8})\.lost/([A-Za-z0-9]+)\.json")
+_NOTICE_KEY = re.compile(r"claims/([0-9a-f]{32})/([1-9][0-9]{0,8})\.(lost|done)/([A-Za-z0-9]+)\.json")
 NO_TRUST = ("no worker is trusted: set [worker] authorized_workers or [worker] signup_secret "
             "in rebuilderd.conf; until then no result is accepted")
 
@@ -267,7 +267,7 @@ def _lost_notices(store: Store) -> dict[tuple[str, int], list[str]]:
     """Keys of the workers' takeover notices, by (job id, attempt)."""
     found: dict[tuple[str, int], list[str]] = {}
     for info in store.list("claims/"):
-        match = _LOST_KEY.fullmatch(info.key)
+        match = _NOTICE_KEY.fullmatch(info.key)
         if match is not None and info.size <= MAX_NOTICE_BYTES:
             found.setdefault((match.group(1), int(match.group(2))), []).append(info.key)
     return found
@@ -323,34 +323,38 @@ def _check_signed(store: Store, leases: Leases, trust: Trust, jobs: Mapping[str,
 
 
 def _check_notices(store: Store, trust: Trust, keys: list[str], row: ResultRow, token: str) -> None:
-    """Refuse the result if a trusted worker signed that this attempt's claim was taken from it while live.
+    """Refuse the result if a trusted worker signed that it held this attempt with another claim.
 
-    Only notices stored under a trusted key id count. One that does not verify as that key's
-    notice was overwritten by somebody else: that counts too (fail closed), since whoever can
-    write there could otherwise erase the evidence with a plain PUT.
+    Notices are `claims/<job-id>/<attempt>.lost/<key-id>.json` (the claim was replaced while
+    live) and `.done/<key-id>.json` (the worker reported the attempt). Either says "this
+    attempt was mine, with token T": only that worker's result with T may be accepted. Only
+    notices under a trusted key id count. One that does not verify as that key's notice was
+    overwritten by somebody else: that counts too (fail closed), since whoever can write
+    there could otherwise erase the evidence with a plain PUT.
     """
     for key in keys:
-        match = _LOST_KEY.fullmatch(key)
-        named = match.group(3) if match else ""
-        if named not in trust.keys:
+        match = _NOTICE_KEY.fullmatch(key)
+        if match is None or match.group(4) not in trust.keys:
             continue  # not a trusted worker's: anyone can write noise here
+        kind, named = match.group(3), match.group(4)
         try:
             doc = json.loads(store.get(key).data[:MAX_NOTICE_BYTES + 1])
-            notice, by = verify_document(doc, {named: trust.keys[named]})
-            valid = isinstance(notice, dict) and notice.get("schema") == LOST_SCHEMA
+            notice, _ = verify_document(doc, {named: trust.keys[named]})
+            valid = isinstance(notice, dict) and notice.get("schema") == NOTICE_SCHEMAS[kind]
         except NotFound:
             continue
         except (SignatureError, ValueError, UnicodeDecodeError, RecursionError):
-            valid, notice, by = False, {}, named
+            valid, notice = False, {}
         if not valid:
-            raise _Reject(Reason.CLAIM_TAKEN_OVER, f"the takeover notice {key} of worker {named[:16]} was "
+            raise _Reject(Reason.CLAIM_TAKEN_OVER, f"the claim notice {key} of worker {named[:16]} was "
                                                    "overwritten by another writer")
         if notice.get("job_id") != row.job_id or notice.get("attempt") != row.attempt:
             continue
-        if notice.get("token") == token and by == row.worker_key_id:
-            continue  # its own claim: nothing was taken from the result's writer
-        raise _Reject(Reason.CLAIM_TAKEN_OVER, f"worker {by[:16]} reports its live claim on this attempt "
-                                               f"was replaced by another writer ({key})")
+        if notice.get("token") == token and named == row.worker_key_id:
+            continue  # its own claim
+        what = "its live claim on this attempt was replaced" if kind == "lost" else "it reported this attempt"
+        raise _Reject(Reason.CLAIM_TAKEN_OVER, f"worker {named[:16]} signed that {what} with another claim "
+                                               f"({key})")
 
 
 def _parse(payload: dict[str, Any]) -> tuple[ResultRow, str]:

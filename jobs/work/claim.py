@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from jobs.core.layout import claim_key, lost_claim_key, result_key
+from jobs.core.layout import claim_key, claim_notice_key, result_key
 from jobs.core.lease import Lease, LeaseHeld, Leases, LeaseState
 from jobs.core.model import JobRow
 from jobs.core.signing import sign_document
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from jobs.work.identity import WorkerIdentity
 
 LOST_SCHEMA = "rebuilder.claim-lost/1"
+DONE_SCHEMA = "rebuilder.claim-done/1"
 
 # Architecture names that mean the same machine (rebuilderd adds these both ways).
 _ALIASES = [{"x86_64", "amd64"}, {"aarch64", "arm64"}, {"i386", "i686", "x86"}, {"powerpc64", "ppc64"},
@@ -170,14 +171,28 @@ def report_lost(store: Store, leases: Leases, lease: Lease, identity: WorkerIden
     PUT over the claim); publish refuses the attempt's result from anybody else while a
     trusted worker's notice says so (docs/trust.md).
     """
-    job_id, attempt = lease.state.meta.get("job_id"), lease.state.meta.get("attempt")
     current = leases.read(lease.key)
     found = None
     if current is not None and current[0] is not None:
         found = {"holder": current[0].holder, "token": current[0].token, "generation": current[0].generation}
-    payload = {"schema": LOST_SCHEMA, "job_id": job_id, "attempt": attempt, "token": lease.state.token,
-               "expires_at": int(lease.state.expires_at), "noticed_at": int(time.time()), "found": found}
-    key = lost_claim_key(str(job_id), int(attempt), identity.key_id)  # type: ignore[arg-type]
+    return _notice(store, lease, identity, "lost", LOST_SCHEMA, expires_at=int(lease.state.expires_at), found=found)
+
+
+def report_done(store: Store, lease: Lease, identity: WorkerIdentity) -> str:
+    """Sign and store a receipt that we reported this attempt with our claim's token; returns its key.
+
+    Once a worker has reported it no longer renews, so nothing would expose a writer that
+    overwrites its released claim and its result; publish refuses any result of the attempt
+    but the one this receipt names (docs/trust.md).
+    """
+    return _notice(store, lease, identity, "done", DONE_SCHEMA)
+
+
+def _notice(store: Store, lease: Lease, identity: WorkerIdentity, kind: str, schema: str, **fields: object) -> str:
+    job_id, attempt = str(lease.state.meta.get("job_id")), int(lease.state.meta.get("attempt"))  # type: ignore[arg-type]
+    payload = {"schema": schema, "job_id": job_id, "attempt": attempt, "token": lease.state.token,
+               "noticed_at": int(time.time()), **fields}
+    key = claim_notice_key(job_id, attempt, kind, identity.key_id)
     store.put(key, json.dumps(sign_document(payload, identity.key), sort_keys=True).encode(),
               content_type="application/json")
     return key

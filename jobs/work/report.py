@@ -16,17 +16,22 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import logging
 import shutil
 import tempfile
 from pathlib import Path
 
+from jobs.core.errors import RebuilderError
 from jobs.core.layout import build_prefix, result_key
 from jobs.core.lease import Lease, LeaseKeeper, LeaseLost
 from jobs.core.model import FileDigest, JobRow, ResultRow, build_id, record_to_json
 from jobs.core.signing import sign_document
 from jobs.core.store import PreconditionFailed, Store, put_new
 from jobs.work.build import BuildOutcome
+from jobs.work.claim import report_done
 from jobs.work.identity import WorkerIdentity
+
+log = logging.getLogger(__name__)
 
 SCHEMA = "rebuilder.result/2"
 TEXT = "text/plain; charset=utf-8"
@@ -109,4 +114,8 @@ def upload(store: Store, keeper: LeaseKeeper, job: JobRow, outcome: BuildOutcome
         # somebody wrote it without holding the claim. Ours must not be reported either.
         keeper.taken_while_live = True
         raise LeaseLost(final.key, f"{key} already holds another result") from None
+    try:
+        report_done(store, final, identity)
+    except (OSError, RebuilderError) as exc:  # the result is stored; the receipt only guards it
+        log.warning("%s: could not store the done receipt: %s", key, exc)
     return row, final

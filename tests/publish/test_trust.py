@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from jobs.core.layout import build_prefix, claim_key, lost_claim_key, result_key
+from jobs.core.layout import build_prefix, claim_key, claim_notice_key, result_key
 from jobs.core.lease import Leases, LeaseState
 from jobs.core.model import ArtifactResult, JobRow, PackageStateRow, ResultRow, Status, build_id, job_id
 from jobs.core.queue import read_queue
@@ -252,7 +252,7 @@ def test_a_claim_overwritten_while_live_does_not_get_its_writer_published(store_
     stats = victim.run(once=True)
     thread.join()
     assert stats.lost == [f"{job.job_id}-1"] and stats.built == []
-    notice = lost_claim_key(job.job_id, 1, victim.identity.key_id)
+    notice = claim_notice_key(job.job_id, 1, "lost", victim.identity.key_id)
     assert json.loads(store.get(notice).data)["signed"]["found"]["holder"] == mallory.identity.key_id
     # The intruder's result is consistent with the claim it wrote: only the victim's notice exposes it.
     config = trusted(tmp_path, victim, mallory)
@@ -313,3 +313,23 @@ def test_the_rejected_list_is_bounded_and_escaped(tmp_path):
     page = site.files["rejected.html"].data.decode()
     assert "<script>" not in page and "&lt;script&gt;alert(249)" in page
     assert f"the {MAX_REJECTED} most recent shown" in page
+
+
+def test_a_finished_attempt_overwritten_before_publish_is_refused(store, tmp_path):
+    """After the honest worker reported and released, a plain PUT replaces its claim and its result.
+
+    The honest worker no longer renews, so only its signed done receipt exposes the swap.
+    """
+    (job,), honest = built(store, tmp_path, 1)
+    add_state(store, [job])
+    receipt = claim_notice_key(job.job_id, 1, "done", honest.identity.key_id)
+    assert json.loads(store.get(receipt).data)["signed"]["job_id"] == job.job_id
+    mallory = worker_for(store, tmp_path, "mallory")
+    key = claim_key(job.job_id, 1)
+    held, _ = Leases(store).read(key)
+    store.put(key, LeaseState(mallory.identity.key_id, "c" * 32, time.time(), time.time(), time.time() + 600,
+                              meta={"queue": held.meta.get("queue")}).to_bytes())
+    swapped = forged(store, mallory.identity, job, take_claim=False, reason="swapped")
+    summary = publish(store, trusted(tmp_path, honest, mallory), now=NOW)
+    check_refused(store, summary, swapped, Reason.CLAIM_TAKEN_OVER)
+    assert package_status(store, job.source_name) == "UNKWN"
