@@ -154,6 +154,7 @@ def _pkgs_table(rows: list[PackageRow]) -> pa.Table:
         "artifact_architecture": [r.artifact_architecture for r in rows],
         "artifact_url": [r.artifact_url for r in rows], "source_name": [r.source_name for r in rows],
         "source_version": [r.source_version for r in rows], "job_id": [r.job_id for r in rows],
+        "artifact_sha256": pa.array([r.artifact_sha256 for r in rows], pa.string()),
         "status": [r.status.value for r in rows], "build_id": [r.build_id for r in rows], "built_at": built_at,
         "worker_name": [r.worker_name for r in rows], "v0_id": pa.array([r.links.v0_id for r in rows], pa.int32()),
         "has_log": [r.links.has_log for r in rows], "has_diffoscope": [r.links.has_diffoscope for r in rows],

@@ -27,6 +27,7 @@ queued jobs, exactly what `publish_state` verifies and compacts.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import random
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ from jobs.core.model import (
     PACKAGE_STATE,
     Artifact,
     ArtifactResult,
+    FileDigest,
     JobRow,
     Priority,
     ResultRow,
@@ -222,34 +224,49 @@ def _history_columns(rnd: random.Random, rows: list[_Build], store: Store, worke
             {"name": n, "status": (Status.BAD if b.status is Status.BAD and i == 0 else Status.GOOD).value,
              "sha256": "0" * 64} for i, n in enumerate(s.binaries)]
         log_key = diffoscope_key = attestation_key = None
+        files = []
         if rnd.random() < log_fraction:
             prefix = f"builds/{bid}/tok{b.attempt}"
             log_key = f"{prefix}/log"
-            _gzip(store, log_key, f"build of {s.name} {b.version}\n" + LOG_TAIL)
+            files.append(_gzip(store, log_key, f"build of {s.name} {b.version}\n" + LOG_TAIL))
             counts["logs"] += 1
             if b.status is Status.BAD:
                 diffoscope_key = f"{prefix}/diffoscope.txt"
-                _gzip(store, diffoscope_key, f"--- a/{s.binaries[0]}\n+++ b/{s.binaries[0]}\n@@ -1 +1 @@\n")
+                files.append(_gzip(store, diffoscope_key,
+                                   f"--- a/{s.binaries[0]}\n+++ b/{s.binaries[0]}\n@@ -1 +1 @@\n"))
                 counts["diffoscope"] += 1
                 if rnd.random() < 0.5:
-                    _gzip(store, f"{prefix}/diffoscope.html", "<html><body>diff</body></html>")
+                    files.append(_gzip(store, f"{prefix}/diffoscope.html", "<html><body>diff</body></html>"))
                     counts["diffoscope_html"] += 1
             elif b.status is Status.GOOD:
                 attestation_key = f"{prefix}/attestation.json"
                 store.put(attestation_key, attestation, content_type="application/json")
+                files.append(_file(attestation_key, attestation))
                 counts["attestations"] += 1
         values = dict(build_id=bid, job_id=jid, attempt=b.attempt, distro=distro, architecture=arch,
                       source_name=s.name, source_version=b.version, status=b.status.value, reason=reason,
                       artifacts=artifacts, worker_key_id=kid, worker_name=f"builder-{b.attempt % 4}",
                       started_at=b.built_at - timedelta(minutes=7), built_at=b.built_at, log_key=log_key,
-                      diffoscope_key=diffoscope_key, attestation_key=attestation_key)
+                      diffoscope_key=diffoscope_key, attestation_key=attestation_key, files=files)
         for k, v in values.items():
             cols[k].append(v)
     return pa.Table.from_pydict(cols, schema=HISTORY.arrow)
 
 
-def _gzip(store: Store, key: str, text: str, content_type: str = "text/plain; charset=utf-8") -> None:
-    store.put(key, gzip.compress(text.encode(), mtime=0), content_type=content_type, content_encoding="gzip")
+def _gzip(store: Store, key: str, text: str, content_type: str = "text/plain; charset=utf-8") -> dict:
+    """Store `text` gzip-encoded; the file's entry as a worker signs it (`ResultRow.files`)."""
+    data = gzip.compress(text.encode(), mtime=0)
+    store.put(key, data, content_type=content_type, content_encoding="gzip")
+    return _file(key, data)
+
+
+def _file(key: str, data: bytes) -> dict:
+    return {"key": key, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+
+
+def _index_sha(binary: str, version: str) -> str:
+    """The sha256 the synthetic index records for an artifact."""
+    return hashlib.sha256(f"{binary} {version}".encode()).hexdigest()
 
 
 def _signed_link(worker: Ed25519PrivateKey) -> bytes:
@@ -305,7 +322,7 @@ def _queue(store: Store, current: dict[str, tuple[Source, int, Status | None]], 
             continue
         _, distro, release, component, arch, backend, _ = SUITES[s.suite]
         artifacts = tuple(Artifact(b, s.version, arch, f"https://mirror.example/pool/{b}_{s.version}",
-                                   component=component) for b in s.binaries)
+                                   sha256=_index_sha(b, s.version), component=component) for b in s.binaries)
         retry = last is not None
         jobs.append(JobRow(job_id=jid, backend=backend, architecture=arch, input_url=s.input_url(s.version),
                            distro=distro, releases=(release,), source_name=s.name, source_version=s.version,
@@ -323,7 +340,6 @@ def add_results(world: World, n: int, *, seed: int = 2) -> list[ResultRow]:
     store = world.store(fsync=False)
     kid = key_id(world.worker.public_key())
     leases = Leases(store, ttl=3600, clock_skew=30)
-    attestation = _signed_link(world.worker)
     rows = []
     for job in rnd.sample(world.queued, min(n, len(world.queued))):
         lease = leases.acquire(claim_key(job.job_id, job.attempt), kid, meta={"worker": "builder-new"})
@@ -331,18 +347,25 @@ def add_results(world: World, n: int, *, seed: int = 2) -> list[ResultRow]:
         prefix = build_prefix(job.job_id, job.attempt, token)
         r = rnd.random()
         status = Status.GOOD if r < 0.7 else Status.BAD if r < 0.85 else Status.FAIL
-        _gzip(store, f"{prefix}/log", f"build of {job.source_name}\n" + LOG_TAIL)
+        files = [_gzip(store, f"{prefix}/log", f"build of {job.source_name}\n" + LOG_TAIL)]
         attestation_key = diffoscope_key = None
         if status is Status.GOOD:
+            # What a worker attests: the products it rebuilt, with the index's digests.
+            link = sign_link({"_type": "link", "name": f"rebuild {job.artifacts[0].name}", "materials": {},
+                              "products": {a.name: {"sha256": a.sha256} for a in job.artifacts},
+                              "environment": {}, "byproducts": {}, "command": []}, world.worker)
+            data = json.dumps(link, sort_keys=True).encode()
             attestation_key = f"{prefix}/attestation.json"
-            store.put(attestation_key, attestation, content_type="application/json")
+            store.put(attestation_key, data, content_type="application/json")
+            files.append(_file(attestation_key, data))
         elif status is Status.BAD:
             diffoscope_key = f"{prefix}/diffoscope.txt"
-            _gzip(store, diffoscope_key, "--- a\n+++ b\n")
-        names = [a.name for a in job.artifacts]
+            files.append(_gzip(store, diffoscope_key, "--- a\n+++ b\n"))
         artifacts = () if status is Status.FAIL else tuple(
-            ArtifactResult(a, Status.BAD if status is Status.BAD and i == 0 else Status.GOOD, "1" * 64)
-            for i, a in enumerate(names))
+            ArtifactResult(a.name, Status.BAD if status is Status.BAD and i == 0 else Status.GOOD,
+                           "1" * 64 if status is Status.BAD and i == 0 else a.sha256)
+            for i, a in enumerate(job.artifacts))
+        names = [a.name for a in job.artifacts]
         reason = {Status.GOOD: None, Status.BAD: f"not reproducible: {names[0]} differs",
                   Status.FAIL: "download failed: 404 Not Found"}[status]
         row = ResultRow(build_id=f"{job.job_id}-{job.attempt}", job_id=job.job_id, attempt=job.attempt,
@@ -350,9 +373,10 @@ def add_results(world: World, n: int, *, seed: int = 2) -> list[ResultRow]:
                         source_version=job.source_version, status=status, reason=reason, artifacts=artifacts,
                         worker_key_id=kid, worker_name="builder-new", started_at=world.now,
                         built_at=world.now + timedelta(minutes=5), log_key=f"{prefix}/log",
-                        diffoscope_key=diffoscope_key, attestation_key=attestation_key)
+                        diffoscope_key=diffoscope_key, attestation_key=attestation_key,
+                        files=tuple(FileDigest(**f) for f in files))
         payload = {"schema": RESULT_SCHEMA, "result": record_to_json(row),
-                   "claim": {"token": token, "generation": lease.state.generation}}
+                   "claim": {"token": token, "generation": lease.state.generation, "queue": None}}
         store.put(result_key(job.job_id, job.attempt), json.dumps(sign_document(payload, world.worker)).encode(),
                   content_type="application/json")
         leases.release(lease, {"done": True})

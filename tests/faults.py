@@ -132,6 +132,9 @@ class FaultyStore:
         for f in firing:
             if f.when == "before":
                 self._act(f, "before", name, key)
+        # botocore rewinds a seekable body before it sends a request again: so does the resend below.
+        body = args[1] if len(args) > 1 else kwargs.get("body")
+        start = body.tell() if hasattr(body, "seek") and hasattr(body, "tell") else None
         try:
             result = target(*args, **kwargs)
         except Exception:
@@ -146,6 +149,8 @@ class FaultyStore:
         for f in firing:
             if f.when == "after":
                 if f.action == "lost_answer":
+                    if start is not None:
+                        body.seek(start)
                     with self._lock:
                         f.fired += 1
                     result = target(*args, **kwargs)

@@ -23,7 +23,7 @@ def _statement(policy: dict, sid: str) -> dict:
 
 def _writable(policy: dict, bucket: str, base: str = "") -> set[str]:
     write = _statement(policy, "WriteOwnPrefixes")
-    assert sorted(write["Action"]) == ["s3:DeleteObject", "s3:PutObject"]
+    assert "s3:PutObject" in write["Action"] and set(write["Action"]) <= {"s3:DeleteObject", "s3:PutObject"}
     head = f"arn:aws:s3:::{bucket}/{base}"
     assert all(r.startswith(head) and r.endswith("/*") for r in write["Resource"])
     return {r[len(head):-1] for r in write["Resource"]}
@@ -98,3 +98,10 @@ def test_public_read_is_the_site_only():
 def test_bad_arguments_are_refused(bad):
     with pytest.raises(ValueError):
         role_policy(*bad)
+
+
+def test_workers_may_not_delete():
+    """A worker credential cannot erase another worker's result, claim or takeover notice (docs/trust.md)."""
+    assert _statement(role_policy("worker", "b"), "WriteOwnPrefixes")["Action"] == ["s3:PutObject"]
+    for role in ("sync", "publish", "admin"):
+        assert "s3:DeleteObject" in _statement(role_policy(role, "b"), "WriteOwnPrefixes")["Action"]

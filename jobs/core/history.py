@@ -2,7 +2,7 @@
 
 Layout: `history/HEAD.json` is a pointer whose target is an immutable manifest
 `history/manifest-<name>.json` = `{"parts": ["history/part-<name>.parquet", ...]}`; each
-part is a `history/1` Parquet file of `HistoryRow`s. Publish appends a part and advances
+part is a `history/2` Parquet file of `HistoryRow`s. Publish appends a part and advances
 the pointer; sync reads the history to decide whether a job it sees was built before.
 """
 

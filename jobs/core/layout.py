@@ -51,6 +51,18 @@ def claim_key(job_id: str, attempt: int) -> str:
     return f"claims/{_job(job_id)}/{int(attempt)}.json"
 
 
+CLAIM_NOTICES = ("lost", "done")
+
+
+def claim_notice_key(job_id: str, attempt: int, kind: str, key_id: str) -> str:
+    """A worker's signed word about its claim on an attempt: "lost" (replaced while live) or "done" (reported)."""
+    if kind not in CLAIM_NOTICES:
+        raise ValueError(f"not a claim notice: {kind!r}")
+    if not key_id.isalnum():
+        raise ValueError(f"not a key id: {key_id!r}")
+    return f"claims/{_job(job_id)}/{int(attempt)}.{kind}/{key_id}.json"
+
+
 def result_key(job_id: str, attempt: int) -> str:
     """The signed result of one attempt (create-only)."""
     return f"results/{_job(job_id)}/{int(attempt)}.json"

@@ -200,6 +200,7 @@ class LeaseKeeper:
         self.interval = interval if interval is not None else leases.ttl / 3
         self.lost = threading.Event()
         self.reason: str | None = None
+        self.taken_while_live = False  # a renewal was refused while the lease was still safe: a takeover
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"lease-keeper {lease.key}", daemon=True)
 
@@ -221,6 +222,7 @@ class LeaseKeeper:
             try:
                 self.lease = self.leases.renew(self.lease)
             except LeaseLost as exc:
+                self.taken_while_live = self.leases.is_safe(self.lease)
                 self._lose(exc.reason)
                 return
             except StoreUnavailable as exc:

@@ -2,7 +2,7 @@
 
 Invariant 6 of the design: reads are public, writes are by role. Every role may list and
 read the whole store (it could read the published copy anyway); it may put and delete only
-under the prefixes `PREFIXES` names it a writer of. S3 conditional writes (`If-None-Match`,
+under the prefixes `PREFIXES` names it a writer of (workers only put: docs/trust.md). S3 conditional writes (`If-None-Match`,
 `If-Match`) need nothing beyond `s3:PutObject`, and multipart uploads are covered by it too.
 
     python -m jobs.core.policies --write infra/policies   # regenerate the committed files
@@ -57,7 +57,10 @@ def role_policy(role: str, bucket: str, prefix: str = "") -> dict:
         listing,
         {"Sid": "ReadStore", "Effect": "Allow", "Action": ["s3:GetObject"],
          "Resource": [f"arn:aws:s3:::{bucket}/{base}*"]},
-        {"Sid": "WriteOwnPrefixes", "Effect": "Allow", "Action": ["s3:PutObject", "s3:DeleteObject"],
+        {"Sid": "WriteOwnPrefixes", "Effect": "Allow",
+         # Workers never delete (publish prunes what they wrote): without DeleteObject a hostile
+         # worker credential cannot erase another worker's result, claim or takeover notice.
+         "Action": ["s3:PutObject"] if role == "worker" else ["s3:PutObject", "s3:DeleteObject"],
          "Resource": [f"arn:aws:s3:::{bucket}/{base}{p}*" for p in writes]},
     ]
     return {"Version": VERSION, "Statement": statements}

@@ -11,6 +11,12 @@ What repro-threshold does (docs/design.md#attestations-and-verification), for ea
 A file is verified when K rebuilders confirm it, counted by the key that signed, not by
 URL: two URLs of one rebuilder, or two rebuilders sharing a key, are one vote.
 
+A vote counts only when the attestation names the artifact digest of the distro's index
+(our v1 package feed publishes the `artifact_sha256` each rebuilder synced): a rebuilder
+whose signed GOOD names another digest than its own index says is not counted, and the
+output says that its GOOD contradicts the index (`contradicts-index`), whichever file is
+checked: a backdoored one it "confirms" or the genuine one. docs/trust.md explains why.
+
 Every way a rebuilder can fail to confirm is a `Reason`, so the output says why.
 """
 
@@ -43,6 +49,7 @@ class Reason(StrEnum):
 
     CONFIRMED = "confirmed"
     SAME_KEY = "same-key"  # confirmed, by a key another rebuilder's vote already counted
+    CONTRADICTS_INDEX = "contradicts-index"  # a signed GOOD naming another digest than the distro's index
     SHA256_MISMATCH = "sha256-mismatch"  # a valid attestation for this file name, another sha256
     BAD_SIGNATURE = "bad-signature"  # signed under one of its key ids, but the signature is wrong
     UNKNOWN_KEY = "unknown-key"  # signed, but by no key this rebuilder publishes
@@ -139,6 +146,7 @@ class _Candidates:
     attestations: list[str] = field(default_factory=list)  # site keys, best first, no repeats
     statuses: list[str] = field(default_factory=list)  # statuses of the matching listed packages
     other_versions: set[str] = field(default_factory=set)  # what the rebuilder lists under that name
+    index_sha256: set[str] = field(default_factory=set)  # the index digests the rebuilder synced for the file
 
     def add(self, key: str | None) -> None:
         if key and key not in self.attestations:
@@ -157,6 +165,8 @@ def _v1_candidates(rb: Rebuilder, pkg: LocalPackage) -> _Candidates:
                 continue
             if p.get("version") == pkg.version and p.get("artifact_architecture") == pkg.architecture:
                 found.statuses.append(p.get("status") or "UNKWN")
+                if isinstance(p.get("artifact_sha256"), str):
+                    found.index_sha256.add(p["artifact_sha256"].lower())
                 if p.get("status") == "GOOD":
                     found.add((p.get("files") or {}).get("attestation"))
             else:
@@ -198,7 +208,7 @@ def _v0_candidates(rb: Rebuilder, pkg: LocalPackage) -> _Candidates:
 
 # --- checking one attestation ---------------------------------------------------------------
 
-def _check_attestation(rb: Rebuilder, key: str, pkg: LocalPackage) -> Check:
+def _check_attestation(rb: Rebuilder, key: str, pkg: LocalPackage, index: set[str] | None = None) -> Check:
     url = rb.site.url(key)
     try:
         link = link_from_json(rb.site.text(key))
@@ -215,6 +225,9 @@ def _check_attestation(rb: Rebuilder, key: str, pkg: LocalPackage) -> Check:
         return Check(rb.url, Reason.NOT_A_PRODUCT, f"{pkg.filename} is not among its products ({listed})",
                      key_ids, url)
     expected = products[name].get("sha256")
+    if index and expected not in index:
+        return Check(rb.url, Reason.CONTRADICTS_INDEX, f"its signed GOOD names sha256 {expected}, but the distro "
+                     f"index it synced records {', '.join(sorted(index))}: not counted", key_ids, url)
     if expected != pkg.sha256:
         return Check(rb.url, Reason.SHA256_MISMATCH, f"the rebuilder reproduced sha256 {expected}, "
                      f"this file has {pkg.sha256}", key_ids, url)
@@ -229,7 +242,7 @@ def check_file(rb: Rebuilder, pkg: LocalPackage) -> Check:
         found = _v1_candidates(rb, pkg) if rb.distros is not None else _v0_candidates(rb, pkg)
         best: Check | None = None
         for key in found.attestations:
-            check = _check_attestation(rb, key, pkg)
+            check = _check_attestation(rb, key, pkg, found.index_sha256)
             if best is None or _RANK[check.reason] < _RANK[best.reason]:
                 best = check
             if check.confirmed:

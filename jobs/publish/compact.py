@@ -6,7 +6,7 @@ Layout (read by `jobs.core.history`):
     history/manifest-<name>.json         {"schema": "rebuilder.history-manifest/1",
                                           "parts": ["history/part-<name>.parquet", ...],
                                           "rows": <total rows>}
-    history/part-<name>.parquet          `history/1` Parquet, HistoryRow (= ResultRow) rows
+    history/part-<name>.parquet          `history/2` Parquet, HistoryRow (= ResultRow) rows
 
 Order of writes: the new part, then a new manifest listing every part, both create-only
 and immutable; the pointer last, by compare-and-swap. A kill before the pointer moves

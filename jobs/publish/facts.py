@@ -2,7 +2,7 @@
 
 The site shows, for every build, facts that cost a store request to learn: its failure
 class (the log tail is read when the reason is vague), whether the worker stored an HTML
-diffoscope report beside the text one (a HEAD), and whether publish keeps a countersigned
+diffoscope report beside the text one (listed in the result's signed files), and whether publish keeps a countersigned
 attestation for it (`history/attestations/<build id>.json`) or refused to countersign the
 worker's (unreadable, or its signature does not verify: then it is not published). A build's files and history
 row never change, so each fact is learned once, when publish first sees the build, and
@@ -103,14 +103,15 @@ def learn_facts(store: Store, history: pa.Table, *, countersigned: set[str] | No
     kept = read_facts(store) if kept is None else kept
     new = unlearned(history, kept) if new is None else new
     rows, reads, seen = [], [0], set()
-    for row in new.select(["build_id", "status", "reason", "log_key", "diffoscope_key"]).to_pylist():
+    for row in new.select(["build_id", "status", "reason", "log_key", "diffoscope_key", "files"]).to_pylist():
         if row["build_id"] in seen:
             continue
         seen.add(row["build_id"])
         html = None
         if row["diffoscope_key"] and "/" in row["diffoscope_key"]:
+            # Only a report the worker signed beside its text report (docs/trust.md).
             html = row["diffoscope_key"].rsplit("/", 1)[0] + "/diffoscope.html"
-            html = html if _exists(store, html) else None
+            html = html if any(f["key"] == html for f in row["files"] or ()) else None
         if countersigned is not None:
             signed = row["build_id"] in countersigned
         else:

@@ -23,6 +23,7 @@ from jobs.publish.rows import (
     PackagePage,
     PackageRow,
     QueueEntry,
+    RejectedResult,
     SuiteKey,
     SuiteSummary,
     WorkerRow,
@@ -126,6 +127,7 @@ def package_json(row: PackageRow) -> dict[str, Any]:
     """One current package in v1 form."""
     return {**suite_json(row.suite), "name": row.name, "version": row.version,
             "artifact_architecture": row.artifact_architecture, "artifact_url": row.artifact_url,
+            "artifact_sha256": row.artifact_sha256,
             "source_name": row.source_name, "source_version": row.source_version, "status": row.status.value,
             "build_id": row.build_id, "v0_build_id": row.links.v0_id, "built_at": _ts(row.built_at),
             "has_diffoscope": row.links.has_diffoscope, "has_attestation": row.links.has_attestation,
@@ -224,3 +226,10 @@ def workers_feed(workers: list[WorkerRow], active: list[ActiveBuild], generated_
         return {"key_id": w.key_id, "name": w.name, "worker_id": w.worker_id, "trust": w.trust,
                 "last_seen": _ts(w.last_seen), "builds": w.builds, "current_job": job}
     return envelope("workers", generated_at, count=len(workers), workers=[worker(w) for w in workers])
+
+
+def rejected_feed(rejected: list[RejectedResult], total: int, generated_at: datetime) -> dict[str, Any]:
+    """`api/v1/rejected.json`: the most recent results publish refused, with the reason (for operators)."""
+    return envelope("rejected", generated_at, count=total, shown=len(rejected), rejected=[
+        {"key": r.key, "job_id": r.job_id, "attempt": r.attempt, "worker_key_id": r.worker_key_id,
+         "reason": r.reason, "detail": r.detail, "at": _ts(r.at)} for r in rejected])

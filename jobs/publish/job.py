@@ -20,6 +20,7 @@ site writer, which publishes them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -71,7 +72,7 @@ log = logging.getLogger(__name__)
 
 MAX_ATTESTATION_BYTES = 1 << 20
 REBUILDER_KEYS = "history/rebuilder-keys.json"  # every public key publish countersigned with
-_CLAIM = re.compile(r"claims/([0-9a-f]{32})/([1-9][0-9]{0,8})\.json")
+_CLAIM = re.compile(r"claims/([0-9a-f]{32})/([1-9][0-9]{0,8})(?:\.json|\.(?:lost|done)/[A-Za-z0-9]+\.json)")
 
 
 @dataclass
@@ -147,8 +148,9 @@ def _check(keeper: LeaseKeeper) -> None:
 def _publish_locked(store: Store, config: RebuilderConfig, now: datetime, key: Ed25519PrivateKey,
                     keeper: LeaseKeeper) -> PublishState:
     history = read_history_state(store)
+    queue = read_queue(store)  # results are checked against the jobs as queued (jobs/publish/matches.py)
     with progress.step("verify", "publish: verify", total=0, unit="results"):
-        collected = collect(store, config, already=history.holding)
+        collected = collect(store, config, already=history.holding, queue=queue.jobs)
     state = PublishState(accepted=collected.accepted, rejected=collected.rejected,
                          untrusted_workers=collected.trust.refused, trust_note=collected.trust.note,
                          public_keys=rebuilder_keys(store, key))
@@ -165,7 +167,6 @@ def _publish_locked(store: Store, config: RebuilderConfig, now: datetime, key: E
         log.warning("rejected request %s: %s %s", r.key, r.reason, r.detail)
     summaries = build_summaries(store) if requests else {}
     state_rows = current_state_rows(store) if any(r.verb != "drop" for r in requests) else []
-    queue = read_queue(store)
     rows = _unapplied(compacted.history.table, queue.jobs)
     outcome: list[tuple[ResultChanges, RequestChanges]] = []
 
@@ -305,6 +306,9 @@ def countersign(store: Store, key: Ed25519PrivateKey, rows: Iterable[ResultRow],
             blob = store.get(row.attestation_key)
             if len(blob.data) > MAX_ATTESTATION_BYTES:
                 raise ValueError(f"attestation of {len(blob.data)} bytes")
+            bound = {f.key: f.sha256 for f in row.files}.get(row.attestation_key)
+            if bound != hashlib.sha256(blob.data).hexdigest():  # swapped in builds/ after it was accepted
+                raise ValueError("the stored attestation is not the one its result signed")
             link = json.loads(blob.data)
             if row.worker_key_id not in workers:
                 raise SignatureError("the worker is not trusted", reason=SignatureError.UNKNOWN_KEY)

@@ -59,7 +59,7 @@ FROM (SELECT build_id, unnest(artifacts, recursive := true) FROM hist) GROUP BY 
 
 CREATE TEMP TABLE cur AS
 SELECT DISTINCT distro, release, component, architecture, artifact_name AS name, artifact_version AS version,
-       artifact_architecture, artifact_url, source_name, source_version, job_id FROM state;
+       artifact_architecture, artifact_url, source_name, source_version, job_id, artifact_sha256 FROM state;
 
 -- The latest build of each current job (an aggregate, not a window over the whole history).
 CREATE TEMP TABLE latest AS
@@ -97,7 +97,7 @@ _HIST_LINKS = """v0_id, log_key IS NOT NULL AS has_log, diffoscope_key IS NOT NU
                  diffoscope_html_key IS NOT NULL AS has_diffoscope_html, has_attestation"""
 
 _PACKAGE_COLUMNS = f"""{_KEY}, name, version, artifact_architecture, artifact_url, source_name, source_version,
-    job_id, status, build_id, built_at, reason, failure_class, worker_name, {_LINKS}"""
+    job_id, status, build_id, built_at, reason, failure_class, worker_name, {_LINKS}, artifact_sha256"""
 
 _PACKAGES = f"""SELECT {_PACKAGE_COLUMNS}
 FROM pkgs ORDER BY {_ORDER}, name, version, artifact_architecture, artifact_url"""
@@ -206,7 +206,7 @@ SELECT distro, architecture, source_name, source_version, build_id, status, prev
 FROM b WHERE (previous = 'GOOD' AND status IN ('BAD', 'FAIL')) OR (previous IS NULL AND status = 'BAD')
 ORDER BY built_at DESC, build_id LIMIT {MAX_REGRESSIONS}"""
 
-_FILES = """SELECT v0_id, build_id, log_key, diffoscope_key, diffoscope_html_key,
+_FILES = """SELECT v0_id, build_id, log_key, diffoscope_key, diffoscope_html_key, files,
     CASE WHEN countersigned THEN 'history/attestations/' || build_id || '.json'
          WHEN has_attestation THEN coalesce(attestation_key, '') END AS attestation_key
 FROM hist WHERE v0_id > $after OR list_contains($also, v0_id) ORDER BY v0_id"""
@@ -350,7 +350,11 @@ def build_files(con: duckdb.DuckDBPyConnection, *, after: int = 0, also: set[int
     The attestation is publish's countersigned one where it keeps one, else the worker's
     ("": only a countersigned one exists, being made in this run).
     """
-    return [BuildFiles(**d) for d in _dicts(con, _FILES, {"after": after, "also": sorted(also)})]
+    out = []
+    for d in _dicts(con, _FILES, {"after": after, "also": sorted(also)}):
+        d["digests"] = {f["key"]: f["sha256"] for f in d.pop("files") or ()}
+        out.append(BuildFiles(**d))
+    return out
 
 
 def last_build(con: duckdb.DuckDBPyConnection) -> int:

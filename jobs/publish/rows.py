@@ -81,6 +81,7 @@ class PackageRow:
     failure_class: FailureClass | None
     worker_name: str | None
     links: BuildLinks
+    artifact_sha256: str | None = None  # what the synced index records: a GOOD means this digest
 
     @property
     def page_url(self) -> str:
@@ -267,6 +268,20 @@ class BuildFiles:
     diffoscope_key: str | None
     diffoscope_html_key: str | None
     attestation_key: str | None
+    digests: dict[str, str] = field(default_factory=dict)  # object key -> the SHA-256 its result signed
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedResult:
+    """A result publish refused (never published, never changing a verdict), for operators."""
+
+    key: str  # the object refused, e.g. results/<job-id>/<attempt>.json
+    job_id: str | None
+    attempt: int | None
+    worker_key_id: str | None  # the signer, when the signature verified
+    reason: str  # a stable reason code (jobs.publish.verify.Reason)
+    detail: str
+    at: datetime | None  # when the object was last written (the store's clock)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from jobs.publish.inputs import confine_build_keys, load_inputs
 from jobs.publish.job import PublishState, countersign, publish_state, rebuilder_signing_key
 from jobs.publish.site import build_site
 from jobs.publish.sitewriter import WriteStats, read_manifest, write_site
-from jobs.publish.verify import trusted_workers
+from jobs.publish.verify import rejected_row, trusted_workers
 
 SITE_LOCK = "locks/publish-site.json"
 # An upload or temporary file this old was left by a killed writer: no write takes a day.
@@ -136,6 +136,7 @@ def _publish(store: Store, config: RebuilderConfig, *, site_store: Store | None,
         previous = read_manifest(target, site_prefix)
         with progress.step("render", "publish: render", unit="files"):
             site = build_site(store, now=now, public_keys=state.public_keys, rebuilder_name=rebuilder_name,
+                              rejected=[rejected_row(r) for r in state.rejected],
                               worker_trust=trust, previous=previous, inputs=inputs)
         with progress.step("write", "publish: write", total=0, unit="files"):
             summary.site = write_site(target, site, prefix=site_prefix, previous=previous)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from importlib.abc import Traversable
 from pathlib import Path
@@ -37,7 +37,7 @@ from jobs.publish.classify import FailureClass
 from jobs.publish.inputs import Inputs, load_inputs
 from jobs.publish.pages import Renderer, chart
 from jobs.publish.plan import ListPart, ListRef
-from jobs.publish.rows import SiteData, SuiteKey, SuiteSummary
+from jobs.publish.rows import BuildFiles, RejectedResult, SiteData, SuiteKey, SuiteSummary
 from jobs.publish.sitewriter import (
     ATOM,
     CSS,
@@ -56,6 +56,7 @@ from jobs.publish.sitewriter import (
 
 STATIC = {"style.css": CSS, "filter.js": JS}
 STATUS_LISTS = (Status.GOOD, Status.BAD, Status.FAIL, Status.UNKWN)
+MAX_REJECTED = 200  # the rejected-results list shows the most recent ones; the feed counts them all
 
 
 def _files(node: Traversable, path: str = "") -> list[tuple[str, Traversable]]:
@@ -102,8 +103,13 @@ class _Builder:
 def build_site(store: Store, *, now: datetime, countersigned: Mapping[str, dict[str, Any]] | None = None,
                countersigned_keys: Mapping[str, str] | None = None, public_keys: dict[str, Any],
                rebuilder_name: str, max_log_reads: int = 2000, worker_trust: Mapping[str, str] | None = None,
-               previous: Manifest | None = None, inputs: Inputs | None = None) -> Site:
-    """The site as of `now`: every file whose inputs changed since `previous` (None: every file)."""
+               previous: Manifest | None = None, inputs: Inputs | None = None,
+               rejected: Sequence[RejectedResult] = ()) -> Site:
+    """The site as of `now`: every file whose inputs changed since `previous` (None: every file).
+
+    `rejected`: the results publish refused; the most recent `MAX_REJECTED` are listed for
+    operators (`api/v1/rejected.json`, `rejected.html`) and change nothing else.
+    """
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError(f"build_site: now must be timezone-aware, got {now!r}")
     countersigned = dict(countersigned or {})
@@ -130,6 +136,7 @@ def build_site(store: Store, *, now: datetime, countersigned: Mapping[str, dict[
                         regressions=queries.regressions(con), build_files=[], queue_length=inputs.queue.num_rows,
                         queue=queries.queue_entries(con), worker_rows=queries.worker_rows(con))
         _top(b, data, rebuilder_name)
+        _rejected(b, list(rejected))
     finally:
         con.close()
     return site
@@ -142,7 +149,7 @@ def _build_files(b: _Builder, countersigned: dict[str, dict[str, Any]], counters
                                         ("diffoscope.html", f.diffoscope_html_key, HTML)):
             if key:
                 b.site.add(SiteFile.copy(urls.build_file(f.v0_id, what), key, content_type,
-                                         sanitize=content_type == HTML))
+                                         sanitize=content_type == HTML, sha256=_signed(f, key)))
         target = urls.build_file(f.v0_id, "attestation")
         if f.build_id in countersigned:
             b.site.add(SiteFile.content(target, json_bytes(countersigned[f.build_id]), JSON, Tier.LEAF,
@@ -150,7 +157,12 @@ def _build_files(b: _Builder, countersigned: dict[str, dict[str, Any]], counters
         elif f.build_id in countersigned_keys:  # kept by publish under history/attestations/
             b.site.add(SiteFile.copy(target, countersigned_keys[f.build_id], JSON))
         elif f.attestation_key:
-            b.site.add(SiteFile.copy(target, f.attestation_key, JSON))
+            b.site.add(SiteFile.copy(target, f.attestation_key, JSON, sha256=_signed(f, f.attestation_key)))
+
+
+def _signed(f: BuildFiles, key: str) -> str | None:
+    """The SHA-256 a worker's file must have ("" if unsigned: not published); None for publish's own objects."""
+    return f.digests.get(key, "") if key.startswith("builds/") else None
 
 
 def _package_pages(b: _Builder) -> None:
@@ -295,4 +307,13 @@ def _top(b: _Builder, data: SiteData, rebuilder: str) -> None:
     site.add(SiteFile.content(urls.INDEX_PAGE, page, HTML, Tier.TOP, stable=stable))
 
 
-__all__ = ["Entry", "build_site", "render_salt"]
+def _rejected(b: _Builder, rejected: list[RejectedResult]) -> None:
+    recent = sorted(rejected, key=lambda r: (r.at is not None, r.at or b.now, r.key), reverse=True)[:MAX_REJECTED]
+    b.site.add(json_file(urls.REJECTED_FEED, feeds.rejected_feed(recent, len(rejected), b.now), Tier.TOP))
+    context = dict(rejected=recent, total=len(rejected), json_url=urls.REJECTED_FEED)
+    page = b.renderer.render("rejected.html", urls.REJECTED_PAGE, now=b.now, **context)
+    stable = b.renderer.render("rejected.html", urls.REJECTED_PAGE, now=None, **context)
+    b.site.add(SiteFile.content(urls.REJECTED_PAGE, page, HTML, Tier.TOP, stable=stable))
+
+
+__all__ = ["MAX_REJECTED", "Entry", "build_site", "render_salt"]

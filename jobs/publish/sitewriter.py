@@ -87,6 +87,8 @@ class SiteFile:
     input: str = ""  # digest of what it was rendered from ("": rendered every run)
     listed: bool = True  # False: a build file, covered by the manifest's build watermark
     sanitize: bool = False  # an untrusted HTML report: published through jobs.publish.sanitize
+    # A worker's file: the SHA-256 its signed result gave ("" = none, not published); None: publish's own
+    sha256: str | None = None
 
     @classmethod
     def content(cls, key: str, data: bytes, content_type: str, tier: Tier, *,
@@ -97,10 +99,10 @@ class SiteFile:
 
     @classmethod
     def copy(cls, key: str, source_key: str, content_type: str, tier: Tier = Tier.LEAF, *,
-             sanitize: bool = False) -> SiteFile:
-        """A copy of an immutable store object (a build's log, report or attestation)."""
+             sanitize: bool = False, sha256: str | None = None) -> SiteFile:
+        """A copy of a store object (a build's log, report or attestation), checked against `sha256` if given."""
         return cls(key, content_type, tier, _digest(content_type, b"copy:" + source_key.encode()),
-                   copy_from=source_key, listed=False, sanitize=sanitize)
+                   copy_from=source_key, listed=False, sanitize=sanitize, sha256=sha256)
 
 
 def _digest(content_type: str, data: bytes) -> str:
@@ -258,6 +260,10 @@ def _put_one(store: Store, source: Store, prefix: str, file: SiteFile) -> bool:
         blob = source.get(file.copy_from)
     except NotFound:
         log.warning("%s: source %s is missing; not published", file.key, file.copy_from)
+        return False
+    if file.sha256 is not None and hashlib.sha256(blob.data).hexdigest() != file.sha256:
+        # Swapped in builds/ after its result was signed and accepted (docs/trust.md).
+        log.warning("%s: source %s is not the file its result signed; not published", file.key, file.copy_from)
         return False
     encoding = blob.info.content_encoding or ("gzip" if blob.data[:2] == b"\x1f\x8b" else None)
     if file.sanitize:

@@ -8,23 +8,29 @@ With neither configured no result is accepted at all (there is no "trust on firs
 
 A result `results/<job-id>/<attempt>.json` is accepted only if, in this order:
 size ≤ 1 MiB (checked before reading) → JSON → signed by a trusted key → payload is
-`rebuilder.result/1` with a strict `ResultRow` → the row's `worker_key_id` is the signer →
+`rebuilder.result/2` with a strict `ResultRow` → the row's `worker_key_id` is the signer →
 it is stored under its own key (a copy under another job's or attempt's key is a replay) →
-a FAIL lists no artifacts → the claim `claims/<job-id>/<attempt>.json` exists, carries the
-result's claim token and is held by the signer → its files lie under the claim's
-`build_prefix` and its log exists. Rejections are listed with a reason code (`Reason`) for
-operators; they are never published and never stop publish. Nothing is deleted: a result
-rejected because its worker was not yet trusted is accepted by the first publish after the
-operator trusts the key.
+a FAIL lists no artifacts → it matches the queued job (`matches.check_job`: queued, at this
+attempt, same distro, source, version and artifacts) and, for GOOD artifacts, the index's
+digests → the claim `claims/<job-id>/<attempt>.json` exists, carries the result's claim
+token and is held by the signer → no trusted worker signed that it held the attempt with
+another claim (`claims/<job-id>/<attempt>.{lost,done}/<key-id>.json`) → every file it names is
+signed, under the claim's `build_prefix`, and stored with the signed size and SHA-256 →
+a GOOD result's attestation is the signer's and names the index's digests. Rejections
+are listed with a reason code (`Reason`) for operators (the rejected-results feed); they
+are never published and never stop publish. Nothing is deleted: a result rejected
+because its worker was not yet trusted is accepted by the first publish after the
+operator trusts the key. docs/trust.md explains what each check prevents.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -35,7 +41,8 @@ from jobs.core.config import RebuilderConfig
 from jobs.core.errors import ConfigError
 from jobs.core.layout import build_prefix, claim_key, result_key, worker_key
 from jobs.core.lease import Leases
-from jobs.core.model import ResultRow, SchemaError, Status, build_id, record_from_json
+from jobs.core.model import JobRow, ResultRow, SchemaError, Status, build_id, record_from_json
+from jobs.core.queue import read_queue
 from jobs.core.signing import (
     KeyFormatError,
     SignatureError,
@@ -53,13 +60,18 @@ from jobs.publish.enrolment import (
     read_record,
     write_enrolled,
 )
+from jobs.publish.matches import Mismatch, check_attestation, check_digests, check_files, check_job
+from jobs.publish.rows import RejectedResult
 
 # Payload schemas the worker writes (jobs/work/report.py, jobs/work/identity.py); the tests
 # check they are the same strings, so the two sides cannot drift apart silently.
-RESULT_SCHEMA = "rebuilder.result/1"
+RESULT_SCHEMA = "rebuilder.result/2"
+NOTICE_SCHEMAS = {"lost": "rebuilder.claim-lost/1", "done": "rebuilder.claim-done/1"}
+MAX_NOTICE_BYTES = 64 << 10
 MAX_RESULT_BYTES = 1 << 20  # a result is a few KiB; anything near this is an attack or a bug
 _WORKER_KEY = re.compile(r"workers/([A-Za-z0-9]+)\.json")
 _RESULT_KEY = re.compile(r"results/([0-9a-f]{32})/([1-9][0-9]{0,8})\.json")
+_NOTICE_KEY = re.compile(r"claims/([0-9a-f]{32})/([1-9][0-9]{0,8})\.(lost|done)/([A-Za-z0-9]+)\.json")
 NO_TRUST = ("no worker is trusted: set [worker] authorized_workers or [worker] signup_secret "
             "in rebuilderd.conf; until then no result is accepted")
 
@@ -84,6 +96,14 @@ class Reason(StrEnum):
     FILES_OUTSIDE_CLAIM = "files-outside-claim"
     MISSING_LOG = "missing-log"
     SIGNUP = "signup"  # enrolment without a valid signup HMAC (nor an authorized key)
+    # Checks against the state the result was built from (jobs/publish/matches.py)
+    NOT_QUEUED = "not-queued"  # the job is not in the queue
+    WRONG_ATTEMPT = "wrong-attempt"  # the queue is at another attempt of the job
+    JOB_MISMATCH = "job-mismatch"  # distro, architecture, source, version or artifacts differ from the job's
+    DIGEST_MISMATCH = "digest-mismatch"  # a GOOD artifact whose sha256 is not the index's
+    ATTESTATION_MISMATCH = "attestation-mismatch"  # a GOOD result's attestation missing, foreign or other digests
+    FILE_MISMATCH = "file-mismatch"  # a named file unsigned, or stored bytes differ from the signed digest
+    CLAIM_TAKEN_OVER = "claim-taken-over"  # a trusted worker reports the claim was taken from it while live
 
 
 @dataclass(frozen=True)
@@ -93,6 +113,8 @@ class Rejected:
     key: str
     reason: str  # a `Reason` for results and enrolments, a `requests.Refusal` for admin requests
     detail: str = ""
+    worker: str | None = None  # the key id that signed it, once the signature verified
+    at: datetime | None = None  # when the object was last written (the store's clock)
 
 
 @dataclass(frozen=True)
@@ -130,9 +152,17 @@ class Collected:
 
 
 class _Reject(Exception):
-    def __init__(self, reason: Reason, detail: str = "") -> None:
+    def __init__(self, reason: Reason, detail: str = "", worker: str | None = None) -> None:
         super().__init__(detail)
-        self.reason, self.detail = reason, detail
+        self.reason, self.detail, self.worker = reason, detail, worker
+
+
+def rejected_row(rejected: Rejected) -> RejectedResult:
+    """A refused result as the rejected-results list shows it."""
+    match = _RESULT_KEY.fullmatch(rejected.key)
+    return RejectedResult(key=rejected.key, job_id=match.group(1) if match else None,
+                          attempt=int(match.group(2)) if match else None, worker_key_id=rejected.worker,
+                          reason=str(rejected.reason), detail=rejected.detail, at=rejected.at)
 
 
 def trusted_workers(store: Store, config: RebuilderConfig, *, remember: bool = False) -> Trust:
@@ -212,23 +242,28 @@ def _verify(doc: Any, trusted: dict[str, Ed25519PublicKey]) -> tuple[dict[str, A
 
 
 def collect(store: Store, config: RebuilderConfig, *,
-            already: AbstractSet[str] | Callable[[list[str]], AbstractSet[str]]) -> Collected:
+            already: AbstractSet[str] | Callable[[list[str]], AbstractSet[str]],
+            queue: Mapping[str, JobRow] | None = None) -> Collected:
     """Verify every result not compacted yet (build ids in `already` are skipped unread).
 
     `already` is a set of build ids, or a function returning those of the given ids that
-    are compacted (`HistoryState.holding`).
+    are compacted (`HistoryState.holding`). `queue` is the current queue's jobs (read here
+    when not given): a result is checked against the job as queued.
     """
     trust = trusted_workers(store, config, remember=True)
     leases = Leases(store, ttl=config.lease.ttl, clock_skew=config.lease.clock_skew)
+    jobs = read_queue(store).jobs if queue is None else queue
     out = Collected([], [], trust)
     listed = [(info, _RESULT_KEY.fullmatch(info.key)) for info in store.list("results/")]
     if callable(already):
         already = already([build_id(m.group(1), int(m.group(2))) for _, m in listed if m is not None])
     progress.grow("verify", len(listed))
+    notices: dict[tuple[str, int], list[str]] | None = None
     for info, match in listed:
         progress.advance("verify")
         if match is None:
-            out.rejected.append(Rejected(info.key, Reason.BAD_KEY, "not results/<job-id>/<attempt>.json"))
+            out.rejected.append(Rejected(info.key, Reason.BAD_KEY, "not results/<job-id>/<attempt>.json",
+                                         at=info.last_modified))
             continue
         jid, attempt = match.group(1), int(match.group(2))
         out.latest_attempts[jid] = max(attempt, out.latest_attempts.get(jid, 0))
@@ -236,30 +271,59 @@ def collect(store: Store, config: RebuilderConfig, *,
             out.compacted.append(info.key)
             continue
         if trust.note is not None:
-            out.rejected.append(Rejected(info.key, Reason.NO_TRUSTED_KEYS, trust.note))
+            out.rejected.append(Rejected(info.key, Reason.NO_TRUSTED_KEYS, trust.note, at=info.last_modified))
             continue
+        if notices is None:  # listed once, and only when there is a result to judge
+            notices = _lost_notices(store)
         try:
-            out.accepted.append(_check_result(store, leases, trust, info.key, info.size))
+            out.accepted.append(_check_result(store, leases, trust, jobs, notices, info.key, info.size))
         except _Reject as exc:
-            out.rejected.append(Rejected(info.key, exc.reason, exc.detail))
+            out.rejected.append(Rejected(info.key, exc.reason, exc.detail, exc.worker, info.last_modified))
         except NotFound:
             continue  # deleted since the listing (by an operator): nothing to judge
     return out
 
 
-def _check_result(store: Store, leases: Leases, trust: Trust, key: str, size: int) -> Accepted:
+def _lost_notices(store: Store) -> dict[tuple[str, int], list[str]]:
+    """Keys of the workers' takeover notices, by (job id, attempt)."""
+    found: dict[tuple[str, int], list[str]] = {}
+    for info in store.list("claims/"):
+        match = _NOTICE_KEY.fullmatch(info.key)
+        if match is not None and info.size <= MAX_NOTICE_BYTES:
+            found.setdefault((match.group(1), int(match.group(2))), []).append(info.key)
+    return found
+
+
+def _check_result(store: Store, leases: Leases, trust: Trust, jobs: Mapping[str, JobRow],
+                  notices: Mapping[tuple[str, int], list[str]], key: str, size: int) -> Accepted:
     """Verify one result object (see the module docstring)."""
     if size > MAX_RESULT_BYTES:
         raise _Reject(Reason.OVERSIZED, f"{size} bytes (limit {MAX_RESULT_BYTES})")
     doc = _json(store.get(key).data, MAX_RESULT_BYTES)
     payload, signer = _verify(doc, trust.keys)
+    try:
+        row, token = _check_signed(store, leases, trust, jobs, notices, key, payload, signer)
+    except _Reject as exc:
+        exc.worker = signer
+        raise
+    except Mismatch as exc:
+        raise _Reject(Reason(exc.reason), exc.detail, signer) from None
+    return Accepted(row, key, doc, token)
+
+
+def _check_signed(store: Store, leases: Leases, trust: Trust, jobs: Mapping[str, JobRow],
+                  notices: Mapping[tuple[str, int], list[str]], key: str, payload: dict[str, Any],
+                  signer: str) -> tuple[ResultRow, str]:
     row, token = _parse(payload)
+    signed_claim = payload["claim"]
     if row.worker_key_id != signer:
         raise _Reject(Reason.WRONG_SIGNER, f"signed by {signer[:16]}, claims worker {row.worker_key_id[:16]}")
     if key != result_key(row.job_id, row.attempt):
         raise _Reject(Reason.REPLAYED, f"the result of {row.build_id} stored under another key")
     if row.status is Status.FAIL and row.artifacts:
         raise _Reject(Reason.FAIL_WITH_ARTIFACTS, f"{len(row.artifacts)} artifacts")
+    job = check_job(row, jobs)
+    index = check_digests(row, job)
     claim = leases.read(claim_key(row.job_id, row.attempt))
     if claim is None or claim[0] is None:
         raise _Reject(Reason.NO_CLAIM, "no readable claim for this attempt")
@@ -271,26 +335,63 @@ def _check_result(store: Store, leases: Leases, trust: Trust, key: str, size: in
     elif state.token != token or state.holder != signer:
         raise _Reject(Reason.NOT_CLAIM_HOLDER, f"claim held by {state.holder[:16]} with another token"
                       if state.holder != signer else "claim token differs from the result's")
-    prefix = build_prefix(row.job_id, row.attempt, token) + "/"
-    for name in ("log_key", "diffoscope_key", "attestation_key"):
-        value = getattr(row, name)
-        if value is not None and not value.startswith(prefix):
-            raise _Reject(Reason.FILES_OUTSIDE_CLAIM, f"{name} {value!r} is not under {prefix}")
-    if row.log_key is None:
-        raise _Reject(Reason.MISSING_LOG, "the result names no log")
-    try:
-        store.head(row.log_key)
-    except NotFound:
-        raise _Reject(Reason.MISSING_LOG, f"{row.log_key} does not exist") from None
-    return Accepted(row, key, doc, token)
+    elif (state.generation, state.meta.get("queue")) != (signed_claim["generation"], signed_claim["queue"]):
+        raise _Reject(Reason.NOT_CLAIM_HOLDER, "the claim's generation or queue version is not the one signed")
+    _check_notices(store, trust, notices.get((row.job_id, row.attempt), []), row, token)
+    check_files(store, row, build_prefix(row.job_id, row.attempt, token) + "/")
+    check_attestation(store, row, index, trust.keys[signer])
+    return row, token
+
+
+def _check_notices(store: Store, trust: Trust, keys: list[str], row: ResultRow, token: str) -> None:
+    """Refuse the result if a trusted worker signed that it held this attempt with another claim.
+
+    Notices are `claims/<job-id>/<attempt>.lost/<key-id>.json` (the claim was replaced while
+    live) and `.done/<key-id>.json` (the worker reported the attempt). Either says "this
+    attempt was mine, with token T": only that worker's result with T may be accepted. Only
+    notices under a trusted key id count. One that does not verify as that key's notice was
+    overwritten by somebody else: that counts too (fail closed), since whoever can write
+    there could otherwise erase the evidence with a plain PUT.
+    """
+    for key in keys:
+        match = _NOTICE_KEY.fullmatch(key)
+        if match is None or match.group(4) not in trust.keys:
+            continue  # not a trusted worker's: anyone can write noise here
+        kind, named = match.group(3), match.group(4)
+        try:
+            doc = json.loads(store.get(key).data[:MAX_NOTICE_BYTES + 1])
+            notice, _ = verify_document(doc, {named: trust.keys[named]})
+            valid = isinstance(notice, dict) and notice.get("schema") == NOTICE_SCHEMAS[kind]
+        except NotFound:
+            continue
+        except (SignatureError, ValueError, UnicodeDecodeError, RecursionError):
+            valid, notice = False, {}
+        if not valid:
+            raise _Reject(Reason.CLAIM_TAKEN_OVER, f"the claim notice {key} of worker {named[:16]} was "
+                                                   "overwritten by another writer")
+        if notice.get("job_id") != row.job_id or notice.get("attempt") != row.attempt:
+            continue
+        if notice.get("token") == token and named == row.worker_key_id:
+            continue  # its own claim
+        what = "its live claim on this attempt was replaced" if kind == "lost" else "it reported this attempt"
+        raise _Reject(Reason.CLAIM_TAKEN_OVER, f"worker {named[:16]} signed that {what} with another claim "
+                                               f"({key})")
 
 
 def _parse(payload: dict[str, Any]) -> tuple[ResultRow, str]:
     if set(payload) != {"schema", "result", "claim"} or payload["schema"] != RESULT_SCHEMA:
+        schema = payload.get("schema")
+        if schema == "rebuilder.result/1":
+            raise _Reject(Reason.SCHEMA, "rebuilder.result/1 does not bind its uploaded files; "
+                                         "results of workers older than this version are refused")
         raise _Reject(Reason.SCHEMA, f"payload is not {RESULT_SCHEMA}")
     claim = payload["claim"]
-    if not isinstance(claim, dict) or set(claim) != {"token", "generation"}:
-        raise _Reject(Reason.SCHEMA, "claim must have exactly 'token' and 'generation'")
+    if not isinstance(claim, dict) or set(claim) != {"token", "generation", "queue"}:
+        raise _Reject(Reason.SCHEMA, "claim must have exactly 'token', 'generation' and 'queue'")
+    if claim["queue"] is not None and not (isinstance(claim["queue"], str) and len(claim["queue"]) <= 300):
+        raise _Reject(Reason.SCHEMA, "claim queue must be a queue object key or null")
+    if isinstance(claim["generation"], bool) or not isinstance(claim["generation"], int):
+        raise _Reject(Reason.SCHEMA, "claim generation must be an integer")
     token = claim["token"]
     if not isinstance(token, str) or not token.isascii() or not token.isalnum() or len(token) > 128:
         raise _Reject(Reason.SCHEMA, "claim token is not alphanumeric")

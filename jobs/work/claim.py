@@ -12,14 +12,23 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from jobs.core.layout import claim_key, result_key
+from jobs.core.layout import claim_key, claim_notice_key, result_key
 from jobs.core.lease import Lease, LeaseHeld, Leases, LeaseState
 from jobs.core.model import JobRow
+from jobs.core.signing import sign_document
 from jobs.core.store import NotFound, Store
+
+if TYPE_CHECKING:
+    from jobs.work.identity import WorkerIdentity
+
+LOST_SCHEMA = "rebuilder.claim-lost/1"
+DONE_SCHEMA = "rebuilder.claim-done/1"
 
 # Architecture names that mean the same machine (rebuilderd adds these both ways).
 _ALIASES = [{"x86_64", "amd64"}, {"aarch64", "arm64"}, {"i386", "i686", "x86"}, {"powerpc64", "ppc64"},
@@ -153,3 +162,37 @@ def _result_claim(store: Store, job: JobRow) -> tuple[str, str] | None:
     except (KeyError, TypeError):
         return ("", "")
 
+
+
+def report_lost(store: Store, leases: Leases, lease: Lease, identity: WorkerIdentity) -> str:
+    """Sign and store a notice that our claim was replaced while it was live; returns its key.
+
+    A takeover before expiry is what a hostile writer with worker credentials does (a plain
+    PUT over the claim); publish refuses the attempt's result from anybody else while a
+    trusted worker's notice says so (docs/trust.md).
+    """
+    current = leases.read(lease.key)
+    found = None
+    if current is not None and current[0] is not None:
+        found = {"holder": current[0].holder, "token": current[0].token, "generation": current[0].generation}
+    return _notice(store, lease, identity, "lost", LOST_SCHEMA, expires_at=int(lease.state.expires_at), found=found)
+
+
+def report_done(store: Store, lease: Lease, identity: WorkerIdentity) -> str:
+    """Sign and store a receipt that we reported this attempt with our claim's token; returns its key.
+
+    Once a worker has reported it no longer renews, so nothing would expose a writer that
+    overwrites its released claim and its result; publish refuses any result of the attempt
+    but the one this receipt names (docs/trust.md).
+    """
+    return _notice(store, lease, identity, "done", DONE_SCHEMA)
+
+
+def _notice(store: Store, lease: Lease, identity: WorkerIdentity, kind: str, schema: str, **fields: object) -> str:
+    job_id, attempt = str(lease.state.meta.get("job_id")), int(lease.state.meta.get("attempt"))  # type: ignore[arg-type]
+    payload = {"schema": schema, "job_id": job_id, "attempt": attempt, "token": lease.state.token,
+               "noticed_at": int(time.time()), **fields}
+    key = claim_notice_key(job_id, attempt, kind, identity.key_id)
+    store.put(key, json.dumps(sign_document(payload, identity.key), sort_keys=True).encode(),
+              content_type="application/json")
+    return key

@@ -37,7 +37,7 @@ from jobs.core.lease import LeaseKeeper, LeaseLost, Leases
 from jobs.core.queue import read_queue
 from jobs.core.store import Store
 from jobs.work.build import BuildCancelled, rebuild
-from jobs.work.claim import Claim, claim_next, due_jobs
+from jobs.work.claim import Claim, claim_next, due_jobs, report_lost
 from jobs.work.identity import WorkerIdentity, enrol
 from jobs.work.report import upload
 
@@ -131,8 +131,10 @@ class Worker:
         candidates = due_jobs(queue.jobs.values(), backends=list(self.backends),
                               architectures=self.worker_config.supported_architectures,
                               now=datetime.now(timezone.utc), rng=self.rng)
+        # The queue version the claim was taken from: signed into the result, shown to operators.
+        version = queue.pointer.target if queue.pointer is not None else None
         return claim_next(self.store, self.leases, self.identity.key_id, candidates,
-                          meta={"worker": self.identity.name})
+                          meta={"worker": self.identity.name, "queue": version})
 
     def build_one(self, claim: Claim, stats: WorkStats) -> None:
         """Build one claimed job and report it, unless the claim is lost or the worker stops."""
@@ -172,6 +174,8 @@ class Worker:
         except LeaseLost as exc:
             stats.lost.append(bid)
             progress.line(f"{what}: claim lost after {took()} ({_short(exc.reason)}); nothing reported")
+            if keeper.taken_while_live:
+                self._report_takeover(keeper, bid)
         except (OSError, RebuilderError) as exc:
             # The store or the disk failed while reporting: let another worker take the job at
             # once instead of after the lease expires, then stop as the error says.
@@ -217,6 +221,14 @@ class Worker:
                 else:
                     with contextlib.suppress(OSError):
                         os.unlink(entry.path)
+
+    def _report_takeover(self, keeper: LeaseKeeper, bid: str) -> None:
+        # Taken over while our lease was live: no polite worker does that (docs/trust.md).
+        try:
+            key = report_lost(self.store, self.leases, keeper.lease, self.identity)
+            log.error("%s: the claim was taken over before it expired; notice for publish in %s", bid, key)
+        except (OSError, RebuilderError, ValueError) as exc:
+            log.error("%s: the claim was taken over before it expired; could not store a notice: %s", bid, exc)
 
     def _watch(self, keeper: LeaseKeeper, cancel: threading.Event) -> None:
         # proc.run watches one event: fire it when the claim is lost or the worker must stop.

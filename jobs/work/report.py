@@ -5,39 +5,60 @@ prefix, gzip-encoded with Content-Type and Content-Encoding so a static host ser
 then — after one more renewal proves the lease is still ours — the signed result, with a
 create-only write. A reader therefore never sees a result whose log is missing, and one
 attempt can never have two results (rebuilderd issues #168, #182, #234).
+
+The signed result binds every uploaded file: `ResultRow.files` lists each object's key,
+SHA-256 and size as stored, so a file swapped in `builds/` afterwards is refused by publish
+(docs/trust.md). The claim section names the queue version the job was read from.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
+import logging
 import shutil
 import tempfile
 from pathlib import Path
 
+from jobs.core.errors import RebuilderError
 from jobs.core.layout import build_prefix, result_key
 from jobs.core.lease import Lease, LeaseKeeper, LeaseLost
-from jobs.core.model import JobRow, ResultRow, build_id, record_to_json
+from jobs.core.model import FileDigest, JobRow, ResultRow, build_id, record_to_json
 from jobs.core.signing import sign_document
 from jobs.core.store import PreconditionFailed, Store, put_new
 from jobs.work.build import BuildOutcome
+from jobs.work.claim import report_done
 from jobs.work.identity import WorkerIdentity
 
-SCHEMA = "rebuilder.result/1"
+log = logging.getLogger(__name__)
+
+SCHEMA = "rebuilder.result/2"
 TEXT = "text/plain; charset=utf-8"
 
 
-def _upload_gzip(store: Store, key: str, path: Path | bytes, content_type: str) -> str:
+def digest_of(key: str, data: bytes) -> FileDigest:
+    """The signed digest of an object's stored bytes."""
+    return FileDigest(key=key, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+
+
+def _upload_gzip(store: Store, key: str, path: Path | bytes, content_type: str) -> FileDigest:
     """Stream a file (or small bytes) gzip-compressed into the store (bounded memory, deterministic bytes)."""
     if isinstance(path, bytes):
-        store.put(key, gzip.compress(path, mtime=0), content_type=content_type, content_encoding="gzip")
-        return key
+        data = gzip.compress(path, mtime=0)
+        store.put(key, data, content_type=content_type, content_encoding="gzip")
+        return digest_of(key, data)
     with tempfile.TemporaryFile() as tmp:
         with open(path, "rb") as src, gzip.GzipFile(fileobj=tmp, mode="wb", mtime=0) as gz:
             shutil.copyfileobj(src, gz, 1 << 20)
         tmp.seek(0)
+        sha, size = hashlib.sha256(), 0
+        while chunk := tmp.read(1 << 20):
+            sha.update(chunk)
+            size += len(chunk)
+        tmp.seek(0)
         store.put(key, tmp, content_type=content_type, content_encoding="gzip")
-    return key
+    return FileDigest(key=key, sha256=sha.hexdigest(), size=size)
 
 
 def upload(store: Store, keeper: LeaseKeeper, job: JobRow, outcome: BuildOutcome,
@@ -49,36 +70,52 @@ def upload(store: Store, keeper: LeaseKeeper, job: JobRow, outcome: BuildOutcome
     """
     lease = keeper.lease
     prefix = build_prefix(job.job_id, job.attempt, lease.state.token)
-    log_key = _upload_gzip(store, f"{prefix}/log", outcome.log, TEXT)
+    files = [_upload_gzip(store, f"{prefix}/log", outcome.log, TEXT)]
+    log_key = files[0].key
     diffoscope_key = None
     if outcome.diffoscope_text is not None:
-        diffoscope_key = _upload_gzip(store, f"{prefix}/diffoscope.txt", outcome.diffoscope_text, TEXT)
+        files.append(_upload_gzip(store, f"{prefix}/diffoscope.txt", outcome.diffoscope_text, TEXT))
+        diffoscope_key = files[-1].key
     if outcome.diffoscope_html is not None:
-        _upload_gzip(store, f"{prefix}/diffoscope.html", outcome.diffoscope_html, "text/html; charset=utf-8")
+        files.append(_upload_gzip(store, f"{prefix}/diffoscope.html", outcome.diffoscope_html,
+                                  "text/html; charset=utf-8"))
     attestation_key = None
     if outcome.attestation is not None:
         attestation_key = f"{prefix}/attestation.json"
-        store.put(attestation_key, json.dumps(outcome.attestation, sort_keys=True).encode(),
-                  content_type="application/json")
+        data = json.dumps(outcome.attestation, sort_keys=True).encode()
+        store.put(attestation_key, data, content_type="application/json")
+        files.append(digest_of(attestation_key, data))
     row = ResultRow(
         build_id=build_id(job.job_id, job.attempt), job_id=job.job_id, attempt=job.attempt, distro=job.distro,
         architecture=job.architecture, source_name=job.source_name, source_version=job.source_version,
         status=outcome.status, reason=outcome.reason, artifacts=tuple(outcome.artifacts),
         worker_key_id=identity.key_id, worker_name=identity.name, started_at=outcome.started_at,
-        built_at=outcome.built_at, log_key=log_key, diffoscope_key=diffoscope_key, attestation_key=attestation_key)
+        built_at=outcome.built_at, log_key=log_key, diffoscope_key=diffoscope_key, attestation_key=attestation_key,
+        files=tuple(files))
+    queue = lease.state.meta.get("queue")
     payload = {"schema": SCHEMA, "result": record_to_json(row),
-               "claim": {"token": lease.state.token, "generation": lease.state.generation}}
+               "claim": {"token": lease.state.token, "generation": lease.state.generation,
+                         "queue": queue if isinstance(queue, str) else None}}
     doc = sign_document(payload, identity.key)
     keeper.stop()
     if keeper.lost.is_set():
         raise LeaseLost(keeper.lease.key, keeper.reason or "lost while uploading")
     # The last renewal proves the claim is still ours and leaves a whole TTL for the write.
-    final = keeper.lease = keeper.leases.renew(keeper.lease)
+    try:
+        final = keeper.lease = keeper.leases.renew(keeper.lease)
+    except LeaseLost:
+        keeper.taken_while_live = keeper.leases.is_safe(keeper.lease)
+        raise
     key = result_key(job.job_id, job.attempt)
     try:
         put_new(store, key, json.dumps(doc, sort_keys=True).encode(), content_type="application/json")
     except PreconditionFailed:
-        # Another result for this attempt exists (its writer's claim was taken over from it
-        # only after it wrote): the attempt is reported; ours must not be.
+        # Another result for this attempt exists although our claim was renewed just now:
+        # somebody wrote it without holding the claim. Ours must not be reported either.
+        keeper.taken_while_live = True
         raise LeaseLost(final.key, f"{key} already holds another result") from None
+    try:
+        report_done(store, final, identity)
+    except (OSError, RebuilderError) as exc:  # the result is stored; the receipt only guards it
+        log.warning("%s: could not store the done receipt: %s", key, exc)
     return row, final

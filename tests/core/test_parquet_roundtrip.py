@@ -122,7 +122,7 @@ def test_files_are_tagged_and_zstd_compressed(tmp_path: Path) -> None:
     path = tmp_path / "h.parquet"
     write_parquet([_result(job_id("a", "b", "c"), 1, Status.GOOD)], path)
     meta = pq.ParquetFile(path).metadata
-    assert meta.metadata[METADATA_KEY] == b"history/1"
+    assert meta.metadata[METADATA_KEY] == b"history/2"
     assert {meta.row_group(0).column(i).compression for i in range(meta.num_columns)} == {"ZSTD"}
     assert read_table(path).schema == HISTORY.arrow
 
@@ -207,13 +207,13 @@ def _tagged(tag: bytes) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("tag", [b"history/2", b"history/0", b"queue/1", b"", b"\xff"])
+@pytest.mark.parametrize("tag", [b"history/3", b"history/1", b"history/0", b"queue/1", b"", b"\xff"])
 def test_unknown_schema_tag_is_refused(tag: bytes) -> None:
     with pytest.raises(SchemaError, match="unknown table schema") as caught:
         read_parquet(_tagged(tag))
     assert isinstance(caught.value, TerminalError) and not caught.value.transient
     assert caught.value.schema == tag.decode("utf-8", "replace")
-    assert "history/1" in caught.value.expected
+    assert "history/2" in caught.value.expected
 
 
 def test_untagged_and_foreign_files_are_refused(tmp_path: Path) -> None:

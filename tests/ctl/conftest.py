@@ -56,9 +56,37 @@ def _republish(published, tmp: Path, config) -> Path:
     for prefix in PUBLISH_OUTPUT:
         for root in (store_dir, store_dir / ".rebuilder-meta"):  # the local store keeps metadata beside
             shutil.rmtree(root / prefix, ignore_errors=True)
-    summary = publish(open_store(store_dir.as_uri()), config)
+    store = open_store(store_dir.as_uri())
+    _queue_as_built(store)
+    summary = publish(store, config)
     assert len(summary.state.accepted) == 5, summary.line()
     return store_dir / "site"
+
+
+def _queue_as_built(store) -> None:
+    """The queue as it was when the workers built (the first publish moved it on): each result's job
+    at its attempt, as sync queued it from the package state. Publish checks results against it."""
+    from datetime import datetime, timezone
+
+    from jobs.core.model import JobRow
+    from jobs.core.queue import update_queue
+    from tests.publish.sitefix import snapshot
+
+    attempts = {}
+    for info in store.list("results/"):
+        _, jid, attempt = info.key.split("/")
+        attempts[jid] = int(attempt.removesuffix(".json"))
+    by_job: dict = {}
+    for row in snapshot(store):
+        by_job.setdefault(row.job_id, []).append(row)
+    now = datetime.now(timezone.utc)
+    jobs = {jid: JobRow(job_id=jid, backend=rows[0].backend, architecture=rows[0].architecture,
+                        input_url=rows[0].input_url, distro=rows[0].distro, releases=(rows[0].release,),
+                        source_name=rows[0].source_name, source_version=rows[0].source_version,
+                        artifacts=tuple(r.artifact for r in rows), priority=1, queued_at=now, not_before=None,
+                        attempt=attempts[jid], retries=0)
+            for jid, rows in by_job.items() if jid in attempts}
+    update_queue(store, lambda _: jobs)
 
 
 @pytest.fixture(scope="session")

@@ -168,3 +168,36 @@ def test_unreachable_rebuilder_and_one_without_keys(published, base, fixture_rep
     assert res.exit_code == 0, res.output  # one confirmation is enough for the default threshold
     assert _checks(res)[hello] == [("unreachable", "http://127.0.0.1:9"), ("no-public-keys", site.as_uri()),
                                    ("confirmed", base)]
+
+
+def test_a_good_that_contradicts_the_index_is_not_counted(published, fixture_repo, tmp_path):
+    """A rebuilder countersigned a worker's GOOD for a repacked file (issue #14): its vote must not count.
+
+    The attestation is validly signed by the rebuilder's own key, but names the digest of a
+    file with an extra /usr/bin/backdoor, while the index the rebuilder synced records the
+    genuine digest (published as `artifact_sha256` in its package feed).
+    """
+    from jobs.core.signing import add_signature, load_or_create_key
+
+    site = copy_site(published[0] / "site", tmp_path / "site")
+    original = fixture_repo.package("hello-c").path
+    evil = tmp_path / "evil" / original.name
+    evil.parent.mkdir()
+    evil.write_bytes(original.read_bytes() + b"/usr/bin/backdoor")
+    evil_sha = hashlib.sha256(evil.read_bytes()).hexdigest()
+    key = load_or_create_key(published[1].publish.signing_key)
+
+    def countersign_evil(link):
+        link["signed"]["products"][original.name]["sha256"] = evil_sha
+        signed = add_signature({"signatures": [], "signed": link["signed"]}, key)
+        link["signatures"] = signed["signatures"]
+
+    _edit_attestation(site, "hello-c", countersign_evil)
+    feed = json.loads((site / "api/v1/packages/archlinux/hello-c.json").read_text())
+    assert feed["packages"][0]["artifact_sha256"] == fixture_repo.package("hello-c").sha256
+    for path in (str(evil), str(original)):
+        res = ctl("-H", site.as_uri(), "verify", path)
+        assert res.exit_code == 1, res.output
+        assert _checks(res)[path] == [("contradicts-index", site.as_uri())]
+        assert f"its signed GOOD names sha256 {evil_sha}" in res.stdout
+        assert "0/1 files verified" in res.stdout

@@ -28,17 +28,19 @@ looked for on the site.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from jobs.core.layout import build_prefix, claim_key, result_key, worker_key
-from jobs.core.model import PackageStateRow, Status, build_id, record_to_json
+from jobs.core.model import ArtifactResult, FileDigest, JobRow, PackageStateRow, Status, build_id, record_to_json
+from jobs.core.queue import update_queue
 from jobs.core.signing import generate_key, key_id, public_key_b64, sign_document
 from jobs.core.store import Store
 from jobs.publish.verify import RESULT_SCHEMA
+from jobs.work.report import digest_of
 from tests.publish.sitefix import NOW, put_gzip, state_row
-from tests.publish.test_verify import claim, result_row
+from tests.publish.test_verify import INDEX_SHA, OTHER_SHA, claim, result_row
 
 NESTED = b"[" * 100_000 + b"]" * 100_000  # nested past any recursion limit, 200 KB
 
@@ -73,6 +75,20 @@ def row_for(case_id: str) -> PackageStateRow:
     return state_row(case_id, "1-1")
 
 
+def record_file(digest: FileDigest) -> dict[str, Any]:
+    return {"key": digest.key, "sha256": digest.sha256, "size": digest.size}
+
+
+def queue_rows(store: Store, rows: list[PackageStateRow]) -> None:
+    """Queue the job of each row at attempt 1, as sync would: the results are checked against these."""
+    jobs = {r.job_id: JobRow(job_id=r.job_id, backend=r.backend, architecture=r.architecture, input_url=r.input_url,
+                             distro=r.distro, releases=(r.release,), source_name=r.source_name,
+                             source_version=r.source_version,
+                             artifacts=(replace(r.artifact, sha256=r.artifact_sha256 or INDEX_SHA),), priority=1, queued_at=NOW,
+                             not_before=None, attempt=1, retries=0) for r in rows}
+    update_queue(store, lambda current: {**current, **jobs})
+
+
 def _merge(target: dict[str, Any], changes: dict[str, Any], keys: Keys) -> None:
     for name, value in changes.items():
         target[name] = keys.id("other") if value == "$OTHER" else value
@@ -97,8 +113,10 @@ def plant(store: Store, keys: Keys, case_id: str, recipe_path: Path, planted: di
     if recipe.get("claim") == "wrong-token":
         token = "f" * 32
     result = result_row(jid, signer_id, token, status=Status.BAD, reason=marker, distro=row.distro,
-                        source_name=row.source_name, source_version=row.source_version)
-    payload = {"schema": RESULT_SCHEMA, "result": record_to_json(result), "claim": {"token": token, "generation": 1}}
+                        source_name=row.source_name, source_version=row.source_version,
+                        artifacts=(ArtifactResult(row.artifact_name, Status.BAD, OTHER_SHA),))
+    payload = {"schema": RESULT_SCHEMA, "result": record_to_json(result),
+               "claim": {"token": token, "generation": 1, "queue": None}}
     _merge(payload["result"], recipe.get("result", {}), keys)
     if "diffoscope_html" in recipe:  # a report next to the text one, where publish looks for it
         prefix = build_prefix(jid, 1, token)
@@ -109,14 +127,22 @@ def plant(store: Store, keys: Keys, case_id: str, recipe_path: Path, planted: di
     if recipe.get("attestation") == "deep-nesting":
         payload["result"]["attestation_key"] = f"{build_prefix(jid, 1, token)}/attestation.json"
         store.put(payload["result"]["attestation_key"], NESTED, content_type="application/json")
+    if recipe.get("log", True):
+        store.put(f"{build_prefix(jid, 1, token)}/log", f"log of {case_id}\n".encode())
+    if "files" not in recipe.get("result", {}):  # every file under the prefix, signed as a worker does
+        prefix = build_prefix(jid, 1, token) + "/"
+        payload["result"]["files"] = [record_file(digest_of(i.key, store.get(i.key).data))
+                                      for i in store.list(prefix) if "/" not in i.key[len(prefix):]]
+        if not recipe.get("log", True):  # signed, then deleted
+            payload["result"]["files"].append(record_file(digest_of(f"{prefix}log", b"gone")))
+    if recipe.get("result", {}).get("status") == "GOOD" and "artifacts" not in recipe.get("result", {}):
+        payload["result"]["artifacts"] = [{"name": row.artifact_name, "status": "GOOD", "sha256": INDEX_SHA}]
     _merge(payload, recipe.get("payload", {}), keys)
     doc = sign_document(payload, getattr(keys, signer) if signer else keys.worker)
     if not signer:
         doc["signatures"] = []
     _merge(doc["signed"]["result"], recipe.get("tamper", {}), keys)
     _merge(doc, recipe.get("envelope", {}), keys)
-    if recipe.get("log", True):
-        store.put(f"{build_prefix(jid, 1, token)}/log", f"log of {case_id}\n".encode())
     honest = json.dumps(doc).encode()
     if "copy_of" in recipe:  # a replay: another case's stored bytes, marker and all
         honest, marker = store.get(planted[recipe["copy_of"]].key).data, None
@@ -132,4 +158,4 @@ def plant(store: Store, keys: Keys, case_id: str, recipe_path: Path, planted: di
     return Planted(key, bid, marker)
 
 
-__all__ = ["NESTED", "NOW", "Keys", "Planted", "plant", "row_for"]
+__all__ = ["NESTED", "NOW", "Keys", "Planted", "plant", "queue_rows", "row_for"]

@@ -120,6 +120,7 @@ def result_world(tmp: Path, cases: list[Case], generated: Path) -> World:
     keys = forge.Keys()
     world.rows = {c.id: forge.row_for(c.id) for c in cases}
     write_state(store, "results", list(world.rows.values()))
+    forge.queue_rows(store, list(world.rows.values()))
     for case in cases:
         world.planted[case.id] = forge.plant(store, keys, case.id, case.path(generated), world.planted)
     world.publish(config_for(tmp, authorized=keys.trusted()))

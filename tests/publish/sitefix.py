@@ -34,6 +34,7 @@ from jobs.core.pointer import Pointer, unique_name
 from jobs.core.queue import read_queue
 from jobs.core.store import Store, open_store
 from jobs.sync.job import sync_profile
+from jobs.work.report import digest_of
 from tests.sync import alpm_builders as alpm
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
@@ -106,13 +107,16 @@ class Results:
         if attestation is not None:
             attestation_key = f"{prefix}/attestation.json"
             self.store.put(attestation_key, json.dumps(attestation).encode(), content_type="application/json")
+        log_key = put_gzip(self.store, f"{prefix}/log", log)
+        files = tuple(digest_of(info.key, self.store.get(info.key).data)
+                      for info in self.store.list(prefix + "/"))  # as a worker signs them
         row = ResultRow(build_id=bid, job_id=job.job_id, attempt=attempt, distro=job.distro,
                         architecture=job.architecture, source_name=job.source_name, source_version=job.source_version,
                         status=status, reason=reason,
                         artifacts=tuple(ArtifactResult(n, s, "0" * 64) for n, s in artifacts.items()),
                         worker_key_id=WORKER_KEY, worker_name=worker, started_at=built_at - timedelta(minutes=5),
-                        built_at=built_at, log_key=put_gzip(self.store, f"{prefix}/log", log),
-                        diffoscope_key=diffoscope_key, attestation_key=attestation_key)
+                        built_at=built_at, log_key=log_key,
+                        diffoscope_key=diffoscope_key, attestation_key=attestation_key, files=files)
         self.rows.append(row)
         return row
 

@@ -89,15 +89,15 @@ def test_results_and_claims_of_compacted_builds_are_pruned(store, tmp_path):
     """Every publish lists results/ and claims/: what the history holds is deleted, nothing else."""
     (good, fail, bad), worker = built(store, tmp_path)
     config = config_for(tmp_path, authorized=[worker.identity.public_key])
-    forged = forge(store, generate_key(), forged_job(1))  # rejected: stays, for the operator to see
+    forged = forge(store, generate_key(), forged_job(1), queue=False)  # rejected: stays, for the operator to see
     first = publish_state(store, config, now=NOW)
     assert first.pruned == 0 and len(list(store.list("results/"))) == 4  # compacted this run: next run
     soon = publish_state(store, config, now=NOW + timedelta(seconds=1))
     assert {i.key for i in store.list("results/")} == {forged}
-    assert len(list(store.list("claims/"))) == 3  # touched less than a lease TTL ago: kept
+    assert len(list(store.list("claims/"))) == 6  # claims and done receipts, touched less than a TTL ago: kept
     assert soon.pruned == 3 and soon.accepted == [] and soon.queue_changes.count() == 0
     later = publish_state(store, config, now=datetime.now(timezone.utc) + timedelta(days=1))  # claims' mtime
-    assert later.pruned == 3 and [i.key for i in store.list("claims/")] == []
+    assert later.pruned == 6 and [i.key for i in store.list("claims/")] == []
     assert later.accepted == [] and history_ids(store) == Counter({f"{r.job_id}-1": 1 for r in (good, fail, bad)})
     assert set(read_queue(store).jobs) == {fail.job_id, bad.job_id}
 
@@ -108,9 +108,9 @@ def test_claims_of_builds_compacted_in_this_run_stay_until_the_next(store, tmp_p
     config = config_for(tmp_path, authorized=[worker.identity.public_key])
     late = datetime.now(timezone.utc) + timedelta(days=1)  # every claim is long settled
     first = publish_state(store, config, now=late)
-    assert first.pruned == 0 and len(list(store.list("claims/"))) == 3
+    assert first.pruned == 0 and len(list(store.list("claims/"))) == 6  # with the done receipts
     second = publish_state(store, config, now=late)
-    assert second.pruned == 6 and list(store.list("claims/")) == [] and list(store.list("results/")) == []
+    assert second.pruned == 9 and list(store.list("claims/")) == [] and list(store.list("results/")) == []
 
 
 def test_max_retries_stops_retrying(store, tmp_path):
@@ -190,7 +190,7 @@ def test_rejected_results_never_reach_the_history_nor_the_queue(store, tmp_path)
     (good, fail), worker = built(store, tmp_path, 2)
     stranger = generate_key()
     # A forged GOOD for the retry attempt publish is about to queue, and a replayed GOOD.
-    forged = forge(store, stranger, fail.job_id, holder=key_id(stranger.public_key()), attempt=2)
+    forged = forge(store, stranger, fail.job_id, holder=key_id(stranger.public_key()), attempt=2, queue=False)
     replayed = put_json(store, result_key(fail.job_id, 3), json.loads(store.get(result_key(good.job_id, 1)).data))
     state = publish_state(store, config_for(tmp_path, authorized=[worker.identity.public_key]), now=NOW)
     assert {r.key: r.reason for r in state.rejected} == {forged: Reason.UNKNOWN_KEY, replayed: Reason.REPLAYED}

@@ -17,7 +17,8 @@ from jobs.core.config import parse_rebuilder_config, parse_worker_config
 from jobs.core.errors import ConfigError
 from jobs.core.layout import build_prefix, claim_key, result_key, worker_key
 from jobs.core.lease import Leases
-from jobs.core.model import ArtifactResult, ResultRow, Status, build_id, job_id, record_to_json
+from jobs.core.model import Artifact, ArtifactResult, JobRow, ResultRow, Status, build_id, job_id, record_to_json
+from jobs.core.queue import update_queue
 from jobs.core.signing import ensure_key, generate_key, key_id, public_key_b64, sign_document
 from jobs.publish.enrolment import ENROLLED
 from jobs.publish.inputs import read_workers
@@ -26,6 +27,7 @@ from jobs.work import identity as worker_identity
 from jobs.work import report as worker_report
 from jobs.work.identity import load_identity
 from jobs.work.loop import Worker
+from jobs.work.report import digest_of
 from tests.work.test_worker import script, synthetic_jobs
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -86,8 +88,23 @@ def put_json(store, key: str, doc) -> str:
     return key
 
 
+def forged_url(n: int) -> str:
+    return f"file:///forged/{n}.pkg.tar.zst"
+
+
 def forged_job(n: int) -> str:
-    return job_id("test", "x86_64", f"file:///forged/{n}.pkg.tar.zst")
+    return job_id("test", "x86_64", forged_url(n))
+
+
+def queue_job(store, url: str, *, attempt: int = 1, distro: str = "testdistro", source_name: str = "forged",
+              source_version: str = "1", artifacts: tuple = ()) -> JobRow:
+    """Queue the "test" job of `url` (artifact "forged" with index sha256 INDEX_SHA unless given)."""
+    job = JobRow(job_id=job_id("test", "x86_64", url), backend="test", architecture="x86_64", input_url=url,
+                 distro=distro, releases=(None,), source_name=source_name, source_version=source_version,
+                 artifacts=artifacts or (Artifact("forged", "1", "x86_64", url, INDEX_SHA),), priority=1,
+                 queued_at=NOW, not_before=None, attempt=attempt, retries=0)
+    update_queue(store, lambda jobs: {**jobs, job.job_id: job})
+    return job
 
 
 def claim(store, jid: str, holder: str, attempt: int = 1) -> str:
@@ -95,26 +112,36 @@ def claim(store, jid: str, holder: str, attempt: int = 1) -> str:
     return Leases(store, ttl=30, clock_skew=5).acquire(claim_key(jid, attempt), holder).state.token
 
 
-def result_row(jid: str, signer: str, token: str, *, attempt: int = 1, status=Status.GOOD, **changes) -> ResultRow:
+INDEX_SHA = "0" * 64  # what the forged jobs' index records
+OTHER_SHA = "1" * 64  # what a rebuild that differs produced
+
+
+def result_row(jid: str, signer: str, token: str, *, attempt: int = 1, status=Status.BAD, **changes) -> ResultRow:
+    """A BAD (by default) result of the forged job `jid` as a worker would sign it, its log signed as b"log"."""
     prefix = build_prefix(jid, attempt, token)
+    arts = {Status.GOOD: (ArtifactResult("forged", Status.GOOD, INDEX_SHA),),
+            Status.BAD: (ArtifactResult("forged", Status.BAD, OTHER_SHA),)}.get(status, ())
     row = ResultRow(build_id=build_id(jid, attempt), job_id=jid, attempt=attempt, distro="testdistro",
                     architecture="x86_64", source_name="forged", source_version="1", status=status, reason=None,
-                    artifacts=(ArtifactResult("forged", Status.GOOD, "0" * 64),) if status is not Status.FAIL else (),
-                    worker_key_id=signer, worker_name="mallory", started_at=NOW, built_at=NOW + timedelta(minutes=1),
-                    log_key=f"{prefix}/log", diffoscope_key=None, attestation_key=None)
+                    artifacts=arts, worker_key_id=signer, worker_name="mallory", started_at=NOW,
+                    built_at=NOW + timedelta(minutes=1), log_key=f"{prefix}/log", diffoscope_key=None,
+                    attestation_key=None, files=(digest_of(f"{prefix}/log", b"log"),))
     return replace(row, **changes)
 
 
 def signed_result(key, row: ResultRow, token: str, **payload_changes) -> dict:
-    payload = {"schema": RESULT_SCHEMA, "result": record_to_json(row), "claim": {"token": token, "generation": 1},
-               **payload_changes}
+    payload = {"schema": RESULT_SCHEMA, "result": record_to_json(row),
+               "claim": {"token": token, "generation": 1, "queue": None}, **payload_changes}
     return sign_document(payload, key)
 
 
 def forge(store, key, jid: str, *, holder: str | None = None, log: bool = True, token: str | None = None,
-          at: str | None = None, **changes) -> str:
-    """A result for a new job signed by `key`, with a claim held by `holder` (None: no claim)."""
+          at: str | None = None, queue: bool = True, **changes) -> str:
+    """A result for a queued job signed by `key`, with a claim held by `holder` (None: no claim)."""
     signer = key_id(key.public_key())
+    if queue:
+        n = next(i for i in range(1000) if forged_job(i) == jid)
+        queue_job(store, forged_url(n), attempt=changes.get("attempt", 1))
     claim_token = claim(store, jid, holder, changes.get("attempt", 1)) if holder else "0" * 32
     token = token or claim_token
     row = result_row(jid, signer, token, **changes)

@@ -30,6 +30,7 @@ from jobs.core.model.parquet import (
 from jobs.core.model.records import (
     Artifact,
     ArtifactResult,
+    FileDigest,
     HistoryRow,
     JobRow,
     PackageStateRow,
@@ -54,7 +55,7 @@ from jobs.core.model.status import Priority, Status
 
 __all__ = [
     "HISTORY", "JOB", "KNOWN", "MAX_SEGMENT_BYTES", "METADATA_KEY", "PACKAGE_STATE", "SCHEMAS",
-    "Artifact", "ArtifactResult", "Column", "HistoryRow", "JobRow", "PackageStateRow", "Priority",
+    "Artifact", "ArtifactResult", "Column", "FileDigest", "HistoryRow", "JobRow", "PackageStateRow", "Priority",
     "Record", "ResultRow", "SchemaError", "SegmentError", "Status", "TableSchema",
     "build_id", "conform", "format_timestamp", "parse_timestamp", "record_from_json", "record_to_json", "from_table", "is_job_id", "job_id", "parquet_bytes", "parse_build_id",
     "read_parquet", "read_table", "safe_segment", "schema_for", "schema_for_tag", "schema_markdown",

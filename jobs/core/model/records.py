@@ -69,6 +69,21 @@ class ArtifactResult:
 
 
 @dataclass(frozen=True, slots=True)
+class FileDigest:
+    """One file a worker uploaded for a build, as it signed it: object key, SHA-256 and size of the stored bytes."""
+
+    key: str
+    sha256: str
+    size: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.sha256, str) or len(self.sha256) != 64 or \
+                any(c not in "0123456789abcdef" for c in self.sha256):
+            raise ValueError(f"file {self.key!r}: sha256 must be 64 lowercase hex digits, got {self.sha256!r}")
+        _count("size", self.size, 0)
+
+
+@dataclass(frozen=True, slots=True)
 class PackageStateRow:
     """One binary artifact as one sync saw it in a distro index (one row per artifact per snapshot)."""
 
@@ -178,10 +193,14 @@ class ResultRow:
     log_key: str | None  # object keys under builds/<build-id>/, None when not stored
     diffoscope_key: str | None
     attestation_key: str | None
+    # Every file uploaded for the build (log, diffoscope text and HTML, attestation) with the
+    # digest of its stored bytes: the worker signs them, publish refuses files that differ.
+    files: tuple[FileDigest, ...] = ()
 
     def __post_init__(self) -> None:
         _set(self, "status", Status(self.status))
         _set(self, "artifacts", tuple(self.artifacts))
+        _set(self, "files", tuple(self.files))
         _set(self, "started_at", _utc("started_at", self.started_at))
         _set(self, "built_at", _utc("built_at", self.built_at))
         _count("attempt", self.attempt, 1)
@@ -198,5 +217,5 @@ Record = PackageStateRow | JobRow | ResultRow
 # Element record type of each list-of-records field, per record type.
 ELEMENT_TYPES: dict[type, dict[str, type]] = {
     JobRow: {"artifacts": Artifact},
-    ResultRow: {"artifacts": ArtifactResult},
+    ResultRow: {"artifacts": ArtifactResult, "files": FileDigest},
 }

@@ -150,7 +150,7 @@ JOB = TableSchema(
 )
 
 HISTORY = TableSchema(
-    name="history", version=1, record=ResultRow,
+    name="history", version=2, record=ResultRow,
     description="One row per build attempt (`history/part-<name>.parquet`, compacted from `results/`).",
     columns=(
         _s("build_id", "`<job_id>-<attempt>`; `builds/<build_id>/<claim-token>/` holds log, diffoscope, attestation"),
@@ -174,6 +174,11 @@ HISTORY = TableSchema(
         _s("log_key", "object key of the build log", nullable=True),
         _s("diffoscope_key", "object key of the diffoscope output", nullable=True),
         _s("attestation_key", "object key of the in-toto attestation", nullable=True),
+        Column("files", None, "every uploaded file of the build, as the worker signed it", fields=(
+            _s("key", "object key under the claim's `builds/` prefix"),
+            _s("sha256", "hex SHA-256 of the stored (encoded) bytes"),
+            Column("size", pa.int64(), "size of the stored bytes"),
+        )),
     ),
 )
 
