@@ -137,8 +137,8 @@ def test_hundreds_of_work_once_and_rebuildctl_runs_all_exit_zero(tmp_path):
                                    for i in range(2 * RUNS)]))
     assert not failures, f"{len(failures)} of {2 * RUNS} runs failed; first: {failures[:3]}"
     built = sum(1 for out in outs if ": built 1 (GOOD 1)" in out)
-    assert built == RUNS, f"{built} builds for {RUNS} runs of work --once"
-    assert sum(1 for out in outs if out.startswith("queue length:")) == RUNS
+    assert built == RUNS, f"{built} builds for {RUNS} runs of work --once: {outs[:4]}"
+    assert sum(1 for out in outs if "\nqueue length: " in out) == RUNS, outs[1]
 
 
 # Reads Parquet from a Python file object (pyarrow's I/O threads then call into Python) and

@@ -44,7 +44,7 @@ def test_priority_help_says_lower_runs_sooner_and_the_example_does_so(published,
     assert res.exit_code == 0, res.output
     payloads = [json.loads(p.read_text())["payload"] for p in sorted((store_dir / "requests").glob("*.json"))]
     assert {(p["verb"], p["priority"]) for p in payloads} == {("requeue", 0), ("push", example)}
-    config = parse_rebuilder_config({"auth": {"cookie": COOKIE}, "worker": {"signup_secret": "s3cret"},
+    config = parse_rebuilder_config({"auth": {"cookie": COOKIE}, "worker": {"signup_secret": "Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"},
                                      "publish": {"signing_key": published[1].publish.signing_key}})
     assert len(publish(open_store(store_dir.as_uri()), config).state.requests_applied) == 2
     lines = ctl("-H", (store_dir / "site").as_uri(), "queue", "ls", "--planned").stdout.splitlines()
