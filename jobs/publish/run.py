@@ -136,7 +136,8 @@ def _publish(store: Store, config: RebuilderConfig, *, site_store: Store | None,
         previous = read_manifest(target, site_prefix)
         with progress.step("render", "publish: render", unit="files"):
             site = build_site(store, now=now, public_keys=state.public_keys, rebuilder_name=rebuilder_name,
-                              rejected=[rejected_row(r) for r in state.rejected],
+                              rejected=[rejected_row(r) for r in (*state.rejected, *state.requests_rejected,
+                                                                     *state.untrusted_workers)],
                               worker_trust=trust, previous=previous, inputs=inputs)
         with progress.step("write", "publish: write", total=0, unit="files"):
             summary.site = write_site(target, site, prefix=site_prefix, previous=previous)

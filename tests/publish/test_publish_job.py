@@ -31,6 +31,7 @@ from jobs.core.signing import (
 )
 from jobs.publish.job import REBUILDER_KEYS, publish_state, rebuilder_signing_key
 from jobs.publish.requests import APPLIED, Refusal, write_request
+from jobs.publish.run import publish
 from jobs.publish.verify import Reason
 from tests.faults import FaultyStore, Killed
 from tests.publish.test_verify import NOW, built, config_for, forge, forged_job, put_json
@@ -333,6 +334,12 @@ def test_an_admin_request_acts_once_however_it_is_written_again(store, tmp_path)
     assert [i.key for i in store.list("requests/")] == ["requests/99999999T000000Z-replay.json"]
     third = publish_state(store, config, now=now + timedelta(seconds=2))
     assert [r.reason for r in third.requests_rejected] == [Refusal.REPLAYED] and p1.job_id in read_queue(store).jobs
+    # A whole publish lists the refused copy for operators beside rejected results, and acts on nothing.
+    summary = publish(store, config, now=now + timedelta(seconds=3))
+    assert [r.reason for r in summary.state.requests_rejected] == [Refusal.REPLAYED]
+    listed = json.loads(store.get("site/api/v1/rejected.json").data)["rejected"]
+    assert [(r["key"], r["reason"]) for r in listed] == [("requests/99999999T000000Z-replay.json", "replayed")]
+    assert p1.job_id in read_queue(store).jobs
 
 
 def test_requests_outside_the_window_are_refused_and_old_nonces_forgotten(store, tmp_path):
