@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from jobs.core.errors import MissingToolError
+from jobs.core.reaper import live_processes
 
 READ_SIZE = 64 * 1024
 REAPER = Path(__file__).with_name("reaper.py")
@@ -319,21 +320,9 @@ def _group_alive(pgid: int) -> bool:
     # killpg(0) also sees zombies that their (new) parent has not reaped yet, e.g. when PID 1
     # in a container does not reap; those hold no pipe and need no kill.
     try:
-        names = os.listdir("/proc")
+        return any(pgrp == pgid for _, _, pgrp in live_processes())
     except OSError:
         return True
-    for name in names:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2:].split()  # state, ppid, pgrp, ...
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z":
-            return True
-    return False
 
 
 def _number(value: float) -> str:

@@ -37,6 +37,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -58,9 +59,8 @@ def _die_with_reaper(reaper: int) -> None:
         os._exit(127)
 
 
-def descendants(root: int) -> list[int]:
-    """Every live process below ``root``, from one scan of /proc."""
-    children: dict[int, list[int]] = {}
+def live_processes() -> Iterator[tuple[int, int, int]]:
+    """(pid, ppid, pgrp) of every process that is not a zombie, from one scan of /proc."""
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -69,9 +69,16 @@ def descendants(root: int) -> list[int]:
                 stat = f.read()
         except OSError:
             continue
-        fields = stat[stat.rfind(b")") + 2:].split()  # state, ppid, ...
-        if len(fields) > 1 and fields[0] != b"Z":
-            children.setdefault(int(fields[1]), []).append(int(name))
+        fields = stat[stat.rfind(b")") + 2:].split()  # state, ppid, pgrp, ...
+        if len(fields) > 2 and fields[0] != b"Z":
+            yield int(name), int(fields[1]), int(fields[2])
+
+
+def descendants(root: int) -> list[int]:
+    """Every live process below ``root``, from one scan of /proc."""
+    children: dict[int, list[int]] = {}
+    for pid, ppid, _ in live_processes():
+        children.setdefault(ppid, []).append(pid)
     found, todo = [], [root]
     while todo:
         for pid in children.get(todo.pop(), ()):
