@@ -22,8 +22,8 @@ import markupsafe
 from jobs.core.model import Status
 
 WIDTH, HEIGHT = 720, 240
-STRIP_HEIGHT = 110
-LEFT, RIGHT, TOP, BOTTOM = 44, 12, 12, 58  # plot margins: y labels left, x labels and legend below
+STRIP_HEIGHT = 170
+LEFT, RIGHT, TOP, BOTTOM = 48, 14, 28, 58  # plot margins: heading above, y labels left, x labels and legend below
 LAYERS = (Status.GOOD, Status.BAD, Status.FAIL, Status.UNKWN)  # stacked from the bottom
 COLOURS = {Status.GOOD: "#2da44e", Status.BAD: "#cf222e", Status.FAIL: "#bf8700", Status.UNKWN: "#afb8c1"}
 MAX_TICKS = 8
@@ -141,9 +141,14 @@ class _Frame:
                        f'stroke="#eaeef2"/>')
             out.append(f'<line class="tick" x1="{x:.1f}" y1="{self.y1}" x2="{x:.1f}" y2="{self.y1 + 4}" '
                        f'stroke="#57606a"/>')
-            out.append(f'<text class="tick-label" x="{x:.1f}" y="{self.y1 + 16}" text-anchor="middle" '
+            anchor = "end" if x > self.x1 - 24 else "middle"  # the last label stays inside the picture
+            out.append(f'<text class="tick-label" x="{x:.1f}" y="{self.y1 + 16}" text-anchor="{anchor}" '
                        f'font-size="11" fill="#24292f">{_esc(label)}</text>')
         return out
+
+    def heading(self, text: str) -> str:
+        return (f'<text class="heading" x="{self.x0}" y="{self.y0 - 10}" font-size="13" font-weight="bold" '
+                f'fill="#24292f">{_esc(text)}</text>')
 
     def legend(self, items: Sequence[tuple[Status, str]]) -> list[str]:
         out, x, y = [], self.x0, self.height - 14
@@ -171,7 +176,7 @@ def share_chart(label: str, days: Sequence[Day], *, width: int = WIDTH, height: 
             f'<text x="8" y="24" font-size="12" fill="#57606a">{_esc(label)}: no builds yet</text>'])
     start, end = _midnight(days[0].day), _midnight(days[-1].day) + _D
     f = _Frame(start, end, width, height)
-    body: list[str] = []
+    body: list[str] = [f.heading(f"{label}: share of packages by status, per day (UTC)")]
     for pct in (0, 25, 50, 75, 100):
         y = f.y1 - (f.y1 - f.y0) * pct / 100
         body.append(f'<line class="grid" x1="{f.x0}" y1="{y:.1f}" x2="{f.x1}" y2="{y:.1f}" stroke="#eaeef2"/>')
@@ -227,7 +232,7 @@ def history_strip(label: str, marks: Sequence[Mark], *, width: int = WIDTH, heig
     first, last = marks[0].at, marks[-1].at
     pad = max((last - first) / 20, timedelta(minutes=30))
     f = _Frame(first - pad, last + pad, width, height)
-    body = f.x_axis()
+    body = [f.heading(f"{label}: verdict of each build over time (UTC)"), *f.x_axis()]
     lanes = {s: i for i, s in enumerate(LAYERS)}
     lane_h = (f.y1 - f.y0) / len(LAYERS)
     for s, i in lanes.items():
@@ -236,8 +241,8 @@ def history_strip(label: str, marks: Sequence[Mark], *, width: int = WIDTH, heig
                     f'fill="#24292f">{s.value}</text>')
     for m in marks:
         x, y = f.x(m.at), f.y0 + lane_h * (lanes[m.status] + 0.5)
-        body.append(f'<rect class="mark status-{m.status.value.lower()}" x="{x - 3:.1f}" y="{y - 6:.1f}" width="6" '
-                    f'height="12" fill="{COLOURS[m.status]}"><title>{_esc(m.label)}</title></rect>')
+        body.append(f'<rect class="mark status-{m.status.value.lower()}" x="{x - 3:.1f}" y="{y - 8:.1f}" width="6" '
+                    f'height="16" fill="{COLOURS[m.status]}"><title>{_esc(m.label)}</title></rect>')
     body.append(f'<line class="axis" x1="{f.x0}" y1="{f.y0}" x2="{f.x0}" y2="{f.y1}" stroke="#57606a"/>')
     counts = {s: sum(1 for m in marks if m.status is s) for s in LAYERS}
     body += f.legend([(s, f"{s.value} {counts[s]}") for s in LAYERS])

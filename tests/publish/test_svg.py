@@ -67,6 +67,13 @@ def test_share_chart_without_data_says_so():
     assert texts(svg.share_chart("x", [])) == ["x: no builds yet"]
 
 
+def test_the_last_tick_label_stays_inside():
+    chart = svg.share_chart("x", days(1, date(2026, 12, 6)))
+    root = ET.fromstring(str(chart))
+    last = [t for t in root.iter(f"{NS}text") if t.text == "Dec 07"][0]
+    assert last.get("text-anchor") == "end" and float(last.get("x")) <= svg.WIDTH
+
+
 def test_everything_drawn_is_escaped():
     evil = "<script>alert(1)</script>&\"'"
     chart = svg.share_chart(evil, days(3, date(2026, 12, 6)))
@@ -76,6 +83,7 @@ def test_everything_drawn_is_escaped():
         root = ET.fromstring(str(markup))
         assert root.find(f"{NS}title").text.startswith(evil)
     assert [t.text for t in ET.fromstring(str(strip)).iter(f"{NS}title")][1] == evil
+    assert evil + ": verdict" in texts(strip)[0]
 
 
 def test_history_strip_marks_each_build_in_its_verdict_lane():
