@@ -132,7 +132,8 @@ def package_json(row: PackageRow) -> dict[str, Any]:
             "build_id": row.build_id, "v0_build_id": row.links.v0_id, "built_at": _ts(row.built_at),
             "has_diffoscope": row.links.has_diffoscope, "has_attestation": row.links.has_attestation,
             "reason": row.reason, "failure_class": row.failure_class.value if row.failure_class else None,
-            "worker_name": row.worker_name, "page": _url(row.page_url), "files": links_json(row.links)}
+            "worker_name": row.worker_name, "maintainers": list(row.maintainers), "page": _url(row.page_url),
+            "files": links_json(row.links)}
 
 
 def build_json(build: BuildRow) -> dict[str, Any]:
@@ -167,12 +168,27 @@ def summary_json(summary: SuiteSummary) -> dict[str, Any]:
             "lists_all": lists_all(summary), "page": urls.href(urls.suite_page(summary.suite.path))}
 
 
+def status_feed(published_at: datetime, newest_result_at: datetime | None, *, rebuilder: str) -> dict[str, Any]:
+    """`api/v1/status.json`, written by every publish: when it ran and how old its newest result is.
+
+    `behind_seconds`: how long before this publish the newest published build finished
+    (null with no build yet): a publish that runs but finds nothing new shows it growing.
+    """
+    behind = (None if newest_result_at is None
+              else max(0, int((published_at - newest_result_at).total_seconds())))
+    return envelope("status", published_at, rebuilder=rebuilder, published_at=format_timestamp(published_at),
+                    newest_result_at=format_timestamp(newest_result_at) if newest_result_at is not None else None,
+                    behind_seconds=behind)
+
+
 def index_feed(suites: list[SuiteSummary], active: list[ActiveBuild], *, queue_length: int, rebuilder: str,
-               generated_at: datetime) -> dict[str, Any]:
-    """`api/v1/index.json`: every suite and where its feeds are."""
-    return envelope("index", generated_at, rebuilder=rebuilder, queue_length=queue_length,
+               generated_at: datetime, status: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`api/v1/index.json`: every suite and where its feeds are (and, with `status`, when publish ran)."""
+    extra = {} if status is None else {"published_at": status["published_at"],
+                                       "newest_result_at": status["newest_result_at"], "status": urls.STATUS_FEED}
+    return envelope("index", generated_at, rebuilder=rebuilder, **extra, queue_length=queue_length,
                     active_builds=len(active), pkgs_list=urls.PKGS_LIST, public_keys=urls.PUBLIC_KEYS,
-                    queue=urls.QUEUE_FEED, workers=urls.WORKERS_FEED,
+                    queue=urls.QUEUE_FEED, workers=urls.WORKERS_FEED, maintainers=urls.MAINTAINERS_FEED,
                     regressions=urls.REGRESSIONS, suites=[summary_json(s) for s in suites])
 
 

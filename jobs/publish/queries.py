@@ -39,7 +39,7 @@ from jobs.publish.rows import (
     WorkerRow,
 )
 
-CHART_DAYS = 90
+CHART_DAYS = 3 * 366 + 1  # about three years of days in the charts
 MAX_REGRESSIONS = 200
 
 _SETUP = """
@@ -57,9 +57,13 @@ CREATE TEMP TABLE art AS
 SELECT build_id, name, min(status) AS artifact_status  -- a name listed twice: BAD sorts first
 FROM (SELECT build_id, unnest(artifacts, recursive := true) FROM hist) GROUP BY build_id, name;
 
+-- Maintainers as the index names them (every snapshot listing the package), sorted: part of
+-- each package row, so a page showing them changes when they do.
 CREATE TEMP TABLE cur AS
-SELECT DISTINCT distro, release, component, architecture, artifact_name AS name, artifact_version AS version,
-       artifact_architecture, artifact_url, source_name, source_version, job_id, artifact_sha256 FROM state;
+SELECT distro, release, component, architecture, artifact_name AS name, artifact_version AS version,
+       artifact_architecture, artifact_url, source_name, source_version, job_id, artifact_sha256,
+       list_sort(list_distinct(flatten(list(coalesce(maintainers, []))))) AS maintainers
+FROM state GROUP BY ALL;
 
 -- The latest build of each current job (an aggregate, not a window over the whole history).
 CREATE TEMP TABLE latest AS
@@ -97,7 +101,7 @@ _HIST_LINKS = """v0_id, log_key IS NOT NULL AS has_log, diffoscope_key IS NOT NU
                  diffoscope_html_key IS NOT NULL AS has_diffoscope_html, has_attestation"""
 
 _PACKAGE_COLUMNS = f"""{_KEY}, name, version, artifact_architecture, artifact_url, source_name, source_version,
-    job_id, status, build_id, built_at, reason, failure_class, worker_name, {_LINKS}, artifact_sha256"""
+    job_id, status, build_id, built_at, reason, failure_class, worker_name, {_LINKS}, artifact_sha256, maintainers"""
 
 _PACKAGES = f"""SELECT {_PACKAGE_COLUMNS}
 FROM pkgs ORDER BY {_ORDER}, name, version, artifact_architecture, artifact_url"""
@@ -172,29 +176,36 @@ FROM keys k LEFT JOIN workers w USING (key_id) LEFT JOIN trust t USING (key_id) 
 WHERE k.key_id IS NOT NULL ORDER BY name, key_id"""
 
 _DAILY = """WITH ev AS (
-    SELECT p.distro, p.release, p.component, p.architecture, p.name, p.version, p.artifact_url, p.job_id,
-           h.built_at, h.attempt,
+    SELECT p.distro, coalesce(p.release, chr(0)) AS release, coalesce(p.component, chr(0)) AS component,
+           p.architecture, p.name, p.version, p.artifact_url, p.job_id, h.built_at, h.attempt,
            CASE WHEN h.status = 'FAIL' THEN 'FAIL' ELSE coalesce(a.artifact_status, h.status) END AS st
     FROM pkgs p JOIN hist h USING (job_id) LEFT JOIN art a ON a.build_id = h.build_id AND a.name = p.name),
 ch AS (SELECT *, lag(st) OVER (PARTITION BY distro, release, component, architecture, name, version, artifact_url,
                                job_id ORDER BY built_at, attempt) AS prev FROM ev),
-deltas AS (SELECT distro, CAST(built_at AS DATE) AS day, st, 1 AS d FROM ch
-           UNION ALL SELECT distro, CAST(built_at AS DATE), prev, -1 FROM ch WHERE prev IS NOT NULL),
-bounds AS (SELECT distro, min(day) AS lo FROM deltas GROUP BY distro),
-days AS (SELECT distro, CAST(unnest(generate_series(CAST(least(lo, $today) AS TIMESTAMP),
-                                                    CAST($today AS TIMESTAMP), INTERVAL 1 DAY)) AS DATE) AS day
+deltas AS (SELECT distro, release, component, architecture, CAST(built_at AS DATE) AS day, st, 1 AS d FROM ch
+           UNION ALL SELECT distro, release, component, architecture, CAST(built_at AS DATE), prev, -1
+           FROM ch WHERE prev IS NOT NULL),
+bounds AS (SELECT distro, release, component, architecture, min(day) AS lo FROM deltas GROUP BY ALL),
+days AS (SELECT distro, release, component, architecture,
+                CAST(unnest(generate_series(CAST(least(lo, $today) AS TIMESTAMP), CAST($today AS TIMESTAMP),
+                                            INTERVAL 1 DAY)) AS DATE) AS day
          FROM bounds),
-grid AS (SELECT days.distro, days.day, s.st FROM days, (VALUES ('GOOD'), ('BAD'), ('FAIL')) s(st)),
-daily AS (SELECT distro, day, st, sum(d) AS d FROM deltas GROUP BY ALL),
-cum AS (SELECT g.distro, g.day, g.st,
-               sum(coalesce(daily.d, 0)) OVER (PARTITION BY g.distro, g.st ORDER BY g.day) AS n
-        FROM grid g LEFT JOIN daily USING (distro, day, st)),
-totals AS (SELECT distro, count(*) AS total FROM pkgs GROUP BY distro)
-SELECT distro, day, CAST(sum(n) FILTER (WHERE st = 'GOOD') AS BIGINT) AS good,
+grid AS (SELECT days.*, s.st FROM days, (VALUES ('GOOD'), ('BAD'), ('FAIL')) s(st)),
+daily AS (SELECT distro, release, component, architecture, day, st, sum(d) AS d FROM deltas GROUP BY ALL),
+cum AS (SELECT g.distro, g.release, g.component, g.architecture, g.day, g.st,
+               sum(coalesce(daily.d, 0)) OVER (PARTITION BY g.distro, g.release, g.component, g.architecture, g.st
+                                               ORDER BY g.day) AS n
+        FROM grid g LEFT JOIN daily USING (distro, release, component, architecture, day, st)),
+totals AS (SELECT distro, coalesce(release, chr(0)) AS release, coalesce(component, chr(0)) AS component,
+                  architecture, count(*) AS total FROM pkgs GROUP BY ALL)
+SELECT distro, nullif(release, chr(0)) AS release, nullif(component, chr(0)) AS component, architecture, day,
+       CAST(sum(n) FILTER (WHERE st = 'GOOD') AS BIGINT) AS good,
        CAST(sum(n) FILTER (WHERE st = 'BAD') AS BIGINT) AS bad,
        CAST(sum(n) FILTER (WHERE st = 'FAIL') AS BIGINT) AS fail,
        CAST(any_value(total) - sum(n) AS BIGINT) AS unknown
-FROM cum JOIN totals USING (distro) WHERE day >= $since GROUP BY distro, day ORDER BY distro, day"""
+FROM cum JOIN totals USING (distro, release, component, architecture) WHERE day >= $since
+GROUP BY distro, release, component, architecture, day
+ORDER BY distro, release NULLS FIRST, component NULLS FIRST, architecture, day"""
 
 _REGRESSIONS = f"""WITH b AS (
     SELECT distro, architecture, source_name, source_version, build_id, status, built_at, reason, failure_class,
@@ -254,7 +265,8 @@ def package_row(d: dict[str, Any]) -> PackageRow:
     """A PackageRow from the columns of `_PACKAGE_COLUMNS`."""
     suite, links = _suite(d), _links(d)
     return PackageRow(suite=suite, links=links, **{**d, "status": Status(d["status"]),
-                                                   "failure_class": _class(d["failure_class"])})
+                                                   "failure_class": _class(d["failure_class"]),
+                                                   "maintainers": tuple(d.get("maintainers") or ())})
 
 
 def packages(con: duckdb.DuckDBPyConnection) -> list[PackageRow]:
@@ -326,10 +338,26 @@ def worker_rows(con: duckdb.DuckDBPyConnection) -> list[WorkerRow]:
     return [WorkerRow(**{**d, "builds": int(d["builds"])}) for d in _dicts(con, _WORKERS)]
 
 
+def suite_daily_counts(con: duckdb.DuckDBPyConnection, now: datetime, days: int = CHART_DAYS
+                       ) -> dict[SuiteKey, list[DailyCount]]:
+    """Per suite and day (UTC), how many of its current packages were GOOD, BAD, FAIL or unknown."""
+    today = now.date()
+    out: dict[SuiteKey, list[DailyCount]] = defaultdict(list)
+    for d in _dicts(con, _DAILY, {"today": today, "since": today - timedelta(days=days - 1)}):
+        suite = SuiteKey(d["distro"], d.pop("release"), d.pop("component"), d.pop("architecture"))
+        out[suite].append(DailyCount(**d))
+    return dict(out)
+
+
 def daily_counts(con: duckdb.DuckDBPyConnection, now: datetime, days: int = CHART_DAYS) -> list[DailyCount]:
     """Per distro and day (UTC), how many current packages were GOOD, BAD, FAIL or unknown."""
-    today = now.date()
-    return [DailyCount(**d) for d in _dicts(con, _DAILY, {"today": today, "since": today - timedelta(days=days - 1)})]
+    sums: dict[tuple[str, Any], list[int]] = {}
+    for rows in suite_daily_counts(con, now, days).values():
+        for r in rows:
+            total = sums.setdefault((r.distro, r.day), [0, 0, 0, 0])
+            for i, n in enumerate((r.good, r.bad, r.fail, r.unknown)):
+                total[i] += n
+    return [DailyCount(distro, day, *v) for (distro, day), v in sorted(sums.items())]
 
 
 def regressions(con: duckdb.DuckDBPyConnection) -> list[Regression]:
@@ -355,6 +383,11 @@ def build_files(con: duckdb.DuckDBPyConnection, *, after: int = 0, also: set[int
         d["digests"] = {f["key"]: f["sha256"] for f in d.pop("files") or ()}
         out.append(BuildFiles(**d))
     return out
+
+
+def newest_result(con: duckdb.DuckDBPyConnection) -> datetime | None:
+    """When the newest build of the history finished (None when it is empty)."""
+    return con.execute("SELECT max(built_at) FROM hist").fetchone()[0]
 
 
 def last_build(con: duckdb.DuckDBPyConnection) -> int:

@@ -82,6 +82,7 @@ class PackageRow:
     worker_name: str | None
     links: BuildLinks
     artifact_sha256: str | None = None  # what the synced index records: a GOOD means this digest
+    maintainers: tuple[str, ...] = ()  # as the index names them (Arch %PACKAGER%, Debian Maintainer/Uploaders)
 
     @property
     def page_url(self) -> str:

@@ -10,9 +10,13 @@ objects. Given the manifest of the last publish, only what changed is rendered:
   salt: the code and templates) matches the manifest is kept, not rendered;
 - build files are immutable: only those of builds after the manifest's watermark (and
   copies to retry) are added;
-- the small files that show counts or the time (suite pages, list indexes, the
-  dashboard, the index, queue and workers feeds, the v0 list) are rendered every run; the
-  writer skips those whose content did not change.
+- the small files that show counts (suite pages, list indexes, the queue and workers
+  feeds, the v0 list) are rendered every run; the writer skips those whose content did
+  not change;
+- the few files that say when publish ran (`api/v1/status.json`, `api/v1/index.json` and
+  the dashboard `index.html`) are written by every run and kept out of the manifest
+  (`SiteFile.every_run`): a publish that changed nothing writes these three and nothing
+  else, and every page's "last published" banner reads the status file.
 
 Writing it is `jobs.publish.sitewriter.write_site`'s job.
 """
@@ -32,10 +36,10 @@ import duckdb
 from jobs.core.model import Status
 from jobs.core.resources import site_static, site_templates
 from jobs.core.store import Store
-from jobs.publish import allfeeds, feeds, plan, queries, urls
+from jobs.publish import allfeeds, feeds, maintainers, plan, queries, svg, urls
 from jobs.publish.classify import FailureClass
 from jobs.publish.inputs import Inputs, load_inputs
-from jobs.publish.pages import Renderer, chart
+from jobs.publish.pages import Renderer
 from jobs.publish.plan import ListPart, ListRef
 from jobs.publish.rows import BuildFiles, RejectedResult, SiteData, SuiteKey, SuiteSummary
 from jobs.publish.sitewriter import (
@@ -54,7 +58,7 @@ from jobs.publish.sitewriter import (
     json_file,
 )
 
-STATIC = {"style.css": CSS, "filter.js": JS}
+STATIC = {"style.css": CSS, "filter.js": JS, "status.js": JS}
 STATUS_LISTS = (Status.GOOD, Status.BAD, Status.FAIL, Status.UNKWN)
 MAX_REJECTED = 200  # the rejected-results list shows the most recent ones; the feed counts them all
 
@@ -127,15 +131,17 @@ def build_site(store: Store, *, now: datetime, countersigned: Mapping[str, dict[
         site.add(json_file(urls.V1_PUBLIC_KEYS, public_keys, Tier.LEAF))
         _build_files(b, countersigned, countersigned_keys)
         _package_pages(b)
+        maintainers.add(b, con)
         summaries = queries.suites(con)
         lists = plan.list_parts(con, [s.suite for s in summaries])
-        _suites(b, summaries, lists)
+        suite_days = queries.suite_daily_counts(con, now)
+        _suites(b, summaries, lists, suite_days)
         site.add(json_file(urls.PKGS_LIST, queries.pkgs_list_v0(con), Tier.LIST))
         active = queries.active_builds(con, now)
         data = SiteData(packages=[], suites=summaries, pages=[], active=active, daily=queries.daily_counts(con, now),
                         regressions=queries.regressions(con), build_files=[], queue_length=inputs.queue.num_rows,
                         queue=queries.queue_entries(con), worker_rows=queries.worker_rows(con))
-        _top(b, data, rebuilder_name)
+        _top(b, data, rebuilder_name, queries.newest_result(con))
         _rejected(b, list(rejected))
     finally:
         con.close()
@@ -175,8 +181,22 @@ def _package_pages(b: _Builder) -> None:
         digest = wanted[(page.distro, page.name)]
         b.site.add(json_file(page.feed_url, feeds.package_feed(page, b.now), Tier.LEAF, input=digest))
         b.site.add(SiteFile.content(page.page_url, b.renderer.render("package.html", page.page_url, page=page,
-                                                                     json_url=page.feed_url), HTML, Tier.LEAF,
-                                    input=digest))
+                                                                     strip=_strip(page), json_url=page.feed_url),
+                                    HTML, Tier.LEAF, input=digest))
+
+
+def _strip(page: Any) -> Any:
+    """A package's verdict history: one mark per build (its own verdict), over time."""
+    marks = [svg.Mark(b.built_at, b.status, f"{short_id(b)} {b.status.value} {b.source_name} {b.source_version} "
+                                            f"{b.architecture} {b.built_at:%Y-%m-%d %H:%M} UTC")
+             for b in page.builds]
+    return svg.history_strip(f"{page.name} ({page.distro})", marks)
+
+
+def short_id(build: Any) -> str:
+    """What a page shows of a build id: its v0 number "#2" (the full id is in its title and the JSON)."""
+    v0 = build.links.v0_id
+    return f"#{v0}" if v0 is not None else build.build_id[:8]
 
 
 def _title(ref: ListRef) -> tuple[str, str, dict[str, str]]:
@@ -201,7 +221,12 @@ def _nav(summary: SuiteSummary, refs: list[ListRef]) -> dict[str, Any]:
             "names": (f"{urls.names_base(path)}.html", summary.total)}
 
 
-def _suites(b: _Builder, summaries: list[SuiteSummary], lists: dict[ListRef, list[ListPart]]) -> None:
+def _days(rows: Sequence[Any]) -> list[svg.Day]:
+    return [svg.Day(r.day, r.good, r.bad, r.fail, r.unknown) for r in rows]
+
+
+def _suites(b: _Builder, summaries: list[SuiteSummary], lists: dict[ListRef, list[ListPart]],
+            suite_days: Mapping[SuiteKey, Sequence[Any]]) -> None:
     by_suite: dict[SuiteKey, list[ListRef]] = defaultdict(list)
     for ref in lists:
         by_suite[ref.suite].append(ref)
@@ -232,7 +257,8 @@ def _suites(b: _Builder, summaries: list[SuiteSummary], lists: dict[ListRef, lis
                     todo.append((part, digest, summary, nav, around))
             if split:
                 _list_index(b, summary, ref, parts, nav)
-        _suite_page(b, summary, refs, nav)
+        _suite_page(b, summary, refs, nav, svg.share_chart(summary.suite.label,
+                                                           _days(suite_days.get(summary.suite, ()))))
     allfeeds.add(b.site, b.con, whole, b.now)
     rows = plan.part_rows(b.con, [t[0] for t in todo])
     for part, digest, summary, nav, (before, after) in todo:
@@ -264,14 +290,14 @@ def _list_index(b: _Builder, summary: SuiteSummary, ref: ListRef, parts: list[Li
         list_key=ref.page_key, total=total, json_url=ref.feed_key), HTML, Tier.SUITE))
 
 
-def _suite_page(b: _Builder, summary: SuiteSummary, refs: list[ListRef], nav: dict[str, Any]) -> None:
+def _suite_page(b: _Builder, summary: SuiteSummary, refs: list[ListRef], nav: dict[str, Any], chart: Any) -> None:
     path = summary.suite.path
     index_feed = urls.suite_feed(path, "index")
     body = feeds.summary_json(summary)
     body["lists"] = {r.what: urls.href(r.feed_key) for r in refs}
     b.site.add(json_file(index_feed, feeds.envelope("suite", b.now, **body), Tier.SUITE))
     key = urls.suite_page(path)
-    b.site.add(SiteFile.content(key, b.renderer.render("suite.html", key, summary=summary, nav=nav,
+    b.site.add(SiteFile.content(key, b.renderer.render("suite.html", key, summary=summary, nav=nav, chart=chart,
                                                        json_url=index_feed), HTML, Tier.SUITE))
 
 
@@ -286,25 +312,29 @@ def _groups(suites: list[SuiteSummary]) -> list[SuiteSummary]:
     return [SuiteSummary(k, *v) for k, v in sums.items()]
 
 
-def _top(b: _Builder, data: SiteData, rebuilder: str) -> None:
+def _top(b: _Builder, data: SiteData, rebuilder: str, newest: datetime | None) -> None:
     site, renderer, now = b.site, b.renderer, b.now
     by_distro = defaultdict(list)
     for day in data.daily:
         by_distro[day.distro].append(day)
-    charts = [c for c in (chart(d, days) for d, days in sorted(by_distro.items())) if c is not None]
+    charts = [svg.share_chart(d, _days(days)) for d, days in sorted(by_distro.items())]
+    status = feeds.status_feed(now, newest, rebuilder=rebuilder)
+    site.add(json_file(urls.STATUS_FEED, status, Tier.TOP, every_run=True))
     site.add(SiteFile.content(urls.REGRESSIONS, renderer.render(
         "atom.xml", urls.REGRESSIONS, regressions=data.regressions,
         updated=max((r.built_at for r in data.regressions), default=None)), ATOM, Tier.TOP))
     site.add(json_file(urls.INDEX_FEED, feeds.index_feed(data.suites, data.active, queue_length=data.queue_length,
-                                                         rebuilder=rebuilder, generated_at=now), Tier.TOP))
+                                                         rebuilder=rebuilder, generated_at=now, status=status),
+                       Tier.TOP, every_run=True))
     site.add(json_file(urls.QUEUE_FEED, feeds.queue_feed(data.queue, now), Tier.TOP))
     site.add(json_file(urls.WORKERS_FEED, feeds.workers_feed(data.worker_rows, data.active, now), Tier.TOP))
     site.add(json_file(urls.DASHBOARD, feeds.dashboard(data.suites, data.active, now), Tier.TOP, volatile=("now",)))
     context = dict(suites=data.suites, groups=_groups(data.suites), active=data.active, charts=charts,
                    queue_length=data.queue_length, json_url=urls.INDEX_FEED)
-    page = renderer.render("dashboard.html", urls.INDEX_PAGE, now=now, **context)
-    stable = renderer.render("dashboard.html", urls.INDEX_PAGE, now=None, **context)
-    site.add(SiteFile.content(urls.INDEX_PAGE, page, HTML, Tier.TOP, stable=stable))
+    page = renderer.render("dashboard.html", urls.INDEX_PAGE, now=now, published=status, **context)
+    site.add(SiteFile.content(urls.INDEX_PAGE, page, HTML, Tier.TOP, every_run=True))
+    site.add(SiteFile.content(urls.FEEDS_PAGE, renderer.render("feeds.html", urls.FEEDS_PAGE, json_url=urls.INDEX_FEED),
+                              HTML, Tier.TOP))
 
 
 def _rejected(b: _Builder, rejected: list[RejectedResult]) -> None:

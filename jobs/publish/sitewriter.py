@@ -89,13 +89,20 @@ class SiteFile:
     sanitize: bool = False  # an untrusted HTML report: published through jobs.publish.sanitize
     # A worker's file: the SHA-256 its signed result gave ("" = none, not published); None: publish's own
     sha256: str | None = None
+    # Written by every publish and never listed in the manifest: the few small files that say
+    # when publish last ran (so that rewriting them does not rewrite the manifest too).
+    every_run: bool = False
 
     @classmethod
     def content(cls, key: str, data: bytes, content_type: str, tier: Tier, *,
-                stable: bytes | None = None, input: str = "", listed: bool = True) -> SiteFile:
-        """A file with these bytes; `stable` (the bytes without timestamps) decides whether it changed."""
+                stable: bytes | None = None, input: str = "", listed: bool = True, every_run: bool = False
+                ) -> SiteFile:
+        """A file with these bytes; `stable` (the bytes without timestamps) decides whether it changed.
+
+        `every_run`: written by every publish, not listed in the manifest (a "last published" file).
+        """
         return cls(key, content_type, tier, _digest(content_type, stable if stable is not None else data), data=data,
-                   input=input, listed=listed)
+                   input=input, listed=listed and not every_run, every_run=every_run)
 
     @classmethod
     def copy(cls, key: str, source_key: str, content_type: str, tier: Tier = Tier.LEAF, *,
@@ -118,10 +125,11 @@ def json_bytes(payload: object) -> bytes:
 
 
 def json_file(key: str, payload: dict | list, tier: Tier, *, volatile: tuple[str, ...] = ("generated_at",),
-              input: str = "") -> SiteFile:
+              input: str = "", every_run: bool = False) -> SiteFile:
     """A JSON feed whose top-level `volatile` keys (timestamps of generation) do not count as a change."""
     stable = {k: v for k, v in payload.items() if k not in volatile} if isinstance(payload, dict) else payload
-    return SiteFile.content(key, json_bytes(payload), JSON, tier, stable=json_bytes(stable), input=input)
+    return SiteFile.content(key, json_bytes(payload), JSON, tier, stable=json_bytes(stable), input=input,
+                            every_run=every_run)
 
 
 class Entry(NamedTuple):
@@ -311,10 +319,12 @@ def write_site(store: Store, site: Site, prefix: str = "site/", *, force: bool =
                if force or not f.listed or key not in old.files or old.files[key].digest != f.digest]
     vanished = sorted(k for k in set(old.files) - set(new) - set(site.files))
     builds_upto = max(site.builds_upto, 0)
-    dirty = bool(changed or vanished or new != old.files or old.salt != site.salt or old.builds_upto != builds_upto)
+    # Files written by every run need no pending list and no new manifest (it does not list them).
+    tracked = [f for f in changed if not f.every_run]
+    dirty = bool(tracked or vanished or new != old.files or old.salt != site.salt or old.builds_upto != builds_upto)
     progress.grow("write", len(changed) + len(vanished))
-    if changed or vanished:
-        pending = {"keys": sorted({f.key for f in changed} | set(vanished)), "builds_upto": old.builds_upto}
+    if tracked or vanished:
+        pending = {"keys": sorted({f.key for f in tracked} | set(vanished)), "builds_upto": old.builds_upto}
         store.put(prefix + PENDING, json.dumps(pending).encode(), content_type=JSON)
     # Step by step: a tier's files only link to files of earlier tiers, and within a tier the
     # files new to the site go first (an existing page may be about to link them). Files of
@@ -323,7 +333,8 @@ def write_site(store: Store, site: Site, prefix: str = "site/", *, force: bool =
     steps: dict[tuple[int, bool], list[SiteFile]] = {}
     for file in sorted(changed, key=lambda f: (_rank(f), f.key in old.files, f.key)):
         steps.setdefault((_rank(file), file.key in old.files), []).append(file)
-    first_publish = DASHBOARD in site.files and DASHBOARD not in old.files
+    # The dashboard is written by every run (not listed): a first publish is one with no manifest.
+    first_publish = DASHBOARD in site.files and not old.files
     for files in steps.values():
         if first_publish and _rank(files[0]) >= 0:  # the static assets have landed: pages may link them
             store.put(prefix + DASHBOARD, PLACEHOLDER, content_type=HTML)
@@ -335,7 +346,7 @@ def write_site(store: Store, site: Site, prefix: str = "site/", *, force: bool =
     _each(vanished, lambda key: (store.delete(prefix + key), progress.advance("write")), writers)  # type: ignore[arg-type]
     if dirty:
         _write_manifest(store, prefix, new, salt=site.salt, builds_upto=builds_upto)
-    if changed or vanished:
+    if tracked or vanished:
         store.delete(prefix + PENDING)
     if old.files and LEGACY_MANIFEST not in site.files:
         try:

@@ -25,7 +25,11 @@ INDEX_FEED = "api/v1/index.json"
 QUEUE_FEED = "api/v1/queue.json"
 WORKERS_FEED = "api/v1/workers.json"
 REJECTED_FEED = "api/v1/rejected.json"  # results publish refused, for operators (docs/trust.md)
+STATUS_FEED = "api/v1/status.json"  # written by every publish: when it ran, how old the newest result is
+MAINTAINERS_FEED = "api/v1/maintainers/index.json"
 INDEX_PAGE = "index.html"
+FEEDS_PAGE = "feeds.html"
+MAINTAINERS_PAGE = "maintainers/index.html"
 REJECTED_PAGE = "rejected.html"
 REGRESSIONS = "regressions.atom"
 MANIFEST = "_manifest.parquet"
@@ -120,6 +124,20 @@ def package_page(distro: str, name: str) -> str:
 
 def package_feed(distro: str, name: str) -> str:
     return f"api/v1/packages/{segment(distro)}/{segment(name)}.json"
+
+
+def maintainer_page(name: str) -> str:
+    """A maintainer's (Arch packager, Debian maintainer or uploader) page; "index" is the index's."""
+    return f"maintainers/{_maintainer_segment(name)}.html"
+
+
+def maintainer_feed(name: str) -> str:
+    return f"api/v1/maintainers/{_maintainer_segment(name)}.json"
+
+
+def _maintainer_segment(name: str) -> str:
+    seg = segment(name)
+    return "%69ndex" if seg == "index" else seg  # the index's own key stays the index's
 
 
 def build_file(v0_id: int, what: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
 import urllib.request
 from pathlib import Path
@@ -81,9 +82,9 @@ def test_fixture_repo_to_published_feeds(store_factory, fixture_repo, tmp_path):
         keys = load_public_keys_feed(json.load(urllib.request.urlopen(f"{base}/api/v0/public-keys")))
         assert verify_link(link, keys)  # countersigned by the rebuilder's published key
         assert len(link["signatures"]) == 2
-    # Nothing new: a second publish writes nothing but perhaps the dashboard's clock.
+    # Nothing new: a second publish writes only what says when it ran (status, index feed, dashboard).
     again = publish(store, config)
-    assert again.state.history_rows_added == 0 and again.site.written <= 2
+    assert again.state.history_rows_added == 0 and again.site.written <= 3
 
 
 def _chromium():
@@ -105,32 +106,92 @@ def _chromium():
     return webdriver.Chrome(service=Service(executable_path=driver), options=options)
 
 
+def artifacts_dir() -> Path:
+    """Where the browser test leaves its screenshots: $REBUILDER_TEST_ARTIFACTS, else test-artifacts/ (git-ignored)."""
+    root = os.environ.get("REBUILDER_TEST_ARTIFACTS") or str(Path(__file__).resolve().parents[2] / "test-artifacts")
+    path = Path(root) / "screenshots"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def screenshots(browser, name: str, out: Path) -> None:
+    """The page at 1280 px and at 390 px wide (a phone), whole height; no horizontal scroll at 390 px."""
+    for width in (1280, 390):
+        browser.set_window_size(width, 1000)
+        height = browser.execute_script("return document.documentElement.scrollHeight")
+        browser.set_window_size(width, min(max(height, 600), 6000))
+        target = out / f"{name}-{width}.png"
+        browser.save_screenshot(str(target))
+        assert target.stat().st_size > 1000, target
+    browser.set_window_size(1280, 1000)
+
+
+def banner(browser) -> str:
+    """The "last published" line once status.js has filled it in."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    WebDriverWait(browser, 10).until(
+        lambda b: b.find_element(By.ID, "published").text.startswith("Last published"))
+    return browser.find_element(By.ID, "published").get_attribute("data-published-at")
+
+
 @pytest.mark.full("headless Chromium")
 def test_site_in_a_real_browser(fixture_repo, tmp_path):
-    store, _, _ = run_everything((tmp_path / "store").as_uri(), fixture_repo, tmp_path)
+    store, config, _ = run_everything((tmp_path / "store").as_uri(), fixture_repo, tmp_path)
     browser = _chromium()
+    out = artifacts_dir()
     try:
         from selenium.webdriver.common.by import By
         with serve(tmp_path / "store" / "site") as base:
             pages = {"dashboard": f"{base}/index.html"}
             browser.get(pages["dashboard"])
             assert "unrepro" in browser.page_source or "%" in browser.page_source
+            # Rendered by publish, no JavaScript needed: the time and the charts' axes and legend.
+            assert browser.find_element(By.ID, "published").text.startswith("Last published")
+            chart = browser.find_element(By.CSS_SELECTOR, "figure.chart svg")
+            assert chart.get_attribute("role") == "img" and chart.find_elements(By.CSS_SELECTOR, "line.axis")
+            assert "GOOD" in " ".join(t.text for t in chart.find_elements(By.CSS_SELECTOR, "text.legend"))
+            screenshots(browser, "dashboard", out)
             suite_links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "a[href*='suites/']")]
             assert suite_links, "the dashboard links its suites"
             browser.get(suite_links[0])
+            assert " of 6 packages" in browser.find_element(By.CSS_SELECTOR, "p.headline").text
+            crumbs = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "nav.crumbs a")]
+            assert "archlinux" in crumbs
+            screenshots(browser, "suite", out)
             # The no-JS filter: a page per status lists only that status.
             bad_links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "a[href$='BAD.html']")]
             assert bad_links
             browser.get(bad_links[0])
             text = browser.find_element(By.TAG_NAME, "body").text
             assert "unrepro" in text and "hello-script" not in text
+            screenshots(browser, "list", out)
             pkg_links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "a[href*='packages/']")]
             browser.get(pkg_links[0])
             assert browser.find_elements(By.CSS_SELECTOR, "link[rel='alternate'][type='application/json']")
-            browser.save_screenshot(str(tmp_path / "package.png"))
+            build = browser.find_element(By.CSS_SELECTOR, "table.builds code")
+            assert build.text.startswith("#") and len(build.get_attribute("title")) > 20  # short id, full on hover
+            assert browser.find_elements(By.CSS_SELECTOR, "figure.chart svg rect.mark")
+            first = banner(browser)  # filled by status.js from api/v1/status.json
+            screenshots(browser, "package", out)
+            package_url = browser.current_url
+            # The maintainer (the fixture's %PACKAGER%) has a page listing this package.
+            browser.find_element(By.CSS_SELECTOR, "a[href*='maintainers/']").click()
+            assert "packages" in browser.find_element(By.CSS_SELECTOR, "p.headline").text
+            assert browser.find_elements(By.CSS_SELECTOR, "table.packages a[href*='packages/']")
+            screenshots(browser, "maintainer", out)
+            browser.get(f"{base}/maintainers/index.html")
+            screenshots(browser, "maintainers", out)
+            browser.get(f"{base}/feeds.html")
+            assert "api/v1/status.json" in browser.page_source and browser.find_elements(By.CSS_SELECTOR, "pre.example")
+            screenshots(browser, "feeds", out)
+            # Another publish with nothing new: the package page is not rewritten, its banner moves.
+            again = publish(store, config)
+            assert again.state.history_rows_added == 0 and again.site.written <= 3
+            browser.get(package_url)
+            assert banner(browser) > first
             errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
             assert errors == [], errors
-        assert (tmp_path / "package.png").stat().st_size > 1000
     finally:
         browser.quit()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import posixpath
 import xml.etree.ElementTree as ET
@@ -193,7 +194,8 @@ def test_long_lists_are_cut_by_name_prefix(world, monkeypatch):
 
 def hostile_world(tmp_path: Path):
     store = open_store((tmp_path / "store").as_uri())
-    rows = [state_row(name, source=name) for name in HOSTILE]
+    rows = [dataclasses.replace(state_row(name, source=name), maintainers=(name, "Jane <j@example.org>"))
+            for name in HOSTILE]
     rows.append(state_row("evil-bin", source="<script>alert(2)</script>"))
     write_state(store, "hostile", rows)
     results = Results(store)
@@ -215,6 +217,19 @@ def test_hostile_names_are_escaped_and_never_paths(tmp_path):
         assert "<" not in key and ".." not in key.split("/") and "$(" not in key
     package_pages = [k for k in site.files if k.startswith("packages/")]
     assert all(k.count("/") == 2 for k in package_pages)
+    # A page per maintainer, named through urls.segment like package pages, linked from theirs.
+    maintainer_pages = {k for k in site.files if k.startswith("maintainers/")}
+    assert maintainer_pages == {urls.maintainer_page(m) for m in [*HOSTILE, "Jane <j@example.org>"]} | {
+        urls.MAINTAINERS_PAGE}
+    assert all(k.count("/") == 1 for k in maintainer_pages)
+    evil = urls.maintainer_page("<script>alert(1)</script>")
+    assert "packages/archlinux/%3Cscript%3Ealert%281%29%3C%2Fscript%3E.html" in targets(
+        evil, site.files[evil].data.decode())
+    assert evil in targets("packages/archlinux/%3Cscript%3Ealert%281%29%3C%2Fscript%3E.html", site.files[
+        "packages/archlinux/%3Cscript%3Ealert%281%29%3C%2Fscript%3E.html"].data.decode())
+    feed = json.loads(site.files[urls.maintainer_feed("<script>alert(1)</script>")].data)
+    assert feed["name"] == "<script>alert(1)</script>" and feed["bad"] == 1 and feed["total"] == 1
+    assert urls.maintainer_page("index") != urls.MAINTAINERS_PAGE
     assert len(package_pages) == len(HOSTILE) + 2  # every name, plus the source of evil-bin
     for key, file in site.files.items():
         if file.data is None or key.startswith("api/"):
@@ -227,7 +242,6 @@ def test_hostile_names_are_escaped_and_never_paths(tmp_path):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in site.files[
         "packages/archlinux/%3Cscript%3Ealert%281%29%3C%2Fscript%3E.html"].data.decode()
     # the names travel as data in the feeds
-    import json
     names = {r["name"] for r in json.loads(site.files["api/v0/pkgs/list"].data)}
     assert set(HOSTILE) <= names
     # Atom: well-formed XML whatever the reasons contain
@@ -261,3 +275,45 @@ def test_status_css_classes_come_from_the_enum(world):
     for status in Status:
         assert f".{status.css_class}" in css
     assert f'class="{Status.BAD.css_class}"' in text
+
+
+def test_small_cuts_typo_breadcrumbs_short_build_ids_and_the_feeds_page(world):
+    site = render(world)
+    pages = check_site(site)
+    suite = "suites/archlinux/-/core/x86_64/index.html"
+    text = site.files[suite].data.decode()
+    shown = " ".join("".join(pages[suite].text).split())
+    assert "1 UNKWN of 7 packages" in shown and "UNKWNof" not in shown
+    # Breadcrumbs are links: the distro (the dashboard's line for it) and the suite.
+    assert "index.html" in targets(suite, text)
+    assert 'href="../../../../../index.html#distro-archlinux"' in text
+    bar = site.files["packages/archlinux/bar.html"].data.decode()
+    assert suite in targets("packages/archlinux/bar.html", bar)
+    assert 'id="distro-archlinux"' in site.files["index.html"].data.decode()
+    # Short build ids: "#<v0 id>" shown, the full id in title= and in the JSON.
+    feed = json.loads(site.files["api/v1/packages/archlinux/bar.json"].data)
+    build = feed["builds"][0]
+    assert f'<code title="{build["build_id"]}">#{build["v0_build_id"]}</code>' in bar
+    assert f">{build['build_id']}<" not in bar
+    # The feeds page: every feed family described, linked from every page's footer.
+    feeds_page = site.files[urls.FEEDS_PAGE].data.decode()
+    for what in ("api/v1/status.json", "api/v1/index.json", "api/v0/pkgs/list", "regressions.atom",
+                 "api/v1/maintainers/index.json", "<pre class=\"example\">"):
+        assert what in feeds_page, what
+    assert urls.FEEDS_PAGE in targets("packages/archlinux/bar.html", bar)
+
+
+def test_charts_are_svg_with_axes_and_legends_and_the_banner_is_there(world):
+    site = render(world)
+    suite = site.files["suites/archlinux/-/core/x86_64/index.html"].data.decode()
+    dashboard = site.files["index.html"].data.decode()
+    bar = site.files["packages/archlinux/bar.html"].data.decode()
+    for text in (suite, dashboard):
+        assert 'class="axis"' in text and ">100%</text>" in text and ">GOOD " in text and 'role="img"' in text
+    assert 'class="mark status-' in bar and 'class="legend"' in bar
+    # Every page but the dashboard fills its banner from the status file; the dashboard has it rendered.
+    assert 'id="published"' in bar and "static/status.js" in bar and "../../api/v1/status.json" in bar
+    assert "Last published 2026-05-01 12:00 UTC" in dashboard and "static/status.js" not in dashboard
+    status = json.loads(site.files[urls.STATUS_FEED].data)
+    assert status["published_at"] == "2026-05-01T12:00:00.000000Z" and status["kind"] == "status"
+    assert status["behind_seconds"] is not None and status["behind_seconds"] >= 0

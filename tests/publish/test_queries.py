@@ -207,3 +207,24 @@ def test_the_v0_list_query_gives_the_records_feeds_makes_from_rows(world):
     assert {r["built_at"] for r in records if r["name"] == "qux"} == {NOW.replace(tzinfo=None, microsecond=123456)
                                                                      .isoformat(timespec="microseconds")}
     assert any(r["built_at"] is None for r in records)  # never built
+
+
+def test_daily_counts_per_suite_sum_to_the_distro(world, tmp_path):
+    from jobs.publish import queries
+    from jobs.publish.inputs import load_inputs
+    from jobs.publish.rows import SuiteKey
+    # A second suite (another repo) of the same distro, never built: its own series, all UNKWN.
+    write_state(world.store, "other", [state_row("zed", component="extra")])
+    con = queries.connect(load_inputs(world.store, now=NOW), set())
+    try:
+        per_suite = queries.suite_daily_counts(con, NOW)
+        per_distro = queries.daily_counts(con, NOW)
+    finally:
+        con.close()
+    core = SuiteKey("archlinux", None, "core", "x86_64")
+    assert core in per_suite and per_suite[core][-1].day == NOW.date()
+    last = per_suite[core][-1]
+    assert (last.good, last.bad, last.fail, last.unknown) == (2, 3, 1, 1)  # NULL release kept apart, not lost
+    assert SuiteKey("archlinux", None, "extra", "x86_64") not in per_suite  # no build: no history to draw
+    today = [d for d in per_distro if d.day == NOW.date()]
+    assert [(d.good, d.bad, d.fail, d.unknown) for d in today] == [(2, 3, 1, 1)]

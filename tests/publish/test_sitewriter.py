@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -41,8 +42,10 @@ def assert_published(target, site, prefix="site/"):
     """
     keys = {info.key.removeprefix(prefix) for info in target.list(prefix)}
     listed = set(site.kept) | {k for k, f in site.files.items() if f.listed}
+    every_run = {k for k, f in site.files.items() if f.every_run}  # written every run, never listed
+    assert every_run == {"index.html", "api/v1/index.json", "api/v1/status.json"}
     assert {k for k in keys if not k.startswith("api/v0/builds/")} == \
-        {k for k in listed | {"_manifest.parquet"} if not k.startswith("api/v0/builds/")}
+        {k for k in listed | every_run | {"_manifest.parquet"} if not k.startswith("api/v0/builds/")}
     assert set(site.files) | set(site.kept) <= keys
     for key, file in site.files.items():
         blob = target.get(prefix + key)
@@ -70,8 +73,9 @@ def test_first_publish_writes_tier_by_tier_and_the_manifest_last(world):
     assert order[0] == "_pending.json" and order[-1] == "_manifest.parquet" and len(order) == len(site.files) + 3
     assert deletes(faulty) == ["_pending.json"]  # after the manifest
     # The static assets first, then a placeholder dashboard (every page links both), then tier by tier.
-    assert sorted(order[1:3]) == ["static/filter.js", "static/style.css"] and order[3] == "index.html"
-    tiers = [site.files[k].tier for k in order[4:-1]]
+    assert sorted(order[1:4]) == ["static/filter.js", "static/status.js", "static/style.css"]
+    assert order[4] == "index.html"
+    tiers = [site.files[k].tier for k in order[5:-1]]
     assert tiers == sorted(tiers)
     assert order.index("packages/archlinux/bar.html") < order.index(f"{SUITE}/BAD.html") \
         < order.index(f"{SUITE}/index.html") < len(order) - 1 - order[::-1].index("index.html")
@@ -90,14 +94,23 @@ def test_a_second_run_with_nothing_changed_renders_and_writes_nothing_new(world)
     assert not any(k.startswith(("packages/", "api/v1/packages/", "api/v0/builds/")) for k in again.files)
     assert {k for k in again.kept if k.startswith("packages/")} == {k for k in first.files if k.startswith("packages/")}
     stats = write_site(faulty, again)
-    assert (stats.written, stats.deleted, stats.unchanged) == (0, 0, len(again.files) + len(again.kept))
-    assert faulty.log == []
-    # Half an hour later only the running build's lease age changed: "generated_at" and
-    # "now" alone never count as a change.
+    # Only the three files that say when publish ran: no pending list, no manifest.
+    every_run = ["api/v1/index.json", "api/v1/status.json", "index.html"]
+    assert (stats.written, stats.deleted, stats.unchanged) == (3, 0, len(again.files) + len(again.kept) - 3)
+    assert sorted(puts(faulty)) == every_run and deletes(faulty) == []
+    # Half an hour later only the running build's lease age and the time changed: "generated_at"
+    # and "now" alone never count as a change, but "last published" always does.
     later = make_site(world, now=NOW.replace(minute=30))
-    assert write_site(faulty, later).written == 1
-    assert puts(faulty) == ["_pending.json", "index.html", "_manifest.parquet"]
-    assert "35 min" in world.store.get("site/index.html").data.decode()
+    before = world.store.get("site/api/v1/status.json").data
+    faulty.log.clear()
+    assert write_site(faulty, later).written == 3
+    assert sorted(puts(faulty)) == every_run
+    after = json.loads(world.store.get("site/api/v1/status.json").data)
+    assert after["published_at"] == "2026-05-01T12:30:00.000000Z" and world.store.get(
+        "site/api/v1/status.json").data != before
+    assert json.loads(world.store.get("site/api/v1/index.json").data)["generated_at"] == after["published_at"]
+    dashboard = world.store.get("site/index.html").data.decode()
+    assert "35 min" in dashboard and "Last published 2026-05-01 12:30 UTC" in dashboard
 
 
 def test_one_new_result_rewrites_only_what_shows_it(world):
@@ -110,6 +123,10 @@ def test_one_new_result_rewrites_only_what_shows_it(world):
     written = puts(faulty)
     assert written[0] == "_pending.json" and written[-1] == "_manifest.parquet"
     assert set(written[1:-1]) == {
+        "api/v1/status.json",  # every run
+        "maintainers/index.html", "api/v1/maintainers/index.json",  # Jane Doe's counts
+        "maintainers/Jane%20Doe%20%3Cjane%40example.org%3E.html",
+        "api/v1/maintainers/Jane%20Doe%20%3Cjane%40example.org%3E.json",
         "api/v0/builds/7/log",
         "packages/archlinux/qux.html", "api/v1/packages/archlinux/qux.json",
         f"{SUITE}/UNKWN.html", f"{SUITE}/GOOD.html", f"{SUITE}/names.html",
@@ -186,7 +203,7 @@ def test_a_separate_site_store_gets_copies_of_the_build_files(world, store):
     assert_published(store, site, prefix="")
     again = build_site(world.store, now=NOW, public_keys={"current": ["k"]}, rebuilder_name="t",
                        previous=read_manifest(store, ""))
-    assert write_site(store, again, prefix="").written == 0
+    assert write_site(store, again, prefix="").written == 3  # index.html, index.json, status.json
 
 
 def test_force_and_an_unreadable_manifest_rewrite_everything(world):
@@ -212,7 +229,7 @@ def test_a_missing_source_is_retried_not_linked_forever(world):
     assert {k for k in again.files if k.startswith("api/v0/builds/")} == \
         {k for k in site.files if k.startswith("api/v0/builds/3/")}  # only the build to retry
     world.store.put(log, data, content_encoding="gzip")
-    assert write_site(world.store, again).written == len([k for k in again.files if k.startswith("api/v0/builds/")])
+    assert write_site(world.store, again).written == len([k for k in again.files if k.startswith("api/v0/builds/")]) + 3
     assert "api/v0/builds/3/log" not in read_manifest(world.store).files
     assert world.store.get("site/api/v0/builds/3/log").data == data
 
