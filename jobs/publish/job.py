@@ -38,6 +38,7 @@ import pyarrow.compute as pc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from jobs.core import progress
+from jobs.core.bounded import OverLimit, read_object
 from jobs.core.config import RebuilderConfig
 from jobs.core.history import build_summaries
 from jobs.core.layout import PUBLISH_LOCK
@@ -302,10 +303,11 @@ def countersign(store: Store, key: Ed25519PrivateKey, rows: Iterable[ResultRow],
         if row.status is not Status.GOOD or row.attestation_key is None:
             continue
         try:
-            blob = store.get(row.attestation_key)
-            if len(blob.data) > MAX_ATTESTATION_BYTES:
-                raise ValueError(f"attestation of {len(blob.data)} bytes")
-            link = json.loads(blob.data)
+            try:
+                data, _info = read_object(store, row.attestation_key, MAX_ATTESTATION_BYTES)
+            except OverLimit as exc:
+                raise ValueError(exc.message) from None
+            link = json.loads(data)
             if row.worker_key_id not in workers:
                 raise SignatureError("the worker is not trusted", reason=SignatureError.UNKNOWN_KEY)
             verify_link(link, {row.worker_key_id: workers[row.worker_key_id]})

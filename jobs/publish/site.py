@@ -54,7 +54,7 @@ from jobs.publish.sitewriter import (
     json_file,
 )
 
-STATIC = {"style.css": CSS, "filter.js": JS}
+STATIC = {"style.css": CSS, "filter.js": JS, "diffoscope.css": CSS}
 STATUS_LISTS = (Status.GOOD, Status.BAD, Status.FAIL, Status.UNKWN)
 
 

@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jobs.core import progress
+from jobs.core.bounded import CorruptData, OverLimit, cap, read_object
 from jobs.core.store import NotFound, Store
 from jobs.publish.sanitize import clean_report
 from jobs.publish.urls import BUILDS_PREFIX, LEGACY_MANIFEST, MANIFEST, PENDING
@@ -246,19 +247,23 @@ def _put_one(store: Store, source: Store, prefix: str, file: SiteFile) -> bool:
         store.put(prefix + file.key, file.data, content_type=file.content_type)
         return True
     try:
-        blob = source.get(file.copy_from)
+        data, info = read_object(source, file.copy_from, cap("upload"))
     except NotFound:
         log.warning("%s: source %s is missing; not published", file.key, file.copy_from)
         return False
-    encoding = blob.info.content_encoding or ("gzip" if blob.data[:2] == b"\x1f\x8b" else None)
+    except OverLimit as exc:  # a worker's upload larger than any real one: not published, nothing half-written
+        log.warning("%s: %s; not published", file.key, exc.message)
+        return False
+    encoding = info.content_encoding or ("gzip" if data[:2] == b"\x1f\x8b" else None)
     if file.sanitize:
         try:
-            store.put(prefix + file.key, clean_report(blob.data, encoding), content_type=file.content_type)
-        except (OSError, EOFError) as exc:  # not gzip after all, or truncated: nothing safe to publish
-            log.warning("%s: unreadable report %s (%s); not published", file.key, file.copy_from, exc)
+            cleaned = clean_report(data, encoding, key=file.key)
+        except (OverLimit, CorruptData) as exc:  # a bomb, not gzip after all, or truncated: nothing safe
+            log.warning("%s: report %s refused: %s; not published", file.key, file.copy_from, exc.message)
             return False
+        store.put(prefix + file.key, cleaned, content_type=file.content_type)
         return True
-    store.put(prefix + file.key, blob.data, content_type=file.content_type, content_encoding=encoding)
+    store.put(prefix + file.key, data, content_type=file.content_type, content_encoding=encoding)
     return True
 
 
