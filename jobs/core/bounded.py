@@ -70,7 +70,7 @@ _LIMITS = (
     Limit("url", 2048, "characters", "artifact and build-input URLs"),
     Limit("reason", 4096, "characters", "a result's reason and other free text (printable only)"),
     Limit("worker_name", 255, "characters", "a worker's name (printable only)"),
-    Limit("profile_name", 64, "characters", "a sync profile name: [A-Za-z0-9._-], not starting with '.' or '-'"),
+    Limit("profile_name", 64, "characters", "a sync profile or worker backend name: [A-Za-z0-9._-], not starting with '.'"),
     Limit("key_segment", 255, "bytes", "one '/'-separated segment of a store key (both stores)"),
     Limit("key", 1024, "bytes", "a whole store key (both stores)"),
 )

@@ -99,10 +99,30 @@ def _digest(content_type: str, data: bytes) -> str:
     return hashlib.sha256(content_type.encode() + b"\0" + data).hexdigest()[:32]
 
 
+# Characters that reorder or hide text where a JSON feed is read as text (a browser, a terminal):
+# C1 controls, bidi marks, embeddings, overrides and isolates, line/paragraph separators. In a
+# feed they are written as \u escapes: the value a JSON parser returns is unchanged, the raw
+# text shows them as escapes. (C0 controls are escaped by every JSON encoder already.)
+_JSON_UNSAFE = tuple((chr(c).encode(), f"\\u{c:04x}".encode()) for c in
+                     [*range(0x80, 0xA0), 0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A),
+                      0x2028, 0x2029])
+_JSON_UNSAFE_LEAD = (b"\xc2", b"\xd8\x9c", b"\xe2\x80", b"\xe2\x81")
+
+
+def json_safe(data: bytes) -> bytes:
+    r"""UTF-8 JSON text with the characters above written as backslash-u escapes (same value, inert text)."""
+    if not any(lead in data for lead in _JSON_UNSAFE_LEAD):
+        return data
+    for raw, escaped in _JSON_UNSAFE:
+        if raw in data:
+            data = data.replace(raw, escaped)
+    return data
+
+
 def json_bytes(payload: object) -> bytes:
-    """Compact UTF-8 JSON (orjson); ASCII-only JSON when a lone surrogate from bad input is in it."""
+    """Compact UTF-8 JSON (orjson), `json_safe`; ASCII-only JSON when a lone surrogate from bad input is in it."""
     try:
-        return orjson.dumps(payload)
+        return json_safe(orjson.dumps(payload))
     except (orjson.JSONEncodeError, TypeError):
         return json.dumps(payload, ensure_ascii=True, separators=(",", ":")).encode()
 

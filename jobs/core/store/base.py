@@ -150,6 +150,10 @@ def check_key(key: str, *, op: str) -> str:
             if segment.startswith(".rebuilder-"):
                 problem = "'.rebuilder-' is reserved for the store's own files"
                 break
+            if len(segment.encode("utf-8", "surrogatepass")) > 255:
+                # a local file system's NAME_MAX; S3 would take it, but the same key must work on both
+                problem = "path segment longer than 255 bytes in key"
+                break
     if problem:
         raise InvalidKey(problem, op=op, key=repr(key))
     try:
