@@ -253,6 +253,11 @@ def _missing(f: dict[str, str], required: tuple[str, ...]) -> str | None:
 
 
 def _invalid(f: dict[str, str]) -> str | None:
+    # lengths first: a 10 MB version must not reach a regex, a version comparison or int()
+    for key, what, maximum in (("Package", "name", NAME_MAX), ("Version", "version", VERSION_MAX),
+                               ("Source", "Source field", NAME_MAX + VERSION_MAX + 3)):
+        if len(f.get(key, "")) > maximum:
+            return f"{what} is longer than {maximum} characters ({len(f[key])})"
     checks = (("Package", _NAME, "binary package name"), ("Version", _VERSION, "version"),
               ("Architecture", _ARCH, "architecture"), ("Filename", _PATH, "file name"))
     for key, pattern, what in checks:
