@@ -207,8 +207,14 @@ class Deadline:
     def left(self) -> float:
         remaining = self.end - time.monotonic()
         if remaining <= 0:
-            raise DeadlineExceeded(f"{self.what}: not complete within the {self.seconds:g}-second deadline")
+            raise self.exceeded()
         return remaining
+
+    def spent(self) -> bool:
+        return time.monotonic() >= self.end
+
+    def exceeded(self) -> DeadlineExceeded:
+        return DeadlineExceeded(f"{self.what}: not complete within the {self.seconds:g}-second deadline")
 
 
 # --- HTTP --------------------------------------------------------------------------------------
@@ -234,8 +240,13 @@ def get_capped(session: Any, url: str, *, limit: int, deadline: Deadline, header
     current = url
     for _ in range(max_redirects + 1):
         left = deadline.left()
-        resp = session.get(current, headers=headers, stream=True, allow_redirects=False,
-                           timeout=(min(connect_timeout, left), min(read_timeout, left)))
+        try:
+            resp = session.get(current, headers=headers, stream=True, allow_redirects=False,
+                               timeout=(min(connect_timeout, left), min(read_timeout, left)))
+        except Exception:
+            if deadline.spent():  # the timeout that fired was the deadline's
+                raise deadline.exceeded() from None
+            raise
         with resp:
             if resp.is_redirect:
                 target = urljoin(current, resp.headers.get("Location", ""))
@@ -261,7 +272,12 @@ def _read_response(resp: Any, limit: int, deadline: Deadline, what: str, read_ti
     raw = resp.raw
     while True:
         _set_socket_timeout(raw, min(read_timeout, deadline.left()))
-        chunk = raw.read(_CHUNK * 4, decode_content=False)
+        try:
+            chunk = raw.read1(_CHUNK * 4, decode_content=False)  # what has arrived: the deadline is checked between
+        except Exception:
+            if deadline.spent():
+                raise deadline.exceeded() from None
+            raise
         if not chunk:
             deadline.left()
             return bytes(out)
