@@ -53,8 +53,11 @@ _LIMITS = (
     Limit("record", MiB, "bytes", "one claim or worker record a worker writes, as publish reads it"),
     Limit("upload", 64 * MiB, "bytes", "one uploaded build file as stored: log, diffoscope text or HTML, "
           "attestation (publish copies it; larger is not published)"),
-    Limit("report_decoded", 32 * MiB, "bytes", "a diffoscope HTML report decompressed, before sanitizing "
-          "(diffoscope's own --max-report-size default is 40 MB of text)"),
+    Limit("report_decoded", 12 * MiB, "bytes", "a diffoscope HTML report decompressed, before sanitizing: "
+          "the sanitizer holds about 25 times the report in memory, so this keeps publish under 512 MiB "
+          "(a larger report is not published as HTML; its text form still is)"),
+    Limit("report_tags", 1_000_000, "tags", "'<' characters in a diffoscope HTML report: the sanitizer's memory "
+          "grows with the number of elements (up to about 225 bytes each) more than with the bytes"),
     Limit("log_decoded", 256 * MiB, "bytes", "a build log decompressed while its tail is read for classification"),
     # rebuildctl: a published site
     Limit("feed", 32 * MiB, "bytes", "one feed or file rebuildctl reads, after gzip decoding",

@@ -12,7 +12,9 @@ The report is wrapped in `<div class="diffoscope">` (diffoscope puts that class 
 diffoscope's look scoped to `.diffoscope`.
 
 It is decompressed while streaming with an output cap (`report_decoded` in
-`jobs.core.bounded.LIMITS`): a 3 MB gzip bomb is refused after 32 MiB, never expanded.
+`jobs.core.bounded.LIMITS`): a 3 MB gzip bomb is refused after 12 MiB, never expanded; and
+a report with more than `report_tags` tags is refused before it is parsed (the sanitizer's
+memory grows with the elements: 12 MiB of `<i>` would take a gigabyte).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from html import escape
 
 import nh3
 
-from jobs.core.bounded import cap, decoded
+from jobs.core.bounded import OverLimit, cap, decoded
 
 # No images: an outside image is a tracking pixel, and diffoscope's own are data: URLs.
 # No style: CSS can load outside URLs and draw over the report.
@@ -40,7 +42,10 @@ def clean_report(data: bytes, encoding: str | None = None, *, key: str = "", lim
     CorruptData if it is truncated or corrupt gzip.
     """
     limit = cap("report_decoded") if limit is None else limit
-    text = decoded(data, limit, key or "diffoscope report", encoding).decode("utf-8", "replace")
+    raw = decoded(data, limit, key or "diffoscope report", encoding)
+    if raw.count(b"<") > cap("report_tags"):
+        raise OverLimit(f"{key or 'diffoscope report'} (tags)", cap("report_tags"), "tags", problem="more than")
+    text = raw.decode("utf-8", "replace")
     body = nh3.clean(text, tags=set(TAGS), clean_content_tags={"script", "style"}, attributes=ATTRIBUTES,
                      url_schemes={"http", "https"}, strip_comments=True, link_rel="noopener noreferrer nofollow")
     sheet = "../" * key.count("/") + STYLESHEET

@@ -10,8 +10,8 @@ from html.parser import HTMLParser
 import pytest
 
 from jobs.core.bounded import LIMITS, CorruptData, OverLimit
-from jobs.publish.sanitize import STYLESHEET, clean_report
 from jobs.core.resources import site_static
+from jobs.publish.sanitize import STYLESHEET, clean_report
 
 REPORT = """<!DOCTYPE html><html><head><title>diffoscope</title>
 <style>.diffponct { color: #b08080 } table.diff td { font-family: monospace }</style>
@@ -94,3 +94,10 @@ def test_a_gzip_bomb_is_refused_while_it_expands():
         clean_report(gzip.compress(b"<p>x</p>" * 200), "gzip", key="api/v0/builds/1/diffoscope.html", limit=100)
     with pytest.raises(CorruptData, match="truncated"):
         clean_report(gzip.compress(REPORT.encode())[:-20], "gzip")
+
+
+def test_a_report_with_more_tags_than_the_cap_is_refused_before_it_is_parsed():
+    limit = LIMITS["report_tags"].value
+    with pytest.raises(OverLimit, match=f"more than the limit of {limit:,} tags"):
+        clean_report(gzip.compress(b"<i>" * (limit + 1)), "gzip", key="api/v0/builds/1/diffoscope.html")
+    assert clean_report(b"<i>" * 1000).count(b"<i>") == 1000
