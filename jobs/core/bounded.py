@@ -45,11 +45,12 @@ class Limit:
 
 _LIMITS = (
     # sync: the distro's indexes
-    Limit("index_download", 512 * MiB, "bytes", "one index file as downloaded (sync)",
-          "`rebuilder sync --max-index-bytes`"),
+    Limit("index_download", 512 * MiB, "bytes", "one index file as downloaded, and a Debian index decompressed (sync)"),
     Limit("index_unpacked", GiB, "bytes", "an Arch database unpacked (sync)"),
     # publish: what workers upload
+    Limit("artifact_download", 4 * GiB, "bytes", "one package or source file a worker downloads"),
     Limit("result", MiB, "bytes", "one signed result object (publish)"),
+    Limit("attestation", MiB, "bytes", "one attestation a worker uploads, as publish countersigns it"),
     Limit("record", MiB, "bytes", "one claim or worker record a worker writes, as publish reads it"),
     Limit("upload", 64 * MiB, "bytes", "one uploaded build file as stored: log, diffoscope text or HTML, "
           "attestation (publish copies it; larger is not published)"),
@@ -74,10 +75,22 @@ _LIMITS = (
     Limit("reason", 4096, "characters", "a result's reason and other free text (printable only)"),
     Limit("worker_name", 255, "characters", "a worker's name (printable only)"),
     Limit("profile_name", 64, "characters", "a sync profile or worker backend name: [A-Za-z0-9._-], not starting with '.'"),
-    Limit("key_segment", 255, "bytes", "one '/'-separated segment of a store key (both stores)"),
+    Limit("key_segment", 250, "bytes", "one '/'-separated segment of a store key, on both stores (a local file "
+          "system's 255-byte NAME_MAX less the local store's `.json` metadata suffix)"),
     Limit("key", 1024, "bytes", "a whole store key (both stores)"),
 )
 LIMITS: dict[str, Limit] = {limit.name: limit for limit in _LIMITS}
+
+
+def limits_markdown() -> str:
+    """The limits as the table of docs/design.md "Limits" (a generated block)."""
+    rows = ["| limit | value | bounds | set by |", "|---|---|---|---|"]
+    for limit in _LIMITS:
+        value = f"{limit.value:,} {limit.unit}"
+        if limit.unit == "bytes" and limit.value >= MiB:
+            value += f" ({limit.value / MiB:g} MiB)"
+        rows.append(f"| `{limit.name}` | {value} | {limit.bounds} | {limit.setting or 'fixed'} |")
+    return "\n".join(rows) + "\n"
 
 
 def cap(name: str) -> int:
@@ -233,13 +246,14 @@ def same_origin(a: str, b: str) -> bool:
 
 def get_capped(session: Any, url: str, *, limit: int, deadline: Deadline, headers: dict[str, str] | None = None,
                connect_timeout: float = 10.0, read_timeout: float = 60.0,
-               max_redirects: int = 5) -> tuple[Any, bytes]:
+               max_redirects: int | None = None) -> tuple[Any, bytes]:
     """GET `url` with `session` (requests): (response, body), the body at most `limit` bytes
     (before and after Content-Encoding decoding, which streams), all within `deadline`,
     redirects followed only within the origin of `url`. Raises OverLimit, CorruptData,
     DeadlineExceeded, RedirectRefused or requests' errors.
     """
     headers = {"Accept-Encoding": "gzip", **(headers or {})}
+    max_redirects = cap("redirects") if max_redirects is None else max_redirects
     current = url
     for _ in range(max_redirects + 1):
         left = deadline.left()

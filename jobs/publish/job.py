@@ -38,7 +38,7 @@ import pyarrow.compute as pc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from jobs.core import progress
-from jobs.core.bounded import OverLimit, read_object
+from jobs.core.bounded import OverLimit, cap, read_object
 from jobs.core.config import RebuilderConfig
 from jobs.core.history import build_summaries
 from jobs.core.layout import PUBLISH_LOCK
@@ -70,7 +70,7 @@ from jobs.publish.verify import Accepted, Rejected, collect
 
 log = logging.getLogger(__name__)
 
-MAX_ATTESTATION_BYTES = 1 << 20
+MAX_ATTESTATION_BYTES = cap("attestation")
 REBUILDER_KEYS = "history/rebuilder-keys.json"  # every public key publish countersigned with
 _CLAIM = re.compile(r"claims/([0-9a-f]{32})/([1-9][0-9]{0,8})\.json")
 
