@@ -27,6 +27,11 @@ def _schemas() -> str:
     return schema_markdown(heading_level=3)
 
 
+def _limits() -> str:
+    from jobs.core.bounded import limits_markdown
+    return limits_markdown()
+
+
 def _cli(program: str) -> Callable[[], str]:
     def generate() -> str:
         from jobs.cli_reference import cli_reference_markdown
@@ -37,6 +42,7 @@ def _cli(program: str) -> Callable[[], str]:
 BLOCKS: dict[str, Callable[[], str]] = {
     "config-reference": _config_reference,
     "schemas": _schemas,
+    "limits": _limits,
     "cli-rebuilder": _cli("rebuilder"),
     "cli-rebuildctl": _cli("rebuildctl"),
 }
@@ -44,7 +50,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
 # Which page (relative to the repository root) carries which generated blocks.
 PAGES: dict[str, tuple[str, ...]] = {
     "docs/configuration.md": ("config-reference",),
-    "docs/design.md": ("schemas",),
+    "docs/design.md": ("schemas", "limits"),
     "docs/cli.md": ("cli-rebuilder", "cli-rebuildctl"),
 }
 

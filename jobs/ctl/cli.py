@@ -20,7 +20,18 @@ import typer
 from jobs.cli import run_app
 from jobs.ctl import terminal
 from jobs.ctl.cli_verify import verify
-from jobs.ctl.terminal import EXIT_NOT_FOUND, EXIT_USAGE, CtlOptions, errors, note, print_json, table, tty
+from jobs.ctl.terminal import (
+    EXIT_NOT_FOUND,
+    EXIT_USAGE,
+    CtlOptions,
+    clean,
+    clean_text,
+    errors,
+    note,
+    print_json,
+    table,
+    tty,
+)
 
 app = typer.Typer(name="rebuildctl", no_args_is_help=True, pretty_exceptions_show_locals=False,
                   add_completion=False, rich_markup_mode=None,
@@ -110,8 +121,8 @@ def status(ctx: typer.Context, as_json: Json = False) -> None:
     typer.echo(f"queue length: {report.queue_length}")
     typer.echo(f"active builds: {len(report.active_builds)}")
     for b in report.active_builds:
-        typer.echo(f"  {b.name} {b.version} ({b.distro}, {_dash(b.component)}, {b.architecture}) "
-                   f"worker {_dash(b.worker_id)} since {_dash(b.started_at)}")
+        typer.echo(clean(f"  {b.name} {b.version} ({b.distro}, {_dash(b.component)}, {b.architecture}) "
+                         f"worker {_dash(b.worker_id)} since {_dash(b.started_at)}"))
     if report.workers is not None:
         typer.echo(f"workers: {len(report.workers)}")
         if report.workers:
@@ -167,7 +178,7 @@ def _show_file(ctx: typer.Context, what: str, name: str, version: str | None, di
         site = terminal.site(ctx)
         row = commands.find_build(site, name, filters, what)
         text = commands.build_file(site, row, what)
-    text = text if text.endswith("\n") else text + "\n"
+    text = clean_text(text if text.endswith("\n") else text + "\n")
     if paged:
         page(text)
     else:

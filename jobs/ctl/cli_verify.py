@@ -13,7 +13,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from jobs.ctl import terminal
-from jobs.ctl.terminal import EXIT_TERMINAL, errors, note, print_json, table, tty, usage
+from jobs.ctl.terminal import EXIT_TERMINAL, clean, errors, note, print_json, table, tty, usage
 
 _MARK = {"GOOD": "[+]", "BAD": "[-]", "FAIL": "[-]"}
 
@@ -99,10 +99,10 @@ def _files(ctx: typer.Context, files: list[Path], sites: list[Any], threshold: i
         table(ctx, ["file", "verdict", "rebuilder", "answer", "detail"], rows)
     else:
         for v in verdicts:
-            typer.echo(f"{_verdict(v)} {v.path}")
+            typer.echo(clean(f"{_verdict(v)} {v.path}"))
             for c in v.checks:
                 detail = (f"key {c.key_ids[0]} {c.attestation}" if c.confirmed and c.key_ids else c.detail)
-                typer.echo(f"  {c.reason.value} {c.rebuilder}: {detail}")
+                typer.echo(clean(f"  {c.reason.value} {c.rebuilder}: {detail}"))
     ok = sum(v.verified for v in verdicts)
     if not as_json:
         typer.echo(f"{ok}/{len(verdicts)} files verified (threshold {threshold})")
@@ -138,8 +138,8 @@ def _installed(ctx: typer.Context, sites: list[Any], threshold: int, dbpath: Pat
     else:
         for p in report.packages:
             extra = ("" if p.listed else " (not listed)") + (f" {p.confirmations}/{threshold}" if several else "")
-            typer.echo(f"{_MARK.get(p.status, '[?]')} {p.name} {p.version} {p.architecture} {p.status}{extra}")
+            typer.echo(clean(f"{_MARK.get(p.status, '[?]')} {p.name} {p.version} {p.architecture} {p.status}{extra}"))
     if not as_json:
-        typer.echo(report.summary())
+        typer.echo(clean(report.summary()))
     if report.reproduced != len(report.packages):
         raise typer.Exit(EXIT_TERMINAL)

@@ -15,13 +15,14 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from fnmatch import fnmatchcase
 from itertools import chain
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any
 
 from jobs.core.errors import TerminalError, TransientError
 from jobs.core.model import Status
-from jobs.ctl.feeds import DEFAULT_ENDPOINT, FeedInvalid, FeedNotFound, Site, cache_dir
+from jobs.ctl import schema
+from jobs.ctl.feeds import DEFAULT_ENDPOINT, FeedInvalid, FeedNotFound, Limits, Site, cache_dir
 from jobs.publish import urls
 
 FILES = ("log", "diffoscope", "attestation")
@@ -140,8 +141,10 @@ class PackageRow:
 
     def line(self) -> str:
         """rebuildctl's `pkgs ls` line: `[STATUS] name version (distro, release, component, arch) "url"`."""
-        return (f"[{self.status:<5}] {self.name} {self.version} ({self.distro}, {self.release or '<none>'}, "
-                f"{self.component or '<none>'}, {self.architecture}) {_quoted(self.url or '')}")
+        from jobs.ctl.terminal import clean
+
+        return clean(f"[{self.status:<5}] {self.name} {self.version} ({self.distro}, {self.release or '<none>'}, "
+                     f"{self.component or '<none>'}, {self.architecture}) {_quoted(self.url or '')}")
 
 
 def _quoted(text: str) -> str:
@@ -155,7 +158,16 @@ def open_site(endpoint: str | None, config: Any = None, env: Mapping[str, str] |
     """The site at -H, else `[http] endpoint`, else rebuilderd's default, with the ETag cache."""
     env = os.environ if env is None else env
     base = endpoint or (config.http.endpoint if config is not None else None) or DEFAULT_ENDPOINT
-    return Site(base, cache=cache_dir(dict(env)))
+    return Site(base, cache=cache_dir(dict(env)), limits=Limits.from_env(env))
+
+
+def _feed(site: Site, key: str, spec: Any, what: str) -> Any:
+    """One feed, checked against its shape (`jobs.ctl.schema`)."""
+    return schema.check(site.json(key), spec, url=site.url(key), what=what)
+
+
+def _index(site: Site) -> dict[str, Any]:
+    return _feed(site, urls.INDEX_FEED, schema.INDEX, "index")
 
 
 # --- reads -------------------------------------------------------------------------------
@@ -167,17 +179,17 @@ def status(site: Site) -> StatusReport:
     """
     from jobs.ctl.queue import FeedMissing, list_workers
 
-    index = site.json(urls.INDEX_FEED)
+    index = _index(site)
     suites = [SuiteStatus(s["distro"], s["release"], s["component"], s["architecture"], s["counts"]["good"],
                           s["counts"]["bad"], s["counts"]["fail"], s["counts"]["unknown"], s["total"],
                           s["percent_reproducible"], s["queued"]) for s in index["suites"]]
     try:
-        dashboard = site.json(urls.DASHBOARD)
+        dashboard = _feed(site, urls.DASHBOARD, schema.DASHBOARD, "dashboard")
     except FeedNotFound:
         dashboard = {"active_builds": []}
     active = [ActiveBuild(b["pkgbase"]["name"], b["version"], b["pkgbase"]["distro"], b["pkgbase"]["suite"] or None,
                           b["pkgbase"]["architecture"], b.get("worker_id"), b.get("started_at"))
-              for b in dashboard.get("active_builds", [])]
+              for b in dashboard.get("active_builds") or []]
     try:
         workers, missing = list_workers(site)[1], None
     except FeedMissing as exc:
@@ -193,6 +205,21 @@ def _suite_matches(s: Mapping[str, Any], f: Filters) -> bool:
 # The feed fields of a PackageRow, in its order (one C call instead of ten lookups a row).
 _ROW_FIELDS = itemgetter("status", "name", "version", "distro", "release", "component", "artifact_architecture",
                          "architecture", "artifact_url", "build_id")
+
+
+# Each PackageRow field and the types a feed may give it (checked a column at a time, in C).
+_ROW_TYPES = (("status", (str,)), ("name", (str,)), ("version", (str,)), ("distro", (str,)),
+              ("release", (str, type(None))), ("component", (str, type(None))), ("architecture", (str,)),
+              ("suite_architecture", (str,)), ("url", (str, type(None))), ("build_id", (str, type(None))))
+
+
+def _check_rows(site: Site, rows: list[PackageRow]) -> None:
+    """FeedInvalid if a list gave a field of the wrong type (a name that is a number, a URL that is a list)."""
+    for name, types in _ROW_TYPES:
+        found = set(map(type, map(attrgetter(name), rows)))
+        if not found <= set(types):
+            wrong = next(t for t in found if t not in types).__name__
+            raise FeedInvalid(f"malformed package list: a package's {name} is {wrong}, not text", url=site.base)
 
 
 def _row(p: Mapping[str, Any]) -> PackageRow:
@@ -223,7 +250,7 @@ def list_packages(site: Site, filters: Filters, statuses: list[Status] | None = 
     """
     wanted = [s.value for s in statuses] if statuses else [s.value for s in Status]
     lists: list[tuple[str | None, str | None]] = []  # (whole list, list feed) of each list, in order
-    for suite in site.json(urls.INDEX_FEED)["suites"]:
+    for suite in _index(site)["suites"]:
         if not _suite_matches(suite, filters):
             continue
         if architectures is not None and suite["architecture"] not in architectures:
@@ -235,6 +262,7 @@ def list_packages(site: Site, filters: Filters, statuses: list[Status] | None = 
         lists += [(whole.get(st), feeds.get(st)) for st in wanted if whole.get(st) or feeds.get(st)]
     with _collector_paused():
         rows = list(chain.from_iterable(_list_packages(site, lists)))
+        _check_rows(site, rows)
         if filters.architecture is not None or filters.name is not None or filters.version is not None:
             rows = [row for row in rows if _row_matches(row, filters)]  # the suites read match the rest
         return sorted(rows, key=_row_order)
@@ -264,6 +292,9 @@ def _list_packages(site: Site, lists: list[tuple[str | None, str | None]]) -> It
     """
     keys = [whole for whole, _ in lists if whole is not None]
     found = dict(zip(keys, site.json_each(keys, missing_ok=True)))
+    for key, feed in found.items():
+        if feed is not None:
+            schema.check(feed, schema.WHOLE, url=site.url(key), what="whole-list")
     parted = _parted_lists(site, [key for whole, key in lists if found.get(whole) is None and key is not None])
     for whole, key in lists:
         if whole is not None and (feed := found[whole]) is not None:
@@ -275,6 +306,7 @@ def _list_packages(site: Site, lists: list[tuple[str | None, str | None]]) -> It
 # The columns of a whole list that a PackageRow is made of, in the order `_whole_rows` takes them.
 _WHOLE_COLUMNS = ("name", "version", "artifact_architecture", "artifact_url", "build_id")
 _WHOLE_LINKS = ("v0_build_id", "has_log", "has_diffoscope", "has_diffoscope_html", "has_attestation")
+_LINK_TYPES = ({int, type(None)}, {bool}, {bool}, {bool}, {bool})
 
 
 def _whole_rows(site: Site, key: str, feed: Mapping[str, Any]) -> list[PackageRow]:
@@ -295,6 +327,9 @@ def _whole_rows(site: Site, key: str, feed: Mapping[str, Any]) -> list[PackageRo
     except (KeyError, IndexError, TypeError, ValueError):
         raise FeedInvalid("not a whole-list feed: its suite, status, columns or rows are not as published",
                           url=site.url(key)) from None
+    for i, (column, types) in enumerate(zip(_WHOLE_LINKS, _LINK_TYPES)):
+        if not set(map(type, map(itemgetter(i), map(attrgetter("links"), out)))) <= types:
+            raise FeedInvalid(f"malformed whole-list feed: a row's {column} is of the wrong type", url=site.url(key))
     return out
 
 
@@ -305,12 +340,15 @@ def _parted_lists(site: Site, keys: list[str]) -> Iterator[list[PackageRow]]:
     list are fetched together, a few at a time, while the ones already there are read.
     """
     lists = list(zip(keys, site.json_each(keys, missing_ok=True)))
-    parts = site.json_each([part["feed"] for _, feed in lists if feed is not None for part in feed.get("parts", ())])
+    for key, feed in lists:
+        if feed is not None:
+            schema.check(feed, schema.LIST, url=site.url(key), what="list")
+    parts = site.json_each([part["feed"] for _, feed in lists if feed is not None for part in feed.get("parts") or ()])
     for key, feed in lists:
         if feed is None:
             yield []
-        elif "parts" not in feed:
-            yield list(map(_row, feed.get("packages", [])))
+        elif feed.get("parts") is None:
+            yield list(map(_row, feed.get("packages") or []))
         else:
             rows: list[PackageRow] = []
             for _ in feed["parts"]:
@@ -319,7 +357,8 @@ def _parted_lists(site: Site, keys: list[str]) -> Iterator[list[PackageRow]]:
                 except FeedNotFound as exc:
                     raise ListPartMissing("a part of a list is not published; if the site was being republished, "
                                           "run the command again", list=site.url(key), part=exc.url) from None
-                rows += map(_row, body.get("packages", []))
+                rows += map(_row, schema.check(body, schema.LIST, url=site.url(key), what="list part"
+                                               ).get("packages") or [])
             yield rows
 
 
@@ -331,12 +370,12 @@ def find_build(site: Site, name: str, filters: Filters, what: str) -> PackageRow
     name. The packages of one build share its files, so a source name whose packages all come
     from one build (a split package) is one match; several builds are Ambiguous.
     """
-    distros = [filters.distro] if filters.distro else sorted({s["distro"] for s in site.json(urls.INDEX_FEED)["suites"]})
+    distros = [filters.distro] if filters.distro else sorted({s["distro"] for s in _index(site)["suites"]})
     rest = Filters(**{**filters.__dict__, "name": None})
     found: list[PackageRow] = []
     for distro in distros:
         try:
-            feed = site.json(urls.package_feed(distro, name))
+            feed = _feed(site, urls.package_feed(distro, name), schema.PACKAGE_FEED, "package")
         except FeedNotFound:
             continue
         found.extend(r for p in feed.get("packages", []) if name in (p.get("name"), p.get("source_name"))

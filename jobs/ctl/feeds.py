@@ -12,11 +12,16 @@ If-Modified-Since, so a repeated `pkgs ls` downloads nothing that did not change
 Logs and diffoscope reports are stored gzip-compressed; a static host that serves the
 stored bytes without `Content-Encoding: gzip` (or a file:// site) hands us the raw gzip,
 which `text` decodes.
+
+The site is untrusted (`jobs.core.bounded`): every file is read with a size cap (before and
+after gzip decoding, which streams), every request within a total deadline, redirects are
+followed only within the site's origin, and the JSON a command parses has a memory budget
+(`Limits`, set by `REBUILDCTL_MAX_FEED_BYTES`, `REBUILDCTL_MAX_TOTAL_BYTES`,
+`REBUILDCTL_DEADLINE`). Wrong-typed feeds are one `FeedInvalid` (`jobs.ctl.schema`).
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import os
@@ -31,6 +36,7 @@ from urllib.request import url2pathname
 
 import orjson
 
+from jobs.core.bounded import CorruptData, OverLimit, cap, decoded, read_capped
 from jobs.core.errors import TerminalError, TransientError
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:8484"
@@ -38,7 +44,9 @@ TIMEOUT = (10.0, 60.0)  # connect, read (seconds)
 # Feeds in flight at once: enough to hide the round trips of a list's 200-row parts behind
 # the parsing of those already there, few enough to be polite to a static host.
 FETCHERS = 4
-_GZIP_MAGIC = b"\x1f\x8b"
+# What one JSON value costs in memory at most, besides its text: a list, dict or str object
+# and the pointer to it (an empty list from 3 bytes of `[],` is 64 bytes of objects).
+_BYTES_PER_VALUE = 80
 
 
 class FeedNotFound(TerminalError):
@@ -64,6 +72,33 @@ def cache_dir(env: dict[str, str] | None = None) -> Path:
     return Path(base) / "rebuildctl"
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What rebuildctl reads from a site at most (`jobs.core.bounded.LIMITS`)."""
+
+    feed_bytes: int = cap("feed")  # one file, after gzip decoding
+    total_bytes: int = cap("feeds_total")  # estimated memory of all JSON parsed by one command
+    deadline: float = cap("request_deadline")  # seconds for one request, redirects included
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | os._Environ[str] | None = None) -> Limits:
+        """The defaults, overridden by $REBUILDCTL_MAX_FEED_BYTES, $REBUILDCTL_MAX_TOTAL_BYTES, $REBUILDCTL_DEADLINE."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for var, name, kind in (("REBUILDCTL_MAX_FEED_BYTES", "feed_bytes", int),
+                                ("REBUILDCTL_MAX_TOTAL_BYTES", "total_bytes", int),
+                                ("REBUILDCTL_DEADLINE", "deadline", float)):
+            raw = env.get(var)
+            if raw:
+                try:
+                    values[name] = kind(raw)
+                except ValueError:
+                    raise TerminalError(f"${var} must be a number", value=raw[:40]) from None
+                if values[name] <= 0:
+                    raise TerminalError(f"${var} must be positive", value=raw[:40])
+        return cls(**values)
+
+
 @dataclass
 class Site:
     """A published site at `base` (no trailing slash); `get` takes site-relative keys."""
@@ -71,12 +106,14 @@ class Site:
     base: str
     cache: Path | None = None
     timeout: tuple[float, float] = TIMEOUT
+    limits: Limits = Limits()
 
     def __post_init__(self) -> None:
         self.base = self.base.rstrip("/")
         self._session: Any = None
         self._lock = threading.Lock()  # the fetchers of `json_each` share the session and the cache directory
         self._cache_made = False
+        self._parsed = 0  # estimated bytes of JSON parsed so far (the `total_bytes` budget)
 
     def url(self, key: str) -> str:
         return f"{self.base}/{key.lstrip('/')}"
@@ -92,14 +129,33 @@ class Site:
         raise FeedInvalid("endpoint must be an http://, https:// or file:// URL", endpoint=self.base)
 
     def json(self, key: str) -> Any:
-        """One JSON feed."""
-        data = self.get(key)
-        if data[:2] == _GZIP_MAGIC:
-            data = gzip.decompress(data)
+        """One JSON feed (gzip-decoded if it arrives compressed), within the size caps and the memory budget."""
+        data = self._decoded(key)
+        self._budget(key, data)
         try:
             return orjson.loads(data)  # 2-3x the speed of json.loads on the big list feeds
         except orjson.JSONDecodeError:
             raise FeedInvalid("not a JSON feed", url=self.url(key)) from None
+
+    def _decoded(self, key: str) -> bytes:
+        try:
+            return decoded(self.get(key), self.limits.feed_bytes, self.url(key))
+        except CorruptData:
+            raise FeedInvalid("corrupt gzip data", url=self.url(key)) from None
+
+    def _budget(self, key: str, data: bytes) -> None:
+        """Refuse JSON whose objects would take more memory than is left of the command's budget.
+
+        Each value is at most one object and a pointer besides its text; values are separated
+        by commas, and containers open with a bracket, so counting those bounds the objects.
+        """
+        cost = len(data) + _BYTES_PER_VALUE * (data.count(b",") + data.count(b"[") + data.count(b"{") + 1)
+        with self._lock:
+            self._parsed += cost
+            over = self._parsed > self.limits.total_bytes
+        if over:
+            raise OverLimit(f"{self.url(key)} (JSON read by this command, as objects in memory)",
+                            self.limits.total_bytes, problem="more than")
 
     def json_each(self, keys: Sequence[str], *, missing_ok: bool = False) -> Iterator[Any]:
         """The JSON feeds at `keys`, in that order; over HTTP `FETCHERS` at a time.
@@ -127,21 +183,15 @@ class Site:
 
     def text(self, key: str) -> str:
         """A text file (log, diffoscope report), gzip-decoded if it arrives still compressed."""
-        data = self.get(key)
-        if data[:2] == _GZIP_MAGIC:
-            try:
-                data = gzip.decompress(data)
-            except (OSError, EOFError):
-                raise FeedInvalid("corrupt gzip data", url=self.url(key)) from None
-        return data.decode("utf-8", "replace")
+        return self._decoded(key).decode("utf-8", "replace")
 
     # --- transports ----------------------------------------------------------------------
 
-    @staticmethod
-    def _get_file(url: str) -> bytes:
+    def _get_file(self, url: str) -> bytes:
         path = Path(url2pathname(unquote(urlsplit(url).path)))
         try:
-            return path.read_bytes()
+            with open(path, "rb") as f:
+                return read_capped(f, self.limits.feed_bytes, url)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise FeedNotFound(url) from None
         except OSError as exc:
@@ -164,6 +214,8 @@ class Site:
         import requests
         import urllib3
 
+        from jobs.core.bounded import Deadline, get_capped
+
         path = self._cache_path(url)
         meta, cached = _read_cached(path) if path else ({}, b"")
         headers = {}
@@ -172,11 +224,12 @@ class Site:
         if meta.get("last_modified"):
             headers["If-Modified-Since"] = meta["last_modified"]
         try:
-            # The body in one read, not requests' 10 KiB chunks (a quarter of the client's time on a
-            # list's 120 kB parts); read to its end, the connection goes back to the pool for the next.
-            resp = self._http().get(url, headers=headers or None, timeout=self.timeout, stream=True)
-            with resp:
-                body = resp.raw.read(decode_content=True)
+            # The body in large reads, not requests' 10 KiB chunks (a quarter of the client's time on a
+            # list's 120 kB parts), undecoded (a Content-Encoding is decoded by `json`/`text`, capped);
+            # read to its end, the connection goes back to the pool for the next.
+            resp, body = get_capped(self._http(), url, limit=self.limits.feed_bytes,
+                                    deadline=Deadline(self.limits.deadline, url), headers=headers or None,
+                                    connect_timeout=self.timeout[0], read_timeout=self.timeout[1])
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             raise FeedUnavailable(f"cannot fetch: {type(exc).__name__}", url=url) from None
         if resp.status_code == 304 and headers:  # the body was read with its validators: no race with a rewrite

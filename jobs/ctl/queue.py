@@ -89,7 +89,9 @@ def _feed(site: Site, key: str, what: str) -> dict[str, Any]:
         raise FeedMissing(what, site.url(key)) from None
     if not isinstance(doc, dict) or doc.get("kind") != what:
         raise FeedInvalid(f"not a {what} feed", url=site.url(key))
-    return doc
+    from jobs.ctl import schema
+
+    return schema.check(doc, schema.QUEUE if what == "queue" else schema.WORKERS, url=site.url(key), what=what)
 
 
 def _job(j: dict[str, Any]) -> QueuedJob:

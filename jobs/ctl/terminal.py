@@ -1,14 +1,21 @@
-"""What every rebuildctl command shares at the edge: global options, output forms, errors to exit codes.
+r"""What every rebuildctl command shares at the edge: global options, output forms, errors to exit codes.
 
 A table on a terminal (rich); when piped, a header line of column names then tab-separated
 rows (a missing value is "-", never a Python value), or rebuildctl-style lines; JSON with
 --json; domain errors and notes ("nothing matches") become one line on stderr, errors with
 an exit code (cli.py lists them).
+
+Every string from a site is printed through `clean` (one line) or `clean_text` (a log or
+report, keeping newlines and tabs), on a terminal and piped alike: C0 and C1 control
+characters (escape sequences, carriage returns), bidi overrides and isolates, and line/
+paragraph separators are shown as visible escapes (`\x1b`, `\u202e`) instead of reaching
+the terminal. `--json` output is JSON with every non-ASCII character `\u`-escaped.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +31,29 @@ EXIT_USAGE = 2
 EXIT_NOT_FOUND = 3
 
 COLOURS = {"GOOD": "green", "BAD": "red", "FAIL": "magenta", "UNKWN": "yellow"}
+
+# Characters a site's string may not put on a terminal: C0 and C1 controls and DEL, bidi
+# marks, embeddings, overrides and isolates (they reorder what follows on the line), line and
+# paragraph separators, and the BOM / zero-width no-break space.
+_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}\u2028\u2029\ufeff]")
+_UNSAFE_TEXT = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}\u2028\u2029\ufeff]")  # keeps \t and \n
+
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def clean(value: object) -> str:
+    """A value from a site as one safe line: every control, bidi and separator character escaped visibly."""
+    text = value if isinstance(value, str) else str(value)
+    return UNSAFE.sub(_visible, text) if UNSAFE.search(text) else text
+
+
+def clean_text(text: str) -> str:
+    """Text from a site (a build log, a report) safe for a terminal: as `clean`, but newlines and tabs stay."""
+    return _UNSAFE_TEXT.sub(_visible, text) if _UNSAFE_TEXT.search(text) else text
 
 
 @dataclass
@@ -48,15 +78,15 @@ def errors() -> Iterator[None]:
     try:
         yield
     except Ambiguous as exc:
-        typer.echo(f"rebuildctl: {exc}:", err=True)
+        typer.echo(f"rebuildctl: {clean(exc)}:", err=True)
         for row in exc.candidates:
             typer.echo(f"  {row.line()}", err=True)
         raise typer.Exit(EXIT_NOT_FOUND) from None
     except NoMatch as exc:
-        typer.echo(f"rebuildctl: {_text(exc)}", err=True)
+        typer.echo(f"rebuildctl: {clean(_text(exc))}", err=True)
         raise typer.Exit(EXIT_NOT_FOUND) from None
     except RebuilderError as exc:
-        typer.echo(f"rebuildctl: error: {_text(exc)}", err=True)
+        typer.echo(f"rebuildctl: error: {clean(_text(exc))}", err=True)
         raise typer.Exit(EXIT_TERMINAL) from None
 
 
@@ -69,7 +99,7 @@ def _text(exc: RebuilderError) -> str:
 
 def note(message: str) -> None:
     """A one-line note on stderr (e.g. that a filter matched nothing); stdout stays the data."""
-    typer.echo(f"rebuildctl: {message}", err=True)
+    typer.echo(f"rebuildctl: {clean(message)}", err=True)
 
 
 def usage(message: str) -> typer.Exit:
@@ -102,11 +132,13 @@ def tty(ctx: typer.Context) -> bool:
 
 
 def coloured(status: str) -> str:
+    """Rich markup colouring a status (already markup-escaped)."""
     return f"[{COLOURS.get(status, 'white')}]{status}[/]"
 
 
 def table(ctx: typer.Context, columns: list[str], rows: list[list[str]], status_col: int | None = None) -> None:
     """A rich table on a terminal; when piped, a line of column names then tab-separated rows (stable, for scripts)."""
+    rows = [[clean(c) for c in row] for row in rows]  # from untrusted feeds: no escapes, no tabs, no newlines
     if not tty(ctx):
         typer.echo("\n".join(["\t".join(columns), *("\t".join(row) for row in rows)]))
         return
@@ -118,7 +150,7 @@ def table(ctx: typer.Context, columns: list[str], rows: list[list[str]], status_
     for row in rows:
         cells = [escape(c) for c in row]  # names come from untrusted feeds: no markup from them
         if status_col is not None:
-            cells[status_col] = coloured(row[status_col])
+            cells[status_col] = coloured(escape(row[status_col]))
         grid.add_row(*cells)
     Console(force_terminal=options(ctx).color or None).print(grid)
 

@@ -29,7 +29,7 @@ import pyarrow as pa
 from jobs.core.model import Status
 from jobs.publish import feeds, urls
 from jobs.publish.plan import ListPart, ListRef
-from jobs.publish.sitewriter import JSON, Site, SiteFile, Tier, json_bytes
+from jobs.publish.sitewriter import JSON, Site, SiteFile, Tier, json_bytes, json_safe
 
 # Each column of `feeds.ALL_COLUMNS` as DuckDB writes it: `p` is the package's `pkgh` row.
 _SQL = {"name": "p.name", "version": "p.version", "artifact_architecture": "p.artifact_architecture",
@@ -92,7 +92,7 @@ def rows_json(con: duckdb.DuckDBPyConnection, lists: list[WholeList]) -> dict[Li
         [dict(zip(_WANTED.names, key)) for key in by_key], schema=_WANTED))
     try:
         for *key, rows in con.execute(_ROWS).fetchall():
-            out[by_key[tuple(key)]] = rows.encode()
+            out[by_key[tuple(key)]] = json_safe(rows.encode())
     finally:
         con.unregister("wanted_all")
     return out

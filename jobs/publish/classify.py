@@ -8,19 +8,17 @@ is untrusted text: it only ever selects a class, it is never shown from here.
 
 from __future__ import annotations
 
-import gzip
-import io
 import re
-import zlib
 from enum import StrEnum
 
+from jobs.core.bounded import CorruptData, OverLimit, cap, decompress_chunks, read_object
 from jobs.core.model import Status
 from jobs.core.store import NotFound, Store
 
 TAIL_BYTES = 64 * 1024
 # A log is bounded by the worker's size limit, but the object is untrusted: stop
 # decompressing a bomb long before memory or time run out.
-MAX_DECOMPRESSED = 256 * 1024 * 1024
+MAX_DECOMPRESSED = cap("log_decoded")
 
 
 class FailureClass(StrEnum):
@@ -121,21 +119,19 @@ def classify(status: Status, reason: str | None, log_tail: str | None = None) ->
 def read_log_tail(store: Store, key: str, *, limit: int = TAIL_BYTES) -> str | None:
     """The last `limit` bytes of a stored (gzip or plain) build log as text; None if it is missing."""
     try:
-        data = store.get(key).data
+        data, _info = read_object(store, key, cap("upload"))
     except NotFound:
         return None
+    except OverLimit:
+        return None  # larger than any upload publish copies: not read, classified by its reason
     if data[:2] != b"\x1f\x8b":
         return data[-limit:].decode("utf-8", "replace")
     tail = b""
-    total = 0
     try:
-        with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
-            while total < MAX_DECOMPRESSED:
-                chunk = stream.read(1 << 16)
-                if not chunk:
-                    break
-                total += len(chunk)
-                tail = (tail + chunk)[-limit:]
-    except (OSError, EOFError, zlib.error):
+        for chunk in decompress_chunks(data, "gz", MAX_DECOMPRESSED, key):
+            tail = (tail + chunk)[-limit:]
+    except OverLimit:
+        pass  # classify the tail of what the cap let through
+    except CorruptData:
         pass  # a truncated or corrupt log: classify what could be read
     return tail.decode("utf-8", "replace")

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 import duckdb
 import pyarrow as pa
 
+from jobs.core.bounded import OverLimit, cap, read_object
 from jobs.core.errors import TerminalError
 from jobs.core.history import read_history
 from jobs.core.lease import LeaseState
@@ -99,8 +100,8 @@ def read_claims(store: Store, jobs: dict[str, JobRow], *, now: datetime) -> pa.T
         if job is None or job.attempt != int(match.group(2)):
             continue  # a finished attempt, or a job no longer queued
         try:
-            state = LeaseState.from_bytes(store.get(info.key).data)
-        except NotFound:
+            state = LeaseState.from_bytes(read_object(store, info.key, cap("record"))[0])
+        except (NotFound, OverLimit):
             continue
         if state is None or state.released or state.expires_at <= now.timestamp():
             continue
@@ -133,9 +134,9 @@ def read_workers(store: Store) -> pa.Table:
         if match is None or match.group(1) in found:
             continue
         try:
-            signed = json.loads(store.get(info.key).data)["signed"]
+            signed = json.loads(read_object(store, info.key, cap("record"))[0])["signed"]
             name = signed["name"]
-        except (NotFound, ValueError, KeyError, TypeError, RecursionError):
+        except (NotFound, OverLimit, ValueError, KeyError, TypeError, RecursionError):
             continue
         found[match.group(1)] = name if isinstance(name, str) else match.group(1)
     rows = [{"key_id": k, "name": found[k], "worker_id": i} for i, k in enumerate(sorted(found), 1)]

@@ -39,6 +39,7 @@ import pyarrow.compute as pc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from jobs.core import progress
+from jobs.core.bounded import OverLimit, cap, read_object
 from jobs.core.config import RebuilderConfig
 from jobs.core.history import build_summaries
 from jobs.core.layout import PUBLISH_LOCK
@@ -70,7 +71,7 @@ from jobs.publish.verify import Accepted, Rejected, collect
 
 log = logging.getLogger(__name__)
 
-MAX_ATTESTATION_BYTES = 1 << 20
+MAX_ATTESTATION_BYTES = cap("attestation")
 REBUILDER_KEYS = "history/rebuilder-keys.json"  # every public key publish countersigned with
 _CLAIM = re.compile(r"claims/([0-9a-f]{32})/([1-9][0-9]{0,8})(?:\.json|\.(?:lost|done)/[A-Za-z0-9]+\.json)")
 
@@ -303,13 +304,14 @@ def countersign(store: Store, key: Ed25519PrivateKey, rows: Iterable[ResultRow],
         if row.status is not Status.GOOD or row.attestation_key is None:
             continue
         try:
-            blob = store.get(row.attestation_key)
-            if len(blob.data) > MAX_ATTESTATION_BYTES:
-                raise ValueError(f"attestation of {len(blob.data)} bytes")
+            try:
+                data, _info = read_object(store, row.attestation_key, MAX_ATTESTATION_BYTES)
+            except OverLimit as exc:
+                raise ValueError(exc.message) from None
             bound = {f.key: f.sha256 for f in row.files}.get(row.attestation_key)
-            if bound != hashlib.sha256(blob.data).hexdigest():  # swapped in builds/ after it was accepted
+            if bound != hashlib.sha256(data).hexdigest():  # swapped in builds/ after it was accepted
                 raise ValueError("the stored attestation is not the one its result signed")
-            link = json.loads(blob.data)
+            link = json.loads(data)
             if row.worker_key_id not in workers:
                 raise SignatureError("the worker is not trusted", reason=SignatureError.UNKNOWN_KEY)
             verify_link(link, {row.worker_key_id: workers[row.worker_key_id]})

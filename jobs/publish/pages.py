@@ -22,7 +22,10 @@ from jobs.publish import urls
 from jobs.publish.rows import DailyCount
 
 # Characters XML 1.0 forbids even escaped; an index or a log could still contain them.
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+# Not allowed in XML, or (C1 controls, bidi marks, overrides and isolates, line separators)
+# able to reorder or hide what a page shows: every printed string has them as U+FFFD.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+                      "\u2028\u2029\ufffe\uffff\ud800-\udfff]")
 
 CHART_WIDTH, CHART_HEIGHT = 720, 180
 # Stacked from the bottom: what is reproducible first, what is not known last.
@@ -66,7 +69,8 @@ def _xml(value: object) -> str:
 
 def _finalize(value: object) -> object:
     # Control characters from an index or a reason are no danger once escaped, but they make
-    # HTML and XML invalid: every printed string loses them (Markup is our own, left alone).
+    # HTML and XML invalid, and bidi controls reorder what follows: every printed string loses
+    # them (Markup is our own, left alone).
     if isinstance(value, str) and not isinstance(value, markupsafe.Markup):
         return _NOT_XML.sub("\ufffd", value)
     return value

@@ -58,7 +58,7 @@ from jobs.publish.sitewriter import (
     json_file,
 )
 
-STATIC = {"style.css": CSS, "filter.js": JS, "status.js": JS}
+STATIC = {"style.css": CSS, "filter.js": JS, "status.js": JS, "diffoscope.css": CSS}
 STATUS_LISTS = (Status.GOOD, Status.BAD, Status.FAIL, Status.UNKWN)
 MAX_REJECTED = 200  # the rejected-results list shows the most recent ones; the feed counts them all
 

@@ -40,6 +40,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jobs.core import progress
+from jobs.core.bounded import CorruptData, OverLimit, cap, read_object
 from jobs.core.store import NotFound, Store
 from jobs.publish.sanitize import clean_report
 from jobs.publish.urls import BUILDS_PREFIX, LEGACY_MANIFEST, MANIFEST, PENDING
@@ -116,10 +117,30 @@ def _digest(content_type: str, data: bytes) -> str:
     return hashlib.sha256(content_type.encode() + b"\0" + data).hexdigest()[:32]
 
 
+# Characters that reorder or hide text where a JSON feed is read as text (a browser, a terminal):
+# C1 controls, bidi marks, embeddings, overrides and isolates, line/paragraph separators. In a
+# feed they are written as \u escapes: the value a JSON parser returns is unchanged, the raw
+# text shows them as escapes. (C0 controls are escaped by every JSON encoder already.)
+_JSON_UNSAFE = tuple((chr(c).encode(), f"\\u{c:04x}".encode()) for c in
+                     [*range(0x80, 0xA0), 0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A),
+                      0x2028, 0x2029])
+_JSON_UNSAFE_LEAD = (b"\xc2", b"\xd8\x9c", b"\xe2\x80", b"\xe2\x81")
+
+
+def json_safe(data: bytes) -> bytes:
+    r"""UTF-8 JSON text with the characters above written as backslash-u escapes (same value, inert text)."""
+    if not any(lead in data for lead in _JSON_UNSAFE_LEAD):
+        return data
+    for raw, escaped in _JSON_UNSAFE:
+        if raw in data:
+            data = data.replace(raw, escaped)
+    return data
+
+
 def json_bytes(payload: object) -> bytes:
-    """Compact UTF-8 JSON (orjson); ASCII-only JSON when a lone surrogate from bad input is in it."""
+    """Compact UTF-8 JSON (orjson), `json_safe`; ASCII-only JSON when a lone surrogate from bad input is in it."""
     try:
-        return orjson.dumps(payload)
+        return json_safe(orjson.dumps(payload))
     except (orjson.JSONEncodeError, TypeError):
         return json.dumps(payload, ensure_ascii=True, separators=(",", ":")).encode()
 
@@ -265,23 +286,27 @@ def _put_one(store: Store, source: Store, prefix: str, file: SiteFile) -> bool:
         store.put(prefix + file.key, file.data, content_type=file.content_type)
         return True
     try:
-        blob = source.get(file.copy_from)
+        data, info = read_object(source, file.copy_from, cap("upload"))
     except NotFound:
         log.warning("%s: source %s is missing; not published", file.key, file.copy_from)
         return False
-    if file.sha256 is not None and hashlib.sha256(blob.data).hexdigest() != file.sha256:
+    except OverLimit as exc:  # a worker's upload larger than any real one: not published, nothing half-written
+        log.warning("%s: %s; not published", file.key, exc.message)
+        return False
+    if file.sha256 is not None and hashlib.sha256(data).hexdigest() != file.sha256:
         # Swapped in builds/ after its result was signed and accepted (docs/trust.md).
         log.warning("%s: source %s is not the file its result signed; not published", file.key, file.copy_from)
         return False
-    encoding = blob.info.content_encoding or ("gzip" if blob.data[:2] == b"\x1f\x8b" else None)
+    encoding = info.content_encoding or ("gzip" if data[:2] == b"\x1f\x8b" else None)
     if file.sanitize:
         try:
-            store.put(prefix + file.key, clean_report(blob.data, encoding), content_type=file.content_type)
-        except (OSError, EOFError) as exc:  # not gzip after all, or truncated: nothing safe to publish
-            log.warning("%s: unreadable report %s (%s); not published", file.key, file.copy_from, exc)
+            cleaned = clean_report(data, encoding, key=file.key)
+        except (OverLimit, CorruptData) as exc:  # a bomb, not gzip after all, or truncated: nothing safe
+            log.warning("%s: report %s refused: %s; not published", file.key, file.copy_from, exc.message)
             return False
+        store.put(prefix + file.key, cleaned, content_type=file.content_type)
         return True
-    store.put(prefix + file.key, blob.data, content_type=file.content_type, content_encoding=encoding)
+    store.put(prefix + file.key, data, content_type=file.content_type, content_encoding=encoding)
     return True
 
 

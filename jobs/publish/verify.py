@@ -41,7 +41,15 @@ from jobs.core.config import RebuilderConfig
 from jobs.core.errors import ConfigError
 from jobs.core.layout import build_prefix, claim_key, result_key, worker_key
 from jobs.core.lease import Leases
-from jobs.core.model import JobRow, ResultRow, SchemaError, Status, build_id, record_from_json
+from jobs.core.model import (
+    JobRow,
+    ResultRow,
+    SchemaError,
+    Status,
+    build_id,
+    check_result_fields,
+    record_from_json,
+)
 from jobs.core.queue import read_queue
 from jobs.core.signing import (
     KeyFormatError,
@@ -397,6 +405,7 @@ def _parse(payload: dict[str, Any]) -> tuple[ResultRow, str]:
         raise _Reject(Reason.SCHEMA, "claim token is not alphanumeric")
     try:
         row = record_from_json(ResultRow, payload["result"])
+        check_result_fields(row)  # lengths and characters (jobs.core.model.limits)
     except SchemaError as exc:
         raise _Reject(Reason.SCHEMA, exc.message[:300]) from None
     assert isinstance(row, ResultRow)

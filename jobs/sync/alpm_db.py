@@ -72,12 +72,17 @@ def parse_db(data: bytes, *, repo: str, base_url: str, location: str,
         if desc.name in names:
             skip(path, f"another desc already lists package {desc.name!r}")
             continue
-        names.add(desc.name)
-        entries.append(BinaryEntry(
+        entry = BinaryEntry(
             name=desc.name, version=desc.version, architecture=desc.arch, source_name=desc.base,
             source_version=desc.version, url=f"{prefix}/{_quoted(desc.filename)}",
             filename=desc.filename, sha256=desc.sha256, size=desc.csize, component=repo,
-            maintainers=(desc.packager,)))
+            maintainers=(desc.packager,))
+        problem = entry.problem()
+        if problem:
+            skip(path, problem)
+            continue
+        names.add(desc.name)
+        entries.append(entry)
     return entries, skipped
 
 

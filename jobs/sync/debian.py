@@ -39,6 +39,7 @@ from debian.debian_support import version_compare
 from jobs.core import progress
 from jobs.core.config import SyncProfile
 from jobs.core.errors import ConfigError
+from jobs.core.model.limits import NAME_MAX, VERSION_MAX, field_problem
 from jobs.sync.deb822 import Stanza, iter_stanzas
 from jobs.sync.fetch import DEFAULT_MAX_BYTES, Fetcher
 from jobs.sync.filters import select
@@ -173,6 +174,9 @@ def _source(st: Stanza, where: str, skipped: list[Skipped]) -> SourcePackage | N
     problem = st.problem or _missing(f, ("Package", "Version"))
     if problem is None and not _NAME.match(f["Package"]):
         problem = f"invalid source package name {_shown(f['Package'])}"
+    if problem is None:
+        problem = field_problem("source name", f["Package"], NAME_MAX) or field_problem(
+            "version", f["Version"], VERSION_MAX)
     if problem is None and not _VERSION.match(f["Version"]):
         problem = f"invalid version {_shown(f['Version'])}"
     if problem:
@@ -223,6 +227,10 @@ def _binaries(text: str, where: str, profile: SyncProfile, mirror: str, componen
             source_version=source_version, url=f"{mirror}/{quote(filename, safe='/+~')}",
             filename=filename.rsplit("/", 1)[-1], sha256=f.get("SHA256"),
             size=int(f["Size"]) if "Size" in f else None, component=component, maintainers=people)
+        problem = entry.problem()
+        if problem:
+            skipped.append(Skipped(st.where(where), problem))
+            continue
         problem = None if src is not None else (
             f"No matching source package found: {_cut(src_name)} {_cut(lookup)}")
         yield entry, problem, st.where(where)
@@ -245,6 +253,11 @@ def _missing(f: dict[str, str], required: tuple[str, ...]) -> str | None:
 
 
 def _invalid(f: dict[str, str]) -> str | None:
+    # lengths first: a 10 MB version must not reach a regex, a version comparison or int()
+    for key, what, maximum in (("Package", "name", NAME_MAX), ("Version", "version", VERSION_MAX),
+                               ("Source", "Source field", NAME_MAX + VERSION_MAX + 3)):
+        if len(f.get(key, "")) > maximum:
+            return f"{what} is longer than {maximum} characters ({len(f[key])})"
     checks = (("Package", _NAME, "binary package name"), ("Version", _VERSION, "version"),
               ("Architecture", _ARCH, "architecture"), ("Filename", _PATH, "file name"))
     for key, pattern, what in checks:

@@ -31,11 +31,12 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from jobs.core import progress
+from jobs.core.bounded import cap
 from jobs.core.errors import TerminalError, TransientError
 from jobs.core.neterrors import describe
 
 # Decompressed Debian Packages files are ~100 MB today; compressed indexes far smaller.
-DEFAULT_MAX_BYTES = 512 * 1024 * 1024
+DEFAULT_MAX_BYTES = cap("index_download")
 USER_AGENT = "rebuilder-sync (+https://github.com/kpcyrd/rebuilderd compatible)"
 
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import NamedTuple
 
-from jobs.core.model import Artifact, PackageStateRow
+from jobs.core.model import Artifact, PackageStateRow, entry_problem
 from jobs.sync.fetch import Validator
 
 
@@ -32,6 +32,12 @@ class BinaryEntry(NamedTuple):  # a tuple: made 15,000 to 70,000 times a sync, 3
     size: int | None
     component: str | None  # Arch repo, Debian component
     maintainers: tuple[str, ...] = ()
+
+    def problem(self) -> str | None:
+        """Why this entry breaks a field limit (`jobs.core.model.limits`): the sync skips and counts it."""
+        return entry_problem(name=self.name, version=self.version, url=self.url, architecture=self.architecture,
+                             source_name=self.source_name, source_version=self.source_version,
+                             component=self.component, filename=self.filename, maintainers=self.maintainers)
 
     def artifact(self) -> Artifact:
         """The expected artifact this entry describes."""

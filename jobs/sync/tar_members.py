@@ -28,10 +28,11 @@ from collections.abc import Callable, Iterator
 from functools import cache
 from typing import NamedTuple
 
+from jobs.core.bounded import cap
 from jobs.core.errors import TerminalError
 from jobs.sync.decompress import CorruptIndex
 
-DEFAULT_MAX_UNPACKED = 1 << 30
+DEFAULT_MAX_UNPACKED = cap("index_unpacked")
 
 # Magic bytes → libarchive read filter.
 _MAGIC = (

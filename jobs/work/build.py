@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jobs.core import proc
 from jobs.core.config import WorkerConfig
 from jobs.core.errors import MissingToolError
-from jobs.core.model import ArtifactResult, JobRow, Status
+from jobs.core.model import ArtifactResult, JobRow, Status, fit_text
 from jobs.core.signing import make_link, rebuild_link_name, sign_link
 from jobs.work import diffoscope
 from jobs.work.backends import backend_argv, failure_reason
@@ -70,6 +70,10 @@ class BuildOutcome:
     attestation: dict | None  # GOOD only: one in-toto link over every artifact, signed by the worker
     started_at: datetime
     built_at: datetime
+
+    def __post_init__(self) -> None:
+        # one printable line within the limit publish checks (jobs.core.model.limits)
+        self.reason = fit_text(self.reason)
 
 
 class _Fail(Exception):

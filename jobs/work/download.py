@@ -24,11 +24,12 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from jobs.core.bounded import cap
 from jobs.core.errors import TerminalError
 from jobs.core.model import Artifact, JobRow
 
 CHUNK = 1 << 20
-DEFAULT_MAX_BYTES = 4 << 30  # no package anyone rebuilds is bigger; a mirror streaming forever is stopped
+DEFAULT_MAX_BYTES = cap("artifact_download")  # no package anyone rebuilds is bigger; a mirror streaming forever is stopped
 SIZE_SLACK = 1 << 20  # the index's size is exact, but a cap must not turn a sha256 mismatch into a size error
 CONNECT_TIMEOUT = 30.0
 READ_TIMEOUT = 60.0  # rebuilderd's reqwest read timeout

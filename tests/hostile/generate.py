@@ -352,6 +352,12 @@ def _debian_big_field(root: Path) -> Path:
                         sources=SOURCES + "\n" + EVIL_SOURCE)
 
 
+def _debian_long_version(root: Path) -> Path:
+    version = "1" * (10 * MB)
+    return write_mirror(root, GOOD_STANZA + "\n" + stanza("evil", version, Filename="pool/main/e/evil/evil_1_amd64.deb"),
+                        sources=SOURCES + "\n" + EVIL_SOURCE)
+
+
 def _debian_long_name(root: Path) -> Path:
     name = "a" * (10 * MB)
     return write_mirror(root, GOOD_STANZA + "\n" + stanza(name, Source="good (1.0-1)"))
@@ -393,6 +399,7 @@ BIG: dict[str, Callable[[Path], object]] = {
     "debian-inrelease-oversized": _debian_oversized_inrelease,
     "debian-10mb-description": _debian_big_field,
     "debian-10mb-package-name": _debian_long_name,
+    "debian-10mb-version": _debian_long_version,
     "debian-10mb-invalid-name": _debian_long_invalid_name,
     "debian-100k-same-package": _debian_same_name,
     "debian-inrelease-100k-entries": _debian_big_inrelease,

@@ -315,6 +315,11 @@ def test_isolated_result_case(case: Case, generated: Path, tmp_path: Path):
     check_result(CONTROL, world)
     check_result(case, world)
     check_clean(world)
+    assert world.site is not None
+    for report in world.site.root.rglob("diffoscope.html"):  # no CSS from a worker's report (issue #15)
+        text = report.read_text()
+        assert "<style" not in text and " style=" not in text and "track.example" not in text, report
+        assert "static/diffoscope.css" in text, report
 
 
 def check_result(case: Case, world: worlds.World) -> None:

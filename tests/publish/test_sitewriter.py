@@ -51,7 +51,7 @@ def assert_published(target, site, prefix="site/"):
         blob = target.get(prefix + key)
         expected = file.data if file.copy_from is None else site.source.get(file.copy_from).data
         if file.sanitize:
-            expected = clean_report(expected)
+            expected = clean_report(expected, key=key)
         assert blob.data == expected, key
         assert blob.info.content_type == file.content_type, key
     manifest = read_manifest(target, prefix)

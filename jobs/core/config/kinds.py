@@ -18,8 +18,9 @@ from jobs.core.signing.strength import GENERATE, secret_problem
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 # Profile and backend names become parts of object keys and file names: no '/', no spaces, no '..'.
-_SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
-SAFE_NAME_RULE = "letters, digits, '-', '_' and '.', not starting with '.'"
+SAFE_NAME_MAX = 64  # the `profile_name` limit of jobs.core.bounded.LIMITS (a test keeps them equal)
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,%d}" % (SAFE_NAME_MAX - 1))
+SAFE_NAME_RULE = f"letters, digits, '-', '_' and '.', not starting with '.', at most {SAFE_NAME_MAX} characters"
 
 
 class Invalid(ValueError):

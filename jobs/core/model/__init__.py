@@ -17,6 +17,7 @@ from jobs.core.model.ids import (
     unescape_segment,
 )
 from jobs.core.model.jsonform import format_timestamp, parse_timestamp, record_from_json, record_to_json
+from jobs.core.model.limits import check_result_fields, entry_problem, field_problem, fit_text, result_problem
 from jobs.core.model.parquet import (
     conform,
     from_table,
@@ -57,7 +58,7 @@ __all__ = [
     "HISTORY", "JOB", "KNOWN", "MAX_SEGMENT_BYTES", "METADATA_KEY", "PACKAGE_STATE", "SCHEMAS",
     "Artifact", "ArtifactResult", "Column", "FileDigest", "HistoryRow", "JobRow", "PackageStateRow", "Priority",
     "Record", "ResultRow", "SchemaError", "SegmentError", "Status", "TableSchema",
-    "build_id", "conform", "format_timestamp", "parse_timestamp", "record_from_json", "record_to_json", "from_table", "is_job_id", "job_id", "parquet_bytes", "parse_build_id",
+    "build_id", "check_result_fields", "conform", "entry_problem", "field_problem", "fit_text", "result_problem", "format_timestamp", "parse_timestamp", "record_from_json", "record_to_json", "from_table", "is_job_id", "job_id", "parquet_bytes", "parse_build_id",
     "read_parquet", "read_table", "safe_segment", "schema_for", "schema_for_tag", "schema_markdown",
     "table_schema", "to_table", "unescape_segment", "write_parquet",
 ]

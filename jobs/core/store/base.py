@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO, Protocol, runtime_checkable
 
+from jobs.core.bounded import cap
 from jobs.core.errors import TerminalError, TransientError
 
 # Streaming puts read this much at a time; it is also the S3 multipart part size.
@@ -137,6 +138,9 @@ def put_new(store: Store, key: str, body: bytes, *, content_type: str | None = N
         return blob.etag
 
 
+MAX_KEY_SEGMENT = cap("key_segment")
+
+
 def check_key(key: str, *, op: str) -> str:
     """Reject keys that could escape a prefix or a directory: the same rule for every backend."""
     problem = None
@@ -157,6 +161,11 @@ def check_key(key: str, *, op: str) -> str:
                 break
             if segment.startswith(".rebuilder-"):
                 problem = "'.rebuilder-' is reserved for the store's own files"
+                break
+            if len(segment.encode("utf-8", "surrogatepass")) > MAX_KEY_SEGMENT:
+                # the local store's limit (NAME_MAX less its metadata suffix); S3 would take more,
+                # but a key must work the same on both stores
+                problem = f"path segment longer than {MAX_KEY_SEGMENT} bytes in key"
                 break
     if problem:
         raise InvalidKey(problem, op=op, key=repr(key))
