@@ -108,7 +108,8 @@ _V0_COLUMNS = ("name, version, status, distro, suite, architecture, artifact_url
 # The same binary in two releases is one v0 record (v0 has no release): the first is kept.
 _PKGS_LIST_V0 = f"""SELECT {_V0_COLUMNS} FROM (
     SELECT name, version, CASE WHEN status = 'FAIL' THEN 'BAD' ELSE status END AS status, distro,
-        coalesce(component, '') AS suite, artifact_architecture AS architecture, artifact_url, v0_id AS build_id,
+        coalesce(component, '') AS suite, artifact_architecture AS architecture,
+        replace(artifact_url, '%3A', ':') AS artifact_url, v0_id AS build_id,  -- feeds.v0_artifact_url
         strftime(built_at, '%Y-%m-%dT%H:%M:%S.%f') AS built_at, has_diffoscope, has_attestation,
         row_number() OVER (ORDER BY {_ORDER}, name, version, artifact_architecture, artifact_url) AS pos
     FROM pkgs)
@@ -152,7 +153,7 @@ ORDER BY c.acquired_at, q.job_id"""
 
 _QUEUE = """SELECT q.job_id, q.attempt, q.priority, q.not_before, q.queued_at, q.distro, q.releases,
     (SELECT min(component) FROM cur WHERE cur.job_id = q.job_id) AS component, q.architecture, q.source_name,
-    q.source_version, q.backend, q.artifacts, c.worker AS worker_name, c.holder AS worker_key_id,
+    q.source_version, q.backend, q.input_url, q.artifacts, c.worker AS worker_name, c.holder AS worker_key_id,
     c.acquired_at AS started_at, c.renewed_at, c.expires_at
 FROM queue q LEFT JOIN claims c ON c.job_id = q.job_id AND c.attempt = q.attempt
 ORDER BY q.priority, coalesce(q.not_before, q.queued_at), q.queued_at, q.job_id"""
@@ -316,7 +317,7 @@ def queue_entries(con: duckdb.DuckDBPyConnection) -> list[QueueEntry]:
     out = []
     for d in _dicts(con, _QUEUE):
         d["releases"] = tuple(d["releases"])
-        d["artifacts"] = tuple((a["name"], a["version"]) for a in d["artifacts"])
+        d["artifacts"] = tuple((a["name"], a["version"], a["url"]) for a in d["artifacts"])
         out.append(QueueEntry(**d))
     return out
 
