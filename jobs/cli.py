@@ -310,8 +310,11 @@ def demo(
         # Listen before the cycle: a taken address fails now, not after the builds. The store
         # directory is where run_demo puts it; the server opens it lazily, per request.
         directory = directory.absolute()
-        server = make_server(LocalStore(directory / "store"), bind or DEMO_BIND,
-                             fallback=0 if bind else DEMO_PORT_FALLBACK)
+        from jobs.serve.api import Api
+
+        site = LocalStore(directory / "store")
+        server = make_server(site, bind or DEMO_BIND, fallback=0 if bind else DEMO_PORT_FALLBACK,
+                             api=Api(site, "site/"))  # read-only: upstream rebuildctl works against the demo
     try:
         with _progress():
             result = run_demo(directory)

@@ -304,3 +304,21 @@ def test_static_mode_is_unchanged(world):
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+# --- the command --------------------------------------------------------------------------
+
+def test_serve_admin_needs_a_cookie_and_the_api(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    rebuilder = str(Path(sys.executable).parent / "rebuilder")
+    (tmp_path / "empty.conf").write_text("")
+    base = [rebuilder, "--config", str(tmp_path / "empty.conf"), "--store", (tmp_path / "s").as_uri(), "serve",
+            "--bind", "127.0.0.1:0"]
+    res = subprocess.run([*base, "--admin"], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1 and res.stderr.count("\n") == 1, res.stderr
+    assert "[auth] cookie" in res.stderr and "--admin" in res.stderr
+    res = subprocess.run([*base, "--admin", "--static"], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "--admin needs the API" in res.stderr
