@@ -10,7 +10,7 @@ all four statuses, failure classes, and site-relative URLs of every linked file.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -71,19 +71,21 @@ def v0_artifact_url(url: str) -> str:
     return url.replace("%3A", ":")
 
 
-def pkg_release(row: PackageRow) -> dict[str, Any]:
-    """One v0 PkgRelease."""
+def pkg_release(row: PackageRow, group_architecture: str | None = None) -> dict[str, Any]:
+    """One v0 PkgRelease; `architecture` is its build group's (queries.group_architectures) if known."""
     return {"name": row.name, "version": row.version, "status": row.status.v0().value, "distro": row.suite.distro,
-            "suite": row.suite.component or "", "architecture": row.artifact_architecture,
+            "suite": row.suite.component or "", "architecture": group_architecture or row.artifact_architecture,
             "artifact_url": v0_artifact_url(row.artifact_url), "build_id": row.links.v0_id, "built_at": naive(row.built_at),
             "has_diffoscope": row.links.has_diffoscope, "has_attestation": row.links.has_attestation}
 
 
-def pkgs_list(rows: Iterable[PackageRow]) -> list[dict[str, Any]]:
+def pkgs_list(rows: Iterable[PackageRow], group_architectures: Mapping[str, str] | None = None
+              ) -> list[dict[str, Any]]:
     """`api/v0/pkgs/list`: every current package (a static host ignores the query, so all of them)."""
     seen, out = set(), []
+    groups = group_architectures or {}
     for row in rows:
-        item = pkg_release(row)
+        item = pkg_release(row, groups.get(row.job_id))
         key = tuple(item.values())
         if key not in seen:  # the same binary in two releases is one v0 record (v0 has no release)
             seen.add(key)

@@ -106,13 +106,19 @@ _V0_COLUMNS = ("name, version, status, distro, suite, architecture, artifact_url
                "has_attestation")
 # rebuilderd's PkgRelease fields in its order; built_at as its NaiveDateTime (feeds.naive).
 # The same binary in two releases is one v0 record (v0 has no release): the first is kept.
-_PKGS_LIST_V0 = f"""SELECT {_V0_COLUMNS} FROM (
+# rebuilderd gives every artifact of a build group (pkgbase) the group's architecture, which its
+# sync takes from the group's first package: the input package here (jobs.sync.archlinux.group).
+# A build whose input is no artifact (Debian's source) keeps each artifact's own.
+_GROUP_ARCHITECTURES = """SELECT job_id, any_value(artifact_architecture) AS group_architecture FROM state
+    WHERE artifact_url = input_url GROUP BY job_id"""
+_PKGS_LIST_V0 = f"""WITH grp AS ({_GROUP_ARCHITECTURES})
+SELECT {_V0_COLUMNS} FROM (
     SELECT name, version, CASE WHEN status = 'FAIL' THEN 'BAD' ELSE status END AS status, distro,
-        coalesce(component, '') AS suite, artifact_architecture AS architecture,
+        coalesce(component, '') AS suite, coalesce(group_architecture, artifact_architecture) AS architecture,
         replace(artifact_url, '%3A', ':') AS artifact_url, v0_id AS build_id,  -- feeds.v0_artifact_url
         strftime(built_at, '%Y-%m-%dT%H:%M:%S.%f') AS built_at, has_diffoscope, has_attestation,
         row_number() OVER (ORDER BY {_ORDER}, name, version, artifact_architecture, artifact_url) AS pos
-    FROM pkgs)
+    FROM pkgs LEFT JOIN grp USING (job_id))
 QUALIFY row_number() OVER (PARTITION BY {_V0_COLUMNS} ORDER BY pos) = 1 ORDER BY pos"""
 
 _SAME_SUITE = """a.distro = b.distro AND a.release IS NOT DISTINCT FROM b.release
@@ -261,6 +267,11 @@ def package_row(d: dict[str, Any]) -> PackageRow:
 def packages(con: duckdb.DuckDBPyConnection) -> list[PackageRow]:
     """Every current package with its latest outcome, in suite then name order."""
     return [package_row(d) for d in _dicts(con, _PACKAGES)]
+
+
+def group_architectures(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """The v0 architecture of each build group whose input package is one of its artifacts, by job id."""
+    return {d["job_id"]: d["group_architecture"] for d in _dicts(con, _GROUP_ARCHITECTURES)}
 
 
 def pkgs_list_v0(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:

@@ -109,7 +109,7 @@ def make_server(store: Store, bind: str, *, prefix: str = "site/", fallback: int
                 stream = store.open(key) if body else None
             except (NotFound, InvalidKey):
                 if api is not None and urlsplit(self.path).path.startswith("/api/"):
-                    self._json_404()
+                    self._api_404()
                 else:
                     self.send_error(404, "not published")
                 return
@@ -127,10 +127,10 @@ def make_server(store: Store, bind: str, *, prefix: str = "site/", fallback: int
                 for chunk in inflate(stream) if inflating else _chunks(stream):
                     self.wfile.write(chunk)
 
-        def _json_404(self) -> None:
-            data = b'{"error": "not found"}'
+        def _api_404(self) -> None:
+            data = b"Not found"  # upstream's answer for a build file it does not have
             self.send_response(404)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)

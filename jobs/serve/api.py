@@ -69,8 +69,12 @@ def _json(status: int, value: Any, **headers: str) -> Response:
     return Response(status, json.dumps(value).encode(), JSON, dict(headers))
 
 
+TEXT = "text/plain; charset=utf-8"
+
+
 def error(status: int, message: str) -> Response:
-    return _json(status, {"error": message})
+    """An error as upstream answers one: its message as plain text."""
+    return Response(status, message.encode(), TEXT)
 
 
 def accepts_gzip(header: str | None) -> bool:
@@ -234,7 +238,7 @@ class Api:
             return body
         limit = body.get("limit") if isinstance(body, dict) else None
         if not isinstance(body, dict) or (limit is not None and (isinstance(limit, bool) or not isinstance(limit, int))):
-            return error(400, 'Json deserialize error: expected {"limit": integer or null}')
+            return error(400, "Json deserialize error: limit must be an integer or null")
         feed = self._feed(urls.QUEUE_FEED)
         jobs = feed.get("jobs") or []
         if limit is not None:
@@ -262,12 +266,10 @@ class Api:
     # --- admin ------------------------------------------------------------------------
 
     def _refused(self, headers: Mapping[str, str]) -> Response | None:
-        if self.cookie is None:
-            return error(403, "this server has no admin cookie configured ([auth] cookie)")
         given = headers.get("X-Auth-Cookie")
-        if given is None or not hmac.compare_digest(given.encode("utf-8", "surrogateescape"),
-                                                    self.cookie.encode("utf-8")):
-            return error(403, "Not authorized: X-Auth-Cookie does not match")
+        if self.cookie is None or given is None or not hmac.compare_digest(
+                given.encode("utf-8", "surrogateescape"), self.cookie.encode("utf-8")):
+            return error(403, "Authentication failed")  # upstream's words, with or without a cookie configured
         return None
 
     def _admin(self, method: str, verb: str, headers: Mapping[str, str],
