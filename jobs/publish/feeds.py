@@ -224,7 +224,8 @@ def queue_feed(entries: list[QueueEntry], generated_at: datetime) -> dict[str, A
                 "queued_at": _ts(e.queued_at), "distro": e.distro, "release": e.releases[0] if e.releases else None,
                 "releases": list(e.releases), "component": e.component, "architecture": e.architecture,
                 "source_name": e.source_name, "source_version": e.source_version, "backend": e.backend,
-                "input_url": e.input_url, "artifacts": [{"name": n, "version": v, "url": u} for n, v, u in e.artifacts],
+                "input_url": e.input_url, "artifacts": [{"name": n, "version": v, "url": u, "architecture": a}
+                                                        for n, v, u, a in e.artifacts],
                 "running": running}
     return envelope("queue", generated_at, count=len(entries), jobs=[job(e) for e in entries])
 

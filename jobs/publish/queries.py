@@ -328,7 +328,7 @@ def queue_entries(con: duckdb.DuckDBPyConnection) -> list[QueueEntry]:
     out = []
     for d in _dicts(con, _QUEUE):
         d["releases"] = tuple(d["releases"])
-        d["artifacts"] = tuple((a["name"], a["version"], a["url"]) for a in d["artifacts"])
+        d["artifacts"] = tuple((a["name"], a["version"], a["url"], a["architecture"]) for a in d["artifacts"])
         out.append(QueueEntry(**d))
     return out
 

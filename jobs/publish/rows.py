@@ -205,7 +205,7 @@ class QueueEntry:
     source_version: str
     backend: str
     input_url: str
-    artifacts: tuple[tuple[str, str, str], ...]  # (name, version, url)
+    artifacts: tuple[tuple[str, str, str, str], ...]  # (name, version, url, architecture)
     worker_name: str | None  # None: not running
     worker_key_id: str | None
     started_at: datetime | None

@@ -269,7 +269,7 @@ class Api:
         given = headers.get("X-Auth-Cookie")
         if self.cookie is None or given is None or not hmac.compare_digest(
                 given.encode("utf-8", "surrogateescape"), self.cookie.encode("utf-8")):
-            return error(403, "Authentication failed")  # upstream's words, with or without a cookie configured
+            return error(403, "Authentication failed\n")  # upstream's words, with or without a cookie configured
         return None
 
     def _admin(self, method: str, verb: str, headers: Mapping[str, str],
@@ -357,11 +357,14 @@ def _queue_item(position: int, job: dict) -> dict[str, Any]:
     """One v0 QueueItem from a `api/v1/queue.json` job (`id` is its position in claim order)."""
     running = job.get("running") or None
     version = job.get("source_version")
+    artifacts = job.get("artifacts") or []
+    # the group's architecture, as upstream's sync gives it: its input package's (as in pkgs/list)
+    group = next((a.get("architecture") for a in artifacts if a.get("url") == job.get("input_url")), None)
     pkgbase = {"name": job.get("source_name"), "version": version, "distro": job.get("distro"),
-               "suite": job.get("component") or "", "architecture": job.get("architecture"),
+               "suite": job.get("component") or "", "architecture": group or job.get("architecture"),
                "input_url": job.get("input_url"),
                "artifacts": [{"name": a.get("name"), "version": a.get("version"), "url": a.get("url") or ""}
-                             for a in job.get("artifacts") or []]}
+                             for a in artifacts]}
     started = _stamp(running.get("started_at")) if running else None
     pinged = _stamp(running.get("renewed_at")) if running else None
     return {"id": position, "pkgbase": pkgbase, "version": version,

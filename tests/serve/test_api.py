@@ -229,7 +229,7 @@ ADMIN_BODIES = {
 def test_admin_posts_need_the_cookie(api_url, world, path):
     for headers in ({}, {"X-Auth-Cookie": "wrong"}, {"X-Auth-Cookie": COOKIE + "x"}):
         response = requests.post(api_url + path, json=ADMIN_BODIES[path], headers=headers, timeout=10)
-        assert response.status_code == 403 and response.text == "Authentication failed"
+        assert response.status_code == 403 and response.text == "Authentication failed\n"
     assert list(world.store.list("requests/")) == []
 
 

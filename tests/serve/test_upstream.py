@@ -205,3 +205,148 @@ def test_gzip_is_kept_for_clients_that_take_it(served, trixie):
                          capture_output=True, timeout=30)
     assert plain.returncode == raw.returncode == 0
     assert gzip.decompress(raw.stdout) == plain.stdout and b"A failure occurred" in plain.stdout
+
+
+# --- side by side with upstream's daemon --------------------------------------------------
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def mirror(tmp_path):
+    """An Arch repository database as repo-add writes it (sorted by name), served on loopback."""
+    import functools
+    import http.server
+    import threading
+
+    from tests.sync import alpm_builders as alpm
+
+    packages = sorted([
+        ("epochy", "2:1.0-3", {}), ("plain", "1.0-1", {}), ("plus", "1.0+git-1", {}),
+        ("grp-any", "1-1", {"base": "grp", "arch": "any"}), ("grp-bin", "1-1", {"base": "grp"}),
+        ("a-bin", "2-1", {"base": "other"}), ("b-any", "2-1", {"base": "other", "arch": "any"}),
+        ("alone", "3-1", {"arch": "any"})])
+    directory = tmp_path / "mirror" / "core" / "os" / "x86_64"
+    directory.mkdir(parents=True)
+    (directory / "core.db").write_bytes(alpm.db([m for n, v, kw in packages for m in alpm.package(n, v, **kw)]))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(
+        type("Quiet", (http.server.SimpleHTTPRequestHandler,), {"log_message": lambda *a: None}),
+        directory=str(tmp_path / "mirror")))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def daemon(trixie, mirror):
+    """rebuilderd 0.24 in the chroot, synced from `mirror` by rebuildctl's sync-profile; its URL."""
+    state = trixie / "tmp" / f"rebuilderd-{uuid.uuid4().hex}"
+    state.mkdir()
+    port = _free_port()
+    inside = "/" + str(state.relative_to(trixie))
+    (state / "cookie").write_text(COOKIE + "\n")
+    (state / "rebuilderd.conf").write_text(f'[http]\nbind_addr = "127.0.0.1:{port}"\n[auth]\ncookie = "{COOKIE}"\n'
+                                           '[worker]\nsignup_secret = "Zk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeB"\n')
+    (state / "sync.conf").write_text(f'[profile."arch"]\ndistro = "archlinux"\nsuite = "core"\n'
+                                     f'architectures = ["x86_64"]\nsource = "{mirror}/$repo/os/$arch"\n')
+    proc = subprocess.Popen(["chroot", str(trixie), "sh", "-c", f"cd {inside} && exec env "
+                             f"REBUILDERD_COOKIE_PATH={inside}/cookie rebuilderd -c {inside}/rebuilderd.conf"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        import time
+
+        import requests
+
+        for _ in range(100):
+            try:
+                requests.get(url + "/api/v0/pkgs/list", timeout=2)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        res = subprocess.run(["chroot", str(trixie), "env", f"REBUILDERD_COOKIE_PATH={inside}/cookie", "rebuildctl",
+                              "-H", url, "pkgs", "sync-profile", "--sync-config", f"{inside}/sync.conf", "arch"],
+                             capture_output=True, timeout=120)
+        assert res.returncode == 0, res.stderr.decode()
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def test_pkgs_list_queue_and_errors_match_the_daemons(daemon, mirror, tmp_path):
+    """The same repository synced by rebuilderd 0.24 and by us (nothing built): the same v0 answers."""
+    import threading
+    import tomllib
+
+    import requests
+
+    from jobs.core.config import RebuilderConfig, parse_sync_config
+    from jobs.core.store import open_store
+    from jobs.publish.serve import make_server
+    from jobs.serve.api import Api
+    from jobs.sync.job import sync_profile
+
+    store = open_store((tmp_path / "store").as_uri())
+    profile = parse_sync_config(tomllib.loads(
+        f'[profile."arch"]\ndistro = "archlinux"\ncomponents = ["core"]\narchitectures = ["x86_64"]\n'
+        f'source = "{mirror}/$repo/os/$arch"\n')).profile("arch")
+    sync_profile(store, RebuilderConfig(), profile)
+    publish(store, config_for(tmp_path, cookie=COOKIE))
+    server = make_server(store, "127.0.0.1:0", api=Api(store, "site/", cookie=COOKIE))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    ours = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        def both(path: str, method: str = "GET", **kw):
+            return [requests.request(method, base + path, timeout=10, **kw) for base in (daemon, ours)]
+
+        def by_name(records):
+            return sorted(records, key=lambda r: (r["name"], r["version"]))
+
+        theirs, mine = both("/api/v0/pkgs/list")
+        assert theirs.status_code == mine.status_code == 200
+        upstream, served = by_name(theirs.json()), by_name(mine.json())
+        assert len(upstream) == len(served) == 8
+        # The one documented difference: a "+" stays percent-encoded (S3-style stores read a raw "+" as a space).
+        for record in served:
+            record["artifact_url"] = record["artifact_url"].replace("%2B", "+")
+        assert served == upstream
+        assert any(":" in r["artifact_url"].rsplit("/", 1)[1] for r in served)  # the epoch, raw in both
+
+        for query in ("?status=UNKWN", "?status=BAD", "?name=grp-bin", "?name=grp", "?architecture=any",
+                      "?architecture=x86_64", "?suite=core", "?suite=extra", "?distro=archlinux", "?distro=debian",
+                      "?name=b-any&architecture=x86_64&status=UNKWN&distro=archlinux&suite=core"):
+            theirs, mine = both("/api/v0/pkgs/list" + query)
+            assert theirs.status_code == mine.status_code == 200, query
+            assert [r["name"] for r in by_name(mine.json())] == [r["name"] for r in by_name(theirs.json())], query
+        for query in ("?status=FAIL", "?status=good", "?name=a&name=b"):
+            theirs, mine = both("/api/v0/pkgs/list" + query)
+            assert (mine.status_code, mine.text) == (theirs.status_code, theirs.text) == (400, theirs.text), query
+
+        for path, body in (("/api/v0/queue/push", {"name": "plain", "version": None, "priority": 0,
+                                                   "distro": "archlinux", "suite": "core", "architecture": None}),):
+            theirs, mine = both(path, method="POST", json=body, headers={"X-Auth-Cookie": "wrong"})
+            assert (mine.status_code, mine.text) == (theirs.status_code, theirs.text) == (403, "Authentication failed\n")
+        theirs, mine = both("/api/v0/workers")
+        assert mine.status_code == theirs.status_code == 403
+
+        theirs, mine = both("/api/v0/queue/list", method="POST", json={"limit": None})
+
+        def groups(answer):
+            return sorted((i["pkgbase"]["name"], i["pkgbase"]["version"], i["pkgbase"]["architecture"],
+                           i["pkgbase"]["suite"], sorted((a["name"], a["version"]) for a in i["pkgbase"]["artifacts"]))
+                          for i in answer["queue"])
+        assert groups(mine.json()) == groups(theirs.json())
+        assert set(mine.json()) == set(theirs.json()) == {"now", "queue"}
+        assert set(mine.json()["queue"][0]) == set(theirs.json()["queue"][0])
+    finally:
+        server.shutdown()
+        server.server_close()
