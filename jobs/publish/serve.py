@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import posixpath
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
@@ -124,8 +125,11 @@ def make_server(store: Store, bind: str, *, prefix: str = "site/", fallback: int
             self.send_header("X-Content-Type-Options", "nosniff")
             self.end_headers()
             if stream is not None:
-                for chunk in inflate(stream) if inflating else _chunks(stream):
-                    self.wfile.write(chunk)
+                try:
+                    for chunk in inflate(stream) if inflating else _chunks(stream):
+                        self.wfile.write(chunk)
+                except zlib.error:  # a corrupt file (publish wrote it whole): the client gets a short body
+                    self.close_connection = True
 
         def _api_404(self) -> None:
             data = b"Not found"  # upstream's answer for a build file it does not have

@@ -68,15 +68,20 @@ def _build(root: Path) -> None:
 def trixie() -> Path:
     if os.geteuid() != 0:
         missing("a trixie chroot with upstream rebuildctl", "chroot needs root: run the full tier as root")
-    if not (ROOT / "usr/bin/rebuildctl").exists():
-        try:
-            _build(ROOT)
-        except (subprocess.SubprocessError, OSError) as exc:
-            detail = getattr(exc, "stderr", b"") or b""
-            message = f"cannot build the trixie chroot at {ROOT}: {exc} {detail.decode(errors='replace')[-500:]}"
-            if in_ci():
-                pytest.fail(message)
-            pytest.skip(message)
+    import fcntl
+
+    ROOT.parent.mkdir(parents=True, exist_ok=True)
+    with open(ROOT.parent / (ROOT.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one builder at a time (xdist workers, concurrent runs)
+        if not (ROOT / "usr/bin/rebuildctl").exists():
+            try:
+                _build(ROOT)
+            except (subprocess.SubprocessError, OSError) as exc:
+                detail = getattr(exc, "stderr", b"") or b""
+                message = f"cannot build the trixie chroot at {ROOT}: {exc} {detail.decode(errors='replace')[-500:]}"
+                if in_ci():
+                    pytest.fail(message)
+                pytest.skip(message)
     version = subprocess.run(["chroot", str(ROOT), "rebuildctl", "--version"], capture_output=True, text=True,
                              check=True).stdout
     assert version.startswith("rebuildctl 0.2"), version
