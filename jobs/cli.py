@@ -243,22 +243,43 @@ def serve(
     ctx: typer.Context,
     bind: Annotated[Optional[str], typer.Option("--bind", help="host:port [default: [http] bind_addr].",
                                                 callback=_check_bind)] = None,
+    static: Annotated[bool, typer.Option("--static", help="Serve the files only, as a static host would "
+                                         "(no filtering, no admin endpoints, gzip as stored).")] = False,
+    admin: Annotated[bool, typer.Option("--admin", help="Accept rebuildctl's admin POSTs (pkgs requeue, queue "
+                                        "push/drop) authenticated by [auth] cookie, and store them as admin "
+                                        "requests under the --store's requests/ for the next publish.")] = False,
 ) -> None:
-    """Serve the store's published site over HTTP (previews and the demo; production uses any static host).
+    """Serve the store's published site over HTTP, with rebuilderd's v0 API in front of it.
 
-    Example: rebuilder --store file:///var/lib/rebuilder serve --bind 127.0.0.1:8484
+    Upstream rebuildctl and the v0 consumers get filtered `pkgs/list`, `queue/list`, `workers`
+    and decompressed logs (docs/api.md); --static serves the files as S3 or Pages would.
+
+    Example: rebuilder --store file:///var/lib/rebuilder serve --bind 127.0.0.1:8484 --admin
     """
+    from jobs.core.errors import ConfigError
     from jobs.core.store import open_store
     from jobs.publish.serve import make_server
+    from jobs.serve.api import Api
 
     opts: Options = ctx.obj
     config = _rebuilder_config(opts)
+    if static and admin:
+        raise typer.BadParameter("--admin needs the API: drop --static", param_hint="--admin")
     if config.store.site_url:
         store, prefix = open_store(config.store.site_url), ""
     else:
         store, prefix = _open_store(opts, config), "site/"
+    api = None
+    if not static:
+        requests = None
+        if admin:
+            if not config.auth.cookie:
+                raise ConfigError("--admin needs an admin secret to check X-Auth-Cookie against", key="[auth] cookie",
+                                  expected="a secret of at least 128 bits (pwgen -1s 32)")
+            requests = _open_store(opts, config) if config.store.site_url else store
+        api = Api(store, prefix, cookie=config.auth.cookie, requests=requests)
     server = make_server(store, bind or config.http.bind_addr, prefix=prefix,
-                         what="--bind" if bind else "--bind (or [http] bind_addr)")
+                         what="--bind" if bind else "--bind (or [http] bind_addr)", api=api)
     _serve_until_interrupted(server, f"serving {store.url}/{prefix} at")
 
 
@@ -289,8 +310,11 @@ def demo(
         # Listen before the cycle: a taken address fails now, not after the builds. The store
         # directory is where run_demo puts it; the server opens it lazily, per request.
         directory = directory.absolute()
-        server = make_server(LocalStore(directory / "store"), bind or DEMO_BIND,
-                             fallback=0 if bind else DEMO_PORT_FALLBACK)
+        from jobs.serve.api import Api
+
+        site = LocalStore(directory / "store")
+        server = make_server(site, bind or DEMO_BIND, fallback=0 if bind else DEMO_PORT_FALLBACK,
+                             api=Api(site, "site/"))  # read-only: upstream rebuildctl works against the demo
     try:
         with _progress():
             result = run_demo(directory)

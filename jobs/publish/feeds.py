@@ -10,7 +10,7 @@ all four statuses, failure classes, and site-relative URLs of every linked file.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -30,6 +30,10 @@ from jobs.publish.rows import (
 )
 
 SCHEMA = "rebuilder.feed/1"
+# The index's "mode": "static" as published (files only: a static host ignores queries, so
+# `api/v0/pkgs/list` is the whole list and no admin endpoint exists); `rebuilder serve` answers
+# the same index with "api" (filtered lists, queue/list, workers, admin requests: docs/api.md).
+STATIC_MODE, API_MODE = "static", "api"
 STATUSES = (Status.GOOD, Status.BAD, Status.FAIL, Status.UNKWN)
 # The columns of a whole status list (`status_all`), in order: a `package_json` row without
 # what the feed says once (suite, status) or what a client derives: `page` is
@@ -59,19 +63,29 @@ def _url(key: str | None) -> str | None:
 
 # --- v0 ---------------------------------------------------------------------------------
 
-def pkg_release(row: PackageRow) -> dict[str, Any]:
-    """One v0 PkgRelease."""
+def v0_artifact_url(url: str) -> str:
+    """The artifact URL as rebuilderd writes it: sync percent-encodes the file name, rebuilderd
+    appends it raw; an epoch's ":" is the difference consumers compare (`%3A` back to ":", which
+    is legal in a URL path and means the same file to every server). "%2B" stays: a raw "+" in
+    a path reads as a space to S3-style stores."""
+    return url.replace("%3A", ":")
+
+
+def pkg_release(row: PackageRow, group_architecture: str | None = None) -> dict[str, Any]:
+    """One v0 PkgRelease; `architecture` is its build group's (queries.group_architectures) if known."""
     return {"name": row.name, "version": row.version, "status": row.status.v0().value, "distro": row.suite.distro,
-            "suite": row.suite.component or "", "architecture": row.artifact_architecture,
-            "artifact_url": row.artifact_url, "build_id": row.links.v0_id, "built_at": naive(row.built_at),
+            "suite": row.suite.component or "", "architecture": group_architecture or row.artifact_architecture,
+            "artifact_url": v0_artifact_url(row.artifact_url), "build_id": row.links.v0_id, "built_at": naive(row.built_at),
             "has_diffoscope": row.links.has_diffoscope, "has_attestation": row.links.has_attestation}
 
 
-def pkgs_list(rows: Iterable[PackageRow]) -> list[dict[str, Any]]:
+def pkgs_list(rows: Iterable[PackageRow], group_architectures: Mapping[str, str] | None = None
+              ) -> list[dict[str, Any]]:
     """`api/v0/pkgs/list`: every current package (a static host ignores the query, so all of them)."""
     seen, out = set(), []
+    groups = group_architectures or {}
     for row in rows:
-        item = pkg_release(row)
+        item = pkg_release(row, groups.get(row.job_id))
         key = tuple(item.values())
         if key not in seen:  # the same binary in two releases is one v0 record (v0 has no release)
             seen.add(key)
@@ -186,7 +200,7 @@ def index_feed(suites: list[SuiteSummary], active: list[ActiveBuild], *, queue_l
     """`api/v1/index.json`: every suite and where its feeds are (and, with `status`, when publish ran)."""
     extra = {} if status is None else {"published_at": status["published_at"],
                                        "newest_result_at": status["newest_result_at"], "status": urls.STATUS_FEED}
-    return envelope("index", generated_at, rebuilder=rebuilder, **extra, queue_length=queue_length,
+    return envelope("index", generated_at, rebuilder=rebuilder, mode=STATIC_MODE, **extra, queue_length=queue_length,
                     active_builds=len(active), pkgs_list=urls.PKGS_LIST, public_keys=urls.PUBLIC_KEYS,
                     queue=urls.QUEUE_FEED, workers=urls.WORKERS_FEED, maintainers=urls.MAINTAINERS_FEED,
                     regressions=urls.REGRESSIONS, suites=[summary_json(s) for s in suites])
@@ -226,7 +240,9 @@ def queue_feed(entries: list[QueueEntry], generated_at: datetime) -> dict[str, A
                 "queued_at": _ts(e.queued_at), "distro": e.distro, "release": e.releases[0] if e.releases else None,
                 "releases": list(e.releases), "component": e.component, "architecture": e.architecture,
                 "source_name": e.source_name, "source_version": e.source_version, "backend": e.backend,
-                "artifacts": [{"name": n, "version": v} for n, v in e.artifacts], "running": running}
+                "input_url": e.input_url, "artifacts": [{"name": n, "version": v, "url": u, "architecture": a}
+                                                        for n, v, u, a in e.artifacts],
+                "running": running}
     return envelope("queue", generated_at, count=len(entries), jobs=[job(e) for e in entries])
 
 

@@ -110,12 +110,19 @@ _V0_COLUMNS = ("name, version, status, distro, suite, architecture, artifact_url
                "has_attestation")
 # rebuilderd's PkgRelease fields in its order; built_at as its NaiveDateTime (feeds.naive).
 # The same binary in two releases is one v0 record (v0 has no release): the first is kept.
-_PKGS_LIST_V0 = f"""SELECT {_V0_COLUMNS} FROM (
+# rebuilderd gives every artifact of a build group (pkgbase) the group's architecture, which its
+# sync takes from the group's first package: the input package here (jobs.sync.archlinux.group).
+# A build whose input is no artifact (Debian's source) keeps each artifact's own.
+_GROUP_ARCHITECTURES = """SELECT job_id, any_value(artifact_architecture) AS group_architecture FROM state
+    WHERE artifact_url = input_url GROUP BY job_id"""
+_PKGS_LIST_V0 = f"""WITH grp AS ({_GROUP_ARCHITECTURES})
+SELECT {_V0_COLUMNS} FROM (
     SELECT name, version, CASE WHEN status = 'FAIL' THEN 'BAD' ELSE status END AS status, distro,
-        coalesce(component, '') AS suite, artifact_architecture AS architecture, artifact_url, v0_id AS build_id,
+        coalesce(component, '') AS suite, coalesce(group_architecture, artifact_architecture) AS architecture,
+        replace(artifact_url, '%3A', ':') AS artifact_url, v0_id AS build_id,  -- feeds.v0_artifact_url
         strftime(built_at, '%Y-%m-%dT%H:%M:%S.%f') AS built_at, has_diffoscope, has_attestation,
         row_number() OVER (ORDER BY {_ORDER}, name, version, artifact_architecture, artifact_url) AS pos
-    FROM pkgs)
+    FROM pkgs LEFT JOIN grp USING (job_id))
 QUALIFY row_number() OVER (PARTITION BY {_V0_COLUMNS} ORDER BY pos) = 1 ORDER BY pos"""
 
 _SAME_SUITE = """a.distro = b.distro AND a.release IS NOT DISTINCT FROM b.release
@@ -156,7 +163,7 @@ ORDER BY c.acquired_at, q.job_id"""
 
 _QUEUE = """SELECT q.job_id, q.attempt, q.priority, q.not_before, q.queued_at, q.distro, q.releases,
     (SELECT min(component) FROM cur WHERE cur.job_id = q.job_id) AS component, q.architecture, q.source_name,
-    q.source_version, q.backend, q.artifacts, c.worker AS worker_name, c.holder AS worker_key_id,
+    q.source_version, q.backend, q.input_url, q.artifacts, c.worker AS worker_name, c.holder AS worker_key_id,
     c.acquired_at AS started_at, c.renewed_at, c.expires_at
 FROM queue q LEFT JOIN claims c ON c.job_id = q.job_id AND c.attempt = q.attempt
 ORDER BY q.priority, coalesce(q.not_before, q.queued_at), q.queued_at, q.job_id"""
@@ -274,6 +281,11 @@ def packages(con: duckdb.DuckDBPyConnection) -> list[PackageRow]:
     return [package_row(d) for d in _dicts(con, _PACKAGES)]
 
 
+def group_architectures(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """The v0 architecture of each build group whose input package is one of its artifacts, by job id."""
+    return {d["job_id"]: d["group_architecture"] for d in _dicts(con, _GROUP_ARCHITECTURES)}
+
+
 def pkgs_list_v0(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     """`api/v0/pkgs/list` records straight from the query (see `feeds.pkgs_list`), duplicates dropped."""
     return con.sql(_PKGS_LIST_V0).to_arrow_table().to_pylist()
@@ -328,7 +340,7 @@ def queue_entries(con: duckdb.DuckDBPyConnection) -> list[QueueEntry]:
     out = []
     for d in _dicts(con, _QUEUE):
         d["releases"] = tuple(d["releases"])
-        d["artifacts"] = tuple((a["name"], a["version"]) for a in d["artifacts"])
+        d["artifacts"] = tuple((a["name"], a["version"], a["url"], a["architecture"]) for a in d["artifacts"])
         out.append(QueueEntry(**d))
     return out
 

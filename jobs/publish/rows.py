@@ -205,7 +205,8 @@ class QueueEntry:
     source_name: str
     source_version: str
     backend: str
-    artifacts: tuple[tuple[str, str], ...]  # (name, version)
+    input_url: str
+    artifacts: tuple[tuple[str, str, str, str], ...]  # (name, version, url, architecture)
     worker_name: str | None  # None: not running
     worker_key_id: str | None
     started_at: datetime | None

@@ -1,21 +1,32 @@
-"""`rebuilder serve`: a small static server for a store's published site (previews, the demo).
+"""`rebuilder serve`: a small server for a store's published site.
 
-Production uses any static host (an S3 website, nginx); this one reads the site straight
-from the store, with the Content-Type and Content-Encoding publish stored, so gzip-encoded
-logs reach browsers and `curl --compressed` as they would from S3. Read-only, GET/HEAD only.
+Static mode (`api=None`) serves the files as any static host (an S3 website, nginx) would:
+straight from the store, with the Content-Type and Content-Encoding publish stored, so
+gzip-encoded logs reach browsers and `curl --compressed` as they would from S3; GET/HEAD only.
+API mode (an `jobs.serve.api.Api`) answers rebuilderd's v0 API in front of the same files
+(filtered lists, queue/list, workers, admin POSTs) and decompresses a gzip-encoded file for a
+client whose `Accept-Encoding` does not take gzip (upstream rebuildctl sends none).
 """
 
 from __future__ import annotations
 
 import errno
 import posixpath
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
 from jobs.core.errors import ConfigError, TerminalError
 from jobs.core.store import InvalidKey, NotFound, Store
+from jobs.serve.api import Api, Response, accepts_gzip, inflate
 
 CHUNK = 1 << 20
+
+
+def _chunks(stream):
+    with stream:
+        while chunk := stream.read(CHUNK):
+            yield chunk
 
 
 def _key(prefix: str, path: str) -> str | None:
@@ -40,7 +51,7 @@ def parse_bind(bind: str, *, what: str = "--bind") -> tuple[str, int]:
 
 
 def make_server(store: Store, bind: str, *, prefix: str = "site/", fallback: int = 0,
-                what: str = "--bind") -> ThreadingHTTPServer:
+                what: str = "--bind", api: Api | None = None) -> ThreadingHTTPServer:
     """An HTTP server for the site under `prefix` of `store`, bound to `host:port`.
 
     With `fallback` > 0, a port already in use is skipped for the next one, up to `fallback`
@@ -58,7 +69,39 @@ def make_server(store: Store, bind: str, *, prefix: str = "site/", fallback: int
         def do_GET(self) -> None:  # noqa: N802
             self._serve(body=True)
 
+        def do_POST(self) -> None:  # noqa: N802
+            if api is None:
+                self.send_error(405, "a static site takes no POST")
+                return
+            self._serve(body=True)
+
+        def _api(self, *, body: bool) -> bool:
+            """Answer through the API if it has an answer; False to serve the file."""
+            assert api is not None
+            parts = urlsplit(self.path)
+            try:
+                answer = api.handle(self.command, unquote(parts.path), parts.query, self.headers,
+                                    self.rfile.read)
+            except Exception:  # one request's failure is its 500, never the server's end
+                answer = Response(500, b'{"error": "internal error"}')
+            if answer is None:
+                return False
+            self.send_response(answer.status)
+            self.send_header("Content-Type", answer.content_type)
+            for name, value in answer.headers.items():
+                self.send_header(name, value)
+            self.send_header("X-Content-Type-Options", "nosniff")
+            if isinstance(answer.body, bytes):
+                self.send_header("Content-Length", str(len(answer.body)))
+            self.end_headers()
+            if body and answer.status != 304:
+                for chunk in [answer.body] if isinstance(answer.body, bytes) else answer.body:
+                    self.wfile.write(chunk)
+            return True
+
         def _serve(self, *, body: bool) -> None:
+            if api is not None and self._api(body=body):
+                return
             key = _key(prefix, self.path)
             try:
                 if key is None:
@@ -66,19 +109,35 @@ def make_server(store: Store, bind: str, *, prefix: str = "site/", fallback: int
                 info = store.head(key)
                 stream = store.open(key) if body else None
             except (NotFound, InvalidKey):
-                self.send_error(404, "not published")
+                if api is not None and urlsplit(self.path).path.startswith("/api/"):
+                    self._api_404()
+                else:
+                    self.send_error(404, "not published")
                 return
+            inflating = (api is not None and info.content_encoding == "gzip"
+                         and not accepts_gzip(self.headers.get("Accept-Encoding")))
             self.send_response(200)
             self.send_header("Content-Type", info.content_type or "application/octet-stream")
-            if info.content_encoding:
+            if info.content_encoding and not inflating:
                 self.send_header("Content-Encoding", info.content_encoding)
-            self.send_header("Content-Length", str(info.size))
+            if not inflating:  # decompressed, the length is unknown: the connection's end marks it
+                self.send_header("Content-Length", str(info.size))
             self.send_header("X-Content-Type-Options", "nosniff")
             self.end_headers()
             if stream is not None:
-                with stream:
-                    while chunk := stream.read(CHUNK):
+                try:
+                    for chunk in inflate(stream) if inflating else _chunks(stream):
                         self.wfile.write(chunk)
+                except zlib.error:  # a corrupt file (publish wrote it whole): the client gets a short body
+                    self.close_connection = True
+
+        def _api_404(self) -> None:
+            data = b"Not found"  # upstream's answer for a build file it does not have
+            self.send_response(404)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
 
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002
             pass  # quiet: the demo prints its own URL

@@ -204,7 +204,9 @@ def test_queue_and_workers_feeds(published):
     assert running["source_name"] == "qux" and running["running"]["worker_name"] == "builder-1"
     assert set(running) == {"job_id", "attempt", "priority", "not_before", "queued_at", "distro", "release",
                             "releases", "component", "architecture", "source_name", "source_version", "backend",
-                            "artifacts", "running"}
+                            "input_url", "artifacts", "running"}
+    assert running["input_url"].startswith("file://") and set(running["artifacts"][0]) == {"name", "version", "url",
+                                                                                            "architecture"}
     assert running["running"]["started_at"].endswith("Z") and running["component"] == "core"
     (worker,) = workers["workers"]
     assert worker["name"] == "builder-1" and worker["trust"] == "untrusted" and worker["builds"] == 6

@@ -199,7 +199,7 @@ def test_the_v0_list_query_gives_the_records_feeds_makes_from_rows(world):
     con = queries.connect(load_inputs(world.store, now=NOW), set())
     try:
         records = queries.pkgs_list_v0(con)
-        expected = feeds.pkgs_list(queries.packages(con))
+        expected = feeds.pkgs_list(queries.packages(con), queries.group_architectures(con))
     finally:
         con.close()
     assert records == expected
