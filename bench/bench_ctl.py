@@ -183,7 +183,7 @@ def write_site(root: Path, summaries: list[SuiteSummary], by_suite: dict[SuiteKe
         lists = {ref: parts for ref, parts in plan.list_parts(con, [s.suite for s in summaries]).items()
                  if ref.name.startswith("status/")}  # the names and failure-class lists: read by neither client
         built = Site(source=None)  # type: ignore[arg-type]  # nothing is copied from a store
-        site._suites(site._Builder(built, con, Manifest(), _NoPages(), NOW), summaries, lists)
+        site._suites(site._Builder(built, con, Manifest(), _NoPages(), NOW), summaries, lists, {})
         files = {f.key: f.data for f in built.files.values() if f.content_type == JSON and f.data is not None}
         files[urls.INDEX_FEED] = json_bytes(feeds.index_feed(summaries, [], queue_length=0, rebuilder="bench",
                                                              generated_at=NOW))

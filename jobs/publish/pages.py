@@ -7,7 +7,6 @@ are built only by `url(key)`: the site key relative to the current page, URL-quo
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,12 +19,11 @@ from jobs.core.model import Status, format_timestamp
 from jobs.core.resources import site_templates
 from jobs.publish import urls
 from jobs.publish.rows import DailyCount
+from jobs.publish.text import printable
 
 # Characters XML 1.0 forbids even escaped; an index or a log could still contain them.
 # Not allowed in XML, or (C1 controls, bidi marks, overrides and isolates, line separators)
 # able to reorder or hide what a page shows: every printed string has them as U+FFFD.
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
-                      "\u2028\u2029\ufffe\uffff\ud800-\udfff]")
 
 CHART_WIDTH, CHART_HEIGHT = 720, 180
 # Stacked from the bottom: what is reproducible first, what is not known last.
@@ -64,7 +62,7 @@ def _age(seconds: int) -> str:
 
 
 def _xml(value: object) -> str:
-    return _NOT_XML.sub("\ufffd", str(value))
+    return printable(str(value))
 
 
 def _finalize(value: object) -> object:
@@ -72,7 +70,7 @@ def _finalize(value: object) -> object:
     # HTML and XML invalid, and bidi controls reorder what follows: every printed string loses
     # them (Markup is our own, left alone).
     if isinstance(value, str) and not isinstance(value, markupsafe.Markup):
-        return _NOT_XML.sub("\ufffd", value)
+        return printable(value)
     return value
 
 

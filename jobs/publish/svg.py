@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import markupsafe
 
 from jobs.core.model import Status
+from jobs.publish.text import printable
 
 WIDTH, HEIGHT = 720, 240
 STRIP_HEIGHT = 170
@@ -37,7 +38,7 @@ _STEPS: tuple[tuple[str, int], ...] = (
 
 
 def _esc(value: object) -> str:
-    return str(markupsafe.escape(str(value)))
+    return str(markupsafe.escape(printable(str(value))))
 
 
 def _add_months(d: datetime, n: int) -> datetime:
