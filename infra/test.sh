@@ -31,10 +31,10 @@ ARGS_TEXT="$*"
 # What the jobs need at run time (infra/apt-packages.txt: makepkg, pacman, bsdtar, zstd,
 # fakeroot, gcc, diffoscope-minimal, gpgv), plus for the tests: gnupg (signing Debian InRelease
 # fixtures), chromium + chromium-driver (the site checked in a real browser), systemd
-# (systemd-analyze verify for infra/systemd), git (the fresh-clone test) and rsync (a copied
-# local store keeps its metadata).
+# (systemd-analyze verify for infra/systemd), git (the fresh-clone test), rsync (a copied
+# local store keeps its metadata) and debootstrap (a trixie root for upstream's rebuildctl).
 # shellcheck disable=SC2086
-ensure_packages infra/test.sh @infra/apt-packages.txt $BOOTSTRAP_PACKAGES gnupg chromium chromium-driver systemd git rsync
+ensure_packages infra/test.sh @infra/apt-packages.txt $BOOTSTRAP_PACKAGES gnupg chromium chromium-driver systemd git rsync debootstrap
 # makepkg refuses to run as root: rebuild tests use this unprivileged user; pacman's database.
 if ! id builder >/dev/null 2>&1 || [ ! -d /var/lib/pacman/local ]; then
     require_root infra/test.sh "(to create the user 'builder' and /var/lib/pacman/local)"
