@@ -37,6 +37,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from jobs.core import progress
+from jobs.core.bounded import OverLimit, read_capped
 from jobs.core.config import RebuilderConfig
 from jobs.core.errors import ConfigError
 from jobs.core.layout import build_prefix, claim_key, result_key, worker_key
@@ -307,7 +308,14 @@ def _check_result(store: Store, leases: Leases, trust: Trust, jobs: Mapping[str,
     """Verify one result object (see the module docstring)."""
     if size > MAX_RESULT_BYTES:
         raise _Reject(Reason.OVERSIZED, f"{size} bytes (limit {MAX_RESULT_BYTES})")
-    doc = _json(store.get(key).data, MAX_RESULT_BYTES)
+    body = store.open(key)  # replaced since the listing: still never read past the cap
+    try:
+        data = read_capped(body, MAX_RESULT_BYTES, key)
+    except OverLimit:
+        raise _Reject(Reason.OVERSIZED, f"more than {MAX_RESULT_BYTES} bytes") from None
+    finally:
+        body.close()
+    doc = _json(data, MAX_RESULT_BYTES)
     payload, signer = _verify(doc, trust.keys)
     try:
         row, token = _check_signed(store, leases, trust, jobs, notices, key, payload, signer)
