@@ -295,5 +295,14 @@ def test_the_debian_fixture_is_synced_rebuilt_and_published(debian_fixture, tmp_
         assert '"FAIL"' in text
         assert f"build dependency not available from the configured sources: coreutils={GONE_VERSION}" in text
         assert '"GOOD"' in json.dumps(detail["hello-repro"]) and '"BAD"' in json.dumps(detail["unrepro"])
-        page = urllib.request.urlopen(f"{base}/index.html").read().decode()
-        assert "debian-fixture" in page or "fixture" in page
+
+        def page(path: str) -> str:
+            data = urllib.request.urlopen(f"{base}/{path}").read()
+            return (gzip.decompress(data) if data.startswith(b"\x1f\x8b") else data).decode()
+
+        suite = f"suites/debian/fixture/main/{debian_fixture.arch}"
+        failed = page(f"{suite}/FAIL.html")
+        assert "gone-dep" in failed and "hello-repro" not in failed
+        assert "unrepro" in page(f"{suite}/BAD.html") and "hello-repro" in page(f"{suite}/GOOD.html")
+        assert "hello-doc" in page("suites/debian/fixture/main/all/GOOD.html")
+        assert f"coreutils={GONE_VERSION}" in page("packages/debian/gone-dep.html")
