@@ -33,7 +33,6 @@ from jobs.work.backends.debian_local import (
     host_architecture,
     make_root,
     parse_sources,
-    read_buildinfo,
 )
 from tests.sync.debian_mirror import clearsign, release_text
 
@@ -261,7 +260,3 @@ def build_fixture(base: Path) -> DebianFixture:
     debs = {p.name: p for p in sorted(pool.glob("*.deb"))}
     return DebianFixture(repo=repo, buildinfo_dir=buildinfo_dir, keyring=keyring, gnupghome=gnupghome,
                          archive=archive, arch=arch, debs=debs)
-
-
-def fixture_summary(fixture: DebianFixture) -> dict[str, DebianBuildinfo]:
-    return {name: read_buildinfo(fixture.buildinfo(name)) for name in PACKAGES}

@@ -130,6 +130,17 @@ def test_a_source_package_the_sources_lack_is_a_fail(debian_fixture, tmp_path):
     assert run.reason == "source package hello-doc=1.1 is not available from the configured sources"
 
 
+@FULL
+def test_a_source_repository_signed_by_another_key_is_a_fail(debian_fixture, tmp_path):
+    archive_keyring = debian_fixture.archive.keyrings()[0]
+    sources = debian_fixture.sources_text.replace(f"signed-by={debian_fixture.keyring}", f"signed-by={archive_keyring}")
+    run = run_backend(debian_fixture.buildinfo("hello-doc"), tmp_path / "out", sources=sources)
+    assert run.status == 1, run.output
+    assert run.reason == f"apt-get update (deb-src) failed: The repository 'file:{debian_fixture.repo} fixture " \
+        "InRelease' is not signed."
+    assert run.built() == {}
+
+
 # --- refusals before any build: in-process, crafted input ----------------------------------------------
 
 GOOD_BUILDINFO = """\

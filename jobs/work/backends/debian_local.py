@@ -73,7 +73,7 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path, PurePosixPath
 
-from debian.deb822 import BuildInfo, Dsc
+from debian.deb822 import BuildInfo, Deb822, Dsc
 
 from jobs.core.errors import RebuilderError, TerminalError
 from jobs.work.backends import FAIL_PREFIX
@@ -249,7 +249,7 @@ def read_buildinfo(path: Path) -> DebianBuildinfo:
         data = f.read(MAX_BUILDINFO + 1)
     if len(data) > MAX_BUILDINFO:
         raise RebuildRefused(f"{path.name}: larger than {MAX_BUILDINFO} bytes")
-    text = data.decode("utf-8", errors="strict") if data.isascii() else _utf8(data, path)
+    text = _utf8(data, path)
     if text.startswith("-----BEGIN PGP SIGNED MESSAGE-----"):
         text = _strip_clearsign(text, path)
     info = BuildInfo(text)
@@ -456,7 +456,14 @@ def fetch_source(sources: Sequence[SourceLine], info: DebianBuildinfo, dest: Pat
             shutil.copy(host_keys, aptdir / "etc/apt/trusted.gpg.d" / host_keys.name)
     options = ["-o", f"Dir={aptdir}", "-o", "Dir::State::status=" + str(aptdir / "var/lib/dpkg/status"),
                "-o", "Debug::NoLocking=1", "-o", "APT::Sandbox::User=root", "-q"]
-    _run(["apt-get", *options, "update", "--error-on=any"], what="apt-get update (deb-src)", timeout=timeout)
+    try:
+        _run(["apt-get", *options, "update", "--error-on=any"], what="apt-get update (deb-src)", timeout=timeout,
+             capture=True)
+    except ToolFailed as e:
+        errors = re.findall(r"^E: (.+)$", e.output, re.MULTILINE)
+        if errors:
+            raise RebuildRefused(f"apt-get update (deb-src) failed: {errors[0][:300]}") from None
+        raise
     srcdir = dest / "src"
     srcdir.mkdir()
     spec = f"{info.source}={info.source_version}"
@@ -549,13 +556,12 @@ def build(root_tar: Path, dsc: Path, info: DebianBuildinfo, work: Path, *, user:
     return sorted(p for p in parent.parent.iterdir() if p.is_file())
 
 
-def installed_versions(root_tar: Path, work: Path, *, timeout: float) -> dict[str, str]:
+def installed_versions(root_tar: Path, *, timeout: float) -> dict[str, str]:
     """name → version of every package installed in a root tarball (from its dpkg status)."""
     done = subprocess.run(["tar", "-xOf", str(root_tar), "./var/lib/dpkg/status"], capture_output=True,
                           timeout=timeout)
     if done.returncode != 0:
         raise RebuildRefused("the build root has no dpkg status")
-    from debian.deb822 import Deb822
     found = {}
     for para in Deb822.iter_paragraphs(done.stdout.decode("utf-8", errors="replace")):
         if "installed" in para.get("Status", ""):
@@ -579,7 +585,7 @@ def rebuild(buildinfo: Path, config: LocalConfig, work: Path) -> list[Path]:
     includes = [f"{name}={version}" for name, version in info.installed]
     root_tar = make_root(sources, arch=arch, includes=includes, dest=work / "root.tar", cache=config.root_cache,
                          timeout=config.timeout)
-    have = installed_versions(root_tar, work, timeout=config.timeout)
+    have = installed_versions(root_tar, timeout=config.timeout)
     wrong = [f"{name}={version} (root has {have.get(name, 'none')})" for name, version in info.installed
              if have.get(name) != version]
     if wrong:
