@@ -13,6 +13,7 @@ import gzip
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import urllib.request
@@ -139,6 +140,30 @@ def test_a_source_repository_signed_by_another_key_is_a_fail(debian_fixture, tmp
     assert run.reason == f"apt-get update (deb-src) failed: The repository 'file:{debian_fixture.repo} fixture " \
         "InRelease' is not signed."
     assert run.built() == {}
+
+
+@FULL
+def test_a_stopped_rebuild_exits_with_the_reason_and_leaves_nothing_behind(debian_fixture, tmp_path):
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {"PATH": os.environ["PATH"], "REBUILDERD_OUTDIR": str(tmp_path / "out"), "TMPDIR": str(tmp),
+           "REBUILDER_DEBIAN_SOURCES": debian_fixture.sources_text, "REBUILDER_DEBIAN_ROOT_CACHE": str(cache_dir()),
+           "REBUILDER_PYTHON": sys.executable}
+    proc = subprocess.Popen([str(SCRIPT), str(debian_fixture.buildinfo("hello-repro"))], env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output = b""
+    assert proc.stdout is not None
+    for line in proc.stdout:  # stop it while the build root is being unpacked
+        output += line
+        if b": checksums match" in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    output += proc.stdout.read()
+    assert proc.wait(timeout=120) == 128 + signal.SIGTERM, output.decode(errors="replace")
+    assert failure_reason(output) == f"stopped by signal {int(signal.SIGTERM)}"
+    assert list(tmp.iterdir()) == []  # the unpacked root and the source are gone
+    leftover = subprocess.run(["pgrep", "-f", str(tmp)], capture_output=True, text=True)
+    assert leftover.stdout == ""
 
 
 # --- refusals before any build: in-process, crafted input ----------------------------------------------
