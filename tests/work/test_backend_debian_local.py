@@ -273,6 +273,15 @@ def test_usage_errors_exit_2_with_the_reason_last(tmp_path, capsys):
     assert main([str(tmp_path / "x.buildinfo")], env={"REBUILDERD_OUTDIR": str(tmp_path)}) == 2
 
 
+def test_a_binnmu_is_refused_until_its_changelog_entry_is_applied(tmp_path, capsys):
+    text = GOOD_BUILDINFO.replace("Source: hello", "Source: hello (1.0-1)").replace("Version: 1.0-1",
+                                                                                   "Version: 1.0-1+b1")
+    env = {"REBUILDERD_OUTDIR": str(tmp_path / "out"), "REBUILDER_DEBIAN_SOURCES": "deb http://x.invalid/debian sid main"}
+    assert main([str(write(tmp_path, text))], env=env) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == \
+        FAIL_PREFIX + "x.buildinfo: binNMU rebuilds (hello 1.0-1+b1) are not supported yet"
+
+
 def test_a_refused_buildinfo_exits_1_naming_the_field(tmp_path, capsys):
     path = write(tmp_path, GOOD_BUILDINFO.replace('LANG="C.UTF-8"', 'LD_PRELOAD="/x"'))
     env = {"REBUILDERD_OUTDIR": str(tmp_path / "out"), "REBUILDER_DEBIAN_SOURCES": "deb http://x.invalid/debian sid main"}

@@ -45,7 +45,8 @@ namespace; copy the ``.deb`` files out.
 
 Limits: it needs root (mmdebstrap's root mode, chroot, mounts), mmdebstrap, apt and dpkg-dev; the
 host architecture must be the Build-Architecture; Build-Path must lie under ``/build/`` (where
-dpkg-genbuildinfo records it); cross builds are refused.
+dpkg-genbuildinfo records it); cross builds and binNMUs (which need the Binary-Only-Changes
+changelog entry applied) are refused for now.
 
 Exit status: 0 when dpkg-buildpackage completed (the worker then compares, the result may still be
 BAD); 1 when the rebuild could not run (a build-dependency version the sources do not carry, a
@@ -229,7 +230,7 @@ class DebianBuildinfo:
     build_date: datetime
     environment: dict[str, str]
     installed: tuple[tuple[str, str], ...]  # (name[:arch], version)
-    binnmu: bool = False
+    binnmu: bool = False  # a binary-only upload: "Source: name (version)" or Binary-Only-Changes
     checksums: dict[str, str] = field(default_factory=dict)  # file name → sha256
 
     @property
@@ -326,7 +327,8 @@ def read_buildinfo(path: Path) -> DebianBuildinfo:
     return DebianBuildinfo(source=source, source_version=source_version, version=version,
                            architectures=architectures, build_architecture=build_arch, build_path=build_path,
                            build_date=build_date, environment=environment, installed=tuple(installed),
-                           binnmu=match[2] is not None, checksums=checksums)
+                           binnmu=match[2] is not None or bool(info.get("Binary-Only-Changes")),
+                           checksums=checksums)
 
 
 def _utf8(data: bytes, path: Path) -> str:
@@ -429,6 +431,9 @@ def make_root(sources: Sequence[SourceLine], *, arch: str, includes: Sequence[st
         if unknown:
             raise RebuildRefused(f"build dependency not available from the configured sources: "
                                  f"{', '.join(unknown[:5])}") from None
+        raise
+    except BaseException:  # stopped: a half-written root must not stay in the cache directory
+        target.unlink(missing_ok=True)
         raise
     if cache is not None:
         final = cache / f"root-{key}.tar"
@@ -576,6 +581,11 @@ def rebuild(buildinfo: Path, config: LocalConfig, work: Path) -> list[Path]:
     if not buildinfo.is_file():
         raise UsageError(f"input .buildinfo not found: {buildinfo}")
     info = read_buildinfo(buildinfo)
+    if info.binnmu:
+        # A binNMU is built with an extra changelog entry (the .buildinfo's Binary-Only-Changes);
+        # without it the rebuilt files would carry the source's version and be missing, not compared.
+        raise RebuildRefused(f"{buildinfo.name}: binNMU rebuilds ({info.source} {info.version}) are not "
+                             "supported yet")
     arch = host_architecture()
     if info.build_architecture != arch:
         raise RebuildRefused(f"built on {info.build_architecture}; this host is {arch}")
