@@ -29,10 +29,11 @@ ARGS_TEXT="$*"
 . infra/setup.sh
 
 # What the jobs need at run time (infra/apt-packages.txt: makepkg, pacman, bsdtar, zstd,
-# fakeroot, gcc, diffoscope-minimal, gpgv), plus for the tests: gnupg (signing Debian InRelease
-# fixtures), chromium + chromium-driver (the site checked in a real browser), systemd
-# (systemd-analyze verify for infra/systemd), git (the fresh-clone test), rsync (a copied
-# local store keeps its metadata) and debootstrap (a trixie root for upstream's rebuildctl).
+# fakeroot, gcc, diffoscope-minimal, gpgv, mmdebstrap, dpkg-dev), plus for the tests: gnupg
+# (signing Debian InRelease fixtures), chromium + chromium-driver (the site checked in a real
+# browser), systemd (systemd-analyze verify for infra/systemd), git (the fresh-clone test), rsync
+# (a copied local store keeps its metadata) and debootstrap (a trixie root for upstream's
+# rebuildctl).
 # shellcheck disable=SC2086
 ensure_packages infra/test.sh @infra/apt-packages.txt $BOOTSTRAP_PACKAGES gnupg chromium chromium-driver systemd git rsync debootstrap
 # makepkg refuses to run as root: rebuild tests use this unprivileged user; pacman's database.

@@ -32,13 +32,15 @@ def test_wheel_ships_every_package_and_the_site(wheel):
             assert f"jobs/site/{asset.relative_to(ROOT / 'site')}" in names
     for pkgbuild in (ROOT / "jobs" / "demo" / "pkgbuilds").glob("*/PKGBUILD"):
         assert str(pkgbuild.relative_to(ROOT)) in names  # the embedded demo builds from these
-    for script in ("rebuilder-archlinux-local", "rebuilder-archlinux.sh", "rebuilder-debian.sh"):
+    for script in ("rebuilder-archlinux-local", "rebuilder-debian-local", "rebuilder-archlinux.sh",
+                   "rebuilder-debian.sh"):
         info = zipfile.ZipFile(wheel).getinfo(f"jobs/work/backends/{script}")
         assert (info.external_attr >> 16) & 0o111, f"{script} lost its exec bit"
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "rebuilder = jobs.cli:main" in text and "rebuildctl = jobs.ctl.cli:main" in text
     assert "rebuilder-backend-archlinux-local = jobs.work.backends.archlinux_local:main" in text
+    assert "rebuilder-backend-debian-local = jobs.work.backends.debian_local:main" in text
 
 
 def test_installed_wheel_finds_its_templates(wheel, tmp_path):

@@ -20,6 +20,9 @@ Shipped backends (worker config: ``[backend."<name>"] path = "<path>"``):
 ``archlinux-local``       ``rebuilder-archlinux-local`` (module archlinux_local): makepkg from
                           ``.BUILDINFO`` with a local PKGBUILD tree and package archive, offline
 ``archlinux``             ``rebuilder-archlinux.sh``: archlinux-repro, on an Arch Linux host
+``debian-local``          ``rebuilder-debian-local`` (module debian_local): mmdebstrap root with
+                          the exact Installed-Build-Depends from configured apt sources, then
+                          dpkg-buildpackage from ``.buildinfo``
 ``debian``                ``rebuilder-debian.sh``: debrebuild, with snapshot.debian.org access
 ========================  ====================================================================
 """
@@ -36,6 +39,7 @@ FAIL_PREFIX = "rebuilder-backend: FAIL: "
 SHIPPED = {
     "archlinux-local": "rebuilder-archlinux-local",
     "archlinux": "rebuilder-archlinux.sh",
+    "debian-local": "rebuilder-debian-local",
     "debian": "rebuilder-debian.sh",
 }
 
