@@ -160,7 +160,8 @@ def _pkgs_table(rows: list[PackageRow]) -> pa.Table:
         "has_log": [r.links.has_log for r in rows], "has_diffoscope": [r.links.has_diffoscope for r in rows],
         "has_diffoscope_html": [r.links.has_diffoscope_html for r in rows],
         "has_attestation": [r.links.has_attestation for r in rows], "reason": [r.reason for r in rows],
-        "failure_class": [r.failure_class.value if r.failure_class else None for r in rows]})
+        "failure_class": [r.failure_class.value if r.failure_class else None for r in rows],
+        "maintainers": pa.array([list(getattr(r, "maintainers", ()) or ()) for r in rows], pa.list_(pa.string()))})
 
 
 def write_site(root: Path, summaries: list[SuiteSummary], by_suite: dict[SuiteKey, list[PackageRow]]) -> dict[str, int]:
@@ -177,6 +178,9 @@ def write_site(root: Path, summaries: list[SuiteSummary], by_suite: dict[SuiteKe
         con.execute("SET enable_progress_bar = false")  # the figures go to stdout, nothing else
         con.register("bench_pkgs", _pkgs_table([r for s in summaries for r in by_suite[s.suite]]))
         con.execute("CREATE TEMP TABLE pkgs AS SELECT * FROM bench_pkgs")
+        # The v0 list reads each build group's architecture from the state: one input per job here.
+        con.execute("CREATE TEMP TABLE state AS SELECT job_id, artifact_architecture, artifact_url, "
+                    "artifact_url AS input_url FROM bench_pkgs")
         # An empty build history: only package pages read it, and no page is made here.
         con.execute("CREATE TEMP TABLE hist AS SELECT * FROM pkgs LIMIT 0")
         plan.setup(con)

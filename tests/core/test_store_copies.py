@@ -158,7 +158,9 @@ def _served(root: Path, paths: list[str]) -> dict[str, tuple[str, str | None]]:
         url = line.split(" at ")[1].strip()
         out = {}
         for path in paths:
-            with urllib.request.urlopen(url + path, timeout=30) as resp:
+            # As a browser asks: a client that does not accept gzip gets the log decoded (docs/api.md).
+            ask = urllib.request.Request(url + path, headers={"Accept-Encoding": "gzip"})
+            with urllib.request.urlopen(ask, timeout=30) as resp:
                 resp.read()
                 out[path] = (resp.headers["Content-Type"], resp.headers.get("Content-Encoding"))
         return out

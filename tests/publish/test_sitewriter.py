@@ -73,9 +73,11 @@ def test_first_publish_writes_tier_by_tier_and_the_manifest_last(world):
     assert order[0] == "_pending.json" and order[-1] == "_manifest.parquet" and len(order) == len(site.files) + 3
     assert deletes(faulty) == ["_pending.json"]  # after the manifest
     # The static assets first, then a placeholder dashboard (every page links both), then tier by tier.
-    assert sorted(order[1:4]) == ["static/filter.js", "static/status.js", "static/style.css"]
-    assert order[4] == "index.html"
-    tiers = [site.files[k].tier for k in order[5:-1]]
+    assets = sorted(k for k in site.files if k.startswith("static/"))
+    assert assets == ["static/diffoscope.css", "static/filter.js", "static/status.js", "static/style.css"]
+    assert sorted(order[1:1 + len(assets)]) == assets
+    assert order[1 + len(assets)] == "index.html"
+    tiers = [site.files[k].tier for k in order[2 + len(assets):-1]]
     assert tiers == sorted(tiers)
     assert order.index("packages/archlinux/bar.html") < order.index(f"{SUITE}/BAD.html") \
         < order.index(f"{SUITE}/index.html") < len(order) - 1 - order[::-1].index("index.html")
