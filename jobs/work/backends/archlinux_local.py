@@ -64,10 +64,12 @@ from urllib.request import url2pathname
 
 from jobs.core.errors import RebuilderError, TerminalError
 from jobs.demo.makepkg import BUILDDIR, PKGEXT, STARTDIR, BuildFailed, BuildSettings, build_package, host_carch
-from jobs.work.backends import FAIL_PREFIX
 from jobs.work.backends.buildinfo import Buildinfo, read_buildinfo
+from jobs.work.backends.script import Terminated as _Terminated
+from jobs.work.backends.script import fail as _fail
+from jobs.work.backends.script import on_signal as _on_signal
+from jobs.work.backends.script import say as _say
 
-SAY = "rebuilder-backend: "
 USAGE = "usage: rebuilder-backend-archlinux-local <package file> (with REBUILDERD_OUTDIR set)"
 # Arch packages have been published with each of these; pacman -U reads them all.
 ARCHIVE_EXTENSIONS = (".pkg.tar.zst", ".pkg.tar.xz", ".pkg.tar.gz", ".pkg.tar.bz2")
@@ -80,10 +82,6 @@ class UsageError(TerminalError):
 
 class RebuildRefused(TerminalError):
     """The input asks for something this backend cannot or will not do (exit status 1)."""
-
-
-class _Terminated(BaseException):
-    """A signal asked us to stop; raised in the main thread so the build's process group is killed."""
 
 
 @dataclass(frozen=True)
@@ -208,7 +206,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     except RebuilderError as e:
         return _fail(str(e), 1)
     except _Terminated as e:
-        return _fail(f"stopped by signal {e.args[0]}", 128 + int(e.args[0]))
+        return _fail(f"stopped by signal {e.args[0]}", 128 + int(e.args[0]), own_line=True)
     except OSError as e:
         return _fail(f"{type(e).__name__}: {e}", 1)
     except Exception as e:  # a bug: keep the traceback in the log, the reason on the last line
@@ -271,22 +269,6 @@ class _LogFollower:
                     return
                 else:
                     self.done.wait(0.1)
-
-
-def _on_signal(signum: int, frame: object) -> None:
-    signal.signal(signum, signal.SIG_IGN)  # once: cleanup must not be interrupted again
-    raise _Terminated(signum)
-
-
-def _say(message: str) -> None:
-    print(f"{SAY}{message}", flush=True)
-
-
-def _fail(reason: str, status: int) -> int:
-    sys.stdout.flush()
-    one_line = " ".join(re.sub(r"[\x00-\x1f\x7f]", " ", reason).split())
-    print(f"{FAIL_PREFIX}{one_line}", file=sys.stderr, flush=True)
-    return status
 
 
 if __name__ == "__main__":

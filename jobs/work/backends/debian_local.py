@@ -77,9 +77,11 @@ from pathlib import Path, PurePosixPath
 from debian.deb822 import BuildInfo, Deb822, Dsc
 
 from jobs.core.errors import RebuilderError, TerminalError
-from jobs.work.backends import FAIL_PREFIX
+from jobs.work.backends.script import Terminated as _Terminated
+from jobs.work.backends.script import fail as _fail
+from jobs.work.backends.script import on_signal as _on_signal
+from jobs.work.backends.script import say as _say
 
-SAY = "rebuilder-backend: "
 USAGE = "usage: rebuilder-backend-debian-local <file.buildinfo> (with REBUILDERD_OUTDIR set)"
 DEFAULT_TIMEOUT = 86400.0
 MAX_BUILDINFO = 1 << 20
@@ -106,10 +108,6 @@ class UsageError(TerminalError):
 
 class RebuildRefused(TerminalError):
     """The input asks for something this backend cannot or will not do (exit status 1)."""
-
-
-class _Terminated(BaseException):
-    """A signal asked us to stop."""
 
 
 @dataclass(frozen=True)
@@ -635,28 +633,12 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     except RebuilderError as e:
         return _fail(str(e), 1)
     except _Terminated as e:
-        return _fail(f"stopped by signal {e.args[0]}", 128 + int(e.args[0]))
+        return _fail(f"stopped by signal {e.args[0]}", 128 + int(e.args[0]), own_line=True)
     except OSError as e:
         return _fail(f"{type(e).__name__}: {e}", 1)
     except Exception as e:  # a bug: keep the traceback in the log, the reason on the last line
         traceback.print_exc(file=sys.stdout)
         return _fail(f"unexpected error: {type(e).__name__}: {e}", 1)
-
-
-def _on_signal(signum: int, frame: object) -> None:
-    signal.signal(signum, signal.SIG_IGN)
-    raise _Terminated(signum)
-
-
-def _say(message: str) -> None:
-    print(f"{SAY}{message}", flush=True)
-
-
-def _fail(reason: str, status: int) -> int:
-    sys.stdout.flush()
-    one_line = " ".join(re.sub(r"[\x00-\x1f\x7f]", " ", reason).split())
-    print(f"{FAIL_PREFIX}{one_line}", file=sys.stderr, flush=True)
-    return status
 
 
 if __name__ == "__main__":

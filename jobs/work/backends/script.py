@@ -1,0 +1,41 @@
+"""What the shipped backend scripts share: their log lines, their last FAIL line, stopping on a signal.
+
+A backend writes its progress to stdout (`rebuilder-backend: …`) and, when it fails, one last
+line on stderr starting with `FAIL_PREFIX`, which the worker takes as the FAIL reason.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import sys
+
+from jobs.work.backends import FAIL_PREFIX
+
+SAY = "rebuilder-backend: "
+
+
+class Terminated(BaseException):
+    """A signal asked us to stop; raised in the main thread so the build's processes are killed."""
+
+
+def on_signal(signum: int, frame: object) -> None:
+    """Signal handler: once (cleanup must not be interrupted again), then `Terminated`."""
+    signal.signal(signum, signal.SIG_IGN)
+    raise Terminated(signum)
+
+
+def say(message: str) -> None:
+    print(f"{SAY}{message}", flush=True)
+
+
+def fail(reason: str, status: int, *, own_line: bool = False) -> int:
+    """Print `reason` as the one-line FAIL reason on stderr; return `status` (the exit code).
+
+    `own_line`: start with a line break, for a stop by signal, when a tool writing to the same
+    log may have been cut off in the middle of a line (the worker reads the line from its start).
+    """
+    sys.stdout.flush()
+    one_line = " ".join(re.sub(r"[\x00-\x1f\x7f]", " ", reason).split())
+    print(f"{chr(10) if own_line else ''}{FAIL_PREFIX}{one_line}", file=sys.stderr, flush=True)
+    return status
