@@ -19,11 +19,10 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from jobs.core.model import Status
 from jobs.publish import feeds, urls
 from jobs.publish.plan import _DIGEST
 from jobs.publish.queries import _PACKAGE_COLUMNS, _dicts, package_row
-from jobs.publish.rows import PackageRow
+from jobs.publish.rows import PackageRow, StatusCounts
 from jobs.publish.sitewriter import HTML, SiteFile, Tier, json_file
 
 _SETUP = """
@@ -39,7 +38,7 @@ FROM maint m JOIN pkgh p USING (rid) GROUP BY m.maintainer ORDER BY m.maintainer
 
 
 @dataclass(frozen=True, slots=True)
-class Maintainer:
+class Maintainer(StatusCounts):
     """One maintainer's counts over their current packages (every suite)."""
 
     name: str
@@ -49,17 +48,6 @@ class Maintainer:
     unknown: int
     input: str = ""
 
-    @property
-    def total(self) -> int:
-        return self.good + self.bad + self.fail + self.unknown
-
-    @property
-    def percent(self) -> float:
-        return round(100.0 * self.good / self.total, 1) if self.total else 0.0
-
-    def count(self, status: Status) -> int:
-        return {Status.GOOD: self.good, Status.BAD: self.bad, Status.FAIL: self.fail,
-                Status.UNKWN: self.unknown}[status]
 
     @property
     def page_url(self) -> str:

@@ -140,17 +140,14 @@ class PackagePage:
         return urls.package_feed(self.distro, self.name)
 
 
-@dataclass(frozen=True, slots=True)
-class SuiteSummary:
-    """Counts of one suite by status (packages), its queue length and its failure classes."""
+class StatusCounts:
+    """Derived figures of anything counting GOOD, BAD, FAIL and UNKWN (`good` … `unknown` fields)."""
 
-    suite: SuiteKey
+    __slots__ = ()
     good: int
     bad: int
     fail: int
     unknown: int
-    queued: int
-    classes: tuple[tuple[FailureClass, int], ...] = ()
 
     @property
     def total(self) -> int:
@@ -164,6 +161,20 @@ class SuiteSummary:
     def count(self, status: Status) -> int:
         return {Status.GOOD: self.good, Status.BAD: self.bad, Status.FAIL: self.fail,
                 Status.UNKWN: self.unknown}[status]
+
+
+@dataclass(frozen=True, slots=True)
+class SuiteSummary(StatusCounts):
+    """Counts of one suite by status (packages), its queue length and its failure classes."""
+
+    suite: SuiteKey
+    good: int
+    bad: int
+    fail: int
+    unknown: int
+    queued: int
+    classes: tuple[tuple[FailureClass, int], ...] = ()
+
 
 
 @dataclass(frozen=True, slots=True)

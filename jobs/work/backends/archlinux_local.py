@@ -50,7 +50,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import signal
 import sys
 import tempfile
 import threading
@@ -67,8 +66,8 @@ from jobs.demo.makepkg import BUILDDIR, PKGEXT, STARTDIR, BuildFailed, BuildSett
 from jobs.work.backends.buildinfo import Buildinfo, read_buildinfo
 from jobs.work.backends.script import Terminated as _Terminated
 from jobs.work.backends.script import fail as _fail
-from jobs.work.backends.script import on_signal as _on_signal
 from jobs.work.backends.script import say as _say
+from jobs.work.backends.script import stop_on_signals
 
 USAGE = "usage: rebuilder-backend-archlinux-local <package file> (with REBUILDERD_OUTDIR set)"
 # Arch packages have been published with each of these; pacman -U reads them all.
@@ -174,9 +173,7 @@ def find_installed(archive: Path, entry: str) -> Path | None:
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     """Run the backend: returns the exit status; the last line says why when it is not 0."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, _on_signal)
+    stop_on_signals()
     try:
         if len(args) != 1:
             raise UsageError(USAGE)

@@ -62,11 +62,9 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -79,8 +77,8 @@ from debian.deb822 import BuildInfo, Deb822, Dsc
 from jobs.core.errors import RebuilderError, TerminalError
 from jobs.work.backends.script import Terminated as _Terminated
 from jobs.work.backends.script import fail as _fail
-from jobs.work.backends.script import on_signal as _on_signal
 from jobs.work.backends.script import say as _say
+from jobs.work.backends.script import stop_on_signals
 
 USAGE = "usage: rebuilder-backend-debian-local <file.buildinfo> (with REBUILDERD_OUTDIR set)"
 DEFAULT_TIMEOUT = 86400.0
@@ -617,9 +615,7 @@ def rebuild(buildinfo: Path, config: LocalConfig, work: Path) -> list[Path]:
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     """Run the backend: returns the exit status; the last line says why when it is not 0."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, _on_signal)
+    stop_on_signals()
     try:
         if len(args) != 1:
             raise UsageError(USAGE)

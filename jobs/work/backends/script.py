@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import signal
 import sys
+import threading
 
 from jobs.work.backends import FAIL_PREFIX
 
@@ -23,6 +24,13 @@ def on_signal(signum: int, frame: object) -> None:
     """Signal handler: once (cleanup must not be interrupted again), then `Terminated`."""
     signal.signal(signum, signal.SIG_IGN)
     raise Terminated(signum)
+
+
+def stop_on_signals() -> None:
+    """SIGTERM and SIGHUP raise `Terminated` in the main thread (a no-op in any other thread)."""
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, on_signal)
 
 
 def say(message: str) -> None:
