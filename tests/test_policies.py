@@ -49,7 +49,7 @@ def test_committed_json_parses_as_a_policy(name):
     doc = json.loads((POLICIES / name).read_text())
     assert doc["Version"] == "2012-10-17"
     for statement in doc["Statement"]:
-        assert statement["Effect"] == "Allow"
+        assert statement["Effect"] == ("Deny" if name == "results-create-only.json" else "Allow")
         assert all(a.startswith("s3:") and "*" not in a for a in statement["Action"])
 
 
@@ -105,3 +105,27 @@ def test_workers_may_not_delete():
     assert _statement(role_policy("worker", "b"), "WriteOwnPrefixes")["Action"] == ["s3:PutObject"]
     for role in ("sync", "publish", "admin"):
         assert "s3:DeleteObject" in _statement(role_policy(role, "b"), "WriteOwnPrefixes")["Action"]
+
+
+def test_results_may_be_made_create_only_on_aws():
+    """The optional bucket statement denies any result PUT without If-None-Match (docs/trust.md)."""
+    from jobs.core.layout import PREFIXES
+    from jobs.core.policies import CREATE_ONLY, create_only_policy
+
+    (statement,) = create_only_policy("b", "p")["Statement"]
+    assert statement["Effect"] == "Deny" and statement["Action"] == ["s3:PutObject"]
+    assert statement["Resource"] == ["arn:aws:s3:::b/p/results/*"]
+    assert statement["Condition"] == {"Null": {"s3:if-none-match": "true"}}
+    assert all(p in PREFIXES and "publish" not in PREFIXES[p][1] for p in CREATE_ONLY)  # publish only deletes
+
+
+def test_publish_may_prune_what_it_prunes_and_abort_stale_uploads():
+    """Publish deletes compacted claims and results and aborts stale multipart uploads: the policy allows it."""
+    doc = role_policy("publish", "b")
+    assert _statement(doc, "PruneCompactedWorkerObjects")["Resource"] == [
+        "arn:aws:s3:::b/claims/*", "arn:aws:s3:::b/results/*"]
+    assert _statement(doc, "PruneCompactedWorkerObjects")["Action"] == ["s3:DeleteObject"]
+    assert _statement(doc, "AbortStaleUploads")["Action"] == ["s3:AbortMultipartUpload"]
+    assert _statement(doc, "ListStaleUploads")["Resource"] == ["arn:aws:s3:::b"]
+    for role in ("sync", "worker", "admin"):
+        assert not any(s["Sid"] == "PruneCompactedWorkerObjects" for s in role_policy(role, "b")["Statement"])

@@ -51,11 +51,15 @@ def claim_key(job_id: str, attempt: int) -> str:
     return f"claims/{_job(job_id)}/{int(attempt)}.json"
 
 
-CLAIM_NOTICES = ("lost", "done")
+CLAIM_NOTICES = ("start", "lost", "done")
 
 
 def claim_notice_key(job_id: str, attempt: int, kind: str, key_id: str) -> str:
-    """A worker's signed word about its claim on an attempt: "lost" (replaced while live) or "done" (reported)."""
+    """A worker's signed word about its claim on an attempt.
+
+    "start" (about to claim it, or withdrawn after losing the race), "lost" (replaced while
+    live) or "done" (reported); docs/trust.md.
+    """
     if kind not in CLAIM_NOTICES:
         raise ValueError(f"not a claim notice: {kind!r}")
     if not key_id.isalnum():

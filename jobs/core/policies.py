@@ -19,6 +19,8 @@ from pathlib import Path
 from jobs.core.layout import PREFIXES
 
 ROLES: tuple[str, ...] = ("sync", "worker", "publish", "admin")
+# Worker prefixes whose objects publish deletes once their build is compacted (jobs/publish/job.py).
+PUBLISH_PRUNES = ("claims/", "results/")
 SITE = "site/"
 VERSION = "2012-10-17"  # the IAM policy language version, not a date we chose
 DEFAULT_BUCKET = "rebuilder"
@@ -63,6 +65,17 @@ def role_policy(role: str, bucket: str, prefix: str = "") -> dict:
          "Action": ["s3:PutObject"] if role == "worker" else ["s3:PutObject", "s3:DeleteObject"],
          "Resource": [f"arn:aws:s3:::{bucket}/{base}{p}*" for p in writes]},
     ]
+    if role == "publish":
+        statements += [
+            # Publish prunes the claims and results of compacted builds (workers may not delete).
+            {"Sid": "PruneCompactedWorkerObjects", "Effect": "Allow", "Action": ["s3:DeleteObject"],
+             "Resource": [f"arn:aws:s3:::{bucket}/{base}{p}*" for p in PUBLISH_PRUNES]},
+            # ... and aborts multipart uploads a killed writer left behind (billed until aborted).
+            {"Sid": "ListStaleUploads", "Effect": "Allow", "Action": ["s3:ListBucketMultipartUploads"],
+             "Resource": [f"arn:aws:s3:::{bucket}"]},
+            {"Sid": "AbortStaleUploads", "Effect": "Allow", "Action": ["s3:AbortMultipartUpload"],
+             "Resource": [f"arn:aws:s3:::{bucket}/{base}*"]},
+        ]
     return {"Version": VERSION, "Statement": statements}
 
 
@@ -75,10 +88,33 @@ def public_site_policy(bucket: str, prefix: str = "") -> dict:
     ]}
 
 
+# Prefixes whose objects are written only once, by create-only (`If-None-Match: *`) writes.
+CREATE_ONLY = ("results/",)
+
+
+def create_only_policy(bucket: str, prefix: str = "") -> dict:
+    """A bucket-policy statement (AWS S3) refusing any write under `CREATE_ONLY` without `If-None-Match`.
+
+    Workers write results create-only; a hostile holder of the worker credential could
+    otherwise overwrite a finished result with a plain PUT (docs/trust.md). The condition keys
+    `s3:if-none-match` and `s3:ObjectCreationOperation` are AWS's (2024); S3-compatible servers
+    may ignore or reject them, so this statement is shipped separately, to be merged into the
+    bucket policy where the server supports it. Results are small single PUTs, so multipart
+    parts need no exemption.
+    """
+    bucket, base = _check_bucket(bucket), _base(prefix)
+    return {"Version": VERSION, "Statement": [
+        {"Sid": "ResultsCreateOnly", "Effect": "Deny", "Principal": "*", "Action": ["s3:PutObject"],
+         "Resource": [f"arn:aws:s3:::{bucket}/{base}{p}*" for p in CREATE_ONLY],
+         "Condition": {"Null": {"s3:if-none-match": "true"}}},
+    ]}
+
+
 def render(bucket: str = DEFAULT_BUCKET, prefix: str = "") -> dict[str, str]:
     """File name → JSON text of every policy, as committed under `infra/policies/`."""
     docs = {f"{role}.json": role_policy(role, bucket, prefix) for role in ROLES}
     docs["public-site.json"] = public_site_policy(bucket, prefix)
+    docs["results-create-only.json"] = create_only_policy(bucket, prefix)
     return {name: json.dumps(doc, indent=2) + "\n" for name, doc in docs.items()}
 
 

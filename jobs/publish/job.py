@@ -73,7 +73,7 @@ log = logging.getLogger(__name__)
 
 MAX_ATTESTATION_BYTES = cap("attestation")
 REBUILDER_KEYS = "history/rebuilder-keys.json"  # every public key publish countersigned with
-_CLAIM = re.compile(r"claims/([0-9a-f]{32})/([1-9][0-9]{0,8})(?:\.json|\.(?:lost|done)/[A-Za-z0-9]+\.json)")
+_CLAIM = re.compile(r"claims/([0-9a-f]{32})/([1-9][0-9]{0,8})(?:\.json|\.(?:start|lost|done)/[A-Za-z0-9]+\.json)")
 
 
 @dataclass
@@ -84,6 +84,7 @@ class PublishState:
     detail: str = ""
     accepted: list[Accepted] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
+    settling: list[str] = field(default_factory=list)  # result keys judged again by a later publish
     untrusted_workers: list[Rejected] = field(default_factory=list)
     trust_note: str | None = None
     history_rows_added: int = 0
@@ -107,6 +108,7 @@ class PublishState:
                 f"{self.history_rows_added} added to the history; queue -{len(q.done)} good, "
                 f"{len(q.retried)} retries, -{len(q.exhausted)} out of retries; "
                 f"{len(self.requests_applied)} requests applied, {len(self.requests_rejected)} rejected"
+                + (f"; {len(self.settling)} results settling (judged by a later publish)" if self.settling else "")
                 + (f"; {self.pruned} compacted result and claim objects pruned" if self.pruned else ""))
         return text + (f" ({self.trust_note})" if self.trust_note else "")
 
@@ -152,7 +154,7 @@ def _publish_locked(store: Store, config: RebuilderConfig, now: datetime, key: E
     queue = read_queue(store)  # results are checked against the jobs as queued (jobs/publish/matches.py)
     with progress.step("verify", "publish: verify", total=0, unit="results"):
         collected = collect(store, config, already=history.holding, queue=queue.jobs)
-    state = PublishState(accepted=collected.accepted, rejected=collected.rejected,
+    state = PublishState(accepted=collected.accepted, rejected=collected.rejected, settling=collected.settling,
                          untrusted_workers=collected.trust.refused, trust_note=collected.trust.note,
                          public_keys=rebuilder_keys(store, key))
     for r in collected.rejected:

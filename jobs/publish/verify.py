@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -75,12 +76,13 @@ from jobs.publish.rows import RejectedResult
 # Payload schemas the worker writes (jobs/work/report.py, jobs/work/identity.py); the tests
 # check they are the same strings, so the two sides cannot drift apart silently.
 RESULT_SCHEMA = "rebuilder.result/2"
-NOTICE_SCHEMAS = {"lost": "rebuilder.claim-lost/1", "done": "rebuilder.claim-done/1"}
+NOTICE_SCHEMAS = {"start": "rebuilder.claim-start/1", "lost": "rebuilder.claim-lost/1",
+                  "done": "rebuilder.claim-done/1"}
 MAX_NOTICE_BYTES = 64 << 10
 MAX_RESULT_BYTES = 1 << 20  # a result is a few KiB; anything near this is an attack or a bug
 _WORKER_KEY = re.compile(r"workers/([A-Za-z0-9]+)\.json")
 _RESULT_KEY = re.compile(r"results/([0-9a-f]{32})/([1-9][0-9]{0,8})\.json")
-_NOTICE_KEY = re.compile(r"claims/([0-9a-f]{32})/([1-9][0-9]{0,8})\.(lost|done)/([A-Za-z0-9]+)\.json")
+_NOTICE_KEY = re.compile(r"claims/([0-9a-f]{32})/([1-9][0-9]{0,8})\.(start|lost|done)/([A-Za-z0-9]+)\.json")
 NO_TRUST = ("no worker is trusted: set [worker] authorized_workers or [worker] signup_secret "
             "in rebuilderd.conf; until then no result is accepted")
 
@@ -158,6 +160,13 @@ class Collected:
     # requeue must use a later attempt, since a claim whose result exists is never rebuilt.
     latest_attempts: dict[str, int] = field(default_factory=dict)
     compacted: list[str] = field(default_factory=list)  # result keys of builds already in the history
+    # Results that passed every check but stand beside another trusted worker's start
+    # marker and are younger than the settling time: judged again by a later publish.
+    settling: list[str] = field(default_factory=list)
+
+
+class _Settling(Exception):
+    """Not judged yet: another trusted worker announced this attempt, and the result is too recent."""
 
 
 class _Reject(Exception):
@@ -252,12 +261,13 @@ def _verify(doc: Any, trusted: dict[str, Ed25519PublicKey]) -> tuple[dict[str, A
 
 def collect(store: Store, config: RebuilderConfig, *,
             already: AbstractSet[str] | Callable[[list[str]], AbstractSet[str]],
-            queue: Mapping[str, JobRow] | None = None) -> Collected:
+            queue: Mapping[str, JobRow] | None = None, clock: Callable[[], float] = time.time) -> Collected:
     """Verify every result not compacted yet (build ids in `already` are skipped unread).
 
     `already` is a set of build ids, or a function returning those of the given ids that
     are compacted (`HistoryState.holding`). `queue` is the current queue's jobs (read here
-    when not given): a result is checked against the job as queued.
+    when not given): a result is checked against the job as queued. `clock` is wall time,
+    compared with the store's modification times for the settling rule (docs/trust.md).
     """
     trust = trusted_workers(store, config, remember=True)
     leases = Leases(store, ttl=config.lease.ttl, clock_skew=config.lease.clock_skew)
@@ -285,12 +295,20 @@ def collect(store: Store, config: RebuilderConfig, *,
         if notices is None:  # listed once, and only when there is a result to judge
             notices = _lost_notices(store)
         try:
-            out.accepted.append(_check_result(store, leases, trust, jobs, notices, info.key, info.size))
+            settled = _settled(info.last_modified, clock(), config.lease.settle_seconds)
+            out.accepted.append(_check_result(store, leases, trust, jobs, notices, info.key, info.size, settled))
+        except _Settling:
+            out.settling.append(info.key)
         except _Reject as exc:
             out.rejected.append(Rejected(info.key, exc.reason, exc.detail, exc.worker, info.last_modified))
         except NotFound:
             continue  # deleted since the listing (by an operator): nothing to judge
     return out
+
+
+def _settled(modified: datetime | None, now: float, settle: float) -> bool:
+    """Whether a result stored at `modified` (the store's clock) is older than the settling time."""
+    return modified is not None and now - modified.timestamp() >= settle
 
 
 def _lost_notices(store: Store) -> dict[tuple[str, int], list[str]]:
@@ -304,7 +322,7 @@ def _lost_notices(store: Store) -> dict[tuple[str, int], list[str]]:
 
 
 def _check_result(store: Store, leases: Leases, trust: Trust, jobs: Mapping[str, JobRow],
-                  notices: Mapping[tuple[str, int], list[str]], key: str, size: int) -> Accepted:
+                  notices: Mapping[tuple[str, int], list[str]], key: str, size: int, settled: bool) -> Accepted:
     """Verify one result object (see the module docstring)."""
     if size > MAX_RESULT_BYTES:
         raise _Reject(Reason.OVERSIZED, f"{size} bytes (limit {MAX_RESULT_BYTES})")
@@ -318,7 +336,7 @@ def _check_result(store: Store, leases: Leases, trust: Trust, jobs: Mapping[str,
     doc = _json(data, MAX_RESULT_BYTES)
     payload, signer = _verify(doc, trust.keys)
     try:
-        row, token = _check_signed(store, leases, trust, jobs, notices, key, payload, signer)
+        row, token = _check_signed(store, leases, trust, jobs, notices, key, payload, signer, settled)
     except _Reject as exc:
         exc.worker = signer
         raise
@@ -329,7 +347,7 @@ def _check_result(store: Store, leases: Leases, trust: Trust, jobs: Mapping[str,
 
 def _check_signed(store: Store, leases: Leases, trust: Trust, jobs: Mapping[str, JobRow],
                   notices: Mapping[tuple[str, int], list[str]], key: str, payload: dict[str, Any],
-                  signer: str) -> tuple[ResultRow, str]:
+                  signer: str, settled: bool) -> tuple[ResultRow, str]:
     row, token = _parse(payload)
     signed_claim = payload["claim"]
     if row.worker_key_id != signer:
@@ -353,13 +371,15 @@ def _check_signed(store: Store, leases: Leases, trust: Trust, jobs: Mapping[str,
                       if state.holder != signer else "claim token differs from the result's")
     elif (state.generation, state.meta.get("queue")) != (signed_claim["generation"], signed_claim["queue"]):
         raise _Reject(Reason.NOT_CLAIM_HOLDER, "the claim's generation or queue version is not the one signed")
-    _check_notices(store, trust, notices.get((row.job_id, row.attempt), []), row, token)
+    contested = _check_notices(store, trust, notices.get((row.job_id, row.attempt), []), row, token)
     check_files(store, row, build_prefix(row.job_id, row.attempt, token) + "/")
     check_attestation(store, row, index, trust.keys[signer])
+    if contested and not settled:
+        raise _Settling()
     return row, token
 
 
-def _check_notices(store: Store, trust: Trust, keys: list[str], row: ResultRow, token: str) -> None:
+def _check_notices(store: Store, trust: Trust, keys: list[str], row: ResultRow, token: str) -> bool:
     """Refuse the result if a trusted worker signed that it held this attempt with another claim.
 
     Notices are `claims/<job-id>/<attempt>.lost/<key-id>.json` (the claim was replaced while
@@ -368,12 +388,19 @@ def _check_notices(store: Store, trust: Trust, keys: list[str], row: ResultRow, 
     notices under a trusted key id count. One that does not verify as that key's notice was
     overwritten by somebody else: that counts too (fail closed), since whoever can write
     there could otherwise erase the evidence with a plain PUT.
+
+    Returns whether another trusted worker's start marker (`.start/<key-id>.json`, not
+    withdrawn) stands for the attempt: that worker may hold, or have held, the claim, and
+    may not have noticed a takeover yet, so the result must settle first.
     """
+    contested = False
     for key in keys:
         match = _NOTICE_KEY.fullmatch(key)
         if match is None or match.group(4) not in trust.keys:
             continue  # not a trusted worker's: anyone can write noise here
         kind, named = match.group(3), match.group(4)
+        if kind == "start" and named == row.worker_key_id:
+            continue  # the result's own worker announcing its claim: nothing to read
         try:
             doc = json.loads(store.get(key).data[:MAX_NOTICE_BYTES + 1])
             notice, _ = verify_document(doc, {named: trust.keys[named]})
@@ -387,11 +414,15 @@ def _check_notices(store: Store, trust: Trust, keys: list[str], row: ResultRow, 
                                                    "overwritten by another writer")
         if notice.get("job_id") != row.job_id or notice.get("attempt") != row.attempt:
             continue
+        if kind == "start":
+            contested = contested or notice.get("withdrawn") is not True
+            continue
         if notice.get("token") == token and named == row.worker_key_id:
             continue  # its own claim
         what = "its live claim on this attempt was replaced" if kind == "lost" else "it reported this attempt"
         raise _Reject(Reason.CLAIM_TAKEN_OVER, f"worker {named[:16]} signed that {what} with another claim "
                                                f"({key})")
+    return contested
 
 
 def _parse(payload: dict[str, Any]) -> tuple[ResultRow, str]:

@@ -27,6 +27,7 @@ from jobs.core.store import NotFound, Store
 if TYPE_CHECKING:
     from jobs.work.identity import WorkerIdentity
 
+START_SCHEMA = "rebuilder.claim-start/1"
 LOST_SCHEMA = "rebuilder.claim-lost/1"
 DONE_SCHEMA = "rebuilder.claim-done/1"
 
@@ -73,7 +74,7 @@ def _done(state: LeaseState) -> bool:
 
 
 def claim_next(store: Store, leases: Leases, holder: str, candidates: Iterable[JobRow], *,
-               meta: dict | None = None) -> Claim | None:
+               meta: dict | None = None, identity: WorkerIdentity | None = None) -> Claim | None:
     """Claim the first candidate nobody else holds and nobody has finished; None if none.
 
     `claims/` is listed first (once, when there is a candidate; publish prunes the claims
@@ -88,6 +89,10 @@ def claim_next(store: Store, leases: Leases, holder: str, candidates: Iterable[J
     says it may be. So a poll that finds nothing claimable costs one GET per claimed
     candidate and no write, and one that loses a race costs one refused write, not one per
     job claimed since it listed.
+
+    With an `identity`, each write of a claim is preceded by a signed start marker (and a
+    lost race followed by its withdrawal): the evidence that makes publish wait before it
+    accepts another worker's result for the attempt (`announce_start`, docs/trust.md).
     """
     taken: list[tuple[JobRow, str]] = []
     stale = False  # a job the listing showed unclaimed was claimed since
@@ -97,14 +102,14 @@ def claim_next(store: Store, leases: Leases, holder: str, candidates: Iterable[J
             continue
         if stale and not _may_take(leases, key):
             continue
-        claim = _acquire(store, leases, holder, job, key, meta)
+        claim = _acquire(store, leases, holder, job, key, meta, identity)
         if claim is not None:
             return claim
         stale = True
     for job, key in taken:
         if not _may_take(leases, key):
             continue
-        claim = _acquire(store, leases, holder, job, key, meta)
+        claim = _acquire(store, leases, holder, job, key, meta, identity)
         if claim is not None:
             return claim
     return None
@@ -129,12 +134,17 @@ def _may_take(leases: Leases, key: str) -> bool:
     return not _done(state) and leases.is_expired(state)
 
 
-def _acquire(store: Store, leases: Leases, holder: str, job: JobRow, key: str, meta: dict | None) -> Claim | None:
+def _acquire(store: Store, leases: Leases, holder: str, job: JobRow, key: str, meta: dict | None,
+             identity: WorkerIdentity | None = None) -> Claim | None:
     """The claim on `job` (with `Leases.acquire`'s conditional writes), or None if it is held or finished."""
+    if identity is not None:
+        announce_start(store, identity, job.job_id, job.attempt)
     try:
         lease = leases.acquire(key, holder, meta={"job_id": job.job_id, "attempt": job.attempt, **(meta or {})},
                                keep=_done)
     except LeaseHeld:
+        if identity is not None:
+            announce_start(store, identity, job.job_id, job.attempt, withdrawn=True)
         return None
     # A taken-over claim may belong to an attempt that was finished (and released)
     # before publish removed it from the queue: never build an attempt twice.
@@ -144,6 +154,8 @@ def _acquire(store: Store, leases: Leases, holder: str, job: JobRow, key: str, m
             # The holder died after its result landed: keep the finished claim's token
             # and holder, so publish can still tie the result to its claim.
             leases.release(lease, {"done": True, "result_token": finished[0], "result_holder": finished[1]})
+            if identity is not None:
+                announce_start(store, identity, job.job_id, job.attempt, withdrawn=True)
             return None
     return Claim(job, lease)
 
@@ -162,6 +174,24 @@ def _result_claim(store: Store, job: JobRow) -> tuple[str, str] | None:
     except (KeyError, TypeError):
         return ("", "")
 
+
+
+def announce_start(store: Store, identity: WorkerIdentity, job_id: str, attempt: int, *,
+                   withdrawn: bool = False) -> str:
+    """Sign and store that we are about to claim this attempt (or, `withdrawn`, that we did not get it).
+
+    Written before the claim itself, so it exists before anybody could replace that claim.
+    While a trusted worker's marker for an attempt stands, publish accepts another worker's
+    result for it only once the result is older than a renewal interval plus the clock
+    skew allowance: time for a live holder to notice a takeover and sign its notice
+    (docs/trust.md). Costs one PUT per claim, two after a lost race.
+    """
+    payload = {"schema": START_SCHEMA, "job_id": job_id, "attempt": int(attempt), "withdrawn": withdrawn,
+               "noticed_at": int(time.time())}
+    key = claim_notice_key(job_id, attempt, "start", identity.key_id)
+    store.put(key, json.dumps(sign_document(payload, identity.key), sort_keys=True).encode(),
+              content_type="application/json")
+    return key
 
 
 def report_lost(store: Store, leases: Leases, lease: Lease, identity: WorkerIdentity) -> str:

@@ -134,7 +134,7 @@ class Worker:
         # The queue version the claim was taken from: signed into the result, shown to operators.
         version = queue.pointer.target if queue.pointer is not None else None
         return claim_next(self.store, self.leases, self.identity.key_id, candidates,
-                          meta={"worker": self.identity.name, "queue": version})
+                          meta={"worker": self.identity.name, "queue": version}, identity=self.identity)
 
     def build_one(self, claim: Claim, stats: WorkStats) -> None:
         """Build one claimed job and report it, unless the claim is lost or the worker stops."""

@@ -24,6 +24,7 @@ from jobs.core.store import NotFound, open_store
 from jobs.publish.job import publish_state
 from jobs.publish.run import publish
 from jobs.publish.verify import Reason, collect
+from jobs.work.claim import announce_start
 from jobs.work.identity import WorkerIdentity
 from jobs.work.loop import Worker
 from jobs.work.report import digest_of
@@ -235,6 +236,8 @@ def test_a_claim_overwritten_while_live_does_not_get_its_writer_published(store_
     victim = make_worker(url, tmp_path / "victim", "victim", str(slow), 4)
     mallory = make_worker(url, tmp_path / "mallory", "mallory", str(slow), 4)
     landed: list[str] = []
+    config = trusted(tmp_path, victim, mallory)
+    early: list = []
 
     def intrude():
         _wait_for(pidfile.exists)
@@ -246,6 +249,9 @@ def test_a_claim_overwritten_while_live_does_not_get_its_writer_published(store_
                                   time.time() + 600, meta={"queue": held.meta.get("queue")}).to_bytes())
         landed.append(forged(store, mallory.identity, job, take_claim=False, reason="intruder"))
         assert Leases(store).read(key)[0].holder == mallory.identity.key_id  # the victim has not noticed yet
+        # A publish now, before the victim's next renewal: only the victim's start marker
+        # stands against the intruder, and it holds the result back until it has settled.
+        early.append(collect(store, config, already=set()))
 
     thread = threading.Thread(target=intrude)
     thread.start()
@@ -254,11 +260,13 @@ def test_a_claim_overwritten_while_live_does_not_get_its_writer_published(store_
     assert stats.lost == [f"{job.job_id}-1"] and stats.built == []
     notice = claim_notice_key(job.job_id, 1, "lost", victim.identity.key_id)
     assert json.loads(store.get(notice).data)["signed"]["found"]["holder"] == mallory.identity.key_id
+    assert early[0].settling == landed and early[0].accepted == [] and early[0].rejected == []
     # The intruder's result is consistent with the claim it wrote: only the victim's notice exposes it.
-    config = trusted(tmp_path, victim, mallory)
     evidence = store.get(notice).data
     store.delete(notice)  # what a worker credential could do, were DeleteObject not denied (docs/trust.md)
-    assert [a.key for a in collect(store, config, already=set()).accepted] == landed
+    assert collect(store, config, already=set()).settling == landed
+    settled = time.time() + config.lease.settle_seconds + 1
+    assert [a.key for a in collect(store, config, already=set(), clock=lambda: settled).accepted] == landed
     store.put(notice, b"{}")  # overwritten instead: fails closed
     assert [r.reason for r in collect(store, config, already=set()).rejected] == [Reason.CLAIM_TAKEN_OVER]
     store.put(notice, evidence)
@@ -333,3 +341,80 @@ def test_a_finished_attempt_overwritten_before_publish_is_refused(store, tmp_pat
     summary = publish(store, trusted(tmp_path, honest, mallory), now=NOW)
     check_refused(store, summary, swapped, Reason.CLAIM_TAKEN_OVER)
     assert package_status(store, job.source_name) == "UNKWN"
+
+
+def _dead_claim(store, holder: WorkerIdentity, job: JobRow) -> None:
+    """`holder` announced and claimed attempt 1, then died: its lease ran out long ago."""
+    announce_start(store, holder, job.job_id, 1)
+    long_ago = time.time() - 3600
+    store.put(claim_key(job.job_id, 1), LeaseState(holder.key_id, "d" * 32, long_ago, long_ago, long_ago + 30,
+                                                   meta={"job_id": job.job_id, "attempt": 1}).to_bytes())
+
+
+def test_a_takeover_of_a_dead_workers_claim_is_accepted_once_settled(store, tmp_path):
+    """A legitimate takeover looks like a hijack until the old holder had time to object.
+
+    The first publish holds the new holder's result back (no verdict, no queue change); once
+    it is older than a renewal interval plus the skew allowance it is accepted.
+    """
+    (job,) = jobs_with_state(store, tmp_path, 1)
+    gone = worker_for(store, tmp_path, "gone")
+    _dead_claim(store, gone.identity, job)
+    heir = worker_for(store, tmp_path, "heir")
+    assert len(heir.run(until_idle=True).built) == 1
+    config = trusted(tmp_path, gone, heir)
+    summary = publish(store, config, now=NOW)
+    key = result_key(job.job_id, 1)
+    assert summary.state.settling == [key] and summary.state.accepted == [] and summary.state.rejected == []
+    assert "1 results settling" in summary.state.line()
+    assert package_status(store, job.source_name) == "UNKWN" and job.job_id in read_queue(store).jobs
+    assert store.get(claim_notice_key(job.job_id, 1, "start", gone.identity.key_id))  # not pruned meanwhile
+    later = time.time() + config.lease.settle_seconds + 1
+    collected = collect(store, config, already=set(), clock=lambda: later)
+    assert [a.key for a in collected.accepted] == [key] and collected.settling == []
+
+
+def test_only_a_standing_start_marker_of_a_trusted_worker_holds_a_result_back(store, tmp_path):
+    (job,) = jobs_with_state(store, tmp_path, 1)
+    loser, stranger = worker_for(store, tmp_path, "loser"), worker_for(store, tmp_path, "stranger")
+    announce_start(store, loser.identity, job.job_id, 1, withdrawn=True)  # lost the race, said so
+    announce_start(store, stranger.identity, job.job_id, 1)  # not a trusted key: noise
+    honest = worker_for(store, tmp_path, "honest")
+    assert len(honest.run(until_idle=True).built) == 1
+    config = trusted(tmp_path, honest, loser)
+    assert [a.key for a in collect(store, config, already=set()).accepted] == [result_key(job.job_id, 1)]
+    # A trusted worker's marker overwritten by another writer fails closed, like its notices.
+    store.put(claim_notice_key(job.job_id, 1, "start", loser.identity.key_id), b'{"signed": {}}')
+    rejected = collect(store, config, already=set()).rejected
+    assert [r.reason for r in rejected] == [Reason.CLAIM_TAKEN_OVER] and "overwritten" in rejected[0].detail
+
+
+def test_a_worker_announces_before_it_claims_and_withdraws_after_a_lost_race(store, tmp_path):
+    """The marker exists before the claim (so before anybody could replace it); a loser withdraws."""
+    from jobs.work.claim import _acquire, claim_next
+
+    (job,) = jobs_with_state(store, tmp_path, 1)
+    first, second = worker_for(store, tmp_path, "first"), worker_for(store, tmp_path, "second")
+    writes: list[str] = []
+    real_put_if_absent = store.put_if_absent
+
+    def spy(key, *args, **kwargs):
+        writes.append(key)
+        return real_put_if_absent(key, *args, **kwargs)
+
+    store.put_if_absent = spy
+    marker = claim_notice_key(job.job_id, 1, "start", first.identity.key_id)
+    got = claim_next(store, first.leases, first.identity.key_id, [job], identity=first.identity)
+    assert got is not None and writes == [claim_key(job.job_id, 1)]
+    signed = json.loads(store.get(marker).data)["signed"]
+    assert signed["withdrawn"] is False and signed["schema"] == "rebuilder.claim-start/1"
+    assert store.head(marker).last_modified <= store.head(claim_key(job.job_id, 1)).last_modified
+    # Seen held in the listing: left alone, nothing written.
+    second_marker = claim_notice_key(job.job_id, 1, "start", second.identity.key_id)
+    assert claim_next(store, second.leases, second.identity.key_id, [job], identity=second.identity) is None
+    assert not any(i.key == second_marker for i in store.list("claims/"))
+    # Listed free, claimed by the first meanwhile: the create-only write loses, the marker is withdrawn.
+    assert _acquire(store, second.leases, second.identity.key_id, job, claim_key(job.job_id, 1), None,
+                    second.identity) is None
+    lost = json.loads(store.get(second_marker).data)["signed"]
+    assert lost["withdrawn"] is True

@@ -138,6 +138,16 @@ class LeaseConfig:
             raise Invalid("clock_skew", f"{self.clock_skew} is not smaller than half of ttl ({self.ttl})",
                           "an integer smaller than lease.ttl / 2")
 
+    @property
+    def settle_seconds(self) -> float:
+        """How old a result must be before publish accepts it over another worker's start marker.
+
+        A live holder renews every third of `ttl`; a takeover of its claim is noticed at that
+        renewal and signed as a notice. One skew allowance for the holder's clock, one for
+        publish's against the store's (docs/trust.md).
+        """
+        return self.ttl / 3 + 2 * self.clock_skew
+
 
 @dataclass(frozen=True)
 class RebuilderConfig:
