@@ -95,10 +95,10 @@ def test_results_and_claims_of_compacted_builds_are_pruned(store, tmp_path):
     assert first.pruned == 0 and len(list(store.list("results/"))) == 4  # compacted this run: next run
     soon = publish_state(store, config, now=NOW + timedelta(seconds=1))
     assert {i.key for i in store.list("results/")} == {forged}
-    assert len(list(store.list("claims/"))) == 6  # claims and done receipts, touched less than a TTL ago: kept
+    assert len(list(store.list("claims/"))) == 9  # claims, start markers, done receipts, touched < a TTL ago: kept
     assert soon.pruned == 3 and soon.accepted == [] and soon.queue_changes.count() == 0
     later = publish_state(store, config, now=datetime.now(timezone.utc) + timedelta(days=1))  # claims' mtime
-    assert later.pruned == 6 and [i.key for i in store.list("claims/")] == []
+    assert later.pruned == 9 and [i.key for i in store.list("claims/")] == []
     assert later.accepted == [] and history_ids(store) == Counter({f"{r.job_id}-1": 1 for r in (good, fail, bad)})
     assert set(read_queue(store).jobs) == {fail.job_id, bad.job_id}
 
@@ -109,9 +109,9 @@ def test_claims_of_builds_compacted_in_this_run_stay_until_the_next(store, tmp_p
     config = config_for(tmp_path, authorized=[worker.identity.public_key])
     late = datetime.now(timezone.utc) + timedelta(days=1)  # every claim is long settled
     first = publish_state(store, config, now=late)
-    assert first.pruned == 0 and len(list(store.list("claims/"))) == 6  # with the done receipts
+    assert first.pruned == 0 and len(list(store.list("claims/"))) == 9  # with start markers and done receipts
     second = publish_state(store, config, now=late)
-    assert second.pruned == 9 and list(store.list("claims/")) == [] and list(store.list("results/")) == []
+    assert second.pruned == 12 and list(store.list("claims/")) == [] and list(store.list("results/")) == []
 
 
 def test_max_retries_stops_retrying(store, tmp_path):

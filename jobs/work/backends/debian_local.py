@@ -77,6 +77,7 @@ from debian.deb822 import BuildInfo, Deb822, Dsc
 from jobs.core.errors import RebuilderError, TerminalError
 from jobs.work.backends.script import Terminated as _Terminated
 from jobs.work.backends.script import fail as _fail
+from jobs.work.backends.script import run as run_tool
 from jobs.work.backends.script import say as _say
 from jobs.work.backends.script import stop_on_signals
 
@@ -351,9 +352,9 @@ def _run(argv: list[str], *, what: str, timeout: float, env: Mapping[str, str] |
     """Run a tool with its output into our log (or captured); raise RebuildRefused when it fails."""
     sys.stdout.flush()
     try:
-        done = subprocess.run(argv, env=dict(env) if env is not None else None, cwd=cwd, stdin=subprocess.DEVNULL,
-                              stdout=subprocess.PIPE if capture else sys.stdout,
-                              stderr=subprocess.STDOUT, timeout=timeout, start_new_session=False)
+        done = run_tool(argv, env=dict(env) if env is not None else None, cwd=cwd, stdin=subprocess.DEVNULL,
+                        stdout=subprocess.PIPE if capture else sys.stdout,
+                        stderr=subprocess.STDOUT, timeout=timeout, start_new_session=False)
     except FileNotFoundError:
         raise UsageError(f"{argv[0]} not found: debian-local needs mmdebstrap, apt and dpkg-dev") from None
     except subprocess.TimeoutExpired:

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import re
 import signal
+import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from jobs.work.backends import FAIL_PREFIX
 
@@ -20,10 +24,55 @@ class Terminated(BaseException):
     """A signal asked us to stop; raised in the main thread so the build's processes are killed."""
 
 
+_deferring = False
+_pending: int | None = None
+
+
 def on_signal(signum: int, frame: object) -> None:
-    """Signal handler: once (cleanup must not be interrupted again), then `Terminated`."""
+    """Signal handler: once (cleanup must not be interrupted again), then `Terminated`.
+
+    While a child is being started (`run`), the signal is only noted and raised right after:
+    raised inside `Popen()`, between the fork and the return, it would leave a running child
+    that nobody holds, so nobody kills it before its directory is removed.
+    """
+    global _pending
     signal.signal(signum, signal.SIG_IGN)
+    if _deferring:
+        _pending = signum
+        return
     raise Terminated(signum)
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    global _deferring, _pending
+    _deferring = threading.current_thread() is threading.main_thread()
+    try:
+        yield
+    finally:
+        _deferring = False
+        if _pending is not None:
+            signum, _pending = _pending, None
+            raise Terminated(signum)
+
+
+def run(argv: list[str], *, timeout: float | None = None, **popen: Any) -> subprocess.CompletedProcess:
+    """`subprocess.run` (output into pipes or files, no input) that a stop by signal never leaves a child of.
+
+    The child is killed and reaped before `Terminated` (or a timeout) propagates, so the
+    caller's cleanup never races with it.
+    """
+    proc: subprocess.Popen | None = None
+    try:
+        with _signals_deferred():
+            proc = subprocess.Popen(argv, **popen)
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except BaseException:
+        if proc is not None:
+            proc.kill()
+            proc.communicate()
+        raise
+    return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
 
 
 def stop_on_signals() -> None:
