@@ -445,8 +445,10 @@ def _queue(con: sqlite3.Connection, store: Store, index: StateIndex, history: Hi
         for job, (priority, when) in sorted(wanted.items()):
             current = out.get(job)
             if current is not None:
-                if priority < current.priority:
-                    out[job] = replace(current, priority=priority)
+                # queued again after its imported build: the next attempt, not the imported one
+                after = max(current.attempt, attempts.get(job, 0) + 1)
+                if priority < current.priority or after != current.attempt:
+                    out[job] = replace(current, priority=min(priority, current.priority), attempt=after)
                     changed.append(job)
                 continue
             first = rows[job][0]
