@@ -283,8 +283,12 @@ def _blob(con: sqlite3.Connection, build: int, column: str, limit: int) -> bytes
         raise BlobRefused(f"build {build}: {column} is not a blob")
     if data.startswith(_ZSTD_MAGIC):
         try:
+            chunks, size = [], 0
             with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)) as reader:
-                data = reader.read(limit + 1)
+                while size <= limit and (chunk := reader.read(1 << 20)):  # read(n) would allocate n bytes
+                    chunks.append(chunk)
+                    size += len(chunk)
+            data = b"".join(chunks)
         except zstandard.ZstdError as exc:
             raise BlobRefused(f"build {build}: {column} is not valid zstd ({exc})") from None
     if len(data) > limit:

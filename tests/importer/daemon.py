@@ -120,7 +120,7 @@ def run_daemon(trixie: Path, mirror_root: Path, mirror: str, *, build: bool = Tr
         if build:
             worker = subprocess.Popen(
                 ["chroot", str(trixie), "env", "-i", f"PATH={inside}/bin:/usr/bin:/bin", f"HOME={inside}",
-                 "rebuilderd-worker", "-n", "testworker", "-c", f"{inside}/worker.conf", "connect", url],
+                 "rebuilderd-worker", "-n", state.name, "-c", f"{inside}/worker.conf", "connect", url],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             deadline = time.monotonic() + 180
             while time.monotonic() < deadline:
@@ -141,3 +141,4 @@ def run_daemon(trixie: Path, mirror_root: Path, mirror: str, *, build: bool = Tr
         daemon.terminate()
         daemon.wait(timeout=10)
         shutil.rmtree(state, ignore_errors=True)
+        shutil.rmtree(trixie / "var/lib/rebuilderd-worker" / state.name, ignore_errors=True)  # the worker's own

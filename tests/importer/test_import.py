@@ -33,10 +33,10 @@ PACKAGES = [("alpha", "1-1", {}), ("beta", "2:3-1", {}), ("grp-a", "1-1", {"base
 Z = zstandard.ZstdCompressor()
 
 
-def synced_store(tmp_path: Path):
+def synced_store(tmp_path: Path, packages: list = PACKAGES):
     repo = tmp_path / "repo" / "core" / "os" / "x86_64"
     repo.mkdir(parents=True)
-    (repo / "core.db").write_bytes(alpm.db([m for n, v, kw in PACKAGES for m in alpm.package(n, v, **kw)]))
+    (repo / "core.db").write_bytes(alpm.db([m for n, v, kw in packages for m in alpm.package(n, v, **kw)]))
     store = open_store((tmp_path / "store").as_uri())
     profile = parse_sync_config(tomllib.loads(
         '[profile."arch"]\ndistro = "archlinux"\ncomponents = ["core"]\narchitectures = ["x86_64"]\n'
@@ -45,7 +45,8 @@ def synced_store(tmp_path: Path):
     return store, f"{(tmp_path / 'repo').as_uri()}/core/os/x86_64"
 
 
-def make_db(path: Path, base_url: str, *, builds: dict | None = None, queue: tuple = ()) -> None:
+def make_db(path: Path, base_url: str, *, builds: dict | None = None, queue: tuple = (),
+            packages: list = PACKAGES) -> None:
     """pkgbases and packages as the daemon's sync writes them; `builds`: name -> (status, log, diff, att)."""
     builds = builds if builds is not None else {
         "alpha": ("GOOD", b"log of alpha\n", None, b'{"signed": {"_type": "link"}, "signatures": []}'),
@@ -55,11 +56,11 @@ def make_db(path: Path, base_url: str, *, builds: dict | None = None, queue: tup
     con = sqlite3.connect(path)
     con.executescript(SCHEMA.read_text())
     bases: dict[str, int] = {}
-    for name, version, kw in PACKAGES:
+    for name, version, kw in packages:
         base = kw.get("base", name)
         arch = kw.get("arch", "x86_64")
         if base not in bases:
-            retries = 1 if any(builds.get(n, ("",))[0] == "BAD" for n, _, k in PACKAGES if k.get("base", n) == base) \
+            retries = 1 if any(builds.get(n, ("",))[0] == "BAD" for n, _, k in packages if k.get("base", n) == base) \
                 else 0
             cur = con.execute("INSERT INTO pkgbases (name, version, distro, suite, architecture, input_url, artifacts, "
                               "retries, next_retry) VALUES (?, ?, 'archlinux', 'core', ?, NULL, '[]', ?, NULL)",
@@ -195,3 +196,23 @@ def test_unsynced_packages_are_counted_and_an_empty_store_refused(tmp_path):
         import_rebuilderd(empty, RebuilderConfig(), db)
     with pytest.raises(ImportRefused, match="no such file"):
         import_rebuilderd(store, RebuilderConfig(), tmp_path / "missing.db")
+
+
+@pytest.mark.full("imports 240 MiB of logs (about 5 s)")
+def test_memory_holds_one_build_not_the_database(tmp_path):
+    """60 builds with a 4 MiB log each (zstd-compressed in the database, as 0.24 keeps them)."""
+    import tracemalloc
+
+    packages = [(f"pkg{i:03d}", "1-1", {}) for i in range(60)]
+    store, url = synced_store(tmp_path, packages)
+    log = b"a line of a long build log, repeated\n" * (4 * 1024 * 1024 // 37)
+    make_db(tmp_path / "rebuilderd.db", url, packages=packages,
+            builds={n: ("GOOD", log + n.encode(), None, None) for n, _, _ in packages})
+    tracemalloc.start()
+    try:
+        summary = import_rebuilderd(store, RebuilderConfig(), tmp_path / "rebuilderd.db", batch=10)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert summary.builds == 60 and summary.files == 60
+    assert peak < 24 * 1024 * 1024, peak  # a few copies of one 4 MiB log, not 60 of them
