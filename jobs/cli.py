@@ -380,6 +380,30 @@ def _status_text(store) -> str:
     return f"$ rebuildctl -H {site} status\n{res.stdout}{res.stderr}".rstrip()
 
 
+@app.command("import-rebuilderd")
+def import_rebuilderd(
+    ctx: typer.Context,
+    database: Annotated[Path, typer.Argument(help="rebuilderd's SQLite database (its rebuilderd.db), "
+                                                  "of rebuilderd 0.20 to 0.25.")],
+) -> None:
+    """Import a rebuilderd database's verdicts, logs, diffoscope output, attestations and queue.
+
+    Run `rebuilder sync` for the repositories the daemon synced first: verdicts are matched
+    to the synced packages. Then `rebuilder publish` shows them. Safe to rerun and to kill.
+
+    Example: rebuilder import-rebuilderd /var/lib/rebuilderd/rebuilderd.db
+    """
+    from jobs.importer.rebuilderd import import_rebuilderd as run_import
+
+    opts: Options = ctx.obj
+    config = _rebuilder_config(opts)
+    store = _open_store(opts, config)
+    summary = run_import(store, config, database)
+    typer.echo(summary.line())
+    for problem in summary.problems:
+        typer.echo(f"import-rebuilderd: {problem}", err=True)
+
+
 @app.command("check-config")
 def check_config(
     ctx: typer.Context,

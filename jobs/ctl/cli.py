@@ -104,10 +104,16 @@ def status(ctx: typer.Context, as_json: Json = False) -> None:
 
     Example: rebuildctl -H https://rebuilder.example.org status
     """
-    from jobs.ctl import commands
+    from jobs.ctl import cli_daemon, commands
+    from jobs.ctl.daemon import detect
+    from jobs.ctl.feeds import FeedNotFound
 
     with errors():
-        report = commands.status(terminal.site(ctx))
+        site = terminal.site(ctx)
+        try:
+            report = commands.status(site)
+        except FeedNotFound as exc:
+            return cli_daemon.status(ctx, detect(site, exc), as_json)
     if report.workers_missing:
         note(f"{report.workers_missing} is not published (a `rebuilder publish` before the workers feed): "
              "no workers listed")
@@ -145,12 +151,18 @@ def pkgs_ls(
 
     Example: rebuildctl pkgs ls --distro archlinux --suite core --status BAD
     """
-    from jobs.ctl import commands
+    from jobs.ctl import commands, daemon
+    from jobs.ctl.daemon import detect
+    from jobs.ctl.feeds import FeedNotFound
 
     st = _status(status)
     filters = commands.Filters(distro=distro, release=release, component=suite, architecture=architecture, name=name)
     with errors():
-        rows = commands.list_packages(terminal.site(ctx), filters, [st] if st else None)
+        site = terminal.site(ctx)
+        try:
+            rows = commands.list_packages(site, filters, [st] if st else None)
+        except FeedNotFound as exc:
+            rows = daemon.list_packages(detect(site, exc), filters, [st] if st else None)
     if not rows:
         given = _flags(name=name, status=st.value if st else None, distro=distro, suite=suite, release=release,
                        architecture=architecture)
@@ -169,14 +181,19 @@ def pkgs_ls(
 
 def _show_file(ctx: typer.Context, what: str, name: str, version: str | None, distro: str | None,
                suite: str | None, release: str | None, architecture: str | None, *, paged: bool = False) -> None:
-    from jobs.ctl import commands
+    from jobs.ctl import commands, daemon
+    from jobs.ctl.daemon import detect
+    from jobs.ctl.feeds import FeedNotFound
     from jobs.ctl.pager import page
 
     filters = commands.Filters(distro=distro, release=release, component=suite, architecture=architecture,
                                version=version)
     with errors():
         site = terminal.site(ctx)
-        row = commands.find_build(site, name, filters, what)
+        try:
+            row = commands.find_build(site, name, filters, what)
+        except FeedNotFound as exc:
+            row = daemon.find_build(detect(site, exc), name, filters, what)
         text = commands.build_file(site, row, what)
     text = clean_text(text if text.endswith("\n") else text + "\n")
     if paged:
@@ -254,12 +271,19 @@ def queue_ls(
 
     Example: rebuildctl queue ls --head --planned
     """
+    from jobs.ctl import cli_daemon, daemon
     from jobs.ctl.commands import Filters
-    from jobs.ctl.queue import list_queue, secs_to_human
+    from jobs.ctl.queue import FeedMissing, list_queue, secs_to_human
 
     filters = Filters(distro=distro, release=release, component=suite, architecture=architecture, name=name)
     with errors():
-        listing = list_queue(terminal.site(ctx), planned=planned, head=head, filters=filters)
+        site = terminal.site(ctx)
+        try:
+            listing = list_queue(site, planned=planned, head=head, filters=filters)
+        except FeedMissing:
+            if (found := daemon.probe(site)) is None:
+                raise
+            return cli_daemon.queue_ls(ctx, found, head=head, filters=filters, as_json=as_json)
     now = listing.generated_at
     hidden = f", {listing.planned} not due yet (--planned lists them)" if listing.planned and not planned else ""
     if not listing.jobs:
@@ -308,10 +332,17 @@ def workers_ls(ctx: typer.Context, as_json: Json = False) -> None:
 
     Example: rebuildctl workers ls --json
     """
-    from jobs.ctl.queue import list_workers
+    from jobs.ctl import cli_daemon, daemon
+    from jobs.ctl.queue import FeedMissing, list_workers
 
     with errors():
-        generated_at, found = list_workers(terminal.site(ctx))
+        site = terminal.site(ctx)
+        try:
+            generated_at, found = list_workers(site)
+        except FeedMissing:
+            if (rebuilderd := daemon.probe(site)) is None:
+                raise
+            return cli_daemon.workers_ls(ctx, rebuilderd, as_json)
     if not found:
         note(f"no worker has reported to this rebuilder yet (as of {generated_at:%Y-%m-%d %H:%M:%S} UTC)")
     if as_json:
@@ -343,10 +374,13 @@ def completions(shell: Annotated[Shell, typer.Argument(help="bash, zsh or fish."
 # --- admin verbs ---------------------------------------------------------------------------
 
 def _submit(ctx: typer.Context, store: str | None, verb: str, **fields: Any) -> None:
-    from jobs.ctl import commands
+    from jobs.ctl import cli_daemon, commands, daemon
 
     opts = terminal.options(ctx)
     with errors():
+        # -H naming a rebuilderd (no v1 index, a v0 dashboard): the verb goes to its v0 API
+        if opts.endpoint and store is None and (found := daemon.probe(terminal.site(ctx))) is not None:
+            return cli_daemon.submit(ctx, found, verb, **fields)
         target = commands.admin_target(opts.endpoint, opts.config, store)
         key = commands.submit(target, verb, **fields)
     typer.echo(f"{verb}: wrote {key}; the next publish applies it")

@@ -1,0 +1,1 @@
+"""Operator tools that bring another rebuilder's data into the store (`rebuilder import-rebuilderd`)."""
