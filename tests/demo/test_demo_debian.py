@@ -175,3 +175,27 @@ def test_installed_packages_of_a_debian_root_are_checked_against_the_demo(demo, 
             verdicts[name] = found[0] if found else "UNKWN"
         assert {n: v for n, v in verdicts.items() if v != "UNKWN"} == {
             "hello-repro": "GOOD", "hello-doc": "GOOD", "hello-nmu": "GOOD", "unrepro": "BAD", "gone-dep": "BAD"}
+
+
+def test_both_distros_in_one_run(debian_fixture, tmp_path):
+    """`--distro debian --distro archlinux`: one store, one cycle, both fixture repositories."""
+    from tests.fixtures_arch import require_makepkg_host
+
+    require_makepkg_host()
+    pinned_roots(debian_fixture)
+    directory = tmp_path / "demo"
+    shutil.copytree(debian_fixture.base, directory / "debian", symlinks=True,
+                    ignore=shutil.ignore_patterns("S.gpg-agent*"))
+    env = {"PATH": f"{BIN}:/usr/bin:/bin:/usr/sbin:/sbin", "HOME": str(tmp_path),
+           "REBUILDER_DEBIAN_ROOT_CACHE": str(cache_dir())}
+    res = subprocess.run([str(BIN / "rebuilder"), "demo", str(directory), "--distro", "debian", "--distro",
+                          "archlinux", "--no-serve"], capture_output=True, text=True, timeout=1800, env=env,
+                         cwd=tmp_path)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    lines = res.stdout.splitlines()
+    assert any(line.startswith("sync demo: updated") for line in lines), lines
+    assert any(line.startswith("sync demo-debian: updated") for line in lines), lines
+    # Arch: 3 builds GOOD (one a split package), unrepro BAD, ftbfs FAIL; Debian: 3 GOOD, 1 BAD, 1 FAIL.
+    assert "run: GOOD 6, BAD 2, FAIL 2, UNKWN 0" in lines
+    index = json.loads((directory / "store/site/api/v1/index.json").read_text())
+    assert {s["distro"] for s in index["suites"]} == {"archlinux", "debian"}
