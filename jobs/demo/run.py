@@ -15,10 +15,12 @@ Debian demo runs offline; without, it says what it downloads, and from where, be
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shlex
 import shutil
+import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,7 +28,7 @@ from pathlib import Path
 
 from jobs.core import progress
 from jobs.core.config import load_rebuilder_config, load_sync_config, load_worker_config
-from jobs.core.errors import TerminalError
+from jobs.core.errors import RebuilderError, TerminalError
 from jobs.core.signing import ensure_key
 from jobs.core.store import LocalStore
 from jobs.cycle import CycleSummary, run_cycle
@@ -150,7 +152,13 @@ def debian_demo_repo(directory: Path, cache: Path) -> DebianRepo:
         assert archive is not None  # require_debian_host checked it
         _say_debian_downloads(fixture_root(archive, host_architecture(), cache), archive,
                               "the build root of the fixture packages")
-        repo = build_debian_repo(base, cache=cache, say=progress.line)
+        log = directory / "debian-build.log"
+        progress.line(f"debian demo: building the fixture packages (mmdebstrap and dpkg-buildpackage output: {log})")
+        try:
+            with open(log, "a") as out, contextlib.redirect_stdout(out):
+                repo = build_debian_repo(base, cache=cache, say=progress.line)
+        except (RebuilderError, OSError, subprocess.SubprocessError) as e:
+            raise TerminalError(f"building the Debian fixture failed: {e} (its log: {log})") from None
     sources = parse_sources(repo.sources_text)
     pinned = {tuple(f"{n}={v}" for n, v in read_buildinfo(path).installed) for path in repo.buildinfos()
               if path.parent.name not in UNBUILDABLE}

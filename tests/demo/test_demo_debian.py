@@ -92,7 +92,13 @@ def test_a_fresh_demo_says_what_it_downloads(tmp_path, debian_fixture):
     root = fixture_root(archive, debian_fixture.arch, tmp_path / "roots")
     assert (f"debian demo: the build root of the fixture packages: not cached; mmdebstrap downloads it from "
             f"{archive.uri} {archive.suite} (~100 packages, ~450 MB unpacked) into {root.parent}") in res.stderr
-    assert res.returncode != 0 and "mmdebstrap" in res.stderr.splitlines()[-1], res.stderr[-2000:]
+    log = tmp_path / "demo" / "debian-build.log"
+    last = res.stderr.splitlines()[-1]
+    assert res.returncode == 1 and last.startswith(
+        "rebuilder: error: building the Debian fixture failed: mmdebstrap failed (status ") \
+        and last.endswith(f") (its log: {log})"), res.stderr[-2000:]
+    assert "making the build root: mmdebstrap" in log.read_text()  # the tools' output is there, not on stdout
+    assert "mmdebstrap" not in res.stdout
     assert not (tmp_path / "demo" / "debian" / "fixture-repo.json").exists()
     assert not list((tmp_path / "roots").glob("*.tar"))  # no half-made root left in the cache
 
