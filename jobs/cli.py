@@ -292,17 +292,33 @@ def demo(
         help=f"host:port to serve the site on [default: {DEMO_BIND}, or the next free port if it is in use; "
              "an address given here must be free].")] = None,
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Run the cycle, print, and exit.")] = False,
+    distro: Annotated[Optional[list[str]], typer.Option(
+        "--distro", help="Which fixture repository to build and rebuild: archlinux or debian; repeat for both "
+                         "[default: archlinux].")] = None,
 ) -> None:
-    """The embedded default end to end: build a fixture Arch repository with makepkg, sync it,
-    rebuild it with two workers, publish, and serve the site.
+    """The embedded default end to end: build a fixture repository, sync it, rebuild it with two
+    workers, publish, and serve the site.
 
-    Needs root (makepkg builds in mount namespaces as the 'builder' user) and Debian's makepkg,
-    pacman-package-manager, libarchive-tools, zstd, fakeroot, gcc and diffoscope-minimal.
+    Arch Linux (the default): makepkg builds in mount namespaces as the 'builder' user; needs
+    root and Debian's makepkg, pacman-package-manager, libarchive-tools, zstd, fakeroot, gcc and
+    diffoscope-minimal.
+
+    Debian (--distro debian): dpkg-buildpackage builds in an mmdebstrap root of this host's Debian
+    mirror, rebuilt with the debian-local backend; needs root, mmdebstrap, dpkg-dev, apt, gpg and
+    diffoscope-minimal. Its build roots (~450 MB each) are kept in REBUILDER_DEBIAN_ROOT_CACHE
+    (default DIRECTORY/debian-roots): with them there it runs offline, else it says what it
+    downloads first.
 
     Example: rebuilder demo /var/tmp/rebuilder-demo --bind 127.0.0.1:9000
+    Example: rebuilder demo /var/tmp/rebuilder-demo --distro debian --distro archlinux
     """
     from jobs.core.store import LocalStore
-    from jobs.demo.run import run_demo
+    from jobs.demo.run import DISTROS, run_demo
+
+    distros = tuple(dict.fromkeys(distro or ["archlinux"]))
+    unknown = [d for d in distros if d not in DISTROS]
+    if unknown:
+        raise typer.BadParameter(f"{unknown[0]!r} is not one of {', '.join(DISTROS)}", param_hint="--distro")
     from jobs.publish.serve import make_server
 
     server = None
@@ -317,7 +333,7 @@ def demo(
                              api=Api(site, "site/"))  # read-only: upstream rebuildctl works against the demo
     try:
         with _progress():
-            result = run_demo(directory)
+            result = run_demo(directory, distros=distros)
     except BaseException:
         if server is not None:
             server.server_close()

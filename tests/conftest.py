@@ -21,6 +21,7 @@ from hypothesis import settings
 from jobs.core.store import LocalStore, S3Store, Store
 from tests import faults
 from tests.fixtures_arch import fixture_repo, fixture_repo_url  # noqa: F401 (shared fixtures)
+from tests.fixtures_debian import debian_fixture  # noqa: F401 (a shared fixture)
 from tests.s3server import REGION, SeaweedServer, weed_binary
 from tests.tools import missing
 
@@ -33,7 +34,8 @@ TESTS = Path(__file__).resolve().parent
 # Directories whose every test is in the full tier, and why.
 FULL_DIRS = {TESTS / "proof": "kill, restart and convergence proofs", TESTS / "hostile": "the hostile-input corpus"}
 # Fixtures that put a test in the full tier, and why.
-FULL_FIXTURES = {"seaweed": "the SeaweedFS S3 server", "fixture_repo": "real makepkg builds"}
+FULL_FIXTURES = {"seaweed": "the SeaweedFS S3 server", "fixture_repo": "real makepkg builds",
+                 "debian_fixture": "real mmdebstrap roots and dpkg-buildpackage builds"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -58,10 +58,12 @@ def test_help_says_how_to_run_it(script):
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["--bogus"], "unknown option --bogus"), (["--bind"], "--bind needs ADDR:PORT"), (["a", "b"], "one DIR only")])
+    (["--bogus"], "unknown option --bogus"), (["--bind"], "--bind needs ADDR:PORT"), (["a", "b"], "one DIR only"),
+    (["--distro"], "--distro needs NAME")])
 def test_demo_sh_usage_errors_exit_2(argv, message):
     res = run(["infra/demo.sh", *argv])
-    assert res.returncode == 2 and res.stderr.startswith("usage: infra/demo.sh [--bind ADDR:PORT] [DIR]"), res.stderr
+    assert res.returncode == 2 and res.stderr.startswith("usage: infra/demo.sh [--bind ADDR:PORT] [--distro NAME]... "
+                                                         "[DIR]"), res.stderr
     assert message in res.stderr and len(res.stderr.splitlines()) == 1
 
 
@@ -73,6 +75,9 @@ def test_demo_sh_not_root_is_told_to_prefix_sudo(tmp_path):
     assert res.returncode == 1, res.stdout + res.stderr
     assert res.stderr == ("infra/demo.sh: must run as root (it installs Debian packages and builds in mount "
                           f"namespaces): sudo infra/demo.sh --bind 127.0.0.1:9000 {tmp_path}\n")
+    res = run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "infra/demo.sh", "--distro", "debian",
+               "--distro=archlinux"], env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin"})
+    assert res.stderr.endswith(": sudo infra/demo.sh --distro debian --distro archlinux\n"), res.stderr
 
 
 def test_demo_with_a_taken_bind_fails_at_once_in_one_line(tmp_path):

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,12 @@ import pytest
 
 from jobs.work.backends import FAIL_PREFIX, failure_reason, shipped_backend
 from jobs.work.backends.debian_local import LocalConfig, RebuildRefused, UsageError, main, read_buildinfo
-from tests.fixtures_debian import GONE_VERSION, DebianFixture, build_fixture, cache_dir, require_debian_host
+from tests.fixtures_debian import (
+    BINNMU_VERSION,
+    GONE_VERSION,
+    DebianFixture,
+    cache_dir,
+)
 
 SCRIPT = shipped_backend("debian-local")
 FULL = pytest.mark.full("real mmdebstrap roots from Debian's archive and dpkg-buildpackage builds")
@@ -53,23 +59,18 @@ def run_backend(buildinfo: Path, outdir: Path, *, sources: str, extra: dict[str,
     return Run(done.returncode, done.stdout.decode(errors="replace"), outdir)
 
 
-@pytest.fixture(scope="session")
-def debian_fixture(tmp_path_factory: pytest.TempPathFactory) -> DebianFixture:
-    why = require_debian_host()
-    if why:
-        pytest.skip(f"the Debian fixture cannot be built here: {why}")
-    return build_fixture(tmp_path_factory.mktemp("debian-fixture"))
-
-
 @pytest.fixture(scope="module")
 def rebuilds(debian_fixture: DebianFixture, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
     base = tmp_path_factory.mktemp("debian-rebuilds")
-    names = ["hello-repro", "unrepro", "hello-doc"]
+    names = ["hello-repro", "unrepro", "hello-doc", "hello-nmu"]
     # The first one makes (or finds) the pinned root; the other two then find it in the cache.
-    first = run_backend(debian_fixture.buildinfo(names[0]), base / names[0], sources=debian_fixture.sources_text)
+    signed = {"REBUILDER_DEBIAN_BUILDINFO_KEYRING": str(debian_fixture.keyring)}  # the fixture signs them
+    first = run_backend(debian_fixture.buildinfo(names[0]), base / names[0], sources=debian_fixture.sources_text,
+                        extra=signed)
 
     def one(name: str) -> Run:
-        return run_backend(debian_fixture.buildinfo(name), base / name, sources=debian_fixture.sources_text)
+        return run_backend(debian_fixture.buildinfo(name), base / name, sources=debian_fixture.sources_text,
+                           extra=signed)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         rest = dict(zip(names[1:], pool.map(one, names[1:])))
@@ -77,7 +78,7 @@ def rebuilds(debian_fixture: DebianFixture, tmp_path_factory: pytest.TempPathFac
 
 
 @FULL
-@pytest.mark.parametrize("name", ["hello-repro", "hello-doc"])
+@pytest.mark.parametrize("name", ["hello-repro", "hello-doc", "hello-nmu"])
 def test_a_reproducible_package_rebuilds_byte_for_byte(debian_fixture, rebuilds, name):
     run = rebuilds[name]
     assert run.status == 0, run.output
@@ -96,6 +97,13 @@ def test_the_recorded_build_is_followed(debian_fixture, rebuilds):
     assert "at /build/hello-repro-1.0 as builder: dpkg-buildpackage -B" in out
     assert "dpkg-buildpackage -A" in rebuilds["hello-doc"].output  # arch:all only
     assert "hello-repro_1.0.dsc: checksums match" in out
+    assert f"hello-repro_1.0_{debian_fixture.arch}.buildinfo: signature good (a key in {debian_fixture.keyring})" \
+        in out
+    # The binNMU: source 1.0, binary 1.0+b1, built with its Binary-Only-Changes entry first.
+    nmu = read_buildinfo(debian_fixture.buildinfo("hello-nmu"))
+    assert (nmu.source_version, nmu.version, nmu.binnmu) == ("1.0", BINNMU_VERSION, True)
+    assert "binNMU 1.0+b1: its Binary-Only-Changes entry goes first in debian/changelog" in rebuilds["hello-nmu"].output
+    assert list(rebuilds["hello-nmu"].built()) == [f"hello-nmu_{BINNMU_VERSION}_{debian_fixture.arch}.deb"]
 
 
 @FULL
@@ -204,11 +212,47 @@ def test_a_buildinfo_is_read_into_its_recorded_build(tmp_path):
                                 "SOURCE_DATE_EPOCH": "1735689600"}
 
 
-def test_a_binnmu_names_its_source_version(tmp_path):
-    text = GOOD_BUILDINFO.replace("Source: hello", "Source: hello (1.0-1)").replace("Version: 1.0-1",
-                                                                                   "Version: 1.0-1+b2")
-    info = read_buildinfo(write(tmp_path, text))
+BINNMU_CHANGES = """\
+Binary-Only-Changes:
+ hello (1.0-1+b2) sid; urgency=low, binary-only=yes
+ .
+   * Binary-only non-maintainer upload for amd64; no source changes.
+   * Rebuild against libfoo2.
+ .
+  -- amd64 Build Daemon (x86-ubc-02) <buildd_amd64-x86-ubc-02@buildd.debian.org>  Mon, 03 Mar 2025 10:00:00 +0000
+"""
+
+
+def binnmu(text: str = GOOD_BUILDINFO, changes: str = BINNMU_CHANGES) -> str:
+    text = text.replace("Source: hello", "Source: hello (1.0-1)").replace("Version: 1.0-1", "Version: 1.0-1+b2")
+    return text.replace("Build-Origin:", changes + "Build-Origin:")
+
+
+def test_a_binnmu_names_its_source_version_and_its_changelog_entry(tmp_path):
+    info = read_buildinfo(write(tmp_path, binnmu()))
     assert (info.source_version, info.version, info.binnmu) == ("1.0-1", "1.0-1+b2", True)
+    assert info.binary_only_changes == (
+        "hello (1.0-1+b2) sid; urgency=low, binary-only=yes\n\n"
+        "  * Binary-only non-maintainer upload for amd64; no source changes.\n"
+        "  * Rebuild against libfoo2.\n\n"
+        " -- amd64 Build Daemon (x86-ubc-02) <buildd_amd64-x86-ubc-02@buildd.debian.org>  "
+        "Mon, 03 Mar 2025 10:00:00 +0000\n")
+    assert not read_buildinfo(write(tmp_path, GOOD_BUILDINFO)).binary_only_changes
+
+
+@pytest.mark.parametrize(("changes", "why"), [
+    ("", "a binNMU (hello 1.0-1+b2) without Binary-Only-Changes (its changelog entry) cannot be rebuilt"),
+    (BINNMU_CHANGES.replace("(1.0-1+b2)", "(1.0-1+b3)"),
+     "Binary-Only-Changes is the entry of hello 1.0-1+b3, not of hello 1.0-1+b2"),
+    (BINNMU_CHANGES.replace(" hello (", " other (", 1), "Binary-Only-Changes is the entry of other 1.0-1+b2"),
+    (BINNMU_CHANGES.replace(", binary-only=yes", ""), "does not start with a binary-only changelog header"),
+    (BINNMU_CHANGES.replace(" hello (", " $(id) (", 1), "does not start with a binary-only changelog header"),
+    (BINNMU_CHANGES.replace("  -- amd64", "  amd64"), "does not end with a ' -- Name <email>  date' line"),
+    (BINNMU_CHANGES.replace("libfoo2", "libfoo2\x1b[2J"), "Binary-Only-Changes holds control characters"),
+])
+def test_a_binnmu_entry_that_is_not_its_own_is_refused(tmp_path, changes, why):
+    with pytest.raises(RebuildRefused, match=re.escape(why)):
+        read_buildinfo(write(tmp_path, binnmu(changes=changes)))
 
 
 @pytest.mark.parametrize(("old", "new", "why"), [
@@ -273,13 +317,62 @@ def test_usage_errors_exit_2_with_the_reason_last(tmp_path, capsys):
     assert main([str(tmp_path / "x.buildinfo")], env={"REBUILDERD_OUTDIR": str(tmp_path)}) == 2
 
 
-def test_a_binnmu_is_refused_until_its_changelog_entry_is_applied(tmp_path, capsys):
-    text = GOOD_BUILDINFO.replace("Source: hello", "Source: hello (1.0-1)").replace("Version: 1.0-1",
-                                                                                   "Version: 1.0-1+b1")
+def test_a_binnmu_without_its_entry_exits_1_with_the_reason(tmp_path, capsys):
     env = {"REBUILDERD_OUTDIR": str(tmp_path / "out"), "REBUILDER_DEBIAN_SOURCES": "deb http://x.invalid/debian sid main"}
-    assert main([str(write(tmp_path, text))], env=env) == 1
-    assert capsys.readouterr().err.strip().splitlines()[-1] == \
-        FAIL_PREFIX + "x.buildinfo: binNMU rebuilds (hello 1.0-1+b1) are not supported yet"
+    assert main([str(write(tmp_path, binnmu(changes="")))], env=env) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == FAIL_PREFIX + \
+        "x.buildinfo: a binNMU (hello 1.0-1+b2) without Binary-Only-Changes (its changelog entry) cannot be rebuilt"
+
+
+# --- the .buildinfo's signature (REBUILDER_DEBIAN_BUILDINFO_KEYRING) ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def signers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path, Path]]:
+    """Two gpg homes with a key each, and the first one's public keyring."""
+    from jobs.demo.debrepo import make_key, stop_agent
+
+    base = tmp_path_factory.mktemp("signers")
+    yield base / "one", base / "two", make_key(base / "one") and make_key(base / "two") and base / "one/fixture-archive.gpg"
+    for home in ("one", "two"):
+        stop_agent(base / home)
+
+
+def test_a_signed_buildinfo_is_read_from_the_signed_text_only(tmp_path, signers):
+    from jobs.demo.debrepo import clearsign
+
+    one, _, keyring = signers
+    signed = clearsign(GOOD_BUILDINFO.replace("Build-Path: /build/hello-1.0", "Build-Path: /build/hello-x"), one)
+    # Text after the signature is no part of what was signed: it is not read.
+    info = read_buildinfo(write(tmp_path, signed + "Build-Path: /build/evil\n"), keyring=keyring)
+    assert info.build_path == "/build/hello-x" and info.source == "hello"
+    assert LocalConfig.from_env({"REBUILDERD_OUTDIR": str(tmp_path), "REBUILDER_DEBIAN_SOURCES": "deb http://x/ a b",
+                                 "REBUILDER_DEBIAN_BUILDINFO_KEYRING": str(keyring)}).buildinfo_keyring == keyring
+
+
+def test_a_buildinfo_with_a_bad_or_unknown_signature_is_refused(tmp_path, signers):
+    from jobs.demo.debrepo import clearsign
+
+    one, two, keyring = signers
+    signed = clearsign(GOOD_BUILDINFO, one)
+    tampered = signed.replace("Build-Path: /build/hello-1.0", "Build-Path: /build/hello-2.0")
+    assert tampered != signed
+    cases = [(tampered, "x.buildinfo: bad signature (the text was changed after it was signed, "
+                        "or the signature is corrupt)"),
+             (clearsign(GOOD_BUILDINFO, two), f"x.buildinfo: signed by a key that is not in {keyring}"),
+             (GOOD_BUILDINFO, "x.buildinfo: not signed, and REBUILDER_DEBIAN_BUILDINFO_KEYRING asks for a signature "
+                              f"by a key in {keyring}"),
+             (signed.split("-----BEGIN PGP SIGNATURE-----")[0] + "-----BEGIN PGP SIGNATURE-----\n\nbm90IGEgc2lnbmF0dXJl\n"
+              "-----END PGP SIGNATURE-----\n", "x.buildinfo: malformed signature")]
+    for text, why in cases:
+        with pytest.raises(RebuildRefused) as caught:
+            read_buildinfo(write(tmp_path, text), keyring=keyring)
+        assert str(caught.value) == why
+    # Without a keyring, a signed one is read (its integrity then comes from where it was found).
+    assert read_buildinfo(write(tmp_path, tampered)).build_path == "/build/hello-2.0"
+    with pytest.raises(UsageError, match="REBUILDER_DEBIAN_BUILDINFO_KEYRING: not an existing keyring file"):
+        LocalConfig.from_env({"REBUILDERD_OUTDIR": str(tmp_path), "REBUILDER_DEBIAN_SOURCES": "deb http://x/ a b",
+                              "REBUILDER_DEBIAN_BUILDINFO_KEYRING": str(tmp_path / "none.gpg")})
 
 
 def test_a_refused_buildinfo_exits_1_naming_the_field(tmp_path, capsys):
@@ -314,7 +407,8 @@ def test_the_debian_fixture_is_synced_rebuilt_and_published(debian_fixture, tmp_
         f'work_dir = "{tmp_path / "workers"}"\n[build]\nsilent = true\ntimeout = 1800\n'
         f'[diffoscope]\nenabled = true\n[backend."debian"]\npath = "{shipped_backend("debian-local")}"\n')
     env = {"PATH": f"{BIN}:/usr/bin:/bin:/usr/sbin:/sbin", "HOME": str(tmp_path),
-           "REBUILDER_DEBIAN_SOURCES": debian_fixture.sources_text, "REBUILDER_DEBIAN_ROOT_CACHE": str(cache_dir())}
+           "REBUILDER_DEBIAN_SOURCES": debian_fixture.sources_text, "REBUILDER_DEBIAN_ROOT_CACHE": str(cache_dir()),
+           "REBUILDER_DEBIAN_BUILDINFO_KEYRING": str(debian_fixture.keyring)}  # its .buildinfo files are signed
     common = [str(BIN / "rebuilder"), "--store", store, "--config", str(tmp_path / "rebuilderd.conf")]
     res = subprocess.run(common + ["run", "--profiles", str(tmp_path / "sync.conf"), "--worker-config",
                                    str(tmp_path / "worker.conf"), "--workers", "2"],
@@ -322,13 +416,20 @@ def test_the_debian_fixture_is_synced_rebuilt_and_published(debian_fixture, tmp_
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     lines = res.stdout.splitlines()
     assert lines[0].startswith("sync debian-fixture: updated"), lines
-    assert lines[-1] == "run: GOOD 2, BAD 1, FAIL 1, UNKWN 0", lines
+    assert lines[-1] == "run: GOOD 3, BAD 1, FAIL 1, UNKWN 0", lines
 
     with serve(tmp_path / "store" / "site") as base:
         records = json.load(urllib.request.urlopen(f"{base}/api/v0/pkgs/list?distro=debian"))
         status = {r["name"]: r["status"] for r in records}
         # v0 has no FAIL (rebuilderd's v0 maps it to BAD); v1 below says FAIL and why.
-        assert status == {"hello-repro": "GOOD", "hello-doc": "GOOD", "unrepro": "BAD", "gone-dep": "BAD"}
+        assert status == {"hello-repro": "GOOD", "hello-doc": "GOOD", "hello-nmu": "GOOD", "unrepro": "BAD",
+                          "gone-dep": "BAD"}
+        # What debian-repro-status matches an installed package by: binary name, version (a binNMU's
+        # +b1 too) and architecture, as dpkg-query prints them.
+        assert {(r["name"], r["version"], r["architecture"]) for r in records} == {
+            ("hello-repro", "1.0", debian_fixture.arch), ("unrepro", "1.0", debian_fixture.arch),
+            ("hello-doc", "1.0", "all"), ("hello-nmu", BINNMU_VERSION, debian_fixture.arch),
+            ("gone-dep", "1.0", debian_fixture.arch)}
         unrepro = next(r for r in records if r["name"] == "unrepro")
         assert unrepro["has_diffoscope"]
         diff = urllib.request.urlopen(f"{base}/api/v0/builds/{unrepro['build_id']}/diffoscope").read()

@@ -28,6 +28,11 @@ Environment (the worker passes its own environment through to the backend):
     Optional. A directory keeping the build roots (mmdebstrap tarballs) keyed by the sources,
     architecture and the exact package set, so a second rebuild with the same
     Installed-Build-Depends does not download them again.
+``REBUILDER_DEBIAN_BUILDINFO_KEYRING``
+    Optional. An OpenPGP keyring (binary, as apt's ``signed-by``): every .buildinfo must then be
+    clearsigned by a key in it, checked with ``gpgv``; an unsigned one, a bad signature or an
+    unknown key is a FAIL with that reason, and only the signed text is read. Unset, a clearsigned
+    .buildinfo is read without checking its signature.
 ``REBUILDER_BUILD_USER``
     The unprivileged user the build runs as inside the root (default ``builder``; created there).
 ``REBUILDER_BUILD_TIMEOUT``
@@ -45,8 +50,9 @@ namespace; copy the ``.deb`` files out.
 
 Limits: it needs root (mmdebstrap's root mode, chroot, mounts), mmdebstrap, apt and dpkg-dev; the
 host architecture must be the Build-Architecture; Build-Path must lie under ``/build/`` (where
-dpkg-genbuildinfo records it); cross builds and binNMUs (which need the Binary-Only-Changes
-changelog entry applied) are refused for now.
+dpkg-genbuildinfo records it); cross builds are refused. A binNMU (``Source: name (version)``,
+a ``+bN`` Version) is built as sbuild builds one: its Binary-Only-Changes entry is put first in
+the unpacked source's ``debian/changelog``; one without that entry is refused.
 
 Exit status: 0 when dpkg-buildpackage completed (the worker then compares, the result may still be
 BAD); 1 when the rebuild could not run (a build-dependency version the sources do not carry, a
@@ -167,6 +173,7 @@ class LocalConfig:
     root_cache: Path | None = None
     user: str = "builder"
     timeout: float = DEFAULT_TIMEOUT
+    buildinfo_keyring: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LocalConfig:
@@ -193,6 +200,10 @@ class LocalConfig:
             parse_sources("deb " + snapshot.replace("{timestamp}", "20250101T000000Z"),
                           what="REBUILDER_DEBIAN_SNAPSHOT")
         cache = env.get("REBUILDER_DEBIAN_ROOT_CACHE") or None
+        keyring = env.get("REBUILDER_DEBIAN_BUILDINFO_KEYRING") or None
+        if keyring is not None and (not KEYRING_PATH.fullmatch(keyring) or not Path(keyring).is_file()):
+            raise UsageError(f"REBUILDER_DEBIAN_BUILDINFO_KEYRING: not an existing keyring file (absolute path): "
+                             f"{keyring[:200]!r}")
         user = env.get("REBUILDER_BUILD_USER") or "builder"
         if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", user) or user == "root":
             raise UsageError(f"REBUILDER_BUILD_USER: not a valid unprivileged user name: {user!r}")
@@ -201,7 +212,8 @@ class LocalConfig:
         except ValueError:
             raise UsageError("REBUILDER_BUILD_TIMEOUT must be a number of seconds") from None
         return cls(outdir=Path(outdir), sources=sources, snapshot=snapshot,
-                   root_cache=Path(cache) if cache else None, user=user, timeout=timeout)
+                   root_cache=Path(cache) if cache else None, user=user, timeout=timeout,
+                   buildinfo_keyring=Path(keyring) if keyring else None)
 
     def sources_for(self, info: DebianBuildinfo) -> list[SourceLine]:
         """The configured sources plus, with a snapshot template, the snapshot of the build's date."""
@@ -228,6 +240,7 @@ class DebianBuildinfo:
     environment: dict[str, str]
     installed: tuple[tuple[str, str], ...]  # (name[:arch], version)
     binnmu: bool = False  # a binary-only upload: "Source: name (version)" or Binary-Only-Changes
+    binary_only_changes: str = ""  # a binNMU's changelog entry, as debian/changelog's first entry
     checksums: dict[str, str] = field(default_factory=dict)  # file name → sha256
 
     @property
@@ -241,12 +254,17 @@ class DebianBuildinfo:
         return "-B"
 
 
-def read_buildinfo(path: Path) -> DebianBuildinfo:
-    """Read and check a .buildinfo; raise RebuildRefused naming the field that is wrong."""
+def read_buildinfo(path: Path, *, keyring: Path | None = None) -> DebianBuildinfo:
+    """Read and check a .buildinfo; raise RebuildRefused naming the field that is wrong.
+
+    With ``keyring``, the .buildinfo must be clearsigned by a key in it, and only the text
+    gpgv verified is read."""
     with open(path, "rb") as f:
         data = f.read(MAX_BUILDINFO + 1)
     if len(data) > MAX_BUILDINFO:
         raise RebuildRefused(f"{path.name}: larger than {MAX_BUILDINFO} bytes")
+    if keyring is not None:
+        data = verified_text(path, data, keyring)
     text = _utf8(data, path)
     if text.startswith("-----BEGIN PGP SIGNED MESSAGE-----"):
         text = _strip_clearsign(text, path)
@@ -321,11 +339,91 @@ def read_buildinfo(path: Path) -> DebianBuildinfo:
     checksums = {}
     for row in info.get("Checksums-Sha256") or []:
         checksums[str(row.get("name", ""))] = str(row.get("sha256", ""))
+    binnmu = match[2] is not None or bool(info.get("Binary-Only-Changes"))
+    changes = ""
+    if binnmu:
+        if version == source_version:
+            raise RebuildRefused(f"{path.name}: a binNMU's Version must differ from its source's ({version[:100]})")
+        changes = binary_only_entry(str(info.get("Binary-Only-Changes") or ""), source, version, path)
     return DebianBuildinfo(source=source, source_version=source_version, version=version,
                            architectures=architectures, build_architecture=build_arch, build_path=build_path,
                            build_date=build_date, environment=environment, installed=tuple(installed),
-                           binnmu=match[2] is not None or bool(info.get("Binary-Only-Changes")),
-                           checksums=checksums)
+                           binnmu=binnmu, binary_only_changes=changes, checksums=checksums)
+
+
+MAX_BINNMU_ENTRY = 16384
+BINNMU_HEADER = re.compile(r"(?P<source>[a-z0-9][a-z0-9+.-]{0,127}) \((?P<version>[^\s()]{1,140})\)"
+                           r"(?: [a-z0-9][a-z0-9.+-]{0,63})+; [A-Za-z0-9=, .+-]{0,200}")
+BINNMU_TRAILER = re.compile(r" -- [^\n]{1,300} <[^<>\s]{1,200}>  [A-Za-z0-9,:+ -]{1,60}")
+
+
+def binary_only_entry(value: str, source: str, version: str, path: Path) -> str:
+    """The changelog entry of a binNMU from its Binary-Only-Changes field (a multi-line field:
+    one leading space per line, " ." for an empty line), checked: its header names this source and
+    binary version and says binary-only=yes, and it ends with a maintainer trailer."""
+    if not value.strip():
+        raise RebuildRefused(f"{path.name}: a binNMU ({source} {version[:100]}) without Binary-Only-Changes "
+                             "(its changelog entry) cannot be rebuilt")
+    if len(value) > MAX_BINNMU_ENTRY:
+        raise RebuildRefused(f"{path.name}: Binary-Only-Changes is larger than {MAX_BINNMU_ENTRY} bytes")
+    lines = value.split("\n")
+    if not lines[0].strip():
+        lines = lines[1:]
+    entry = []
+    for line in lines:
+        line = line[1:] if line.startswith(" ") else line
+        entry.append("" if line == "." else line)
+    if any(re.search(r"[\x00-\x08\x0b-\x1f\x7f]", line) for line in entry):
+        raise RebuildRefused(f"{path.name}: Binary-Only-Changes holds control characters")
+    header = BINNMU_HEADER.fullmatch(entry[0])
+    if header is None or "binary-only=yes" not in entry[0].split(";", 1)[1].replace(" ", "").split(","):
+        raise RebuildRefused(f"{path.name}: Binary-Only-Changes does not start with a binary-only changelog "
+                             f"header ('{source} ({version}) suite; urgency=…, binary-only=yes'): {entry[0][:200]!r}")
+    if header["source"] != source or header["version"] != version:
+        raise RebuildRefused(f"{path.name}: Binary-Only-Changes is the entry of {header['source']} "
+                             f"{header['version']}, not of {source} {version}")
+    while entry and not entry[-1]:
+        entry.pop()
+    if not BINNMU_TRAILER.fullmatch(entry[-1]):
+        raise RebuildRefused(f"{path.name}: Binary-Only-Changes does not end with a ' -- Name <email>  date' line")
+    return "\n".join(entry) + "\n"
+
+
+def verified_text(path: Path, data: bytes, keyring: Path, *, timeout: float = 120) -> bytes:
+    """The signed text of a clearsigned ``data`` (the file ``path``) whose signature gpgv checks
+    against ``keyring``; RebuildRefused saying why otherwise (unsigned, bad signature, unknown key)."""
+    if not data.startswith(b"-----BEGIN PGP SIGNED MESSAGE-----"):
+        raise RebuildRefused(f"{path.name}: not signed, and REBUILDER_DEBIAN_BUILDINFO_KEYRING asks for a "
+                             "signature by a key in " + str(keyring))
+    with tempfile.TemporaryDirectory(prefix="rebuilder-gpgv-") as home:
+        out = Path(home) / "signed.txt"
+        try:
+            done = subprocess.run(["gpgv", "--homedir", home, "--keyring", str(keyring), "--status-fd", "1",
+                                   "--output", str(out), "-"], input=data, capture_output=True, timeout=timeout)
+        except FileNotFoundError:
+            raise UsageError("gpgv not found: REBUILDER_DEBIAN_BUILDINFO_KEYRING needs gpgv (apt-get install gpgv)") \
+                from None
+        except subprocess.TimeoutExpired:
+            raise RebuildRefused(f"{path.name}: gpgv timed out after {timeout:.0f} s") from None
+        status = done.stdout.decode("utf-8", errors="replace")
+        codes = {line.split()[1] for line in status.splitlines() if line.startswith("[GNUPG:] ") and
+                 len(line.split()) > 1}
+        if done.returncode == 0 and "VALIDSIG" in codes and out.is_file():
+            signed = out.read_bytes()
+            if len(signed) > MAX_BUILDINFO:
+                raise RebuildRefused(f"{path.name}: signed text larger than {MAX_BUILDINFO} bytes")
+            return signed
+    if "BADSIG" in codes:
+        why = "bad signature (the text was changed after it was signed, or the signature is corrupt)"
+    elif "NO_PUBKEY" in codes or "ERRSIG" in codes:
+        why = f"signed by a key that is not in {keyring}"
+    elif "EXPKEYSIG" in codes or "REVKEYSIG" in codes:
+        why = "signed by an expired or revoked key"
+    elif "NODATA" in codes:
+        why = "malformed signature"
+    else:
+        why = f"gpgv refused the signature (status {done.returncode})"
+    raise RebuildRefused(f"{path.name}: {why}")
 
 
 def _utf8(data: bytes, path: Path) -> str:
@@ -389,6 +487,15 @@ def root_key(sources: Sequence[SourceLine], arch: str, variant: str, includes: S
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def cached_root(cache: Path, sources: Sequence[SourceLine], *, arch: str, includes: Sequence[str],
+                variant: str = "buildd", key_extra: str = "") -> Path:
+    """Where make_root keeps the root of these inputs in ``cache`` (it may not exist yet)."""
+    key = root_key([s for s in sources if s.type == "deb"], arch, variant, includes)
+    if key_extra:
+        key = hashlib.sha256(f"{key} {key_extra}".encode()).hexdigest()
+    return cache / f"root-{key}.tar"
+
+
 def make_root(sources: Sequence[SourceLine], *, arch: str, includes: Sequence[str], dest: Path,
               cache: Path | None, timeout: float, variant: str = "buildd", key_extra: str = "") -> Path:
     """A build root tarball with ``includes`` (``name`` or ``name=version``): from the cache or mmdebstrap."""
@@ -397,7 +504,7 @@ def make_root(sources: Sequence[SourceLine], *, arch: str, includes: Sequence[st
     if key_extra:
         key = hashlib.sha256(f"{key} {key_extra}".encode()).hexdigest()
     if cache is not None:
-        cached = cache / f"root-{key}.tar"
+        cached = cached_root(cache, sources, arch=arch, includes=includes, variant=variant, key_extra=key_extra)
         if cached.is_file():
             _say(f"build root from the cache: {cached}")
             return cached
@@ -516,7 +623,7 @@ def check_dsc(dsc: Path) -> None:
 # the user, unpack the source at the recorded path as the user, build as the user.
 _BUILD_SCRIPT = r"""
 set -eu
-root=$1 user=$2 build_path=$3 dsc=$4 build_type=$5 envfile=$6
+root=$1 user=$2 build_path=$3 dsc=$4 build_type=$5 envfile=$6 entryfile=$7
 mount --make-rprivate /
 mount -t proc proc "$root/proc"
 mount --rbind /dev "$root/dev"
@@ -527,6 +634,7 @@ chroot "$root" chown "$user:" "$parent"
 mkdir -p "$root/srv/rebuilder-source"
 cp -- "$(dirname "$dsc")"/* "$root/srv/rebuilder-source/"
 cp -- "$envfile" "$root/srv/rebuilder-env"
+cp -- "$entryfile" "$root/srv/rebuilder-binnmu-entry"
 chmod -R a+rX "$root/srv"
 exec chroot --userspec="$user:$user" "$root" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/nonexistent \
     LOGNAME="$user" USER="$user" /bin/sh -c '
@@ -536,6 +644,10 @@ set -a
 set +a
 dpkg-source -x "/srv/rebuilder-source/$(basename "$1")" "$2"
 cd "$2"
+if [ -s /srv/rebuilder-binnmu-entry ]; then
+    { cat /srv/rebuilder-binnmu-entry; echo; cat debian/changelog; } > debian/changelog.binnmu
+    mv debian/changelog.binnmu debian/changelog
+fi
 exec dpkg-buildpackage -us -uc "$3"
 ' - "$dsc" "$build_path" "$build_type"
 """
@@ -549,10 +661,14 @@ def build(root_tar: Path, dsc: Path, info: DebianBuildinfo, work: Path, *, user:
          timeout=timeout)
     envfile = work / "build.env"
     envfile.write_text("".join(f"{k}={shlex.quote(v)}\n" for k, v in sorted(info.environment.items())))
+    entryfile = work / "binnmu-entry"
+    entryfile.write_text(info.binary_only_changes)
     _say(f"building {info.source} {info.source_version} at {info.build_path} as {user}: "
          f"dpkg-buildpackage {info.build_type}, environment {' '.join(sorted(info.environment)) or '(none)'}")
+    if info.binary_only_changes:
+        _say(f"binNMU {info.version}: its Binary-Only-Changes entry goes first in debian/changelog")
     _run(["unshare", "--mount", "--pid", "--fork", "--kill-child", "sh", "-c", _BUILD_SCRIPT, "-", str(root), user,
-          info.build_path, str(dsc), info.build_type, str(envfile)],
+          info.build_path, str(dsc), info.build_type, str(envfile), str(entryfile)],
          what="dpkg-buildpackage", timeout=timeout)
     parent = root / info.build_path.lstrip("/")
     return sorted(p for p in parent.parent.iterdir() if p.is_file())
@@ -577,12 +693,9 @@ def rebuild(buildinfo: Path, config: LocalConfig, work: Path) -> list[Path]:
     """The whole rebuild of one .buildinfo into config.outdir; returns the files written."""
     if not buildinfo.is_file():
         raise UsageError(f"input .buildinfo not found: {buildinfo}")
-    info = read_buildinfo(buildinfo)
-    if info.binnmu:
-        # A binNMU is built with an extra changelog entry (the .buildinfo's Binary-Only-Changes);
-        # without it the rebuilt files would carry the source's version and be missing, not compared.
-        raise RebuildRefused(f"{buildinfo.name}: binNMU rebuilds ({info.source} {info.version}) are not "
-                             "supported yet")
+    info = read_buildinfo(buildinfo, keyring=config.buildinfo_keyring)
+    if config.buildinfo_keyring is not None:
+        _say(f"{buildinfo.name}: signature good (a key in {config.buildinfo_keyring})")
     arch = host_architecture()
     if info.build_architecture != arch:
         raise RebuildRefused(f"built on {info.build_architecture}; this host is {arch}")
