@@ -50,6 +50,8 @@ _LIMITS = (
     Limit("index_download", 512 * MiB, "bytes", "one index file as downloaded, and a Debian index decompressed (sync)",
           "`[sync] max_index_bytes`"),
     Limit("index_unpacked", GiB, "bytes", "an Arch database unpacked (sync)", "`[sync] max_unpacked_bytes`"),
+    Limit("index_member", MiB, "bytes", "one package's `desc` in an Arch database (sync)"),
+    Limit("inrelease", 64 * MiB, "bytes", "a Debian `InRelease` file (sync)"),
     Limit("mirror_deadline", 600, "seconds", "one mirror request of sync (index, InRelease), from connecting to "
           "the last byte, redirects and retries included; past it the profile fails, transient (exit 75)",
           "`[sync] deadline`"),
@@ -60,6 +62,8 @@ _LIMITS = (
           "`[build] download_deadline` (worker)"),
     # publish: what workers upload
     Limit("result", MiB, "bytes", "one signed result object (publish)"),
+    Limit("notice", 64 * KiB, "bytes", "one claim notice (lost, done) a worker writes, as publish reads it"),
+    Limit("enrolment", 64 * KiB, "bytes", "one worker enrolment record, as publish reads it"),
     Limit("attestation", MiB, "bytes", "one attestation a worker uploads, as publish countersigns it"),
     Limit("record", MiB, "bytes", "one claim or worker record a worker writes, as publish reads it"),
     Limit("upload", 64 * MiB, "bytes", "one uploaded build file as stored: log, diffoscope text or HTML, "
@@ -70,6 +74,15 @@ _LIMITS = (
     Limit("report_tags", 1_000_000, "tags", "'<' characters in a diffoscope HTML report: the sanitizer's memory "
           "grows with the number of elements (up to about 225 bytes each) more than with the bytes"),
     Limit("log_decoded", 256 * MiB, "bytes", "a build log decompressed while its tail is read for classification"),
+    Limit("signed_file", GiB, "bytes", "one build file publish streams to check its size and SHA-256 against the "
+          "signed result (larger is refused unread)"),
+    Limit("admin_request", 64 * KiB, "bytes", "one admin request (requeue, queue push/drop) as rebuildctl or "
+          "`rebuilder serve` writes it and publish reads it"),
+    # rebuilder serve: what it reads to answer the v0 API
+    Limit("serve_list", GiB, "bytes", "the v0 package list `rebuilder serve` filters (ours, but the store is shared)"),
+    Limit("serve_feed", 256 * MiB, "bytes", "one feed `rebuilder serve` reads to answer the v0 API"),
+    Limit("serve_inflated", GiB, "bytes", "one gzip-encoded file `rebuilder serve` decompresses for a client "
+          "that does not take gzip"),
     # rebuildctl: a published site
     Limit("feed", 32 * MiB, "bytes", "one feed or file rebuildctl reads, after gzip decoding",
           "`REBUILDCTL_MAX_FEED_BYTES`"),
@@ -78,6 +91,8 @@ _LIMITS = (
     Limit("request_deadline", 120, "seconds", "one rebuildctl request, from connecting to the last byte "
           "(redirects included)", "`REBUILDCTL_DEADLINE`"),
     Limit("redirects", 5, "redirects", "redirects rebuildctl follows for one request, same origin only"),
+    Limit("package_metadata", MiB, "bytes", "`.PKGINFO` or a Debian `control` read from a package file "
+          "`rebuildctl verify` checks"),
     # fields (jobs.core.model.limits)
     Limit("name", 255, "characters", "package, source and architecture names, component, distro, release"),
     Limit("version", 255, "characters", "package and source versions"),
