@@ -71,6 +71,7 @@ def test_a_slow_mirror_fails_its_profile_and_changes_nothing(store):
     assert [o.key for o in store.list() if not o.key.startswith("locks/")] == []
 
 
+@pytest.mark.full("a rebuilder process (interpreter start) against a slow mirror")
 def test_rebuilder_sync_against_a_slow_mirror_exits_75_with_one_line(tmp_path):
     conf = tmp_path / "rebuilderd.conf"
     conf.write_text("[sync]\ndeadline = 1\n")
