@@ -4,7 +4,7 @@
 [--s3-endpoint URL] [--from-json FILE ...]`
 
 Benchmarks: sync-arch, sync-debian (issue #3), publish (#5), ctl (#6), claims and requests
-(#8). Each runs its own script's `run` (or `main`), so its JSON figures are exactly what the
+(#8), hostile (#15: peak RSS of publish and rebuildctl on hostile inputs). Each runs its own script's `run` (or `main`), so its JSON figures are exactly what the
 script prints when run alone; the runner adds the headline table. `--smoke` runs tiny sizes
 (the CI test `tests/test_benchmarks_smoke.py` does, so the scripts never rot); `--json`
 writes every figure; `--write-docs` replaces the block of docs/benchmarks.md (or PAGE) between
@@ -33,7 +33,7 @@ from typing import Any
 
 from bench import headlines
 
-NAMES = ("sync-arch", "sync-debian", "publish", "ctl", "claims", "requests")
+NAMES = ("sync-arch", "sync-debian", "publish", "ctl", "claims", "requests", "hostile")
 DOCS_PAGE = "docs/benchmarks.md"  # relative to the repository root, where `python -m bench` runs
 # The smallest publish the script allows without --smoke's fixed size: the runner's smoke run.
 PUBLISH_SMOKE = {"packages": 100, "builds": 300, "fsync": False, "noop": False}
@@ -97,9 +97,14 @@ def _run_requests(smoke: bool, s3: _S3) -> dict[str, Any]:
     return bench_requests.run(smoke, new_url=s3.get().url)
 
 
+def _run_hostile(smoke: bool, s3: _S3) -> dict[str, Any]:
+    from bench import bench_hostile
+    return bench_hostile.run(smoke=smoke)
+
+
 RUNNERS: dict[str, Callable[[bool, _S3], dict[str, Any]]] = {
     "sync-arch": _run_sync_arch, "sync-debian": _run_sync_debian, "publish": _run_publish, "ctl": _run_ctl,
-    "claims": _run_claims, "requests": _run_requests,
+    "claims": _run_claims, "requests": _run_requests, "hostile": _run_hostile,
 }
 
 

@@ -18,7 +18,10 @@ The cases, from the issue:
 - rebuildctl reads a feed sent one byte every 0.5 s ($REBUILDCTL_DEADLINE=3).
 
 Prints one JSON object: per case the exit status, seconds, peak RSS in MiB and whether it is
-under the 512 MiB budget; `all_under_budget` sums it up. `--smoke` makes the inputs small.
+under the 512 MiB budget; `all_under_budget` sums it up. `baselines` are the same children on
+harmless input, measured in the same run (publish copying a 1 kB report, rebuildctl reading a
+one-worker feed): what the interpreter and the imports cost before any hostile byte. `--smoke`
+makes the inputs small. `python -m bench` runs it as `hostile` (one headline row per case).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import time
 import zlib
 from pathlib import Path
 
-from tests.hostile.site import MB, WORKERS, Answer, gzip_bomb, hostile_site, json_stream, trickle
+from tests.hostile.site import MB, WORKERS, Answer, gzip_bomb, hostile_site, json_stream, trickle, workers_feed
 
 BUDGET_MIB = 512
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,7 +110,14 @@ def run(smoke: bool = False, limit_as_mib: int = 1024) -> dict[str, object]:
         (build / "report.html").write_bytes(zlib.compress(html, 6, wbits=16 + zlib.MAX_WBITS))
         nested = b"<i>" * (999_000 // scale)  # the most elements the tag cap lets through, all nested
         (build / "nested.html").write_bytes(zlib.compress(nested, 6, wbits=16 + zlib.MAX_WBITS))
+        (build / "small.html").write_bytes(zlib.compress(b"<p>" + b"x" * 1000 + b"</p>", 6, wbits=16 + zlib.MAX_WBITS))
         publish = [sys.executable, "-c", _PUBLISH_CHILD, str(store)]
+        baselines = {"publish_small_report": measured([*publish, "builds/x/small.html", "diffoscope.html"],
+                                                      limit_as=limit_as)}
+        worker = {"key_id": "a" * 64, "name": "w1", "worker_id": 1, "trust": "enrolled", "last_seen": None,
+                  "builds": 3, "current_job": None}
+        with hostile_site({WORKERS: Answer(body=workers_feed(worker))}) as base:
+            baselines["ctl_small_feed"] = measured(_ctl(base), limit_as=limit_as)
         cases["publish_diffoscope_gzip_bomb_3gib"] = measured(
             [*publish, "builds/x/diffoscope.html", "diffoscope.html"], limit_as=limit_as)
         cases["publish_diffoscope_11mib_report_published"] = measured(
@@ -130,6 +140,7 @@ def run(smoke: bool = False, limit_as_mib: int = 1024) -> dict[str, object]:
             cases["ctl_trickle_one_byte_per_half_second"] = measured(
                 _ctl(base), limit_as=limit_as, env={"REBUILDCTL_DEADLINE": "3"})
     return {"budget_mib": BUDGET_MIB, "rlimit_as_mib": limit_as_mib, "smoke": smoke, "cases": cases,
+            "baselines": baselines,
             "all_under_budget": all(c["under_budget"] for c in cases.values()),
             "max_peak_rss_mib": max(c["peak_rss_mib"] for c in cases.values())}
 

@@ -163,6 +163,37 @@ def _requests(f: dict) -> list[Figure]:
     return out
 
 
+# The hostile inputs of bench/bench_hostile.py, as the table names them (its case names are the keys).
+HOSTILE = {
+    "publish_diffoscope_gzip_bomb_3gib": ("publish", "a diffoscope HTML of 3 MB gzip, 3 GiB decoded"),
+    "publish_diffoscope_11mib_report_published": ("publish", "an 11 MiB diffoscope HTML report (under the cap)"),
+    "publish_diffoscope_999k_nested_tags_published": ("publish", "a diffoscope HTML of 999,000 nested tags"),
+    "publish_log_96mib": ("publish", "a 96 MiB build log"),
+    "ctl_json_stream_500mb": ("ctl", "a 500 MB JSON workers feed"),
+    "ctl_gzip_bomb_content_encoding": ("ctl", "a 1 MB gzip bomb (1 GiB), Content-Encoding: gzip"),
+    "ctl_gzip_bomb_raw": ("ctl", "the same bomb without Content-Encoding"),
+    "ctl_json_30mb_of_empty_arrays": ("ctl", "30 MB of `[],` (600 MB as Python objects)"),
+    "ctl_trickle_one_byte_per_half_second": ("ctl", "a feed trickling one byte every 0.5 s (3-second deadline)"),
+}
+
+
+def _hostile(f: dict) -> list[Figure]:
+    budget = _get(f, "budget_mib") or 512
+    base = {"publish": _get(f, "baselines.publish_small_report.peak_rss_mib"),
+            "ctl": _get(f, "baselines.ctl_small_feed.peak_rss_mib")}
+    harmless = {"publish": "a 1 kB report", "ctl": "a one-worker feed"}
+    out = []
+    for case, (who, what) in HOSTILE.items():
+        c = _get(f, f"cases.{case}") or {}
+        who_text = "publish" if who == "publish" else "rebuildctl"
+        ended = ("published" if who == "publish" else "read") if c.get("exit") == 0 else \
+            f"refused, exit {c.get('exit')}"
+        out.append(_fig("hostile", f"{who_text} peak RSS: {what}", c.get("peak_rss_mib"), "MiB",
+                        f"{ended} in {c.get('seconds')} s; the same on {harmless[who]}: {base[who]} MiB",
+                        ("≤", budget), " MiB"))
+    return out
+
+
 def _n(n: Any) -> str:
     return f"{n:,}" if isinstance(n, int) else str(n)
 
@@ -177,7 +208,7 @@ def _sum(d: Any) -> str:
 
 EXTRACTORS: dict[str, Callable[[dict], list[Figure]]] = {
     "sync-arch": _sync_arch, "sync-debian": _sync_debian, "publish": _publish, "ctl": _ctl,
-    "claims": _claims, "requests": _requests,
+    "claims": _claims, "requests": _requests, "hostile": _hostile,
 }
 
 

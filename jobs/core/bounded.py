@@ -17,9 +17,11 @@ docs/design.md "Limits" is checked against it by tests/core/test_bounded.py).
 from __future__ import annotations
 
 import lzma
+import threading
 import time
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 from urllib.parse import urljoin, urlsplit
@@ -45,21 +47,42 @@ class Limit:
 
 _LIMITS = (
     # sync: the distro's indexes
-    Limit("index_download", 512 * MiB, "bytes", "one index file as downloaded, and a Debian index decompressed (sync)"),
-    Limit("index_unpacked", GiB, "bytes", "an Arch database unpacked (sync)"),
-    # publish: what workers upload
+    Limit("index_download", 512 * MiB, "bytes", "one index file as downloaded, and a Debian index decompressed (sync)",
+          "`[sync] max_index_bytes`"),
+    Limit("index_unpacked", GiB, "bytes", "an Arch database unpacked (sync)", "`[sync] max_unpacked_bytes`"),
+    Limit("index_member", MiB, "bytes", "one package's `desc` in an Arch database (sync)"),
+    Limit("inrelease", 64 * MiB, "bytes", "a Debian `InRelease` file (sync)"),
+    Limit("mirror_deadline", 600, "seconds", "one mirror request of sync (index, InRelease), from connecting to "
+          "the last byte, redirects and retries included; past it the profile fails, transient (exit 75)",
+          "`[sync] deadline`"),
+    # work: what a worker downloads
     Limit("artifact_download", 4 * GiB, "bytes", "one package or source file a worker downloads"),
+    Limit("download_deadline", 3600, "seconds", "one file a worker downloads before a build (package, "
+          ".buildinfo), from connecting to the last byte; past it the attempt is FAIL, retried as usual",
+          "`[build] download_deadline` (worker)"),
+    # publish: what workers upload
     Limit("result", MiB, "bytes", "one signed result object (publish)"),
+    Limit("notice", 64 * KiB, "bytes", "one claim notice (lost, done) a worker writes, as publish reads it"),
+    Limit("enrolment", 64 * KiB, "bytes", "one worker enrolment record, as publish reads it"),
     Limit("attestation", MiB, "bytes", "one attestation a worker uploads, as publish countersigns it"),
     Limit("record", MiB, "bytes", "one claim or worker record a worker writes, as publish reads it"),
     Limit("upload", 64 * MiB, "bytes", "one uploaded build file as stored: log, diffoscope text or HTML, "
-          "attestation (publish copies it; larger is not published)"),
+          "attestation (publish copies it; larger is not published)", "`[publish] max_upload_bytes`"),
     Limit("report_decoded", 12 * MiB, "bytes", "a diffoscope HTML report decompressed, before sanitizing: "
           "the sanitizer holds about 25 times the report in memory, so this keeps publish under 512 MiB "
-          "(a larger report is not published as HTML; its text form still is)"),
+          "(a larger report is not published as HTML; its text form still is)", "`[publish] max_report_bytes`"),
     Limit("report_tags", 1_000_000, "tags", "'<' characters in a diffoscope HTML report: the sanitizer's memory "
           "grows with the number of elements (up to about 225 bytes each) more than with the bytes"),
     Limit("log_decoded", 256 * MiB, "bytes", "a build log decompressed while its tail is read for classification"),
+    Limit("signed_file", GiB, "bytes", "one build file publish streams to check its size and SHA-256 against the "
+          "signed result (larger is refused unread)"),
+    Limit("admin_request", 64 * KiB, "bytes", "one admin request (requeue, queue push/drop) as rebuildctl or "
+          "`rebuilder serve` writes it and publish reads it"),
+    # rebuilder serve: what it reads to answer the v0 API
+    Limit("serve_list", GiB, "bytes", "the v0 package list `rebuilder serve` filters (ours, but the store is shared)"),
+    Limit("serve_feed", 256 * MiB, "bytes", "one feed `rebuilder serve` reads to answer the v0 API"),
+    Limit("serve_inflated", GiB, "bytes", "one gzip-encoded file `rebuilder serve` decompresses for a client "
+          "that does not take gzip"),
     # rebuildctl: a published site
     Limit("feed", 32 * MiB, "bytes", "one feed or file rebuildctl reads, after gzip decoding",
           "`REBUILDCTL_MAX_FEED_BYTES`"),
@@ -68,6 +91,8 @@ _LIMITS = (
     Limit("request_deadline", 120, "seconds", "one rebuildctl request, from connecting to the last byte "
           "(redirects included)", "`REBUILDCTL_DEADLINE`"),
     Limit("redirects", 5, "redirects", "redirects rebuildctl follows for one request, same origin only"),
+    Limit("package_metadata", MiB, "bytes", "`.PKGINFO` or a Debian `control` read from a package file "
+          "`rebuildctl verify` checks"),
     # fields (jobs.core.model.limits)
     Limit("name", 255, "characters", "package, source and architecture names, component, distro, release"),
     Limit("version", 255, "characters", "package and source versions"),
@@ -93,9 +118,31 @@ def limits_markdown() -> str:
     return "\n".join(rows) + "\n"
 
 
+_CONFIGURED: dict[str, int] = {}  # what an operator set, while a job runs (`configured`)
+
+
 def cap(name: str) -> int:
-    """The value of limit `name`."""
-    return LIMITS[name].value
+    """The value of limit `name`: the operator's while a job runs with it `configured`, else the default."""
+    return _CONFIGURED.get(name, LIMITS[name].value)
+
+
+@contextmanager
+def configured(values: dict[str, int | None]) -> Iterator[None]:
+    """Within the block, `cap(name)` is `values[name]` for each name set (None: the default).
+
+    A job applies its config's limits for its whole run (all its threads see them); the block
+    restores what was set before, so tests running jobs one after another do not leak them.
+    """
+    unknown = set(values) - set(LIMITS)
+    if unknown:
+        raise KeyError(f"unknown limits: {sorted(unknown)}")
+    before = dict(_CONFIGURED)
+    _CONFIGURED.update({name: value for name, value in values.items() if value is not None})
+    try:
+        yield
+    finally:
+        _CONFIGURED.clear()
+        _CONFIGURED.update(before)
 
 
 class OverLimit(TerminalError):
@@ -232,6 +279,25 @@ class Deadline:
     def exceeded(self) -> DeadlineExceeded:
         return DeadlineExceeded(f"{self.what}: not complete within the {self.seconds:g}-second deadline")
 
+    @contextmanager
+    def applied(self) -> Iterator[Deadline]:
+        """Within the block, sessions built with `jobs.core.bounded_http.deadline_adapter` keep this
+        deadline on every connect and socket read of this thread (headers and body alike)."""
+        before = getattr(_ACTIVE, "deadline", None)
+        _ACTIVE.deadline = self
+        try:
+            yield self
+        finally:
+            _ACTIVE.deadline = before
+
+
+_ACTIVE = threading.local()
+
+
+def active_deadline() -> Deadline | None:
+    """The deadline `Deadline.applied()` made active on this thread, if any."""
+    return getattr(_ACTIVE, "deadline", None)
+
 
 # --- HTTP --------------------------------------------------------------------------------------
 
@@ -246,12 +312,27 @@ def same_origin(a: str, b: str) -> bool:
 
 def get_capped(session: Any, url: str, *, limit: int, deadline: Deadline, headers: dict[str, str] | None = None,
                connect_timeout: float = 10.0, read_timeout: float = 60.0,
-               max_redirects: int | None = None) -> tuple[Any, bytes]:
+               max_redirects: int | None = None, same_origin_only: bool = True,
+               on_response: Callable[[Any], None] | None = None,
+               on_chunk: Callable[[int], None] | None = None) -> tuple[Any, bytes]:
     """GET `url` with `session` (requests): (response, body), the body at most `limit` bytes
     (before and after Content-Encoding decoding, which streams), all within `deadline`,
-    redirects followed only within the origin of `url`. Raises OverLimit, CorruptData,
-    DeadlineExceeded, RedirectRefused or requests' errors.
+    redirects followed only within the origin of `url` (any with `same_origin_only=False`:
+    a distro's mirror redirector). `on_response(resp)` sees the final response before its body
+    is read, `on_chunk(n)` each chunk of the body as it arrives (a progress bar). Raises OverLimit, CorruptData, DeadlineExceeded, RedirectRefused or requests' errors.
+
+    With a session built on `jobs.core.bounded_http.deadline_adapter`, the deadline holds on
+    every socket read (a server trickling its headers too); with another, between reads of the body.
     """
+    with deadline.applied():
+        return _get_capped(session, url, limit, deadline, headers, connect_timeout, read_timeout,
+                           max_redirects, same_origin_only, on_response, on_chunk)
+
+
+def _get_capped(session: Any, url: str, limit: int, deadline: Deadline, headers: dict[str, str] | None,
+                connect_timeout: float, read_timeout: float, max_redirects: int | None, same_origin_only: bool,
+                on_response: Callable[[Any], None] | None,
+                on_chunk: Callable[[int], None] | None) -> tuple[Any, bytes]:
     headers = {"Accept-Encoding": "gzip", **(headers or {})}
     max_redirects = cap("redirects") if max_redirects is None else max_redirects
     current = url
@@ -267,14 +348,16 @@ def get_capped(session: Any, url: str, *, limit: int, deadline: Deadline, header
         with resp:
             if resp.is_redirect:
                 target = urljoin(current, resp.headers.get("Location", ""))
-                if not same_origin(url, target):
+                if same_origin_only and not same_origin(url, target):
                     raise RedirectRefused("redirect to another origin refused", url=current, location=target[:200])
                 current = target
                 continue
             length = resp.headers.get("Content-Length", "")
             if length.isdigit() and int(length) > limit and resp.status_code == 200:
                 raise OverLimit(current, limit)
-            body = _read_response(resp, limit, deadline, current, read_timeout)
+            if on_response is not None:
+                on_response(resp)
+            body = _read_response(resp, limit, deadline, current, read_timeout, on_chunk)
             coding = resp.headers.get("Content-Encoding", "").strip().lower()
             if coding in ("gzip", "x-gzip"):
                 body = decompress_capped(body, "gz", limit, current)
@@ -284,7 +367,8 @@ def get_capped(session: Any, url: str, *, limit: int, deadline: Deadline, header
     raise RedirectRefused(f"more than {max_redirects} redirects", url=url)
 
 
-def _read_response(resp: Any, limit: int, deadline: Deadline, what: str, read_timeout: float) -> bytes:
+def _read_response(resp: Any, limit: int, deadline: Deadline, what: str, read_timeout: float,
+                   on_chunk: Callable[[int], None] | None) -> bytes:
     out = bytearray()
     raw = resp.raw
     while True:
@@ -299,6 +383,8 @@ def _read_response(resp: Any, limit: int, deadline: Deadline, what: str, read_ti
             deadline.left()
             return bytes(out)
         out += chunk
+        if on_chunk is not None:
+            on_chunk(len(chunk))
         if len(out) > limit:
             raise OverLimit(what, limit)
         deadline.left()

@@ -22,10 +22,11 @@ from typing import IO
 
 import zstandard
 
+from jobs.core.bounded import cap
 from jobs.core.errors import TerminalError
 from jobs.core.signing import hash_artifact
 
-MAX_METADATA = 1 << 20  # .PKGINFO and control are a few KB
+MAX_METADATA = cap("package_metadata")  # .PKGINFO and control are a few KB
 _ZSTD = b"\x28\xb5\x2f\xfd"
 _XZ = b"\xfd7zXZ\x00"
 _GZIP = b"\x1f\x8b"

@@ -10,8 +10,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
+
+from jobs.core.bounded_http import DeadlineRetry, deadline_adapter
 
 USER_AGENT = "rebuildctl (rebuilder)"
 
@@ -43,11 +43,12 @@ class _Session(requests.Session):
 
 def session(connections: int) -> requests.Session:
     """A Session keeping up to `connections` connections per host alive, retrying GETs on
-    connection errors, 429 and 5xx (urllib3's Retry, backing off)."""
-    retry = Retry(total=3, backoff_factor=0.5, status_forcelist=(429, 500, 502, 503, 504),
+    connection errors, 429 and 5xx (urllib3's Retry, backing off), every request within its
+    total deadline (headers too: `jobs.core.bounded_http`)."""
+    retry = DeadlineRetry(total=3, backoff_factor=0.5, status_forcelist=(429, 500, 502, 503, 504),
                   allowed_methods=frozenset({"GET"}), raise_on_status=False)
     s = _Session()
     s.headers["User-Agent"] = USER_AGENT
     for prefix in ("http://", "https://"):
-        s.mount(prefix, HTTPAdapter(max_retries=retry, pool_maxsize=connections))
+        s.mount(prefix, deadline_adapter(max_retries=retry, pool_maxsize=connections))
     return s

@@ -31,6 +31,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from jobs.core.bounded import OverLimit, cap, read_object
 from jobs.core.errors import TerminalError
 from jobs.core.layout import worker_key
 from jobs.core.signing import KeyFormatError, SignatureError, hmac_verify, key_id, public_key_from_b64, verify_document
@@ -39,7 +40,7 @@ from jobs.core.store import NotFound, Store
 WORKER_SCHEMA = "rebuilder.worker/2"
 ENROLLED = "history/enrolled-workers.json"
 ENROLLED_SCHEMA = "rebuilder.enrolled-workers/1"
-MAX_ENROLMENT_BYTES = 64 << 10
+MAX_ENROLMENT_BYTES = cap("enrolment")
 
 
 class RecordError(Exception):
@@ -118,9 +119,10 @@ def read_record(store: Store, key: str, size: int) -> Any:
     """The JSON of one `workers/` object, or RecordError if it is too big or not JSON."""
     if size > MAX_ENROLMENT_BYTES:
         raise RecordError("oversized", f"{size} bytes")
-    data = store.get(key).data
-    if len(data) > MAX_ENROLMENT_BYTES:  # grew between the listing and the read
-        raise RecordError("oversized", f"{len(data)} bytes")
+    try:
+        data = read_object(store, key, MAX_ENROLMENT_BYTES)[0]
+    except OverLimit:  # grew between the listing and the read: never read whole
+        raise RecordError("oversized", f"more than {MAX_ENROLMENT_BYTES} bytes") from None
     try:
         return json.loads(data)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nested too deeply

@@ -27,12 +27,13 @@ from collections.abc import Mapping
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from jobs.core.bounded import OverLimit, cap, read_object
 from jobs.core.model import JobRow, ResultRow, Status
 from jobs.core.signing import SignatureError, product_digests, verify_link
 from jobs.core.store import NotFound, Store
 
-MAX_FILE_BYTES = 1 << 30  # a build log is capped by [build] max_bytes; a file past this is refused unread
-MAX_ATTESTATION_BYTES = 1 << 20
+MAX_FILE_BYTES = cap("signed_file")  # a build log is capped by [build] max_bytes; a file past this is refused unread
+MAX_ATTESTATION_BYTES = cap("attestation")
 _CHUNK = 1 << 20
 
 
@@ -153,16 +154,16 @@ def check_attestation(store: Store, row: ResultRow, index: Mapping[str, str], si
     if row.attestation_key is None:
         raise Mismatch("attestation-mismatch", "a GOOD result without an attestation")
     try:
-        blob = store.get(row.attestation_key)
+        data, _info = read_object(store, row.attestation_key, MAX_ATTESTATION_BYTES)
     except NotFound:
         raise Mismatch("attestation-mismatch", f"{row.attestation_key} does not exist") from None
-    if len(blob.data) > MAX_ATTESTATION_BYTES:
-        raise Mismatch("attestation-mismatch", f"attestation of {len(blob.data)} bytes")
+    except OverLimit:
+        raise Mismatch("attestation-mismatch", f"attestation of more than {MAX_ATTESTATION_BYTES} bytes") from None
     signed = {f.key: f.sha256 for f in row.files}.get(row.attestation_key)
-    if signed != hashlib.sha256(blob.data).hexdigest():  # read again here: it must be the bytes hashed before
+    if signed != hashlib.sha256(data).hexdigest():  # read again here: it must be the bytes hashed before
         raise Mismatch("file-mismatch", f"{row.attestation_key}: stored bytes do not match the signed sha256")
     try:
-        link = json.loads(blob.data)
+        link = json.loads(data)
         verify_link(link, {row.worker_key_id: signer})
         products = product_digests(link)
     except SignatureError as exc:

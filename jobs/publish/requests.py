@@ -51,6 +51,7 @@ from functools import cmp_to_key
 
 from debian.debian_support import version_compare
 
+from jobs.core.bounded import OverLimit, cap, read_object
 from jobs.core.config import RebuilderConfig
 from jobs.core.errors import TerminalError
 from jobs.core.history import BuildSummary
@@ -66,7 +67,7 @@ PREFIX = "requests/"
 VERBS = ("requeue", "push", "drop")
 FILTERS = ("distro", "release", "component", "architecture", "name", "version")
 FIELDS = {"schema", "verb", *FILTERS, "status", "priority", "reset", "created_at", "nonce"}
-MAX_REQUEST_BYTES = 64 << 10
+MAX_REQUEST_BYTES = cap("admin_request")
 _KEY = re.compile(r"requests/[A-Za-z0-9._-]{1,200}\.json")
 # Which version is "latest" for push, per distro (pacman's order fits rpm-style versions too).
 VERSION_ORDER: dict[str, Callable[[str, str], int]] = {"archlinux": vercmp, "debian": version_compare}
@@ -245,7 +246,9 @@ def load_requests(store: Store, config: RebuilderConfig, *, now: datetime | None
             if info.size > MAX_REQUEST_BYTES:
                 raise _Refusal(Refusal.OVERSIZED, f"{info.size} bytes")
             try:
-                doc = json.loads(store.get(info.key).data)
+                doc = json.loads(read_object(store, info.key, MAX_REQUEST_BYTES)[0])  # it may have grown since
+            except OverLimit:
+                raise _Refusal(Refusal.OVERSIZED, f"more than {MAX_REQUEST_BYTES} bytes") from None
             except (ValueError, UnicodeDecodeError):
                 raise _Refusal(Refusal.NOT_JSON, "not JSON") from None
             if not isinstance(doc, dict) or set(doc) != {"payload", "hmac"}:

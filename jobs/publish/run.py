@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from jobs.core import progress
+from jobs.core.bounded import configured
 from jobs.core.config import RebuilderConfig
 from jobs.core.errors import RebuilderError
 from jobs.core.gcpause import cyclic_gc_paused
@@ -106,7 +107,7 @@ def countersigned_attestations(store: Store, config: RebuilderConfig, state: Pub
 def publish(store: Store, config: RebuilderConfig, *, site_store: Store | None = None, site_prefix: str = "site/",
             now: datetime | None = None, rebuilder_name: str = "rebuilder") -> PublishSummary:
     """One publish run (see the module docstring)."""
-    with cyclic_gc_paused():
+    with cyclic_gc_paused(), configured(config.limits()):
         return _publish(store, config, site_store=site_store, site_prefix=site_prefix,
                         now=now or datetime.now(timezone.utc), rebuilder_name=rebuilder_name)
 

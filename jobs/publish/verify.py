@@ -38,7 +38,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from jobs.core import progress
-from jobs.core.bounded import OverLimit, read_capped
+from jobs.core.bounded import OverLimit, cap, read_capped, read_object
 from jobs.core.config import RebuilderConfig
 from jobs.core.errors import ConfigError
 from jobs.core.layout import build_prefix, claim_key, result_key, worker_key
@@ -78,8 +78,8 @@ from jobs.publish.rows import RejectedResult
 RESULT_SCHEMA = "rebuilder.result/2"
 NOTICE_SCHEMAS = {"start": "rebuilder.claim-start/1", "lost": "rebuilder.claim-lost/1",
                   "done": "rebuilder.claim-done/1"}
-MAX_NOTICE_BYTES = 64 << 10
-MAX_RESULT_BYTES = 1 << 20  # a result is a few KiB; anything near this is an attack or a bug
+MAX_NOTICE_BYTES = cap("notice")
+MAX_RESULT_BYTES = cap("result")  # a result is a few KiB; anything near this is an attack or a bug
 _WORKER_KEY = re.compile(r"workers/([A-Za-z0-9]+)\.json")
 _RESULT_KEY = re.compile(r"results/([0-9a-f]{32})/([1-9][0-9]{0,8})\.json")
 _NOTICE_KEY = re.compile(r"claims/([0-9a-f]{32})/([1-9][0-9]{0,8})\.(start|lost|done)/([A-Za-z0-9]+)\.json")
@@ -402,12 +402,12 @@ def _check_notices(store: Store, trust: Trust, keys: list[str], row: ResultRow, 
         if kind == "start" and named == row.worker_key_id:
             continue  # the result's own worker announcing its claim: nothing to read
         try:
-            doc = json.loads(store.get(key).data[:MAX_NOTICE_BYTES + 1])
+            doc = json.loads(read_object(store, key, MAX_NOTICE_BYTES)[0])  # replaced since the listing: capped
             notice, _ = verify_document(doc, {named: trust.keys[named]})
             valid = isinstance(notice, dict) and notice.get("schema") == NOTICE_SCHEMAS[kind]
         except NotFound:
             continue
-        except (SignatureError, ValueError, UnicodeDecodeError, RecursionError):
+        except (SignatureError, OverLimit, ValueError, UnicodeDecodeError, RecursionError):
             valid, notice = False, {}
         if not valid:
             raise _Reject(Reason.CLAIM_TAKEN_OVER, f"the claim notice {key} of worker {named[:16]} was "

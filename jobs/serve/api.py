@@ -37,6 +37,7 @@ from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
+from jobs.core.bounded import OverLimit, cap, read_object
 from jobs.core.errors import TransientError
 from jobs.core.model import parse_timestamp
 from jobs.core.store import NotFound, Store
@@ -45,9 +46,9 @@ from jobs.publish.feeds import API_MODE, naive
 from jobs.publish.requests import MAX_REQUEST_BYTES, write_request
 
 MAX_BODY = MAX_REQUEST_BYTES
-MAX_LIST_BYTES = 1 << 30  # ~3 million records; a bigger file is refused, not read
-MAX_FEED_BYTES = 256 << 20
-MAX_INFLATED = 1 << 30  # most bytes one decompressed file is sent as
+MAX_LIST_BYTES = cap("serve_list")  # ~3 million records; a bigger file is refused, not read
+MAX_FEED_BYTES = cap("serve_feed")
+MAX_INFLATED = cap("serve_inflated")  # most bytes one decompressed file is sent as
 ONLINE_SECONDS = 540  # upstream marks a worker offline after 540 s without a ping
 LIST_FILTERS = ("name", "status", "distro", "suite", "architecture")
 V0_STATUSES = ("GOOD", "BAD", "UNKWN")
@@ -114,10 +115,10 @@ def inflate(stream, limit: int = MAX_INFLATED) -> Iterator[bytes]:
 
 
 def _read_bounded(store: Store, key: str, limit: int) -> bytes:
-    info = store.head(key)
-    if info.size > limit:
-        raise ValueError(f"{key} is {info.size} bytes, more than the {limit} this server reads")
-    data = store.get(key).data
+    try:
+        data, info = read_object(store, key, limit)  # checked before and while reading
+    except OverLimit:
+        raise ValueError(f"{key} is more than the {limit} bytes this server reads") from None
     if info.content_encoding == "gzip":
         data = b"".join(inflate(_Bytes(data), limit + 1))
         if len(data) > limit:

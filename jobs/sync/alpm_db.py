@@ -13,18 +13,19 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
+from jobs.core.bounded import cap
 from jobs.core.gcpause import cyclic_gc_paused
 from jobs.sync.alpm_desc import Desc, InvalidDesc, parse_desc
 from jobs.sync.records import BinaryEntry, Skipped
-from jobs.sync.tar_members import DEFAULT_MAX_UNPACKED, TarMembers
+from jobs.sync.tar_members import TarMembers
 
 # Real descs are a few KB (the largest, with long %PROVIDES% lists, some tens of KB).
-MAX_DESC_BYTES = 1 << 20
+MAX_DESC_BYTES = cap("index_member")
 _UNRESERVED = re.compile(r"[A-Za-z0-9._~-]+")
 
 
 def parse_db(data: bytes, *, repo: str, base_url: str, location: str,
-             max_unpacked: int = DEFAULT_MAX_UNPACKED) -> tuple[list[BinaryEntry], list[Skipped]]:
+             max_unpacked: int | None = None) -> tuple[list[BinaryEntry], list[Skipped]]:
     """The packages of one repository database, and the members left out; CorruptIndex if unreadable.
 
     `base_url` is the mirror directory of this repo and architecture; an artifact's URL is

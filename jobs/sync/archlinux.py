@@ -31,7 +31,7 @@ from jobs.sync.decompress import CorruptIndex
 from jobs.sync.fetch import Fetcher
 from jobs.sync.filters import select
 from jobs.sync.records import BinaryEntry, BuildInput, IndexResult
-from jobs.sync.tar_members import DEFAULT_MAX_UNPACKED, detect_compression
+from jobs.sync.tar_members import detect_compression
 
 __all__ = ["CorruptIndex", "detect_compression", "group", "mirror_url", "parse_db", "read_index"]
 
@@ -104,7 +104,7 @@ def _warn_versions(base: str, artifacts: list[BinaryEntry], architecture: str) -
 
 
 def read_index(profile: SyncProfile, fetcher: Fetcher, *,
-               max_unpacked: int = DEFAULT_MAX_UNPACKED) -> IndexResult:
+               max_unpacked: int | None = None) -> IndexResult:
     """Every build input of an Arch profile: each architecture × repository database."""
     if not profile.architectures:
         raise ConfigError("an archlinux profile needs at least one architecture",

@@ -37,11 +37,12 @@ from urllib.parse import quote
 from debian.debian_support import version_compare
 
 from jobs.core import progress
+from jobs.core.bounded import cap
 from jobs.core.config import SyncProfile
 from jobs.core.errors import ConfigError
 from jobs.core.model.limits import NAME_MAX, VERSION_MAX, field_problem
 from jobs.sync.deb822 import Stanza, iter_stanzas
-from jobs.sync.fetch import DEFAULT_MAX_BYTES, Fetcher
+from jobs.sync.fetch import Fetcher
 from jobs.sync.filters import select
 from jobs.sync.inrelease import ReleaseIndex, fetch_release
 from jobs.sync.records import BinaryEntry, BuildInput, IndexResult, Skipped
@@ -75,8 +76,9 @@ class SourcePackage:
 
 
 def read_index(profile: SyncProfile, fetcher: Fetcher, *, now: datetime | None = None,
-               max_index_bytes: int = DEFAULT_MAX_BYTES) -> IndexResult:
+               max_index_bytes: int | None = None) -> IndexResult:
     """The build inputs of a Debian profile, every index file checked against its release's InRelease."""
+    max_index_bytes = cap("index_download") if max_index_bytes is None else max_index_bytes
     for key in ("releases", "components", "architectures"):
         if not getattr(profile, key):
             raise ConfigError(f"a Debian profile needs {key}", key=f'profile."{profile.name}".{key}')

@@ -6,6 +6,11 @@ the URL, attempt n of m: `jobs.core.progress.line`). What is left after them is 
 `FetchUnavailable` naming the cause in a few words (transient: the sync exits 75 and the
 scheduler tries again); a 404 or another 4xx is a `FetchFailed` (terminal).
 
+Every request is bounded (`jobs.core.bounded`): in size (`[sync] max_index_bytes`) and in time,
+by a total deadline (`[sync] deadline`) from connecting to the last byte, retries and redirects
+included, held on every socket read, so a mirror trickling one byte every few seconds ends the
+profile with one line naming the URL and the deadline (transient) instead of hanging the sync.
+
 A conditional GET (`If-None-Match` / `If-Modified-Since`, RFC 9110 §13) lets an unchanged
 index cost one small request. Only validators that name one version of the bytes are kept
 (`validator_of`): a strong ETag, and a Last-Modified at least a second older than the
@@ -27,16 +32,17 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
+import urllib3
 
 from jobs.core import progress
-from jobs.core.bounded import cap
+from jobs.core.bounded import CorruptData, Deadline, DeadlineExceeded, OverLimit, RedirectRefused, cap, get_capped
+from jobs.core.bounded_http import DeadlineRetry, deadline_adapter
 from jobs.core.errors import TerminalError, TransientError
 from jobs.core.neterrors import describe
 
 # Decompressed Debian Packages files are ~100 MB today; compressed indexes far smaller.
-DEFAULT_MAX_BYTES = cap("index_download")
+DEFAULT_MAX_BYTES = cap("index_download")  # the default; a Fetcher reads `cap` at each fetch
+MAX_REDIRECTS = 10  # a mirror redirector may send us to another host (requests follows 30)
 USER_AGENT = "rebuilder-sync (+https://github.com/kpcyrd/rebuilderd compatible)"
 
 
@@ -98,7 +104,7 @@ class Fetched:
     not_modified: bool = False
 
 
-class _ReportingRetry(Retry):
+class _ReportingRetry(DeadlineRetry):
     """urllib3's Retry, saying each retry in one line (urllib3 itself retries silently)."""
 
     def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
@@ -122,19 +128,28 @@ class Fetcher:
     """Fetches index files with one pooled HTTP session."""
 
     def __init__(self, *, timeout: float = 60.0, retries: int = 5, backoff: float = 1.0,
-                 max_bytes: int = DEFAULT_MAX_BYTES) -> None:
-        self.timeout, self.max_bytes = timeout, max_bytes
+                 max_bytes: int | None = None, deadline: float | None = None) -> None:
+        # None: the limit in force when fetching (`[sync] max_index_bytes`, `[sync] deadline`).
+        self.timeout, self._max_bytes, self._deadline = timeout, max_bytes, deadline
         self.session = requests.Session()
         self.attempts = retries + 1
         retry = _ReportingRetry(total=retries, connect=retries, read=retries, status=retries, backoff_factor=backoff,
                       status_forcelist=(429, 500, 502, 503, 504), allowed_methods=("GET", "HEAD"),
                       raise_on_status=False, respect_retry_after_header=True)
-        adapter = HTTPAdapter(max_retries=retry)
+        adapter = deadline_adapter(max_retries=retry)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers["User-Agent"] = USER_AGENT
         self.requests = 0  # counted for the request-accounting benchmarks
         self._kept: dict[str, Fetched] = {}
+
+    @property
+    def max_bytes(self) -> int:
+        return cap("index_download") if self._max_bytes is None else self._max_bytes
+
+    @property
+    def deadline(self) -> float:
+        return cap("mirror_deadline") if self._deadline is None else self._deadline
 
     def fetch(self, url: str, *, validator: Validator | None = None, max_bytes: int | None = None) -> Fetched:
         """The bytes at `url`; with `validator`, a 304 gives `not_modified=True` and no bytes."""
@@ -153,24 +168,31 @@ class Fetcher:
         if validator:
             headers.update(validator.headers())
         self.requests += 1
+        deadline = Deadline(self.deadline, url)
         try:
-            with self.session.get(url, headers=headers, timeout=self.timeout, stream=True) as resp:
-                if resp.status_code == 304 and validator:
-                    return Fetched(url, b"", "", validator, not_modified=True)
-                if resp.status_code >= 500 or resp.status_code == 429:
-                    raise FetchUnavailable(f"HTTP {resp.status_code} after {self.attempts} attempts", url=url)
-                if resp.status_code != 200:
-                    raise FetchFailed(f"HTTP {resp.status_code}", url=url, status=resp.status_code)
-                length = resp.headers.get("Content-Length", "")
-                if length.isdigit():
-                    progress.grow("download", int(length))
-                data = _read_bounded(resp.iter_content(1 << 20), limit, url)
-                return Fetched(url, data, hashlib.sha256(data).hexdigest(), validator_of(resp.headers))
-        except requests.RequestException as exc:
+            resp, data = get_capped(self.session, url, limit=limit, deadline=deadline, headers=headers,
+                                    connect_timeout=self.timeout, read_timeout=self.timeout,
+                                    max_redirects=MAX_REDIRECTS, same_origin_only=False, on_response=_grow,
+                                    on_chunk=_advance)
+        except DeadlineExceeded:
+            raise FetchUnavailable(f"not complete within the {deadline.seconds:g}-second deadline "
+                                   "(`[sync] deadline`)", url=url) from None
+        except OverLimit:
+            raise FetchFailed(f"larger than the {limit}-byte limit", url=url) from None
+        except (CorruptData, RedirectRefused) as exc:
+            raise FetchFailed(str(exc), url=url) from None
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             # A connection or timeout error retries; one while reading the body does not.
             tries = f" after {self.attempts} attempts" if isinstance(
                 exc, (requests.ConnectionError, requests.Timeout)) else ""
             raise FetchUnavailable(f"{describe(exc)}{tries}", url=url) from exc
+        if resp.status_code == 304 and validator:
+            return Fetched(url, b"", "", validator, not_modified=True)
+        if resp.status_code >= 500 or resp.status_code == 429:
+            raise FetchUnavailable(f"HTTP {resp.status_code} after {self.attempts} attempts", url=url)
+        if resp.status_code != 200:
+            raise FetchFailed(f"HTTP {resp.status_code}", url=url, status=resp.status_code)
+        return Fetched(url, data, hashlib.sha256(data).hexdigest(), validator_of(resp.headers))
 
     @contextmanager
     def answering(self, kept: Iterable[Fetched]) -> Iterator[Fetcher]:
@@ -222,6 +244,16 @@ def _http_date(value: str | None) -> datetime | None:
     except (TypeError, ValueError):
         return None
     return when.replace(tzinfo=timezone.utc) if when is not None and when.tzinfo is None else when
+
+
+def _grow(resp: requests.Response) -> None:
+    length = resp.headers.get("Content-Length", "")
+    if resp.status_code == 200 and length.isdigit():
+        progress.grow("download", int(length))
+
+
+def _advance(n: int) -> None:
+    progress.advance("download", n)
 
 
 def _read_bounded(chunks, limit: int, url: str) -> bytes:

@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote
 
+from jobs.core.bounded import cap
 from jobs.core.errors import TerminalError
 from jobs.sync.deb822 import decode, iter_stanzas
 from jobs.sync.decompress import CorruptIndex, decompress
@@ -131,7 +132,7 @@ def fetch_release(fetcher: Fetcher, dist_url: str, release: str, *, keyring: str
                   now: datetime | None = None) -> ReleaseIndex:
     """Fetch and check `<dist_url>/InRelease` (signature when `keyring` is set, then Valid-Until)."""
     url = f"{dist_url}/InRelease"
-    got = fetcher.fetch(url, max_bytes=64 * 1024 * 1024)
+    got = fetcher.fetch(url, max_bytes=cap("inrelease"))
     signed_by: tuple[str, ...] = ()
     if keyring:
         verified = verify_clearsigned(got.data, keyring, url=url)

@@ -27,6 +27,7 @@ from io import BytesIO
 import pyarrow.parquet as pq
 
 from jobs.core import progress
+from jobs.core.bounded import configured
 from jobs.core.config import RebuilderConfig, SyncConfig, SyncProfile
 from jobs.core.errors import ConfigError, TerminalError
 from jobs.core.gcpause import cyclic_gc_paused
@@ -99,7 +100,7 @@ def sync_profile(store: Store, config: RebuilderConfig, profile: SyncProfile, *,
         return SyncSummary(profile.name, "busy", detail=f"another sync ({exc.holder}) holds its lock")
     keeper = LeaseKeeper(leases, lease)
     try:
-        with keeper, cyclic_gc_paused():
+        with keeper, cyclic_gc_paused(), configured(config.limits()):
             summary = _sync_locked(store, config, profile, parser, fetcher or Fetcher(), now, keeper)
     except Exception:
         # A clean failure (bad index, network): nothing was advanced, so let the next run in

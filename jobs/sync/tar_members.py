@@ -32,7 +32,7 @@ from jobs.core.bounded import cap
 from jobs.core.errors import TerminalError
 from jobs.sync.decompress import CorruptIndex
 
-DEFAULT_MAX_UNPACKED = cap("index_unpacked")
+DEFAULT_MAX_UNPACKED = cap("index_unpacked")  # the default; a run reads `cap` when it starts
 
 # Magic bytes → libarchive read filter.
 _MAGIC = (
@@ -88,13 +88,14 @@ class TarMembers:
     archive, plain or compressed as above.
     """
 
-    def __init__(self, data: bytes, *, location: str, max_unpacked: int = DEFAULT_MAX_UNPACKED) -> None:
+    def __init__(self, data: bytes, *, location: str, max_unpacked: int | None = None) -> None:
         compression = detect_compression(data)
         if compression is None:
             raise CorruptIndex(f"not a tar archive nor a gzip/zstd/xz/bzip2-compressed one "
                                f"(starts with {data[:16]!r})", url=location)
         self.data, self.compression = data, compression
-        self.location, self.max_unpacked = location, max_unpacked
+        self.location = location
+        self.max_unpacked = cap("index_unpacked") if max_unpacked is None else max_unpacked
         self._archive: int | None = None
         self._buffer = ctypes.create_string_buffer(1 << 16)  # reused: a new ctypes array per size is slow
 

@@ -192,7 +192,8 @@ class _Attempt:
 
     def download(self) -> Inputs:
         try:
-            return download_inputs(self.job, self.inputs, session=self.session, cancel=self.cancel, note=self.say)
+            return download_inputs(self.job, self.inputs, session=self.session, cancel=self.cancel, note=self.say,
+                                   deadline=self.config.build.download_deadline)
         except DownloadCancelled:
             raise BuildCancelled(self.job.job_id) from None
         except (ChecksumMismatch, UnsafeFileName) as e:

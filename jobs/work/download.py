@@ -5,7 +5,10 @@ to ``inputs/<last path segment>``
 and then the job's input URL. We do the same, with three differences: a file name is checked
 before it touches the file system (it comes from an untrusted index), the sha256 the index
 published is checked while streaming (the backend never runs on a wrong file), and a size cap
-bounds what a hostile or broken mirror can make us write.
+bounds what a hostile or broken mirror can make us write. Each file also has a total deadline
+(`[build] download_deadline`, kept on every socket read by `jobs.core.bounded_http`): a mirror
+trickling one byte every few seconds fails the attempt with the URL and the deadline instead of
+holding the worker (and its claim) forever. A file that fails is removed, never left half-written.
 """
 
 from __future__ import annotations
@@ -21,10 +24,9 @@ from urllib.request import url2pathname
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
-from jobs.core.bounded import cap
+from jobs.core.bounded import Deadline, DeadlineExceeded, cap
+from jobs.core.bounded_http import DeadlineRetry, deadline_adapter
 from jobs.core.errors import TerminalError
 from jobs.core.model import Artifact, JobRow
 
@@ -114,10 +116,10 @@ def shown_url(url: str) -> str:
 
 def default_session() -> requests.Session:
     """A session that retries connection errors and transient statuses with backoff."""
-    retry = Retry(total=3, backoff_factor=1.0, status_forcelist=sorted(TRANSIENT_STATUS),
-                  allowed_methods=frozenset({"GET"}), raise_on_status=False)
+    retry = DeadlineRetry(total=3, backoff_factor=1.0, status_forcelist=sorted(TRANSIENT_STATUS),
+                          allowed_methods=frozenset({"GET"}), raise_on_status=False)
     session = requests.Session()
-    adapter = HTTPAdapter(max_retries=retry)
+    adapter = deadline_adapter(max_retries=retry)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
@@ -125,8 +127,11 @@ def default_session() -> requests.Session:
 
 def download_inputs(job: JobRow, inputs: Path, *, session: requests.Session, cancel: threading.Event | None = None,
                     note: Callable[[str], None] = lambda _: None,
-                    max_bytes: int = DEFAULT_MAX_BYTES) -> Inputs:
-    """Download every artifact and the build input of ``job`` into ``inputs``; raise DownloadError."""
+                    max_bytes: int = DEFAULT_MAX_BYTES, deadline: float | None = None) -> Inputs:
+    """Download every artifact and the build input of ``job`` into ``inputs``; raise DownloadError.
+
+    Each file within ``deadline`` seconds (default: the `download_deadline` limit).
+    """
     names: dict[str, str] = {}  # file name -> URL: two URLs must not share one file
     planned: list[tuple[Artifact, str]] = []
     for artifact in job.artifacts:
@@ -149,7 +154,7 @@ def download_inputs(job: JobRow, inputs: Path, *, session: requests.Session, can
         if artifact.url not in fetched:
             limit = artifact.size + SIZE_SLACK if artifact.size is not None else max_bytes
             fetched[artifact.url] = fetch(artifact.url, inputs / name, session=session, cancel=cancel,
-                                          max_bytes=min(limit, max_bytes))
+                                          max_bytes=min(limit, max_bytes), deadline=deadline)
             got = fetched[artifact.url]
             note(f"downloaded {shown_url(artifact.url)} -> {name} ({got.size} bytes, sha256 {got.sha256})")
         got = fetched[artifact.url]
@@ -161,7 +166,8 @@ def download_inputs(job: JobRow, inputs: Path, *, session: requests.Session, can
         build_input = fetched[job.input_url]
     else:
         # A Debian .buildinfo: the index publishes no sha256 for it, the backend checks what it says.
-        build_input = fetch(job.input_url, inputs / input_name, session=session, cancel=cancel, max_bytes=max_bytes)
+        build_input = fetch(job.input_url, inputs / input_name, session=session, cancel=cancel, max_bytes=max_bytes,
+                            deadline=deadline)
         note(f"downloaded {shown_url(job.input_url)} -> {input_name} ({build_input.size} bytes, "
              f"sha256 {build_input.sha256})")
     return Inputs(artifacts=tuple(done), input=build_input)
@@ -175,16 +181,23 @@ def _claim(names: dict[str, str], name: str, url: str) -> None:
 
 
 def fetch(url: str, dest: Path, *, session: requests.Session, cancel: threading.Event | None = None,
-          max_bytes: int = DEFAULT_MAX_BYTES) -> Fetched:
-    """Stream an http(s) or file:// URL into ``dest`` (which must not exist), hashing it on the way."""
+          max_bytes: int = DEFAULT_MAX_BYTES, deadline: float | None = None) -> Fetched:
+    """Stream an http(s) or file:// URL into ``dest`` (which must not exist), hashing it on the way,
+    within ``deadline`` seconds in all (default: the `download_deadline` limit). On any error
+    ``dest`` is removed."""
     scheme = urlsplit(url).scheme.lower()
-    with open(dest, "xb") as sink:
-        if scheme in ("http", "https"):
-            digest, size = _fetch_http(url, sink, session, cancel, max_bytes)
-        elif scheme == "file":
-            digest, size = _fetch_file(url, sink, cancel, max_bytes)
-        else:
-            raise DownloadError(f"unsupported URL scheme {scheme!r}", url=shown_url(url))
+    seconds = cap("download_deadline") if deadline is None else deadline
+    try:
+        with open(dest, "xb") as sink:
+            if scheme in ("http", "https"):
+                digest, size = _fetch_http(url, sink, session, cancel, max_bytes, Deadline(seconds, shown_url(url)))
+            elif scheme == "file":
+                digest, size = _fetch_file(url, sink, cancel, max_bytes)
+            else:
+                raise DownloadError(f"unsupported URL scheme {scheme!r}", url=shown_url(url))
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise
     return Fetched(url=url, path=dest, sha256=digest, size=size)
 
 
@@ -203,13 +216,14 @@ def _copy(chunks: Iterator[bytes], sink: BinaryIO, url: str, cancel: threading.E
 
 
 def _fetch_http(url: str, sink: BinaryIO, session: requests.Session, cancel: threading.Event | None,
-                max_bytes: int) -> tuple[str, int]:
+                max_bytes: int, deadline: Deadline) -> tuple[str, int]:
     shown = shown_url(url)
     try:
         # identity + raw bytes: a mirror that labels a .tar.gz "Content-Encoding: gzip" must not make
         # us hash the decompressed stream (curl and reqwest keep the bytes as served, too).
-        with session.get(url, stream=True, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
-                         headers={"Accept-Encoding": "identity"}) as response:
+        with deadline.applied(), session.get(
+                url, stream=True, timeout=(min(CONNECT_TIMEOUT, deadline.left()), READ_TIMEOUT),
+                headers={"Accept-Encoding": "identity"}) as response:
             if response.status_code >= 400:
                 error = TransientDownloadError if response.status_code in TRANSIENT_STATUS else DownloadError
                 raise error(f"HTTP {response.status_code} {response.reason or ''}".rstrip(), url=shown)
@@ -217,6 +231,9 @@ def _fetch_http(url: str, sink: BinaryIO, session: requests.Session, cancel: thr
             if length.isdigit() and int(length) > max_bytes:
                 raise DownloadError(f"larger than {max_bytes} bytes (Content-Length {length})", url=shown)
             return _copy(response.raw.stream(CHUNK, decode_content=False), sink, url, cancel, max_bytes)
+    except DeadlineExceeded:
+        raise TransientDownloadError(f"not complete within the {deadline.seconds:g}-second deadline "
+                                     "([build] download_deadline)", url=shown) from None
     except (requests.ConnectionError, requests.Timeout, urllib3.exceptions.HTTPError) as e:
         raise TransientDownloadError(_one_line(e), url=shown) from e
     except requests.RequestException as e:

@@ -2,13 +2,14 @@
 
 Key names are rebuilderd's (``common/src/config.rs``) so an operator's existing file parses
 unchanged; keys that only made sense for a daemon are accepted and documented as having no
-effect. ``[store]``, ``[publish]`` and ``[lease]`` are ours.
+effect. ``[store]``, ``[sync]``, ``[publish]`` and ``[lease]`` are ours.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from jobs.core.bounded import LIMITS
 from jobs.core.config.fields import Table, TableMap, parse_table, setting
 from jobs.core.config.kinds import Bool, HostPort, Int, Invalid, Secret, Str, StrList, Url, Where
 
@@ -104,14 +105,40 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
+class SyncLimitsConfig:
+    """``[sync]``: how much and how long sync reads from a mirror (ours; see Limits in docs/design.md)."""
+
+    max_index_bytes: int = setting(
+        Int(1), "Bytes of one index file as downloaded, and of a Debian index decompressed; a larger "
+        "one fails its profile, naming the file and the limit, and nothing is written.",
+        default=LIMITS["index_download"].value)
+    max_unpacked_bytes: int = setting(
+        Int(1), "Bytes of an Arch database unpacked; past it the profile fails, nothing is written.",
+        default=LIMITS["index_unpacked"].value)
+    deadline: int = setting(
+        Int(1), "Seconds one mirror request may take in total, from connecting to the last byte "
+        "(redirects and retries included), however slowly the mirror sends; past it the profile "
+        "fails, nothing is written, and sync exits 75 (the next run tries again).",
+        default=LIMITS["mirror_deadline"].value)
+
+
+@dataclass(frozen=True)
 class PublishConfig:
-    """``[publish]``: the rebuilder's own identity (ours)."""
+    """``[publish]``: the rebuilder's own identity, and how much of a worker's upload it reads (ours)."""
 
     signing_key: str | None = setting(
         Str(), "Ed25519 PKCS#8 PEM key publish countersigns attestations with and whose public "
         "key it publishes (rebuilderd's `REBUILDERD_SIGNING_KEY`). A configured key must exist "
         "(create it with `rebuilder keygen PATH`); only the unset default is created on first use.",
         default=None, default_text=f'`"{DEFAULT_SIGNING_KEY}"`')
+    max_upload_bytes: int = setting(
+        Int(1), "Bytes of one build file a worker uploads (log, diffoscope text or HTML) as stored: "
+        "a larger one is never read and not published (publish logs a warning naming it and the limit).",
+        default=LIMITS["upload"].value)
+    max_report_bytes: int = setting(
+        Int(1), "Bytes of a diffoscope HTML report once decompressed: a larger one is not published as "
+        "HTML (its text form still is). The sanitizer needs about 25 times this in memory: the default "
+        "keeps publish under 512 MiB.", default=LIMITS["report_decoded"].value)
 
     @property
     def signing_key_path(self) -> str:
@@ -160,8 +187,15 @@ class RebuilderConfig:
     worker: WorkerTrustConfig = setting(Table(WorkerTrustConfig), "", default_factory=WorkerTrustConfig)
     schedule: ScheduleConfig = setting(Table(ScheduleConfig), "", default_factory=ScheduleConfig)
     store: StoreConfig = setting(Table(StoreConfig), "", default_factory=StoreConfig)
+    sync: SyncLimitsConfig = setting(Table(SyncLimitsConfig), "", default_factory=SyncLimitsConfig)
     publish: PublishConfig = setting(Table(PublishConfig), "", default_factory=PublishConfig)
     lease: LeaseConfig = setting(Table(LeaseConfig), "", default_factory=LeaseConfig)
+
+    def limits(self) -> dict[str, int | None]:
+        """The operator's limits, for `jobs.core.bounded.configured` around a sync or publish run."""
+        return {"index_download": self.sync.max_index_bytes, "index_unpacked": self.sync.max_unpacked_bytes,
+                "mirror_deadline": self.sync.deadline, "upload": self.publish.max_upload_bytes,
+                "report_decoded": self.publish.max_report_bytes}
 
     def endpoint_cookie(self, url: str) -> str | None:
         """The ``[endpoints."URL"] cookie`` for ``url``, ignoring a trailing slash on either side."""

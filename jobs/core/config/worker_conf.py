@@ -10,6 +10,7 @@ from __future__ import annotations
 import platform
 from dataclasses import dataclass, replace
 
+from jobs.core.bounded import LIMITS
 from jobs.core.config.fields import Table, TableMap, parse_table, setting
 from jobs.core.config.kinds import Bool, Int, Secret, Str, StrList, Where, check_safe_name
 
@@ -26,6 +27,10 @@ class BuildConfig:
         "appended, the build is *not* stopped; unset: no limit.", default=None)
     silent: bool = setting(
         Bool(), "Do not mirror build output to the worker's own stdout/stderr.", default=False)
+    download_deadline: int = setting(
+        Int(1), "Seconds each file the worker downloads before the build (package, `.buildinfo`) may take "
+        "in total, however slowly the mirror sends (ours); past it the attempt is FAIL with the URL and "
+        "the deadline, and the job is retried as usual.", default=LIMITS["download_deadline"].value)
 
 
 @dataclass(frozen=True)
