@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from io import BytesIO
@@ -27,8 +27,8 @@ from io import BytesIO
 import pyarrow.parquet as pq
 
 from jobs.core import progress
-from jobs.core.config import RebuilderConfig, SyncConfig, SyncProfile
-from jobs.core.errors import ConfigError, TerminalError
+from jobs.core.config import RebuilderConfig, SyncProfile
+from jobs.core.errors import ConfigError
 from jobs.core.gcpause import cyclic_gc_paused
 from jobs.core.history import build_summaries
 from jobs.core.layout import claim_key, state_prefix, sync_lock
@@ -237,12 +237,3 @@ def _job_ids_elsewhere(store: Store, profile: str) -> set[str]:
                 ids |= _job_ids(store, value.target)
     return ids
 
-
-def sync_all(store: Store, config: RebuilderConfig, sync_config: SyncConfig, names: Sequence[str] = (),
-             *, fetcher: Fetcher | None = None) -> list[SyncSummary]:
-    """Sync the named profiles (all when none are named), one after the other."""
-    profiles = [sync_config.profile(n) for n in names] if names else list(sync_config.profiles.values())
-    if not profiles:
-        raise TerminalError("no sync profiles configured")
-    fetcher = fetcher or Fetcher()
-    return [sync_profile(store, config, p, fetcher=fetcher) for p in profiles]
