@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bench import headlines
-from jobs.core import readme
+from jobs import readme
 
 ROOT = Path(__file__).resolve().parents[1]
 # Headline figures per benchmark.
@@ -46,7 +46,7 @@ def test_every_benchmark_runs_and_reports_every_figure(seaweed, tmp_path):
     # Every row is printed with its verdict.
     assert sum(line.lstrip().startswith("= ") for line in res.stdout.splitlines()) == len(rows)
 
-    # The docs block renders from the same result, between jobs.core.readme's markers.
+    # The docs block renders from the same result, between jobs.readme's markers.
     start, end = readme.markers("benchmarks")
     page = tmp_path / "benchmarks.md"
     page.write_text(f"# x\n{start}\nSTALE-BLOCK\n{end}\nrest\n")

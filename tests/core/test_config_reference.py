@@ -110,4 +110,4 @@ def test_module_prints_reference() -> None:
 def test_docs_show_the_generated_reference() -> None:
     assert readme_block(PAGE.read_text(encoding="utf-8")) is not None, f"{PAGE} lacks the {START_MARKER} block"
     problem = readme_problem(PAGE)
-    assert problem is None, f"{PAGE} is stale; run `python -m jobs.core.readme --write`\n{problem}"
+    assert problem is None, f"{PAGE} is stale; run `python -m jobs.readme --write`\n{problem}"

@@ -2,7 +2,7 @@
 
 Each block sits between `<!-- NAME:start -->` and `<!-- NAME:end -->` in one of the pages in
 `PAGES`; a test fails when a block differs from what its generator prints.
-`python -m jobs.core.readme --check` reports stale blocks in every page, `--write` regenerates
+`python -m jobs.readme --check` reports stale blocks in every page, `--write` regenerates
 them (`--check FILE`/`--write FILE` for some pages only); with neither it prints the blocks.
 """
 
@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _config_reference() -> str:
@@ -122,7 +122,7 @@ def _targets(files: Sequence[str], names: Sequence[str] | None) -> list[tuple[Pa
 
 
 def main(argv: Sequence[str] | None = None, *, names: Sequence[str] | None = None,
-         prog: str = "python -m jobs.core.readme") -> int:
+         prog: str = "python -m jobs.readme") -> int:
     """Print the blocks, or check/update them in the documentation pages."""
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     group = parser.add_mutually_exclusive_group()
