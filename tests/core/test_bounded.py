@@ -29,11 +29,11 @@ from jobs.core.bounded import (
 )
 from jobs.core.config.kinds import SAFE_NAME_MAX
 from jobs.core.config.sync_conf import parse_sync_config
+from jobs.core.docblocks import ROOT, block
 from jobs.core.errors import ConfigError
 from jobs.core.model import ArtifactResult, ResultRow, SchemaError, Status, build_id, check_result_fields
 from jobs.core.model.limits import entry_problem, fit_text
 from jobs.core.store import InvalidKey
-from jobs.readme import ROOT, block
 
 MB = 1 << 20
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import MISSING, Field, dataclass
-from pathlib import Path
 from typing import Any
 
-from jobs import readme
+from jobs.core import docblocks
 from jobs.core.config.fields import Setting, Table, TableMap, is_required, settings_of, toml_key
 from jobs.core.config.load import COOKIE_PATH_ENV, REBUILDER_FILE, SYNC_FILE, WORKER_FILE, ConfigFileSpec
 from jobs.core.config.rebuilderd_conf import RebuilderConfig
@@ -22,7 +21,8 @@ from jobs.core.config.sync_conf import SyncConfig
 from jobs.core.config.worker_conf import WorkerConfig
 
 BLOCK = "config-reference"
-START_MARKER, END_MARKER = readme.markers(BLOCK)
+PAGE = "docs/configuration.md"
+START_MARKER, END_MARKER = docblocks.markers(BLOCK)
 
 
 @dataclass(frozen=True)
@@ -135,24 +135,10 @@ def config_reference_markdown() -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def readme_block(text: str) -> str | None:
-    """The text between the reference markers of a page, or None if they are missing."""
-    return readme.block(text, BLOCK)
-
-
-def replace_readme_block(text: str, markdown: str) -> str:
-    """``text`` with the block between the markers replaced by ``markdown``."""
-    return readme.replace_block(text, BLOCK, markdown)
-
-
-def readme_problem(path: str | Path) -> str | None:
-    """Why a page's reference block differs from the generated one (a diff), or None."""
-    return readme.block_problem(path, BLOCK)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the reference, or check/update the block in a page (default: docs/configuration.md)."""
-    return readme.main(argv, names=[BLOCK], prog="python -m jobs.core.config.reference")
+    return docblocks.main(argv, generators={BLOCK: config_reference_markdown}, pages={PAGE: (BLOCK,)}, names=[BLOCK],
+                          prog="python -m jobs.core.config.reference", description=__doc__.splitlines()[0])
 
 
 if __name__ == "__main__":
