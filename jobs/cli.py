@@ -406,9 +406,9 @@ def check_config(
 
     Example: rebuilder --config ./rebuilderd.conf check-config --profiles ./rebuilderd-sync.conf
     """
+    from jobs.config_check import ERROR, Files
+    from jobs.config_check import check_config as run_checks
     from jobs.core.config import load_rebuilder_config, load_sync_config, load_worker_config
-    from jobs.core.config.check import ERROR, Files
-    from jobs.core.config.check import check_config as run_checks
     from jobs.core.config.load import ETC_DIR, REBUILDER_FILE, SYNC_FILE, WORKER_FILE, locate_config
 
     opts: Options = ctx.obj
