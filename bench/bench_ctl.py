@@ -66,8 +66,9 @@ from urllib.parse import unquote
 import duckdb
 import pyarrow as pa
 
+from jobs.core import urls
 from jobs.core.model import Status
-from jobs.publish import feeds, plan, queries, site, urls
+from jobs.publish import feeds, plan, queries, site
 from jobs.publish.classify import FailureClass
 from jobs.publish.rows import BuildLinks, PackageRow, SuiteKey, SuiteSummary
 from jobs.publish.sitewriter import JSON, Manifest, Site, json_bytes

@@ -116,7 +116,7 @@ class CountingStore:
 
 
 def _kind(key: str) -> str:
-    """What a site key is, for counting writes (see jobs.publish.urls)."""
+    """What a site key is, for counting writes (see jobs.core.urls)."""
     for prefix, kind in (("api/v0/builds/", "build files"), ("packages/", "package pages"),
                          ("api/v1/packages/", "package feeds"), ("api/v1/suites/", "suite and list feeds"),
                          ("suites/", "suite and list pages")):

@@ -19,11 +19,11 @@ from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any
 
+from jobs.core import feeds as schema
+from jobs.core import urls
 from jobs.core.errors import TerminalError, TransientError
 from jobs.core.model import Status
-from jobs.ctl import schema
 from jobs.ctl.feeds import DEFAULT_ENDPOINT, FeedInvalid, FeedNotFound, Limits, Site, cache_dir
-from jobs.publish import urls
 
 FILES = ("log", "diffoscope", "attestation")
 # A row's files: its key in a list feed's `files`, and the file's name under urls.build_file.
@@ -162,7 +162,7 @@ def open_site(endpoint: str | None, config: Any = None, env: Mapping[str, str] |
 
 
 def _feed(site: Site, key: str, spec: Any, what: str) -> Any:
-    """One feed, checked against its shape (`jobs.ctl.schema`)."""
+    """One feed, checked against its shape (`jobs.core.feeds`)."""
     return schema.check(site.json(key), spec, url=site.url(key), what=what)
 
 

@@ -14,10 +14,10 @@ from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
+from jobs.core import urls
 from jobs.core.errors import TerminalError
 from jobs.core.model import parse_timestamp
 from jobs.ctl.feeds import FeedInvalid, FeedNotFound, Site
-from jobs.publish import urls
 
 if TYPE_CHECKING:
     from jobs.ctl.commands import Filters
@@ -89,7 +89,7 @@ def _feed(site: Site, key: str, what: str) -> dict[str, Any]:
         raise FeedMissing(what, site.url(key)) from None
     if not isinstance(doc, dict) or doc.get("kind") != what:
         raise FeedInvalid(f"not a {what} feed", url=site.url(key))
-    from jobs.ctl import schema
+    from jobs.core import feeds as schema
 
     return schema.check(doc, schema.QUEUE if what == "queue" else schema.WORKERS, url=site.url(key), what=what)
 

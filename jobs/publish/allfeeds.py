@@ -26,8 +26,9 @@ from datetime import datetime
 import duckdb
 import pyarrow as pa
 
+from jobs.core import urls
 from jobs.core.model import Status
-from jobs.publish import feeds, urls
+from jobs.publish import feeds
 from jobs.publish.plan import ListPart, ListRef
 from jobs.publish.sitewriter import JSON, Site, SiteFile, Tier, json_bytes, json_safe
 

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from jobs.core import urls
 from jobs.core.model import Status, format_timestamp
-from jobs.publish import urls
 from jobs.publish.rows import (
     ActiveBuild,
     BuildLinks,

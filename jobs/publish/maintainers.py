@@ -19,7 +19,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from jobs.publish import feeds, urls
+from jobs.core import urls
+from jobs.publish import feeds
 from jobs.publish.plan import _DIGEST
 from jobs.publish.queries import _PACKAGE_COLUMNS, _dicts, package_row
 from jobs.publish.rows import PackageRow, StatusCounts

@@ -15,9 +15,9 @@ from typing import Any
 import jinja2
 import markupsafe
 
+from jobs.core import urls
 from jobs.core.model import Status, format_timestamp
 from jobs.core.resources import site_templates
-from jobs.publish import urls
 from jobs.publish.rows import DailyCount
 from jobs.publish.text import printable
 

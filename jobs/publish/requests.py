@@ -58,8 +58,8 @@ from jobs.core.model import JobRow, PackageStateRow, Status, format_timestamp, p
 from jobs.core.pointer import Pointer, unique_name
 from jobs.core.signing import hmac_tag, hmac_verify
 from jobs.core.store import NotFound, Store
+from jobs.core.vercmp import vercmp
 from jobs.publish.verify import Rejected
-from jobs.sync.vercmp import vercmp
 
 SCHEMA = "rebuilder.request/1"
 PREFIX = "requests/"

@@ -1,6 +1,6 @@
 """The page contexts: plain frozen rows that DuckDB queries produce and both templates and feeds read.
 
-Links are properties computed from `jobs.publish.urls`, so a page and a feed can never
+Links are properties computed from `jobs.core.urls`, so a page and a feed can never
 disagree about where a log or a package page lives.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from jobs.core import urls
 from jobs.core.model import Status
-from jobs.publish import urls
 from jobs.publish.classify import FailureClass
 
 

@@ -33,10 +33,11 @@ from typing import Any
 
 import duckdb
 
+from jobs.core import urls
 from jobs.core.model import Status
 from jobs.core.resources import site_static, site_templates
 from jobs.core.store import Store
-from jobs.publish import allfeeds, feeds, maintainers, plan, queries, svg, urls
+from jobs.publish import allfeeds, feeds, maintainers, plan, queries, svg
 from jobs.publish.classify import FailureClass
 from jobs.publish.inputs import Inputs, load_inputs
 from jobs.publish.pages import Renderer

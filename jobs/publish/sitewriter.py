@@ -42,8 +42,8 @@ import pyarrow.parquet as pq
 from jobs.core import progress
 from jobs.core.bounded import CorruptData, OverLimit, cap, read_object
 from jobs.core.store import NotFound, Store
+from jobs.core.urls import BUILDS_PREFIX, LEGACY_MANIFEST, MANIFEST, PENDING
 from jobs.publish.sanitize import clean_report
-from jobs.publish.urls import BUILDS_PREFIX, LEGACY_MANIFEST, MANIFEST, PENDING
 
 log = logging.getLogger(__name__)
 

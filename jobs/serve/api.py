@@ -37,10 +37,10 @@ from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
+from jobs.core import urls
 from jobs.core.errors import TransientError
 from jobs.core.model import parse_timestamp
 from jobs.core.store import NotFound, Store
-from jobs.publish import urls
 from jobs.publish.feeds import API_MODE, naive
 from jobs.publish.requests import MAX_REQUEST_BYTES, write_request
 

@@ -9,8 +9,9 @@ import duckdb
 import pyarrow as pa
 import pytest
 
+from jobs.core import urls
 from jobs.core.model import Status
-from jobs.publish import feeds, urls
+from jobs.publish import feeds
 from jobs.publish.plan import ListPart, ListRef
 from jobs.publish.rows import SuiteKey
 from jobs.publish.site import build_site

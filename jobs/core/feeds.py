@@ -11,7 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from jobs.ctl.feeds import FeedInvalid
+from jobs.core.errors import TerminalError
+
+
+class FeedInvalid(TerminalError):
+    """A file was fetched but is not what the site layout promises (e.g. not JSON)."""
+
 
 ANY = object()
 STR, INT, NUM, BOOL = str, int, (int, float), bool
