@@ -18,10 +18,9 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from jobs.core.cliapp import EXIT_TERMINAL, EXIT_TRANSIENT, run_app
 from jobs.core.errors import RebuilderError
 
-EXIT_TERMINAL = 1
-EXIT_TRANSIENT = 75
 # Where `rebuilder demo` serves unless told otherwise, and how many ports after it it tries
 # when that one is taken (8484 is also rebuilderd's own default port).
 DEMO_BIND = "127.0.0.1:8484"
@@ -228,7 +227,7 @@ def run(
 def _check_bind(value: Optional[str]) -> Optional[str]:
     """A --bind that is not HOST:PORT is a usage error (exit 2)."""
     from jobs.core.errors import ConfigError
-    from jobs.publish.serve import parse_bind
+    from jobs.serve.server import parse_bind
 
     if value is not None:
         try:
@@ -258,8 +257,8 @@ def serve(
     """
     from jobs.core.errors import ConfigError
     from jobs.core.store import open_store
-    from jobs.publish.serve import make_server
     from jobs.serve.api import Api
+    from jobs.serve.server import make_server
 
     opts: Options = ctx.obj
     config = _rebuilder_config(opts)
@@ -303,7 +302,7 @@ def demo(
     """
     from jobs.core.store import LocalStore
     from jobs.demo.run import run_demo
-    from jobs.publish.serve import make_server
+    from jobs.serve.server import make_server
 
     server = None
     if not no_serve:
@@ -499,28 +498,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
-
-
-def run_app(typer_app: typer.Typer, prog: str) -> None:
-    """Run a typer app, turning this project's errors into one clear line and an exit code.
-
-    The process ends through `jobs.core.shutdown.exit_process`: Python's clean-up, then
-    `os._exit`, so that pyarrow's native thread pools cannot abort it at exit (status 134).
-    """
-    from jobs.core.shutdown import exit_code, exit_process
-
-    code = 0
-    try:
-        typer_app(prog_name=prog, standalone_mode=True)
-    except RebuilderError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        code = EXIT_TRANSIENT if exc.transient else EXIT_TERMINAL
-    except SystemExit as exc:
-        code = exit_code(exc)
-    except Exception:  # a bug: the traceback as Python (or typer) prints it, then the same clean exit
-        sys.excepthook(*sys.exc_info())
-        code = EXIT_TERMINAL
-    exit_process(code)
 
 
 def main() -> None:

@@ -1,4 +1,10 @@
-"""The shapes of the feeds rebuildctl reads: a wrong-typed feed is one FeedInvalid, never a traceback.
+"""The feeds' contract: what `rebuilder publish` writes and rebuildctl and `rebuilder serve` read.
+
+One module for both sides: the schema version, the modes, the columns of a whole list and the
+shapes of every feed a reader checks. Publish writes them (`jobs.publish.feeds`), rebuildctl
+reads them (`jobs.ctl`), so neither can change a field without the other seeing it.
+
+Shapes: a wrong-typed feed is one FeedInvalid, never a traceback.
 
 A spec is a type (or tuple of types) a value must be, a dict of the keys an object must have
 (`Optional` for keys that may be missing or null), a one-element list (every element of an
@@ -9,9 +15,35 @@ name are allowed: newer sites may add fields.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from jobs.core.errors import TerminalError
+from jobs.core.model.status import Status
+
+SCHEMA = "rebuilder.feed/1"
+# The index's "mode": "static" as published (files only: a static host ignores queries, so
+# `api/v0/pkgs/list` is the whole list and no admin endpoint exists); `rebuilder serve` answers
+# the same index with "api" (filtered lists, queue/list, workers, admin requests: docs/api.md).
+STATIC_MODE, API_MODE = "static", "api"
+STATUSES = (Status.GOOD, Status.BAD, Status.FAIL, Status.UNKWN)
+# The columns of a whole status list (`jobs.publish.feeds.status_all`), in order: a
+# `jobs.publish.feeds.package_json` row without what the feed says once (suite, status) or
+# what a client derives: `page` is
+# urls.package_page(distro, name), and each of `files` is urls.build_file(v0_build_id, what)
+# where its has_* flag is true.
+ALL_COLUMNS = ("name", "version", "artifact_architecture", "artifact_url", "source_name", "source_version",
+               "build_id", "v0_build_id", "built_at", "reason", "failure_class", "worker_name", "has_log",
+               "has_diffoscope", "has_diffoscope_html", "has_attestation")
+
+
+def naive(value: datetime | None) -> str | None:
+    """rebuilderd's NaiveDateTime form: "2026-05-01T12:34:56.123456", UTC, no zone."""
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value.isoformat(timespec="microseconds")
 
 
 class FeedInvalid(TerminalError):

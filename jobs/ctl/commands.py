@@ -141,7 +141,7 @@ class PackageRow:
 
     def line(self) -> str:
         """rebuildctl's `pkgs ls` line: `[STATUS] name version (distro, release, component, arch) "url"`."""
-        from jobs.ctl.terminal import clean
+        from jobs.ctl.escape import clean
 
         return clean(f"[{self.status:<5}] {self.name} {self.version} ({self.distro}, {self.release or '<none>'}, "
                      f"{self.component or '<none>'}, {self.architecture}) {_quoted(self.url or '')}")
@@ -450,7 +450,7 @@ def admin_target(endpoint: str | None, config_file: str | None, store_option: st
 
 def submit(target: AdminTarget, verb: str, **fields: Any) -> str:
     """Write one signed request for the next publish; returns its store key."""
+    from jobs.core.requests import write_request
     from jobs.core.store import open_store
-    from jobs.publish.requests import write_request
 
     return write_request(open_store(target.store_url), target.cookie, verb, **fields)

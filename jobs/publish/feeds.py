@@ -6,15 +6,19 @@ its `NaiveDateTime` strings (UTC, no zone), statuses through `Status.v0` (FAIL r
 
 v1 (our own, versioned by "schema": "rebuilder.feed/1"): RFC 3339 timestamps with "Z",
 all four statuses, failure classes, and site-relative URLs of every linked file.
+
+The contract with the readers (schema version, modes, columns, record shapes) is
+`jobs.core.feeds`; this module fills it from the page rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from jobs.core import urls
+from jobs.core.feeds import ALL_COLUMNS, SCHEMA, STATIC_MODE, STATUSES, naive
 from jobs.core.model import Status, format_timestamp
 from jobs.publish.rows import (
     ActiveBuild,
@@ -28,29 +32,6 @@ from jobs.publish.rows import (
     SuiteSummary,
     WorkerRow,
 )
-
-SCHEMA = "rebuilder.feed/1"
-# The index's "mode": "static" as published (files only: a static host ignores queries, so
-# `api/v0/pkgs/list` is the whole list and no admin endpoint exists); `rebuilder serve` answers
-# the same index with "api" (filtered lists, queue/list, workers, admin requests: docs/api.md).
-STATIC_MODE, API_MODE = "static", "api"
-STATUSES = (Status.GOOD, Status.BAD, Status.FAIL, Status.UNKWN)
-# The columns of a whole status list (`status_all`), in order: a `package_json` row without
-# what the feed says once (suite, status) or what a client derives: `page` is
-# urls.package_page(distro, name), and each of `files` is urls.build_file(v0_build_id, what)
-# where its has_* flag is true.
-ALL_COLUMNS = ("name", "version", "artifact_architecture", "artifact_url", "source_name", "source_version",
-               "build_id", "v0_build_id", "built_at", "reason", "failure_class", "worker_name", "has_log",
-               "has_diffoscope", "has_diffoscope_html", "has_attestation")
-
-
-def naive(value: datetime | None) -> str | None:
-    """rebuilderd's NaiveDateTime form: "2026-05-01T12:34:56.123456", UTC, no zone."""
-    if value is None:
-        return None
-    if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
-    return value.isoformat(timespec="microseconds")
 
 
 def _ts(value: datetime | None) -> str | None:

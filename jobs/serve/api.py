@@ -39,10 +39,10 @@ from urllib.parse import parse_qsl
 
 from jobs.core import urls
 from jobs.core.errors import TransientError
+from jobs.core.feeds import API_MODE, naive
 from jobs.core.model import parse_timestamp
+from jobs.core.requests import MAX_REQUEST_BYTES, write_request
 from jobs.core.store import NotFound, Store
-from jobs.publish.feeds import API_MODE, naive
-from jobs.publish.requests import MAX_REQUEST_BYTES, write_request
 
 MAX_BODY = MAX_REQUEST_BYTES
 MAX_LIST_BYTES = 1 << 30  # ~3 million records; a bigger file is refused, not read

@@ -21,6 +21,7 @@ from jobs.core.lease import Leases
 from jobs.core.model import PackageStateRow, Priority, Status, parquet_bytes
 from jobs.core.pointer import Pointer
 from jobs.core.queue import read_queue, update_queue
+from jobs.core.requests import write_request
 from jobs.core.signing import (
     KeyFileError,
     generate_key,
@@ -30,7 +31,7 @@ from jobs.core.signing import (
     verify_link,
 )
 from jobs.publish.job import REBUILDER_KEYS, publish_state, rebuilder_signing_key
-from jobs.publish.requests import APPLIED, Refusal, write_request
+from jobs.publish.requests import APPLIED, Refusal
 from jobs.publish.run import publish
 from jobs.publish.verify import Reason
 from tests.faults import FaultyStore, Killed

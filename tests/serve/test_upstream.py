@@ -296,8 +296,8 @@ def test_pkgs_list_queue_and_errors_match_the_daemons(daemon, mirror, tmp_path):
 
     from jobs.core.config import RebuilderConfig, parse_sync_config
     from jobs.core.store import open_store
-    from jobs.publish.serve import make_server
     from jobs.serve.api import Api
+    from jobs.serve.server import make_server
     from jobs.sync.job import sync_profile
 
     store = open_store((tmp_path / "store").as_uri())
