@@ -14,11 +14,12 @@ The contract with the readers (schema version, modes, columns, record shapes) is
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from jobs.core import urls
-from jobs.core.feeds import ALL_COLUMNS, SCHEMA, STATIC_MODE, STATUSES, naive
+from jobs.core.feeds import ALL_COLUMNS, SCHEMA, STATIC_MODE, CurrentJob, QueuedJob, Worker, naive
 from jobs.core.model import Status, format_timestamp
 from jobs.publish.rows import (
     ActiveBuild,
@@ -26,12 +27,12 @@ from jobs.publish.rows import (
     BuildRow,
     PackagePage,
     PackageRow,
-    QueueEntry,
     RejectedResult,
     SuiteKey,
     SuiteSummary,
-    WorkerRow,
 )
+
+STATUSES = (Status.GOOD, Status.BAD, Status.FAIL, Status.UNKWN)
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -211,33 +212,20 @@ def package_feed(page: PackagePage, generated_at: datetime) -> dict[str, Any]:
                     packages=[package_json(r) for r in page.packages], builds=[build_json(b) for b in page.builds])
 
 
-def queue_feed(entries: list[QueueEntry], generated_at: datetime) -> dict[str, Any]:
+def queue_feed(entries: list[QueuedJob], generated_at: datetime) -> dict[str, Any]:
     """`api/v1/queue.json`: every queued job in claim order; `running` is its live claim, if any."""
-    def job(e: QueueEntry) -> dict[str, Any]:
-        running = None if e.worker_key_id is None else {
-            "worker_name": e.worker_name, "worker_key_id": e.worker_key_id, "started_at": _ts(e.started_at),
-            "renewed_at": _ts(e.renewed_at), "expires_at": _ts(e.expires_at)}
-        return {"job_id": e.job_id, "attempt": e.attempt, "priority": e.priority, "not_before": _ts(e.not_before),
-                "queued_at": _ts(e.queued_at), "distro": e.distro, "release": e.releases[0] if e.releases else None,
-                "releases": list(e.releases), "component": e.component, "architecture": e.architecture,
-                "source_name": e.source_name, "source_version": e.source_version, "backend": e.backend,
-                "input_url": e.input_url, "artifacts": [{"name": n, "version": v, "url": u, "architecture": a}
-                                                        for n, v, u, a in e.artifacts],
-                "running": running}
-    return envelope("queue", generated_at, count=len(entries), jobs=[job(e) for e in entries])
+    return envelope("queue", generated_at, count=len(entries), jobs=[e.json() for e in entries])
 
 
-def workers_feed(workers: list[WorkerRow], active: list[ActiveBuild], generated_at: datetime) -> dict[str, Any]:
+def workers_feed(workers: list[Worker], active: list[ActiveBuild], generated_at: datetime) -> dict[str, Any]:
     """`api/v1/workers.json`: every worker key seen, its trust, when it was last seen and what it builds now."""
     current = {b.worker_key_id: b for b in active}
 
-    def worker(w: WorkerRow) -> dict[str, Any]:
+    def worker(w: Worker) -> dict[str, Any]:
         b = current.get(w.key_id)
-        job = None if b is None else {"job_id": b.job_id, "attempt": b.attempt, "source_name": b.source_name,
-                                      "source_version": b.source_version, "distro": b.distro,
-                                      "architecture": b.architecture, "started_at": _ts(b.acquired_at)}
-        return {"key_id": w.key_id, "name": w.name, "worker_id": w.worker_id, "trust": w.trust,
-                "last_seen": _ts(w.last_seen), "builds": w.builds, "current_job": job}
+        job = None if b is None else CurrentJob(b.job_id, b.attempt, b.source_name, b.source_version, b.distro,
+                                                b.architecture, b.acquired_at)
+        return replace(w, current_job=job).json()
     return envelope("workers", generated_at, count=len(workers), workers=[worker(w) for w in workers])
 
 

@@ -170,10 +170,10 @@ def test_queue_entries_are_in_claim_order_with_their_live_claim(world):
     data = site_data(world.store)
     assert len(data.queue) == data.queue_length == 6
     assert [(e.priority, e.queued_at) for e in data.queue] == sorted((e.priority, e.queued_at) for e in data.queue)
-    running = [e for e in data.queue if e.worker_key_id is not None]
-    assert [(e.source_name, e.worker_name, e.worker_key_id) for e in running] == [("qux", "builder-1", WORKER_KEY)]
-    assert running[0].expires_at > NOW > running[0].started_at
-    assert all(e.started_at is None for e in data.queue if e.worker_key_id is None)
+    running = [e for e in data.queue if e.running is not None]
+    assert [(e.source_name, e.running.worker_name, e.running.worker_key_id) for e in running] == \
+        [("qux", "builder-1", WORKER_KEY)]
+    assert running[0].running.expires_at > NOW > running[0].running.started_at
 
 
 def test_workers_are_every_key_seen_with_their_trust(world):
