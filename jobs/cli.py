@@ -20,6 +20,7 @@ import typer
 
 from jobs.core.cliapp import EXIT_TERMINAL, EXIT_TRANSIENT, run_app
 from jobs.core.errors import RebuilderError
+from jobs.core.layout import SITE
 
 # Where `rebuilder demo` serves unless told otherwise, and how many ports after it it tries
 # when that one is taken (8484 is also rebuilderd's own default port).
@@ -166,7 +167,7 @@ def publish(ctx: typer.Context) -> None:
     store = _open_store(opts, config)
     site_store = open_store(config.store.site_url) if config.store.site_url else None
     with _progress():
-        summary = run_publish(store, config, site_store=site_store, site_prefix="" if site_store else "site/")
+        summary = run_publish(store, config, site_store=site_store, site_prefix="" if site_store else SITE)
     typer.echo(summary.line())
     for rejected in summary.state.rejected[:20]:
         typer.echo(f"publish: rejected {rejected.key}: {rejected.reason}", err=True)
@@ -267,7 +268,7 @@ def serve(
     if config.store.site_url:
         store, prefix = open_store(config.store.site_url), ""
     else:
-        store, prefix = _open_store(opts, config), "site/"
+        store, prefix = _open_store(opts, config), SITE
     api = None
     if not static:
         requests = None
@@ -313,7 +314,7 @@ def demo(
 
         site = LocalStore(directory / "store")
         server = make_server(site, bind or DEMO_BIND, fallback=0 if bind else DEMO_PORT_FALLBACK,
-                             api=Api(site, "site/"))  # read-only: upstream rebuildctl works against the demo
+                             api=Api(site, SITE))  # read-only: upstream rebuildctl works against the demo
     try:
         with _progress():
             result = run_demo(directory)

@@ -16,11 +16,12 @@ import duckdb
 import pyarrow as pa
 
 from jobs.core.config import ScheduleConfig
+from jobs.core.layout import HISTORY
 from jobs.core.model import HistoryRow, Status, read_table, to_table
 from jobs.core.pointer import Pointer
 from jobs.core.store import Store
 
-PREFIX = "history"
+PREFIX = HISTORY
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,9 @@ import json
 import sys
 from pathlib import Path
 
-from jobs.core.layout import PREFIXES
+from jobs.core.layout import PREFIXES, SITE
 
 ROLES: tuple[str, ...] = ("sync", "worker", "publish", "admin")
-SITE = "site/"
 VERSION = "2012-10-17"  # the IAM policy language version, not a date we chose
 DEFAULT_BUCKET = "rebuilder"
 

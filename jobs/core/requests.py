@@ -28,18 +28,17 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from jobs.core.layout import request_key
 from jobs.core.model import Status, format_timestamp, parse_timestamp
 from jobs.core.pointer import unique_name
 from jobs.core.signing import hmac_tag
 from jobs.core.store import Store
 
 SCHEMA = "rebuilder.request/1"
-PREFIX = "requests/"
 VERBS = ("requeue", "push", "drop")
 FILTERS = ("distro", "release", "component", "architecture", "name", "version")
 FIELDS = {"schema", "verb", *FILTERS, "status", "priority", "reset", "created_at", "nonce"}
 MAX_REQUEST_BYTES = 64 << 10
-KEY = re.compile(r"requests/[A-Za-z0-9._-]{1,200}\.json")
 
 
 @dataclass(frozen=True)
@@ -113,7 +112,7 @@ def request_payload(verb: str, *, distro: str | None = None, release: str | None
 def write_request(store: Store, cookie: str, verb: str, **fields: object) -> str:
     """Store one authenticated request for the next publish (rebuildctl's side); returns its key."""
     payload = request_payload(verb, **fields)  # type: ignore[arg-type]
-    key = PREFIX + unique_name(".json")
+    key = request_key(unique_name(".json"))
     body = json.dumps({"payload": payload, "hmac": hmac_tag(cookie, payload)}, sort_keys=True).encode()
     store.put_if_absent(key, body, content_type="application/json")
     return key

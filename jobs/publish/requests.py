@@ -36,12 +36,11 @@ from functools import cmp_to_key
 from jobs.core.config import RebuilderConfig
 from jobs.core.errors import TerminalError
 from jobs.core.history import BuildSummary
+from jobs.core.layout import APPLIED_REQUESTS, REQUEST_KEY, REQUESTS, STATE, state_head_profile, state_prefix
 from jobs.core.model import JobRow, PackageStateRow, Status, format_timestamp, parse_timestamp, read_parquet
 from jobs.core.pointer import Pointer
 from jobs.core.requests import (
-    KEY,
     MAX_REQUEST_BYTES,
-    PREFIX,
     Request,
     parse_payload,
 )
@@ -73,7 +72,7 @@ class AppliedNonces:
     entries: dict[str, tuple[str, datetime, datetime]] = field(default_factory=dict)
 
 
-APPLIED = "history/applied-requests.json"
+APPLIED = APPLIED_REQUESTS
 APPLIED_SCHEMA = "rebuilder.applied-requests/1"
 
 
@@ -138,11 +137,11 @@ def load_requests(store: Store, config: RebuilderConfig, *, now: datetime | None
     skew = timedelta(seconds=config.lease.clock_skew)
     accepted: list[Request] = []
     rejected: list[Rejected] = []
-    for info in store.list(PREFIX):
+    for info in store.list(REQUESTS):
         try:
             if not cookie:
                 raise _Refusal(Refusal.NO_COOKIE, "no [auth] cookie is configured: no request can be verified")
-            if not KEY.fullmatch(info.key):
+            if not REQUEST_KEY.fullmatch(info.key):
                 raise _Refusal(Refusal.BAD_KEY, "not requests/<name>.json")
             if info.size > MAX_REQUEST_BYTES:
                 raise _Refusal(Refusal.OVERSIZED, f"{info.size} bytes")
@@ -189,10 +188,10 @@ def load_requests(store: Store, config: RebuilderConfig, *, now: datetime | None
 def current_state_rows(store: Store) -> list[PackageStateRow]:
     """The rows of every profile's current package-state snapshot (`state/<profile>/HEAD.json`)."""
     rows: list[PackageStateRow] = []
-    for info in store.list("state/"):
-        parts = info.key.split("/")
-        if len(parts) == 3 and parts[2] == "HEAD.json":
-            value, _ = Pointer(store, f"state/{parts[1]}").read()
+    for info in store.list(STATE):
+        profile = state_head_profile(info.key)
+        if profile is not None:
+            value, _ = Pointer(store, state_prefix(profile)).read()
             if value is not None:
                 rows.extend(r for r in read_parquet(store.get(value.target).data) if isinstance(r, PackageStateRow))
     return rows

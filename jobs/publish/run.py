@@ -29,6 +29,7 @@ from jobs.core.config import RebuilderConfig
 from jobs.core.errors import RebuilderError
 from jobs.core.gcpause import cyclic_gc_paused
 from jobs.core.history import read_history
+from jobs.core.layout import SITE, SITE_LOCK
 from jobs.core.lease import LeaseHeld, Leases
 from jobs.core.model import HistoryRow, Status, from_table
 from jobs.core.store import NotFound, Store
@@ -39,7 +40,6 @@ from jobs.publish.site import build_site
 from jobs.publish.sitewriter import WriteStats, read_manifest, write_site
 from jobs.publish.verify import rejected_row, trusted_workers
 
-SITE_LOCK = "locks/publish-site.json"
 # An upload or temporary file this old was left by a killed writer: no write takes a day.
 STALE_UPLOAD_AGE = timedelta(hours=24)
 
@@ -103,7 +103,7 @@ def countersigned_attestations(store: Store, config: RebuilderConfig, state: Pub
     return signed, problems
 
 
-def publish(store: Store, config: RebuilderConfig, *, site_store: Store | None = None, site_prefix: str = "site/",
+def publish(store: Store, config: RebuilderConfig, *, site_store: Store | None = None, site_prefix: str = SITE,
             now: datetime | None = None, rebuilder_name: str = "rebuilder") -> PublishSummary:
     """One publish run (see the module docstring)."""
     with cyclic_gc_paused():

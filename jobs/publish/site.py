@@ -34,6 +34,7 @@ from typing import Any
 import duckdb
 
 from jobs.core import urls
+from jobs.core.layout import BUILDS
 from jobs.core.model import Status
 from jobs.core.resources import site_static, site_templates
 from jobs.core.store import Store
@@ -169,7 +170,7 @@ def _build_files(b: _Builder, countersigned: dict[str, dict[str, Any]], counters
 
 def _signed(f: BuildFiles, key: str) -> str | None:
     """The SHA-256 a worker's file must have ("" if unsigned: not published); None for publish's own objects."""
-    return f.digests.get(key, "") if key.startswith("builds/") else None
+    return f.digests.get(key, "") if key.startswith(BUILDS) else None
 
 
 def _package_pages(b: _Builder) -> None:

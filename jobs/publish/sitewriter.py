@@ -41,6 +41,7 @@ import pyarrow.parquet as pq
 
 from jobs.core import progress
 from jobs.core.bounded import CorruptData, OverLimit, cap, read_object
+from jobs.core.layout import SITE
 from jobs.core.store import NotFound, Store
 from jobs.core.urls import BUILDS_PREFIX, LEGACY_MANIFEST, MANIFEST, PENDING
 from jobs.publish.sanitize import clean_report
@@ -216,7 +217,7 @@ class WriteStats:
     unchanged: int
 
 
-def read_manifest(store: Store, prefix: str = "site/") -> Manifest:
+def read_manifest(store: Store, prefix: str = SITE) -> Manifest:
     """The manifest the last publish left, with the keys of an unfinished publish as unknown."""
     prefix = _prefix(prefix)
     manifest = Manifest()
@@ -330,7 +331,7 @@ def _each(items: Iterable[object], call: Callable[[object], object], writers: in
     return results
 
 
-def write_site(store: Store, site: Site, prefix: str = "site/", *, force: bool = False,
+def write_site(store: Store, site: Site, prefix: str = SITE, *, force: bool = False,
                previous: Manifest | None = None, writers: int = WRITERS) -> WriteStats:
     """Publish `site` under `prefix`: changed files tier by tier, then deletions, then the manifest.
 

@@ -26,7 +26,6 @@ operator trusts the key. docs/trust.md explains what each check prevents.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -40,7 +39,18 @@ from jobs.core import progress
 from jobs.core.bounded import OverLimit, read_capped
 from jobs.core.config import RebuilderConfig
 from jobs.core.errors import ConfigError
-from jobs.core.layout import build_prefix, claim_key, result_key, worker_key
+from jobs.core.layout import (
+    CLAIM_NOTICE_KEY,
+    CLAIMS,
+    RESULT_KEY,
+    RESULTS,
+    WORKER_KEY,
+    WORKERS,
+    build_prefix,
+    claim_key,
+    result_key,
+    worker_key,
+)
 from jobs.core.lease import Leases
 from jobs.core.model import (
     JobRow,
@@ -78,9 +88,6 @@ RESULT_SCHEMA = "rebuilder.result/2"
 NOTICE_SCHEMAS = {"lost": "rebuilder.claim-lost/1", "done": "rebuilder.claim-done/1"}
 MAX_NOTICE_BYTES = 64 << 10
 MAX_RESULT_BYTES = 1 << 20  # a result is a few KiB; anything near this is an attack or a bug
-_WORKER_KEY = re.compile(r"workers/([A-Za-z0-9]+)\.json")
-_RESULT_KEY = re.compile(r"results/([0-9a-f]{32})/([1-9][0-9]{0,8})\.json")
-_NOTICE_KEY = re.compile(r"claims/([0-9a-f]{32})/([1-9][0-9]{0,8})\.(lost|done)/([A-Za-z0-9]+)\.json")
 NO_TRUST = ("no worker is trusted: set [worker] authorized_workers or [worker] signup_secret "
             "in rebuilderd.conf; until then no result is accepted")
 
@@ -168,7 +175,7 @@ class _Reject(Exception):
 
 def rejected_row(rejected: Rejected) -> RejectedResult:
     """A refused result as the rejected-results list shows it."""
-    match = _RESULT_KEY.fullmatch(rejected.key)
+    match = RESULT_KEY.fullmatch(rejected.key)
     return RejectedResult(key=rejected.key, job_id=match.group(1) if match else None,
                           attempt=int(match.group(2)) if match else None, worker_key_id=rejected.worker,
                           reason=str(rejected.reason), detail=rejected.detail, at=rejected.at)
@@ -204,8 +211,8 @@ def trusted_workers(store: Store, config: RebuilderConfig, *, remember: bool = F
             except (RecordError, ValueError):
                 continue  # made with a secret rotated since, or a key no longer authorized
             accepted[kid] = found
-        for info in store.list("workers/"):
-            match = _WORKER_KEY.fullmatch(info.key)
+        for info in store.list(WORKERS):
+            match = WORKER_KEY.fullmatch(info.key)
             if not secret and (match is None or match.group(1) not in authorized):
                 continue  # without a secret only authorized keys' records can verify
             try:
@@ -263,7 +270,7 @@ def collect(store: Store, config: RebuilderConfig, *,
     leases = Leases(store, ttl=config.lease.ttl, clock_skew=config.lease.clock_skew)
     jobs = read_queue(store).jobs if queue is None else queue
     out = Collected([], [], trust)
-    listed = [(info, _RESULT_KEY.fullmatch(info.key)) for info in store.list("results/")]
+    listed = [(info, RESULT_KEY.fullmatch(info.key)) for info in store.list(RESULTS)]
     if callable(already):
         already = already([build_id(m.group(1), int(m.group(2))) for _, m in listed if m is not None])
     progress.grow("verify", len(listed))
@@ -296,8 +303,8 @@ def collect(store: Store, config: RebuilderConfig, *,
 def _lost_notices(store: Store) -> dict[tuple[str, int], list[str]]:
     """Keys of the workers' takeover notices, by (job id, attempt)."""
     found: dict[tuple[str, int], list[str]] = {}
-    for info in store.list("claims/"):
-        match = _NOTICE_KEY.fullmatch(info.key)
+    for info in store.list(CLAIMS):
+        match = CLAIM_NOTICE_KEY.fullmatch(info.key)
         if match is not None and info.size <= MAX_NOTICE_BYTES:
             found.setdefault((match.group(1), int(match.group(2))), []).append(info.key)
     return found
@@ -370,7 +377,7 @@ def _check_notices(store: Store, trust: Trust, keys: list[str], row: ResultRow, 
     there could otherwise erase the evidence with a plain PUT.
     """
     for key in keys:
-        match = _NOTICE_KEY.fullmatch(key)
+        match = CLAIM_NOTICE_KEY.fullmatch(key)
         if match is None or match.group(4) not in trust.keys:
             continue  # not a trusted worker's: anyone can write noise here
         kind, named = match.group(3), match.group(4)

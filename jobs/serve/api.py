@@ -40,6 +40,7 @@ from urllib.parse import parse_qsl
 from jobs.core import urls
 from jobs.core.errors import TransientError
 from jobs.core.feeds import API_MODE, naive
+from jobs.core.layout import SITE
 from jobs.core.model import parse_timestamp
 from jobs.core.requests import MAX_REQUEST_BYTES, write_request
 from jobs.core.store import NotFound, Store
@@ -144,7 +145,7 @@ class _Bytes:
 class Api:
     """The v0 API of the site under `prefix` of `site`; admin requests go to `requests` keyed by `cookie`."""
 
-    def __init__(self, site: Store, prefix: str = "site/", *, cookie: str | None = None,
+    def __init__(self, site: Store, prefix: str = SITE, *, cookie: str | None = None,
                  requests: Store | None = None, clock: Callable[[], datetime] | None = None) -> None:
         self.site, self.prefix, self.cookie, self.requests = site, prefix, cookie, requests
         self.clock = clock or (lambda: datetime.now(timezone.utc))
