@@ -83,7 +83,7 @@ def sync(
     """
     from jobs.core.config import load_sync_config
     from jobs.sync.fetch import Fetcher
-    from jobs.sync.job import sync_profile
+    from jobs.sync.run import sync_profile
 
     opts: Options = ctx.obj
     config = _rebuilder_config(opts)
@@ -128,7 +128,7 @@ def work(
 
     from jobs.core.config import load_worker_config
     from jobs.work.identity import load_identity
-    from jobs.work.loop import NothingSynced, Worker
+    from jobs.work.run import NothingSynced, Worker
 
     opts: Options = ctx.obj
     config = _rebuilder_config(opts)
@@ -361,7 +361,7 @@ def _serve_until_interrupted(server, what: str) -> None:
 
 def _worker_backends(wconf) -> dict[str, Path]:
     """The backends a worker config enables, checked before anything is created."""
-    from jobs.work.loop import check_backends
+    from jobs.work.run import check_backends
     backends = {b: Path(wconf.backend[b].path) for b in (wconf.supported_backends or wconf.backend)
                 if b in wconf.backend}
     check_backends(backends)

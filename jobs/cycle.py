@@ -19,9 +19,9 @@ from jobs.core.layout import SITE
 from jobs.core.store import Store
 from jobs.publish.run import PublishSummary, publish
 from jobs.sync.fetch import Fetcher
-from jobs.sync.job import SyncSummary, sync_profile
+from jobs.sync.run import SyncSummary, sync_profile
 from jobs.work.identity import load_identity
-from jobs.work.loop import NothingSynced, Worker, WorkStats, has_package_state
+from jobs.work.run import NothingSynced, Worker, WorkStats, has_package_state
 
 VERDICTS = ("GOOD", "BAD", "FAIL", "UNKWN")
 

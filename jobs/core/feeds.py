@@ -3,7 +3,7 @@
 One module for both sides: the schema version, the modes, the columns of a whole list, the
 shapes of every feed a reader checks, and the typed records of the queue and workers feeds
 (`QueuedJob`, `Running`, `Worker`, `CurrentJob`: `json()` is what publish writes, `from_json`
-what rebuildctl reads back). Publish writes them (`jobs.publish.feeds`), rebuildctl reads them
+what rebuildctl reads back). Publish writes them (`jobs.publish.site.feeds`), rebuildctl reads them
 (`jobs.ctl`), so neither can change a field without the other seeing it. A change that old
 readers would misread needs a new `SCHEMA` version.
 
@@ -28,8 +28,8 @@ SCHEMA = "rebuilder.feed/1"
 # `api/v0/pkgs/list` is the whole list and no admin endpoint exists); `rebuilder serve` answers
 # the same index with "api" (filtered lists, queue/list, workers, admin requests: docs/api.md).
 STATIC_MODE, API_MODE = "static", "api"
-# The columns of a whole status list (`jobs.publish.feeds.status_all`), in order: a
-# `jobs.publish.feeds.package_json` row without what the feed says once (suite, status) or
+# The columns of a whole status list (`jobs.publish.site.feeds.status_all`), in order: a
+# `jobs.publish.site.feeds.package_json` row without what the feed says once (suite, status) or
 # what a client derives: `page` is
 # urls.package_page(distro, name), and each of `files` is urls.build_file(v0_build_id, what)
 # where its has_* flag is true.

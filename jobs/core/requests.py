@@ -16,7 +16,7 @@ create-only, holding
                  "created_at": RFC 3339 UTC, "nonce": hex},
      "hmac": HMAC-SHA256 hex of the payload's canonical JSON, keyed by [auth] cookie}
 
-Publish verifies and applies them (`jobs.publish.requests`: semantics, refusals, replay
+Publish verifies and applies them (`jobs.publish.state.requests`: semantics, refusals, replay
 protection); this module is the format both sides share.
 """
 

@@ -310,7 +310,7 @@ _LINK_TYPES = ({int, type(None)}, {bool}, {bool}, {bool}, {bool})
 
 
 def _whole_rows(site: Site, key: str, feed: Mapping[str, Any]) -> list[PackageRow]:
-    """The rows of a whole-list feed (`jobs.publish.allfeeds`): columns named once, one array per package."""
+    """The rows of a whole-list feed (`jobs.publish.site.allfeeds`): columns named once, one array per package."""
     try:
         columns = feed["columns"]
         pick = itemgetter(*(columns.index(c) for c in _WHOLE_COLUMNS))

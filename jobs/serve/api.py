@@ -16,7 +16,7 @@ Read endpoints (public, as upstream):
 
 Admin endpoints (`X-Auth-Cookie` must equal `[auth] cookie`; compared in constant time):
 `POST api/v0/pkg/requeue`, `api/v0/queue/push`, `api/v0/queue/drop` become signed admin
-requests in the store (jobs.publish.requests), which the next publish applies; the answer
+requests in the store (jobs.publish.state.requests), which the next publish applies; the answer
 is 200 `null` (upstream's `()`) once the request is stored. Names are matched exactly, as
 upstream matches them (a glob character in a name is escaped, not a pattern).
 

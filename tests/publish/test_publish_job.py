@@ -30,10 +30,10 @@ from jobs.core.signing import (
     public_key_from_b64,
     verify_link,
 )
-from jobs.publish.job import REBUILDER_KEYS, publish_state, rebuilder_signing_key
-from jobs.publish.requests import APPLIED, Refusal
 from jobs.publish.run import publish
-from jobs.publish.verify import Reason
+from jobs.publish.state.requests import APPLIED, Refusal
+from jobs.publish.state.update import REBUILDER_KEYS, publish_state, rebuilder_signing_key
+from jobs.publish.state.verify import Reason
 from tests.faults import FaultyStore, Killed
 from tests.publish.test_verify import NOW, built, config_for, forge, forged_job, put_json
 

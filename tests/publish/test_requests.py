@@ -14,7 +14,7 @@ from jobs.core.model import Artifact, PackageStateRow, Priority, Status, parquet
 from jobs.core.pointer import Pointer
 from jobs.core.requests import parse_payload, request_payload, write_request
 from jobs.core.signing import hmac_tag
-from jobs.publish.requests import (
+from jobs.publish.state.requests import (
     APPLIED,
     Refusal,
     apply_loaded,

@@ -1,4 +1,4 @@
-"""DuckDB over the store's Arrow tables → the frozen rows of `jobs.publish.rows`.
+"""DuckDB over the store's Arrow tables → the frozen rows of `jobs.publish.site.rows`.
 
 Only packages of current snapshots are listed; their status is that of the latest build
 of their job (latest `built_at`, then highest attempt) — the artifact's own status when
@@ -22,9 +22,9 @@ import pyarrow.compute as pc
 
 from jobs.core.feeds import QueuedJob, Running, Worker
 from jobs.core.model import Status
-from jobs.publish.classify import FailureClass
-from jobs.publish.inputs import Inputs
-from jobs.publish.rows import (
+from jobs.publish.site.classify import FailureClass
+from jobs.publish.site.inputs import Inputs
+from jobs.publish.site.rows import (
     ActiveBuild,
     BuildFiles,
     BuildLinks,
@@ -45,7 +45,7 @@ _SETUP = """
 CREATE TEMP TABLE hist AS
 WITH numbered AS ({numbered}),
 f AS (SELECT build_id, failure_class, diffoscope_html_key AS html, countersigned, attestation_problem
-      FROM facts)  -- one row per build (jobs.publish.facts)
+      FROM facts)  -- one row per build (jobs.publish.site.facts)
 SELECT n.* EXCLUDE (_row), f.failure_class, f.html AS diffoscope_html_key,
        coalesce(f.countersigned, false) OR n.build_id IN (SELECT build_id FROM signed) AS countersigned,
        (n.attestation_key IS NOT NULL AND f.attestation_problem IS NULL) OR coalesce(f.countersigned, false)

@@ -25,8 +25,8 @@ from jobs.core.model import JobRow, PackageStateRow, read_table, to_table
 from jobs.core.pointer import Pointer
 from jobs.core.queue import QueueState, read_queue
 from jobs.core.store import NotFound, Store
-from jobs.publish.enrolment import read_enrolled
-from jobs.publish.facts import learn_facts
+from jobs.publish.site.facts import learn_facts
+from jobs.publish.state.enrolment import read_enrolled
 
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -45,7 +45,7 @@ class Inputs:
     queue: pa.Table  # JobRow columns
     claims: pa.Table  # CLAIMS_SCHEMA: live leases on queued attempts
     workers: pa.Table  # WORKERS_SCHEMA
-    facts: pa.Table  # jobs.publish.facts.SCHEMA: failure class, HTML report, countersigned, per build
+    facts: pa.Table  # jobs.publish.site.facts.SCHEMA: failure class, HTML report, countersigned, per build
 
 
 def load_inputs(store: Store, *, now: datetime, max_log_reads: int = 2000, history: pa.Table | None = None,

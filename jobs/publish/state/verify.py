@@ -3,7 +3,7 @@
 Trusted worker keys are every key in `[worker] authorized_workers`, plus every enrolled
 worker (`workers/<key-id>.json`) whose record is signed by the key it names and whose
 `signup` HMAC verifies with `[worker] signup_secret`, judged from publish's own copy of the
-records it accepted (`jobs.publish.enrolment`), so overwriting a record de-trusts nobody.
+records it accepted (`jobs.publish.state.enrolment`), so overwriting a record de-trusts nobody.
 With neither configured no result is accepted at all (there is no "trust on first use").
 
 A result `results/<job-id>/<attempt>.json` is accepted only if, in this order:
@@ -70,8 +70,9 @@ from jobs.core.signing import (
     verify_document,
 )
 from jobs.core.store import NotFound, Store
-from jobs.publish.enrolment import WORKER_SCHEMA as WORKER_SCHEMA  # the worker writes it (jobs/work/identity.py)
-from jobs.publish.enrolment import (
+from jobs.publish.site.rows import RejectedResult
+from jobs.publish.state.enrolment import WORKER_SCHEMA as WORKER_SCHEMA  # the worker writes it (jobs/work/identity.py)
+from jobs.publish.state.enrolment import (
     Enrolment,
     RecordError,
     check_record,
@@ -79,8 +80,7 @@ from jobs.publish.enrolment import (
     read_record,
     write_enrolled,
 )
-from jobs.publish.matches import Mismatch, check_attestation, check_digests, check_files, check_job
-from jobs.publish.rows import RejectedResult
+from jobs.publish.state.matches import Mismatch, check_attestation, check_digests, check_files, check_job
 
 # Payload schemas the worker writes (jobs/work/report.py, jobs/work/identity.py); the tests
 # check they are the same strings, so the two sides cannot drift apart silently.
@@ -112,7 +112,7 @@ class Reason(StrEnum):
     FILES_OUTSIDE_CLAIM = "files-outside-claim"
     MISSING_LOG = "missing-log"
     SIGNUP = "signup"  # enrolment without a valid signup HMAC (nor an authorized key)
-    # Checks against the state the result was built from (jobs/publish/matches.py)
+    # Checks against the state the result was built from (jobs/publish/state/matches.py)
     NOT_QUEUED = "not-queued"  # the job is not in the queue
     WRONG_ATTEMPT = "wrong-attempt"  # the queue is at another attempt of the job
     JOB_MISMATCH = "job-mismatch"  # distro, architecture, source, version or artifacts differ from the job's
@@ -185,7 +185,7 @@ def trusted_workers(store: Store, config: RebuilderConfig, *, remember: bool = F
     """The keys of `authorized_workers` and of workers enrolled with the signup secret.
 
     Enrolments are judged from publish's own copy of the records it accepted
-    (`jobs.publish.enrolment`), so a record overwritten or deleted in `workers/` de-trusts
+    (`jobs.publish.state.enrolment`), so a record overwritten or deleted in `workers/` de-trusts
     nobody; new valid records join the copy, which is saved when `remember` (publish).
     """
     keys: dict[str, Ed25519PublicKey] = {}

@@ -21,7 +21,7 @@ from typing import Any
 from jobs.core import urls
 from jobs.core.feeds import ALL_COLUMNS, SCHEMA, STATIC_MODE, CurrentJob, QueuedJob, Worker, naive
 from jobs.core.model import Status, format_timestamp
-from jobs.publish.rows import (
+from jobs.publish.site.rows import (
     ActiveBuild,
     BuildLinks,
     BuildRow,

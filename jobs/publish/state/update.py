@@ -55,8 +55,8 @@ from jobs.core.signing import (
     verify_link,
 )
 from jobs.core.store import NotFound, Store
-from jobs.publish.compact import collect_orphans, compact, read_history_state
-from jobs.publish.requests import (
+from jobs.publish.state.compact import collect_orphans, compact, read_history_state
+from jobs.publish.state.requests import (
     Refusal,
     RequestChanges,
     apply_loaded,
@@ -65,8 +65,8 @@ from jobs.publish.requests import (
     read_applied,
     record_applied,
 )
-from jobs.publish.schedule import ResultChanges, apply_results
-from jobs.publish.verify import Accepted, Rejected, collect
+from jobs.publish.state.schedule import ResultChanges, apply_results
+from jobs.publish.state.verify import Accepted, Rejected, collect
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ def _check(keeper: LeaseKeeper) -> None:
 def _publish_locked(store: Store, config: RebuilderConfig, now: datetime, key: Ed25519PrivateKey,
                     keeper: LeaseKeeper) -> PublishState:
     history = read_history_state(store)
-    queue = read_queue(store)  # results are checked against the jobs as queued (jobs/publish/matches.py)
+    queue = read_queue(store)  # results are checked against the jobs as queued (jobs/publish/state/matches.py)
     with progress.step("verify", "publish: verify", total=0, unit="results"):
         collected = collect(store, config, already=history.holding, queue=queue.jobs)
     state = PublishState(accepted=collected.accepted, rejected=collected.rejected,

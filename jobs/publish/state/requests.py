@@ -47,7 +47,7 @@ from jobs.core.requests import (
 from jobs.core.signing import hmac_verify
 from jobs.core.store import NotFound, Store
 from jobs.core.vercmp import VERSION_ORDER, vercmp
-from jobs.publish.verify import Rejected
+from jobs.publish.state.verify import Rejected
 
 
 class Refusal(StrEnum):
@@ -283,7 +283,7 @@ def apply_requests(store: Store, config: RebuilderConfig, jobs: Mapping[str, Job
                    now: datetime | None = None) -> tuple[dict[str, JobRow], list[str], list[Rejected]]:
     """Load and apply every verified request to `jobs`: (new jobs, applied request keys, rejected).
 
-    Nothing is recorded nor deleted: `jobs.publish.job` does that once the queue update landed.
+    Nothing is recorded nor deleted: `jobs.publish.state.update` does that once the queue update landed.
     """
     requests, rejected = load_requests(store, config, now=now)
     rows = state_rows_loader() if any(r.verb != "drop" for r in requests) else ()

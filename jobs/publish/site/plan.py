@@ -27,8 +27,8 @@ import pyarrow as pa
 
 from jobs.core import urls
 from jobs.core.model import Status
-from jobs.publish.queries import _PACKAGE_COLUMNS, _dicts, package_pages, package_row
-from jobs.publish.rows import PackagePage, PackageRow, SuiteKey
+from jobs.publish.site.queries import _PACKAGE_COLUMNS, _dicts, package_pages, package_row
+from jobs.publish.site.rows import PackagePage, PackageRow, SuiteKey
 
 MAX_DEPTH = 6
 

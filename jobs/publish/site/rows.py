@@ -12,7 +12,7 @@ from datetime import date, datetime
 from jobs.core import urls
 from jobs.core.feeds import QueuedJob, Worker
 from jobs.core.model import Status
-from jobs.publish.classify import FailureClass
+from jobs.publish.site.classify import FailureClass
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,7 +256,7 @@ class RejectedResult:
     job_id: str | None
     attempt: int | None
     worker_key_id: str | None  # the signer, when the signature verified
-    reason: str  # a stable reason code (jobs.publish.verify.Reason)
+    reason: str  # a stable reason code (jobs.publish.state.verify.Reason)
     detail: str
     at: datetime | None  # when the object was last written (the store's clock)
 

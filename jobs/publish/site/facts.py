@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from jobs.core.layout import SITE_FACTS, attestation_key
 from jobs.core.model import Status
 from jobs.core.store import NotFound, Store
-from jobs.publish.classify import FailureClass, classify, classify_reason, read_log_tail
+from jobs.publish.site.classify import FailureClass, classify, classify_reason, read_log_tail
 
 log = logging.getLogger(__name__)
 
