@@ -31,6 +31,12 @@ ALLOWED: dict[str, frozenset[str]] = {
 }
 # Modules directly in jobs/ that are rooms of their own rather than edge tools.
 TOP_LEVEL_ROOMS = {"cycle"}
+# Within publish: the state half decides what is true, the site half renders it. The site half
+# may read what the state half decided; the state half never depends on rendering.
+PUBLISH_HALVES: dict[str, frozenset[str]] = {
+    "state": frozenset(),
+    "site": frozenset({"state"}),
+}
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -113,6 +119,24 @@ def violations(root: Path) -> list[str]:
     return out
 
 
+def half(module: str) -> str | None:
+    """The half of publish a module is in ("state" or "site"), None outside them (e.g. jobs.publish.run)."""
+    parts = module.split(".")
+    return parts[2] if parts[:2] == ["jobs", "publish"] and len(parts) > 3 else None
+
+
+def publish_violations(root: Path) -> list[str]:
+    """Imports from one half of publish into the other that the halves' rule forbids."""
+    out = []
+    for importer, line, imported in import_edges(root):
+        source, target = half(importer), half(imported)
+        if source is None or target is None or source == target:
+            continue
+        if target not in PUBLISH_HALVES.get(source, frozenset()):
+            out.append(f"{importer}:{line}: imports {imported} (publish's {source} half may not import its {target} half)")
+    return out
+
+
 def cycles(root: Path) -> list[list[str]]:
     """The import cycles between modules (strongly connected components of more than one module).
 
@@ -158,6 +182,10 @@ def cycles(root: Path) -> list[list[str]]:
 
 def test_rooms_import_only_what_they_may() -> None:
     assert violations(ROOT) == []
+
+
+def test_publish_halves_import_only_what_they_may() -> None:
+    assert publish_violations(ROOT) == []
 
 
 def test_no_import_cycles() -> None:
@@ -210,6 +238,16 @@ def test_checker_reports_a_forbidden_import(tmp_path: Path, path: str, text: str
     (tmp_path / "jobs/demo/run.py").write_text("")
     root = _tree(tmp_path, {**CLEAN, path: text})
     assert violations(root) == [expected]
+
+
+def test_checker_reports_publish_state_reaching_into_the_site_half(tmp_path: Path) -> None:
+    root = _tree(tmp_path, {**CLEAN, "jobs/publish/site/rows.py": "X = 1\n",
+                            "jobs/publish/state/verify.py": "from jobs.core import layout\n",
+                            "jobs/publish/site/inputs.py": "from jobs.publish.state import verify\n"})
+    assert publish_violations(root) == [] and violations(root) == []
+    (root / "jobs/publish/state/verify.py").write_text("from jobs.publish.site.rows import X\n")
+    assert publish_violations(root) == ["jobs.publish.state.verify:1: imports jobs.publish.site.rows "
+                                        "(publish's state half may not import its site half)"]
 
 
 def test_checker_reports_a_cycle(tmp_path: Path) -> None:

@@ -300,7 +300,7 @@ def test_the_rejected_list_is_bounded_and_escaped(tmp_path):
 
     from jobs.core.store.local import LocalStore
     from jobs.publish.site.build import MAX_REJECTED, build_site
-    from jobs.publish.site.rows import RejectedResult
+    from jobs.publish.state.verify import RejectedResult
 
     store = LocalStore(tmp_path / "store", fsync=False)
     rejected = [RejectedResult(key=f"results/{i:032x}/1.json", job_id=f"{i:032x}", attempt=1, worker_key_id="ab" * 32,

@@ -33,6 +33,7 @@ from typing import Any
 
 import duckdb
 
+from jobs.core import feeds as feeds_contract
 from jobs.core import urls
 from jobs.core.layout import BUILDS
 from jobs.core.model import Status
@@ -43,7 +44,7 @@ from jobs.publish.site.classify import FailureClass
 from jobs.publish.site.inputs import Inputs, load_inputs
 from jobs.publish.site.pages import Renderer
 from jobs.publish.site.plan import ListPart, ListRef
-from jobs.publish.site.rows import BuildFiles, RejectedResult, SiteData, SuiteKey, SuiteSummary
+from jobs.publish.site.rows import BuildFiles, SiteData, SuiteKey, SuiteSummary
 from jobs.publish.site.sitewriter import (
     ATOM,
     CSS,
@@ -59,6 +60,7 @@ from jobs.publish.site.sitewriter import (
     json_bytes,
     json_file,
 )
+from jobs.publish.state.verify import RejectedResult
 
 STATIC = {"style.css": CSS, "filter.js": JS, "status.js": JS, "diffoscope.css": CSS}
 STATUS_LISTS = (Status.GOOD, Status.BAD, Status.FAIL, Status.UNKWN)
@@ -78,8 +80,9 @@ def _files(node: Traversable, path: str = "") -> list[tuple[str, Traversable]]:
 def render_salt(rebuilder_name: str) -> str:
     """A digest of everything that renders the site besides its rows: code, templates, assets, name."""
     digest = hashlib.sha256(f"{rebuilder_name}\0{duckdb.__version__}\0".encode())
-    code = Path(__file__).parent
-    sources = [(f"code/{p.name}", p.read_bytes()) for p in sorted(code.glob("*.py"))]
+    # The site half's code, and the contracts of core it renders by (site paths, feed shapes).
+    code = sorted(Path(__file__).parent.glob("*.py")) + [Path(urls.__file__), Path(feeds_contract.__file__)]
+    sources = [(f"code/{p.name}", p.read_bytes()) for p in code]
     sources += [(f"templates/{n}", f.read_bytes()) for n, f in _files(site_templates())]
     sources += [(f"static/{n}", f.read_bytes()) for n, f in _files(site_static())]
     for name, data in sources:

@@ -27,10 +27,10 @@ from jobs.publish.site.rows import (
     BuildRow,
     PackagePage,
     PackageRow,
-    RejectedResult,
     SuiteKey,
     SuiteSummary,
 )
+from jobs.publish.state.verify import RejectedResult
 
 STATUSES = (Status.GOOD, Status.BAD, Status.FAIL, Status.UNKWN)
 

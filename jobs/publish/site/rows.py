@@ -248,19 +248,6 @@ class BuildFiles:
     digests: dict[str, str] = field(default_factory=dict)  # object key -> the SHA-256 its result signed
 
 
-@dataclass(frozen=True, slots=True)
-class RejectedResult:
-    """A result publish refused (never published, never changing a verdict), for operators."""
-
-    key: str  # the object refused, e.g. results/<job-id>/<attempt>.json
-    job_id: str | None
-    attempt: int | None
-    worker_key_id: str | None  # the signer, when the signature verified
-    reason: str  # a stable reason code (jobs.publish.state.verify.Reason)
-    detail: str
-    at: datetime | None  # when the object was last written (the store's clock)
-
-
 @dataclass(frozen=True)
 class SiteData:
     """Every query's rows: what the pages and feeds of one publish are made of."""

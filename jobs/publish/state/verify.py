@@ -70,7 +70,6 @@ from jobs.core.signing import (
     verify_document,
 )
 from jobs.core.store import NotFound, Store
-from jobs.publish.site.rows import RejectedResult
 from jobs.publish.state.enrolment import WORKER_SCHEMA as WORKER_SCHEMA  # the worker writes it (jobs/work/identity.py)
 from jobs.publish.state.enrolment import (
     Enrolment,
@@ -171,6 +170,19 @@ class _Reject(Exception):
     def __init__(self, reason: Reason, detail: str = "", worker: str | None = None) -> None:
         super().__init__(detail)
         self.reason, self.detail, self.worker = reason, detail, worker
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedResult:
+    """A result publish refused (never published, never changing a verdict), for operators."""
+
+    key: str  # the object refused, e.g. results/<job-id>/<attempt>.json
+    job_id: str | None
+    attempt: int | None
+    worker_key_id: str | None  # the signer, when the signature verified
+    reason: str  # a stable reason code (jobs.publish.state.verify.Reason)
+    detail: str
+    at: datetime | None  # when the object was last written (the store's clock)
 
 
 def rejected_row(rejected: Rejected) -> RejectedResult:
