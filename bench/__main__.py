@@ -8,7 +8,7 @@ Benchmarks: sync-arch, sync-debian (issue #3), publish (#5), ctl (#6), claims an
 script prints when run alone; the runner adds the headline table. `--smoke` runs tiny sizes
 (the CI test `tests/test_benchmarks_smoke.py` does, so the scripts never rot); `--json`
 writes every figure; `--write-docs` replaces the block of docs/benchmarks.md (or PAGE) between
-`<!-- benchmarks:start -->` and `<!-- benchmarks:end -->` (`jobs.core.readme`'s markers) with the
+`<!-- benchmarks:start -->` and `<!-- benchmarks:end -->` (`jobs.core.docblocks`' markers) with the
 headline table and the monthly request cost (of the benchmarks that ran: run the slow ones
 separately with `--json` and combine the files with `--from-json`). The claim and request benchmarks need an S3
 server: `--s3-endpoint` names one (credentials from the environment), else a SeaweedFS
@@ -194,9 +194,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.smoke:
             print("not writing the docs from a --smoke run", file=sys.stderr)
             return 2
-        from jobs.core import readme
+        from jobs.core import docblocks
         path = Path(args.write_docs)
-        path.write_text(readme.replace_block(path.read_text(encoding="utf-8"), "benchmarks",
+        path.write_text(docblocks.replace_block(path.read_text(encoding="utf-8"), "benchmarks",
                                              headlines.markdown(result)), encoding="utf-8")
     return 1 if any(o.error for o in outcomes) else 0
 

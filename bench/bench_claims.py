@@ -69,8 +69,8 @@ from jobs.core.lease import Lease, Leases, LeaseState
 from jobs.core.model import JobRow, ResultRow, Status, build_id
 from jobs.core.queue import read_queue
 from jobs.core.store import LocalStore, ObjectInfo, Store, open_store
-from jobs.publish.job import prune
-from jobs.publish.schedule import apply_results
+from jobs.publish.state.schedule import apply_results
+from jobs.publish.state.update import prune
 from jobs.work.claim import claim_next, due_jobs
 
 WORKERS, JOBS = 8, 1_000

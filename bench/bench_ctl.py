@@ -7,13 +7,13 @@ packages and one repetition; `--packages N`, `--suite X`, `--repeat R` for other
 The site is synthesized, not published from a store: the real publish takes minutes at this
 size (its own benchmark is bench_publish). Rows are built in memory (`PackageRow`,
 `SuiteSummary`), put in a DuckDB table shaped like publish's `pkgs`, and the files are made by
-publish's own code, so they have the real site's shape and bytes: `jobs.publish.plan` cuts
+publish's own code, so they have the real site's shape and bytes: `jobs.publish.site.plan` cuts
 every status list into parts (by name prefix, at most `urls.PAGE_SIZE` rows each), the
-site builder (`jobs.publish.site._suites`, HTML left out) writes each long list as a parts
+site builder (`jobs.publish.site.build._suites`, HTML left out) writes each long list as a parts
 index `api/v1/suites/<suite>/<STATUS>.json` plus one feed per part, and each status list
-whole in one columnar feed `<STATUS>.all.json` (`jobs.publish.allfeeds`); the v0 list comes
+whole in one columnar feed `<STATUS>.all.json` (`jobs.publish.site.allfeeds`); the v0 list comes
 from publish's query, `api/v1/index.json` (which advertises the whole lists) from
-`jobs.publish.feeds`. Only what the clients read is written (the status lists, not the name
+`jobs.publish.site.feeds`. Only what the clients read is written (the status lists, not the name
 and failure-class lists). Shape: Arch core (300) and extra (15% of packages), Debian
 bookworm and trixie main amd64 (the rest, split evenly), so component `main` spans two
 suites; statuses 85% GOOD, 8% BAD, 4% FAIL, 3% UNKWN; every BAD and FAIL has a reason and a
@@ -66,11 +66,13 @@ from urllib.parse import unquote
 import duckdb
 import pyarrow as pa
 
+from jobs.core import urls
 from jobs.core.model import Status
-from jobs.publish import feeds, plan, queries, site, urls
-from jobs.publish.classify import FailureClass
-from jobs.publish.rows import BuildLinks, PackageRow, SuiteKey, SuiteSummary
-from jobs.publish.sitewriter import JSON, Manifest, Site, json_bytes
+from jobs.publish.site import build as site
+from jobs.publish.site import feeds, plan, queries
+from jobs.publish.site.classify import FailureClass
+from jobs.publish.site.rows import BuildLinks, PackageRow, SuiteKey, SuiteSummary
+from jobs.publish.site.sitewriter import JSON, Manifest, Site, json_bytes
 from tests.httpd import _QuietHandler, serve
 
 PACKAGES = 100_000
@@ -145,7 +147,7 @@ class _NoPages:
 
 
 def _pkgs_table(rows: list[PackageRow]) -> pa.Table:
-    """The columns of publish's `pkgs` table (jobs.publish.queries) that the list queries read."""
+    """The columns of publish's `pkgs` table (jobs.publish.site.queries) that the list queries read."""
     built_at = pa.array([r.built_at for r in rows], pa.timestamp("us", tz="UTC"))
     return pa.table({
         "distro": [r.suite.distro for r in rows], "release": [r.suite.release for r in rows],
@@ -167,7 +169,7 @@ def _pkgs_table(rows: list[PackageRow]) -> pa.Table:
 def write_site(root: Path, summaries: list[SuiteSummary], by_suite: dict[SuiteKey, list[PackageRow]]) -> dict[str, int]:
     """The feeds both clients read, made by publish's own code; returns their sizes by key.
 
-    The rows go into a DuckDB table shaped like publish's `pkgs`; `jobs.publish.plan` cuts each
+    The rows go into a DuckDB table shaped like publish's `pkgs`; `jobs.publish.site.plan` cuts each
     status list into parts (by name prefix, at most `urls.PAGE_SIZE` rows each) and the site
     builder's `_suites` writes the list feeds: a parts index where a list is long, each part
     as its own feed. The v0 list comes from publish's own query.

@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[2]
 _PUBLISH_CHILD = """
 import sys
 from jobs.core.store.local import LocalStore
-from jobs.publish.sitewriter import HTML, SiteFile, Tier, _put_one
+from jobs.publish.site.sitewriter import HTML, SiteFile, Tier, _put_one
 store = LocalStore(sys.argv[1])
 file = SiteFile.copy("api/v0/builds/1/" + sys.argv[3], sys.argv[2], HTML if sys.argv[3].endswith(".html") else
                      "text/plain; charset=utf-8", Tier.LEAF, sanitize=sys.argv[3].endswith(".html"))

@@ -45,14 +45,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import jobs.publish.plan as plan_module
-import jobs.publish.queries as queries_module
 import jobs.publish.run as run_module
-import jobs.publish.site as site_module
+import jobs.publish.site.build as site_module
+import jobs.publish.site.plan as plan_module
+import jobs.publish.site.queries as queries_module
 from bench.publish_world import World, add_results, make_world
 from jobs.core.store import LocalStore, Store
 from jobs.publish.run import publish
-from jobs.publish.site import build_site
+from jobs.publish.site.build import build_site
 
 PACKAGES, BUILDS = 100_000, 1_000_000
 SMOKE = (2_000, 20_000)
@@ -116,7 +116,7 @@ class CountingStore:
 
 
 def _kind(key: str) -> str:
-    """What a site key is, for counting writes (see jobs.publish.urls)."""
+    """What a site key is, for counting writes (see jobs.core.urls)."""
     for prefix, kind in (("api/v0/builds/", "build files"), ("packages/", "package pages"),
                          ("api/v1/packages/", "package feeds"), ("api/v1/suites/", "suite and list feeds"),
                          ("suites/", "suite and list pages")):

@@ -6,7 +6,7 @@ SeaweedFS (the default: a `weed mini` started here) the HTTP requests boto3 real
 counted too, and must match.
 
 1. **Per completed build** (target ≤ 12: queue read, listing of `claims/`, claim, renewals,
-   uploads, result, release): the real worker loop (`jobs.work.loop.Worker.run`) with a
+   uploads, result, release): the real worker loop (`jobs.work.run.Worker.run`) with a
    trivial backend script, one run per outcome — GOOD (copies the artifact back, so an
    attestation is uploaded), BAD (writes other bytes; diffoscope on, so two reports are
    uploaded) and FAIL (exits 1: the log only). The queue holds ten times the jobs the worker
@@ -54,9 +54,9 @@ from bench.counting import PRICE_NOTE, CountingStore, Counts, http_counter
 from jobs.core.config import Release, SyncProfile, parse_rebuilder_config, parse_worker_config
 from jobs.core.store import open_store
 from jobs.sync.fetch import Fetcher
-from jobs.sync.job import sync_profile
+from jobs.sync.run import sync_profile
 from jobs.work.identity import load_identity
-from jobs.work.loop import Worker
+from jobs.work.run import Worker
 from tests.sync import mirror_http
 
 TARGET_BUILD, TARGET_SYNC = 12, 10

@@ -32,9 +32,9 @@ from jobs.core.model import JobRow, PackageStateRow, parquet_bytes, to_table
 from jobs.core.store import LocalStore
 from jobs.sync.archlinux import read_index
 from jobs.sync.fetch import Fetcher
-from jobs.sync.job import sync_profile
 from jobs.sync.plan import job_rows
 from jobs.sync.records import rows_of
+from jobs.sync.run import sync_profile
 from tests.sync.alpm_builders import MTIME, M, compress, tar
 
 PACKAGES = 15_000

@@ -58,8 +58,8 @@ from jobs.core.pointer import Pointer, unique_name
 from jobs.core.queue import PREFIX as QUEUE
 from jobs.core.signing import ensure_key, generate_key, key_id, make_link, public_key_b64, sign_document, sign_link
 from jobs.core.store import LocalStore, Store
-from jobs.publish.compact import MANIFEST_SCHEMA, PARQUET
-from jobs.publish.verify import RESULT_SCHEMA
+from jobs.publish.state.compact import MANIFEST_SCHEMA, PARQUET
+from jobs.publish.state.verify import RESULT_SCHEMA
 
 # (profile, distro, release, component, architecture, backend, share of the packages)
 SUITES = (("arch", "archlinux", None, "core", "x86_64", "archlinux", 0.05),

@@ -18,10 +18,10 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from jobs.core.cliapp import EXIT_TERMINAL, EXIT_TRANSIENT, run_app
 from jobs.core.errors import RebuilderError
+from jobs.core.layout import SITE
 
-EXIT_TERMINAL = 1
-EXIT_TRANSIENT = 75
 # Where `rebuilder demo` serves unless told otherwise, and how many ports after it it tries
 # when that one is taken (8484 is also rebuilderd's own default port).
 DEMO_BIND = "127.0.0.1:8484"
@@ -83,7 +83,7 @@ def sync(
     """
     from jobs.core.config import load_sync_config
     from jobs.sync.fetch import Fetcher
-    from jobs.sync.job import sync_profile
+    from jobs.sync.run import sync_profile
 
     opts: Options = ctx.obj
     config = _rebuilder_config(opts)
@@ -128,7 +128,7 @@ def work(
 
     from jobs.core.config import load_worker_config
     from jobs.work.identity import load_identity
-    from jobs.work.loop import NothingSynced, Worker
+    from jobs.work.run import NothingSynced, Worker
 
     opts: Options = ctx.obj
     config = _rebuilder_config(opts)
@@ -167,7 +167,7 @@ def publish(ctx: typer.Context) -> None:
     store = _open_store(opts, config)
     site_store = open_store(config.store.site_url) if config.store.site_url else None
     with _progress():
-        summary = run_publish(store, config, site_store=site_store, site_prefix="" if site_store else "site/")
+        summary = run_publish(store, config, site_store=site_store, site_prefix="" if site_store else SITE)
     typer.echo(summary.line())
     for rejected in summary.state.rejected[:20]:
         typer.echo(f"publish: rejected {rejected.key}: {rejected.reason}", err=True)
@@ -228,7 +228,7 @@ def run(
 def _check_bind(value: Optional[str]) -> Optional[str]:
     """A --bind that is not HOST:PORT is a usage error (exit 2)."""
     from jobs.core.errors import ConfigError
-    from jobs.publish.serve import parse_bind
+    from jobs.serve.server import parse_bind
 
     if value is not None:
         try:
@@ -258,8 +258,8 @@ def serve(
     """
     from jobs.core.errors import ConfigError
     from jobs.core.store import open_store
-    from jobs.publish.serve import make_server
     from jobs.serve.api import Api
+    from jobs.serve.server import make_server
 
     opts: Options = ctx.obj
     config = _rebuilder_config(opts)
@@ -268,7 +268,7 @@ def serve(
     if config.store.site_url:
         store, prefix = open_store(config.store.site_url), ""
     else:
-        store, prefix = _open_store(opts, config), "site/"
+        store, prefix = _open_store(opts, config), SITE
     api = None
     if not static:
         requests = None
@@ -319,7 +319,7 @@ def demo(
     unknown = [d for d in distros if d not in DISTROS]
     if unknown:
         raise typer.BadParameter(f"{unknown[0]!r} is not one of {', '.join(DISTROS)}", param_hint="--distro")
-    from jobs.publish.serve import make_server
+    from jobs.serve.server import make_server
 
     server = None
     if not no_serve:
@@ -330,7 +330,7 @@ def demo(
 
         site = LocalStore(directory / "store")
         server = make_server(site, bind or DEMO_BIND, fallback=0 if bind else DEMO_PORT_FALLBACK,
-                             api=Api(site, "site/"))  # read-only: upstream rebuildctl works against the demo
+                             api=Api(site, SITE))  # read-only: upstream rebuildctl works against the demo
     try:
         with _progress():
             result = run_demo(directory, distros=distros)
@@ -377,7 +377,7 @@ def _serve_until_interrupted(server, what: str) -> None:
 
 def _worker_backends(wconf) -> dict[str, Path]:
     """The backends a worker config enables, checked before anything is created."""
-    from jobs.work.loop import check_backends
+    from jobs.work.run import check_backends
     backends = {b: Path(wconf.backend[b].path) for b in (wconf.supported_backends or wconf.backend)
                 if b in wconf.backend}
     check_backends(backends)
@@ -446,9 +446,9 @@ def check_config(
 
     Example: rebuilder --config ./rebuilderd.conf check-config --profiles ./rebuilderd-sync.conf
     """
+    from jobs.config_check import ERROR, Files
+    from jobs.config_check import check_config as run_checks
     from jobs.core.config import load_rebuilder_config, load_sync_config, load_worker_config
-    from jobs.core.config.check import ERROR, Files
-    from jobs.core.config.check import check_config as run_checks
     from jobs.core.config.load import ETC_DIR, REBUILDER_FILE, SYNC_FILE, WORKER_FILE, locate_config
 
     opts: Options = ctx.obj
@@ -539,28 +539,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
-
-
-def run_app(typer_app: typer.Typer, prog: str) -> None:
-    """Run a typer app, turning this project's errors into one clear line and an exit code.
-
-    The process ends through `jobs.core.shutdown.exit_process`: Python's clean-up, then
-    `os._exit`, so that pyarrow's native thread pools cannot abort it at exit (status 134).
-    """
-    from jobs.core.shutdown import exit_code, exit_process
-
-    code = 0
-    try:
-        typer_app(prog_name=prog, standalone_mode=True)
-    except RebuilderError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        code = EXIT_TRANSIENT if exc.transient else EXIT_TERMINAL
-    except SystemExit as exc:
-        code = exit_code(exc)
-    except Exception:  # a bug: the traceback as Python (or typer) prints it, then the same clean exit
-        sys.excepthook(*sys.exc_info())
-        code = EXIT_TERMINAL
-    exit_process(code)
 
 
 def main() -> None:

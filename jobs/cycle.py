@@ -15,12 +15,13 @@ from pathlib import Path
 
 from jobs.core.config import RebuilderConfig, SyncConfig, WorkerConfig
 from jobs.core.errors import RebuilderError
+from jobs.core.layout import SITE
 from jobs.core.store import Store
 from jobs.publish.run import PublishSummary, publish
 from jobs.sync.fetch import Fetcher
-from jobs.sync.job import SyncSummary, sync_profile
+from jobs.sync.run import SyncSummary, sync_profile
 from jobs.work.identity import load_identity
-from jobs.work.loop import NothingSynced, Worker, WorkStats, has_package_state
+from jobs.work.run import NothingSynced, Worker, WorkStats, has_package_state
 
 VERDICTS = ("GOOD", "BAD", "FAIL", "UNKWN")
 
@@ -87,5 +88,5 @@ def run_cycle(store: Store, config: RebuilderConfig, sync_config: SyncConfig, wo
         t.join()
     if timer:
         timer.cancel()
-    summary.publish = publish(store, config, site_store=site_store, site_prefix="" if site_store else "site/")
+    summary.publish = publish(store, config, site_store=site_store, site_prefix="" if site_store else SITE)
     return summary

@@ -19,7 +19,7 @@ import pytest
 import zstandard
 
 from jobs.demo.archrepo import FixtureRepo, build_fixture_repo, load_fixture_repo
-from jobs.demo.makepkg import TOOLS
+from jobs.work.backends.makepkg import TOOLS
 from tests.httpd import serve as http_server
 from tests.tools import missing, require_tool
 

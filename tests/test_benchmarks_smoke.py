@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bench import headlines
-from jobs.core import readme
+from jobs.core import docblocks
 
 ROOT = Path(__file__).resolve().parents[1]
 # Headline figures per benchmark.
@@ -46,10 +46,10 @@ def test_every_benchmark_runs_and_reports_every_figure(seaweed, tmp_path):
     # Every row is printed with its verdict.
     assert sum(line.lstrip().startswith("= ") for line in res.stdout.splitlines()) == len(rows)
 
-    # The docs block renders from the same result, between jobs.core.readme's markers.
-    start, end = readme.markers("benchmarks")
+    # The docs block renders from the same result, between jobs.core.docblocks' markers.
+    start, end = docblocks.markers("benchmarks")
     page = tmp_path / "benchmarks.md"
     page.write_text(f"# x\n{start}\nSTALE-BLOCK\n{end}\nrest\n")
-    page.write_text(readme.replace_block(page.read_text(), "benchmarks", headlines.markdown(result)))
-    block = readme.block(page.read_text(), "benchmarks")
+    page.write_text(docblocks.replace_block(page.read_text(), "benchmarks", headlines.markdown(result)))
+    block = docblocks.block(page.read_text(), "benchmarks")
     assert "STALE-BLOCK" not in block and block.count("\n| ") >= len(rows) and "Monthly S3 request cost" in block

@@ -22,7 +22,7 @@ from jobs.core.signing import ensure_key
 from jobs.core.store import NotFound
 from jobs.publish.run import publish
 from jobs.sync.fetch import FetchFailed
-from jobs.sync.job import sync_profile
+from jobs.sync.run import sync_profile
 from jobs.sync.tar_members import CorruptIndex
 from tests.publish.sitefix import DAY, NOW, Results, enrol_worker, snapshot, sync_arch
 from tests.sync import alpm_builders as alpm

@@ -23,7 +23,7 @@ from jobs.core.config import parse_rebuilder_config, parse_worker_config
 from jobs.core.model import Artifact, JobRow, Status, job_id
 from jobs.core.signing import generate_key
 from jobs.sync.fetch import Fetcher, FetchUnavailable
-from jobs.sync.job import sync_profile
+from jobs.sync.run import sync_profile
 from jobs.work.build import rebuild
 from jobs.work.download import TransientDownloadError, default_session, fetch
 from tests.ctl.support import ctl

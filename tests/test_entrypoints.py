@@ -26,7 +26,7 @@ import pytest
 from jobs.core.store import LocalStore
 from jobs.demo.archrepo import FixtureRepo
 from jobs.demo.run import BACKEND_SCRIPT, demo_backend, write_configs
-from jobs.publish.serve import BindError, make_server
+from jobs.serve.server import BindError, make_server
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

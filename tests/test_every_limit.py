@@ -115,7 +115,7 @@ def test_a_worker_name_past_its_limit_is_a_schema_error():
 
 
 def test_a_claim_notice_over_its_cap_fails_closed(store):
-    from jobs.publish.verify import MAX_NOTICE_BYTES, Reason, Trust, _check_notices, _Reject
+    from jobs.publish.state.verify import MAX_NOTICE_BYTES, Reason, Trust, _check_notices, _Reject
 
     assert MAX_NOTICE_BYTES == cap("notice")
     kid = "a" * 64
@@ -128,7 +128,7 @@ def test_a_claim_notice_over_its_cap_fails_closed(store):
 
 
 def test_an_enrolment_record_that_grew_after_the_listing_is_oversized(store):
-    from jobs.publish.enrolment import MAX_ENROLMENT_BYTES, RecordError, read_record
+    from jobs.publish.state.enrolment import MAX_ENROLMENT_BYTES, RecordError, read_record
 
     assert MAX_ENROLMENT_BYTES == cap("enrolment")
     store.put("workers/abc.json", b'{"signed": {"name": "w"}}')
@@ -139,7 +139,7 @@ def test_an_enrolment_record_that_grew_after_the_listing_is_oversized(store):
 
 
 def test_an_attestation_over_its_cap_is_a_mismatch(store):
-    from jobs.publish.matches import MAX_ATTESTATION_BYTES, Mismatch, check_attestation
+    from jobs.publish.state.matches import MAX_ATTESTATION_BYTES, Mismatch, check_attestation
 
     assert MAX_ATTESTATION_BYTES == cap("attestation")
     store.put("builds/x/attestation.json", b"{" + b" " * cap("attestation") + b"}")
@@ -149,7 +149,7 @@ def test_an_attestation_over_its_cap_is_a_mismatch(store):
 
 
 def test_a_worker_record_over_its_cap_is_not_read(store):
-    from jobs.publish.inputs import read_workers
+    from jobs.publish.site.inputs import read_workers
 
     small, big = "a" * 64, "b" * 64
     store.put(f"workers/{small}.json", json.dumps({"signed": {"name": "small"}}).encode())
@@ -179,7 +179,7 @@ def test_a_signed_file_over_its_cap_is_refused_unread(store, monkeypatch):
 
 
 def test_an_admin_request_over_its_cap_is_refused(store):
-    from jobs.publish.requests import MAX_REQUEST_BYTES, Refusal, load_requests
+    from jobs.publish.state.requests import MAX_REQUEST_BYTES, Refusal, load_requests
 
     assert MAX_REQUEST_BYTES == cap("admin_request")
     store.put("requests/big.json", b'{"payload": "' + b"x" * cap("admin_request") + b'", "hmac": ""}')

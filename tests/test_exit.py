@@ -86,7 +86,7 @@ def test_the_commands_keep_their_exit_codes(tmp_path):
 def test_a_bug_still_prints_its_traceback_and_exits_1():
     res = _python("""
         import typer
-        from jobs.cli import run_app
+        from jobs.core.cliapp import run_app
         app = typer.Typer(pretty_exceptions_enable=False)
         @app.command()
         def boom():

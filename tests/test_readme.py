@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from jobs.core import readme
+from jobs import readme
 
-FIX = "python -m jobs.core.readme --write"
+FIX = "python -m jobs.readme --write"
 
 
 @pytest.mark.parametrize(("page", "name"), [(page, name) for page, names in readme.PAGES.items() for name in names])
@@ -51,7 +51,7 @@ def test_a_page_outside_docs_is_checked_by_its_markers(tmp_path, capsys):
 
 
 def test_check_of_every_page_from_the_command_line():
-    out = subprocess.run([sys.executable, "-m", "jobs.core.readme", "--check"], cwd=readme.ROOT,
+    out = subprocess.run([sys.executable, "-m", "jobs.readme", "--check"], cwd=readme.ROOT,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
 

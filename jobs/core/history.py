@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import duckdb
 import pyarrow as pa
 
+from jobs.core.config import ScheduleConfig
+from jobs.core.layout import HISTORY
 from jobs.core.model import HistoryRow, Status, read_table, to_table
 from jobs.core.pointer import Pointer
 from jobs.core.store import Store
 
-PREFIX = "history"
+PREFIX = HISTORY
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,11 @@ class BuildSummary:
     attempt: int  # the latest attempt that has a result
     retries: int  # non-GOOD results so far
     built_at: datetime
+
+
+def retry_due(summary: BuildSummary, schedule: ScheduleConfig) -> datetime:
+    """When a job whose last result was not GOOD may run again (rebuilderd's code formula)."""
+    return summary.built_at + timedelta(hours=(summary.retries + 1) * schedule.retry_delay_base)
 
 
 def history_parts(store: Store) -> list[str]:

@@ -1,11 +1,16 @@
 """Where everything lives in the store: the one source of truth for object keys.
 
-Every job builds keys through these functions, and the role policies in `infra/` are
-derived from `PREFIXES`, so code and permissions cannot drift apart. Untrusted names never
-appear in keys: jobs are identified by their hex `job_id`, profiles by validated names.
+Every job builds keys through these functions and constants, and parses the keys it lists
+with the patterns below (both directions live here: a key shape changes in one place). The
+role policies in `infra/` are derived from `PREFIXES`, so code and permissions cannot drift
+apart. Untrusted names never appear in keys: jobs are identified by their hex `job_id`,
+profiles by validated names. A test (tests/test_layout_keys.py) fails on a key literal
+anywhere else in `jobs/`.
 """
 
 from __future__ import annotations
+
+import re
 
 from jobs.core.model import is_job_id
 
@@ -25,6 +30,37 @@ PREFIXES: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+# The listing prefixes, one per room of the store.
+STATE = "state/"
+QUEUE = "queue"  # the queue's pointer prefix: queue/HEAD.json and queue/<name>.parquet
+LOCKS = "locks/"
+CLAIMS = "claims/"
+RESULTS = "results/"
+BUILDS = "builds/"
+WORKERS = "workers/"
+REQUESTS = "requests/"
+HISTORY = "history"  # the history's pointer prefix: history/HEAD.json, manifests and parts
+SITE = "site/"  # the published site, when it shares the store (else its own store, at its root)
+
+# Publish's own records under history/ (only publish writes there).
+APPLIED_REQUESTS = "history/applied-requests.json"  # nonces of applied admin requests
+ENROLLED_WORKERS = "history/enrolled-workers.json"  # the worker records publish accepted first
+REBUILDER_KEYS = "history/rebuilder-keys.json"  # every public key publish countersigned with
+SITE_FACTS = "history/site-facts.parquet"  # what publish learned once per build (failure class, ...)
+ATTESTATIONS = "history/attestations/"  # countersigned attestations, one per build id
+
+# Parsing listed keys. Groups: job id, attempt (1 to 999,999,999), and then as named.
+_JOB_ID = "[0-9a-f]{32}"
+_ATTEMPT = "[1-9][0-9]{0,8}"
+_KEY_ID = "[A-Za-z0-9]+"
+STATE_HEAD_KEY = re.compile(r"state/([^/]+)/HEAD\.json")  # group 1: the profile
+CLAIM_KEY = re.compile(rf"claims/({_JOB_ID})/({_ATTEMPT})\.json")
+CLAIM_NOTICE_KEY = re.compile(rf"claims/({_JOB_ID})/({_ATTEMPT})\.(start|lost|done)/({_KEY_ID})\.json")  # kind, key id
+RESULT_KEY = re.compile(rf"results/({_JOB_ID})/({_ATTEMPT})\.json")
+WORKER_KEY = re.compile(rf"workers/({_KEY_ID})\.json")  # group 1: the key id
+REQUEST_KEY = re.compile(r"requests/[A-Za-z0-9._-]{1,200}\.json")
+
+
 def _job(job_id: str) -> str:
     if not is_job_id(job_id):
         raise ValueError(f"not a job id: {job_id!r}")
@@ -38,12 +74,19 @@ def state_prefix(profile: str) -> str:
     return f"state/{profile}"
 
 
+def state_head_profile(key: str) -> str | None:
+    """The profile whose state pointer `key` is (`state/<profile>/HEAD.json`), else None."""
+    match = STATE_HEAD_KEY.fullmatch(key)
+    return match.group(1) if match else None
+
+
 def sync_lock(profile: str) -> str:
     """The lease that keeps two syncs of one profile apart."""
     return f"locks/sync/{state_prefix(profile).removeprefix('state/')}.json"
 
 
 PUBLISH_LOCK = "locks/publish.json"
+SITE_LOCK = "locks/publish-site.json"  # keeps two site writers apart (publish's second half)
 
 
 def claim_key(job_id: str, attempt: int) -> str:
@@ -89,3 +132,21 @@ def worker_key(key_id: str) -> str:
     if not key_id.isalnum():
         raise ValueError(f"not a key id: {key_id!r}")
     return f"workers/{key_id}.json"
+
+
+def is_key_id(text: str) -> bool:
+    """Whether `text` can name a worker key in keys (`workers/<key id>.json`, claim notices)."""
+    return re.fullmatch(_KEY_ID, text) is not None
+
+
+def request_key(name: str) -> str:
+    """An admin request object, under a unique `name` ending in .json."""
+    key = REQUESTS + name
+    if not REQUEST_KEY.fullmatch(key):
+        raise ValueError(f"not a request name: {name!r}")
+    return key
+
+
+def attestation_key(build_id: str) -> str:
+    """Publish's countersigned attestation of one build."""
+    return f"{ATTESTATIONS}{build_id}.json"

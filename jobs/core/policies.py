@@ -16,12 +16,11 @@ import json
 import sys
 from pathlib import Path
 
-from jobs.core.layout import PREFIXES
+from jobs.core.layout import CLAIMS, PREFIXES, RESULTS, SITE
 
 ROLES: tuple[str, ...] = ("sync", "worker", "publish", "admin")
-# Worker prefixes whose objects publish deletes once their build is compacted (jobs/publish/job.py).
-PUBLISH_PRUNES = ("claims/", "results/")
-SITE = "site/"
+# Worker prefixes whose objects publish deletes once their build is compacted (jobs/publish/state/update.py).
+PUBLISH_PRUNES = (CLAIMS, RESULTS)
 VERSION = "2012-10-17"  # the IAM policy language version, not a date we chose
 DEFAULT_BUCKET = "rebuilder"
 
@@ -89,7 +88,7 @@ def public_site_policy(bucket: str, prefix: str = "") -> dict:
 
 
 # Prefixes whose objects are written only once, by create-only (`If-None-Match: *`) writes.
-CREATE_ONLY = ("results/",)
+CREATE_ONLY = (RESULTS,)
 
 
 def create_only_policy(bucket: str, prefix: str = "") -> dict:

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from jobs.core.errors import TransientError
+from jobs.core.layout import QUEUE
 from jobs.core.model import JobRow, from_table, parquet_bytes, read_table, to_table
 from jobs.core.pointer import Pointer, PointerValue, unique_name
 from jobs.core.store import NotFound, PreconditionFailed, Store, put_new
 
-PREFIX = "queue"
+PREFIX = QUEUE
 
 Jobs = dict[str, JobRow]
 

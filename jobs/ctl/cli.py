@@ -17,7 +17,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from jobs.cli import run_app
+from jobs.core.cliapp import run_app
 from jobs.ctl import terminal
 from jobs.ctl.cli_verify import verify
 from jobs.ctl.terminal import (

@@ -19,11 +19,11 @@ from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any
 
+from jobs.core import feeds as schema
+from jobs.core import urls
 from jobs.core.errors import TerminalError, TransientError
 from jobs.core.model import Status
-from jobs.ctl import schema
 from jobs.ctl.feeds import DEFAULT_ENDPOINT, FeedInvalid, FeedNotFound, Limits, Site, cache_dir
-from jobs.publish import urls
 
 FILES = ("log", "diffoscope", "attestation")
 # A row's files: its key in a list feed's `files`, and the file's name under urls.build_file.
@@ -141,7 +141,7 @@ class PackageRow:
 
     def line(self) -> str:
         """rebuildctl's `pkgs ls` line: `[STATUS] name version (distro, release, component, arch) "url"`."""
-        from jobs.ctl.terminal import clean
+        from jobs.ctl.escape import clean
 
         return clean(f"[{self.status:<5}] {self.name} {self.version} ({self.distro}, {self.release or '<none>'}, "
                      f"{self.component or '<none>'}, {self.architecture}) {_quoted(self.url or '')}")
@@ -162,7 +162,7 @@ def open_site(endpoint: str | None, config: Any = None, env: Mapping[str, str] |
 
 
 def _feed(site: Site, key: str, spec: Any, what: str) -> Any:
-    """One feed, checked against its shape (`jobs.ctl.schema`)."""
+    """One feed, checked against its shape (`jobs.core.feeds`)."""
     return schema.check(site.json(key), spec, url=site.url(key), what=what)
 
 
@@ -310,7 +310,7 @@ _LINK_TYPES = ({int, type(None)}, {bool}, {bool}, {bool}, {bool})
 
 
 def _whole_rows(site: Site, key: str, feed: Mapping[str, Any]) -> list[PackageRow]:
-    """The rows of a whole-list feed (`jobs.publish.allfeeds`): columns named once, one array per package."""
+    """The rows of a whole-list feed (`jobs.publish.site.allfeeds`): columns named once, one array per package."""
     try:
         columns = feed["columns"]
         pick = itemgetter(*(columns.index(c) for c in _WHOLE_COLUMNS))
@@ -450,7 +450,7 @@ def admin_target(endpoint: str | None, config_file: str | None, store_option: st
 
 def submit(target: AdminTarget, verb: str, **fields: Any) -> str:
     """Write one signed request for the next publish; returns its store key."""
+    from jobs.core.requests import write_request
     from jobs.core.store import open_store
-    from jobs.publish.requests import write_request
 
     return write_request(open_store(target.store_url), target.cookie, verb, **fields)

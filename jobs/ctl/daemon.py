@@ -133,7 +133,7 @@ class Daemon:
         if cookie is not None:
             headers["X-Auth-Cookie"] = cookie
         deadline = Deadline(self.site.limits.deadline, url)
-        limit = self.site.limits.feed_bytes if method == "GET" or key.endswith("queue/list") else ANSWER_MAX
+        limit = self.site.limits.feed_bytes if method == "GET" or key.endswith("/queue/list") else ANSWER_MAX
         try:
             resp = self.site._http().request(method, url, data=None if body is None else json.dumps(body),
                                              headers=headers, stream=True, allow_redirects=False,

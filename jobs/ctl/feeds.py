@@ -17,7 +17,7 @@ The site is untrusted (`jobs.core.bounded`): every file is read with a size cap 
 after gzip decoding, which streams), every request within a total deadline, redirects are
 followed only within the site's origin, and the JSON a command parses has a memory budget
 (`Limits`, set by `REBUILDCTL_MAX_FEED_BYTES`, `REBUILDCTL_MAX_TOTAL_BYTES`,
-`REBUILDCTL_DEADLINE`). Wrong-typed feeds are one `FeedInvalid` (`jobs.ctl.schema`).
+`REBUILDCTL_DEADLINE`). Wrong-typed feeds are one `FeedInvalid` (`jobs.core.feeds`).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ import orjson
 
 from jobs.core.bounded import CorruptData, OverLimit, cap, decoded, read_capped
 from jobs.core.errors import TerminalError, TransientError
+from jobs.core.feeds import FeedInvalid
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:8484"
 TIMEOUT = (10.0, 60.0)  # connect, read (seconds)
@@ -59,10 +60,6 @@ class FeedNotFound(TerminalError):
 
 class FeedUnavailable(TransientError):
     """The site could not be reached or answered with a server error."""
-
-
-class FeedInvalid(TerminalError):
-    """A file was fetched but is not what the site layout promises (e.g. not JSON)."""
 
 
 def cache_dir(env: dict[str, str] | None = None) -> Path:

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
 
+from jobs.core import urls
 from jobs.core.errors import TerminalError
 from jobs.core.model import Status
 from jobs.ctl.commands import ARCH_INDEPENDENT, Filters, list_packages
 from jobs.ctl.feeds import FeedNotFound, Site
-from jobs.publish import urls
 
 PACMAN_DBPATH = Path("/var/lib/pacman")
 DPKG_ADMINDIR = Path("/var/lib/dpkg")

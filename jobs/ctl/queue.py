@@ -14,10 +14,11 @@ from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
+from jobs.core import feeds, urls
 from jobs.core.errors import TerminalError
+from jobs.core.feeds import QueuedJob, Worker
 from jobs.core.model import parse_timestamp
 from jobs.ctl.feeds import FeedInvalid, FeedNotFound, Site
-from jobs.publish import urls
 
 if TYPE_CHECKING:
     from jobs.ctl.commands import Filters
@@ -35,51 +36,11 @@ class FeedMissing(TerminalError):
 
 
 @dataclass(frozen=True)
-class Running:
-    worker_name: str | None
-    worker_key_id: str | None
-    started_at: datetime
-    renewed_at: datetime | None
-    expires_at: datetime | None
-
-
-@dataclass(frozen=True)
-class QueuedJob:
-    """One job of the queue feed, in claim order; `raw` is the feed's own object (for --json)."""
-
-    job_id: str
-    attempt: int
-    priority: int
-    not_before: datetime | None
-    queued_at: datetime
-    distro: str
-    release: str | None
-    component: str | None
-    architecture: str
-    source_name: str
-    source_version: str
-    backend: str
-    running: Running | None
-    raw: dict[str, Any]
-
-    def due(self, now: datetime) -> bool:
-        return self.not_before is None or self.not_before <= now
-
-    def running_for(self, now: datetime) -> int | None:
-        """Seconds since the running build started, at `now`; None if nobody builds it."""
-        return None if self.running is None else max(0, int((now - self.running.started_at).total_seconds()))
-
-
-@dataclass(frozen=True)
 class QueueListing:
     generated_at: datetime
     total: int  # every job in the feed
     jobs: list[QueuedJob]  # those listed (due unless --planned; the first 25 with --head)
     planned: int  # jobs hidden because they are not due yet
-
-
-def _ts(value: Any) -> datetime | None:
-    return parse_timestamp(value) if value else None
 
 
 def _feed(site: Site, key: str, what: str) -> dict[str, Any]:
@@ -89,22 +50,11 @@ def _feed(site: Site, key: str, what: str) -> dict[str, Any]:
         raise FeedMissing(what, site.url(key)) from None
     if not isinstance(doc, dict) or doc.get("kind") != what:
         raise FeedInvalid(f"not a {what} feed", url=site.url(key))
-    from jobs.ctl import schema
-
-    return schema.check(doc, schema.QUEUE if what == "queue" else schema.WORKERS, url=site.url(key), what=what)
-
-
-def _job(j: dict[str, Any]) -> QueuedJob:
-    r = j.get("running")
-    running = None if not r else Running(r.get("worker_name"), r.get("worker_key_id"), parse_timestamp(r["started_at"]),
-                                         _ts(r.get("renewed_at")), _ts(r.get("expires_at")))
-    return QueuedJob(j["job_id"], int(j["attempt"]), int(j["priority"]), _ts(j.get("not_before")),
-                     parse_timestamp(j["queued_at"]), j["distro"], j.get("release"), j.get("component"),
-                     j["architecture"], j["source_name"], j["source_version"], j.get("backend", ""), running, j)
+    return feeds.check(doc, feeds.QUEUE if what == "queue" else feeds.WORKERS, url=site.url(key), what=what)
 
 
 def _matches(job: QueuedJob, f: Filters) -> bool:
-    names = [job.source_name, *(a.get("name") for a in job.raw.get("artifacts") or () if isinstance(a, dict))]
+    names = [job.source_name, *(name for name, *_ in job.artifacts)]
     return ((f.distro is None or job.distro == f.distro) and (f.release is None or job.release == f.release)
             and (f.component is None or job.component == f.component)
             and (f.architecture is None or job.architecture == f.architecture)
@@ -123,7 +73,7 @@ def list_queue(site: Site, *, planned: bool = False, head: bool = False, filters
     doc = _feed(site, urls.QUEUE_FEED, "queue")
     try:
         now = parse_timestamp(doc["generated_at"])
-        jobs = [_job(j) for j in doc["jobs"]]
+        jobs = [QueuedJob.from_json(j) for j in doc["jobs"]]
     except (KeyError, TypeError, ValueError) as exc:
         raise FeedInvalid(_malformed("queue", exc), url=site.url(urls.QUEUE_FEED)) from None
     if filters is not None:
@@ -147,40 +97,11 @@ def secs_to_human(secs: int) -> str:
 
 # --- workers --------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class CurrentJob:
-    job_id: str
-    attempt: int
-    source_name: str
-    source_version: str
-    distro: str
-    architecture: str
-    started_at: datetime | None
-
-
-@dataclass(frozen=True)
-class Worker:
-    key_id: str
-    name: str | None
-    worker_id: int | None
-    trust: str  # "authorized", "enrolled" or "untrusted"
-    last_seen: datetime | None
-    builds: int
-    current_job: CurrentJob | None
-    raw: dict[str, Any]
-
-
 def list_workers(site: Site) -> tuple[datetime, list[Worker]]:
     """Every worker key the rebuilder has seen, as of the feed's `generated_at`."""
     doc = _feed(site, urls.WORKERS_FEED, "workers")
     try:
-        out = []
-        for w in doc["workers"]:
-            c = w.get("current_job")
-            job = None if not c else CurrentJob(c["job_id"], int(c["attempt"]), c["source_name"], c["source_version"],
-                                                c["distro"], c["architecture"], _ts(c.get("started_at")))
-            out.append(Worker(w["key_id"], w.get("name"), w.get("worker_id"), w["trust"], _ts(w.get("last_seen")),
-                              int(w.get("builds") or 0), job, w))
+        out = [Worker.from_json(w) for w in doc["workers"]]
         return parse_timestamp(doc["generated_at"]), out
     except (KeyError, TypeError, ValueError) as exc:
         raise FeedInvalid(_malformed("workers", exc), url=site.url(urls.WORKERS_FEED)) from None

@@ -9,13 +9,12 @@ Every string from a site is printed through `clean` (one line) or `clean_text` (
 report, keeping newlines and tabs), on a terminal and piped alike: C0 and C1 control
 characters (escape sequences, carriage returns), bidi overrides and isolates, and line/
 paragraph separators are shown as visible escapes (`\x1b`, `\u202e`) instead of reaching
-the terminal. `--json` output is JSON with every non-ASCII character `\u`-escaped.
+the terminal (`jobs.ctl.escape`). `--json` output is JSON with every non-ASCII character `\u`-escaped.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,37 +23,13 @@ from typing import Any
 
 import typer
 
+from jobs.core.cliapp import EXIT_TERMINAL, EXIT_USAGE
 from jobs.core.errors import RebuilderError
+from jobs.ctl.escape import clean, clean_text  # noqa: F401 (clean_text: the commands take both from here)
 
-EXIT_TERMINAL = 1
-EXIT_USAGE = 2
-EXIT_NOT_FOUND = 3
+EXIT_NOT_FOUND = 3  # beyond the shared codes of jobs.core.cliapp: not found or ambiguous
 
 COLOURS = {"GOOD": "green", "BAD": "red", "FAIL": "magenta", "UNKWN": "yellow"}
-
-# Characters a site's string may not put on a terminal: C0 and C1 controls and DEL, bidi
-# marks, embeddings, overrides and isolates (they reorder what follows on the line), line and
-# paragraph separators, and the BOM / zero-width no-break space.
-_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
-UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}\u2028\u2029\ufeff]")
-_UNSAFE_TEXT = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}\u2028\u2029\ufeff]")  # keeps \t and \n
-
-
-def _visible(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def clean(value: object) -> str:
-    """A value from a site as one safe line: every control, bidi and separator character escaped visibly."""
-    text = value if isinstance(value, str) else str(value)
-    return UNSAFE.sub(_visible, text) if UNSAFE.search(text) else text
-
-
-def clean_text(text: str) -> str:
-    """Text from a site (a build log, a report) safe for a terminal: as `clean`, but newlines and tabs stay."""
-    return _UNSAFE_TEXT.sub(_visible, text) if _UNSAFE_TEXT.search(text) else text
-
 
 @dataclass
 class CtlOptions:

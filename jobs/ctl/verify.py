@@ -31,6 +31,7 @@ from urllib.parse import unquote, urlencode
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from jobs.core import urls
 from jobs.core.signing import (
     KeyFormatError,
     SignatureError,
@@ -41,7 +42,6 @@ from jobs.core.signing import (
 )
 from jobs.ctl.feeds import FeedInvalid, FeedNotFound, FeedUnavailable, Site
 from jobs.ctl.pkgfile import LocalPackage, NotAPackage, read_package
-from jobs.publish import urls
 
 
 class Reason(StrEnum):

@@ -16,7 +16,7 @@ from jobs.demo.archrepo import (
     build_fixture_repo,
     load_fixture_repo,
 )
-from jobs.demo.makepkg import BuildFailed, BuildSettings, build_package
+from jobs.work.backends.makepkg import BuildFailed, BuildSettings, build_package
 
 __all__ = [
     "FTBFS", "PKGBASES", "REPO", "REPRODUCIBLE", "UNREPRODUCIBLE", "BuildFailed", "BuildSettings",

@@ -1,4 +1,4 @@
-"""A fixture Arch Linux repository, built on the spot with makepkg (jobs/demo/makepkg.py).
+"""A fixture Arch Linux repository, built on the spot with makepkg (jobs/work/backends/makepkg.py).
 
 The packages cover the cases that a rebuilder must tell apart:
 
@@ -42,7 +42,7 @@ import zstandard
 
 from jobs.core import proc
 from jobs.core.errors import MissingToolError, TerminalError
-from jobs.demo.makepkg import PATH, BuildSettings, build_package, host_carch, prepare_host
+from jobs.work.backends.makepkg import PATH, BuildSettings, build_package, host_carch, prepare_host
 
 REPO = "fixture"
 # Only the publisher sets this; see the ftbfs PKGBUILD.

@@ -5,7 +5,7 @@
 2. under a second lease (`locks/publish-site.json`): keep the countersigned attestations
    at `history/attestations/<build-id>.json` (publish-owned, immutable), making those a
    run killed between the two steps missed; learn the facts of the builds new to the site
-   (`jobs.publish.facts`);
+   (`jobs.publish.site.facts`);
 3. render what changed since the site's manifest and write it (leaves first, the
    dashboard last, the manifest at the very end).
 
@@ -30,17 +30,17 @@ from jobs.core.config import RebuilderConfig
 from jobs.core.errors import RebuilderError
 from jobs.core.gcpause import cyclic_gc_paused
 from jobs.core.history import read_history
+from jobs.core.layout import SITE, SITE_LOCK
 from jobs.core.lease import LeaseHeld, Leases
 from jobs.core.model import HistoryRow, Status, from_table
 from jobs.core.store import NotFound, Store
-from jobs.publish.facts import attestation_key, learn_facts, read_facts, unlearned
-from jobs.publish.inputs import confine_build_keys, load_inputs
-from jobs.publish.job import PublishState, countersign, publish_state, rebuilder_signing_key
-from jobs.publish.site import build_site
-from jobs.publish.sitewriter import WriteStats, read_manifest, write_site
-from jobs.publish.verify import rejected_row, trusted_workers
+from jobs.publish.site.build import build_site
+from jobs.publish.site.facts import attestation_key, learn_facts, read_facts, unlearned
+from jobs.publish.site.inputs import confine_build_keys, load_inputs
+from jobs.publish.site.sitewriter import WriteStats, read_manifest, write_site
+from jobs.publish.state.update import PublishState, countersign, publish_state, rebuilder_signing_key
+from jobs.publish.state.verify import rejected_row, trusted_workers
 
-SITE_LOCK = "locks/publish-site.json"
 # An upload or temporary file this old was left by a killed writer: no write takes a day.
 STALE_UPLOAD_AGE = timedelta(hours=24)
 
@@ -104,7 +104,7 @@ def countersigned_attestations(store: Store, config: RebuilderConfig, state: Pub
     return signed, problems
 
 
-def publish(store: Store, config: RebuilderConfig, *, site_store: Store | None = None, site_prefix: str = "site/",
+def publish(store: Store, config: RebuilderConfig, *, site_store: Store | None = None, site_prefix: str = SITE,
             now: datetime | None = None, rebuilder_name: str = "rebuilder") -> PublishSummary:
     """One publish run (see the module docstring)."""
     with cyclic_gc_paused(), configured(config.limits()):

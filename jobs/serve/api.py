@@ -16,7 +16,7 @@ Read endpoints (public, as upstream):
 
 Admin endpoints (`X-Auth-Cookie` must equal `[auth] cookie`; compared in constant time):
 `POST api/v0/pkg/requeue`, `api/v0/queue/push`, `api/v0/queue/drop` become signed admin
-requests in the store (jobs.publish.requests), which the next publish applies; the answer
+requests in the store (jobs.publish.state.requests), which the next publish applies; the answer
 is 200 `null` (upstream's `()`) once the request is stored. Names are matched exactly, as
 upstream matches them (a glob character in a name is escaped, not a pattern).
 
@@ -37,13 +37,14 @@ from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
+from jobs.core import urls
 from jobs.core.bounded import OverLimit, cap, read_object
 from jobs.core.errors import TransientError
+from jobs.core.feeds import API_MODE, naive
+from jobs.core.layout import SITE
 from jobs.core.model import parse_timestamp
+from jobs.core.requests import MAX_REQUEST_BYTES, write_request
 from jobs.core.store import NotFound, Store
-from jobs.publish import urls
-from jobs.publish.feeds import API_MODE, naive
-from jobs.publish.requests import MAX_REQUEST_BYTES, write_request
 
 MAX_BODY = MAX_REQUEST_BYTES
 MAX_LIST_BYTES = cap("serve_list")  # ~3 million records; a bigger file is refused, not read
@@ -145,7 +146,7 @@ class _Bytes:
 class Api:
     """The v0 API of the site under `prefix` of `site`; admin requests go to `requests` keyed by `cookie`."""
 
-    def __init__(self, site: Store, prefix: str = "site/", *, cookie: str | None = None,
+    def __init__(self, site: Store, prefix: str = SITE, *, cookie: str | None = None,
                  requests: Store | None = None, clock: Callable[[], datetime] | None = None) -> None:
         self.site, self.prefix, self.cookie, self.requests = site, prefix, cookie, requests
         self.clock = clock or (lambda: datetime.now(timezone.utc))

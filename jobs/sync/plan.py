@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from jobs.core.config import ScheduleConfig
-from jobs.core.history import BuildSummary
+from jobs.core.history import BuildSummary, retry_due
 from jobs.core.model import JobRow, Priority, Status, job_id
 from jobs.sync.records import BuildInput
 
@@ -34,11 +34,6 @@ class QueuePlan:
     dropped: list[str] = field(default_factory=list)
     kept_running: list[str] = field(default_factory=list)
     refreshed: list[str] = field(default_factory=list)
-
-
-def retry_due(summary: BuildSummary, schedule: ScheduleConfig) -> datetime:
-    """When a job whose last result was not GOOD may run again (rebuilderd's code formula)."""
-    return summary.built_at + timedelta(hours=(summary.retries + 1) * schedule.retry_delay_base)
 
 
 def job_rows(inputs: Iterable[BuildInput], *, now: datetime, schedule: ScheduleConfig) -> dict[str, JobRow]:

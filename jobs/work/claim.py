@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from jobs.core.layout import claim_key, claim_notice_key, result_key
+from jobs.core.layout import CLAIMS, claim_key, claim_notice_key, result_key
 from jobs.core.lease import Lease, LeaseHeld, Leases, LeaseState
 from jobs.core.model import JobRow
 from jobs.core.signing import sign_document
@@ -120,7 +120,7 @@ def _listed(store: Store, candidates: Iterable[JobRow]) -> Iterator[tuple[JobRow
     existing: set[str] | None = None
     for job in candidates:
         if existing is None:  # listed only when there is a candidate
-            existing = {info.key for info in store.list("claims/")}
+            existing = {info.key for info in store.list(CLAIMS)}
         key = claim_key(job.job_id, job.attempt)
         yield job, key, key in existing
 

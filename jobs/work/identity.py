@@ -6,7 +6,7 @@ directory, so several never share a key or scratch space. The enrolment record
 `workers/<key-id>.json` (create-only) is signed by the key and carries an HMAC over (name,
 public key) keyed by scrypt of the worker's `signup_secret`; publish accepts results of keys
 that are listed in `authorized_workers` or whose HMAC verifies with the rebuilder's secret,
-and keeps its own copy of each record it accepted (`jobs.publish.enrolment`). A worker never
+and keeps its own copy of each record it accepted (`jobs.publish.state.enrolment`). A worker never
 holds the rebuilder's own signing key.
 """
 

@@ -29,10 +29,10 @@ from jobs.core.bounded import (
 )
 from jobs.core.config.kinds import SAFE_NAME_MAX
 from jobs.core.config.sync_conf import parse_sync_config
+from jobs.core.docblocks import ROOT, block
 from jobs.core.errors import ConfigError
 from jobs.core.model import ArtifactResult, ResultRow, SchemaError, Status, build_id, check_result_fields
 from jobs.core.model.limits import entry_problem, fit_text
-from jobs.core.readme import ROOT, block
 from jobs.core.store import InvalidKey
 
 MB = 1 << 20

@@ -13,7 +13,7 @@ import pytest
 from jobs.core.config import parse_sync_config
 from jobs.core.config.sync_conf import SYNC_METHODS
 from jobs.core.errors import ConfigError
-from jobs.sync.job import PARSERS
+from jobs.sync.run import PARSERS
 from jobs.work.backends import shipped_backend
 
 ARCH = '[profile."arch"]\ndistro = "archlinux"\nsource = "https://m/$repo/os/$arch"\ncomponents = ["core"]\n' \

@@ -11,14 +11,8 @@ import pytest
 
 from jobs.core.config import RebuilderConfig, SyncConfig, WorkerConfig, config_reference_markdown
 from jobs.core.config.fields import settings_of, toml_key
-from jobs.core.config.reference import (
-    END_MARKER,
-    START_MARKER,
-    main,
-    readme_block,
-    readme_problem,
-    replace_readme_block,
-)
+from jobs.core.config.reference import BLOCK, END_MARKER, START_MARKER, main
+from jobs.core.docblocks import block, block_problem, replace_block
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "configuration.md"
@@ -77,13 +71,13 @@ def test_reference_shape() -> None:
 
 def test_block_helpers_round_trip() -> None:
     text = f"# Title\n\n{START_MARKER}\nold text\n{END_MARKER}\n\nmore\n"
-    assert readme_block(text) == "old text\n"
-    new = replace_readme_block(text, "new\n")
-    assert readme_block(new) == "new\n"
+    assert block(text, BLOCK) == "old text\n"
+    new = replace_block(text, BLOCK, "new\n")
+    assert block(new, BLOCK) == "new\n"
     assert new.startswith("# Title\n") and new.endswith(f"{END_MARKER}\n\nmore\n")
-    assert readme_block("no markers") is None
+    assert block("no markers", BLOCK) is None
     with pytest.raises(ValueError):
-        replace_readme_block("no markers", "x")
+        replace_block("no markers", BLOCK, "x")
 
 
 def test_cli_check_and_write(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -93,7 +87,7 @@ def test_cli_check_and_write(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "--write" in capsys.readouterr().err
     assert main(["--write", str(readme)]) == 0
     assert main(["--check", str(readme)]) == 0
-    assert readme_problem(readme) is None
+    assert block_problem(readme, BLOCK, config_reference_markdown) is None
     assert readme.read_text().startswith("intro\n")
     assert main(["--check", str(tmp_path / "missing.md")]) == 1
     readme.write_text("no markers\n")
@@ -108,6 +102,6 @@ def test_module_prints_reference() -> None:
 
 
 def test_docs_show_the_generated_reference() -> None:
-    assert readme_block(PAGE.read_text(encoding="utf-8")) is not None, f"{PAGE} lacks the {START_MARKER} block"
-    problem = readme_problem(PAGE)
-    assert problem is None, f"{PAGE} is stale; run `python -m jobs.core.readme --write`\n{problem}"
+    assert block(PAGE.read_text(encoding="utf-8"), BLOCK) is not None, f"{PAGE} lacks the {START_MARKER} block"
+    problem = block_problem(PAGE, BLOCK, config_reference_markdown)
+    assert problem is None, f"{PAGE} is stale; run `python -m jobs.readme --write`\n{problem}"

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from jobs.core import urls
 from jobs.core.config import parse_rebuilder_config
 from jobs.core.signing import ensure_key
 from jobs.core.store import open_store
-from jobs.publish import urls
 from jobs.publish.run import publish
 from tests.ctl.support import Recording, without_whole_lists
 from tests.httpd import serve

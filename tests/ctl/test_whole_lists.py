@@ -10,8 +10,8 @@ import pytest
 
 from jobs.ctl.commands import Filters, _whole_rows, list_packages
 from jobs.ctl.feeds import FeedInvalid, Site
-from jobs.publish import feeds
-from jobs.publish.rows import BuildLinks
+from jobs.publish.site import feeds
+from jobs.publish.site.rows import BuildLinks
 from tests.ctl.support import Recording, copy_site, ctl
 from tests.httpd import serve
 

@@ -23,7 +23,7 @@ from jobs.demo.archrepo import (
     set_version,
     write_pkgbuild,
 )
-from jobs.demo.makepkg import PKGEXT, BuildFailed, BuildSettings, build_package, host_carch, makepkg_conf
+from jobs.work.backends.makepkg import PKGEXT, BuildFailed, BuildSettings, build_package, host_carch, makepkg_conf
 from tests.fixtures_arch import key_values, package_member, read_repo_db
 
 

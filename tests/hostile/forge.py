@@ -37,7 +37,7 @@ from jobs.core.model import ArtifactResult, FileDigest, JobRow, PackageStateRow,
 from jobs.core.queue import update_queue
 from jobs.core.signing import generate_key, key_id, public_key_b64, sign_document
 from jobs.core.store import Store
-from jobs.publish.verify import RESULT_SCHEMA
+from jobs.publish.state.verify import RESULT_SCHEMA
 from jobs.work.report import digest_of
 from tests.publish.sitefix import NOW, put_gzip, state_row
 from tests.publish.test_verify import INDEX_SHA, OTHER_SHA, claim, result_row

@@ -21,9 +21,9 @@ from jobs.core.model import PackageStateRow, read_parquet
 from jobs.core.pointer import Pointer
 from jobs.core.queue import read_queue
 from jobs.core.store import LocalStore, Store
-from jobs.sync import job as sync_job
-from jobs.sync.job import SyncSummary, sync_profile
+from jobs.sync import run as sync_job
 from jobs.sync.records import IndexResult, Skipped
+from jobs.sync.run import SyncSummary, sync_profile
 from tests.hostile.generate import GOOD, SOURCES, stanza, write_mirror
 from tests.sync import alpm_builders as alpm
 

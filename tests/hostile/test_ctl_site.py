@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from jobs.publish.feeds import ALL_COLUMNS
+from jobs.publish.site.feeds import ALL_COLUMNS
 from tests.ctl.support import ctl
 from tests.hostile.site import INDEX, MB, WORKERS, Answer, gzip_bomb, hostile_site, json_stream, trickle, workers_feed
 

@@ -15,7 +15,7 @@ from jobs.core.model import PackageStateRow, Status, read_parquet
 from jobs.core.pointer import Pointer
 from jobs.core.store import LocalStore
 from jobs.publish.run import PublishSummary, publish
-from jobs.sync.job import sync_profile
+from jobs.sync.run import sync_profile
 from tests.hostile import forge
 from tests.hostile.manifest import Case
 from tests.hostile.sitecheck import PublishedSite

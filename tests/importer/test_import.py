@@ -23,7 +23,7 @@ from jobs.core.queue import read_queue
 from jobs.core.store import open_store
 from jobs.importer import rebuilderd as importer
 from jobs.importer.rebuilderd import ImportRefused, import_rebuilderd
-from jobs.sync.job import sync_profile
+from jobs.sync.run import sync_profile
 from tests.sync import alpm_builders as alpm
 
 SCHEMA = Path(__file__).parents[1] / "fixtures" / "rebuilderd-0.24-schema.sql"

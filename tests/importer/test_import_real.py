@@ -23,7 +23,7 @@ from jobs.core.config import RebuilderConfig, parse_sync_config
 from jobs.core.queue import read_queue
 from jobs.core.store import NotFound, open_store
 from jobs.publish.run import publish
-from jobs.sync.job import sync_profile
+from jobs.sync.run import sync_profile
 from tests.importer.daemon import COOKIE, run_daemon, serve_mirror
 from tests.publish.test_verify import config_for
 from tests.serve.test_upstream import trixie  # noqa: F401 - the fixture

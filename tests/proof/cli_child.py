@@ -21,7 +21,7 @@ import jobs.core.config  # noqa: F401
 import jobs.core.store
 import jobs.publish.run  # noqa: F401
 import jobs.sync.fetch  # noqa: F401
-import jobs.sync.job  # noqa: F401
+import jobs.sync.run  # noqa: F401
 from jobs import cli
 from tests.faults import Fault, FaultyStore
 

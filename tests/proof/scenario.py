@@ -27,9 +27,9 @@ from jobs.core.queue import read_queue
 from jobs.core.signing import ensure_key
 from jobs.core.store import NotFound, PreconditionFailed, Store
 from jobs.publish.run import publish
-from jobs.sync.job import sync_profile
+from jobs.sync.run import sync_profile
 from jobs.work.identity import load_identity
-from jobs.work.loop import Worker
+from jobs.work.run import Worker
 from tests.faults import FaultyStore
 from tests.sync import alpm_builders as alpm
 from tests.sync.test_sync_job import profile_for

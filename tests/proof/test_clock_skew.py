@@ -18,7 +18,7 @@ import pytest
 from jobs.core.config import parse_rebuilder_config
 from jobs.core.errors import ConfigError
 from jobs.core.lease import Leases
-from jobs.work.loop import Worker
+from jobs.work.run import Worker
 from tests.faults import Fault, FaultyStore
 from tests.proof.scenario import Scenario, assert_nothing_lost_or_duplicated
 from tests.proof.stores import fresh_store

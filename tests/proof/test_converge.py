@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from jobs.core.errors import RebuilderError
 from jobs.core.history import read_history
 from jobs.core.queue import read_queue
-from jobs.publish.job import publish_state
+from jobs.publish.state.update import publish_state
 from tests.faults import Fault, FaultyStore, Killed
 from tests.proof.scenario import (
     Scenario,

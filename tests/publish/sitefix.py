@@ -33,7 +33,7 @@ from jobs.core.model import (
 from jobs.core.pointer import Pointer, unique_name
 from jobs.core.queue import read_queue
 from jobs.core.store import Store, open_store
-from jobs.sync.job import sync_profile
+from jobs.sync.run import sync_profile
 from jobs.work.report import digest_of
 from tests.sync import alpm_builders as alpm
 

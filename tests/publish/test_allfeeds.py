@@ -9,12 +9,13 @@ import duckdb
 import pyarrow as pa
 import pytest
 
+from jobs.core import urls
 from jobs.core.model import Status
-from jobs.publish import feeds, urls
-from jobs.publish.plan import ListPart, ListRef
-from jobs.publish.rows import SuiteKey
-from jobs.publish.site import build_site
-from jobs.publish.sitewriter import read_manifest, write_site
+from jobs.publish.site import feeds
+from jobs.publish.site.build import build_site
+from jobs.publish.site.plan import ListPart, ListRef
+from jobs.publish.site.rows import SuiteKey
+from jobs.publish.site.sitewriter import read_manifest, write_site
 from tests.publish.sitefix import NOW, arch_world, state_row, write_state
 from tests.publish.test_pages import HOSTILE, hostile_world
 

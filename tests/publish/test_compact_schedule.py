@@ -10,13 +10,12 @@ from datetime import timedelta
 import pytest
 
 from jobs.core.config import ScheduleConfig
-from jobs.core.history import BuildSummary, build_summaries, history_parts, read_history
+from jobs.core.history import BuildSummary, build_summaries, history_parts, read_history, retry_due
 from jobs.core.model import Artifact, JobRow, Priority, Status, from_table, job_id
 from jobs.core.pointer import Pointer
-from jobs.publish import compact as compact_module
-from jobs.publish.compact import collect_orphans, compact, compacted_build_ids
-from jobs.publish.schedule import apply_results, next_queue
-from jobs.sync.plan import retry_due
+from jobs.publish.state import compact as compact_module
+from jobs.publish.state.compact import collect_orphans, compact, compacted_build_ids
+from jobs.publish.state.schedule import apply_results, next_queue
 from tests.faults import FaultyStore, Killed
 from tests.publish.test_verify import NOW, result_row
 

@@ -19,10 +19,10 @@ from jobs.core.config import parse_rebuilder_config, parse_worker_config
 from jobs.core.signing import ensure_key, load_public_keys_feed, verify_link
 from jobs.core.store import open_store
 from jobs.publish.run import publish
-from jobs.sync.job import sync_profile
+from jobs.sync.run import sync_profile
 from jobs.work.backends import shipped_backend
 from jobs.work.identity import load_identity
-from jobs.work.loop import Worker
+from jobs.work.run import Worker
 from tests.httpd import serve
 from tests.sync.test_sync_job import profile_for
 from tests.tools import missing

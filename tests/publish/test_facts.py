@@ -1,10 +1,10 @@
-"""Which history rows publish still has to learn facts for (`jobs.publish.facts.unlearned`)."""
+"""Which history rows publish still has to learn facts for (`jobs.publish.site.facts.unlearned`)."""
 
 from __future__ import annotations
 
 import pyarrow as pa
 
-from jobs.publish.facts import unlearned
+from jobs.publish.site.facts import unlearned
 
 
 def ids(table: pa.Table) -> list[str]:

@@ -10,8 +10,8 @@ import urllib.request
 import pytest
 
 from jobs.core.model import Status
-from jobs.publish.site import build_site
-from jobs.publish.sitewriter import write_site
+from jobs.publish.site.build import build_site
+from jobs.publish.site.sitewriter import write_site
 from tests.httpd import serve
 from tests.publish.sitefix import NOW, arch_world
 

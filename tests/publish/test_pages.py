@@ -12,12 +12,12 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from jobs.core import urls
 from jobs.core.model import Status
 from jobs.core.store import open_store
 from jobs.core.store.base import check_key
-from jobs.publish import urls
-from jobs.publish.site import build_site
-from jobs.publish.sitewriter import read_manifest, write_site
+from jobs.publish.site.build import build_site
+from jobs.publish.site.sitewriter import read_manifest, write_site
 from tests.publish.sitefix import NOW, Results, arch_world, enrol_worker, state_row, write_state
 
 VOID = {"meta", "link", "br", "img", "input", "hr", "wbr", "source", "col", "area", "base", "embed", "track"}

@@ -21,6 +21,7 @@ from jobs.core.lease import Leases
 from jobs.core.model import PackageStateRow, Priority, Status, parquet_bytes
 from jobs.core.pointer import Pointer
 from jobs.core.queue import read_queue, update_queue
+from jobs.core.requests import write_request
 from jobs.core.signing import (
     KeyFileError,
     generate_key,
@@ -29,10 +30,10 @@ from jobs.core.signing import (
     public_key_from_b64,
     verify_link,
 )
-from jobs.publish.job import REBUILDER_KEYS, publish_state, rebuilder_signing_key
-from jobs.publish.requests import APPLIED, Refusal, write_request
 from jobs.publish.run import publish
-from jobs.publish.verify import Reason
+from jobs.publish.state.requests import APPLIED, Refusal
+from jobs.publish.state.update import REBUILDER_KEYS, publish_state, rebuilder_signing_key
+from jobs.publish.state.verify import Reason
 from tests.faults import FaultyStore, Killed
 from tests.publish.test_verify import NOW, built, config_for, forge, forged_job, put_json
 

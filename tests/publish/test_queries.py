@@ -8,9 +8,9 @@ import pytest
 
 from jobs.core.lease import Leases
 from jobs.core.model import Status
-from jobs.publish.classify import FailureClass
-from jobs.publish.inputs import load_inputs
-from jobs.publish.queries import query_site
+from jobs.publish.site.classify import FailureClass
+from jobs.publish.site.inputs import load_inputs
+from jobs.publish.site.queries import query_site
 from tests.publish.sitefix import DAY, NOW, WORKER_KEY, arch_world, claim, state_row, sync_arch, write_state
 from tests.sync import alpm_builders as alpm
 
@@ -170,10 +170,10 @@ def test_queue_entries_are_in_claim_order_with_their_live_claim(world):
     data = site_data(world.store)
     assert len(data.queue) == data.queue_length == 6
     assert [(e.priority, e.queued_at) for e in data.queue] == sorted((e.priority, e.queued_at) for e in data.queue)
-    running = [e for e in data.queue if e.worker_key_id is not None]
-    assert [(e.source_name, e.worker_name, e.worker_key_id) for e in running] == [("qux", "builder-1", WORKER_KEY)]
-    assert running[0].expires_at > NOW > running[0].started_at
-    assert all(e.started_at is None for e in data.queue if e.worker_key_id is None)
+    running = [e for e in data.queue if e.running is not None]
+    assert [(e.source_name, e.running.worker_name, e.running.worker_key_id) for e in running] == \
+        [("qux", "builder-1", WORKER_KEY)]
+    assert running[0].running.expires_at > NOW > running[0].running.started_at
 
 
 def test_workers_are_every_key_seen_with_their_trust(world):
@@ -188,8 +188,7 @@ def test_workers_are_every_key_seen_with_their_trust(world):
 
 def test_the_v0_list_query_gives_the_records_feeds_makes_from_rows(world):
     """`pkgs_list_v0` (records straight from DuckDB) == `feeds.pkgs_list` over the package rows."""
-    from jobs.publish import feeds, queries
-
+    from jobs.publish.site import feeds, queries
     # The same binary in two releases (one v0 record), and a build time with microseconds.
     write_state(world.store, "twice", [state_row("dup", release=r, distro="debian", component="main", arch="amd64")
                                        for r in ("bookworm", "trixie")])
@@ -210,9 +209,9 @@ def test_the_v0_list_query_gives_the_records_feeds_makes_from_rows(world):
 
 
 def test_daily_counts_per_suite_sum_to_the_distro(world, tmp_path):
-    from jobs.publish import queries
-    from jobs.publish.inputs import load_inputs
-    from jobs.publish.rows import SuiteKey
+    from jobs.publish.site import queries
+    from jobs.publish.site.inputs import load_inputs
+    from jobs.publish.site.rows import SuiteKey
     # A second suite (another repo) of the same distro, never built: its own series, all UNKWN.
     write_state(world.store, "other", [state_row("zed", component="extra")])
     con = queries.connect(load_inputs(world.store, now=NOW), set())

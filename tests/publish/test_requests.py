@@ -12,18 +12,16 @@ from jobs.core.errors import TerminalError
 from jobs.core.history import BuildSummary
 from jobs.core.model import Artifact, PackageStateRow, Priority, Status, parquet_bytes
 from jobs.core.pointer import Pointer
+from jobs.core.requests import parse_payload, request_payload, write_request
 from jobs.core.signing import hmac_tag
-from jobs.publish.requests import (
+from jobs.publish.state.requests import (
     APPLIED,
     Refusal,
     apply_loaded,
     apply_requests,
     current_state_rows,
     load_requests,
-    parse_payload,
     record_applied,
-    request_payload,
-    write_request,
 )
 from tests.publish.test_verify import NOW, config_for
 

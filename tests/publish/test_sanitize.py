@@ -11,7 +11,7 @@ import pytest
 
 from jobs.core.bounded import LIMITS, CorruptData, OverLimit
 from jobs.core.resources import site_static
-from jobs.publish.sanitize import STYLESHEET, clean_report
+from jobs.publish.site.sanitize import STYLESHEET, clean_report
 
 REPORT = """<!DOCTYPE html><html><head><title>diffoscope</title>
 <style>.diffponct { color: #b08080 } table.diff td { font-family: monospace }</style>

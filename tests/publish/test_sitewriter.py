@@ -10,9 +10,9 @@ import pytest
 
 from jobs.core.model import Status
 from jobs.core.store import LocalStore, StoreUnavailable
-from jobs.publish.sanitize import clean_report
-from jobs.publish.site import build_site
-from jobs.publish.sitewriter import MANIFEST_SCHEMA, PLACEHOLDER, Entry, Tier, read_manifest, write_site
+from jobs.publish.site.build import build_site
+from jobs.publish.site.sanitize import clean_report
+from jobs.publish.site.sitewriter import MANIFEST_SCHEMA, PLACEHOLDER, Entry, Tier, read_manifest, write_site
 from tests.faults import Fault, FaultyStore, Killed
 from tests.publish.sitefix import NOW, arch_world, sync_arch
 from tests.sync import alpm_builders as alpm

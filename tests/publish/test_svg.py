@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, date, datetime, timedelta
 
 from jobs.core.model import Status
-from jobs.publish import svg
+from jobs.publish.site import svg
 
 NS = "{http://www.w3.org/2000/svg}"
 

@@ -21,13 +21,13 @@ from jobs.core.model import ArtifactResult, JobRow, PackageStateRow, ResultRow, 
 from jobs.core.queue import read_queue
 from jobs.core.signing import make_link, rebuild_link_name, sign_document, sign_link
 from jobs.core.store import NotFound, open_store
-from jobs.publish.job import publish_state
 from jobs.publish.run import publish
-from jobs.publish.verify import Reason, collect
+from jobs.publish.state.update import publish_state
+from jobs.publish.state.verify import Reason, collect
 from jobs.work.claim import announce_start
 from jobs.work.identity import WorkerIdentity
-from jobs.work.loop import Worker
 from jobs.work.report import digest_of
+from jobs.work.run import Worker
 from tests.publish.sitefix import write_state
 from tests.publish.test_verify import NOW, built, claim, config_for, put_json, signed_result, worker_for
 from tests.work.test_worker import script, synthetic_jobs
@@ -307,8 +307,8 @@ def test_the_rejected_list_is_bounded_and_escaped(tmp_path):
     from datetime import timedelta
 
     from jobs.core.store.local import LocalStore
-    from jobs.publish.rows import RejectedResult
-    from jobs.publish.site import MAX_REJECTED, build_site
+    from jobs.publish.site.build import MAX_REJECTED, build_site
+    from jobs.publish.state.verify import RejectedResult
 
     store = LocalStore(tmp_path / "store", fsync=False)
     rejected = [RejectedResult(key=f"results/{i:032x}/1.json", job_id=f"{i:032x}", attempt=1, worker_key_id="ab" * 32,

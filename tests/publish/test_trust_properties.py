@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from jobs.core.layout import result_key
 from jobs.core.signing import generate_key, key_id, public_key_b64, sign_document
-from jobs.publish.verify import Reason, collect
+from jobs.publish.state.verify import Reason, collect
 from tests.publish.test_verify import built, config_for
 
 HEX = "0123456789abcdef"

@@ -20,14 +20,14 @@ from jobs.core.lease import Leases
 from jobs.core.model import Artifact, ArtifactResult, JobRow, ResultRow, Status, build_id, job_id, record_to_json
 from jobs.core.queue import update_queue
 from jobs.core.signing import ensure_key, generate_key, key_id, public_key_b64, sign_document
-from jobs.publish.enrolment import ENROLLED
-from jobs.publish.inputs import read_workers
-from jobs.publish.verify import RESULT_SCHEMA, WORKER_SCHEMA, Reason, collect
+from jobs.publish.site.inputs import read_workers
+from jobs.publish.state.enrolment import ENROLLED
+from jobs.publish.state.verify import RESULT_SCHEMA, WORKER_SCHEMA, Reason, collect
 from jobs.work import identity as worker_identity
 from jobs.work import report as worker_report
 from jobs.work.identity import load_identity
-from jobs.work.loop import Worker
 from jobs.work.report import digest_of
+from jobs.work.run import Worker
 from tests.work.test_worker import script, synthetic_jobs
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)

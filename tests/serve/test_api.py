@@ -12,11 +12,11 @@ import pytest
 import requests
 
 from jobs.core.model import Status
-from jobs.publish.requests import apply_loaded, current_state_rows, load_requests
-from jobs.publish.serve import make_server
-from jobs.publish.site import build_site
-from jobs.publish.sitewriter import write_site
+from jobs.publish.site.build import build_site
+from jobs.publish.site.sitewriter import write_site
+from jobs.publish.state.requests import apply_loaded, current_state_rows, load_requests
 from jobs.serve.api import Api, accepts_gzip, inflate
+from jobs.serve.server import make_server
 from tests.publish.sitefix import NOW, arch_world
 from tests.publish.test_verify import config_for
 

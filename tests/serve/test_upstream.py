@@ -296,9 +296,9 @@ def test_pkgs_list_queue_and_errors_match_the_daemons(daemon, mirror, tmp_path):
 
     from jobs.core.config import RebuilderConfig, parse_sync_config
     from jobs.core.store import open_store
-    from jobs.publish.serve import make_server
     from jobs.serve.api import Api
-    from jobs.sync.job import sync_profile
+    from jobs.serve.server import make_server
+    from jobs.sync.run import sync_profile
 
     store = open_store((tmp_path / "store").as_uri())
     profile = parse_sync_config(tomllib.loads(

@@ -23,7 +23,7 @@ from jobs.core.model import read_parquet
 from jobs.core.pointer import Pointer
 from jobs.core.queue import read_queue
 from jobs.sync.fetch import Fetcher, Validator, validator_of
-from jobs.sync.job import sync_profile
+from jobs.sync.run import sync_profile
 from tests.faults import FaultyStore, Killed
 from tests.sync import alpm_builders as alpm
 from tests.sync.debian_mirror import compress, copy_mirror, write_inrelease

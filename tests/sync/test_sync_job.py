@@ -22,7 +22,7 @@ from jobs.core.queue import read_queue
 from jobs.core.store import open_store
 from jobs.demo.archrepo import build_fixture_repo
 from jobs.sync.decompress import CorruptIndex
-from jobs.sync.job import sync_profile
+from jobs.sync.run import sync_profile
 from tests.faults import FaultyStore, Killed
 from tests.httpd import serve
 from tests.sync import alpm_builders as alpm

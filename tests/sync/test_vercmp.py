@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jobs.sync.vercmp import parse_evr, vercmp
+from jobs.core.vercmp import parse_evr, vercmp
 from tests.tools import require_tool
 
 VECTORS = Path(__file__).parent.parent / "fixtures" / "sync" / "vercmp-vectors.txt"

@@ -25,10 +25,10 @@ from jobs.core.model import Artifact, JobRow, Status, job_id
 from jobs.core.queue import read_queue, update_queue
 from jobs.core.signing import load_public_key_pem, public_key_from_b64, verify_document, verify_link
 from jobs.core.store import open_store
-from jobs.sync.job import sync_profile
+from jobs.sync.run import sync_profile
 from jobs.work.backends import shipped_backend
 from jobs.work.identity import load_identity
-from jobs.work.loop import Worker
+from jobs.work.run import Worker
 from tests.sync.test_sync_job import profile_for
 from tests.work.worker_child import make_worker
 

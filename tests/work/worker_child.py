@@ -14,7 +14,7 @@ from pathlib import Path
 from jobs.core.config import parse_rebuilder_config, parse_worker_config
 from jobs.core.store import open_store
 from jobs.work.identity import load_identity
-from jobs.work.loop import Worker
+from jobs.work.run import Worker
 
 
 def make_worker(url: str, workdir: Path, name: str, backend: str, ttl: int, *, silent: bool = True) -> Worker:

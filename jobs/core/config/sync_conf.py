@@ -17,7 +17,7 @@ from jobs.core.errors import ConfigError
 
 DEFAULT_BUILDINFO_BASE_URL = "https://buildinfos.debian.net/buildinfo-pool"
 
-# The index parsers `rebuilder sync` has (jobs.sync.job.PARSERS; a test keeps the two equal).
+# The index parsers `rebuilder sync` has (jobs.sync.run.PARSERS; a test keeps the two equal).
 SYNC_METHODS = ("archlinux", "debian")
 # Keys only the Debian parser reads. A profile of another sync method that sets one is refused,
 # and `check-config` does not show them for it.

@@ -7,7 +7,6 @@ code written against one behaves the same on the other.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -181,11 +180,6 @@ def check_prefix(prefix: str, *, op: str = "list") -> str:
     if prefix.rstrip("/"):
         check_key(prefix.rstrip("/"), op=op)
     return prefix
-
-
-def md5_etag(data: bytes) -> str:
-    """The ETag S3 gives a single-part object: the quoted hex MD5 of its bytes."""
-    return '"' + hashlib.md5(data, usedforsecurity=False).hexdigest() + '"'
 
 
 def normalise_etag(etag: str) -> str:

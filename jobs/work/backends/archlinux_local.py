@@ -30,12 +30,12 @@ What it does (docs/design.md#how-arch-packages-are-rebuilt, the same steps as ar
 read and check ``.BUILDINFO``; check the PKGBUILD's sha256; find every ``installed`` package in
 the archive and put exactly those into a private pacman root; write a makepkg.conf with the
 recorded PACKAGER, BUILDENV and OPTIONS; run makepkg with ``SOURCE_DATE_EPOCH=builddate`` at
-``/startdir`` and ``/build`` in a private mount namespace (``jobs.demo.makepkg``).
+``/startdir`` and ``/build`` in a private mount namespace (``jobs.work.backends.makepkg``).
 
 Limits: it needs root (for the mount namespace) and makepkg, pacman, fakeroot, bsdtar, zstd and
 util-linux; it runs on Debian. The recorded ``builddir``/``startdir`` must be ``/build`` and
 ``/startdir``, and the package must be ``.pkg.tar.zst``. The zstd command and level are not
-recorded in ``.BUILDINFO``; the pinned ones of ``jobs.demo.makepkg`` are used, and the host's
+recorded in ``.BUILDINFO``; the pinned ones of ``jobs.work.backends.makepkg`` are used, and the host's
 makepkg/fakeroot versions end up in ``.PKGINFO``. So packages published with that same recipe
 (such as the fixture repository) can be reproduced; Arch's own packages need the ``archlinux``
 backend.
@@ -62,8 +62,8 @@ from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 from jobs.core.errors import RebuilderError, TerminalError
-from jobs.demo.makepkg import BUILDDIR, PKGEXT, STARTDIR, BuildFailed, BuildSettings, build_package, host_carch
 from jobs.work.backends.buildinfo import Buildinfo, read_buildinfo
+from jobs.work.backends.makepkg import BUILDDIR, PKGEXT, STARTDIR, BuildFailed, BuildSettings, build_package, host_carch
 from jobs.work.backends.script import Terminated as _Terminated
 from jobs.work.backends.script import fail as _fail
 from jobs.work.backends.script import say as _say

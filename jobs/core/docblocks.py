@@ -1,9 +1,9 @@
-"""Documentation blocks generated from the code, so the docs cannot drift from it.
+"""Generated blocks in documentation pages: find, replace, check and rewrite them.
 
-Each block sits between `<!-- NAME:start -->` and `<!-- NAME:end -->` in one of the pages in
-`PAGES`; a test fails when a block differs from what its generator prints.
-`python -m jobs.core.readme --check` reports stale blocks in every page, `--write` regenerates
-them (`--check FILE`/`--write FILE` for some pages only); with neither it prints the blocks.
+A block sits between `<!-- NAME:start -->` and `<!-- NAME:end -->` in a page; its text comes from a
+generator (a function returning markdown). `jobs.readme` holds the registry of every block and
+page; a module that owns one block (e.g. `jobs.core.config.reference`) can run `main` on that
+block alone. Nothing here knows what the blocks say.
 """
 
 from __future__ import annotations
@@ -11,48 +11,13 @@ from __future__ import annotations
 import argparse
 import difflib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-
-def _config_reference() -> str:
-    from jobs.core.config.reference import config_reference_markdown
-    return config_reference_markdown()
-
-
-def _schemas() -> str:
-    from jobs.core.model import schema_markdown
-    return schema_markdown(heading_level=3)
-
-
-def _limits() -> str:
-    from jobs.core.bounded import limits_markdown
-    return limits_markdown()
-
-
-def _cli(program: str) -> Callable[[], str]:
-    def generate() -> str:
-        from jobs.cli_reference import cli_reference_markdown
-        return cli_reference_markdown(program)
-    return generate
-
-
-BLOCKS: dict[str, Callable[[], str]] = {
-    "config-reference": _config_reference,
-    "schemas": _schemas,
-    "limits": _limits,
-    "cli-rebuilder": _cli("rebuilder"),
-    "cli-rebuildctl": _cli("rebuildctl"),
-}
-
-# Which page (relative to the repository root) carries which generated blocks.
-PAGES: dict[str, tuple[str, ...]] = {
-    "docs/configuration.md": ("config-reference",),
-    "docs/design.md": ("schemas", "limits"),
-    "docs/cli.md": ("cli-rebuilder", "cli-rebuildctl"),
-}
+Generators = Mapping[str, Callable[[], str]]
+Pages = Mapping[str, tuple[str, ...]]
 
 
 def markers(name: str) -> tuple[str, str]:
@@ -80,51 +45,52 @@ def replace_block(text: str, name: str, markdown: str) -> str:
     return text[:start + len(start_marker)] + "\n" + markdown + text[end:]
 
 
-def block_problem(path: str | Path, name: str) -> str | None:
-    """Why block `name` of the page at `path` is stale (a diff), or None if it is current."""
+def block_problem(path: str | Path, name: str, generate: Callable[[], str]) -> str | None:
+    """Why block `name` of the page at `path` differs from `generate()` (a diff), or None if it is current."""
     text = Path(path).read_text(encoding="utf-8")
     current = block(text, name)
     if current is None:
         start_marker, end_marker = markers(name)
         return f"{path}: no {start_marker} ... {end_marker} block"
-    expected = BLOCKS[name]()
+    expected = generate()
     if current == expected:
         return None
     return "".join(difflib.unified_diff(current.splitlines(keepends=True), expected.splitlines(keepends=True),
                                         f"{path} ({name})", "generated"))
 
 
-def write_blocks(path: str | Path, names: Sequence[str] = tuple(BLOCKS)) -> None:
-    """Regenerate the named blocks of the page at `path`."""
+def write_blocks(path: str | Path, generators: Generators, names: Sequence[str] | None = None) -> None:
+    """Regenerate the named blocks (default: every one of `generators`) of the page at `path`."""
     path = Path(path)
     text = path.read_text(encoding="utf-8")
-    for name in names:
-        text = replace_block(text, name, BLOCKS[name]())
+    for name in names if names is not None else tuple(generators):
+        text = replace_block(text, name, generators[name]())
     path.write_text(text, encoding="utf-8")
 
 
-def blocks_of(path: str | Path) -> tuple[str, ...]:
-    """The generated blocks a page carries: those `PAGES` assigns it, else those whose markers it has."""
+def blocks_of(path: str | Path, generators: Generators, pages: Pages) -> tuple[str, ...]:
+    """The generated blocks a page carries: those `pages` assigns it, else those whose markers it has."""
     path = Path(path)
     resolved = path.resolve()
-    for page, names in PAGES.items():
+    for page, names in pages.items():
         if (ROOT / page).resolve() == resolved:
             return names
     text = path.read_text(encoding="utf-8")
-    return tuple(name for name in BLOCKS if markers(name)[0] in text)
+    return tuple(name for name in generators if markers(name)[0] in text)
 
 
-def _targets(files: Sequence[str], names: Sequence[str] | None) -> list[tuple[Path, tuple[str, ...]]]:
+def _targets(files: Sequence[str], names: Sequence[str] | None, generators: Generators,
+             pages: Pages) -> list[tuple[Path, tuple[str, ...]]]:
     if not files:
-        return [(ROOT / page, tuple(names) if names is not None else blocks) for page, blocks in PAGES.items()
+        return [(ROOT / page, tuple(names) if names is not None else blocks) for page, blocks in pages.items()
                 if names is None or set(names) & set(blocks)]
-    return [(Path(f), tuple(names) if names is not None else blocks_of(f)) for f in files]
+    return [(Path(f), tuple(names) if names is not None else blocks_of(f, generators, pages)) for f in files]
 
 
-def main(argv: Sequence[str] | None = None, *, names: Sequence[str] | None = None,
-         prog: str = "python -m jobs.core.readme") -> int:
+def main(argv: Sequence[str] | None, *, generators: Generators, pages: Pages, names: Sequence[str] | None = None,
+         prog: str, description: str) -> int:
     """Print the blocks, or check/update them in the documentation pages."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--check", nargs="*", metavar="FILE",
                        help="exit 1 if a generated block is out of date [default: every page in docs/]")
@@ -133,11 +99,11 @@ def main(argv: Sequence[str] | None = None, *, names: Sequence[str] | None = Non
     args = parser.parse_args(argv)
     if args.check is not None:
         problems = []
-        for path, blocks in _targets(args.check, names):
+        for path, blocks in _targets(args.check, names, generators, pages):
             try:
                 if not blocks:
                     problems.append(f"{path}: no generated block")
-                problems += [p for name in blocks if (p := block_problem(path, name))]
+                problems += [p for name in blocks if (p := block_problem(path, name, generators[name]))]
             except OSError as e:
                 problems.append(f"{path}: {e.strerror or e}")
         for problem in problems:
@@ -147,19 +113,15 @@ def main(argv: Sequence[str] | None = None, *, names: Sequence[str] | None = Non
         return 1 if problems else 0
     if args.write is not None:
         status = 0
-        for path, blocks in _targets(args.write, names):
+        for path, blocks in _targets(args.write, names, generators, pages):
             try:
                 if not blocks:
                     raise ValueError("no generated block")
-                write_blocks(path, blocks)
+                write_blocks(path, generators, blocks)
             except (OSError, ValueError) as e:
                 print(f"{path}: {e}", file=sys.stderr)
                 status = 1
         return status
-    for name in names if names is not None else BLOCKS:
-        sys.stdout.write(BLOCKS[name]())
+    for name in names if names is not None else generators:
+        sys.stdout.write(generators[name]())
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,12 +1,12 @@
 """The published site of one publish, computed from the store: `build_site`.
 
 Every file is made from the rows of one DuckDB connection over the store's tables: pages
-through Jinja2, feeds through `jobs.publish.feeds`, build files as copies of the stored
+through Jinja2, feeds through `jobs.publish.site.feeds`, build files as copies of the stored
 objects. Given the manifest of the last publish, only what changed is rendered:
 
 - package pages and feeds, and the parts of suite lists, carry a digest of their inputs
-  (`jobs.publish.plan`), as does each status list published whole for clients
-  (`jobs.publish.allfeeds`, from its parts' digests); one whose digest (and the render
+  (`jobs.publish.site.plan`), as does each status list published whole for clients
+  (`jobs.publish.site.allfeeds`, from its parts' digests); one whose digest (and the render
   salt: the code and templates) matches the manifest is kept, not rendered;
 - build files are immutable: only those of builds after the manifest's watermark (and
   copies to retry) are added;
@@ -18,7 +18,7 @@ objects. Given the manifest of the last publish, only what changed is rendered:
   (`SiteFile.every_run`): a publish that changed nothing writes these three and nothing
   else, and every page's "last published" banner reads the status file.
 
-Writing it is `jobs.publish.sitewriter.write_site`'s job.
+Writing it is `jobs.publish.site.sitewriter.write_site`'s job.
 """
 
 from __future__ import annotations
@@ -33,16 +33,19 @@ from typing import Any
 
 import duckdb
 
+from jobs.core import feeds as feeds_contract
+from jobs.core import urls
+from jobs.core.layout import BUILDS
 from jobs.core.model import Status
 from jobs.core.resources import site_static, site_templates
 from jobs.core.store import Store
-from jobs.publish import allfeeds, feeds, maintainers, plan, queries, svg, urls
-from jobs.publish.classify import FailureClass
-from jobs.publish.inputs import Inputs, load_inputs
-from jobs.publish.pages import Renderer
-from jobs.publish.plan import ListPart, ListRef
-from jobs.publish.rows import BuildFiles, RejectedResult, SiteData, SuiteKey, SuiteSummary
-from jobs.publish.sitewriter import (
+from jobs.publish.site import allfeeds, feeds, maintainers, plan, queries, svg
+from jobs.publish.site.classify import FailureClass
+from jobs.publish.site.inputs import Inputs, load_inputs
+from jobs.publish.site.pages import Renderer
+from jobs.publish.site.plan import ListPart, ListRef
+from jobs.publish.site.rows import BuildFiles, SiteData, SuiteKey, SuiteSummary
+from jobs.publish.site.sitewriter import (
     ATOM,
     CSS,
     HTML,
@@ -57,6 +60,7 @@ from jobs.publish.sitewriter import (
     json_bytes,
     json_file,
 )
+from jobs.publish.state.verify import RejectedResult
 
 STATIC = {"style.css": CSS, "filter.js": JS, "status.js": JS, "diffoscope.css": CSS}
 STATUS_LISTS = (Status.GOOD, Status.BAD, Status.FAIL, Status.UNKWN)
@@ -76,8 +80,9 @@ def _files(node: Traversable, path: str = "") -> list[tuple[str, Traversable]]:
 def render_salt(rebuilder_name: str) -> str:
     """A digest of everything that renders the site besides its rows: code, templates, assets, name."""
     digest = hashlib.sha256(f"{rebuilder_name}\0{duckdb.__version__}\0".encode())
-    code = Path(__file__).parent
-    sources = [(f"code/{p.name}", p.read_bytes()) for p in sorted(code.glob("*.py"))]
+    # The site half's code, and the contracts of core it renders by (site paths, feed shapes).
+    code = sorted(Path(__file__).parent.glob("*.py")) + [Path(urls.__file__), Path(feeds_contract.__file__)]
+    sources = [(f"code/{p.name}", p.read_bytes()) for p in code]
     sources += [(f"templates/{n}", f.read_bytes()) for n, f in _files(site_templates())]
     sources += [(f"static/{n}", f.read_bytes()) for n, f in _files(site_static())]
     for name, data in sources:
@@ -168,7 +173,7 @@ def _build_files(b: _Builder, countersigned: dict[str, dict[str, Any]], counters
 
 def _signed(f: BuildFiles, key: str) -> str | None:
     """The SHA-256 a worker's file must have ("" if unsigned: not published); None for publish's own objects."""
-    return f.digests.get(key, "") if key.startswith("builds/") else None
+    return f.digests.get(key, "") if key.startswith(BUILDS) else None
 
 
 def _package_pages(b: _Builder) -> None:
@@ -202,7 +207,7 @@ def short_id(build: Any) -> str:
 def _title(ref: ListRef) -> tuple[str, str, dict[str, str]]:
     """(feed kind, title, feed extras) of a list."""
     kind, _, value = ref.name.partition("/")
-    if kind == "status":  # "all": the whole list in one feed (jobs.publish.allfeeds)
+    if kind == "status":  # "all": the whole list in one feed (jobs.publish.site.allfeeds)
         return "suite-status", value, {"status": value,
                                        "all": urls.href(urls.status_all_feed(ref.suite.path, Status(value)))}
     if kind == "class":

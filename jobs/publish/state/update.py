@@ -24,7 +24,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import socket
 import sys
 from collections.abc import Callable, Iterable, Mapping
@@ -42,7 +41,7 @@ from jobs.core import progress
 from jobs.core.bounded import OverLimit, cap, read_object
 from jobs.core.config import RebuilderConfig
 from jobs.core.history import build_summaries
-from jobs.core.layout import PUBLISH_LOCK
+from jobs.core.layout import CLAIM_KEY, CLAIM_NOTICE_KEY, CLAIMS, PUBLISH_LOCK, REBUILDER_KEYS
 from jobs.core.lease import LeaseHeld, LeaseKeeper, LeaseLost, Leases
 from jobs.core.model import HistoryRow, JobRow, ResultRow, Status, build_id, from_table
 from jobs.core.queue import QueueState, read_queue, update_queue
@@ -56,8 +55,8 @@ from jobs.core.signing import (
     verify_link,
 )
 from jobs.core.store import NotFound, Store
-from jobs.publish.compact import collect_orphans, compact, read_history_state
-from jobs.publish.requests import (
+from jobs.publish.state.compact import collect_orphans, compact, read_history_state
+from jobs.publish.state.requests import (
     Refusal,
     RequestChanges,
     apply_loaded,
@@ -66,14 +65,12 @@ from jobs.publish.requests import (
     read_applied,
     record_applied,
 )
-from jobs.publish.schedule import ResultChanges, apply_results
-from jobs.publish.verify import Accepted, Rejected, collect
+from jobs.publish.state.schedule import ResultChanges, apply_results
+from jobs.publish.state.verify import Accepted, Rejected, collect
 
 log = logging.getLogger(__name__)
 
 MAX_ATTESTATION_BYTES = cap("attestation")
-REBUILDER_KEYS = "history/rebuilder-keys.json"  # every public key publish countersigned with
-_CLAIM = re.compile(r"claims/([0-9a-f]{32})/([1-9][0-9]{0,8})(?:\.json|\.(?:start|lost|done)/[A-Za-z0-9]+\.json)")
 
 
 @dataclass
@@ -151,7 +148,7 @@ def _check(keeper: LeaseKeeper) -> None:
 def _publish_locked(store: Store, config: RebuilderConfig, now: datetime, key: Ed25519PrivateKey,
                     keeper: LeaseKeeper) -> PublishState:
     history = read_history_state(store)
-    queue = read_queue(store)  # results are checked against the jobs as queued (jobs/publish/matches.py)
+    queue = read_queue(store)  # results are checked against the jobs as queued (jobs/publish/state/matches.py)
     with progress.step("verify", "publish: verify", total=0, unit="results"):
         collected = collect(store, config, already=history.holding, queue=queue.jobs)
     state = PublishState(accepted=collected.accepted, rejected=collected.rejected, settling=collected.settling,
@@ -263,7 +260,8 @@ def prune(store: Store, compacted_results: list[str],
     for key in compacted_results:
         store.delete(key)
         removed += 1
-    listed = [(info, _CLAIM.fullmatch(info.key)) for info in store.list("claims/")]
+    listed = [(info, CLAIM_KEY.fullmatch(info.key) or CLAIM_NOTICE_KEY.fullmatch(info.key))
+              for info in store.list(CLAIMS)]
     if callable(history_ids):  # HistoryState.holding: asked for the claimed builds only
         history_ids = history_ids([build_id(m.group(1), int(m.group(2))) for _, m in listed if m is not None])
     for info, match in listed:

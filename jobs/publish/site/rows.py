@@ -1,6 +1,6 @@
 """The page contexts: plain frozen rows that DuckDB queries produce and both templates and feeds read.
 
-Links are properties computed from `jobs.publish.urls`, so a page and a feed can never
+Links are properties computed from `jobs.core.urls`, so a page and a feed can never
 disagree about where a log or a package page lives.
 """
 
@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from jobs.core import urls
+from jobs.core.feeds import QueuedJob, Worker
 from jobs.core.model import Status
-from jobs.publish import urls
-from jobs.publish.classify import FailureClass
+from jobs.publish.site.classify import FailureClass
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,43 +202,6 @@ class ActiveBuild:
 
 
 @dataclass(frozen=True, slots=True)
-class QueueEntry:
-    """One queued job, in claim order, and the live claim on its current attempt if any."""
-
-    job_id: str
-    attempt: int
-    priority: int
-    not_before: datetime | None
-    queued_at: datetime
-    distro: str
-    releases: tuple[str | None, ...]
-    component: str | None
-    architecture: str
-    source_name: str
-    source_version: str
-    backend: str
-    input_url: str
-    artifacts: tuple[tuple[str, str, str, str], ...]  # (name, version, url, architecture)
-    worker_name: str | None  # None: not running
-    worker_key_id: str | None
-    started_at: datetime | None
-    renewed_at: datetime | None
-    expires_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerRow:
-    """A worker key seen anywhere: enrolled, authorized, in the history or holding a claim."""
-
-    key_id: str
-    name: str  # its enrolment record's, else the claim's or the latest result's (untrusted)
-    worker_id: int | None  # v0 integer id (enrolled workers only)
-    trust: str  # "authorized", "enrolled" or "untrusted"
-    last_seen: datetime | None
-    builds: int
-
-
-@dataclass(frozen=True, slots=True)
 class DailyCount:
     """How many current packages of a distro had each status at the end of one day (UTC)."""
 
@@ -284,19 +248,6 @@ class BuildFiles:
     digests: dict[str, str] = field(default_factory=dict)  # object key -> the SHA-256 its result signed
 
 
-@dataclass(frozen=True, slots=True)
-class RejectedResult:
-    """A result publish refused (never published, never changing a verdict), for operators."""
-
-    key: str  # the object refused, e.g. results/<job-id>/<attempt>.json
-    job_id: str | None
-    attempt: int | None
-    worker_key_id: str | None  # the signer, when the signature verified
-    reason: str  # a stable reason code (jobs.publish.verify.Reason)
-    detail: str
-    at: datetime | None  # when the object was last written (the store's clock)
-
-
 @dataclass(frozen=True)
 class SiteData:
     """Every query's rows: what the pages and feeds of one publish are made of."""
@@ -310,5 +261,5 @@ class SiteData:
     build_files: list[BuildFiles]
     queue_length: int
     workers: dict[str, int] = field(default_factory=dict)
-    queue: list[QueueEntry] = field(default_factory=list)
-    worker_rows: list[WorkerRow] = field(default_factory=list)
+    queue: list[QueuedJob] = field(default_factory=list)
+    worker_rows: list[Worker] = field(default_factory=list)  # without current_job (feeds.workers_feed adds it)

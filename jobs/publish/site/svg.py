@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import markupsafe
 
 from jobs.core.model import Status
-from jobs.publish.text import printable
+from jobs.publish.site.text import printable
 
 WIDTH, HEIGHT = 720, 240
 STRIP_HEIGHT = 170

@@ -33,12 +33,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from jobs.core.bounded import OverLimit, cap, read_object
 from jobs.core.errors import TerminalError
-from jobs.core.layout import worker_key
+from jobs.core.layout import ENROLLED_WORKERS, worker_key
 from jobs.core.signing import KeyFormatError, SignatureError, hmac_verify, key_id, public_key_from_b64, verify_document
 from jobs.core.store import NotFound, Store
 
 WORKER_SCHEMA = "rebuilder.worker/2"
-ENROLLED = "history/enrolled-workers.json"
+ENROLLED = ENROLLED_WORKERS
 ENROLLED_SCHEMA = "rebuilder.enrolled-workers/1"
 MAX_ENROLMENT_BYTES = cap("enrolment")
 

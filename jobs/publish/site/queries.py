@@ -1,4 +1,4 @@
-"""DuckDB over the store's Arrow tables → the frozen rows of `jobs.publish.rows`.
+"""DuckDB over the store's Arrow tables → the frozen rows of `jobs.publish.site.rows`.
 
 Only packages of current snapshots are listed; their status is that of the latest build
 of their job (latest `built_at`, then highest attempt) — the artifact's own status when
@@ -20,10 +20,11 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from jobs.core.feeds import QueuedJob, Running, Worker
 from jobs.core.model import Status
-from jobs.publish.classify import FailureClass
-from jobs.publish.inputs import Inputs
-from jobs.publish.rows import (
+from jobs.publish.site.classify import FailureClass
+from jobs.publish.site.inputs import Inputs
+from jobs.publish.site.rows import (
     ActiveBuild,
     BuildFiles,
     BuildLinks,
@@ -31,12 +32,10 @@ from jobs.publish.rows import (
     DailyCount,
     PackagePage,
     PackageRow,
-    QueueEntry,
     Regression,
     SiteData,
     SuiteKey,
     SuiteSummary,
-    WorkerRow,
 )
 
 CHART_DAYS = 3 * 366 + 1  # about three years of days in the charts
@@ -46,7 +45,7 @@ _SETUP = """
 CREATE TEMP TABLE hist AS
 WITH numbered AS ({numbered}),
 f AS (SELECT build_id, failure_class, diffoscope_html_key AS html, countersigned, attestation_problem
-      FROM facts)  -- one row per build (jobs.publish.facts)
+      FROM facts)  -- one row per build (jobs.publish.site.facts)
 SELECT n.* EXCLUDE (_row), f.failure_class, f.html AS diffoscope_html_key,
        coalesce(f.countersigned, false) OR n.build_id IN (SELECT build_id FROM signed) AS countersigned,
        (n.attestation_key IS NOT NULL AND f.attestation_problem IS NULL) OR coalesce(f.countersigned, false)
@@ -335,19 +334,21 @@ def active_builds(con: duckdb.DuckDBPyConnection, now: datetime) -> list[ActiveB
     return out
 
 
-def queue_entries(con: duckdb.DuckDBPyConnection) -> list[QueueEntry]:
+def queue_entries(con: duckdb.DuckDBPyConnection) -> list[QueuedJob]:
     """Every queued job in claim order (priority, then due time), with its live claim."""
     out = []
     for d in _dicts(con, _QUEUE):
         d["releases"] = tuple(d["releases"])
         d["artifacts"] = tuple((a["name"], a["version"], a["url"], a["architecture"]) for a in d["artifacts"])
-        out.append(QueueEntry(**d))
+        claim = {k: d.pop(k) for k in ("worker_name", "worker_key_id", "started_at", "renewed_at", "expires_at")}
+        d["running"] = None if claim["worker_key_id"] is None else Running(**claim)
+        out.append(QueuedJob(**d))
     return out
 
 
-def worker_rows(con: duckdb.DuckDBPyConnection) -> list[WorkerRow]:
+def worker_rows(con: duckdb.DuckDBPyConnection) -> list[Worker]:
     """Every worker key seen: enrolled, authorized, in the history or holding a claim."""
-    return [WorkerRow(**{**d, "builds": int(d["builds"])}) for d in _dicts(con, _WORKERS)]
+    return [Worker(**{**d, "builds": int(d["builds"])}) for d in _dicts(con, _WORKERS)]
 
 
 def suite_daily_counts(con: duckdb.DuckDBPyConnection, now: datetime, days: int = CHART_DAYS

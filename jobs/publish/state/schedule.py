@@ -9,7 +9,7 @@ The delay is rebuilderd's *code* (`daemon/src/api/v1/build.rs`: `retries += 1`, 
 `next_retry = now + (retries + 1) * retry_delay_base`), so with the default base of 24 the
 first retry waits 48 h, the second 72 h, the third 96 h. rebuilderd's config comments and
 man page say "24h, 48h, 72h"; we follow the code, as `rebuilder sync` does for retries of
-dropped jobs (`jobs.sync.plan.retry_due`, the one implementation of the formula).
+dropped jobs (`jobs.core.history.retry_due`, the one implementation of the formula).
 
 Pure functions, applied again and again safely: a result whose job is not queued changes
 nothing, and neither does a result for an attempt older than the queued one (it was applied
@@ -23,9 +23,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from jobs.core.config import ScheduleConfig
-from jobs.core.history import BuildSummary
+from jobs.core.history import BuildSummary, retry_due
 from jobs.core.model import JobRow, Priority, ResultRow, Status
-from jobs.sync.plan import retry_due
 
 
 @dataclass

@@ -10,13 +10,13 @@ claims and worker records are skipped, never guessed at.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import duckdb
 import pyarrow as pa
 
+from jobs.core import layout
 from jobs.core.bounded import OverLimit, cap, read_object
 from jobs.core.errors import TerminalError
 from jobs.core.history import read_history
@@ -25,12 +25,9 @@ from jobs.core.model import JobRow, PackageStateRow, read_table, to_table
 from jobs.core.pointer import Pointer
 from jobs.core.queue import QueueState, read_queue
 from jobs.core.store import NotFound, Store
-from jobs.publish.enrolment import read_enrolled
-from jobs.publish.facts import learn_facts
+from jobs.publish.site.facts import learn_facts
+from jobs.publish.state.enrolment import read_enrolled
 
-_STATE_HEAD = re.compile(r"state/([^/]+)/HEAD\.json")
-_CLAIM = re.compile(r"claims/([0-9a-f]{32})/([1-9][0-9]*)\.json")
-_WORKER = re.compile(r"workers/([A-Za-z0-9]+)\.json")
 _TS = pa.timestamp("us", tz="UTC")
 
 CLAIMS_SCHEMA = pa.schema([("job_id", pa.string()), ("attempt", pa.int64()), ("holder", pa.string()),
@@ -48,7 +45,7 @@ class Inputs:
     queue: pa.Table  # JobRow columns
     claims: pa.Table  # CLAIMS_SCHEMA: live leases on queued attempts
     workers: pa.Table  # WORKERS_SCHEMA
-    facts: pa.Table  # jobs.publish.facts.SCHEMA: failure class, HTML report, countersigned, per build
+    facts: pa.Table  # jobs.publish.site.facts.SCHEMA: failure class, HTML report, countersigned, per build
 
 
 def load_inputs(store: Store, *, now: datetime, max_log_reads: int = 2000, history: pa.Table | None = None,
@@ -71,12 +68,12 @@ def load_inputs(store: Store, *, now: datetime, max_log_reads: int = 2000, histo
 def read_state(store: Store) -> pa.Table:
     """The rows of every profile's current snapshot, as one table."""
     tables = []
-    for info in store.list("state/"):
-        match = _STATE_HEAD.fullmatch(info.key)
-        if match is None:
+    for info in store.list(layout.STATE):
+        profile = layout.state_head_profile(info.key)
+        if profile is None:
             continue
         for _ in range(3):  # the snapshot may be collected just after a newer pointer was read
-            value, _etag = Pointer(store, f"state/{match.group(1)}").read()
+            value, _etag = Pointer(store, layout.state_prefix(profile)).read()
             if value is None:
                 break
             try:
@@ -94,8 +91,8 @@ def _utc(seconds: float) -> datetime:
 def read_claims(store: Store, jobs: dict[str, JobRow], *, now: datetime) -> pa.Table:
     """Live, unreleased leases on the current attempt of queued jobs: the builds running now."""
     rows = []
-    for info in store.list("claims/"):
-        match = _CLAIM.fullmatch(info.key)
+    for info in store.list(layout.CLAIMS):
+        match = layout.CLAIM_KEY.fullmatch(info.key)
         job = jobs.get(match.group(1)) if match else None
         if job is None or job.attempt != int(match.group(2)):
             continue  # a finished attempt, or a job no longer queued
@@ -127,10 +124,10 @@ def read_workers(store: Store) -> pa.Table:
     for kid, doc in accepted.items():
         signed = doc.get("signed")
         name = signed.get("name") if isinstance(signed, dict) else None
-        if _WORKER.fullmatch(f"workers/{kid}.json") and isinstance(name, str):
+        if layout.is_key_id(kid) and isinstance(name, str):
             found[kid] = name
-    for info in store.list("workers/"):
-        match = _WORKER.fullmatch(info.key)
+    for info in store.list(layout.WORKERS):
+        match = layout.WORKER_KEY.fullmatch(info.key)
         if match is None or match.group(1) in found:
             continue
         try:

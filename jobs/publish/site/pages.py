@@ -1,4 +1,4 @@
-"""Jinja2 rendering of the site's pages from the rows of `jobs.publish.rows`.
+"""Jinja2 rendering of the site's pages from the rows of `jobs.publish.site.rows`.
 
 Autoescape is on for every template (HTML and the Atom feed): every name, version, reason
 and worker name comes from an index or a worker and is escaped where it is written. Links
@@ -15,11 +15,11 @@ from typing import Any
 import jinja2
 import markupsafe
 
+from jobs.core import urls
 from jobs.core.model import Status, format_timestamp
 from jobs.core.resources import site_templates
-from jobs.publish import urls
-from jobs.publish.rows import DailyCount
-from jobs.publish.text import printable
+from jobs.publish.site.rows import DailyCount
+from jobs.publish.site.text import printable
 
 # Characters XML 1.0 forbids even escaped; an index or a log could still contain them.
 # Not allowed in XML, or (C1 controls, bidi marks, overrides and isolates, line separators)

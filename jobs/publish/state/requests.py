@@ -1,20 +1,6 @@
 """Admin requests (requeue, queue push, queue drop): written by rebuildctl, applied by publish.
 
-Format: `requests/<unique-name>.json` (unique: UTC time + randomness, so names sort by age),
-create-only, holding
-
-    {"payload": {"schema": "rebuilder.request/1",
-                 "verb": "requeue" | "push" | "drop",
-                 "distro": str|null, "release": str|null,
-                 "component": str|null,     # rebuilderd's --suite
-                 "architecture": str|null,  # build or package architecture
-                 "name": str|null,          # glob (fnmatch) over binary and source names; push needs it
-                 "version": str|null,       # binary or source version; push: unset = the latest
-                 "status": "GOOD"|"BAD"|"FAIL"|"UNKWN"|null,  # latest result; UNKWN = never built
-                 "priority": int,           # default 0 (manual)
-                 "reset": bool,             # also restart the retry count at 0
-                 "created_at": RFC 3339 UTC, "nonce": hex},
-     "hmac": HMAC-SHA256 hex of the payload's canonical JSON, keyed by [auth] cookie}
+The format is `jobs.core.requests`.
 
 Semantics (docs/design.md#manual-requeue): `requeue` (re)queues every job of the current package-state
 snapshots that matches every given filter, due now, at `priority`, past `max_retries`,
@@ -40,8 +26,6 @@ name its nonce was recorded with is the leftover of a publish killed before its 
 from __future__ import annotations
 
 import json
-import re
-import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
@@ -49,28 +33,22 @@ from enum import StrEnum
 from fnmatch import fnmatchcase
 from functools import cmp_to_key
 
-from debian.debian_support import version_compare
-
-from jobs.core.bounded import OverLimit, cap, read_object
+from jobs.core.bounded import OverLimit, read_object
 from jobs.core.config import RebuilderConfig
 from jobs.core.errors import TerminalError
 from jobs.core.history import BuildSummary
+from jobs.core.layout import APPLIED_REQUESTS, REQUEST_KEY, REQUESTS, STATE, state_head_profile, state_prefix
 from jobs.core.model import JobRow, PackageStateRow, Status, format_timestamp, parse_timestamp, read_parquet
-from jobs.core.pointer import Pointer, unique_name
-from jobs.core.signing import hmac_tag, hmac_verify
+from jobs.core.pointer import Pointer
+from jobs.core.requests import (
+    MAX_REQUEST_BYTES,
+    Request,
+    parse_payload,
+)
+from jobs.core.signing import hmac_verify
 from jobs.core.store import NotFound, Store
-from jobs.publish.verify import Rejected
-from jobs.sync.vercmp import vercmp
-
-SCHEMA = "rebuilder.request/1"
-PREFIX = "requests/"
-VERBS = ("requeue", "push", "drop")
-FILTERS = ("distro", "release", "component", "architecture", "name", "version")
-FIELDS = {"schema", "verb", *FILTERS, "status", "priority", "reset", "created_at", "nonce"}
-MAX_REQUEST_BYTES = cap("admin_request")
-_KEY = re.compile(r"requests/[A-Za-z0-9._-]{1,200}\.json")
-# Which version is "latest" for push, per distro (pacman's order fits rpm-style versions too).
-VERSION_ORDER: dict[str, Callable[[str, str], int]] = {"archlinux": vercmp, "debian": version_compare}
+from jobs.core.vercmp import VERSION_ORDER, vercmp
+from jobs.publish.state.verify import Rejected
 
 
 class Refusal(StrEnum):
@@ -95,27 +73,8 @@ class AppliedNonces:
     entries: dict[str, tuple[str, datetime, datetime]] = field(default_factory=dict)
 
 
-APPLIED = "history/applied-requests.json"
+APPLIED = APPLIED_REQUESTS
 APPLIED_SCHEMA = "rebuilder.applied-requests/1"
-
-
-@dataclass(frozen=True)
-class Request:
-    """One verified admin request."""
-
-    key: str
-    verb: str
-    distro: str | None
-    release: str | None
-    component: str | None
-    architecture: str | None
-    name: str | None
-    version: str | None
-    status: Status | None
-    priority: int
-    reset: bool
-    created_at: datetime
-    nonce: str
 
 
 @dataclass
@@ -130,64 +89,6 @@ class _Refusal(Exception):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
         self.reason, self.detail = reason, detail
-
-
-def _text(payload: dict, name: str) -> str | None:
-    value = payload[name]
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value or len(value) > 256:
-        raise ValueError(f"{name} must be null or a non-empty string (at most 256 characters)")
-    return value
-
-
-def parse_payload(payload: object, key: str = "") -> Request:
-    """The request a payload describes; ValueError naming the field if it is not one."""
-    if not isinstance(payload, dict) or set(payload) != FIELDS:
-        raise ValueError(f"payload must have exactly the fields {sorted(FIELDS)}")
-    if payload["schema"] != SCHEMA or payload["verb"] not in VERBS:
-        raise ValueError(f"not a {SCHEMA} request with a verb in {VERBS}")
-    filters = {name: _text(payload, name) for name in FILTERS}
-    if payload["verb"] == "push" and filters["name"] is None:
-        raise ValueError("push needs a package name")
-    status, priority, reset = payload["status"], payload["priority"], payload["reset"]
-    if status is not None and status not in Status.choices():
-        raise ValueError(f"status must be null or one of {Status.choices()}")
-    if isinstance(priority, bool) or not isinstance(priority, int) or not -2**31 <= priority < 2**31:
-        raise ValueError("priority must be a 32-bit integer")
-    if not isinstance(reset, bool):
-        raise ValueError("reset must be true or false")
-    nonce = payload["nonce"]
-    if not isinstance(nonce, str) or not re.fullmatch(r"[0-9a-f]{8,64}", nonce):
-        raise ValueError("nonce must be 8 to 64 lowercase hex digits")
-    if not isinstance(payload["created_at"], str):
-        raise ValueError("created_at must be an RFC 3339 timestamp with a zone")
-    created_at = parse_timestamp(payload["created_at"])
-    return Request(key, payload["verb"], **filters, status=None if status is None else Status(status),
-                   priority=priority, reset=reset, created_at=created_at, nonce=nonce)
-
-
-def request_payload(verb: str, *, distro: str | None = None, release: str | None = None,
-                    component: str | None = None, architecture: str | None = None, name: str | None = None,
-                    version: str | None = None, status: str | None = None, priority: int = 0,
-                    reset: bool = False) -> dict:
-    """A checked request payload, stamped now with a fresh nonce."""
-    payload = {"schema": SCHEMA, "verb": verb, "distro": distro, "release": release, "component": component,
-               "architecture": architecture, "name": name, "version": version,
-               "status": None if status is None else Status.parse(status).value, "priority": priority,
-               "reset": reset, "created_at": format_timestamp(datetime.now(timezone.utc)),
-               "nonce": secrets.token_hex(16)}
-    parse_payload(payload)
-    return payload
-
-
-def write_request(store: Store, cookie: str, verb: str, **fields: object) -> str:
-    """Store one authenticated request for the next publish (rebuildctl's side); returns its key."""
-    payload = request_payload(verb, **fields)  # type: ignore[arg-type]
-    key = PREFIX + unique_name(".json")
-    body = json.dumps({"payload": payload, "hmac": hmac_tag(cookie, payload)}, sort_keys=True).encode()
-    store.put_if_absent(key, body, content_type="application/json")
-    return key
 
 
 def read_applied(store: Store) -> AppliedNonces:
@@ -237,11 +138,11 @@ def load_requests(store: Store, config: RebuilderConfig, *, now: datetime | None
     skew = timedelta(seconds=config.lease.clock_skew)
     accepted: list[Request] = []
     rejected: list[Rejected] = []
-    for info in store.list(PREFIX):
+    for info in store.list(REQUESTS):
         try:
             if not cookie:
                 raise _Refusal(Refusal.NO_COOKIE, "no [auth] cookie is configured: no request can be verified")
-            if not _KEY.fullmatch(info.key):
+            if not REQUEST_KEY.fullmatch(info.key):
                 raise _Refusal(Refusal.BAD_KEY, "not requests/<name>.json")
             if info.size > MAX_REQUEST_BYTES:
                 raise _Refusal(Refusal.OVERSIZED, f"{info.size} bytes")
@@ -290,10 +191,10 @@ def load_requests(store: Store, config: RebuilderConfig, *, now: datetime | None
 def current_state_rows(store: Store) -> list[PackageStateRow]:
     """The rows of every profile's current package-state snapshot (`state/<profile>/HEAD.json`)."""
     rows: list[PackageStateRow] = []
-    for info in store.list("state/"):
-        parts = info.key.split("/")
-        if len(parts) == 3 and parts[2] == "HEAD.json":
-            value, _ = Pointer(store, f"state/{parts[1]}").read()
+    for info in store.list(STATE):
+        profile = state_head_profile(info.key)
+        if profile is not None:
+            value, _ = Pointer(store, state_prefix(profile)).read()
             if value is not None:
                 rows.extend(r for r in read_parquet(store.get(value.target).data) if isinstance(r, PackageStateRow))
     return rows
@@ -385,7 +286,7 @@ def apply_requests(store: Store, config: RebuilderConfig, jobs: Mapping[str, Job
                    now: datetime | None = None) -> tuple[dict[str, JobRow], list[str], list[Rejected]]:
     """Load and apply every verified request to `jobs`: (new jobs, applied request keys, rejected).
 
-    Nothing is recorded nor deleted: `jobs.publish.job` does that once the queue update landed.
+    Nothing is recorded nor deleted: `jobs.publish.state.update` does that once the queue update landed.
     """
     requests, rejected = load_requests(store, config, now=now)
     rows = state_rows_loader() if any(r.verb != "drop" for r in requests) else ()

@@ -7,7 +7,7 @@ highest v0 build id whose files were published. Build files (`api/v0/builds/<id>
 are immutable copies; they are not listed, only that watermark is kept (and a copy whose
 source was missing is listed with an empty digest, to be retried).
 
-`jobs.publish.site.build_site` renders only the files whose inputs changed and marks the
+`jobs.publish.site.build.build_site` renders only the files whose inputs changed and marks the
 others as kept; a publish writes only the files whose content digest changed, in tiers:
 leaves first (build files, package pages and feeds, static assets), then the lists that
 link to them, then the suite pages, then the dashboard and index last; only then are
@@ -41,9 +41,10 @@ import pyarrow.parquet as pq
 
 from jobs.core import progress
 from jobs.core.bounded import CorruptData, OverLimit, cap, read_object
+from jobs.core.layout import SITE
 from jobs.core.store import NotFound, Store
-from jobs.publish.sanitize import clean_report
-from jobs.publish.urls import BUILDS_PREFIX, LEGACY_MANIFEST, MANIFEST, PENDING
+from jobs.core.urls import BUILDS_PREFIX, LEGACY_MANIFEST, MANIFEST, PENDING
+from jobs.publish.site.sanitize import clean_report
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ class SiteFile:
     copy_from: str | None = None
     input: str = ""  # digest of what it was rendered from ("": rendered every run)
     listed: bool = True  # False: a build file, covered by the manifest's build watermark
-    sanitize: bool = False  # an untrusted HTML report: published through jobs.publish.sanitize
+    sanitize: bool = False  # an untrusted HTML report: published through jobs.publish.site.sanitize
     # A worker's file: the SHA-256 its signed result gave ("" = none, not published); None: publish's own
     sha256: str | None = None
     # Written by every publish and never listed in the manifest: the few small files that say
@@ -216,7 +217,7 @@ class WriteStats:
     unchanged: int
 
 
-def read_manifest(store: Store, prefix: str = "site/") -> Manifest:
+def read_manifest(store: Store, prefix: str = SITE) -> Manifest:
     """The manifest the last publish left, with the keys of an unfinished publish as unknown."""
     prefix = _prefix(prefix)
     manifest = Manifest()
@@ -330,7 +331,7 @@ def _each(items: Iterable[object], call: Callable[[object], object], writers: in
     return results
 
 
-def write_site(store: Store, site: Site, prefix: str = "site/", *, force: bool = False,
+def write_site(store: Store, site: Site, prefix: str = SITE, *, force: bool = False,
                previous: Manifest | None = None, writers: int = WRITERS) -> WriteStats:
     """Publish `site` under `prefix`: changed files tier by tier, then deletions, then the manifest.
 

@@ -1,6 +1,6 @@
 """The whole-list feeds: each status list of a suite in one slim, columnar file.
 
-A list longer than `urls.PAGE_SIZE` rows is published in parts (`jobs.publish.plan`), so
+A list longer than `urls.PAGE_SIZE` rows is published in parts (`jobs.publish.site.plan`), so
 that one change rewrites little; a client that wants the whole list (`rebuildctl pkgs ls`,
 issue #6) would then fetch hundreds of small feeds of fat rows (the suite repeated on every
 row, a page URL, a files dict). So each status list is also published whole, at
@@ -26,10 +26,11 @@ from datetime import datetime
 import duckdb
 import pyarrow as pa
 
+from jobs.core import urls
 from jobs.core.model import Status
-from jobs.publish import feeds, urls
-from jobs.publish.plan import ListPart, ListRef
-from jobs.publish.sitewriter import JSON, Site, SiteFile, Tier, json_bytes, json_safe
+from jobs.publish.site import feeds
+from jobs.publish.site.plan import ListPart, ListRef
+from jobs.publish.site.sitewriter import JSON, Site, SiteFile, Tier, json_bytes, json_safe
 
 # Each column of `feeds.ALL_COLUMNS` as DuckDB writes it: `p` is the package's `pkgh` row.
 _SQL = {"name": "p.name", "version": "p.version", "artifact_architecture": "p.artifact_architecture",

@@ -6,51 +6,33 @@ its `NaiveDateTime` strings (UTC, no zone), statuses through `Status.v0` (FAIL r
 
 v1 (our own, versioned by "schema": "rebuilder.feed/1"): RFC 3339 timestamps with "Z",
 all four statuses, failure classes, and site-relative URLs of every linked file.
+
+The contract with the readers (schema version, modes, columns, record shapes) is
+`jobs.core.feeds`; this module fills it from the page rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
+from jobs.core import urls
+from jobs.core.feeds import ALL_COLUMNS, SCHEMA, STATIC_MODE, CurrentJob, QueuedJob, Worker, naive
 from jobs.core.model import Status, format_timestamp
-from jobs.publish import urls
-from jobs.publish.rows import (
+from jobs.publish.site.rows import (
     ActiveBuild,
     BuildLinks,
     BuildRow,
     PackagePage,
     PackageRow,
-    QueueEntry,
-    RejectedResult,
     SuiteKey,
     SuiteSummary,
-    WorkerRow,
 )
+from jobs.publish.state.verify import RejectedResult
 
-SCHEMA = "rebuilder.feed/1"
-# The index's "mode": "static" as published (files only: a static host ignores queries, so
-# `api/v0/pkgs/list` is the whole list and no admin endpoint exists); `rebuilder serve` answers
-# the same index with "api" (filtered lists, queue/list, workers, admin requests: docs/api.md).
-STATIC_MODE, API_MODE = "static", "api"
 STATUSES = (Status.GOOD, Status.BAD, Status.FAIL, Status.UNKWN)
-# The columns of a whole status list (`status_all`), in order: a `package_json` row without
-# what the feed says once (suite, status) or what a client derives: `page` is
-# urls.package_page(distro, name), and each of `files` is urls.build_file(v0_build_id, what)
-# where its has_* flag is true.
-ALL_COLUMNS = ("name", "version", "artifact_architecture", "artifact_url", "source_name", "source_version",
-               "build_id", "v0_build_id", "built_at", "reason", "failure_class", "worker_name", "has_log",
-               "has_diffoscope", "has_diffoscope_html", "has_attestation")
-
-
-def naive(value: datetime | None) -> str | None:
-    """rebuilderd's NaiveDateTime form: "2026-05-01T12:34:56.123456", UTC, no zone."""
-    if value is None:
-        return None
-    if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
-    return value.isoformat(timespec="microseconds")
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -230,33 +212,20 @@ def package_feed(page: PackagePage, generated_at: datetime) -> dict[str, Any]:
                     packages=[package_json(r) for r in page.packages], builds=[build_json(b) for b in page.builds])
 
 
-def queue_feed(entries: list[QueueEntry], generated_at: datetime) -> dict[str, Any]:
+def queue_feed(entries: list[QueuedJob], generated_at: datetime) -> dict[str, Any]:
     """`api/v1/queue.json`: every queued job in claim order; `running` is its live claim, if any."""
-    def job(e: QueueEntry) -> dict[str, Any]:
-        running = None if e.worker_key_id is None else {
-            "worker_name": e.worker_name, "worker_key_id": e.worker_key_id, "started_at": _ts(e.started_at),
-            "renewed_at": _ts(e.renewed_at), "expires_at": _ts(e.expires_at)}
-        return {"job_id": e.job_id, "attempt": e.attempt, "priority": e.priority, "not_before": _ts(e.not_before),
-                "queued_at": _ts(e.queued_at), "distro": e.distro, "release": e.releases[0] if e.releases else None,
-                "releases": list(e.releases), "component": e.component, "architecture": e.architecture,
-                "source_name": e.source_name, "source_version": e.source_version, "backend": e.backend,
-                "input_url": e.input_url, "artifacts": [{"name": n, "version": v, "url": u, "architecture": a}
-                                                        for n, v, u, a in e.artifacts],
-                "running": running}
-    return envelope("queue", generated_at, count=len(entries), jobs=[job(e) for e in entries])
+    return envelope("queue", generated_at, count=len(entries), jobs=[e.json() for e in entries])
 
 
-def workers_feed(workers: list[WorkerRow], active: list[ActiveBuild], generated_at: datetime) -> dict[str, Any]:
+def workers_feed(workers: list[Worker], active: list[ActiveBuild], generated_at: datetime) -> dict[str, Any]:
     """`api/v1/workers.json`: every worker key seen, its trust, when it was last seen and what it builds now."""
     current = {b.worker_key_id: b for b in active}
 
-    def worker(w: WorkerRow) -> dict[str, Any]:
+    def worker(w: Worker) -> dict[str, Any]:
         b = current.get(w.key_id)
-        job = None if b is None else {"job_id": b.job_id, "attempt": b.attempt, "source_name": b.source_name,
-                                      "source_version": b.source_version, "distro": b.distro,
-                                      "architecture": b.architecture, "started_at": _ts(b.acquired_at)}
-        return {"key_id": w.key_id, "name": w.name, "worker_id": w.worker_id, "trust": w.trust,
-                "last_seen": _ts(w.last_seen), "builds": w.builds, "current_job": job}
+        job = None if b is None else CurrentJob(b.job_id, b.attempt, b.source_name, b.source_version, b.distro,
+                                                b.architecture, b.acquired_at)
+        return replace(w, current_job=job).json()
     return envelope("workers", generated_at, count=len(workers), workers=[worker(w) for w in workers])
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from io import BytesIO
@@ -28,11 +28,11 @@ import pyarrow.parquet as pq
 
 from jobs.core import progress
 from jobs.core.bounded import configured
-from jobs.core.config import RebuilderConfig, SyncConfig, SyncProfile
-from jobs.core.errors import ConfigError, TerminalError
+from jobs.core.config import RebuilderConfig, SyncProfile
+from jobs.core.errors import ConfigError
 from jobs.core.gcpause import cyclic_gc_paused
 from jobs.core.history import build_summaries
-from jobs.core.layout import claim_key, state_prefix, sync_lock
+from jobs.core.layout import STATE, claim_key, state_head_profile, state_prefix, sync_lock
 from jobs.core.lease import LeaseHeld, LeaseKeeper, LeaseLost, Leases
 from jobs.core.model import PackageStateRow, parquet_bytes
 from jobs.core.pointer import Pointer, PointerValue, unique_name
@@ -230,20 +230,11 @@ def _job_ids(store: Store, key: str) -> set[str]:
 def _job_ids_elsewhere(store: Store, profile: str) -> set[str]:
     """Job ids listed by the current snapshots of every other profile (friends stay queued)."""
     ids: set[str] = set()
-    for info in store.list("state/"):
-        parts = info.key.split("/")
-        if len(parts) == 3 and parts[2] == "HEAD.json" and parts[1] != profile:
-            value, _ = Pointer(store, f"state/{parts[1]}").read()
+    for info in store.list(STATE):
+        other = state_head_profile(info.key)
+        if other is not None and other != profile:
+            value, _ = Pointer(store, state_prefix(other)).read()
             if value is not None:
                 ids |= _job_ids(store, value.target)
     return ids
 
-
-def sync_all(store: Store, config: RebuilderConfig, sync_config: SyncConfig, names: Sequence[str] = (),
-             *, fetcher: Fetcher | None = None) -> list[SyncSummary]:
-    """Sync the named profiles (all when none are named), one after the other."""
-    profiles = [sync_config.profile(n) for n in names] if names else list(sync_config.profiles.values())
-    if not profiles:
-        raise TerminalError("no sync profiles configured")
-    fetcher = fetcher or Fetcher()
-    return [sync_profile(store, config, p, fetcher=fetcher) for p in profiles]

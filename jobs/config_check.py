@@ -149,7 +149,7 @@ def _sync(sync: SyncConfig, file: str, *, host: bool, root: Path | None) -> list
 
 def _unbuildable(worker: WorkerConfig, sync: SyncConfig, file: str) -> list[Problem]:
     """Profiles whose jobs this worker config cannot build (backend or architecture missing)."""
-    from jobs.sync.job import backend_of
+    from jobs.sync.run import backend_of
     from jobs.work.claim import expand_architectures
 
     backends = set(worker.supported_backends or ())

@@ -18,11 +18,17 @@ transitive across versions with and without pkgrel: do not sort a mix of the two
 
 Strings are compared as the C code sees them: their UTF-8 bytes up to the first NUL, with the
 C locale's character classes (so `é` is a two-byte separator).
+
+`VERSION_ORDER` names the order of each distro's versions: pacman's for Arch (it fits
+rpm-style versions too), dpkg's (python-debian's `version_compare`) for Debian.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+
+from debian.debian_support import version_compare
 
 _DIGITS = re.compile(rb"[0-9]*")
 _ALPHAS = re.compile(rb"[A-Za-z]*")
@@ -96,3 +102,7 @@ def vercmp(a: str, b: str) -> int:
         if ret == 0 and rel1 is not None and rel2 is not None:
             ret = rpmvercmp(rel1, rel2)
     return ret
+
+
+# Which version is "latest", per distro (pacman's order fits rpm-style versions too).
+VERSION_ORDER: dict[str, Callable[[str, str], int]] = {"archlinux": vercmp, "debian": version_compare}

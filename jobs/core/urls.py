@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from jobs.core.model import SegmentError, Status, safe_segment
 
-PAGE_SIZE = 100  # most rows of one list part (jobs.publish.plan): small, so one change rewrites little
+PAGE_SIZE = 100  # most rows of one list part (jobs.publish.site.plan): small, so one change rewrites little
 
 # v0 paths rebuilderd's consumers build themselves (docs/design.md#feeds-that-existing-tools-read)
 PKGS_LIST = "api/v0/pkgs/list"
@@ -109,7 +109,7 @@ def suite_feed(path: str, what: str) -> str:
 
 
 def status_all_feed(path: str, status: Status) -> str:
-    """A suite's whole status list in one columnar feed, for clients (jobs.publish.allfeeds).
+    """A suite's whole status list in one columnar feed, for clients (jobs.publish.site.allfeeds).
 
     It sits beside the list's own feed "<STATUS>.json" (its parts live under "<STATUS>/", the
     suite's failure-class lists under "class/"): a status is one of four fixed words, so

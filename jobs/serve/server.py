@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
 from jobs.core.errors import ConfigError, TerminalError
+from jobs.core.layout import SITE
 from jobs.core.store import InvalidKey, NotFound, Store
 from jobs.serve.api import Api, Response, accepts_gzip, inflate
 
@@ -50,7 +51,7 @@ def parse_bind(bind: str, *, what: str = "--bind") -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
-def make_server(store: Store, bind: str, *, prefix: str = "site/", fallback: int = 0,
+def make_server(store: Store, bind: str, *, prefix: str = SITE, fallback: int = 0,
                 what: str = "--bind", api: Api | None = None) -> ThreadingHTTPServer:
     """An HTTP server for the site under `prefix` of `store`, bound to `host:port`.
 

@@ -3,7 +3,7 @@
 Trusted worker keys are every key in `[worker] authorized_workers`, plus every enrolled
 worker (`workers/<key-id>.json`) whose record is signed by the key it names and whose
 `signup` HMAC verifies with `[worker] signup_secret`, judged from publish's own copy of the
-records it accepted (`jobs.publish.enrolment`), so overwriting a record de-trusts nobody.
+records it accepted (`jobs.publish.state.enrolment`), so overwriting a record de-trusts nobody.
 With neither configured no result is accepted at all (there is no "trust on first use").
 
 A result `results/<job-id>/<attempt>.json` is accepted only if, in this order:
@@ -26,7 +26,6 @@ operator trusts the key. docs/trust.md explains what each check prevents.
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
@@ -41,7 +40,18 @@ from jobs.core import progress
 from jobs.core.bounded import OverLimit, cap, read_capped, read_object
 from jobs.core.config import RebuilderConfig
 from jobs.core.errors import ConfigError
-from jobs.core.layout import build_prefix, claim_key, result_key, worker_key
+from jobs.core.layout import (
+    CLAIM_NOTICE_KEY,
+    CLAIMS,
+    RESULT_KEY,
+    RESULTS,
+    WORKER_KEY,
+    WORKERS,
+    build_prefix,
+    claim_key,
+    result_key,
+    worker_key,
+)
 from jobs.core.lease import Leases
 from jobs.core.model import (
     JobRow,
@@ -61,8 +71,8 @@ from jobs.core.signing import (
     verify_document,
 )
 from jobs.core.store import NotFound, Store
-from jobs.publish.enrolment import WORKER_SCHEMA as WORKER_SCHEMA  # the worker writes it (jobs/work/identity.py)
-from jobs.publish.enrolment import (
+from jobs.publish.state.enrolment import WORKER_SCHEMA as WORKER_SCHEMA  # the worker writes it (jobs/work/identity.py)
+from jobs.publish.state.enrolment import (
     Enrolment,
     RecordError,
     check_record,
@@ -70,8 +80,7 @@ from jobs.publish.enrolment import (
     read_record,
     write_enrolled,
 )
-from jobs.publish.matches import Mismatch, check_attestation, check_digests, check_files, check_job
-from jobs.publish.rows import RejectedResult
+from jobs.publish.state.matches import Mismatch, check_attestation, check_digests, check_files, check_job
 
 # Payload schemas the worker writes (jobs/work/report.py, jobs/work/identity.py); the tests
 # check they are the same strings, so the two sides cannot drift apart silently.
@@ -80,9 +89,6 @@ NOTICE_SCHEMAS = {"start": "rebuilder.claim-start/1", "lost": "rebuilder.claim-l
                   "done": "rebuilder.claim-done/1"}
 MAX_NOTICE_BYTES = cap("notice")
 MAX_RESULT_BYTES = cap("result")  # a result is a few KiB; anything near this is an attack or a bug
-_WORKER_KEY = re.compile(r"workers/([A-Za-z0-9]+)\.json")
-_RESULT_KEY = re.compile(r"results/([0-9a-f]{32})/([1-9][0-9]{0,8})\.json")
-_NOTICE_KEY = re.compile(r"claims/([0-9a-f]{32})/([1-9][0-9]{0,8})\.(start|lost|done)/([A-Za-z0-9]+)\.json")
 NO_TRUST = ("no worker is trusted: set [worker] authorized_workers or [worker] signup_secret "
             "in rebuilderd.conf; until then no result is accepted")
 
@@ -107,7 +113,7 @@ class Reason(StrEnum):
     FILES_OUTSIDE_CLAIM = "files-outside-claim"
     MISSING_LOG = "missing-log"
     SIGNUP = "signup"  # enrolment without a valid signup HMAC (nor an authorized key)
-    # Checks against the state the result was built from (jobs/publish/matches.py)
+    # Checks against the state the result was built from (jobs/publish/state/matches.py)
     NOT_QUEUED = "not-queued"  # the job is not in the queue
     WRONG_ATTEMPT = "wrong-attempt"  # the queue is at another attempt of the job
     JOB_MISMATCH = "job-mismatch"  # distro, architecture, source, version or artifacts differ from the job's
@@ -175,9 +181,22 @@ class _Reject(Exception):
         self.reason, self.detail, self.worker = reason, detail, worker
 
 
+@dataclass(frozen=True, slots=True)
+class RejectedResult:
+    """A result publish refused (never published, never changing a verdict), for operators."""
+
+    key: str  # the object refused, e.g. results/<job-id>/<attempt>.json
+    job_id: str | None
+    attempt: int | None
+    worker_key_id: str | None  # the signer, when the signature verified
+    reason: str  # a stable reason code (jobs.publish.state.verify.Reason)
+    detail: str
+    at: datetime | None  # when the object was last written (the store's clock)
+
+
 def rejected_row(rejected: Rejected) -> RejectedResult:
     """A refused result as the rejected-results list shows it."""
-    match = _RESULT_KEY.fullmatch(rejected.key)
+    match = RESULT_KEY.fullmatch(rejected.key)
     return RejectedResult(key=rejected.key, job_id=match.group(1) if match else None,
                           attempt=int(match.group(2)) if match else None, worker_key_id=rejected.worker,
                           reason=str(rejected.reason), detail=rejected.detail, at=rejected.at)
@@ -187,7 +206,7 @@ def trusted_workers(store: Store, config: RebuilderConfig, *, remember: bool = F
     """The keys of `authorized_workers` and of workers enrolled with the signup secret.
 
     Enrolments are judged from publish's own copy of the records it accepted
-    (`jobs.publish.enrolment`), so a record overwritten or deleted in `workers/` de-trusts
+    (`jobs.publish.state.enrolment`), so a record overwritten or deleted in `workers/` de-trusts
     nobody; new valid records join the copy, which is saved when `remember` (publish).
     """
     keys: dict[str, Ed25519PublicKey] = {}
@@ -213,8 +232,8 @@ def trusted_workers(store: Store, config: RebuilderConfig, *, remember: bool = F
             except (RecordError, ValueError):
                 continue  # made with a secret rotated since, or a key no longer authorized
             accepted[kid] = found
-        for info in store.list("workers/"):
-            match = _WORKER_KEY.fullmatch(info.key)
+        for info in store.list(WORKERS):
+            match = WORKER_KEY.fullmatch(info.key)
             if not secret and (match is None or match.group(1) not in authorized):
                 continue  # without a secret only authorized keys' records can verify
             try:
@@ -273,7 +292,7 @@ def collect(store: Store, config: RebuilderConfig, *,
     leases = Leases(store, ttl=config.lease.ttl, clock_skew=config.lease.clock_skew)
     jobs = read_queue(store).jobs if queue is None else queue
     out = Collected([], [], trust)
-    listed = [(info, _RESULT_KEY.fullmatch(info.key)) for info in store.list("results/")]
+    listed = [(info, RESULT_KEY.fullmatch(info.key)) for info in store.list(RESULTS)]
     if callable(already):
         already = already([build_id(m.group(1), int(m.group(2))) for _, m in listed if m is not None])
     progress.grow("verify", len(listed))
@@ -314,8 +333,8 @@ def _settled(modified: datetime | None, now: float, settle: float) -> bool:
 def _lost_notices(store: Store) -> dict[tuple[str, int], list[str]]:
     """Keys of the workers' takeover notices, by (job id, attempt)."""
     found: dict[tuple[str, int], list[str]] = {}
-    for info in store.list("claims/"):
-        match = _NOTICE_KEY.fullmatch(info.key)
+    for info in store.list(CLAIMS):
+        match = CLAIM_NOTICE_KEY.fullmatch(info.key)
         if match is not None and info.size <= MAX_NOTICE_BYTES:
             found.setdefault((match.group(1), int(match.group(2))), []).append(info.key)
     return found
@@ -395,7 +414,7 @@ def _check_notices(store: Store, trust: Trust, keys: list[str], row: ResultRow, 
     """
     contested = False
     for key in keys:
-        match = _NOTICE_KEY.fullmatch(key)
+        match = CLAIM_NOTICE_KEY.fullmatch(key)
         if match is None or match.group(4) not in trust.keys:
             continue  # not a trusted worker's: anyone can write noise here
         kind, named = match.group(3), match.group(4)

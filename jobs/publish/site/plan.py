@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 import duckdb
 import pyarrow as pa
 
+from jobs.core import urls
 from jobs.core.model import Status
-from jobs.publish import urls
-from jobs.publish.queries import _PACKAGE_COLUMNS, _dicts, package_pages, package_row
-from jobs.publish.rows import PackagePage, PackageRow, SuiteKey
+from jobs.publish.site.queries import _PACKAGE_COLUMNS, _dicts, package_pages, package_row
+from jobs.publish.site.rows import PackagePage, PackageRow, SuiteKey
 
 MAX_DEPTH = 6
 

@@ -21,22 +21,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from jobs.core.layout import SITE_FACTS, attestation_key
 from jobs.core.model import Status
 from jobs.core.store import NotFound, Store
-from jobs.publish.classify import FailureClass, classify, classify_reason, read_log_tail
+from jobs.publish.site.classify import FailureClass, classify, classify_reason, read_log_tail
 
 log = logging.getLogger(__name__)
 
-FACTS_KEY = "history/site-facts.parquet"
-ATTESTATIONS = "history/attestations/"
+FACTS_KEY = SITE_FACTS
 SCHEMA = pa.schema([("build_id", pa.string()), ("failure_class", pa.string()),
                     ("diffoscope_html_key", pa.string()), ("countersigned", pa.bool_()),
                     ("attestation_problem", pa.string())])
-
-
-def attestation_key(build_id: str) -> str:
-    """Where publish keeps a build's countersigned attestation."""
-    return f"{ATTESTATIONS}{build_id}.json"
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from pathlib import Path
 from jobs.core import progress
 from jobs.core.config import RebuilderConfig, WorkerConfig
 from jobs.core.errors import ConfigError, RebuilderError, TransientError
+from jobs.core.layout import STATE, state_head_profile
 from jobs.core.lease import LeaseKeeper, LeaseLost, Leases
 from jobs.core.queue import read_queue
 from jobs.core.store import Store
@@ -62,7 +63,7 @@ class NothingSynced(TransientError):
 
 def has_package_state(store: Store) -> bool:
     """Whether any sync profile's state pointer exists (one listing; only asked when the queue is empty)."""
-    return any(info.key.endswith("/HEAD.json") and info.key.count("/") == 2 for info in store.list("state/"))
+    return any(state_head_profile(info.key) is not None for info in store.list(STATE))
 
 
 def check_backends(backends: Mapping[str, Path]) -> None:

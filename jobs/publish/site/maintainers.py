@@ -19,11 +19,12 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from jobs.publish import feeds, urls
-from jobs.publish.plan import _DIGEST
-from jobs.publish.queries import _PACKAGE_COLUMNS, _dicts, package_row
-from jobs.publish.rows import PackageRow, StatusCounts
-from jobs.publish.sitewriter import HTML, SiteFile, Tier, json_file
+from jobs.core import urls
+from jobs.publish.site import feeds
+from jobs.publish.site.plan import _DIGEST
+from jobs.publish.site.queries import _PACKAGE_COLUMNS, _dicts, package_row
+from jobs.publish.site.rows import PackageRow, StatusCounts
+from jobs.publish.site.sitewriter import HTML, SiteFile, Tier, json_file
 
 _SETUP = """
 CREATE TEMP TABLE maint AS

@@ -1,0 +1,34 @@
+r"""Strings from a site made safe for a terminal: `clean` (one line) and `clean_text` (keeps newlines, tabs).
+
+C0 and C1 control characters (escape sequences, carriage returns), bidi overrides and
+isolates, and line/paragraph separators are shown as visible escapes (`\x1b`, `\u202e`)
+instead of reaching the terminal. Used by the commands (a row's one-line form) and by
+`jobs.ctl.terminal` (everything printed).
+"""
+
+from __future__ import annotations
+
+import re
+
+# Characters a site's string may not put on a terminal: C0 and C1 controls and DEL, bidi
+# marks, embeddings, overrides and isolates (they reorder what follows on the line), line and
+# paragraph separators, and the BOM / zero-width no-break space.
+_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}\u2028\u2029\ufeff]")
+_UNSAFE_TEXT = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}\u2028\u2029\ufeff]")  # keeps \t and \n
+
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def clean(value: object) -> str:
+    """A value from a site as one safe line: every control, bidi and separator character escaped visibly."""
+    text = value if isinstance(value, str) else str(value)
+    return UNSAFE.sub(_visible, text) if UNSAFE.search(text) else text
+
+
+def clean_text(text: str) -> str:
+    """Text from a site (a build log, a report) safe for a terminal: as `clean`, but newlines and tabs stay."""
+    return _UNSAFE_TEXT.sub(_visible, text) if _UNSAFE_TEXT.search(text) else text
