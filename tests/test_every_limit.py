@@ -159,7 +159,7 @@ def test_a_worker_record_over_its_cap_is_not_read(store):
 
 
 def test_a_log_tail_is_read_only_up_to_the_decoded_cap(store, monkeypatch):
-    from jobs.publish import classify
+    from jobs.publish.site import classify
 
     assert classify.MAX_DECOMPRESSED == cap("log_decoded")
     monkeypatch.setattr(classify, "MAX_DECOMPRESSED", MB)
@@ -169,7 +169,7 @@ def test_a_log_tail_is_read_only_up_to_the_decoded_cap(store, monkeypatch):
 
 
 def test_a_signed_file_over_its_cap_is_refused_unread(store, monkeypatch):
-    from jobs.publish import matches
+    from jobs.publish.state import matches
 
     assert matches.MAX_FILE_BYTES == cap("signed_file")
     monkeypatch.setattr(matches, "MAX_FILE_BYTES", 100)
