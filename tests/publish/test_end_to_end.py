@@ -87,7 +87,7 @@ def test_fixture_repo_to_published_feeds(store_factory, fixture_repo, tmp_path):
     assert again.state.history_rows_added == 0 and again.site.written <= 3
 
 
-def _chromium():
+def _chromium(*, javascript: bool = True):
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
@@ -103,6 +103,8 @@ def _chromium():
                 "--window-size=1280,1000"):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    if not javascript:  # a visitor without JavaScript
+        options.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
     return webdriver.Chrome(service=Service(executable_path=driver), options=options)
 
 
@@ -185,6 +187,19 @@ def test_site_in_a_real_browser(fixture_repo, tmp_path):
             browser.get(f"{base}/feeds.html")
             assert "api/v1/status.json" in browser.page_source and browser.find_elements(By.CSS_SELECTOR, "pre.example")
             screenshots(browser, "feeds", out)
+            # Search from any page's header box: the published index, fetched by static/search.js.
+            browser.get(pages["dashboard"])
+            box = browser.find_element(By.CSS_SELECTOR, "form.site-search input[name='q']")
+            box.send_keys("hello")
+            box.submit()
+            from selenium.webdriver.support.ui import WebDriverWait
+            WebDriverWait(browser, 10).until(
+                lambda b: b.find_element(By.ID, "search-results").get_attribute("data-query") == "hello")
+            found = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#search-results a")]
+            assert set(found) == {"hello-script", "hello-c"}, found
+            screenshots(browser, "search-site", out)
+            browser.find_element(By.CSS_SELECTOR, "#search-results a").click()
+            assert browser.find_element(By.TAG_NAME, "h1").text.split()[0] in found
             # Another publish with nothing new: the package page is not rewritten, its banner moves.
             again = publish(store, config)
             assert again.state.history_rows_added == 0 and again.site.written <= 3

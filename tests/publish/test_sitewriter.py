@@ -74,7 +74,8 @@ def test_first_publish_writes_tier_by_tier_and_the_manifest_last(world):
     assert deletes(faulty) == ["_pending.json"]  # after the manifest
     # The static assets first, then a placeholder dashboard (every page links both), then tier by tier.
     assets = sorted(k for k in site.files if k.startswith("static/"))
-    assert assets == ["static/diffoscope.css", "static/filter.js", "static/status.js", "static/style.css"]
+    assert assets == ["static/diffoscope.css", "static/filter.js", "static/search.js", "static/status.js",
+                      "static/style.css"]
     assert sorted(order[1:1 + len(assets)]) == assets
     assert order[1 + len(assets)] == "index.html"
     tiers = [site.files[k].tier for k in order[2 + len(assets):-1]]
