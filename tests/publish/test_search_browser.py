@@ -22,6 +22,7 @@ from jobs.publish.pages import Renderer
 from jobs.publish.search import BINARY, MAINTAINER, SOURCE, Record
 from jobs.publish.sitewriter import json_bytes
 from tests.httpd import serve
+from tests.publish import axe
 from tests.publish.test_end_to_end import _chromium, artifacts_dir, screenshots
 
 PACKAGES = 100_000
@@ -123,6 +124,7 @@ def test_search_answers_100000_packages_within_100_ms(tmp_path):
             assert link.get_attribute("href") == f"{base}/{urls.href(urls.package_page(target.distro, target.name))}"
             browser.execute_async_script(TIME_QUERY, "python")
             screenshots(browser, "search", artifacts_dir())
+            assert axe.serious(browser) == []  # with 100 results shown
             errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
             assert errors == [], errors
     finally:

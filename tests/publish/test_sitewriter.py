@@ -129,6 +129,7 @@ def test_one_new_result_rewrites_only_what_shows_it(world):
         "api/v1/status.json",  # every run
         "maintainers/index.html", "api/v1/maintainers/index.json",  # Jane Doe's counts
         "maintainers/Jane%20Doe%20%3Cjane%40example.org%3E.html",
+        "maintainers/Jane%20Doe%20%3Cjane%40example.org%3E.atom",
         "api/v1/maintainers/Jane%20Doe%20%3Cjane%40example.org%3E.json",
         "api/v0/builds/7/log",
         "packages/archlinux/qux.html", "api/v1/packages/archlinux/qux.json",
