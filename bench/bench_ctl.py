@@ -163,7 +163,8 @@ def _pkgs_table(rows: list[PackageRow]) -> pa.Table:
         "has_diffoscope_html": [r.links.has_diffoscope_html for r in rows],
         "has_attestation": [r.links.has_attestation for r in rows], "reason": [r.reason for r in rows],
         "failure_class": [r.failure_class.value if r.failure_class else None for r in rows],
-        "maintainers": pa.array([list(getattr(r, "maintainers", ()) or ()) for r in rows], pa.list_(pa.string()))})
+        "maintainers": pa.array([list(getattr(r, "maintainers", ()) or ()) for r in rows], pa.list_(pa.string())),
+        "description": pa.array([getattr(r, "description", None) for r in rows], pa.string())})
 
 
 def write_site(root: Path, summaries: list[SuiteSummary], by_suite: dict[SuiteKey, list[PackageRow]]) -> dict[str, int]:

@@ -119,7 +119,9 @@ def _kind(key: str) -> str:
     """What a site key is, for counting writes (see jobs.core.urls)."""
     for prefix, kind in (("api/v0/builds/", "build files"), ("packages/", "package pages"),
                          ("api/v1/packages/", "package feeds"), ("api/v1/suites/", "suite and list feeds"),
-                         ("suites/", "suite and list pages")):
+                         ("suites/", "suite and list pages"), ("api/v1/search/", "search index"),
+                         ("maintainers/", "maintainer pages and feeds"),
+                         ("api/v1/maintainers/", "maintainer pages and feeds")):
         if key.startswith(prefix):
             return kind
     return key if key.startswith("_manifest") else "dashboard, indexes, keys, static"

@@ -148,7 +148,7 @@ def _state_table(sources: list[Source], profile: str, now: datetime) -> pa.Table
                           artifact_architecture=arch, artifact_url=f"https://mirror.example/pool/{b}_{s.version}",
                           artifact_sha256=None, artifact_size=None, artifact_filename=None, backend=backend,
                           input_url=url, job_id=jid, maintainers=[f"Packager <{s.name[:3]}@example.org>"],
-                          sync_id="bench", seen_at=now)
+                          sync_id="bench", seen_at=now, description=f"The {b} package")
             for k, v in values.items():
                 cols[k].append(v)
     return pa.Table.from_pydict(cols, schema=PACKAGE_STATE.arrow)

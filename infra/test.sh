@@ -32,10 +32,10 @@ ARGS_TEXT="$*"
 # fakeroot, gcc, diffoscope-minimal, gpgv, mmdebstrap, dpkg-dev), plus for the tests: gnupg
 # (signing Debian InRelease fixtures), chromium + chromium-driver (the site checked in a real
 # browser), systemd (systemd-analyze verify for infra/systemd), git (the fresh-clone test), rsync
-# (a copied local store keeps its metadata) and debootstrap (a trixie root for upstream's
-# rebuildctl).
+# (a copied local store keeps its metadata), debootstrap (a trixie root for upstream's
+# rebuildctl) and npm (fetches the pinned axe-core the browser tests check accessibility with).
 # shellcheck disable=SC2086
-ensure_packages infra/test.sh @infra/apt-packages.txt $BOOTSTRAP_PACKAGES gnupg chromium chromium-driver systemd git rsync debootstrap
+ensure_packages infra/test.sh @infra/apt-packages.txt $BOOTSTRAP_PACKAGES gnupg chromium chromium-driver systemd git rsync debootstrap npm
 # makepkg refuses to run as root: rebuild tests use this unprivileged user; pacman's database.
 if ! id builder >/dev/null 2>&1 || [ ! -d /var/lib/pacman/local ]; then
     require_root infra/test.sh "(to create the user 'builder' and /var/lib/pacman/local)"
@@ -43,6 +43,9 @@ if ! id builder >/dev/null 2>&1 || [ ! -d /var/lib/pacman/local ]; then
     mkdir -p /var/lib/pacman/local
 fi
 ensure_venv '.[test]'
+# axe-core, pinned and checked by its SHA-256, cached under /var/cache/rebuilder-tests: the
+# tests run offline (without it the accessibility checks skip, or fail under CI).
+"$VENV/bin/python" -m tests.publish.axe >/dev/null || echo "infra/test.sh: axe-core was not fetched" >&2
 [ -z "$setup_only" ] || exit 0
 command=("$VENV/bin/python" -m pytest -n 2 "${tier[@]}" "${args[@]}")
 echo "== ${command[*]}"

@@ -98,6 +98,8 @@ _LIMITS = (
     Limit("version", 255, "characters", "package and source versions"),
     Limit("url", 2048, "characters", "artifact and build-input URLs"),
     Limit("reason", 4096, "characters", "a result's reason and other free text (printable only)"),
+    Limit("description", 200, "characters", "a package's one-line description (Arch %DESC%, Debian's "
+          "Description synopsis): longer is cut, control and bidi characters replaced"),
     Limit("worker_name", 255, "characters", "a worker's name (printable only)"),
     Limit("profile_name", 64, "characters", "a sync profile or worker backend name: [A-Za-z0-9._-], not starting with '.'"),
     Limit("key_segment", 250, "bytes", "one '/'-separated segment of a store key, on both stores (a local file "

@@ -30,6 +30,9 @@ MAINTAINERS_FEED = "api/v1/maintainers/index.json"
 INDEX_PAGE = "index.html"
 FEEDS_PAGE = "feeds.html"
 MAINTAINERS_PAGE = "maintainers/index.html"
+SEARCH_PAGE = "search.html"
+SEARCH_PREFIX = "api/v1/search/"  # the search index and its shards (jobs.publish.site.search)
+SEARCH_INDEX = "api/v1/search/index.json"
 REJECTED_PAGE = "rejected.html"
 REGRESSIONS = "regressions.atom"
 MANIFEST = "_manifest.parquet"
@@ -129,6 +132,11 @@ def package_feed(distro: str, name: str) -> str:
 def maintainer_page(name: str) -> str:
     """A maintainer's (Arch packager, Debian maintainer or uploader) page; "index" is the index's."""
     return f"maintainers/{_maintainer_segment(name)}.html"
+
+
+def maintainer_atom(name: str) -> str:
+    """A maintainer's Atom feed: their packages' latest verdicts, newest first."""
+    return f"maintainers/{_maintainer_segment(name)}.atom"
 
 
 def maintainer_feed(name: str) -> str:

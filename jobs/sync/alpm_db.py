@@ -77,7 +77,7 @@ def parse_db(data: bytes, *, repo: str, base_url: str, location: str,
             name=desc.name, version=desc.version, architecture=desc.arch, source_name=desc.base,
             source_version=desc.version, url=f"{prefix}/{_quoted(desc.filename)}",
             filename=desc.filename, sha256=desc.sha256, size=desc.csize, component=repo,
-            maintainers=(desc.packager,))
+            maintainers=(desc.packager,), description=desc.desc)
         problem = entry.problem()
         if problem:
             skip(path, problem)

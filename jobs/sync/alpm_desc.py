@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from jobs.core.model.limits import clean_description
+
 # Sections the sync needs (rebuilderd: FILENAME NAME BASE VERSION ARCH PACKAGER; we also take
 # the download's sha256 and size). %BASE% is optional: a package without one is its own base.
 REQUIRED = ("FILENAME", "NAME", "VERSION", "ARCH", "PACKAGER", "SHA256SUM", "CSIZE")
@@ -59,6 +61,11 @@ class InvalidDesc(ValueError):
         self.reason = reason
 
 
+# %DESC% (pkgdesc): optional and cosmetic, so read apart from the checked sections: a missing,
+# empty or odd one never costs the package (jobs.core.model.limits.clean_description bounds it).
+_DESC = re.compile(r"(?:^|\n)%DESC%\n([^\n]*)")
+
+
 class Desc(NamedTuple):  # a tuple: cheap to make 15,000 times
     """The fields of one desc the sync uses, checked."""
 
@@ -70,6 +77,7 @@ class Desc(NamedTuple):  # a tuple: cheap to make 15,000 times
     packager: str
     sha256: str  # lowercase hex
     csize: int
+    desc: str | None = None  # %DESC%, cleaned and bounded
 
 
 def parse_desc(data: bytes) -> Desc:
@@ -96,7 +104,7 @@ def parse_desc(data: bytes) -> Desc:
         raise InvalidDesc(f"%CSIZE% is too large: {csize}")
     return Desc(filename=filename, name=found["NAME"], base=found["BASE"], version=found["VERSION"],
                 arch=found["ARCH"], packager=found["PACKAGER"], sha256=found["SHA256SUM"].lower(),
-                csize=csize)
+                csize=csize, desc=clean_description(m.group(1)) if (m := _DESC.search(text)) else None)
 
 
 def _explain_sections(sections: list[tuple[str, str, str]]) -> str:

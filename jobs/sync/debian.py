@@ -40,7 +40,7 @@ from jobs.core import progress
 from jobs.core.bounded import cap
 from jobs.core.config import SyncProfile
 from jobs.core.errors import ConfigError
-from jobs.core.model.limits import NAME_MAX, VERSION_MAX, field_problem
+from jobs.core.model.limits import NAME_MAX, VERSION_MAX, clean_description, field_problem
 from jobs.sync.deb822 import Stanza, iter_stanzas
 from jobs.sync.fetch import Fetcher
 from jobs.sync.filters import select
@@ -50,7 +50,8 @@ from jobs.sync.records import BinaryEntry, BuildInput, IndexResult, Skipped
 log = logging.getLogger(__name__)
 
 BACKEND = "debian"
-PACKAGES_FIELDS = ("Package", "Version", "Source", "Architecture", "Filename", "Size", "SHA256", "Maintainer")
+PACKAGES_FIELDS = ("Package", "Version", "Source", "Architecture", "Filename", "Size", "SHA256", "Maintainer",
+                   "Description")
 SOURCES_FIELDS = ("Package", "Version", "Extra-Source-Only", "Maintainer", "Uploaders")
 
 # Debian policy §5.6.1 (names), §5.6.12 (versions); architectures and pool paths as dak writes them.
@@ -228,7 +229,8 @@ def _binaries(text: str, where: str, profile: SyncProfile, mirror: str, componen
             name=name, version=version, architecture=f["Architecture"], source_name=src_name,
             source_version=source_version, url=f"{mirror}/{quote(filename, safe='/+~')}",
             filename=filename.rsplit("/", 1)[-1], sha256=f.get("SHA256"),
-            size=int(f["Size"]) if "Size" in f else None, component=component, maintainers=people)
+            size=int(f["Size"]) if "Size" in f else None, component=component, maintainers=people,
+            description=clean_description(f.get("Description")))  # its first line: the synopsis
         problem = entry.problem()
         if problem:
             skipped.append(Skipped(st.where(where), problem))

@@ -32,6 +32,7 @@ class BinaryEntry(NamedTuple):  # a tuple: made 15,000 to 70,000 times a sync, 3
     size: int | None
     component: str | None  # Arch repo, Debian component
     maintainers: tuple[str, ...] = ()
+    description: str | None = None  # one line, already cleaned (jobs.core.model.limits.clean_description)
 
     def problem(self) -> str | None:
         """Why this entry breaks a field limit (`jobs.core.model.limits`): the sync skips and counts it."""
@@ -69,7 +70,8 @@ class BuildInput:
             yield PackageStateRow.for_artifact(
                 artifact, distro=self.distro, release=self.release, architecture=self.architecture,
                 source_name=self.source_name, source_version=self.source_version, backend=self.backend,
-                input_url=self.input_url, sync_id=sync_id, seen_at=seen_at, maintainers=entry.maintainers)
+                input_url=self.input_url, sync_id=sync_id, seen_at=seen_at, maintainers=entry.maintainers,
+                description=entry.description)
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,7 @@ def package_state_rows(draw: st.DrawFn) -> PackageStateRow:
         draw(artifacts), distro=draw(names), release=draw(optional(names)), architecture=draw(names),
         source_name=draw(names), source_version=draw(names), backend=draw(names), input_url=draw(names),
         sync_id=draw(names), seen_at=draw(timestamps), maintainers=draw(st.lists(names, max_size=3)),
+        description=draw(optional(names)),
     )
 
 

@@ -24,6 +24,7 @@ from jobs.work.backends import shipped_backend
 from jobs.work.identity import load_identity
 from jobs.work.run import Worker
 from tests.httpd import serve
+from tests.publish import axe
 from tests.sync.test_sync_job import profile_for
 from tests.tools import missing
 
@@ -87,7 +88,7 @@ def test_fixture_repo_to_published_feeds(store_factory, fixture_repo, tmp_path):
     assert again.state.history_rows_added == 0 and again.site.written <= 3
 
 
-def _chromium():
+def _chromium(*, javascript: bool = True):
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
@@ -103,6 +104,8 @@ def _chromium():
                 "--window-size=1280,1000"):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    if not javascript:  # a visitor without JavaScript
+        options.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
     return webdriver.Chrome(service=Service(executable_path=driver), options=options)
 
 
@@ -140,6 +143,14 @@ def test_site_in_a_real_browser(fixture_repo, tmp_path):
     store, config, _ = run_everything((tmp_path / "store").as_uri(), fixture_repo, tmp_path)
     browser = _chromium()
     out = artifacts_dir()
+    problems: dict[str, list[str]] = {}
+
+    def look(name: str) -> None:  # screenshots at 1280 and 390 px, and axe-core's serious findings
+        screenshots(browser, name, out)
+        found = axe.serious(browser)
+        if found:
+            problems[name] = found
+
     try:
         from selenium.webdriver.common.by import By
         with serve(tmp_path / "store" / "site") as base:
@@ -151,21 +162,21 @@ def test_site_in_a_real_browser(fixture_repo, tmp_path):
             chart = browser.find_element(By.CSS_SELECTOR, "figure.chart svg")
             assert chart.get_attribute("role") == "img" and chart.find_elements(By.CSS_SELECTOR, "line.axis")
             assert "GOOD" in " ".join(t.text for t in chart.find_elements(By.CSS_SELECTOR, "text.legend"))
-            screenshots(browser, "dashboard", out)
+            look("dashboard")
             suite_links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "a[href*='suites/']")]
             assert suite_links, "the dashboard links its suites"
             browser.get(suite_links[0])
             assert " of 6 packages" in browser.find_element(By.CSS_SELECTOR, "p.headline").text
             crumbs = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "nav.crumbs a")]
             assert "archlinux" in crumbs
-            screenshots(browser, "suite", out)
+            look("suite")
             # The no-JS filter: a page per status lists only that status.
             bad_links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "a[href$='BAD.html']")]
             assert bad_links
             browser.get(bad_links[0])
             text = browser.find_element(By.TAG_NAME, "body").text
             assert "unrepro" in text and "hello-script" not in text
-            screenshots(browser, "list", out)
+            look("list")
             pkg_links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "a[href*='packages/']")]
             browser.get(pkg_links[0])
             assert browser.find_elements(By.CSS_SELECTOR, "link[rel='alternate'][type='application/json']")
@@ -173,18 +184,42 @@ def test_site_in_a_real_browser(fixture_repo, tmp_path):
             assert build.text.startswith("#") and len(build.get_attribute("title")) > 20  # short id, full on hover
             assert browser.find_elements(By.CSS_SELECTOR, "figure.chart svg rect.mark")
             first = banner(browser)  # filled by status.js from api/v1/status.json
-            screenshots(browser, "package", out)
+            look("package")
             package_url = browser.current_url
             # The maintainer (the fixture's %PACKAGER%) has a page listing this package.
             browser.find_element(By.CSS_SELECTOR, "a[href*='maintainers/']").click()
             assert "packages" in browser.find_element(By.CSS_SELECTOR, "p.headline").text
             assert browser.find_elements(By.CSS_SELECTOR, "table.packages a[href*='packages/']")
-            screenshots(browser, "maintainer", out)
+            look("maintainer")
             browser.get(f"{base}/maintainers/index.html")
-            screenshots(browser, "maintainers", out)
+            look("maintainers")
             browser.get(f"{base}/feeds.html")
             assert "api/v1/status.json" in browser.page_source and browser.find_elements(By.CSS_SELECTOR, "pre.example")
-            screenshots(browser, "feeds", out)
+            look("feeds")
+            # Search from any page's header box: the published index, fetched by static/search.js.
+            browser.get(pages["dashboard"])
+            box = browser.find_element(By.CSS_SELECTOR, "form.site-search input[name='q']")
+            box.send_keys("hello")
+            box.submit()
+            from selenium.webdriver.support.ui import WebDriverWait
+            WebDriverWait(browser, 10).until(
+                lambda b: b.find_element(By.ID, "search-results").get_attribute("data-query") == "hello")
+            found = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#search-results a")]
+            assert set(found) == {"hello-script", "hello-c"}, found
+            look("search-site")
+            browser.find_element(By.CSS_SELECTOR, "#search-results a").click()
+            assert browser.find_element(By.TAG_NAME, "h1").text.split()[0] in found
+            # A package page of each verdict, and the BAD one's diffoscope report as published.
+            for name, verdict in (("hello-script", "GOOD"), ("unrepro", "BAD"), ("ftbfs", "FAIL")):
+                browser.get(f"{base}/packages/archlinux/{name}.html")
+                assert browser.find_element(By.CSS_SELECTOR, "table.packages span.status").text == verdict
+                assert browser.find_element(By.CSS_SELECTOR, "p.pkgdesc").text  # %DESC% from the index
+                look(f"package-{verdict.lower()}")
+                if verdict == "BAD":
+                    report = browser.find_element(By.CSS_SELECTOR, "a[href$='diffoscope.html']").get_attribute("href")
+            browser.get(report)
+            assert "unrepro" in browser.page_source
+            look("diffoscope")
             # Another publish with nothing new: the package page is not rewritten, its banner moves.
             again = publish(store, config)
             assert again.state.history_rows_added == 0 and again.site.written <= 3
@@ -192,6 +227,7 @@ def test_site_in_a_real_browser(fixture_repo, tmp_path):
             assert banner(browser) > first
             errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
             assert errors == [], errors
+        assert problems == {}, problems  # no serious or critical accessibility violation on any page
     finally:
         browser.quit()
 

@@ -218,9 +218,11 @@ def test_hostile_names_are_escaped_and_never_paths(tmp_path):
     package_pages = [k for k in site.files if k.startswith("packages/")]
     assert all(k.count("/") == 2 for k in package_pages)
     # A page per maintainer, named through urls.segment like package pages, linked from theirs.
-    maintainer_pages = {k for k in site.files if k.startswith("maintainers/")}
+    maintainer_pages = {k for k in site.files if k.startswith("maintainers/") and k.endswith(".html")}
     assert maintainer_pages == {urls.maintainer_page(m) for m in [*HOSTILE, "Jane <j@example.org>"]} | {
         urls.MAINTAINERS_PAGE}
+    assert {k for k in site.files if k.startswith("maintainers/") and not k.endswith(".html")} == {
+        urls.maintainer_atom(m) for m in [*HOSTILE, "Jane <j@example.org>"]}
     assert all(k.count("/") == 1 for k in maintainer_pages)
     evil = urls.maintainer_page("<script>alert(1)</script>")
     assert "packages/archlinux/%3Cscript%3Ealert%281%29%3C%2Fscript%3E.html" in targets(

@@ -74,7 +74,8 @@ def test_first_publish_writes_tier_by_tier_and_the_manifest_last(world):
     assert deletes(faulty) == ["_pending.json"]  # after the manifest
     # The static assets first, then a placeholder dashboard (every page links both), then tier by tier.
     assets = sorted(k for k in site.files if k.startswith("static/"))
-    assert assets == ["static/diffoscope.css", "static/filter.js", "static/status.js", "static/style.css"]
+    assert assets == ["static/diffoscope.css", "static/filter.js", "static/search.js", "static/status.js",
+                      "static/style.css"]
     assert sorted(order[1:1 + len(assets)]) == assets
     assert order[1 + len(assets)] == "index.html"
     tiers = [site.files[k].tier for k in order[2 + len(assets):-1]]
@@ -128,6 +129,7 @@ def test_one_new_result_rewrites_only_what_shows_it(world):
         "api/v1/status.json",  # every run
         "maintainers/index.html", "api/v1/maintainers/index.json",  # Jane Doe's counts
         "maintainers/Jane%20Doe%20%3Cjane%40example.org%3E.html",
+        "maintainers/Jane%20Doe%20%3Cjane%40example.org%3E.atom",
         "api/v1/maintainers/Jane%20Doe%20%3Cjane%40example.org%3E.json",
         "api/v0/builds/7/log",
         "packages/archlinux/qux.html", "api/v1/packages/archlinux/qux.json",

@@ -27,7 +27,21 @@ VERSION_MAX = cap("version")
 URL_MAX = cap("url")
 REASON_MAX = cap("reason")
 WORKER_NAME_MAX = cap("worker_name")
+DESCRIPTION_MAX = cap("description")
 KEY_MAX = cap("key")
+
+
+def clean_description(value: str | None) -> str | None:
+    """A package's description as shown: its first line, whitespace runs as one space, characters
+    that are not printable (controls, bidi, separators) as U+FFFD, cut to `DESCRIPTION_MAX`
+    characters with "…"; None when nothing is left. Cosmetic: a bad one never costs the package."""
+    if not isinstance(value, str):
+        return None
+    text = " ".join(value.split("\n", 1)[0][:DESCRIPTION_MAX * 4].split())
+    text = "".join(c if c.isprintable() else "\ufffd" for c in text)
+    if len(text) > DESCRIPTION_MAX:
+        text = text[:DESCRIPTION_MAX - 1].rstrip() + "…"
+    return text or None
 
 
 def _shown(value: str) -> str:

@@ -102,6 +102,9 @@ def conform(table: pa.Table, schema: TableSchema, *, source: str | None = None) 
     """The table's columns of `schema`, by name, cast to its types and tagged; SchemaError if impossible."""
     arrays = []
     for column in schema.columns:
+        if column.name not in table.column_names and column.added:  # written before the column was
+            arrays.append(pa.nulls(table.num_rows, column.arrow_type))
+            continue
         if column.name not in table.column_names:
             raise SchemaError("missing column", schema=schema.tag, column=column.name, source=source)
         if table.column_names.count(column.name) > 1:

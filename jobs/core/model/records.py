@@ -106,6 +106,7 @@ class PackageStateRow:
     maintainers: tuple[str, ...]  # Arch %PACKAGER%, Debian Uploaders; profile filters match these
     sync_id: str
     seen_at: datetime
+    description: str | None = None  # one line, bounded (limits.clean_description); null in older snapshots
 
     def __post_init__(self) -> None:
         _set(self, "maintainers", tuple(self.maintainers))
@@ -117,7 +118,8 @@ class PackageStateRow:
     @classmethod
     def for_artifact(cls, artifact: Artifact, *, distro: str, release: str | None, architecture: str,
                      source_name: str, source_version: str, backend: str, input_url: str,
-                     sync_id: str, seen_at: datetime, maintainers: Iterable[str] = ()) -> PackageStateRow:
+                     sync_id: str, seen_at: datetime, maintainers: Iterable[str] = (),
+                     description: str | None = None) -> PackageStateRow:
         """The state row of one artifact, with its job id computed from the build input."""
         return cls(
             distro=distro, release=release, architecture=architecture, component=artifact.component,
@@ -126,7 +128,7 @@ class PackageStateRow:
             artifact_architecture=artifact.architecture, artifact_url=artifact.url,
             artifact_sha256=artifact.sha256, artifact_size=artifact.size, artifact_filename=artifact.filename,
             backend=backend, input_url=input_url, job_id=ids.job_id(backend, architecture, input_url),
-            maintainers=tuple(maintainers), sync_id=sync_id, seen_at=seen_at,
+            maintainers=tuple(maintainers), sync_id=sync_id, seen_at=seen_at, description=description,
         )
 
     @property

@@ -45,6 +45,7 @@ class Column:
     meaning: str
     nullable: bool = False
     fields: tuple[Column, ...] = ()
+    added: bool = False  # a nullable column added at the end: files written before it read as null
 
     @property
     def arrow_type(self) -> pa.DataType:
@@ -123,6 +124,8 @@ PACKAGE_STATE = TableSchema(
                "Arch packager / Debian uploaders, matched by profile filters"),
         _s("sync_id", "id of the sync run that wrote this snapshot"),
         Column("seen_at", TIMESTAMP, "when that sync read the index"),
+        Column("description", pa.string(), "one-line description (Arch `%DESC%`, Debian `Description` synopsis), "
+               "cut to the `description` limit; null in snapshots written before it", nullable=True, added=True),
     ),
 )
 

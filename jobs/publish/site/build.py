@@ -39,7 +39,7 @@ from jobs.core.layout import BUILDS
 from jobs.core.model import Status
 from jobs.core.resources import site_static, site_templates
 from jobs.core.store import Store
-from jobs.publish.site import allfeeds, feeds, maintainers, plan, queries, svg
+from jobs.publish.site import allfeeds, feeds, maintainers, plan, queries, search, svg
 from jobs.publish.site.classify import FailureClass
 from jobs.publish.site.inputs import Inputs, load_inputs
 from jobs.publish.site.pages import Renderer
@@ -62,7 +62,7 @@ from jobs.publish.site.sitewriter import (
 )
 from jobs.publish.state.verify import RejectedResult
 
-STATIC = {"style.css": CSS, "filter.js": JS, "status.js": JS, "diffoscope.css": CSS}
+STATIC = {"style.css": CSS, "filter.js": JS, "status.js": JS, "diffoscope.css": CSS, "search.js": JS}
 STATUS_LISTS = (Status.GOOD, Status.BAD, Status.FAIL, Status.UNKWN)
 MAX_REJECTED = 200  # the rejected-results list shows the most recent ones; the feed counts them all
 
@@ -141,6 +141,7 @@ def build_site(store: Store, *, now: datetime, countersigned: Mapping[str, dict[
         lists = plan.list_parts(con, [s.suite for s in summaries])
         suite_days = queries.suite_daily_counts(con, now)
         _suites(b, summaries, lists, suite_days)
+        search.add(b, con, summaries)
         site.add(json_file(urls.PKGS_LIST, queries.pkgs_list_v0(con), Tier.LIST))
         active = queries.active_builds(con, now)
         data = SiteData(packages=[], suites=summaries, pages=[], active=active, daily=queries.daily_counts(con, now),

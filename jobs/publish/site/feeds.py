@@ -128,8 +128,8 @@ def package_json(row: PackageRow) -> dict[str, Any]:
             "build_id": row.build_id, "v0_build_id": row.links.v0_id, "built_at": _ts(row.built_at),
             "has_diffoscope": row.links.has_diffoscope, "has_attestation": row.links.has_attestation,
             "reason": row.reason, "failure_class": row.failure_class.value if row.failure_class else None,
-            "worker_name": row.worker_name, "maintainers": list(row.maintainers), "page": _url(row.page_url),
-            "files": links_json(row.links)}
+            "worker_name": row.worker_name, "maintainers": list(row.maintainers), "description": row.description,
+            "page": _url(row.page_url), "files": links_json(row.links)}
 
 
 def build_json(build: BuildRow) -> dict[str, Any]:

@@ -5,6 +5,9 @@ column: Arch's `%PACKAGER%`, Debian's `Maintainer` and `Uploaders`), the way
 arch-repro-status users look for "my packages". Names are untrusted: they are escaped
 where shown and become keys only through `urls.maintainer_page` (`urls.segment`).
 
+Each maintainer also has an Atom feed (`maintainers/<name>.atom`): their packages' latest
+verdicts, the `MAX_ATOM_ENTRIES` most recently built first, for a feed reader.
+
 Maintainer pages link package pages only (tier LEAF, as package pages link them). Incremental like package pages: each maintainer's page and feed carry a digest of the
 rows they show (`plan`'s row hashes), and only those whose rows changed are rendered. The
 index (`maintainers/index.html`, `api/v1/maintainers/index.json`) lists every maintainer
@@ -24,7 +27,9 @@ from jobs.publish.site import feeds
 from jobs.publish.site.plan import _DIGEST
 from jobs.publish.site.queries import _PACKAGE_COLUMNS, _dicts, package_row
 from jobs.publish.site.rows import PackageRow, StatusCounts
-from jobs.publish.site.sitewriter import HTML, SiteFile, Tier, json_file
+from jobs.publish.site.sitewriter import ATOM, HTML, SiteFile, Tier, json_file
+
+MAX_ATOM_ENTRIES = 100  # a maintainer's Atom feed: their most recently built packages
 
 _SETUP = """
 CREATE TEMP TABLE maint AS
@@ -58,9 +63,14 @@ class Maintainer(StatusCounts):
     def feed_url(self) -> str:
         return urls.maintainer_feed(self.name)
 
+    @property
+    def atom_url(self) -> str:
+        return urls.maintainer_atom(self.name)
+
     def json(self) -> dict[str, Any]:
         return {"name": self.name, "good": self.good, "bad": self.bad, "fail": self.fail, "unknown": self.unknown,
-                "total": self.total, "feed": urls.href(self.feed_url), "page": urls.href(self.page_url)}
+                "total": self.total, "feed": urls.href(self.feed_url), "page": urls.href(self.page_url),
+                "atom": urls.href(self.atom_url)}
 
 
 def maintainers(con: duckdb.DuckDBPyConnection) -> list[Maintainer]:
@@ -93,7 +103,7 @@ def add(b: Any, con: duckdb.DuckDBPyConnection) -> None:
     """Every maintainer's page and feed whose rows changed, and the maintainers' index (every run)."""
     everyone = maintainers(con)
     wanted = [m for m in everyone
-              if not b.keep_if_unchanged((m.page_url, m.feed_url), m.input)]
+              if not b.keep_if_unchanged((m.page_url, m.feed_url, m.atom_url), m.input)]
     rows = rows_for(con, [m.name for m in wanted])
     for m in wanted:
         mine = rows[m.name]
@@ -103,6 +113,10 @@ def add(b: Any, con: duckdb.DuckDBPyConnection) -> None:
         b.site.add(SiteFile.content(m.page_url, b.renderer.render(
             "maintainer.html", m.page_url, maintainer=m, rows=mine, json_url=m.feed_url), HTML, Tier.LEAF,
             input=m.input))
+        built = sorted((r for r in mine if r.built_at is not None), key=lambda r: r.built_at, reverse=True)
+        b.site.add(SiteFile.content(m.atom_url, b.renderer.render(
+            "maintainer.atom", m.atom_url, maintainer=m, rows=built[:MAX_ATOM_ENTRIES],
+            updated=built[0].built_at if built else None), ATOM, Tier.LEAF, input=m.input))
     b.site.add(json_file(urls.MAINTAINERS_FEED, feeds.envelope("maintainers", b.now, count=len(everyone),
                                                                maintainers=[m.json() for m in everyone]),
                          Tier.SUITE))

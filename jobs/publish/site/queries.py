@@ -61,7 +61,8 @@ FROM (SELECT build_id, unnest(artifacts, recursive := true) FROM hist) GROUP BY 
 CREATE TEMP TABLE cur AS
 SELECT distro, release, component, architecture, artifact_name AS name, artifact_version AS version,
        artifact_architecture, artifact_url, source_name, source_version, job_id, artifact_sha256,
-       list_sort(list_distinct(flatten(list(coalesce(maintainers, []))))) AS maintainers
+       list_sort(list_distinct(flatten(list(coalesce(maintainers, []))))) AS maintainers,
+       max(description) AS description
 FROM state GROUP BY ALL;
 
 -- The latest build of each current job (an aggregate, not a window over the whole history).
@@ -100,7 +101,8 @@ _HIST_LINKS = """v0_id, log_key IS NOT NULL AS has_log, diffoscope_key IS NOT NU
                  diffoscope_html_key IS NOT NULL AS has_diffoscope_html, has_attestation"""
 
 _PACKAGE_COLUMNS = f"""{_KEY}, name, version, artifact_architecture, artifact_url, source_name, source_version,
-    job_id, status, build_id, built_at, reason, failure_class, worker_name, {_LINKS}, artifact_sha256, maintainers"""
+    job_id, status, build_id, built_at, reason, failure_class, worker_name, {_LINKS}, artifact_sha256, maintainers,
+    description"""
 
 _PACKAGES = f"""SELECT {_PACKAGE_COLUMNS}
 FROM pkgs ORDER BY {_ORDER}, name, version, artifact_architecture, artifact_url"""

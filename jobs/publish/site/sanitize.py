@@ -49,6 +49,9 @@ def clean_report(data: bytes, encoding: str | None = None, *, key: str = "", lim
     body = nh3.clean(text, tags=set(TAGS), clean_content_tags={"script", "style"}, attributes=ATTRIBUTES,
                      url_schemes={"http", "https"}, strip_comments=True, link_rel="noopener noreferrer nofollow")
     sheet = "../" * key.count("/") + STYLESHEET
-    return ("<!DOCTYPE html>\n<meta charset=\"utf-8\">\n"
+    # A page of its own: language, title, viewport and no favicon request (a 404 in every console).
+    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<meta charset=\"utf-8\">\n"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+            "<title>diffoscope report</title>\n<link rel=\"icon\" href=\"data:,\">\n"
             f"<link rel=\"stylesheet\" href=\"{escape(sheet)}\">\n"
             f"<div class=\"diffoscope\">\n{body}\n</div>\n").encode("utf-8")
