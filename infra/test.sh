@@ -33,9 +33,13 @@ ARGS_TEXT="$*"
 # (signing Debian InRelease fixtures), chromium + chromium-driver (the site checked in a real
 # browser), systemd (systemd-analyze verify for infra/systemd), git (the fresh-clone test), rsync
 # (a copied local store keeps its metadata), debootstrap (a trixie root for upstream's
-# rebuildctl) and npm (fetches the pinned axe-core the browser tests check accessibility with).
+# rebuildctl) and npm (fetches the pinned axe-core the browser tests check accessibility with;
+# only when no npm is installed: a Node.js from another source, e.g. NodeSource, brings its own
+# npm and conflicts with Debian's package).
+npm_package=npm
+! command -v npm >/dev/null 2>&1 || npm_package=
 # shellcheck disable=SC2086
-ensure_packages infra/test.sh @infra/apt-packages.txt $BOOTSTRAP_PACKAGES gnupg chromium chromium-driver systemd git rsync debootstrap npm
+ensure_packages infra/test.sh @infra/apt-packages.txt $BOOTSTRAP_PACKAGES gnupg chromium chromium-driver systemd git rsync debootstrap $npm_package
 # makepkg refuses to run as root: rebuild tests use this unprivileged user; pacman's database.
 if ! id builder >/dev/null 2>&1 || [ ! -d /var/lib/pacman/local ]; then
     require_root infra/test.sh "(to create the user 'builder' and /var/lib/pacman/local)"
