@@ -75,7 +75,8 @@ from jobs.core.queue import update_queue
 from jobs.core.store import Store
 from jobs.publish.site.facts import attestation_key as published_attestation
 from jobs.publish.site.inputs import read_state
-from jobs.publish.state.compact import HistoryState, compact, read_history_state
+from jobs.publish.state.compact import HistoryState, read_history_state
+from jobs.publish.state.update import compact
 
 log = logging.getLogger(__name__)
 
