@@ -32,6 +32,13 @@ HALVES: dict[str, tuple[frozenset[str], dict[str, frozenset[str]]]] = {
         "enrolment.py": frozenset({"Reads"}),
         "matches.py": frozenset({"Reads"}),
     }),
+    "site": (frozenset({"sitewriter.py"}), {
+        "sitewriter.py": frozenset({"Store", "Reads"}),
+        "inputs.py": frozenset({"Store", "Reads"}),
+        # passes the store it is given on to inputs.load_inputs and to the writer (files copied
+        # from builds/); calls no store method itself
+        "build.py": frozenset({"Reads"}),
+    }),
 }
 
 
@@ -91,6 +98,8 @@ def _tree(root: Path, files: dict[str, str]) -> Path:
 CLEAN = {
     "jobs/publish/state/update.py": "from jobs.core.store import Store\ndef f(store: Store):\n    store.delete('x')\n",
     "jobs/publish/state/verify.py": "from jobs.core.store import Reads\ndef f(store: Reads):\n    return store.get('x')\n",
+    "jobs/publish/site/sitewriter.py": "def w(store):\n    store.put('k', b'')\n",
+    "jobs/publish/site/pages.py": "def render(rows):\n    return {}.get('x')\n",
 }
 
 
@@ -107,6 +116,11 @@ def test_checker_passes_a_clean_tree(tmp_path: Path) -> None:
      "jobs/publish/state/compact.py:3: calls put_new() (only update.py writes in the state half)"),
     ("jobs/publish/state/verify.py", "from jobs.core.store import Store\n",
      "jobs/publish/state/verify.py:1: uses Store (not handed a Store in the state half)"),
+    ("jobs/publish/site/facts.py", "def learn(store):\n    store.put('facts', b'')\n",
+     "jobs/publish/site/facts.py:2: calls .put() (only sitewriter.py writes in the site half)"),
+    ("jobs/publish/site/pages.py", "def render(source: 'store.Reads'):\n    pass\n", None),
+    ("jobs/publish/site/pages.py", "import jobs.core.store\ndef render(source: jobs.core.store.Reads):\n    pass\n",
+     "jobs/publish/site/pages.py:2: uses Reads (not handed a Reads in the site half)"),
 ])
 def test_checker_reports_a_store_call_out_of_place(tmp_path: Path, path: str, text: str, expected: str | None) -> None:
     found = store_violations(_tree(tmp_path, {**CLEAN, path: text}))
