@@ -360,6 +360,7 @@ class PackageRecord:
     failure_class: str | None
     worker_name: str | None
     maintainers: tuple[str, ...]
+    description: str | None  # one line, bounded and cleaned at sync
     page: str | None
     files: dict[str, str | None]  # FILE_NAMES -> URL
 
@@ -372,7 +373,8 @@ class PackageRecord:
                 "v0_build_id": self.v0_build_id, "built_at": _ts(self.built_at),
                 "has_diffoscope": self.has_diffoscope, "has_attestation": self.has_attestation,
                 "reason": self.reason, "failure_class": self.failure_class, "worker_name": self.worker_name,
-                "maintainers": list(self.maintainers), "page": self.page, "files": dict(self.files)}
+                "maintainers": list(self.maintainers), "description": self.description, "page": self.page,
+                "files": dict(self.files)}
 
     @classmethod
     def from_json(cls, p: dict[str, Any]) -> PackageRecord:
@@ -386,7 +388,7 @@ class PackageRecord:
                    _instant(get("built_at")), bool(get("has_diffoscope")), bool(get("has_attestation")),
                    get("reason"), get("failure_class"), get("worker_name"),
                    tuple(m for m in maintainers if type(m) is str) if type(maintainers) is list else (),
-                   get("page"), files if type(files) is dict else dict(files or {}))
+                   get("description"), get("page"), files if type(files) is dict else dict(files or {}))
 
 
 @dataclass(frozen=True, slots=True)

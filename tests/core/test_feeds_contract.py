@@ -76,6 +76,7 @@ def _package(**changes: object) -> PackageRecord:
                   artifact_sha256="ab" * 32, source_name="hello", source_version="1.0-1", status="BAD",
                   build_id="j1-2", v0_build_id=7, built_at=T, has_diffoscope=True, has_attestation=False,
                   reason="differs", failure_class="not-reproducible", worker_name="w1", maintainers=("a@example.org",),
+                  description="says hello",
                   page="packages/debian/hello.html",
                   files={"log": "api/v0/builds/7/log", "diffoscope": "api/v0/builds/7/diffoscope",
                          "diffoscope_html": None, "attestation": None})
@@ -85,7 +86,8 @@ def _package(**changes: object) -> PackageRecord:
 @pytest.mark.parametrize("record", [
     _package(),
     _package(release=None, component=None, artifact_url=None, build_id=None, v0_build_id=None, built_at=None,
-             reason=None, failure_class=None, worker_name=None, maintainers=(), page=None, status="UNKWN",
+             reason=None, failure_class=None, worker_name=None, maintainers=(), description=None, page=None,
+             status="UNKWN",
              files=dict.fromkeys(FILE_NAMES)),
 ])
 def test_a_package_reads_back_as_written(record: PackageRecord) -> None:

@@ -134,7 +134,7 @@ def package_json(row: PackageRow) -> dict[str, Any]:
                          row.source_version, row.status.value, row.build_id, row.links.v0_id, row.built_at,
                          row.links.has_diffoscope, row.links.has_attestation, row.reason,
                          row.failure_class.value if row.failure_class else None, row.worker_name,
-                         tuple(row.maintainers), _url(row.page_url), links_json(row.links)).json()
+                         tuple(row.maintainers), row.description, _url(row.page_url), links_json(row.links)).json()
 
 
 def build_json(build: BuildRow) -> dict[str, Any]:

@@ -84,6 +84,7 @@ class PackageRow:
     links: BuildLinks
     artifact_sha256: str | None = None  # what the synced index records: a GOOD means this digest
     maintainers: tuple[str, ...] = ()  # as the index names them (Arch %PACKAGER%, Debian Maintainer/Uploaders)
+    description: str | None = None  # one line, bounded at sync (Arch %DESC%, Debian Description synopsis)
 
     @property
     def page_url(self) -> str:
