@@ -4,7 +4,7 @@ Order of writes, so that the job can be killed at any instant and rerun safely:
 1. take the publish lease (`locks/publish.json`); a second publisher returns at once with
    a summary naming the holder (the command exits 0);
 2. verify every result not compacted yet (`verify.collect`);
-3. append the accepted ones to the history (`compact.compact`: part, manifest, pointer);
+3. append the accepted ones to the history (`compact` below, planned by `compact.prepare`: part, manifest, pointer);
 4. update the queue in one compare-and-swap: results (`schedule`), then admin requests
    (`requests`). The results applied are read back from the *history*, not from step 2,
    so a run killed between steps 3 and 4 is finished by the next one, which finds those
@@ -12,6 +12,10 @@ Order of writes, so that the job can be killed at any instant and rerun safely:
 5. record the nonces of the requests step 4 applied (`history/applied-requests.json`), then
    delete them, and the result and claim objects of builds the history holds (`prune`);
    release the lease.
+
+This is the one module of the state half that writes or deletes (docs/design.md#rooms-and-imports):
+`verify`, `matches`, `enrolment`, `requests` and `compact` are handed the read side of the store
+(`jobs.core.store.Reads`) and return what to write.
 
 It also countersigns the accepted GOOD results' attestations with the rebuilder key (when
 `[http] transparently_sign_attestations`), and hands them and the public-keys feed to the
