@@ -140,7 +140,7 @@ class Daemon:
                                              timeout=(self.site.timeout[0], min(self.site.timeout[1],
                                                                                 deadline.left())))
             with resp:
-                data = _read_response(resp, limit, deadline, url, self.site.timeout[1])
+                data = _read_response(resp, limit, deadline, url, self.site.timeout[1], None)
         except requests.RequestException as exc:
             raise FeedUnavailable(f"cannot reach the daemon: {type(exc).__name__}", url=url) from None
         if resp.status_code == 403:
