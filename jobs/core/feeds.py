@@ -1,9 +1,10 @@
 """The feeds' contract: what `rebuilder publish` writes and rebuildctl and `rebuilder serve` read.
 
 One module for both sides: the schema version, the modes, the columns of a whole list, the
-shapes of every feed a reader checks, and the typed records of the queue and workers feeds
-(`QueuedJob`, `Running`, `Worker`, `CurrentJob`: `json()` is what publish writes, `from_json`
-what rebuildctl reads back). Publish writes them (`jobs.publish.site.feeds`), rebuildctl reads them
+shapes of every feed a reader checks, and the typed records the feeds are made of: the queue
+and workers feeds (`QueuedJob`, `Running`, `Worker`, `CurrentJob`), the v1 per-package objects
+of the lists and package feeds (`PackageRecord`) and the v0 dashboard's running builds
+(`DashboardBuild`). `json()` is what publish writes, `from_json` what rebuildctl reads back. Publish writes them (`jobs.publish.site.feeds`), rebuildctl reads them
 (`jobs.ctl`), so neither can change a field without the other seeing it. A change that old
 readers would misread needs a new `SCHEMA` version.
 
@@ -299,3 +300,130 @@ class Worker:
         c = w.get("current_job")
         return cls(w["key_id"], w.get("name"), w.get("worker_id"), w["trust"], _parsed(w.get("last_seen")),
                    int(w.get("builds") or 0), CurrentJob.from_json(c) if c else None, w)
+
+
+# --- typed records of the per-package feeds and the v0 dashboard ---------------------------
+
+def _instant(value: Any) -> datetime | None:
+    """An RFC 3339 timestamp (as `_ts` writes it) as an aware UTC datetime; None for null or "".
+
+    What `jobs.core.model.parse_timestamp` does, without loading the model (a list feed reads
+    one a package: 100,000 of them)."""
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError(f"timestamp without a timezone: {value[:40]!r}")
+    return parsed.astimezone(timezone.utc)
+
+
+def _from_naive(value: Any) -> datetime | None:
+    """A v0 timestamp (`naive`: UTC without a zone) as an aware datetime; None for null or ""."""
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(value)
+    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+
+
+# A package's `files`: where its log, diffoscope (text and HTML) and attestation are; None: not published.
+FILE_NAMES = ("log", "diffoscope", "diffoscope_html", "attestation")
+
+
+@dataclass(frozen=True, slots=True)
+class PackageRecord:
+    """One current package in v1 form: an element of `packages` in the per-suite status lists,
+    their parts, the package feeds and the maintainer feeds (`PACKAGE` is its shape).
+
+    Publish writes it (`jobs.publish.site.feeds.package_json`); rebuildctl reads it back
+    (`jobs.ctl.commands.ListedPackage.from_record`). Sites older than a field lack it:
+    `from_json` gives None, False or empty for every field `PACKAGE` does not require.
+    """
+
+    distro: str
+    release: str | None
+    component: str | None
+    architecture: str  # the suite's
+    name: str
+    version: str
+    artifact_architecture: str
+    artifact_url: str | None
+    artifact_sha256: str | None
+    source_name: str | None
+    source_version: str | None
+    status: str  # a jobs.core.model.Status value
+    build_id: str | None
+    v0_build_id: int | None
+    built_at: datetime | None
+    has_diffoscope: bool
+    has_attestation: bool
+    reason: str | None
+    failure_class: str | None
+    worker_name: str | None
+    maintainers: tuple[str, ...]
+    description: str | None  # one line, bounded and cleaned at sync
+    page: str | None
+    files: dict[str, str | None]  # FILE_NAMES -> URL
+
+    def json(self) -> dict[str, Any]:
+        return {"distro": self.distro, "release": self.release, "component": self.component,
+                "architecture": self.architecture, "name": self.name, "version": self.version,
+                "artifact_architecture": self.artifact_architecture, "artifact_url": self.artifact_url,
+                "artifact_sha256": self.artifact_sha256, "source_name": self.source_name,
+                "source_version": self.source_version, "status": self.status, "build_id": self.build_id,
+                "v0_build_id": self.v0_build_id, "built_at": _ts(self.built_at),
+                "has_diffoscope": self.has_diffoscope, "has_attestation": self.has_attestation,
+                "reason": self.reason, "failure_class": self.failure_class, "worker_name": self.worker_name,
+                "maintainers": list(self.maintainers), "description": self.description, "page": self.page,
+                "files": dict(self.files)}
+
+    @classmethod
+    def from_json(cls, p: dict[str, Any]) -> PackageRecord:
+        """The package a feed's object describes (checked against `PACKAGE` first); ValueError,
+        TypeError or KeyError if a field `PACKAGE` does not check is unusable."""
+        get = p.get
+        files, maintainers = get("files"), get("maintainers")
+        return cls(p["distro"], get("release"), get("component"), p["architecture"], p["name"], p["version"],
+                   p["artifact_architecture"], get("artifact_url"), get("artifact_sha256"), get("source_name"),
+                   get("source_version"), p["status"], get("build_id"), get("v0_build_id"),
+                   _instant(get("built_at")), bool(get("has_diffoscope")), bool(get("has_attestation")),
+                   get("reason"), get("failure_class"), get("worker_name"),
+                   tuple(m for m in maintainers if type(m) is str) if type(maintainers) is list else (),
+                   get("description"), get("page"), files if type(files) is dict else dict(files or {}))
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardBuild:
+    """One build running now, as `api/v0/dashboard` lists it (rebuilderd's QueueItem; `DASHBOARD`
+    is what a reader checks). Publish writes it (`jobs.publish.site.feeds.queue_item`);
+    rebuildctl's `status` reads it back (`jobs.ctl.commands.BuildInProgress`)."""
+
+    id: int
+    name: str  # the source package (pkgbase)
+    version: str
+    distro: str
+    suite: str  # v0's suite: the component, "" for none
+    architecture: str
+    input_url: str | None
+    artifacts: tuple[tuple[str, str, str], ...]  # (name, version, url)
+    queued_at: datetime | None
+    worker_id: int | str | None
+    started_at: datetime | None
+    last_ping: datetime | None
+
+    def json(self) -> dict[str, Any]:
+        pkgbase = {"name": self.name, "version": self.version, "distro": self.distro, "suite": self.suite,
+                   "architecture": self.architecture, "input_url": self.input_url,
+                   "artifacts": [{"name": n, "version": v, "url": u} for n, v, u in self.artifacts]}
+        return {"id": self.id, "pkgbase": pkgbase, "version": self.version, "queued_at": naive(self.queued_at),
+                "worker_id": self.worker_id, "started_at": naive(self.started_at), "last_ping": naive(self.last_ping)}
+
+    @classmethod
+    def from_json(cls, b: dict[str, Any]) -> DashboardBuild:
+        """The build a dashboard's `active_builds` object describes (checked against `DASHBOARD` first);
+        ValueError if a timestamp is not one."""
+        base = b["pkgbase"]
+        artifacts = tuple((a.get("name"), a.get("version"), a.get("url"))
+                          for a in base.get("artifacts") or () if isinstance(a, dict))
+        return cls(b.get("id") or 0, base["name"], b["version"], base["distro"], base.get("suite") or "",
+                   base["architecture"], base.get("input_url"), artifacts, _from_naive(b.get("queued_at")),
+                   b.get("worker_id"), _from_naive(b.get("started_at")), _from_naive(b.get("last_ping")))

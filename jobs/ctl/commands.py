@@ -39,7 +39,7 @@ class NoMatch(TerminalError):
 class Ambiguous(TerminalError):
     """Several published builds match; `candidates` lists them for a narrower filter."""
 
-    def __init__(self, message: str, candidates: list[PackageRow]) -> None:
+    def __init__(self, message: str, candidates: list[ListedPackage]) -> None:
         super().__init__(message)
         self.candidates = candidates
 
@@ -80,21 +80,27 @@ class SuiteStatus:
 
 
 @dataclass(frozen=True)
-class ActiveBuild:
+class BuildInProgress:
+    """A build running now, as `status` prints it: made from the dashboard's `jobs.core.feeds.DashboardBuild`."""
+
     name: str
     version: str
     distro: str
     component: str | None
     architecture: str
     worker_id: Any
-    started_at: str | None
+    started_at: str | None  # v0's form (`jobs.core.feeds.naive`), as the dashboard says it
+
+    @classmethod
+    def from_record(cls, b: schema.DashboardBuild) -> BuildInProgress:
+        return cls(b.name, b.version, b.distro, b.suite or None, b.architecture, b.worker_id, schema.naive(b.started_at))
 
 
 @dataclass(frozen=True)
 class StatusReport:
     suites: list[SuiteStatus]
     queue_length: int
-    active_builds: list[ActiveBuild]
+    active_builds: list[BuildInProgress]
     workers: list[Any] | None = None  # jobs.ctl.queue.Worker rows; None: the site has no workers feed
     workers_missing: str | None = None  # then the URL that is not published
 
@@ -106,7 +112,11 @@ class StatusReport:
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass costs 4 µs more per row, 0.4 s on 100,000 rows
-class PackageRow:
+class ListedPackage:
+    """A package as `pkgs ls` shows it: from a list feed's `jobs.core.feeds.PackageRecord`
+    (`from_record`), from a whole list's columns (`jobs.core.feeds.ALL_COLUMNS`, read without a
+    record a row: 100,000 rows) or from a daemon's answer (`jobs.ctl.daemon`)."""
+
     status: str
     name: str
     version: str
@@ -131,6 +141,11 @@ class PackageRow:
         v0_id, *present = links
         return {name: urls.build_file(v0_id, what) if has and v0_id is not None else None  # as publish's links_json
                 for (name, what), has in zip(_FILES, present)}
+
+    @classmethod
+    def from_record(cls, p: schema.PackageRecord) -> ListedPackage:
+        return cls(p.status, p.name, p.version, p.distro, p.release, p.component, p.artifact_architecture,
+                   p.architecture, p.artifact_url, p.build_id, p.files)
 
     def json(self) -> dict[str, Any]:
         """The row as `pkgs ls --json` prints it."""
@@ -187,9 +202,12 @@ def status(site: Site) -> StatusReport:
         dashboard = _feed(site, urls.DASHBOARD, schema.DASHBOARD, "dashboard")
     except FeedNotFound:
         dashboard = {"active_builds": []}
-    active = [ActiveBuild(b["pkgbase"]["name"], b["version"], b["pkgbase"]["distro"], b["pkgbase"]["suite"] or None,
-                          b["pkgbase"]["architecture"], b.get("worker_id"), b.get("started_at"))
-              for b in dashboard.get("active_builds") or []]
+    try:
+        active = [BuildInProgress.from_record(schema.DashboardBuild.from_json(b))
+                  for b in dashboard.get("active_builds") or []]
+    except ValueError as exc:
+        raise FeedInvalid(f"malformed dashboard feed: a running build's time is not a timestamp ({str(exc)[:100]})",
+                          url=site.url(urls.DASHBOARD)) from None
     try:
         workers, missing = list_workers(site)[1], None
     except FeedMissing as exc:
@@ -202,18 +220,13 @@ def _suite_matches(s: Mapping[str, Any], f: Filters) -> bool:
             and (f.component is None or s["component"] == f.component))
 
 
-# The feed fields of a PackageRow, in its order (one C call instead of ten lookups a row).
-_ROW_FIELDS = itemgetter("status", "name", "version", "distro", "release", "component", "artifact_architecture",
-                         "architecture", "artifact_url", "build_id")
-
-
-# Each PackageRow field and the types a feed may give it (checked a column at a time, in C).
+# Each ListedPackage field and the types a feed may give it (checked a column at a time, in C).
 _ROW_TYPES = (("status", (str,)), ("name", (str,)), ("version", (str,)), ("distro", (str,)),
               ("release", (str, type(None))), ("component", (str, type(None))), ("architecture", (str,)),
               ("suite_architecture", (str,)), ("url", (str, type(None))), ("build_id", (str, type(None))))
 
 
-def _check_rows(site: Site, rows: list[PackageRow]) -> None:
+def _check_rows(site: Site, rows: list[ListedPackage]) -> None:
     """FeedInvalid if a list gave a field of the wrong type (a name that is a number, a URL that is a list)."""
     for name, types in _ROW_TYPES:
         found = set(map(type, map(attrgetter(name), rows)))
@@ -222,12 +235,16 @@ def _check_rows(site: Site, rows: list[PackageRow]) -> None:
             raise FeedInvalid(f"malformed package list: a package's {name} is {wrong}, not text", url=site.base)
 
 
-def _row(p: Mapping[str, Any]) -> PackageRow:
-    files = p.get("files")
-    return PackageRow(*_ROW_FIELDS(p), files if type(files) is dict else dict(files or {}))
+def _rows(site: Site, key: str, packages: list[dict[str, Any]]) -> list[ListedPackage]:
+    """The rows of a list feed's (or part's) `packages`, each read as its `jobs.core.feeds.PackageRecord`."""
+    try:
+        return [ListedPackage.from_record(record) for record in map(schema.PackageRecord.from_json, packages)]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FeedInvalid(f"malformed list feed: a package's fields are not as published ({str(exc)[:100]})",
+                          url=site.url(key)) from None
 
 
-def _row_matches(r: PackageRow, f: Filters) -> bool:
+def _row_matches(r: ListedPackage, f: Filters) -> bool:
     return ((f.architecture is None or f.architecture in (r.architecture, r.suite_architecture))
             and (f.name is None or fnmatchcase(r.name, f.name))
             and (f.version is None or r.version == f.version)
@@ -235,12 +252,12 @@ def _row_matches(r: PackageRow, f: Filters) -> bool:
             and (f.component is None or r.component == f.component))
 
 
-def _row_order(r: PackageRow) -> tuple[str, ...]:
+def _row_order(r: ListedPackage) -> tuple[str, ...]:
     return r.name, r.version, r.distro, r.release or "", r.component or "", r.architecture
 
 
 def list_packages(site: Site, filters: Filters, statuses: list[Status] | None = None, *,
-                  architectures: Collection[str] | None = None) -> list[PackageRow]:
+                  architectures: Collection[str] | None = None) -> list[ListedPackage]:
     """Current packages matching `filters`, read from only the per-suite status lists asked for.
 
     Each list is read whole where the index advertises it (`lists_all`: one columnar file per
@@ -285,7 +302,7 @@ def _collector_paused() -> Iterator[None]:
         gc.enable()
 
 
-def _list_packages(site: Site, lists: list[tuple[str | None, str | None]]) -> Iterator[list[PackageRow]]:
+def _list_packages(site: Site, lists: list[tuple[str | None, str | None]]) -> Iterator[list[ListedPackage]]:
     """The rows of each list in order: from its whole-list feed, else (not published) from its list feed.
 
     The whole lists are fetched together, a few at a time; the lists read the old way after them.
@@ -303,13 +320,13 @@ def _list_packages(site: Site, lists: list[tuple[str | None, str | None]]) -> It
             yield next(parted)
 
 
-# The columns of a whole list that a PackageRow is made of, in the order `_whole_rows` takes them.
+# The columns of a whole list that a ListedPackage is made of, in the order `_whole_rows` takes them.
 _WHOLE_COLUMNS = ("name", "version", "artifact_architecture", "artifact_url", "build_id")
 _WHOLE_LINKS = ("v0_build_id", "has_log", "has_diffoscope", "has_diffoscope_html", "has_attestation")
 _LINK_TYPES = ({int, type(None)}, {bool}, {bool}, {bool}, {bool})
 
 
-def _whole_rows(site: Site, key: str, feed: Mapping[str, Any]) -> list[PackageRow]:
+def _whole_rows(site: Site, key: str, feed: Mapping[str, Any]) -> list[ListedPackage]:
     """The rows of a whole-list feed (`jobs.publish.site.allfeeds`): columns named once, one array per package."""
     try:
         columns = feed["columns"]
@@ -322,7 +339,7 @@ def _whole_rows(site: Site, key: str, feed: Mapping[str, Any]) -> list[PackageRo
         append = out.append
         for row in feed["rows"]:
             name, version, artifact_architecture, url, build_id = pick(row)
-            append(PackageRow(status, name, version, distro, release, component, artifact_architecture,
+            append(ListedPackage(status, name, version, distro, release, component, artifact_architecture,
                               architecture, url, build_id, links(row)))
     except (KeyError, IndexError, TypeError, ValueError):
         raise FeedInvalid("not a whole-list feed: its suite, status, columns or rows are not as published",
@@ -333,7 +350,7 @@ def _whole_rows(site: Site, key: str, feed: Mapping[str, Any]) -> list[PackageRo
     return out
 
 
-def _parted_lists(site: Site, keys: list[str]) -> Iterator[list[PackageRow]]:
+def _parted_lists(site: Site, keys: list[str]) -> Iterator[list[ListedPackage]]:
     """The rows of these list feeds in order: inline, or (a long list) from each of its parts.
 
     A list that is not published is empty (publish may skip an empty one). The parts of every
@@ -348,21 +365,21 @@ def _parted_lists(site: Site, keys: list[str]) -> Iterator[list[PackageRow]]:
         if feed is None:
             yield []
         elif feed.get("parts") is None:
-            yield list(map(_row, feed.get("packages") or []))
+            yield _rows(site, key, feed.get("packages") or [])
         else:
-            rows: list[PackageRow] = []
+            rows: list[ListedPackage] = []
             for _ in feed["parts"]:
                 try:
                     body = next(parts)
                 except FeedNotFound as exc:
                     raise ListPartMissing("a part of a list is not published; if the site was being republished, "
                                           "run the command again", list=site.url(key), part=exc.url) from None
-                rows += map(_row, schema.check(body, schema.LIST, url=site.url(key), what="list part"
-                                               ).get("packages") or [])
+                rows += _rows(site, key, schema.check(body, schema.LIST, url=site.url(key), what="list part"
+                                                      ).get("packages") or [])
             yield rows
 
 
-def find_build(site: Site, name: str, filters: Filters, what: str) -> PackageRow:
+def find_build(site: Site, name: str, filters: Filters, what: str) -> ListedPackage:
     """The one current build of `name` (within `filters`) whose `what` file is published.
 
     `name` is a binary package name or a source name (pkgbase): publish writes one package
@@ -372,19 +389,20 @@ def find_build(site: Site, name: str, filters: Filters, what: str) -> PackageRow
     """
     distros = [filters.distro] if filters.distro else sorted({s["distro"] for s in _index(site)["suites"]})
     rest = Filters(**{**filters.__dict__, "name": None})
-    found: list[PackageRow] = []
+    found: list[ListedPackage] = []
     for distro in distros:
         try:
             feed = _feed(site, urls.package_feed(distro, name), schema.PACKAGE_FEED, "package")
         except FeedNotFound:
             continue
-        found.extend(r for p in feed.get("packages", []) if name in (p.get("name"), p.get("source_name"))
-                     if _row_matches(r := _row(p), rest))
+        key = urls.package_feed(distro, name)
+        named = [p for p in feed.get("packages", []) if name in (p.get("name"), p.get("source_name"))]
+        found.extend(r for r in _rows(site, key, named) if _row_matches(r, rest))
     if not found:
         given = _given(filters)
         raise NoMatch(f"no published package or source is called {name}" + (f" with {given}" if given else ""))
     # The same build listed in two releases (or two split packages) is one file, not a choice.
-    by_file: dict[str, PackageRow] = {}
+    by_file: dict[str, ListedPackage] = {}
     for r in sorted(found, key=_row_order):
         by_file.setdefault(r.files.get(what) or f"-{r.build_id}-{r.distro}-{r.version}", r)
     if len(by_file) > 1:
@@ -396,7 +414,7 @@ def find_build(site: Site, name: str, filters: Filters, what: str) -> PackageRow
     return row
 
 
-def build_file(site: Site, row: PackageRow, what: str) -> str:
+def build_file(site: Site, row: ListedPackage, what: str) -> str:
     """The text of a build's log, diffoscope report or attestation."""
     key = row.files.get(what)
     if not key:

@@ -140,7 +140,7 @@ class Daemon:
                                              timeout=(self.site.timeout[0], min(self.site.timeout[1],
                                                                                 deadline.left())))
             with resp:
-                data = _read_response(resp, limit, deadline, url, self.site.timeout[1])
+                data = _read_response(resp, limit, deadline, url, self.site.timeout[1], None)
         except requests.RequestException as exc:
             raise FeedUnavailable(f"cannot reach the daemon: {type(exc).__name__}", url=url) from None
         if resp.status_code == 403:
@@ -220,19 +220,19 @@ def parse_naive(value: Any) -> datetime | None:
 # --- our rows from the daemon's answers (printed by the same code as a site's) ---------------
 
 def _package_row(r: dict[str, Any]) -> Any:
-    from jobs.ctl.commands import PackageRow
+    from jobs.ctl.commands import ListedPackage
 
     build = r.get("build_id")
     base = f"api/v0/builds/{build}" if build is not None else None
     links = {"log": base and f"{base}/log", "diffoscope": base and r.get("has_diffoscope") and f"{base}/diffoscope",
              "diffoscope_html": None, "attestation": base and r.get("has_attestation") and f"{base}/attestation"}
-    return PackageRow(r["status"], r["name"], r["version"], r["distro"], None, r["suite"] or None, r["architecture"],
+    return ListedPackage(r["status"], r["name"], r["version"], r["distro"], None, r["suite"] or None, r["architecture"],
                       r["architecture"], r["artifact_url"], None if build is None else str(build),
                       {k: v or None for k, v in links.items()})
 
 
 def list_packages(daemon: Daemon, filters: Any, statuses: list[Status] | None) -> list[Any]:
-    """`pkgs ls` rows (`jobs.ctl.commands.PackageRow`) from the daemon's list."""
+    """`pkgs ls` rows (`jobs.ctl.commands.ListedPackage`) from the daemon's list."""
     from jobs.ctl.commands import _row_matches, _row_order
 
     records = daemon.packages(distro=filters.distro, component=filters.component, architecture=filters.architecture,

@@ -25,7 +25,7 @@ What becomes what:
 - the daemon's queue becomes jobs of our queue at the same priority (a job queued already
   keeps the sooner of the two priorities).
 
-Rows go into the history through publish's compaction (`jobs.publish.state.compact`), under the
+Rows go into the history through publish's compaction (`jobs.publish.state.update.compact`), under the
 publish lock, in batches: memory holds one batch and the history (as publish does), never
 the database. A build id already in the history is skipped before its files are written,
 so a rerun (after a kill, or of the same database) adds only what is missing. The database
@@ -75,7 +75,8 @@ from jobs.core.queue import update_queue
 from jobs.core.store import Store
 from jobs.publish.site.facts import attestation_key as published_attestation
 from jobs.publish.site.inputs import read_state
-from jobs.publish.state.compact import HistoryState, compact, read_history_state
+from jobs.publish.state.compact import HistoryState, read_history_state
+from jobs.publish.state.update import compact
 
 log = logging.getLogger(__name__)
 

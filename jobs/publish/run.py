@@ -14,7 +14,6 @@ The history is read once, by step 1, and handed on.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -33,11 +32,11 @@ from jobs.core.history import read_history
 from jobs.core.layout import SITE, SITE_LOCK
 from jobs.core.lease import LeaseHeld, Leases
 from jobs.core.model import HistoryRow, Status, from_table
-from jobs.core.store import NotFound, Store
+from jobs.core.store import Store
 from jobs.publish.site.build import build_site
-from jobs.publish.site.facts import attestation_key, learn_facts, read_facts, unlearned
-from jobs.publish.site.inputs import confine_build_keys, load_inputs
-from jobs.publish.site.sitewriter import WriteStats, read_manifest, write_site
+from jobs.publish.site.facts import unlearned
+from jobs.publish.site.inputs import confine_build_keys, kept_attestation, learn_facts, load_inputs, read_facts
+from jobs.publish.site.sitewriter import WriteStats, keep_attestations, read_manifest, write_facts, write_site
 from jobs.publish.state.update import PublishState, countersign, publish_state, rebuilder_signing_key
 from jobs.publish.state.verify import rejected_row, trusted_workers
 
@@ -78,9 +77,7 @@ def countersigned_attestations(store: Store, config: RebuilderConfig, state: Pub
     others were refused.
     """
     problems = dict(state.attestation_problems)
-    for build_id, link in state.countersigned.items():
-        store.put(attestation_key(build_id), json.dumps(link, sort_keys=True).encode(),
-                  content_type="application/json")
+    keep_attestations(store, state.countersigned)
     signed = set(state.countersigned)
     new = new.filter(pc.and_(pc.equal(new.column("status"), Status.GOOD.value),
                              pc.is_valid(new.column("attestation_key"))))
@@ -88,19 +85,16 @@ def countersigned_attestations(store: Store, config: RebuilderConfig, state: Pub
     for row in from_table(new, HistoryRow):
         if row.build_id in signed:
             continue
-        try:
-            store.head(attestation_key(row.build_id))
+        if kept_attestation(store, row.build_id):
             signed.add(row.build_id)
-        except NotFound:
+        else:
             missing.append(row)
     if missing and config.http.transparently_sign_attestations:
         key = rebuilder_signing_key(config)
         more, refused = countersign(store, key, missing, trusted_workers(store, config).keys)
         problems.update(refused)
-        for build_id, link in more.items():
-            store.put(attestation_key(build_id), json.dumps(link, sort_keys=True).encode(),
-                      content_type="application/json")
-            signed.add(build_id)
+        keep_attestations(store, more)
+        signed.update(more)
     return signed, problems
 
 
@@ -130,6 +124,7 @@ def _publish(store: Store, config: RebuilderConfig, *, site_store: Store | None,
         new = unlearned(history, kept)
         signed, problems = countersigned_attestations(store, config, state, new)
         facts = learn_facts(store, history, countersigned=signed, problems=problems, kept=kept, new=new)
+        write_facts(store, facts)
         trust = {k: "authorized" if source == "authorized_workers" else "enrolled"
                  for k, source in trusted_workers(store, config).sources.items()}
         target = site_store or store

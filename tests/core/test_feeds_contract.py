@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from jobs.core import feeds
-from jobs.core.feeds import CurrentJob, FeedInvalid, QueuedJob, Running, Worker
+from jobs.core.feeds import (
+    FILE_NAMES,
+    CurrentJob,
+    DashboardBuild,
+    FeedInvalid,
+    PackageRecord,
+    QueuedJob,
+    Running,
+    Worker,
+)
 
 T = datetime(2026, 5, 1, 10, 0, 0, 123000, tzinfo=timezone.utc)
 
@@ -58,3 +68,55 @@ def test_a_feed_of_the_wrong_shape_is_one_clear_error() -> None:
     job["attempt"] = "2"
     with pytest.raises(FeedInvalid, match=r"jobs\[0\]\.attempt is text, not a number"):
         feeds.check({"generated_at": "x", "jobs": [job]}, feeds.QUEUE, url="queue.json", what="queue")
+
+
+def _package(**changes: object) -> PackageRecord:
+    fields = dict(distro="debian", release="trixie", component="main", architecture="amd64", name="hello",
+                  version="1.0-1", artifact_architecture="amd64", artifact_url="https://deb.example/hello.deb",
+                  artifact_sha256="ab" * 32, source_name="hello", source_version="1.0-1", status="BAD",
+                  build_id="j1-2", v0_build_id=7, built_at=T, has_diffoscope=True, has_attestation=False,
+                  reason="differs", failure_class="not-reproducible", worker_name="w1", maintainers=("a@example.org",),
+                  description="says hello",
+                  page="packages/debian/hello.html",
+                  files={"log": "api/v0/builds/7/log", "diffoscope": "api/v0/builds/7/diffoscope",
+                         "diffoscope_html": None, "attestation": None})
+    return PackageRecord(**{**fields, **changes})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("record", [
+    _package(),
+    _package(release=None, component=None, artifact_url=None, build_id=None, v0_build_id=None, built_at=None,
+             reason=None, failure_class=None, worker_name=None, maintainers=(), description=None, page=None,
+             status="UNKWN",
+             files=dict.fromkeys(FILE_NAMES)),
+])
+def test_a_package_reads_back_as_written(record: PackageRecord) -> None:
+    doc = {"packages": [record.json()]}
+    for spec in (feeds.LIST, feeds.PACKAGE_FEED):
+        feeds.check(doc, spec, url="list.json", what="list")
+    assert PackageRecord.from_json(doc["packages"][0]) == record
+    assert list(record.json()) == [f.name for f in dataclasses.fields(PackageRecord)]  # the feed's key order
+
+
+def test_a_package_of_an_older_site_reads_with_defaults() -> None:
+    old = {"distro": "archlinux", "release": None, "component": "core", "architecture": "x86_64", "status": "GOOD",
+           "name": "zstd", "version": "1.5.6-1", "artifact_architecture": "x86_64", "artifact_url": None,
+           "build_id": None, "maintainers": "not a list"}
+    feeds.check({"packages": [old]}, feeds.LIST, url="l", what="list")
+    record = PackageRecord.from_json(old)
+    assert (record.files, record.maintainers, record.built_at, record.has_attestation) == ({}, (), None, False)
+    with pytest.raises(ValueError):  # rebuildctl names the feed (tests/ctl)
+        PackageRecord.from_json({**old, "built_at": "yesterday"})
+
+
+@pytest.mark.parametrize("build", [
+    DashboardBuild(3, "hello", "1.0-1", "debian", "main", "amd64", "https://deb.example/hello.dsc",
+                   (("hello", "1.0-1", "https://deb.example/hello.deb"),), T, 1, T + timedelta(seconds=5),
+                   T + timedelta(seconds=65)),
+    DashboardBuild(1, "zstd", "1.5.6-1", "archlinux", "", "x86_64", None, (), None, None, None, None),
+])
+def test_a_dashboard_build_reads_back_as_written(build: DashboardBuild) -> None:
+    doc = {"active_builds": [build.json()]}
+    feeds.check(doc, feeds.DASHBOARD, url="api/v0/dashboard", what="dashboard")
+    assert DashboardBuild.from_json(doc["active_builds"][0]) == build
+    assert build.json()["started_at"] == feeds.naive(build.started_at)  # v0: UTC, no zone

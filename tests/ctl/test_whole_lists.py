@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from jobs.core import urls
 from jobs.ctl.commands import Filters, _whole_rows, list_packages
 from jobs.ctl.feeds import FeedInvalid, Site
 from jobs.publish.site import feeds
@@ -99,3 +100,26 @@ def test_rows_read_whole_are_those_read_in_parts(parted, parted_old):
     parts = list_packages(Site(parted_old.as_uri()), Filters())
     assert [r.json() for r in whole] == [r.json() for r in parts] and len(whole) == 6
     assert [r.line() for r in whole] == [r.line() for r in parts]
+
+
+def test_a_list_feed_package_that_is_no_package_record_is_a_clear_error(old, tmp_path):
+    # Read through jobs.core.feeds.PackageRecord, the record publish writes: a field it cannot read names the feed.
+    site = copy_site(old, tmp_path / "site")
+    path = site / f"{SUITE.lstrip('/')}/GOOD.json"
+    doc = json.loads(path.read_text())
+    doc["packages"][0]["built_at"] = "yesterday"
+    path.write_text(json.dumps(doc))
+    res = ctl("-H", site.as_uri(), "pkgs", "ls", "--status", "good")
+    assert res.exit_code == 1 and res.stdout == ""
+    assert "malformed list feed" in res.stderr and "GOOD.json" in res.stderr
+
+
+def test_a_dashboard_build_that_is_no_record_is_a_clear_error(old, tmp_path):
+    site = copy_site(old, tmp_path / "site")
+    path = site / urls.DASHBOARD
+    doc = json.loads(path.read_text())
+    doc["active_builds"] = [{"pkgbase": {"name": "n", "distro": "d", "suite": "", "architecture": "x"},
+                             "version": "1", "started_at": "not a time"}]
+    path.write_text(json.dumps(doc))
+    res = ctl("-H", site.as_uri(), "status")
+    assert res.exit_code == 1 and "malformed dashboard feed" in res.stderr and "dashboard" in res.stderr

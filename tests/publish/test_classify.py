@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from jobs.core.model import Status
 from jobs.core.store import LocalStore
-from jobs.publish.site.classify import FailureClass, classify, classify_reason, read_log_tail
+from jobs.publish.site.classify import FailureClass, classify, classify_reason
+from jobs.publish.site.inputs import read_log_tail
 
 F = FailureClass
 

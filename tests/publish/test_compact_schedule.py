@@ -14,8 +14,9 @@ from jobs.core.history import BuildSummary, build_summaries, history_parts, read
 from jobs.core.model import Artifact, JobRow, Priority, Status, from_table, job_id
 from jobs.core.pointer import Pointer
 from jobs.publish.state import compact as compact_module
-from jobs.publish.state.compact import collect_orphans, compact, compacted_build_ids
+from jobs.publish.state.compact import compacted_build_ids
 from jobs.publish.state.schedule import apply_results, next_queue
+from jobs.publish.state.update import collect_orphans, compact
 from tests.faults import FaultyStore, Killed
 from tests.publish.test_verify import NOW, result_row
 

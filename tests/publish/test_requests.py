@@ -21,8 +21,8 @@ from jobs.publish.state.requests import (
     apply_requests,
     current_state_rows,
     load_requests,
-    record_applied,
 )
+from jobs.publish.state.update import record_applied
 from tests.publish.test_verify import NOW, config_for
 
 COOKIE = "Cq4Tz8Mv2Lx7Rn3Kp9Wd5Hs6Jb1Yf0Ge"

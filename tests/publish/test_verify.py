@@ -22,6 +22,7 @@ from jobs.core.queue import update_queue
 from jobs.core.signing import ensure_key, generate_key, key_id, public_key_b64, sign_document
 from jobs.publish.site.inputs import read_workers
 from jobs.publish.state.enrolment import ENROLLED
+from jobs.publish.state.update import verify_results
 from jobs.publish.state.verify import RESULT_SCHEMA, WORKER_SCHEMA, Reason, collect
 from jobs.work import identity as worker_identity
 from jobs.work import report as worker_report
@@ -305,19 +306,21 @@ def test_overwriting_a_worker_record_does_not_de_trust_the_worker(store, tmp_pat
     accepted, so the result is still accepted; the junk is listed for operators."""
     rows, worker = built(store, tmp_path, 2, signup_secret=SECRET)
     config = config_for(tmp_path, signup_secret=SECRET)
-    first = collect(store, config, already={f"{rows[1].job_id}-1"})  # one result pending after this run
+    judged = collect(store, config, already={f"{rows[1].job_id}-1"})  # judging alone writes nothing
+    assert judged.trust.enrolled.changed and list(store.list(ENROLLED)) == []
+    first = verify_results(store, config, already={f"{rows[1].job_id}-1"})  # one result pending after this run
     assert [a.row.job_id for a in first.accepted] == [rows[0].job_id]
     assert json.loads(store.get(ENROLLED).data)["records"].keys() == {worker.identity.key_id}
     record = f"workers/{worker.identity.key_id}.json"
     for junk in (b"\xff junk", json.dumps({"signed": {"name": "evil"}, "signatures": []}).encode()):
         store.put(record, junk)
-        found = collect(store, config, already={f"{rows[0].job_id}-1"})
+        found = verify_results(store, config, already={f"{rows[0].job_id}-1"})
         assert [a.row.job_id for a in found.accepted] == [rows[1].job_id] and found.rejected == []
         assert found.trust.sources == {worker.identity.key_id: "enrolled as w1"}
         (refused,) = found.trust.refused
         assert refused.key == record and "keeps trusting the record it accepted" in refused.detail
     store.delete(record)
-    assert [a.row.job_id for a in collect(store, config, already={f"{rows[0].job_id}-1"}).accepted] == [rows[1].job_id]
+    assert [a.row.job_id for a in verify_results(store, config, already={f"{rows[0].job_id}-1"}).accepted] == [rows[1].job_id]
     # The site's worker list keeps its name and number too.
     store.put(record, json.dumps({"signed": {"name": "evil"}}).encode())
     assert read_workers(store).to_pylist() == [{"key_id": worker.identity.key_id, "name": "w1", "worker_id": 1}]
@@ -327,24 +330,24 @@ def test_a_valid_record_of_another_key_cannot_replace_the_copy(store, tmp_path):
     """A record signed by another key, or a second record of the key, changes nothing publish accepted."""
     rows, worker = built(store, tmp_path, 1, signup_secret=SECRET)
     config = config_for(tmp_path, signup_secret=SECRET)
-    collect(store, config, already=set())
+    verify_results(store, config, already=set())
     before = store.get(ENROLLED).data
     renamed = replace(worker.identity, name="renamed")
     store.put(f"workers/{worker.identity.key_id}.json",
               json.dumps(sign_document(worker_identity.enrolment_payload(renamed, SECRET), worker.identity.key)).encode())
-    found = collect(store, config, already=set())
+    found = verify_results(store, config, already=set())
     assert found.trust.sources == {worker.identity.key_id: "enrolled as w1"} and store.get(ENROLLED).data == before
 
 
 def test_rotating_the_signup_secret_revokes_enrolments_until_the_worker_enrols_again(store, tmp_path):
     rows, worker = built(store, tmp_path, 1, signup_secret=SECRET)
-    assert collect(store, config_for(tmp_path, signup_secret=SECRET), already=set()).accepted
+    assert verify_results(store, config_for(tmp_path, signup_secret=SECRET), already=set()).accepted
     rotated = "Wq7Lm2Xv9Rt4Kc8Pz3Nd6Hb5Jf1Gs0Ya"
-    gone = collect(store, config_for(tmp_path, signup_secret=rotated), already=set())
+    gone = verify_results(store, config_for(tmp_path, signup_secret=rotated), already=set())
     assert gone.accepted == [] and gone.trust.keys == {}
     # The worker restarts with the new secret: its old record no longer proves anything, it replaces it.
     worker_identity.enrol(store, worker.identity, rotated)
-    back = collect(store, config_for(tmp_path, signup_secret=rotated), already=set())
+    back = verify_results(store, config_for(tmp_path, signup_secret=rotated), already=set())
     assert [a.row.job_id for a in back.accepted] == [rows[0].job_id]
 
 
@@ -375,5 +378,5 @@ def test_a_record_overwritten_before_publish_saw_it_is_repaired_after_the_next_b
     worker = Overwritten(**{f.name: getattr(honest, f.name) for f in fields(Worker)})
     assert len(worker.run(until_idle=True).built) == 2
     assert capsys.readouterr().err.count("held something that is not JSON; replaced it") == 2
-    found = collect(store, config_for(tmp_path, signup_secret=SECRET), already=set())
+    found = verify_results(store, config_for(tmp_path, signup_secret=SECRET), already=set())
     assert len(found.accepted) == 2 and found.rejected == [] and found.trust.refused == []

@@ -22,6 +22,7 @@ from jobs.core.store.base import (
     NotFound,
     ObjectInfo,
     PreconditionFailed,
+    Reads,
     Store,
     StoreError,
     StoreUnavailable,
@@ -31,7 +32,7 @@ from jobs.core.store.local import LocalStore
 from jobs.core.store.s3 import S3Store
 
 __all__ = [
-    "Blob", "Body", "InvalidKey", "LocalStore", "NotFound", "ObjectInfo", "PreconditionFailed", "S3Store",
+    "Blob", "Body", "InvalidKey", "LocalStore", "NotFound", "ObjectInfo", "PreconditionFailed", "Reads", "S3Store",
     "Store", "StoreError", "StoreUnavailable", "open_store", "put_new",
 ]
 

@@ -75,6 +75,18 @@ class Blob:
 
 
 @runtime_checkable
+class Reads(Protocol):
+    """The read-only side of a `Store`: what a module that only judges may be handed."""
+
+    def get(self, key: str) -> Blob: ...
+
+    def open(self, key: str) -> BinaryIO: ...
+
+    def head(self, key: str) -> ObjectInfo: ...
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]: ...
+
+
 class Store(Protocol):
     """What every storage backend provides. Keys are '/'-separated relative paths."""
 

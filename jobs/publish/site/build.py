@@ -38,7 +38,7 @@ from jobs.core import urls
 from jobs.core.layout import BUILDS
 from jobs.core.model import Status
 from jobs.core.resources import site_static, site_templates
-from jobs.core.store import Store
+from jobs.core.store import Reads
 from jobs.publish.site import allfeeds, feeds, maintainers, plan, queries, search, svg
 from jobs.publish.site.classify import FailureClass
 from jobs.publish.site.inputs import Inputs, load_inputs
@@ -109,7 +109,7 @@ class _Builder:
         return False
 
 
-def build_site(store: Store, *, now: datetime, countersigned: Mapping[str, dict[str, Any]] | None = None,
+def build_site(store: Reads, *, now: datetime, countersigned: Mapping[str, dict[str, Any]] | None = None,
                countersigned_keys: Mapping[str, str] | None = None, public_keys: dict[str, Any],
                rebuilder_name: str, max_log_reads: int = 2000, worker_trust: Mapping[str, str] | None = None,
                previous: Manifest | None = None, inputs: Inputs | None = None,

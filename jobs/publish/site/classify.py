@@ -11,9 +11,8 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
-from jobs.core.bounded import CorruptData, OverLimit, cap, decompress_chunks, read_object
+from jobs.core.bounded import CorruptData, OverLimit, cap, decompress_chunks
 from jobs.core.model import Status
-from jobs.core.store import NotFound, Store
 
 TAIL_BYTES = 64 * 1024
 # A log is bounded by the worker's size limit, but the object is untrusted: stop
@@ -116,14 +115,12 @@ def classify(status: Status, reason: str | None, log_tail: str | None = None) ->
     return FailureClass.NOT_REPRODUCIBLE if status is Status.BAD else FailureClass.UNKNOWN
 
 
-def read_log_tail(store: Store, key: str, *, limit: int = TAIL_BYTES) -> str | None:
-    """The last `limit` bytes of a stored (gzip or plain) build log as text; None if it is missing."""
-    try:
-        data, _info = read_object(store, key, cap("upload"))
-    except NotFound:
-        return None
-    except OverLimit:
-        return None  # larger than any upload publish copies: not read, classified by its reason
+def log_tail(data: bytes, key: str, *, limit: int = TAIL_BYTES) -> str:
+    """The last `limit` bytes of a build log's stored bytes (gzip or plain) as text.
+
+    `data` is what `jobs.publish.site.inputs.read_log_tail` read; a gzip log is decompressed
+    up to `MAX_DECOMPRESSED` only, and a corrupt one gives what could be read.
+    """
     if data[:2] != b"\x1f\x8b":
         return data[-limit:].decode("utf-8", "replace")
     tail = b""

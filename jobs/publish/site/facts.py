@@ -10,11 +10,14 @@ kept here: a publish touches the store only for the builds that are new to it.
 
 The object is a cache, not state: rewritten (one plain put, atomic) under the site lock
 only when it gained rows, and if it is missing or unreadable every fact is learned again.
+This module only computes: `jobs.publish.site.inputs` reads (`read_facts`, `learn_facts`),
+`jobs.publish.site.sitewriter.write_facts` writes.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -23,8 +26,7 @@ import pyarrow.parquet as pq
 
 from jobs.core.layout import SITE_FACTS, attestation_key
 from jobs.core.model import Status
-from jobs.core.store import NotFound, Store
-from jobs.publish.site.classify import FailureClass, classify, classify_reason, read_log_tail
+from jobs.publish.site.classify import FailureClass, classify, classify_reason
 
 log = logging.getLogger(__name__)
 
@@ -42,34 +44,32 @@ class Facts:
     learned: int  # builds whose facts this run learned
 
 
-def read_facts(store: Store) -> pa.Table:
-    """The kept facts (empty if there are none yet or the object is unreadable)."""
+def facts_table(data: bytes) -> pa.Table:
+    """The kept facts from their stored bytes (empty if unreadable: every build's facts are learned again)."""
     try:
-        table = pq.read_table(pa.BufferReader(store.get(FACTS_KEY).data))
+        table = pq.read_table(pa.BufferReader(data))
         return table.select(SCHEMA.names).cast(SCHEMA)
-    except NotFound:
-        return SCHEMA.empty_table()
     except (pa.ArrowException, KeyError, ValueError) as exc:
         log.warning("unreadable %s (%s): every build's facts are learned again", FACTS_KEY, exc)
         return SCHEMA.empty_table()
 
 
-def _exists(store: Store, key: str) -> bool:
-    try:
-        store.head(key)
-        return True
-    except NotFound:
-        return False
+def facts_document(facts: Facts) -> bytes:
+    """The facts as kept at `FACTS_KEY` (`jobs.publish.site.sitewriter.write_facts`)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(facts.table, sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
 
 
-def _failure_class(store: Store, row: dict, reads: list[int], max_log_reads: int) -> str | None:
+def _failure_class(log_tail: Callable[[str], str | None], row: dict, reads: list[int],
+                   max_log_reads: int) -> str | None:
     status = Status(row["status"])
     if status not in (Status.BAD, Status.FAIL):
         return None
     found = classify_reason(status, row["reason"])
     if found is None and row["log_key"] and reads[0] < max_log_reads:
         reads[0] += 1
-        found = classify(status, row["reason"], read_log_tail(store, row["log_key"]))
+        found = classify(status, row["reason"], log_tail(row["log_key"]))
     return (found or classify(status, row["reason"]) or FailureClass.UNKNOWN).value
 
 
@@ -83,19 +83,19 @@ def unlearned(history: pa.Table, kept: pa.Table) -> pa.Table:
     return history.filter(pc.invert(pc.is_in(ids, value_set=known)))
 
 
-def learn_facts(store: Store, history: pa.Table, *, countersigned: set[str] | None = None,
-                problems: dict[str, str] | None = None, max_log_reads: int = 2000, save: bool = True,
-                kept: pa.Table | None = None, new: pa.Table | None = None) -> Facts:
+def learn(history: pa.Table, *, kept: pa.Table, log_tail: Callable[[str], str | None],
+          exists: Callable[[str], bool], countersigned: set[str] | None = None,
+          problems: dict[str, str] | None = None, max_log_reads: int = 2000, new: pa.Table | None = None) -> Facts:
     """The facts of every build of `history` (confined keys), learning only the builds not kept yet.
 
-    `countersigned`: the builds new to the facts that have a countersigned attestation
-    (None: ask the store); `problems`: why a worker's attestation was not countersigned (it
-    is then not published at all); `kept`: the facts as `read_facts` returned them; `new`:
-    `unlearned(history, kept)`, if the caller has it. The history only grows, so every kept
-    fact is of one of its builds (a stray one would be harmless: facts are joined to builds).
+    `kept`: the facts as `inputs.read_facts` returned them; `log_tail(key)` and `exists(key)`
+    read the store (`jobs.publish.site.inputs.learn_facts` passes them); `countersigned`: the
+    builds new to the facts that have a countersigned attestation (None: ask `exists`);
+    `problems`: why a worker's attestation was not countersigned (it is then not published at
+    all); `new`: `unlearned(history, kept)`, if the caller has it. The history only grows, so
+    every kept fact is of one of its builds (a stray one would be harmless: facts are joined to builds).
     """
     problems = problems or {}
-    kept = read_facts(store) if kept is None else kept
     new = unlearned(history, kept) if new is None else new
     rows, reads, seen = [], [0], set()
     for row in new.select(["build_id", "status", "reason", "log_key", "diffoscope_key", "files"]).to_pylist():
@@ -110,13 +110,9 @@ def learn_facts(store: Store, history: pa.Table, *, countersigned: set[str] | No
         if countersigned is not None:
             signed = row["build_id"] in countersigned
         else:
-            signed = Status(row["status"]) is Status.GOOD and _exists(store, attestation_key(row["build_id"]))
-        rows.append({"build_id": row["build_id"], "failure_class": _failure_class(store, row, reads, max_log_reads),
+            signed = Status(row["status"]) is Status.GOOD and exists(attestation_key(row["build_id"]))
+        rows.append({"build_id": row["build_id"], "failure_class": _failure_class(log_tail, row, reads, max_log_reads),
                      "diffoscope_html_key": html, "countersigned": signed,
                      "attestation_problem": None if signed else problems.get(row["build_id"])})
     table = pa.concat_tables([kept, pa.Table.from_pylist(rows, schema=SCHEMA)]) if rows else kept
-    if rows and save:
-        sink = pa.BufferOutputStream()
-        pq.write_table(table, sink, compression="zstd")
-        store.put(FACTS_KEY, sink.getvalue().to_pybytes(), content_type="application/vnd.apache.parquet")
     return Facts(table, len(rows))

@@ -19,7 +19,17 @@ from datetime import datetime
 from typing import Any
 
 from jobs.core import urls
-from jobs.core.feeds import ALL_COLUMNS, SCHEMA, STATIC_MODE, CurrentJob, QueuedJob, Worker, naive
+from jobs.core.feeds import (
+    ALL_COLUMNS,
+    SCHEMA,
+    STATIC_MODE,
+    CurrentJob,
+    DashboardBuild,
+    PackageRecord,
+    QueuedJob,
+    Worker,
+    naive,
+)
 from jobs.core.model import Status, format_timestamp
 from jobs.publish.site.rows import (
     ActiveBuild,
@@ -81,13 +91,10 @@ def v0_suite_name(suite: SuiteKey) -> str:
 
 
 def queue_item(build: ActiveBuild) -> dict[str, Any]:
-    """One v0 QueueItem."""
-    pkgbase = {"name": build.source_name, "version": build.source_version, "distro": build.distro,
-               "suite": build.component or "", "architecture": build.architecture, "input_url": build.input_url,
-               "artifacts": [{"name": n, "version": v, "url": u} for n, v, u in build.artifacts]}
-    return {"id": build.queue_id, "pkgbase": pkgbase, "version": build.source_version,
-            "queued_at": naive(build.queued_at), "worker_id": build.worker_id, "started_at": naive(build.acquired_at),
-            "last_ping": naive(build.renewed_at)}
+    """One v0 QueueItem (`jobs.core.feeds.DashboardBuild`)."""
+    return DashboardBuild(build.queue_id, build.source_name, build.source_version, build.distro, build.component or "",
+                          build.architecture, build.input_url, tuple(build.artifacts), build.queued_at,
+                          build.worker_id, build.acquired_at, build.renewed_at).json()
 
 
 def dashboard(suites: Iterable[SuiteSummary], active: list[ActiveBuild], now: datetime) -> dict[str, Any]:
@@ -120,16 +127,14 @@ def links_json(links: BuildLinks) -> dict[str, Any]:
 
 
 def package_json(row: PackageRow) -> dict[str, Any]:
-    """One current package in v1 form."""
-    return {**suite_json(row.suite), "name": row.name, "version": row.version,
-            "artifact_architecture": row.artifact_architecture, "artifact_url": row.artifact_url,
-            "artifact_sha256": row.artifact_sha256,
-            "source_name": row.source_name, "source_version": row.source_version, "status": row.status.value,
-            "build_id": row.build_id, "v0_build_id": row.links.v0_id, "built_at": _ts(row.built_at),
-            "has_diffoscope": row.links.has_diffoscope, "has_attestation": row.links.has_attestation,
-            "reason": row.reason, "failure_class": row.failure_class.value if row.failure_class else None,
-            "worker_name": row.worker_name, "maintainers": list(row.maintainers), "description": row.description,
-            "page": _url(row.page_url), "files": links_json(row.links)}
+    """One current package in v1 form (`jobs.core.feeds.PackageRecord`)."""
+    suite = row.suite
+    return PackageRecord(suite.distro, suite.release, suite.component, suite.architecture, row.name, row.version,
+                         row.artifact_architecture, row.artifact_url, row.artifact_sha256, row.source_name,
+                         row.source_version, row.status.value, row.build_id, row.links.v0_id, row.built_at,
+                         row.links.has_diffoscope, row.links.has_attestation, row.reason,
+                         row.failure_class.value if row.failure_class else None, row.worker_name,
+                         tuple(row.maintainers), row.description, _url(row.page_url), links_json(row.links)).json()
 
 
 def build_json(build: BuildRow) -> dict[str, Any]:

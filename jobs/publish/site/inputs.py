@@ -25,7 +25,9 @@ from jobs.core.model import JobRow, PackageStateRow, read_table, to_table
 from jobs.core.pointer import Pointer
 from jobs.core.queue import QueueState, read_queue
 from jobs.core.store import NotFound, Store
-from jobs.publish.site.facts import learn_facts
+from jobs.publish.site.classify import TAIL_BYTES, log_tail
+from jobs.publish.site.facts import FACTS_KEY, Facts, facts_table, learn, unlearned
+from jobs.publish.site.facts import SCHEMA as FACTS_SCHEMA
 from jobs.publish.state.enrolment import read_enrolled
 
 _TS = pa.timestamp("us", tz="UTC")
@@ -58,11 +60,54 @@ def load_inputs(store: Store, *, now: datetime, max_log_reads: int = 2000, histo
     """
     history = confine_build_keys(read_history(store)) if history is None else history
     if facts is None:
-        facts = learn_facts(store, history, max_log_reads=max_log_reads, save=False).table
+        facts = learn_facts(store, history, max_log_reads=max_log_reads, kept=FACTS_SCHEMA.empty_table()).table
     history = history.append_column("_row", pa.array(range(history.num_rows), pa.int64()))
     queue = queue if queue is not None else read_queue(store)
     return Inputs(state=read_state(store), history=history, queue=queue.as_table(),
                   claims=read_claims(store, queue.jobs, now=now), workers=read_workers(store), facts=facts)
+
+
+def read_facts(store: Store) -> pa.Table:
+    """The kept facts (`jobs.publish.site.facts`; empty if there are none yet or the object is unreadable)."""
+    try:
+        return facts_table(store.get(FACTS_KEY).data)
+    except NotFound:
+        return FACTS_SCHEMA.empty_table()
+
+
+def learn_facts(store: Store, history: pa.Table, *, kept: pa.Table | None = None, new: pa.Table | None = None,
+                countersigned: set[str] | None = None, problems: dict[str, str] | None = None,
+                max_log_reads: int = 2000) -> Facts:
+    """`facts.learn` reading the log tails and attestations it asks for from `store` (saved by
+    `sitewriter.write_facts`). `kept`: `read_facts(store)` when not given."""
+    kept = read_facts(store) if kept is None else kept
+    return learn(history, kept=kept, new=unlearned(history, kept) if new is None else new,
+                 log_tail=lambda key: read_log_tail(store, key), exists=lambda key: _exists(store, key),
+                 countersigned=countersigned, problems=problems, max_log_reads=max_log_reads)
+
+
+def kept_attestation(store: Store, build_id: str) -> bool:
+    """Whether publish keeps a countersigned attestation of the build (`history/attestations/`)."""
+    return _exists(store, layout.attestation_key(build_id))
+
+
+def _exists(store: Store, key: str) -> bool:
+    try:
+        store.head(key)
+        return True
+    except NotFound:
+        return False
+
+
+def read_log_tail(store: Store, key: str, *, limit: int = TAIL_BYTES) -> str | None:
+    """The last `limit` bytes of a stored (gzip or plain) build log as text; None if it is missing."""
+    try:
+        data, _info = read_object(store, key, cap("upload"))
+    except NotFound:
+        return None
+    except OverLimit:
+        return None  # larger than any upload publish copies: not read, classified by its reason
+    return log_tail(data, key, limit=limit)
 
 
 def read_state(store: Store) -> pa.Table:

@@ -29,11 +29,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import orjson
 import pyarrow as pa
@@ -41,9 +41,10 @@ import pyarrow.parquet as pq
 
 from jobs.core import progress
 from jobs.core.bounded import CorruptData, OverLimit, cap, read_object
-from jobs.core.layout import SITE
+from jobs.core.layout import SITE, attestation_key
 from jobs.core.store import NotFound, Store
 from jobs.core.urls import BUILDS_PREFIX, LEGACY_MANIFEST, MANIFEST, PENDING
+from jobs.publish.site.facts import FACTS_KEY, Facts, facts_document
 from jobs.publish.site.sanitize import clean_report
 
 log = logging.getLogger(__name__)
@@ -382,3 +383,15 @@ def write_site(store: Store, site: Site, prefix: str = SITE, *, force: bool = Fa
             pass
     written = sum(1 for f in changed if new.get(f.key, Entry("x")).digest)
     return WriteStats(written=written, deleted=len(vanished), unchanged=len(site.files) + len(site.kept) - len(changed))
+
+
+def write_facts(store: Store, facts: Facts) -> None:
+    """Keep the site facts (`jobs.publish.site.facts`) when this run learned some (one plain put, atomic)."""
+    if facts.learned:
+        store.put(FACTS_KEY, facts_document(facts), content_type=PARQUET)
+
+
+def keep_attestations(store: Store, links: Mapping[str, dict[str, Any]]) -> None:
+    """Keep countersigned attestations at `history/attestations/<build id>.json` (publish-owned, immutable)."""
+    for build_id, link in links.items():
+        store.put(attestation_key(build_id), json.dumps(link, sort_keys=True).encode(), content_type=JSON)

@@ -14,7 +14,9 @@ leaves unreferenced objects and no visible change; the rerun finds the rows miss
 the history and appends them again. `build_id` is unique in the history: rows already
 present are never appended twice. Once a manifest lists `PART_LIMIT` parts, the next
 compaction writes all rows as one part instead (readers that still follow an older,
-retained manifest keep finding its parts until `collect_orphans` removes them, a day later).
+retained manifest keep finding its parts until `orphans` lists them for deletion, a day later).
+
+This module only reads and plans; `jobs.publish.state.update` writes (`compact`, `collect_orphans`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from jobs.core.errors import TransientError
 from jobs.core.history import PREFIX
 from jobs.core.model import HistoryRow, ResultRow, parquet_bytes, read_table, to_table
 from jobs.core.pointer import Pointer, PointerCorrupt, PointerValue, unique_name
-from jobs.core.store import NotFound, PreconditionFailed, Store, put_new
+from jobs.core.store import NotFound, Reads
 
 MANIFEST_SCHEMA = "rebuilder.history-manifest/1"
 PART_LIMIT = 64
@@ -78,7 +80,7 @@ class Compacted:
     history: HistoryState
 
 
-def _manifest_parts(store: Store, key: str) -> tuple[str, ...]:
+def _manifest_parts(store: Reads, key: str) -> tuple[str, ...]:
     raw = json.loads(store.get(key).data)
     parts = raw.get("parts") if isinstance(raw, dict) else None
     if not isinstance(parts, list) or not all(isinstance(p, str) and p.startswith(PREFIX + "/") for p in parts):
@@ -86,9 +88,9 @@ def _manifest_parts(store: Store, key: str) -> tuple[str, ...]:
     return tuple(parts)
 
 
-def read_history_state(store: Store, *, attempts: int = 5) -> HistoryState:
+def read_history_state(store: Reads, *, attempts: int = 5) -> HistoryState:
     """The current history with the pointer it was read through."""
-    pointer = Pointer(store, PREFIX)
+    pointer = Pointer(store, PREFIX)  # type: ignore[arg-type]  # read only
     for _ in range(attempts):
         value, etag = pointer.read()
         if value is None:
@@ -103,56 +105,58 @@ def read_history_state(store: Store, *, attempts: int = 5) -> HistoryState:
     raise HistoryBusy("the history kept moving while it was read", key=pointer.key)
 
 
-def compacted_build_ids(store: Store) -> set[str]:
+def compacted_build_ids(store: Reads) -> set[str]:
     """Build ids already in the history (publish skips their results unread)."""
     return read_history_state(store).build_ids()
 
 
-def compact(store: Store, rows: Iterable[ResultRow], *, current: HistoryState | None = None,
-            attempts: int = 10) -> Compacted:
-    """Append the rows whose build id the history lacks; write nothing if there are none."""
-    rows = list(rows)
-    pointer = Pointer(store, PREFIX)
-    state = current
-    for _ in range(attempts):
-        state = state or read_history_state(store)
-        have = state.build_ids()
-        new = {r.build_id: r for r in rows if r.build_id not in have}
-        if not new:
-            return Compacted((), None, None, False, state)
-        added = to_table([new[b] for b in sorted(new)], HistoryRow)
-        merged = len(state.parts) + 1 > PART_LIMIT
-        table = pa.concat_tables([state.table, added])
-        name = unique_name("")
-        part = f"{PREFIX}/part-{name}.parquet"
-        parts = (part,) if merged else (*state.parts, part)
-        manifest = f"{PREFIX}/manifest-{name}.json"
-        # put_new: a retried write whose first answer was lost finds its own bytes (a success)
-        put_new(store, part, parquet_bytes(table if merged else added), content_type=PARQUET)
-        body = {"schema": MANIFEST_SCHEMA, "parts": list(parts), "rows": table.num_rows}
-        put_new(store, manifest, json.dumps(body, indent=1).encode(), content_type="application/json")
-        try:
-            value = pointer.advance(manifest, {"parts": len(parts), "rows": table.num_rows}, state.pointer,
-                                    state.etag)
-        except PreconditionFailed:
-            # Another publisher moved the history (the lock should prevent it): never
-            # referenced, so ours can go; start over from the newer history.
-            store.delete(manifest)
-            store.delete(part)
-            state = None
-            continue
-        return Compacted(tuple(sorted(new)), part, manifest, merged,
-                         HistoryState(table, parts, value, None, have | frozenset(new)))
-    raise HistoryBusy(f"history changed {attempts} times while this compaction was prepared", key=pointer.key)
+@dataclass(frozen=True)
+class Compaction:
+    """One compaction prepared from a history version: the objects to write, then the pointer.
+
+    `jobs.publish.state.update.compact` writes it (part, manifest, pointer by compare-and-swap).
+    """
+
+    added: tuple[str, ...]  # build ids appended, sorted
+    part: str
+    part_body: bytes
+    manifest: str
+    manifest_body: bytes
+    parts: tuple[str, ...]  # what the manifest lists
+    merged: bool
+    table: pa.Table  # the history once the pointer moved
+    build_ids: frozenset[str]
+
+    @property
+    def pointer_meta(self) -> dict[str, int]:
+        return {"parts": len(self.parts), "rows": self.table.num_rows}
 
 
-def collect_orphans(store: Store, *, min_age_seconds: float = 86400.0) -> list[str]:
-    """Delete history objects no current or retained manifest needs, once they are old.
+def prepare(state: HistoryState, rows: Iterable[ResultRow]) -> Compaction | None:
+    """The compaction appending the rows whose build id `state` lacks, or None if there are none."""
+    have = state.build_ids()
+    new = {r.build_id: r for r in rows if r.build_id not in have}
+    if not new:
+        return None
+    added = to_table([new[b] for b in sorted(new)], HistoryRow)
+    merged = len(state.parts) + 1 > PART_LIMIT
+    table = pa.concat_tables([state.table, added])
+    name = unique_name("")
+    part = f"{PREFIX}/part-{name}.parquet"
+    parts = (part,) if merged else (*state.parts, part)
+    manifest = f"{PREFIX}/manifest-{name}.json"
+    body = {"schema": MANIFEST_SCHEMA, "parts": list(parts), "rows": table.num_rows}
+    return Compaction(tuple(sorted(new)), part, parquet_bytes(table if merged else added), manifest,
+                      json.dumps(body, indent=1).encode(), parts, merged, table, have | frozenset(new))
+
+
+def orphans(store: Reads, *, now: datetime | None = None, min_age_seconds: float = 86400.0) -> list[str]:
+    """History objects no current or retained manifest needs, once they are old (to delete).
 
     They are left by killed publishes and by merges; the age guard keeps objects another
     publisher or a slow reader may be about to use.
     """
-    pointer = Pointer(store, PREFIX)
+    pointer = Pointer(store, PREFIX)  # type: ignore[arg-type]  # read only
     value, _ = pointer.read()
     if value is None:
         return []
@@ -163,8 +167,8 @@ def collect_orphans(store: Store, *, min_age_seconds: float = 86400.0) -> list[s
             keep.update(_manifest_parts(store, manifest))
         except NotFound:
             continue
-    now = datetime.now(timezone.utc)
-    removed = []
+    now = now or datetime.now(timezone.utc)
+    found = []
     # Only parts and manifests can be orphans: listing all of history/ would also list
     # every countersigned attestation ever kept (history/attestations/).
     listed = [*store.list(f"{PREFIX}/part-"), *store.list(f"{PREFIX}/manifest-")]
@@ -172,6 +176,5 @@ def collect_orphans(store: Store, *, min_age_seconds: float = 86400.0) -> list[s
         if info.key in keep or "/" in info.key[len(PREFIX) + 1:]:
             continue
         if info.last_modified and (now - info.last_modified).total_seconds() >= min_age_seconds:
-            store.delete(info.key)
-            removed.append(info.key)
-    return removed
+            found.append(info.key)
+    return found

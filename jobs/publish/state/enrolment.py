@@ -35,7 +35,7 @@ from jobs.core.bounded import OverLimit, cap, read_object
 from jobs.core.errors import TerminalError
 from jobs.core.layout import ENROLLED_WORKERS, worker_key
 from jobs.core.signing import KeyFormatError, SignatureError, hmac_verify, key_id, public_key_from_b64, verify_document
-from jobs.core.store import NotFound, Store
+from jobs.core.store import NotFound, Reads
 
 WORKER_SCHEMA = "rebuilder.worker/2"
 ENROLLED = ENROLLED_WORKERS
@@ -96,7 +96,7 @@ def check_record(doc: Any, *, stored_as: str | None, secret: str | None,
     raise RecordError("signup", "signup HMAC missing or not made with this rebuilder's signup_secret")
 
 
-def read_enrolled(store: Store) -> Enrolled:
+def read_enrolled(store: Reads) -> Enrolled:
     """Publish's copy of the records it accepted (empty before the first)."""
     try:
         doc = json.loads(store.get(ENROLLED).data)
@@ -109,13 +109,13 @@ def read_enrolled(store: Store) -> Enrolled:
     return Enrolled({k: v for k, v in doc["records"].items() if isinstance(k, str) and isinstance(v, dict)})
 
 
-def write_enrolled(store: Store, enrolled: Enrolled) -> None:
-    """Save the copy (one object, replaced whole: a kill leaves the old or the new one)."""
+def enrolled_document(enrolled: Enrolled) -> bytes:
+    """The copy as saved (`jobs.publish.state.update.write_enrolled`: one object, replaced whole)."""
     body = {"schema": ENROLLED_SCHEMA, "records": dict(sorted(enrolled.docs.items()))}
-    store.put(ENROLLED, json.dumps(body, sort_keys=True, indent=1).encode(), content_type="application/json")
+    return json.dumps(body, sort_keys=True, indent=1).encode()
 
 
-def read_record(store: Store, key: str, size: int) -> Any:
+def read_record(store: Reads, key: str, size: int) -> Any:
     """The JSON of one `workers/` object, or RecordError if it is too big or not JSON."""
     if size > MAX_ENROLMENT_BYTES:
         raise RecordError("oversized", f"{size} bytes")

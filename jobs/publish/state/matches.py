@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from jobs.core.bounded import OverLimit, cap, read_object
 from jobs.core.model import JobRow, ResultRow, Status
 from jobs.core.signing import SignatureError, product_digests, verify_link
-from jobs.core.store import NotFound, Store
+from jobs.core.store import NotFound, Reads
 
 MAX_FILE_BYTES = cap("signed_file")  # a build log is capped by [build] max_bytes; a file past this is refused unread
 MAX_ATTESTATION_BYTES = cap("attestation")
@@ -98,7 +98,7 @@ def check_digests(row: ResultRow, job: JobRow) -> dict[str, str]:
     return index
 
 
-def check_files(store: Store, row: ResultRow, prefix: str) -> None:
+def check_files(store: Reads, row: ResultRow, prefix: str) -> None:
     """Every named file is signed, under `prefix`, and stored with its signed size and SHA-256."""
     listed: dict[str, tuple[str, int]] = {}
     for f in row.files:
@@ -123,7 +123,7 @@ def check_files(store: Store, row: ResultRow, prefix: str) -> None:
         _check_file(store, key, sha256, size)
 
 
-def _check_file(store: Store, key: str, sha256: str, size: int) -> None:
+def _check_file(store: Reads, key: str, sha256: str, size: int) -> None:
     try:
         info = store.head(key)
     except NotFound:
@@ -147,7 +147,7 @@ def _check_file(store: Store, key: str, sha256: str, size: int) -> None:
         raise Mismatch("file-mismatch", f"{key}: stored bytes do not match the signed sha256 (changed after signing)")
 
 
-def check_attestation(store: Store, row: ResultRow, index: Mapping[str, str], signer: Ed25519PublicKey) -> None:
+def check_attestation(store: Reads, row: ResultRow, index: Mapping[str, str], signer: Ed25519PublicKey) -> None:
     """A GOOD build's attestation: signed by the result's signer, its products exactly the index digests."""
     if row.status is not Status.GOOD:
         return

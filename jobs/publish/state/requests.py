@@ -46,7 +46,7 @@ from jobs.core.requests import (
     parse_payload,
 )
 from jobs.core.signing import hmac_verify
-from jobs.core.store import NotFound, Store
+from jobs.core.store import NotFound, Reads
 from jobs.core.vercmp import VERSION_ORDER, vercmp
 from jobs.publish.state.verify import Rejected
 
@@ -91,7 +91,7 @@ class _Refusal(Exception):
         self.reason, self.detail = reason, detail
 
 
-def read_applied(store: Store) -> AppliedNonces:
+def read_applied(store: Reads) -> AppliedNonces:
     """The nonces publish recorded as applied (none before the first request)."""
     try:
         doc = json.loads(store.get(APPLIED).data)
@@ -107,28 +107,29 @@ def read_applied(store: Store) -> AppliedNonces:
                             f"every request of the last [auth] request_max_age") from None
 
 
-def record_applied(store: Store, config: RebuilderConfig, requests: Sequence[Request], *, now: datetime,
-                   applied: AppliedNonces | None = None) -> AppliedNonces:
-    """Add the nonces of `requests` to `APPLIED`, forgetting those the window refuses anyway."""
-    applied = read_applied(store) if applied is None else applied
+def applied_after(config: RebuilderConfig, requests: Sequence[Request], *, now: datetime,
+                  applied: AppliedNonces) -> tuple[AppliedNonces, bytes | None]:
+    """`applied` with the nonces of `requests` added, forgetting those the window refuses anyway,
+    and the `APPLIED` document to save (None: nothing changed).
+
+    `jobs.publish.state.update.record_applied` saves it."""
     oldest = now - _window(config)
     kept = {n: e for n, e in applied.entries.items() if e[1] >= oldest}
     for req in requests:
         kept.setdefault(req.nonce, (req.key, req.created_at, now))
     if kept == applied.entries and not requests:
-        return applied
+        return applied, None
     body = {"schema": APPLIED_SCHEMA, "nonces": {
         n: {"key": k, "created_at": format_timestamp(c), "applied_at": format_timestamp(a)}
         for n, (k, c, a) in sorted(kept.items())}}
-    store.put(APPLIED, json.dumps(body, indent=1, sort_keys=True).encode(), content_type="application/json")
-    return AppliedNonces(kept)
+    return AppliedNonces(kept), json.dumps(body, indent=1, sort_keys=True).encode()
 
 
 def _window(config: RebuilderConfig) -> timedelta:
     return timedelta(seconds=config.auth.request_max_age + config.lease.clock_skew)
 
 
-def load_requests(store: Store, config: RebuilderConfig, *, now: datetime | None = None,
+def load_requests(store: Reads, config: RebuilderConfig, *, now: datetime | None = None,
                   applied: AppliedNonces | None = None) -> tuple[list[Request], list[Rejected]]:
     """Every pending request that verifies with `[auth] cookie`, is fresh and was never applied, in
     name order, and those that are not (see the module docstring)."""
@@ -188,7 +189,7 @@ def load_requests(store: Store, config: RebuilderConfig, *, now: datetime | None
     return unique, rejected
 
 
-def current_state_rows(store: Store) -> list[PackageStateRow]:
+def current_state_rows(store: Reads) -> list[PackageStateRow]:
     """The rows of every profile's current package-state snapshot (`state/<profile>/HEAD.json`)."""
     rows: list[PackageStateRow] = []
     for info in store.list(STATE):
@@ -280,7 +281,7 @@ def _requeued(job: JobRow | None, rows: list[PackageStateRow], req: Request, sum
                   retries=0 if req.reset or summary is None else summary.retries)
 
 
-def apply_requests(store: Store, config: RebuilderConfig, jobs: Mapping[str, JobRow], *,
+def apply_requests(store: Reads, config: RebuilderConfig, jobs: Mapping[str, JobRow], *,
                    state_rows_loader: Callable[[], Sequence[PackageStateRow]],
                    history: Mapping[str, BuildSummary], latest_attempts: Mapping[str, int] | None = None,
                    now: datetime | None = None) -> tuple[dict[str, JobRow], list[str], list[Rejected]]:

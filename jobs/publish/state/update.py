@@ -4,7 +4,7 @@ Order of writes, so that the job can be killed at any instant and rerun safely:
 1. take the publish lease (`locks/publish.json`); a second publisher returns at once with
    a summary naming the holder (the command exits 0);
 2. verify every result not compacted yet (`verify.collect`);
-3. append the accepted ones to the history (`compact.compact`: part, manifest, pointer);
+3. append the accepted ones to the history (`compact` below, planned by `compact.prepare`: part, manifest, pointer);
 4. update the queue in one compare-and-swap: results (`schedule`), then admin requests
    (`requests`). The results applied are read back from the *history*, not from step 2,
    so a run killed between steps 3 and 4 is finished by the next one, which finds those
@@ -12,6 +12,10 @@ Order of writes, so that the job can be killed at any instant and rerun safely:
 5. record the nonces of the requests step 4 applied (`history/applied-requests.json`), then
    delete them, and the result and claim objects of builds the history holds (`prune`);
    release the lease.
+
+This is the one module of the state half that writes or deletes (docs/design.md#rooms-and-imports):
+`verify`, `matches`, `enrolment`, `requests` and `compact` are handed the read side of the store
+(`jobs.core.store.Reads`) and return what to write.
 
 It also countersigns the accepted GOOD results' attestations with the rebuilder key (when
 `[http] transparently_sign_attestations`), and hands them and the public-keys feed to the
@@ -26,7 +30,8 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Callable, Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -40,10 +45,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from jobs.core import progress
 from jobs.core.bounded import OverLimit, cap, read_object
 from jobs.core.config import RebuilderConfig
+from jobs.core.history import PREFIX as HISTORY_PREFIX
 from jobs.core.history import build_summaries
 from jobs.core.layout import CLAIM_KEY, CLAIM_NOTICE_KEY, CLAIMS, PUBLISH_LOCK, REBUILDER_KEYS
 from jobs.core.lease import LeaseHeld, LeaseKeeper, LeaseLost, Leases
 from jobs.core.model import HistoryRow, JobRow, ResultRow, Status, build_id, from_table
+from jobs.core.pointer import Pointer
 from jobs.core.queue import QueueState, read_queue, update_queue
 from jobs.core.signing import (
     SignatureError,
@@ -54,19 +61,31 @@ from jobs.core.signing import (
     public_key_pem,
     verify_link,
 )
-from jobs.core.store import NotFound, Store
-from jobs.publish.state.compact import collect_orphans, compact, read_history_state
+from jobs.core.store import NotFound, PreconditionFailed, Store, put_new
+from jobs.publish.state.compact import (
+    PARQUET,
+    Compacted,
+    HistoryBusy,
+    HistoryState,
+    orphans,
+    prepare,
+    read_history_state,
+)
+from jobs.publish.state.enrolment import ENROLLED, Enrolled, enrolled_document
+from jobs.publish.state.requests import APPLIED as APPLIED_REQUESTS
 from jobs.publish.state.requests import (
+    AppliedNonces,
     Refusal,
+    Request,
     RequestChanges,
+    applied_after,
     apply_loaded,
     current_state_rows,
     load_requests,
     read_applied,
-    record_applied,
 )
 from jobs.publish.state.schedule import ResultChanges, apply_results
-from jobs.publish.state.verify import Accepted, Rejected, collect
+from jobs.publish.state.verify import Accepted, Collected, Rejected, collect, trusted_workers
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +169,7 @@ def _publish_locked(store: Store, config: RebuilderConfig, now: datetime, key: E
     history = read_history_state(store)
     queue = read_queue(store)  # results are checked against the jobs as queued (jobs/publish/state/matches.py)
     with progress.step("verify", "publish: verify", total=0, unit="results"):
-        collected = collect(store, config, already=history.holding, queue=queue.jobs)
+        collected = verify_results(store, config, already=history.holding, queue=queue.jobs)
     state = PublishState(accepted=collected.accepted, rejected=collected.rejected, settling=collected.settling,
                          untrusted_workers=collected.trust.refused, trust_note=collected.trust.note,
                          public_keys=rebuilder_keys(store, key))
@@ -202,6 +221,71 @@ def _publish_locked(store: Store, config: RebuilderConfig, now: datetime, key: E
                          settle=config.lease.ttl + config.lease.clock_skew)
     collect_orphans(store)
     return state
+
+
+def verify_results(store: Store, config: RebuilderConfig, *,
+                   already: AbstractSet[str] | Callable[[list[str]], AbstractSet[str]],
+                   queue: Mapping[str, JobRow] | None = None, clock: Callable[[], float] = time.time) -> Collected:
+    """`verify.collect`, after saving the enrolment records publish accepted for the first time."""
+    trust = trusted_workers(store, config)
+    if trust.enrolled is not None and trust.enrolled.changed:
+        write_enrolled(store, trust.enrolled)
+    return collect(store, config, already=already, queue=queue, clock=clock, trust=trust)
+
+
+def write_enrolled(store: Store, enrolled: Enrolled) -> None:
+    """Save publish's copy of the enrolment records (one object, replaced whole: a kill leaves the old or the new one)."""
+    store.put(ENROLLED, enrolled_document(enrolled), content_type="application/json")
+
+
+def record_applied(store: Store, config: RebuilderConfig, requests: Sequence[Request], *, now: datetime,
+                   applied: AppliedNonces | None = None) -> AppliedNonces:
+    """Save the nonces of `requests` as applied (`requests.applied_after`), before they are deleted."""
+    applied, document = applied_after(config, requests, now=now,
+                                      applied=read_applied(store) if applied is None else applied)
+    if document is not None:
+        store.put(APPLIED_REQUESTS, document, content_type="application/json")
+    return applied
+
+
+def compact(store: Store, rows: Iterable[ResultRow], *, current: HistoryState | None = None,
+            attempts: int = 10) -> Compacted:
+    """Append the rows whose build id the history lacks (`compact.prepare`); write nothing if there are none.
+
+    Order: the new part, then the manifest, both create-only; the pointer last, by
+    compare-and-swap (jobs/publish/state/compact.py).
+    """
+    rows = list(rows)
+    pointer = Pointer(store, HISTORY_PREFIX)
+    state = current
+    for _ in range(attempts):
+        state = state or read_history_state(store)
+        plan = prepare(state, rows)
+        if plan is None:
+            return Compacted((), None, None, False, state)
+        # put_new: a retried write whose first answer was lost finds its own bytes (a success)
+        put_new(store, plan.part, plan.part_body, content_type=PARQUET)
+        put_new(store, plan.manifest, plan.manifest_body, content_type="application/json")
+        try:
+            value = pointer.advance(plan.manifest, plan.pointer_meta, state.pointer, state.etag)
+        except PreconditionFailed:
+            # Another publisher moved the history (the lock should prevent it): never
+            # referenced, so ours can go; start over from the newer history.
+            store.delete(plan.manifest)
+            store.delete(plan.part)
+            state = None
+            continue
+        return Compacted(plan.added, plan.part, plan.manifest, plan.merged,
+                         HistoryState(plan.table, plan.parts, value, None, plan.build_ids))
+    raise HistoryBusy(f"history changed {attempts} times while this compaction was prepared", key=pointer.key)
+
+
+def collect_orphans(store: Store, *, min_age_seconds: float = 86400.0) -> list[str]:
+    """Delete the history objects `compact.orphans` finds; returns their keys."""
+    removed = orphans(store, min_age_seconds=min_age_seconds)
+    for key in removed:
+        store.delete(key)
+    return removed
 
 
 def rebuilder_signing_key(config: RebuilderConfig) -> Ed25519PrivateKey:

@@ -70,15 +70,15 @@ from jobs.core.signing import (
     public_key_from_b64,
     verify_document,
 )
-from jobs.core.store import NotFound, Store
+from jobs.core.store import NotFound, Reads
 from jobs.publish.state.enrolment import WORKER_SCHEMA as WORKER_SCHEMA  # the worker writes it (jobs/work/identity.py)
 from jobs.publish.state.enrolment import (
+    Enrolled,
     Enrolment,
     RecordError,
     check_record,
     read_enrolled,
     read_record,
-    write_enrolled,
 )
 from jobs.publish.state.matches import Mismatch, check_attestation, check_digests, check_files, check_job
 
@@ -153,6 +153,9 @@ class Trust:
     refused: list[Rejected] = field(default_factory=list)
     note: str | None = None  # set when nothing can be trusted
     names: dict[str, str] = field(default_factory=dict)  # key id -> name, of every accepted enrolment record
+    # publish's copy of the records it accepted, with the new ones (`changed`): the state
+    # writer (`jobs.publish.state.update`) saves it
+    enrolled: Enrolled | None = None
 
 
 @dataclass
@@ -202,12 +205,12 @@ def rejected_row(rejected: Rejected) -> RejectedResult:
                           reason=str(rejected.reason), detail=rejected.detail, at=rejected.at)
 
 
-def trusted_workers(store: Store, config: RebuilderConfig, *, remember: bool = False) -> Trust:
+def trusted_workers(store: Reads, config: RebuilderConfig) -> Trust:
     """The keys of `authorized_workers` and of workers enrolled with the signup secret.
 
     Enrolments are judged from publish's own copy of the records it accepted
     (`jobs.publish.state.enrolment`), so a record overwritten or deleted in `workers/` de-trusts
-    nobody; new valid records join the copy, which is saved when `remember` (publish).
+    nobody; new valid records join the copy (`Trust.enrolled`), which `jobs.publish.state.update` saves.
     """
     keys: dict[str, Ed25519PublicKey] = {}
     sources: dict[str, str] = {}
@@ -223,6 +226,7 @@ def trusted_workers(store: Store, config: RebuilderConfig, *, remember: bool = F
     refused: list[Rejected] = []
     secret = config.worker.signup_secret
     names: dict[str, str] = {}
+    enrolled = None
     if secret or authorized:
         enrolled = read_enrolled(store)
         accepted: dict[str, Enrolment] = {}
@@ -251,14 +255,12 @@ def trusted_workers(store: Store, config: RebuilderConfig, *, remember: bool = F
                 accepted[found.key_id] = found
                 enrolled.docs[found.key_id] = found.doc
                 enrolled.changed = True
-        if remember and enrolled.changed:
-            write_enrolled(store, enrolled)
         for kid, found in sorted(accepted.items()):
             names[kid] = found.name
             if found.signup:
                 keys.setdefault(kid, found.public_key)
                 sources.setdefault(kid, f"enrolled as {found.name}")
-    return Trust(keys, sources, refused, None if keys or secret else NO_TRUST, names)
+    return Trust(keys, sources, refused, None if keys or secret else NO_TRUST, names, enrolled)
 
 
 def _json(data: bytes, limit: int) -> Any:
@@ -278,17 +280,20 @@ def _verify(doc: Any, trusted: dict[str, Ed25519PublicKey]) -> tuple[dict[str, A
         raise _Reject(reason, exc.message) from None
 
 
-def collect(store: Store, config: RebuilderConfig, *,
+def collect(store: Reads, config: RebuilderConfig, *,
             already: AbstractSet[str] | Callable[[list[str]], AbstractSet[str]],
-            queue: Mapping[str, JobRow] | None = None, clock: Callable[[], float] = time.time) -> Collected:
+            queue: Mapping[str, JobRow] | None = None, clock: Callable[[], float] = time.time,
+            trust: Trust | None = None) -> Collected:
     """Verify every result not compacted yet (build ids in `already` are skipped unread).
 
     `already` is a set of build ids, or a function returning those of the given ids that
     are compacted (`HistoryState.holding`). `queue` is the current queue's jobs (read here
     when not given): a result is checked against the job as queued. `clock` is wall time,
     compared with the store's modification times for the settling rule (docs/trust.md).
+    `trust` is `trusted_workers(store, config)` (computed here when not given). Only reads:
+    `jobs.publish.state.update.verify_results` also saves the enrolments learnt.
     """
-    trust = trusted_workers(store, config, remember=True)
+    trust = trust or trusted_workers(store, config)
     leases = Leases(store, ttl=config.lease.ttl, clock_skew=config.lease.clock_skew)
     jobs = read_queue(store).jobs if queue is None else queue
     out = Collected([], [], trust)
@@ -330,7 +335,7 @@ def _settled(modified: datetime | None, now: float, settle: float) -> bool:
     return modified is not None and now - modified.timestamp() >= settle
 
 
-def _lost_notices(store: Store) -> dict[tuple[str, int], list[str]]:
+def _lost_notices(store: Reads) -> dict[tuple[str, int], list[str]]:
     """Keys of the workers' takeover notices, by (job id, attempt)."""
     found: dict[tuple[str, int], list[str]] = {}
     for info in store.list(CLAIMS):
@@ -340,7 +345,7 @@ def _lost_notices(store: Store) -> dict[tuple[str, int], list[str]]:
     return found
 
 
-def _check_result(store: Store, leases: Leases, trust: Trust, jobs: Mapping[str, JobRow],
+def _check_result(store: Reads, leases: Leases, trust: Trust, jobs: Mapping[str, JobRow],
                   notices: Mapping[tuple[str, int], list[str]], key: str, size: int, settled: bool) -> Accepted:
     """Verify one result object (see the module docstring)."""
     if size > MAX_RESULT_BYTES:
@@ -364,7 +369,7 @@ def _check_result(store: Store, leases: Leases, trust: Trust, jobs: Mapping[str,
     return Accepted(row, key, doc, token)
 
 
-def _check_signed(store: Store, leases: Leases, trust: Trust, jobs: Mapping[str, JobRow],
+def _check_signed(store: Reads, leases: Leases, trust: Trust, jobs: Mapping[str, JobRow],
                   notices: Mapping[tuple[str, int], list[str]], key: str, payload: dict[str, Any],
                   signer: str, settled: bool) -> tuple[ResultRow, str]:
     row, token = _parse(payload)
@@ -398,7 +403,7 @@ def _check_signed(store: Store, leases: Leases, trust: Trust, jobs: Mapping[str,
     return row, token
 
 
-def _check_notices(store: Store, trust: Trust, keys: list[str], row: ResultRow, token: str) -> bool:
+def _check_notices(store: Reads, trust: Trust, keys: list[str], row: ResultRow, token: str) -> bool:
     """Refuse the result if a trusted worker signed that it held this attempt with another claim.
 
     Notices are `claims/<job-id>/<attempt>.lost/<key-id>.json` (the claim was replaced while
