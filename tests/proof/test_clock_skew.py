@@ -17,6 +17,7 @@ import pytest
 
 from jobs.core.config import parse_rebuilder_config
 from jobs.core.errors import ConfigError
+from jobs.core.layout import CLAIM_KEY
 from jobs.core.lease import Leases
 from jobs.work.run import Worker
 from tests.faults import Fault, FaultyStore
@@ -56,8 +57,8 @@ def test_skewed_workers_never_share_a_claim_and_lose_no_job(store_factory, tmp_p
     assert sorted(built) == [f"{p}-1.0-1-x86_64.pkg.tar.zst" for p in "abcde"] and set(built.values()) == {1}
     leases = Leases(store, ttl=TTL, clock_skew=SKEW)
     for info in store.list("claims/"):
-        if ".done/" in info.key:
-            continue  # the workers' signed done receipts beside their claims
+        if not CLAIM_KEY.fullmatch(info.key):
+            continue  # the workers' signed start markers and done receipts beside their claims
         assert leases.read(info.key)[0].generation == 1, f"{info.key} was taken over"
     summary = scenario.publish(store)
     assert len(summary.state.accepted) == 5 and summary.state.rejected == []
@@ -82,7 +83,7 @@ def test_a_stalled_slow_clock_holder_is_taken_over_only_once_it_stopped_trusting
     deadline = time.monotonic() + 30
     while not claims:
         assert time.monotonic() < deadline, "the slow worker never claimed"
-        claims = list(store.list("claims/"))
+        claims = [i for i in store.list("claims/") if CLAIM_KEY.fullmatch(i.key)]  # not the start marker
         time.sleep(0.02)
     first, _ = leases.read(claims[0].key)
     fast_built = []

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from jobs.core.layout import CLAIM_KEY
 from jobs.core.lease import Leases
 from jobs.core.store import StoreUnavailable
 from tests.faults import Fault, FaultyStore
@@ -95,7 +96,7 @@ def test_a_store_failing_while_the_worker_reports_releases_the_claim_at_once(sto
     failing = FaultyStore(store, faults=[Fault("fail", op="put_if_absent", key="results/*")])
     with pytest.raises(StoreUnavailable):
         scenario.worker(failing, "w1").run(once=True)
-    (claim,) = list(store.list("claims/"))
+    (claim,) = [i for i in store.list("claims/") if CLAIM_KEY.fullmatch(i.key)]  # beside it, the start marker
     state, _ = Leases(store).read(claim.key)
     assert state.released and not state.meta.get("done")
     assert [b.split()[1] for b in scenario.worker(store, "w2").run(once=True).built] == ["GOOD"]

@@ -130,7 +130,7 @@ class PublishState:
 
 
 def publish_state(store: Store, config: RebuilderConfig, *, now: datetime | None = None,
-                  holder: str | None = None) -> PublishState:
+                  holder: str | None = None, clock: Callable[[], float] = time.time) -> PublishState:
     """Verify, compact, schedule and apply requests (see the module docstring for the order)."""
     now = now or datetime.now(timezone.utc)
     # Load the key before taking the lock: a key problem is the operator's, and fails early.
@@ -144,7 +144,7 @@ def publish_state(store: Store, config: RebuilderConfig, *, now: datetime | None
     keeper = LeaseKeeper(leases, lease)
     try:
         with keeper:
-            state = _publish_locked(store, config, now, key, keeper)
+            state = _publish_locked(store, config, now, key, keeper, clock)
     except Exception:
         # Nothing half-done is visible (every step is a pointer or queue CAS): let the next
         # run in at once. A killed process releases nothing; its lease simply expires.
@@ -165,11 +165,11 @@ def _check(keeper: LeaseKeeper) -> None:
 
 
 def _publish_locked(store: Store, config: RebuilderConfig, now: datetime, key: Ed25519PrivateKey,
-                    keeper: LeaseKeeper) -> PublishState:
+                    keeper: LeaseKeeper, clock: Callable[[], float]) -> PublishState:
     history = read_history_state(store)
     queue = read_queue(store)  # results are checked against the jobs as queued (jobs/publish/state/matches.py)
     with progress.step("verify", "publish: verify", total=0, unit="results"):
-        collected = verify_results(store, config, already=history.holding, queue=queue.jobs)
+        collected = verify_results(store, config, already=history.holding, queue=queue.jobs, clock=clock)
     state = PublishState(accepted=collected.accepted, rejected=collected.rejected, settling=collected.settling,
                          untrusted_workers=collected.trust.refused, trust_note=collected.trust.note,
                          public_keys=rebuilder_keys(store, key))
