@@ -38,7 +38,7 @@ from jobs.core.lease import LeaseKeeper, LeaseLost, Leases
 from jobs.core.queue import read_queue
 from jobs.core.store import Store
 from jobs.work.build import BuildCancelled, rebuild
-from jobs.work.claim import Claim, claim_next, due_jobs, report_lost
+from jobs.work.claim import Claim, announce_start, claim_next, due_jobs, report_lost
 from jobs.work.identity import WorkerIdentity, enrol
 from jobs.work.report import upload
 
@@ -177,12 +177,18 @@ class Worker:
             progress.line(f"{what}: claim lost after {took()} ({_short(exc.reason)}); nothing reported")
             if keeper.taken_while_live:
                 self._report_takeover(keeper, bid)
+            else:  # our lease ran out before we could renew it: a takeover now is fair, say so
+                try:
+                    self._withdraw(job.job_id, job.attempt)
+                except (OSError, RebuilderError) as again:
+                    log.warning("%s: could not withdraw the start marker: %s", bid, again)
         except (OSError, RebuilderError) as exc:
             # The store or the disk failed while reporting: let another worker take the job at
             # once instead of after the lease expires, then stop as the error says.
             progress.line(f"{what}: could not report after {took()} ({_short(str(exc))}); releasing the claim")
             try:
                 self.leases.release(keeper.lease)
+                self._withdraw(job.job_id, job.attempt)
             except (LeaseLost, RebuilderError) as again:
                 log.warning("%s: could not release the claim: %s", bid, again)
             raise
@@ -245,9 +251,15 @@ class Worker:
             raise LeaseLost(keeper.lease.key, keeper.reason or "lost during the build")
         try:
             self.leases.release(keeper.lease)  # let another worker start at once
+            meta = keeper.lease.state.meta
+            self._withdraw(str(meta.get("job_id")), int(meta.get("attempt", 0)))
         except (LeaseLost, RebuilderError) as exc:
             log.warning("%s: could not release the claim: %s", bid, exc)
         stats.cancelled.append(bid)
+
+    def _withdraw(self, job_id: str, attempt: int) -> None:
+        """After releasing a claim unfinished: our start marker no longer holds back whoever builds it next."""
+        announce_start(self.store, self.identity, job_id, attempt, withdrawn=True)
 
 
 def _short(text: str | None, limit: int = 200) -> str:
