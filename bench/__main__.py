@@ -3,8 +3,9 @@
 `python -m bench [--smoke] [--only NAME ...] [--json FILE] [--write-docs [PAGE]]
 [--s3-endpoint URL] [--from-json FILE ...]`
 
-Benchmarks: sync-arch, sync-debian (issue #3), publish (#5), ctl (#6), claims and requests
-(#8). Each runs its own script's `run` (or `main`), so its JSON figures are exactly what the
+Benchmarks: sync-arch, sync-debian (issue #3), publish at 10k packages / 100k builds and
+publish-1m at 100k / 1M (#5), ctl (#6), claims and requests (#8); each against its independent
+baseline (#18: a plain publish renderer, the real rebuilderd, python-debian, upstream rebuildctl). Each runs its own script's `run` (or `main`), so its JSON figures are exactly what the
 script prints when run alone; the runner adds the headline table. `--smoke` runs tiny sizes
 (the CI test `tests/test_benchmarks_smoke.py` does, so the scripts never rot); `--json`
 writes every figure; `--write-docs` replaces the block of docs/benchmarks.md (or PAGE) between
@@ -33,7 +34,7 @@ from typing import Any
 
 from bench import headlines
 
-NAMES = ("sync-arch", "sync-debian", "publish", "ctl", "claims", "requests")
+NAMES = ("sync-arch", "sync-debian", "publish", "publish-1m", "ctl", "claims", "requests")
 DOCS_PAGE = "docs/benchmarks.md"  # relative to the repository root, where `python -m bench` runs
 # The smallest publish the script allows without --smoke's fixed size: the runner's smoke run.
 PUBLISH_SMOKE = {"packages": 100, "builds": 300, "fsync": False, "noop": False}
@@ -76,7 +77,14 @@ def _run_publish(smoke: bool, s3: _S3) -> dict[str, Any]:
     from bench import bench_publish
     if smoke:
         return bench_publish.run(**PUBLISH_SMOKE)
-    return bench_publish.run()
+    return bench_publish.run(packages=10_000, builds=100_000)
+
+
+def _run_publish_1m(smoke: bool, s3: _S3) -> dict[str, Any]:
+    from bench import bench_publish
+    if smoke:
+        return bench_publish.run(**PUBLISH_SMOKE)
+    return bench_publish.run(packages=100_000, builds=1_000_000, noop=False)
 
 
 def _run_ctl(smoke: bool, s3: _S3) -> dict[str, Any]:
@@ -98,7 +106,7 @@ def _run_requests(smoke: bool, s3: _S3) -> dict[str, Any]:
 
 
 RUNNERS: dict[str, Callable[[bool, _S3], dict[str, Any]]] = {
-    "sync-arch": _run_sync_arch, "sync-debian": _run_sync_debian, "publish": _run_publish, "ctl": _run_ctl,
+    "sync-arch": _run_sync_arch, "sync-debian": _run_sync_debian, "publish": _run_publish, "publish-1m": _run_publish_1m, "ctl": _run_ctl,
     "claims": _run_claims, "requests": _run_requests,
 }
 

@@ -72,19 +72,32 @@ def _sync_debian(f: dict) -> list[Figure]:
                  f"{g('ours_peak_mib')} MiB peak", ("≤", 0.25), "×")]
 
 
-def _publish(f: dict) -> list[Figure]:
+def _publish(f: dict, name: str = "publish") -> list[Figure]:
     g = lambda p: _get(f, p)  # noqa: E731
     size = f"{_n(g('size.packages'))} packages, {_n(g('size.builds'))} builds"
-    return [
-        _fig("publish", "full publish ÷ rendering the same site in memory", g("ratios.full_publish_over_render"), "×",
-             f"{g('full_publish.seconds')} s vs {g('render_in_memory.seconds')} s (CPU "
-             f"{g('ratios.full_publish_over_render_cpu')}×); {size}", ("≤", 3), "×"),
-        _fig("publish", "incremental publish (new results) ÷ full publish", g("ratios.incremental_over_full"), "×",
+    plain = (f"{g('plain_renderer.package_pages')} package pages and feeds, "
+             f"{_n(g('plain_renderer.files'))} files in all")
+    out = [
+        _fig(name, "full publish ÷ a plain renderer (DuckDB GROUP BY, Jinja2, orjson, no fsync)",
+             g("ratios.full_publish_over_plain"), "×",
+             f"{g('full_publish.seconds')} s vs {g('plain_renderer.seconds')} s (CPU "
+             f"{g('ratios.full_publish_over_plain_cpu')}×); {size}; plain: {plain}; peak RSS "
+             f"{g('full_publish.peak_rss_mib')} vs {g('plain_renderer.peak_rss_mib')} MiB", ("≤", 3), "×"),
+        _fig(name, "incremental publish (new results) ÷ full publish", g("ratios.incremental_over_full"), "×",
              f"{g('incremental_publish.seconds')} s for {g('size.new_results')} new results", ("≤", 0.05), "×"),
-        _fig("publish", "site objects written per changed package", g("ratios.site_objects_written_per_changed_package"),
+        _fig(name, "full publish ÷ rendering the same site in memory (our own code)",
+             g("ratios.full_publish_over_render"), "×",
+             f"{g('full_publish.seconds')} s vs {g('render_in_memory.seconds')} s; in memory ÷ plain renderer: "
+             f"{g('ratios.render_in_memory_over_plain')}×"),
+        _fig(name, "site objects written per changed package", g("ratios.site_objects_written_per_changed_package"),
              "objects", f"{g('ratios.site_objects_written_incremental')} for {g('size.changed_packages')} "
              "changed packages (target: proportional to them)"),
     ]
+    if g("one_result_publish.seconds") is not None:
+        one = (("≤", 2), " s") if name == "publish" else (None, "")
+        out.append(_fig(name, "incremental publish of one new result", g("one_result_publish.seconds"), "s",
+                        f"{size}; {g('one_result_publish.site_written')} site objects written", one[0], one[1]))
+    return out
 
 
 def _ctl(f: dict) -> list[Figure]:
@@ -176,7 +189,7 @@ def _sum(d: Any) -> str:
 
 
 EXTRACTORS: dict[str, Callable[[dict], list[Figure]]] = {
-    "sync-arch": _sync_arch, "sync-debian": _sync_debian, "publish": _publish, "ctl": _ctl,
+    "sync-arch": _sync_arch, "sync-debian": _sync_debian, "publish": _publish, "publish-1m": lambda f: _publish(f, "publish-1m"), "ctl": _ctl,
     "claims": _claims, "requests": _requests,
 }
 
