@@ -62,14 +62,43 @@ def _sync_arch(f: dict) -> list[Figure]:
              f"{g('peak_rss_growth_mib')} MiB peak RSS growth", ("≤", 3), "×"),
         _fig("sync-arch", "whole sync job (parse, snapshot, queue, pointer) ÷ `gzip -dc`", g("full_sync_ratio"), "×",
              f"{g('full_sync_s')} s", ("≤", 3), "×"),
+        *_upstream(f, "sync-arch", "rebuilderd_sync", [
+            ("whole sync job, in process ÷ the real rebuilderd 0.24's sync of the same db (wall)",
+             "full_sync_over_rebuilderd",
+             f"{g('full_sync_s')} s vs {g('rebuilderd_sync.seconds')} s (`rebuildctl pkgs sync-profile` into an "
+             "empty daemon, chroot and process start included)"),
+            ("same, CPU seconds (ours ÷ rebuildctl + daemon)", "full_sync_cpu_over_rebuilderd",
+             f"{g('full_sync_cpu_s')} s vs {g('rebuilderd_sync.cpu_seconds')} s "
+             f"({g('rebuilderd_sync.rebuildctl_cpu_seconds')} rebuildctl + {g('rebuilderd_sync.daemon_cpu_seconds')} "
+             "daemon)"),
+            ("`rebuilder sync` as a process ÷ rebuilderd's sync (wall)", "full_sync_process_over_rebuilderd",
+             f"{g('full_sync_process_s')} s ({g('full_sync_process_cpu_s')} s CPU) vs {g('rebuilderd_sync.seconds')} s"),
+        ], 1),
     ]
+
+
+def _upstream(f: dict, benchmark: str, key: str, rows: list[tuple[str, str, str]], target: float) -> list[Figure]:
+    """Figures against upstream's rebuilderd/rebuildctl; when they could not run here, the reason as the detail."""
+    reason = _get(f, f"{key}.unavailable")
+    return [_fig(benchmark, figure, None if reason else _get(f, value), "×",
+                 f"unavailable: {reason}" if reason else detail, ("≤", target), "×")
+            for figure, value, detail in rows]
 
 
 def _sync_debian(f: dict) -> list[Figure]:
     g = lambda p: _get(f, p)  # noqa: E731
+    w = "whole_job"
     return [_fig("sync-debian", "parse of a Debian `Packages` file ÷ python-debian's deb822", g("ratio"), "×",
                  f"{g('ours_s')} s vs {g('python_debian_s')} s; {_n(g('stanzas'))} stanzas; "
-                 f"{g('ours_peak_mib')} MiB peak", ("≤", 0.25), "×")]
+                 f"{g('ours_peak_mib')} MiB peak", ("≤", 0.25), "×"),
+            _fig("sync-debian", "whole Debian sync job ÷ python-debian's parse of the same files (CPU)",
+                 g(w + ".cpu_ratio"), "×",
+                 f"{g(w + '.ours.cpu_seconds')} s vs {g(w + '.python_debian.cpu_seconds')} s CPU, each in a fresh "
+                 f"process; a generated bookworm-sized main amd64 ({_n(g(w + '.binary_stanzas'))} binary stanzas, "
+                 "binary-all, Sources; xz)", ("≤", 0.25), "×"),
+            _fig("sync-debian", "same, the sync job's peak RSS", g(w + ".peak_rss_mib"), "MiB",
+                 f"python-debian's parse: {g(w + '.python_debian.peak_rss_mib')} MiB; the job's interpreter and "
+                 f"imports before it starts: {g(w + '.ours.rss_before_mib')} MiB", ("≤", 300), " MiB")]
 
 
 def _publish(f: dict, name: str = "publish") -> list[Figure]:
@@ -116,6 +145,14 @@ def _ctl(f: dict) -> list[Figure]:
              f"{by(worst, 'share_of_packages')} of the packages", ("≤", 1), " s"),
         _fig("ctl", "worst case: downloading the whole v0 list ÷ `pkgs ls`", g("speedup_over_v0_list_worst_case"),
              "×", f"{by(worst, 'v0_list_seconds')} s vs {g('pkgs_ls_seconds_worst_case')} s", ("≥", 5), "×"),
+        *_upstream(f, "ctl", "vs_upstream", [
+            (f"`rebuildctl pkgs ls --suite {g('vs_upstream.suite')}` as a process ÷ upstream rebuildctl 0.23.1 "
+             "asking rebuilderd 0.24", "vs_upstream.ratio",
+             f"{g('vs_upstream.ours_seconds')} s vs {g('vs_upstream.upstream_seconds')} s, "
+             f"{_n(_get(f, 'vs_upstream.lines.ours'))} lines each, cold cache"),
+            ("same, `pkgs ls --name N`", "vs_upstream.name_ratio",
+             f"{g('vs_upstream.ours_name_seconds')} s vs {g('vs_upstream.upstream_name_seconds')} s"),
+        ], 1.5),
     ]
 
 
@@ -169,10 +206,14 @@ def _requests(f: dict) -> list[Figure]:
              "requests", f"nothing new: {g('per_publish.nothing_new.requests')}; each further result: "
              f"{_sum(g('per_publish.marginal_per_result'))}; a store of {_n(g('per_publish.packages'))} packages"),
     ]
+    out.append(_fig("requests", "publish's S3 requests per new result (marginal: ten new results vs none)",
+                    _total(g("per_publish.marginal_per_result")), "requests",
+                    f"by class: {g('per_publish.marginal_per_result')}", ("≤", 5)))
     for dep in g("monthly_cost.deployments") or []:
         d = dep["deployment"]
         out.append(_fig("requests", f"monthly S3 request cost, {d['name']} deployment", dep["total_usd"], "USD",
-                        f"{d['builds']:,} builds, {d['syncs']:,} syncs, {d['publishes']} publishes a month"))
+                        f"{d['builds']:,} builds, {d['syncs']:,} syncs, {d['publishes']} publishes a month",
+                        ("≤", 1) if d["name"].startswith("Debian amd64") else None))
     return out
 
 
@@ -182,6 +223,10 @@ def _n(n: Any) -> str:
 
 def _mib(n: Any) -> str:
     return f"{n / 2**20:.1f}" if _num(n) is not None else "?"
+
+
+def _total(d: Any) -> float | None:
+    return round(sum(d.values()), 2) if isinstance(d, dict) else None
 
 
 def _sum(d: Any) -> str:
