@@ -48,6 +48,7 @@ class Outcome:
     seconds: float
     figures: dict[str, Any] | None
     error: str | None = None
+    load: list[float] | None = None  # the machine's 1-minute load average as it started and as it ended
 
 
 class _S3:
@@ -119,6 +120,7 @@ def run(names: list[str], *, smoke: bool, endpoint: str | None = None) -> list[O
         for name in names:
             _say(f"{name}: start")
             gc.collect()
+            load_before = round(os.getloadavg()[0], 2)
             started = time.perf_counter()
             try:
                 figures, error = RUNNERS[name](smoke, s3), None
@@ -126,7 +128,7 @@ def run(names: list[str], *, smoke: bool, endpoint: str | None = None) -> list[O
                 figures, error = None, traceback.format_exc(limit=8)
             seconds = round(time.perf_counter() - started, 1)
             _say(f"{name}: {'failed' if error else 'done'} in {seconds} s")
-            outcomes.append(Outcome(name, seconds, figures, error))
+            outcomes.append(Outcome(name, seconds, figures, error, [load_before, round(os.getloadavg()[0], 2)]))
     return outcomes
 
 
@@ -139,7 +141,8 @@ def report(outcomes: list[Outcome], *, smoke: bool, date: str | None = None,
             rows += [asdict(f) for f in headlines.extract(o.name, o.figures)]
     return {"smoke": smoke, "date": date or time.strftime("%Y-%m-%d"),
             "machine": machine or {"cpus": os.cpu_count(), "loadavg": [round(x, 2) for x in os.getloadavg()]},
-            "benchmarks": {o.name: {"seconds": o.seconds, "error": o.error, "figures": o.figures} for o in outcomes},
+            "benchmarks": {o.name: {"seconds": o.seconds, "error": o.error, "figures": o.figures, "load": o.load}
+                           for o in outcomes},
             "headline": rows}
 
 
@@ -148,7 +151,7 @@ def _load(earlier: list[dict[str, Any]], names: list[str]) -> list[Outcome]:
     merged: dict[str, Outcome] = {}
     for result in earlier:
         for name, b in result["benchmarks"].items():
-            merged[name] = Outcome(name, b["seconds"], b["figures"], b["error"])
+            merged[name] = Outcome(name, b["seconds"], b["figures"], b["error"], b.get("load"))
     return [merged[n] for n in names if n in merged]
 
 

@@ -65,7 +65,7 @@ def _sync_arch(f: dict) -> list[Figure]:
         *_upstream(f, "sync-arch", "rebuilderd_sync", [
             ("whole sync job, in process ÷ the real rebuilderd 0.24's sync of the same db (wall)",
              "full_sync_over_rebuilderd",
-             f"{g('full_sync_s')} s vs {g('rebuilderd_sync.seconds')} s (`rebuildctl pkgs sync-profile` into an "
+             f"{g('full_sync_s')} s vs {g('rebuilderd_sync.seconds')} s (upstream rebuildctl's `pkgs sync-profile` into an "
              "empty daemon, chroot and process start included)"),
             ("same, CPU seconds (ours ÷ rebuildctl + daemon)", "full_sync_cpu_over_rebuilderd",
              f"{g('full_sync_cpu_s')} s vs {g('rebuilderd_sync.cpu_seconds')} s "
@@ -262,16 +262,24 @@ def text_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _load(result: dict, benchmark: str) -> str:
+    """The 1-minute load average as the benchmark started → as it ended ("?" if not recorded)."""
+    load = _get(result, f"benchmarks.{benchmark}.load")
+    return f"{load[0]:g} → {load[1]:g}" if isinstance(load, list) and len(load) == 2 else "?"
+
+
 def markdown(result: dict) -> str:
     """The docs/benchmarks.md block: the headline table, then the monthly request cost with its assumptions."""
     m = result["machine"]
     out = [f"Measured by `python -m bench --write-docs docs/benchmarks.md` on {result['date']} "
-           f"({m['cpus']} CPUs shared with other work, load average up to {m['loadavg'][0]}). Every ratio is against a "
+           f"({m['cpus']} CPUs shared with other work, load average up to {m['loadavg'][0]}; each row's "
+           "load column is the 1-minute load average as its benchmark started → ended). Every ratio is against a "
            "baseline measured in the same run.", "",
-           "| benchmark | figure | result | target | |", "|---|---|---|---|---|"]
+           "| benchmark | figure | result | target | | load |", "|---|---|---|---|---|---|"]
     for r in result["headline"]:
+        load = _load(result, r["benchmark"])
         out.append(f"| {r['benchmark']} | {r['figure']} | **{_value(r)}** — {r['detail']} | {r['target'] or '—'} "
-                   f"| {_verdict(r)} |")
+                   f"| {_verdict(r)} | {load} |")
     costs = _get(result, "benchmarks.requests.figures.monthly_cost")
     if costs:
         out += ["", "### Monthly S3 request cost", "", PRICE_NOTE + ".", "", cost_model.markdown(costs).rstrip(),
