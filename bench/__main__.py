@@ -3,8 +3,9 @@
 `python -m bench [--smoke] [--only NAME ...] [--json FILE] [--write-docs [PAGE]]
 [--s3-endpoint URL] [--from-json FILE ...]`
 
-Benchmarks: sync-arch, sync-debian (issue #3), publish (#5), ctl (#6), claims and requests
-(#8), hostile (#15: peak RSS of publish and rebuildctl on hostile inputs). Each runs its own script's `run` (or `main`), so its JSON figures are exactly what the
+Benchmarks: sync-arch, sync-debian (issue #3), publish at 10k packages / 100k builds and
+publish-1m at 100k / 1M (#5), ctl (#6), claims and requests (#8), hostile (#15: peak RSS of publish and rebuildctl on hostile inputs); each against its independent
+baseline (#18: a plain publish renderer, the real rebuilderd, python-debian, upstream rebuildctl). Each runs its own script's `run` (or `main`), so its JSON figures are exactly what the
 script prints when run alone; the runner adds the headline table. `--smoke` runs tiny sizes
 (the CI test `tests/test_benchmarks_smoke.py` does, so the scripts never rot); `--json`
 writes every figure; `--write-docs` replaces the block of docs/benchmarks.md (or PAGE) between
@@ -33,7 +34,7 @@ from typing import Any
 
 from bench import headlines
 
-NAMES = ("sync-arch", "sync-debian", "publish", "ctl", "claims", "requests", "hostile")
+NAMES = ("sync-arch", "sync-debian", "publish", "publish-1m", "ctl", "claims", "requests", "hostile")
 DOCS_PAGE = "docs/benchmarks.md"  # relative to the repository root, where `python -m bench` runs
 # The smallest publish the script allows without --smoke's fixed size: the runner's smoke run.
 PUBLISH_SMOKE = {"packages": 100, "builds": 300, "fsync": False, "noop": False}
@@ -47,6 +48,7 @@ class Outcome:
     seconds: float
     figures: dict[str, Any] | None
     error: str | None = None
+    load: list[float] | None = None  # the machine's 1-minute load average as it started and as it ended
 
 
 class _S3:
@@ -76,7 +78,14 @@ def _run_publish(smoke: bool, s3: _S3) -> dict[str, Any]:
     from bench import bench_publish
     if smoke:
         return bench_publish.run(**PUBLISH_SMOKE)
-    return bench_publish.run()
+    return bench_publish.run(packages=10_000, builds=100_000)
+
+
+def _run_publish_1m(smoke: bool, s3: _S3) -> dict[str, Any]:
+    from bench import bench_publish
+    if smoke:
+        return bench_publish.run(**PUBLISH_SMOKE)
+    return bench_publish.run(packages=100_000, builds=1_000_000, noop=False)
 
 
 def _run_ctl(smoke: bool, s3: _S3) -> dict[str, Any]:
@@ -103,7 +112,7 @@ def _run_hostile(smoke: bool, s3: _S3) -> dict[str, Any]:
 
 
 RUNNERS: dict[str, Callable[[bool, _S3], dict[str, Any]]] = {
-    "sync-arch": _run_sync_arch, "sync-debian": _run_sync_debian, "publish": _run_publish, "ctl": _run_ctl,
+    "sync-arch": _run_sync_arch, "sync-debian": _run_sync_debian, "publish": _run_publish, "publish-1m": _run_publish_1m, "ctl": _run_ctl,
     "claims": _run_claims, "requests": _run_requests, "hostile": _run_hostile,
 }
 
@@ -116,6 +125,7 @@ def run(names: list[str], *, smoke: bool, endpoint: str | None = None) -> list[O
         for name in names:
             _say(f"{name}: start")
             gc.collect()
+            load_before = round(os.getloadavg()[0], 2)
             started = time.perf_counter()
             try:
                 figures, error = RUNNERS[name](smoke, s3), None
@@ -123,7 +133,7 @@ def run(names: list[str], *, smoke: bool, endpoint: str | None = None) -> list[O
                 figures, error = None, traceback.format_exc(limit=8)
             seconds = round(time.perf_counter() - started, 1)
             _say(f"{name}: {'failed' if error else 'done'} in {seconds} s")
-            outcomes.append(Outcome(name, seconds, figures, error))
+            outcomes.append(Outcome(name, seconds, figures, error, [load_before, round(os.getloadavg()[0], 2)]))
     return outcomes
 
 
@@ -136,7 +146,8 @@ def report(outcomes: list[Outcome], *, smoke: bool, date: str | None = None,
             rows += [asdict(f) for f in headlines.extract(o.name, o.figures)]
     return {"smoke": smoke, "date": date or time.strftime("%Y-%m-%d"),
             "machine": machine or {"cpus": os.cpu_count(), "loadavg": [round(x, 2) for x in os.getloadavg()]},
-            "benchmarks": {o.name: {"seconds": o.seconds, "error": o.error, "figures": o.figures} for o in outcomes},
+            "benchmarks": {o.name: {"seconds": o.seconds, "error": o.error, "figures": o.figures, "load": o.load}
+                           for o in outcomes},
             "headline": rows}
 
 
@@ -145,7 +156,7 @@ def _load(earlier: list[dict[str, Any]], names: list[str]) -> list[Outcome]:
     merged: dict[str, Outcome] = {}
     for result in earlier:
         for name, b in result["benchmarks"].items():
-            merged[name] = Outcome(name, b["seconds"], b["figures"], b["error"])
+            merged[name] = Outcome(name, b["seconds"], b["figures"], b["error"], b.get("load"))
     return [merged[n] for n in names if n in merged]
 
 

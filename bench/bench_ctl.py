@@ -34,6 +34,9 @@ v0 reads FAIL as BAD, so the old way finds BAD and FAIL packages; both counts ar
 4. rebuildctl in process against the same site as published before the whole lists (the index
    without `lists_all`, so the client reads each list's parts index and its parts): what this
    change gained, measured in the same run (`pkgs_ls_parts_seconds`).
+5. against upstream (issue #18): `rebuildctl -H <site> pkgs ls --suite extra` and `--name N` as a
+   process beside upstream's rebuildctl 0.23.1 asking a real rebuilderd 0.24 that synced an Arch
+   db of the same packages (bench.upstream; skipped, and said so, without the trixie chroot).
 The speedup compares 1 with 3 (both in process, no interpreter start), run by run interleaved.
 Two suites are measured: `--suite` (default extra: one suite, 15% of the packages, the
 headline) and `--worst-suite` (default main: a component of two releases holding 85% of the
@@ -81,6 +84,7 @@ SUITE = "extra"  # one suite: Arch extra, 15% of the packages
 WORST_SUITE = "main"  # two Debian releases' main: 85% of the packages
 TARGET_SECONDS = 1.0
 TARGET_SPEEDUP = 5.0
+TARGET_VS_UPSTREAM = 1.5  # issue #18: within 1.5x of upstream's client on the same listing
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
 _WORDS = ("lib", "python", "perl", "rust", "node", "gnome", "kde", "qt", "xorg", "font", "tex", "golang", "ruby",
           "haskell", "java", "php", "ocaml", "r-cran", "texlive", "gst", "mesa", "vim", "emacs", "ghc")
@@ -274,6 +278,60 @@ def rebuildctl_process(base: str, suite: str, cache: Path) -> str:
     return out.stdout
 
 
+def arch_db(rows: list[PackageRow]) -> bytes:
+    """A gzip Arch repository db listing `rows` (name and version): what upstream's daemon syncs."""
+    from tests.sync import alpm_builders as alpm
+
+    return alpm.db([m for r in sorted(rows, key=lambda r: (r.name, r.version))
+                    for m in alpm.package(r.name, r.version)])
+
+
+def _process_run(argv: list[str], env: dict[str, str]) -> tuple[float, str]:
+    started = time.perf_counter()
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True, timeout=300)
+    return time.perf_counter() - started, out.stdout
+
+
+def against_upstream(base: str, rows: list[PackageRow], suite: str, repeat: int, tmp: Path) -> dict[str, Any]:
+    """Our `rebuildctl pkgs ls --suite X` (and `--name N`) as a process against upstream's rebuildctl 0.23.1
+    asking a rebuilderd 0.24 that synced the same packages (bench.upstream); medians, run by run interleaved."""
+    from bench import upstream
+
+    reason = upstream.unavailable()
+    if reason:
+        return {"unavailable": reason}
+    mirror = tmp / "upstream-mirror"
+    (mirror / suite / "os" / "x86_64").mkdir(parents=True)
+    (mirror / suite / "os" / "x86_64" / f"{suite}.db").write_bytes(arch_db(rows))
+    name = rows[len(rows) // 2].name
+    exe = Path(sys.executable).parent / "rebuildctl"
+    caches = (tmp / f"upstream-cache-{i}" for i in itertools.count())
+    times: dict[str, list[float]] = {"ours": [], "theirs": [], "ours_name": [], "theirs_name": []}
+    lines: dict[str, int] = {}
+    with upstream.http_directory(mirror) as url, upstream.daemon() as d:
+        synced = upstream.sync_profile(d, url, suite=suite)
+        for _ in range(repeat):
+            for what, args in (("", ("--suite", suite)), ("_name", ("--name", name))):
+                cache = next(caches)
+                seconds, out = _process_run([str(exe), "-H", base, "pkgs", "ls", *args],
+                                            {**os.environ, "XDG_CACHE_HOME": str(cache), "HOME": str(cache)})
+                times["ours" + what].append(seconds)
+                lines["ours" + what] = len(out.splitlines())
+                run = d.rebuildctl("pkgs", "ls", *args)
+                times["theirs" + what].append(run.seconds)
+                lines["theirs" + what] = len(run.stdout.splitlines())
+    m = {k: statistics.median(v) for k, v in times.items()}
+    return {"version": upstream.version(), "suite": suite, "name": name, "lines": lines,
+            "upstream_sync_seconds": round(synced.seconds, 3),
+            "ours_seconds": round(m["ours"], 3), "upstream_seconds": round(m["theirs"], 3),
+            "ratio": round(m["ours"] / m["theirs"], 2),
+            "ours_name_seconds": round(m["ours_name"], 3), "upstream_name_seconds": round(m["theirs_name"], 3),
+            "name_ratio": round(m["ours_name"] / m["theirs_name"], 2),
+            "runs": {k: [round(x, 3) for x in v] for k, v in times.items()},
+            "how": "process wall time, cold cache; upstream's rebuildctl runs in its trixie chroot (chroot(1) "
+                   "start included) against its daemon, ours against the synthesized site over loopback HTTP"}
+
+
 def _cpu() -> float:
     """CPU seconds of this process (the loopback server's threads included) and of its waited-for children."""
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -326,6 +384,8 @@ def run(*, packages: int = PACKAGES, suite: str = SUITE, worst_suite: str = WORS
         sizes = write_site(root, summaries, by_suite)
         setup = time.perf_counter() - started
         share = {x: sum(s.total for s in summaries if s.suite.component == x) / packages for x in (suite, worst_suite)}
+        listing = [r for key, rows in by_suite.items() if key.component == suite and key.distro == "archlinux"
+                   for r in rows]
         del summaries, by_suite  # 100,000 live rows would slow every garbage collection in the timed part
         gc.collect()
         caches = (Path(tmp) / f"cache-{i}" for i in itertools.count())
@@ -334,6 +394,8 @@ def run(*, packages: int = PACKAGES, suite: str = SUITE, worst_suite: str = WORS
             reads = {x: files_read(base, x, next(caches)) for x in (suite, worst_suite)}
             parts_reads = {x: files_read(parts_base, x, next(caches)) for x in (suite, worst_suite)}
             figures = {x: measure(base, parts_base, x, repeat, caches) for x in dict.fromkeys((suite, worst_suite))}
+            vs_upstream = against_upstream(base, listing, suite, repeat, Path(tmp))
+            del listing
             warm_cache = next(caches)
             rebuildctl_in_process(base, suite, warm_cache)
             warm_s = statistics.median(_clock(rebuildctl_in_process, base, suite, warm_cache)[0]
@@ -352,6 +414,7 @@ def run(*, packages: int = PACKAGES, suite: str = SUITE, worst_suite: str = WORS
         "speedup_over_v0_list": head["speedup_over_v0_list"], "target_speedup_over_v0_list": TARGET_SPEEDUP,
         "pkgs_ls_seconds_worst_case": worst["pkgs_ls_seconds"], "target_pkgs_ls_seconds_worst_case": TARGET_SECONDS,
         "speedup_over_v0_list_worst_case": worst["speedup_over_v0_list"],
+        "vs_upstream": vs_upstream, "target_vs_upstream": TARGET_VS_UPSTREAM,
         "target_speedup_over_v0_list_worst_case": TARGET_SPEEDUP,
         "details": {"packages": packages, "repeat": repeat, "suite": suite, "worst_suite": worst_suite,
                     "synthesize_and_write_seconds": round(setup, 1), "pkgs_ls_warm_cache_seconds": round(warm_s, 3),

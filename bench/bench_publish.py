@@ -49,7 +49,9 @@ import jobs.publish.run as run_module
 import jobs.publish.site.build as site_module
 import jobs.publish.site.plan as plan_module
 import jobs.publish.site.queries as queries_module
-from bench.publish_world import World, add_results, make_world
+from bench import plain_publish
+from bench.publish_world import SUITES, World, add_results, make_world
+from jobs.core.pointer import Pointer
 from jobs.core.store import LocalStore, Store
 from jobs.publish.run import publish
 from jobs.publish.site.build import build_site
@@ -210,6 +212,28 @@ def _render_only(store: Store, now: datetime, inputs: Any) -> dict[str, Any]:
             "rendered_mib": round(sum(len(f.data) for f in rendered) / 2**20, 1)}
 
 
+def _parquet_files(store: LocalStore) -> tuple[list[str], list[str]]:
+    """The package snapshots and history parts the store's pointers name, as file paths."""
+    state = []
+    for profile in dict.fromkeys(s[0] for s in SUITES):
+        current, _ = Pointer(store, f"state/{profile}").read()
+        state.append(str(store.root / current.target))
+    manifest, _ = Pointer(store, "history").read()
+    parts = json.loads(store.get(manifest.target).data)["parts"]
+    return state, [str(store.root / p) for p in parts]
+
+
+def _plain(store: LocalStore, out: Path) -> dict[str, Any]:
+    """The independent baseline (bench.plain_publish) on the same Parquet, into a fresh directory."""
+    state, history = _parquet_files(store)
+    gc.collect()
+    _reset_peak()
+    figures = plain_publish.timed(state, history, out)
+    figures["peak_rss_mib"] = _peak_mib()
+    shutil.rmtree(out, ignore_errors=True)
+    return figures
+
+
 def _put_cost(root: Path, fsync: bool, n: int = 200) -> float:
     """Milliseconds per 4 KiB put in a local store (this disk, this fsync setting)."""
     store = LocalStore(root / ("fsync" if fsync else "nofsync"), fsync=fsync)
@@ -256,12 +280,15 @@ def _run(root: Path, packages: int, builds: int, *, fsync: bool, log_fraction: f
     full = _publish(store, world, world.now, keep)
     _say(f"full publish: {full['seconds']} s; rendering in memory")
     baseline = _render_only(store, world.now, keep.pop("inputs"))
-    _say(f"rendered in {baseline['seconds']} s; {NEW_RESULTS} new results, incremental publish")
+    _say(f"rendered in {baseline['seconds']} s; the plain renderer")
+    plain = _plain(store, root / "plain")
+    _say(f"plain renderer: {plain['seconds']} s; {NEW_RESULTS} new results, incremental publish")
     gc.collect()
     new = add_results(world, NEW_RESULTS)
     changed_jobs = len({r.job_id for r in new})
     changed_packages = sum(len({a.name for a in j.artifacts}) for j in world.queued
                            if j.job_id in {r.job_id for r in new})
+    world.queued = [j for j in world.queued if j.job_id not in {r.job_id for r in new}]
     incremental = _publish(store, world, world.now + timedelta(hours=1), keep)
     keep.clear()
     _say(f"incremental publish: {incremental['seconds']} s")
@@ -270,9 +297,14 @@ def _run(root: Path, packages: int, builds: int, *, fsync: bool, log_fraction: f
                  "changed_packages": changed_packages, "log_fraction": log_fraction, "fsync": fsync},
         "machine": {"cpus": os.cpu_count(), "loadavg_at_start": [round(x, 2) for x in load],
                     "put_ms_fsync": _put_cost(root, True), "put_ms_no_fsync": _put_cost(root, False)},
-        "setup_seconds": setup, "full_publish": full, "render_in_memory": baseline,
+        "setup_seconds": setup, "full_publish": full, "render_in_memory": baseline, "plain_renderer": plain,
         "incremental_publish": incremental,
     }
+    _say("one new result, incremental publish")
+    add_results(world, 1, seed=3)
+    figures["one_result_publish"] = _publish(store, world, world.now + timedelta(minutes=90), keep)
+    keep.clear()
+    _say(f"one-result publish: {figures['one_result_publish']['seconds']} s")
     if noop:
         figures["noop_publish"] = _publish(store, world, world.now + timedelta(hours=2), keep)
         keep.clear()
@@ -280,11 +312,16 @@ def _run(root: Path, packages: int, builds: int, *, fsync: bool, log_fraction: f
     figures["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     site_full = full["steps"].get("build_site", 0) + full["steps"].get("write_site", 0)
     figures["ratios"] = {
+        "full_publish_over_plain": round(full["seconds"] / plain["seconds"], 2),
+        "full_publish_over_plain_cpu": round(full["cpu_seconds"] / plain["cpu_seconds"], 2),
+        "render_in_memory_over_plain": round(baseline["seconds"] / plain["seconds"], 2),
+        "incremental_over_plain": round(incremental["seconds"] / plain["seconds"], 3),
         "full_publish_over_render": round(full["seconds"] / baseline["seconds"], 2),
         "full_site_step_over_render": round(site_full / baseline["seconds"], 2),
         "full_publish_over_render_cpu": round(full["cpu_seconds"] / baseline["cpu_seconds"], 2),
         "target_full": TARGET_FULL,
         "incremental_over_full": round(incremental["seconds"] / full["seconds"], 3),
+        "one_result_seconds": figures["one_result_publish"]["seconds"],
         "incremental_over_full_cpu": round(incremental["cpu_seconds"] / full["cpu_seconds"], 3),
         "target_incremental": TARGET_INCREMENTAL,
         "site_objects_written_per_changed_package": round(

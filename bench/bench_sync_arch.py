@@ -6,7 +6,9 @@ size with RSA and ed25519 %PGPSIG%s, split packages) is written to a temporary m
 read through `read_index` over file:// (fetch, decompress, tar walk, desc parsing, filters,
 grouping), best of 3. The yardstick is `gzip -dc db > /dev/null` on the same file, best of 3;
 the target is a ratio of at most 3. The whole sync job (a fresh local store each time, fsync
-on) is timed the same way, and what its time is made of: its stages timed one by one on the
+on) is timed the same way, in process and as a `rebuilder sync` process, beside the real
+rebuilderd 0.24's sync of the same db (`bench.upstream`: `rebuildctl pkgs sync-profile` into an
+empty daemon, best of 3, wall and CPU of both its processes), and what its time is made of: its stages timed one by one on the
 same data (`full_sync_parts_s`; `rest` is the store writes, fsyncs, lease, pointer and plan). Peak memory is measured in a fresh child process (the growth of its
 peak resident set size, VmHWM, across one `read_index`, which includes libarchive's buffers)
 and with tracemalloc (Python objects only), not while timing. Linux only (/proc).
@@ -19,6 +21,8 @@ import base64
 import json
 import logging
 import random
+import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,6 +30,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from bench import upstream
 from jobs.core.config import RebuilderConfig, SyncProfile
 from jobs.core.gcpause import cyclic_gc_paused
 from jobs.core.model import JobRow, PackageStateRow, parquet_bytes, to_table
@@ -78,12 +83,51 @@ def generate(n: int, seed: int = 1) -> bytes:
 
 
 def _best(fn, repeat: int) -> float:
-    best = float("inf")
+    return _best_cpu(fn, repeat)[0]
+
+
+def _best_cpu(fn, repeat: int) -> tuple[float, float]:
+    """Best wall and best CPU seconds (this process) of `repeat` calls."""
+    best, best_cpu = float("inf"), float("inf")
     for _ in range(repeat):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         fn()
-        best = min(best, time.perf_counter() - started)
-    return best
+        best, best_cpu = min(best, time.perf_counter() - started), min(best_cpu, time.process_time() - cpu)
+    return best, best_cpu
+
+
+def _process(cmd: list[str], repeat: int, before=None) -> tuple[float, float]:
+    """Best wall and CPU seconds of a child process (`before()` runs first each time, untimed)."""
+    best, best_cpu = float("inf"), float("inf")
+    for _ in range(repeat):
+        if before is not None:
+            before()
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        seconds = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        best = min(best, seconds)
+        best_cpu = min(best_cpu, after.ru_utime - usage.ru_utime + after.ru_stime - usage.ru_stime)
+    return best, best_cpu
+
+
+def _rebuilderd(root: Path, suite: str, repeat: int) -> dict:
+    """The real rebuilderd 0.24's sync of the same db (bench.upstream): a fresh daemon each time."""
+    reason = upstream.unavailable()
+    if reason:
+        return {"unavailable": reason}
+    runs = []
+    with upstream.http_directory(root) as mirror:
+        for _ in range(repeat):
+            with upstream.daemon() as d:
+                runs.append(upstream.sync_profile(d, mirror, suite=suite))
+    return {"version": upstream.version(), "seconds": round(min(r.seconds for r in runs), 4),
+            "cpu_seconds": round(min(r.cpu_seconds + r.daemon_cpu_seconds for r in runs), 4),
+            "rebuildctl_cpu_seconds": round(min(r.cpu_seconds for r in runs), 4),
+            "daemon_cpu_seconds": round(min(r.daemon_cpu_seconds for r in runs), 4),
+            "how": "rebuildctl pkgs sync-profile (download over loopback HTTP, parse, POST) into an empty "
+                   "rebuilderd, wall time of the rebuildctl process; CPU of rebuildctl and the daemon"}
 
 
 # ru_maxrss survives exec on Linux (the child would report this big parent's peak), so the
@@ -150,8 +194,17 @@ def run(smoke: bool = False) -> dict:
         # The whole job, as `rebuilder sync` runs it: parse, snapshot, queue, pointer (fresh
         # local store each time, so every run writes everything).
         stores = iter(range(repeat))
-        full = _best(lambda: sync_profile(LocalStore(Path(tmp) / f"store{next(stores)}", fsync=True),
-                                          RebuilderConfig(), profile, fetcher=fetcher), repeat)
+        full, full_cpu = _best_cpu(lambda: sync_profile(LocalStore(Path(tmp) / f"store{next(stores)}", fsync=True),
+                                                        RebuilderConfig(), profile, fetcher=fetcher), repeat)
+        # The same job as a process (`rebuilder sync`, interpreter start included), like rebuildctl below.
+        (Path(tmp) / "sync.conf").write_text(f'[profile."bench"]\ndistro = "archlinux"\ncomponents = ["extra"]\n'
+                                             f'architectures = ["x86_64"]\nsource = "{source}"\n')
+        process_store = Path(tmp) / "store-process"
+        process, process_cpu = _process(
+            [str(Path(sys.executable).parent / "rebuilder"), "--store", process_store.as_uri(), "sync",
+             "--profiles", str(Path(tmp) / "sync.conf"), "bench"], repeat,
+            before=lambda: shutil.rmtree(process_store, ignore_errors=True))
+        rebuilderd = _rebuilderd(Path(tmp), "extra", repeat)
         parts = _parts(result, repeat, ours, full)
         child = subprocess.run([sys.executable, "-c", _CHILD, source], capture_output=True, text=True, check=True)
         memory = json.loads(child.stdout)
@@ -167,7 +220,16 @@ def run(smoke: bool = False) -> dict:
         "packages_per_s": round(n / ours),
         "full_sync_s": round(full, 4),
         "full_sync_ratio": round(full / gunzip, 2),
+        "full_sync_cpu_s": round(full_cpu, 4),
         "full_sync_parts_s": parts,
+        "full_sync_process_s": round(process, 4),
+        "full_sync_process_cpu_s": round(process_cpu, 4),
+        "rebuilderd_sync": rebuilderd,
+        "full_sync_over_rebuilderd": round(full / rebuilderd["seconds"], 2) if "seconds" in rebuilderd else None,
+        "full_sync_cpu_over_rebuilderd": (round(full_cpu / rebuilderd["cpu_seconds"], 2)
+                                          if "seconds" in rebuilderd else None),
+        "full_sync_process_over_rebuilderd": (round(process / rebuilderd["seconds"], 2)
+                                              if "seconds" in rebuilderd else None),
         **{key: round(value, 1) for key, value in memory.items()},
     }
 

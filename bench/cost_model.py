@@ -7,7 +7,8 @@ Assumptions (each printed with the figures):
 
 - **Arch-sized**: 15,000 builds a month; 4 profiles (repositories) synced hourly (2,880 syncs);
   publish hourly (720). **Debian-sized**: 60,000 builds a month; 2 suites synced 4 times a
-  day (240 syncs); publish hourly (720).
+  day (240 syncs); publish hourly (720). **Debian amd64 (hourly)**: 20,000 builds a month, one
+  suite of 65,000 packages synced hourly (720 syncs), publish hourly (720); target < $1.
 - Every sync is priced as a *changed* index (snapshot, queue and pointer rewritten), the
   dearer case; an unchanged one costs the figure measured for it.
 - Builds: 70 % GOOD, 15 % BAD (diffoscope reports uploaded), 15 % FAIL, as measured with the
@@ -71,6 +72,8 @@ class Deployment:
 DEPLOYMENTS = (
     Deployment("Arch-sized", builds=15_000, syncs=4 * HOURS, sync_kind="arch", packages=15_000),
     Deployment("Debian-sized", builds=60_000, syncs=4 * 30 * 2, sync_kind="debian", packages=130_000),
+    # issue #18's yardstick: one Debian release's main amd64, synced and published hourly
+    Deployment("Debian amd64 (hourly)", builds=20_000, syncs=HOURS, sync_kind="debian", packages=65_000),
 )
 
 

@@ -62,29 +62,71 @@ def _sync_arch(f: dict) -> list[Figure]:
              f"{g('peak_rss_growth_mib')} MiB peak RSS growth", ("≤", 3), "×"),
         _fig("sync-arch", "whole sync job (parse, snapshot, queue, pointer) ÷ `gzip -dc`", g("full_sync_ratio"), "×",
              f"{g('full_sync_s')} s", ("≤", 3), "×"),
+        *_upstream(f, "sync-arch", "rebuilderd_sync", [
+            ("whole sync job, in process ÷ the real rebuilderd 0.24's sync of the same db (wall)",
+             "full_sync_over_rebuilderd",
+             f"{g('full_sync_s')} s vs {g('rebuilderd_sync.seconds')} s (upstream rebuildctl's `pkgs sync-profile` into an "
+             "empty daemon, chroot and process start included)"),
+            ("same, CPU seconds (ours ÷ rebuildctl + daemon)", "full_sync_cpu_over_rebuilderd",
+             f"{g('full_sync_cpu_s')} s vs {g('rebuilderd_sync.cpu_seconds')} s "
+             f"({g('rebuilderd_sync.rebuildctl_cpu_seconds')} rebuildctl + {g('rebuilderd_sync.daemon_cpu_seconds')} "
+             "daemon)"),
+            ("`rebuilder sync` as a process ÷ rebuilderd's sync (wall)", "full_sync_process_over_rebuilderd",
+             f"{g('full_sync_process_s')} s ({g('full_sync_process_cpu_s')} s CPU) vs {g('rebuilderd_sync.seconds')} s"),
+        ], 1),
     ]
+
+
+def _upstream(f: dict, benchmark: str, key: str, rows: list[tuple[str, str, str]], target: float) -> list[Figure]:
+    """Figures against upstream's rebuilderd/rebuildctl; when they could not run here, the reason as the detail."""
+    reason = _get(f, f"{key}.unavailable")
+    return [_fig(benchmark, figure, None if reason else _get(f, value), "×",
+                 f"unavailable: {reason}" if reason else detail, ("≤", target), "×")
+            for figure, value, detail in rows]
 
 
 def _sync_debian(f: dict) -> list[Figure]:
     g = lambda p: _get(f, p)  # noqa: E731
+    w = "whole_job"
     return [_fig("sync-debian", "parse of a Debian `Packages` file ÷ python-debian's deb822", g("ratio"), "×",
                  f"{g('ours_s')} s vs {g('python_debian_s')} s; {_n(g('stanzas'))} stanzas; "
-                 f"{g('ours_peak_mib')} MiB peak", ("≤", 0.25), "×")]
+                 f"{g('ours_peak_mib')} MiB peak", ("≤", 0.25), "×"),
+            _fig("sync-debian", "whole Debian sync job ÷ python-debian's parse of the same files (CPU)",
+                 g(w + ".cpu_ratio"), "×",
+                 f"{g(w + '.ours.cpu_seconds')} s vs {g(w + '.python_debian.cpu_seconds')} s CPU, each in a fresh "
+                 f"process; a generated bookworm-sized main amd64 ({_n(g(w + '.binary_stanzas'))} binary stanzas, "
+                 "binary-all, Sources; xz)", ("≤", 0.25), "×"),
+            _fig("sync-debian", "same, the sync job's peak RSS", g(w + ".peak_rss_mib"), "MiB",
+                 f"python-debian's parse: {g(w + '.python_debian.peak_rss_mib')} MiB; the job's interpreter and "
+                 f"imports before it starts: {g(w + '.ours.rss_before_mib')} MiB", ("≤", 300), " MiB")]
 
 
-def _publish(f: dict) -> list[Figure]:
+def _publish(f: dict, name: str = "publish") -> list[Figure]:
     g = lambda p: _get(f, p)  # noqa: E731
     size = f"{_n(g('size.packages'))} packages, {_n(g('size.builds'))} builds"
-    return [
-        _fig("publish", "full publish ÷ rendering the same site in memory", g("ratios.full_publish_over_render"), "×",
-             f"{g('full_publish.seconds')} s vs {g('render_in_memory.seconds')} s (CPU "
-             f"{g('ratios.full_publish_over_render_cpu')}×); {size}", ("≤", 3), "×"),
-        _fig("publish", "incremental publish (new results) ÷ full publish", g("ratios.incremental_over_full"), "×",
+    plain = (f"{g('plain_renderer.package_pages')} package pages and feeds, "
+             f"{_n(g('plain_renderer.files'))} files in all")
+    out = [
+        _fig(name, "full publish ÷ a plain renderer (DuckDB GROUP BY, Jinja2, orjson, no fsync)",
+             g("ratios.full_publish_over_plain"), "×",
+             f"{g('full_publish.seconds')} s vs {g('plain_renderer.seconds')} s (CPU "
+             f"{g('ratios.full_publish_over_plain_cpu')}×); {size}; plain: {plain}; peak RSS "
+             f"{g('full_publish.peak_rss_mib')} vs {g('plain_renderer.peak_rss_mib')} MiB", ("≤", 3), "×"),
+        _fig(name, "incremental publish (new results) ÷ full publish", g("ratios.incremental_over_full"), "×",
              f"{g('incremental_publish.seconds')} s for {g('size.new_results')} new results", ("≤", 0.05), "×"),
-        _fig("publish", "site objects written per changed package", g("ratios.site_objects_written_per_changed_package"),
+        _fig(name, "full publish ÷ rendering the same site in memory (our own code)",
+             g("ratios.full_publish_over_render"), "×",
+             f"{g('full_publish.seconds')} s vs {g('render_in_memory.seconds')} s; in memory ÷ plain renderer: "
+             f"{g('ratios.render_in_memory_over_plain')}×"),
+        _fig(name, "site objects written per changed package", g("ratios.site_objects_written_per_changed_package"),
              "objects", f"{g('ratios.site_objects_written_incremental')} for {g('size.changed_packages')} "
              "changed packages (target: proportional to them)"),
     ]
+    if g("one_result_publish.seconds") is not None:
+        one = (("≤", 2), " s") if name == "publish" else (None, "")
+        out.append(_fig(name, "incremental publish of one new result", g("one_result_publish.seconds"), "s",
+                        f"{size}; {g('one_result_publish.site_written')} site objects written", one[0], one[1]))
+    return out
 
 
 def _ctl(f: dict) -> list[Figure]:
@@ -103,6 +145,14 @@ def _ctl(f: dict) -> list[Figure]:
              f"{by(worst, 'share_of_packages')} of the packages", ("≤", 1), " s"),
         _fig("ctl", "worst case: downloading the whole v0 list ÷ `pkgs ls`", g("speedup_over_v0_list_worst_case"),
              "×", f"{by(worst, 'v0_list_seconds')} s vs {g('pkgs_ls_seconds_worst_case')} s", ("≥", 5), "×"),
+        *_upstream(f, "ctl", "vs_upstream", [
+            (f"`rebuildctl pkgs ls --suite {g('vs_upstream.suite')}` as a process ÷ upstream rebuildctl 0.23.1 "
+             "asking rebuilderd 0.24", "vs_upstream.ratio",
+             f"{g('vs_upstream.ours_seconds')} s vs {g('vs_upstream.upstream_seconds')} s, "
+             f"{_n(_get(f, 'vs_upstream.lines.ours'))} lines each, cold cache"),
+            ("same, `pkgs ls --name N`", "vs_upstream.name_ratio",
+             f"{g('vs_upstream.ours_name_seconds')} s vs {g('vs_upstream.upstream_name_seconds')} s"),
+        ], 1.5),
     ]
 
 
@@ -156,10 +206,14 @@ def _requests(f: dict) -> list[Figure]:
              "requests", f"nothing new: {g('per_publish.nothing_new.requests')}; each further result: "
              f"{_sum(g('per_publish.marginal_per_result'))}; a store of {_n(g('per_publish.packages'))} packages"),
     ]
+    out.append(_fig("requests", "publish's S3 requests per new result (marginal: ten new results vs none)",
+                    _total(g("per_publish.marginal_per_result")), "requests",
+                    f"by class: {g('per_publish.marginal_per_result')}", ("≤", 5)))
     for dep in g("monthly_cost.deployments") or []:
         d = dep["deployment"]
         out.append(_fig("requests", f"monthly S3 request cost, {d['name']} deployment", dep["total_usd"], "USD",
-                        f"{d['builds']:,} builds, {d['syncs']:,} syncs, {d['publishes']} publishes a month"))
+                        f"{d['builds']:,} builds, {d['syncs']:,} syncs, {d['publishes']} publishes a month",
+                        ("≤", 1) if d["name"].startswith("Debian amd64") else None))
     return out
 
 
@@ -202,12 +256,16 @@ def _mib(n: Any) -> str:
     return f"{n / 2**20:.1f}" if _num(n) is not None else "?"
 
 
+def _total(d: Any) -> float | None:
+    return round(sum(d.values()), 2) if isinstance(d, dict) else None
+
+
 def _sum(d: Any) -> str:
     return f"{sum(d.values()):.1f}" if isinstance(d, dict) else "?"
 
 
 EXTRACTORS: dict[str, Callable[[dict], list[Figure]]] = {
-    "sync-arch": _sync_arch, "sync-debian": _sync_debian, "publish": _publish, "ctl": _ctl,
+    "sync-arch": _sync_arch, "sync-debian": _sync_debian, "publish": _publish, "publish-1m": lambda f: _publish(f, "publish-1m"), "ctl": _ctl,
     "claims": _claims, "requests": _requests, "hostile": _hostile,
 }
 
@@ -235,16 +293,24 @@ def text_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _load(result: dict, benchmark: str) -> str:
+    """The 1-minute load average as the benchmark started → as it ended ("?" if not recorded)."""
+    load = _get(result, f"benchmarks.{benchmark}.load")
+    return f"{load[0]:g} → {load[1]:g}" if isinstance(load, list) and len(load) == 2 else "?"
+
+
 def markdown(result: dict) -> str:
     """The docs/benchmarks.md block: the headline table, then the monthly request cost with its assumptions."""
     m = result["machine"]
     out = [f"Measured by `python -m bench --write-docs docs/benchmarks.md` on {result['date']} "
-           f"({m['cpus']} CPUs shared with other work, load average up to {m['loadavg'][0]}). Every ratio is against a "
+           f"({m['cpus']} CPUs shared with other work, load average up to {m['loadavg'][0]}; each row's "
+           "load column is the 1-minute load average as its benchmark started → ended). Every ratio is against a "
            "baseline measured in the same run.", "",
-           "| benchmark | figure | result | target | |", "|---|---|---|---|---|"]
+           "| benchmark | figure | result | target | | load |", "|---|---|---|---|---|---|"]
     for r in result["headline"]:
+        load = _load(result, r["benchmark"])
         out.append(f"| {r['benchmark']} | {r['figure']} | **{_value(r)}** — {r['detail']} | {r['target'] or '—'} "
-                   f"| {_verdict(r)} |")
+                   f"| {_verdict(r)} | {load} |")
     costs = _get(result, "benchmarks.requests.figures.monthly_cost")
     if costs:
         out += ["", "### Monthly S3 request cost", "", PRICE_NOTE + ".", "", cost_model.markdown(costs).rstrip(),

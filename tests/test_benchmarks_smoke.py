@@ -20,7 +20,7 @@ from jobs.core import docblocks
 
 ROOT = Path(__file__).resolve().parents[1]
 # Headline figures per benchmark.
-EXPECTED = {"sync-arch": 2, "sync-debian": 1, "publish": 3, "ctl": 5, "claims": 6, "requests": 6, "hostile": 9}
+EXPECTED = {"sync-arch": 5, "sync-debian": 3, "publish": 5, "publish-1m": 5, "ctl": 7, "claims": 6, "requests": 8, "hostile": 9}
 
 
 @pytest.mark.slow
@@ -40,9 +40,11 @@ def test_every_benchmark_runs_and_reports_every_figure(seaweed, tmp_path):
     counts = Counter(r["benchmark"] for r in rows)
     for name, n in EXPECTED.items():
         assert counts[name] >= n, (name, counts)
-    missing = [(r["benchmark"], r["figure"]) for r in rows if not isinstance(r["value"], (int, float))]
+    # Only a baseline that cannot run here (upstream's tools need root and the trixie chroot) may lack a value.
+    missing = [(r["benchmark"], r["figure"]) for r in rows if not isinstance(r["value"], (int, float))
+               and not r["detail"].startswith("unavailable: ")]
     assert not missing, missing
-    assert all(r["met"] in (True, False) for r in rows if r["target"])
+    assert all(r["met"] in (True, False) for r in rows if r["target"] and r["value"] is not None)
     # Every row is printed with its verdict.
     assert sum(line.lstrip().startswith("= ") for line in res.stdout.splitlines()) == len(rows)
 

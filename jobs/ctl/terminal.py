@@ -85,12 +85,13 @@ def usage(message: str) -> typer.Exit:
 
 def endpoint(ctx: typer.Context) -> str:
     """The -H endpoint, else `[http] endpoint` of the merged config, else rebuilderd's default."""
-    from jobs.core.config import load_ctl_config
     from jobs.ctl.feeds import DEFAULT_ENDPOINT
 
     opts = options(ctx)
     if opts.endpoint:
         return opts.endpoint
+    from jobs.core.config import load_ctl_config  # pydantic: only when the config file is read
+
     return load_ctl_config(opts.config).http.endpoint or DEFAULT_ENDPOINT
 
 

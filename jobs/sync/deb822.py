@@ -26,6 +26,7 @@ import re
 from collections.abc import Iterable, Iterator
 
 _BAD_NAME = re.compile(r"[\s:]")
+_NOT_NEWLINE = re.compile(r"[^\n]")
 
 
 class Stanza:
@@ -52,8 +53,44 @@ def decode(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-def iter_stanzas(text: str, fields: Iterable[str]) -> Iterator[Stanza]:
-    """Every non-empty stanza of `text`, with only `fields` kept (see the module docstring)."""
+def iter_stanzas_stream(pieces: Iterable[str], fields: Iterable[str]) -> Iterator[Stanza]:
+    """`iter_stanzas` over text arriving in pieces (a decompressing download), never holding it whole.
+
+    Each run of complete stanzas (up to the last blank line seen) is read as soon as it has
+    arrived, with the stanza numbers and lines it would have in the whole text; the same
+    stanzas come out as `iter_stanzas("".join(pieces), fields)` gives.
+    """
+    fields = tuple(fields)
+    pending: list[str] = []  # text since the last blank line, joined only when a stanza ends in it (linear)
+    carry, last, number, line = "", "", 0, 1
+    for piece in pieces:
+        piece, carry = carry + piece, ""
+        if piece.endswith("\r"):  # maybe the first half of a CRLF: it waits for the next piece
+            piece, carry = piece[:-1], "\r"
+        if "\r" in piece:
+            piece = piece.replace("\r\n", "\n")
+        if not piece:
+            continue
+        if "\n\n" not in piece and not (last == "\n" and piece[0] == "\n"):
+            pending.append(piece)
+            last = piece[-1]
+            continue
+        buffer = "".join(pending) + piece
+        cut = buffer.rfind("\n\n")
+        block, rest = buffer[:cut + 2], buffer[cut + 2:]
+        pending, last = ([rest] if rest else []), buffer[-1]
+        for st in iter_stanzas(block, fields, number=number, line=line):
+            number = st.number
+            yield st
+        line += block.count("\n")
+    rest = "".join(pending) + carry
+    if rest:
+        yield from iter_stanzas(rest, fields, number=number, line=line)
+
+
+def iter_stanzas(text: str, fields: Iterable[str], *, number: int = 0, line: int = 1) -> Iterator[Stanza]:
+    """Every non-empty stanza of `text`, with only `fields` kept (see the module docstring); `number`
+    and `line` are the stanzas before `text` and its first line's number, when it is part of a stream."""
     canon = {f.lower(): f for f in fields}
     # Raw text before the colon → the canonical asked-for name, "" (not asked for) or None (not
     # a valid field name). A Packages file has ~60 distinct names, so this is a few dict hits.
@@ -61,11 +98,13 @@ def iter_stanzas(text: str, fields: Iterable[str]) -> Iterator[Stanza]:
     if "\r" in text:
         text = text.replace("\r\n", "\n")
     find, end = text.find, len(text)
-    pos, line, number = 0, 1, 0
+    pos = 0
     while pos < end:
-        if text[pos] == "\n":  # extra blank lines between stanzas
-            pos += 1
-            line += 1
+        if text[pos] == "\n":  # extra blank lines between stanzas: skipped at C speed (a hostile index is all of them)
+            blank = _NOT_NEWLINE.search(text, pos)
+            stop = blank.start() if blank else end
+            line += stop - pos
+            pos = stop
             continue
         stop = find("\n\n", pos)
         if stop < 0:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote
@@ -41,7 +41,7 @@ from jobs.core.bounded import cap
 from jobs.core.config import SyncProfile
 from jobs.core.errors import ConfigError
 from jobs.core.model.limits import NAME_MAX, VERSION_MAX, clean_description, field_problem
-from jobs.sync.deb822 import Stanza, iter_stanzas
+from jobs.sync.deb822 import Stanza, iter_stanzas_stream
 from jobs.sync.fetch import Fetcher
 from jobs.sync.filters import select
 from jobs.sync.inrelease import ReleaseIndex, fetch_release
@@ -100,10 +100,10 @@ def read_index(profile: SyncProfile, fetcher: Fetcher, *, now: datetime | None =
         for component in components:
             for arch in archs:
                 path = f"{component}/binary-{arch}/Packages"
-                text = dist.fetch(fetcher, path, limit=max_index_bytes, sources=result.sources)
+                pieces = dist.fetch_pieces(fetcher, path, limit=max_index_bytes, sources=result.sources)
                 where = f"{release.name}/{path}"
                 before = len(entries)
-                entries.extend(_binaries(text, where, profile, mirror, component, packages, result.skipped))
+                entries.extend(_binaries(pieces, where, profile, mirror, component, packages, result.skipped))
                 progress.advance("parse", len(entries) - before)
         by_id = {id(entry): (problem, where) for entry, problem, where in entries}
         for entry in select(profile, (e for e, _, _ in entries)):
@@ -163,9 +163,9 @@ def _read_sources(components: list[str], dist: ReleaseIndex, fetcher: Fetcher, r
     sources: dict[str, list[SourcePackage]] = {}
     for base in dict.fromkeys(c.removesuffix("/debian-installer") for c in components):
         path = f"{base}/source/Sources"
-        text = dist.fetch(fetcher, path, limit=limit, sources=result.sources)
+        pieces = dist.fetch_pieces(fetcher, path, limit=limit, sources=result.sources)
         where = f"{release}/{path}"
-        for st in iter_stanzas(text, SOURCES_FIELDS):
+        for st in iter_stanzas_stream(pieces, SOURCES_FIELDS):
             src = _source(st, where, result.skipped)
             if src is not None:
                 sources.setdefault(src.name, []).append(src)
@@ -192,12 +192,12 @@ def _source(st: Stanza, where: str, skipped: list[Skipped]) -> SourcePackage | N
     return SourcePackage(f["Package"], f["Version"], tuple(dict.fromkeys(p.strip() for p in people)))
 
 
-def _binaries(text: str, where: str, profile: SyncProfile, mirror: str, component: str,
+def _binaries(pieces: Iterable[str], where: str, profile: SyncProfile, mirror: str, component: str,
               sources: dict[str, list[SourcePackage]], skipped: list[Skipped],
               ) -> Iterator[tuple[BinaryEntry, str | None, str]]:
     """(entry, why it cannot be built or None, location) for each binary of a wanted architecture."""
     wanted = frozenset(profile.architectures)
-    for st in iter_stanzas(text, PACKAGES_FIELDS):
+    for st in iter_stanzas_stream(pieces, PACKAGES_FIELDS):
         f = st.fields
         if st.problem is None and f.get("Architecture") not in wanted and "Architecture" in f:
             continue  # the common case for arch:all in binary-amd64 when "all" is not listed: cheap

@@ -17,18 +17,20 @@ Not supported: mirrors without `InRelease` (only `Release` + `Release.gpg`).
 
 from __future__ import annotations
 
+import codecs
 import logging
 import posixpath
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote
 
-from jobs.core.bounded import cap
+from jobs.core.bounded import GZIP_MAGIC, XZ_MAGIC, CorruptData, OverLimit, cap, decompress_chunks
 from jobs.core.errors import TerminalError
 from jobs.sync.deb822 import decode, iter_stanzas
-from jobs.sync.decompress import CorruptIndex, decompress
+from jobs.sync.decompress import CorruptIndex
 from jobs.sync.fetch import Fetched, Fetcher, FetchFailed, Validator
 from jobs.sync.gpgv import verify_clearsigned
 
@@ -86,6 +88,11 @@ class ReleaseIndex:
 
     def fetch(self, fetcher: Fetcher, path: str, *, limit: int, sources: dict[str, str]) -> str:
         """The decompressed text of index `path`, checked against this InRelease; its URL → sha256 noted."""
+        return "".join(self.fetch_pieces(fetcher, path, limit=limit, sources=sources))
+
+    def fetch_pieces(self, fetcher: Fetcher, path: str, *, limit: int, sources: dict[str, str]) -> Iterator[str]:
+        """`fetch`, the text decompressed and decoded piece by piece as it is read (for `iter_stanzas_stream`):
+        the compressed file is checked against InRelease before any of it is given out."""
         variants = self.variants(path)
         if not variants:
             raise IndexNotAuthentic(f"{path} is not listed in InRelease (in any compression)",
@@ -102,10 +109,7 @@ class ReleaseIndex:
                 missing = missing or exc
                 continue
             sources[got.url] = got.sha256
-            text = decode(decompress(got.data, kind, url=got.url, limit=limit))
-            if _MARKUP.match(text):
-                raise CorruptIndex("looks like HTML, not a deb822 index", url=got.url)
-            return text
+            return _pieces(got, kind, limit)
         assert missing is not None
         raise missing
 
@@ -126,6 +130,30 @@ class ReleaseIndex:
         raise IndexNotAuthentic(
             f"does not match InRelease (expected {listed.size} bytes with SHA256 {listed.sha256}, "
             f"got {len(got.data)} bytes with SHA256 {got.sha256})", url=url)
+
+
+def _pieces(got: Fetched, kind: str, limit: int) -> Iterator[str]:
+    """The text of a checked index file, decompressed and decoded (UTF-8, bad bytes replaced) in pieces."""
+    if kind == "xz" and not got.data.startswith(XZ_MAGIC):
+        raise CorruptIndex("not an xz file", url=got.url)
+    if kind == "gz" and not got.data.startswith(GZIP_MAGIC):
+        raise CorruptIndex("not a gzip file", url=got.url)
+    utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    first = True
+    try:
+        for chunk in decompress_chunks(got.data, kind, limit, "index"):
+            text = utf8.decode(chunk)
+            if first and text.strip():
+                first = False
+                if _MARKUP.match(text):
+                    raise CorruptIndex("looks like HTML, not a deb822 index", url=got.url)
+            yield text
+    except OverLimit:
+        what = "decompresses to more than" if kind else "larger than"
+        raise CorruptIndex(f"{what} the {limit}-byte limit", url=got.url) from None
+    except CorruptData as exc:
+        raise CorruptIndex(exc.message.removeprefix("index: "), url=got.url) from None
+    yield utf8.decode(b"", final=True)
 
 
 def fetch_release(fetcher: Fetcher, dist_url: str, release: str, *, keyring: str | None,

@@ -8,7 +8,7 @@ from debian import deb822
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from jobs.sync.deb822 import decode, iter_stanzas
+from jobs.sync.deb822 import decode, iter_stanzas, iter_stanzas_stream
 from tests.sync.debian_mirror import FIXTURE
 
 WANTED = ("Package", "Version", "Source", "Architecture", "Filename", "Size", "SHA256", "Binary",
@@ -134,3 +134,22 @@ def test_debian_continuation_before_first_field_and_repeated_field_are_problems(
 def test_debian_only_asked_for_fields_are_kept():
     [s] = iter_stanzas("Package: a\nDescription: long\n more\nVersion: 1\n", ("version", "package"))
     assert s.fields == {"package": "a", "version": "1"}
+
+
+def _state(stanzas) -> list[tuple]:
+    return [(s.fields, s.number, s.line, s.problem) for s in stanzas]
+
+
+@given(_document(), st.lists(st.integers(0, 400), max_size=8), st.booleans())
+@settings(max_examples=300, deadline=None)
+@example(b"Package: a\r\n\r\nPackage: b\r\n", [10, 11, 12], False)  # a CRLF split between its CR and LF
+def test_stream_of_pieces_reads_as_the_whole_text(data: bytes, cuts: list[int], bad: bool):
+    """`iter_stanzas_stream` over the text cut anywhere gives the stanzas, numbers, lines and problems
+    of `iter_stanzas` over the whole (what a streamed Packages download relies on)."""
+    text = decode(data)
+    if bad:
+        text = text.replace("\n", "\nnot a field line\n", 1)
+    points = sorted({min(c, len(text)) for c in cuts})
+    pieces = [text[a:b] for a, b in zip([0, *points], [*points, len(text)])]
+    assert _state(iter_stanzas_stream(pieces, WANTED)) == _state(iter_stanzas(text, WANTED))
+    assert _state(iter_stanzas_stream(iter([]), WANTED)) == []

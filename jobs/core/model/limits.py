@@ -59,7 +59,8 @@ def field_problem(what: str, value: Any, maximum: int, *, spaces: bool = False, 
         return f"{what} is longer than {maximum} characters ({len(value)})"
     if not value and not optional:
         return f"{what} is empty"
-    if not value.isprintable() or (not spaces and any(c.isspace() for c in value)):
+    # isprintable() is False for every whitespace character but " ", so that is the one left to find.
+    if not value.isprintable() or (not spaces and " " in value):
         return f"{what} has control, bidi or space characters: {_shown(value)}"
     if ascii_only and not value.isascii():
         return f"{what} is not ASCII: {_shown(value)}"
