@@ -99,3 +99,14 @@ def test_history_strip_marks_each_build_in_its_verdict_lane():
     labels = texts(strip)
     assert {"GOOD 1", "BAD 1", "FAIL 1", "UNKWN 0"} <= set(labels) and "2027" in labels
     assert texts(svg.history_strip("x", [])) == ["x: never built"]
+
+
+def test_a_step_with_too_many_ticks_is_given_up_early():
+    """The finest steps are tried first: over years of history, an hourly step must stop at the
+    bound rather than list every hour (it was half of a full publish's time)."""
+    from jobs.publish.site.svg import _ticks_of
+
+    start = datetime(2020, 1, 1, tzinfo=UTC)
+    end = start + timedelta(days=3 * 365)
+    assert len(_ticks_of(start, end, "hour", 1, 8)) == 9
+    assert len(_ticks_of(start, end, "month", 12, 8)) == 3  # 2020, 2021, 2022 under the bound: all of them
