@@ -180,7 +180,7 @@ import logging
 logging.disable(logging.WARNING)  # the "not signature-checked" warning
 from jobs.core.config import RebuilderConfig, Release, SyncProfile
 from jobs.core.store import LocalStore
-from jobs.sync.job import sync_profile
+from jobs.sync.run import sync_profile
 profile = SyncProfile(name="bookworm", distro="debian", source=sys.argv[1], components=("main",),
                       architectures=("amd64", "all"), releases=(Release("bookworm"),))
 before = hwm()

@@ -7,7 +7,7 @@ it (the suffix after each separator, so "foo" finds "python-foo" and "doe" finds
 <jane@example.org>"). Keys are compared by prefix, lowercased (ASCII letters only: the same
 rule in Python and in `site/static/search.js`).
 
-Layout (keys in `jobs.publish.urls`):
+Layout (keys in `jobs.core.urls`):
 
 - `api/v1/search/index.json` (kind "search-index"): the distros and the shard list,
   `[bucket, pages, records]`;
@@ -26,7 +26,7 @@ Records are arrays (compact at 100,000 packages):
 `[0, distro, name, source, versions, url]` a binary package, `[1, distro, name, "", versions,
 url]` a source package with no binary of that name, `[2, -1, name, "", packages, url]` a
 maintainer; `distro` indexes the index's distro list and `url` is "" when it is the plain
-`packages/<distro>/<name>.html` (else the escaped key `jobs.publish.urls` made).
+`packages/<distro>/<name>.html` (else the escaped key `jobs.core.urls` made).
 
 Bounded: keys are cut to `KEY_CHARS` characters and at most `KEY_WORDS` words of each;
 each shard file holds at most `SHARD_RECORDS` records; versions shown are at most
