@@ -14,14 +14,11 @@ as the kernel accounts it (rebuildctl through RUSAGE_CHILDREN, the daemon from
 from __future__ import annotations
 
 import contextlib
-import functools
-import http.server
 import os
 import resource
 import shutil
 import socket
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -29,6 +26,8 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.httpd import serve
 
 ROOT = Path(os.environ.get("REBUILDER_TRIXIE_ROOT", "/var/cache/rebuilder-tests/trixie-root"))
 COOKIE = "Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"
@@ -59,15 +58,8 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def http_directory(directory: Path) -> Iterator[str]:
     """`directory` served over HTTP on the host's loopback (a mirror rebuildctl can download from)."""
-    handler = type("Quiet", (http.server.SimpleHTTPRequestHandler,), {"log_message": lambda *a: None})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(directory)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve(directory) as url:
+        yield url
 
 
 @dataclass
