@@ -61,6 +61,7 @@ ENFORCED_BY: dict[str, list[str]] = {
     "serve_list": [f"{HERE}::test_serve_reads_feeds_and_lists_capped"],
     "serve_feed": [f"{HERE}::test_serve_reads_feeds_and_lists_capped"],
     "serve_inflated": [f"{HERE}::test_serve_reads_feeds_and_lists_capped"],
+    "serve_idle": ["tests/serve/test_api.py::test_a_client_that_sends_nothing_is_cut_off_at_the_idle_limit"],
     "feed": ["tests/hostile/test_ctl_site.py::test_a_feed_larger_than_the_cap_is_refused_naming_it_and_the_cap"],
     "feeds_total": ["tests/hostile/test_ctl_site.py::test_the_json_a_command_parses_has_a_memory_budget"],
     "request_deadline": ["tests/hostile/test_ctl_site.py::test_a_trickling_server_is_cut_off_at_the_total_deadline",

@@ -83,6 +83,8 @@ _LIMITS = (
     Limit("serve_feed", 256 * MiB, "bytes", "one feed `rebuilder serve` reads to answer the v0 API"),
     Limit("serve_inflated", GiB, "bytes", "one gzip-encoded file `rebuilder serve` decompresses for a client "
           "that does not take gzip"),
+    Limit("serve_idle", 60, "seconds", "how long `rebuilder serve` waits on one client's socket (a request "
+          "line, a header, a body, a read of its answer) before it closes the connection"),
     # rebuildctl: a published site
     Limit("feed", 32 * MiB, "bytes", "one feed or file rebuildctl reads, after gzip decoding",
           "`REBUILDCTL_MAX_FEED_BYTES`"),

@@ -16,6 +16,7 @@ import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
+from jobs.core.bounded import cap
 from jobs.core.errors import ConfigError, TerminalError
 from jobs.core.layout import SITE
 from jobs.core.store import InvalidKey, NotFound, Store
@@ -63,6 +64,9 @@ def make_server(store: Store, bind: str, *, prefix: str = SITE, fallback: int = 
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "rebuilder-serve"
+        # A client that connects and then sends (or reads) nothing would hold its thread for
+        # ever; socketserver applies this timeout to every read and write of the connection.
+        timeout = cap("serve_idle")
 
         def do_HEAD(self) -> None:  # noqa: N802 (http.server's naming)
             self._serve(body=False)

@@ -358,3 +358,27 @@ def test_serve_admin_needs_a_cookie_and_the_api(tmp_path):
     assert "[auth] cookie" in res.stderr and "--admin" in res.stderr
     res = subprocess.run([*base, "--admin", "--static"], capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and "--admin needs the API" in res.stderr
+
+
+def test_a_client_that_sends_nothing_is_cut_off_at_the_idle_limit(world):
+    """A connection that never sends its request does not hold a server thread for ever."""
+    import socket
+    import time
+
+    from jobs.core.bounded import configured
+
+    with configured({"serve_idle": 1}):
+        server, thread, url = _serve(world.store, None)
+    try:
+        port = server.server_address[1]
+        idle = socket.create_connection(("127.0.0.1", port), timeout=10)
+        started = time.monotonic()
+        assert idle.recv(1024) == b""  # closed by the server, not by our timeout
+        assert 0.5 < time.monotonic() - started < 5
+        idle.close()
+        # A client that does send is served as before.
+        assert requests.get(f"{url}/api/v0/pkgs/list", timeout=10).status_code == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
