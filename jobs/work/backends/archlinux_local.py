@@ -53,7 +53,6 @@ import re
 import sys
 import tempfile
 import threading
-import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,22 +60,16 @@ from typing import BinaryIO
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
-from jobs.core.errors import RebuilderError, TerminalError
+from jobs.core.errors import TerminalError
 from jobs.work.backends.buildinfo import Buildinfo, read_buildinfo
 from jobs.work.backends.makepkg import BUILDDIR, PKGEXT, STARTDIR, BuildFailed, BuildSettings, build_package, host_carch
-from jobs.work.backends.script import Terminated as _Terminated
-from jobs.work.backends.script import fail as _fail
+from jobs.work.backends.script import UsageError, guarded, stop_on_signals
 from jobs.work.backends.script import say as _say
-from jobs.work.backends.script import stop_on_signals
 
 USAGE = "usage: rebuilder-backend-archlinux-local <package file> (with REBUILDERD_OUTDIR set)"
 # Arch packages have been published with each of these; pacman -U reads them all.
 ARCHIVE_EXTENSIONS = (".pkg.tar.zst", ".pkg.tar.xz", ".pkg.tar.gz", ".pkg.tar.bz2")
 DEFAULT_TIMEOUT = 86400.0
-
-
-class UsageError(TerminalError):
-    """The backend was called wrongly or is configured wrongly (exit status 2)."""
 
 
 class RebuildRefused(TerminalError):
@@ -174,7 +167,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     """Run the backend: returns the exit status; the last line says why when it is not 0."""
     args = list(sys.argv[1:] if argv is None else argv)
     stop_on_signals()
-    try:
+
+    def body() -> int:
         if len(args) != 1:
             raise UsageError(USAGE)
         config = LocalConfig.from_env(os.environ if env is None else env)
@@ -198,17 +192,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         if package.name not in names:
             _say(f"note: the rebuild did not produce {package.name}")
         return 0
-    except UsageError as e:
-        return _fail(str(e), 2)
-    except RebuilderError as e:
-        return _fail(str(e), 1)
-    except _Terminated as e:
-        return _fail(f"stopped by signal {e.args[0]}", 128 + int(e.args[0]), own_line=True)
-    except OSError as e:
-        return _fail(f"{type(e).__name__}: {e}", 1)
-    except Exception as e:  # a bug: keep the traceback in the log, the reason on the last line
-        traceback.print_exc(file=sys.stdout)
-        return _fail(f"unexpected error: {type(e).__name__}: {e}", 1)
+
+    return guarded(body)
 
 
 def _archive_dir(value: str) -> Path:

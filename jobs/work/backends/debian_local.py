@@ -71,7 +71,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -80,12 +79,10 @@ from pathlib import Path, PurePosixPath
 
 from debian.deb822 import BuildInfo, Deb822, Dsc
 
-from jobs.core.errors import RebuilderError, TerminalError
-from jobs.work.backends.script import Terminated as _Terminated
-from jobs.work.backends.script import fail as _fail
+from jobs.core.errors import TerminalError
+from jobs.work.backends.script import UsageError, guarded, stop_on_signals
 from jobs.work.backends.script import run as run_tool
 from jobs.work.backends.script import say as _say
-from jobs.work.backends.script import stop_on_signals
 
 USAGE = "usage: rebuilder-backend-debian-local <file.buildinfo> (with REBUILDERD_OUTDIR set)"
 DEFAULT_TIMEOUT = 86400.0
@@ -105,10 +102,6 @@ BUILD_PATH = re.compile(r"/build/[A-Za-z0-9._+~-]+(?:/[A-Za-z0-9._+~-]+){0,7}")
 KEYRING_PATH = re.compile(r"/[A-Za-z0-9._+/-]{1,255}")
 SOURCE_LINE = re.compile(r"(?P<type>deb|deb-src)\s+(?:\[(?P<options>[^\]\n]*)\]\s+)?(?P<uri>\S+)\s+(?P<suite>\S+)"
                          r"(?P<components>(?:\s+\S+)*)\s*")
-
-
-class UsageError(TerminalError):
-    """The backend was called wrongly or is configured wrongly (exit status 2)."""
 
 
 class RebuildRefused(TerminalError):
@@ -730,7 +723,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     """Run the backend: returns the exit status; the last line says why when it is not 0."""
     args = list(sys.argv[1:] if argv is None else argv)
     stop_on_signals()
-    try:
+
+    def body() -> int:
         if len(args) != 1:
             raise UsageError(USAGE)
         config = LocalConfig.from_env(os.environ if env is None else env)
@@ -738,17 +732,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         with tempfile.TemporaryDirectory(prefix="rebuilder-debian-local-", dir=base) as tmp:
             rebuild(Path(args[0]), config, Path(tmp))
         return 0
-    except UsageError as e:
-        return _fail(str(e), 2)
-    except RebuilderError as e:
-        return _fail(str(e), 1)
-    except _Terminated as e:
-        return _fail(f"stopped by signal {e.args[0]}", 128 + int(e.args[0]), own_line=True)
-    except OSError as e:
-        return _fail(f"{type(e).__name__}: {e}", 1)
-    except Exception as e:  # a bug: keep the traceback in the log, the reason on the last line
-        traceback.print_exc(file=sys.stdout)
-        return _fail(f"unexpected error: {type(e).__name__}: {e}", 1)
+
+    return guarded(body)
 
 
 if __name__ == "__main__":

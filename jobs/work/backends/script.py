@@ -11,13 +11,19 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import traceback
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from jobs.core.errors import RebuilderError, TerminalError
 from jobs.work.backends import FAIL_PREFIX
 
 SAY = "rebuilder-backend: "
+
+
+class UsageError(TerminalError):
+    """The backend was called wrongly or is configured wrongly (exit status 2)."""
 
 
 class Terminated(BaseException):
@@ -96,3 +102,24 @@ def fail(reason: str, status: int, *, own_line: bool = False) -> int:
     one_line = " ".join(re.sub(r"[\x00-\x1f\x7f]", " ", reason).split())
     print(f"{chr(10) if own_line else ''}{FAIL_PREFIX}{one_line}", file=sys.stderr, flush=True)
     return status
+
+
+def guarded(body: Callable[[], int]) -> int:
+    """Run a backend's `main` body: what it raises becomes its exit status and its one FAIL line.
+
+    2 for a usage error, 1 for a refused or failed rebuild (or the disk), 128 + N when signal N
+    stopped it; a bug keeps its traceback in the log and its reason on the last line.
+    """
+    try:
+        return body()
+    except UsageError as e:
+        return fail(str(e), 2)
+    except RebuilderError as e:
+        return fail(str(e), 1)
+    except Terminated as e:
+        return fail(f"stopped by signal {e.args[0]}", 128 + int(e.args[0]), own_line=True)
+    except OSError as e:
+        return fail(f"{type(e).__name__}: {e}", 1)
+    except Exception as e:  # a bug: keep the traceback in the log, the reason on the last line
+        traceback.print_exc(file=sys.stdout)
+        return fail(f"unexpected error: {type(e).__name__}: {e}", 1)
