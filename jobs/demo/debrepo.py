@@ -39,15 +39,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from jobs.work.backends.debian_local import (
-    DebianBuildinfo,
-    SourceLine,
-    build,
-    cached_root,
-    host_architecture,
-    make_root,
-    parse_sources,
-)
+from jobs.work.backends.debian_build import build
+from jobs.work.backends.debian_buildinfo import DebianBuildinfo
+from jobs.work.backends.debian_config import SourceLine, parse_sources
+from jobs.work.backends.debian_root import cached_root, host_architecture, make_root
 
 SUITE = "fixture"
 VERSION = "1.0"

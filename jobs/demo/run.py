@@ -44,7 +44,9 @@ from jobs.demo.debrepo import (
     require_debian_host,
 )
 from jobs.work.backends import shipped_backend
-from jobs.work.backends.debian_local import SourceLine, cached_root, host_architecture, parse_sources, read_buildinfo
+from jobs.work.backends.debian_buildinfo import read_buildinfo
+from jobs.work.backends.debian_config import SourceLine, parse_sources
+from jobs.work.backends.debian_root import cached_root, host_architecture
 
 DISTROS = ("archlinux", "debian")
 

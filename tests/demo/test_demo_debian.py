@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 
 from jobs.demo.debrepo import UNBUILDABLE, DebianRepo, fixture_root
-from jobs.work.backends.debian_local import cached_root, make_root, parse_sources, read_buildinfo
+from jobs.work.backends.debian_buildinfo import read_buildinfo
+from jobs.work.backends.debian_config import parse_sources
+from jobs.work.backends.debian_root import cached_root, make_root
 from tests.fixtures_debian import BINNMU_VERSION, cache_dir
 
 pytestmark = pytest.mark.full("real mmdebstrap roots and dpkg-buildpackage builds")

@@ -25,7 +25,10 @@ from pathlib import Path
 import pytest
 
 from jobs.work.backends import FAIL_PREFIX, failure_reason, shipped_backend
-from jobs.work.backends.debian_local import LocalConfig, RebuildRefused, UsageError, main, read_buildinfo
+from jobs.work.backends.debian_buildinfo import RebuildRefused, read_buildinfo
+from jobs.work.backends.debian_config import LocalConfig
+from jobs.work.backends.debian_local import main
+from jobs.work.backends.script import UsageError
 from tests.fixtures_debian import (
     BINNMU_VERSION,
     GONE_VERSION,
