@@ -1,8 +1,9 @@
 """Upstream's own `rebuildctl` (0.23.1, Debian trixie's package) against `rebuilder serve`.
 
 The trixie root is made once with debootstrap and cached (`REBUILDER_TRIXIE_ROOT`, default
-/var/cache/rebuilder-tests/trixie-root): it needs root and the Debian archive, so the test
-skips without them on a laptop and fails under CI=true. The site is a real publish of a
+/var/cache/rebuilder-tests/trixie-root; tests/trixie.py makes it and starts upstream's daemon):
+it needs root and the Debian archive, so the test skips without them on a laptop and fails
+under CI=true. The site is a real publish of a
 synced repository with results (tests/publish/sitefix.py), served by the real
 `rebuilder serve --admin` entry point; every rebuildctl verb runs against it, and the admin
 verbs' requests are applied by the next real publish.
@@ -14,7 +15,6 @@ import gzip
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import uuid
@@ -25,43 +25,17 @@ import pytest
 
 from jobs.core.queue import read_queue
 from jobs.publish.run import publish
+from tests import trixie as chroot
+from tests.httpd import serve
 from tests.publish.sitefix import NOW, arch_world
 from tests.publish.test_verify import config_for
 from tests.tools import in_ci, missing, require_tool
+from tests.trixie import COOKIE, ROOT, build_root
 
 pytestmark = pytest.mark.full("upstream rebuildctl 0.23.1 in a trixie chroot (debootstrap, as root)")
 
-ROOT = Path(os.environ.get("REBUILDER_TRIXIE_ROOT", "/var/cache/rebuilder-tests/trixie-root"))
-PACKAGES = ("rebuilderd", "rebuildctl", "rebuilderd-worker", "shared-mime-info", "curl")
-COOKIE = "Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"
 BIN = Path(sys.executable).parent
 LINE = re.compile(r"^\[(GOOD |BAD  |UNKWN)\] (\S+) (\S+) +\((.*)\) \"(.*)\"$")
-
-
-def _mirror() -> str:
-    """The Debian archive apt already uses here, else deb.debian.org."""
-    for sources in sorted(Path("/etc/apt/sources.list.d").glob("*.sources")):
-        for line in sources.read_text().splitlines():
-            if line.startswith("URIs:") and line.split()[1:]:
-                return line.split()[1]
-    return "http://deb.debian.org/debian"
-
-
-def _build(root: Path) -> None:
-    """debootstrap trixie into `root` (beside it first, renamed when complete) with upstream's tools."""
-    work = root.with_name(root.name + ".tmp")
-    shutil.rmtree(work, ignore_errors=True)
-    work.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([require_tool("debootstrap", "debootstrap"), "--variant=minbase", "--include=ca-certificates",
-                    "trixie", str(work), _mirror()], check=True, capture_output=True, timeout=1200)
-    subprocess.run(["mount", "-t", "proc", "proc", str(work / "proc")], check=True)
-    try:
-        subprocess.run(["chroot", str(work), "sh", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive "
-                        "apt-get install -y -qq --no-install-recommends " + " ".join(PACKAGES)],
-                       check=True, capture_output=True, timeout=1200)
-    finally:
-        subprocess.run(["umount", str(work / "proc")], check=False)
-    work.rename(root)
 
 
 @pytest.fixture(scope="session")
@@ -75,7 +49,7 @@ def trixie() -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one builder at a time (xdist workers, concurrent runs)
         if not (ROOT / "usr/bin/rebuildctl").exists():
             try:
-                _build(ROOT)
+                build_root(ROOT, require_tool("debootstrap", "debootstrap"))
             except (subprocess.SubprocessError, OSError) as exc:
                 detail = getattr(exc, "stderr", b"") or b""
                 message = f"cannot build the trixie chroot at {ROOT}: {exc} {detail.decode(errors='replace')[-500:]}"
@@ -214,21 +188,9 @@ def test_gzip_is_kept_for_clients_that_take_it(served, trixie):
 
 # --- side by side with upstream's daemon --------------------------------------------------
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def mirror(tmp_path):
     """An Arch repository database as repo-add writes it (sorted by name), served on loopback."""
-    import functools
-    import http.server
-    import threading
-
     from tests.sync import alpm_builders as alpm
 
     packages = sorted([
@@ -239,52 +201,16 @@ def mirror(tmp_path):
     directory = tmp_path / "mirror" / "core" / "os" / "x86_64"
     directory.mkdir(parents=True)
     (directory / "core.db").write_bytes(alpm.db([m for n, v, kw in packages for m in alpm.package(n, v, **kw)]))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(
-        type("Quiet", (http.server.SimpleHTTPRequestHandler,), {"log_message": lambda *a: None}),
-        directory=str(tmp_path / "mirror")))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve(tmp_path / "mirror") as url:
+        yield url
 
 
 @pytest.fixture
 def daemon(trixie, mirror):
     """rebuilderd 0.24 in the chroot, synced from `mirror` by rebuildctl's sync-profile; its URL."""
-    state = trixie / "tmp" / f"rebuilderd-{uuid.uuid4().hex}"
-    state.mkdir()
-    port = _free_port()
-    inside = "/" + str(state.relative_to(trixie))
-    (state / "cookie").write_text(COOKIE + "\n")
-    (state / "rebuilderd.conf").write_text(f'[http]\nbind_addr = "127.0.0.1:{port}"\n[auth]\ncookie = "{COOKIE}"\n'
-                                           '[worker]\nsignup_secret = "Zk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeB"\n')
-    (state / "sync.conf").write_text(f'[profile."arch"]\ndistro = "archlinux"\nsuite = "core"\n'
-                                     f'architectures = ["x86_64"]\nsource = "{mirror}/$repo/os/$arch"\n')
-    proc = subprocess.Popen(["chroot", str(trixie), "sh", "-c", f"cd {inside} && exec env "
-                             f"REBUILDERD_COOKIE_PATH={inside}/cookie rebuilderd -c {inside}/rebuilderd.conf"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        import time
-
-        import requests
-
-        for _ in range(100):
-            try:
-                requests.get(url + "/api/v0/pkgs/list", timeout=2)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        res = subprocess.run(["chroot", str(trixie), "env", f"REBUILDERD_COOKIE_PATH={inside}/cookie", "rebuildctl",
-                              "-H", url, "pkgs", "sync-profile", "--sync-config", f"{inside}/sync.conf", "arch"],
-                             capture_output=True, timeout=120)
-        assert res.returncode == 0, res.stderr.decode()
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        shutil.rmtree(state, ignore_errors=True)
+    with chroot.daemon(trixie) as d:
+        d.run_rebuildctl("pkgs", "sync-profile", "--sync-config", d.sync_conf(mirror), "arch", timeout=120)
+        yield d.url
 
 
 def test_pkgs_list_queue_and_errors_match_the_daemons(daemon, mirror, tmp_path):
