@@ -18,6 +18,7 @@ A write whose response was lost is recognised by the unique token in the body.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import threading
 import time
@@ -29,6 +30,7 @@ from jobs.core.errors import TerminalError, TransientError
 from jobs.core.store import NotFound, PreconditionFailed, Store, StoreUnavailable
 
 SCHEMA = "rebuilder.lease/1"
+log = logging.getLogger(__name__)
 
 
 class LeaseHeld(TransientError):
@@ -217,6 +219,11 @@ class LeaseKeeper:
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join()
 
+    def check(self) -> None:
+        """LeaseLost if the lease was lost: call it before each step others would see."""
+        if self.lost.is_set():
+            raise LeaseLost(self.lease.key, self.reason or "lost")
+
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
@@ -233,3 +240,34 @@ class LeaseKeeper:
     def _lose(self, reason: str) -> None:
         self.reason = reason
         self.lost.set()
+
+
+class Held:
+    """A lease taken now (LeaseHeld if somebody else holds it) and kept renewed while in a `with` block.
+
+    The block gets the LeaseKeeper: call its `check()` before each step others would see.
+    Leaving the block releases the lease unless it was lost, however the block ends: its
+    holders (publish, import-rebuilderd) make every step visible by one conditional write, so
+    nothing half-done is left and the next run may start at once. When an error is already on
+    its way out, a failing release only warns (the original error matters more). A process
+    killed outright releases nothing: its lease simply expires.
+    """
+
+    def __init__(self, leases: Leases, key: str, holder: str, meta: Mapping[str, Any] | None = None) -> None:
+        self.leases = leases
+        self.keeper = LeaseKeeper(leases, leases.acquire(key, holder, meta))
+
+    def __enter__(self) -> LeaseKeeper:
+        return self.keeper.__enter__()
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        self.keeper.stop()
+        if self.keeper.lost.is_set():
+            return
+        if kind is None:
+            self.leases.release(self.keeper.lease)
+            return
+        try:
+            self.leases.release(self.keeper.lease)
+        except Exception as failed:  # noqa: BLE001 - the original error matters more
+            log.warning("could not release %s: %s", self.keeper.lease.key, failed)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import pytest
 
-from jobs.core.lease import Lease, LeaseHeld, LeaseKeeper, LeaseLost, Leases, LeaseState
+from jobs.core.lease import Held, Lease, LeaseHeld, LeaseKeeper, LeaseLost, Leases, LeaseState
 from jobs.core.store import PreconditionFailed, open_store
 from tests.core.racing import race
 
@@ -191,3 +192,32 @@ def test_a_lease_released_as_done_is_kept_from_takeover(store):
     state, _ = leases.read("claims/j/1.json")
     assert state.released and state.meta["done"] is True and state.holder == "worker-a"
     assert leases.acquire("claims/j/1.json", "worker-b").state.generation == 2  # without keep: taken over
+
+
+@pytest.mark.parametrize("ending", [None, RuntimeError, KeyboardInterrupt])
+def test_held_releases_the_lease_however_the_block_ends(store, ending):
+    clock = Clock()
+    leases = Leases(store, ttl=60, clock_skew=5, clock=clock)
+    lock = Held(leases, "locks/publish.json", "a", meta={"job": "publish"})
+    with pytest.raises(LeaseHeld):
+        Held(leases, "locks/publish.json", "b")
+    with contextlib.suppress(RuntimeError, KeyboardInterrupt), lock as keeper:
+        keeper.check()
+        if ending is not None:
+            raise ending("stopped")
+    state, _ = leases.read("locks/publish.json")
+    assert state.released and state.meta == {"job": "publish"}
+    assert Held(leases, "locks/publish.json", "b").keeper.lease.state.holder == "b"
+
+
+def test_held_leaves_a_lost_lease_to_its_new_holder(store):
+    clock = Clock()
+    leases = Leases(store, ttl=60, clock_skew=5, clock=clock)
+    with Held(leases, "lock", "a") as keeper:
+        clock.now += 66
+        taken = leases.acquire("lock", "b")  # a's lease expired: b takes it over
+        keeper._lose("renew refused")  # what the keeper's thread does on its next renewal
+        with pytest.raises(LeaseLost):
+            keeper.check()
+    state, etag = leases.read("lock")
+    assert state == taken.state and etag == taken.etag  # a did not release b's lease

@@ -21,6 +21,7 @@ from jobs.core.config import RebuilderConfig, parse_sync_config
 from jobs.core.history import read_history
 from jobs.core.queue import read_queue
 from jobs.core.store import open_store
+from jobs.importer import builds
 from jobs.importer import rebuilderd as importer
 from jobs.importer.rebuilderd import ImportRefused, import_rebuilderd
 from jobs.sync.run import sync_profile
@@ -145,7 +146,7 @@ def test_hostile_rows_are_refused_by_name_and_the_rest_imported(tmp_path):
     con = sqlite3.connect(db)
     con.execute("UPDATE packages SET version = ? WHERE name = 'alpha'", ("1-1\x1b[31m",))
     con.execute("UPDATE packages SET status = 'EVIL' WHERE name = 'beta'")
-    bomb = Z.compress(b"\0" * (importer.LOG_MAX + 1))
+    bomb = Z.compress(b"\0" * (builds.LOG_MAX + 1))
     con.execute("UPDATE builds SET build_log = ? WHERE id = (SELECT build_id FROM packages WHERE name = 'grp-a')",
                 (bomb,))
     con.execute("INSERT INTO queue (pkgbase_id, version, required_backend, priority, queued_at) "
@@ -157,7 +158,7 @@ def test_hostile_rows_are_refused_by_name_and_the_rest_imported(tmp_path):
     text = "\n".join(summary.problems)
     assert "control, bidi or space characters" in text and "\x1b" not in text
     assert "status is not GOOD, BAD or UNKWN: 'EVIL'" in text
-    assert f"build_log is more than {importer.LOG_MAX} bytes" in text
+    assert f"build_log is more than {builds.LOG_MAX} bytes" in text
     assert "queued_at out of bounds" in text
     assert len(read_history(store)) == 0
 

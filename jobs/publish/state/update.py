@@ -48,7 +48,7 @@ from jobs.core.config import RebuilderConfig
 from jobs.core.history import PREFIX as HISTORY_PREFIX
 from jobs.core.history import build_summaries
 from jobs.core.layout import CLAIM_KEY, CLAIM_NOTICE_KEY, CLAIMS, PUBLISH_LOCK, REBUILDER_KEYS
-from jobs.core.lease import LeaseHeld, LeaseKeeper, LeaseLost, Leases
+from jobs.core.lease import Held, LeaseHeld, LeaseKeeper, Leases
 from jobs.core.model import HistoryRow, JobRow, ResultRow, Status, build_id, from_table
 from jobs.core.pointer import Pointer
 from jobs.core.queue import QueueState, read_queue, update_queue
@@ -138,30 +138,16 @@ def publish_state(store: Store, config: RebuilderConfig, *, now: datetime | None
     leases = Leases(store, ttl=config.lease.ttl, clock_skew=config.lease.clock_skew)
     holder = holder or f"publish@{socket.gethostname()}:{os.getpid()}"
     try:
-        lease = leases.acquire(PUBLISH_LOCK, holder, meta={"job": "publish"})
+        lock = Held(leases, PUBLISH_LOCK, holder, meta={"job": "publish"})
     except LeaseHeld as exc:
         return PublishState(busy=True, detail=f"another publish ({exc.holder}) holds the lock")
-    keeper = LeaseKeeper(leases, lease)
-    try:
-        with keeper:
-            state = _publish_locked(store, config, now, key, keeper, clock)
-    except Exception:
-        # Nothing half-done is visible (every step is a pointer or queue CAS): let the next
-        # run in at once. A killed process releases nothing; its lease simply expires.
-        if not keeper.lost.is_set():
-            try:
-                leases.release(keeper.lease)
-            except Exception as exc:  # noqa: BLE001 - the original error matters more
-                log.warning("could not release %s: %s", PUBLISH_LOCK, exc)
-        raise
-    if not keeper.lost.is_set():
-        leases.release(keeper.lease)
-    return state
+    # Released however it ends: nothing half-done is visible (every step is a pointer or queue CAS).
+    with lock as keeper:
+        return _publish_locked(store, config, now, key, keeper, clock)
 
 
 def _check(keeper: LeaseKeeper) -> None:
-    if keeper.lost.is_set():
-        raise LeaseLost(keeper.lease.key, keeper.reason or "lost")
+    keeper.check()
 
 
 def _publish_locked(store: Store, config: RebuilderConfig, now: datetime, key: Ed25519PrivateKey,
