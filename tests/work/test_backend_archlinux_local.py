@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -25,34 +24,16 @@ from jobs.demo.archrepo import FTBFS, REPRODUCIBLE, UNREPRODUCIBLE, FixtureRepo
 from jobs.work.backends import FAIL_PREFIX, failure_reason, shipped_backend
 from jobs.work.backends.archlinux_local import main
 from tests.fixtures_arch import require_makepkg_host
+from tests.work.backend_run import Run, run_script
 from tests.work.test_buildinfo import DEVTOOLS, make_package, replace
 
 SCRIPT = shipped_backend("archlinux-local")
 
 
-@dataclass
-class Run:
-    """One backend run: exit status, merged output, the out directory."""
-
-    status: int
-    output: str
-    outdir: Path
-
-    @property
-    def reason(self) -> str | None:
-        return failure_reason(self.output.encode())
-
-    def built(self) -> dict[str, bytes]:
-        return {p.name: p.read_bytes() for p in sorted(self.outdir.iterdir())} if self.outdir.exists() else {}
-
-
 def run_backend(package: Path, outdir: Path, *, pkgbuilds: Path, archive: Path | str) -> Run:
     """Run the shipped script as a subprocess, with the worker's interpreter."""
-    env = {"PATH": os.environ["PATH"], "REBUILDERD_OUTDIR": str(outdir), "REBUILDER_PKGBUILDS": str(pkgbuilds),
-           "REBUILDER_ARCHIVE": str(archive), "REBUILDER_PYTHON": sys.executable}
-    done = subprocess.run([str(SCRIPT), str(package)], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, timeout=240)
-    return Run(done.returncode, done.stdout.decode(errors="replace"), outdir)
+    return run_script(SCRIPT, package, outdir, {"REBUILDER_PKGBUILDS": str(pkgbuilds), "REBUILDER_ARCHIVE": str(archive)},
+                      timeout=240)
 
 
 def first_artifact(repo: FixtureRepo, pkgbase: str) -> Path:

@@ -19,7 +19,6 @@ import sys
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -35,31 +34,16 @@ from tests.fixtures_debian import (
     DebianFixture,
     cache_dir,
 )
+from tests.work.backend_run import Run, run_script
 
 SCRIPT = shipped_backend("debian-local")
 FULL = pytest.mark.full("real mmdebstrap roots from Debian's archive and dpkg-buildpackage builds")
 
 
-@dataclass
-class Run:
-    status: int
-    output: str
-    outdir: Path
-
-    @property
-    def reason(self) -> str | None:
-        return failure_reason(self.output.encode())
-
-    def built(self) -> dict[str, bytes]:
-        return {p.name: p.read_bytes() for p in sorted(self.outdir.iterdir())} if self.outdir.exists() else {}
-
-
 def run_backend(buildinfo: Path, outdir: Path, *, sources: str, extra: dict[str, str] | None = None) -> Run:
-    env = {"PATH": os.environ["PATH"], "REBUILDERD_OUTDIR": str(outdir), "REBUILDER_DEBIAN_SOURCES": sources,
-           "REBUILDER_DEBIAN_ROOT_CACHE": str(cache_dir()), "REBUILDER_PYTHON": sys.executable, **(extra or {})}
-    done = subprocess.run([str(SCRIPT), str(buildinfo)], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, timeout=1800)
-    return Run(done.returncode, done.stdout.decode(errors="replace"), outdir)
+    return run_script(SCRIPT, buildinfo, outdir, {"REBUILDER_DEBIAN_SOURCES": sources,
+                                                  "REBUILDER_DEBIAN_ROOT_CACHE": str(cache_dir()), **(extra or {})},
+                      timeout=1800)
 
 
 @pytest.fixture(scope="module")

@@ -63,7 +63,7 @@ from urllib.request import url2pathname
 from jobs.core.errors import TerminalError
 from jobs.work.backends.buildinfo import Buildinfo, read_buildinfo
 from jobs.work.backends.makepkg import BUILDDIR, PKGEXT, STARTDIR, BuildFailed, BuildSettings, build_package, host_carch
-from jobs.work.backends.script import UsageError, guarded, stop_on_signals
+from jobs.work.backends.script import UsageError, main_on_input
 from jobs.work.backends.script import say as _say
 
 USAGE = "usage: rebuilder-backend-archlinux-local <package file> (with REBUILDERD_OUTDIR set)"
@@ -165,14 +165,9 @@ def find_installed(archive: Path, entry: str) -> Path | None:
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     """Run the backend: returns the exit status; the last line says why when it is not 0."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    stop_on_signals()
 
-    def body() -> int:
-        if len(args) != 1:
-            raise UsageError(USAGE)
+    def body(package: Path) -> int:
         config = LocalConfig.from_env(os.environ if env is None else env)
-        package = Path(args[0])
         with tempfile.TemporaryDirectory(prefix="rebuilder-archlinux-local-") as tmp:
             log = Path(tmp, "makepkg.log")
             log.touch()
@@ -193,7 +188,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             _say(f"note: the rebuild did not produce {package.name}")
         return 0
 
-    return guarded(body)
+    return main_on_input(argv, USAGE, body)
 
 
 def _archive_dir(value: str) -> Path:

@@ -77,7 +77,7 @@ from jobs.work.backends.debian_build import build, fetch_source
 from jobs.work.backends.debian_buildinfo import RebuildRefused, read_buildinfo
 from jobs.work.backends.debian_config import LocalConfig
 from jobs.work.backends.debian_root import host_architecture, installed_versions, make_root
-from jobs.work.backends.script import UsageError, guarded, stop_on_signals
+from jobs.work.backends.script import UsageError, main_on_input
 from jobs.work.backends.script import say as _say
 
 USAGE = "usage: rebuilder-backend-debian-local <file.buildinfo> (with REBUILDERD_OUTDIR set)"
@@ -122,19 +122,15 @@ def rebuild(buildinfo: Path, config: LocalConfig, work: Path) -> list[Path]:
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     """Run the backend: returns the exit status; the last line says why when it is not 0."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    stop_on_signals()
 
-    def body() -> int:
-        if len(args) != 1:
-            raise UsageError(USAGE)
+    def body(buildinfo: Path) -> int:
         config = LocalConfig.from_env(os.environ if env is None else env)
         base = Path(os.environ.get("TMPDIR") or "/var/tmp")
         with tempfile.TemporaryDirectory(prefix="rebuilder-debian-local-", dir=base) as tmp:
-            rebuild(Path(args[0]), config, Path(tmp))
+            rebuild(buildinfo, config, Path(tmp))
         return 0
 
-    return guarded(body)
+    return main_on_input(argv, USAGE, body)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,9 @@ import subprocess
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from jobs.core.errors import RebuilderError, TerminalError
@@ -123,3 +124,17 @@ def guarded(body: Callable[[], int]) -> int:
     except Exception as e:  # a bug: keep the traceback in the log, the reason on the last line
         traceback.print_exc(file=sys.stdout)
         return fail(f"unexpected error: {type(e).__name__}: {e}", 1)
+
+
+def main_on_input(argv: Sequence[str] | None, usage: str, body: Callable[[Path], int]) -> int:
+    """A backend's `main`: stop on signals, take exactly one input file (else `usage`, status 2) and
+    run `body` on it guarded; returns the exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    stop_on_signals()
+
+    def one() -> int:
+        if len(args) != 1:
+            raise UsageError(usage)
+        return body(Path(args[0]))
+
+    return guarded(one)
