@@ -13,8 +13,9 @@ site builder (`jobs.publish.site.build._suites`, HTML left out) writes each long
 index `api/v1/suites/<suite>/<STATUS>.json` plus one feed per part, and each status list
 whole in one columnar feed `<STATUS>.all.json` (`jobs.publish.site.allfeeds`); the v0 list comes
 from publish's query, `api/v1/index.json` (which advertises the whole lists) from
-`jobs.publish.site.feeds`. Only what the clients read is written (the status lists, not the name
-and failure-class lists). Shape: Arch core (300) and extra (15% of packages), Debian
+`jobs.publish.site.feeds`, and each name's package feed (`pkgs ls --name N` reads it; no build
+history) by `jobs.publish.site.feeds.package_feed`. Only what the clients read is written (the
+status lists and package feeds, not the name and failure-class lists, nor any page). Shape: Arch core (300) and extra (15% of packages), Debian
 bookworm and trixie main amd64 (the rest, split evenly), so component `main` spans two
 suites; statuses 85% GOOD, 8% BAD, 4% FAIL, 3% UNKWN; every BAD and FAIL has a reason and a
 failure class. The files and bytes `pkgs ls` read are counted by the server
@@ -74,7 +75,7 @@ from jobs.core.model import Status
 from jobs.publish.site import build as site
 from jobs.publish.site import feeds, plan, queries
 from jobs.publish.site.classify import FailureClass
-from jobs.publish.site.rows import BuildLinks, PackageRow, SuiteKey, SuiteSummary
+from jobs.publish.site.rows import BuildLinks, PackagePage, PackageRow, SuiteKey, SuiteSummary
 from jobs.publish.site.sitewriter import JSON, Manifest, Site, json_bytes
 from tests.httpd import _QuietHandler, serve
 
@@ -201,6 +202,14 @@ def write_site(root: Path, summaries: list[SuiteSummary], by_suite: dict[SuiteKe
         files[urls.PKGS_LIST] = json_bytes(queries.pkgs_list_v0(con))
     finally:
         con.close()
+    # Each name's package feed (what `pkgs ls --name N` reads): its current packages; no history here.
+    by_name: dict[tuple[str, str], list[PackageRow]] = {}
+    for summary in summaries:
+        for r in by_suite[summary.suite]:
+            by_name.setdefault((r.suite.distro, r.name), []).append(r)
+    for (distro, name), rows in by_name.items():
+        page = PackagePage(distro, name, tuple(rows), ())
+        files[page.feed_url] = json_bytes(feeds.package_feed(page, NOW))
     for key, data in files.items():
         path = root / key
         path.parent.mkdir(parents=True, exist_ok=True)

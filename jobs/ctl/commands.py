@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -262,11 +263,13 @@ def list_packages(site: Site, filters: Filters, statuses: list[Status] | None = 
 
     Each list is read whole where the index advertises it (`lists_all`: one columnar file per
     suite and status), else from its feed and the parts it names (sites published before the
-    whole lists). `architectures`, if given, also limits the suites read to those of these
-    architectures.
+    whole lists). A `name` that is one name, not a pattern, is read from its package feeds
+    instead (one small file per distro). `architectures`, if given, also limits the suites read to
+    those of these architectures.
     """
     wanted = [s.value for s in statuses] if statuses else [s.value for s in Status]
     lists: list[tuple[str | None, str | None]] = []  # (whole list, list feed) of each list, in order
+    listed: set[tuple[Any, ...]] = set()  # (distro, release, component, architecture, status) of each list
     for suite in _index(site)["suites"]:
         if not _suite_matches(suite, filters):
             continue
@@ -277,12 +280,40 @@ def list_packages(site: Site, filters: Filters, statuses: list[Status] | None = 
             continue  # only an architecture-independent artifact can match outside its suite
         whole, feeds = suite.get("lists_all") or {}, suite["feeds"]
         lists += [(whole.get(st), feeds.get(st)) for st in wanted if whole.get(st) or feeds.get(st)]
+        listed.update((suite["distro"], suite["release"], suite["component"], suite["architecture"], st)
+                      for st in wanted if whole.get(st) or feeds.get(st))
+    if filters.name is not None and not _GLOB.search(filters.name):
+        rows = _named_packages(site, filters.name, listed)
+        _check_rows(site, rows)
+        return sorted([row for row in rows if _row_matches(row, filters)], key=_row_order)
     with _collector_paused():
         rows = list(chain.from_iterable(_list_packages(site, lists)))
         _check_rows(site, rows)
         if filters.architecture is not None or filters.name is not None or filters.version is not None:
             rows = [row for row in rows if _row_matches(row, filters)]  # the suites read match the rest
         return sorted(rows, key=_row_order)
+
+
+_GLOB = re.compile(r"[*?[]")  # what makes a --name a pattern (fnmatch) rather than one name
+
+
+def _named_packages(site: Site, name: str, listed: set[tuple[Any, ...]]) -> list[ListedPackage]:
+    """The current packages called `name` in the lists `listed` (suite and status), from the name's package feed
+    in each distro: a few small files instead of every list of every suite.
+
+    Publish writes a package feed per binary and source name of a distro, listing the current
+    packages with that name in every suite of it, as the lists do (`jobs.core.feeds.PackageRecord`).
+    """
+    keys = [urls.package_feed(distro, name) for distro in sorted({suite[0] for suite in listed})]
+    rows: list[ListedPackage] = []
+    for key, feed in zip(keys, site.json_each(keys, missing_ok=True)):
+        if feed is None:
+            continue  # no package or source of that name in this distro
+        named = [p for p in schema.check(feed, schema.PACKAGE_FEED, url=site.url(key), what="package")["packages"]
+                 if p.get("name") == name]
+        rows += [r for r in _rows(site, key, named)
+                 if (r.distro, r.release, r.component, r.suite_architecture, r.status) in listed]
+    return rows
 
 
 @contextmanager
