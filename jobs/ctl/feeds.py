@@ -27,12 +27,10 @@ import json
 import os
 import threading
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
-from urllib.request import url2pathname
 
 import orjson
 
@@ -172,6 +170,8 @@ class Site:
             yield from map(one, keys)
             return
         self.transport()  # one session, made before the fetchers share it
+        from concurrent.futures import ThreadPoolExecutor
+
         pool = ThreadPoolExecutor(min(FETCHERS, len(keys)), thread_name_prefix="rebuildctl-fetch")
         try:
             yield from pool.map(one, keys)
@@ -185,6 +185,8 @@ class Site:
     # --- transports ----------------------------------------------------------------------
 
     def _get_file(self, url: str) -> bytes:
+        from urllib.request import url2pathname  # not at the top: a tenth of the client's imports, for file:// only
+
         path = Path(url2pathname(unquote(urlsplit(url).path)))
         try:
             with open(path, "rb") as f:
