@@ -173,7 +173,7 @@ def pkgs_ls(
         return
     if not tty(ctx):
         if rows:  # one write: a BAD list can be thousands of lines
-            typer.echo("\n".join([r.line() for r in rows]))
+            typer.echo(commands.lines(rows))
         return
     table(ctx, ["status", "name", "version", "distro", "release", "component", "arch", "url"],
            [[r.status, r.name, r.version, r.distro, _dash(r.release), _dash(r.component), r.architecture,

@@ -159,8 +159,19 @@ class ListedPackage:
         """rebuildctl's `pkgs ls` line: `[STATUS] name version (distro, release, component, arch) "url"`."""
         from jobs.ctl.escape import clean
 
-        return clean(f"[{self.status:<5}] {self.name} {self.version} ({self.distro}, {self.release or '<none>'}, "
-                     f"{self.component or '<none>'}, {self.architecture}) {_quoted(self.url or '')}")
+        return clean(self.raw_line())
+
+    def raw_line(self) -> str:
+        """`line` before its characters are made safe for a terminal (`jobs.ctl.escape`)."""
+        return (f"[{self.status:<5}] {self.name} {self.version} ({self.distro}, {self.release or '<none>'}, "
+                f"{self.component or '<none>'}, {self.architecture}) {_quoted(self.url or '')}")
+
+
+def lines(rows: list[ListedPackage]) -> str:
+    """Each row's `line`, joined by newlines (the characters of all of them made safe at once)."""
+    from jobs.ctl.escape import clean_lines
+
+    return clean_lines([r.raw_line() for r in rows])
 
 
 def _quoted(text: str) -> str:
