@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -63,13 +64,16 @@ def test_every_text_int_and_flag_parameter_is_converted_without_typer():
     assert {p.name for p in verify.params if p._runtime_param is None} == {"files", "rebuilder", "dbpath"}
 
 
-def test_a_listing_never_imports_pydantic(tmp_path):
-    code = ("import sys\nfrom typer.testing import CliRunner\nfrom jobs.ctl.cli import app\n"
-            f"r = CliRunner().invoke(app, ['-H', {tmp_path.as_uri()!r}, '-v', 'pkgs', 'ls', '--name', 'x', "
-            "'--suite', 'extra'])\n"
-            "print(r.exit_code, sorted(m for m in sys.modules if m.split('.')[0] in ('pydantic', 'typer._adapters')))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert out == ["1", "[]"]  # no index at that site: an error, exit 1, and nothing of pydantic
+def test_a_listing_never_imports_pydantic_nor_requests(tmp_path):
+    code = ("import sys\nfrom pathlib import Path\nfrom typer.testing import CliRunner\nfrom jobs.ctl.cli import app\n"
+            "from tests.httpd import serve\n"
+            f"with serve(Path({str(tmp_path)!r})) as base:\n"
+            "    r = CliRunner().invoke(app, ['-H', base, '-v', 'pkgs', 'ls', '--name', 'x', '--suite', 'extra'])\n"
+            "print(r.exit_code, sorted(m for m in sys.modules if m.split('.')[0] in ('pydantic', 'requests', 'urllib3')"
+            " or m == 'typer._adapters'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}).stdout.split()
+    assert out == ["1", "[]"]  # no index at that site: an error, exit 1, and none of them imported
 
 
 @pytest.mark.parametrize("value, code, message", [("abc", 2, "Invalid value for '--priority'"), ("1_000", 1, "no admin cookie"),
