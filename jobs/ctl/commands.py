@@ -238,9 +238,16 @@ _ROW_TYPES = (("status", (str,)), ("name", (str,)), ("version", (str,)), ("distr
               ("suite_architecture", (str,)), ("url", (str, type(None))), ("build_id", (str, type(None))))
 
 
-def _check_rows(site: Site, rows: list[ListedPackage]) -> None:
+# What a whole list's row gives a ListedPackage (the rest is its suite and status, checked with the feed);
+# a list feed's, a part's and a package feed's packages are checked whole (`jobs.core.feeds.PACKAGE`).
+_WHOLE_ROW_TYPES = tuple((name, types) for name, types in _ROW_TYPES
+                         if name in ("name", "version", "architecture", "url", "build_id"))
+
+
+def _check_rows(site: Site, rows: list[ListedPackage], fields: tuple[tuple[str, tuple[type, ...]], ...] = _ROW_TYPES
+                ) -> None:
     """FeedInvalid if a list gave a field of the wrong type (a name that is a number, a URL that is a list)."""
-    for name, types in _ROW_TYPES:
+    for name, types in fields:
         found = set(map(type, map(attrgetter(name), rows)))
         if not found <= set(types):
             wrong = next(t for t in found if t not in types).__name__
@@ -294,12 +301,10 @@ def list_packages(site: Site, filters: Filters, statuses: list[Status] | None = 
         listed.update((suite["distro"], suite["release"], suite["component"], suite["architecture"], st)
                       for st in wanted if whole.get(st) or feeds.get(st))
     if filters.name is not None and not _GLOB.search(filters.name):
-        rows = _named_packages(site, filters.name, listed)
-        _check_rows(site, rows)
+        rows = _named_packages(site, filters.name, listed)  # checked with their feeds
         return sorted([row for row in rows if _row_matches(row, filters)], key=_row_order)
     with _collector_paused():
-        rows = list(chain.from_iterable(_list_packages(site, lists)))
-        _check_rows(site, rows)
+        rows = list(chain.from_iterable(_list_packages(site, lists)))  # checked as each list was read
         if filters.architecture is not None or filters.name is not None or filters.version is not None:
             rows = [row for row in rows if _row_matches(row, filters)]  # the suites read match the rest
         return sorted(rows, key=_row_order)
@@ -386,6 +391,7 @@ def _whole_rows(site: Site, key: str, feed: Mapping[str, Any]) -> list[ListedPac
     except (KeyError, IndexError, TypeError, ValueError):
         raise FeedInvalid("not a whole-list feed: its suite, status, columns or rows are not as published",
                           url=site.url(key)) from None
+    _check_rows(site, out, _WHOLE_ROW_TYPES)
     for i, (column, types) in enumerate(zip(_WHOLE_LINKS, _LINK_TYPES)):
         if not set(map(type, map(itemgetter(i), map(attrgetter("links"), out)))) <= types:
             raise FeedInvalid(f"malformed whole-list feed: a row's {column} is of the wrong type", url=site.url(key))
