@@ -38,6 +38,8 @@ v0 reads FAIL as BAD, so the old way finds BAD and FAIL packages; both counts ar
 5. against upstream (issue #18): `rebuildctl -H <site> pkgs ls --suite extra` and `--name N` as a
    process beside upstream's rebuildctl 0.23.1 asking a real rebuilderd 0.24 that synced an Arch
    db of the same packages (bench.upstream; skipped, and said so, without the trixie chroot).
+   Each client runs once untimed first; ours runs from compiled bytecode, as an installed
+   rebuildctl does (`process_env`).
 The speedup compares 1 with 3 (both in process, no interpreter start), run by run interleaved.
 Two suites are measured: `--suite` (default extra: one suite, 15% of the packages, the
 headline) and `--worst-suite` (default main: a component of two releases holding 85% of the
