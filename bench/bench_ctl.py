@@ -332,6 +332,7 @@ def against_upstream(base: str, rows: list[PackageRow], suite: str, repeat: int,
     exe = Path(sys.executable).parent / "rebuildctl"
     caches = (tmp / f"upstream-cache-{i}" for i in itertools.count())
     times: dict[str, list[float]] = {"ours": [], "theirs": [], "ours_name": [], "theirs_name": []}
+    cpu: dict[str, list[float]] = {k: [] for k in times}
     lines: dict[str, int] = {}
     with upstream.http_directory(mirror) as url, upstream.daemon() as d:
         synced = upstream.sync_profile(d, url, suite=suite)
@@ -340,13 +341,17 @@ def against_upstream(base: str, rows: list[PackageRow], suite: str, repeat: int,
             d.rebuildctl("pkgs", "ls", *args)
         for _ in range(repeat):
             for what, args in (("", ("--suite", suite)), ("_name", ("--name", name))):
+                cpu_before = _cpu()  # rebuildctl's process and the loopback server's threads (this process)
                 seconds, out = _process_run([str(exe), "-H", base, "pkgs", "ls", *args], process_env(next(caches)))
+                cpu["ours" + what].append(_cpu() - cpu_before)
                 times["ours" + what].append(seconds)
                 lines["ours" + what] = len(out.splitlines())
                 run = d.rebuildctl("pkgs", "ls", *args)
                 times["theirs" + what].append(run.seconds)
+                cpu["theirs" + what].append(run.cpu_seconds + run.daemon_cpu_seconds)
                 lines["theirs" + what] = len(run.stdout.splitlines())
     m = {k: statistics.median(v) for k, v in times.items()}
+    c = {k: statistics.median(v) for k, v in cpu.items()}
     return {"version": upstream.version(), "suite": suite, "name": name, "lines": lines,
             "upstream_sync_seconds": round(synced.seconds, 3),
             "ours_seconds": round(m["ours"], 3), "upstream_seconds": round(m["theirs"], 3),
@@ -354,6 +359,11 @@ def against_upstream(base: str, rows: list[PackageRow], suite: str, repeat: int,
             "ours_name_seconds": round(m["ours_name"], 3), "upstream_name_seconds": round(m["theirs_name"], 3),
             "name_ratio": round(m["ours_name"] / m["theirs_name"], 2),
             "runs": {k: [round(x, 3) for x in v] for k, v in times.items()},
+            # CPU seconds, which a loaded machine distorts least: ours is rebuildctl and the loopback server's
+            # threads, theirs rebuildctl (chroot(1) included) and the daemon
+            "cpu_seconds": {k: round(v, 3) for k, v in c.items()},
+            "cpu_ratio": round(c["ours"] / c["theirs"], 2) if c["theirs"] else None,
+            "name_cpu_ratio": round(c["ours_name"] / c["theirs_name"], 2) if c["theirs_name"] else None,
             "how": "process wall time, cold cache; upstream's rebuildctl runs in its trixie chroot (chroot(1) "
                    "start included) against its daemon, ours against the synthesized site over loopback HTTP"}
 
