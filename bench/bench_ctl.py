@@ -13,8 +13,9 @@ site builder (`jobs.publish.site.build._suites`, HTML left out) writes each long
 index `api/v1/suites/<suite>/<STATUS>.json` plus one feed per part, and each status list
 whole in one columnar feed `<STATUS>.all.json` (`jobs.publish.site.allfeeds`); the v0 list comes
 from publish's query, `api/v1/index.json` (which advertises the whole lists) from
-`jobs.publish.site.feeds`. Only what the clients read is written (the status lists, not the name
-and failure-class lists). Shape: Arch core (300) and extra (15% of packages), Debian
+`jobs.publish.site.feeds`, and each name's package feed (`pkgs ls --name N` reads it; no build
+history) by `jobs.publish.site.feeds.package_feed`. Only what the clients read is written (the
+status lists and package feeds, not the name and failure-class lists, nor any page). Shape: Arch core (300) and extra (15% of packages), Debian
 bookworm and trixie main amd64 (the rest, split evenly), so component `main` spans two
 suites; statuses 85% GOOD, 8% BAD, 4% FAIL, 3% UNKWN; every BAD and FAIL has a reason and a
 failure class. The files and bytes `pkgs ls` read are counted by the server
@@ -37,6 +38,8 @@ v0 reads FAIL as BAD, so the old way finds BAD and FAIL packages; both counts ar
 5. against upstream (issue #18): `rebuildctl -H <site> pkgs ls --suite extra` and `--name N` as a
    process beside upstream's rebuildctl 0.23.1 asking a real rebuilderd 0.24 that synced an Arch
    db of the same packages (bench.upstream; skipped, and said so, without the trixie chroot).
+   Each client runs once untimed first; ours runs from compiled bytecode, as an installed
+   rebuildctl does (`process_env`).
 The speedup compares 1 with 3 (both in process, no interpreter start), run by run interleaved.
 Two suites are measured: `--suite` (default extra: one suite, 15% of the packages, the
 headline) and `--worst-suite` (default main: a component of two releases holding 85% of the
@@ -74,7 +77,7 @@ from jobs.core.model import Status
 from jobs.publish.site import build as site
 from jobs.publish.site import feeds, plan, queries
 from jobs.publish.site.classify import FailureClass
-from jobs.publish.site.rows import BuildLinks, PackageRow, SuiteKey, SuiteSummary
+from jobs.publish.site.rows import BuildLinks, PackagePage, PackageRow, SuiteKey, SuiteSummary
 from jobs.publish.site.sitewriter import JSON, Manifest, Site, json_bytes
 from tests.httpd import _QuietHandler, serve
 
@@ -201,6 +204,14 @@ def write_site(root: Path, summaries: list[SuiteSummary], by_suite: dict[SuiteKe
         files[urls.PKGS_LIST] = json_bytes(queries.pkgs_list_v0(con))
     finally:
         con.close()
+    # Each name's package feed (what `pkgs ls --name N` reads): its current packages; no history here.
+    by_name: dict[tuple[str, str], list[PackageRow]] = {}
+    for summary in summaries:
+        for r in by_suite[summary.suite]:
+            by_name.setdefault((r.suite.distro, r.name), []).append(r)
+    for (distro, name), rows in by_name.items():
+        page = PackagePage(distro, name, tuple(rows), ())
+        files[page.feed_url] = json_bytes(feeds.package_feed(page, NOW))
     for key, data in files.items():
         path = root / key
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -268,13 +279,27 @@ def rebuildctl_in_process(base: str, suite: str, cache: Path) -> str:
     return res.stdout
 
 
+def process_env(cache: Path) -> dict[str, str]:
+    """The environment of a timed `rebuildctl` process: an empty feed cache, and Python's bytecode.
+
+    An installed rebuildctl runs from its compiled modules (pip compiles them); this tree's
+    editable install has none, and with $PYTHONDONTWRITEBYTECODE set (as on the development
+    machine) every run would compile each of its modules again. So the bytecode goes to one
+    directory of this run ($PYTHONPYCACHEPREFIX), written by the first, untimed run.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, "PYTHONPYCACHEPREFIX": str(_PYCACHE), "XDG_CACHE_HOME": str(cache), "HOME": str(cache)}
+
+
+_PYCACHE = Path(tempfile.gettempdir()) / f"bench-ctl-pycache-{os.getuid()}"
+
+
 def rebuildctl_process(base: str, suite: str, cache: Path) -> str:
     """The `rebuildctl` console script as a user runs it (interpreter start included)."""
     exe = Path(sys.executable).parent / "rebuildctl"
     argv = [str(exe)] if exe.exists() else [sys.executable, "-c", "from jobs.ctl.cli import main; main()"]
     out = subprocess.run([*argv, "-H", base, "pkgs", "ls", "--status", "BAD", "--suite", suite],
-                         env={**os.environ, "XDG_CACHE_HOME": str(cache), "HOME": str(cache)},
-                         capture_output=True, text=True, check=True, timeout=300)
+                         env=process_env(cache), capture_output=True, text=True, check=True, timeout=300)
     return out.stdout
 
 
@@ -307,20 +332,26 @@ def against_upstream(base: str, rows: list[PackageRow], suite: str, repeat: int,
     exe = Path(sys.executable).parent / "rebuildctl"
     caches = (tmp / f"upstream-cache-{i}" for i in itertools.count())
     times: dict[str, list[float]] = {"ours": [], "theirs": [], "ours_name": [], "theirs_name": []}
+    cpu: dict[str, list[float]] = {k: [] for k in times}
     lines: dict[str, int] = {}
     with upstream.http_directory(mirror) as url, upstream.daemon() as d:
         synced = upstream.sync_profile(d, url, suite=suite)
+        for args in (("--suite", suite), ("--name", name)):  # once each, untimed: bytecode, the page cache
+            _process_run([str(exe), "-H", base, "pkgs", "ls", *args], process_env(next(caches)))
+            d.rebuildctl("pkgs", "ls", *args)
         for _ in range(repeat):
             for what, args in (("", ("--suite", suite)), ("_name", ("--name", name))):
-                cache = next(caches)
-                seconds, out = _process_run([str(exe), "-H", base, "pkgs", "ls", *args],
-                                            {**os.environ, "XDG_CACHE_HOME": str(cache), "HOME": str(cache)})
+                cpu_before = _cpu()  # rebuildctl's process and the loopback server's threads (this process)
+                seconds, out = _process_run([str(exe), "-H", base, "pkgs", "ls", *args], process_env(next(caches)))
+                cpu["ours" + what].append(_cpu() - cpu_before)
                 times["ours" + what].append(seconds)
                 lines["ours" + what] = len(out.splitlines())
                 run = d.rebuildctl("pkgs", "ls", *args)
                 times["theirs" + what].append(run.seconds)
+                cpu["theirs" + what].append(run.cpu_seconds + run.daemon_cpu_seconds)
                 lines["theirs" + what] = len(run.stdout.splitlines())
     m = {k: statistics.median(v) for k, v in times.items()}
+    c = {k: statistics.median(v) for k, v in cpu.items()}
     return {"version": upstream.version(), "suite": suite, "name": name, "lines": lines,
             "upstream_sync_seconds": round(synced.seconds, 3),
             "ours_seconds": round(m["ours"], 3), "upstream_seconds": round(m["theirs"], 3),
@@ -328,6 +359,11 @@ def against_upstream(base: str, rows: list[PackageRow], suite: str, repeat: int,
             "ours_name_seconds": round(m["ours_name"], 3), "upstream_name_seconds": round(m["theirs_name"], 3),
             "name_ratio": round(m["ours_name"] / m["theirs_name"], 2),
             "runs": {k: [round(x, 3) for x in v] for k, v in times.items()},
+            # CPU seconds, which a loaded machine distorts least: ours is rebuildctl and the loopback server's
+            # threads, theirs rebuildctl (chroot(1) included) and the daemon
+            "cpu_seconds": {k: round(v, 3) for k, v in c.items()},
+            "cpu_ratio": round(c["ours"] / c["theirs"], 2) if c["theirs"] else None,
+            "name_cpu_ratio": round(c["ours_name"] / c["theirs_name"], 2) if c["theirs_name"] else None,
             "how": "process wall time, cold cache; upstream's rebuildctl runs in its trixie chroot (chroot(1) "
                    "start included) against its daemon, ours against the synthesized site over loopback HTTP"}
 
@@ -391,6 +427,7 @@ def run(*, packages: int = PACKAGES, suite: str = SUITE, worst_suite: str = WORS
         caches = (Path(tmp) / f"cache-{i}" for i in itertools.count())
         with serve(root, _Counting) as base, serve(parts_site(root, Path(tmp) / "parts"), _Counting) as parts_base:
             rebuildctl_in_process(base, suite, next(caches))  # the imports, once; every timed run has a new cache
+            rebuildctl_process(base, suite, next(caches))  # the bytecode (`process_env`), once
             reads = {x: files_read(base, x, next(caches)) for x in (suite, worst_suite)}
             parts_reads = {x: files_read(parts_base, x, next(caches)) for x in (suite, worst_suite)}
             figures = {x: measure(base, parts_base, x, repeat, caches) for x in dict.fromkeys((suite, worst_suite))}

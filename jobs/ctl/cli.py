@@ -20,6 +20,7 @@ import typer
 from jobs.core.cliapp import run_app
 from jobs.ctl import terminal
 from jobs.ctl.cli_verify import verify
+from jobs.ctl.params import FastGroup
 from jobs.ctl.terminal import (
     EXIT_NOT_FOUND,
     EXIT_USAGE,
@@ -33,12 +34,12 @@ from jobs.ctl.terminal import (
     tty,
 )
 
-app = typer.Typer(name="rebuildctl", no_args_is_help=True, pretty_exceptions_show_locals=False,
+app = typer.Typer(name="rebuildctl", cls=FastGroup, no_args_is_help=True, pretty_exceptions_show_locals=False,
                   add_completion=False, rich_markup_mode=None,
                   help="Query a rebuilder's published verdicts; verify packages; queue and requeue builds.")
-pkgs = typer.Typer(no_args_is_help=True, help="Packages: list, logs, diffoscope, attestations, requeue.")
-queue = typer.Typer(no_args_is_help=True, help="The build queue: list, push, drop.")
-workers = typer.Typer(no_args_is_help=True, help="Workers known to the rebuilder.")
+pkgs = typer.Typer(cls=FastGroup, no_args_is_help=True, help="Packages: list, logs, diffoscope, attestations, requeue.")
+queue = typer.Typer(cls=FastGroup, no_args_is_help=True, help="The build queue: list, push, drop.")
+workers = typer.Typer(cls=FastGroup, no_args_is_help=True, help="Workers known to the rebuilder.")
 app.add_typer(pkgs, name="pkgs")
 app.add_typer(queue, name="queue")
 app.add_typer(workers, name="workers")
@@ -172,7 +173,7 @@ def pkgs_ls(
         return
     if not tty(ctx):
         if rows:  # one write: a BAD list can be thousands of lines
-            typer.echo("\n".join([r.line() for r in rows]))
+            typer.echo(commands.lines(rows))
         return
     table(ctx, ["status", "name", "version", "distro", "release", "component", "arch", "url"],
            [[r.status, r.name, r.version, r.distro, _dash(r.release), _dash(r.component), r.architecture,

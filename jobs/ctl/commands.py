@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -158,8 +159,19 @@ class ListedPackage:
         """rebuildctl's `pkgs ls` line: `[STATUS] name version (distro, release, component, arch) "url"`."""
         from jobs.ctl.escape import clean
 
-        return clean(f"[{self.status:<5}] {self.name} {self.version} ({self.distro}, {self.release or '<none>'}, "
-                     f"{self.component or '<none>'}, {self.architecture}) {_quoted(self.url or '')}")
+        return clean(self.raw_line())
+
+    def raw_line(self) -> str:
+        """`line` before its characters are made safe for a terminal (`jobs.ctl.escape`)."""
+        return (f"[{self.status:<5}] {self.name} {self.version} ({self.distro}, {self.release or '<none>'}, "
+                f"{self.component or '<none>'}, {self.architecture}) {_quoted(self.url or '')}")
+
+
+def lines(rows: list[ListedPackage]) -> str:
+    """Each row's `line`, joined by newlines (the characters of all of them made safe at once)."""
+    from jobs.ctl.escape import clean_lines
+
+    return clean_lines([r.raw_line() for r in rows])
 
 
 def _quoted(text: str) -> str:
@@ -226,9 +238,16 @@ _ROW_TYPES = (("status", (str,)), ("name", (str,)), ("version", (str,)), ("distr
               ("suite_architecture", (str,)), ("url", (str, type(None))), ("build_id", (str, type(None))))
 
 
-def _check_rows(site: Site, rows: list[ListedPackage]) -> None:
+# What a whole list's row gives a ListedPackage (the rest is its suite and status, checked with the feed);
+# a list feed's, a part's and a package feed's packages are checked whole (`jobs.core.feeds.PACKAGE`).
+_WHOLE_ROW_TYPES = tuple((name, types) for name, types in _ROW_TYPES
+                         if name in ("name", "version", "architecture", "url", "build_id"))
+
+
+def _check_rows(site: Site, rows: list[ListedPackage], fields: tuple[tuple[str, tuple[type, ...]], ...] = _ROW_TYPES
+                ) -> None:
     """FeedInvalid if a list gave a field of the wrong type (a name that is a number, a URL that is a list)."""
-    for name, types in _ROW_TYPES:
+    for name, types in fields:
         found = set(map(type, map(attrgetter(name), rows)))
         if not found <= set(types):
             wrong = next(t for t in found if t not in types).__name__
@@ -262,11 +281,13 @@ def list_packages(site: Site, filters: Filters, statuses: list[Status] | None = 
 
     Each list is read whole where the index advertises it (`lists_all`: one columnar file per
     suite and status), else from its feed and the parts it names (sites published before the
-    whole lists). `architectures`, if given, also limits the suites read to those of these
-    architectures.
+    whole lists). A `name` that is one name, not a pattern, is read from its package feeds
+    instead (one small file per distro). `architectures`, if given, also limits the suites read to
+    those of these architectures.
     """
     wanted = [s.value for s in statuses] if statuses else [s.value for s in Status]
     lists: list[tuple[str | None, str | None]] = []  # (whole list, list feed) of each list, in order
+    listed: set[tuple[Any, ...]] = set()  # (distro, release, component, architecture, status) of each list
     for suite in _index(site)["suites"]:
         if not _suite_matches(suite, filters):
             continue
@@ -277,12 +298,38 @@ def list_packages(site: Site, filters: Filters, statuses: list[Status] | None = 
             continue  # only an architecture-independent artifact can match outside its suite
         whole, feeds = suite.get("lists_all") or {}, suite["feeds"]
         lists += [(whole.get(st), feeds.get(st)) for st in wanted if whole.get(st) or feeds.get(st)]
+        listed.update((suite["distro"], suite["release"], suite["component"], suite["architecture"], st)
+                      for st in wanted if whole.get(st) or feeds.get(st))
+    if filters.name is not None and not _GLOB.search(filters.name):
+        rows = _named_packages(site, filters.name, listed)  # checked with their feeds
+        return sorted([row for row in rows if _row_matches(row, filters)], key=_row_order)
     with _collector_paused():
-        rows = list(chain.from_iterable(_list_packages(site, lists)))
-        _check_rows(site, rows)
+        rows = list(chain.from_iterable(_list_packages(site, lists)))  # checked as each list was read
         if filters.architecture is not None or filters.name is not None or filters.version is not None:
             rows = [row for row in rows if _row_matches(row, filters)]  # the suites read match the rest
         return sorted(rows, key=_row_order)
+
+
+_GLOB = re.compile(r"[*?[]")  # what makes a --name a pattern (fnmatch) rather than one name
+
+
+def _named_packages(site: Site, name: str, listed: set[tuple[Any, ...]]) -> list[ListedPackage]:
+    """The current packages called `name` in the lists `listed` (suite and status), from the name's package feed
+    in each distro: a few small files instead of every list of every suite.
+
+    Publish writes a package feed per binary and source name of a distro, listing the current
+    packages with that name in every suite of it, as the lists do (`jobs.core.feeds.PackageRecord`).
+    """
+    keys = [urls.package_feed(distro, name) for distro in sorted({suite[0] for suite in listed})]
+    rows: list[ListedPackage] = []
+    for key, feed in zip(keys, site.json_each(keys, missing_ok=True)):
+        if feed is None:
+            continue  # no package or source of that name in this distro
+        named = [p for p in schema.check(feed, schema.PACKAGE_FEED, url=site.url(key), what="package")["packages"]
+                 if p.get("name") == name]
+        rows += [r for r in _rows(site, key, named)
+                 if (r.distro, r.release, r.component, r.suite_architecture, r.status) in listed]
+    return rows
 
 
 @contextmanager
@@ -344,6 +391,7 @@ def _whole_rows(site: Site, key: str, feed: Mapping[str, Any]) -> list[ListedPac
     except (KeyError, IndexError, TypeError, ValueError):
         raise FeedInvalid("not a whole-list feed: its suite, status, columns or rows are not as published",
                           url=site.url(key)) from None
+    _check_rows(site, out, _WHOLE_ROW_TYPES)
     for i, (column, types) in enumerate(zip(_WHOLE_LINKS, _LINK_TYPES)):
         if not set(map(type, map(itemgetter(i), map(attrgetter("links"), out)))) <= types:
             raise FeedInvalid(f"malformed whole-list feed: a row's {column} is of the wrong type", url=site.url(key))

@@ -124,9 +124,7 @@ class Daemon:
         return self._request("POST", key, body, cookie)
 
     def _request(self, method: str, key: str, body: dict[str, Any] | None, cookie: str | None) -> Any:
-        import requests
-
-        from jobs.core.bounded import _read_response
+        from jobs.ctl.transport import TransportError
 
         url = self.site.url(key)
         headers = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
@@ -135,14 +133,11 @@ class Daemon:
         deadline = Deadline(self.site.limits.deadline, url)
         limit = self.site.limits.feed_bytes if method == "GET" or key.endswith("/queue/list") else ANSWER_MAX
         try:
-            resp = self.site._http().request(method, url, data=None if body is None else json.dumps(body),
-                                             headers=headers, stream=True, allow_redirects=False,
-                                             timeout=(self.site.timeout[0], min(self.site.timeout[1],
-                                                                                deadline.left())))
-            with resp:
-                data = _read_response(resp, limit, deadline, url, self.site.timeout[1], None)
-        except requests.RequestException as exc:
-            raise FeedUnavailable(f"cannot reach the daemon: {type(exc).__name__}", url=url) from None
+            resp = self.site.transport().request(method, url, limit=limit, deadline=deadline, headers=headers,
+                                             body=None if body is None else json.dumps(body).encode(), redirects=0)
+        except TransportError as exc:
+            raise FeedUnavailable(f"cannot reach the daemon: {exc.kind}", url=url) from None
+        data = resp.body
         if resp.status_code == 403:
             raise DaemonRefused("the daemon refused the admin cookie (403)", url=url)
         if resp.status_code == 501:

@@ -16,6 +16,7 @@ import re
 _BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
 UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}\u2028\u2029\ufeff]")
 _UNSAFE_TEXT = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}\u2028\u2029\ufeff]")  # keeps \t and \n
+_UNSAFE_BUT_NEWLINE = re.compile(f"[\x00-\x09\x0b-\x1f\x7f-\x9f{_BIDI}\u2028\u2029\ufeff]")
 
 
 def _visible(match: re.Match[str]) -> str:
@@ -27,6 +28,14 @@ def clean(value: object) -> str:
     """A value from a site as one safe line: every control, bidi and separator character escaped visibly."""
     text = value if isinstance(value, str) else str(value)
     return UNSAFE.sub(_visible, text) if UNSAFE.search(text) else text
+
+
+def clean_lines(lines: list[str]) -> str:
+    """`lines`, each as `clean` makes it, joined by newlines: one search over the whole text when none needs it."""
+    text = "\n".join(lines)
+    if _UNSAFE_BUT_NEWLINE.search(text) is None and text.count("\n") == len(lines) - 1:
+        return text
+    return "\n".join(map(clean, lines))
 
 
 def clean_text(text: str) -> str:

@@ -1,8 +1,8 @@
 """rebuildctl's transport: read a published site over http(s):// or file://.
 
-HTTP goes through one `requests.Session` (`jobs.ctl.session`) with timeouts and urllib3's
-Retry (GET only, on connection errors, 429 and 5xx). `json_each` fetches several feeds
-`FETCHERS` at a time over that session's keep-alive connections, in order, so a long list
+HTTP goes through one `jobs.ctl.transport.Transport` (http.client) with timeouts and retries
+(GET only, on connection errors, 429 and 5xx). `json_each` fetches several feeds
+`FETCHERS` at a time over its keep-alive connections, in order, so a long list
 published in parts arrives while its first parts are being read. Responses carrying an
 ETag or Last-Modified are kept under `$XDG_CACHE_HOME/rebuildctl` (one file each: the
 validators on the first line, then the body) and revalidated with If-None-Match /
@@ -26,13 +26,11 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
-from urllib.request import url2pathname
 
 import orjson
 
@@ -171,12 +169,8 @@ class Site:
         if len(keys) < 2 or urlsplit(self.base).scheme not in ("http", "https"):
             yield from map(one, keys)
             return
-        self._http()  # one session, made before the fetchers share it
-        pool = ThreadPoolExecutor(min(FETCHERS, len(keys)), thread_name_prefix="rebuildctl-fetch")
-        try:
-            yield from pool.map(one, keys)
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)  # on an error, drop what was not started
+        self.transport()  # one client, made before the fetchers share it
+        yield from _fetched_in_order(one, keys, min(FETCHERS, len(keys)))
 
     def text(self, key: str) -> str:
         """A text file (log, diffoscope report), gzip-decoded if it arrives still compressed."""
@@ -185,6 +179,8 @@ class Site:
     # --- transports ----------------------------------------------------------------------
 
     def _get_file(self, url: str) -> bytes:
+        from urllib.request import url2pathname  # not at the top: a tenth of the client's imports, for file:// only
+
         path = Path(url2pathname(unquote(urlsplit(url).path)))
         try:
             with open(path, "rb") as f:
@@ -194,12 +190,13 @@ class Site:
         except OSError as exc:
             raise FeedUnavailable(f"cannot read: {exc.strerror}", url=url) from None
 
-    def _http(self) -> Any:
+    def transport(self) -> Any:
+        """The site's `jobs.ctl.transport.Transport` (made once, shared by the fetchers)."""
         with self._lock:
             if self._session is None:
-                from jobs.ctl.session import session
+                from jobs.ctl.transport import Transport
 
-                self._session = session(FETCHERS)
+                self._session = Transport(FETCHERS, connect_timeout=self.timeout[0], read_timeout=self.timeout[1])
             return self._session
 
     def _cache_path(self, url: str) -> Path | None:
@@ -208,28 +205,25 @@ class Site:
         return self.cache / f"{hashlib.sha256(url.encode()).hexdigest()}.feed"
 
     def _get_http(self, url: str) -> bytes:
-        import requests
-        import urllib3
-
-        from jobs.core.bounded import Deadline, get_capped
+        from jobs.core.bounded import Deadline
+        from jobs.ctl.transport import TransportError
 
         path = self._cache_path(url)
         meta, cached = _read_cached(path) if path else ({}, b"")
-        headers = {}
+        headers = {"Accept-Encoding": "gzip"}
         if meta.get("etag"):
             headers["If-None-Match"] = meta["etag"]
         if meta.get("last_modified"):
             headers["If-Modified-Since"] = meta["last_modified"]
         try:
-            # The body in large reads, not requests' 10 KiB chunks (a quarter of the client's time on a
-            # list's 120 kB parts), undecoded (a Content-Encoding is decoded by `json`/`text`, capped);
-            # read to its end, the connection goes back to the pool for the next.
-            resp, body = get_capped(self._http(), url, limit=self.limits.feed_bytes,
-                                    deadline=Deadline(self.limits.deadline, url), headers=headers or None,
-                                    connect_timeout=self.timeout[0], read_timeout=self.timeout[1])
-        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
-            raise FeedUnavailable(f"cannot fetch: {type(exc).__name__}", url=url) from None
-        if resp.status_code == 304 and headers:  # the body was read with its validators: no race with a rewrite
+            # Read whole within the caps; a Content-Encoding is decoded here, capped, and again by `json`/`text`
+            # if the bytes are still compressed; read to its end, the connection is kept for the next.
+            resp = self.transport().request("GET", url, limit=self.limits.feed_bytes,
+                                        deadline=Deadline(self.limits.deadline, url), headers=headers)
+        except TransportError as exc:
+            raise FeedUnavailable(f"cannot fetch: {exc.kind}", url=url) from None
+        body = resp.body
+        if resp.status_code == 304 and len(headers) > 1:  # the body was read with its validators: no race with a rewrite
             return cached
         if resp.status_code in (404, 410):
             raise FeedNotFound(url)
@@ -258,6 +252,43 @@ class Site:
                 tmp.unlink(missing_ok=True)  # a full disk must not leave a partial file behind
         except OSError:
             pass
+
+
+def _fetched_in_order(one: Callable[[str], Any], keys: Sequence[str], fetchers: int) -> Iterator[Any]:
+    """`one(key)` of each key in order, `fetchers` threads computing them ahead; an error is raised where it
+    falls. Plain threads, not concurrent.futures (whose import, logging with it, was a tenth of `pkgs ls --name`).
+    When the caller stops early (an error), keys not started are dropped."""
+    results: list[Any] = [None] * len(keys)
+    ready = [threading.Event() for _ in keys]
+    order = iter(range(len(keys)))
+    lock = threading.Lock()
+    stopped = False
+
+    def fetch() -> None:
+        while True:
+            with lock:
+                i = None if stopped else next(order, None)
+            if i is None:
+                return
+            try:
+                results[i] = (True, one(keys[i]))
+            except BaseException as exc:  # noqa: BLE001 (raised again, in order, by the caller's thread)
+                results[i] = (False, exc)
+            ready[i].set()
+
+    for n in range(fetchers):
+        threading.Thread(target=fetch, name=f"rebuildctl-fetch-{n}", daemon=True).start()
+    try:
+        for i in range(len(keys)):
+            ready[i].wait()
+            ok, value = results[i]
+            results[i] = None  # handed over: not kept while the rest arrive
+            if not ok:
+                raise value
+            yield value
+    finally:
+        with lock:
+            stopped = True
 
 
 def _read_cached(path: Path) -> tuple[dict[str, str], bytes]:

@@ -130,3 +130,11 @@ def test_zsh_and_fish_scripts(tmp_path, shell, marker, check):
 def test_unknown_shell_is_a_usage_error():
     res = ctl("completions", "tcsh")
     assert res.exit_code == 2
+
+
+def test_clean_lines_is_each_line_cleaned():
+    from jobs.ctl.escape import clean, clean_lines
+
+    for lines in (["a", "b"], ["a\nb", "c"], ["x\x1b[2J", "y"], ["\u202eevil", ""], [""], ["tab\there"],
+                  ["a\r", "b\u2028"], ["\x85", "ok"], ["one"]):
+        assert clean_lines(lines) == "\n".join(map(clean, lines)), lines

@@ -1,5 +1,6 @@
 """Whole status lists (`<STATUS>.all.json`): `pkgs ls` reads one file per suite and status, prints exactly what
-reading the list feeds and their parts prints, and reads those on a site published without whole lists."""
+reading the list feeds and their parts prints, and reads those on a site published without whole lists;
+`pkgs ls --name N` (one name) reads N's package feeds instead and prints the same."""
 
 from __future__ import annotations
 
@@ -20,7 +21,13 @@ SUITE = "/api/v1/suites/archlinux/-/fixture/x86_64"
 ARGS = (["pkgs", "ls"], ["pkgs", "ls", "--json"], ["pkgs", "ls", "--status", "good"],
         ["pkgs", "ls", "--status", "bad", "--json"], ["pkgs", "ls", "--status", "unkwn", "--json"],
         ["pkgs", "ls", "--name", "split-*"], ["pkgs", "ls", "--architecture", "any", "--json"],
-        ["pkgs", "ls", "--distro", "archlinux", "--suite", "fixture", "--status", "fail"])
+        ["pkgs", "ls", "--distro", "archlinux", "--suite", "fixture", "--status", "fail"],
+        # one name (not a pattern): read from its package feeds, the same rows
+        ["pkgs", "ls", "--name", "hello-c"], ["pkgs", "ls", "--name", "split-a", "--json"],
+        ["pkgs", "ls", "--name", "unrepro", "--status", "bad"], ["pkgs", "ls", "--name", "unrepro", "--status", "good"],
+        ["pkgs", "ls", "--name", "hello-c", "--architecture", "x86_64", "--suite", "fixture", "--json"],
+        ["pkgs", "ls", "--name", "hello-c", "--suite", "nosuch"], ["pkgs", "ls", "--name", "splitpkg"],
+        ["pkgs", "ls", "--name", "nosuch"], ["pkgs", "ls", "--name", "split-[ab]"])
 
 
 def test_the_same_output_whichever_feeds_are_read(base, parted_http, old, parted_old_http):
@@ -51,6 +58,23 @@ def test_pkgs_ls_reads_one_whole_list_per_suite_and_status(parted_http):
     Recording.seen.clear()
     assert len(ctl("-H", parted_http, "pkgs", "ls", "--status", "good").stdout.splitlines()) == 4
     assert Recording.seen == [("/api/v1/index.json", 304), (f"{SUITE}/GOOD.all.json", 304)]
+
+
+def test_one_name_is_read_from_its_package_feed(parted_http, parted, tmp_path):
+    Recording.seen.clear()
+    res = ctl("-H", parted_http, "pkgs", "ls", "--name", "split-a")
+    assert res.exit_code == 0 and len(res.stdout.splitlines()) == 1 and "split-a" in res.stdout
+    assert [p for p, _ in Recording.seen] == ["/api/v1/index.json", "/api/v1/packages/archlinux/split-a.json"]
+    # a package feed that lists a package in a suite the index does not list: not shown
+    site = copy_site(parted, tmp_path / "site")
+    path = site / "api/v1/packages/archlinux/split-a.json"
+    doc = json.loads(path.read_text())
+    doc["packages"] += [{**doc["packages"][0], "component": "elsewhere"}, {**doc["packages"][0], "release": "x"}]
+    path.write_text(json.dumps(doc))
+    assert ctl("-H", site.as_uri(), "pkgs", "ls", "--name", "split-a").stdout == res.stdout
+    path.write_text(json.dumps({**doc, "packages": [{"name": "split-a", "status": 3}]}))
+    broken = ctl("-H", site.as_uri(), "pkgs", "ls", "--name", "split-a")
+    assert broken.exit_code == 1 and "split-a.json" in broken.stderr and broken.stdout == ""
 
 
 @pytest.mark.parametrize("scheme", ["http", "file"])
