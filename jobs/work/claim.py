@@ -2,10 +2,11 @@
 
 A worker reads the queue, keeps the jobs that are due and that it can build (its backends
 and architectures), orders them by priority and shuffles within a priority so that workers
-rarely race for one key, lists `claims/` and claims the first job with no claim object with
-a create-only lease on `claims/<job-id>/<attempt>.json`. An expired or released claim (a
-crashed or stopped worker) is taken over by exactly one other worker (lease CAS). A claim
-released as done, or whose attempt already has a result, is left.
+rarely race for one key, reads the first few claims or lists `claims/`, and claims the first
+job with no claim object with a create-only lease on `claims/<job-id>/<attempt>.json`. An
+expired or released claim (a crashed or stopped worker) is taken over by exactly one other
+worker (lease CAS). A claim released as done, or whose attempt already has a result or a
+done receipt, is left.
 """
 
 from __future__ import annotations
@@ -242,8 +243,8 @@ def announce_start(store: Store, identity: WorkerIdentity, job_id: str, attempt:
 
     Written before the claim itself, so it exists before anybody could replace that claim.
     While a trusted worker's marker for an attempt stands, publish accepts another worker's
-    result for it only once the result is older than a renewal interval plus the clock
-    skew allowance: time for a live holder to notice a takeover and sign its notice
+    result for it only once the result is older than the interval between two looks at a
+    claim plus the clock skew allowance: time for a live holder to notice a takeover and sign its notice
     (docs/trust.md). Costs one PUT per claim, two after a lost race.
     """
     payload = {"schema": START_SCHEMA, "job_id": job_id, "attempt": int(attempt), "withdrawn": withdrawn,

@@ -1,8 +1,8 @@
 """`rebuilder work`: claim due jobs, rebuild them, upload signed results, repeat.
 
 Many workers on many machines share one store and nothing else. While a build runs, its
-claim is renewed every third of the lease TTL; if a renewal is refused the job was taken
-over: the build is killed (its whole process group) and nothing is reported. On SIGTERM or
+claim is looked at every third of the lease TTL (a read; a renewal every other time); if it
+was replaced, or a renewal is refused, the job was taken over: the build is killed (its whole process group) and nothing is reported. On SIGTERM or
 SIGINT the worker stops the build, releases its claim so another worker can start at once,
 and exits. With nothing to do it sleeps `idle_delay` seconds (with jitter) and looks again.
 
@@ -192,12 +192,14 @@ class Worker:
                 if self.stop.is_set() or keeper.lost.is_set():
                     self._abandon(keeper, bid, stats)
                     return
-                row, final = upload(self.store, keeper, job, outcome, self.identity)
+                row, _ = upload(self.store, keeper, job, outcome, self.identity)
+            # The claim is not released: the done receipt (`upload`) says the attempt is reported,
+            # and a worker takes an expired claim over only if its attempt has no result, so a
+            # release would be one more write that nothing needs.
             stats.built.append(f"{bid} {row.status.value}")
             self._claims.finished.add(claim.lease.key)
             reason = f" ({_short(row.reason)})" if row.reason else ""
             progress.line(f"{what}: {row.status.value} in {took()}{reason}")
-            self.leases.release(final, {"done": True})
         except LeaseLost as exc:
             stats.lost.append(bid)
             progress.line(f"{what}: claim lost after {took()} ({_short(exc.reason)}); nothing reported")
