@@ -11,6 +11,7 @@ done receipt, is left.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import time
@@ -123,11 +124,10 @@ def claim_next(store: Store, leases: Leases, holder: str, candidates: Iterable[J
     """
     memory = memory if memory is not None else ClaimMemory(probe=False)
     memory.held_until = None
-    pending = [(job, claim_key(job.job_id, job.attempt)) for job in candidates]
-    pending = [(job, key) for job, key in pending if key not in memory.finished]
+    keyed = ((job, claim_key(job.job_id, job.attempt)) for job in candidates)  # lazily: the queue may be long
+    pending = ((job, key) for job, key in keyed if key not in memory.finished)
     if memory.probe:
-        probed, pending = pending[:PROBES], pending[PROBES:]
-        for job, key in probed:
+        for job, key in itertools.islice(pending, PROBES):
             if not _may_take(store, leases, job, key, memory):
                 continue
             claim = _acquire(store, leases, holder, job, key, meta, identity)
@@ -154,19 +154,19 @@ def claim_next(store: Store, leases: Leases, holder: str, candidates: Iterable[J
     return None
 
 
-def _listed(store: Store, candidates: list[tuple[JobRow, str]],
+def _listed(store: Store, candidates: Iterable[tuple[JobRow, str]],
             memory: ClaimMemory) -> Iterator[tuple[JobRow, str, bool]]:
-    """(job, claim key, whether the claim object exists) per candidate not known finished, in order."""
-    if not candidates:
-        return
-    existing: set[str] = set()
-    for info in store.list(CLAIMS):
-        notice = CLAIM_NOTICE_KEY.fullmatch(info.key)
-        if notice is None:
-            existing.add(info.key)
-        elif notice.group(3) == "done":  # somebody reported the attempt: nothing to build
-            memory.finished.add(claim_key(notice.group(1), int(notice.group(2))))
+    """(job, claim key, whether the claim object exists) per candidate not known finished, in order (lazily)."""
+    existing: set[str] | None = None
     for job, key in candidates:
+        if existing is None:  # listed only when there is a candidate
+            existing = set()
+            for info in store.list(CLAIMS):
+                notice = CLAIM_NOTICE_KEY.fullmatch(info.key)
+                if notice is None:
+                    existing.add(info.key)
+                elif notice.group(3) == "done":  # somebody reported the attempt: nothing to build
+                    memory.finished.add(claim_key(notice.group(1), int(notice.group(2))))
         if key not in memory.finished:
             yield job, key, key in existing
 
