@@ -65,13 +65,14 @@ from typing import Any
 from bench.common import ARCH, BACKEND, S3Target, queue_jobs, rate, seaweedfs, trivial_job
 from bench.counting import LIST_PAGE, CountingStore, Counts, http_counter
 from jobs.core.config import parse_rebuilder_config
+from jobs.core.layout import CLAIM_KEY, CLAIMS, claim_notice_key
 from jobs.core.lease import Lease, Leases, LeaseState
 from jobs.core.model import JobRow, ResultRow, Status, build_id
 from jobs.core.queue import read_queue
 from jobs.core.store import LocalStore, ObjectInfo, Store, open_store
 from jobs.publish.state.schedule import apply_results
 from jobs.publish.state.update import prune
-from jobs.work.claim import claim_next, due_jobs
+from jobs.work.claim import ClaimMemory, claim_next, due_jobs
 
 WORKERS, JOBS = 8, 1_000
 SIM_WORKERS, SIM_JOBS, SIM_HOLD, SIM_PUBLISH_EVERY = 100, 10_000, 0.02, 100
@@ -144,16 +145,19 @@ def _claimer(url: str, name: str, total: int, seed: int, claimed: Any, ready: An
     go.wait()
     started = time.time()
     claims, last = 0, None
+    memory, queue = ClaimMemory(), None  # as `Worker.next_claim` keeps them
     while claimed.value < total:
-        queue = read_queue(store)
+        queue = read_queue(store, cached=queue)
         candidates = due_jobs(queue.jobs.values(), backends=[BACKEND], architectures=[ARCH],
                               now=datetime.now(timezone.utc), rng=rng)
         try:
-            claim = claim_next(store, leases, name, _until(candidates, claimed, total), meta={"worker": name})
+            claim = claim_next(store, leases, name, _until(candidates, claimed, total), meta={"worker": name},
+                               memory=memory)
         except _AllClaimed:
             break
         if claim is None:
             break
+        memory.finished.add(claim.lease.key)
         leases.release(claim.lease, {"done": True})
         with claimed.get_lock():
             claimed.value += 1
@@ -205,19 +209,36 @@ def claim_run(url: str, workers: int, jobs: int) -> dict[str, Any]:
 
 
 def idle_poll(url: str) -> dict[str, Any]:
-    """One worker looking for work in a queue whose jobs are all finished but not yet published."""
-    store = CountingStore(open_store(url))
+    """One worker looking for work in a queue whose jobs are all finished but not yet published.
+
+    Each finished job gets the done receipt a real worker stores after its result (written
+    here uncounted: the claimers above release their claims without reporting). The first poll
+    lists `claims/` and learns from the receipts; a second poll with the same memory (what the
+    worker's next poll is, `Worker.next_claim`) knows every due job is finished.
+    """
+    inner = open_store(url)
+    for info in list(inner.list(CLAIMS)):
+        match = CLAIM_KEY.fullmatch(info.key)
+        if match is not None:
+            inner.put(claim_notice_key(match.group(1), int(match.group(2)), "done", "0" * 64), b"{}")
+    store = CountingStore(inner)
     leases = Leases(store, ttl=LEASE_TTL, clock_skew=LEASE_SKEW)
     started = time.perf_counter()
     queue = read_queue(store)
     candidates = due_jobs(queue.jobs.values(), backends=[BACKEND], architectures=[ARCH],
                           now=datetime.now(timezone.utc))
-    claim = claim_next(store, leases, "idle", candidates)
+    memory = ClaimMemory(probe=False)  # after a fruitless poll: listing first
+    claim = claim_next(store, leases, "idle", candidates, memory=memory)
     assert claim is None, "the drained queue still had a claimable job"
     counts = store.counts()
-    return {"queued_finished_jobs": len(candidates), "requests": counts.total,
-            "requests_by_class": counts.by_class(), "requests_per_finished_job": round(
-                counts.total / max(len(candidates), 1), 2), "seconds": round(time.perf_counter() - started, 2)}
+    first = {"queued_finished_jobs": len(candidates), "requests": counts.total,
+             "requests_by_class": counts.by_class(), "requests_per_finished_job": round(
+                 counts.total / max(len(candidates), 1), 2), "seconds": round(time.perf_counter() - started, 2)}
+    store.reset()
+    queue = read_queue(store, cached=queue)
+    assert claim_next(store, leases, "idle", candidates, memory=memory) is None
+    again = store.counts()
+    return first | {"next_poll_requests": again.total, "next_poll_requests_by_class": again.by_class()}
 
 
 def simulated(workers: int, jobs: int, *, hold: float = SIM_HOLD, publish_every: int | None = None,

@@ -5,16 +5,18 @@ Every store is wrapped in `CountingStore`, which counts requests as S3 bills the
 SeaweedFS (the default: a `weed mini` started here) the HTTP requests boto3 really sent are
 counted too, and must match.
 
-1. **Per completed build** (target ≤ 12: queue read, listing of `claims/`, claim, renewals,
-   uploads, result, release): the real worker loop (`jobs.work.run.Worker.run`) with a
+1. **Per completed build** (target ≤ 12: queue pointer, claim reads, start marker, claim,
+   renewals and looks, uploads, result, done receipt, enrolment check): the real worker loop (`jobs.work.run.Worker.run`) with a
    trivial backend script, one run per outcome — GOOD (copies the artifact back, so an
    attestation is uploaded), BAD (writes other bytes; diffoscope on, so two reports are
    uploaded) and FAIL (exits 1: the log only). The queue holds ten times the jobs the worker
-   builds, as between two publishes; the listing of `claims/` before each claim (one LIST
-   request) keeps the worker off the jobs it finished. The enrolment record (one PUT per
-   worker start) is left out. A trivial build needs no renewal; one run with a 6 s lease and a
-   backend that sleeps 5 s checks that renewals cost one PUT per third of the lease
-   (600 s by default: 3 renewals for a 10-minute build, which the headline includes).
+   builds, as between two publishes; the worker reads the claims of its first candidates
+   (GETs) and lists `claims/` only when those are taken. The enrolment record (one PUT per
+   worker start) is left out. A trivial build needs no renewal; one run with a 9 s lease (1 s
+   skew) and a backend that sleeps 6.5 s checks the renewal count against
+   `cost_model.renewals` (a look, a GET, every third of the lease; a write only every other
+   look: one renewal for a 10-minute build with the default 600 s lease, which the headline
+   includes).
 2. **Per sync of an unchanged profile** (target ≤ 10 for Debian): a Debian-sized mirror
    (70,000 `Packages` stanzas, `bench_sync_debian.generate`) and an Arch-sized one (15,000
    packages, `bench_sync_arch.generate`) served over loopback HTTP by a server that sends and
@@ -78,8 +80,9 @@ def _script(path: Path, body: str) -> Path:
     return path
 
 
-def _worker(store: CountingStore, root: Path, backend: Path, *, ttl: int = 600, diffoscope: bool = False) -> Worker:
-    config = parse_rebuilder_config({"lease": {"ttl": ttl, "clock_skew": min(30, max(1, ttl // 3 - 1))}})
+def _worker(store: CountingStore, root: Path, backend: Path, *, ttl: int = 600, skew: int = 30,
+            diffoscope: bool = False) -> Worker:
+    config = parse_rebuilder_config({"lease": {"ttl": ttl, "clock_skew": skew}})
     wconf = parse_worker_config({"backend": {BACKEND: {"path": str(backend)}}, "supported_architectures": ["x86_64"],
                                  "work_dir": str(root / "worker"), "build": {"timeout": 120, "silent": True},
                                  "diffoscope": {"enabled": diffoscope, "timeout": 120}})
@@ -87,7 +90,7 @@ def _worker(store: CountingStore, root: Path, backend: Path, *, ttl: int = 600, 
                   backends={BACKEND: backend})
 
 
-def _build_run(url: str, root: Path, outcome: str, builds: int, *, queued: int, ttl: int = 600,
+def _build_run(url: str, root: Path, outcome: str, builds: int, *, queued: int, ttl: int = 600, skew: int = 30,
                body: str | None = None) -> dict[str, Any]:
     """One worker building `builds` jobs of one outcome from a queue of `queued`; the counts per build."""
     artifacts = root / "artifacts"
@@ -101,18 +104,21 @@ def _build_run(url: str, root: Path, outcome: str, builds: int, *, queued: int, 
     queue_jobs(store.inner, jobs)
     sent = http_counter(store)
     backend = _script(root / f"{outcome.lower()}.sh", body or BACKENDS[outcome])
-    worker = _worker(store, root, backend, ttl=ttl, diffoscope=outcome == "BAD")
+    worker = _worker(store, root, backend, ttl=ttl, skew=skew, diffoscope=outcome == "BAD")
+    started = time.monotonic()
     stats = worker.run(max_jobs=builds)
+    seconds = time.monotonic() - started
     statuses = {line.split()[1] for line in stats.built}
     assert len(stats.built) == builds and statuses == {outcome}, stats
     counts = store.counts()
-    enrol = counts.by_prefix.get("put workers/", 0)
+    # the enrolment record, written (create-only) once per worker start
+    enrol = counts.by_prefix.get("put workers/", 0) + counts.by_prefix.get("put_if_absent workers/", 0)
     per = (counts.total - enrol) / builds
-    return {"builds": builds, "queued": queued, "requests_per_build": round(per, 2),
+    return {"builds": builds, "queued": queued, "seconds": round(seconds, 2), "requests_per_build": round(per, 2),
             "by_operation_per_build": {op: round(n / builds, 2) for op, n in sorted(counts.requests.items())
                                        if op != "put" or n > enrol},
             "by_prefix_per_build": {k: round(n / builds, 2) for k, n in sorted(counts.by_prefix.items())
-                                    if k != "put workers/"},
+                                    if k not in ("put workers/", "put_if_absent workers/")},
             "by_class_per_build": {k: round((n - (enrol if k == "put" else 0)) / builds, 2)
                                    for k, n in counts.by_class().items()},
             "refused_claims_per_build": round(counts.refused.get("put_if_absent", 0) / builds, 2),
@@ -125,16 +131,19 @@ def per_build(new_url: Callable[[], str], root: Path, builds: int) -> dict[str, 
     out: dict[str, Any] = {}
     for outcome in BACKENDS:
         out[outcome] = _build_run(new_url(), root / outcome, outcome, builds, queued=builds * QUEUE_FACTOR)
-    slow = _build_run(new_url(), root / "renewals", "GOOD", 1, queued=QUEUE_FACTOR, ttl=6,
-                      body='sleep 5; cp "$1" "$REBUILDERD_OUTDIR/"')
-    # put_if_match on the claim: each renewal, the renewal before the result, the release.
-    renewals = slow["by_prefix_per_build"].get("put_if_match claims/", 0) - 2
-    out["renewal_check"] = {"lease_ttl_s": 6, "build_s": 5, "renewals": renewals, "expected": 2,
+    slow = _build_run(new_url(), root / "renewals", "GOOD", 1, queued=QUEUE_FACTOR, ttl=9, skew=1,
+                      body='sleep 6.5; cp "$1" "$REBUILDERD_OUTDIR/"')
+    # put_if_match on the claim: the renewals only (looks are GETs; the claim is not released).
+    renewals = slow["by_prefix_per_build"].get("put_if_match claims/", 0)
+    out["renewal_check"] = {"lease_ttl_s": 9, "clock_skew_s": 1, "build_s": slow["seconds"], "renewals": renewals,
+                            "expected": cost_model.renewals(slow["seconds"] / 60, ttl=9, skew=1),
+                            "looks_get": slow["by_prefix_per_build"].get("get claims/", 0),
                             "requests_per_build": slow["requests_per_build"]}
     mix = {"GOOD": 0.70, "BAD": 0.15, "FAIL": 0.15}
     trivial = sum(share * out[o]["requests_per_build"] for o, share in mix.items())
     renew = cost_model.renewals(BUILD_MINUTES)
-    out["mix"] = {"shares": mix, "requests_per_trivial_build": round(trivial, 2),
+    put = sum(share * out[o]["by_class_per_build"].get("put", 0) for o, share in mix.items()) + renew
+    out["mix"] = {"shares": mix, "requests_per_trivial_build": round(trivial, 2), "put_class_per_build": round(put, 2),
                   "renewals_for_build_minutes": {"minutes": BUILD_MINUTES, "renewals": renew},
                   "requests_per_build": round(trivial + renew, 2),
                   "good_requests_per_build": round(out["GOOD"]["requests_per_build"] + renew, 2),

@@ -12,8 +12,10 @@ Assumptions (each printed with the figures):
 - Every sync is priced as a *changed* index (snapshot, queue and pointer rewritten), the
   dearer case; an unchanged one costs the figure measured for it.
 - Builds: 70 % GOOD, 15 % BAD (diffoscope reports uploaded), 15 % FAIL, as measured with the
-  real worker; a build takes 10 minutes, so its claim is renewed 3 times (a third of the
-  default 600 s lease each).
+  real worker; a build takes 10 minutes. The worker looks at its claim every third of the
+  default 600 s lease, with a GET, and renews it (a write) only when less than 350 s of it
+  would be left, so every other look: once in a 10-minute build (counted by simulating
+  that rule, `renewals`); the looks are GETs, priced with the renewals.
 - Publish: each new result costs the marginal requests measured (ten new results vs none);
   every run also costs the measured publish with nothing new. Both were measured on two
   synthetic stores of different sizes and are extrapolated linearly in the number of
@@ -26,11 +28,14 @@ Assumptions (each printed with the figures):
   publish lists grows with the history: it lists only the parts and manifests of
   `history/`, never the countersigned attestations under `history/attestations/`.
 - Workers: as many as keep them 80 % busy with 10-minute builds (Arch 5, Debian 18). An idle
-  worker polls every 180 s (`idle_delay`); a poll reads the queue (2 GETs), lists `claims/`
-  (one LIST request per 1,000 claims: those of the builds running and of the builds
-  finished since publish last pruned, under a page at both sizes) and reads the claim of
-  every due job it cannot take — the ones other workers are building and the ones finished
-  since the last publish (half an hour's builds on average) — one GET each, no write.
+  worker polls every 180 s (`idle_delay`); a poll reads the queue pointer (one GET; the
+  queue itself only when the pointer moved, hourly). It lists `claims/` (one LIST request
+  per 1,000 claims: those of the builds running and of the builds finished since publish
+  last pruned, under a page at both sizes) and reads the claims of the builds running (one
+  GET each; the finished ones are known from their done receipts in the listing) only
+  when the queue changed or one of those claims could have expired since its last poll:
+  the soonest of the running claims' expiries, each lease between a third of the TTL and
+  the whole of it from expiry, is priced at its expected value, plus the skew allowance.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from typing import Any
 from bench.counting import LIST_PAGE, PRICE_PER_1000
 
 LEASE_TTL_S = 600
+CLOCK_SKEW_S = 30
 HOURS = 720  # a 30-day month
 MIX = {"GOOD": 0.70, "BAD": 0.15, "FAIL": 0.15}
 # Publish intervals of builds whose objects stay under each prefix publish lists (it prunes
@@ -77,9 +83,32 @@ DEPLOYMENTS = (
 )
 
 
-def renewals(build_minutes: float, ttl: float = LEASE_TTL_S) -> int:
-    """Claim renewals during a build: one every third of the lease."""
+def renewals(build_minutes: float, ttl: float = LEASE_TTL_S, skew: float = CLOCK_SKEW_S) -> int:
+    """Claim renewals (writes) in a build, by `jobs.core.lease.LeaseKeeper`'s and the report's rules.
+
+    A look every third of the TTL; a renewal when less than a look plus max(TTL/4, 2 x skew)
+    would be left; before the result, a renewal only if less than TTL/2 + skew is left.
+    """
+    build, interval = build_minutes * 60, ttl / 3
+    below = interval + max(ttl / 4, 2 * skew)
+    expires, count, t = ttl, 0, interval
+    while t < build:
+        if expires - t < below:
+            expires, count = t + ttl, count + 1
+        t += interval
+    return count + (expires - build < ttl / 2 + skew)
+
+
+def looks(build_minutes: float, ttl: float = LEASE_TTL_S) -> int:
+    """Looks at the claim in a build (each a GET, or the renewal that replaces it)."""
     return int(build_minutes * 60 // (ttl / 3))
+
+
+def polls_per_listing(d: Deployment, ttl: float = LEASE_TTL_S, skew: float = CLOCK_SKEW_S) -> int:
+    """How many idle polls share one listing of claims/ (see the assumptions)."""
+    running = max(1.0, d.workers * d.utilisation)
+    soonest = ttl / 3 + (2 * ttl / 3) / (running + 1) + skew
+    return max(1, math.ceil(soonest / d.idle_delay_s))
 
 
 def fit_publish(worlds: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
@@ -123,13 +152,18 @@ def deployment_cost(d: Deployment, build: dict, sync: dict, publish: dict) -> di
                  for p, calls in listed.items() if p in STEADY)
     w = d.workers
     polls = w * (1 - d.utilisation) * HOURS * 3600 / d.idle_delay_s
-    probes = w * d.utilisation + d.builds / HOURS / 2
-    # claims/ holds the running builds' claims and those publish has not pruned yet (about an hour's)
-    pages = max(1, math.ceil((w * d.utilisation + d.builds / HOURS) / LIST_PAGE))
+    probes = w * d.utilisation  # the running builds' claims; finished ones are known by their receipts
+    every = polls_per_listing(d)
+    listings = polls / every
+    # claims/ holds the running builds' claims and those publish has not pruned yet (about an
+    # hour's), each with its start marker and, once reported, its done receipt
+    pages = max(1, math.ceil(3 * (w * d.utilisation + d.builds / HOURS) / LIST_PAGE))
+    look = looks(d.build_minutes) - renew
     lines = [
-        _line("builds (claim, uploads, result, release)", d.builds * per_build["put"], d.builds * per_build["get"],
+        _line("builds (claim, uploads, result, receipt)", d.builds * per_build["put"], d.builds * per_build["get"],
               f"{d.builds:,} builds, {sum(per_build.values()):.1f} requests each"),
-        _line("claim renewals", d.builds * renew, 0, f"{renew} per {d.build_minutes:g}-minute build"),
+        _line("claim renewals", d.builds * renew, d.builds * look,
+              f"{renew} per {d.build_minutes:g}-minute build, and {look} looks (GETs)"),
         _line("syncs", d.syncs * changed["put"], d.syncs * changed["get"], f"{d.syncs:,} changed syncs"),
         _line("publish: new results", d.builds * marginal["put"], d.builds * marginal["get"],
               f"{sum(marginal.values()):.1f} requests per result"),
@@ -137,9 +171,9 @@ def deployment_cost(d: Deployment, build: dict, sync: dict, publish: dict) -> di
               f"{d.publishes} runs of {sum(noop.values()):.0f} requests; listing "
               f"{', '.join(p for p in listed if p in STEADY) or 'nothing that grows'} "
               f"(pruned every run) adds {growth} LIST pages a run"),
-        _line("idle workers polling", polls * pages, polls * (2 + probes),
-              f"{w} workers, {1 - d.utilisation:.0%} idle, a poll every {d.idle_delay_s:g} s "
-              f"listing claims/ and reading the claims of {probes:.0f} taken jobs"),
+        _line("idle workers polling", listings * pages, polls + listings * probes,
+              f"{w} workers, {1 - d.utilisation:.0%} idle, a poll every {d.idle_delay_s:g} s reading the "
+              f"queue pointer; one in {every} lists claims/ and reads the claims of {probes:.0f} running builds"),
     ]
     return {"deployment": asdict(d) | {"workers": w}, "lines": lines,
             "total_usd": round(sum(line["usd"] for line in lines), 2)}

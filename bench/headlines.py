@@ -181,7 +181,8 @@ def _claims(f: dict) -> list[Figure]:
              f"{g('simulated_with_publish.held_conflicts_per_job')} held", ("≤", 0.1)),
         _fig("claims", "requests per finished job in an idle worker's poll, before publish drops it",
              g("idle_poll.requests_per_finished_job"), "requests",
-             f"{g('idle_poll.requests')} requests for {g('idle_poll.queued_finished_jobs')} finished jobs"),
+             f"{g('idle_poll.requests')} requests for {g('idle_poll.queued_finished_jobs')} finished jobs (their done "
+             f"receipts are in the listing); the worker's next poll: {g('idle_poll.next_poll_requests')} requests"),
     ]
 
 
@@ -193,7 +194,8 @@ def _requests(f: dict) -> list[Figure]:
              g("per_build.mix.requests_per_build"), "requests",
              f"GOOD {g('per_build.GOOD.requests_per_build')}, BAD {g('per_build.BAD.requests_per_build')}, "
              f"FAIL {g('per_build.FAIL.requests_per_build')} + {g('per_build.mix.renewals_for_build_minutes.renewals')}"
-             f" renewals (a {g('per_build.mix.renewals_for_build_minutes.minutes')}-minute build)", ("≤", 12)),
+             f" renewals (a {g('per_build.mix.renewals_for_build_minutes.minutes')}-minute build); "
+             f"{g('per_build.mix.put_class_per_build')} of them PUT-class", ("≤", 12)),
         _fig("requests", "S3 requests per sync of an unchanged Debian-sized profile", g(deb + ".unchanged.requests"),
              "requests", f"{_n(g(deb + '.size'))} stanzas; changed: {g(deb + '.changed.requests')}; mirror: "
              f"{g(deb + '.unchanged.mirror.requests')} GETs, {_mib(g(deb + '.unchanged.mirror.bytes'))} MiB, "

@@ -43,13 +43,19 @@ class QueueState:
         return self.table if self.table is not None else to_table(list(self.jobs.values()), JobRow)
 
 
-def read_queue(store: Store) -> QueueState:
-    """The current queue (empty before anything was queued)."""
+def read_queue(store: Store, *, cached: QueueState | None = None) -> QueueState:
+    """The current queue (empty before anything was queued).
+
+    `cached`, a state read before: when the pointer still names its object (queue objects are
+    immutable, each version has a new name), its jobs are reused and only the pointer is read.
+    """
     pointer = Pointer(store, PREFIX)
     for _ in range(5):
         value, etag = pointer.read()
         if value is None:
             return QueueState({}, None, None)
+        if cached is not None and cached.pointer is not None and cached.pointer.target == value.target:
+            return QueueState(cached.jobs, value, etag, cached.table)
         try:
             table = read_table(store.get(value.target).data)
         except NotFound:

@@ -2,23 +2,25 @@
 
 A worker reads the queue, keeps the jobs that are due and that it can build (its backends
 and architectures), orders them by priority and shuffles within a priority so that workers
-rarely race for one key, lists `claims/` and claims the first job with no claim object with
-a create-only lease on `claims/<job-id>/<attempt>.json`. An expired or released claim (a
-crashed or stopped worker) is taken over by exactly one other worker (lease CAS). A claim
-released as done, or whose attempt already has a result, is left.
+rarely race for one key, reads the first few claims or lists `claims/`, and claims the first
+job with no claim object with a create-only lease on `claims/<job-id>/<attempt>.json`. An
+expired or released claim (a crashed or stopped worker) is taken over by exactly one other
+worker (lease CAS). A claim released as done, or whose attempt already has a result or a
+done receipt, is left.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from jobs.core.layout import CLAIMS, claim_key, claim_notice_key, result_key
+from jobs.core.layout import CLAIM_NOTICE_KEY, CLAIMS, claim_key, claim_notice_key, result_key
 from jobs.core.lease import Lease, LeaseHeld, Leases, LeaseState
 from jobs.core.model import JobRow
 from jobs.core.signing import sign_document
@@ -73,41 +75,78 @@ def _done(state: LeaseState) -> bool:
     return bool(state.meta.get("done"))
 
 
+@dataclass
+class ClaimMemory:
+    """What a worker remembers of `claims/` between two claims. Hints only: the conditional
+    writes decide who holds a claim, so a wrong hint costs a request, never a second build.
+
+    - `finished`: claim keys of attempts known to be reported (a done receipt in a listing, a
+      result found, or built here): never read or written again while the queue lists them;
+    - `probe`: read the first candidates' claims (GETs, a twelfth of a LIST's price each)
+      before listing `claims/`; cleared when a poll found nothing claimable (then most due jobs
+      are taken, and one listing is cheaper than a read of each), set again by a claim;
+    - `held_until`: after a poll that found nothing, the earliest time (this machine's clock)
+      at which a claim it saw held may have expired; None when it saw none.
+    """
+
+    finished: set[str] = field(default_factory=set)
+    probe: bool = True
+    held_until: float | None = None
+
+
+PROBES = 8  # candidates read one by one before `claims/` is listed (8 GETs cost 0.64 LIST)
+
+
 def claim_next(store: Store, leases: Leases, holder: str, candidates: Iterable[JobRow], *,
-               meta: dict | None = None, identity: WorkerIdentity | None = None) -> Claim | None:
+               meta: dict | None = None, identity: WorkerIdentity | None = None,
+               memory: ClaimMemory | None = None) -> Claim | None:
     """Claim the first candidate nobody else holds and nobody has finished; None if none.
 
-    `claims/` is listed first (once, when there is a candidate; publish prunes the claims
-    of compacted builds, so it holds little more than the builds running now and those
-    finished since the last publish). Candidates with no claim object are tried first,
-    each with one create-only write, which only a worker that claimed the job since the
-    listing refuses. After such a refusal the listing is known to be out of date (many
-    workers are after the last few jobs), so each further candidate's claim is read (a GET,
-    404 when it is still free) before it is written. A candidate whose claim exists is
-    running, finished (released `done`), or free to take over (its holder released it or
-    died): it is only read, and written (taken over with the ETag just read) when that read
-    says it may be. So a poll that finds nothing claimable costs one GET per claimed
-    candidate and no write, and one that loses a race costs one refused write, not one per
-    job claimed since it listed.
+    With a `memory` that says `probe`, the claims of the first few candidates (`PROBES`) are
+    read one by one (a 404 means free: created at once). Then, or without probing, `claims/`
+    is listed (once, when there is a candidate left; publish prunes the claims of compacted
+    builds, so it holds little more than the builds running now and those finished since
+    the last publish). An attempt with a done receipt in the listing is finished: skipped
+    unread. Candidates with no claim object are tried first, each with one create-only
+    write, which only a worker that claimed the job since the listing refuses. After such a
+    refusal the listing is known to be out of date (many workers are after the last few
+    jobs), so each further candidate's claim is read (a GET, 404 when it is still free)
+    before it is written. A candidate whose claim exists is running, finished (released
+    `done`), or free to take over (its holder released it or died): it is only read, and
+    written (taken over with the ETag just read) when that read says it may be and the
+    attempt has no result yet (one more GET). So a poll that finds nothing claimable costs
+    one GET per running candidate and no write, and one that loses a race costs one refused
+    write, not one per job claimed since it listed.
 
     With an `identity`, each write of a claim is preceded by a signed start marker (and a
     lost race followed by its withdrawal): the evidence that makes publish wait before it
     accepts another worker's result for the attempt (`announce_start`, docs/trust.md).
     """
+    memory = memory if memory is not None else ClaimMemory(probe=False)
+    memory.held_until = None
+    keyed = ((job, claim_key(job.job_id, job.attempt)) for job in candidates)  # lazily: the queue may be long
+    pending = ((job, key) for job, key in keyed if key not in memory.finished)
+    if memory.probe:
+        for job, key in itertools.islice(pending, PROBES):
+            if not _may_take(store, leases, job, key, memory):
+                continue
+            claim = _acquire(store, leases, holder, job, key, meta, identity)
+            if claim is not None:
+                return claim
     taken: list[tuple[JobRow, str]] = []
     stale = False  # a job the listing showed unclaimed was claimed since
-    for job, key, exists in _listed(store, candidates):
+    for job, key, exists in _listed(store, pending, memory):
         if exists:
             taken.append((job, key))
             continue
-        if stale and not _may_take(leases, key):
+        if stale and not _may_take(store, leases, job, key, memory):
             continue
         claim = _acquire(store, leases, holder, job, key, meta, identity)
         if claim is not None:
             return claim
         stale = True
     for job, key in taken:
-        if not _may_take(leases, key):
+        if not _may_take(store, leases, job, key, memory):
             continue
         claim = _acquire(store, leases, holder, job, key, meta, identity)
         if claim is not None:
@@ -115,23 +154,45 @@ def claim_next(store: Store, leases: Leases, holder: str, candidates: Iterable[J
     return None
 
 
-def _listed(store: Store, candidates: Iterable[JobRow]) -> Iterator[tuple[JobRow, str, bool]]:
-    """(job, claim key, whether the claim object exists) per candidate, in order (lazily)."""
+def _listed(store: Store, candidates: Iterable[tuple[JobRow, str]],
+            memory: ClaimMemory) -> Iterator[tuple[JobRow, str, bool]]:
+    """(job, claim key, whether the claim object exists) per candidate not known finished, in order (lazily)."""
     existing: set[str] | None = None
-    for job in candidates:
+    for job, key in candidates:
         if existing is None:  # listed only when there is a candidate
-            existing = {info.key for info in store.list(CLAIMS)}
-        key = claim_key(job.job_id, job.attempt)
-        yield job, key, key in existing
+            existing = set()
+            for info in store.list(CLAIMS):
+                notice = CLAIM_NOTICE_KEY.fullmatch(info.key)
+                if notice is None:
+                    existing.add(info.key)
+                elif notice.group(3) == "done":  # somebody reported the attempt: nothing to build
+                    memory.finished.add(claim_key(notice.group(1), int(notice.group(2))))
+        if key not in memory.finished:
+            yield job, key, key in existing
 
 
-def _may_take(leases: Leases, key: str) -> bool:
-    """Whether the claim at `key` may be created or taken over now, by its current object."""
+def _may_take(store: Store, leases: Leases, job: JobRow, key: str, memory: ClaimMemory) -> bool:
+    """Whether the claim at `key` may be created or taken over now, by its current object.
+
+    Before a takeover the attempt's result is looked for: a holder that reported it no
+    longer needs its claim (it may have left it to expire), and the attempt is never built
+    twice. What is learnt goes into `memory`.
+    """
     current = leases.read(key)
-    if current is None or current[0] is None:
-        return True  # gone since the listing (create it), or unreadable (a lease treats it as expired)
+    if current is None:
+        return True  # free, or gone since the listing: create it
     state = current[0]
-    return not _done(state) and leases.is_expired(state)
+    if state is not None and _done(state):
+        memory.finished.add(key)
+        return False
+    if state is not None and not leases.is_expired(state):
+        until = state.expires_at + leases.clock_skew
+        memory.held_until = until if memory.held_until is None else min(memory.held_until, until)
+        return False
+    if _result_claim(store, job) is not None:  # expired, released or unreadable: reported already?
+        memory.finished.add(key)
+        return False
+    return True
 
 
 def _acquire(store: Store, leases: Leases, holder: str, job: JobRow, key: str, meta: dict | None,
@@ -182,8 +243,8 @@ def announce_start(store: Store, identity: WorkerIdentity, job_id: str, attempt:
 
     Written before the claim itself, so it exists before anybody could replace that claim.
     While a trusted worker's marker for an attempt stands, publish accepts another worker's
-    result for it only once the result is older than a renewal interval plus the clock
-    skew allowance: time for a live holder to notice a takeover and sign its notice
+    result for it only once the result is older than the interval between two looks at a
+    claim plus the clock skew allowance: time for a live holder to notice a takeover and sign its notice
     (docs/trust.md). Costs one PUT per claim, two after a lost race.
     """
     payload = {"schema": START_SCHEMA, "job_id": job_id, "attempt": int(attempt), "withdrawn": withdrawn,

@@ -2,8 +2,8 @@
 
 Order: the log, the diffoscope reports and the attestation first (under the claim's own
 prefix, gzip-encoded with Content-Type and Content-Encoding so a static host serves them),
-then — after one more renewal proves the lease is still ours — the signed result, with a
-create-only write. A reader therefore never sees a result whose log is missing, and one
+then — after the claim was read back (or renewed, when less than half a TTL of it is left)
+to prove it is still ours — the signed result, with a create-only write. A reader therefore never sees a result whose log is missing, and one
 attempt can never have two results (rebuilderd issues #168, #182, #234).
 
 The signed result binds every uploaded file: `ResultRow.files` lists each object's key,
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from jobs.core.errors import RebuilderError
 from jobs.core.layout import build_prefix, result_key
-from jobs.core.lease import Lease, LeaseKeeper, LeaseLost
+from jobs.core.lease import Lease, LeaseKeeper, LeaseLost, Leases
 from jobs.core.model import FileDigest, JobRow, ResultRow, build_id, record_to_json
 from jobs.core.signing import sign_document
 from jobs.core.store import PreconditionFailed, Store, put_new
@@ -59,6 +59,11 @@ def _upload_gzip(store: Store, key: str, path: Path | bytes, content_type: str) 
         tmp.seek(0)
         store.put(key, tmp, content_type=content_type, content_encoding="gzip")
     return FileDigest(key=key, sha256=sha.hexdigest(), size=size)
+
+
+def final_margin(leases: Leases) -> float:
+    """Seconds of lease the result's write must have left: half the TTL, plus the skew allowance."""
+    return leases.ttl / 2 + leases.clock_skew
 
 
 def upload(store: Store, keeper: LeaseKeeper, job: JobRow, outcome: BuildOutcome,
@@ -100,9 +105,10 @@ def upload(store: Store, keeper: LeaseKeeper, job: JobRow, outcome: BuildOutcome
     keeper.stop()
     if keeper.lost.is_set():
         raise LeaseLost(keeper.lease.key, keeper.reason or "lost while uploading")
-    # The last renewal proves the claim is still ours and leaves a whole TTL for the write.
+    # Proves the claim is still ours and leaves at least half a TTL for the write: a check
+    # (a GET) when that much is left, else a renewal.
     try:
-        final = keeper.lease = keeper.leases.renew(keeper.lease)
+        final = keeper.lease = keeper.leases.keep(keeper.lease, renew_below=final_margin(keeper.leases))
     except LeaseLost:
         keeper.taken_while_live = keeper.leases.is_safe(keeper.lease)
         raise

@@ -1,8 +1,8 @@
 """`rebuilder work`: claim due jobs, rebuild them, upload signed results, repeat.
 
 Many workers on many machines share one store and nothing else. While a build runs, its
-claim is renewed every third of the lease TTL; if a renewal is refused the job was taken
-over: the build is killed (its whole process group) and nothing is reported. On SIGTERM or
+claim is looked at every third of the lease TTL (a read; a renewal every other time); if it
+was replaced, or a renewal is refused, the job was taken over: the build is killed (its whole process group) and nothing is reported. On SIGTERM or
 SIGINT the worker stops the build, releases its claim so another worker can start at once,
 and exits. With nothing to do it sleeps `idle_delay` seconds (with jitter) and looks again.
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import math
 import os
 import random
 import shutil
@@ -33,12 +34,12 @@ from pathlib import Path
 from jobs.core import progress
 from jobs.core.config import RebuilderConfig, WorkerConfig
 from jobs.core.errors import ConfigError, RebuilderError, TransientError
-from jobs.core.layout import STATE, state_head_profile
+from jobs.core.layout import STATE, claim_key, state_head_profile
 from jobs.core.lease import LeaseKeeper, LeaseLost, Leases
-from jobs.core.queue import read_queue
+from jobs.core.queue import QueueState, read_queue
 from jobs.core.store import Store
 from jobs.work.build import BuildCancelled, rebuild
-from jobs.work.claim import Claim, announce_start, claim_next, due_jobs, report_lost
+from jobs.work.claim import Claim, ClaimMemory, announce_start, claim_next, due_jobs, report_lost
 from jobs.work.identity import WorkerIdentity, enrol
 from jobs.work.report import upload
 
@@ -95,6 +96,10 @@ class Worker:
         self.leases = Leases(self.store, ttl=self.config.lease.ttl, clock_skew=self.config.lease.clock_skew)
         self._queue_missing = False  # the last queue read found no queue at all
         self._builds_lock: int | None = None
+        self._queue: QueueState | None = None  # the last queue read: reused while the pointer names it
+        self._claims = ClaimMemory()
+        self._idle: tuple[str | None, frozenset[str]] | None = None  # what the last fruitless poll saw
+        self._look_at = 0.0  # before this (time.time()), a poll that saw the same finds nothing either
 
     def run(self, *, once: bool = False, until_idle: bool = False, max_jobs: int | None = None) -> WorkStats:
         """Work until stopped; `once`: one job at most; `until_idle`: until nothing is claimable."""
@@ -126,16 +131,36 @@ class Worker:
         return stats
 
     def next_claim(self) -> Claim | None:
-        """Claim a due job this worker can build, or None."""
-        queue = read_queue(self.store)
+        """Claim a due job this worker can build, or None.
+
+        A poll costs one GET when nothing changed since the last one that found nothing: the
+        same queue version, the same due jobs, and no claim it saw held could have expired
+        yet. It looks at `claims/` again once one could have, when the queue or the due jobs
+        change, and at least once a lease TTL (a claim released by a stopped worker is
+        taken within that).
+        """
+        queue = self._queue = read_queue(self.store, cached=self._queue)
         self._queue_missing = queue.pointer is None
         candidates = due_jobs(queue.jobs.values(), backends=list(self.backends),
                               architectures=self.worker_config.supported_architectures,
                               now=datetime.now(timezone.utc), rng=self.rng)
         # The queue version the claim was taken from: signed into the result, shown to operators.
         version = queue.pointer.target if queue.pointer is not None else None
-        return claim_next(self.store, self.leases, self.identity.key_id, candidates,
-                          meta={"worker": self.identity.name, "queue": version}, identity=self.identity)
+        keys = frozenset(claim_key(j.job_id, j.attempt) for j in candidates)
+        self._claims.finished &= keys  # forget what the queue no longer lists
+        seen = (version, keys)
+        if not candidates or (seen == self._idle and time.time() < self._look_at):
+            return None
+        claim = claim_next(self.store, self.leases, self.identity.key_id, candidates,
+                           meta={"worker": self.identity.name, "queue": version}, identity=self.identity,
+                           memory=self._claims)
+        if claim is not None:
+            self._claims.probe, self._idle = True, None
+            return claim
+        self._claims.probe, self._idle = False, seen
+        held = self._claims.held_until
+        self._look_at = min(held if held is not None else math.inf, time.time() + self.leases.ttl)
+        return None
 
     def build_one(self, claim: Claim, stats: WorkStats) -> None:
         """Build one claimed job and report it, unless the claim is lost or the worker stops."""
@@ -167,11 +192,14 @@ class Worker:
                 if self.stop.is_set() or keeper.lost.is_set():
                     self._abandon(keeper, bid, stats)
                     return
-                row, final = upload(self.store, keeper, job, outcome, self.identity)
+                row, _ = upload(self.store, keeper, job, outcome, self.identity)
+            # The claim is not released: the done receipt (`upload`) says the attempt is reported,
+            # and a worker takes an expired claim over only if its attempt has no result, so a
+            # release would be one more write that nothing needs.
             stats.built.append(f"{bid} {row.status.value}")
+            self._claims.finished.add(claim.lease.key)
             reason = f" ({_short(row.reason)})" if row.reason else ""
             progress.line(f"{what}: {row.status.value} in {took()}{reason}")
-            self.leases.release(final, {"done": True})
         except LeaseLost as exc:
             stats.lost.append(bid)
             progress.line(f"{what}: claim lost after {took()} ({_short(exc.reason)}); nothing reported")

@@ -10,6 +10,7 @@ import pytest
 from jobs.core.lease import Held, Lease, LeaseHeld, LeaseKeeper, LeaseLost, Leases, LeaseState
 from jobs.core.store import PreconditionFailed, open_store
 from tests.core.racing import race
+from tests.faults import FaultyStore
 
 
 class Clock:
@@ -153,7 +154,10 @@ def test_keeper_renews_in_the_background_and_reports_loss(store):
     leases = Leases(store, ttl=1.5, clock_skew=0.1)
     lease = leases.acquire("lock", "a")
     with LeaseKeeper(leases, lease, interval=0.2) as keeper:
-        time.sleep(1.0)
+        # Checked every 0.2 s, renewed once less than 0.2 + 1.5 / 4 s are left (after about 0.9 s).
+        deadline = time.monotonic() + 5
+        while keeper.lease.state.expires_at == lease.state.expires_at and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert not keeper.lost.is_set()
         assert keeper.lease.state.expires_at > lease.state.expires_at
         # Someone else takes over (e.g. an operator, or a contender after a stall); the
@@ -169,6 +173,22 @@ def test_keeper_renews_in_the_background_and_reports_loss(store):
             pytest.fail("the keeper renewed between every read and write")
         assert keeper.lost.wait(2.0)
         assert "changed" in keeper.reason
+
+
+def test_keeper_checks_with_reads_and_writes_only_when_the_lease_runs_low(store):
+    """A look every 0.2 s at a 60 s lease is a GET until less than 0.2 + 15 s are left: no write
+    at all in a second; a takeover is still found at the next look."""
+    leases = Leases(store, ttl=60, clock_skew=1)
+    lease = leases.acquire("lock", "a")
+    watched = FaultyStore(store)
+    with LeaseKeeper(Leases(watched, ttl=60, clock_skew=1), lease, interval=0.2) as keeper:
+        time.sleep(1.0)
+        assert watched.log == [] and watched.ops["get"] >= 3 and not keeper.lost.is_set()
+        state, etag = leases.read("lock")
+        store.put_if_match("lock", LeaseState("b", "t", 0, 0, time.time() + 60).to_bytes(), etag)
+        assert keeper.lost.wait(2.0)
+        assert "changed" in keeper.reason and keeper.taken_while_live
+    assert watched.log == []
 
 
 def test_ttl_must_exceed_twice_the_skew(store):

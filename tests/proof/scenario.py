@@ -203,7 +203,9 @@ def results_written(*stores: FaultyStore) -> set[str]:
 
 def assert_nothing_lost_or_duplicated(store: Store, written: Iterable[str] = ()) -> None:
     """Exactly one history row per attempt; every result ever `written` and every result object
-    still stored is in the history; every such attempt's claim, while it exists, released as done."""
+    still stored is in the history; every such attempt's claim, while it exists, released as done
+    or still the claim the result was reported with (its signer, its token: the worker leaves it
+    to expire, and nobody takes over the claim of an attempt that has a result)."""
     table = read_history(store)
     build_ids = Counter(table.column("build_id").to_pylist())
     assert all(n == 1 for n in build_ids.values()), f"an attempt is in the history twice: {build_ids}"
@@ -211,12 +213,16 @@ def assert_nothing_lost_or_duplicated(store: Store, written: Iterable[str] = ())
     lost = (set(written) | stored) - set(build_ids)
     assert not lost, f"results missing from the history: {sorted(lost)}"
     leases = Leases(store)
+    rows = {r["build_id"]: r for r in table.select(["build_id", "worker_key_id", "log_key"]).to_pylist()}
     for bid in build_ids:
         jid, attempt = bid.rsplit("-", 1)
         claim = leases.read(f"claims/{jid}/{attempt}.json")
         if claim is not None:
-            assert claim[0] is not None and claim[0].released and claim[0].meta.get("done"), \
-                f"the claim of {bid} is not released as done"
+            state, row = claim[0], rows[bid]
+            reported = state is not None and state.holder == row["worker_key_id"] and \
+                f"/{state.token[:16]}/" in (row["log_key"] or "")
+            assert state is not None and (reported or (state.released and state.meta.get("done"))), \
+                f"the claim of {bid} is neither released as done nor the one its result was reported with"
 
 
 __all__ = ["LeaseState", "PACKAGES", "Published", "Scenario", "assert_nothing_lost_or_duplicated",

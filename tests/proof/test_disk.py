@@ -1,8 +1,8 @@
 """A worker whose disk is full, whose work dir is unusable, or whose store fails while it reports.
 
 A worker's own trouble must end the attempt cleanly (rebuilderd reports FAIL for any error of
-the worker's): a result saying what went wrong, and a claim released as done, so the job is
-retried on the usual schedule instead of waiting for a lease to expire or crashing the worker.
+the worker's): a result saying what went wrong, and its done receipt, so the job is retried on
+the usual schedule instead of being built again or crashing the worker.
 When not even the result can be written, the claim is released so another worker starts at once.
 """
 
@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from jobs.core.layout import CLAIM_KEY
+from jobs.core.layout import CLAIM_KEY, claim_notice_key
 from jobs.core.lease import Leases
 from jobs.core.store import StoreUnavailable
 from tests.faults import Fault, FaultyStore
-from tests.proof.scenario import Scenario, assert_nothing_lost_or_duplicated
+from tests.proof.scenario import Scenario, assert_nothing_lost_or_duplicated, time_passes
 from tests.proof.stores import fresh_store, open_fast
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,11 +34,15 @@ def only_result(store) -> dict:
     return json.loads(store.get(info.key).data)["signed"]["result"]
 
 
-def assert_failed_and_released(store, scenario: Scenario, *, says: str) -> dict:
+def assert_failed_and_reported(store, scenario: Scenario, *, says: str) -> dict:
     result = only_result(store)
     assert result["status"] == "FAIL" and says in result["reason"], result["reason"]
+    doc = json.loads(store.get(f"results/{result['job_id']}/1.json").data)
     state, _ = Leases(store).read(f"claims/{result['job_id']}/1.json")
-    assert state.released and state.meta.get("done"), "the claim was left to expire"
+    assert state.token == doc["signed"]["claim"]["token"]  # left to expire: the receipt says it is done
+    assert store.head(claim_notice_key(result["job_id"], 1, "done", result["worker_key_id"]))
+    time_passes(store, scenario.config)  # even once the claim expired, nobody builds the attempt again
+    assert scenario.worker(store, "w2").run(until_idle=True).built == []
     summary = scenario.publish(store)
     assert len(summary.state.accepted) == 1 and summary.state.rejected == []
     assert summary.state.queue_changes.retried == [result["build_id"]]  # retried on the usual schedule
@@ -46,10 +50,10 @@ def assert_failed_and_released(store, scenario: Scenario, *, says: str) -> dict:
     return result
 
 
-def test_an_unusable_work_dir_fails_the_attempt_with_the_reason_and_releases_the_claim(store_factory, tmp_path):
+def test_an_unusable_work_dir_fails_the_attempt_with_the_reason(store_factory, tmp_path):
     """The worker's build directory cannot be created (a file stands where it should be; running as
     root, permissions would not stop us): the attempt is reported FAIL naming the directory and the
-    error, the claim is released as done, and publish accepts the result and schedules a retry."""
+    error, its done receipt is stored, and publish accepts the result and schedules a retry."""
     scenario = Scenario(tmp_path, packages=("good",))
     store = fresh_store(store_factory)
     scenario.sync(store)
@@ -57,16 +61,16 @@ def test_an_unusable_work_dir_fails_the_attempt_with_the_reason_and_releases_the
     (worker.identity.directory / "builds").write_text("not a directory")
     stats = worker.run(once=True)
     assert len(stats.built) == 1 and stats.built[0].endswith(" FAIL") and not stats.lost
-    result = assert_failed_and_released(store, scenario, says="work dir unusable: [Errno 20] Not a directory")
+    result = assert_failed_and_reported(store, scenario, says="work dir unusable: [Errno 20] Not a directory")
     assert str(worker.identity.directory / "builds") in result["reason"]
 
 
-def test_a_full_disk_while_the_build_log_is_written_fails_the_attempt_and_releases_the_claim(store_factory,
+def test_a_full_disk_while_the_build_log_is_written_fails_the_attempt(store_factory,
                                                                                            tmp_path):
     """A worker process that may write no file larger than 256 KiB (RLIMIT_FSIZE, the unprivileged
     stand-in for a full disk) runs a backend printing 1 MiB: writing the log fails, the backend is
     stopped, and the attempt is reported FAIL with the error ("File too large"; ENOSPC reads "No
-    space left on device"), its log as far as it got, and the claim released as done."""
+    space left on device"), its log as far as it got, and its done receipt."""
     scenario = Scenario(tmp_path, packages=("good",))
     url = store_factory.url()
     store = open_fast(url)
@@ -81,7 +85,7 @@ def test_a_full_disk_while_the_build_log_is_written_fails_the_attempt_and_releas
     assert child.returncode == 0, child.stderr[-3000:]
     stats = json.loads(child.stdout.strip().splitlines()[-1])
     assert len(stats["built"]) == 1 and stats["built"][0].endswith(" FAIL"), stats
-    result = assert_failed_and_released(store, scenario, says="File too large")
+    result = assert_failed_and_reported(store, scenario, says="File too large")
     log = store.get(result["log_key"])
     assert LIMIT // 2 < len(gzip.decompress(log.data)) <= LIMIT  # the log as far as the disk allowed
 

@@ -13,6 +13,7 @@ import hashlib
 import json
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from jobs.core.layout import build_prefix, claim_key, claim_notice_key, result_key
@@ -111,6 +112,8 @@ def test_a_good_for_a_repacked_artifact_is_refused(store, tmp_path):
     (job,), honest = built(store, tmp_path, 1)
     add_state(store, [job])
     store.delete(result_key(job.job_id, 1))  # the attacker wins the race to report (or deletes the honest one)
+    state, etag = Leases(store).read(claim_key(job.job_id, 1))  # the honest claim, left to expire: it has
+    store.put_if_match(claim_key(job.job_id, 1), replace(state, expires_at=0.0).to_bytes(), etag)  # expired
     mallory = worker_for(store, tmp_path, "mallory").identity
     original = Path(job.artifacts[0].url.removeprefix("file://")).read_bytes()
     repacked = tmp_path / job.artifacts[0].filename

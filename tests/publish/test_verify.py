@@ -276,23 +276,30 @@ def test_forged_tampered_and_replayed_results_are_rejected_with_reasons(store, t
     assert all(r.detail for r in found.rejected)
 
 
-def test_a_result_whose_holder_died_before_releasing_is_still_accepted(store, tmp_path):
-    # The worker wrote its result, then died before releasing the claim. Another worker
-    # takes the expired claim over, finds the result, and releases it as done with the
-    # finished claim's token: publish still ties the result to its claim.
+def test_a_result_whose_claim_expired_is_still_accepted(store, tmp_path):
+    # A worker leaves the claim of an attempt it reported to expire. Another worker finds the
+    # result before it would take the expired claim over, and leaves it: publish ties the
+    # result to the claim as its holder left it.
     from jobs.core.lease import LeaseState
-    from jobs.work.claim import claim_next
+    from jobs.work.claim import _acquire, claim_next
 
     rows, worker = built(store, tmp_path, 1)
     key = claim_key(rows[0].job_id, 1)
     leases = Leases(store, ttl=30, clock_skew=5)
     state, etag = leases.read(key)
-    dead = LeaseState(state.holder, state.token, state.acquired_at, state.renewed_at, 0.0, state.generation)
+    dead = LeaseState(state.holder, state.token, state.acquired_at, state.renewed_at, 0.0, state.generation,
+                      meta=state.meta)
     store.put_if_match(key, dead.to_bytes(), etag)
     assert claim_next(store, leases, "another-worker", rows) is None  # not rebuilt
-    after, _ = leases.read(key)
-    assert after.meta["done"] and after.meta["result_token"] == state.token and after.holder == "another-worker"
+    assert leases.read(key)[0] == dead  # not even taken over
     config = config_for(tmp_path, authorized=[worker.identity.public_key])
+    collected = collect(store, config, already=set())
+    assert [a.row.job_id for a in collected.accepted] == [rows[0].job_id] and not collected.rejected
+    # A worker that took the expired claim over just before the result landed finds it then,
+    # and releases the claim as done with the finished claim's token and holder: still accepted.
+    assert _acquire(store, leases, "late-worker", rows[0], key, None) is None
+    after, _ = leases.read(key)
+    assert after.meta["done"] and after.meta["result_token"] == state.token and after.holder == "late-worker"
     collected = collect(store, config, already=set())
     assert [a.row.job_id for a in collected.accepted] == [rows[0].job_id] and not collected.rejected
 

@@ -169,8 +169,8 @@ class LeaseConfig:
     def settle_seconds(self) -> float:
         """How old a result must be before publish accepts it over another worker's start marker.
 
-        A live holder renews every third of `ttl`; a takeover of its claim is noticed at that
-        renewal and signed as a notice. One skew allowance for the holder's clock, one for
+        A live holder looks at its claim every third of `ttl` (a read, or a renewal when it runs
+        low); a takeover of its claim is noticed at that look and signed as a notice. One skew allowance for the holder's clock, one for
         publish's against the store's (docs/trust.md).
         """
         return self.ttl / 3 + 2 * self.clock_skew
