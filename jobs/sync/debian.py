@@ -64,6 +64,10 @@ _SOURCE = re.compile(r"(\S+)(?: \((\S+)\))?\Z")
 _DIGITS = re.compile(r"[0-9]+\Z")
 _BINNMU = re.compile(r"\+b[0-9]+\Z")
 _ADDRESS = re.compile(r"[^,\s][^<>]*?<[^<>]*>")
+_END = r"\Z"
+# _NAME, _VERSION, _ARCH, _PATH, _SHA256 and _DIGITS in a row, one field a line (none of them admits a newline).
+_PLAIN_BINARY = re.compile("\n".join(f"(?:{p.pattern.removesuffix(_END)})"
+                                     for p in (_NAME, _VERSION, _ARCH, _PATH, _SHA256, _DIGITS)) + _END)
 _URL_PLAIN = re.compile(r"[A-Za-z0-9_.~+-]*\Z")  # what `quote(..., safe="+~")` leaves as it is
 _MAX_FILENAME_BYTES = 255  # the worker writes the artifact under this name (alpm_desc has the same bound)
 
@@ -205,16 +209,21 @@ def _binaries(pieces: Iterable[str], where: str, profile: SyncProfile, mirror: s
               sources: dict[str, list[SourcePackage]], skipped: list[Skipped],
               ) -> Iterator[tuple[BinaryEntry, Skipped | None]]:
     """(entry, why it cannot be built or None) for each binary of a wanted architecture."""
-    wanted = frozenset(profile.architectures)
+    wanted = {arch: arch for arch in profile.architectures}  # also one string object per architecture
     # (binary's Maintainer, its source) → the maintainers tuple: made once and shared by the binaries of
     # a source (a Packages file repeats the same few thousand people 60,000 times). Keyed by the source's
     # id: `sources` outlives this generator.
     people_of: dict[tuple[str | None, int], tuple[str, ...]] = {}
     for st in iter_stanzas_stream(pieces, PACKAGES_FIELDS):
         f = st.fields
-        if st.problem is None and f.get("Architecture") not in wanted and "Architecture" in f:
+        arch = wanted.get(f.get("Architecture"))
+        if arch is None and st.problem is None and "Architecture" in f:
             continue  # the common case for arch:all in binary-amd64 when "all" is not listed: cheap
-        problem = st.problem or _missing(f, ("Package", "Version", "Architecture", "Filename")) or _invalid(f)
+        if st.problem is None and f.get("Package") and f.get("Version") and arch and f.get("Filename") \
+                and _plain_binary(f):
+            problem = None  # the usual stanza, checked in one go
+        else:
+            problem = st.problem or _missing(f, ("Package", "Version", "Architecture", "Filename")) or _invalid(f)
         if problem:
             skipped.append(Skipped(st.where(where), problem))
             continue
@@ -238,14 +247,18 @@ def _binaries(pieces: Iterable[str], where: str, profile: SyncProfile, mirror: s
                 people = tuple(dict.fromkeys(people + src.maintainers))
             people_of[(maintainer, id(src))] = people
         if src is not None:
+            src_name = src.name  # equal; one string object for all of the source's binaries
             # A source version that itself ends in +bN (binary version == source version) is no binNMU.
-            source_version = src.version if version == src.version else src.version + suffix
+            if version == src.version:
+                version = source_version = src.version
+            else:
+                source_version = src.version + suffix
         else:
             source_version = lookup + suffix if src_version else version
         filename = f["Filename"]
         entry = BinaryEntry(
             # `_invalid` let through only characters `quote(filename, safe="/+~")` keeps as they are.
-            name=name, version=version, architecture=f["Architecture"], source_name=src_name,
+            name=name, version=version, architecture=arch, source_name=src_name,
             source_version=source_version, url=f"{mirror}/{filename}",
             filename=filename.rpartition("/")[2], sha256=f.get("SHA256"),
             size=int(f["Size"]) if "Size" in f else None, component=component, maintainers=people,
@@ -267,6 +280,16 @@ def _match(sources: dict[str, list[SourcePackage]], name: str, version: str) -> 
         if version_compare(src.version, version) == 0:
             return src
     return None
+
+
+def _plain_binary(f: dict[str, str]) -> bool:
+    """Whether `_invalid` has nothing to say about these fields (one regular expression instead of six)."""
+    if len(f["Package"]) > NAME_MAX or len(f["Version"]) > VERSION_MAX or \
+            len(f.get("Source", "")) > NAME_MAX + VERSION_MAX + 3:
+        return False
+    line = "\n".join((f["Package"], f["Version"], f["Architecture"], f["Filename"], f.get("SHA256", "0" * 64),
+                      f.get("Size", "0")))
+    return _PLAIN_BINARY.match(line) is not None and len(f["Filename"].rpartition("/")[2]) <= _MAX_FILENAME_BYTES
 
 
 def _missing(f: dict[str, str], required: tuple[str, ...]) -> str | None:
