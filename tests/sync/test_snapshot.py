@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 
 import pyarrow.parquet as pq
@@ -42,3 +45,19 @@ def test_empty_snapshot_and_naive_time():
     assert read_table(snapshot_parquet([], "sync-1", NOW)).num_rows == 0
     with pytest.raises(ValueError, match="timezone-aware"):
         snapshot_parquet([], "sync-1", datetime(2026, 1, 1))
+
+
+_POOL = ("import os, jobs.sync.run, pyarrow as pa; "
+         "print(pa.default_memory_pool().backend_name, os.environ.get('ARROW_DEFAULT_MEMORY_POOL'))")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the allocator is chosen on Linux only")
+def test_a_sync_process_uses_jemalloc_unless_told_otherwise():
+    """jobs.sync picks Arrow's allocator before pyarrow loads and does not leave the choice in the environment;
+    an operator's ARROW_DEFAULT_MEMORY_POOL wins."""
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    out = subprocess.run([sys.executable, "-c", _POOL], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.split() == ["jemalloc", "None"], out.stderr
+    out = subprocess.run([sys.executable, "-c", _POOL], capture_output=True, text=True, check=True,
+                         env={**env, "ARROW_DEFAULT_MEMORY_POOL": "system"})
+    assert out.stdout.split() == ["system", "system"], out.stderr
