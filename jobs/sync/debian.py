@@ -43,7 +43,7 @@ from jobs.core.errors import ConfigError
 from jobs.core.model.limits import NAME_MAX, VERSION_MAX, clean_description, field_problem
 from jobs.sync.deb822 import Stanza, iter_stanzas_stream
 from jobs.sync.fetch import Fetcher
-from jobs.sync.filters import select
+from jobs.sync.filters import Filter
 from jobs.sync.inrelease import ReleaseIndex, fetch_release
 from jobs.sync.records import BinaryEntry, BuildInput, IndexResult, Skipped
 
@@ -64,6 +64,11 @@ _SOURCE = re.compile(r"(\S+)(?: \((\S+)\))?\Z")
 _DIGITS = re.compile(r"[0-9]+\Z")
 _BINNMU = re.compile(r"\+b[0-9]+\Z")
 _ADDRESS = re.compile(r"[^,\s][^<>]*?<[^<>]*>")
+_END = r"\Z"
+# _NAME, _VERSION, _ARCH, _PATH, _SHA256 and _DIGITS in a row, one field a line (none of them admits a newline).
+_PLAIN_BINARY = re.compile("\n".join(f"(?:{p.pattern.removesuffix(_END)})"
+                                     for p in (_NAME, _VERSION, _ARCH, _PATH, _SHA256, _DIGITS)) + _END)
+_URL_PLAIN = re.compile(r"[A-Za-z0-9_.~+-]*\Z")  # what `quote(..., safe="+~")` leaves as it is
 _MAX_FILENAME_BYTES = 255  # the worker writes the artifact under this name (alpm_desc has the same bound)
 
 
@@ -85,6 +90,8 @@ def read_index(profile: SyncProfile, fetcher: Fetcher, *, now: datetime | None =
             raise ConfigError(f"a Debian profile needs {key}", key=f'profile."{profile.name}".{key}')
     result = IndexResult()
     groups: dict[tuple[str, str, str, str], dict[tuple[str, str, str, str | None], BinaryEntry]] = {}
+    flt = Filter.of(profile)
+    takes = None if flt.takes_everything else flt.takes
     for release in profile.releases:
         mirror = (release.source or profile.source).rstrip("/")
         # A release name may hold a slash (the old security suites, "buster/updates").
@@ -96,24 +103,30 @@ def read_index(profile: SyncProfile, fetcher: Fetcher, *, now: datetime | None =
         components = [c for c in profile.components if _has_component(dist, c)]
         archs = [a for a in profile.architectures if _has_architecture(dist, a)]
         packages = _read_sources(components, dist, fetcher, release.name, result, max_index_bytes)
-        entries: list[tuple[BinaryEntry, str | None, str]] = []
+        # Each binary is filtered and grouped as it is read (never a list of the whole index). Those
+        # without a source are reported after the malformed ones of the release, as when they were
+        # gathered first.
+        unmatched: list[Skipped] = []
         for component in components:
             for arch in archs:
                 path = f"{component}/binary-{arch}/Packages"
                 pieces = dist.fetch_pieces(fetcher, path, limit=max_index_bytes, sources=result.sources)
-                where = f"{release.name}/{path}"
-                before = len(entries)
-                entries.extend(_binaries(pieces, where, profile, mirror, component, packages, result.skipped))
-                progress.advance("parse", len(entries) - before)
-        by_id = {id(entry): (problem, where) for entry, problem, where in entries}
-        for entry in select(profile, (e for e, _, _ in entries)):
-            problem, where = by_id[id(entry)]
-            if problem:
-                result.skipped.append(Skipped(where, problem))
-                continue
-            key = (release.name, entry.architecture, entry.source_name, entry.source_version)
-            groups.setdefault(key, {}).setdefault((entry.name, entry.version, entry.architecture, entry.component),
-                                                  entry)
+                count = 0
+                for entry, problem in _binaries(pieces, f"{release.name}/{path}", profile, mirror, component,
+                                                packages, result.skipped):
+                    count += 1
+                    if takes is not None and not takes(entry):
+                        continue
+                    if problem is not None:
+                        unmatched.append(problem)
+                        continue
+                    key = (release.name, entry.architecture, entry.source_name, entry.source_version)
+                    group = groups.get(key)
+                    if group is None:
+                        group = groups[key] = {}
+                    group.setdefault((entry.name, entry.version, entry.architecture, entry.component), entry)
+                progress.advance("parse", count)
+        result.skipped.extend(unmatched)
     base = profile.buildinfo_base_url.rstrip("/")
     for (release_name, arch, src, version), artifacts in sorted(groups.items()):
         result.inputs.append(BuildInput(
@@ -131,7 +144,7 @@ def buildinfo_url(base: str, source: str, version: str, arch: str) -> str:
 
 
 def _q(segment: str) -> str:
-    return quote(segment, safe="+~")
+    return segment if _URL_PLAIN.match(segment) else quote(segment, safe="+~")
 
 
 def _has_component(dist: ReleaseIndex, component: str) -> bool:
@@ -194,14 +207,23 @@ def _source(st: Stanza, where: str, skipped: list[Skipped]) -> SourcePackage | N
 
 def _binaries(pieces: Iterable[str], where: str, profile: SyncProfile, mirror: str, component: str,
               sources: dict[str, list[SourcePackage]], skipped: list[Skipped],
-              ) -> Iterator[tuple[BinaryEntry, str | None, str]]:
-    """(entry, why it cannot be built or None, location) for each binary of a wanted architecture."""
-    wanted = frozenset(profile.architectures)
+              ) -> Iterator[tuple[BinaryEntry, Skipped | None]]:
+    """(entry, why it cannot be built or None) for each binary of a wanted architecture."""
+    wanted = {arch: arch for arch in profile.architectures}  # also one string object per architecture
+    # (binary's Maintainer, its source) → the maintainers tuple: made once and shared by the binaries of
+    # a source (a Packages file repeats the same few thousand people 60,000 times). Keyed by the source's
+    # id: `sources` outlives this generator.
+    people_of: dict[tuple[str | None, int], tuple[str, ...]] = {}
     for st in iter_stanzas_stream(pieces, PACKAGES_FIELDS):
         f = st.fields
-        if st.problem is None and f.get("Architecture") not in wanted and "Architecture" in f:
+        arch = wanted.get(f.get("Architecture"))
+        if arch is None and st.problem is None and "Architecture" in f:
             continue  # the common case for arch:all in binary-amd64 when "all" is not listed: cheap
-        problem = st.problem or _missing(f, ("Package", "Version", "Architecture", "Filename")) or _invalid(f)
+        if st.problem is None and f.get("Package") and f.get("Version") and arch and f.get("Filename") \
+                and _plain_binary(f):
+            problem = None  # the usual stanza, checked in one go
+        else:
+            problem = st.problem or _missing(f, ("Package", "Version", "Architecture", "Filename")) or _invalid(f)
         if problem:
             skipped.append(Skipped(st.where(where), problem))
             continue
@@ -211,33 +233,42 @@ def _binaries(pieces: Iterable[str], where: str, profile: SyncProfile, mirror: s
         if not _NAME.match(src_name) or (src_version is not None and not _VERSION.match(src_version)):
             skipped.append(Skipped(st.where(where), f"invalid Source field {_shown(f.get('Source', name))}"))
             continue
-        binnmu = _BINNMU.search(version)
+        binnmu = _BINNMU.search(version) if "+b" in version else None
         suffix = binnmu.group(0) if binnmu else ""
         lookup = src_version or version
         src = _match(sources, src_name, lookup)
         if src is None and src_version is None and suffix:
             src = _match(sources, src_name, version[: -len(suffix)])  # binNMU without "(version)"
-        people = (f["Maintainer"],) if f.get("Maintainer") else ()
+        maintainer = f.get("Maintainer") or None
+        people = people_of.get((maintainer, id(src)))
+        if people is None:
+            people = (maintainer,) if maintainer else ()
+            if src is not None:
+                people = tuple(dict.fromkeys(people + src.maintainers))
+            people_of[(maintainer, id(src))] = people
         if src is not None:
-            people = tuple(dict.fromkeys(people + src.maintainers))
+            src_name = src.name  # equal; one string object for all of the source's binaries
             # A source version that itself ends in +bN (binary version == source version) is no binNMU.
-            source_version = src.version if version == src.version else src.version + suffix
+            if version == src.version:
+                version = source_version = src.version
+            else:
+                source_version = src.version + suffix
         else:
             source_version = lookup + suffix if src_version else version
         filename = f["Filename"]
         entry = BinaryEntry(
-            name=name, version=version, architecture=f["Architecture"], source_name=src_name,
-            source_version=source_version, url=f"{mirror}/{quote(filename, safe='/+~')}",
-            filename=filename.rsplit("/", 1)[-1], sha256=f.get("SHA256"),
+            # `_invalid` let through only characters `quote(filename, safe="/+~")` keeps as they are.
+            name=name, version=version, architecture=arch, source_name=src_name,
+            source_version=source_version, url=f"{mirror}/{filename}",
+            filename=filename.rpartition("/")[2], sha256=f.get("SHA256"),
             size=int(f["Size"]) if "Size" in f else None, component=component, maintainers=people,
             description=clean_description(f.get("Description")))  # its first line: the synopsis
         problem = entry.problem()
         if problem:
             skipped.append(Skipped(st.where(where), problem))
             continue
-        problem = None if src is not None else (
-            f"No matching source package found: {_cut(src_name)} {_cut(lookup)}")
-        yield entry, problem, st.where(where)
+        yield entry, None if src is not None else Skipped(
+            st.where(where), f"No matching source package found: {_cut(src_name)} {_cut(lookup)}")
 
 
 def _match(sources: dict[str, list[SourcePackage]], name: str, version: str) -> SourcePackage | None:
@@ -249,6 +280,16 @@ def _match(sources: dict[str, list[SourcePackage]], name: str, version: str) -> 
         if version_compare(src.version, version) == 0:
             return src
     return None
+
+
+def _plain_binary(f: dict[str, str]) -> bool:
+    """Whether `_invalid` has nothing to say about these fields (one regular expression instead of six)."""
+    if len(f["Package"]) > NAME_MAX or len(f["Version"]) > VERSION_MAX or \
+            len(f.get("Source", "")) > NAME_MAX + VERSION_MAX + 3:
+        return False
+    line = "\n".join((f["Package"], f["Version"], f["Architecture"], f["Filename"], f.get("SHA256", "0" * 64),
+                      f.get("Size", "0")))
+    return _PLAIN_BINARY.match(line) is not None and len(f["Filename"].rpartition("/")[2]) <= _MAX_FILENAME_BYTES
 
 
 def _missing(f: dict[str, str], required: tuple[str, ...]) -> str | None:

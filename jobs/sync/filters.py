@@ -51,6 +51,11 @@ class Filter:
         return cls(tuple(profile.excludes), tuple(profile.include), tuple(profile.maintainers),
                    tuple(profile.pkgs))
 
+    @property
+    def takes_everything(self) -> bool:
+        """Whether `takes` is true of every entry (no filter configured): a parser may skip asking."""
+        return not (self.excludes or self.include or self.maintainers or self.pkgs)
+
     def takes(self, entry: BinaryEntry) -> bool:
         """Whether this binary package is imported."""
         if _any_glob(self.excludes, entry.name):

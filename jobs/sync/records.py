@@ -122,11 +122,20 @@ def state_table(inputs: Sequence[BuildInput], sync_id: str, seen_at: datetime) -
     """
     if seen_at.tzinfo is None or seen_at.utcoffset() is None:
         raise ValueError(f"seen_at must be timezone-aware (UTC), got naive {seen_at!r}")
-    utc = seen_at.astimezone(timezone.utc)
+    return state_columns(state_pairs(inputs), sync_id, seen_at.astimezone(timezone.utc))
+
+
+def state_pairs(inputs: Sequence[BuildInput]) -> list[tuple[BuildInput, BinaryEntry, str]]:
+    """(build input, artifact, job id) for every artifact, in the snapshot's row order."""
     pairs = [(bi, e, jid) for bi in inputs for jid in (job_id(bi.backend, bi.architecture, bi.input_url),)
              for e in bi.artifacts]
     pairs.sort(key=lambda p: (p[0].distro, p[0].release or "", p[0].architecture, p[1].component or "",
                               p[0].source_name, p[1].name, p[1].version))
+    return pairs
+
+
+def state_columns(pairs: Sequence[tuple[BuildInput, BinaryEntry, str]], sync_id: str, utc: datetime) -> pa.Table:
+    """The snapshot rows of `pairs` (from `state_pairs`, or a slice of them) as a table; `utc` is `seen_at`."""
     n = len(pairs)
     # Each column's values are made, converted and dropped in turn: one column's list at a time.
     values: dict[str, Callable[[], list]] = {

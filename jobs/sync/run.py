@@ -34,15 +34,15 @@ from jobs.core.gcpause import cyclic_gc_paused
 from jobs.core.history import build_summaries
 from jobs.core.layout import STATE, claim_key, state_head_profile, state_prefix, sync_lock
 from jobs.core.lease import LeaseHeld, LeaseKeeper, LeaseLost, Leases
-from jobs.core.model import parquet_bytes
 from jobs.core.pointer import Pointer, PointerValue, unique_name
 from jobs.core.queue import update_queue
 from jobs.core.store import Store, put_new
 from jobs.sync import archlinux, debian
 from jobs.sync.fetch import Fetcher
 from jobs.sync.plan import QueuePlan, job_rows, plan_queue
-from jobs.sync.records import IndexResult, state_table
+from jobs.sync.records import IndexResult
 from jobs.sync.revalidate import probe, profile_digest, state_meta, validators_json
+from jobs.sync.snapshot import snapshot_parquet
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ def _write(store: Store, config: RebuilderConfig, profile: SyncProfile, result: 
            keeper: LeaseKeeper) -> SyncSummary:
     """Steps 4 to 6: the snapshot, the queue, the pointer."""
     sync_id = unique_name("")
-    snapshot = parquet_bytes(state_table(result.inputs, sync_id, now))
+    snapshot = snapshot_parquet(result.inputs, sync_id, now)
     key = f"{pointer.prefix}/{sync_id}.parquet"
     _check(keeper)
     put_new(store, key, snapshot, content_type="application/vnd.apache.parquet")
@@ -171,6 +171,8 @@ def _write(store: Store, config: RebuilderConfig, profile: SyncProfile, result: 
     progress.advance("write")
 
     listed = job_rows(result.inputs, now=now, schedule=config.schedule)
+    rows, inputs = sum(len(bi.artifacts) for bi in result.inputs), len(result.inputs)
+    result.inputs = []  # the queue rows have what they need: the parsed entries go before the queue is written
     previous = _job_ids(store, current.target) if current else set()
     elsewhere = _job_ids_elsewhere(store, profile.name)
     built = build_summaries(store)
@@ -192,8 +194,8 @@ def _write(store: Store, config: RebuilderConfig, profile: SyncProfile, result: 
     update_queue(store, change, meta={"by": f"sync {profile.name}"})
     progress.advance("write")
     _check(keeper)
-    meta = {"profile": profile.name, "distro": profile.distro, "rows": sum(len(bi.artifacts) for bi in result.inputs),
-            "inputs": len(result.inputs), "skipped": len(result.skipped), **remembered}
+    meta = {"profile": profile.name, "distro": profile.distro, "rows": rows,
+            "inputs": inputs, "skipped": len(result.skipped), **remembered}
     pointer.advance(key, meta, current, etag)
     progress.advance("write")
     summary.outcome, summary.snapshot, summary.plan = "updated", key, plans[-1]
