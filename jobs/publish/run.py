@@ -70,17 +70,19 @@ class PublishSummary:
 
 
 def countersigned_attestations(store: Store, config: RebuilderConfig, state: PublishState, new: pa.Table
-                                ) -> tuple[set[str], dict[str, str]]:
+                                ) -> tuple[set[str], dict[str, str], dict[str, dict]]:
     """Keep the countersignatures `publish_state` made and make those a killed run missed.
 
     Only the history rows new to the site's facts (`new`: `facts.unlearned`) are looked
     at: older ones were settled when they were new. Returns the ids of those new builds
-    that have a countersigned attestation under `history/attestations/`, and why the
-    others were refused.
+    that have a countersigned attestation under `history/attestations/`, why the
+    others were refused, and the links countersigned by this run (the site publishes those
+    from memory rather than reading them back).
     """
     problems = dict(state.attestation_problems)
     keep_attestations(store, state.countersigned)
     signed = set(state.countersigned)
+    links = dict(state.countersigned)
     new = new.filter(pc.and_(pc.equal(new.column("status"), Status.GOOD.value),
                              pc.is_valid(new.column("attestation_key"))))
     missing = []
@@ -97,7 +99,8 @@ def countersigned_attestations(store: Store, config: RebuilderConfig, state: Pub
         problems.update(refused)
         keep_attestations(store, more)
         signed.update(more)
-    return signed, problems
+        links.update(more)
+    return signed, problems, links
 
 
 def publish(store: Store, config: RebuilderConfig, *, site_store: Store | None = None, site_prefix: str = SITE,
@@ -129,7 +132,7 @@ def _publish(store: Store, config: RebuilderConfig, *, site_store: Store | None,
         history = confine_build_keys(state.history if state.history is not None else read_history(store))
         kept = read_facts(store)
         new = unlearned(history, kept)
-        signed, problems = countersigned_attestations(store, config, state, new)
+        signed, problems, links = countersigned_attestations(store, config, state, new)
         facts = learn_facts(store, history, countersigned=signed, problems=problems, kept=kept, new=new)
         write_facts(store, facts)
         trust = {k: "authorized" if source == "authorized_workers" else "enrolled"
@@ -138,7 +141,8 @@ def _publish(store: Store, config: RebuilderConfig, *, site_store: Store | None,
         inputs = load_inputs(store, now=now, history=history, facts=facts.table, queue=state.queue)
         previous = read_manifest(target, site_prefix)
         with progress.step("render", "publish: render", unit="files"):
-            site = build_site(store, now=now, public_keys=state.public_keys, rebuilder_name=rebuilder_name,
+            site = build_site(store, now=now, countersigned=links, public_keys=state.public_keys,
+                              rebuilder_name=rebuilder_name,
                               rejected=[rejected_row(r) for r in (*state.rejected, *state.requests_rejected,
                                                                      *state.untrusted_workers)],
                               worker_trust=trust, previous=previous, inputs=inputs)

@@ -40,7 +40,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jobs.core import progress
-from jobs.core.bounded import CorruptData, OverLimit, cap, read_object
+from jobs.core.bounded import CorruptData, OverLimit, cap, read_capped
 from jobs.core.layout import SITE, attestation_key
 from jobs.core.store import NotFound, Store
 from jobs.core.urls import BUILDS_PREFIX, LEGACY_MANIFEST, MANIFEST, PENDING
@@ -288,7 +288,7 @@ def _put_one(store: Store, source: Store, prefix: str, file: SiteFile) -> bool:
         store.put(prefix + file.key, file.data, content_type=file.content_type)
         return True
     try:
-        data, info = read_object(source, file.copy_from, cap("upload"))
+        data = _read_once(source, file.copy_from, cap("upload"))
     except NotFound:
         log.warning("%s: source %s is missing; not published", file.key, file.copy_from)
         return False
@@ -299,7 +299,8 @@ def _put_one(store: Store, source: Store, prefix: str, file: SiteFile) -> bool:
         # Swapped in builds/ after its result was signed and accepted (docs/trust.md).
         log.warning("%s: source %s is not the file its result signed; not published", file.key, file.copy_from)
         return False
-    encoding = info.content_encoding or ("gzip" if data[:2] == b"\x1f\x8b" else None)
+    # What the bytes are, not what their uploader's headers said: gzip is served gzip-encoded.
+    encoding = "gzip" if data[:2] == b"\x1f\x8b" else None
     if file.sanitize:
         try:
             cleaned = clean_report(data, encoding, key=file.key)
@@ -310,6 +311,16 @@ def _put_one(store: Store, source: Store, prefix: str, file: SiteFile) -> bool:
         return True
     store.put(prefix + file.key, data, content_type=file.content_type, content_encoding=encoding)
     return True
+
+
+def _read_once(source: Store, key: str, limit: int) -> bytes:
+    """A worker's object, at most `limit` bytes, in one request (a GET, no HEAD before it): an
+    oversized one is never read past the cap (OverLimit)."""
+    body = source.open(key)
+    try:
+        return read_capped(body, limit, key)
+    finally:
+        body.close()
 
 
 def _rank(file: SiteFile) -> int:
