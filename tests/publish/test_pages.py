@@ -147,8 +147,13 @@ def test_suite_lists_show_the_failure_class_and_filter_progressively(world):
     site = render(world)
     suite = "suites/archlinux/-/core/x86_64"
     text = site.files[f"{suite}/FAIL.html"].data.decode()
-    assert "fails to build" in text and f"{suite}/class/ftbfs.html" in targets(f"{suite}/FAIL.html", text)
+    # A shell: static/list.js shows the rows of its feed, each with its class linked (data-classes).
+    rows = json.loads(site.files["api/v1/suites/archlinux/-/core/x86_64/FAIL.json"].data)["packages"]
+    assert "ftbfs" in {r["failure_class"] for r in rows}
+    assert "fails to build" in text and "class/ftbfs.html" in text.replace("&#34;", '"')
     assert "data-filterable" in text and "static/filter.js" in targets(f"{suite}/FAIL.html", text)
+    assert "static/list.js" in targets(f"{suite}/FAIL.html", text)
+    assert f"{suite}/index.html" in targets(f"{suite}/FAIL.html", text)  # the failure classes are there
     nav = targets(f"{suite}/index.html", site.files[f"{suite}/index.html"].data.decode())
     assert {f"{suite}/names.html", f"{suite}/class/not-reproducible.html", f"{suite}/GOOD.html"} <= nav
 

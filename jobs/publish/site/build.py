@@ -245,7 +245,10 @@ def _suites(b: _Builder, summaries: list[SuiteSummary], lists: dict[ListRef, lis
                                                                     r.name.partition("/")[2])
                                                                 if r.name.startswith("status/") else 0, r.name))
         nav = _nav(summary, refs)
-        suite_digest = _combine(summary.suite.label, *(r.name for r in refs))
+        # List pages are shells whose navigation names no list that may come or go (the
+        # failure classes are on the suite's page), so a class list appearing rewrites none.
+        shell_nav = {**nav, "classes": None}
+        suite_digest = _combine(summary.suite.label, "shell")
         for ref in refs:
             parts = lists[ref]
             split = parts[0].split
@@ -262,13 +265,13 @@ def _suites(b: _Builder, summaries: list[SuiteSummary], lists: dict[ListRef, lis
                 shell = _combine(suite_digest, ref.name, part.page_key, "shell",
                                  *(p.page_key if p is not None else "" for p in around))
                 if not b.keep_if_unchanged((part.page_key,), shell):
-                    _list_shell(b, part, shell, summary, nav, around)
+                    _list_shell(b, part, shell, summary, shell_nav, around)
                 digest = _combine(summary.suite.label, ref.name, part.feed_key, part.bucket, str(part.page),
                                   part.input)
                 if not b.keep_if_unchanged((part.feed_key,), digest):
                     todo.append((part, digest, summary))
             if split:
-                _list_index(b, summary, ref, parts, nav, suite_digest)
+                _list_index(b, summary, ref, parts, shell_nav, suite_digest)
         _suite_page(b, summary, refs, nav, svg.share_chart(summary.suite.label,
                                                            _days(suite_days.get(summary.suite, ()))))
     allfeeds.add(b.site, b.con, whole, b.now)
