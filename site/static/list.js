@@ -29,7 +29,7 @@
     tr.appendChild(td);
     return td;
   }
-  function row(root, classes, p) {
+  function row(root, classes, p, maintainer) {
     var tr = document.createElement("tr");
     var status = String(p.status || "");
     tr.className = "status-" + status.toLowerCase().replace(/[^a-z]/g, "");
@@ -41,15 +41,29 @@
     }
     cell(tr, name);
     cell(tr, [String(p.version)]);
-    cell(tr, [String(p.artifact_architecture)]);
+    if (maintainer) {
+      cell(tr, [[p.distro, p.release, p.component, p.architecture].filter(function (v) {
+        return typeof v === "string" && v !== "";
+      }).join(" / ")]);
+    } else {
+      cell(tr, [String(p.artifact_architecture)]);
+    }
     var span = document.createElement("span");
     span.className = "status " + tr.className;
     span.textContent = status;
     cell(tr, [span]);
     var fc = p.failure_class && Object.prototype.hasOwnProperty.call(classes, p.failure_class) ?
       classes[p.failure_class] : null;
-    cell(tr, fc ? [link(root, fc[1], fc[0], null, "failure failure-" + p.failure_class)] : []);
+    if (fc && maintainer) {
+      var label = document.createElement("span");
+      label.className = "failure failure-" + p.failure_class;
+      label.textContent = fc[0];
+      cell(tr, [label]);
+    } else {
+      cell(tr, fc ? [link(root, fc[1], fc[0], null, "failure failure-" + p.failure_class)] : []);
+    }
     cell(tr, [when(p.built_at)]);
+    if (maintainer) return tr;
     var files = p.files || {}, out = [];
     if (files.log) out.push(link(root, files.log, "log", "text/plain"));
     if (files.diffoscope_html) out.push(link(root, files.diffoscope_html, "diffoscope"));
@@ -57,6 +71,22 @@
     if (files.attestation) out.push(link(root, files.attestation, "attestation", "application/json"));
     cell(tr, out);
     return tr;
+  }
+  function counts(feed) {  // "<strong>P%</strong> reproducible: N GOOD, … of T packages. "
+    var out = document.createDocumentFragment(), total = Number(feed.total) || 0;
+    var strong = document.createElement("strong");
+    strong.textContent = (total ? Math.round(1000 * (Number(feed.good) || 0) / total) / 10 : 0).toFixed(1) + "%";
+    out.appendChild(strong);
+    out.appendChild(document.createTextNode(" reproducible: "));
+    [["good", "GOOD"], ["bad", "BAD"], ["fail", "FAIL"], ["unknown", "UNKWN"]].forEach(function (s, i) {
+      if (i) out.appendChild(document.createTextNode(", "));
+      var span = document.createElement("span");
+      span.className = "status-" + s[1].toLowerCase();
+      span.textContent = String(Number(feed[s[0]]) || 0) + " " + s[1];
+      out.appendChild(span);
+    });
+    out.appendChild(document.createTextNode(" of " + total + " packages. "));
+    return out;
   }
   function fill(table) {
     var root = table.getAttribute("data-root") || "";
@@ -66,8 +96,10 @@
       if (!r.ok) throw new Error("HTTP " + r.status);
       return r.json();
     }).then(function (feed) {
-      var body = table.tBodies[0];
-      (feed.packages || []).forEach(function (p) { body.appendChild(row(root, classes, p)); });
+      var body = table.tBodies[0], maintainer = table.getAttribute("data-kind") === "maintainer";
+      (feed.packages || []).forEach(function (p) { body.appendChild(row(root, classes, p, maintainer)); });
+      var headline = document.querySelector("[data-headline]");
+      if (maintainer && headline) headline.insertBefore(counts(feed), headline.firstChild);
       document.querySelectorAll("[data-count]").forEach(function (e) { e.textContent = String(feed.count); });
       if (note) note.hidden = true;
       table.setAttribute("data-loaded", "1");
@@ -76,7 +108,7 @@
       if (note) note.textContent = "Could not load this list (" + e.message + "); its JSON feed is linked above.";
     });
   }
-  function counts(nav) {
+  function partCounts(nav) {
     fetch(nav.getAttribute("data-index"), {cache: "no-cache"}).then(function (r) {
       if (!r.ok) throw new Error("HTTP " + r.status);
       return r.json();
@@ -92,6 +124,6 @@
   document.addEventListener("DOMContentLoaded", function () {
     if (!window.fetch) return;
     document.querySelectorAll("table[data-list]").forEach(fill);
-    document.querySelectorAll("[data-index]").forEach(counts);
+    document.querySelectorAll("[data-index]").forEach(partCounts);
   });
 })();

@@ -191,6 +191,8 @@ def test_site_in_a_real_browser(fixture_repo, tmp_path):
             package_url = browser.current_url
             # The maintainer (the fixture's %PACKAGER%) has a page listing this package.
             browser.find_element(By.CSS_SELECTOR, "a[href*='maintainers/']").click()
+            WebDriverWait(browser, 10).until(
+                lambda b: b.find_element(By.CSS_SELECTOR, "table[data-list]").get_attribute("data-loaded"))
             assert "packages" in browser.find_element(By.CSS_SELECTOR, "p.headline").text
             assert browser.find_elements(By.CSS_SELECTOR, "table.packages a[href*='packages/']")
             look("maintainer")

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from jobs.core import urls
 from jobs.core.model import Status
 from jobs.publish.site.build import build_site
 from jobs.publish.site.sitewriter import read_manifest, write_site
@@ -80,6 +81,17 @@ def test_list_pages_render_hostile_rows_as_text_in_a_browser(tmp_path):
                     assert len(visible) == 1 and "passwd" in visible[0].text
                 screenshots(browser, f"list-{page.removesuffix('.html').lower()}", artifacts_dir())
                 assert axe.serious(browser) == []
+            # A maintainer's page: a shell too, its headline and rows from the maintainer's feed.
+            evil = "<script>alert(1)</script>"
+            browser.get(f"{base}/{urls.href(urls.maintainer_page(evil))}")
+            WebDriverWait(browser, 10).until(
+                lambda b: b.find_element(By.CSS_SELECTOR, "table[data-list]").get_attribute("data-loaded"))
+            assert browser.find_element(By.TAG_NAME, "h1").text == evil
+            headline = browser.find_element(By.CSS_SELECTOR, "p.headline").text
+            assert headline.startswith("0.0% reproducible: 0 GOOD, 1 BAD, 0 FAIL, 0 UNKWN of 1 packages."), headline
+            cells = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "table.packages tbody td")]
+            assert cells[0] == evil and cells[2] == "archlinux / core / x86_64" and cells[3] == "BAD", cells
+            assert not browser.find_elements(By.CSS_SELECTOR, "table.packages img, table.packages b")
             errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
             assert errors == [], errors
     finally:

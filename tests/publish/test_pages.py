@@ -235,8 +235,10 @@ def test_hostile_names_are_escaped_and_never_paths(tmp_path):
         urls.maintainer_atom(m) for m in [*HOSTILE, "Jane <j@example.org>"]}
     assert all(k.count("/") == 1 for k in maintainer_pages)
     evil = urls.maintainer_page("<script>alert(1)</script>")
-    assert "packages/archlinux/%3Cscript%3Ealert%281%29%3C%2Fscript%3E.html" in targets(
-        evil, site.files[evil].data.decode())
+    # The page is a shell (static/list.js): its feed links the package page.
+    assert [p["page"] for p in json.loads(site.files[urls.maintainer_feed("<script>alert(1)</script>")].data)[
+        "packages"]] == [urls.href("packages/archlinux/%3Cscript%3Ealert%281%29%3C%2Fscript%3E.html")]
+    assert urls.maintainer_feed("<script>alert(1)</script>") in targets(evil, site.files[evil].data.decode())
     assert evil in targets("packages/archlinux/%3Cscript%3Ealert%281%29%3C%2Fscript%3E.html", site.files[
         "packages/archlinux/%3Cscript%3Ealert%281%29%3C%2Fscript%3E.html"].data.decode())
     feed = json.loads(site.files[urls.maintainer_feed("<script>alert(1)</script>")].data)
