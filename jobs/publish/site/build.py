@@ -35,7 +35,7 @@ import duckdb
 
 from jobs.core import feeds as feeds_contract
 from jobs.core import urls
-from jobs.core.layout import BUILDS
+from jobs.core.layout import ATTESTATIONS, BUILDS
 from jobs.core.model import Status
 from jobs.core.resources import site_static, site_templates
 from jobs.core.store import Reads
@@ -57,6 +57,7 @@ from jobs.publish.site.sitewriter import (
     Site,
     SiteFile,
     Tier,
+    batched_source,
     json_bytes,
     json_file,
 )
@@ -154,9 +155,22 @@ def build_site(store: Reads, *, now: datetime, countersigned: Mapping[str, dict[
     return site
 
 
+def _batched(con: duckdb.DuckDBPyConnection, build_ids: list[str]) -> dict[str, str]:
+    """Build id -> the copy source of its countersigned link, for those kept in a run's batch (site facts)."""
+    if not build_ids:
+        return {}
+    found = con.execute("SELECT build_id, attestation_object FROM facts WHERE attestation_object IS NOT NULL "
+                        "AND list_contains($ids, build_id)", {"ids": build_ids}).fetchall()
+    return {build_id: batched_source(batch, build_id) for build_id, batch in found}
+
+
 def _build_files(b: _Builder, countersigned: dict[str, dict[str, Any]], countersigned_keys: dict[str, str]) -> None:
     retry = b.previous.retry_build_ids()
-    for f in queries.build_files(b.con, after=b.previous.builds_upto, also=retry):
+    files = queries.build_files(b.con, after=b.previous.builds_upto, also=retry)
+    countersigned_keys = {**_batched(b.con, [f.build_id for f in files if f.build_id not in countersigned
+                                             and (f.attestation_key or "").startswith(ATTESTATIONS)]),
+                          **countersigned_keys}
+    for f in files:
         for what, key, content_type in (("log", f.log_key, TEXT), ("diffoscope", f.diffoscope_key, TEXT),
                                         ("diffoscope.html", f.diffoscope_html_key, HTML)):
             if key:
@@ -166,7 +180,7 @@ def _build_files(b: _Builder, countersigned: dict[str, dict[str, Any]], counters
         if f.build_id in countersigned:
             b.site.add(SiteFile.content(target, json_bytes(countersigned[f.build_id]), JSON, Tier.LEAF,
                                         listed=False))
-        elif f.build_id in countersigned_keys:  # kept by publish under history/attestations/
+        elif f.build_id in countersigned_keys:  # kept by publish in its run's batch (history/attestations/)
             b.site.add(SiteFile.copy(target, countersigned_keys[f.build_id], JSON))
         elif f.attestation_key:
             b.site.add(SiteFile.copy(target, f.attestation_key, JSON, sha256=_signed(f, f.attestation_key)))
