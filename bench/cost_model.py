@@ -68,6 +68,7 @@ class Deployment:
     build_minutes: float = 10
     utilisation: float = 0.8
     idle_delay_s: float = 180
+    target_usd: float | None = None  # the month's target, if it has one (the publish budget is derived from it)
 
     @property
     def workers(self) -> int:
@@ -79,7 +80,8 @@ DEPLOYMENTS = (
     Deployment("Arch-sized", builds=15_000, syncs=4 * HOURS, sync_kind="arch", packages=15_000),
     Deployment("Debian-sized", builds=60_000, syncs=4 * 30 * 2, sync_kind="debian", packages=130_000),
     # issue #18's yardstick: one Debian release's main amd64, synced and published hourly
-    Deployment("Debian amd64 (hourly)", builds=20_000, syncs=HOURS, sync_kind="debian", packages=65_000),
+    Deployment("Debian amd64 (hourly)", builds=20_000, syncs=HOURS, sync_kind="debian", packages=65_000,
+               target_usd=1.0),
 )
 
 
@@ -175,8 +177,32 @@ def deployment_cost(d: Deployment, build: dict, sync: dict, publish: dict) -> di
               f"{w} workers, {1 - d.utilisation:.0%} idle, a poll every {d.idle_delay_s:g} s reading the "
               f"queue pointer; one in {every} lists claims/ and reads the claims of {probes:.0f} running builds"),
     ]
-    return {"deployment": asdict(d) | {"workers": w}, "lines": lines,
-            "total_usd": round(sum(line["usd"] for line in lines), 2)}
+    out = {"deployment": asdict(d) | {"workers": w}, "lines": lines,
+           "total_usd": round(sum(line["usd"] for line in lines), 2)}
+    if d.target_usd is not None:
+        out["publish_budget"] = publish_budget(d, lines, marginal)
+    return out
+
+
+PUBLISH_NEW = "publish: new results"
+
+
+def publish_budget(d: Deployment, lines: list[dict[str, Any]], marginal: dict[str, float]) -> dict[str, Any]:
+    """What publish may spend per new result for the month to stay under `d.target_usd`, given
+    every other line as measured: the dollars left, and that as requests per result in the
+    measured mix of PUT- and GET-class requests (and as PUT-class requests alone)."""
+    assert d.target_usd is not None
+    others = sum(line["usd"] for line in lines if line["what"] != PUBLISH_NEW)
+    left = d.target_usd - others
+    per_result = left / d.builds if d.builds else 0.0
+    put_usd, get_usd = PRICE_PER_1000["put"] / 1000, PRICE_PER_1000["get"] / 1000
+    total = sum(marginal.values()) or 1.0
+    share_put = marginal.get("put", 0.0) / total
+    mixed_usd = share_put * put_usd + (1 - share_put) * get_usd
+    return {"target_usd": d.target_usd, "other_lines_usd": round(others, 2), "left_usd": round(left, 2),
+            "requests_per_result_max": round(max(0.0, per_result / mixed_usd), 2),
+            "put_share": round(share_put, 2), "put_requests_per_result_max": round(max(0.0, per_result / put_usd), 2),
+            "requests_per_result_now": round(total, 2)}
 
 
 def monthly(build: dict, sync: dict, publish: dict) -> dict[str, Any]:
@@ -195,4 +221,19 @@ def markdown(costs: dict[str, Any]) -> str:
             rows.append(f"| {name} | {line['what']} | {line['put_requests']:,} | {line['get_requests']:,} "
                         f"| {line['usd']:.2f} | {line['note']} |")
         rows.append(f"| {name} | **total** | | | **{dep['total_usd']:.2f}** | |")
-    return "\n".join(rows) + "\n"
+    notes = [budget_note(dep) for dep in costs["deployments"] if "publish_budget" in dep]
+    return "\n".join(rows) + "\n" + "".join(f"\n{n}\n" for n in notes)
+
+
+def budget_note(dep: dict[str, Any]) -> str:
+    """One sentence: what publish must reach per new result for the deployment's target."""
+    b, name = dep["publish_budget"], dep["deployment"]["name"]
+    if b["left_usd"] <= 0:
+        return (f"**{name}, publish's budget**: the other lines already cost ${b['other_lines_usd']:.2f}, over the "
+                f"${b['target_usd']:.2f} target before publish spends anything on a new result (it spends "
+                f"{b['requests_per_result_now']:.1f} requests a result now).")
+    return (f"**{name}, publish's budget**: the other lines cost ${b['other_lines_usd']:.2f}, leaving "
+            f"${b['left_usd']:.2f} of the ${b['target_usd']:.2f} target for new results: at most "
+            f"{b['requests_per_result_max']:.1f} requests a result in the measured mix ({b['put_share']:.0%} PUT-class), "
+            f"or {b['put_requests_per_result_max']:.1f} PUT-class alone; it spends "
+            f"{b['requests_per_result_now']:.1f} now.")

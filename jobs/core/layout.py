@@ -47,7 +47,7 @@ APPLIED_REQUESTS = "history/applied-requests.json"  # nonces of applied admin re
 ENROLLED_WORKERS = "history/enrolled-workers.json"  # the worker records publish accepted first
 REBUILDER_KEYS = "history/rebuilder-keys.json"  # every public key publish countersigned with
 SITE_FACTS = "history/site-facts.parquet"  # what publish learned once per build (failure class, ...)
-ATTESTATIONS = "history/attestations/"  # countersigned attestations, one per build id
+ATTESTATIONS = "history/attestations/"  # countersigned attestations: one object per publish run (or build id)
 
 # Parsing listed keys. Groups: job id, attempt (1 to 999,999,999), and then as named.
 _JOB_ID = "[0-9a-f]{32}"
@@ -148,5 +148,10 @@ def request_key(name: str) -> str:
 
 
 def attestation_key(build_id: str) -> str:
-    """Publish's countersigned attestation of one build."""
+    """Publish's countersigned attestation of one build (as earlier publishes and the importer keep them)."""
     return f"{ATTESTATIONS}{build_id}.json"
+
+
+def attestation_batch_key(name: str) -> str:
+    """The countersigned attestations of one publish run, in one object (`name`: unique, sortable)."""
+    return f"{ATTESTATIONS}run-{name}.json"

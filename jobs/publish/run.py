@@ -2,9 +2,10 @@
 
 1. `publish_state` (under the publish lease): verify new results, compact them into the
    history, update the queue, apply admin requests;
-2. under a second lease (`locks/publish-site.json`): keep the countersigned attestations
-   at `history/attestations/<build-id>.json` (publish-owned, immutable), making those a
-   run killed between the two steps missed; learn the facts of the builds new to the site
+2. under a second lease (`locks/publish-site.json`): keep the run's countersigned
+   attestations in one object, `history/attestations/run-<name>.json` (publish-owned,
+   immutable; the site facts name it per build), making those a run killed between the
+   two steps missed; learn the facts of the builds new to the site
    (`jobs.publish.site.facts`);
 3. render what changed since the site's manifest and write it (leaves first, the
    dashboard last, the manifest at the very end).
@@ -70,34 +71,36 @@ class PublishSummary:
 
 
 def countersigned_attestations(store: Store, config: RebuilderConfig, state: PublishState, new: pa.Table
-                                ) -> tuple[set[str], dict[str, str]]:
+                                ) -> tuple[set[str], dict[str, str], dict[str, dict], str | None]:
     """Keep the countersignatures `publish_state` made and make those a killed run missed.
 
     Only the history rows new to the site's facts (`new`: `facts.unlearned`) are looked
     at: older ones were settled when they were new. Returns the ids of those new builds
-    that have a countersigned attestation under `history/attestations/`, and why the
-    others were refused.
+    that have a countersigned attestation under `history/attestations/`, why the others
+    were refused, the links countersigned by this run (the site publishes those from memory)
+    and the key of the one object this run kept them in (None: none).
     """
     problems = dict(state.attestation_problems)
-    keep_attestations(store, state.countersigned)
-    signed = set(state.countersigned)
+    links = dict(state.countersigned)
+    signed = set(links)
     new = new.filter(pc.and_(pc.equal(new.column("status"), Status.GOOD.value),
                              pc.is_valid(new.column("attestation_key"))))
     missing = []
     for row in from_table(new, HistoryRow):
         if row.build_id in signed:
             continue
-        if kept_attestation(store, row.build_id):
+        if kept_attestation(store, row.build_id):  # kept in its own object (earlier publishes, the importer)
             signed.add(row.build_id)
-        else:
+        else:  # countersigned again (a run killed before keeping them: the same signature, Ed25519)
             missing.append(row)
     if missing and config.http.transparently_sign_attestations:
         key = rebuilder_signing_key(config)
         more, refused = countersign(store, key, missing, trusted_workers(store, config).keys)
         problems.update(refused)
-        keep_attestations(store, more)
-        signed.update(more)
-    return signed, problems
+        links.update(more)
+    batch = keep_attestations(store, links)  # one object for the whole run
+    signed.update(links)
+    return signed, problems, links, batch
 
 
 def publish(store: Store, config: RebuilderConfig, *, site_store: Store | None = None, site_prefix: str = SITE,
@@ -129,8 +132,9 @@ def _publish(store: Store, config: RebuilderConfig, *, site_store: Store | None,
         history = confine_build_keys(state.history if state.history is not None else read_history(store))
         kept = read_facts(store)
         new = unlearned(history, kept)
-        signed, problems = countersigned_attestations(store, config, state, new)
-        facts = learn_facts(store, history, countersigned=signed, problems=problems, kept=kept, new=new)
+        signed, problems, links, batch = countersigned_attestations(store, config, state, new)
+        facts = learn_facts(store, history, countersigned=signed, problems=problems, kept=kept, new=new,
+                            batch=None if batch is None else (batch, set(links)))
         write_facts(store, facts)
         trust = {k: "authorized" if source == "authorized_workers" else "enrolled"
                  for k, source in trusted_workers(store, config).sources.items()}
@@ -138,7 +142,8 @@ def _publish(store: Store, config: RebuilderConfig, *, site_store: Store | None,
         inputs = load_inputs(store, now=now, history=history, facts=facts.table, queue=state.queue)
         previous = read_manifest(target, site_prefix)
         with progress.step("render", "publish: render", unit="files"):
-            site = build_site(store, now=now, public_keys=state.public_keys, rebuilder_name=rebuilder_name,
+            site = build_site(store, now=now, countersigned=links, public_keys=state.public_keys,
+                              rebuilder_name=rebuilder_name,
                               rejected=[rejected_row(r) for r in (*state.rejected, *state.requests_rejected,
                                                                      *state.untrusted_workers)],
                               worker_trust=trust, previous=previous, inputs=inputs)

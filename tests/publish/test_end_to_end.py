@@ -170,10 +170,13 @@ def test_site_in_a_real_browser(fixture_repo, tmp_path):
             crumbs = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "nav.crumbs a")]
             assert "archlinux" in crumbs
             look("suite")
-            # The no-JS filter: a page per status lists only that status.
+            # A page per status lists only that status (a shell static/list.js fills from its feed).
             bad_links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "a[href$='BAD.html']")]
             assert bad_links
             browser.get(bad_links[0])
+            from selenium.webdriver.support.ui import WebDriverWait
+            WebDriverWait(browser, 10).until(
+                lambda b: b.find_element(By.CSS_SELECTOR, "table[data-list]").get_attribute("data-loaded"))
             text = browser.find_element(By.TAG_NAME, "body").text
             assert "unrepro" in text and "hello-script" not in text
             look("list")
@@ -188,6 +191,8 @@ def test_site_in_a_real_browser(fixture_repo, tmp_path):
             package_url = browser.current_url
             # The maintainer (the fixture's %PACKAGER%) has a page listing this package.
             browser.find_element(By.CSS_SELECTOR, "a[href*='maintainers/']").click()
+            WebDriverWait(browser, 10).until(
+                lambda b: b.find_element(By.CSS_SELECTOR, "table[data-list]").get_attribute("data-loaded"))
             assert "packages" in browser.find_element(By.CSS_SELECTOR, "p.headline").text
             assert browser.find_elements(By.CSS_SELECTOR, "table.packages a[href*='packages/']")
             look("maintainer")
@@ -201,7 +206,6 @@ def test_site_in_a_real_browser(fixture_repo, tmp_path):
             box = browser.find_element(By.CSS_SELECTOR, "form.site-search input[name='q']")
             box.send_keys("hello")
             box.submit()
-            from selenium.webdriver.support.ui import WebDriverWait
             WebDriverWait(browser, 10).until(
                 lambda b: b.find_element(By.ID, "search-results").get_attribute("data-query") == "hello")
             found = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#search-results a")]

@@ -147,8 +147,13 @@ def test_suite_lists_show_the_failure_class_and_filter_progressively(world):
     site = render(world)
     suite = "suites/archlinux/-/core/x86_64"
     text = site.files[f"{suite}/FAIL.html"].data.decode()
-    assert "fails to build" in text and f"{suite}/class/ftbfs.html" in targets(f"{suite}/FAIL.html", text)
+    # A shell: static/list.js shows the rows of its feed, each with its class linked (data-classes).
+    rows = json.loads(site.files["api/v1/suites/archlinux/-/core/x86_64/FAIL.json"].data)["packages"]
+    assert "ftbfs" in {r["failure_class"] for r in rows}
+    assert "fails to build" in text and "class/ftbfs.html" in text.replace("&#34;", '"')
     assert "data-filterable" in text and "static/filter.js" in targets(f"{suite}/FAIL.html", text)
+    assert "static/list.js" in targets(f"{suite}/FAIL.html", text)
+    assert f"{suite}/index.html" in targets(f"{suite}/FAIL.html", text)  # the failure classes are there
     nav = targets(f"{suite}/index.html", site.files[f"{suite}/index.html"].data.decode())
     assert {f"{suite}/names.html", f"{suite}/class/not-reproducible.html", f"{suite}/GOOD.html"} <= nav
 
@@ -164,10 +169,13 @@ def test_long_lists_are_cut_by_name_prefix(world, monkeypatch):
     assert parts == sorted(f"{base}/{p}.html" for p in ("a", "b1", "b2", "b3", "b4", "c", "samepr", "samepr-2"))
     index = site.files[f"{base}.html"].data.decode()
     assert set(targets(f"{base}.html", index)) >= {f"{base}/{p}.html" for p in ("a", "b1", "samepr-2")}
-    assert "12 packages" in index and "<table" not in index
+    # Pages are static shells: the counts and rows come from the feeds (static/list.js).
+    assert "data-index=" in index and "<table" not in index
     a = site.files[f"{base}/a.html"].data.decode()
-    assert a.count('<tr class="status-unkwn">') == 2 and f"{base}.html" in targets(f"{base}/a.html", a)
-    assert site.files[f"{base}/samepr-2.html"].data.decode().count('<tr class="status-unkwn">') == 2
+    assert 'data-list="../../../../../../api/v1/suites/archlinux/-/extra/x86_64/UNKWN/a.json"' in a
+    assert f"{base}.html" in targets(f"{base}/a.html", a)
+    samepr2 = json.loads(site.files["api/v1/suites/archlinux/-/extra/x86_64/UNKWN/samepr-2.json"].data)
+    assert len(samepr2["packages"]) == 2
     feed = json.loads(site.files["api/v1/suites/archlinux/-/extra/x86_64/UNKWN.json"].data)
     assert [p["prefix"] for p in feed["parts"]] == ["a", "b1", "b2", "b3", "b4", "c", "samepr", "samepr"]
     assert "packages" not in feed and sum(p["count"] for p in feed["parts"]) == 12 == feed["count"]
@@ -186,7 +194,9 @@ def test_long_lists_are_cut_by_name_prefix(world, monkeypatch):
     write_state(world.store, "more", [state_row(n, component="extra") for n in [*names, "d1"]])
     again = render(world, previous=read_manifest(world.store))
     rendered = {k for k in again.files if k.startswith(f"{base}/")}
-    assert rendered == {f"{base}/{p}.html" for p in ("c", "d", "samepr")}
+    assert rendered == {f"{base}/{p}.html" for p in ("c", "d", "samepr")} | {f"{base}/d.html"}
+    feeds_rendered = {k for k in again.files if k.startswith("api/v1/suites/archlinux/-/extra/x86_64/UNKWN/")}
+    assert feeds_rendered == {"api/v1/suites/archlinux/-/extra/x86_64/UNKWN/d.json"}
     published = set(again.files) | set(again.kept)
     for key in rendered:
         assert targets(key, again.files[key].data.decode()) <= published, key
@@ -225,8 +235,10 @@ def test_hostile_names_are_escaped_and_never_paths(tmp_path):
         urls.maintainer_atom(m) for m in [*HOSTILE, "Jane <j@example.org>"]}
     assert all(k.count("/") == 1 for k in maintainer_pages)
     evil = urls.maintainer_page("<script>alert(1)</script>")
-    assert "packages/archlinux/%3Cscript%3Ealert%281%29%3C%2Fscript%3E.html" in targets(
-        evil, site.files[evil].data.decode())
+    # The page is a shell (static/list.js): its feed links the package page.
+    assert [p["page"] for p in json.loads(site.files[urls.maintainer_feed("<script>alert(1)</script>")].data)[
+        "packages"]] == [urls.href("packages/archlinux/%3Cscript%3Ealert%281%29%3C%2Fscript%3E.html")]
+    assert urls.maintainer_feed("<script>alert(1)</script>") in targets(evil, site.files[evil].data.decode())
     assert evil in targets("packages/archlinux/%3Cscript%3Ealert%281%29%3C%2Fscript%3E.html", site.files[
         "packages/archlinux/%3Cscript%3Ealert%281%29%3C%2Fscript%3E.html"].data.decode())
     feed = json.loads(site.files[urls.maintainer_feed("<script>alert(1)</script>")].data)

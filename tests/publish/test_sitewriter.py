@@ -74,7 +74,7 @@ def test_first_publish_writes_tier_by_tier_and_the_manifest_last(world):
     assert deletes(faulty) == ["_pending.json"]  # after the manifest
     # The static assets first, then a placeholder dashboard (every page links both), then tier by tier.
     assets = sorted(k for k in site.files if k.startswith("static/"))
-    assert assets == ["static/diffoscope.css", "static/filter.js", "static/search.js", "static/status.js",
+    assert assets == ["static/diffoscope.css", "static/filter.js", "static/list.js", "static/search.js", "static/status.js",
                       "static/style.css"]
     assert sorted(order[1:1 + len(assets)]) == assets
     assert order[1 + len(assets)] == "index.html"
@@ -128,12 +128,11 @@ def test_one_new_result_rewrites_only_what_shows_it(world):
     assert set(written[1:-1]) == {
         "api/v1/status.json",  # every run
         "maintainers/index.html", "api/v1/maintainers/index.json",  # Jane Doe's counts
-        "maintainers/Jane%20Doe%20%3Cjane%40example.org%3E.html",
-        "maintainers/Jane%20Doe%20%3Cjane%40example.org%3E.atom",
+        "maintainers/Jane%20Doe%20%3Cjane%40example.org%3E.atom",  # (her page is a shell: kept)
         "api/v1/maintainers/Jane%20Doe%20%3Cjane%40example.org%3E.json",
         "api/v0/builds/7/log",
         "packages/archlinux/qux.html", "api/v1/packages/archlinux/qux.json",
-        f"{SUITE}/UNKWN.html", f"{SUITE}/GOOD.html", f"{SUITE}/names.html",
+        # the lists' pages are static shells (static/list.js): only their feeds change
         f"{FEEDS}/UNKWN.json", f"{FEEDS}/GOOD.json", f"{FEEDS}/names.json",
         f"{FEEDS}/UNKWN.all.json", f"{FEEDS}/GOOD.all.json",
         f"{SUITE}/index.html", f"{FEEDS}/index.json",
@@ -157,7 +156,8 @@ def test_vanished_files_are_deleted_after_the_pages_that_linked_them(world, tmp_
     assert set(deletes(faulty)) == gone | {"_pending.json"} and stats.deleted == 2
     log = [key.removeprefix("site/") for _, key in faulty.log]
     first_delete = min(log.index(k) for k in gone)
-    for linking in (f"{SUITE}/BAD.html", f"{SUITE}/names.html", "api/v0/pkgs/list", "index.html"):
+    # The lists link it from their feeds (their pages are shells static/list.js fills from them).
+    for linking in (f"{FEEDS}/BAD.json", f"{FEEDS}/names.json", "api/v0/pkgs/list", "index.html"):
         assert log.index(linking) < first_delete
     assert log[-2:] == ["_manifest.parquet", "_pending.json"]
     assert not any(info.key.endswith("/bar.html") for info in world.store.list("site/"))

@@ -35,7 +35,7 @@ import duckdb
 
 from jobs.core import feeds as feeds_contract
 from jobs.core import urls
-from jobs.core.layout import BUILDS
+from jobs.core.layout import ATTESTATIONS, BUILDS
 from jobs.core.model import Status
 from jobs.core.resources import site_static, site_templates
 from jobs.core.store import Reads
@@ -57,12 +57,13 @@ from jobs.publish.site.sitewriter import (
     Site,
     SiteFile,
     Tier,
+    batched_source,
     json_bytes,
     json_file,
 )
 from jobs.publish.state.verify import RejectedResult
 
-STATIC = {"style.css": CSS, "filter.js": JS, "status.js": JS, "diffoscope.css": CSS, "search.js": JS}
+STATIC = {"style.css": CSS, "filter.js": JS, "list.js": JS, "status.js": JS, "diffoscope.css": CSS, "search.js": JS}
 STATUS_LISTS = (Status.GOOD, Status.BAD, Status.FAIL, Status.UNKWN)
 MAX_REJECTED = 200  # the rejected-results list shows the most recent ones; the feed counts them all
 
@@ -154,9 +155,22 @@ def build_site(store: Reads, *, now: datetime, countersigned: Mapping[str, dict[
     return site
 
 
+def _batched(con: duckdb.DuckDBPyConnection, build_ids: list[str]) -> dict[str, str]:
+    """Build id -> the copy source of its countersigned link, for those kept in a run's batch (site facts)."""
+    if not build_ids:
+        return {}
+    found = con.execute("SELECT build_id, attestation_object FROM facts WHERE attestation_object IS NOT NULL "
+                        "AND list_contains($ids, build_id)", {"ids": build_ids}).fetchall()
+    return {build_id: batched_source(batch, build_id) for build_id, batch in found}
+
+
 def _build_files(b: _Builder, countersigned: dict[str, dict[str, Any]], countersigned_keys: dict[str, str]) -> None:
     retry = b.previous.retry_build_ids()
-    for f in queries.build_files(b.con, after=b.previous.builds_upto, also=retry):
+    files = queries.build_files(b.con, after=b.previous.builds_upto, also=retry)
+    countersigned_keys = {**_batched(b.con, [f.build_id for f in files if f.build_id not in countersigned
+                                             and (f.attestation_key or "").startswith(ATTESTATIONS)]),
+                          **countersigned_keys}
+    for f in files:
         for what, key, content_type in (("log", f.log_key, TEXT), ("diffoscope", f.diffoscope_key, TEXT),
                                         ("diffoscope.html", f.diffoscope_html_key, HTML)):
             if key:
@@ -166,7 +180,7 @@ def _build_files(b: _Builder, countersigned: dict[str, dict[str, Any]], counters
         if f.build_id in countersigned:
             b.site.add(SiteFile.content(target, json_bytes(countersigned[f.build_id]), JSON, Tier.LEAF,
                                         listed=False))
-        elif f.build_id in countersigned_keys:  # kept by publish under history/attestations/
+        elif f.build_id in countersigned_keys:  # kept by publish in its run's batch (history/attestations/)
             b.site.add(SiteFile.copy(target, countersigned_keys[f.build_id], JSON))
         elif f.attestation_key:
             b.site.add(SiteFile.copy(target, f.attestation_key, JSON, sha256=_signed(f, f.attestation_key)))
@@ -237,7 +251,7 @@ def _suites(b: _Builder, summaries: list[SuiteSummary], lists: dict[ListRef, lis
     for ref in lists:
         by_suite[ref.suite].append(ref)
     order = {"status": 0, "names": 1, "class": 2}
-    todo: list[tuple[ListPart, str, SuiteSummary, dict[str, Any], tuple[ListPart | None, ListPart | None]]] = []
+    todo: list[tuple[ListPart, str, SuiteSummary]] = []
     whole: list[allfeeds.WholeList] = []
     for summary in summaries:
         refs = sorted(by_suite[summary.suite], key=lambda r: (order[r.name.partition("/")[0]],
@@ -245,7 +259,10 @@ def _suites(b: _Builder, summaries: list[SuiteSummary], lists: dict[ListRef, lis
                                                                     r.name.partition("/")[2])
                                                                 if r.name.startswith("status/") else 0, r.name))
         nav = _nav(summary, refs)
-        suite_digest = _combine(summary.suite.label, *(r.name for r in refs))
+        # List pages are shells whose navigation names no list that may come or go (the
+        # failure classes are on the suite's page), so a class list appearing rewrites none.
+        shell_nav = {**nav, "classes": None}
+        suite_digest = _combine(summary.suite.label, "shell")
         for ref in refs:
             parts = lists[ref]
             split = parts[0].split
@@ -255,45 +272,67 @@ def _suites(b: _Builder, summaries: list[SuiteSummary], lists: dict[ListRef, lis
                     whole.append(w)
             # A part page links the list's index and its neighbours only, so a part appearing
             # or going (a prefix cut one character deeper) rewrites its neighbours, not the list.
+            # The page is a static shell (static/list.js fills it from the part's feed): it is
+            # rewritten when the parts around it change, the feed when its rows do.
             for i, part in enumerate(parts):
                 around = (parts[i - 1] if i > 0 else None, parts[i + 1] if i + 1 < len(parts) else None)
-                digest = _combine(suite_digest, ref.name, part.page_key, part.input,
-                                  *(p.page_key if p is not None else "" for p in around))
-                if not b.keep_if_unchanged((part.page_key, part.feed_key), digest):
-                    todo.append((part, digest, summary, nav, around))
+                shell = _combine(suite_digest, ref.name, part.page_key, "shell",
+                                 *(p.page_key if p is not None else "" for p in around))
+                if not b.keep_if_unchanged((part.page_key,), shell):
+                    _list_shell(b, part, shell, summary, shell_nav, around)
+                digest = _combine(summary.suite.label, ref.name, part.feed_key, part.bucket, str(part.page),
+                                  part.input)
+                if not b.keep_if_unchanged((part.feed_key,), digest):
+                    todo.append((part, digest, summary))
             if split:
-                _list_index(b, summary, ref, parts, nav)
+                _list_index(b, summary, ref, parts, shell_nav, suite_digest)
         _suite_page(b, summary, refs, nav, svg.share_chart(summary.suite.label,
                                                            _days(suite_days.get(summary.suite, ()))))
     allfeeds.add(b.site, b.con, whole, b.now)
     rows = plan.part_rows(b.con, [t[0] for t in todo])
-    for part, digest, summary, nav, (before, after) in todo:
-        kind, title, extra = _title(part.ref)
-        part_rows = rows[part]
+    for part, digest, summary in todo:
+        kind, _title_text, extra = _title(part.ref)
         if part.split:
             kind, extra = f"{kind}-part", {**extra, "prefix": part.bucket, "page": part.page,
                                            "list": urls.href(part.ref.feed_key)}
-        body = feeds.list_feed(kind, summary, part_rows, b.now, **extra)
+        body = feeds.list_feed(kind, summary, rows[part], b.now, **extra)
         b.site.add(json_file(part.feed_key, body, Tier.LIST, input=digest))
-        b.site.add(SiteFile.content(part.page_key, b.renderer.render(
-            "suite_list.html", part.page_key, summary=summary, title=title, rows=part_rows, nav=nav, parts=[],
-            part=part if part.split else None, before=before, after=after, list_key=part.ref.page_key,
-            total=part.count, json_url=part.feed_key), HTML, Tier.LIST, input=digest))
 
 
-def _list_index(b: _Builder, summary: SuiteSummary, ref: ListRef, parts: list[ListPart], nav: dict[str, Any]
-                ) -> None:
-    """The index of a list cut into parts: each part with its count (rendered every run)."""
+def _classes(summary: SuiteSummary) -> dict[str, tuple[str, str]]:
+    """Every failure class's label and list page in this suite, for static/list.js (site-relative paths)."""
+    path = summary.suite.path
+    return {c.value: (c.label, urls.href(urls.paged(urls.class_base(path, c.value), 1))) for c in FailureClass}
+
+
+def _list_shell(b: _Builder, part: ListPart, digest: str, summary: SuiteSummary, nav: dict[str, Any],
+                around: tuple[ListPart | None, ListPart | None]) -> None:
+    """A list's page (or a part's): the shell static/list.js fills from `part.feed_key`."""
+    _kind, title, _extra = _title(part.ref)
+    before, after = around
+    b.site.add(SiteFile.content(part.page_key, b.renderer.render(
+        "suite_list.html", part.page_key, summary=summary, title=title, nav=nav, parts=[],
+        part=part if part.split else None, before=before, after=after, list_key=part.ref.page_key,
+        json_url=part.feed_key, classes=_classes(summary)), HTML, Tier.LIST, input=digest))
+
+
+def _list_index(b: _Builder, summary: SuiteSummary, ref: ListRef, parts: list[ListPart], nav: dict[str, Any],
+                suite_digest: str) -> None:
+    """The index of a list cut into parts: its feed with each part's count (rendered every run), its
+    page a shell that links the parts (static/list.js shows their counts from the feed)."""
     kind, title, extra = _title(ref)
     total = sum(p.count for p in parts)
     body = feeds.envelope(kind, b.now, suite=feeds.suite_json(summary.suite), **extra, count=total,
                           parts=[{"prefix": p.bucket, "page": p.page, "count": p.count,
                                   "feed": urls.href(p.feed_key), "page_url": urls.href(p.page_key)} for p in parts])
     b.site.add(json_file(ref.feed_key, body, Tier.SUITE))
+    digest = _combine(suite_digest, ref.name, "index", *(f"{p.page_key}\0{p.label}" for p in parts))
+    if b.keep_if_unchanged((ref.page_key,), digest):
+        return
     b.site.add(SiteFile.content(ref.page_key, b.renderer.render(
-        "suite_list.html", ref.page_key, summary=summary, title=title, rows=None, nav=nav, parts=parts, part=None,
-        before=None, after=None,
-        list_key=ref.page_key, total=total, json_url=ref.feed_key), HTML, Tier.SUITE))
+        "suite_list.html", ref.page_key, summary=summary, title=title, nav=nav, parts=parts, part=None,
+        before=None, after=None, list_key=ref.page_key, json_url=ref.feed_key, classes={}),
+        HTML, Tier.SUITE, input=digest))
 
 
 def _suite_page(b: _Builder, summary: SuiteSummary, refs: list[ListRef], nav: dict[str, Any], chart: Any) -> None:

@@ -3,7 +3,8 @@
 The site shows, for every build, facts that cost a store request to learn: its failure
 class (the log tail is read when the reason is vague), whether the worker stored an HTML
 diffoscope report beside the text one (listed in the result's signed files), and whether publish keeps a countersigned
-attestation for it (`history/attestations/<build id>.json`) or refused to countersign the
+attestation for it (in its publish run's `history/attestations/run-<name>.json`, named in
+`attestation_object`, or in `history/attestations/<build id>.json`) or refused to countersign the
 worker's (unreadable, or its signature does not verify: then it is not published). A build's files and history
 row never change, so each fact is learned once, when publish first sees the build, and
 kept here: a publish touches the store only for the builds that are new to it.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -33,7 +35,9 @@ log = logging.getLogger(__name__)
 FACTS_KEY = SITE_FACTS
 SCHEMA = pa.schema([("build_id", pa.string()), ("failure_class", pa.string()),
                     ("diffoscope_html_key", pa.string()), ("countersigned", pa.bool_()),
-                    ("attestation_problem", pa.string())])
+                    ("attestation_problem", pa.string()),
+                    # the publish run's object holding its countersigned link (None: its own object)
+                    ("attestation_object", pa.string())])
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,8 @@ def facts_table(data: bytes) -> pa.Table:
     """The kept facts from their stored bytes (empty if unreadable: every build's facts are learned again)."""
     try:
         table = pq.read_table(pa.BufferReader(data))
+        if "attestation_object" not in table.column_names:  # kept before runs batched their links
+            table = table.append_column("attestation_object", pa.nulls(table.num_rows, pa.string()))
         return table.select(SCHEMA.names).cast(SCHEMA)
     except (pa.ArrowException, KeyError, ValueError) as exc:
         log.warning("unreadable %s (%s): every build's facts are learned again", FACTS_KEY, exc)
@@ -85,14 +91,16 @@ def unlearned(history: pa.Table, kept: pa.Table) -> pa.Table:
 
 def learn(history: pa.Table, *, kept: pa.Table, log_tail: Callable[[str], str | None],
           exists: Callable[[str], bool], countersigned: set[str] | None = None,
-          problems: dict[str, str] | None = None, max_log_reads: int = 2000, new: pa.Table | None = None) -> Facts:
+          problems: dict[str, str] | None = None, max_log_reads: int = 2000, new: pa.Table | None = None,
+          batch: tuple[str, AbstractSet[str]] | None = None) -> Facts:
     """The facts of every build of `history` (confined keys), learning only the builds not kept yet.
 
     `kept`: the facts as `inputs.read_facts` returned them; `log_tail(key)` and `exists(key)`
     read the store (`jobs.publish.site.inputs.learn_facts` passes them); `countersigned`: the
     builds new to the facts that have a countersigned attestation (None: ask `exists`);
     `problems`: why a worker's attestation was not countersigned (it is then not published at
-    all); `new`: `unlearned(history, kept)`, if the caller has it. The history only grows, so
+    all); `new`: `unlearned(history, kept)`, if the caller has it; `batch`: (the key of this
+    run's countersigned attestations, the build ids in it). The history only grows, so
     every kept fact is of one of its builds (a stray one would be harmless: facts are joined to builds).
     """
     problems = problems or {}
@@ -113,6 +121,7 @@ def learn(history: pa.Table, *, kept: pa.Table, log_tail: Callable[[str], str | 
             signed = Status(row["status"]) is Status.GOOD and exists(attestation_key(row["build_id"]))
         rows.append({"build_id": row["build_id"], "failure_class": _failure_class(log_tail, row, reads, max_log_reads),
                      "diffoscope_html_key": html, "countersigned": signed,
-                     "attestation_problem": None if signed else problems.get(row["build_id"])})
+                     "attestation_problem": None if signed else problems.get(row["build_id"]),
+                     "attestation_object": batch[0] if signed and batch and row["build_id"] in batch[1] else None})
     table = pa.concat_tables([kept, pa.Table.from_pylist(rows, schema=SCHEMA)]) if rows else kept
     return Facts(table, len(rows))

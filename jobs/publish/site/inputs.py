@@ -10,6 +10,7 @@ claims and worker records are skipped, never guessed at.
 from __future__ import annotations
 
 import json
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -77,13 +78,13 @@ def read_facts(store: Store) -> pa.Table:
 
 def learn_facts(store: Store, history: pa.Table, *, kept: pa.Table | None = None, new: pa.Table | None = None,
                 countersigned: set[str] | None = None, problems: dict[str, str] | None = None,
-                max_log_reads: int = 2000) -> Facts:
+                max_log_reads: int = 2000, batch: tuple[str, AbstractSet[str]] | None = None) -> Facts:
     """`facts.learn` reading the log tails and attestations it asks for from `store` (saved by
     `sitewriter.write_facts`). `kept`: `read_facts(store)` when not given."""
     kept = read_facts(store) if kept is None else kept
     return learn(history, kept=kept, new=unlearned(history, kept) if new is None else new,
                  log_tail=lambda key: read_log_tail(store, key), exists=lambda key: _exists(store, key),
-                 countersigned=countersigned, problems=problems, max_log_reads=max_log_reads)
+                 countersigned=countersigned, problems=problems, max_log_reads=max_log_reads, batch=batch)
 
 
 def kept_attestation(store: Store, build_id: str) -> bool:

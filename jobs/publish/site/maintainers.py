@@ -8,14 +8,17 @@ where shown and become keys only through `urls.maintainer_page` (`urls.segment`)
 Each maintainer also has an Atom feed (`maintainers/<name>.atom`): their packages' latest
 verdicts, the `MAX_ATOM_ENTRIES` most recently built first, for a feed reader.
 
-Maintainer pages link package pages only (tier LEAF, as package pages link them). Incremental like package pages: each maintainer's page and feed carry a digest of the
+Maintainer pages link package pages only (tier LEAF, as package pages link them). Incremental like package pages: each maintainer's feed and Atom feed carry a digest of the
 rows they show (`plan`'s row hashes), and only those whose rows changed are rendered. The
+page is a static shell (`static/list.js` fills it from the feed), written when the
+maintainer first appears. The
 index (`maintainers/index.html`, `api/v1/maintainers/index.json`) lists every maintainer
 with their counts and is rendered every run (the writer skips it when nothing changed).
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +27,7 @@ import pyarrow as pa
 
 from jobs.core import urls
 from jobs.publish.site import feeds
+from jobs.publish.site.classify import FailureClass
 from jobs.publish.site.plan import _DIGEST
 from jobs.publish.site.queries import _PACKAGE_COLUMNS, _dicts, package_row
 from jobs.publish.site.rows import PackageRow, StatusCounts
@@ -102,17 +106,20 @@ def rows_for(con: duckdb.DuckDBPyConnection, names: list[str]) -> dict[str, list
 def add(b: Any, con: duckdb.DuckDBPyConnection) -> None:
     """Every maintainer's page and feed whose rows changed, and the maintainers' index (every run)."""
     everyone = maintainers(con)
-    wanted = [m for m in everyone
-              if not b.keep_if_unchanged((m.page_url, m.feed_url, m.atom_url), m.input)]
+    classes = {c.value: (c.label, None) for c in FailureClass}
+    for m in everyone:  # the page is a shell static/list.js fills from the feed: written once
+        shell = hashlib.sha256(f"maintainer-shell\0{m.name}".encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        if not b.keep_if_unchanged((m.page_url,), shell):
+            b.site.add(SiteFile.content(m.page_url, b.renderer.render(
+                "maintainer.html", m.page_url, maintainer=m, json_url=m.feed_url, classes=classes), HTML,
+                Tier.LEAF, input=shell))
+    wanted = [m for m in everyone if not b.keep_if_unchanged((m.feed_url, m.atom_url), m.input)]
     rows = rows_for(con, [m.name for m in wanted])
     for m in wanted:
         mine = rows[m.name]
         b.site.add(json_file(m.feed_url, feeds.envelope("maintainer", b.now, **m.json(),
                                                         packages=[feeds.package_json(r) for r in mine]),
                              Tier.LEAF, input=m.input))
-        b.site.add(SiteFile.content(m.page_url, b.renderer.render(
-            "maintainer.html", m.page_url, maintainer=m, rows=mine, json_url=m.feed_url), HTML, Tier.LEAF,
-            input=m.input))
         built = sorted((r for r in mine if r.built_at is not None), key=lambda r: r.built_at, reverse=True)
         b.site.add(SiteFile.content(m.atom_url, b.renderer.render(
             "maintainer.atom", m.atom_url, maintainer=m, rows=built[:MAX_ATOM_ENTRIES],

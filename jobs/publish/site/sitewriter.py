@@ -29,6 +29,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -40,8 +42,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jobs.core import progress
-from jobs.core.bounded import CorruptData, OverLimit, cap, read_object
-from jobs.core.layout import SITE, attestation_key
+from jobs.core.bounded import CorruptData, OverLimit, cap, read_capped
+from jobs.core.layout import SITE, attestation_batch_key
+from jobs.core.pointer import unique_name
 from jobs.core.store import NotFound, Store
 from jobs.core.urls import BUILDS_PREFIX, LEGACY_MANIFEST, MANIFEST, PENDING
 from jobs.publish.site.facts import FACTS_KEY, Facts, facts_document
@@ -288,18 +291,25 @@ def _put_one(store: Store, source: Store, prefix: str, file: SiteFile) -> bool:
         store.put(prefix + file.key, file.data, content_type=file.content_type)
         return True
     try:
-        data, info = read_object(source, file.copy_from, cap("upload"))
+        if BATCH_SUFFIX in file.copy_from:  # publish's own countersigned link, kept in its run's batch
+            store.put(prefix + file.key, _batched_link(source, file.copy_from), content_type=file.content_type)
+            return True
+        data = _read_once(source, file.copy_from, cap("upload"))
     except NotFound:
         log.warning("%s: source %s is missing; not published", file.key, file.copy_from)
         return False
-    except OverLimit as exc:  # a worker's upload larger than any real one: not published, nothing half-written
+    except (OverLimit, CorruptData) as exc:  # larger than any real upload, or not what it should be: not published
         log.warning("%s: %s; not published", file.key, exc.message)
+        return False
+    except ValueError as exc:  # an unreadable batch of countersigned links
+        log.warning("%s: %s is unreadable (%s); not published", file.key, file.copy_from, exc)
         return False
     if file.sha256 is not None and hashlib.sha256(data).hexdigest() != file.sha256:
         # Swapped in builds/ after its result was signed and accepted (docs/trust.md).
         log.warning("%s: source %s is not the file its result signed; not published", file.key, file.copy_from)
         return False
-    encoding = info.content_encoding or ("gzip" if data[:2] == b"\x1f\x8b" else None)
+    # What the bytes are, not what their uploader's headers said: gzip is served gzip-encoded.
+    encoding = "gzip" if data[:2] == b"\x1f\x8b" else None
     if file.sanitize:
         try:
             cleaned = clean_report(data, encoding, key=file.key)
@@ -310,6 +320,16 @@ def _put_one(store: Store, source: Store, prefix: str, file: SiteFile) -> bool:
         return True
     store.put(prefix + file.key, data, content_type=file.content_type, content_encoding=encoding)
     return True
+
+
+def _read_once(source: Store, key: str, limit: int) -> bytes:
+    """A worker's object, at most `limit` bytes, in one request (a GET, no HEAD before it): an
+    oversized one is never read past the cap (OverLimit)."""
+    body = source.open(key)
+    try:
+        return read_capped(body, limit, key)
+    finally:
+        body.close()
 
 
 def _rank(file: SiteFile) -> int:
@@ -391,7 +411,45 @@ def write_facts(store: Store, facts: Facts) -> None:
         store.put(FACTS_KEY, facts_document(facts), content_type=PARQUET)
 
 
-def keep_attestations(store: Store, links: Mapping[str, dict[str, Any]]) -> None:
-    """Keep countersigned attestations at `history/attestations/<build id>.json` (publish-owned, immutable)."""
-    for build_id, link in links.items():
-        store.put(attestation_key(build_id), json.dumps(link, sort_keys=True).encode(), content_type=JSON)
+BATCH_SCHEMA = "rebuilder.countersigned/1"
+BATCH_SUFFIX = "#"  # a copy source "<batch key>#<build id>": that build's link in a run's batch
+
+
+def keep_attestations(store: Store, links: Mapping[str, dict[str, Any]]) -> str | None:
+    """Keep one run's countersigned attestations in one object (publish-owned, immutable):
+    `history/attestations/run-<name>.json`, `{"schema", "links": {build id: link}}`; its key (None: none)."""
+    if not links:
+        return None
+    key = attestation_batch_key(unique_name(""))
+    body = {"schema": BATCH_SCHEMA, "links": {k: links[k] for k in sorted(links)}}
+    store.put(key, json.dumps(body, sort_keys=True).encode(), content_type=JSON)
+    return key
+
+
+def batched_source(batch: str, build_id: str) -> str:
+    """The copy source of one build's countersigned link in a run's batch."""
+    return f"{batch}{BATCH_SUFFIX}{build_id}"
+
+
+_batches: OrderedDict[str, dict[str, Any]] = OrderedDict()  # recently read batches (a site rebuilt from scratch)
+_batches_lock = threading.Lock()
+
+
+def _batched_link(source: Store, copy_from: str) -> bytes:
+    """One build's countersigned link, from the batch `copy_from` names (NotFound if it is not there)."""
+    key, _, build_id = copy_from.partition(BATCH_SUFFIX)
+    with _batches_lock:
+        links = _batches.get(key)
+    if links is None:
+        doc = json.loads(_read_once(source, key, cap("attestation") * 1000))
+        links = doc.get("links") if isinstance(doc, dict) and doc.get("schema") == BATCH_SCHEMA else None
+        if not isinstance(links, dict):
+            raise CorruptData(f"{key} is not a {BATCH_SCHEMA} object")
+        with _batches_lock:
+            _batches[key] = links
+            while len(_batches) > 64:
+                _batches.popitem(last=False)
+    link = links.get(build_id)
+    if not isinstance(link, dict):
+        raise NotFound(f"{key} holds no link of {build_id}", op="get", key=key)
+    return json.dumps(link, sort_keys=True).encode()

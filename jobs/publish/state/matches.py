@@ -98,8 +98,12 @@ def check_digests(row: ResultRow, job: JobRow) -> dict[str, str]:
     return index
 
 
-def check_files(store: Reads, row: ResultRow, prefix: str) -> None:
-    """Every named file is signed, under `prefix`, and stored with its signed size and SHA-256."""
+def check_files(store: Reads, row: ResultRow, prefix: str) -> bytes | None:
+    """Every named file is signed, under `prefix`, and stored with its signed size and SHA-256.
+
+    Each file is read once (one GET, no HEAD: never past its signed size plus a byte); the
+    attestation's bytes, as hashed, are returned for `check_attestation` (None: none).
+    """
     listed: dict[str, tuple[str, int]] = {}
     for f in row.files:
         if f.key in listed:
@@ -119,48 +123,63 @@ def check_files(store: Reads, row: ResultRow, prefix: str) -> None:
             raise Mismatch("file-mismatch", f"{name} {_short(value)} is not among the signed files")
     if row.log_key is None:
         raise Mismatch("missing-log", "the result names no log")
+    attestation = None
     for key, (sha256, size) in listed.items():
-        _check_file(store, key, sha256, size)
+        keep = key == row.attestation_key and size <= MAX_ATTESTATION_BYTES
+        data = _check_file(store, key, sha256, size, keep=keep)
+        if keep:
+            attestation = data
+    return attestation
 
 
-def _check_file(store: Reads, key: str, sha256: str, size: int) -> None:
-    try:
-        info = store.head(key)
-    except NotFound:
-        raise Mismatch("missing-log" if key.endswith("/log") else "file-mismatch", f"{key} does not exist") from None
-    if info.size != size:
-        raise Mismatch("file-mismatch", f"{key} has {info.size} bytes, the result signed {size}")
+def _check_file(store: Reads, key: str, sha256: str, size: int, *, keep: bool = False) -> bytes | None:
+    """Read `key` once, never past `size` + 1 bytes; its bytes if `keep` (a small file)."""
     if size > MAX_FILE_BYTES:
         raise Mismatch("file-mismatch", f"{key} has {size} bytes (limit {MAX_FILE_BYTES})")
-    digest, seen = hashlib.sha256(), 0
+    digest, seen, kept = hashlib.sha256(), 0, []
     try:
         body = store.open(key)
     except NotFound:
-        raise Mismatch("file-mismatch", f"{key} vanished while it was checked") from None
+        raise Mismatch("missing-log" if key.endswith("/log") else "file-mismatch", f"{key} does not exist") from None
     try:
-        while seen <= size and (chunk := body.read(_CHUNK)):
+        while seen <= size and (chunk := body.read(min(_CHUNK, size + 1 - seen))):
             digest.update(chunk)
             seen += len(chunk)
+            if keep:
+                kept.append(chunk)
     finally:
         body.close()
-    if seen != size or digest.hexdigest() != sha256:
+    if seen != size:
+        raise Mismatch("file-mismatch", f"{key} has {'more than ' if seen > size else ''}{seen} bytes, "
+                                        f"the result signed {size}")
+    if digest.hexdigest() != sha256:
         raise Mismatch("file-mismatch", f"{key}: stored bytes do not match the signed sha256 (changed after signing)")
+    return b"".join(kept) if keep else None
 
 
-def check_attestation(store: Reads, row: ResultRow, index: Mapping[str, str], signer: Ed25519PublicKey) -> None:
-    """A GOOD build's attestation: signed by the result's signer, its products exactly the index digests."""
+def check_attestation(store: Reads, row: ResultRow, index: Mapping[str, str], signer: Ed25519PublicKey,
+                      data: bytes | None = None) -> bytes | None:
+    """A GOOD build's attestation: signed by the result's signer, its products exactly the index digests.
+
+    `data`: its bytes as `check_files` read and hashed them (read here if not given).
+    Returns the bytes checked (None: not a GOOD build).
+    """
     if row.status is not Status.GOOD:
-        return
+        return None
     if row.attestation_key is None:
         raise Mismatch("attestation-mismatch", "a GOOD result without an attestation")
-    try:
-        data, _info = read_object(store, row.attestation_key, MAX_ATTESTATION_BYTES)
-    except NotFound:
-        raise Mismatch("attestation-mismatch", f"{row.attestation_key} does not exist") from None
-    except OverLimit:
-        raise Mismatch("attestation-mismatch", f"attestation of more than {MAX_ATTESTATION_BYTES} bytes") from None
+    if data is None:
+        try:
+            data, _info = read_object(store, row.attestation_key, MAX_ATTESTATION_BYTES)
+        except NotFound:
+            raise Mismatch("attestation-mismatch", f"{row.attestation_key} does not exist") from None
+        except OverLimit:
+            raise Mismatch("attestation-mismatch",
+                           f"attestation of more than {MAX_ATTESTATION_BYTES} bytes") from None
+    if len(data) > MAX_ATTESTATION_BYTES:
+        raise Mismatch("attestation-mismatch", f"attestation of more than {MAX_ATTESTATION_BYTES} bytes")
     signed = {f.key: f.sha256 for f in row.files}.get(row.attestation_key)
-    if signed != hashlib.sha256(data).hexdigest():  # read again here: it must be the bytes hashed before
+    if signed != hashlib.sha256(data).hexdigest():  # the bytes hashed against the signed digest, checked here
         raise Mismatch("file-mismatch", f"{row.attestation_key}: stored bytes do not match the signed sha256")
     try:
         link = json.loads(data)
@@ -174,3 +193,4 @@ def check_attestation(store: Reads, row: ResultRow, index: Mapping[str, str], si
     wanted = Counter(index[a.name] for a in row.artifacts)
     if named != wanted:
         raise Mismatch("attestation-mismatch", "the attestation's products are not the index's artifact digests")
+    return data

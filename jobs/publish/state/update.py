@@ -199,7 +199,8 @@ def _publish_locked(store: Store, config: RebuilderConfig, now: datetime, key: E
     state.requests_applied = [r.key for r in requests]
     if config.http.transparently_sign_attestations:
         state.countersigned, state.attestation_problems = countersign(
-            store, key, [a.row for a in collected.accepted], collected.trust.keys)
+            store, key, [a.row for a in collected.accepted], collected.trust.keys,
+            checked={a.row.build_id: a.attestation for a in collected.accepted if a.attestation is not None})
     _check(keeper)
     # Claims of builds compacted before this run only: a worker that read the queue just
     # before this run's update still finds the claims of what this run compacted.
@@ -361,12 +362,15 @@ def _unapplied(table: pa.Table, jobs: dict[str, JobRow]) -> list[ResultRow]:
 
 
 def countersign(store: Store, key: Ed25519PrivateKey, rows: Iterable[ResultRow],
-                workers: Mapping[str, Ed25519PublicKey]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+                workers: Mapping[str, Ed25519PublicKey], *, checked: Mapping[str, bytes] | None = None
+                ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     """The attestations of GOOD results, verified against their worker's key and countersigned.
 
     Returns (build id -> countersigned in-toto link, build id -> why it was not countersigned).
     `workers` is `verify.trusted_workers(...).keys`; the site writer may call this for any
-    history row whose attestation it has not published yet.
+    history row whose attestation it has not published yet. `checked`: build id -> the
+    attestation's bytes as verification read them (not read again; still checked against the
+    signed digest and the worker's signature here).
     """
     signed: dict[str, dict[str, Any]] = {}
     problems: dict[str, str] = {}
@@ -374,10 +378,12 @@ def countersign(store: Store, key: Ed25519PrivateKey, rows: Iterable[ResultRow],
         if row.status is not Status.GOOD or row.attestation_key is None:
             continue
         try:
-            try:
-                data, _info = read_object(store, row.attestation_key, MAX_ATTESTATION_BYTES)
-            except OverLimit as exc:
-                raise ValueError(exc.message) from None
+            data = (checked or {}).get(row.build_id)
+            if data is None:
+                try:
+                    data, _info = read_object(store, row.attestation_key, MAX_ATTESTATION_BYTES)
+                except OverLimit as exc:
+                    raise ValueError(exc.message) from None
             bound = {f.key: f.sha256 for f in row.files}.get(row.attestation_key)
             if bound != hashlib.sha256(data).hexdigest():  # swapped in builds/ after it was accepted
                 raise ValueError("the stored attestation is not the one its result signed")

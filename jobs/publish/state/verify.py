@@ -142,6 +142,7 @@ class Accepted:
     key: str
     doc: dict[str, Any]
     claim_token: str
+    attestation: bytes | None = None  # a GOOD build's attestation, as checked (countersigned from these bytes)
 
 
 @dataclass(frozen=True)
@@ -360,18 +361,18 @@ def _check_result(store: Reads, leases: Leases, trust: Trust, jobs: Mapping[str,
     doc = _json(data, MAX_RESULT_BYTES)
     payload, signer = _verify(doc, trust.keys)
     try:
-        row, token = _check_signed(store, leases, trust, jobs, notices, key, payload, signer, settled)
+        row, token, attestation = _check_signed(store, leases, trust, jobs, notices, key, payload, signer, settled)
     except _Reject as exc:
         exc.worker = signer
         raise
     except Mismatch as exc:
         raise _Reject(Reason(exc.reason), exc.detail, signer) from None
-    return Accepted(row, key, doc, token)
+    return Accepted(row, key, doc, token, attestation)
 
 
 def _check_signed(store: Reads, leases: Leases, trust: Trust, jobs: Mapping[str, JobRow],
                   notices: Mapping[tuple[str, int], list[str]], key: str, payload: dict[str, Any],
-                  signer: str, settled: bool) -> tuple[ResultRow, str]:
+                  signer: str, settled: bool) -> tuple[ResultRow, str, bytes | None]:
     row, token = _parse(payload)
     signed_claim = payload["claim"]
     if row.worker_key_id != signer:
@@ -396,11 +397,11 @@ def _check_signed(store: Reads, leases: Leases, trust: Trust, jobs: Mapping[str,
     elif (state.generation, state.meta.get("queue")) != (signed_claim["generation"], signed_claim["queue"]):
         raise _Reject(Reason.NOT_CLAIM_HOLDER, "the claim's generation or queue version is not the one signed")
     contested = _check_notices(store, trust, notices.get((row.job_id, row.attempt), []), row, token)
-    check_files(store, row, build_prefix(row.job_id, row.attempt, token) + "/")
-    check_attestation(store, row, index, trust.keys[signer])
+    attestation = check_files(store, row, build_prefix(row.job_id, row.attempt, token) + "/")
+    attestation = check_attestation(store, row, index, trust.keys[signer], attestation)
     if contested and not settled:
         raise _Settling()
-    return row, token
+    return row, token, attestation
 
 
 def _check_notices(store: Reads, trust: Trust, keys: list[str], row: ResultRow, token: str) -> bool:
