@@ -9,7 +9,9 @@ import urllib.request
 
 import pytest
 
+from jobs.core import layout
 from jobs.core.model import Status
+from jobs.core.queue import read_queue
 from jobs.publish.site.build import build_site
 from jobs.publish.site.sitewriter import write_site
 from tests.httpd import serve
@@ -211,3 +213,14 @@ def test_queue_and_workers_feeds(published):
     (worker,) = workers["workers"]
     assert worker["name"] == "builder-1" and worker["trust"] == "untrusted" and worker["builds"] == 6
     assert worker["current_job"]["source_name"] == "qux" and worker["last_seen"].endswith("Z")
+
+
+def test_a_reported_attempt_is_not_running_though_its_claim_is_live(tmp_path):
+    """Workers leave a reported claim to expire: its done receipt, listed beside it, ends it."""
+    world = arch_world(tmp_path)
+    job = read_queue(world.store).jobs[world.rows["qux"].job_id]
+    world.store.put(layout.claim_notice_key(job.job_id, job.attempt, "done", "a" * 64), b"{}")
+    site = build_site(world.store, now=NOW, countersigned={}, public_keys={"current": []}, rebuilder_name="test")
+    queue = feed(site, feed(site, "api/v1/index.json")["queue"])
+    assert [j["source_name"] for j in queue["jobs"] if j["running"]] == []
+    assert "qux" in {j["source_name"] for j in queue["jobs"]}

@@ -135,12 +135,23 @@ def _utc(seconds: float) -> datetime:
 
 
 def read_claims(store: Store, jobs: dict[str, JobRow], *, now: datetime) -> pa.Table:
-    """Live, unreleased leases on the current attempt of queued jobs: the builds running now."""
+    """Live, unreleased leases on the current attempt of queued jobs: the builds running now.
+
+    A worker leaves its claim to expire once it has reported (docs/trust.md): an attempt with
+    a done receipt in the same listing has finished and is not shown as running.
+    """
     rows = []
+    claims, done = [], set()
     for info in store.list(layout.CLAIMS):
+        notice = layout.CLAIM_NOTICE_KEY.fullmatch(info.key)
+        if notice is not None and notice.group(3) == "done":
+            done.add((notice.group(1), int(notice.group(2))))
+        else:
+            claims.append(info)
+    for info in claims:
         match = layout.CLAIM_KEY.fullmatch(info.key)
         job = jobs.get(match.group(1)) if match else None
-        if job is None or job.attempt != int(match.group(2)):
+        if job is None or job.attempt != int(match.group(2)) or (job.job_id, job.attempt) in done:
             continue  # a finished attempt, or a job no longer queued
         try:
             state = LeaseState.from_bytes(read_object(store, info.key, cap("record"))[0])
