@@ -16,6 +16,7 @@ import io
 import os
 from collections.abc import Iterable, Sequence
 from enum import Enum
+from operator import attrgetter
 from typing import BinaryIO
 
 import pyarrow as pa
@@ -60,7 +61,12 @@ def _column_array(records: Sequence[Record], column: Column) -> pa.Array:
             offsets = [0]
             for v in lists:
                 offsets.append(offsets[-1] + len(v))
-            children = [pa.array([_plain(getattr(e, f.name)) for e in flat], type=f.arrow_type) for f in column.fields]
+            names = [f.name for f in column.fields]
+            fields = zip(*map(attrgetter(*names), flat)) if len(names) > 1 and flat else \
+                ([getattr(e, n) for e in flat] for n in names)
+            children = [pa.array([_plain(v) for v in values] if any(isinstance(v, Enum) for v in values)
+                                 else values, type=f.arrow_type)
+                        for f, values in zip(column.fields, fields, strict=True)]
             if all(f.nullable or not a.null_count for f, a in zip(column.fields, children, strict=True)):
                 struct = pa.StructArray.from_arrays(children, fields=list(kind.value_type))
                 return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), struct, type=kind)
