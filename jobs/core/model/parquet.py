@@ -34,14 +34,18 @@ def _plain(value: object) -> object:
     return value.value if isinstance(value, Enum) else value
 
 
+def _has_enums(values: Sequence[object]) -> bool:
+    return any(issubclass(t, Enum) for t in set(map(type, values)))
+
+
 def _column_values(records: Sequence[Record], column: Column) -> list[object]:
-    values = [getattr(r, column.name) for r in records]
+    values = list(map(attrgetter(column.name), records))
     if column.fields:
         names = [f.name for f in column.fields]
         return [[{n: _plain(getattr(e, n)) for n in names} for e in v] for v in values]
     if pa.types.is_list(column.arrow_type):
         return [list(v) for v in values]
-    return [v.value if isinstance(v, Enum) else v for v in values]
+    return [_plain(v) for v in values] if _has_enums(values) else values
 
 
 def _column_array(records: Sequence[Record], column: Column) -> pa.Array:
@@ -54,7 +58,7 @@ def _column_array(records: Sequence[Record], column: Column) -> pa.Array:
     """
     kind = column.arrow_type
     if column.fields and pa.types.is_list(kind) and not any(f.fields for f in column.fields):
-        lists = [getattr(r, column.name) for r in records]
+        lists = list(map(attrgetter(column.name), records))
         try:
             flat = [e for v in lists for e in v]
             offsets = [0]
@@ -63,8 +67,7 @@ def _column_array(records: Sequence[Record], column: Column) -> pa.Array:
             names = [f.name for f in column.fields]
             fields = zip(*map(attrgetter(*names), flat)) if len(names) > 1 and flat else \
                 ([getattr(e, n) for e in flat] for n in names)
-            children = [pa.array([_plain(v) for v in values] if any(isinstance(v, Enum) for v in values)
-                                 else values, type=f.arrow_type)
+            children = [pa.array([_plain(v) for v in values] if _has_enums(values) else values, type=f.arrow_type)
                         for f, values in zip(column.fields, fields, strict=True)]
             if all(f.nullable or not a.null_count for f, a in zip(column.fields, children, strict=True)):
                 struct = pa.StructArray.from_arrays(children, fields=list(kind.value_type))
