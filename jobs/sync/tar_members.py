@@ -24,6 +24,7 @@ Hostile input is expected (a mirror is not trusted):
 from __future__ import annotations
 
 import ctypes
+import os
 from collections.abc import Callable, Iterator
 from functools import cache
 from typing import NamedTuple
@@ -44,11 +45,22 @@ _MAGIC = (
 _BLOCK = 512
 _AE_IFMT, _AE_IFREG, _AE_IFDIR, _AE_IFLNK = 0o170000, 0o100000, 0o040000, 0o120000
 _ARCHIVE_OK, _ARCHIVE_EOF = 0, 1
+_SONAME = "libarchive.so.13"  # Debian's libarchive13t64 (and libarchive13 before it)
 
 
 @cache
 def _libarchive():
     """libarchive-c's ctypes layer and its error class; TerminalError naming the package if missing."""
+    # libarchive-c looks the library up with ctypes.util.find_library, which runs `ldconfig -p`
+    # in a child process (a fork of this big one: tens of milliseconds). Its soname is tried
+    # first, and handed over through LIBARCHIVE, the variable libarchive-c reads at import.
+    soname = None
+    if "LIBARCHIVE" not in os.environ:
+        try:
+            ctypes.CDLL(_SONAME)
+            soname = os.environ["LIBARCHIVE"] = _SONAME
+        except OSError:
+            pass
     try:
         from libarchive import ffi
         from libarchive.exception import ArchiveError
@@ -56,6 +68,9 @@ def _libarchive():
         raise TerminalError("libarchive is not available: install the Debian package libarchive13t64 "
                             "(libarchive13 before Debian 13) and the Python package libarchive-c, "
                             f"or set LIBARCHIVE to the library's path ({exc})") from None
+    finally:
+        if soname is not None:
+            os.environ.pop("LIBARCHIVE", None)
     return ffi, ArchiveError
 
 
