@@ -33,12 +33,12 @@ from pathlib import Path
 from bench import upstream
 from jobs.core.config import RebuilderConfig, SyncProfile
 from jobs.core.gcpause import cyclic_gc_paused
-from jobs.core.model import JobRow, PackageStateRow, parquet_bytes, to_table
+from jobs.core.model import JobRow, parquet_bytes, to_table
 from jobs.core.store import LocalStore
 from jobs.sync.archlinux import read_index
 from jobs.sync.fetch import Fetcher
 from jobs.sync.plan import job_rows
-from jobs.sync.records import rows_of
+from jobs.sync.records import state_table
 from jobs.sync.run import sync_profile
 from tests.sync.alpm_builders import MTIME, M, compress, tar
 
@@ -159,12 +159,12 @@ def _parts(result, repeat: int, read_index_s: float, full_s: float) -> dict[str,
     now = datetime.now(timezone.utc)
     config = RebuilderConfig()
     with cyclic_gc_paused():
-        rows = rows_of(result.inputs, "bench", now)
+        snapshot = state_table(result.inputs, "bench", now)
         jobs = sorted(job_rows(result.inputs, now=now, schedule=config.schedule).values(), key=lambda j: j.job_id)
         parts = {
             "read_index": read_index_s,
-            "snapshot_rows": _best(lambda: rows_of(result.inputs, "bench", now), repeat),
-            "snapshot_parquet": _best(lambda: parquet_bytes(rows, PackageStateRow), repeat),
+            "snapshot_table": _best(lambda: state_table(result.inputs, "bench", now), repeat),
+            "snapshot_parquet": _best(lambda: parquet_bytes(snapshot), repeat),
             "queue_rows": _best(lambda: job_rows(result.inputs, now=now, schedule=config.schedule), repeat),
             "queue_parquet": _best(lambda: parquet_bytes(to_table(jobs, JobRow)), repeat),
         }
@@ -230,6 +230,8 @@ def run(smoke: bool = False) -> dict:
                                           if "seconds" in rebuilderd else None),
         "full_sync_process_over_rebuilderd": (round(process / rebuilderd["seconds"], 2)
                                               if "seconds" in rebuilderd else None),
+        "full_sync_process_cpu_over_rebuilderd": (round(process_cpu / rebuilderd["cpu_seconds"], 2)
+                                                  if "seconds" in rebuilderd else None),
         **{key: round(value, 1) for key, value in memory.items()},
     }
 

@@ -73,6 +73,9 @@ def _sync_arch(f: dict) -> list[Figure]:
              "daemon)"),
             ("`rebuilder sync` as a process ÷ rebuilderd's sync (wall)", "full_sync_process_over_rebuilderd",
              f"{g('full_sync_process_s')} s ({g('full_sync_process_cpu_s')} s CPU) vs {g('rebuilderd_sync.seconds')} s"),
+            ("same, CPU seconds (the `rebuilder sync` process ÷ rebuildctl + daemon)",
+             "full_sync_process_cpu_over_rebuilderd",
+             f"{g('full_sync_process_cpu_s')} s vs {g('rebuilderd_sync.cpu_seconds')} s"),
         ], 1),
     ]
 

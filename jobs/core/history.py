@@ -12,7 +12,6 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import duckdb
 import pyarrow as pa
 
 from jobs.core.config import ScheduleConfig
@@ -63,6 +62,8 @@ def build_summaries(store: Store) -> dict[str, BuildSummary]:
     table = read_history(store)
     if table.num_rows == 0:
         return {}
+    import duckdb  # only with a history to summarise: a first sync never loads it
+
     con = duckdb.connect()
     con.register("history", table)
     rows = con.execute("""

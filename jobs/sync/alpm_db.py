@@ -68,28 +68,27 @@ def parse_db(data: bytes, *, repo: str, base_url: str, location: str,
     descs.sort(key=lambda item: item[0])
     entries: list[BinaryEntry] = []
     names: set[str] = set()
-    prefix = base_url.rstrip("/")
+    prefix = base_url.rstrip("/") + "/"
+    unreserved = _UNRESERVED.fullmatch
     for path, desc in descs:
-        if desc.name in names:
-            skip(path, f"another desc already lists package {desc.name!r}")
+        name = desc.name
+        if name in names:
+            skip(path, f"another desc already lists package {name!r}")
             continue
-        entry = BinaryEntry(
-            name=desc.name, version=desc.version, architecture=desc.arch, source_name=desc.base,
-            source_version=desc.version, url=f"{prefix}/{_quoted(desc.filename)}",
-            filename=desc.filename, sha256=desc.sha256, size=desc.csize, component=repo,
-            maintainers=(desc.packager,), description=desc.desc)
+        filename = desc.filename
+        # Positional, in BinaryEntry's field order: name, version, architecture, source_name,
+        # source_version, url, filename, sha256, size, component, maintainers, description.
+        entry = BinaryEntry(name, desc.version, desc.arch, desc.base, desc.version,
+                            # the file name percent-encoded: all but RFC 3986's unreserved characters
+                            prefix + (filename if unreserved(filename) else quote(filename, safe="")),
+                            filename, desc.sha256, desc.csize, repo, (desc.packager,), desc.desc)
         problem = entry.problem()
         if problem:
             skip(path, problem)
             continue
-        names.add(desc.name)
+        names.add(name)
         entries.append(entry)
     return entries, skipped
-
-
-def _quoted(filename: str) -> str:
-    """The file name percent-encoded for a URL path: everything but RFC 3986 unreserved characters."""
-    return filename if _UNRESERVED.fullmatch(filename) else quote(filename, safe="")
 
 
 def _member_name(raw: bytes) -> tuple[str, str | None]:

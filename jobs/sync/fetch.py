@@ -31,12 +31,8 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-import requests
-import urllib3
-
 from jobs.core import progress
 from jobs.core.bounded import CorruptData, Deadline, DeadlineExceeded, OverLimit, RedirectRefused, cap, get_capped
-from jobs.core.bounded_http import DeadlineRetry, deadline_adapter
 from jobs.core.errors import TerminalError, TransientError
 from jobs.core.neterrors import describe
 
@@ -104,26 +100,6 @@ class Fetched:
     not_modified: bool = False
 
 
-class _ReportingRetry(DeadlineRetry):
-    """urllib3's Retry, saying each retry in one line (urllib3 itself retries silently)."""
-
-    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
-        new = super().increment(method, url, response, error, _pool, _stacktrace)  # raises when exhausted
-        failed = len(new.history)
-        attempts = failed + (new.total if isinstance(new.total, int) else 0) + 1
-        where = url or ""
-        if _pool is not None and url and url.startswith("/"):
-            default = {"http": 80, "https": 443}.get(_pool.scheme)
-            port = f":{_pool.port}" if _pool.port and _pool.port != default else ""
-            where = f"{_pool.scheme}://{_pool.host}{port}{url}"
-        what = describe(error) if error is not None else f"HTTP {response.status}" if response is not None \
-            else "no answer"
-        wait = new.get_retry_after(response) if response is not None and new.respect_retry_after_header else None
-        wait = new.get_backoff_time() if wait is None else wait
-        progress.line(f"{method or 'GET'} {where}: {what} (attempt {failed} of {attempts}); retrying in {wait:.1f} s")
-        return new
-
-
 class Fetcher:
     """Fetches index files with one pooled HTTP session."""
 
@@ -131,17 +107,20 @@ class Fetcher:
                  max_bytes: int | None = None, deadline: float | None = None) -> None:
         # None: the limit in force when fetching (`[sync] max_index_bytes`, `[sync] deadline`).
         self.timeout, self._max_bytes, self._deadline = timeout, max_bytes, deadline
-        self.session = requests.Session()
         self.attempts = retries + 1
-        retry = _ReportingRetry(total=retries, connect=retries, read=retries, status=retries, backoff_factor=backoff,
-                      status_forcelist=(429, 500, 502, 503, 504), allowed_methods=("GET", "HEAD"),
-                      raise_on_status=False, respect_retry_after_header=True)
-        adapter = deadline_adapter(max_retries=retry)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
-        self.session.headers["User-Agent"] = USER_AGENT
+        self._retries, self._backoff = retries, backoff
+        self._session = None  # made on the first HTTP fetch: a file:// sync never imports requests
         self.requests = 0  # counted for the request-accounting benchmarks
         self._kept: dict[str, Fetched] = {}
+
+    @property
+    def session(self):
+        """The pooled `requests.Session` (with retries and deadlines), made on first use."""
+        if self._session is None:
+            from jobs.sync.fetch_http import http_session
+
+            self._session = http_session(retries=self._retries, backoff=self._backoff, user_agent=USER_AGENT)
+        return self._session
 
     @property
     def max_bytes(self) -> int:
@@ -167,12 +146,18 @@ class Fetcher:
         headers = {"Accept-Encoding": "identity"}  # index files are compressed already
         if validator:
             headers.update(validator.headers())
+        session = self.session
+        import requests
+        import urllib3
+
+        from jobs.sync.fetch_http import grow
+
         self.requests += 1
         deadline = Deadline(self.deadline, url)
         try:
-            resp, data = get_capped(self.session, url, limit=limit, deadline=deadline, headers=headers,
+            resp, data = get_capped(session, url, limit=limit, deadline=deadline, headers=headers,
                                     connect_timeout=self.timeout, read_timeout=self.timeout,
-                                    max_redirects=MAX_REDIRECTS, same_origin_only=False, on_response=_grow,
+                                    max_redirects=MAX_REDIRECTS, same_origin_only=False, on_response=grow,
                                     on_chunk=_advance)
         except DeadlineExceeded:
             raise FetchUnavailable(f"not complete within the {deadline.seconds:g}-second deadline "
@@ -244,12 +229,6 @@ def _http_date(value: str | None) -> datetime | None:
     except (TypeError, ValueError):
         return None
     return when.replace(tzinfo=timezone.utc) if when is not None and when.tzinfo is None else when
-
-
-def _grow(resp: requests.Response) -> None:
-    length = resp.headers.get("Content-Length", "")
-    if resp.status_code == 200 and length.isdigit():
-        progress.grow("download", int(length))
 
 
 def _advance(n: int) -> None:

@@ -64,7 +64,8 @@ class BuildInput:
     @cached_property
     def expected(self) -> tuple[Artifact, ...]:
         """The artifacts as a job lists them (made once: the snapshot and the queue both need them)."""
-        return tuple(entry.artifact() for entry in self.artifacts)
+        return tuple([Artifact(e.name, e.version, e.architecture, e.url, e.sha256, e.size, e.filename, e.component)
+                      for e in self.artifacts])  # positional: Artifact's field order
 
     def state_rows(self, sync_id: str, seen_at: datetime) -> Iterator[PackageStateRow]:
         """One package-state row per artifact."""

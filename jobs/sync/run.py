@@ -37,7 +37,6 @@ from jobs.core.lease import LeaseHeld, LeaseKeeper, LeaseLost, Leases
 from jobs.core.pointer import Pointer, PointerValue, unique_name
 from jobs.core.queue import update_queue
 from jobs.core.store import Store, put_new
-from jobs.sync import archlinux, debian
 from jobs.sync.fetch import Fetcher
 from jobs.sync.plan import QueuePlan, job_rows, plan_queue
 from jobs.sync.records import IndexResult
@@ -46,16 +45,35 @@ from jobs.sync.snapshot import snapshot_parquet
 
 log = logging.getLogger(__name__)
 
-# The explicit registry of index parsers: adding a distro = one module + one line here.
+
+
+def _archlinux(profile: SyncProfile, fetcher: Fetcher) -> IndexResult:
+    from jobs.sync import archlinux
+
+    return archlinux.read_index(profile, fetcher)
+
+
+def _debian(profile: SyncProfile, fetcher: Fetcher) -> IndexResult:
+    from jobs.sync import debian
+
+    return debian.read_index(profile, fetcher)
+
+
+# The explicit registry of index parsers: adding a distro = one module + one line here. Each
+# parser's module is imported when a profile uses it (python-debian only for a Debian sync).
 PARSERS: dict[str, Callable[[SyncProfile, Fetcher], IndexResult]] = {
-    "archlinux": archlinux.read_index,
-    "debian": debian.read_index,
+    "archlinux": _archlinux,
+    "debian": _debian,
 }
 
 
 def backend_of(profile: SyncProfile) -> str:
     """The backend the jobs of ``profile`` name (a worker needs a ``[backend]`` of that name)."""
-    return debian.BACKEND if profile.sync_method == "debian" else profile.distro
+    if profile.sync_method == "debian":
+        from jobs.sync.debian import BACKEND
+
+        return BACKEND
+    return profile.distro
 
 
 @dataclass

@@ -24,6 +24,7 @@ Hostile input is expected (a mirror is not trusted):
 from __future__ import annotations
 
 import ctypes
+import os
 from collections.abc import Callable, Iterator
 from functools import cache
 from typing import NamedTuple
@@ -44,11 +45,22 @@ _MAGIC = (
 _BLOCK = 512
 _AE_IFMT, _AE_IFREG, _AE_IFDIR, _AE_IFLNK = 0o170000, 0o100000, 0o040000, 0o120000
 _ARCHIVE_OK, _ARCHIVE_EOF = 0, 1
+_SONAME = "libarchive.so.13"  # Debian's libarchive13t64 (and libarchive13 before it)
 
 
 @cache
 def _libarchive():
     """libarchive-c's ctypes layer and its error class; TerminalError naming the package if missing."""
+    # libarchive-c looks the library up with ctypes.util.find_library, which runs `ldconfig -p`
+    # in a child process (a fork of this big one: tens of milliseconds). Its soname is tried
+    # first, and handed over through LIBARCHIVE, the variable libarchive-c reads at import.
+    soname = None
+    if "LIBARCHIVE" not in os.environ:
+        try:
+            ctypes.CDLL(_SONAME)
+            soname = os.environ["LIBARCHIVE"] = _SONAME
+        except OSError:
+            pass
     try:
         from libarchive import ffi
         from libarchive.exception import ArchiveError
@@ -56,7 +68,48 @@ def _libarchive():
         raise TerminalError("libarchive is not available: install the Debian package libarchive13t64 "
                             "(libarchive13 before Debian 13) and the Python package libarchive-c, "
                             f"or set LIBARCHIVE to the library's path ({exc})") from None
+    finally:
+        if soname is not None:
+            os.environ.pop("LIBARCHIVE", None)
     return ffi, ArchiveError
+
+
+class _Calls(NamedTuple):
+    """The libarchive functions called per member, bound without libarchive-c's `errcheck` wrappers.
+
+    libarchive-c sets a Python `errcheck` on some functions (a Python call per C call, and an
+    exception class of its own); the loop below checks every return code itself. They are
+    bound on a handle of their own, so libarchive-c's functions stay as it set them up.
+    """
+
+    next_header: Callable
+    filetype: Callable
+    size: Callable
+    filter_bytes: Callable
+    pathname: Callable
+    hardlink: Callable
+    read_data: Callable
+
+
+@cache
+def _calls() -> _Calls:
+    ffi, _ = _libarchive()
+    lib = ctypes.CDLL(ffi.libarchive._name)
+    p = ctypes.c_void_p
+
+    def bind(name: str, argtypes: list, restype):
+        function = getattr(lib, f"archive_{name}")
+        function.argtypes, function.restype = argtypes, restype
+        return function
+
+    return _Calls(
+        next_header=bind("read_next_header", [p, ctypes.POINTER(p)], ctypes.c_int),
+        filetype=bind("entry_filetype", [p], ctypes.c_int),
+        size=bind("entry_size", [p], ctypes.c_longlong),
+        filter_bytes=bind("filter_bytes", [p, ctypes.c_int], ctypes.c_longlong),
+        pathname=bind("entry_pathname", [p], ctypes.c_char_p),
+        hardlink=bind("entry_hardlink", [p], ctypes.c_char_p),
+        read_data=bind("read_data", [p, p, ctypes.c_size_t], ctypes.c_ssize_t))
 
 
 def detect_compression(data: bytes) -> str | None:
@@ -121,42 +174,46 @@ class TarMembers:
         """Every member but directories, in archive order; a regular file's bytes are read if `want(path, size)`."""
         archive = self._archive
         assert archive is not None, "use TarMembers as a context manager"
-        ffi, archive_error = _libarchive()
+        ffi, _ = _libarchive()
+        calls = _calls()
         entry = ctypes.c_void_p()
         entry_ref = ctypes.byref(entry)
-        next_header, filetype, entry_size, filter_bytes = (
-            ffi.read_next_header, ffi.entry_filetype, ffi.entry_size, ffi.filter_bytes)
+        next_header, filetype, entry_size, filter_bytes, pathname = (
+            calls.next_header, calls.filetype, calls.size, calls.filter_bytes, calls.pathname)
+        limit = self.max_unpacked
         end = 0  # where the last member's data ends in the unpacked stream
-        try:
-            while (rc := next_header(archive, entry_ref)) != _ARCHIVE_EOF:
-                if rc != _ARCHIVE_OK:  # a warning: pacman gives up on the database too
-                    raise CorruptIndex(f"{self._what()}: {_error(ffi, archive)}", url=self.location)
-                e = entry.value
-                kind = filetype(e) & _AE_IFMT
-                size = max(entry_size(e), 0)
-                # Checked before the member's data is decompressed: a bomb never expands.
-                end = filter_bytes(archive, 0) + -(-size // _BLOCK) * _BLOCK
-                if end > self.max_unpacked:
-                    raise self._too_large()
-                if kind == _AE_IFDIR:
-                    continue
-                path, kind = ffi.entry_pathname(e) or b"", _kind(ffi, kind, e)
-                data = self._read(ffi, archive, size) if kind == "file" and want(path, size) else None
-                yield Member(path, kind, size, data)
-            unpacked = filter_bytes(archive, 0)
-        except archive_error as exc:
-            raise self._corrupt(exc) from None
-        if unpacked > self.max_unpacked:
+        while (rc := next_header(archive, entry_ref)) != _ARCHIVE_EOF:
+            if rc != _ARCHIVE_OK:  # an error, or a warning: pacman gives up on the database too
+                raise CorruptIndex(f"{self._what()}: {_error(ffi, archive)}", url=self.location)
+            e = entry.value
+            kind = filetype(e) & _AE_IFMT
+            size = entry_size(e)
+            if size < 0:
+                size = 0
+            # Checked before the member's data is decompressed: a bomb never expands.
+            end = filter_bytes(archive, 0) + -(-size // _BLOCK) * _BLOCK
+            if end > limit:
+                raise self._too_large()
+            if kind == _AE_IFDIR:
+                continue
+            path = pathname(e) or b""
+            kind = "file" if kind == _AE_IFREG and calls.hardlink(e) is None else _kind(calls, kind, e)
+            data = self._read(ffi, calls, archive, size) if kind == "file" and want(path, size) else None
+            yield Member(path, kind, size, data)
+        unpacked = filter_bytes(archive, 0)
+        if unpacked > limit:
             raise self._too_large()
         # libarchive ends quietly when the data stops at a member boundary; a complete tar
         # has an all-zero end-of-archive block there (tar(5)), which libarchive consumed.
         if unpacked < end + _BLOCK:
             raise CorruptIndex(f"{self._what()}: truncated (no end-of-archive block)", url=self.location)
 
-    def _read(self, ffi, archive: int, size: int) -> bytes:
+    def _read(self, ffi, calls: _Calls, archive: int, size: int) -> bytes:
         if size > len(self._buffer):
             self._buffer = ctypes.create_string_buffer(size)
-        got = ffi.read_data(archive, self._buffer, size) if size else 0
+        got = calls.read_data(archive, self._buffer, size) if size else 0
+        if got < 0:  # a corrupt stream
+            raise CorruptIndex(f"{self._what()}: {_error(ffi, archive)}", url=self.location)
         if got != size:
             raise CorruptIndex(f"{self._what()}: member data ends early", url=self.location)
         return ctypes.string_at(self._buffer, size)
@@ -174,10 +231,10 @@ class TarMembers:
         return CorruptIndex(f"{self._what()}: {msg}", url=self.location)
 
 
-def _kind(ffi, kind: int, entry: int) -> str:
+def _kind(calls: _Calls, kind: int, entry: int) -> str:
     if kind == _AE_IFLNK:
         return "symbolic link"
-    if ffi.entry_hardlink(entry) is not None:  # a tar hard link has no file type of its own
+    if calls.hardlink(entry) is not None:  # a tar hard link has no file type of its own
         return "hard link"
     if kind == _AE_IFREG:
         return "file"

@@ -38,7 +38,8 @@ def clean_description(value: str | None) -> str | None:
     if not isinstance(value, str):
         return None
     text = " ".join(value.split("\n", 1)[0][:DESCRIPTION_MAX * 4].split())
-    text = "".join(c if c.isprintable() else "\ufffd" for c in text)
+    if not text.isprintable():  # rare: checked character by character only then
+        text = "".join(c if c.isprintable() else "\ufffd" for c in text)
     if len(text) > DESCRIPTION_MAX:
         text = text[:DESCRIPTION_MAX - 1].rstrip() + "…"
     return text or None
@@ -71,6 +72,21 @@ def entry_problem(*, name: str, version: str, url: str, architecture: str, sourc
                   source_version: str, component: str | None = None, filename: str | None = None,
                   maintainers: tuple[str, ...] = ()) -> str | None:
     """Why a package a distro index lists cannot be kept (None: it can); the sync skips and counts it."""
+    # The usual case in one pass (a sync checks 15,000 to 70,000 entries): every field text, present,
+    # short enough, printable, without spaces where none may be, the URL ASCII. Otherwise the
+    # fields are checked one by one below, which says which one is wrong.
+    try:
+        if (0 < len(name) <= NAME_MAX and 0 < len(architecture) <= NAME_MAX and 0 < len(source_name) <= NAME_MAX
+                and 0 < len(version) <= VERSION_MAX and 0 < len(source_version) <= VERSION_MAX
+                and 0 < len(url) <= URL_MAX and (component is None or len(component) <= NAME_MAX)
+                and (filename is None or len(filename) <= NAME_MAX)
+                and all(0 < len(m) <= REASON_MAX for m in maintainers)):
+            tight = "".join((name, version, architecture, source_name, source_version, url, component or ""))
+            if (tight.isprintable() and " " not in tight and url.isascii()
+                    and "".join((filename or "", *maintainers)).isprintable()):
+                return None
+    except TypeError:  # a value that is not text: the checks below name it
+        pass
     checks = (("name", name, NAME_MAX), ("version", version, VERSION_MAX), ("architecture", architecture, NAME_MAX),
               ("source name", source_name, NAME_MAX), ("source version", source_version, VERSION_MAX))
     for what, value, maximum in checks:

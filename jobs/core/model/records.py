@@ -160,15 +160,24 @@ class JobRow:
     retries: int  # non-GOOD results so far (rebuilderd build_inputs.retries)
 
     def __post_init__(self) -> None:
-        _set(self, "releases", tuple(self.releases))
-        _set(self, "artifacts", tuple(self.artifacts))
-        if isinstance(self.priority, bool) or not isinstance(self.priority, int):
-            raise ValueError(f"priority must be an int, got {self.priority!r}")
-        _set(self, "priority", Priority.of(self.priority))
-        _set(self, "queued_at", _utc("queued_at", self.queued_at))
-        _set(self, "not_before", _utc("not_before", self.not_before, optional=True))
-        _count("attempt", self.attempt, 1)
-        _count("retries", self.retries, 0)
+        # Each field is set again only when normalising changed it (a sync makes 10,000 rows).
+        if type(self.releases) is not tuple:
+            _set(self, "releases", tuple(self.releases))
+        if type(self.artifacts) is not tuple:
+            _set(self, "artifacts", tuple(self.artifacts))
+        if type(self.priority) is not Priority:
+            if isinstance(self.priority, bool) or not isinstance(self.priority, int):
+                raise ValueError(f"priority must be an int, got {self.priority!r}")
+            _set(self, "priority", Priority.of(self.priority))
+        queued_at, not_before = self.queued_at, self.not_before
+        if queued_at.__class__ is not datetime or queued_at.tzinfo is not timezone.utc:  # else already UTC
+            _set(self, "queued_at", _utc("queued_at", queued_at))
+        if not_before is not None and (not_before.__class__ is not datetime or not_before.tzinfo is not timezone.utc):
+            _set(self, "not_before", _utc("not_before", not_before, optional=True))
+        if self.attempt.__class__ is not int or self.attempt < 1:
+            _count("attempt", self.attempt, 1)
+        if self.retries.__class__ is not int or self.retries < 0:
+            _count("retries", self.retries, 0)
         expected = ids.job_id(self.backend, self.architecture, self.input_url)
         if self.job_id != expected:
             raise ValueError(f"job_id {self.job_id!r} does not match its build input (expected {expected!r})")

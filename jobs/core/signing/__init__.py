@@ -5,38 +5,47 @@
 - ``intoto``: rebuild attestations (in-toto v0.9 links) as rebuilderd writes them.
 """
 
-from jobs.core.signing.canonical import canonical_bytes
-from jobs.core.signing.envelope import hmac_tag, hmac_verify, sign_document, verify_document
-from jobs.core.signing.errors import KeyFileError, KeyFormatError, SignatureError
-from jobs.core.signing.intoto import (
-    add_signature,
-    hash_artifact,
-    link_from_json,
-    link_to_json,
-    make_link,
-    product_digests,
-    rebuild_link_name,
-    sign_link,
-    verify_link,
-)
-from jobs.core.signing.keys import (
-    ensure_key,
-    generate_key,
-    key_id,
-    link_key_id,
-    load_configured_key,
-    load_or_create_key,
-    load_private_key,
-    load_public_key_pem,
-    load_public_keys_feed,
-    parse_private_key,
-    private_key_der,
-    private_key_pem,
-    public_key_b64,
-    public_key_from_b64,
-    public_key_pem,
-    public_keys_feed,
-)
+from __future__ import annotations
+
+import importlib
+
+# Each name is loaded from its submodule on first use (PEP 562): importing one submodule (the
+# config's `strength`) does not load the others and cryptography's key and in-toto code.
+_WHERE = {
+    "KeyFileError": "errors",
+    "KeyFormatError": "errors",
+    "SignatureError": "errors",
+    "add_signature": "intoto",
+    "canonical_bytes": "canonical",
+    "ensure_key": "keys",
+    "generate_key": "keys",
+    "hash_artifact": "intoto",
+    "hmac_tag": "envelope",
+    "hmac_verify": "envelope",
+    "key_id": "keys",
+    "link_from_json": "intoto",
+    "link_key_id": "keys",
+    "link_to_json": "intoto",
+    "load_configured_key": "keys",
+    "load_or_create_key": "keys",
+    "load_private_key": "keys",
+    "load_public_key_pem": "keys",
+    "load_public_keys_feed": "keys",
+    "make_link": "intoto",
+    "parse_private_key": "keys",
+    "private_key_der": "keys",
+    "private_key_pem": "keys",
+    "product_digests": "intoto",
+    "public_key_b64": "keys",
+    "public_key_from_b64": "keys",
+    "public_key_pem": "keys",
+    "public_keys_feed": "keys",
+    "rebuild_link_name": "intoto",
+    "sign_document": "envelope",
+    "sign_link": "intoto",
+    "verify_document": "envelope",
+    "verify_link": "intoto",
+}
 
 __all__ = [
     "KeyFileError", "KeyFormatError", "SignatureError",
@@ -48,3 +57,16 @@ __all__ = [
     "rebuild_link_name", "hash_artifact", "make_link", "sign_link", "add_signature", "verify_link",
     "product_digests", "link_to_json", "link_from_json",
 ]
+
+
+def __getattr__(name: str):
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

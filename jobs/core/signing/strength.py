@@ -22,8 +22,6 @@ import math
 import re
 from functools import lru_cache
 
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-
 __all__ = ["MIN_SECRET_BITS", "GENERATE", "secret_bits", "secret_problem", "check_secret", "secret_key"]
 
 MIN_SECRET_BITS = 128
@@ -84,4 +82,6 @@ def check_secret(secret: object) -> str:
 @lru_cache(maxsize=16)
 def secret_key(secret: str) -> bytes:
     """The 32-byte HMAC key derived from a (checked) secret with scrypt; computed once per process."""
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
     return Scrypt(salt=_SALT, length=32, **_SCRYPT).derive(check_secret(secret).encode("utf-8"))

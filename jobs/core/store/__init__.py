@@ -29,12 +29,23 @@ from jobs.core.store.base import (
     put_new,
 )
 from jobs.core.store.local import LocalStore
-from jobs.core.store.s3 import S3Store
 
 __all__ = [
     "Blob", "Body", "InvalidKey", "LocalStore", "NotFound", "ObjectInfo", "PreconditionFailed", "Reads", "S3Store",
     "Store", "StoreError", "StoreUnavailable", "open_store", "put_new",
 ]
+
+
+
+def __getattr__(name: str):
+    # S3Store (boto3, a tenth of a second to import) is loaded only when asked for: a job
+    # on a local store never needs it.
+    if name == "S3Store":
+        from jobs.core.store.s3 import S3Store
+
+        return S3Store
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _S3_PARAMS = {"endpoint_url", "region", "addressing_style", "max_attempts"}
 
@@ -62,6 +73,8 @@ def open_store(url: str) -> Store:
         attempts = params.get("max_attempts", "8")
         if not attempts.isdigit() or int(attempts) < 1:
             raise ConfigError(f"max_attempts={attempts!r}", key="store.url", expected="a positive integer")
+        from jobs.core.store.s3 import S3Store
+
         return S3Store(parts.netloc, unquote(parts.path), endpoint_url=params.get("endpoint_url") or None,
                        region=params.get("region") or None,
                        addressing_style=params.get("addressing_style") or None,

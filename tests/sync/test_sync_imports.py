@@ -1,0 +1,44 @@
+"""`rebuilder sync` of a local Arch mirror into a local store loads only what that job uses.
+
+boto3 (an S3 store), duckdb (a history to summarise), requests/urllib3 (an HTTP mirror),
+python-debian (a Debian profile), pyarrow.compute and cryptography are a quarter of a second
+of a sync's start between them; each is loaded when a job needs it, not before. (That a sync
+over HTTP or into S3 still works is what the rest of tests/sync shows.)
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.sync import alpm_builders as alpm
+
+# Not pydantic: typer 0.29 itself loads it to convert the command's parameters.
+HEAVY = ("boto3", "botocore", "duckdb", "requests", "urllib3", "debian", "pyarrow.compute", "cryptography")
+
+_RUN = """
+import json, sys
+import jobs.cli
+try:
+    jobs.cli.app(sys.argv[1:], prog_name="rebuilder", standalone_mode=False)
+except SystemExit:
+    pass
+print(json.dumps(sorted(m for m in {heavy!r} if m in sys.modules)))
+"""
+
+
+def test_a_local_arch_sync_loads_none_of_the_heavy_modules(tmp_path):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "core.db").write_bytes(alpm.db(alpm.package("foo", "1.0-1") + alpm.package("bar", "2.0-1")))
+    conf = tmp_path / "sync.conf"
+    conf.write_text(f'[profile."core"]\ndistro = "archlinux"\ncomponents = ["core"]\narchitectures = ["x86_64"]\n'
+                    f'source = "{mirror.as_uri()}"\n')
+    res = subprocess.run([sys.executable, "-c", _RUN.format(heavy=HEAVY), "--store", (tmp_path / "store").as_uri(),
+                          "sync", "--profiles", str(conf)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith("sync core: updated, 2 packages in 2 build inputs"), res.stdout
+    assert json.loads(lines[-1]) == []
+    assert (tmp_path / "store" / "queue" / "HEAD.json").exists()
