@@ -18,6 +18,7 @@ import markupsafe
 from jobs.core import urls
 from jobs.core.model import Status, format_timestamp
 from jobs.core.resources import site_templates
+from jobs.publish.site import package_html
 from jobs.publish.site.rows import DailyCount
 from jobs.publish.site.text import printable
 
@@ -49,6 +50,16 @@ def _url(context: Any, key: str | None) -> str:
     return urls.relative(key, context["page_key"])
 
 
+@jinja2.pass_context
+def _package_rows(context: Any, rows: Sequence[Any]) -> markupsafe.Markup:
+    return package_html.package_rows(rows, package_html.relative_from(context["page_key"]))
+
+
+@jinja2.pass_context
+def _build_rows(context: Any, builds: Sequence[Any]) -> markupsafe.Markup:
+    return package_html.build_rows(builds, package_html.relative_from(context["page_key"]))
+
+
 def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value is not None else "never"
 
@@ -78,7 +89,7 @@ def environment() -> jinja2.Environment:
     """The site's Jinja2 environment: packaged templates, autoescape everywhere, strict undefined."""
     env = jinja2.Environment(loader=jinja2.FunctionLoader(_load), autoescape=True, undefined=jinja2.StrictUndefined,
                              finalize=_finalize, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-    env.globals.update(url=_url, urls=urls, statuses=CHART_LAYERS)
+    env.globals.update(url=_url, urls=urls, statuses=CHART_LAYERS, package_rows=_package_rows, build_rows=_build_rows)
     env.filters.update(when=_when, age=_age, rfc3339=format_timestamp, xml=_xml)
     return env
 
