@@ -92,3 +92,12 @@ def test_rows_match_the_template_loops(page_key: str) -> None:
 def test_links_are_relative_to_the_page() -> None:
     rows = package_html.build_rows(_rows()[1][:4], package_html.relative_from("packages/d/n.html"))
     assert 'href="../../api/v0/builds/' in rows
+
+
+@pytest.mark.parametrize("page_key", ["packages/archlinux/foo.html", "index.html", "api/v0/builds/3/x.html",
+                                      "a/b/c/d.html"])
+def test_build_file_links_match_urls_relative(page_key: str) -> None:
+    from jobs.core import urls
+    links = package_html.relative_from(page_key)
+    for v0, what in ((1, "log"), (3, "attestation"), (123456, "diffoscope.html")):
+        assert links.build_file(v0, what) == urls.relative(urls.build_file(v0, what), page_key)

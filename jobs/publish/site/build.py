@@ -183,7 +183,7 @@ def _package_pages(b: _Builder) -> None:
     for distro, name, digest in zip(*(table.column(c).to_pylist() for c in ("distro", "name", "input"))):
         if not b.keep_if_unchanged((urls.package_page(distro, name), urls.package_feed(distro, name)), digest):
             wanted[(distro, name)] = digest
-    for page in plan.pages_for(b.con, sorted(wanted)):
+    for page in plan.stream_pages(b.con, sorted(wanted)):
         digest = wanted[(page.distro, page.name)]
         b.site.add(json_file(page.feed_url, feeds.package_feed(page, b.now), Tier.LEAF, input=digest))
         b.site.add(SiteFile.content(page.page_url, b.renderer.render("package.html", page.page_url, page=page,

@@ -12,7 +12,8 @@ environment's `finalize` and autoescape did, and every link is relative to the p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Iterable
 from datetime import datetime
 
 import markupsafe
@@ -25,10 +26,14 @@ from jobs.publish.site.text import NOT_XML
 
 _escape = markupsafe.escape
 _sub = NOT_XML.sub
+# What either step would change: most strings have none of it and are printed as they are.
+_SPECIAL = re.compile("[&<>\"'" + NOT_XML.pattern[1:])
 
 
 def _t(value: str) -> str:
     """A string from outside, as the templates print it: printable, then HTML-escaped."""
+    if _SPECIAL.search(value) is None:
+        return value
     return _escape(_sub("\ufffd", value))
 
 
@@ -45,32 +50,53 @@ def _failure(value: FailureClass | None) -> str:
     return "" if value is None else _FAILURE[value]
 
 
-def _files(links: BuildLinks, url: Callable[[str], str]) -> str:
+class Links:
+    """Links from one page: `urls.relative(key, page_key)`, and the way to build files precomputed."""
+
+    __slots__ = ("builds", "page_key")
+
+    def __init__(self, page_key: str) -> None:
+        self.page_key = page_key
+        # api/v0/builds/<int>/<what>: nothing in the tail to quote, and a page outside
+        # api/v0/builds/ shares none of the tail's segments, so the prefix is the same for all.
+        probe = urls.build_file(0, "log")
+        rel = urls.relative(probe, page_key)
+        self.builds = (rel.removesuffix("0/log") if not page_key.startswith(urls.BUILDS_PREFIX)
+                       and rel.endswith("/0/log") else None)
+
+    def __call__(self, key: str) -> str:
+        return urls.relative(key, self.page_key)
+
+    def build_file(self, v0_id: int, what: str) -> str:
+        if self.builds is None:
+            return self(urls.build_file(v0_id, what))
+        return f"{self.builds}{int(v0_id)}/{what}"
+
+
+def relative_from(page_key: str) -> Links:
+    """The links from the page at `page_key`."""
+    return Links(page_key)
+
+
+def _files(links: BuildLinks, url: Links) -> str:
     """The `files` macro of partials/macros.html: a build's log, reports and attestation."""
     v0 = links.v0_id
     if v0 is None:
         return ""
     out = []
     if links.has_log:
-        out.append(f'<a href="{_t(url(urls.build_file(v0, "log")))}" type="text/plain">log</a>')
+        out.append(f'<a href="{_t(url.build_file(v0, "log"))}" type="text/plain">log</a>')
     if links.has_diffoscope_html:
-        out.append(f' <a href="{_t(url(urls.build_file(v0, "diffoscope.html")))}">diffoscope</a>')
+        out.append(f' <a href="{_t(url.build_file(v0, "diffoscope.html"))}">diffoscope</a>')
     if links.has_diffoscope:
-        out.append(f' <a href="{_t(url(urls.build_file(v0, "diffoscope")))}" type="text/plain">diffoscope (text)</a>')
+        out.append(f' <a href="{_t(url.build_file(v0, "diffoscope"))}" type="text/plain">diffoscope (text)</a>')
     if links.has_attestation:
-        out.append(f' <a href="{_t(url(urls.build_file(v0, "attestation")))}" type="application/json">'
+        out.append(f' <a href="{_t(url.build_file(v0, "attestation"))}" type="application/json">'
                    "attestation</a>")
     return "".join(out)
 
 
-def relative_from(page_key: str) -> Callable[[str], str]:
-    """`urls.relative(key, page_key)` for the keys of one page."""
-    def url(key: str) -> str:
-        return urls.relative(key, page_key)
-    return url
-
-
-def package_rows(rows: Iterable[PackageRow], url: Callable[[str], str]) -> markupsafe.Markup:
+def package_rows(rows: Iterable[PackageRow], url: Links) -> markupsafe.Markup:
     """The body rows of the "Current packages" table."""
     out = []
     for row in rows:
@@ -84,7 +110,7 @@ def package_rows(rows: Iterable[PackageRow], url: Callable[[str], str]) -> marku
     return markupsafe.Markup("".join(out))
 
 
-def build_rows(builds: Iterable[BuildRow], url: Callable[[str], str]) -> markupsafe.Markup:
+def build_rows(builds: Iterable[BuildRow], url: Links) -> markupsafe.Markup:
     """The body rows of the "Builds" table, newest first as given."""
     out = []
     for b in builds:

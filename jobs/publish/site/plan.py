@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import duckdb
@@ -27,8 +28,9 @@ import pyarrow as pa
 
 from jobs.core import urls
 from jobs.core.model import Status
-from jobs.publish.site.queries import _PACKAGE_COLUMNS, _dicts, package_pages, package_row
-from jobs.publish.site.rows import PackagePage, PackageRow, SuiteKey
+from jobs.publish.site.classify import FailureClass
+from jobs.publish.site.queries import _BUILDS, _PACKAGE_COLUMNS, _dicts, package_pages, package_row
+from jobs.publish.site.rows import BuildLinks, BuildRow, PackagePage, PackageRow, SuiteKey
 
 MAX_DEPTH = 6
 
@@ -191,8 +193,80 @@ def list_parts(con: duckdb.DuckDBPyConnection, suites: list[SuiteKey]) -> dict[L
     return lists
 
 
+# The pages asked for, each with its current packages and every build linked to its name,
+# as one row per page with two lists (a GROUP BY per table, not a row per build in Python).
+_PAGE_PACKAGES = """SELECT w.distro AS page_distro, w.name AS page_name, p.* FROM wanted_pages w
+    JOIN pkgh p ON p.distro = w.distro AND p.name = w.name
+UNION SELECT w.distro, w.name, p.* FROM wanted_pages w JOIN pkgh p ON p.distro = w.distro AND p.source_name = w.name"""
+_PAGE_BUILDS = _BUILDS.format(names="wanted_pages").rsplit("ORDER BY", 1)[0]
+_PACKAGE_FIELDS = [c.strip() for c in _PACKAGE_COLUMNS.split(",")]
+_BUILD_FIELDS = ["build_id", "job_id", "attempt", "distro", "architecture", "source_name", "source_version", "status",
+                 "reason", "failure_class", "artifacts", "worker_name", "worker_key_id", "started_at", "built_at",
+                 "v0_id", "has_log", "has_diffoscope", "has_diffoscope_html", "has_attestation"]
+_STREAM = f"""WITH pk AS ({_PAGE_PACKAGES}),
+pkl AS (SELECT page_distro, page_name,
+               list(struct_pack({", ".join(f"{c} := {c}" for c in _PACKAGE_FIELDS)})
+                    ORDER BY release NULLS FIRST, component NULLS FIRST, architecture, name, version,
+                             artifact_architecture, artifact_url, rid) AS packages
+        FROM pk GROUP BY page_distro, page_name),
+bl AS (SELECT page_distro, page_name,
+              list(struct_pack({", ".join(f"{c} := {c}" for c in _BUILD_FIELDS)})
+                   ORDER BY built_at DESC, attempt DESC, build_id) AS builds
+       FROM ({_PAGE_BUILDS}) GROUP BY page_distro, page_name)
+SELECT pkl.page_distro AS distro, pkl.page_name AS name, pkl.packages, bl.builds
+FROM pkl LEFT JOIN bl USING (page_distro, page_name) ORDER BY distro, name"""
+
+PAGE_BATCH = 1024  # pages converted to Python objects at a time: the memory of a full publish's pages
+
+
+def _links(d: dict) -> BuildLinks:
+    return BuildLinks(d["v0_id"], bool(d["has_log"]), bool(d["has_diffoscope"]), bool(d["has_diffoscope_html"]),
+                      bool(d["has_attestation"]))
+
+
+def _package(d: dict) -> PackageRow:
+    fc = d["failure_class"]
+    return PackageRow(SuiteKey(d["distro"], d["release"], d["component"], d["architecture"]), d["name"],
+                      d["version"], d["artifact_architecture"], d["artifact_url"], d["source_name"],
+                      d["source_version"], d["job_id"], Status(d["status"]), d["build_id"], d["built_at"],
+                      d["reason"], FailureClass(fc) if fc else None, d["worker_name"], _links(d),
+                      d["artifact_sha256"], tuple(d["maintainers"] or ()), d["description"])
+
+
+def _build(d: dict) -> BuildRow:
+    fc = d["failure_class"]
+    return BuildRow(d["build_id"], d["job_id"], d["attempt"], d["distro"], d["architecture"], d["source_name"],
+                    d["source_version"], Status(d["status"]), d["reason"], FailureClass(fc) if fc else None,
+                    tuple((a["name"], Status(a["status"])) for a in d["artifacts"]), d["worker_name"],
+                    d["worker_key_id"], d["started_at"], d["built_at"], _links(d))
+
+
+def stream_pages(con: duckdb.DuckDBPyConnection, wanted: list[tuple[str, str]], batch: int = PAGE_BATCH
+                 ) -> Iterator[PackagePage]:
+    """The package pages of these (distro, name) pairs, in (distro, name) order, made a batch at a time.
+
+    One query gathers every page's packages and builds as lists; its Arrow record batches are
+    turned into rows `batch` pages at a time, so a full publish holds one batch of pages as
+    Python objects, not every page (as `queries.package_pages` does).
+    """
+    if not wanted:
+        return
+    con.register("wanted_pages", pa.table({"distro": [d for d, _ in wanted], "name": [n for _, n in wanted]}))
+    try:
+        reader = con.sql(_STREAM).to_arrow_reader(batch)
+        try:
+            for record_batch in reader:
+                for d in record_batch.to_pylist():
+                    yield PackagePage(d["distro"], d["name"], tuple(_package(p) for p in d["packages"]),
+                                      tuple(_build(b) for b in d["builds"] or ()))
+        finally:
+            reader.close()
+    finally:
+        con.unregister("wanted_pages")
+
+
 def pages_for(con: duckdb.DuckDBPyConnection, wanted: list[tuple[str, str]]) -> list[PackagePage]:
-    """The package pages of these (distro, name) pairs only."""
+    """The package pages of these (distro, name) pairs only, as `queries.package_pages` makes them (for tests)."""
     if not wanted:
         return []
     con.register("wanted_pages", pa.table({"distro": [d for d, _ in wanted], "name": [n for _, n in wanted]}))
