@@ -196,21 +196,22 @@ def share_chart(label: str, days: Sequence[Day], *, width: int = WIDTH, height: 
                     f'fill="#24292f">{pct}%</text>')
     body += f.x_axis()
     below = [0.0] * len(days)
+    # Each day's step from its midnight to the next, as drawn: the same for every layer.
+    xs = [(f"{f.x(_midnight(d.day)):.1f}", f"{f.x(_midnight(d.day) + _D):.1f}") for d in days]
     for status in LAYERS:
         top, bottom = [], []
         above = []
         for i, d in enumerate(days):
             share = d.count(status) / d.total if d.total else 0.0
             above.append(below[i] + share)
-        for i, d in enumerate(days):
-            xa, xb = f.x(_midnight(d.day)), f.x(_midnight(d.day) + _D)
-            ya = f.y1 - (f.y1 - f.y0) * above[i]
-            top += [f"{xa:.1f},{ya:.1f}", f"{xb:.1f},{ya:.1f}"]
+        for i in range(len(days)):
+            xa, xb = xs[i]
+            ya = f"{f.y1 - (f.y1 - f.y0) * above[i]:.1f}"
+            top += [f"{xa},{ya}", f"{xb},{ya}"]
         for i in reversed(range(len(days))):
-            d = days[i]
-            xa, xb = f.x(_midnight(d.day)), f.x(_midnight(d.day) + _D)
-            yb = f.y1 - (f.y1 - f.y0) * below[i]
-            bottom += [f"{xb:.1f},{yb:.1f}", f"{xa:.1f},{yb:.1f}"]
+            xa, xb = xs[i]
+            yb = f"{f.y1 - (f.y1 - f.y0) * below[i]:.1f}"
+            bottom += [f"{xb},{yb}", f"{xa},{yb}"]
         last = days[-1]
         body.append(f'<polygon class="area status-{status.value.lower()}" fill="{COLOURS[status]}" '
                     f'points="{" ".join(top + bottom)}"><title>{status.value}: {last.count(status)} of {last.total} '
