@@ -144,7 +144,8 @@ def build_site(store: Reads, *, now: datetime, countersigned: Mapping[str, dict[
         search.add(b, con, summaries)
         site.add(json_file(urls.PKGS_LIST, queries.pkgs_list_v0(con), Tier.LIST))
         active = queries.active_builds(con, now)
-        data = SiteData(packages=[], suites=summaries, pages=[], active=active, daily=queries.daily_counts(con, now),
+        data = SiteData(packages=[], suites=summaries, pages=[], active=active,
+                        daily=queries.distro_daily_counts(suite_days),  # the suites' days, summed: one query
                         regressions=queries.regressions(con), build_files=[], queue_length=inputs.queue.num_rows,
                         queue=queries.queue_entries(con), worker_rows=queries.worker_rows(con))
         _top(b, data, rebuilder_name, queries.newest_result(con))
