@@ -219,26 +219,36 @@ FROM pkl LEFT JOIN bl USING (page_distro, page_name) ORDER BY distro, name"""
 PAGE_BATCH = 1024  # pages converted to Python objects at a time: the memory of a full publish's pages
 
 
-def _links(d: dict) -> BuildLinks:
-    return BuildLinks(d["v0_id"], bool(d["has_log"]), bool(d["has_diffoscope"]), bool(d["has_diffoscope_html"]),
-                      bool(d["has_attestation"]))
+_STATUS = {s.value: s for s in Status}
+_CLASS = {c.value: c for c in FailureClass}
 
 
-def _package(d: dict) -> PackageRow:
-    fc = d["failure_class"]
-    return PackageRow(SuiteKey(d["distro"], d["release"], d["component"], d["architecture"]), d["name"],
-                      d["version"], d["artifact_architecture"], d["artifact_url"], d["source_name"],
-                      d["source_version"], d["job_id"], Status(d["status"]), d["build_id"], d["built_at"],
-                      d["reason"], FailureClass(fc) if fc else None, d["worker_name"], _links(d),
-                      d["artifact_sha256"], tuple(d["maintainers"] or ()), d["description"])
+def _columns(lists: pa.Array, fields: list[str]) -> tuple[list[int], list[tuple]]:
+    """A list<struct> column as each row's start in the values, and the values as tuples in `fields` order."""
+    offsets = lists.offsets.to_pylist()
+    values = lists.flatten()  # the values of the rows' lists, from offsets[0] on (nulls hold none)
+    base = offsets[0]
+    return [o - base for o in offsets], list(zip(*(values.field(f).to_pylist() for f in fields)))
 
 
-def _build(d: dict) -> BuildRow:
-    fc = d["failure_class"]
-    return BuildRow(d["build_id"], d["job_id"], d["attempt"], d["distro"], d["architecture"], d["source_name"],
-                    d["source_version"], Status(d["status"]), d["reason"], FailureClass(fc) if fc else None,
-                    tuple((a["name"], Status(a["status"])) for a in d["artifacts"]), d["worker_name"],
-                    d["worker_key_id"], d["started_at"], d["built_at"], _links(d))
+def _packages(values: list[tuple]) -> list[PackageRow]:
+    return [PackageRow(SuiteKey(distro, release, component, architecture), name, version, art_arch, art_url, src,
+                       src_version, job_id, _STATUS[status], build_id, built_at, reason,
+                       _CLASS[fc] if fc else None, worker, BuildLinks(v0, bool(log), bool(diff), bool(html),
+                                                                      bool(att)),
+                       sha, tuple(maintainers or ()), description)
+            for (distro, release, component, architecture, name, version, art_arch, art_url, src, src_version,
+                 job_id, status, build_id, built_at, reason, fc, worker, v0, log, diff, html, att, sha, maintainers,
+                 description) in values]
+
+
+def _builds(values: list[tuple]) -> list[BuildRow]:
+    return [BuildRow(build_id, job_id, attempt, distro, architecture, src, src_version, _STATUS[status], reason,
+                     _CLASS[fc] if fc else None, tuple((a["name"], _STATUS[a["status"]]) for a in artifacts),
+                     worker, worker_key, started_at, built_at, BuildLinks(v0, bool(log), bool(diff), bool(html),
+                                                                          bool(att)))
+            for (build_id, job_id, attempt, distro, architecture, src, src_version, status, reason, fc, artifacts,
+                 worker, worker_key, started_at, built_at, v0, log, diff, html, att) in values]
 
 
 def stream_pages(con: duckdb.DuckDBPyConnection, wanted: list[tuple[str, str]], batch: int = PAGE_BATCH
@@ -256,9 +266,15 @@ def stream_pages(con: duckdb.DuckDBPyConnection, wanted: list[tuple[str, str]], 
         reader = con.sql(_STREAM).to_arrow_reader(batch)
         try:
             for record_batch in reader:
-                for d in record_batch.to_pylist():
-                    yield PackagePage(d["distro"], d["name"], tuple(_package(p) for p in d["packages"]),
-                                      tuple(_build(b) for b in d["builds"] or ()))
+                # Column by column: a dict per package and build cost more than the page it is on.
+                distros = record_batch.column("distro").to_pylist()
+                names = record_batch.column("name").to_pylist()
+                pk_at, pk = _columns(record_batch.column("packages"), _PACKAGE_FIELDS)
+                b_at, bs = _columns(record_batch.column("builds"), _BUILD_FIELDS)
+                packages, builds = _packages(pk), _builds(bs)
+                for i, (distro, name) in enumerate(zip(distros, names)):
+                    yield PackagePage(distro, name, tuple(packages[pk_at[i]:pk_at[i + 1]]),
+                                      tuple(builds[b_at[i]:b_at[i + 1]]))
         finally:
             reader.close()
     finally:
