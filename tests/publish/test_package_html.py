@@ -101,3 +101,9 @@ def test_build_file_links_match_urls_relative(page_key: str) -> None:
     links = package_html.relative_from(page_key)
     for v0, what in ((1, "log"), (3, "attestation"), (123456, "diffoscope.html")):
         assert links.build_file(v0, what) == urls.relative(urls.build_file(v0, what), page_key)
+
+
+@pytest.mark.parametrize("value", [AT, datetime(1, 1, 1, tzinfo=UTC), datetime(999, 12, 31, 23, 59, tzinfo=UTC),
+                                   datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), datetime(2026, 5, 6, 7, 8)])
+def test_minute_is_strftimes_text(value: datetime) -> None:
+    assert package_html.minute(value) == value.strftime("%Y-%m-%d %H:%M")

@@ -42,6 +42,7 @@ from jobs.core.store import Reads
 from jobs.publish.site import allfeeds, feeds, maintainers, plan, queries, search, svg
 from jobs.publish.site.classify import FailureClass
 from jobs.publish.site.inputs import Inputs, load_inputs
+from jobs.publish.site.package_html import minute
 from jobs.publish.site.pages import Renderer
 from jobs.publish.site.plan import ListPart, ListRef
 from jobs.publish.site.rows import BuildFiles, SiteData, SuiteKey, SuiteSummary
@@ -195,7 +196,7 @@ def _package_pages(b: _Builder) -> None:
 def _strip(page: Any) -> Any:
     """A package's verdict history: one mark per build (its own verdict), over time."""
     marks = [svg.Mark(b.built_at, b.status, f"{short_id(b)} {b.status.value} {b.source_name} {b.source_version} "
-                                            f"{b.architecture} {b.built_at:%Y-%m-%d %H:%M} UTC")
+                                            f"{b.architecture} {minute(b.built_at)} UTC")
              for b in page.builds]
     return svg.history_strip(f"{page.name} ({page.distro})", marks)
 
