@@ -223,12 +223,15 @@ _STATUS = {s.value: s for s in Status}
 _CLASS = {c.value: c for c in FailureClass}
 
 
-def _columns(lists: pa.Array, fields: list[str]) -> tuple[list[int], list[tuple]]:
-    """A list<struct> column as each row's start in the values, and the values as tuples in `fields` order."""
-    offsets = lists.offsets.to_pylist()
-    values = lists.flatten()  # the values of the rows' lists, from offsets[0] on (nulls hold none)
+def _columns(lists: pa.Array, fields: list[str]) -> tuple[list[tuple[int, int]], list[tuple]]:
+    """A list<struct> column as each row's (start, end) in the values (a null list: an empty range), and
+    the values as tuples in `fields` order."""
+    offsets = lists.offsets.to_pylist()  # into `lists.values`, which ignores the array's own offset
     base = offsets[0]
-    return [o - base for o in offsets], list(zip(*(values.field(f).to_pylist() for f in fields)))
+    values = lists.values.slice(base, offsets[-1] - base)
+    nulls = lists.is_null().to_pylist() if lists.null_count else [False] * len(lists)
+    ranges = [(0, 0) if null else (a - base, b - base) for a, b, null in zip(offsets, offsets[1:], nulls)]
+    return ranges, list(zip(*(values.field(f).to_pylist() for f in fields)))
 
 
 def _packages(values: list[tuple]) -> list[PackageRow]:
@@ -272,9 +275,8 @@ def stream_pages(con: duckdb.DuckDBPyConnection, wanted: list[tuple[str, str]], 
                 pk_at, pk = _columns(record_batch.column("packages"), _PACKAGE_FIELDS)
                 b_at, bs = _columns(record_batch.column("builds"), _BUILD_FIELDS)
                 packages, builds = _packages(pk), _builds(bs)
-                for i, (distro, name) in enumerate(zip(distros, names)):
-                    yield PackagePage(distro, name, tuple(packages[pk_at[i]:pk_at[i + 1]]),
-                                      tuple(builds[b_at[i]:b_at[i + 1]]))
+                for distro, name, (p0, p1), (b0, b1) in zip(distros, names, pk_at, b_at):
+                    yield PackagePage(distro, name, tuple(packages[p0:p1]), tuple(builds[b0:b1]))
         finally:
             reader.close()
     finally:
