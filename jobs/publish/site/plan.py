@@ -284,8 +284,7 @@ def stream_pages(con: duckdb.DuckDBPyConnection, wanted: list[tuple[str, str]], 
 
 
 def pages_for(con: duckdb.DuckDBPyConnection, wanted: list[tuple[str, str]]) -> list[PackagePage]:
-    """The package pages of these (distro, name) pairs only, as `queries.package_pages` makes them, all at once
-    (for a few pages: `stream_pages` for many)."""
+    """The package pages of these (distro, name) pairs only, as `queries.package_pages` makes them (for tests)."""
     if not wanted:
         return []
     con.register("wanted_pages", pa.table({"distro": [d for d, _ in wanted], "name": [n for _, n in wanted]}))
