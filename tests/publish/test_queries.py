@@ -227,3 +227,23 @@ def test_daily_counts_per_suite_sum_to_the_distro(world, tmp_path):
     assert SuiteKey("archlinux", None, "extra", "x86_64") not in per_suite  # no build: no history to draw
     today = [d for d in per_distro if d.day == NOW.date()]
     assert [(d.good, d.bad, d.fail, d.unknown) for d in today] == [(2, 3, 1, 1)]
+
+
+@pytest.mark.parametrize("batch", [1, 3, 1024])
+def test_streamed_pages_are_the_pages_of_the_queries(world, batch):
+    """`plan.stream_pages` (one query, Arrow batches) makes exactly the pages `queries.package_pages` makes."""
+    from jobs.publish.site import plan, queries
+    inputs = load_inputs(world.store, now=NOW)
+    con = queries.connect(inputs, set())
+    try:
+        plan.setup(con)
+        expected = queries.package_pages(con, queries.packages(con))
+        wanted = sorted((p.distro, p.name) for p in expected)
+        assert len(wanted) >= 8
+        assert list(plan.stream_pages(con, wanted, batch)) == expected
+        some = wanted[1::3]
+        assert list(plan.stream_pages(con, some, batch)) == [p for p in expected if (p.distro, p.name) in some]
+        assert plan.pages_for(con, some) == [p for p in expected if (p.distro, p.name) in some]
+        assert list(plan.stream_pages(con, [], batch)) == []
+    finally:
+        con.close()

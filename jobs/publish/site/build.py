@@ -42,6 +42,7 @@ from jobs.core.store import Reads
 from jobs.publish.site import allfeeds, feeds, maintainers, plan, queries, search, svg
 from jobs.publish.site.classify import FailureClass
 from jobs.publish.site.inputs import Inputs, load_inputs
+from jobs.publish.site.package_html import minute
 from jobs.publish.site.pages import Renderer
 from jobs.publish.site.plan import ListPart, ListRef
 from jobs.publish.site.rows import BuildFiles, SiteData, SuiteKey, SuiteSummary
@@ -145,7 +146,8 @@ def build_site(store: Reads, *, now: datetime, countersigned: Mapping[str, dict[
         search.add(b, con, summaries)
         site.add(json_file(urls.PKGS_LIST, queries.pkgs_list_v0(con), Tier.LIST))
         active = queries.active_builds(con, now)
-        data = SiteData(packages=[], suites=summaries, pages=[], active=active, daily=queries.daily_counts(con, now),
+        data = SiteData(packages=[], suites=summaries, pages=[], active=active,
+                        daily=queries.distro_daily_counts(suite_days),  # the suites' days, summed: one query
                         regressions=queries.regressions(con), build_files=[], queue_length=inputs.queue.num_rows,
                         queue=queries.queue_entries(con), worker_rows=queries.worker_rows(con))
         _top(b, data, rebuilder_name, queries.newest_result(con))
@@ -197,7 +199,7 @@ def _package_pages(b: _Builder) -> None:
     for distro, name, digest in zip(*(table.column(c).to_pylist() for c in ("distro", "name", "input"))):
         if not b.keep_if_unchanged((urls.package_page(distro, name), urls.package_feed(distro, name)), digest):
             wanted[(distro, name)] = digest
-    for page in plan.pages_for(b.con, sorted(wanted)):
+    for page in plan.stream_pages(b.con, sorted(wanted)):
         digest = wanted[(page.distro, page.name)]
         b.site.add(json_file(page.feed_url, feeds.package_feed(page, b.now), Tier.LEAF, input=digest))
         b.site.add(SiteFile.content(page.page_url, b.renderer.render("package.html", page.page_url, page=page,
@@ -208,7 +210,7 @@ def _package_pages(b: _Builder) -> None:
 def _strip(page: Any) -> Any:
     """A package's verdict history: one mark per build (its own verdict), over time."""
     marks = [svg.Mark(b.built_at, b.status, f"{short_id(b)} {b.status.value} {b.source_name} {b.source_version} "
-                                            f"{b.architecture} {b.built_at:%Y-%m-%d %H:%M} UTC")
+                                            f"{b.architecture} {minute(b.built_at)} UTC")
              for b in page.builds]
     return svg.history_strip(f"{page.name} ({page.distro})", marks)
 

@@ -105,23 +105,41 @@ def learn(history: pa.Table, *, kept: pa.Table, log_tail: Callable[[str], str | 
     """
     problems = problems or {}
     new = unlearned(history, kept) if new is None else new
-    rows, reads, seen = [], [0], set()
-    for row in new.select(["build_id", "status", "reason", "log_key", "diffoscope_key", "files"]).to_pylist():
-        if row["build_id"] in seen:
+    # Column by column (a full publish learns every build: no dict per row), and the signed
+    # files only of the builds with a diffoscope report.
+    ids = new.column("build_id").to_pylist()
+    statuses = new.column("status").to_pylist()
+    reasons = new.column("reason").to_pylist()
+    log_keys = new.column("log_key").to_pylist()
+    reports = new.column("diffoscope_key").to_pylist()
+    with_report = [i for i, k in enumerate(reports) if k and "/" in k]
+    files = dict(zip(with_report, new.column("files").take(pa.array(with_report, pa.int64())).to_pylist()))
+    out: dict[str, list] = {name: [] for name in SCHEMA.names}
+    reads, seen = [0], set()
+    for i, build_id in enumerate(ids):
+        if build_id in seen:
             continue
-        seen.add(row["build_id"])
+        seen.add(build_id)
         html = None
-        if row["diffoscope_key"] and "/" in row["diffoscope_key"]:
+        if i in files:
             # Only a report the worker signed beside its text report (docs/trust.md).
-            html = row["diffoscope_key"].rsplit("/", 1)[0] + "/diffoscope.html"
-            html = html if any(f["key"] == html for f in row["files"] or ()) else None
+            html = reports[i].rsplit("/", 1)[0] + "/diffoscope.html"
+            html = html if any(f["key"] == html for f in files[i] or ()) else None
+        status = statuses[i]
         if countersigned is not None:
-            signed = row["build_id"] in countersigned
+            signed = build_id in countersigned
         else:
-            signed = Status(row["status"]) is Status.GOOD and exists(attestation_key(row["build_id"]))
-        rows.append({"build_id": row["build_id"], "failure_class": _failure_class(log_tail, row, reads, max_log_reads),
-                     "diffoscope_html_key": html, "countersigned": signed,
-                     "attestation_problem": None if signed else problems.get(row["build_id"]),
-                     "attestation_object": batch[0] if signed and batch and row["build_id"] in batch[1] else None})
-    table = pa.concat_tables([kept, pa.Table.from_pylist(rows, schema=SCHEMA)]) if rows else kept
-    return Facts(table, len(rows))
+            signed = status == Status.GOOD.value and exists(attestation_key(build_id))
+        failure = None
+        if status in (Status.BAD.value, Status.FAIL.value):
+            failure = _failure_class(log_tail, {"status": status, "reason": reasons[i], "log_key": log_keys[i]},
+                                     reads, max_log_reads)
+        out["build_id"].append(build_id)
+        out["failure_class"].append(failure)
+        out["diffoscope_html_key"].append(html)
+        out["countersigned"].append(signed)
+        out["attestation_problem"].append(None if signed else problems.get(build_id))
+        out["attestation_object"].append(batch[0] if signed and batch and build_id in batch[1] else None)
+    rows = len(out["build_id"])
+    table = pa.concat_tables([kept, pa.table(out, schema=SCHEMA)]) if rows else kept
+    return Facts(table, rows)

@@ -7,6 +7,7 @@ are built only by `url(key)`: the site key relative to the current page, URL-quo
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,7 @@ import markupsafe
 from jobs.core import urls
 from jobs.core.model import Status, format_timestamp
 from jobs.core.resources import site_templates
+from jobs.publish.site import package_html
 from jobs.publish.site.rows import DailyCount
 from jobs.publish.site.text import printable
 
@@ -42,11 +44,28 @@ def _load(name: str) -> str:
         raise jinja2.TemplateNotFound(name) from None
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _relative(key: str, directory: str) -> str:
+    return urls.relative(key, directory + "_")  # only the page's directory matters
+
+
 @jinja2.pass_context
 def _url(context: Any, key: str | None) -> str:
     if key is None:
         raise ValueError("url() of a missing link")
-    return urls.relative(key, context["page_key"])
+    # The same links (stylesheet, feeds, suites) from every page of a directory: computed once.
+    page = context["page_key"]
+    return _relative(key, page[:page.rfind("/") + 1])
+
+
+@jinja2.pass_context
+def _package_rows(context: Any, rows: Sequence[Any]) -> markupsafe.Markup:
+    return package_html.package_rows(rows, package_html.relative_from(context["page_key"]))
+
+
+@jinja2.pass_context
+def _build_rows(context: Any, builds: Sequence[Any]) -> markupsafe.Markup:
+    return package_html.build_rows(builds, package_html.relative_from(context["page_key"]))
 
 
 def _when(value: datetime | None) -> str:
@@ -78,7 +97,7 @@ def environment() -> jinja2.Environment:
     """The site's Jinja2 environment: packaged templates, autoescape everywhere, strict undefined."""
     env = jinja2.Environment(loader=jinja2.FunctionLoader(_load), autoescape=True, undefined=jinja2.StrictUndefined,
                              finalize=_finalize, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-    env.globals.update(url=_url, urls=urls, statuses=CHART_LAYERS)
+    env.globals.update(url=_url, urls=urls, statuses=CHART_LAYERS, package_rows=_package_rows, build_rows=_build_rows)
     env.filters.update(when=_when, age=_age, rfc3339=format_timestamp, xml=_xml)
     return env
 
@@ -127,11 +146,37 @@ def chart(distro: str, days: Sequence[DailyCount]) -> Chart | None:
                  tuple(layers), days[-1])
 
 
+def _sources(node: Any = None, path: str = "") -> tuple[tuple[str, str], ...]:
+    node = site_templates() if node is None else node
+    out: list[tuple[str, str]] = []
+    for child in sorted(node.iterdir(), key=lambda c: c.name):
+        if child.is_dir():
+            out += _sources(child, f"{path}{child.name}/")
+        elif not child.name.endswith(".pyc"):
+            out.append((path + child.name, child.read_text(encoding="utf-8")))
+    return tuple(out)
+
+
+_compiled: dict[tuple[tuple[str, str], ...], jinja2.Environment] = {}
+
+
+def compiled_environment() -> jinja2.Environment:
+    """`environment()` with its templates compiled once per process, while their text stays the same."""
+    sources = _sources()
+    env = _compiled.get(sources)
+    if env is None:
+        env = environment()
+        env.auto_reload = False  # the key above is the check
+        _compiled.clear()
+        _compiled[sources] = env
+    return env
+
+
 class Renderer:
     """Renders pages for one rebuilder; every page knows its own key, so its links are relative."""
 
     def __init__(self, rebuilder: str) -> None:
-        self.env = environment()
+        self.env = compiled_environment()
         self.rebuilder = rebuilder
 
     def render(self, template: str, key: str, **context: Any) -> bytes:

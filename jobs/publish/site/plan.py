@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import duckdb
@@ -27,8 +28,9 @@ import pyarrow as pa
 
 from jobs.core import urls
 from jobs.core.model import Status
-from jobs.publish.site.queries import _PACKAGE_COLUMNS, _dicts, package_pages, package_row
-from jobs.publish.site.rows import PackagePage, PackageRow, SuiteKey
+from jobs.publish.site.classify import FailureClass
+from jobs.publish.site.queries import _BUILDS, _PACKAGE_COLUMNS, _dicts, package_pages, package_row
+from jobs.publish.site.rows import BuildLinks, BuildRow, PackagePage, PackageRow, SuiteKey
 
 MAX_DEPTH = 6
 
@@ -191,8 +193,98 @@ def list_parts(con: duckdb.DuckDBPyConnection, suites: list[SuiteKey]) -> dict[L
     return lists
 
 
+# The pages asked for, each with its current packages and every build linked to its name,
+# as one row per page with two lists (a GROUP BY per table, not a row per build in Python).
+_PAGE_PACKAGES = """SELECT w.distro AS page_distro, w.name AS page_name, p.* FROM wanted_pages w
+    JOIN pkgh p ON p.distro = w.distro AND p.name = w.name
+UNION SELECT w.distro, w.name, p.* FROM wanted_pages w JOIN pkgh p ON p.distro = w.distro AND p.source_name = w.name"""
+_PAGE_BUILDS = _BUILDS.format(names="wanted_pages").rsplit("ORDER BY", 1)[0]
+_PACKAGE_FIELDS = [c.strip() for c in _PACKAGE_COLUMNS.split(",")]
+_BUILD_FIELDS = ["build_id", "job_id", "attempt", "distro", "architecture", "source_name", "source_version", "status",
+                 "reason", "failure_class", "artifacts", "worker_name", "worker_key_id", "started_at", "built_at",
+                 "v0_id", "has_log", "has_diffoscope", "has_diffoscope_html", "has_attestation"]
+_STREAM = f"""WITH pk AS ({_PAGE_PACKAGES}),
+pkl AS (SELECT page_distro, page_name,
+               list(struct_pack({", ".join(f"{c} := {c}" for c in _PACKAGE_FIELDS)})
+                    ORDER BY release NULLS FIRST, component NULLS FIRST, architecture, name, version,
+                             artifact_architecture, artifact_url, rid) AS packages
+        FROM pk GROUP BY page_distro, page_name),
+bl AS (SELECT page_distro, page_name,
+              list(struct_pack({", ".join(f"{c} := {c}" for c in _BUILD_FIELDS)})
+                   ORDER BY built_at DESC, attempt DESC, build_id) AS builds
+       FROM ({_PAGE_BUILDS}) GROUP BY page_distro, page_name)
+SELECT pkl.page_distro AS distro, pkl.page_name AS name, pkl.packages, bl.builds
+FROM pkl LEFT JOIN bl USING (page_distro, page_name) ORDER BY distro, name"""
+
+PAGE_BATCH = 1024  # pages converted to Python objects at a time: the memory of a full publish's pages
+
+
+_STATUS = {s.value: s for s in Status}
+_CLASS = {c.value: c for c in FailureClass}
+
+
+def _columns(lists: pa.Array, fields: list[str]) -> tuple[list[tuple[int, int]], list[tuple]]:
+    """A list<struct> column as each row's (start, end) in the values (a null list: an empty range), and
+    the values as tuples in `fields` order."""
+    offsets = lists.offsets.to_pylist()  # into `lists.values`, which ignores the array's own offset
+    base = offsets[0]
+    values = lists.values.slice(base, offsets[-1] - base)
+    nulls = lists.is_null().to_pylist() if lists.null_count else [False] * len(lists)
+    ranges = [(0, 0) if null else (a - base, b - base) for a, b, null in zip(offsets, offsets[1:], nulls)]
+    return ranges, list(zip(*(values.field(f).to_pylist() for f in fields)))
+
+
+def _packages(values: list[tuple]) -> list[PackageRow]:
+    return [PackageRow(SuiteKey(distro, release, component, architecture), name, version, art_arch, art_url, src,
+                       src_version, job_id, _STATUS[status], build_id, built_at, reason,
+                       _CLASS[fc] if fc else None, worker, BuildLinks(v0, bool(log), bool(diff), bool(html),
+                                                                      bool(att)),
+                       sha, tuple(maintainers or ()), description)
+            for (distro, release, component, architecture, name, version, art_arch, art_url, src, src_version,
+                 job_id, status, build_id, built_at, reason, fc, worker, v0, log, diff, html, att, sha, maintainers,
+                 description) in values]
+
+
+def _builds(values: list[tuple]) -> list[BuildRow]:
+    return [BuildRow(build_id, job_id, attempt, distro, architecture, src, src_version, _STATUS[status], reason,
+                     _CLASS[fc] if fc else None, tuple((a["name"], _STATUS[a["status"]]) for a in artifacts),
+                     worker, worker_key, started_at, built_at, BuildLinks(v0, bool(log), bool(diff), bool(html),
+                                                                          bool(att)))
+            for (build_id, job_id, attempt, distro, architecture, src, src_version, status, reason, fc, artifacts,
+                 worker, worker_key, started_at, built_at, v0, log, diff, html, att) in values]
+
+
+def stream_pages(con: duckdb.DuckDBPyConnection, wanted: list[tuple[str, str]], batch: int = PAGE_BATCH
+                 ) -> Iterator[PackagePage]:
+    """The package pages of these (distro, name) pairs, in (distro, name) order, made a batch at a time.
+
+    One query gathers every page's packages and builds as lists; its Arrow record batches are
+    turned into rows `batch` pages at a time, so a full publish holds one batch of pages as
+    Python objects, not every page (as `queries.package_pages` does).
+    """
+    if not wanted:
+        return
+    con.register("wanted_pages", pa.table({"distro": [d for d, _ in wanted], "name": [n for _, n in wanted]}))
+    try:
+        reader = con.sql(_STREAM).to_arrow_reader(batch)
+        try:
+            for record_batch in reader:
+                # Column by column: a dict per package and build cost more than the page it is on.
+                distros = record_batch.column("distro").to_pylist()
+                names = record_batch.column("name").to_pylist()
+                pk_at, pk = _columns(record_batch.column("packages"), _PACKAGE_FIELDS)
+                b_at, bs = _columns(record_batch.column("builds"), _BUILD_FIELDS)
+                packages, builds = _packages(pk), _builds(bs)
+                for distro, name, (p0, p1), (b0, b1) in zip(distros, names, pk_at, b_at):
+                    yield PackagePage(distro, name, tuple(packages[p0:p1]), tuple(builds[b0:b1]))
+        finally:
+            reader.close()
+    finally:
+        con.unregister("wanted_pages")
+
+
 def pages_for(con: duckdb.DuckDBPyConnection, wanted: list[tuple[str, str]]) -> list[PackagePage]:
-    """The package pages of these (distro, name) pairs only."""
+    """The package pages of these (distro, name) pairs only, as `queries.package_pages` makes them (for tests)."""
     if not wanted:
         return []
     con.register("wanted_pages", pa.table({"distro": [d for d, _ in wanted], "name": [n for _, n in wanted]}))

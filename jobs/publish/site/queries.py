@@ -366,8 +366,13 @@ def suite_daily_counts(con: duckdb.DuckDBPyConnection, now: datetime, days: int 
 
 def daily_counts(con: duckdb.DuckDBPyConnection, now: datetime, days: int = CHART_DAYS) -> list[DailyCount]:
     """Per distro and day (UTC), how many current packages were GOOD, BAD, FAIL or unknown."""
+    return distro_daily_counts(suite_daily_counts(con, now, days))
+
+
+def distro_daily_counts(by_suite: dict[SuiteKey, list[DailyCount]]) -> list[DailyCount]:
+    """`daily_counts` from the counts of `suite_daily_counts` (summed over each distro's suites)."""
     sums: dict[tuple[str, Any], list[int]] = {}
-    for rows in suite_daily_counts(con, now, days).values():
+    for rows in by_suite.values():
         for r in rows:
             total = sums.setdefault((r.distro, r.day), [0, 0, 0, 0])
             for i, n in enumerate((r.good, r.bad, r.fail, r.unknown)):

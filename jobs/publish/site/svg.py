@@ -13,6 +13,7 @@ XML-escaped here; the result is `markupsafe.Markup` for the templates.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -20,7 +21,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import markupsafe
 
 from jobs.core.model import Status
-from jobs.publish.site.text import printable
+from jobs.publish.site.text import NOT_XML, printable
 
 WIDTH, HEIGHT = 720, 240
 STRIP_HEIGHT = 170
@@ -30,6 +31,7 @@ COLOURS = {Status.GOOD: "#2da44e", Status.BAD: "#cf222e", Status.FAIL: "#bf8700"
 MAX_TICKS = 8
 
 _H, _D = timedelta(hours=1), timedelta(days=1)
+_LONGEST = {"hour": _H, "day": _D, "month": 31 * _D}  # the longest a step of 1 can be
 # (step, kind) from finest to coarsest; "month"/"year" steps are calendar steps of n months.
 _STEPS: tuple[tuple[str, int], ...] = (
     ("hour", 1), ("hour", 2), ("hour", 3), ("hour", 6), ("hour", 12),
@@ -37,8 +39,15 @@ _STEPS: tuple[tuple[str, int], ...] = (
     ("month", 1), ("month", 2), ("month", 3), ("month", 6), ("month", 12), ("month", 24), ("month", 60))
 
 
+# What printing or escaping would change: most text has none of it and is drawn as it is.
+_SPECIAL = re.compile("[&<>\"'" + NOT_XML.pattern[1:])
+
+
 def _esc(value: object) -> str:
-    return str(markupsafe.escape(printable(str(value))))
+    text = str(value)
+    if _SPECIAL.search(text) is None:
+        return text
+    return str(markupsafe.escape(printable(text)))
 
 
 def _add_months(d: datetime, n: int) -> datetime:
@@ -88,7 +97,12 @@ def time_ticks(start: datetime, end: datetime, max_ticks: int = MAX_TICKS) -> li
     """Ticks for an x axis from `start` to `end`: the finest calendar step giving 2..max_ticks of them."""
     if end <= start:
         end = start + _H
+    span = end - start
     for kind, n in _STEPS:
+        # At least span // longest step - 1 ticks: a step that must give more than the axis takes
+        # is skipped without making them (the same answer, a tenth of the time).
+        if span // _LONGEST[kind] // n - 1 > max_ticks:
+            continue
         ticks = _ticks_of(start, end, kind, n, max_ticks)
         if len(ticks) <= max_ticks:
             return [(t, _label(t, kind, n)) for t in ticks]
@@ -182,21 +196,22 @@ def share_chart(label: str, days: Sequence[Day], *, width: int = WIDTH, height: 
                     f'fill="#24292f">{pct}%</text>')
     body += f.x_axis()
     below = [0.0] * len(days)
+    # Each day's step from its midnight to the next, as drawn: the same for every layer.
+    xs = [(f"{f.x(_midnight(d.day)):.1f}", f"{f.x(_midnight(d.day) + _D):.1f}") for d in days]
     for status in LAYERS:
         top, bottom = [], []
         above = []
         for i, d in enumerate(days):
             share = d.count(status) / d.total if d.total else 0.0
             above.append(below[i] + share)
-        for i, d in enumerate(days):
-            xa, xb = f.x(_midnight(d.day)), f.x(_midnight(d.day) + _D)
-            ya = f.y1 - (f.y1 - f.y0) * above[i]
-            top += [f"{xa:.1f},{ya:.1f}", f"{xb:.1f},{ya:.1f}"]
+        for i in range(len(days)):
+            xa, xb = xs[i]
+            ya = f"{f.y1 - (f.y1 - f.y0) * above[i]:.1f}"
+            top += [f"{xa},{ya}", f"{xb},{ya}"]
         for i in reversed(range(len(days))):
-            d = days[i]
-            xa, xb = f.x(_midnight(d.day)), f.x(_midnight(d.day) + _D)
-            yb = f.y1 - (f.y1 - f.y0) * below[i]
-            bottom += [f"{xb:.1f},{yb:.1f}", f"{xa:.1f},{yb:.1f}"]
+            xa, xb = xs[i]
+            yb = f"{f.y1 - (f.y1 - f.y0) * below[i]:.1f}"
+            bottom += [f"{xb},{yb}", f"{xa},{yb}"]
         last = days[-1]
         body.append(f'<polygon class="area status-{status.value.lower()}" fill="{COLOURS[status]}" '
                     f'points="{" ".join(top + bottom)}"><title>{status.value}: {last.count(status)} of {last.total} '
