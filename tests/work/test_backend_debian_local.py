@@ -433,9 +433,12 @@ def test_the_debian_fixture_is_synced_rebuilt_and_published(debian_fixture, tmp_
             data = urllib.request.urlopen(f"{base}/{path}").read()
             return (gzip.decompress(data) if data.startswith(b"\x1f\x8b") else data).decode()
 
-        suite = f"suites/debian/fixture/main/{debian_fixture.arch}"
-        failed = page(f"{suite}/FAIL.html")
+        def listed(path: str, status: str) -> set[str]:  # what the list page's shell shows: its JSON feed
+            return {p["name"] for p in json.loads(page(f"api/v1/suites/{path}/{status}.json"))["packages"]}
+
+        suite = f"debian/fixture/main/{debian_fixture.arch}"
+        failed = listed(suite, "FAIL")
         assert "gone-dep" in failed and "hello-repro" not in failed
-        assert "unrepro" in page(f"{suite}/BAD.html") and "hello-repro" in page(f"{suite}/GOOD.html")
-        assert "hello-doc" in page("suites/debian/fixture/main/all/GOOD.html")
+        assert "unrepro" in listed(suite, "BAD") and "hello-repro" in listed(suite, "GOOD")
+        assert "hello-doc" in listed("debian/fixture/main/all", "GOOD")
         assert f"coreutils={GONE_VERSION}" in page("packages/debian/gone-dep.html")
