@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -61,31 +60,47 @@ def _gzip_of_zeros(decoded: int) -> bytes:
     return b"".join(comp.compress(block) for _ in range(decoded // (4 * MB))) + comp.flush()
 
 
+_SPAWN = """
+import json, os, resource, subprocess, sys, time
+report, limit, timeout, argv = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4:]
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+proc = subprocess.Popen(argv)
+deadline = time.monotonic() + timeout
+while True:
+    pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+    if pid:
+        break
+    if time.monotonic() > deadline:
+        proc.kill()
+    time.sleep(0.05)
+with open(report, "w") as f:
+    json.dump({"exit": os.waitstatus_to_exitcode(status), "maxrss_kib": usage.ru_maxrss}, f)
+"""
+
+
 def measured(argv: list[str], *, limit_as: int, env: dict[str, str] | None = None,
              timeout: float = 300) -> dict[str, object]:
     """Run `argv` under RLIMIT_AS = `limit_as` bytes: its exit status, seconds, output, and its own
-    peak RSS from wait4 (as `/usr/bin/time -v` reports it)."""
-    def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (limit_as, limit_as))
+    peak RSS from wait4 (as `/usr/bin/time -v` reports it).
 
+    The child is started by a small interpreter (`_SPAWN`) that sets the limit, runs `argv`
+    and reports its wait4 figures: Linux counts the pages of the process that forked a child
+    in the child's peak RSS, so a child forked straight from this runner, which may have just
+    run a benchmark of gigabytes, would report the runner's size rather than its own.
+    """
     started = time.monotonic()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(argv, preexec_fn=limit, stdout=out, stderr=err,
-                                env={**os.environ, **(env or {})}, cwd=ROOT)
-        deadline = started + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                proc.kill()
-            time.sleep(0.05)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile(suffix=".json") as report:
+        proc = subprocess.Popen([sys.executable, "-c", _SPAWN, report.name, str(limit_as), str(timeout), *argv],
+                                stdout=out, stderr=err, env={**os.environ, **(env or {})}, cwd=ROOT)
+        proc.wait(timeout + 30)
+        figures = json.loads(Path(report.name).read_text())
+        proc.returncode = figures["exit"]
         out.seek(0)
         err.seek(0)
         text_err = err.read().decode(errors="replace").strip()
         text_out = out.read().decode(errors="replace")
-    rss_mib = usage.ru_maxrss / 1024  # KiB on Linux
+    rss_mib = figures["maxrss_kib"] / 1024  # KiB on Linux
     return {"exit": proc.returncode, "seconds": round(time.monotonic() - started, 2),
             "peak_rss_mib": round(rss_mib, 1), "under_budget": rss_mib < BUDGET_MIB,
             "stderr": text_err[-300:], "stdout": text_out[-200:]}
