@@ -33,7 +33,7 @@ from jobs.core.errors import ConfigError
 from jobs.core.gcpause import cyclic_gc_paused
 from jobs.core.history import build_summaries
 from jobs.core.layout import STATE, claim_key, state_head_profile, state_prefix, sync_lock
-from jobs.core.lease import LeaseHeld, LeaseKeeper, LeaseLost, Leases
+from jobs.core.lease import Held, LeaseHeld, LeaseKeeper, Leases
 from jobs.core.pointer import Pointer, PointerValue, unique_name
 from jobs.core.queue import update_queue
 from jobs.core.store import Store, put_new
@@ -113,25 +113,13 @@ def sync_profile(store: Store, config: RebuilderConfig, profile: SyncProfile, *,
     leases = Leases(store, ttl=config.lease.ttl, clock_skew=config.lease.clock_skew)
     holder = f"sync@{socket.gethostname()}:{os.getpid()}"
     try:
-        lease = leases.acquire(sync_lock(profile.name), holder, meta={"profile": profile.name})
+        held = Held(leases, sync_lock(profile.name), holder, meta={"profile": profile.name})
     except LeaseHeld as exc:
         return SyncSummary(profile.name, "busy", detail=f"another sync ({exc.holder}) holds its lock")
-    keeper = LeaseKeeper(leases, lease)
-    try:
-        with keeper, cyclic_gc_paused(), configured(config.limits()):
-            summary = _sync_locked(store, config, profile, parser, fetcher or Fetcher(), now, keeper)
-    except Exception:
-        # A clean failure (bad index, network): nothing was advanced, so let the next run in
-        # at once. A killed process releases nothing; its lease simply expires.
-        if not keeper.lost.is_set():
-            try:
-                leases.release(keeper.lease)
-            except Exception as exc:  # noqa: BLE001 - the original error matters more
-                log.warning("could not release %s: %s", keeper.lease.key, exc)
-        raise
-    if not keeper.lost.is_set():
-        leases.release(keeper.lease)
-    return summary
+    # Leaving the block releases the lock however it ends (a clean failure advanced nothing, so
+    # the next run may start at once); a killed process releases nothing: its lease expires.
+    with held as keeper, cyclic_gc_paused(), configured(config.limits()):
+        return _sync_locked(store, config, profile, parser, fetcher or Fetcher(), now, keeper)
 
 
 def _sync_locked(store: Store, config: RebuilderConfig, profile: SyncProfile, parser, fetcher: Fetcher,
@@ -238,8 +226,7 @@ def _int(meta: dict, key: str) -> int:
 
 
 def _check(keeper: LeaseKeeper) -> None:
-    if keeper.lost.is_set():
-        raise LeaseLost(keeper.lease.key, keeper.reason or "lost")
+    keeper.check()
 
 
 def _job_ids(store: Store, key: str) -> set[str]:
