@@ -17,8 +17,6 @@ HTTP is spoken, so a file:// site never imports requests.
 from __future__ import annotations
 
 import http.client
-import io
-import socket
 import time
 from typing import Any
 
@@ -28,57 +26,15 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.retry import Retry
 
 from jobs.core.bounded import active_deadline
-
-
-class _DeadlineReader(io.RawIOBase):
-    """A socket's reads, each within the socket's own timeout and what is left of `deadline`.
-
-    Reads go through the socket's own raw file (`makefile`), which keeps the descriptor open
-    while the response is read even after the connection closed its socket (`Connection: close`).
-    """
-
-    def __init__(self, sock: socket.socket, deadline: Any) -> None:
-        super().__init__()
-        self._raw = sock.makefile("rb", buffering=0)
-        self._sock, self._deadline = sock, deadline
-        self._timeout = sock.gettimeout()  # urllib3 set the read timeout before the response is read
-
-    def readable(self) -> bool:
-        return True
-
-    def fileno(self) -> int:
-        return self._raw.fileno()
-
-    def close(self) -> None:
-        if not self.closed:
-            self._raw.close()
-        super().close()
-
-    def readinto(self, buffer: Any) -> int:
-        left = self._deadline.left()  # DeadlineExceeded once spent
-        self._sock.settimeout(left if self._timeout is None else min(self._timeout, left))
-        try:
-            return self._raw.readinto(buffer)
-        except (TimeoutError, socket.timeout):
-            if self._deadline.spent():  # the timeout that fired was the deadline's
-                raise self._deadline.exceeded() from None
-            raise
-
-
-class _DeadlineSocket:
-    """What http.client's response sees of the socket: only `makefile`, through `_DeadlineReader`."""
-
-    def __init__(self, sock: socket.socket, deadline: Any) -> None:
-        self._sock, self._deadline = sock, deadline
-
-    def makefile(self, mode: str = "rb", *args: Any, **kwargs: Any) -> io.BufferedReader:
-        return io.BufferedReader(_DeadlineReader(self._sock, self._deadline))
+from jobs.core.deadline_io import DeadlineSocket
 
 
 class _DeadlineResponse(http.client.HTTPResponse):
     def __init__(self, sock: Any, *args: Any, **kwargs: Any) -> None:
         deadline = active_deadline()
-        super().__init__(sock if deadline is None else _DeadlineSocket(sock, deadline), *args, **kwargs)
+        # The read timeout is the one urllib3 set on the socket before the response is read.
+        super().__init__(sock if deadline is None else DeadlineSocket(sock, sock.gettimeout(), deadline),
+                         *args, **kwargs)
 
 
 class _Connection(HTTPConnection):

@@ -29,7 +29,6 @@ Failures to talk to the server are `TransportError` (its `kind` says which: the 
 from __future__ import annotations
 
 import http.client
-import io
 import os
 import select
 import socket
@@ -49,6 +48,7 @@ from jobs.core.bounded import (
     decompress_capped,
     same_origin,
 )
+from jobs.core.deadline_io import DeadlineSocket
 
 USER_AGENT = "rebuildctl (rebuilder)"
 RETRIES = 3
@@ -85,52 +85,13 @@ class Response:
 
 # --- the deadline on every read ---------------------------------------------------------------
 
-class _DeadlineReader(io.RawIOBase):
-    """A socket's reads, each within the read timeout and what is left of the active deadline."""
-
-    def __init__(self, sock: socket.socket, read_timeout: float) -> None:
-        super().__init__()
-        self._raw = sock.makefile("rb", buffering=0)
-        self._sock, self._timeout = sock, read_timeout
-
-    def readable(self) -> bool:
-        return True
-
-    def fileno(self) -> int:
-        return self._raw.fileno()
-
-    def close(self) -> None:
-        if not self.closed:
-            self._raw.close()
-        super().close()
-
-    def readinto(self, buffer: Any) -> int:
-        deadline = active_deadline()
-        left = self._timeout if deadline is None else min(self._timeout, deadline.left())
-        self._sock.settimeout(max(left, 0.001))
-        try:
-            return self._raw.readinto(buffer)
-        except (TimeoutError, socket.timeout):
-            if deadline is not None and deadline.spent():
-                raise deadline.exceeded() from None
-            raise
-
-
-class _Socket:
-    """What `http.client.HTTPResponse` sees of the socket: `makefile`, through `_DeadlineReader`."""
-
-    def __init__(self, sock: socket.socket, read_timeout: float) -> None:
-        self._sock, self._timeout = sock, read_timeout
-
-    def makefile(self, mode: str = "rb", *args: Any, **kwargs: Any) -> io.BufferedReader:
-        return io.BufferedReader(_DeadlineReader(self._sock, self._timeout))
-
-
 class _Connection(http.client.HTTPConnection):
     read_timeout = 60.0
 
     def response_class(self, sock: Any, *args: Any, **kwargs: Any) -> http.client.HTTPResponse:  # type: ignore[override]
-        return http.client.HTTPResponse(_Socket(sock, self.read_timeout), *args, **kwargs)  # type: ignore[arg-type]
+        # Made inside the request, under its deadline (`Transport.request`'s `deadline.applied()`).
+        return http.client.HTTPResponse(DeadlineSocket(sock, self.read_timeout, active_deadline()),  # type: ignore[arg-type]
+                                        *args, **kwargs)
 
 
 class _TLSConnection(http.client.HTTPSConnection):
