@@ -9,8 +9,9 @@ Attributes load their submodule on first use (PEP 562), so a process that needs 
 (rebuildctl) does not import pyarrow.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from jobs.core.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from jobs.core.model.ids import (
@@ -77,17 +78,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, globals())
 
 
 __all__ = [

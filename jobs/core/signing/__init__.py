@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-import importlib
+from jobs.core.lazy import lazy_attributes
 
 # Each name is loaded from its submodule on first use (PEP 562): importing one submodule (the
 # config's `strength`) does not load the others and cryptography's key and in-toto code.
@@ -59,14 +59,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_attributes(__name__, _WHERE, globals(), __all__)
