@@ -20,6 +20,8 @@ import typer
 from jobs.core.cliapp import run_app
 from jobs.ctl import terminal
 from jobs.ctl.cli_verify import verify
+from jobs.ctl.ls import dash as _dash
+from jobs.ctl.ls import flags as _flags
 from jobs.ctl.params import FastGroup
 from jobs.ctl.terminal import (
     EXIT_NOT_FOUND,
@@ -69,16 +71,6 @@ NoPager = Annotated[bool, typer.Option("--no-pager", help="Never page (also: $NO
 Store = Annotated[Optional[str], typer.Option(
     "--store", envvar="REBUILDER_STORE", help="Store the requests go to [default: [store] url].")]
 STATUS_HELP = "GOOD, BAD, FAIL or UNKWN."
-
-
-def _flags(**given: Any) -> str:
-    """The filters given, as they were typed: "--name nosuch --status BAD"."""
-    return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in given.items() if v is not None)
-
-
-def _dash(value: Any) -> str:
-    """A value for a table cell: "-" when missing, never a Python value such as None."""
-    return "-" if value is None or value == "" else str(value)
 
 
 def _status(text: str | None) -> Any:
@@ -152,32 +144,10 @@ def pkgs_ls(
 
     Example: rebuildctl pkgs ls --distro archlinux --suite core --status BAD
     """
-    from jobs.ctl import commands, daemon
-    from jobs.ctl.daemon import detect
-    from jobs.ctl.feeds import FeedNotFound
+    from jobs.ctl.ls import pkgs_ls as run
 
-    st = _status(status)
-    filters = commands.Filters(distro=distro, release=release, component=suite, architecture=architecture, name=name)
-    with errors():
-        site = terminal.site(ctx)
-        try:
-            rows = commands.list_packages(site, filters, [st] if st else None)
-        except FeedNotFound as exc:
-            rows = daemon.list_packages(detect(site, exc), filters, [st] if st else None)
-    if not rows:
-        given = _flags(name=name, status=st.value if st else None, distro=distro, suite=suite, release=release,
-                       architecture=architecture)
-        note(f"no package matches {given}" if given else "no package is published")
-    if as_json:
-        print_json([r.json() for r in rows])
-        return
-    if not tty(ctx):
-        if rows:  # one write: a BAD list can be thousands of lines
-            typer.echo(commands.lines(rows))
-        return
-    table(ctx, ["status", "name", "version", "distro", "release", "component", "arch", "url"],
-           [[r.status, r.name, r.version, r.distro, _dash(r.release), _dash(r.component), r.architecture,
-             _dash(r.url)] for r in rows], status_col=0)
+    run(ctx, distro=distro, suite=suite, release=release, architecture=architecture, status=_status(status),
+        name=name, as_json=as_json)
 
 
 def _show_file(ctx: typer.Context, what: str, name: str, version: str | None, distro: str | None,

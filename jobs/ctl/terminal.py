@@ -19,13 +19,14 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, is_dataclass
-from typing import Any
-
-import typer
+from typing import TYPE_CHECKING, Any
 
 from jobs.core.cliapp import EXIT_TERMINAL, EXIT_USAGE
 from jobs.core.errors import RebuilderError
 from jobs.ctl.escape import clean, clean_text  # noqa: F401 (clean_text: the commands take both from here)
+
+if TYPE_CHECKING:
+    import typer
 
 EXIT_NOT_FOUND = 3  # beyond the shared codes of jobs.core.cliapp: not found or ambiguous
 
@@ -41,28 +42,38 @@ class CtlOptions:
     color: bool
 
 
-def options(ctx: typer.Context) -> CtlOptions:
-    return ctx.find_root().obj
+def options(ctx: typer.Context | CtlOptions) -> CtlOptions:
+    """The global options of a typer context, or those parsed by the fast start (`jobs.ctl.fast`)."""
+    return ctx if type(ctx) is CtlOptions else ctx.find_root().obj
+
+
+def echo(message: str, *, err: bool = False) -> None:
+    """A line on stdout (or stderr), flushed: what `typer.echo` does with text that holds no escape sequence
+    (everything printed here went through `clean` or is JSON, which escapes them), without importing typer."""
+    stream = sys.stderr if err else sys.stdout
+    if stream is not None:
+        stream.write(message + "\n")
+        stream.flush()
 
 
 @contextmanager
 def errors() -> Iterator[None]:
-    """Domain errors as one line on stderr and an exit code."""
+    """Domain errors as one line on stderr and an exit code (SystemExit: click lets it through, as typer.Exit's code)."""
     from jobs.ctl.commands import Ambiguous, NoMatch
 
     try:
         yield
     except Ambiguous as exc:
-        typer.echo(f"rebuildctl: {clean(exc)}:", err=True)
+        echo(f"rebuildctl: {clean(exc)}:", err=True)
         for row in exc.candidates:
-            typer.echo(f"  {row.line()}", err=True)
-        raise typer.Exit(EXIT_NOT_FOUND) from None
+            echo(f"  {row.line()}", err=True)
+        raise SystemExit(EXIT_NOT_FOUND) from None
     except NoMatch as exc:
-        typer.echo(f"rebuildctl: {clean(_text(exc))}", err=True)
-        raise typer.Exit(EXIT_NOT_FOUND) from None
+        echo(f"rebuildctl: {clean(_text(exc))}", err=True)
+        raise SystemExit(EXIT_NOT_FOUND) from None
     except RebuilderError as exc:
-        typer.echo(f"rebuildctl: error: {clean(_text(exc))}", err=True)
-        raise typer.Exit(EXIT_TERMINAL) from None
+        echo(f"rebuildctl: error: {clean(_text(exc))}", err=True)
+        raise SystemExit(EXIT_TERMINAL) from None
 
 
 def _text(exc: RebuilderError) -> str:
@@ -74,16 +85,16 @@ def _text(exc: RebuilderError) -> str:
 
 def note(message: str) -> None:
     """A one-line note on stderr (e.g. that a filter matched nothing); stdout stays the data."""
-    typer.echo(f"rebuildctl: {clean(message)}", err=True)
+    echo(f"rebuildctl: {clean(message)}", err=True)
 
 
-def usage(message: str) -> typer.Exit:
+def usage(message: str) -> SystemExit:
     """A usage error (exit 2) the way click reports one, for checks click cannot express."""
-    typer.echo(f"rebuildctl: usage: {message}", err=True)
-    return typer.Exit(EXIT_USAGE)
+    echo(f"rebuildctl: usage: {message}", err=True)
+    return SystemExit(EXIT_USAGE)
 
 
-def endpoint(ctx: typer.Context) -> str:
+def endpoint(ctx: typer.Context | CtlOptions) -> str:
     """The -H endpoint, else `[http] endpoint` of the merged config, else rebuilderd's default."""
     from jobs.ctl.feeds import DEFAULT_ENDPOINT
 
@@ -95,14 +106,14 @@ def endpoint(ctx: typer.Context) -> str:
     return load_ctl_config(opts.config).http.endpoint or DEFAULT_ENDPOINT
 
 
-def site(ctx: typer.Context, url: str | None = None):
+def site(ctx: typer.Context | CtlOptions, url: str | None = None):
     """The published site at `url` (default: the endpoint), with the ETag cache."""
     from jobs.ctl.commands import open_site
 
     return open_site(url or endpoint(ctx))
 
 
-def tty(ctx: typer.Context) -> bool:
+def tty(ctx: typer.Context | CtlOptions) -> bool:
     """Whether to draw for a person: stdout is a terminal, or -C forces it."""
     return sys.stdout.isatty() or options(ctx).color
 
@@ -112,11 +123,11 @@ def coloured(status: str) -> str:
     return f"[{COLOURS.get(status, 'white')}]{status}[/]"
 
 
-def table(ctx: typer.Context, columns: list[str], rows: list[list[str]], status_col: int | None = None) -> None:
+def table(ctx: typer.Context | CtlOptions, columns: list[str], rows: list[list[str]], status_col: int | None = None) -> None:
     """A rich table on a terminal; when piped, a line of column names then tab-separated rows (stable, for scripts)."""
     rows = [[clean(c) for c in row] for row in rows]  # from untrusted feeds: no escapes, no tabs, no newlines
     if not tty(ctx):
-        typer.echo("\n".join(["\t".join(columns), *("\t".join(row) for row in rows)]))
+        echo("\n".join(["\t".join(columns), *("\t".join(row) for row in rows)]))
         return
     from rich.console import Console
     from rich.markup import escape
@@ -138,4 +149,4 @@ def _plain(value: Any) -> Any:
 
 
 def print_json(value: Any) -> None:
-    typer.echo(json.dumps(value, indent=2, default=_plain))
+    echo(json.dumps(value, indent=2, default=_plain))
