@@ -345,15 +345,15 @@ def completions(shell: Annotated[Shell, typer.Argument(help="bash, zsh or fish."
 # --- admin verbs ---------------------------------------------------------------------------
 
 def _submit(ctx: typer.Context, store: str | None, verb: str, **fields: Any) -> None:
-    from jobs.ctl import cli_daemon, commands, daemon
+    from jobs.ctl import admin, cli_daemon, daemon
 
     opts = terminal.options(ctx)
     with errors():
         # -H naming a rebuilderd (no v1 index, a v0 dashboard): the verb goes to its v0 API
         if opts.endpoint and store is None and (found := daemon.probe(terminal.site(ctx))) is not None:
             return cli_daemon.submit(ctx, found, verb, **fields)
-        target = commands.admin_target(opts.endpoint, opts.config, store)
-        key = commands.submit(target, verb, **fields)
+        target = admin.admin_target(opts.endpoint, opts.config, store)
+        key = admin.submit(target, verb, **fields)
     typer.echo(f"{verb}: wrote {key}; the next publish applies it")
 
 

@@ -40,7 +40,7 @@ def cookie_for(ctx: typer.Context) -> str | None:
 
 
 def admin_cookie(ctx: typer.Context) -> str:
-    from jobs.ctl.commands import AdminSetupMissing
+    from jobs.ctl.admin import AdminSetupMissing
 
     cookie = cookie_for(ctx)
     if not cookie:
