@@ -28,8 +28,7 @@ def dash(value: Any) -> str:
 def pkgs_ls(ctx: Any, *, distro: str | None, suite: str | None, release: str | None, architecture: str | None,
             status: Any, name: str | None, as_json: bool) -> None:
     """List current packages and their status: `status` is a `jobs.core.model.Status` or None."""
-    from jobs.ctl import commands, daemon
-    from jobs.ctl.daemon import detect
+    from jobs.ctl import commands
     from jobs.ctl.feeds import FeedNotFound
 
     filters = commands.Filters(distro=distro, release=release, component=suite, architecture=architecture, name=name)
@@ -37,8 +36,10 @@ def pkgs_ls(ctx: Any, *, distro: str | None, suite: str | None, release: str | N
         site = terminal.site(ctx)
         try:
             rows = commands.list_packages(site, filters, [status] if status else None)
-        except FeedNotFound as exc:
-            rows = daemon.list_packages(detect(site, exc), filters, [status] if status else None)
+        except FeedNotFound as exc:  # no v1 index: a rebuilderd's v0 API, if -H names one
+            from jobs.ctl import daemon
+
+            rows = daemon.list_packages(daemon.detect(site, exc), filters, [status] if status else None)
     if not rows:
         given = flags(name=name, status=status.value if status else None, distro=distro, suite=suite,
                       release=release, architecture=architecture)

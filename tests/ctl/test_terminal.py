@@ -138,3 +138,7 @@ def test_clean_lines_is_each_line_cleaned():
     for lines in (["a", "b"], ["a\nb", "c"], ["x\x1b[2J", "y"], ["\u202eevil", ""], [""], ["tab\there"],
                   ["a\r", "b\u2028"], ["\x85", "ok"], ["one"]):
         assert clean_lines(lines) == "\n".join(map(clean, lines)), lines
+    # every ASCII and Latin-1 character, and the bidi and separator ones, in ASCII text and in other text
+    for char in [*map(chr, range(0x100)), "\u061c", "\u200e", "\u202a", "\u2066", "\u2069", "\u2028", "\ufeff"]:
+        for lines in (["pkg" + char + "x", "y"], ["é" + char, "y"]):
+            assert clean_lines(lines) == "\n".join(map(clean, lines)), repr(char)
