@@ -11,6 +11,7 @@ package name, a desc too large or invalid.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from itertools import repeat
 from urllib.parse import quote
 
@@ -40,27 +41,25 @@ def parse_db(data: bytes, *, repo: str, base_url: str, location: str,
     problems: list[tuple[int, Skipped]] = []
     seen: set[bytes] = set()
     paths: list[str] = []
-    datas: list[bytes] = []
 
     def skip(path: str, reason: str) -> None:
-        problems.append((len(datas), Skipped(f"{repo}.db: {_shown(path)}", reason)))
+        problems.append((len(paths), Skipped(f"{repo}.db: {_shown(path)}", reason)))
 
     def want(path: bytes, size: int) -> bool:  # only bytes that will be parsed are read
         return path.endswith(b"/desc") and path not in seen and size <= MAX_DESC_BYTES
 
     with cyclic_gc_paused():
         with TarMembers(data, location=location, max_unpacked=max_unpacked) as archive:
-            _read_members(archive, want, skip, seen, paths, datas)
-        descs = parse_descs(datas)
-        datas.clear()  # parsed: the descs' bytes are not needed any more
+            # Each desc is parsed as it is read: its bytes are not kept.
+            descs = parse_descs(_desc_members(archive, want, skip, seen, paths))
         skipped = [s for _, s in sorted([*problems, *((i, Skipped(f"{repo}.db: {_shown(paths[i])}", reason))
                                                       for i, reason in descs.invalid.items())],
                                         key=lambda p: p[0])]
         return _entries(descs, [paths[i] for i in descs.index], repo, base_url, skipped), skipped
 
 
-def _read_members(archive: TarMembers, want, skip, seen: set[bytes], paths: list[str], datas: list[bytes]) -> None:
-    """Each usable desc's member name and bytes into `paths` and `datas`; what cannot be used to `skip`."""
+def _desc_members(archive: TarMembers, want, skip, seen: set[bytes], paths: list[str]) -> Iterator[bytes]:
+    """The bytes of each usable desc, its member name added to `paths` first; what cannot be used to `skip`."""
     for member in archive.members(want):
         path, problem = _member_name(member.path)
         if problem:
@@ -78,7 +77,7 @@ def _read_members(archive: TarMembers, want, skip, seen: set[bytes], paths: list
         else:
             seen.add(member.path)
             paths.append(path)
-            datas.append(member.data or b"")
+            yield member.data or b""
 
 
 def _entries(descs: Descs, paths: list[str], repo: str, base_url: str, skipped: list[Skipped]) -> list[BinaryEntry]:

@@ -15,6 +15,7 @@ Only a desc that fails is looked at again, section by section, to say why.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import NamedTuple
 
 from jobs.core.model.limits import clean_description
@@ -162,8 +163,8 @@ class Descs(NamedTuple):
     invalid: dict[int, str]  # the descs left out: their index → InvalidDesc's reason
 
 
-def parse_descs(datas: list[bytes]) -> Descs:
-    """`parse_desc` of every desc in `datas`, as columns (what `alpm_db` builds its entries from)."""
+def parse_descs(datas: Iterable[bytes]) -> Descs:
+    """`parse_desc` of every desc in `datas` (read as they come), as columns (what `alpm_db` builds entries from)."""
     rows: list[Desc] = []
     index: list[int] = []
     invalid: dict[int, str] = {}
