@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
+from jobs import cli_support as support
+from jobs.cli_params import RebuilderGroup
 from jobs.core.cliapp import EXIT_TERMINAL, EXIT_TRANSIENT, run_app
 from jobs.core.errors import RebuilderError
 from jobs.core.layout import SITE
@@ -29,6 +28,7 @@ DEMO_PORT_FALLBACK = 100
 
 app = typer.Typer(
     name="rebuilder",
+    cls=RebuilderGroup,  # parameters converted without pydantic where typer's result is certain
     help="A rebuilder without a daemon: sync distro indexes, rebuild packages, publish verdicts.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,  # credentials live in locals
@@ -86,16 +86,16 @@ def sync(
     from jobs.sync.run import sync_profile
 
     opts: Options = ctx.obj
-    config = _rebuilder_config(opts)
+    config = support.rebuilder_config(opts)
     sync_config = load_sync_config(profiles)
     names = profile or list(sync_config.profiles)
     if not names:
         raise typer.BadParameter("no sync profiles configured", param_hint="--profiles")
     chosen = [sync_config.profile(n) for n in names]
-    store = _open_store(opts, config)
+    store = support.job_store(opts, config)
     fetcher = Fetcher(retries=retries, timeout=timeout)
     worst = 0
-    with _progress():
+    with support.progress_bars():
         for p in chosen:
             try:
                 summary = sync_profile(store, config, p, fetcher=fetcher)
@@ -131,15 +131,15 @@ def work(
     from jobs.work.run import NothingSynced, Worker
 
     opts: Options = ctx.obj
-    config = _rebuilder_config(opts)
+    config = support.rebuilder_config(opts)
     wconf = load_worker_config(worker_config)
-    backends = _worker_backends(wconf)  # before a key is created in the work dir
-    worker = Worker(store=_open_store(opts, config), config=config, worker_config=wconf,
+    backends = support.worker_backends(wconf)  # before a key is created in the work dir
+    worker = Worker(store=support.job_store(opts, config), config=config, worker_config=wconf,
                     identity=load_identity(wconf, name), backends=backends, env=dict(os.environ))
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stop.set())
     try:
-        with _progress():
+        with support.progress_bars():
             stats = worker.run(once=once)
     except NothingSynced as exc:
         typer.echo(f"work {worker.identity.name}: {exc}", err=True)
@@ -163,10 +163,10 @@ def publish(ctx: typer.Context) -> None:
     from jobs.publish.run import publish as run_publish
 
     opts: Options = ctx.obj
-    config = _rebuilder_config(opts)
-    store = _open_store(opts, config)
+    config = support.rebuilder_config(opts)
+    store = support.job_store(opts, config)
     site_store = open_store(config.store.site_url) if config.store.site_url else None
-    with _progress():
+    with support.progress_bars():
         summary = run_publish(store, config, site_store=site_store, site_prefix="" if site_store else SITE)
     typer.echo(summary.line())
     for rejected in summary.state.rejected[:20]:
@@ -204,17 +204,17 @@ def run(
     from jobs.cycle import run_cycle
 
     opts: Options = ctx.obj
-    config = _rebuilder_config(opts)
+    config = support.rebuilder_config(opts)
     wconf = load_worker_config(worker_config)
-    backends = _worker_backends(wconf)
+    backends = support.worker_backends(wconf)
     sync_config = load_sync_config(profiles)
-    store = _open_store(opts, config)
+    store = support.job_store(opts, config)
     site_store = open_store(config.store.site_url) if config.store.site_url else None
     import threading
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    with _progress():
+    with support.progress_bars():
         summary = run_cycle(store, config, sync_config, wconf, backends, workers=workers, budget=budget,
                             env=dict(os.environ), stop=stop, site_store=site_store)
     for line in summary.lines():
@@ -262,13 +262,13 @@ def serve(
     from jobs.serve.server import make_server
 
     opts: Options = ctx.obj
-    config = _rebuilder_config(opts)
+    config = support.rebuilder_config(opts)
     if static and admin:
         raise typer.BadParameter("--admin needs the API: drop --static", param_hint="--admin")
     if config.store.site_url:
         store, prefix = open_store(config.store.site_url), ""
     else:
-        store, prefix = _open_store(opts, config), SITE
+        store, prefix = support.job_store(opts, config), SITE
     api = None
     if not static:
         requests = None
@@ -276,11 +276,11 @@ def serve(
             if not config.auth.cookie:
                 raise ConfigError("--admin needs an admin secret to check X-Auth-Cookie against", key="[auth] cookie",
                                   expected="a secret of at least 128 bits (pwgen -1s 32)")
-            requests = _open_store(opts, config) if config.store.site_url else store
+            requests = support.job_store(opts, config) if config.store.site_url else store
         api = Api(store, prefix, cookie=config.auth.cookie, requests=requests)
     server = make_server(store, bind or config.http.bind_addr, prefix=prefix,
                          what="--bind" if bind else "--bind (or [http] bind_addr)", api=api)
-    _serve_until_interrupted(server, f"serving {store.url}/{prefix} at")
+    support.serve_until_interrupted(server, f"serving {store.url}/{prefix} at")
 
 
 @app.command()
@@ -332,7 +332,7 @@ def demo(
         server = make_server(site, bind or DEMO_BIND, fallback=0 if bind else DEMO_PORT_FALLBACK,
                              api=Api(site, SITE))  # read-only: upstream rebuildctl works against the demo
     try:
-        with _progress():
+        with support.progress_bars():
             result = run_demo(directory, distros=distros)
     except BaseException:
         if server is not None:
@@ -341,59 +341,13 @@ def demo(
     for line in result.summary.lines():
         typer.echo(line)
     typer.echo(f"configs: {result.directory}/rebuilderd{{,-sync,-worker}}.conf; store: {result.store.url}")
-    typer.echo(_status_text(result.store))
+    typer.echo(support.status_text(result.store))
     if server is None:
         return
     host, port = server.server_address[:2]
     if not bind and f"{host}:{port}" != DEMO_BIND:
         typer.echo(f"{DEMO_BIND} is in use (rebuilderd's default port?): serving on {host}:{port} instead")
-    _serve_until_interrupted(server, "site (Ctrl-C stops):")
-
-
-def _serve_until_interrupted(server, what: str) -> None:
-    """Print where the site is served, then serve until Ctrl-C (or SIGTERM), and exit quietly.
-
-    The first signal stops serving and the rest are ignored: a second Ctrl-C (or the same
-    signal sent to the process and to its group) during the shutdown prints no traceback.
-    """
-    import signal
-
-    def stop(signum, frame) -> None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise KeyboardInterrupt
-
-    host, port = server.server_address[:2]
-    try:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, stop)
-        typer.echo(f"{what} http://{host}:{port}/")
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-
-
-def _worker_backends(wconf) -> dict[str, Path]:
-    """The backends a worker config enables, checked before anything is created."""
-    from jobs.work.run import check_backends
-    backends = {b: Path(wconf.backend[b].path) for b in (wconf.supported_backends or wconf.backend)
-                if b in wconf.backend}
-    check_backends(backends)
-    return backends
-
-
-def _status_text(store) -> str:
-    """What `rebuildctl -H <the store's site> status` prints (the real command, as a user runs it)."""
-    import subprocess
-
-    site = f"{store.url}/site"
-    exe = Path(sys.executable).with_name("rebuildctl")
-    if not exe.exists():
-        return f"status: run `rebuildctl -H {site} status`"
-    res = subprocess.run([str(exe), "-H", site, "status"], capture_output=True, text=True, timeout=60)
-    return f"$ rebuildctl -H {site} status\n{res.stdout}{res.stderr}".rstrip()
+    support.serve_until_interrupted(server, "site (Ctrl-C stops):")
 
 
 @app.command("import-rebuilderd")
@@ -412,8 +366,8 @@ def import_rebuilderd(
     from jobs.importer.rebuilderd import import_rebuilderd as run_import
 
     opts: Options = ctx.obj
-    config = _rebuilder_config(opts)
-    store = _open_store(opts, config)
+    config = support.rebuilder_config(opts)
+    store = support.job_store(opts, config)
     summary = run_import(store, config, database)
     typer.echo(summary.line())
     for problem in summary.problems:
@@ -461,27 +415,13 @@ def check_config(
     worker_file = located[WORKER_FILE.filename]
     files = Files(str(located[REBUILDER_FILE.filename]), str(worker_file), str(located[SYNC_FILE.filename]),
                   worker_exists=worker_file.exists())
-    effective = {"rebuilder": config, "worker": wconf, "sync": _plain_sync(sync_config)}
-    typer.echo(json.dumps(_plain(effective), indent=2, sort_keys=True, default=str))
+    effective = {"rebuilder": config, "worker": wconf, "sync": support.plain_sync(sync_config)}
+    typer.echo(json.dumps(support.plain(effective), indent=2, sort_keys=True, default=str))
     problems = run_checks(config, wconf, sync_config, files, host=not no_host_checks, root=root)
     for problem in problems:
         typer.echo(f"rebuilder check-config: {problem.line()}", err=True)
     if any(p.severity == ERROR for p in problems):
         raise typer.Exit(EXIT_TERMINAL)
-
-
-def _plain_sync(sync_config) -> dict:
-    """The sync config as shown: a profile's keys its parser never reads are left out."""
-    from jobs.core.config.sync_conf import DEBIAN_ONLY_KEYS, is_debian
-
-    profiles = {}
-    for name, profile in sync_config.profiles.items():
-        shown = _plain(profile)
-        if not is_debian(profile):
-            for key in DEBIAN_ONLY_KEYS:
-                shown.pop(key, None)
-        profiles[name] = shown
-    return {"profiles": profiles}
 
 
 @app.command()
@@ -500,45 +440,6 @@ def keygen(
     key = load_or_create_key(path)
     typer.echo(public_key_pem(key.public_key()), nl=False)
     typer.echo(f"key id: {key_id(key.public_key())}")
-
-
-@contextmanager
-def _progress() -> Iterator[None]:
-    """Progress bars on a terminal; plain lines when stderr is a file, a pipe or the journal."""
-    from jobs.core import progress
-    with progress.use(progress.for_terminal()):
-        yield
-
-
-def _rebuilder_config(opts: Options):
-    from jobs.core.config import load_rebuilder_config
-    return load_rebuilder_config(opts.config)
-
-
-def default_store_url(env: dict[str, str] | None = None) -> str:
-    """The embedded default: a local directory under $XDG_DATA_HOME (~/.local/share/rebuilder)."""
-    env = dict(os.environ if env is None else env)
-    base = Path(env.get("XDG_DATA_HOME") or Path(env.get("HOME", "~")).expanduser() / ".local" / "share")
-    return (base / "rebuilder").absolute().as_uri()
-
-
-def _open_store(opts: Options, config):
-    """The store named by --store / REBUILDER_STORE, else [store] url, else the embedded default."""
-    from jobs.core.store import open_store
-    return open_store(opts.store or config.store.url or default_store_url())
-
-
-def _plain(value: Any) -> Any:
-    """Dataclasses (and containers of them) as JSON-able values, secrets masked."""
-    if is_dataclass(value) and not isinstance(value, type):
-        value = asdict(value)
-    if isinstance(value, dict):
-        return {str(k): ("***" if k in ("cookie", "signup_secret") and v else _plain(v)) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def main() -> None:

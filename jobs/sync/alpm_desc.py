@@ -15,6 +15,7 @@ Only a desc that fails is looked at again, section by section, to say why.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import NamedTuple
 
 from jobs.core.model.limits import clean_description
@@ -144,3 +145,34 @@ def _explain_values(found: dict[str, str]) -> str:
 def _shown(value: str, limit: int = 60) -> str:
     """A value for an error message: quoted, escaped, and cut short."""
     return ascii(value if len(value) <= limit else value[:limit] + "…")
+
+
+class Descs(NamedTuple):
+    """Many descs' fields as columns (one list per field, in the descs' order) and the descs left out."""
+
+    filename: list[str]
+    name: list[str]
+    base: list[str]
+    version: list[str]
+    arch: list[str]
+    packager: list[str]
+    sha256: list[str]
+    csize: list[int]
+    desc: list[str | None]
+    index: list[int]  # which of the descs given each row is
+    invalid: dict[int, str]  # the descs left out: their index → InvalidDesc's reason
+
+
+def parse_descs(datas: Iterable[bytes]) -> Descs:
+    """`parse_desc` of every desc in `datas` (read as they come), as columns (what `alpm_db` builds entries from)."""
+    rows: list[Desc] = []
+    index: list[int] = []
+    invalid: dict[int, str] = {}
+    for i, data in enumerate(datas):
+        try:
+            rows.append(parse_desc(data))
+            index.append(i)
+        except InvalidDesc as exc:
+            invalid[i] = exc.reason
+    columns = [list(column) for column in zip(*rows)] if rows else [[] for _ in Desc._fields]
+    return Descs(*columns, index=index, invalid=invalid)

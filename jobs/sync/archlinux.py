@@ -29,7 +29,7 @@ from jobs.core.errors import ConfigError
 from jobs.sync.alpm_db import parse_db
 from jobs.sync.decompress import CorruptIndex
 from jobs.sync.fetch import Fetcher
-from jobs.sync.filters import select
+from jobs.sync.filters import Filter, select
 from jobs.sync.records import BinaryEntry, BuildInput, IndexResult
 from jobs.sync.tar_members import detect_compression
 
@@ -127,8 +127,8 @@ def read_index(profile: SyncProfile, fetcher: Fetcher, *,
                                         max_unpacked=max_unpacked)
             progress.advance("parse", len(entries) + len(skipped))
             result.skipped.extend(skipped)
-            result.inputs.extend(group(select(profile, entries), distro=profile.distro, architecture=arch,
-                                       backend=profile.distro))
+            taken = entries if Filter.of(profile).takes_everything else select(profile, entries)
+            result.inputs.extend(group(taken, distro=profile.distro, architecture=arch, backend=profile.distro))
             result.sources[db_url] = fetched.sha256
             result.validators[db_url] = fetched.validator
     return result

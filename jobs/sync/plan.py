@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 from jobs.core.config import ScheduleConfig
 from jobs.core.history import BuildSummary, retry_due
-from jobs.core.model import JobRow, Priority, Status, job_id
+from jobs.core.model import JobRow, Priority, Status
 from jobs.sync.records import BuildInput
 
 
@@ -49,7 +49,7 @@ def job_rows(inputs: Iterable[BuildInput], *, now: datetime, schedule: ScheduleC
 
 def _new_row(bi: BuildInput, now: datetime, not_before: datetime | None) -> JobRow:
     return JobRow(
-        job_id=job_id(bi.backend, bi.architecture, bi.input_url), backend=bi.backend,
+        job_id=bi.job_id, backend=bi.backend,
         architecture=bi.architecture, input_url=bi.input_url, distro=bi.distro, releases=(bi.release,),
         source_name=bi.source_name, source_version=bi.source_version,
         artifacts=bi.expected, priority=Priority.NEW, queued_at=now,

@@ -62,6 +62,11 @@ class BuildInput:
     artifacts: tuple[BinaryEntry, ...]
 
     @cached_property
+    def job_id(self) -> str:
+        """The id of this input's job (made once: the snapshot and the queue both need it)."""
+        return job_id(self.backend, self.architecture, self.input_url)
+
+    @cached_property
     def expected(self) -> tuple[Artifact, ...]:
         """The artifacts as a job lists them (made once: the snapshot and the queue both need them)."""
         return tuple([Artifact(e.name, e.version, e.architecture, e.url, e.sha256, e.size, e.filename, e.component)
@@ -128,8 +133,7 @@ def state_table(inputs: Sequence[BuildInput], sync_id: str, seen_at: datetime) -
 
 def state_pairs(inputs: Sequence[BuildInput]) -> list[tuple[BuildInput, BinaryEntry, str]]:
     """(build input, artifact, job id) for every artifact, in the snapshot's row order."""
-    pairs = [(bi, e, jid) for bi in inputs for jid in (job_id(bi.backend, bi.architecture, bi.input_url),)
-             for e in bi.artifacts]
+    pairs = [(bi, e, jid) for bi in inputs for jid in (bi.job_id,) for e in bi.artifacts]
     pairs.sort(key=lambda p: (p[0].distro, p[0].release or "", p[0].architecture, p[1].component or "",
                               p[0].source_name, p[1].name, p[1].version))
     return pairs

@@ -178,8 +178,8 @@ class TarMembers:
         calls = _calls()
         entry = ctypes.c_void_p()
         entry_ref = ctypes.byref(entry)
-        next_header, filetype, entry_size, filter_bytes, pathname = (
-            calls.next_header, calls.filetype, calls.size, calls.filter_bytes, calls.pathname)
+        next_header, filetype, entry_size, filter_bytes, pathname, hardlink = (
+            calls.next_header, calls.filetype, calls.size, calls.filter_bytes, calls.pathname, calls.hardlink)
         limit = self.max_unpacked
         end = 0  # where the last member's data ends in the unpacked stream
         while (rc := next_header(archive, entry_ref)) != _ARCHIVE_EOF:
@@ -197,9 +197,10 @@ class TarMembers:
             if kind == _AE_IFDIR:
                 continue
             path = pathname(e) or b""
-            kind = "file" if kind == _AE_IFREG and calls.hardlink(e) is None else _kind(calls, kind, e)
-            data = self._read(ffi, calls, archive, size) if kind == "file" and want(path, size) else None
-            yield Member(path, kind, size, data)
+            if kind == _AE_IFREG and hardlink(e) is None:
+                yield Member(path, "file", size, self._read(ffi, calls, archive, size) if want(path, size) else None)
+            else:
+                yield Member(path, _kind(calls, kind, e), size, None)
         unpacked = filter_bytes(archive, 0)
         if unpacked > limit:
             raise self._too_large()

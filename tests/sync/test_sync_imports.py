@@ -14,8 +14,10 @@ import sys
 
 from tests.sync import alpm_builders as alpm
 
-# Not pydantic: typer 0.29 itself loads it to convert the command's parameters.
-HEAVY = ("boto3", "botocore", "duckdb", "requests", "urllib3", "debian", "pyarrow.compute", "cryptography")
+# pydantic too: typer 0.29 loads it to convert a command's parameters, which `jobs.cli_params` does
+# without it for sync's.
+HEAVY = ("boto3", "botocore", "duckdb", "requests", "urllib3", "debian", "pyarrow.compute", "cryptography",
+         "pydantic")
 
 _RUN = """
 import json, sys

@@ -1,0 +1,117 @@
+"""What `rebuilder`'s commands share (jobs/cli.py): configs, the store, progress, serving, plain values.
+
+Kept apart from the command definitions so that jobs/cli.py is the commands, their parameters
+and their help; what a command needs beyond these is imported when it runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import typer
+
+
+def rebuilder_config(opts):
+    """The rebuilder config: --config / REBUILDER_CONFIG, else the default file (or the defaults)."""
+    from jobs.core.config import load_rebuilder_config
+    return load_rebuilder_config(opts.config)
+
+
+def default_store_url(env: dict[str, str] | None = None) -> str:
+    """The embedded default: a local directory under $XDG_DATA_HOME (~/.local/share/rebuilder)."""
+    env = dict(os.environ if env is None else env)
+    base = Path(env.get("XDG_DATA_HOME") or Path(env.get("HOME", "~")).expanduser() / ".local" / "share")
+    return (base / "rebuilder").absolute().as_uri()
+
+
+def job_store(opts, config):
+    """The store named by --store / REBUILDER_STORE, else [store] url, else the embedded default."""
+    from jobs.core.store import open_store
+    return open_store(opts.store or config.store.url or default_store_url())
+
+
+@contextmanager
+def progress_bars() -> Iterator[None]:
+    """Progress bars on a terminal; plain lines when stderr is a file, a pipe or the journal."""
+    from jobs.core import progress
+    with progress.use(progress.for_terminal()):
+        yield
+
+
+def worker_backends(wconf) -> dict[str, Path]:
+    """The backends a worker config enables, checked before anything is created."""
+    from jobs.work.run import check_backends
+    backends = {b: Path(wconf.backend[b].path) for b in (wconf.supported_backends or wconf.backend)
+                if b in wconf.backend}
+    check_backends(backends)
+    return backends
+
+
+def serve_until_interrupted(server, what: str) -> None:
+    """Print where the site is served, then serve until Ctrl-C (or SIGTERM), and exit quietly.
+
+    The first signal stops serving and the rest are ignored: a second Ctrl-C (or the same
+    signal sent to the process and to its group) during the shutdown prints no traceback.
+    """
+    import signal
+
+    def stop(signum, frame) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    host, port = server.server_address[:2]
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, stop)
+        typer.echo(f"{what} http://{host}:{port}/")
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+def status_text(store) -> str:
+    """What `rebuildctl -H <the store's site> status` prints (the real command, as a user runs it)."""
+    import subprocess
+
+    site = f"{store.url}/site"
+    exe = Path(sys.executable).with_name("rebuildctl")
+    if not exe.exists():
+        return f"status: run `rebuildctl -H {site} status`"
+    res = subprocess.run([str(exe), "-H", site, "status"], capture_output=True, text=True, timeout=60)
+    return f"$ rebuildctl -H {site} status\n{res.stdout}{res.stderr}".rstrip()
+
+
+def plain(value: Any) -> Any:
+    """Dataclasses (and containers of them) as JSON-able values, secrets masked."""
+    if is_dataclass(value) and not isinstance(value, type):
+        value = asdict(value)
+    if isinstance(value, dict):
+        return {str(k): ("***" if k in ("cookie", "signup_secret") and v else plain(v)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def plain_sync(sync_config) -> dict:
+    """The sync config as shown: a profile's keys its parser never reads are left out."""
+    from jobs.core.config.sync_conf import DEBIAN_ONLY_KEYS, is_debian
+
+    profiles = {}
+    for name, profile in sync_config.profiles.items():
+        shown = plain(profile)
+        if not is_debian(profile):
+            for key in DEBIAN_ONLY_KEYS:
+                shown.pop(key, None)
+        profiles[name] = shown
+    return {"profiles": profiles}
