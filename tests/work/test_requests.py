@@ -1,7 +1,7 @@
 """What a worker writes and reads per build and per idle poll (issue #18: requests cost money).
 
 Each write named here is one the trust model needs (docs/trust.md): the start marker, the
-claim, the build's files, the result and the done receipt. Nothing else is written for a build
+claim, the build's files and the result, stored as the done receipt (one object). Nothing else is written for a build
 that needs no renewal; polls that cannot find anything read as little as they can.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from jobs.core.layout import claim_key, claim_notice_key, result_key
+from jobs.core.layout import claim_key, claim_notice_key
 from jobs.core.lease import Leases
 from jobs.core.queue import read_queue, update_queue
 from tests.faults import FaultyStore
@@ -36,14 +36,14 @@ def test_a_good_build_writes_what_the_trust_model_needs_and_nothing_else(store, 
     assert [(op, key) for op, key in watched.log if not key.startswith(("builds/", "workers/"))] == [
         ("put", claim_notice_key(row.job_id, 1, "start", kid)),
         ("put_if_absent", claim),
-        ("put_if_absent", result_key(row.job_id, 1)),
-        ("put", claim_notice_key(row.job_id, 1, "done", kid))]
+        ("put_if_absent", claim_notice_key(row.job_id, 1, "done", kid))]
     assert [k.rsplit("/", 1)[1] for k in builds] == ["log", "attestation.json"]
     # The first candidate's claim was read (404: free), so claims/ was never listed; the claim
     # was read back before the result (no renewal), and is left to expire, not released.
     assert watched.ops["list"] == 0 and watched.ops["put_if_match"] == 0
     state, _ = Leases(store).read(claim)
-    doc = json.loads(store.get(result_key(row.job_id, 1)).data)
+    doc = json.loads(store.get(claim_notice_key(row.job_id, 1, "done", kid)).data)
+    assert doc["signed"]["result"]["worker_key_id"] == kid and list(store.list("results/")) == []
     assert not state.released and state.token == doc["signed"]["claim"]["token"]
 
 
