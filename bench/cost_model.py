@@ -162,7 +162,7 @@ def deployment_cost(d: Deployment, build: dict, sync: dict, publish: dict) -> di
     pages = max(1, math.ceil(3 * (w * d.utilisation + d.builds / HOURS) / LIST_PAGE))
     look = looks(d.build_minutes) - renew
     lines = [
-        _line("builds (claim, uploads, result, receipt)", d.builds * per_build["put"], d.builds * per_build["get"],
+        _line("builds (claim, uploads, result as its receipt)", d.builds * per_build["put"], d.builds * per_build["get"],
               f"{d.builds:,} builds, {sum(per_build.values()):.1f} requests each"),
         _line("claim renewals", d.builds * renew, d.builds * look,
               f"{renew} per {d.build_minutes:g}-minute build, and {look} looks (GETs)"),
