@@ -10,10 +10,13 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import pytest
+
 from jobs.core.layout import claim_key, claim_notice_key
 from jobs.core.lease import Leases
 from jobs.core.queue import read_queue, update_queue
 from tests.faults import FaultyStore
+from tests.publish.previous_format import to_previous_format
 from tests.work.test_worker import script, synthetic_jobs
 from tests.work.worker_child import make_worker
 
@@ -61,6 +64,30 @@ def test_nobody_builds_an_attempt_whose_claim_was_left_to_expire(store, tmp_path
     third, watched = _worker(store, tmp_path, "w3")  # probes: reads the expired claim, then finds the result
     assert third.next_claim() is None and watched.log == []
     assert third._claims.finished == {key}
+
+
+@pytest.mark.parametrize("stored_as", ["previous", "unreadable-claim"])
+def test_a_finished_attempt_is_known_by_its_result_wherever_it_is_stored(store, tmp_path, stored_as):
+    """An expired claim of a reported attempt: a worker probing it finds the result and leaves it.
+
+    `previous`: the result in results/ beside a receipt, as workers before this version stored it
+    (the receipt at the holder's key is read first, then results/). `unreadable-claim`: the claim
+    says no holder, so the attempt's receipts are listed."""
+    (row,) = synthetic_jobs(store, tmp_path, 1)
+    first, _ = _worker(store, tmp_path, "w1")
+    assert len(first.run(once=True).built) == 1
+    key = claim_key(row.job_id, 1)
+    if stored_as == "previous":
+        to_previous_format(store, first.identity, row.job_id)
+        store.delete(claim_notice_key(row.job_id, 1, "done", first.identity.key_id))  # only results/ left
+        state, etag = Leases(store).read(key)
+        store.put_if_match(key, dataclasses.replace(state, expires_at=0.0).to_bytes(), etag)  # expired long ago
+    else:
+        store.put(key, b"not a lease")
+    second, watched = _worker(store, tmp_path, "w2")  # probes: reads the claim, then looks for the result
+    assert second.next_claim() is None and watched.log == []
+    assert second._claims.finished == {key}
+    assert watched.ops["list"] == (1 if stored_as == "unreadable-claim" else 0)
 
 
 def test_an_idle_worker_polls_with_one_get_until_something_could_have_changed(store, tmp_path):
