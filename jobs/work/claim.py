@@ -26,6 +26,7 @@ from jobs.core.layout import (
     claim_key,
     claim_notice_key,
     claim_notices_prefix,
+    is_key_id,
     result_key,
 )
 from jobs.core.lease import Lease, LeaseHeld, Leases, LeaseState
@@ -236,7 +237,7 @@ def _result_claim(store: Store, job: JobRow, holder: str | None) -> tuple[str, s
     its receipt is read (one GET), else the attempt's receipts are listed. Then the key
     workers before this version stored results under (`results/`).
     """
-    if holder is not None and holder.isalnum():
+    if holder is not None and is_key_id(holder) and len(holder) <= 128:  # worker-written: else listed
         keys = [claim_notice_key(job.job_id, job.attempt, "done", holder)]
     else:
         keys = [info.key for info in store.list(claim_notices_prefix(job.job_id, job.attempt, "done"))]

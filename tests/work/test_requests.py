@@ -66,13 +66,13 @@ def test_nobody_builds_an_attempt_whose_claim_was_left_to_expire(store, tmp_path
     assert third._claims.finished == {key}
 
 
-@pytest.mark.parametrize("stored_as", ["previous", "unreadable-claim"])
+@pytest.mark.parametrize("stored_as", ["previous", "unreadable-claim", "odd-holder"])
 def test_a_finished_attempt_is_known_by_its_result_wherever_it_is_stored(store, tmp_path, stored_as):
     """An expired claim of a reported attempt: a worker probing it finds the result and leaves it.
 
     `previous`: the result in results/ beside a receipt, as workers before this version stored it
-    (the receipt at the holder's key is read first, then results/). `unreadable-claim`: the claim
-    says no holder, so the attempt's receipts are listed."""
+    (the receipt at the holder's key is read first, then results/). `unreadable-claim`, `odd-holder`:
+    the claim names no holder a key can be made of, so the attempt's receipts are listed."""
     (row,) = synthetic_jobs(store, tmp_path, 1)
     first, _ = _worker(store, tmp_path, "w1")
     assert len(first.run(once=True).built) == 1
@@ -82,12 +82,16 @@ def test_a_finished_attempt_is_known_by_its_result_wherever_it_is_stored(store, 
         store.delete(claim_notice_key(row.job_id, 1, "done", first.identity.key_id))  # only results/ left
         state, etag = Leases(store).read(key)
         store.put_if_match(key, dataclasses.replace(state, expires_at=0.0).to_bytes(), etag)  # expired long ago
+    elif stored_as == "odd-holder":
+        state, etag = Leases(store).read(key)
+        odd = dataclasses.replace(state, holder="é/../" + "x" * 2000, expires_at=0.0)
+        store.put_if_match(key, odd.to_bytes(), etag)
     else:
         store.put(key, b"not a lease")
     second, watched = _worker(store, tmp_path, "w2")  # probes: reads the claim, then looks for the result
     assert second.next_claim() is None and watched.log == []
     assert second._claims.finished == {key}
-    assert watched.ops["list"] == (1 if stored_as == "unreadable-claim" else 0)
+    assert watched.ops["list"] == (0 if stored_as == "previous" else 1)
 
 
 def test_an_idle_worker_polls_with_one_get_until_something_could_have_changed(store, tmp_path):
