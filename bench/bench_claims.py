@@ -23,7 +23,7 @@ an endpoint it starts its own `weed mini` on loopback). Three measurements:
    object, which is what a contender runs into. The queue is kept in memory (the real
    worker's two queue GETs per claim are left out of this part); the listing of `claims/`
    is answered from the claims that exist, with their last write time, and counted as S3
-   bills it (`_ListedClaims`). Two variants:
+   bills it (`bench.claims_store.ListedClaims`). Two variants:
    - *no publish*: the queue as the sync left it for the whole run; every finished job stays
      queued and keeps its claim. This is quadratic by nature: the k-th claim lists k claims
      (about 5 LIST pages a claim on average at 10,000 jobs) and a worker that finds no
@@ -46,7 +46,6 @@ before publish has removed anything, which is what every idle worker pays every
 from __future__ import annotations
 
 import argparse
-import bisect
 import json
 import multiprocessing
 import os
@@ -62,14 +61,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from bench.claims_store import ListedClaims
 from bench.common import ARCH, BACKEND, S3Target, queue_jobs, rate, seaweedfs, trivial_job
-from bench.counting import LIST_PAGE, CountingStore, Counts, http_counter
+from bench.counting import CountingStore, Counts, http_counter
 from jobs.core.config import parse_rebuilder_config
 from jobs.core.layout import CLAIM_KEY, CLAIMS, claim_notice_key
 from jobs.core.lease import Lease, Leases, LeaseState
 from jobs.core.model import JobRow, ResultRow, Status, build_id
 from jobs.core.queue import read_queue
-from jobs.core.store import LocalStore, ObjectInfo, Store, open_store
+from jobs.core.store import LocalStore, Store, open_store
 from jobs.publish.state.schedule import apply_results
 from jobs.publish.state.update import prune
 from jobs.work.claim import ClaimMemory, claim_next, due_jobs
@@ -211,7 +211,7 @@ def claim_run(url: str, workers: int, jobs: int) -> dict[str, Any]:
 def idle_poll(url: str) -> dict[str, Any]:
     """One worker looking for work in a queue whose jobs are all finished but not yet published.
 
-    Each finished job gets the done receipt a real worker stores after its result (written
+    Each finished job gets the done receipt a real worker stores as its result (written
     here uncounted: the claimers above release their claims without reporting). The first poll
     lists `claims/` and learns from the receipts; a second poll with the same memory (what the
     worker's next poll is, `Worker.next_claim`) knows every due job is finished.
@@ -255,7 +255,7 @@ def simulated(workers: int, jobs: int, *, hold: float = SIM_HOLD, publish_every:
     """
     root = Path(tempfile.mkdtemp(prefix="bench-claims-sim-"))
     try:
-        store = _ListedClaims(LocalStore(root, fsync=False))
+        store = ListedClaims(LocalStore(root, fsync=False))
         done = _Count()  # distinct jobs finished
         leases = _ConflictLeases(store, until=(done, jobs), ttl=LEASE_TTL, clock_skew=LEASE_SKEW)
         schedule = parse_rebuilder_config({}).schedule
@@ -351,98 +351,6 @@ def _good_result(job: JobRow, now: datetime) -> ResultRow:
                      source_version=job.source_version, status=Status.GOOD, reason=None, artifacts=(),
                      worker_key_id="sim", worker_name=None, started_at=now, built_at=now, log_key=None,
                      diffoscope_key=None, attestation_key=None)
-
-
-class _ListedClaims(CountingStore):
-    """A counting store that answers `list("claims/")` from the claims it holds, as S3 would.
-
-    The local store walks one directory per job ever claimed (deleting a claim leaves its
-    directory), so its listing would cost O(jobs ever claimed) here where S3 pages through
-    the keys that exist. Keys come in S3's order with the time of their last write; a LIST
-    request is counted per 1,000 keys (the first page even when empty), as S3 bills them.
-    """
-
-    def __init__(self, inner: Store) -> None:
-        super().__init__(inner)
-        self._claims: dict[str, ObjectInfo] = {}
-        self._order: list[str] = []  # the keys of `_claims`, sorted
-        self._claims_lock = threading.Lock()
-
-    def claim_keys(self) -> list[str]:
-        """The claim keys that exist now."""
-        with self._claims_lock:
-            return list(self._order)
-
-    def uncounted(self) -> _Uncounted:
-        """The same objects, for the simulated publish: its listing and deletes are not counted."""
-        return _Uncounted(self)
-
-    def _written(self, key: str) -> None:
-        if key.startswith("claims/"):
-            with self._claims_lock:
-                if key not in self._claims:
-                    bisect.insort(self._order, key)
-                self._claims[key] = ObjectInfo(key=key, size=0, last_modified=datetime.now(timezone.utc))
-
-    def put(self, key: str, body: Any, **kwargs: Any) -> str:
-        etag = super().put(key, body, **kwargs)
-        self._written(key)
-        return etag
-
-    def put_if_absent(self, key: str, body: Any, **kwargs: Any) -> str:
-        etag = super().put_if_absent(key, body, **kwargs)
-        self._written(key)
-        return etag
-
-    def put_if_match(self, key: str, body: Any, etag: str, **kwargs: Any) -> str:
-        new = super().put_if_match(key, body, etag, **kwargs)
-        self._written(key)
-        return new
-
-    def delete(self, key: str) -> None:
-        super().delete(key)
-        self._forget(key)
-
-    def _forget(self, key: str) -> None:
-        with self._claims_lock:
-            if self._claims.pop(key, None) is not None:
-                del self._order[bisect.bisect_left(self._order, key)]
-
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        if prefix != "claims/":
-            yield from super().list(prefix)
-            return
-        listed = self.listed_claims()
-        self._count("list", prefix, max(1, -(-len(listed) // LIST_PAGE)), group=prefix)
-        with self._lock:
-            self._counts.list_keys += len(listed)
-            self._counts.listed[prefix] += len(listed)
-        yield from listed
-
-    def listed_claims(self) -> list[ObjectInfo]:
-        """What a listing of `claims/` returns now."""
-        with self._claims_lock:
-            return [self._claims[key] for key in self._order]
-
-    def forget(self, key: str) -> None:
-        """Delete a claim without counting the request."""
-        self.inner.delete(key)
-        self._forget(key)
-
-
-class _Uncounted:
-    """The `list("claims/")` and `delete` that `prune` uses, on a `_ListedClaims`, not counted."""
-
-    def __init__(self, store: _ListedClaims) -> None:
-        self.store = store
-
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        if prefix != "claims/":
-            raise ValueError(f"the simulated publish lists claims/ only, not {prefix!r}")
-        yield from self.store.listed_claims()
-
-    def delete(self, key: str) -> None:
-        self.store.forget(key)
 
 
 class _Count:

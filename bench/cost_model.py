@@ -12,7 +12,8 @@ Assumptions (each printed with the figures):
 - Every sync is priced as a *changed* index (snapshot, queue and pointer rewritten), the
   dearer case; an unchanged one costs the figure measured for it.
 - Builds: 70 % GOOD, 15 % BAD (diffoscope reports uploaded), 15 % FAIL, as measured with the
-  real worker; a build takes 10 minutes. The worker looks at its claim every third of the
+  real worker (which stores its signed result as its done receipt: one object, one PUT);
+  a build takes 10 minutes. The worker looks at its claim every third of the
   default 600 s lease, with a GET, and renews it (a write) only when less than 350 s of it
   would be left, so every other look: once in a 10-minute build (counted by simulating
   that rule, `renewals`); the looks are GETs, priced with the renewals.
@@ -158,11 +159,11 @@ def deployment_cost(d: Deployment, build: dict, sync: dict, publish: dict) -> di
     every = polls_per_listing(d)
     listings = polls / every
     # claims/ holds the running builds' claims and those publish has not pruned yet (about an
-    # hour's), each with its start marker and, once reported, its done receipt
+    # hour's), each with its start marker and, once reported, its result stored as its done receipt
     pages = max(1, math.ceil(3 * (w * d.utilisation + d.builds / HOURS) / LIST_PAGE))
     look = looks(d.build_minutes) - renew
     lines = [
-        _line("builds (claim, uploads, result, receipt)", d.builds * per_build["put"], d.builds * per_build["get"],
+        _line("builds (claim, uploads, result as its receipt)", d.builds * per_build["put"], d.builds * per_build["get"],
               f"{d.builds:,} builds, {sum(per_build.values()):.1f} requests each"),
         _line("claim renewals", d.builds * renew, d.builds * look,
               f"{renew} per {d.build_minutes:g}-minute build, and {look} looks (GETs)"),

@@ -62,7 +62,8 @@ _LIMITS = (
           "`[build] download_deadline` (worker)"),
     # publish: what workers upload
     Limit("result", MiB, "bytes", "one signed result object (publish)"),
-    Limit("notice", 64 * KiB, "bytes", "one claim notice (lost, done) a worker writes, as publish reads it"),
+    Limit("notice", 64 * KiB, "bytes", "one claim notice (start, lost; a done receipt is read as a result) a worker "
+          "writes, as publish reads it"),
     Limit("enrolment", 64 * KiB, "bytes", "one worker enrolment record, as publish reads it"),
     Limit("attestation", MiB, "bytes", "one attestation a worker uploads, as publish countersigns it"),
     Limit("record", MiB, "bytes", "one claim or worker record a worker writes, as publish reads it"),

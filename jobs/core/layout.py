@@ -20,7 +20,7 @@ PREFIXES: dict[str, tuple[str, tuple[str, ...]]] = {
     "queue/": ("the queue of due jobs, behind queue/HEAD.json", ("sync", "publish")),
     "locks/": ("leases of the per-profile sync lock and the publish lock", ("sync", "publish")),
     "claims/": ("worker leases on job attempts", ("worker",)),
-    "results/": ("signed build results, create-only per attempt", ("worker",)),
+    "results/": ("signed build results of earlier workers, create-only per attempt", ("worker",)),
     "builds/": ("logs, diffoscope reports, attestations", ("worker",)),
     "workers/": ("worker enrolment records", ("worker",)),
     # publish deletes a request once the queue update that applied it has landed
@@ -101,7 +101,8 @@ def claim_notice_key(job_id: str, attempt: int, kind: str, key_id: str) -> str:
     """A worker's signed word about its claim on an attempt.
 
     "start" (about to claim it, or withdrawn after losing the race), "lost" (replaced while
-    live) or "done" (reported); docs/trust.md.
+    live) or "done" (reported: the signed result itself, or, from workers before results were
+    stored here, a receipt beside `results/<job-id>/<attempt>.json`); docs/trust.md.
     """
     if kind not in CLAIM_NOTICES:
         raise ValueError(f"not a claim notice: {kind!r}")
@@ -110,8 +111,18 @@ def claim_notice_key(job_id: str, attempt: int, kind: str, key_id: str) -> str:
     return f"claims/{_job(job_id)}/{int(attempt)}.{kind}/{key_id}.json"
 
 
+def claim_notices_prefix(job_id: str, attempt: int, kind: str) -> str:
+    """The prefix of every worker's `kind` notice on one attempt (listed to find them all)."""
+    if kind not in CLAIM_NOTICES:
+        raise ValueError(f"not a claim notice: {kind!r}")
+    return f"claims/{_job(job_id)}/{int(attempt)}.{kind}/"
+
+
 def result_key(job_id: str, attempt: int) -> str:
-    """The signed result of one attempt (create-only)."""
+    """The signed result of one attempt as workers before results were done receipts stored it (create-only).
+
+    Publish still accepts results stored here; a worker now stores its result at its done
+    receipt's key (`claim_notice_key(job_id, attempt, "done", key_id)`)."""
     return f"results/{_job(job_id)}/{int(attempt)}.json"
 
 

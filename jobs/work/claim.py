@@ -5,8 +5,8 @@ and architectures), orders them by priority and shuffles within a priority so th
 rarely race for one key, reads the first few claims or lists `claims/`, and claims the first
 job with no claim object with a create-only lease on `claims/<job-id>/<attempt>.json`. An
 expired or released claim (a crashed or stopped worker) is taken over by exactly one other
-worker (lease CAS). A claim released as done, or whose attempt already has a result or a
-done receipt, is left.
+worker (lease CAS). A claim released as done, or whose attempt already has a result (stored
+as its worker's done receipt, or under `results/` by workers before this version), is left.
 """
 
 from __future__ import annotations
@@ -20,7 +20,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from jobs.core.layout import CLAIM_NOTICE_KEY, CLAIMS, claim_key, claim_notice_key, result_key
+from jobs.core.layout import (
+    CLAIM_NOTICE_KEY,
+    CLAIMS,
+    claim_key,
+    claim_notice_key,
+    claim_notices_prefix,
+    is_key_id,
+    result_key,
+)
 from jobs.core.lease import Lease, LeaseHeld, Leases, LeaseState
 from jobs.core.model import JobRow
 from jobs.core.signing import sign_document
@@ -31,7 +39,7 @@ if TYPE_CHECKING:
 
 START_SCHEMA = "rebuilder.claim-start/1"
 LOST_SCHEMA = "rebuilder.claim-lost/1"
-DONE_SCHEMA = "rebuilder.claim-done/1"
+DONE_SCHEMA = "rebuilder.claim-done/1"  # the receipts of workers before results were done receipts (publish reads them)
 
 # Architecture names that mean the same machine (rebuilderd adds these both ways).
 _ALIASES = [{"x86_64", "amd64"}, {"aarch64", "arm64"}, {"i386", "i686", "x86"}, {"powerpc64", "ppc64"},
@@ -189,7 +197,8 @@ def _may_take(store: Store, leases: Leases, job: JobRow, key: str, memory: Claim
         until = state.expires_at + leases.clock_skew
         memory.held_until = until if memory.held_until is None else min(memory.held_until, until)
         return False
-    if _result_claim(store, job) is not None:  # expired, released or unreadable: reported already?
+    if _result_claim(store, job, state.holder if state is not None else None) is not None:
+        # expired, released or unreadable: reported already?
         memory.finished.add(key)
         return False
     return True
@@ -210,7 +219,7 @@ def _acquire(store: Store, leases: Leases, holder: str, job: JobRow, key: str, m
     # A taken-over claim may belong to an attempt that was finished (and released)
     # before publish removed it from the queue: never build an attempt twice.
     if lease.state.generation > 1:
-        finished = _result_claim(store, job)
+        finished = _result_claim(store, job, None)
         if finished is not None:
             # The holder died after its result landed: keep the finished claim's token
             # and holder, so publish can still tie the result to its claim.
@@ -221,20 +230,32 @@ def _acquire(store: Store, leases: Leases, holder: str, job: JobRow, key: str, m
     return Claim(job, lease)
 
 
-def _result_claim(store: Store, job: JobRow) -> tuple[str, str] | None:
-    """(claim token, signer key id) of the attempt's result, if one exists."""
-    try:
-        doc = json.loads(store.get(result_key(job.job_id, job.attempt)).data)
-    except NotFound:
-        return None
-    except ValueError:
-        return ("", "")  # unreadable: publish rejects it; never build the attempt again
-    try:
-        payload = doc["signed"]
-        return str(payload["claim"]["token"]), str(payload["result"]["worker_key_id"])
-    except (KeyError, TypeError):
-        return ("", "")
+def _result_claim(store: Store, job: JobRow, holder: str | None) -> tuple[str, str] | None:
+    """(claim token, signer key id) of the attempt's result, if one exists.
 
+    A result is stored as its worker's done receipt: with the claim's last `holder` known,
+    its receipt is read (one GET), else the attempt's receipts are listed. Then the key
+    workers before this version stored results under (`results/`).
+    """
+    if holder is not None and is_key_id(holder) and len(holder) <= 128:  # worker-written: else listed
+        keys = [claim_notice_key(job.job_id, job.attempt, "done", holder)]
+    else:
+        keys = [info.key for info in store.list(claim_notices_prefix(job.job_id, job.attempt, "done"))]
+    for key in [*keys, result_key(job.job_id, job.attempt)]:
+        try:
+            doc = json.loads(store.get(key).data)
+        except NotFound:
+            continue
+        except ValueError:
+            return ("", "")  # unreadable: publish rejects it; never build the attempt again
+        try:
+            payload = doc["signed"]
+            if "result" in payload:
+                return str(payload["claim"]["token"]), str(payload["result"]["worker_key_id"])
+            return str(payload["token"]), str(CLAIM_NOTICE_KEY.fullmatch(key).group(4))  # an earlier worker's receipt
+        except (KeyError, TypeError, AttributeError):
+            return ("", "")
+    return None
 
 
 def announce_start(store: Store, identity: WorkerIdentity, job_id: str, attempt: int, *,
@@ -267,16 +288,6 @@ def report_lost(store: Store, leases: Leases, lease: Lease, identity: WorkerIden
     if current is not None and current[0] is not None:
         found = {"holder": current[0].holder, "token": current[0].token, "generation": current[0].generation}
     return _notice(store, lease, identity, "lost", LOST_SCHEMA, expires_at=int(lease.state.expires_at), found=found)
-
-
-def report_done(store: Store, lease: Lease, identity: WorkerIdentity) -> str:
-    """Sign and store a receipt that we reported this attempt with our claim's token; returns its key.
-
-    Once a worker has reported it no longer renews, so nothing would expose a writer that
-    overwrites its released claim and its result; publish refuses any result of the attempt
-    but the one this receipt names (docs/trust.md).
-    """
-    return _notice(store, lease, identity, "done", DONE_SCHEMA)
 
 
 def _notice(store: Store, lease: Lease, identity: WorkerIdentity, kind: str, schema: str, **fields: object) -> str:

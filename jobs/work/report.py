@@ -3,8 +3,15 @@
 Order: the log, the diffoscope reports and the attestation first (under the claim's own
 prefix, gzip-encoded with Content-Type and Content-Encoding so a static host serves them),
 then — after the claim was read back (or renewed, when less than half a TTL of it is left)
-to prove it is still ours — the signed result, with a create-only write. A reader therefore never sees a result whose log is missing, and one
-attempt can never have two results (rebuilderd issues #168, #182, #234).
+to prove it is still ours — the signed result, with a create-only write. A reader therefore
+never sees a result whose log is missing, and a polite worker writes a result only while it
+holds the claim, so one attempt never has two results (rebuilderd issues #168, #182, #234).
+
+The result is stored as the worker's done receipt, `claims/<job-id>/<attempt>.done/<key
+id>.json` (one object, one PUT): the key only this worker's signature can fill, which every
+worker's listing of `claims/` shows as finished and publish reads as both the result and the
+receipt that guards it (docs/trust.md). Workers before this version wrote
+`results/<job-id>/<attempt>.json` and a separate receipt; publish accepts both.
 
 The signed result binds every uploaded file: `ResultRow.files` lists each object's key,
 SHA-256 and size as stored, so a file swapped in `builds/` afterwards is refused by publish
@@ -21,14 +28,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from jobs.core.errors import RebuilderError
-from jobs.core.layout import build_prefix, result_key
+from jobs.core.layout import build_prefix, claim_notice_key
 from jobs.core.lease import Lease, LeaseKeeper, LeaseLost, Leases
 from jobs.core.model import FileDigest, JobRow, ResultRow, build_id, record_to_json
 from jobs.core.signing import sign_document
 from jobs.core.store import PreconditionFailed, Store, put_new
 from jobs.work.build import BuildOutcome
-from jobs.work.claim import report_done
 from jobs.work.identity import WorkerIdentity
 
 log = logging.getLogger(__name__)
@@ -112,16 +117,12 @@ def upload(store: Store, keeper: LeaseKeeper, job: JobRow, outcome: BuildOutcome
     except LeaseLost:
         keeper.taken_while_live = keeper.leases.is_safe(keeper.lease)
         raise
-    key = result_key(job.job_id, job.attempt)
+    key = claim_notice_key(job.job_id, job.attempt, "done", identity.key_id)
     try:
         put_new(store, key, json.dumps(doc, sort_keys=True).encode(), content_type="application/json")
     except PreconditionFailed:
-        # Another result for this attempt exists although our claim was renewed just now:
-        # somebody wrote it without holding the claim. Ours must not be reported either.
-        keeper.taken_while_live = True
-        raise LeaseLost(final.key, f"{key} already holds another result") from None
-    try:
-        report_done(store, final, identity)
-    except (OSError, RebuilderError) as exc:  # the result is stored; the receipt only guards it
-        log.warning("%s: could not store the done receipt: %s", key, exc)
+        # Only this worker's key can sign what belongs here, and it never wrote this attempt
+        # before: another writer put something at our receipt key. Publish fails the attempt
+        # closed on it; nothing is reported.
+        raise LeaseLost(final.key, f"{key} already holds an object this worker did not write") from None
     return row, final

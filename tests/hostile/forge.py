@@ -8,9 +8,11 @@ A result case's input is either raw bytes (`*.raw`, stored as they are) or a JSO
 - `claim`: who holds the attempt's claim: "signer" (default), "other", "none", "wrong-token"
   (the signer, but the result names another token) or "deep-nesting" (the claim object is
   JSON nested 100,000 deep);
-- `store_as`: "own" (default: results/<its job>/1.json), "next-attempt" (stored as attempt 1,
-  accepted, and copied to results/<its job>/2.json) or a key template such as
-  "results/{jid}/01.json" ({jid}, {JID}: the job id in lower or upper case);
+- `store_as`: "own" (default: results/<its job>/1.json, as workers before results were done
+  receipts stored them), "receipt" (its signer's done receipt, as workers store results now),
+  "next-attempt" (stored as attempt 1, accepted, and copied to results/<its job>/2.json) or a
+  key template such as "results/{jid}/01.json" ({jid}, {JID}: the job id in lower or upper
+  case; {signer}, {other}: the key id of the signer, of the other trusted worker);
 - `copy_of`: the id of an earlier case whose stored bytes are copied here (a replay);
 - `result`, `payload`: merged into the result row / the signed payload before signing
   ("$OTHER" stands for the other trusted worker's key id);
@@ -32,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from jobs.core.layout import build_prefix, claim_key, result_key, worker_key
+from jobs.core.layout import build_prefix, claim_key, claim_notice_key, result_key, worker_key
 from jobs.core.model import ArtifactResult, FileDigest, JobRow, PackageStateRow, Status, build_id, record_to_json
 from jobs.core.queue import update_queue
 from jobs.core.signing import generate_key, key_id, public_key_b64, sign_document
@@ -152,8 +154,10 @@ def plant(store: Store, keys: Keys, case_id: str, recipe_path: Path, planted: di
         key, bid, marker = result_key(jid, 2), build_id(jid, 2), None
     elif store_as == "own":
         key, bid = result_key(jid, 1), build_id(jid, 1)
+    elif store_as == "receipt":
+        key, bid = claim_notice_key(jid, 1, "done", signer_id), build_id(jid, 1)
     else:  # a key of its own making, e.g. "results/{jid}/01.json": names no build
-        key, bid = store_as.format(jid=jid, JID=jid.upper()), None
+        key, bid = store_as.format(jid=jid, JID=jid.upper(), signer=signer_id, other=keys.id("other")), None
     store.put(key, honest, content_type="application/json")
     return Planted(key, bid, marker)
 

@@ -61,6 +61,8 @@ class Reader(threading.Thread):
             self._pointer(prefix)
         for info in list(self.store.list("")):
             kind = info.key.split("/", 1)[0]
+            if kind == "claims" and ".done/" in info.key:
+                kind = "results"  # a worker's result, stored as its done receipt
             try:
                 data = self.store.get(info.key)
             except NotFound:
@@ -106,7 +108,7 @@ class Reader(threading.Thread):
             verify_document(doc, {signer: public_key_from_b64(enrolment["signed"]["public_key"])})
         elif kind == "claims" and ".start/" in key:
             json.loads(data)["signed"]["job_id"]  # a worker's signed start marker
-        elif kind == "claims" and (".done/" in key or ".lost/" in key):
+        elif kind == "claims" and ".lost/" in key:
             json.loads(data)["signed"]["token"]  # a worker's signed claim notice
         elif kind in ("claims", "locks"):
             if LeaseState.from_bytes(data) is None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from jobs.core.config import parse_rebuilder_config, parse_worker_config
 from jobs.core.errors import RebuilderError
 from jobs.core.history import read_history
+from jobs.core.layout import CLAIM_NOTICE_KEY, RESULT_KEY
 from jobs.core.lease import Leases, LeaseState
 from jobs.core.queue import read_queue
 from jobs.core.signing import ensure_key
@@ -183,8 +184,15 @@ def published(store: Store) -> Published:
 
 
 def _build_id(key: str) -> str:
-    _, jid, attempt = key.split("/")
-    return f"{jid}-{attempt.removesuffix('.json')}"
+    """The build id of a result's key: `results/<job>/<attempt>.json` or its worker's done receipt's."""
+    match = RESULT_KEY.fullmatch(key) or CLAIM_NOTICE_KEY.fullmatch(key)
+    return f"{match.group(1)}-{match.group(2)}"
+
+
+def is_result(key: str) -> bool:
+    """Whether `key` is where a worker stores a result (its done receipt; results/ by earlier workers)."""
+    notice = CLAIM_NOTICE_KEY.fullmatch(key)
+    return RESULT_KEY.fullmatch(key) is not None or (notice is not None and notice.group(3) == "done")
 
 
 def assert_one_cycle_published(state: Published) -> None:
@@ -198,7 +206,7 @@ def assert_one_cycle_published(state: Published) -> None:
 
 def results_written(*stores: FaultyStore) -> set[str]:
     """Build ids of every result the stores accepted (logged by the fault wrapper)."""
-    return {_build_id(key) for f in stores for op, key in f.landed if key.startswith("results/") and op != "delete"}
+    return {_build_id(key) for f in stores for op, key in f.landed if is_result(key) and op != "delete"}
 
 
 def assert_nothing_lost_or_duplicated(store: Store, written: Iterable[str] = ()) -> None:
@@ -209,7 +217,8 @@ def assert_nothing_lost_or_duplicated(store: Store, written: Iterable[str] = ())
     table = read_history(store)
     build_ids = Counter(table.column("build_id").to_pylist())
     assert all(n == 1 for n in build_ids.values()), f"an attempt is in the history twice: {build_ids}"
-    stored = {_build_id(info.key) for info in store.list("results/")}
+    stored = {_build_id(info.key) for info in [*store.list("results/"), *store.list("claims/")]
+              if is_result(info.key)}
     lost = (set(written) | stored) - set(build_ids)
     assert not lost, f"results missing from the history: {sorted(lost)}"
     leases = Leases(store)

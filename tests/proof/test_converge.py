@@ -32,7 +32,7 @@ from tests.proof.scenario import (
 from tests.proof.stores import fresh_store
 
 # Where faults land: any write, or the n-th write under one prefix (so every job gets its share).
-TARGETS = [None, None, "*/HEAD.json", "*.parquet", "locks/*", "claims/*", "builds/*", "results/*", "history/*",
+TARGETS = [None, None, "*/HEAD.json", "*.parquet", "locks/*", "claims/*", "builds/*", "claims/*.done/*", "history/*",
            "site/*", "workers/*"]
 
 

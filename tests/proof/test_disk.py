@@ -30,14 +30,16 @@ LIMIT = 256 * 1024  # RLIMIT_FSIZE of the worker process: its build log cannot g
 
 
 def only_result(store) -> dict:
-    (info,) = list(store.list("results/"))
-    return json.loads(store.get(info.key).data)["signed"]["result"]
+    """The one stored result's signed document (stored as its worker's done receipt)."""
+    (info,) = [i for i in store.list("claims/") if ".done/" in i.key]
+    assert list(store.list("results/")) == []
+    return json.loads(store.get(info.key).data)
 
 
 def assert_failed_and_reported(store, scenario: Scenario, *, says: str) -> dict:
-    result = only_result(store)
+    doc = only_result(store)
+    result = doc["signed"]["result"]
     assert result["status"] == "FAIL" and says in result["reason"], result["reason"]
-    doc = json.loads(store.get(f"results/{result['job_id']}/1.json").data)
     state, _ = Leases(store).read(f"claims/{result['job_id']}/1.json")
     assert state.token == doc["signed"]["claim"]["token"]  # left to expire: the receipt says it is done
     assert store.head(claim_notice_key(result["job_id"], 1, "done", result["worker_key_id"]))
@@ -97,7 +99,7 @@ def test_a_store_failing_while_the_worker_reports_releases_the_claim_at_once(sto
     scenario = Scenario(tmp_path, packages=("good",))
     store = fresh_store(store_factory)
     scenario.sync(store)
-    failing = FaultyStore(store, faults=[Fault("fail", op="put_if_absent", key="results/*")])
+    failing = FaultyStore(store, faults=[Fault("fail", op="put_if_absent", key="claims/*.done/*")])
     with pytest.raises(StoreUnavailable):
         scenario.worker(failing, "w1").run(once=True)
     (claim,) = [i for i in store.list("claims/") if CLAIM_KEY.fullmatch(i.key)]  # beside it, the start marker

@@ -70,7 +70,7 @@ def test_server_restarted_mid_run_jobs_finish_and_no_partial_object_is_visible(s
             back.start()  # the job's request now finds no server and retries until it is back
             restarts.append(back)
 
-        faults = [Fault("call", op="put_if_absent", key="results/*", nth=2, callback=restart)]
+        faults = [Fault("call", op="put_if_absent", key="claims/*.done/*", nth=2, callback=restart)]
     reader = Reader(second_client(store))
     reader.start()
     try:

@@ -16,7 +16,7 @@ import pytest
 
 from jobs.core.config import parse_rebuilder_config, rebuilderd_conf
 from jobs.core.history import read_history
-from jobs.core.layout import PUBLISH_LOCK, result_key
+from jobs.core.layout import PUBLISH_LOCK, claim_notice_key, result_key
 from jobs.core.lease import Leases
 from jobs.core.model import PackageStateRow, Priority, Status, parquet_bytes
 from jobs.core.pointer import Pointer
@@ -35,6 +35,7 @@ from jobs.publish.state.requests import APPLIED, Refusal
 from jobs.publish.state.update import REBUILDER_KEYS, publish_state, rebuilder_signing_key
 from jobs.publish.state.verify import Reason
 from tests.faults import FaultyStore, Killed
+from tests.publish.previous_format import to_previous_format
 from tests.publish.test_verify import NOW, built, config_for, forge, forged_job, put_json
 
 COOKIE = "Cq4Tz8Mv2Lx7Rn3Kp9Wd5Hs6Jb1Yf0Ge"
@@ -87,32 +88,44 @@ def test_results_update_the_queue_and_a_second_publish_changes_nothing(store, tm
     assert read_queue(store).pointer == queue.pointer  # not even rewritten
 
 
-def test_results_and_claims_of_compacted_builds_are_pruned(store, tmp_path):
-    """Every publish lists results/ and claims/: what the history holds is deleted, nothing else."""
+@pytest.mark.parametrize("stored_as", ["receipt", "previous"])
+def test_results_and_claims_of_compacted_builds_are_pruned(store, tmp_path, stored_as):
+    """Every publish lists results/ and claims/: what the history holds is deleted, nothing else.
+
+    Results stored as done receipts go with the claims; those of earlier workers (`previous`,
+    in results/) in the run after the one that compacted them."""
     (good, fail, bad), worker = built(store, tmp_path)
+    previous = stored_as == "previous"
+    for row in (good, fail, bad) if previous else ():
+        to_previous_format(store, worker.identity, row.job_id)
     config = config_for(tmp_path, authorized=[worker.identity.public_key])
     forged = forge(store, generate_key(), forged_job(1), queue=False)  # rejected: stays, for the operator to see
     first = publish_state(store, config, now=NOW)
-    assert first.pruned == 0 and len(list(store.list("results/"))) == 4  # compacted this run: next run
+    assert first.pruned == 0 and len(list(store.list("results/"))) == (4 if previous else 1)  # compacted: next run
+    assert len(first.accepted) == 3
     soon = publish_state(store, config, now=NOW + timedelta(seconds=1))
     assert {i.key for i in store.list("results/")} == {forged}
     assert len(list(store.list("claims/"))) == 9  # claims, start markers, done receipts, touched < a TTL ago: kept
-    assert soon.pruned == 3 and soon.accepted == [] and soon.queue_changes.count() == 0
+    assert soon.pruned == (3 if previous else 0) and soon.accepted == [] and soon.queue_changes.count() == 0
     later = publish_state(store, config, now=datetime.now(timezone.utc) + timedelta(days=1))  # claims' mtime
     assert later.pruned == 9 and [i.key for i in store.list("claims/")] == []
     assert later.accepted == [] and history_ids(store) == Counter({f"{r.job_id}-1": 1 for r in (good, fail, bad)})
     assert set(read_queue(store).jobs) == {fail.job_id, bad.job_id}
 
 
-def test_claims_of_builds_compacted_in_this_run_stay_until_the_next(store, tmp_path):
+@pytest.mark.parametrize("stored_as", ["receipt", "previous"])
+def test_claims_of_builds_compacted_in_this_run_stay_until_the_next(store, tmp_path, stored_as):
     """A worker that read the queue just before this run's update must still find their claims."""
-    _, worker = built(store, tmp_path)
+    rows, worker = built(store, tmp_path)
+    for row in rows if stored_as == "previous" else ():
+        to_previous_format(store, worker.identity, row.job_id)
     config = config_for(tmp_path, authorized=[worker.identity.public_key])
     late = datetime.now(timezone.utc) + timedelta(days=1)  # every claim is long settled
     first = publish_state(store, config, now=late)
     assert first.pruned == 0 and len(list(store.list("claims/"))) == 9  # with start markers and done receipts
     second = publish_state(store, config, now=late)
-    assert second.pruned == 12 and list(store.list("claims/")) == [] and list(store.list("results/")) == []
+    assert second.pruned == (12 if stored_as == "previous" else 9)
+    assert list(store.list("claims/")) == [] and list(store.list("results/")) == []
 
 
 def test_max_retries_stops_retrying(store, tmp_path):
@@ -193,7 +206,8 @@ def test_rejected_results_never_reach_the_history_nor_the_queue(store, tmp_path)
     stranger = generate_key()
     # A forged GOOD for the retry attempt publish is about to queue, and a replayed GOOD.
     forged = forge(store, stranger, fail.job_id, holder=key_id(stranger.public_key()), attempt=2, queue=False)
-    replayed = put_json(store, result_key(fail.job_id, 3), json.loads(store.get(result_key(good.job_id, 1)).data))
+    stored = claim_notice_key(good.job_id, 1, "done", worker.identity.key_id)
+    replayed = put_json(store, result_key(fail.job_id, 3), json.loads(store.get(stored).data))
     state = publish_state(store, config_for(tmp_path, authorized=[worker.identity.public_key]), now=NOW)
     assert {r.key: r.reason for r in state.rejected} == {forged: Reason.UNKNOWN_KEY, replayed: Reason.REPLAYED}
     assert set(history_ids(store)) == {f"{good.job_id}-1", f"{fail.job_id}-1"}

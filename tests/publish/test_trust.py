@@ -16,6 +16,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from jobs.core.layout import build_prefix, claim_key, claim_notice_key, result_key
 from jobs.core.lease import Leases, LeaseState
 from jobs.core.model import ArtifactResult, JobRow, PackageStateRow, ResultRow, Status, build_id, job_id
@@ -29,6 +31,7 @@ from jobs.work.claim import announce_start
 from jobs.work.identity import WorkerIdentity
 from jobs.work.report import digest_of
 from jobs.work.run import Worker
+from tests.publish.previous_format import to_previous_format
 from tests.publish.sitefix import write_state
 from tests.publish.test_verify import NOW, built, claim, config_for, put_json, signed_result, worker_for
 from tests.work.test_worker import script, synthetic_jobs
@@ -111,7 +114,7 @@ def test_a_good_for_a_repacked_artifact_is_refused(store, tmp_path):
     """A trusted worker reports GOOD with the sha256 of a file with an extra /usr/bin/backdoor."""
     (job,), honest = built(store, tmp_path, 1)
     add_state(store, [job])
-    store.delete(result_key(job.job_id, 1))  # the attacker wins the race to report (or deletes the honest one)
+    store.delete(claim_notice_key(job.job_id, 1, "done", honest.identity.key_id))  # as if the honest one never reported
     state, etag = Leases(store).read(claim_key(job.job_id, 1))  # the honest claim, left to expire: it has
     store.put_if_match(claim_key(job.job_id, 1), replace(state, expires_at=0.0).to_bytes(), etag)  # expired
     mallory = worker_for(store, tmp_path, "mallory").identity
@@ -194,12 +197,12 @@ def test_a_log_swapped_before_publish_is_refused_and_after_publish_is_not_publis
     (good, fail, bad), honest = built(store, tmp_path, 3)
     add_state(store, [good, fail, bad])
     config = trusted(tmp_path, honest)
-    row_of = {r.job_id: json.loads(store.get(result_key(r.job_id, 1)).data)["signed"]["result"]
-              for r in (good, fail, bad)}
+    stored = {r.job_id: claim_notice_key(r.job_id, 1, "done", honest.identity.key_id) for r in (good, fail, bad)}
+    row_of = {r.job_id: json.loads(store.get(stored[r.job_id]).data)["signed"]["result"] for r in (good, fail, bad)}
     store.put(row_of[bad.job_id]["log_key"], b"a log rewritten by whoever can write builds/")
     summary = publish_state(store, config, now=NOW)
     rejected = {r.key: r.reason for r in summary.rejected}
-    assert rejected == {result_key(bad.job_id, 1): Reason.FILE_MISMATCH}
+    assert rejected == {stored[bad.job_id]: Reason.FILE_MISMATCH}
     # Accepted, then swapped before the site copies it: the swapped bytes are not published.
     store.put(row_of[fail.job_id]["log_key"], b"swapped after the fact")
     publish(store, config, now=NOW)
@@ -326,15 +329,21 @@ def test_the_rejected_list_is_bounded_and_escaped(tmp_path):
     assert f"the {MAX_REJECTED} most recent shown" in page
 
 
-def test_a_finished_attempt_overwritten_before_publish_is_refused(store, tmp_path):
+@pytest.mark.parametrize("stored_as", ["receipt", "previous"])
+def test_a_finished_attempt_overwritten_before_publish_is_refused(store, tmp_path, stored_as):
     """After the honest worker reported and released, a plain PUT replaces its claim and its result.
 
-    The honest worker no longer renews, so only its signed done receipt exposes the swap.
+    The honest worker no longer renews, so only its signed done receipt exposes the swap: the
+    result itself (`receipt`), or the receipt beside a result in `results/` (`previous`
+    workers), which the swapped result replaces.
     """
     (job,), honest = built(store, tmp_path, 1)
     add_state(store, [job])
     receipt = claim_notice_key(job.job_id, 1, "done", honest.identity.key_id)
-    assert json.loads(store.get(receipt).data)["signed"]["job_id"] == job.job_id
+    assert json.loads(store.get(receipt).data)["signed"]["result"]["job_id"] == job.job_id
+    if stored_as == "previous":
+        store.delete(to_previous_format(store, honest.identity, job.job_id))  # overwritten below
+        assert json.loads(store.get(receipt).data)["signed"]["job_id"] == job.job_id
     mallory = worker_for(store, tmp_path, "mallory")
     key = claim_key(job.job_id, 1)
     held, _ = Leases(store).read(key)
@@ -367,7 +376,7 @@ def test_a_takeover_of_a_dead_workers_claim_is_accepted_once_settled(store, tmp_
     assert len(heir.run(until_idle=True).built) == 1
     config = trusted(tmp_path, gone, heir)
     summary = publish(store, config, now=NOW)
-    key = result_key(job.job_id, 1)
+    key = claim_notice_key(job.job_id, 1, "done", heir.identity.key_id)
     assert summary.state.settling == [key] and summary.state.accepted == [] and summary.state.rejected == []
     assert "1 results settling" in summary.state.line()
     assert package_status(store, job.source_name) == "UNKWN" and job.job_id in read_queue(store).jobs
@@ -385,7 +394,8 @@ def test_only_a_standing_start_marker_of_a_trusted_worker_holds_a_result_back(st
     honest = worker_for(store, tmp_path, "honest")
     assert len(honest.run(until_idle=True).built) == 1
     config = trusted(tmp_path, honest, loser)
-    assert [a.key for a in collect(store, config, already=set()).accepted] == [result_key(job.job_id, 1)]
+    assert [a.key for a in collect(store, config, already=set()).accepted] == [
+        claim_notice_key(job.job_id, 1, "done", honest.identity.key_id)]
     # A trusted worker's marker overwritten by another writer fails closed, like its notices.
     store.put(claim_notice_key(job.job_id, 1, "start", loser.identity.key_id), b'{"signed": {}}')
     rejected = collect(store, config, already=set()).rejected

@@ -19,7 +19,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jobs.core.layout import result_key
+from jobs.core.layout import claim_notice_key
 from jobs.core.signing import generate_key, key_id, public_key_b64, sign_document
 from jobs.publish.state.verify import Reason, collect
 from tests.publish.test_verify import built, config_for
@@ -124,7 +124,7 @@ def test_every_mutation_of_a_bound_field_is_refused(store, tmp_path):
     (good, fail, bad), worker = built(store, tmp_path, 3)
     other = generate_key()  # a second trusted worker, for worker_key_id
     config = config_for(tmp_path, authorized=[worker.identity.public_key, public_key_b64(other.public_key())])
-    keys = [result_key(r.job_id, 1) for r in (good, fail, bad)]
+    keys = [claim_notice_key(r.job_id, 1, "done", worker.identity.key_id) for r in (good, fail, bad)]
     originals = {k: store.get(k).data for k in keys}
     assert len(collect(store, config, already=set()).accepted) == 3  # the unmutated ones pass
     mutations = [*MUTATIONS, _field("worker_key_id", st.just(key_id(other.public_key())))]

@@ -15,7 +15,7 @@ import pytest
 
 from jobs.core.config import parse_rebuilder_config, parse_worker_config
 from jobs.core.errors import ConfigError
-from jobs.core.layout import build_prefix, claim_key, result_key, worker_key
+from jobs.core.layout import build_prefix, claim_key, claim_notice_key, result_key, worker_key
 from jobs.core.lease import Leases
 from jobs.core.model import Artifact, ArtifactResult, JobRow, ResultRow, Status, build_id, job_id, record_to_json
 from jobs.core.queue import update_queue
@@ -29,6 +29,7 @@ from jobs.work import report as worker_report
 from jobs.work.identity import load_identity
 from jobs.work.report import digest_of
 from jobs.work.run import Worker
+from tests.publish.previous_format import to_previous_format
 from tests.work.test_worker import script, synthetic_jobs
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -167,11 +168,41 @@ def test_results_of_an_authorized_worker_are_accepted(store, tmp_path):
     assert fail.row.artifacts == () and fail.row.reason
     for a in found.accepted:
         state, _ = Leases(store).read(claim_key(a.row.job_id, 1))
-        assert a.claim_token == state.token and a.key == result_key(a.row.job_id, 1)
+        assert a.claim_token == state.token and a.key == claim_notice_key(a.row.job_id, 1, "done", worker.identity.key_id)
     assert found.latest_attempts == {r.job_id: 1 for r in rows}
     # Build ids already compacted are skipped without being read.
     again = collect(store, config, already={f"{rows[0].job_id}-1"})
     assert sorted(a.row.job_id for a in again.accepted) == sorted(r.job_id for r in rows[1:])
+
+
+def test_results_stored_by_earlier_workers_are_accepted_beside_receipts(store, tmp_path):
+    """Workers before results were done receipts stored them in results/ with a separate receipt."""
+    rows, worker = built(store, tmp_path)
+    kid = worker.identity.key_id
+    done = [claim_notice_key(r.job_id, 1, "done", kid) for r in rows]
+    previous = to_previous_format(store, worker.identity, rows[1].job_id)
+    config = config_for(tmp_path, authorized=[worker.identity.public_key])
+    found = collect(store, config, already=set())
+    assert found.rejected == [] and sorted(a.key for a in found.accepted) == sorted([done[0], previous, done[2]])
+    assert found.latest_attempts == {r.job_id: 1 for r in rows}
+    # The receipt beside it is its evidence: overwritten, the attempt fails closed (and the
+    # junk, which does not say it is a receipt, is judged and listed as a result).
+    receipt = store.get(done[1]).data
+    store.put(done[1], b'{"signed": {}}')
+    assert sorted((r.key, r.reason) for r in collect(store, config, already=set()).rejected) == sorted([
+        (previous, Reason.CLAIM_TAKEN_OVER), (done[1], Reason.MALFORMED)])
+    store.put(done[1], receipt)
+    # The same signed result at both keys is one report; two different ones are neither.
+    put_json(store, result_key(rows[0].job_id, 1), json.loads(store.get(done[0]).data))
+    found = collect(store, config, already=set())
+    assert found.rejected == [] and sorted(a.row.job_id for a in found.accepted) == sorted(r.job_id for r in rows)
+    payload = json.loads(store.get(done[2]).data)["signed"]
+    payload["result"]["reason"] = "said twice"
+    other = put_json(store, result_key(rows[2].job_id, 1), sign_document(payload, worker.identity.key))
+    found = collect(store, config, already=set())
+    assert sorted((r.key, r.reason) for r in found.rejected) == sorted(
+        [(done[2], Reason.REPLAYED), (other, Reason.REPLAYED)])
+    assert {a.row.job_id for a in found.accepted} == {rows[0].job_id, rows[1].job_id}
 
 
 def test_nothing_is_trusted_without_authorized_workers_or_signup_secret(store, tmp_path):
@@ -234,7 +265,7 @@ def test_forged_tampered_and_replayed_results_are_rejected_with_reasons(store, t
     b_key, stranger = generate_key(), generate_key()
     b_id = key_id(b_key.public_key())
     config = config_for(tmp_path, authorized=[worker.identity.public_key, public_key_b64(b_key.public_key())])
-    good, fail, bad = (result_key(r.job_id, 1) for r in rows)
+    good, fail, bad = (claim_notice_key(r.job_id, 1, "done", a_id) for r in rows)  # stored as done receipts
     real = json.loads(store.get(good).data)
     expected = {}
 
@@ -245,6 +276,12 @@ def test_forged_tampered_and_replayed_results_are_rejected_with_reasons(store, t
     expected[forge(store, a_key, forged_job(3), holder=a_id, worker_key_id=b_id)] = Reason.WRONG_SIGNER
     expected[put_json(store, result_key(rows[0].job_id, 2), real)] = Reason.REPLAYED  # another attempt
     expected[put_json(store, result_key(forged_job(4), 1), real)] = Reason.REPLAYED  # another job
+    # ... and as done receipts: another attempt's, another job's; and at another trusted worker's
+    # receipt key of the same attempt, which also fails that attempt closed (its evidence overwritten)
+    expected[put_json(store, claim_notice_key(rows[0].job_id, 2, "done", a_id), real)] = Reason.REPLAYED
+    expected[put_json(store, claim_notice_key(forged_job(15), 1, "done", a_id), real)] = Reason.REPLAYED
+    expected[put_json(store, claim_notice_key(rows[1].job_id, 1, "done", b_id),
+                      json.loads(store.get(fail).data))] = Reason.REPLAYED
     tampered = json.loads(store.get(bad).data)
     tampered["signed"]["result"]["status"] = "GOOD"
     expected[put_json(store, bad, tampered)] = Reason.BAD_SIGNATURE
@@ -267,7 +304,7 @@ def test_forged_tampered_and_replayed_results_are_rejected_with_reasons(store, t
                    artifacts=(ArtifactResult("x", Status.BAD, None),))] = Reason.FAIL_WITH_ARTIFACTS
     expected[put_json(store, "results/not-a-job.json", real)] = Reason.BAD_KEY
     expected[good] = None
-    expected[fail] = None
+    expected[fail] = Reason.CLAIM_TAKEN_OVER
 
     found = collect(store, config, already=set())
     reasons = {r.key: r.reason for r in found.rejected}

@@ -1,7 +1,7 @@
 """What a worker writes and reads per build and per idle poll (issue #18: requests cost money).
 
 Each write named here is one the trust model needs (docs/trust.md): the start marker, the
-claim, the build's files, the result and the done receipt. Nothing else is written for a build
+claim, the build's files and the result, stored as the done receipt (one object). Nothing else is written for a build
 that needs no renewal; polls that cannot find anything read as little as they can.
 """
 
@@ -10,10 +10,13 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from jobs.core.layout import claim_key, claim_notice_key, result_key
+import pytest
+
+from jobs.core.layout import claim_key, claim_notice_key
 from jobs.core.lease import Leases
 from jobs.core.queue import read_queue, update_queue
 from tests.faults import FaultyStore
+from tests.publish.previous_format import to_previous_format
 from tests.work.test_worker import script, synthetic_jobs
 from tests.work.worker_child import make_worker
 
@@ -36,14 +39,14 @@ def test_a_good_build_writes_what_the_trust_model_needs_and_nothing_else(store, 
     assert [(op, key) for op, key in watched.log if not key.startswith(("builds/", "workers/"))] == [
         ("put", claim_notice_key(row.job_id, 1, "start", kid)),
         ("put_if_absent", claim),
-        ("put_if_absent", result_key(row.job_id, 1)),
-        ("put", claim_notice_key(row.job_id, 1, "done", kid))]
+        ("put_if_absent", claim_notice_key(row.job_id, 1, "done", kid))]
     assert [k.rsplit("/", 1)[1] for k in builds] == ["log", "attestation.json"]
     # The first candidate's claim was read (404: free), so claims/ was never listed; the claim
     # was read back before the result (no renewal), and is left to expire, not released.
     assert watched.ops["list"] == 0 and watched.ops["put_if_match"] == 0
     state, _ = Leases(store).read(claim)
-    doc = json.loads(store.get(result_key(row.job_id, 1)).data)
+    doc = json.loads(store.get(claim_notice_key(row.job_id, 1, "done", kid)).data)
+    assert doc["signed"]["result"]["worker_key_id"] == kid and list(store.list("results/")) == []
     assert not state.released and state.token == doc["signed"]["claim"]["token"]
 
 
@@ -61,6 +64,34 @@ def test_nobody_builds_an_attempt_whose_claim_was_left_to_expire(store, tmp_path
     third, watched = _worker(store, tmp_path, "w3")  # probes: reads the expired claim, then finds the result
     assert third.next_claim() is None and watched.log == []
     assert third._claims.finished == {key}
+
+
+@pytest.mark.parametrize("stored_as", ["previous", "unreadable-claim", "odd-holder"])
+def test_a_finished_attempt_is_known_by_its_result_wherever_it_is_stored(store, tmp_path, stored_as):
+    """An expired claim of a reported attempt: a worker probing it finds the result and leaves it.
+
+    `previous`: the result in results/ beside a receipt, as workers before this version stored it
+    (the receipt at the holder's key is read first, then results/). `unreadable-claim`, `odd-holder`:
+    the claim names no holder a key can be made of, so the attempt's receipts are listed."""
+    (row,) = synthetic_jobs(store, tmp_path, 1)
+    first, _ = _worker(store, tmp_path, "w1")
+    assert len(first.run(once=True).built) == 1
+    key = claim_key(row.job_id, 1)
+    if stored_as == "previous":
+        to_previous_format(store, first.identity, row.job_id)
+        store.delete(claim_notice_key(row.job_id, 1, "done", first.identity.key_id))  # only results/ left
+        state, etag = Leases(store).read(key)
+        store.put_if_match(key, dataclasses.replace(state, expires_at=0.0).to_bytes(), etag)  # expired long ago
+    elif stored_as == "odd-holder":
+        state, etag = Leases(store).read(key)
+        odd = dataclasses.replace(state, holder="é/../" + "x" * 2000, expires_at=0.0)
+        store.put_if_match(key, odd.to_bytes(), etag)
+    else:
+        store.put(key, b"not a lease")
+    second, watched = _worker(store, tmp_path, "w2")  # probes: reads the claim, then looks for the result
+    assert second.next_claim() is None and watched.log == []
+    assert second._claims.finished == {key}
+    assert watched.ops["list"] == (0 if stored_as == "previous" else 1)
 
 
 def test_an_idle_worker_polls_with_one_get_until_something_could_have_changed(store, tmp_path):

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from jobs.core.config import RebuilderConfig, parse_worker_config
+from jobs.core.layout import CLAIM_NOTICE_KEY, RESULT_KEY
 from jobs.core.lease import Leases, LeaseState
 from jobs.core.model import Artifact, JobRow, Status, job_id
 from jobs.core.queue import read_queue, update_queue
@@ -37,10 +38,13 @@ NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
 def results(store) -> dict[tuple[str, int], dict]:
+    """Every stored result by (job id, attempt): stored as done receipts, or under results/ (earlier workers)."""
     out = {}
-    for info in store.list("results/"):
-        _, jid, attempt = info.key.split("/")
-        out[(jid, int(attempt.removesuffix(".json")))] = json.loads(store.get(info.key).data)
+    for info in [*store.list("results/"), *store.list("claims/")]:
+        match = RESULT_KEY.fullmatch(info.key) or CLAIM_NOTICE_KEY.fullmatch(info.key)
+        doc = json.loads(store.get(info.key).data) if match is not None else None
+        if match is not None and (match.re is RESULT_KEY or "result" in doc["signed"]):
+            out[(match.group(1), int(match.group(2)))] = doc
     return out
 
 

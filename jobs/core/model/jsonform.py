@@ -1,6 +1,6 @@
 """Records <-> plain JSON objects, for the JSON objects in the bucket and the feeds.
 
-A worker's result (`results/<job-id>/<attempt>.json`) is a `ResultRow` in this form
+A worker's result (stored as its done receipt, `claims/<job-id>/<attempt>.done/<key-id>.json`) is a `ResultRow` in this form
 before it is signed, and publish reads it back with `record_from_json` before it
 compacts results into the history table; so the JSON and Parquet forms of a record
 carry the same fields with the same meaning, named as in `schema_markdown()`.

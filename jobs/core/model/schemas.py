@@ -154,7 +154,7 @@ JOB = TableSchema(
 
 HISTORY = TableSchema(
     name="history", version=2, record=ResultRow,
-    description="One row per build attempt (`history/part-<name>.parquet`, compacted from `results/`).",
+    description="One row per build attempt (`history/part-<name>.parquet`, compacted from the workers' signed results).",
     columns=(
         _s("build_id", "`<job_id>-<attempt>`; `builds/<build_id>/<claim-token>/` holds log, diffoscope, attestation"),
         _s("job_id", "the job built"),

@@ -61,7 +61,7 @@ from jobs.core.signing import (
     public_key_pem,
     verify_link,
 )
-from jobs.core.store import NotFound, PreconditionFailed, Store, put_new
+from jobs.core.store import NotFound, ObjectInfo, PreconditionFailed, Store, put_new
 from jobs.publish.state.compact import (
     PARQUET,
     Compacted,
@@ -205,7 +205,7 @@ def _publish_locked(store: Store, config: RebuilderConfig, now: datetime, key: E
     # Claims of builds compacted before this run only: a worker that read the queue just
     # before this run's update still finds the claims of what this run compacted.
     state.pruned = prune(store, collected.compacted, history.holding, now=now,
-                         settle=config.lease.ttl + config.lease.clock_skew)
+                         settle=config.lease.ttl + config.lease.clock_skew, claims=collected.claims)
     collect_orphans(store)
     return state
 
@@ -315,7 +315,7 @@ def rebuilder_keys(store: Store, key: Ed25519PrivateKey) -> dict[str, list[str]]
 
 def prune(store: Store, compacted_results: list[str],
           history_ids: AbstractSet[str] | Callable[[list[str]], AbstractSet[str]], *, now: datetime,
-          settle: float) -> int:
+          settle: float, claims: Iterable[ObjectInfo] | None = None) -> int:
     """Delete the result and claim objects of builds the history holds; returns how many.
 
     Runs after the queue update landed, so nothing needs them any more: a result found
@@ -325,14 +325,16 @@ def prune(store: Store, compacted_results: list[str],
     claims of builds compacted in this very run go in the next one (the caller passes the
     history as it was before this run's compaction): a worker that read the queue just
     before this run's update would otherwise find no claim and build the job again.
-    Without this every publish would list every result and claim ever written.
+    Without this every publish would list every result and claim ever written. `claims`:
+    verification's listing of `claims/` in this run (listed here when not given; what was
+    written since belongs to no build the history held before this run).
     """
     removed = 0
     for key in compacted_results:
         store.delete(key)
         removed += 1
     listed = [(info, CLAIM_KEY.fullmatch(info.key) or CLAIM_NOTICE_KEY.fullmatch(info.key))
-              for info in store.list(CLAIMS)]
+              for info in (store.list(CLAIMS) if claims is None else claims)]
     if callable(history_ids):  # HistoryState.holding: asked for the claimed builds only
         history_ids = history_ids([build_id(m.group(1), int(m.group(2))) for _, m in listed if m is not None])
     for info, match in listed:

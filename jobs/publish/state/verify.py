@@ -6,26 +6,33 @@ worker (`workers/<key-id>.json`) whose record is signed by the key it names and 
 records it accepted (`jobs.publish.state.enrolment`), so overwriting a record de-trusts nobody.
 With neither configured no result is accepted at all (there is no "trust on first use").
 
-A result `results/<job-id>/<attempt>.json` is accepted only if, in this order:
+A result is stored as its worker's done receipt, `claims/<job-id>/<attempt>.done/<key-id>.json`
+(workers before this version stored it as `results/<job-id>/<attempt>.json`, beside a
+separate receipt; both are judged alike). It is accepted only if, in this order:
 size ≤ 1 MiB (checked before reading) → JSON → signed by a trusted key → payload is
 `rebuilder.result/2` with a strict `ResultRow` → the row's `worker_key_id` is the signer →
-it is stored under its own key (a copy under another job's or attempt's key is a replay) →
+it is stored under its own key: its job, its attempt and, as a receipt, its signer's key id
+(a copy under another job's, attempt's or worker's key is a replay) →
 a FAIL lists no artifacts → it matches the queued job (`matches.check_job`: queued, at this
 attempt, same distro, source, version and artifacts) and, for GOOD artifacts, the index's
 digests → the claim `claims/<job-id>/<attempt>.json` exists, carries the result's claim
 token and is held by the signer → no trusted worker signed that it held the attempt with
-another claim (`claims/<job-id>/<attempt>.{lost,done}/<key-id>.json`) → every file it names is
+another claim (`claims/<job-id>/<attempt>.{lost,done}/<key-id>.json`: a takeover notice, or
+another result or receipt) → every file it names is
 signed, under the claim's `build_prefix`, and stored with the signed size and SHA-256 →
 a GOOD result's attestation is the signer's and names the index's digests. Rejections
 are listed with a reason code (`Reason`) for operators (the rejected-results feed); they
 are never published and never stop publish. Nothing is deleted: a result rejected
 because its worker was not yet trusted is accepted by the first publish after the
-operator trusts the key. docs/trust.md explains what each check prevents.
+operator trusts the key. Two different results for one attempt that both pass (only their
+own signer could sign both) are both refused. Every object a worker wrote is read and parsed
+at most once per run. docs/trust.md explains what each check prevents.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
@@ -37,7 +44,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from jobs.core import progress
-from jobs.core.bounded import OverLimit, cap, read_capped, read_object
+from jobs.core.bounded import OverLimit, cap, read_capped
 from jobs.core.config import RebuilderConfig
 from jobs.core.errors import ConfigError
 from jobs.core.layout import (
@@ -49,6 +56,7 @@ from jobs.core.layout import (
     WORKERS,
     build_prefix,
     claim_key,
+    claim_notice_key,
     result_key,
     worker_key,
 )
@@ -70,7 +78,7 @@ from jobs.core.signing import (
     public_key_from_b64,
     verify_document,
 )
-from jobs.core.store import NotFound, Reads
+from jobs.core.store import NotFound, ObjectInfo, Reads
 from jobs.publish.state.enrolment import WORKER_SCHEMA as WORKER_SCHEMA  # the worker writes it (jobs/work/identity.py)
 from jobs.publish.state.enrolment import (
     Enrolled,
@@ -173,6 +181,7 @@ class Collected:
     # Results that passed every check but stand beside another trusted worker's start
     # marker and are younger than the settling time: judged again by a later publish.
     settling: list[str] = field(default_factory=list)
+    claims: list[ObjectInfo] = field(default_factory=list)  # the listing of claims/ it judged from (`prune` reuses it)
 
 
 class _Settling(Exception):
@@ -198,9 +207,15 @@ class RejectedResult:
     at: datetime | None  # when the object was last written (the store's clock)
 
 
+def _result_match(key: str) -> re.Match[str] | None:
+    """The key of a result, as a result (`results/…`) or as its worker's done receipt: groups job id, attempt."""
+    match = CLAIM_NOTICE_KEY.fullmatch(key)
+    return match if match is not None and match.group(3) == "done" else RESULT_KEY.fullmatch(key)
+
+
 def rejected_row(rejected: Rejected) -> RejectedResult:
     """A refused result as the rejected-results list shows it."""
-    match = RESULT_KEY.fullmatch(rejected.key)
+    match = _result_match(rejected.key)
     return RejectedResult(key=rejected.key, job_id=match.group(1) if match else None,
                           attempt=int(match.group(2)) if match else None, worker_key_id=rejected.worker,
                           reason=str(rejected.reason), detail=rejected.detail, at=rejected.at)
@@ -293,42 +308,75 @@ def collect(store: Reads, config: RebuilderConfig, *,
     compared with the store's modification times for the settling rule (docs/trust.md).
     `trust` is `trusted_workers(store, config)` (computed here when not given). Only reads:
     `jobs.publish.state.update.verify_results` also saves the enrolments learnt.
+
+    Lists `results/` (results of earlier workers) and `claims/` (results stored as done
+    receipts, and the notices they are judged against) once each.
     """
     trust = trust or trusted_workers(store, config)
     leases = Leases(store, ttl=config.lease.ttl, clock_skew=config.lease.clock_skew)
     jobs = read_queue(store).jobs if queue is None else queue
     out = Collected([], [], trust)
+    out.claims = list(store.list(CLAIMS))
     listed = [(info, RESULT_KEY.fullmatch(info.key)) for info in store.list(RESULTS)]
+    receipts = [(info, m) for info in out.claims
+                if (m := CLAIM_NOTICE_KEY.fullmatch(info.key)) is not None and m.group(3) == "done"]
     if callable(already):
-        already = already([build_id(m.group(1), int(m.group(2))) for _, m in listed if m is not None])
-    progress.grow("verify", len(listed))
-    notices: dict[tuple[str, int], list[str]] | None = None
-    for info, match in listed:
+        already = already([build_id(m.group(1), int(m.group(2))) for _, m in [*listed, *receipts] if m is not None])
+    progress.grow("verify", len(listed) + len(receipts))
+    docs = _Documents(store)
+    notices = _notices(out.claims)
+    for info, match in [*listed, *receipts]:
         progress.advance("verify")
         if match is None:
             out.rejected.append(Rejected(info.key, Reason.BAD_KEY, "not results/<job-id>/<attempt>.json",
                                          at=info.last_modified))
             continue
         jid, attempt = match.group(1), int(match.group(2))
+        receipt = match.re is CLAIM_NOTICE_KEY
         out.latest_attempts[jid] = max(attempt, out.latest_attempts.get(jid, 0))
+        if receipt and build_id(jid, attempt) in already:
+            continue  # pruned with the claims of its build (`update.prune`), a TTL after compaction
         if build_id(jid, attempt) in already:
             out.compacted.append(info.key)
             continue
-        if trust.note is not None:
-            out.rejected.append(Rejected(info.key, Reason.NO_TRUSTED_KEYS, trust.note, at=info.last_modified))
-            continue
-        if notices is None:  # listed once, and only when there is a result to judge
-            notices = _lost_notices(store)
         try:
+            if receipt and docs.is_receipt(info):
+                continue  # an earlier worker's receipt beside its result in results/: evidence only
+            if trust.note is not None:
+                raise _Reject(Reason.NO_TRUSTED_KEYS, trust.note)
             settled = _settled(info.last_modified, clock(), config.lease.settle_seconds)
-            out.accepted.append(_check_result(store, leases, trust, jobs, notices, info.key, info.size, settled))
+            out.accepted.append(_check_result(docs, leases, trust, jobs, notices, info, settled))
         except _Settling:
             out.settling.append(info.key)
         except _Reject as exc:
             out.rejected.append(Rejected(info.key, exc.reason, exc.detail, exc.worker, info.last_modified))
         except NotFound:
             continue  # deleted since the listing (by an operator): nothing to judge
+    _refuse_doubles(out)
     return out
+
+
+def _refuse_doubles(out: Collected) -> None:
+    """Refuse every result of an attempt with two different accepted results; keep one of identical copies.
+
+    Only the claim holder's signature passes, so two different ones are that worker's (a key
+    used twice, or a compromised worker): neither is believed. An identical copy (the same
+    signed result in `results/` and at its receipt key) is the same report.
+    """
+    by_build: dict[str, list[Accepted]] = {}
+    for a in out.accepted:
+        by_build.setdefault(a.row.build_id, []).append(a)
+    for found in by_build.values():
+        if len(found) < 2:
+            continue
+        drop = {id(a) for a in (found[1:] if all(a.doc == found[0].doc for a in found) else found)}
+        out.accepted = [a for a in out.accepted if id(a) not in drop]
+        if len(drop) < len(found):
+            continue
+        keys = sorted(a.key for a in found)
+        for a in found:
+            out.rejected.append(Rejected(a.key, Reason.REPLAYED, "two different signed results for this attempt: "
+                                         + ", ".join(keys), a.row.worker_key_id))
 
 
 def _settled(modified: datetime | None, now: float, settle: float) -> bool:
@@ -336,49 +384,88 @@ def _settled(modified: datetime | None, now: float, settle: float) -> bool:
     return modified is not None and now - modified.timestamp() >= settle
 
 
-def _lost_notices(store: Reads) -> dict[tuple[str, int], list[str]]:
-    """Keys of the workers' takeover notices, by (job id, attempt)."""
-    found: dict[tuple[str, int], list[str]] = {}
-    for info in store.list(CLAIMS):
+def _notices(claims: list[ObjectInfo]) -> dict[tuple[str, int], list[ObjectInfo]]:
+    """The workers' markers, notices, receipts and results in `claims/`, by (job id, attempt)."""
+    found: dict[tuple[str, int], list[ObjectInfo]] = {}
+    for info in claims:
         match = CLAIM_NOTICE_KEY.fullmatch(info.key)
-        if match is not None and info.size <= MAX_NOTICE_BYTES:
-            found.setdefault((match.group(1), int(match.group(2))), []).append(info.key)
+        if match is not None and info.size <= (MAX_RESULT_BYTES if match.group(3) == "done" else MAX_NOTICE_BYTES):
+            found.setdefault((match.group(1), int(match.group(2))), []).append(info)
     return found
 
 
-def _check_result(store: Reads, leases: Leases, trust: Trust, jobs: Mapping[str, JobRow],
-                  notices: Mapping[tuple[str, int], list[str]], key: str, size: int, settled: bool) -> Accepted:
+_UNREAD = object()
+
+
+class _Documents:
+    """Each object a worker wrote, read (one capped GET) and parsed at most once per `collect`."""
+
+    def __init__(self, store: Reads) -> None:
+        self.store = store
+        self.seen: dict[str, Any] = {}  # key -> the parsed JSON, or the _Reject it earned
+
+    def get(self, info: ObjectInfo, limit: int) -> Any:
+        """The parsed JSON of `info.key` (NotFound: deleted since the listing; _Reject: oversized, not JSON)."""
+        found = self.seen.get(info.key, _UNREAD)
+        if found is _UNREAD:
+            try:
+                found = _json(self._read(info.key, info.size, limit), limit)
+            except _Reject as exc:
+                found = exc
+            self.seen[info.key] = found
+        if isinstance(found, _Reject):
+            raise found
+        return found
+
+    def _read(self, key: str, size: int, limit: int) -> bytes:
+        if size > limit:
+            raise _Reject(Reason.OVERSIZED, f"{size} bytes (limit {limit})")
+        body = self.store.open(key)  # replaced since the listing: still never read past the cap
+        try:
+            return read_capped(body, limit, key)
+        except OverLimit:
+            raise _Reject(Reason.OVERSIZED, f"more than {limit} bytes") from None
+        finally:
+            body.close()
+
+    def is_receipt(self, info: ObjectInfo) -> bool:
+        """Whether the object at a done receipt's key claims to be a receipt (`rebuilder.claim-done/1`), not a result.
+
+        Unverified: a receipt is only ever believed after its signature is checked (`_check_notices`),
+        and anything else there is judged as a result."""
+        try:
+            doc = self.get(info, MAX_RESULT_BYTES)
+        except _Reject:
+            return False
+        signed = doc.get("signed") if isinstance(doc, dict) else None
+        return isinstance(signed, dict) and signed.get("schema") == NOTICE_SCHEMAS["done"]
+
+
+def _check_result(docs: _Documents, leases: Leases, trust: Trust, jobs: Mapping[str, JobRow],
+                  notices: Mapping[tuple[str, int], list[ObjectInfo]], info: ObjectInfo, settled: bool) -> Accepted:
     """Verify one result object (see the module docstring)."""
-    if size > MAX_RESULT_BYTES:
-        raise _Reject(Reason.OVERSIZED, f"{size} bytes (limit {MAX_RESULT_BYTES})")
-    body = store.open(key)  # replaced since the listing: still never read past the cap
-    try:
-        data = read_capped(body, MAX_RESULT_BYTES, key)
-    except OverLimit:
-        raise _Reject(Reason.OVERSIZED, f"more than {MAX_RESULT_BYTES} bytes") from None
-    finally:
-        body.close()
-    doc = _json(data, MAX_RESULT_BYTES)
+    doc = docs.get(info, MAX_RESULT_BYTES)
     payload, signer = _verify(doc, trust.keys)
     try:
-        row, token, attestation = _check_signed(store, leases, trust, jobs, notices, key, payload, signer, settled)
+        row, token, attestation = _check_signed(docs, leases, trust, jobs, notices, info.key, payload, signer,
+                                                settled)
     except _Reject as exc:
         exc.worker = signer
         raise
     except Mismatch as exc:
         raise _Reject(Reason(exc.reason), exc.detail, signer) from None
-    return Accepted(row, key, doc, token, attestation)
+    return Accepted(row, info.key, doc, token, attestation)
 
 
-def _check_signed(store: Reads, leases: Leases, trust: Trust, jobs: Mapping[str, JobRow],
-                  notices: Mapping[tuple[str, int], list[str]], key: str, payload: dict[str, Any],
+def _check_signed(docs: _Documents, leases: Leases, trust: Trust, jobs: Mapping[str, JobRow],
+                  notices: Mapping[tuple[str, int], list[ObjectInfo]], key: str, payload: dict[str, Any],
                   signer: str, settled: bool) -> tuple[ResultRow, str, bytes | None]:
     row, token = _parse(payload)
     signed_claim = payload["claim"]
     if row.worker_key_id != signer:
         raise _Reject(Reason.WRONG_SIGNER, f"signed by {signer[:16]}, claims worker {row.worker_key_id[:16]}")
-    if key != result_key(row.job_id, row.attempt):
-        raise _Reject(Reason.REPLAYED, f"the result of {row.build_id} stored under another key")
+    if key not in (result_key(row.job_id, row.attempt), claim_notice_key(row.job_id, row.attempt, "done", signer)):
+        raise _Reject(Reason.REPLAYED, f"the result of {row.build_id} by {signer[:16]} stored under another key")
     if row.status is Status.FAIL and row.artifacts:
         raise _Reject(Reason.FAIL_WITH_ARTIFACTS, f"{len(row.artifacts)} artifacts")
     job = check_job(row, jobs)
@@ -396,58 +483,79 @@ def _check_signed(store: Reads, leases: Leases, trust: Trust, jobs: Mapping[str,
                       if state.holder != signer else "claim token differs from the result's")
     elif (state.generation, state.meta.get("queue")) != (signed_claim["generation"], signed_claim["queue"]):
         raise _Reject(Reason.NOT_CLAIM_HOLDER, "the claim's generation or queue version is not the one signed")
-    contested = _check_notices(store, trust, notices.get((row.job_id, row.attempt), []), row, token)
-    attestation = check_files(store, row, build_prefix(row.job_id, row.attempt, token) + "/")
-    attestation = check_attestation(store, row, index, trust.keys[signer], attestation)
+    contested = _check_notices(docs, trust, notices.get((row.job_id, row.attempt), []), row, token, key)
+    attestation = check_files(docs.store, row, build_prefix(row.job_id, row.attempt, token) + "/")
+    attestation = check_attestation(docs.store, row, index, trust.keys[signer], attestation)
     if contested and not settled:
         raise _Settling()
     return row, token, attestation
 
 
-def _check_notices(store: Reads, trust: Trust, keys: list[str], row: ResultRow, token: str) -> bool:
+def _check_notices(docs: _Documents, trust: Trust, found: list[ObjectInfo], row: ResultRow, token: str,
+                   own: str) -> bool:
     """Refuse the result if a trusted worker signed that it held this attempt with another claim.
 
     Notices are `claims/<job-id>/<attempt>.lost/<key-id>.json` (the claim was replaced while
-    live) and `.done/<key-id>.json` (the worker reported the attempt). Either says "this
-    attempt was mine, with token T": only that worker's result with T may be accepted. Only
-    notices under a trusted key id count. One that does not verify as that key's notice was
-    overwritten by somebody else: that counts too (fail closed), since whoever can write
-    there could otherwise erase the evidence with a plain PUT.
+    live) and `.done/<key-id>.json` (the worker reported the attempt: its result, or an
+    earlier worker's receipt beside its result in `results/`). Either says "this attempt was
+    mine, with token T": only that worker's result with T may be accepted. Only notices
+    under a trusted key id count. One that does not verify as that key's notice (or result)
+    was overwritten by somebody else: that counts too (fail closed), since whoever can write
+    there could otherwise erase the evidence with a plain PUT. `own` is the result's own key
+    (judged as the result itself).
 
     Returns whether another trusted worker's start marker (`.start/<key-id>.json`, not
     withdrawn) stands for the attempt: that worker may hold, or have held, the claim, and
     may not have noticed a takeover yet, so the result must settle first.
     """
     contested = False
-    for key in keys:
+    for info in found:
+        key = info.key
         match = CLAIM_NOTICE_KEY.fullmatch(key)
-        if match is None or match.group(4) not in trust.keys:
-            continue  # not a trusted worker's: anyone can write noise here
+        if key == own or match is None or match.group(4) not in trust.keys:
+            continue  # the result itself, or not a trusted worker's: anyone can write noise here
         kind, named = match.group(3), match.group(4)
         if kind == "start" and named == row.worker_key_id:
             continue  # the result's own worker announcing its claim: nothing to read
         try:
-            doc = json.loads(read_object(store, key, MAX_NOTICE_BYTES)[0])  # replaced since the listing: capped
-            notice, _ = verify_document(doc, {named: trust.keys[named]})
-            valid = isinstance(notice, dict) and notice.get("schema") == NOTICE_SCHEMAS[kind]
+            said = _notice(docs, trust, info, kind, named)
         except NotFound:
             continue
-        except (SignatureError, OverLimit, ValueError, UnicodeDecodeError, RecursionError):
-            valid, notice = False, {}
-        if not valid:
+        if said is None:
             raise _Reject(Reason.CLAIM_TAKEN_OVER, f"the claim notice {key} of worker {named[:16]} was "
                                                    "overwritten by another writer")
-        if notice.get("job_id") != row.job_id or notice.get("attempt") != row.attempt:
+        if said.get("job_id") != row.job_id or said.get("attempt") != row.attempt:
             continue
         if kind == "start":
-            contested = contested or notice.get("withdrawn") is not True
+            contested = contested or said.get("withdrawn") is not True
             continue
-        if notice.get("token") == token and named == row.worker_key_id:
+        if said.get("token") == token and named == row.worker_key_id:
             continue  # its own claim
         what = "its live claim on this attempt was replaced" if kind == "lost" else "it reported this attempt"
         raise _Reject(Reason.CLAIM_TAKEN_OVER, f"worker {named[:16]} signed that {what} with another claim "
                                                f"({key})")
     return contested
+
+
+def _notice(docs: _Documents, trust: Trust, info: ObjectInfo, kind: str, named: str) -> dict[str, Any] | None:
+    """What a trusted worker's marker, notice, receipt or result says (job_id, attempt, token...); None if it is not
+    that worker's valid document. A result at a done receipt's key says its job, attempt and claim token."""
+    try:
+        doc = docs.get(info, MAX_RESULT_BYTES if kind == "done" else MAX_NOTICE_BYTES)
+        notice, _ = verify_document(doc, {named: trust.keys[named]})
+    except (_Reject, SignatureError):
+        return None
+    if not isinstance(notice, dict):
+        return None
+    if kind == "done" and notice.get("schema") == RESULT_SCHEMA:
+        try:
+            reported, token = _parse(notice)
+        except _Reject:
+            return None
+        if reported.worker_key_id != named:
+            return None
+        return {"job_id": reported.job_id, "attempt": reported.attempt, "token": token}
+    return notice if notice.get("schema") == NOTICE_SCHEMAS[kind] else None
 
 
 def _parse(payload: dict[str, Any]) -> tuple[ResultRow, str]:
