@@ -114,9 +114,29 @@ def test_results_may_be_made_create_only_on_aws():
 
     (statement,) = create_only_policy("b", "p")["Statement"]
     assert statement["Effect"] == "Deny" and statement["Action"] == ["s3:PutObject"]
-    assert statement["Resource"] == ["arn:aws:s3:::b/p/results/*"]
+    assert statement["Resource"] == ["arn:aws:s3:::b/p/results/*", "arn:aws:s3:::b/p/claims/*.done/*"]
     assert statement["Condition"] == {"Null": {"s3:if-none-match": "true"}}
-    assert all(p in PREFIXES and "publish" not in PREFIXES[p][1] for p in CREATE_ONLY)  # publish only deletes
+    prefixes = [next(q for q in PREFIXES if p.startswith(q)) for p in CREATE_ONLY]
+    assert all("publish" not in PREFIXES[q][1] for q in prefixes)  # publish only deletes
+
+
+def test_the_create_only_patterns_cover_results_and_receipts_but_never_a_claim():
+    """S3 matches `*` across `/`: the receipt pattern must take every done receipt and no lease,
+    which workers renew by If-Match (a deny without If-None-Match would stop every renewal)."""
+    from fnmatch import fnmatchcase
+
+    from jobs.core.layout import claim_key, claim_notice_key, result_key
+    from jobs.core.policies import CREATE_ONLY
+
+    def create_only(key):
+        return any(fnmatchcase(key, pattern + "*") for pattern in CREATE_ONLY)
+
+    job = "a" * 32
+    assert create_only(result_key(job, 3))
+    assert create_only(claim_notice_key(job, 3, "done", "k1"))
+    assert not create_only(claim_key(job, 3))
+    assert not create_only(claim_notice_key(job, 3, "start", "k1"))  # withdrawn later by a plain PUT
+    assert not create_only(claim_notice_key(job, 3, "lost", "k1"))
 
 
 def test_publish_may_prune_what_it_prunes_and_abort_stale_uploads():

@@ -95,6 +95,9 @@ def claim_key(job_id: str, attempt: int) -> str:
 
 
 CLAIM_NOTICES = ("start", "lost", "done")
+# Every done receipt (a worker's signed result), as an S3 resource pattern: `*` spans the job id
+# and attempt; claims themselves (`claims/<job>/<attempt>.json`, renewed by If-Match) never match.
+DONE_RECEIPTS = CLAIMS + "*.done/"
 
 
 def claim_notice_key(job_id: str, attempt: int, kind: str, key_id: str) -> str:

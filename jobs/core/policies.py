@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from jobs.core.layout import CLAIMS, PREFIXES, RESULTS, SITE
+from jobs.core.layout import CLAIMS, DONE_RECEIPTS, PREFIXES, RESULTS, SITE
 
 ROLES: tuple[str, ...] = ("sync", "worker", "publish", "admin")
 # Worker prefixes whose objects publish deletes once their build is compacted (jobs/publish/state/update.py).
@@ -87,15 +87,17 @@ def public_site_policy(bucket: str, prefix: str = "") -> dict:
     ]}
 
 
-# Prefixes whose objects are written only once, by create-only (`If-None-Match: *`) writes.
-CREATE_ONLY = (RESULTS,)
+# Key patterns whose objects are written only once, by create-only (`If-None-Match: *`) writes:
+# results of earlier workers, and results stored as done receipts.
+CREATE_ONLY = (RESULTS, DONE_RECEIPTS)
 
 
 def create_only_policy(bucket: str, prefix: str = "") -> dict:
     """A bucket-policy statement (AWS S3) refusing any write under `CREATE_ONLY` without `If-None-Match`.
 
-    Workers write results create-only; a hostile holder of the worker credential could
-    otherwise overwrite a finished result with a plain PUT (docs/trust.md). The condition keys
+    Workers write results create-only (at their done receipt's key, or, before results were
+    receipts, under `results/`); a hostile holder of the worker credential could otherwise
+    overwrite a finished result with a plain PUT (docs/trust.md). The condition keys
     `s3:if-none-match` and `s3:ObjectCreationOperation` are AWS's (2024); S3-compatible servers
     may ignore or reject them, so this statement is shipped separately, to be merged into the
     bucket policy where the server supports it. Results are small single PUTs, so multipart
