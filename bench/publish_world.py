@@ -38,7 +38,7 @@ import pyarrow as pa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from jobs.core.config import RebuilderConfig, parse_rebuilder_config
-from jobs.core.layout import build_prefix, claim_key, result_key
+from jobs.core.layout import build_prefix, claim_key, claim_notice_key
 from jobs.core.lease import Leases
 from jobs.core.model import (
     HISTORY,
@@ -377,8 +377,9 @@ def add_results(world: World, n: int, *, seed: int = 2) -> list[ResultRow]:
                         files=tuple(FileDigest(**f) for f in files))
         payload = {"schema": RESULT_SCHEMA, "result": record_to_json(row),
                    "claim": {"token": token, "generation": lease.state.generation, "queue": None}}
-        store.put(result_key(job.job_id, job.attempt), json.dumps(sign_document(payload, world.worker)).encode(),
-                  content_type="application/json")
+        # Where a worker stores its signed result: its done receipt's key (docs/trust.md).
+        store.put(claim_notice_key(job.job_id, job.attempt, "done", kid),
+                  json.dumps(sign_document(payload, world.worker)).encode(), content_type="application/json")
         leases.release(lease, {"done": True})
         rows.append(row)
     return rows
