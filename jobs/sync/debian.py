@@ -107,13 +107,16 @@ def read_index(profile: SyncProfile, fetcher: Fetcher, *, now: datetime | None =
         # without a source are reported after the malformed ones of the release, as when they were
         # gathered first.
         unmatched: list[Skipped] = []
+        # An arch:all stanza read once already (binary-<arch> lists them too) → its entry: binary-all's copy is
+        # the same entry again without checking and matching it a second time.
+        seen_all: dict[tuple, BinaryEntry] = {}
         for component in components:
             for arch in archs:
                 path = f"{component}/binary-{arch}/Packages"
                 pieces = dist.fetch_pieces(fetcher, path, limit=max_index_bytes, sources=result.sources)
                 count = 0
                 for entry, problem in _binaries(pieces, f"{release.name}/{path}", profile, mirror, component,
-                                                packages, result.skipped):
+                                                packages, result.skipped, seen_all):
                     count += 1
                     if takes is not None and not takes(entry):
                         continue
@@ -207,8 +210,14 @@ def _source(st: Stanza, where: str, skipped: list[Skipped]) -> SourcePackage | N
 
 def _binaries(pieces: Iterable[str], where: str, profile: SyncProfile, mirror: str, component: str,
               sources: dict[str, list[SourcePackage]], skipped: list[Skipped],
+              seen_all: dict[tuple, BinaryEntry] | None = None,
               ) -> Iterator[tuple[BinaryEntry, Skipped | None]]:
-    """(entry, why it cannot be built or None) for each binary of a wanted architecture."""
+    """(entry, why it cannot be built or None) for each binary of a wanted architecture.
+
+    `seen_all` (shared by the Packages files of one release read with the same `sources` and
+    `mirror`): arch:all stanzas that gave an entry with its source, by component and fields; a stanza
+    with the same fields is that entry again (the same checks would give the same answer).
+    """
     wanted = {arch: arch for arch in profile.architectures}  # also one string object per architecture
     # (binary's Maintainer, its source) → the maintainers tuple: made once and shared by the binaries of
     # a source (a Packages file repeats the same few thousand people 60,000 times). Keyed by the source's
@@ -219,6 +228,13 @@ def _binaries(pieces: Iterable[str], where: str, profile: SyncProfile, mirror: s
         arch = wanted.get(f.get("Architecture"))
         if arch is None and st.problem is None and "Architecture" in f:
             continue  # the common case for arch:all in binary-amd64 when "all" is not listed: cheap
+        known = None
+        if arch == "all" and seen_all is not None and st.problem is None:
+            known = (component, tuple(f.items()))
+            again = seen_all.get(known)
+            if again is not None:
+                yield again, None
+                continue
         if st.problem is None and f.get("Package") and f.get("Version") and arch and f.get("Filename") \
                 and _plain_binary(f):
             problem = None  # the usual stanza, checked in one go
@@ -267,6 +283,8 @@ def _binaries(pieces: Iterable[str], where: str, profile: SyncProfile, mirror: s
         if problem:
             skipped.append(Skipped(st.where(where), problem))
             continue
+        if known is not None and src is not None:
+            seen_all[known] = entry
         yield entry, None if src is not None else Skipped(
             st.where(where), f"No matching source package found: {_cut(src_name)} {_cut(lookup)}")
 

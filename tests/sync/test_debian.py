@@ -142,6 +142,30 @@ def test_debian_arch_all_only_when_listed(mirror, fetcher):
     assert [bi.source_name for bi in only_all.inputs] == ["tzdata"]
 
 
+def test_debian_arch_all_in_binary_all_again_is_the_same_entry_and_a_changed_copy_is_checked(mirror, fetcher):
+    """An arch:all stanza binary-all repeats field for field is the entry binary-amd64 gave (not checked and
+    matched again); a copy that differs in any read field is checked on its own, with its own place."""
+    archs = ("all", "amd64")
+    tzdata = by_source(read_index(profile(mirror, architectures=archs), fetcher))[("sid", "all", "tzdata")]
+    assert [(a.name, a.url.rsplit("/", 1)[1]) for a in tzdata.artifacts] == [("tzdata", "tzdata_2025b-1_all.deb")]
+    sid = mirror / "dists" / "sid"
+    all_packages = sid / "main" / "binary-all" / "Packages"
+    text = all_packages.read_text()
+    stanza = text.split("\n\n")[0]
+    bad = stanza.replace("SHA256: fd84", "SHA256: zz84")  # binary-amd64's copy is fine
+    ghost = stanza.replace("Package: tzdata", "Package: tzdata-ghost\nSource: ghost-all")
+    all_packages.write_text(f"{bad}\n\n{text}\n{ghost}\n\n{ghost}\n")
+    write_inrelease(sid)
+    result = read_index(profile(mirror, architectures=archs), fetcher)
+    assert [a.name for a in by_source(result)[("sid", "all", "tzdata")].artifacts] == ["tzdata"]
+    reasons = [(s.location, s.reason) for s in result.skipped if "binary-all" in s.location]
+    assert reasons[0][0] == "sid/main/binary-all/Packages: stanza 1 (line 1)"
+    assert reasons[0][1].startswith("invalid SHA256 'zz8436d6ec")
+    # a stanza without its source is reported each time it is listed, as before
+    assert [r for _, r in reasons[1:]] == ["No matching source package found: ghost-all 2025b-1"] * 2
+    assert reasons[1][0] != reasons[2][0]
+
+
 def test_debian_friends_across_two_releases_share_the_job(mirror, fetcher):
     result = read_index(profile(mirror, releases=(Release("sid"), Release("forky"))), fetcher)
     inputs = by_source(result)
