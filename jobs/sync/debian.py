@@ -223,6 +223,7 @@ def _binaries(pieces: Iterable[str], where: str, profile: SyncProfile, mirror: s
     # a source (a Packages file repeats the same few thousand people 60,000 times). Keyed by the source's
     # id: `sources` outlives this generator.
     people_of: dict[tuple[str | None, int], tuple[str, ...]] = {}
+    source_of: dict[tuple[str, str], tuple] = {}  # (Source field, version) → `_resolve`'s answer
     for st in iter_stanzas_stream(pieces, PACKAGES_FIELDS):
         f = st.fields
         arch = wanted.get(f.get("Architecture"))
@@ -244,17 +245,15 @@ def _binaries(pieces: Iterable[str], where: str, profile: SyncProfile, mirror: s
             skipped.append(Skipped(st.where(where), problem))
             continue
         name, version = f["Package"], f["Version"]
-        m = _SOURCE.match(f.get("Source", name))
-        src_name, src_version = (m.group(1), m.group(2)) if m else ("", None)
-        if not _NAME.match(src_name) or (src_version is not None and not _VERSION.match(src_version)):
-            skipped.append(Skipped(st.where(where), f"invalid Source field {_shown(f.get('Source', name))}"))
+        raw_source = f.get("Source", name)
+        # The binaries of one source version share its Source field and version: matched once.
+        resolved = source_of.get((raw_source, version))
+        if resolved is None:
+            resolved = source_of[(raw_source, version)] = _resolve(raw_source, version, sources)
+        src, src_name, source_version, version, lookup = resolved
+        if src is False:
+            skipped.append(Skipped(st.where(where), f"invalid Source field {_shown(raw_source)}"))
             continue
-        binnmu = _BINNMU.search(version) if "+b" in version else None
-        suffix = binnmu.group(0) if binnmu else ""
-        lookup = src_version or version
-        src = _match(sources, src_name, lookup)
-        if src is None and src_version is None and suffix:
-            src = _match(sources, src_name, version[: -len(suffix)])  # binNMU without "(version)"
         maintainer = f.get("Maintainer") or None
         people = people_of.get((maintainer, id(src)))
         if people is None:
@@ -262,23 +261,13 @@ def _binaries(pieces: Iterable[str], where: str, profile: SyncProfile, mirror: s
             if src is not None:
                 people = tuple(dict.fromkeys(people + src.maintainers))
             people_of[(maintainer, id(src))] = people
-        if src is not None:
-            src_name = src.name  # equal; one string object for all of the source's binaries
-            # A source version that itself ends in +bN (binary version == source version) is no binNMU.
-            if version == src.version:
-                version = source_version = src.version
-            else:
-                source_version = src.version + suffix
-        else:
-            source_version = lookup + suffix if src_version else version
         filename = f["Filename"]
-        entry = BinaryEntry(
+        size = f.get("Size")
+        entry = BinaryEntry(  # positionally, in BinaryEntry's field order
             # `_invalid` let through only characters `quote(filename, safe="/+~")` keeps as they are.
-            name=name, version=version, architecture=arch, source_name=src_name,
-            source_version=source_version, url=f"{mirror}/{filename}",
-            filename=filename.rpartition("/")[2], sha256=f.get("SHA256"),
-            size=int(f["Size"]) if "Size" in f else None, component=component, maintainers=people,
-            description=clean_description(f.get("Description")))  # its first line: the synopsis
+            name, version, arch, src_name, source_version, f"{mirror}/{filename}", filename.rpartition("/")[2],
+            f.get("SHA256"), None if size is None else int(size), component, people,
+            clean_description(f.get("Description")))  # its first line: the synopsis
         problem = entry.problem()
         if problem:
             skipped.append(Skipped(st.where(where), problem))
@@ -287,6 +276,32 @@ def _binaries(pieces: Iterable[str], where: str, profile: SyncProfile, mirror: s
             seen_all[known] = entry
         yield entry, None if src is not None else Skipped(
             st.where(where), f"No matching source package found: {_cut(src_name)} {_cut(lookup)}")
+
+
+def _resolve(raw_source: str, version: str, sources: dict[str, list[SourcePackage]]) -> tuple:
+    """A binary's source from its Source field (or name) and version: (the source or None, source name,
+    source version, the binary's version, the version looked up); the source is False when the Source
+    field is not a valid `name` or `name (version)`."""
+    m = _SOURCE.match(raw_source)
+    src_name, src_version = (m.group(1), m.group(2)) if m else ("", None)
+    if not _NAME.match(src_name) or (src_version is not None and not _VERSION.match(src_version)):
+        return False, src_name, None, version, None
+    binnmu = _BINNMU.search(version) if "+b" in version else None
+    suffix = binnmu.group(0) if binnmu else ""
+    lookup = src_version or version
+    src = _match(sources, src_name, lookup)
+    if src is None and src_version is None and suffix:
+        src = _match(sources, src_name, version[: -len(suffix)])  # binNMU without "(version)"
+    if src is not None:
+        src_name = src.name  # equal; one string object for all of the source's binaries
+        # A source version that itself ends in +bN (binary version == source version) is no binNMU.
+        if version == src.version:
+            version = source_version = src.version
+        else:
+            source_version = src.version + suffix
+    else:
+        source_version = lookup + suffix if src_version else version
+    return src, src_name, source_version, version, lookup
 
 
 def _match(sources: dict[str, list[SourcePackage]], name: str, version: str) -> SourcePackage | None:
