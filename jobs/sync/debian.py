@@ -34,8 +34,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote
 
-from debian.debian_support import version_compare
-
 from jobs.core import progress
 from jobs.core.bounded import cap
 from jobs.core.config import SyncProfile
@@ -309,6 +307,10 @@ def _match(sources: dict[str, list[SourcePackage]], name: str, version: str) -> 
     for src in candidates:
         if src.version == version:
             return src
+    if not candidates:
+        return None
+    from debian.debian_support import version_compare  # python-debian: only for a version spelt differently
+
     for src in candidates:  # the same version spelt differently ("1.0-01", "0:1.0-1")
         if version_compare(src.version, version) == 0:
             return src

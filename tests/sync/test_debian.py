@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import http.server
+import json
 import logging
 import lzma
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -516,3 +518,26 @@ def _line_of(mirror: Path, text: str) -> int:
     lines = (mirror / "dists" / "sid" / "main" / "binary-amd64" / "Packages").read_text().split("\n")
     return lines.index(text) + 1
 
+
+
+def test_debian_unsigned_sync_loads_neither_gpgv_nor_python_debian_until_needed(mirror):
+    """gpgv's helpers (subprocess, ctypes) only with a keyring; python-debian only to compare a version spelt
+    differently (the fixtures have one: zlib's epoch)."""
+    script = f"""
+import json, sys, logging
+logging.disable(logging.WARNING)
+from jobs.sync.debian import read_index
+from jobs.sync.fetch import Fetcher
+from jobs.core.config import Release, SyncProfile
+profile = SyncProfile(name="debian-test", distro="debian", source={mirror.as_uri()!r}, components=("main",),
+                      architectures=("amd64",), releases=(Release("sid"),))
+loaded = {{"import": sorted(m for m in ("debian", "jobs.sync.gpgv", "jobs.core.proc") if m in sys.modules)}}
+result = read_index(profile, Fetcher(retries=0, timeout=10))
+assert result.inputs
+loaded["read"] = sorted(m for m in ("debian", "jobs.sync.gpgv", "jobs.core.proc") if m in sys.modules)
+print(json.dumps(loaded))
+"""
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == {"import": [], "read": ["debian"]}
