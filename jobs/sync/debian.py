@@ -106,7 +106,7 @@ def read_index(profile: SyncProfile, fetcher: Fetcher, *, now: datetime | None =
         unmatched: list[Skipped] = []
         # An arch:all stanza read once already (binary-<arch> lists them too) → its entry: binary-all's copy is
         # the same entry again without checking and matching it a second time.
-        seen_all: dict[tuple, BinaryEntry] = {}
+        seen_all: dict[tuple, dict[tuple, BinaryEntry]] = {}
         for component in components:
             for arch in archs:
                 path = f"{component}/binary-{arch}/Packages"
@@ -207,7 +207,7 @@ def _source(st: Stanza, where: str, skipped: list[Skipped]) -> SourcePackage | N
 
 def _binaries(pieces: Iterable[str], where: str, profile: SyncProfile, mirror: str, component: str,
               sources: dict[str, list[SourcePackage]], skipped: list[Skipped],
-              seen_all: dict[tuple, BinaryEntry] | None = None,
+              seen_all: dict[tuple, dict[tuple, BinaryEntry]] | None = None,
               ) -> Iterator[tuple[BinaryEntry, Skipped | None]]:
     """(entry, why it cannot be built or None) for each binary of a wanted architecture.
 
@@ -226,10 +226,14 @@ def _binaries(pieces: Iterable[str], where: str, profile: SyncProfile, mirror: s
         arch = wanted.get(f.get("Architecture"))
         if arch is None and st.problem is None and "Architecture" in f:
             continue  # the common case for arch:all in binary-amd64 when "all" is not listed: cheap
-        known = None
+        known = bucket = None
         if arch == "all" and seen_all is not None and st.problem is None:
-            known = (component, tuple(f.items()))
-            again = seen_all.get(known)
+            # By component and field names (a handful of shapes), then by the values: a tuple per stanza.
+            bucket = seen_all.get((component, *f))
+            if bucket is None:
+                bucket = seen_all[(component, *f)] = {}
+            known = tuple(f.values())
+            again = bucket.get(known)
             if again is not None:
                 yield again, None
                 continue
@@ -269,8 +273,8 @@ def _binaries(pieces: Iterable[str], where: str, profile: SyncProfile, mirror: s
         if problem:
             skipped.append(Skipped(st.where(where), problem))
             continue
-        if known is not None and src is not None:
-            seen_all[known] = entry
+        if bucket is not None and src is not None:
+            bucket[known] = entry
         yield entry, None if src is not None else Skipped(
             st.where(where), f"No matching source package found: {_cut(src_name)} {_cut(lookup)}")
 
