@@ -119,6 +119,21 @@ def iter_stanzas(text: str, fields: Iterable[str], *, number: int = 0, line: int
         cur: str | None = None  # field being read; "" for one not asked for; None before the first
         seen = False
         for ln in chunk.split("\n"):
+            # The usual line first: a field whose name (the text before the first colon) was seen before.
+            key, colon, rest = ln.partition(":")
+            name = names.get(key)
+            if name is not None and colon:
+                seen = True
+                if name:
+                    if name in values and problem is None:
+                        problem = _at(chunk, ln, line, f"repeated field {name!r}")
+                    values[name] = rest.strip()
+                    if more:
+                        more.pop(name, None)  # a repeated field starts over
+                cur = name
+                continue
+            # Anything else: a continuation, a comment, a name not seen yet, not a field. (`names` only ever
+            # holds the names of field lines, which never start with a blank or "#" and are never empty.)
             c = ln[:1]
             if c == " " or c == "\t":
                 if cur:

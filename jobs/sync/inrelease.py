@@ -32,7 +32,6 @@ from jobs.core.errors import TerminalError
 from jobs.sync.deb822 import decode, iter_stanzas
 from jobs.sync.decompress import CorruptIndex
 from jobs.sync.fetch import Fetched, Fetcher, FetchFailed, Validator
-from jobs.sync.gpgv import verify_clearsigned
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +162,8 @@ def fetch_release(fetcher: Fetcher, dist_url: str, release: str, *, keyring: str
     got = fetcher.fetch(url, max_bytes=cap("inrelease"))
     signed_by: tuple[str, ...] = ()
     if keyring:
+        from jobs.sync.gpgv import verify_clearsigned  # gpgv and its process helpers only with a keyring
+
         verified = verify_clearsigned(got.data, keyring, url=url)
         text, signed_by = decode(verified.content), verified.fingerprints
     else:

@@ -153,3 +153,17 @@ def test_stream_of_pieces_reads_as_the_whole_text(data: bytes, cuts: list[int], 
     pieces = [text[a:b] for a, b in zip([0, *points], [*points, len(text)])]
     assert _state(iter_stanzas_stream(pieces, WANTED)) == _state(iter_stanzas(text, WANTED))
     assert _state(iter_stanzas_stream(iter([]), WANTED)) == []
+
+
+def test_debian_a_known_name_without_its_colon_or_behind_a_blank_or_hash_is_not_that_field():
+    """Lines whose text before a colon is a name seen before are read as that field only when they are a
+    field line: with the colon, not a continuation, not a comment (the reader looks known names up first)."""
+    text = ("Package: a\nVersion: 1\n\n"
+            "Package: b\n Version: 2\n#Version: 3\nVersion: 4\n\n"
+            "Package: c\nVersion\n\n"
+            "Package: d\n:Version: 5\n")
+    a, b, c, d = iter_stanzas(text, ("Package", "Version"))
+    assert (a.fields, a.problem) == ({"Package": "a", "Version": "1"}, None)
+    assert (b.fields, b.problem) == ({"Package": "b\n Version: 2", "Version": "4"}, None)
+    assert c.fields == {"Package": "c"} and c.problem == "line 10: not a field (expected 'Name: value'): 'Version'"
+    assert d.fields == {"Package": "d"} and d.problem == "line 13: not a field (expected 'Name: value'): ':Version: 5'"

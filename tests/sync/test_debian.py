@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import http.server
+import json
 import logging
 import lzma
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -140,6 +142,30 @@ def test_debian_arch_all_only_when_listed(mirror, fetcher):
     assert [a.name for a in tzdata.artifacts] == ["tzdata"]  # in binary-all and binary-amd64: one artifact
     only_all = read_index(profile(mirror, architectures=("all",)), fetcher)
     assert [bi.source_name for bi in only_all.inputs] == ["tzdata"]
+
+
+def test_debian_arch_all_in_binary_all_again_is_the_same_entry_and_a_changed_copy_is_checked(mirror, fetcher):
+    """An arch:all stanza binary-all repeats field for field is the entry binary-amd64 gave (not checked and
+    matched again); a copy that differs in any read field is checked on its own, with its own place."""
+    archs = ("all", "amd64")
+    tzdata = by_source(read_index(profile(mirror, architectures=archs), fetcher))[("sid", "all", "tzdata")]
+    assert [(a.name, a.url.rsplit("/", 1)[1]) for a in tzdata.artifacts] == [("tzdata", "tzdata_2025b-1_all.deb")]
+    sid = mirror / "dists" / "sid"
+    all_packages = sid / "main" / "binary-all" / "Packages"
+    text = all_packages.read_text()
+    stanza = text.split("\n\n")[0]
+    bad = stanza.replace("SHA256: fd84", "SHA256: zz84")  # binary-amd64's copy is fine
+    ghost = stanza.replace("Package: tzdata", "Package: tzdata-ghost\nSource: ghost-all")
+    all_packages.write_text(f"{bad}\n\n{text}\n{ghost}\n\n{ghost}\n")
+    write_inrelease(sid)
+    result = read_index(profile(mirror, architectures=archs), fetcher)
+    assert [a.name for a in by_source(result)[("sid", "all", "tzdata")].artifacts] == ["tzdata"]
+    reasons = [(s.location, s.reason) for s in result.skipped if "binary-all" in s.location]
+    assert reasons[0][0] == "sid/main/binary-all/Packages: stanza 1 (line 1)"
+    assert reasons[0][1].startswith("invalid SHA256 'zz8436d6ec")
+    # a stanza without its source is reported each time it is listed, as before
+    assert [r for _, r in reasons[1:]] == ["No matching source package found: ghost-all 2025b-1"] * 2
+    assert reasons[1][0] != reasons[2][0]
 
 
 def test_debian_friends_across_two_releases_share_the_job(mirror, fetcher):
@@ -492,3 +518,26 @@ def _line_of(mirror: Path, text: str) -> int:
     lines = (mirror / "dists" / "sid" / "main" / "binary-amd64" / "Packages").read_text().split("\n")
     return lines.index(text) + 1
 
+
+
+def test_debian_unsigned_sync_loads_neither_gpgv_nor_python_debian_until_needed(mirror):
+    """gpgv's helpers (subprocess, ctypes) only with a keyring; python-debian only to compare a version spelt
+    differently (the fixtures have one: zlib's epoch)."""
+    script = f"""
+import json, sys, logging
+logging.disable(logging.WARNING)
+from jobs.sync.debian import read_index
+from jobs.sync.fetch import Fetcher
+from jobs.core.config import Release, SyncProfile
+profile = SyncProfile(name="debian-test", distro="debian", source={mirror.as_uri()!r}, components=("main",),
+                      architectures=("amd64",), releases=(Release("sid"),))
+loaded = {{"import": sorted(m for m in ("debian", "jobs.sync.gpgv", "jobs.core.proc") if m in sys.modules)}}
+result = read_index(profile, Fetcher(retries=0, timeout=10))
+assert result.inputs
+loaded["read"] = sorted(m for m in ("debian", "jobs.sync.gpgv", "jobs.core.proc") if m in sys.modules)
+print(json.dumps(loaded))
+"""
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == {"import": [], "read": ["debian"]}
