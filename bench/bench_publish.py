@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import inspect
 import json
 import os
 import shutil
@@ -147,6 +148,9 @@ def _timed_steps(steps: dict[str, float], keep: dict[str, Any]) -> Iterator[None
     """Time the steps of the real publish by wrapping the functions `publish` and `build_site` call."""
     patched: list[tuple[Any, str, Callable]] = []
 
+    def add(name: str, started: float) -> None:
+        steps[name] = round(steps.get(name, 0.0) + time.perf_counter() - started, 3)
+
     def wrap(module: Any, name: str) -> None:
         original = getattr(module, name)
 
@@ -155,19 +159,33 @@ def _timed_steps(steps: dict[str, float], keep: dict[str, Any]) -> Iterator[None
             try:
                 result = original(*args, **kwargs)
             finally:
-                steps[name] = round(steps.get(name, 0.0) + time.perf_counter() - started, 3)
+                add(name, started)
             if name == "load_inputs":
                 keep["inputs"] = result
             return result
 
+        def timed_iterator(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            # A generator's work is done as it is consumed: time each step of it, not its creation.
+            iterator = original(*args, **kwargs)
+            while True:
+                started = time.perf_counter()
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    return
+                finally:
+                    add(name, started)
+                yield item
+
         patched.append((module, name, original))
-        setattr(module, name, timed)
+        setattr(module, name, timed_iterator if inspect.isgeneratorfunction(original) else timed)
 
     for name in ("publish_state", "countersigned_attestations", "learn_facts", "load_inputs", "build_site",
                  "write_site"):
         wrap(run_module, name)
-    # inside build_site: its queries and what it renders
-    for module, names in ((queries_module, ("connect",)), (plan_module, ("setup", "page_inputs", "pages_for",
+    # inside build_site: its queries and what it renders (stream_pages: the package pages' query
+    # and their rows, consumed as `_package_pages` renders them)
+    for module, names in ((queries_module, ("connect",)), (plan_module, ("setup", "page_inputs", "stream_pages",
                                                                         "part_rows")),
                           (site_module, ("_build_files", "_package_pages", "_suites", "_top"))):
         for name in names:

@@ -6,7 +6,7 @@ name and of every build linked to the name; a part of a suite's list is made of 
 that file shows (a hash of each row, combined), without turning a single row into a
 Python object. The site builder renders only the files whose
 digest differs from the one the manifest kept, then fetches just their rows
-(`pages_for`, `part_rows`).
+(`stream_pages`, `part_rows`).
 
 Lists are cut into parts by name prefix, not by position, so that one package changing
 status rewrites the parts it left and joined, not every page after it: a list of at most
@@ -29,7 +29,7 @@ import pyarrow as pa
 from jobs.core import urls
 from jobs.core.model import Status
 from jobs.publish.site.classify import FailureClass
-from jobs.publish.site.queries import _BUILDS, _PACKAGE_COLUMNS, _dicts, package_pages, package_row
+from jobs.publish.site.queries import _BUILDS, _PACKAGE_COLUMNS, _dicts, package_row
 from jobs.publish.site.rows import BuildLinks, BuildRow, PackagePage, PackageRow, SuiteKey
 
 MAX_DEPTH = 6
@@ -260,7 +260,8 @@ def stream_pages(con: duckdb.DuckDBPyConnection, wanted: list[tuple[str, str]], 
 
     One query gathers every page's packages and builds as lists; its Arrow record batches are
     turned into rows `batch` pages at a time, so a full publish holds one batch of pages as
-    Python objects, not every page (as `queries.package_pages` does).
+    Python objects, not every page (`tests/publish/page_oracle.py` makes the same pages the slow
+    way, a dict per row, for the tests to compare).
     """
     if not wanted:
         return
@@ -281,27 +282,6 @@ def stream_pages(con: duckdb.DuckDBPyConnection, wanted: list[tuple[str, str]], 
             reader.close()
     finally:
         con.unregister("wanted_pages")
-
-
-def pages_for(con: duckdb.DuckDBPyConnection, wanted: list[tuple[str, str]]) -> list[PackagePage]:
-    """The package pages of these (distro, name) pairs only, as `queries.package_pages` makes them (for tests)."""
-    if not wanted:
-        return []
-    con.register("wanted_pages", pa.table({"distro": [d for d, _ in wanted], "name": [n for _, n in wanted]}))
-    try:
-        # Two semi-joins, not one EXISTS with an OR: an OR cannot be hashed, and a full
-        # publish wants every name.
-        rows = [package_row(d) for d in _dicts(con, f"""SELECT {_PACKAGE_COLUMNS} FROM (
-                SELECT p.* FROM pkgh p SEMI JOIN wanted_pages w ON w.distro = p.distro AND w.name = p.name
-                UNION
-                SELECT p.* FROM pkgh p SEMI JOIN wanted_pages w ON w.distro = p.distro AND w.name = p.source_name)
-            ORDER BY distro, release NULLS FIRST, component NULLS FIRST, architecture, name, version,
-                     artifact_architecture, artifact_url""")]
-        pages = package_pages(con, rows, names_table="wanted_pages")
-    finally:
-        con.unregister("wanted_pages")
-    want = set(wanted)
-    return [p for p in pages if (p.distro, p.name) in want]
 
 
 def part_rows(con: duckdb.DuckDBPyConnection, parts: list[ListPart]) -> dict[ListPart, list[PackageRow]]:

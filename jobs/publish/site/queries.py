@@ -28,9 +28,7 @@ from jobs.publish.site.rows import (
     ActiveBuild,
     BuildFiles,
     BuildLinks,
-    BuildRow,
     DailyCount,
-    PackagePage,
     PackageRow,
     Regression,
     SiteData,
@@ -305,28 +303,6 @@ def suites(con: duckdb.DuckDBPyConnection) -> list[SuiteSummary]:
     return out
 
 
-def package_pages(con: duckdb.DuckDBPyConnection, rows: list[PackageRow], *, names_table: str = "names"
-                  ) -> list[PackagePage]:
-    """One page per source or binary name of each distro: its current packages and every build.
-
-    `names_table` restricts the builds read to the pages of the (distro, name) pairs it holds.
-    """
-    builds: dict[tuple[str, str], list[BuildRow]] = defaultdict(list)
-    for d in _dicts(con, _BUILDS.format(names=names_table)):
-        key = (d.pop("page_distro"), d.pop("page_name"))
-        links = _links(d)
-        d["artifacts"] = tuple((a["name"], Status(a["status"])) for a in d["artifacts"])
-        builds[key].append(BuildRow(links=links, **{**d, "status": Status(d["status"]),
-                                                     "failure_class": _class(d["failure_class"])}))
-    current: dict[tuple[str, str], list[PackageRow]] = defaultdict(list)
-    for row in rows:
-        current[(row.suite.distro, row.name)].append(row)
-        if row.source_name != row.name:
-            current[(row.suite.distro, row.source_name)].append(row)
-    return [PackagePage(distro, name, tuple(current[(distro, name)]), tuple(builds.get((distro, name), ())))
-            for distro, name in sorted(current)]
-
-
 def active_builds(con: duckdb.DuckDBPyConnection, now: datetime) -> list[ActiveBuild]:
     """Builds running now, oldest claim first."""
     out = []
@@ -417,11 +393,17 @@ def last_build(con: duckdb.DuckDBPyConnection) -> int:
 
 def query_site(inputs: Inputs, *, now: datetime, countersigned: set[str] = frozenset(),
                trust: dict[str, str] | None = None) -> SiteData:
-    """Run every query of the site over the inputs; `trust` maps worker key ids to "authorized"/"enrolled"."""
+    """Run every query of the site over the inputs; `trust` maps worker key ids to "authorized"/"enrolled".
+
+    Package pages are made as publish makes them (`plan.stream_pages`), for every name."""
+    from jobs.publish.site import plan  # plan builds on this module's tables
+
     con = connect(inputs, set(countersigned), trust)
     try:
+        plan.setup(con)
         rows = packages(con)
-        return SiteData(packages=rows, suites=suites(con), pages=package_pages(con, rows),
+        names = con.sql("SELECT distro, name FROM names ORDER BY distro, name").fetchall()
+        return SiteData(packages=rows, suites=suites(con), pages=list(plan.stream_pages(con, names)),
                         active=active_builds(con, now), daily=daily_counts(con, now), regressions=regressions(con),
                         build_files=build_files(con), queue_length=inputs.queue.num_rows,
                         workers={r["key_id"]: r["worker_id"] for r in inputs.workers.to_pylist()},
