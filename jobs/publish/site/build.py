@@ -62,6 +62,7 @@ from jobs.publish.site.sitewriter import (
     json_bytes,
     json_file,
 )
+from jobs.publish.site.streaming import SiteStream
 from jobs.publish.state.verify import RejectedResult
 
 STATIC = {"style.css": CSS, "filter.js": JS, "list.js": JS, "status.js": JS, "diffoscope.css": CSS, "search.js": JS}
@@ -115,8 +116,11 @@ def build_site(store: Reads, *, now: datetime, countersigned: Mapping[str, dict[
                countersigned_keys: Mapping[str, str] | None = None, public_keys: dict[str, Any],
                rebuilder_name: str, max_log_reads: int = 2000, worker_trust: Mapping[str, str] | None = None,
                previous: Manifest | None = None, inputs: Inputs | None = None,
-               rejected: Sequence[RejectedResult] = ()) -> Site:
+               rejected: Sequence[RejectedResult] = (), write_to: SiteStream | None = None) -> Site:
     """The site as of `now`: every file whose inputs changed since `previous` (None: every file).
+
+    `write_to`: package pages and feeds (and the leaves before them) are written by it as they
+    are rendered, a batch at a time (`jobs.publish.site.streaming`), not held in the site.
 
     `rejected`: the results publish refused; the most recent `MAX_REJECTED` are listed for
     operators (`api/v1/rejected.json`, `rejected.html`) and change nothing else.
@@ -129,7 +133,8 @@ def build_site(store: Reads, *, now: datetime, countersigned: Mapping[str, dict[
     con = queries.connect(inputs, set(countersigned) | set(countersigned_keys), dict(worker_trust or {}))
     try:
         plan.setup(con)
-        site = Site(source=store, salt=render_salt(rebuilder_name), builds_upto=queries.last_build(con))
+        site = Site(source=store, salt=render_salt(rebuilder_name), builds_upto=queries.last_build(con),
+                    stream=write_to)
         b = _Builder(site, con, previous or Manifest(), Renderer(rebuilder_name), now)
         for name, content_type in STATIC.items():
             site.add(SiteFile.content(f"static/{name}", (site_static() / name).read_bytes(), content_type,
@@ -199,12 +204,27 @@ def _package_pages(b: _Builder) -> None:
     for distro, name, digest in zip(*(table.column(c).to_pylist() for c in ("distro", "name", "input"))):
         if not b.keep_if_unchanged((urls.package_page(distro, name), urls.package_feed(distro, name)), digest):
             wanted[(distro, name)] = digest
+    del table
+    stream = b.site.stream  # None: the pages are held until write_site
+    if stream is not None:  # the leaves so far (build files the pages link) go first
+        stream.flush(b.site, then=[k for d, n in wanted for k in (urls.package_page(d, n), urls.package_feed(d, n))])
+    batch: list[SiteFile] = []
     for page in plan.stream_pages(b.con, sorted(wanted)):
         digest = wanted[(page.distro, page.name)]
-        b.site.add(json_file(page.feed_url, feeds.package_feed(page, b.now), Tier.LEAF, input=digest))
-        b.site.add(SiteFile.content(page.page_url, b.renderer.render("package.html", page.page_url, page=page,
-                                                                     strip=_strip(page), json_url=page.feed_url),
-                                    HTML, Tier.LEAF, input=digest))
+        files = (json_file(page.feed_url, feeds.package_feed(page, b.now), Tier.LEAF, input=digest),
+                 SiteFile.content(page.page_url, b.renderer.render("package.html", page.page_url, page=page,
+                                                                   strip=_strip(page), json_url=page.feed_url),
+                                  HTML, Tier.LEAF, input=digest))
+        if stream is None:
+            for f in files:
+                b.site.add(f)
+            continue
+        batch += files
+        if len(batch) >= stream.batch:
+            stream.write(b.site, batch)
+            batch = []
+    if stream is not None and batch:
+        stream.write(b.site, batch)
 
 
 def _strip(page: Any) -> Any:
