@@ -34,7 +34,7 @@ from typing import Any
 import duckdb
 
 from jobs.core import feeds as feeds_contract
-from jobs.core import urls
+from jobs.core import progress, urls
 from jobs.core.layout import ATTESTATIONS, BUILDS
 from jobs.core.model import Status
 from jobs.core.resources import site_static, site_templates
@@ -201,10 +201,24 @@ def _signed(f: BuildFiles, key: str) -> str | None:
 def _package_pages(b: _Builder) -> None:
     table = plan.page_inputs(b.con)
     wanted: dict[tuple[str, str], str] = {}
+    # Most pages are unchanged in an incremental publish: one pass over them, with keep_if_unchanged's
+    # test inlined and their entries kept at once (a package key is no other file's).
+    files = b.previous.files if b.previous.salt == b.site.salt else {}
+    kept: dict[str, Entry] = {}
     for distro, name, digest in zip(*(table.column(c).to_pylist() for c in ("distro", "name", "input"))):
-        if not b.keep_if_unchanged((urls.package_page(distro, name), urls.package_feed(distro, name)), digest):
+        page, feed = urls.package_page(distro, name), urls.package_feed(distro, name)
+        old_page, old_feed = files.get(page), files.get(feed)
+        if old_page is not None and old_feed is not None and digest and old_page.input == digest == old_feed.input \
+                and old_page.digest and old_feed.digest:
+            kept[page], kept[feed] = old_page, old_feed
+        else:
             wanted[(distro, name)] = digest
     del table
+    clash = kept.keys() & (b.site.files.keys() | b.site.kept.keys())
+    if clash:
+        raise ValueError(f"site keys {sorted(clash)[:3]} added twice")
+    b.site.kept.update(kept)
+    progress.advance("render", len(kept))
     stream = b.site.stream  # None: the pages are held until write_site
     if stream is not None:  # the leaves so far (build files the pages link) go first
         stream.flush(b.site, then=[k for d, n in wanted for k in (urls.package_page(d, n), urls.package_feed(d, n))])
