@@ -242,6 +242,7 @@ def test_streamed_pages_are_the_pages_of_the_queries(world, batch):
         wanted = sorted((p.distro, p.name) for p in expected)
         assert len(wanted) >= 8
         assert list(plan.stream_pages(con, wanted, batch)) == expected
+        assert list(plan.stream_pages(con, wanted[::-1], batch, chunk=batch + 1)) == expected  # several queries
         some = wanted[1::3]
         assert list(plan.stream_pages(con, some, batch)) == [p for p in expected if (p.distro, p.name) in some]
         assert page_oracle.pages_for(con, some) == [p for p in expected if (p.distro, p.name) in some]

@@ -217,6 +217,7 @@ SELECT pkl.page_distro AS distro, pkl.page_name AS name, pkl.packages, bl.builds
 FROM pkl LEFT JOIN bl USING (page_distro, page_name) ORDER BY distro, name"""
 
 PAGE_BATCH = 1024  # pages converted to Python objects at a time: the memory of a full publish's pages
+PAGE_CHUNK = 16 * PAGE_BATCH  # pages gathered by one query: DuckDB's memory for the pages' lists
 
 
 _STATUS = {s.value: s for s in Status}
@@ -254,17 +255,23 @@ def _builds(values: list[tuple]) -> list[BuildRow]:
                  worker, worker_key, started_at, built_at, v0, log, diff, html, att) in values]
 
 
-def stream_pages(con: duckdb.DuckDBPyConnection, wanted: list[tuple[str, str]], batch: int = PAGE_BATCH
-                 ) -> Iterator[PackagePage]:
+def stream_pages(con: duckdb.DuckDBPyConnection, wanted: list[tuple[str, str]], batch: int = PAGE_BATCH,
+                 chunk: int = PAGE_CHUNK) -> Iterator[PackagePage]:
     """The package pages of these (distro, name) pairs, in (distro, name) order, made a batch at a time.
 
-    One query gathers every page's packages and builds as lists; its Arrow record batches are
-    turned into rows `batch` pages at a time, so a full publish holds one batch of pages as
-    Python objects, not every page (`tests/publish/page_oracle.py` makes the same pages the slow
-    way, a dict per row, for the tests to compare).
+    One query per `chunk` pages gathers each page's packages and builds as lists (DuckDB holds
+    one chunk's lists, sorted, not every page's); its Arrow record batches are turned into rows
+    `batch` pages at a time, so a full publish holds one batch of pages as Python objects
+    (`tests/publish/page_oracle.py` makes the same pages the slow way, a dict per row, for the
+    tests to compare).
     """
-    if not wanted:
-        return
+    wanted = sorted(wanted)
+    for start in range(0, len(wanted), chunk):
+        yield from _stream_chunk(con, wanted[start:start + chunk], batch)
+
+
+def _stream_chunk(con: duckdb.DuckDBPyConnection, wanted: list[tuple[str, str]], batch: int
+                  ) -> Iterator[PackagePage]:
     con.register("wanted_pages", pa.table({"distro": [d for d, _ in wanted], "name": [n for _, n in wanted]}))
     try:
         reader = con.sql(_STREAM).to_arrow_reader(batch)
