@@ -1,6 +1,6 @@
 """The package pages made the slow, obvious way: the oracle `plan.stream_pages` is checked against.
 
-Publish and `queries.query_site` make pages with `plan.stream_pages` (one query, lists read
+Publish and `plan.query_site` make pages with `plan.stream_pages` (one query, lists read
 as Arrow record batches, rows built column by column). This makes the same pages from a dict
 per package row and per build row, grouped in Python, so a test can compare the two.
 """

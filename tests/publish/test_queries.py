@@ -10,7 +10,7 @@ from jobs.core.lease import Leases
 from jobs.core.model import Status
 from jobs.publish.site.classify import FailureClass
 from jobs.publish.site.inputs import load_inputs
-from jobs.publish.site.queries import query_site
+from jobs.publish.site.plan import query_site
 from tests.publish.sitefix import DAY, NOW, WORKER_KEY, arch_world, claim, state_row, sync_arch, write_state
 from tests.sync import alpm_builders as alpm
 

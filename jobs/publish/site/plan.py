@@ -22,15 +22,18 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import duckdb
 import pyarrow as pa
 
 from jobs.core import urls
 from jobs.core.model import Status
+from jobs.publish.site import queries
 from jobs.publish.site.classify import FailureClass
+from jobs.publish.site.inputs import Inputs
 from jobs.publish.site.queries import _BUILDS, _PACKAGE_COLUMNS, _dicts, package_row
-from jobs.publish.site.rows import BuildLinks, BuildRow, PackagePage, PackageRow, SuiteKey
+from jobs.publish.site.rows import BuildLinks, BuildRow, PackagePage, PackageRow, SiteData, SuiteKey
 
 MAX_DEPTH = 6
 
@@ -320,3 +323,23 @@ def part_rows(con: duckdb.DuckDBPyConnection, parts: list[ListPart]) -> dict[Lis
     finally:
         con.unregister("wanted_parts")
     return out
+
+
+def query_site(inputs: Inputs, *, now: datetime, countersigned: set[str] = frozenset(),
+               trust: dict[str, str] | None = None) -> SiteData:
+    """Run every query of the site over the inputs; `trust` maps worker key ids to "authorized"/"enrolled".
+
+    Package pages are made as publish makes them (`stream_pages`), for every name (for tests).
+    """
+    con = queries.connect(inputs, set(countersigned), trust)
+    try:
+        setup(con)
+        rows = queries.packages(con)
+        names = con.sql("SELECT distro, name FROM names ORDER BY distro, name").fetchall()
+        return SiteData(packages=rows, suites=queries.suites(con), pages=list(stream_pages(con, names)),
+                        active=queries.active_builds(con, now), daily=queries.daily_counts(con, now),
+                        regressions=queries.regressions(con), build_files=queries.build_files(con), queue_length=inputs.queue.num_rows,
+                        workers={r["key_id"]: r["worker_id"] for r in inputs.workers.to_pylist()},
+                        queue=queries.queue_entries(con), worker_rows=queries.worker_rows(con))
+    finally:
+        con.close()

@@ -31,7 +31,6 @@ from jobs.publish.site.rows import (
     DailyCount,
     PackageRow,
     Regression,
-    SiteData,
     SuiteKey,
     SuiteSummary,
 )
@@ -389,24 +388,3 @@ def newest_result(con: duckdb.DuckDBPyConnection) -> datetime | None:
 def last_build(con: duckdb.DuckDBPyConnection) -> int:
     """The highest v0 id of the history (0 when it is empty)."""
     return int(con.execute("SELECT coalesce(max(v0_id), 0) FROM hist").fetchone()[0])
-
-
-def query_site(inputs: Inputs, *, now: datetime, countersigned: set[str] = frozenset(),
-               trust: dict[str, str] | None = None) -> SiteData:
-    """Run every query of the site over the inputs; `trust` maps worker key ids to "authorized"/"enrolled".
-
-    Package pages are made as publish makes them (`plan.stream_pages`), for every name."""
-    from jobs.publish.site import plan  # plan builds on this module's tables
-
-    con = connect(inputs, set(countersigned), trust)
-    try:
-        plan.setup(con)
-        rows = packages(con)
-        names = con.sql("SELECT distro, name FROM names ORDER BY distro, name").fetchall()
-        return SiteData(packages=rows, suites=suites(con), pages=list(plan.stream_pages(con, names)),
-                        active=active_builds(con, now), daily=daily_counts(con, now), regressions=regressions(con),
-                        build_files=build_files(con), queue_length=inputs.queue.num_rows,
-                        workers={r["key_id"]: r["worker_id"] for r in inputs.workers.to_pylist()},
-                        queue=queue_entries(con), worker_rows=worker_rows(con))
-    finally:
-        con.close()
