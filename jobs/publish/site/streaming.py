@@ -16,7 +16,8 @@ rendered package pages and feeds to it and keeps only their manifest entries. Wh
 - a file whose content did not change is not written; a copy that failed is listed with an
   empty digest, to be retried by the next publish.
 
-`write_site` then writes the rest of the site, merging the stream's entries into the manifest.
+`write_site` then writes the rest of the site, merging the stream's entries into the manifest
+(its `force` does not reach the files the stream wrote: they were compared with the manifest).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
+from jobs.core import progress
 from jobs.core.layout import SITE
 from jobs.core.store import Store
 from jobs.core.urls import PENDING
@@ -80,6 +82,7 @@ class SiteStream:
 
     def write(self, site: Site, files: list[SiteFile], *, then: Iterable[str] = ()) -> None:
         """Write these files now (changed ones only), in write_site's order, and keep their manifest entries."""
+        progress.advance("render", len(files))  # as Site.add counts a file
         old = self.previous.files
         for f in files:
             if f.key in self.entries or f.key in self.unlisted:
