@@ -6,8 +6,9 @@ store without fsync). The synthetic store is described in `publish_world`; it is
 without fsync and is not timed. Then, in one process, against a local store (fsync on):
 
 1. full publish: the real `jobs.publish.run.publish` into an empty `site/` (publish_state
-   with nothing new to verify, countersigning every stored attestation, build_site,
-   write_site), timed as a whole and per step;
+   with nothing new to verify, countersigning every stored attestation, build_site, which
+   writes the package pages as it renders them (`stream_write`), write_site), timed as a
+   whole and per step;
 2. baseline: rendering the same site in memory (every package page and feed, every list
    part and feed, suite pages, dashboard: `build_site` with no previous manifest, from the
    tables step 1 read from the store, so its queries but no store access), nothing written;
@@ -33,6 +34,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import inspect
 import json
 import os
 import shutil
@@ -55,6 +57,7 @@ from jobs.core.pointer import Pointer
 from jobs.core.store import LocalStore, Store
 from jobs.publish.run import publish
 from jobs.publish.site.build import build_site
+from jobs.publish.site.streaming import SiteStream
 
 PACKAGES, BUILDS = 100_000, 1_000_000
 SMOKE = (2_000, 20_000)
@@ -147,31 +150,51 @@ def _timed_steps(steps: dict[str, float], keep: dict[str, Any]) -> Iterator[None
     """Time the steps of the real publish by wrapping the functions `publish` and `build_site` call."""
     patched: list[tuple[Any, str, Callable]] = []
 
-    def wrap(module: Any, name: str) -> None:
-        original = getattr(module, name)
+    def add(name: str, started: float) -> None:
+        steps[name] = round(steps.get(name, 0.0) + time.perf_counter() - started, 3)
+
+    def wrap(module: Any, attribute: str, name: str | None = None) -> None:
+        original = getattr(module, attribute)
+        name = name or attribute
 
         def timed(*args: Any, **kwargs: Any) -> Any:
             started = time.perf_counter()
             try:
                 result = original(*args, **kwargs)
             finally:
-                steps[name] = round(steps.get(name, 0.0) + time.perf_counter() - started, 3)
+                add(name, started)
             if name == "load_inputs":
                 keep["inputs"] = result
             return result
 
-        patched.append((module, name, original))
-        setattr(module, name, timed)
+        def timed_iterator(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            # A generator's work is done as it is consumed: time each step of it, not its creation.
+            iterator = original(*args, **kwargs)
+            while True:
+                started = time.perf_counter()
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    return
+                finally:
+                    add(name, started)
+                yield item
+
+        patched.append((module, attribute, original))
+        setattr(module, attribute, timed_iterator if inspect.isgeneratorfunction(original) else timed)
 
     for name in ("publish_state", "countersigned_attestations", "learn_facts", "load_inputs", "build_site",
                  "write_site"):
         wrap(run_module, name)
-    # inside build_site: its queries and what it renders
-    for module, names in ((queries_module, ("connect",)), (plan_module, ("setup", "page_inputs", "pages_for",
+    # inside build_site: its queries and what it renders (stream_pages: the package pages' query
+    # and their rows, consumed as `_package_pages` renders them)
+    for module, names in ((queries_module, ("connect",)), (plan_module, ("setup", "page_inputs", "stream_pages",
                                                                         "part_rows")),
                           (site_module, ("_build_files", "_package_pages", "_suites", "_top"))):
         for name in names:
             wrap(module, name)
+    # the package pages and feeds written as they are rendered (inside _package_pages)
+    wrap(SiteStream, "write", "stream_write")
     try:
         yield
     finally:
@@ -328,8 +351,8 @@ def _run(root: Path, packages: int, builds: int, *, fsync: bool, log_fraction: f
             (incremental["site_written"] or 0) / max(changed_packages, 1), 1),
         "site_objects_written_incremental": incremental["site_written"],
         "site_objects_written_full": full["site_written"],
-        "write_site_ms_per_object_full": round(1000 * full["steps"].get("write_site", 0) / max(
-            full["site_written"] or 0, 1), 2),
+        "write_site_ms_per_object_full": round(1000 * (full["steps"].get("write_site", 0) + full["steps"].get(
+            "stream_write", 0)) / max(full["site_written"] or 0, 1), 2),
     }
     return figures
 

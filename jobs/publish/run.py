@@ -40,6 +40,7 @@ from jobs.publish.site.build import build_site
 from jobs.publish.site.facts import unlearned
 from jobs.publish.site.inputs import confine_build_keys, kept_attestation, learn_facts, load_inputs, read_facts
 from jobs.publish.site.sitewriter import WriteStats, keep_attestations, read_manifest, write_facts, write_site
+from jobs.publish.site.streaming import SiteStream
 from jobs.publish.state.update import PublishState, countersign, publish_state, rebuilder_signing_key
 from jobs.publish.state.verify import rejected_row, trusted_workers
 
@@ -146,7 +147,8 @@ def _publish(store: Store, config: RebuilderConfig, *, site_store: Store | None,
                               rebuilder_name=rebuilder_name,
                               rejected=[rejected_row(r) for r in (*state.rejected, *state.requests_rejected,
                                                                      *state.untrusted_workers)],
-                              worker_trust=trust, previous=previous, inputs=inputs)
+                              worker_trust=trust, previous=previous, inputs=inputs,
+                              write_to=SiteStream(target, site_prefix, previous=previous))
         with progress.step("write", "publish: write", total=0, unit="files"):
             summary.site = write_site(target, site, prefix=site_prefix, previous=previous)
         summary.uploads_aborted = abort_stale_uploads([store] if site_store is None else [store, site_store],

@@ -10,7 +10,7 @@ from jobs.core.lease import Leases
 from jobs.core.model import Status
 from jobs.publish.site.classify import FailureClass
 from jobs.publish.site.inputs import load_inputs
-from jobs.publish.site.queries import query_site
+from jobs.publish.site.plan import query_site
 from tests.publish.sitefix import DAY, NOW, WORKER_KEY, arch_world, claim, state_row, sync_arch, write_state
 from tests.sync import alpm_builders as alpm
 
@@ -231,19 +231,22 @@ def test_daily_counts_per_suite_sum_to_the_distro(world, tmp_path):
 
 @pytest.mark.parametrize("batch", [1, 3, 1024])
 def test_streamed_pages_are_the_pages_of_the_queries(world, batch):
-    """`plan.stream_pages` (one query, Arrow batches) makes exactly the pages `queries.package_pages` makes."""
+    """`plan.stream_pages` (one query, Arrow batches) makes exactly the pages the oracle makes (a dict per row)."""
     from jobs.publish.site import plan, queries
+    from tests.publish import page_oracle
     inputs = load_inputs(world.store, now=NOW)
     con = queries.connect(inputs, set())
     try:
         plan.setup(con)
-        expected = queries.package_pages(con, queries.packages(con))
+        expected = page_oracle.package_pages(con, queries.packages(con))
         wanted = sorted((p.distro, p.name) for p in expected)
         assert len(wanted) >= 8
         assert list(plan.stream_pages(con, wanted, batch)) == expected
+        assert list(plan.stream_pages(con, wanted[::-1], batch, chunk=batch + 1)) == expected  # several queries
         some = wanted[1::3]
         assert list(plan.stream_pages(con, some, batch)) == [p for p in expected if (p.distro, p.name) in some]
-        assert plan.pages_for(con, some) == [p for p in expected if (p.distro, p.name) in some]
+        assert page_oracle.pages_for(con, some) == [p for p in expected if (p.distro, p.name) in some]
         assert list(plan.stream_pages(con, [], batch)) == []
     finally:
         con.close()
+    assert site_data(world.store).pages == expected  # query_site makes them the same way

@@ -34,7 +34,7 @@ from typing import Any
 import duckdb
 
 from jobs.core import feeds as feeds_contract
-from jobs.core import urls
+from jobs.core import progress, urls
 from jobs.core.layout import ATTESTATIONS, BUILDS
 from jobs.core.model import Status
 from jobs.core.resources import site_static, site_templates
@@ -62,6 +62,7 @@ from jobs.publish.site.sitewriter import (
     json_bytes,
     json_file,
 )
+from jobs.publish.site.streaming import SiteStream
 from jobs.publish.state.verify import RejectedResult
 
 STATIC = {"style.css": CSS, "filter.js": JS, "list.js": JS, "status.js": JS, "diffoscope.css": CSS, "search.js": JS}
@@ -115,8 +116,11 @@ def build_site(store: Reads, *, now: datetime, countersigned: Mapping[str, dict[
                countersigned_keys: Mapping[str, str] | None = None, public_keys: dict[str, Any],
                rebuilder_name: str, max_log_reads: int = 2000, worker_trust: Mapping[str, str] | None = None,
                previous: Manifest | None = None, inputs: Inputs | None = None,
-               rejected: Sequence[RejectedResult] = ()) -> Site:
+               rejected: Sequence[RejectedResult] = (), write_to: SiteStream | None = None) -> Site:
     """The site as of `now`: every file whose inputs changed since `previous` (None: every file).
+
+    `write_to`: package pages and feeds (and the leaves before them) are written by it as they
+    are rendered, a batch at a time (`jobs.publish.site.streaming`), not held in the site.
 
     `rejected`: the results publish refused; the most recent `MAX_REJECTED` are listed for
     operators (`api/v1/rejected.json`, `rejected.html`) and change nothing else.
@@ -129,7 +133,8 @@ def build_site(store: Reads, *, now: datetime, countersigned: Mapping[str, dict[
     con = queries.connect(inputs, set(countersigned) | set(countersigned_keys), dict(worker_trust or {}))
     try:
         plan.setup(con)
-        site = Site(source=store, salt=render_salt(rebuilder_name), builds_upto=queries.last_build(con))
+        site = Site(source=store, salt=render_salt(rebuilder_name), builds_upto=queries.last_build(con),
+                    stream=write_to)
         b = _Builder(site, con, previous or Manifest(), Renderer(rebuilder_name), now)
         for name, content_type in STATIC.items():
             site.add(SiteFile.content(f"static/{name}", (site_static() / name).read_bytes(), content_type,
@@ -196,15 +201,44 @@ def _signed(f: BuildFiles, key: str) -> str | None:
 def _package_pages(b: _Builder) -> None:
     table = plan.page_inputs(b.con)
     wanted: dict[tuple[str, str], str] = {}
+    # Most pages are unchanged in an incremental publish: one pass over them, with keep_if_unchanged's
+    # test inlined and their entries kept at once (a package key is no other file's).
+    files = b.previous.files if b.previous.salt == b.site.salt else {}
+    kept: dict[str, Entry] = {}
     for distro, name, digest in zip(*(table.column(c).to_pylist() for c in ("distro", "name", "input"))):
-        if not b.keep_if_unchanged((urls.package_page(distro, name), urls.package_feed(distro, name)), digest):
+        page, feed = urls.package_page(distro, name), urls.package_feed(distro, name)
+        old_page, old_feed = files.get(page), files.get(feed)
+        if old_page is not None and old_feed is not None and digest and old_page.input == digest == old_feed.input \
+                and old_page.digest and old_feed.digest:
+            kept[page], kept[feed] = old_page, old_feed
+        else:
             wanted[(distro, name)] = digest
+    del table
+    clash = kept.keys() & (b.site.files.keys() | b.site.kept.keys())
+    if clash:
+        raise ValueError(f"site keys {sorted(clash)[:3]} added twice")
+    b.site.kept.update(kept)
+    progress.advance("render", len(kept))
+    stream = b.site.stream  # None: the pages are held until write_site
+    if stream is not None:  # the leaves so far (build files the pages link) go first
+        stream.flush(b.site, then=[k for d, n in wanted for k in (urls.package_page(d, n), urls.package_feed(d, n))])
+    batch: list[SiteFile] = []
     for page in plan.stream_pages(b.con, sorted(wanted)):
         digest = wanted[(page.distro, page.name)]
-        b.site.add(json_file(page.feed_url, feeds.package_feed(page, b.now), Tier.LEAF, input=digest))
-        b.site.add(SiteFile.content(page.page_url, b.renderer.render("package.html", page.page_url, page=page,
-                                                                     strip=_strip(page), json_url=page.feed_url),
-                                    HTML, Tier.LEAF, input=digest))
+        files = (json_file(page.feed_url, feeds.package_feed(page, b.now), Tier.LEAF, input=digest),
+                 SiteFile.content(page.page_url, b.renderer.render("package.html", page.page_url, page=page,
+                                                                   strip=_strip(page), json_url=page.feed_url),
+                                  HTML, Tier.LEAF, input=digest))
+        if stream is None:
+            for f in files:
+                b.site.add(f)
+            continue
+        batch += files
+        if len(batch) >= stream.batch:
+            stream.write(b.site, batch)
+            batch = []
+    if stream is not None and batch:
+        stream.write(b.site, batch)
 
 
 def _strip(page: Any) -> Any:

@@ -6,7 +6,7 @@ name and of every build linked to the name; a part of a suite's list is made of 
 that file shows (a hash of each row, combined), without turning a single row into a
 Python object. The site builder renders only the files whose
 digest differs from the one the manifest kept, then fetches just their rows
-(`pages_for`, `part_rows`).
+(`stream_pages`, `part_rows`).
 
 Lists are cut into parts by name prefix, not by position, so that one package changing
 status rewrites the parts it left and joined, not every page after it: a list of at most
@@ -22,15 +22,18 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import duckdb
 import pyarrow as pa
 
 from jobs.core import urls
 from jobs.core.model import Status
+from jobs.publish.site import queries
 from jobs.publish.site.classify import FailureClass
-from jobs.publish.site.queries import _BUILDS, _PACKAGE_COLUMNS, _dicts, package_pages, package_row
-from jobs.publish.site.rows import BuildLinks, BuildRow, PackagePage, PackageRow, SuiteKey
+from jobs.publish.site.inputs import Inputs
+from jobs.publish.site.queries import _BUILDS, _PACKAGE_COLUMNS, _dicts, package_row
+from jobs.publish.site.rows import BuildLinks, BuildRow, PackagePage, PackageRow, SiteData, SuiteKey
 
 MAX_DEPTH = 6
 
@@ -217,6 +220,7 @@ SELECT pkl.page_distro AS distro, pkl.page_name AS name, pkl.packages, bl.builds
 FROM pkl LEFT JOIN bl USING (page_distro, page_name) ORDER BY distro, name"""
 
 PAGE_BATCH = 1024  # pages converted to Python objects at a time: the memory of a full publish's pages
+PAGE_CHUNK = 16 * PAGE_BATCH  # pages gathered by one query: DuckDB's memory for the pages' lists
 
 
 _STATUS = {s.value: s for s in Status}
@@ -254,16 +258,23 @@ def _builds(values: list[tuple]) -> list[BuildRow]:
                  worker, worker_key, started_at, built_at, v0, log, diff, html, att) in values]
 
 
-def stream_pages(con: duckdb.DuckDBPyConnection, wanted: list[tuple[str, str]], batch: int = PAGE_BATCH
-                 ) -> Iterator[PackagePage]:
+def stream_pages(con: duckdb.DuckDBPyConnection, wanted: list[tuple[str, str]], batch: int = PAGE_BATCH,
+                 chunk: int = PAGE_CHUNK) -> Iterator[PackagePage]:
     """The package pages of these (distro, name) pairs, in (distro, name) order, made a batch at a time.
 
-    One query gathers every page's packages and builds as lists; its Arrow record batches are
-    turned into rows `batch` pages at a time, so a full publish holds one batch of pages as
-    Python objects, not every page (as `queries.package_pages` does).
+    One query per `chunk` pages gathers each page's packages and builds as lists (DuckDB holds
+    one chunk's lists, sorted, not every page's); its Arrow record batches are turned into rows
+    `batch` pages at a time, so a full publish holds one batch of pages as Python objects
+    (`tests/publish/page_oracle.py` makes the same pages the slow way, a dict per row, for the
+    tests to compare).
     """
-    if not wanted:
-        return
+    wanted = sorted(wanted)
+    for start in range(0, len(wanted), chunk):
+        yield from _stream_chunk(con, wanted[start:start + chunk], batch)
+
+
+def _stream_chunk(con: duckdb.DuckDBPyConnection, wanted: list[tuple[str, str]], batch: int
+                  ) -> Iterator[PackagePage]:
     con.register("wanted_pages", pa.table({"distro": [d for d, _ in wanted], "name": [n for _, n in wanted]}))
     try:
         reader = con.sql(_STREAM).to_arrow_reader(batch)
@@ -281,27 +292,6 @@ def stream_pages(con: duckdb.DuckDBPyConnection, wanted: list[tuple[str, str]], 
             reader.close()
     finally:
         con.unregister("wanted_pages")
-
-
-def pages_for(con: duckdb.DuckDBPyConnection, wanted: list[tuple[str, str]]) -> list[PackagePage]:
-    """The package pages of these (distro, name) pairs only, as `queries.package_pages` makes them (for tests)."""
-    if not wanted:
-        return []
-    con.register("wanted_pages", pa.table({"distro": [d for d, _ in wanted], "name": [n for _, n in wanted]}))
-    try:
-        # Two semi-joins, not one EXISTS with an OR: an OR cannot be hashed, and a full
-        # publish wants every name.
-        rows = [package_row(d) for d in _dicts(con, f"""SELECT {_PACKAGE_COLUMNS} FROM (
-                SELECT p.* FROM pkgh p SEMI JOIN wanted_pages w ON w.distro = p.distro AND w.name = p.name
-                UNION
-                SELECT p.* FROM pkgh p SEMI JOIN wanted_pages w ON w.distro = p.distro AND w.name = p.source_name)
-            ORDER BY distro, release NULLS FIRST, component NULLS FIRST, architecture, name, version,
-                     artifact_architecture, artifact_url""")]
-        pages = package_pages(con, rows, names_table="wanted_pages")
-    finally:
-        con.unregister("wanted_pages")
-    want = set(wanted)
-    return [p for p in pages if (p.distro, p.name) in want]
 
 
 def part_rows(con: duckdb.DuckDBPyConnection, parts: list[ListPart]) -> dict[ListPart, list[PackageRow]]:
@@ -333,3 +323,23 @@ def part_rows(con: duckdb.DuckDBPyConnection, parts: list[ListPart]) -> dict[Lis
     finally:
         con.unregister("wanted_parts")
     return out
+
+
+def query_site(inputs: Inputs, *, now: datetime, countersigned: set[str] = frozenset(),
+               trust: dict[str, str] | None = None) -> SiteData:
+    """Run every query of the site over the inputs; `trust` maps worker key ids to "authorized"/"enrolled".
+
+    Package pages are made as publish makes them (`stream_pages`), for every name (for tests).
+    """
+    con = queries.connect(inputs, set(countersigned), trust)
+    try:
+        setup(con)
+        rows = queries.packages(con)
+        names = con.sql("SELECT distro, name FROM names ORDER BY distro, name").fetchall()
+        return SiteData(packages=rows, suites=queries.suites(con), pages=list(stream_pages(con, names)),
+                        active=queries.active_builds(con, now), daily=queries.daily_counts(con, now),
+                        regressions=queries.regressions(con), build_files=queries.build_files(con), queue_length=inputs.queue.num_rows,
+                        workers={r["key_id"]: r["worker_id"] for r in inputs.workers.to_pylist()},
+                        queue=queries.queue_entries(con), worker_rows=queries.worker_rows(con))
+    finally:
+        con.close()

@@ -28,12 +28,9 @@ from jobs.publish.site.rows import (
     ActiveBuild,
     BuildFiles,
     BuildLinks,
-    BuildRow,
     DailyCount,
-    PackagePage,
     PackageRow,
     Regression,
-    SiteData,
     SuiteKey,
     SuiteSummary,
 )
@@ -305,28 +302,6 @@ def suites(con: duckdb.DuckDBPyConnection) -> list[SuiteSummary]:
     return out
 
 
-def package_pages(con: duckdb.DuckDBPyConnection, rows: list[PackageRow], *, names_table: str = "names"
-                  ) -> list[PackagePage]:
-    """One page per source or binary name of each distro: its current packages and every build.
-
-    `names_table` restricts the builds read to the pages of the (distro, name) pairs it holds.
-    """
-    builds: dict[tuple[str, str], list[BuildRow]] = defaultdict(list)
-    for d in _dicts(con, _BUILDS.format(names=names_table)):
-        key = (d.pop("page_distro"), d.pop("page_name"))
-        links = _links(d)
-        d["artifacts"] = tuple((a["name"], Status(a["status"])) for a in d["artifacts"])
-        builds[key].append(BuildRow(links=links, **{**d, "status": Status(d["status"]),
-                                                     "failure_class": _class(d["failure_class"])}))
-    current: dict[tuple[str, str], list[PackageRow]] = defaultdict(list)
-    for row in rows:
-        current[(row.suite.distro, row.name)].append(row)
-        if row.source_name != row.name:
-            current[(row.suite.distro, row.source_name)].append(row)
-    return [PackagePage(distro, name, tuple(current[(distro, name)]), tuple(builds.get((distro, name), ())))
-            for distro, name in sorted(current)]
-
-
 def active_builds(con: duckdb.DuckDBPyConnection, now: datetime) -> list[ActiveBuild]:
     """Builds running now, oldest claim first."""
     out = []
@@ -413,18 +388,3 @@ def newest_result(con: duckdb.DuckDBPyConnection) -> datetime | None:
 def last_build(con: duckdb.DuckDBPyConnection) -> int:
     """The highest v0 id of the history (0 when it is empty)."""
     return int(con.execute("SELECT coalesce(max(v0_id), 0) FROM hist").fetchone()[0])
-
-
-def query_site(inputs: Inputs, *, now: datetime, countersigned: set[str] = frozenset(),
-               trust: dict[str, str] | None = None) -> SiteData:
-    """Run every query of the site over the inputs; `trust` maps worker key ids to "authorized"/"enrolled"."""
-    con = connect(inputs, set(countersigned), trust)
-    try:
-        rows = packages(con)
-        return SiteData(packages=rows, suites=suites(con), pages=package_pages(con, rows),
-                        active=active_builds(con, now), daily=daily_counts(con, now), regressions=regressions(con),
-                        build_files=build_files(con), queue_length=inputs.queue.num_rows,
-                        workers={r["key_id"]: r["worker_id"] for r in inputs.workers.to_pylist()},
-                        queue=queue_entries(con), worker_rows=worker_rows(con))
-    finally:
-        con.close()

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 import pyarrow as pa
@@ -49,6 +49,9 @@ from jobs.core.store import NotFound, Store
 from jobs.core.urls import BUILDS_PREFIX, LEGACY_MANIFEST, MANIFEST, PENDING
 from jobs.publish.site.facts import FACTS_KEY, Facts, facts_document
 from jobs.publish.site.sanitize import clean_report
+
+if TYPE_CHECKING:
+    from jobs.publish.site.streaming import SiteStream
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +202,8 @@ class Site:
     kept: dict[str, Entry] = field(default_factory=dict)
     salt: str = ""
     builds_upto: int = 0
+    # Files written already, as they were rendered (package pages): write_site merges its entries.
+    stream: SiteStream | None = None
 
     def add(self, file: SiteFile) -> None:
         if file.key in RESERVED or file.key in self.files or file.key in self.kept:
@@ -361,17 +366,22 @@ def write_site(store: Store, site: Site, prefix: str = SITE, *, force: bool = Fa
     """
     prefix = _prefix(prefix)
     old = previous if previous is not None else read_manifest(store, prefix)
-    new = {**site.kept, **{key: Entry(f.digest, f.input) for key, f in site.files.items() if f.listed}}
+    streamed = site.stream.entries if site.stream is not None else {}  # written as they were rendered
+    listed_before = site.stream.pending if site.stream is not None else set()  # in _pending.json already
+    new = {**site.kept, **streamed, **{key: Entry(f.digest, f.input) for key, f in site.files.items() if f.listed}}
     changed = [f for key, f in site.files.items()
                if force or not f.listed or key not in old.files or old.files[key].digest != f.digest]
-    vanished = sorted(k for k in set(old.files) - set(new) - set(site.files))
+    vanished = sorted(k for k in set(old.files) - set(new) - set(site.files)
+                      - (site.stream.unlisted if site.stream is not None else set()))
     builds_upto = max(site.builds_upto, 0)
     # Files written by every run need no pending list and no new manifest (it does not list them).
     tracked = [f for f in changed if not f.every_run]
-    dirty = bool(tracked or vanished or new != old.files or old.salt != site.salt or old.builds_upto != builds_upto)
+    dirty = bool(tracked or vanished or listed_before or new != old.files or old.salt != site.salt
+                 or old.builds_upto != builds_upto)
     progress.grow("write", len(changed) + len(vanished))
-    if tracked or vanished:
-        pending = {"keys": sorted({f.key for f in tracked} | set(vanished)), "builds_upto": old.builds_upto}
+    keys = {f.key for f in tracked} | set(vanished)
+    if keys - listed_before:  # the list only grows until the manifest is written
+        pending = {"keys": sorted(keys | listed_before), "builds_upto": old.builds_upto}
         store.put(prefix + PENDING, json.dumps(pending).encode(), content_type=JSON)
     # Step by step: a tier's files only link to files of earlier tiers, and within a tier the
     # files new to the site go first (an existing page may be about to link them). Files of
@@ -381,7 +391,7 @@ def write_site(store: Store, site: Site, prefix: str = SITE, *, force: bool = Fa
     for file in sorted(changed, key=lambda f: (_rank(f), f.key in old.files, f.key)):
         steps.setdefault((_rank(file), file.key in old.files), []).append(file)
     # The dashboard is written by every run (not listed): a first publish is one with no manifest.
-    first_publish = DASHBOARD in site.files and not old.files
+    first_publish = DASHBOARD in site.files and not old.files and not (site.stream and site.stream.placeholder)
     for files in steps.values():
         if first_publish and _rank(files[0]) >= 0:  # the static assets have landed: pages may link them
             store.put(prefix + DASHBOARD, PLACEHOLDER, content_type=HTML)
@@ -393,7 +403,7 @@ def write_site(store: Store, site: Site, prefix: str = SITE, *, force: bool = Fa
     _each(vanished, lambda key: (store.delete(prefix + key), progress.advance("write")), writers)  # type: ignore[arg-type]
     if dirty:
         _write_manifest(store, prefix, new, salt=site.salt, builds_upto=builds_upto)
-    if tracked or vanished:
+    if tracked or vanished or listed_before:
         store.delete(prefix + PENDING)
     if old.files and LEGACY_MANIFEST not in site.files:
         try:
@@ -402,7 +412,10 @@ def write_site(store: Store, site: Site, prefix: str = SITE, *, force: bool = Fa
         except NotFound:
             pass
     written = sum(1 for f in changed if new.get(f.key, Entry("x")).digest)
-    return WriteStats(written=written, deleted=len(vanished), unchanged=len(site.files) + len(site.kept) - len(changed))
+    unchanged = len(site.files) + len(site.kept) - len(changed)
+    if site.stream is not None:
+        written, unchanged = written + site.stream.written, unchanged + site.stream.unchanged
+    return WriteStats(written=written, deleted=len(vanished), unchanged=unchanged)
 
 
 def write_facts(store: Store, facts: Facts) -> None:
