@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from jobs.core.errors import TransientError
 from jobs.core.layout import QUEUE
-from jobs.core.model import JobRow, from_table, parquet_bytes, read_table, to_table
+from jobs.core.model import JobRow, from_table, job_id, parquet_bytes, read_table, to_table
 from jobs.core.pointer import Pointer, PointerValue, unique_name
 from jobs.core.store import NotFound, PreconditionFailed, Store, put_new
 
@@ -89,3 +89,69 @@ def update_queue(store: Store, change: Callable[[Jobs], Jobs | None], *, meta: d
             continue
         return QueueState(new, value, None, table), True
     raise QueueBusy(f"queue changed {attempts} times while this update was prepared", key=pointer.key)
+
+
+def check_job_ids(table: pa.Table, *, source: str) -> None:
+    """Every row's job id is the id of its build input (what `JobRow` checks row by row), column-wise."""
+    ids = table.column("job_id").to_pylist()
+    expected = list(map(job_id, table.column("backend").to_pylist(), table.column("architecture").to_pylist(),
+                        table.column("input_url").to_pylist()))
+    if ids != expected:
+        at = next(i for i, (a, b) in enumerate(zip(ids, expected, strict=True)) if a != b)
+        raise ValueError(f"{source}: row {at}: job_id {ids[at]!r} does not match its build input "
+                         f"(expected {expected[at]!r})")
+
+
+def update_queue_columns(store: Store, change: Callable[[Jobs], tuple[Jobs, pa.Table] | None], *,
+                         meta: dict | None = None, attempts: int = 30) -> bool:
+    """`update_queue` for a writer whose new jobs are a JobRow table rather than `JobRow`s (a sync).
+
+    `change` returns the jobs kept or changed as rows and the new jobs as a table sorted by job
+    id (none of them already in the rows), or None when nothing changes. The queue written is the same as
+    `update_queue` writes for all of them as rows: one table sorted by job id. The new jobs'
+    ids are checked against their build inputs. Returns whether the queue was written.
+    """
+    pointer = Pointer(store, PREFIX)
+    for _ in range(attempts):
+        state = read_queue(store)
+        answer = change(dict(state.jobs))
+        if answer is None:
+            return False
+        new, added = answer
+        if not added.num_rows and new == state.jobs:
+            return False
+        check_job_ids(added, source="new queue rows")
+        table = _merged(to_table(sorted(new.values(), key=lambda j: j.job_id), JobRow), added)
+        key = f"{PREFIX}/{unique_name('.parquet')}"
+        put_new(store, key, parquet_bytes(table), content_type="application/vnd.apache.parquet")
+        try:
+            pointer.advance(key, {"jobs": table.num_rows, **(meta or {})}, state.pointer, state.etag)
+        except PreconditionFailed:
+            store.delete(key)  # never referenced; the next round rebuilds from the newer queue
+            continue
+        return True
+    raise QueueBusy(f"queue changed {attempts} times while this update was prepared", key=pointer.key)
+
+
+def _merged(rows: pa.Table, added: pa.Table) -> pa.Table:
+    """Two JobRow tables sorted by job id as one, sorted by job id (their slices in turn, no compute kernels)."""
+    a, b = rows.column("job_id").to_pylist(), added.column("job_id").to_pylist()
+    if b != sorted(b) or len(set(b)) != len(b):
+        raise ValueError("new queue rows are not sorted by job id, or repeat one")
+    if not set(a).isdisjoint(b):
+        raise ValueError("new queue rows repeat a queued job")
+    if not a or not b:
+        return added if not a else rows
+    parts, i, j = [], 0, 0
+    while i < len(a) or j < len(b):
+        if j == len(b) or (i < len(a) and a[i] < b[j]):
+            start = i
+            while i < len(a) and (j == len(b) or a[i] < b[j]):
+                i += 1
+            parts.append(rows.slice(start, i - start))
+        else:
+            start = j
+            while j < len(b) and (i == len(a) or b[j] < a[i]):
+                j += 1
+            parts.append(added.slice(start, j - start))
+    return pa.concat_tables(parts).combine_chunks()

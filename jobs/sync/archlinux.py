@@ -27,6 +27,7 @@ from jobs.core import progress
 from jobs.core.config import SyncProfile
 from jobs.core.errors import ConfigError
 from jobs.sync.alpm_db import parse_db
+from jobs.sync.columns import InputColumns
 from jobs.sync.decompress import CorruptIndex
 from jobs.sync.fetch import Fetcher
 from jobs.sync.filters import Filter, select
@@ -77,22 +78,27 @@ def group(entries: Iterable[BinaryEntry], *, distro: str, architecture: str, bac
     Artifacts are listed under `architecture`, `any` ones included; a base whose packages
     disagree on the version keeps them all (as rebuilderd does), with a warning.
     """
-    bases: dict[str, list[BinaryEntry]] = {}
+    return [BuildInput(distro=distro, release=None, architecture=architecture, backend=backend, source_name=base,
+                       source_version=first.version, input_url=first.url, artifacts=tuple(artifacts))
+            for base, first, artifacts in bases(entries, architecture)]
+
+
+def bases(entries: Iterable[BinaryEntry], architecture: str) -> list[tuple[str, BinaryEntry, list[BinaryEntry]]]:
+    """(pkgbase, its first package, its packages in artifact order) for each pkgbase, in pkgbase order (`group`)."""
+    by_base: dict[str, list[BinaryEntry]] = {}
     for entry in entries:
-        bases.setdefault(entry.source_name, []).append(entry)
-    inputs = []
-    for base in sorted(bases):
-        artifacts = bases[base]
+        by_base.setdefault(entry.source_name, []).append(entry)
+    out = []
+    for base in sorted(by_base):
+        artifacts = by_base[base]
         if len(artifacts) > 1:
             artifacts.sort(key=lambda e: (e.filename, e.url))
             _warn_versions(base, artifacts, architecture)
         first = artifacts[0]
         if len(artifacts) > 1:
             artifacts.sort(key=lambda e: (e.name, e.version, e.url))
-        inputs.append(BuildInput(
-            distro=distro, release=None, architecture=architecture, backend=backend, source_name=base,
-            source_version=first.version, input_url=first.url, artifacts=tuple(artifacts)))
-    return inputs
+        out.append((base, first, artifacts))
+    return out
 
 
 def _warn_versions(base: str, artifacts: list[BinaryEntry], architecture: str) -> None:
@@ -104,8 +110,12 @@ def _warn_versions(base: str, artifacts: list[BinaryEntry], architecture: str) -
 
 
 def read_index(profile: SyncProfile, fetcher: Fetcher, *,
-               max_unpacked: int | None = None) -> IndexResult:
-    """Every build input of an Arch profile: each architecture × repository database."""
+               max_unpacked: int | None = None, columns: bool = False) -> IndexResult:
+    """Every build input of an Arch profile: each architecture × repository database.
+
+    `columns`: the inputs as `result.columns` (`jobs.sync.columns.InputColumns`, what the sync
+    job writes its snapshot and queue from) instead of a `BuildInput` per pkgbase.
+    """
     if not profile.architectures:
         raise ConfigError("an archlinux profile needs at least one architecture",
                           key=f"profile.{profile.name}.architectures")
@@ -118,6 +128,8 @@ def read_index(profile: SyncProfile, fetcher: Fetcher, *,
                     profile.name, source, LEGACY_SOURCE)
         source = LEGACY_SOURCE
     result = IndexResult()
+    if columns:
+        result.columns = InputColumns(distro=profile.distro, backend=profile.distro)
     for arch in profile.architectures:
         for repo in profile.components:
             base_url = mirror_url(source, repo=repo, arch=arch)
@@ -128,7 +140,10 @@ def read_index(profile: SyncProfile, fetcher: Fetcher, *,
             progress.advance("parse", len(entries) + len(skipped))
             result.skipped.extend(skipped)
             taken = entries if Filter.of(profile).takes_everything else select(profile, entries)
-            result.inputs.extend(group(taken, distro=profile.distro, architecture=arch, backend=profile.distro))
+            if result.columns is not None:
+                result.columns.add(arch, repo, bases(taken, arch))
+            else:
+                result.inputs.extend(group(taken, distro=profile.distro, architecture=arch, backend=profile.distro))
             result.sources[db_url] = fetched.sha256
             result.validators[db_url] = fetched.validator
     return result

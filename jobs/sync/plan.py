@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from jobs.core.config import ScheduleConfig
 from jobs.core.history import BuildSummary, retry_due
 from jobs.core.model import JobRow, Priority, Status
+from jobs.sync.columns import InputColumns, not_before_of
 from jobs.sync.records import BuildInput
 
 
@@ -38,7 +39,7 @@ class QueuePlan:
 
 def job_rows(inputs: Iterable[BuildInput], *, now: datetime, schedule: ScheduleConfig) -> dict[str, JobRow]:
     """The queue row each build input would get if it were new; friends share one row."""
-    not_before = now + timedelta(seconds=schedule.initial_delay) if schedule.initial_delay else None
+    not_before = not_before_of(now, schedule.initial_delay)
     rows: dict[str, JobRow] = {}
     for bi in inputs:
         row = _new_row(bi, now, not_before)
@@ -93,3 +94,44 @@ def plan_queue(jobs: dict[str, JobRow], *, listed: Mapping[str, JobRow], previou
             del jobs[jid]
             plan.dropped.append(jid)
     return jobs, plan
+
+
+def plan_columns(jobs: dict[str, JobRow], *, listed: InputColumns, now: datetime, previous: set[str],
+                 elsewhere: set[str], built: Mapping[str, BuildSummary], running: Callable[[JobRow], bool],
+                 schedule: ScheduleConfig) -> tuple[dict[str, JobRow], list[int], QueuePlan]:
+    """`plan_queue` for inputs as columns (`listed.plain`): the next queue's rows other than the new
+    jobs, the new jobs (indices of `listed`'s inputs, whose rows `listed.queue_table` makes) and the plan.
+
+    The same decisions, in the same order, as `plan_queue(jobs, listed=job_rows(listed.build_inputs()), ...)`.
+    """
+    plan = QueuePlan()
+    added: list[int] = []
+    not_before = not_before_of(now, schedule.initial_delay)
+    for index, jid in enumerate(listed.job_ids):
+        queued = jobs.get(jid)
+        if queued is not None:
+            merged = _with_releases(queued, (None,))
+            if merged is not queued:
+                jobs[jid] = merged
+                plan.refreshed.append(jid)
+            continue
+        summary = built.get(jid)
+        if summary is None:
+            added.append(index)
+            plan.added.append(jid)
+        elif summary.status is not Status.GOOD and (
+                schedule.max_retries is None or summary.retries < schedule.max_retries):
+            jobs[jid] = replace(listed.job_row(index, now, not_before), priority=Priority.RETRY,
+                                attempt=summary.attempt + 1, retries=summary.retries,
+                                not_before=retry_due(summary, schedule))
+            plan.retried.append(jid)
+    for jid in sorted(previous - set(listed.job_ids) - elsewhere):
+        queued = jobs.get(jid)
+        if queued is None:
+            continue
+        if running(queued):
+            plan.kept_running.append(jid)
+        else:
+            del jobs[jid]
+            plan.dropped.append(jid)
+    return jobs, added, plan

@@ -104,6 +104,8 @@ class IndexResult:
     # All roots unchanged means the whole profile is (`jobs.sync.revalidate`).
     validators: dict[str, Validator | None] = field(default_factory=dict)
     valid_until: datetime | None = None  # the earliest Debian Valid-Until of the roots read
+    # The inputs as columns instead of `inputs` (an Arch sync job: `jobs.sync.columns.InputColumns`).
+    columns: object | None = None
 
     def extend(self, other: IndexResult) -> None:
         """Merge another result into this one."""

@@ -35,10 +35,11 @@ from jobs.core.history import build_summaries
 from jobs.core.layout import STATE, claim_key, state_head_profile, state_prefix, sync_lock
 from jobs.core.lease import Held, LeaseHeld, LeaseKeeper, Leases
 from jobs.core.pointer import Pointer, PointerValue, unique_name
-from jobs.core.queue import update_queue
+from jobs.core.queue import update_queue, update_queue_columns
 from jobs.core.store import Store, put_new
+from jobs.sync.columns import InputColumns, not_before_of
 from jobs.sync.fetch import Fetcher
-from jobs.sync.plan import QueuePlan, job_rows, plan_queue
+from jobs.sync.plan import QueuePlan, job_rows, plan_columns, plan_queue
 from jobs.sync.records import IndexResult
 from jobs.sync.revalidate import probe, profile_digest, state_meta, validators_json
 from jobs.sync.snapshot import snapshot_parquet
@@ -50,7 +51,7 @@ log = logging.getLogger(__name__)
 def _archlinux(profile: SyncProfile, fetcher: Fetcher) -> IndexResult:
     from jobs.sync import archlinux
 
-    return archlinux.read_index(profile, fetcher)
+    return archlinux.read_index(profile, fetcher, columns=True)
 
 
 def _debian(profile: SyncProfile, fetcher: Fetcher) -> IndexResult:
@@ -150,8 +151,14 @@ def _sync_locked(store: Store, config: RebuilderConfig, profile: SyncProfile, pa
         progress.end("parse", ok=ok)
     for skip in result.skipped[:20]:
         log.warning("%s: skipped %s: %s", profile.name, skip.location, skip.reason)
-    artifacts = sum(len(bi.artifacts) for bi in result.inputs)
-    summary = SyncSummary(profile.name, "unchanged", inputs=len(result.inputs), artifacts=artifacts,
+    columns = result.columns
+    if columns is not None and not columns.plain:
+        result.inputs, result.columns = columns.build_inputs(), None  # the object path
+    if result.columns is not None:
+        artifacts, inputs = result.columns.rows, result.columns.inputs
+    else:
+        artifacts, inputs = sum(len(bi.artifacts) for bi in result.inputs), len(result.inputs)
+    summary = SyncSummary(profile.name, "unchanged", inputs=inputs, artifacts=artifacts,
                           skipped=len(result.skipped))
     remembered = state_meta(result, digest)
     if current is not None and etag is not None and current.meta.get("sources") == result.sources \
@@ -169,15 +176,19 @@ def _write(store: Store, config: RebuilderConfig, profile: SyncProfile, result: 
            keeper: LeaseKeeper) -> SyncSummary:
     """Steps 4 to 6: the snapshot, the queue, the pointer."""
     sync_id = unique_name("")
-    snapshot = snapshot_parquet(result.inputs, sync_id, now)
+    columns: InputColumns | None = result.columns
+    if columns is not None:
+        snapshot = columns.snapshot_parquet(sync_id, now)
+    else:
+        snapshot = snapshot_parquet(result.inputs, sync_id, now)
     key = f"{pointer.prefix}/{sync_id}.parquet"
     _check(keeper)
     put_new(store, key, snapshot, content_type="application/vnd.apache.parquet")
     del snapshot
     progress.advance("write")
 
-    listed = job_rows(result.inputs, now=now, schedule=config.schedule)
-    rows, inputs = sum(len(bi.artifacts) for bi in result.inputs), len(result.inputs)
+    listed = job_rows(result.inputs, now=now, schedule=config.schedule) if columns is None else {}
+    rows, inputs = summary.artifacts, summary.inputs
     result.inputs = []  # the queue rows have what they need: the parsed entries go before the queue is written
     previous = _job_ids(store, current.target) if current else set()
     elsewhere = _job_ids_elsewhere(store, profile.name)
@@ -196,8 +207,18 @@ def _write(store: Store, config: RebuilderConfig, profile: SyncProfile, result: 
         plans.append(plan)
         return new
 
+    def change_columns(jobs):
+        new, added, plan = plan_columns(jobs, listed=columns, now=now, previous=previous, elsewhere=elsewhere,
+                                        built=built, running=running, schedule=config.schedule)
+        plans.append(plan)
+        added.sort(key=columns.job_ids.__getitem__)
+        return new, columns.queue_table(added, now, not_before_of(now, config.schedule.initial_delay))
+
     _check(keeper)
-    update_queue(store, change, meta={"by": f"sync {profile.name}"})
+    if columns is None:
+        update_queue(store, change, meta={"by": f"sync {profile.name}"})
+    else:
+        update_queue_columns(store, change_columns, meta={"by": f"sync {profile.name}"})
     progress.advance("write")
     _check(keeper)
     meta = {"profile": profile.name, "distro": profile.distro, "rows": rows,
