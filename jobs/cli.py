@@ -16,10 +16,10 @@ from typing import Annotated, Optional
 import typer
 
 from jobs import cli_support as support
-from jobs.cli_params import RebuilderGroup
 from jobs.core.cliapp import EXIT_TERMINAL, EXIT_TRANSIENT, run_app
 from jobs.core.errors import RebuilderError
 from jobs.core.layout import SITE
+from jobs.core.typer_params import FastGroup
 
 # Where `rebuilder demo` serves unless told otherwise, and how many ports after it it tries
 # when that one is taken (8484 is also rebuilderd's own default port).
@@ -28,7 +28,7 @@ DEMO_PORT_FALLBACK = 100
 
 app = typer.Typer(
     name="rebuilder",
-    cls=RebuilderGroup,  # parameters converted without pydantic where typer's result is certain
+    cls=FastGroup,  # parameters converted without pydantic where typer's result is certain
     help="A rebuilder without a daemon: sync distro indexes, rebuild packages, publish verdicts.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,  # credentials live in locals

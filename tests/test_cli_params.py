@@ -1,4 +1,4 @@
-"""`rebuilder`'s parameters converted without pydantic (`jobs.cli_params`): typer's results, typer's errors."""
+"""`rebuilder`'s parameters converted without pydantic (`jobs.core.typer_params`): typer's results, typer's errors."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import typer
 import typer.main
 
 from jobs.cli import app
-from jobs.cli_params import _Converter, _converter, _fast
+from jobs.core.typer_params import _Converter, _converter, _fast
 
 try:
     from typer._coercion import build_runtime_param

@@ -18,11 +18,11 @@ from typing import Annotated, Any, Optional
 import typer
 
 from jobs.core.cliapp import run_app
+from jobs.core.typer_params import FastGroup
 from jobs.ctl import terminal
 from jobs.ctl.cli_verify import verify
 from jobs.ctl.ls import dash as _dash
 from jobs.ctl.ls import flags as _flags
-from jobs.ctl.params import FastGroup
 from jobs.ctl.terminal import (
     EXIT_NOT_FOUND,
     EXIT_USAGE,

@@ -14,7 +14,7 @@ import sys
 
 from tests.sync import alpm_builders as alpm
 
-# pydantic too: typer 0.29 loads it to convert a command's parameters, which `jobs.cli_params` does
+# pydantic too: typer 0.29 loads it to convert a command's parameters, which `jobs.core.typer_params` does
 # without it for sync's.
 HEAVY = ("boto3", "botocore", "duckdb", "requests", "urllib3", "debian", "pyarrow.compute", "cryptography",
          "pydantic")

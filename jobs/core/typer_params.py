@@ -1,18 +1,21 @@
-"""`rebuilder`'s parameters converted without pydantic where typer's result is certain.
+"""Typer parameters converted without pydantic where typer's result is certain: `FastGroup`.
 
 typer (0.29) converts every parameter of the command it runs with a pydantic `TypeAdapter`
-built on first use: importing pydantic and building the adapters took about 0.08 s of CPU of
-every `rebuilder sync` (a fifth of the whole sync of a 15,000-package Arch db). The
-parameters of `rebuilder` are text, flags, integers and decimals with a range, paths and lists
-of text, whose conversion by typer's adapters is `str(value)`, `bool`, `int(value)` or
-`float(value)` checked against the range, `Path(value)` (a path that exists must be readable)
-and a list of the texts. `RebuilderGroup` (the `cls` of `rebuilder`'s typer app) gives each
+built on first use: importing pydantic and building the adapters was the largest part of a
+`rebuildctl pkgs ls` run through typer, and about 0.08 s of CPU of every `rebuilder sync` (a
+fifth of the whole sync of a 15,000-package Arch db). The parameters of `rebuilder` and
+`rebuildctl` are text, flags, integers and decimals with a range, paths and lists of text,
+whose conversion by typer's adapters is `str(value)`, `bool`, `int(value)` or `float(value)`
+checked against the range, `Path(value)` (a path that exists must be readable) and a list of
+the texts. `FastGroup` (the `cls` of both typer apps and of rebuildctl's sub-apps) gives each
 parameter of the command being run a converter that does just that for the values whose result
 is certain — a `str`, a plain decimal written in ASCII digits within the range, a path without
 NUL — and hands every other value (and every other kind of parameter or option: a `parser`, a
 `click_type`, clamping, `exists=`, choices) to typer's own converter, so help, errors and
-results are typer's (tests/test_cli_params.py compares them). A typer without these internals
-(`_runtime_param`, `type_descriptor`) is left alone: the commands then run as typer runs them.
+results are typer's (tests/test_cli_params.py and tests/ctl/test_params.py compare them). It
+uses typer's internals (`_runtime_param`, `type_descriptor`, `typer._coercion`); a typer
+without them is left alone: the commands then run as typer runs them, only slower (the tests
+that no pydantic is loaded would say so).
 """
 
 from __future__ import annotations
@@ -108,8 +111,17 @@ def _converter(param: Any) -> _Converter | None:
 
 
 def _fast(command: Any, ctx: Any) -> Any:
-    """Give `command`'s parameters (its --help too) the converters above where they apply (once)."""
-    for param in command.get_params(ctx):
+    """Give `command`'s parameters (its --help too) the converters above where they apply (once).
+
+    `ctx` is the command's context or its parent's: the help option, made on first use and kept
+    by the command, is named by the context's `help_option_names`, which a subcommand's context
+    inherits unless the subcommand's own settings name others (then it is left to typer).
+    """
+    if "help_option_names" in (getattr(command, "context_settings", None) or {}) and ctx.command is not command:
+        params = command.params
+    else:
+        params = command.get_params(ctx)
+    for param in params:
         if getattr(param, "type_descriptor", None) is None or getattr(param, "_runtime_param", False) is not None:
             continue  # not a typer parameter of this typer version, or already converted once
         converter = _converter(param)
@@ -118,7 +130,7 @@ def _fast(command: Any, ctx: Any) -> Any:
     return command
 
 
-class RebuilderGroup(TyperGroup):
+class FastGroup(TyperGroup):
     """A typer group whose own parameters and whose subcommands' are converted by `_Converter`."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
