@@ -84,15 +84,7 @@ def plan_queue(jobs: dict[str, JobRow], *, listed: Mapping[str, JobRow], previou
             jobs[jid] = replace(row, priority=Priority.RETRY, attempt=summary.attempt + 1,
                                 retries=summary.retries, not_before=retry_due(summary, schedule))
             plan.retried.append(jid)
-    for jid in sorted(previous - listed.keys() - elsewhere):
-        queued = jobs.get(jid)
-        if queued is None:
-            continue
-        if running(queued):
-            plan.kept_running.append(jid)
-        else:
-            del jobs[jid]
-            plan.dropped.append(jid)
+    _drop_unlisted(jobs, plan, sorted(previous - listed.keys() - elsewhere), running)
     return jobs, plan
 
 
@@ -125,7 +117,14 @@ def plan_columns(jobs: dict[str, JobRow], *, listed: InputColumns, now: datetime
                                 attempt=summary.attempt + 1, retries=summary.retries,
                                 not_before=retry_due(summary, schedule))
             plan.retried.append(jid)
-    for jid in sorted(previous - set(listed.job_ids) - elsewhere):
+    _drop_unlisted(jobs, plan, sorted(previous - set(listed.job_ids) - elsewhere), running)
+    return jobs, added, plan
+
+
+def _drop_unlisted(jobs: dict[str, JobRow], plan: QueuePlan, unlisted: list[str],
+                   running: Callable[[JobRow], bool]) -> None:
+    """Jobs the index no longer lists leave the queue, unless a worker is building them now."""
+    for jid in unlisted:
         queued = jobs.get(jid)
         if queued is None:
             continue
@@ -134,4 +133,3 @@ def plan_columns(jobs: dict[str, JobRow], *, listed: InputColumns, now: datetime
         else:
             del jobs[jid]
             plan.dropped.append(jid)
-    return jobs, added, plan
