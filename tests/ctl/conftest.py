@@ -72,10 +72,18 @@ def _queue_as_built(store) -> None:
     from jobs.core.queue import update_queue
     from tests.publish.sitefix import snapshot
 
+    from jobs.core.layout import CLAIM_NOTICE_KEY, RESULT_KEY
+
     attempts = {}
-    for info in store.list("results/"):
-        _, jid, attempt = info.key.split("/")
-        attempts[jid] = int(attempt.removesuffix(".json"))
+    for info in [*store.list("results/"), *store.list("claims/")]:
+        # a worker's result: its done receipt (claims/<job>/<attempt>.done/<key id>.json), or, from
+        # workers before results were receipts, results/<job>/<attempt>.json
+        notice = CLAIM_NOTICE_KEY.fullmatch(info.key)
+        found = (notice.group(1), notice.group(2)) if notice and notice.group(3) == "done" else None
+        old = RESULT_KEY.fullmatch(info.key)
+        found = found or (old.groups()[:2] if old else None)
+        if found:
+            attempts[found[0]] = int(found[1])
     by_job: dict = {}
     for row in snapshot(store):
         by_job.setdefault(row.job_id, []).append(row)
