@@ -68,11 +68,10 @@ def _queue_as_built(store) -> None:
     at its attempt, as sync queued it from the package state. Publish checks results against it."""
     from datetime import datetime, timezone
 
+    from jobs.core.layout import CLAIM_NOTICE_KEY, RESULT_KEY
     from jobs.core.model import JobRow
     from jobs.core.queue import update_queue
     from tests.publish.sitefix import snapshot
-
-    from jobs.core.layout import CLAIM_NOTICE_KEY, RESULT_KEY
 
     attempts = {}
     for info in [*store.list("results/"), *store.list("claims/")]:
