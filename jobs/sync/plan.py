@@ -68,19 +68,13 @@ def plan_queue(jobs: dict[str, JobRow], *, listed: Mapping[str, JobRow], previou
     """The next queue after a sync that found `listed`; `previous` = what it found last time."""
     plan = QueuePlan()
     for jid, row in listed.items():
-        queued = jobs.get(jid)
-        if queued is not None:
-            merged = _with_releases(queued, row.releases)
-            if merged is not queued:
-                jobs[jid] = merged
-                plan.refreshed.append(jid)
+        if _refresh(jobs, plan, jid, row.releases):
             continue
         summary = built.get(jid)
         if summary is None:
             jobs[jid] = row
             plan.added.append(jid)
-        elif summary.status is not Status.GOOD and (
-                schedule.max_retries is None or summary.retries < schedule.max_retries):
+        elif _retried(summary, schedule):
             jobs[jid] = replace(row, priority=Priority.RETRY, attempt=summary.attempt + 1,
                                 retries=summary.retries, not_before=retry_due(summary, schedule))
             plan.retried.append(jid)
@@ -100,25 +94,36 @@ def plan_columns(jobs: dict[str, JobRow], *, listed: InputColumns, now: datetime
     added: list[int] = []
     not_before = not_before_of(now, schedule.initial_delay)
     for index, jid in enumerate(listed.job_ids):
-        queued = jobs.get(jid)
-        if queued is not None:
-            merged = _with_releases(queued, (None,))
-            if merged is not queued:
-                jobs[jid] = merged
-                plan.refreshed.append(jid)
+        if _refresh(jobs, plan, jid, (None,)):
             continue
         summary = built.get(jid)
         if summary is None:
             added.append(index)
             plan.added.append(jid)
-        elif summary.status is not Status.GOOD and (
-                schedule.max_retries is None or summary.retries < schedule.max_retries):
+        elif _retried(summary, schedule):
             jobs[jid] = replace(listed.job_row(index, now, not_before), priority=Priority.RETRY,
                                 attempt=summary.attempt + 1, retries=summary.retries,
                                 not_before=retry_due(summary, schedule))
             plan.retried.append(jid)
     _drop_unlisted(jobs, plan, sorted(previous - set(listed.job_ids) - elsewhere), running)
     return jobs, added, plan
+
+
+def _refresh(jobs: dict[str, JobRow], plan: QueuePlan, jid: str, releases: tuple) -> bool:
+    """Whether the job is queued already; if so, the listed releases are merged into it (refreshed if new)."""
+    queued = jobs.get(jid)
+    if queued is None:
+        return False
+    merged = _with_releases(queued, releases)
+    if merged is not queued:
+        jobs[jid] = merged
+        plan.refreshed.append(jid)
+    return True
+
+
+def _retried(summary: BuildSummary, schedule: ScheduleConfig) -> bool:
+    """Whether a job built before, listed again, is queued for another attempt."""
+    return summary.status is not Status.GOOD and (schedule.max_retries is None or summary.retries < schedule.max_retries)
 
 
 def _drop_unlisted(jobs: dict[str, JobRow], plan: QueuePlan, unlisted: list[str],
