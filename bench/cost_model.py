@@ -17,11 +17,21 @@ Assumptions (each printed with the figures):
   default 600 s lease, with a GET, and renews it (a write) only when less than 350 s of it
   would be left, so every other look: once in a 10-minute build (counted by simulating
   that rule, `renewals`); the looks are GETs, priced with the renewals.
-- Publish: each new result costs the marginal requests measured (ten new results vs none);
-  every run also costs the measured publish with nothing new. Both were measured on two
-  synthetic stores of different sizes and are extrapolated linearly in the number of
-  packages (Arch-sized: 15,000; Debian-sized: 130,000, two suites of 65,000), never below
-  the smaller store's figure. On top come the extra listing pages of the prefixes publish
+- Publish, at each deployment's own batch: every run costs the measured publish with nothing
+  new; on top, a run of k new results costs `shared + per_result × k`, fitted (least squares,
+  per price class) through runs of 10 and 30 new results measured on SeaweedFS (HTTP
+  requests counted). `shared` is what one run's results write once between them (whole-list
+  feeds, list indexes, suite pages, the dashboard and v0 list, the run's history part,
+  queue and attestation batch); `per_result` is what each adds (its build files, package
+  pages and feeds, maintainer feeds, list parts, and the reads of its result). Each
+  deployment is priced at its results per run, k = builds / publishes (Arch-sized 21,
+  Debian-sized 83, Debian amd64 28): `per_result + shared / k` a result. Debian-sized's 83
+  is past the measured 30; results of one run share more objects the more there are, so
+  the line overstates it. Both figures were measured on two synthetic stores of different
+  sizes and are extrapolated linearly in the number of packages (Arch-sized: 15,000;
+  Debian-sized: 130,000, two suites of 65,000), never below the smaller store's figure: on
+  the small stores a run's results share list parts and maintainers more often than on a
+  large one, which the growth between the two stores carries to the deployment's size. On top come the extra listing pages of the prefixes publish
   lists whose objects come and go with the builds: publish deletes the results it compacted
   in the previous run and the claims of builds compacted before the run once a lease TTL
   has passed, so `results/` holds about one publish interval of builds and `claims/` about
@@ -115,17 +125,35 @@ def polls_per_listing(d: Deployment, ttl: float = LEASE_TTL_S, skew: float = CLO
 
 
 def fit_publish(worlds: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
-    """Per price class, a line through the two stores' publish figures: requests = a + b × packages."""
+    """Per price class, a line through the two stores' publish figures: requests = a + b × packages.
+
+    Figures: the run with nothing new, the marginal result of the first batch (10 vs none, for
+    comparison) and the batch fit's `shared` (per run with results) and `per_result`.
+    """
     (x1, w1), (x2, w2) = [(w["size"]["packages"], w) for w in (worlds[0], worlds[-1])]
+
+    def value(w: dict, figure: str, cls: str) -> float:
+        if figure == "nothing_new":
+            return w[figure]["by_class"][cls]
+        if figure == "marginal_per_result":
+            return w[figure][cls]
+        return w["batch_fit"][cls][figure]
+
     out: dict[str, dict[str, dict[str, float]]] = {}
-    for figure in ("nothing_new", "marginal_per_result"):
-        v1 = w1[figure] if figure == "marginal_per_result" else w1[figure]["by_class"]
-        v2 = w2[figure] if figure == "marginal_per_result" else w2[figure]["by_class"]
+    for figure in ("nothing_new", "marginal_per_result", "shared", "per_result"):
         out[figure] = {}
         for cls in ("put", "get"):
-            slope = max(0.0, (v2[cls] - v1[cls]) / (x2 - x1)) if x2 != x1 else 0.0
-            out[figure][cls] = {"at_packages": x1, "requests": v1[cls], "per_package": round(slope, 5)}
+            v1, v2 = value(w1, figure, cls), value(w2, figure, cls)
+            slope = max(0.0, (v2 - v1) / (x2 - x1)) if x2 != x1 else 0.0
+            out[figure][cls] = {"at_packages": x1, "requests": v1, "per_package": round(slope, 5)}
     return out
+
+
+def per_result(publish: dict, d: Deployment) -> dict[str, float]:
+    """Publish's requests per new result of deployment `d`, by price class, at its results per run."""
+    k = max(1.0, d.builds / d.publishes)
+    shared, each = _at(publish["fit"]["shared"], d.packages), _at(publish["fit"]["per_result"], d.packages)
+    return {cls: max(0.0, each[cls] + max(0.0, shared[cls]) / k) for cls in each}
 
 
 def _at(fit: dict[str, dict[str, float]], packages: int) -> dict[str, float]:
@@ -148,7 +176,8 @@ def deployment_cost(d: Deployment, build: dict, sync: dict, publish: dict) -> di
     renew = renewals(d.build_minutes)
     changed = sync[d.sync_kind]["changed"]["by_class"]
     noop = _at(publish["fit"]["nothing_new"], d.packages)
-    marginal = _at(publish["fit"]["marginal_per_result"], d.packages)
+    marginal = per_result(publish, d)
+    shared = _at(publish["fit"]["shared"], d.packages)
     per_run = d.builds / d.publishes
     listed = publish["nothing_new"]["list_requests_by_prefix"]
     growth = sum(calls * (max(1, math.ceil(per_run * STEADY[p] / LIST_PAGE)) - 1)
@@ -169,7 +198,9 @@ def deployment_cost(d: Deployment, build: dict, sync: dict, publish: dict) -> di
               f"{renew} per {d.build_minutes:g}-minute build, and {look} looks (GETs)"),
         _line("syncs", d.syncs * changed["put"], d.syncs * changed["get"], f"{d.syncs:,} changed syncs"),
         _line("publish: new results", d.builds * marginal["put"], d.builds * marginal["get"],
-              f"{sum(marginal.values()):.1f} requests per result"),
+              f"{sum(marginal.values()):.1f} requests per result ({marginal['put']:.1f} PUT-class) at "
+              f"{per_run:.0f} results a run, {sum(max(0.0, v) for v in shared.values()):.0f} of a run's "
+              f"requests shared by its results"),
         _line("publish: runs", d.publishes * (noop["put"] + growth), d.publishes * noop["get"],
               f"{d.publishes} runs of {sum(noop.values()):.0f} requests; listing "
               f"{', '.join(p for p in listed if p in STEADY) or 'nothing that grows'} "
@@ -178,7 +209,8 @@ def deployment_cost(d: Deployment, build: dict, sync: dict, publish: dict) -> di
               f"{w} workers, {1 - d.utilisation:.0%} idle, a poll every {d.idle_delay_s:g} s reading the "
               f"queue pointer; one in {every} lists claims/ and reads the claims of {probes:.0f} running builds"),
     ]
-    out = {"deployment": asdict(d) | {"workers": w}, "lines": lines,
+    out = {"deployment": asdict(d) | {"workers": w, "results_per_run": round(per_run, 1)}, "lines": lines,
+           "publish_per_result": {cls: round(v, 2) for cls, v in marginal.items()},
            "total_usd": round(sum(line["usd"] for line in lines), 2)}
     if d.target_usd is not None:
         out["publish_budget"] = publish_budget(d, lines, marginal)
