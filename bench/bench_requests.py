@@ -277,9 +277,9 @@ def _publish_world(root: Path, packages: int, builds: int, batches: tuple[int, .
     return out
 
 
-def fit_batches(noop: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+def fit_batches(noop: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Per price class, the least-squares line through the runs' requests above the run with nothing
-    new: `shared + per_result × k` for a run of k new results."""
+    new: `shared + per_result × k` for a run of k new results; the same for the site's writes by kind."""
     xs = [r["new_results"] for r in runs]
     out: dict[str, dict[str, float]] = {}
     for cls in ("put", "get"):
@@ -289,6 +289,14 @@ def fit_batches(noop: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, d
         slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var if var else my / max(mx, 1)
         out[cls] = {"shared": round(my - slope * mx, 2), "per_result": round(slope, 3),
                     "points": dict(zip((str(x) for x in xs), ys))}
+    kinds = sorted({k for r in (noop, *runs) for k in r["site_writes_by_kind"]})
+    out["site_writes_by_kind"] = {}
+    for kind in kinds:
+        ys = [r["site_writes_by_kind"].get(kind, 0) - noop["site_writes_by_kind"].get(kind, 0) for r in runs]
+        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+        var = sum((x - mx) ** 2 for x in xs)
+        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var if var else my / max(mx, 1)
+        out["site_writes_by_kind"][kind] = {"shared": round(my - slope * mx, 2), "per_result": round(slope, 3)}
     return out
 
 
@@ -312,7 +320,8 @@ def _publish_figures(counts: Counts) -> dict[str, Any]:
             "by_class": counts.by_class(), "list_requests_by_prefix": {
                 k.removeprefix("list "): n for k, n in sorted(counts.by_prefix.items()) if k.startswith("list ")},
             "listed_keys_by_prefix": dict(sorted(counts.listed.items())),
-            "site_puts": sum(n for k, n in counts.by_prefix.items() if k.startswith("put") and k.endswith(" site/"))}
+            "site_puts": sum(n for k, n in counts.by_prefix.items() if k.startswith("put") and k.endswith(" site/")),
+            "site_writes_by_kind": dict(sorted(counts.site_writes.items()))}
 
 
 def run(smoke: bool = False, *, new_url: Callable[[], str] | None = None, endpoint: str | None = None,
