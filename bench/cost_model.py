@@ -124,7 +124,7 @@ def polls_per_listing(d: Deployment, ttl: float = LEASE_TTL_S, skew: float = CLO
     return max(1, math.ceil(soonest / d.idle_delay_s))
 
 
-def fit_publish(worlds: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
+def fit_publish(worlds: list[dict]) -> dict[str, Any]:
     """Per price class, a line through the two stores' publish figures: requests = a + b × packages.
 
     Figures: the run with nothing new, the marginal result of the first batch (10 vs none, for
@@ -139,13 +139,23 @@ def fit_publish(worlds: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
             return w[figure][cls]
         return w["batch_fit"][cls][figure]
 
-    out: dict[str, dict[str, dict[str, float]]] = {}
+    out: dict[str, Any] = {}
     for figure in ("nothing_new", "marginal_per_result", "shared", "per_result"):
         out[figure] = {}
         for cls in ("put", "get"):
             v1, v2 = value(w1, figure, cls), value(w2, figure, cls)
             slope = max(0.0, (v2 - v1) / (x2 - x1)) if x2 != x1 else 0.0
             out[figure][cls] = {"at_packages": x1, "requests": v1, "per_package": round(slope, 5)}
+    # The site's writes by kind (PUT-class), the same way: what floor_scenarios takes off.
+    k1, k2 = (w.get("batch_fit", {}).get("site_writes_by_kind", {}) for w in (w1, w2))
+    out["site_writes_by_kind"] = {}
+    for kind in sorted(set(k1) | set(k2)):
+        out["site_writes_by_kind"][kind] = {}
+        for figure in ("shared", "per_result"):
+            v1, v2 = (k.get(kind, {}).get(figure, 0.0) for k in (k1, k2))
+            slope = max(0.0, (v2 - v1) / (x2 - x1)) if x2 != x1 else 0.0
+            out["site_writes_by_kind"][kind][figure] = {"at_packages": x1, "requests": v1,
+                                                        "per_package": round(slope, 5)}
     return out
 
 
@@ -154,6 +164,46 @@ def per_result(publish: dict, d: Deployment) -> dict[str, float]:
     k = max(1.0, d.builds / d.publishes)
     shared, each = _at(publish["fit"]["shared"], d.packages), _at(publish["fit"]["per_result"], d.packages)
     return {cls: max(0.0, each[cls] + max(0.0, shared[cls]) / k) for cls in each}
+
+
+# What the contracts would have to give up for publish to write less per result, cumulatively:
+# (what, the site kinds no longer written per result or per run, objects written per run instead).
+SCENARIOS = (
+    ("as measured", (), 0),
+    ("build files served from their stored keys, not copied (needs `rebuilder serve` or a redirect that sets "
+     "their content types)", ("build files",), 0),
+    ("and every list, whole list, list index and maintainer feed (JSON and Atom) folded into per-run deltas "
+     "(one object a run; the folds not counted)",
+     ("build files", "list parts", "whole-list feeds", "list feeds (unsplit) and list indexes", "maintainer feeds",
+      "maintainer Atom feeds"), 1),
+    ("and the package feeds too: per result only the package page of each name it touches",
+     ("build files", "list parts", "whole-list feeds", "list feeds (unsplit) and list indexes", "maintainer feeds",
+      "maintainer Atom feeds", "package feeds"), 1),
+)
+
+
+def floor_scenarios(d: Deployment, lines: list[dict[str, Any]], publish: dict) -> list[dict[str, Any]]:
+    """The month of deployment `d` if publish stopped writing the site kinds of each `SCENARIOS` row
+    (their per-result and shared parts, as fitted), every other line as measured."""
+    kinds = publish["fit"].get("site_writes_by_kind", {})
+    if not kinds:
+        return []
+    k = max(1.0, d.builds / d.publishes)
+    each = per_result(publish, d)
+    others = sum(line["usd"] for line in lines if line["what"] != PUBLISH_NEW)
+    out = []
+    for what, dropped, per_run_objects in SCENARIOS:
+        cut = 0.0
+        for kind in dropped:
+            fit = kinds.get(kind)
+            if fit is not None:
+                shared = _at({"put": fit["shared"]}, d.packages)["put"]
+                cut += _at({"put": fit["per_result"]}, d.packages)["put"] + max(0.0, shared) / k
+        put = max(0.0, each["put"] - cut) + per_run_objects / k
+        usd = others + _usd(d.builds * put, d.builds * each["get"])
+        out.append({"what": what, "put_per_result": round(put, 2), "get_per_result": round(each["get"], 2),
+                    "month_usd": round(usd, 2)})
+    return out
 
 
 def _at(fit: dict[str, dict[str, float]], packages: int) -> dict[str, float]:
@@ -214,6 +264,7 @@ def deployment_cost(d: Deployment, build: dict, sync: dict, publish: dict) -> di
            "total_usd": round(sum(line["usd"] for line in lines), 2)}
     if d.target_usd is not None:
         out["publish_budget"] = publish_budget(d, lines, marginal)
+        out["floors"] = floor_scenarios(d, lines, publish)
     return out
 
 
@@ -255,6 +306,13 @@ def markdown(costs: dict[str, Any]) -> str:
                         f"| {line['usd']:.2f} | {line['note']} |")
         rows.append(f"| {name} | **total** | | | **{dep['total_usd']:.2f}** | |")
     notes = [budget_note(dep) for dep in costs["deployments"] if "publish_budget" in dep]
+    for dep in costs["deployments"]:
+        if dep.get("floors"):
+            notes.append(f"**{dep['deployment']['name']}, what the month would be** if publish wrote less "
+                         "(cumulative; every other line as measured):\n\n"
+                         "| publish writes | PUT-class a result | GET-class a result | USD / month |\n|---|---:|---:|---:|\n"
+                         + "\n".join(f"| {f['what']} | {f['put_per_result']:.1f} | {f['get_per_result']:.1f} "
+                                     f"| {f['month_usd']:.2f} |" for f in dep["floors"]))
     return "\n".join(rows) + "\n" + "".join(f"\n{n}\n" for n in notes)
 
 
