@@ -145,7 +145,7 @@ def fit_publish(worlds: list[dict]) -> dict[str, Any]:
         for cls in ("put", "get"):
             v1, v2 = value(w1, figure, cls), value(w2, figure, cls)
             slope = max(0.0, (v2 - v1) / (x2 - x1)) if x2 != x1 else 0.0
-            out[figure][cls] = {"at_packages": x1, "requests": v1, "per_package": round(slope, 5)}
+            out[figure][cls] = {"at_packages": x1, "requests": v1, "per_package": round(slope, 8)}
     # The site's writes by kind (PUT-class), the same way: what floor_scenarios takes off.
     k1, k2 = (w.get("batch_fit", {}).get("site_writes_by_kind", {}) for w in (w1, w2))
     out["site_writes_by_kind"] = {}
@@ -155,7 +155,7 @@ def fit_publish(worlds: list[dict]) -> dict[str, Any]:
             v1, v2 = (k.get(kind, {}).get(figure, 0.0) for k in (k1, k2))
             slope = max(0.0, (v2 - v1) / (x2 - x1)) if x2 != x1 else 0.0
             out["site_writes_by_kind"][kind][figure] = {"at_packages": x1, "requests": v1,
-                                                        "per_package": round(slope, 5)}
+                                                        "per_package": round(slope, 8)}
     return out
 
 
