@@ -52,7 +52,8 @@ def test_each_deployment_is_priced_at_its_own_results_per_run():
 
 
 def test_floors_fall_as_publish_writes_less():
-    kinds = {"build files": (0, 2.0), "list parts": (0, 2.0), "whole-list feeds": (6, 0), "maintainer feeds": (0, 1),
+    kinds = {"build files": (0, 2.0), "names list parts": (0, 1.0), "status and class list parts": (0, 1.0),
+             "whole-list feeds": (6, 0), "maintainer feeds": (0, 1),
              "maintainer Atom feeds": (0, 1), "package feeds": (0, 1.3), "package pages": (0, 1.3)}
     worlds = [_world(1000, 6.0, 8.6, kinds)]
     publish = {"fit": cost_model.fit_publish(worlds)}
@@ -80,9 +81,9 @@ def test_floors_fall_as_publish_writes_less():
     (urls.maintainer_page("Jane Doe <jane@example.org>"), "maintainer pages and index"),
     (urls.MAINTAINERS_FEED, "maintainer pages and index"),
     (urls.status_all_feed("debian/trixie/main/amd64", Status.GOOD), "whole-list feeds"),
-    (urls.suite_feed("debian/trixie/main/amd64", "GOOD/py"), "list parts"),
-    (urls.suite_feed("debian/trixie/main/amd64", "names/li-2"), "list parts"),
-    (urls.suite_feed("debian/trixie/main/amd64", "class/download-failed/p"), "list parts"),
+    (urls.suite_feed("debian/trixie/main/amd64", "GOOD/py"), "status and class list parts"),
+    (urls.suite_feed("debian/trixie/main/amd64", "names/li-2"), "names list parts"),
+    (urls.suite_feed("debian/trixie/main/amd64", "class/download-failed/p"), "status and class list parts"),
     (urls.suite_feed("debian/trixie/main/amd64", "BAD"), "list feeds (unsplit) and list indexes"),
     (urls.suite_feed("debian/trixie/main/amd64", "class/download-failed"), "list feeds (unsplit) and list indexes"),
     (urls.suite_feed("debian/trixie/main/amd64", "index"), "suite feeds and pages, list pages"),
