@@ -73,7 +73,8 @@ BUILDS_PER_OUTCOME, QUEUE_FACTOR = 10, 10
 DEBIAN_STANZAS, ARCH_PACKAGES = 70_000, 15_000
 WORLDS = [(1_000, 5_000), (4_000, 20_000)]  # (packages, builds)
 BATCHES = (10, 30)  # new results per measured publish run (fitted: shared + per_result x k)
-SMOKE = {"builds": 2, "debian": 1_000, "arch": 500, "worlds": [(100, 300)], "batches": (2, 4)}  # one world: nothing extrapolated
+SINGLES = 5  # runs of one new result each: what a result writes when no other result shares it
+SMOKE = {"builds": 2, "debian": 1_000, "arch": 500, "worlds": [(100, 300)], "batches": (2, 4), "singles": 2}  # one world: nothing extrapolated
 BUILD_MINUTES = 10  # the build the headline's renewals are counted for
 BACKENDS = {
     "GOOD": 'cp "$1" "$REBUILDERD_OUTDIR/"',
@@ -232,7 +233,7 @@ def _mirror(local: Store, target: Store, copied: dict[str, str]) -> int:
     return n
 
 
-def _publish_world(root: Path, packages: int, builds: int, batches: tuple[int, ...],
+def _publish_world(root: Path, packages: int, builds: int, batches: tuple[int, ...], singles: int,
                    url: str | None = None) -> dict[str, Any]:
     from bench.publish_world import add_results, make_world
     from jobs.publish.run import publish
@@ -251,7 +252,8 @@ def _publish_world(root: Path, packages: int, builds: int, batches: tuple[int, .
     out: dict[str, Any] = {"size": dict(world.counts), "store": url.split("://")[0] if url else "file",
                            "full": _publish_figures(store.reset())}
     used: set[str] = set()
-    steps = [("one_result", 1), ("nothing_new", 0)] + [(f"results_{k}", k) for k in batches]
+    steps = ([("one_result", 1), ("nothing_new", 0)] + [(f"single_{i}", 1) for i in range(2, singles + 1)]
+             + [(f"results_{k}", k) for k in batches])
     for step, (name, new) in enumerate(steps, start=1):
         added = 0
         if new:
@@ -274,7 +276,21 @@ def _publish_world(root: Path, packages: int, builds: int, batches: tuple[int, .
     out["marginal_per_result"] = {cls: round((first["by_class"][cls] - noop["by_class"][cls])
                                              / max(first["new_results"], 1), 2) for cls in first["by_class"]}
     out["batch_fit"] = fit_batches(noop, [out[f"results_{k}"] for k in batches])
+    out["unshared"] = unshared(noop, [out["one_result"]] + [out[f"single_{i}"] for i in range(2, singles + 1)])
     return out
+
+
+def unshared(noop: dict[str, Any], singles: list[dict[str, Any]]) -> dict[str, Any]:
+    """The mean requests (by class) and site writes (by kind) of a run of one new result above the run
+    with nothing new: what a result costs when no other result of its run shares an object with it."""
+    n = len(singles)
+    kinds = sorted({k for r in (noop, *singles) for k in r["site_writes_by_kind"]})
+    return {"runs": n,
+            "by_class": {cls: round(sum(r["by_class"][cls] - noop["by_class"][cls] for r in singles) / n, 2)
+                         for cls in ("put", "get")},
+            "site_writes_by_kind": {k: round(sum(r["site_writes_by_kind"].get(k, 0)
+                                                 - noop["site_writes_by_kind"].get(k, 0) for r in singles) / n, 2)
+                                    for k in kinds}}
 
 
 def fit_batches(noop: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -301,13 +317,13 @@ def fit_batches(noop: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, A
 
 
 def per_publish(root: Path, sizes: list[tuple[int, int]], batches: tuple[int, ...] = BATCHES,
-                new_url: Callable[[], str] | None = None) -> dict[str, Any]:
+                new_url: Callable[[], str] | None = None, singles: int = SINGLES) -> dict[str, Any]:
     """Requests per incremental publish of small synthetic stores (publish_world's, copied into a fresh
     store from `new_url` when given, else published in the local directory it was written to).
 
     Measured at two sizes so the cost model can extrapolate whatever grows with the site.
     """
-    worlds = [_publish_world(root / f"world{i}", packages, builds, batches, new_url() if new_url else None)
+    worlds = [_publish_world(root / f"world{i}", packages, builds, batches, singles, new_url() if new_url else None)
               for i, (packages, builds) in enumerate(sizes)]
     small = worlds[0]
     return {"packages": small["size"]["packages"], "one_result": small["one_result"], "nothing_new": small["nothing_new"],
@@ -343,7 +359,7 @@ def run(smoke: bool = False, *, new_url: Callable[[], str] | None = None, endpoi
                         SMOKE["arch"] if smoke else ARCH_PACKAGES)
         _say(f"{sync['debian']['unchanged']['requests']} requests per unchanged Debian sync; per publish")
         publish = per_publish(root / "publish", SMOKE["worlds"] if smoke else WORLDS,
-                              SMOKE["batches"] if smoke else BATCHES, new_url)
+                              SMOKE["batches"] if smoke else BATCHES, new_url, SMOKE["singles"] if smoke else SINGLES)
         _say(f"{publish['one_result']['requests']} requests per incremental publish")
         costs = cost_model.monthly(build, sync, publish)
         return {"store": new_url().split("?")[0].split("://")[0], "prices": PRICE_NOTE, "per_build": build,
