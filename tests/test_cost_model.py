@@ -32,43 +32,57 @@ def test_batch_fit_splits_a_run_into_shared_and_per_result():
     assert kinds["package pages"] == {"shared": 0, "per_result": 2}
 
 
-def _world(packages: int, shared: float, each: float, kinds: dict[str, tuple[float, float]]) -> dict:
-    return {"size": {"packages": packages}, "nothing_new": {"by_class": {"put": 24, "get": 42}},
-            "marginal_per_result": {"put": each + shared / 10, "get": 3.0},
-            "batch_fit": {"put": {"shared": shared, "per_result": each}, "get": {"shared": 0.0, "per_result": 3.0},
-                          "site_writes_by_kind": {k: {"shared": s, "per_result": e} for k, (s, e) in kinds.items()}}}
+def _world(packages: int, own: dict[str, float], run: dict[str, int], other_put: int = 7, get=(3.0, 4.0)) -> dict:
+    """A store's figures: each result's own writes by kind (`own`, unshared), a 30-result run's writes by
+    kind (per-result kinds shared a little: 0.9 of 30 times their own) and `other_put` non-site writes."""
+    noop_kinds = {"dashboard, top feeds, keys, manifest": 3}
+    batch = ({kind: round(0.9 * 30 * n) for kind, n in own.items()}
+             | {k: v + noop_kinds.get(k, 0) for k, v in run.items()})
+    put = 24 + sum(batch.values()) - 3 + other_put
+    return {"size": {"packages": packages},
+            "nothing_new": {"new_results": 0, "by_class": {"put": 24, "get": 42}, "site_writes_by_kind": noop_kinds},
+            "results_30": {"new_results": 30, "by_class": {"put": put, "get": 42 + get[1] + 30 * get[0]},
+                           "site_writes_by_kind": batch},
+            "unshared": {"runs": 5, "by_class": {"put": sum(own.values()) + 9, "get": 3.5},
+                         "site_writes_by_kind": own | {"dashboard, top feeds, keys, manifest": 2}},
+            "marginal_per_result": {"put": 12.0, "get": 3.4},
+            "batch_fit": {"put": {"shared": 20.0, "per_result": 9.0}, "get": {"shared": get[1], "per_result": get[0]}}}
+
+
+OWN = {"build files": 1.8, "package pages": 1.3, "package feeds": 1.3, "names list parts": 0.9,
+       "status and class list parts": 1.5, "maintainer feeds": 1.0, "maintainer Atom feeds": 1.0}
+RUN = {"whole-list feeds": 6, "list feeds (unsplit) and list indexes": 5, "suite feeds and pages, list pages": 4,
+       "dashboard, top feeds, keys, manifest": 5}
 
 
 def test_each_deployment_is_priced_at_its_own_results_per_run():
-    worlds = [_world(1000, 28.0, 8.0, {"build files": (0, 2.0)}), _world(4000, 28.0, 9.0, {"build files": (0, 2.0)})]
-    publish = {"fit": cost_model.fit_publish(worlds)}
-    hourly = cost_model.Deployment("x", builds=20_160, syncs=0, sync_kind="debian", packages=4000)  # 28 a run
-    busier = cost_model.Deployment("y", builds=60_480, syncs=0, sync_kind="debian", packages=4000)  # 84 a run
-    assert cost_model.per_result(publish, hourly)["put"] == pytest.approx(9.0 + 28 / 28, abs=1e-3)
-    assert cost_model.per_result(publish, busier)["put"] == pytest.approx(9.0 + 28 / 84, abs=1e-3)
-    # extrapolated linearly in packages from the two stores, never below the smaller one's figure
-    big = cost_model.Deployment("z", builds=20_160, syncs=0, sync_kind="debian", packages=7000)
-    assert cost_model.per_result(publish, big)["put"] == pytest.approx(10.0 + 1, abs=1e-3)
+    publish = {"fit": cost_model.fit_publish([_world(1000, OWN, RUN), _world(4000, OWN, RUN)])}
+    scale = publish["fit"]["scale"]
+    assert scale["put_per_result_by_kind"] == OWN
+    assert scale["put_per_run"] == pytest.approx(sum(RUN.values()) + 7)  # the run's other writes, once
+    assert scale["put_per_run_by_kind"] == RUN
+    hourly = cost_model.Deployment("x", builds=20_160, syncs=0, sync_kind="debian", packages=65_000)  # 28 a run
+    busier = cost_model.Deployment("y", builds=60_480, syncs=0, sync_kind="debian", packages=65_000)  # 84 a run
+    own = sum(OWN.values())
+    assert cost_model.per_result(publish, hourly) == pytest.approx({"put": own + 27 / 28, "get": 3.0 + 4 / 28})
+    assert cost_model.per_result(publish, busier) == pytest.approx({"put": own + 27 / 84, "get": 3.0 + 4 / 84})
 
 
 def test_floors_fall_as_publish_writes_less():
-    kinds = {"build files": (0, 2.0), "names list parts": (0, 1.0), "status and class list parts": (0, 1.0),
-             "whole-list feeds": (6, 0), "maintainer feeds": (0, 1),
-             "maintainer Atom feeds": (0, 1), "package feeds": (0, 1.3), "package pages": (0, 1.3)}
-    worlds = [_world(1000, 6.0, 8.6, kinds)]
-    publish = {"fit": cost_model.fit_publish(worlds)}
+    publish = {"fit": cost_model.fit_publish([_world(1000, OWN, RUN)])}
     d = cost_model.Deployment("d", builds=20_160, syncs=0, sync_kind="debian", packages=1000, target_usd=1.0)
     lines = [{"what": "others", "usd": 0.80}, {"what": cost_model.PUBLISH_NEW, "usd": 1.0}]
     floors = cost_model.floor_scenarios(d, lines, publish)
     puts = [f["put_per_result"] for f in floors]
-    assert puts[0] == pytest.approx(8.6 + 6 / 28, abs=0.01)
-    assert puts[1] == pytest.approx(puts[0] - 2.0, abs=0.01)  # no build files copied
-    # lists, whole lists and maintainer feeds gone, one delta object a run instead
-    assert puts[2] == pytest.approx(puts[1] - 4.0 - 6 / 28 + 1 / 28, abs=0.01)
-    assert puts[3] == pytest.approx(1.3 + 1 / 28, abs=0.01)  # the package page of each name, nothing else
+    own = sum(OWN.values())
+    assert puts[0] == pytest.approx(own + 27 / 28, abs=0.01)
+    assert puts[1] == pytest.approx(puts[0] - 1.8, abs=0.01)  # no build files copied
+    # lists, whole lists, list indexes and maintainer feeds gone, one delta object a run instead
+    assert puts[2] == pytest.approx(1.3 + 1.3 + (27 - 6 - 5 + 1) / 28, abs=0.01)
+    assert puts[3] == pytest.approx(1.3 + (27 - 6 - 5 + 1) / 28, abs=0.01)  # the package page of each name
     assert [f["month_usd"] for f in floors] == sorted((f["month_usd"] for f in floors), reverse=True)
-    assert floors[-1]["month_usd"] == pytest.approx(0.80 + 20_160 * ((1.3 + 1 / 28) * 0.005 + 3.0 * 0.0004) / 1000,
-                                                    abs=0.01)
+    assert floors[-1]["month_usd"] == pytest.approx(
+        0.80 + 20_160 * (puts[3] * 0.005 + (3.0 + 4 / 28) * 0.0004) / 1000, abs=0.01)
 
 
 @pytest.mark.parametrize(("key", "kind"), [
