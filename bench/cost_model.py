@@ -34,7 +34,8 @@ Assumptions (each printed with the figures):
   shaped like Arch's (85 % of sources build one package named as the source), so a result
   touches about 1.3 package names; a Debian result touches 2.3 (trixie main amd64: 68,824
   packages from 37,478 sources, and a source's own page when no package bears its name),
-  which these figures do not scale to.
+  which these figures do not scale to; and they have four suites, each touched by a run,
+  where Debian amd64 has one, which overstates its shared part.
   On top come the extra listing pages of the prefixes publish lists whose objects come and
   go with the builds: publish deletes the results it compacted
   in the previous run and the claims of builds compacted before the run once a lease TTL
