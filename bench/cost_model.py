@@ -28,11 +28,12 @@ Assumptions (each printed with the figures):
   about 3,100 list files; team maintainers' feeds are the exception, so this overstates
   them); plus its share, 1/k, of what a run of 30 results wrote besides those once for the
   run (whole lists, list indexes, suite pages, the dashboard and v0 list, the run's history
-  part, queue, attestation batch and locks). GETs per result and per run: a line through
-  runs of 10 and 30 results. These are the larger store's (4,000 packages) figures, not
-  extrapolated: a result changes as many objects at any size. The stores' packages are
+  part, queue and attestation batch; a run of 21 results touches a few fewer of those, one
+  of 83 a few more, bounded by the suites' lists). GETs per result and per run: a line
+  through runs of 10 and 30 results. These are the larger store's (4,000 packages) figures,
+  not extrapolated: a result changes as many objects at any size. The stores' packages are
   shaped like Arch's (85 % of sources build one package named as the source), so a result
-  touches about 1.3 package names; a Debian result touches 2.3 (trixie main amd64: 68,824
+  touches 1.3 to 1.6 package names; a Debian result touches 2.3 (trixie main amd64: 68,824
   packages from 37,478 sources, and a source's own page when no package bears its name),
   which these figures do not scale to; and they have four suites, each touched by a run,
   where Debian amd64 has one, which overstates its shared part.
