@@ -28,14 +28,14 @@ counted too, and must match.
 3. **Per incremental publish**: a small `publish_world` store (1,000 packages, 5,000 builds),
    written locally and copied into a fresh SeaweedFS store (the default; publish runs on S3,
    and the HTTP requests boto3 sent must match the counts), published once; then one new
-   signed result and `publish` again (counted), a publish with nothing new, and runs after
-   `BATCHES` new results each (10 and 30: the hourly deployments publish 21 to 83 results a
-   run). A run's requests above the run with nothing new are fitted as `shared + per_result
-   × k` (per price class): what all the results of a run share (whole-list feeds, suite
-   pages, list indexes, the dashboard, the run's history part and attestation batch) and
-   what each result adds, so that `cost_model` prices each deployment at its own results
-   per run. The same on a store four times the size, so that what grows with the site can
-   be extrapolated to a deployment's size.
+   signed result and `publish` again (counted), a publish with nothing new, four more runs
+   of one new result (`SINGLES`: what a result writes when nothing else in its run can share
+   an object with it), and runs of `BATCHES` new results (10 and 30: the hourly deployments
+   publish 21 to 83 results a run). The site's writes are counted by kind
+   (`counting.site_kind`), so that `cost_model` prices a result at the objects it changes on
+   its own plus its share of what a run writes once for all its results, at each
+   deployment's own results per run; the batch runs are also fitted as `shared + per_result
+   × k` per price class and kind (`fit_batches`). The same on a store four times the size.
 4. **Monthly cost** at AWS list prices for an Arch-sized and a Debian-sized deployment
    (`cost_model`, whose docstring and output state every assumption).
 """
