@@ -26,10 +26,16 @@ counted too, and must match.
    with the mirror's requests, body bytes, conditional requests and 304 answers. A third sync
    after one package was added counts a changed index.
 3. **Per incremental publish**: a small `publish_world` store (1,000 packages, 5,000 builds),
-   published once; then one new signed result and `publish` again (counted), a publish
-   with nothing new, and one after ten new results (the marginal cost of a result). The
-   same on a store four times the size, so that what grows with the site can be
-   extrapolated to a deployment's size.
+   written locally and copied into a fresh SeaweedFS store (the default; publish runs on S3,
+   and the HTTP requests boto3 sent must match the counts), published once; then one new
+   signed result and `publish` again (counted), a publish with nothing new, four more runs
+   of one new result (`SINGLES`: what a result writes when nothing else in its run can share
+   an object with it), and runs of `BATCHES` new results (10 and 30: the hourly deployments
+   publish 21 to 83 results a run). The site's writes are counted by kind
+   (`counting.site_kind`), so that `cost_model` prices a result at the objects it changes on
+   its own plus its share of what a run writes once for all its results, at each
+   deployment's own results per run; the batch runs are also fitted as `shared + per_result
+   × k` per price class and kind (`fit_batches`). The same on a store four times the size.
 4. **Monthly cost** at AWS list prices for an Arch-sized and a Debian-sized deployment
    (`cost_model`, whose docstring and output state every assumption).
 """
@@ -55,7 +61,7 @@ from bench import bench_sync_arch, bench_sync_debian, cost_model
 from bench.common import BACKEND, queue_jobs, seaweedfs, trivial_job
 from bench.counting import PRICE_NOTE, CountingStore, Counts, http_counter
 from jobs.core.config import Release, SyncProfile, parse_rebuilder_config, parse_worker_config
-from jobs.core.store import open_store
+from jobs.core.store import Store, open_store
 from jobs.sync.fetch import Fetcher
 from jobs.sync.run import sync_profile
 from jobs.work.identity import load_identity
@@ -66,7 +72,9 @@ TARGET_BUILD, TARGET_SYNC = 12, 10
 BUILDS_PER_OUTCOME, QUEUE_FACTOR = 10, 10
 DEBIAN_STANZAS, ARCH_PACKAGES = 70_000, 15_000
 WORLDS = [(1_000, 5_000), (4_000, 20_000)]  # (packages, builds)
-SMOKE = {"builds": 2, "debian": 1_000, "arch": 500, "worlds": [(100, 300)]}  # one world: nothing extrapolated
+BATCHES = (10, 30)  # new results per measured publish run (fitted: shared + per_result x k)
+SINGLES = 5  # runs of one new result each: what a result writes when no other result shares it
+SMOKE = {"builds": 2, "debian": 1_000, "arch": 500, "worlds": [(100, 300)], "batches": (2, 4), "singles": 2}  # one world: nothing extrapolated
 BUILD_MINUTES = 10  # the build the headline's renewals are counted for
 BACKENDS = {
     "GOOD": 'cp "$1" "$REBUILDERD_OUTDIR/"',
@@ -211,40 +219,116 @@ def per_sync(new_url: Callable[[], str], root: Path, debian: int, arch: int) -> 
     return out
 
 
-def _publish_world(root: Path, packages: int, builds: int) -> dict[str, Any]:
+def _mirror(local: Store, target: Store, copied: dict[str, str]) -> int:
+    """Copy into `target` every object of the locally written world that is new or rewritten since the
+    last copy (`copied`: key -> SHA-256 given); what publish deleted in `target` is not copied again."""
+    n = 0
+    for info in local.list(""):
+        blob = local.get(info.key)
+        digest = hashlib.sha256(blob.data).hexdigest()
+        if copied.get(info.key) != digest:
+            target.put(info.key, blob.data, content_type=blob.info.content_type,
+                       content_encoding=blob.info.content_encoding)
+            copied[info.key], n = digest, n + 1
+    return n
+
+
+def _publish_world(root: Path, packages: int, builds: int, batches: tuple[int, ...], singles: int,
+                   url: str | None = None) -> dict[str, Any]:
     from bench.publish_world import add_results, make_world
     from jobs.publish.run import publish
 
     world = make_world(root, packages, builds)
-    store = CountingStore(world.store(fsync=False))
+    local = world.store(fsync=False)
+    copied: dict[str, str] = {}
+    if url is not None:  # publish on S3: the world copied in, and each step's new results after it
+        target = open_store(url)
+        _mirror(local, target, copied)
+    else:
+        target = local
+    store = CountingStore(target)
+    sent = http_counter(store)
     publish(store, world.config, now=world.now)
-    out: dict[str, Any] = {"size": dict(world.counts), "full": _publish_figures(store.reset())}
+    out: dict[str, Any] = {"size": dict(world.counts), "store": url.split("://")[0] if url else "file",
+                           "full": _publish_figures(store.reset())}
     used: set[str] = set()
-    for step, (name, new) in enumerate((("one_result", 1), ("nothing_new", 0), ("ten_results", 10)), start=1):
+    steps = ([("one_result", 1), ("nothing_new", 0)] + [(f"single_{i}", 1) for i in range(2, singles + 1)]
+             + [(f"results_{k}", k) for k in batches])
+    for step, (name, new) in enumerate(steps, start=1):
         added = 0
         if new:
             fresh = dataclasses.replace(world, queued=[j for j in world.queued if j.job_id not in used])
             rows = add_results(fresh, new, seed=step)
             used |= {r.job_id for r in rows}
             added = len(rows)
+            assert added == new, f"the world has {added} queued jobs left, not {new}"
+            if url is not None:
+                _mirror(local, target, copied)
+        store.reset()
+        http_before = sum(sent.values()) if sent is not None else 0
         summary = publish(store, world.config, now=world.now + timedelta(hours=step))
-        out[name] = _publish_figures(store.reset()) | {"new_results": added, "summary": summary.line()}
-    noop, ten = out["nothing_new"], out["ten_results"]
-    out["marginal_per_result"] = {cls: round((ten["by_class"][cls] - noop["by_class"][cls])
-                                             / max(ten["new_results"], 1), 2) for cls in ten["by_class"]}
+        counts = store.reset()
+        out[name] = _publish_figures(counts) | {
+            "new_results": added, "summary": summary.line(),
+            "http_matches_counted": None if sent is None else sum(sent.values()) - http_before == counts.total}
+    noop = out["nothing_new"]
+    first = out[f"results_{batches[0]}"]
+    out["marginal_per_result"] = {cls: round((first["by_class"][cls] - noop["by_class"][cls])
+                                             / max(first["new_results"], 1), 2) for cls in first["by_class"]}
+    out["batch_fit"] = fit_batches(noop, [out[f"results_{k}"] for k in batches])
+    out["unshared"] = unshared(noop, [out["one_result"]] + [out[f"single_{i}"] for i in range(2, singles + 1)])
     return out
 
 
-def per_publish(root: Path, sizes: list[tuple[int, int]]) -> dict[str, Any]:
-    """Requests per incremental publish of small synthetic stores (publish_world's, local directory).
+def unshared(noop: dict[str, Any], singles: list[dict[str, Any]]) -> dict[str, Any]:
+    """The mean requests (by class) and site writes (by kind) of a run of one new result above the run
+    with nothing new: what a result costs when no other result of its run shares an object with it."""
+    n = len(singles)
+    kinds = sorted({k for r in (noop, *singles) for k in r["site_writes_by_kind"]})
+    return {"runs": n,
+            "by_class": {cls: round(sum(r["by_class"][cls] - noop["by_class"][cls] for r in singles) / n, 2)
+                         for cls in ("put", "get")},
+            "site_writes_by_kind": {k: round(sum(r["site_writes_by_kind"].get(k, 0)
+                                                 - noop["site_writes_by_kind"].get(k, 0) for r in singles) / n, 2)
+                                    for k in kinds}}
+
+
+def fit_batches(noop: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per price class, the least-squares line through the runs' requests above the run with nothing
+    new: `shared + per_result × k` for a run of k new results; the same for the site's writes by kind."""
+    xs = [r["new_results"] for r in runs]
+    out: dict[str, dict[str, float]] = {}
+    for cls in ("put", "get"):
+        ys = [r["by_class"][cls] - noop["by_class"][cls] for r in runs]
+        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+        var = sum((x - mx) ** 2 for x in xs)
+        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var if var else my / max(mx, 1)
+        out[cls] = {"shared": round(my - slope * mx, 2), "per_result": round(slope, 3),
+                    "points": dict(zip((str(x) for x in xs), ys))}
+    kinds = sorted({k for r in (noop, *runs) for k in r["site_writes_by_kind"]})
+    out["site_writes_by_kind"] = {}
+    for kind in kinds:
+        ys = [r["site_writes_by_kind"].get(kind, 0) - noop["site_writes_by_kind"].get(kind, 0) for r in runs]
+        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+        var = sum((x - mx) ** 2 for x in xs)
+        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var if var else my / max(mx, 1)
+        out["site_writes_by_kind"][kind] = {"shared": round(my - slope * mx, 2), "per_result": round(slope, 3)}
+    return out
+
+
+def per_publish(root: Path, sizes: list[tuple[int, int]], batches: tuple[int, ...] = BATCHES,
+                new_url: Callable[[], str] | None = None, singles: int = SINGLES) -> dict[str, Any]:
+    """Requests per incremental publish of small synthetic stores (publish_world's, copied into a fresh
+    store from `new_url` when given, else published in the local directory it was written to).
 
     Measured at two sizes so the cost model can extrapolate whatever grows with the site.
     """
-    worlds = [_publish_world(root / f"world{i}", packages, builds) for i, (packages, builds) in enumerate(sizes)]
+    worlds = [_publish_world(root / f"world{i}", packages, builds, batches, singles, new_url() if new_url else None)
+              for i, (packages, builds) in enumerate(sizes)]
     small = worlds[0]
     return {"packages": small["size"]["packages"], "one_result": small["one_result"], "nothing_new": small["nothing_new"],
-            "marginal_per_result": small["marginal_per_result"], "worlds": worlds,
-            "fit": cost_model.fit_publish(worlds)}
+            "marginal_per_result": small["marginal_per_result"], "batch_fit": small["batch_fit"],
+            "batches": list(batches), "worlds": worlds, "fit": cost_model.fit_publish(worlds)}
 
 
 def _publish_figures(counts: Counts) -> dict[str, Any]:
@@ -252,7 +336,8 @@ def _publish_figures(counts: Counts) -> dict[str, Any]:
             "by_class": counts.by_class(), "list_requests_by_prefix": {
                 k.removeprefix("list "): n for k, n in sorted(counts.by_prefix.items()) if k.startswith("list ")},
             "listed_keys_by_prefix": dict(sorted(counts.listed.items())),
-            "site_puts": sum(n for k, n in counts.by_prefix.items() if k.startswith("put") and k.endswith(" site/"))}
+            "site_puts": sum(n for k, n in counts.by_prefix.items() if k.startswith("put") and k.endswith(" site/")),
+            "site_writes_by_kind": dict(sorted(counts.site_writes.items()))}
 
 
 def run(smoke: bool = False, *, new_url: Callable[[], str] | None = None, endpoint: str | None = None,
@@ -273,7 +358,8 @@ def run(smoke: bool = False, *, new_url: Callable[[], str] | None = None, endpoi
         sync = per_sync(new_url, root / "sync", SMOKE["debian"] if smoke else DEBIAN_STANZAS,
                         SMOKE["arch"] if smoke else ARCH_PACKAGES)
         _say(f"{sync['debian']['unchanged']['requests']} requests per unchanged Debian sync; per publish")
-        publish = per_publish(root / "publish", SMOKE["worlds"] if smoke else WORLDS)
+        publish = per_publish(root / "publish", SMOKE["worlds"] if smoke else WORLDS,
+                              SMOKE["batches"] if smoke else BATCHES, new_url, SMOKE["singles"] if smoke else SINGLES)
         _say(f"{publish['one_result']['requests']} requests per incremental publish")
         costs = cost_model.monthly(build, sync, publish)
         return {"store": new_url().split("?")[0].split("://")[0], "prices": PRICE_NOTE, "per_build": build,

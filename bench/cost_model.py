@@ -17,12 +17,28 @@ Assumptions (each printed with the figures):
   default 600 s lease, with a GET, and renews it (a write) only when less than 350 s of it
   would be left, so every other look: once in a 10-minute build (counted by simulating
   that rule, `renewals`); the looks are GETs, priced with the renewals.
-- Publish: each new result costs the marginal requests measured (ten new results vs none);
-  every run also costs the measured publish with nothing new. Both were measured on two
-  synthetic stores of different sizes and are extrapolated linearly in the number of
-  packages (Arch-sized: 15,000; Debian-sized: 130,000, two suites of 65,000), never below
-  the smaller store's figure. On top come the extra listing pages of the prefixes publish
-  lists whose objects come and go with the builds: publish deletes the results it compacted
+- Publish, at each deployment's own results per run, k = builds / publishes (Arch-sized 21,
+  Debian-sized 83, Debian amd64 28), measured on SeaweedFS (HTTP requests counted) with the
+  site's writes told apart by kind. Every run costs the measured publish with nothing new
+  (extrapolated linearly in packages between the two stores). A result costs the objects
+  it changes on its own — its build files, the page and feed of each package name it
+  touches, the list parts its rows leave and join, its maintainers' JSON and Atom feeds —
+  counted as written by a run of one new result (the mean of five such runs), since at a
+  deployment's size a run's results rarely share one of them (a 65,000-package suite has
+  about 3,100 list files; team maintainers' feeds are the exception, so this overstates
+  them); plus its share, 1/k, of what a run of 30 results wrote besides those once for the
+  run (whole lists, list indexes, suite pages, the dashboard and v0 list, the run's history
+  part, queue and attestation batch; a run of 21 results touches a few fewer of those, one
+  of 83 a few more, bounded by the suites' lists). GETs per result and per run: a line
+  through runs of 10 and 30 results. These are the larger store's (4,000 packages) figures,
+  not extrapolated: a result changes as many objects at any size. The stores' packages are
+  shaped like Arch's (85 % of sources build one package named as the source), so a result
+  touches 1.3 to 1.6 package names; a Debian result touches 2.3 (trixie main amd64: 68,824
+  packages from 37,478 sources, and a source's own page when no package bears its name),
+  which these figures do not scale to; and they have four suites, each touched by a run,
+  where Debian amd64 has one, which overstates its shared part.
+  On top come the extra listing pages of the prefixes publish lists whose objects come and
+  go with the builds: publish deletes the results it compacted
   in the previous run and the claims of builds compacted before the run once a lease TTL
   has passed, so `results/` holds about one publish interval of builds and `claims/` about
   two, priced at one LIST request per 1,000 keys (a single page at both sizes). Nothing
@@ -114,17 +130,92 @@ def polls_per_listing(d: Deployment, ttl: float = LEASE_TTL_S, skew: float = CLO
     return max(1, math.ceil(soonest / d.idle_delay_s))
 
 
-def fit_publish(worlds: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
-    """Per price class, a line through the two stores' publish figures: requests = a + b × packages."""
+# The site objects a result changes on its own (its build files, the pages and feeds of the names
+# it touches, the list parts its rows leave and join, its maintainers' feeds); every other write
+# (whole lists, list indexes, suite pages, the dashboard, the run's history, queue and locks) is
+# made once per run however many results it carries.
+PER_RESULT_KINDS = ("build files", "package pages", "package feeds", "names list parts", "status and class list parts",
+                    "maintainer feeds", "maintainer Atom feeds")
+
+
+def at_scale(world: dict) -> dict[str, Any]:
+    """One store's publish figures as the model prices a result: each result's own objects as written
+    when no other result of its run shares them (the mean of the one-result runs), and what the
+    largest batch run wrote besides those, once for the run; GETs from the batch fit."""
+    k = max(int(key.removeprefix("results_")) for key in world if key.startswith("results_"))
+    run, noop, alone = world[f"results_{k}"], world["nothing_new"], world["unshared"]
+    each = {kind: alone["site_writes_by_kind"].get(kind, 0.0) for kind in PER_RESULT_KINDS}
+    kinds = set(run["site_writes_by_kind"]) | set(noop["site_writes_by_kind"])
+    in_run = {kind: run["site_writes_by_kind"].get(kind, 0) - noop["site_writes_by_kind"].get(kind, 0)
+              for kind in sorted(kinds)}
+    per_run = {kind: n for kind, n in in_run.items() if kind not in PER_RESULT_KINDS}
+    run_put = run["by_class"]["put"] - noop["by_class"]["put"] - sum(in_run.get(kind, 0) for kind in PER_RESULT_KINDS)
+    get = world["batch_fit"]["get"]
+    return {"batch": k, "put_per_result_by_kind": each, "put_per_run": max(0.0, run_put),
+            "put_per_run_by_kind": per_run, "get_per_result": get["per_result"],
+            "get_per_run": max(0.0, get["shared"])}
+
+
+def fit_publish(worlds: list[dict]) -> dict[str, Any]:
+    """The figures the model prices publish by, from the stores measured.
+
+    The run with nothing new: a line through the two stores' figures, requests = a + b ×
+    packages. A result and a run with results (`at_scale`): the larger store's, not extrapolated:
+    each result's own objects are counted unshared and are as many at any size, and a run's
+    other writes are bounded by the suites' lists, not their packages. Also the marginal result
+    of the first batch (10 vs none), for comparison.
+    """
     (x1, w1), (x2, w2) = [(w["size"]["packages"], w) for w in (worlds[0], worlds[-1])]
-    out: dict[str, dict[str, dict[str, float]]] = {}
+    out: dict[str, Any] = {}
     for figure in ("nothing_new", "marginal_per_result"):
-        v1 = w1[figure] if figure == "marginal_per_result" else w1[figure]["by_class"]
-        v2 = w2[figure] if figure == "marginal_per_result" else w2[figure]["by_class"]
         out[figure] = {}
         for cls in ("put", "get"):
-            slope = max(0.0, (v2[cls] - v1[cls]) / (x2 - x1)) if x2 != x1 else 0.0
-            out[figure][cls] = {"at_packages": x1, "requests": v1[cls], "per_package": round(slope, 5)}
+            v1, v2 = ((w[figure]["by_class"] if figure == "nothing_new" else w[figure])[cls] for w in (w1, w2))
+            slope = max(0.0, (v2 - v1) / (x2 - x1)) if x2 != x1 else 0.0
+            out[figure][cls] = {"at_packages": x1, "requests": v1, "per_package": round(slope, 8)}
+    out["scale"] = at_scale(w2) | {"packages": x2}
+    out["scale_by_store"] = {str(w["size"]["packages"]): at_scale(w) for w in worlds}
+    return out
+
+
+def per_result(publish: dict, d: Deployment, dropped: tuple[str, ...] = (), per_run_objects: int = 0
+               ) -> dict[str, float]:
+    """Publish's requests per new result of deployment `d`, by price class, at its results per run:
+    each result's own objects, and a run's other writes shared by its results. `dropped`: site kinds
+    left out (written neither per result nor per run), `per_run_objects` written per run instead."""
+    k = max(1.0, d.builds / d.publishes)
+    f = publish["fit"]["scale"]
+    own = sum(n for kind, n in f["put_per_result_by_kind"].items() if kind not in dropped)
+    run = f["put_per_run"] - sum(max(0.0, f["put_per_run_by_kind"].get(kind, 0)) for kind in dropped)
+    put = own + (max(0.0, run) + per_run_objects) / k
+    return {"put": put, "get": f["get_per_result"] + f["get_per_run"] / k}
+
+
+# What the contracts would have to give up for publish to write less per result, cumulatively:
+# (what, the site kinds no longer written per result or per run, objects written per run instead).
+_FOLDED = ("names list parts", "status and class list parts", "whole-list feeds",
+           "list feeds (unsplit) and list indexes", "maintainer feeds", "maintainer Atom feeds")
+SCENARIOS = (
+    ("as measured", (), 0),
+    ("build files served from their stored keys, not copied (needs `rebuilder serve` or a redirect that sets "
+     "their content types)", ("build files",), 0),
+    ("and every list, whole list, list index and maintainer feed (JSON and Atom) folded into per-run deltas "
+     "(one object a run; the folds not counted)", ("build files", *_FOLDED), 1),
+    ("and the package feeds too: per result only the package page of each name it touches",
+     ("build files", *_FOLDED, "package feeds"), 1),
+)
+
+
+def floor_scenarios(d: Deployment, lines: list[dict[str, Any]], publish: dict) -> list[dict[str, Any]]:
+    """The month of deployment `d` if publish stopped writing the site kinds of each `SCENARIOS` row
+    (per result and per run), every other line as measured; GETs as measured."""
+    others = sum(line["usd"] for line in lines if line["what"] != PUBLISH_NEW)
+    out = []
+    for what, dropped, per_run_objects in SCENARIOS:
+        each = per_result(publish, d, dropped, per_run_objects)
+        usd = others + _usd(d.builds * each["put"], d.builds * each["get"])
+        out.append({"what": what, "put_per_result": round(each["put"], 2), "get_per_result": round(each["get"], 2),
+                    "month_usd": round(usd, 2)})
     return out
 
 
@@ -148,7 +239,9 @@ def deployment_cost(d: Deployment, build: dict, sync: dict, publish: dict) -> di
     renew = renewals(d.build_minutes)
     changed = sync[d.sync_kind]["changed"]["by_class"]
     noop = _at(publish["fit"]["nothing_new"], d.packages)
-    marginal = _at(publish["fit"]["marginal_per_result"], d.packages)
+    marginal = per_result(publish, d)
+    scale = publish["fit"]["scale"]
+    own = sum(scale["put_per_result_by_kind"].values())
     per_run = d.builds / d.publishes
     listed = publish["nothing_new"]["list_requests_by_prefix"]
     growth = sum(calls * (max(1, math.ceil(per_run * STEADY[p] / LIST_PAGE)) - 1)
@@ -169,7 +262,9 @@ def deployment_cost(d: Deployment, build: dict, sync: dict, publish: dict) -> di
               f"{renew} per {d.build_minutes:g}-minute build, and {look} looks (GETs)"),
         _line("syncs", d.syncs * changed["put"], d.syncs * changed["get"], f"{d.syncs:,} changed syncs"),
         _line("publish: new results", d.builds * marginal["put"], d.builds * marginal["get"],
-              f"{sum(marginal.values()):.1f} requests per result"),
+              f"{sum(marginal.values()):.1f} requests per result at {per_run:.0f} results a run: PUT-class "
+              f"{own:.1f} its own objects + {scale['put_per_run']:.0f} a run's / {per_run:.0f}, GET "
+              f"{marginal['get']:.1f}"),
         _line("publish: runs", d.publishes * (noop["put"] + growth), d.publishes * noop["get"],
               f"{d.publishes} runs of {sum(noop.values()):.0f} requests; listing "
               f"{', '.join(p for p in listed if p in STEADY) or 'nothing that grows'} "
@@ -178,10 +273,12 @@ def deployment_cost(d: Deployment, build: dict, sync: dict, publish: dict) -> di
               f"{w} workers, {1 - d.utilisation:.0%} idle, a poll every {d.idle_delay_s:g} s reading the "
               f"queue pointer; one in {every} lists claims/ and reads the claims of {probes:.0f} running builds"),
     ]
-    out = {"deployment": asdict(d) | {"workers": w}, "lines": lines,
+    out = {"deployment": asdict(d) | {"workers": w, "results_per_run": round(per_run, 1)}, "lines": lines,
+           "publish_per_result": {cls: round(v, 2) for cls, v in marginal.items()},
            "total_usd": round(sum(line["usd"] for line in lines), 2)}
     if d.target_usd is not None:
         out["publish_budget"] = publish_budget(d, lines, marginal)
+        out["floors"] = floor_scenarios(d, lines, publish)
     return out
 
 
@@ -223,6 +320,14 @@ def markdown(costs: dict[str, Any]) -> str:
                         f"| {line['usd']:.2f} | {line['note']} |")
         rows.append(f"| {name} | **total** | | | **{dep['total_usd']:.2f}** | |")
     notes = [budget_note(dep) for dep in costs["deployments"] if "publish_budget" in dep]
+    for dep in costs["deployments"]:
+        if dep.get("floors"):
+            notes.append(f"**{dep['deployment']['name']}, what the month would be** if publish wrote less "
+                         "(cumulative; every other line as measured):\n\n"
+                         "| publish writes | PUT-class a result | GET-class a result | USD / month |\n"
+                         "|---|---:|---:|---:|\n"
+                         + "\n".join(f"| {f['what']} | {f['put_per_result']:.1f} | {f['get_per_result']:.1f} "
+                                     f"| {f['month_usd']:.2f} |" for f in dep["floors"]))
     return "\n".join(rows) + "\n" + "".join(f"\n{n}\n" for n in notes)
 
 

@@ -20,6 +20,7 @@ included), to check that the counts above match the wire.
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -38,6 +39,34 @@ PRICE_CLASS = {"get": "get", "open": "get", "head": "get", "put": "put", "put_if
                "put_if_match": "put", "list": "put", "delete": "delete"}
 LIST_PAGE = 1000
 
+# What a site object is, for counting publish's writes by kind (paths as jobs.core.urls makes them).
+_LISTS = r"(?:GOOD|BAD|FAIL|UNKWN|names|class/[^/]+)"
+SITE_KINDS = (
+    ("build files", re.compile(r"api/v0/builds/")),
+    ("package pages", re.compile(r"packages/")),
+    ("package feeds", re.compile(r"api/v1/packages/")),
+    ("maintainer feeds", re.compile(r"api/v1/maintainers/(?!index\.json$)")),
+    ("maintainer Atom feeds", re.compile(r"maintainers/.*\.atom$")),
+    ("maintainer pages and index", re.compile(r"(api/v1/)?maintainers/")),
+    ("whole-list feeds", re.compile(r"api/v1/suites/.*\.all\.json$")),
+    ("names list parts", re.compile(r"api/v1/suites/.*/names/[^/]+\.json$")),
+    ("status and class list parts", re.compile(rf"api/v1/suites/.*/{_LISTS}/[^/]+\.json$")),
+    ("list feeds (unsplit) and list indexes", re.compile(rf"api/v1/suites/.*/{_LISTS}\.json$")),
+    ("suite feeds and pages, list pages", re.compile(r"(api/v1/)?suites/")),
+    ("search index", re.compile(r"(api/v1/)?search")),
+)
+
+
+def site_kind(key: str) -> str | None:
+    """The kind of a site object's key ("site/..."); None for a key outside the site."""
+    if not key.startswith("site/"):
+        return None
+    rest = key.removeprefix("site/")
+    for kind, pattern in SITE_KINDS:
+        if pattern.match(rest):
+            return kind
+    return "dashboard, top feeds, keys, manifest"
+
 
 @dataclass
 class Counts:
@@ -51,6 +80,7 @@ class Counts:
     list_keys: int = 0
     by_prefix: Counter[str] = field(default_factory=Counter)  # "<op> <top-level prefix>/" → requests (list: its prefix)
     listed: Counter[str] = field(default_factory=Counter)  # listing prefix → keys listed
+    site_writes: Counter[str] = field(default_factory=Counter)  # write requests to site/, by `site_kind`
 
     @property
     def total(self) -> int:
@@ -72,13 +102,13 @@ class Counts:
         return Counts(self.requests - other.requests, self.refused - other.refused, self.missing - other.missing,
                       self.bytes_read - other.bytes_read, self.bytes_written - other.bytes_written,
                       self.list_keys - other.list_keys, self.by_prefix - other.by_prefix,
-                      self.listed - other.listed)
+                      self.listed - other.listed, self.site_writes - other.site_writes)
 
     def __add__(self, other: Counts) -> Counts:
         return Counts(self.requests + other.requests, self.refused + other.refused, self.missing + other.missing,
                       self.bytes_read + other.bytes_read, self.bytes_written + other.bytes_written,
                       self.list_keys + other.list_keys, self.by_prefix + other.by_prefix,
-                      self.listed + other.listed)
+                      self.listed + other.listed, self.site_writes + other.site_writes)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready figures."""
@@ -86,14 +116,15 @@ class Counts:
                 "by_class": self.by_class(), "refused": dict(sorted(self.refused.items())),
                 "missing": dict(sorted(self.missing.items())), "bytes_read": self.bytes_read,
                 "bytes_written": self.bytes_written, "list_keys": self.list_keys,
-                "by_prefix": dict(sorted(self.by_prefix.items())), "listed": dict(sorted(self.listed.items()))}
+                "by_prefix": dict(sorted(self.by_prefix.items())), "listed": dict(sorted(self.listed.items())),
+                "site_writes": dict(sorted(self.site_writes.items()))}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Counts:
         """The inverse of `to_dict` (counts sent back by a child process)."""
         return cls(Counter(data["by_operation"]), Counter(data["refused"]), Counter(data["missing"]),
                    data["bytes_read"], data["bytes_written"], data["list_keys"], Counter(data["by_prefix"]),
-                   Counter(data.get("listed", {})))
+                   Counter(data.get("listed", {})), Counter(data.get("site_writes", {})))
 
 
 def _prefix(key: str) -> str:
@@ -235,8 +266,13 @@ class CountingStore:
         finally:
             if streamed:
                 size = wrapped.count  # type: ignore[union-attr]
-            self._count(op, key, _write_requests(size, streamed))
+            n = _write_requests(size, streamed)
+            self._count(op, key, n)
             self._add("bytes_written", size)
+            kind = site_kind(key)
+            if kind is not None:
+                with self._lock:
+                    self._counts.site_writes[kind] += n
 
     def put(self, key: str, body: Body, *, content_type: str | None = None,
             content_encoding: str | None = None) -> str:

@@ -211,9 +211,19 @@ def _requests(f: dict) -> list[Figure]:
              "requests", f"nothing new: {g('per_publish.nothing_new.requests')}; each further result: "
              f"{_sum(g('per_publish.marginal_per_result'))}; a store of {_n(g('per_publish.packages'))} packages"),
     ]
-    out.append(_fig("requests", "publish's S3 requests per new result (marginal: ten new results vs none)",
-                    _total(g("per_publish.marginal_per_result")), "requests",
-                    f"by class: {g('per_publish.marginal_per_result')}", ("≤", 5)))
+    hourly = [dep for dep in g("monthly_cost.deployments") or [] if "publish_per_result" in dep
+              and dep["deployment"]["name"].startswith("Debian amd64")]
+    if hourly:  # priced at the deployment's results per run (bench/cost_model.py)
+        each = hourly[0]["publish_per_result"]
+        out.append(_fig("requests", "publish's S3 requests per new result (Debian amd64, "
+                        f"{hourly[0]['deployment']['results_per_run']:g} results a run)", _total(each), "requests",
+                        f"by class: {each}; {(g('per_publish.batches') or [10])[0]} results vs none on "
+                        f"{_n(g('per_publish.packages'))} packages: "
+                        f"{_sum(g('per_publish.marginal_per_result'))}", ("≤", 5)))
+    else:
+        out.append(_fig("requests", "publish's S3 requests per new result (marginal: ten new results vs none)",
+                        _total(g("per_publish.marginal_per_result")), "requests",
+                        f"by class: {g('per_publish.marginal_per_result')}", ("≤", 5)))
     for dep in g("monthly_cost.deployments") or []:
         d = dep["deployment"]
         out.append(_fig("requests", f"monthly S3 request cost, {d['name']} deployment", dep["total_usd"], "USD",
