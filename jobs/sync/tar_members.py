@@ -31,7 +31,9 @@ from typing import NamedTuple
 
 from jobs.core.bounded import cap
 from jobs.core.errors import TerminalError
+from jobs.sync import tar_fast
 from jobs.sync.decompress import CorruptIndex
+from jobs.sync.tar_fast import Member
 
 DEFAULT_MAX_UNPACKED = cap("index_unpacked")  # the default; a run reads `cap` when it starts
 
@@ -125,15 +127,6 @@ def detect_compression(data: bytes) -> str | None:
     return None
 
 
-class Member(NamedTuple):  # a tuple: cheap to make 30,000 times
-    """One tar member: its raw name, what it is, and its bytes if they were asked for."""
-
-    path: bytes
-    kind: str  # "file", "symbolic link", "hard link", "device or other special file"
-    size: int
-    data: bytes | None
-
-
 class TarMembers:
     """The members of an in-memory tar archive; a context manager (it holds a libarchive handle).
 
@@ -171,7 +164,23 @@ class TarMembers:
             self._archive = None
 
     def members(self, want: Callable[[bytes, int], bool] = lambda path, size: True) -> Iterator[Member]:
-        """Every member but directories, in archive order; a regular file's bytes are read if `want(path, size)`."""
+        """Every member but directories, in archive order; a regular file's bytes are read if `want(path, size)`.
+
+        The usual database is read by `tar_fast` (one pass over its bytes); at the first member
+        that is not plainly usual, libarchive goes on from that member (and reports its errors).
+        """
+        given = 0
+        try:
+            for member in tar_fast.members(self.data, self.compression, self.max_unpacked, want):
+                yield member
+                given += 1
+            return
+        except tar_fast.Irregular:
+            pass
+        yield from self._members(want, skip=given)
+
+    def _members(self, want: Callable[[bytes, int], bool], *, skip: int = 0) -> Iterator[Member]:
+        """`members` with libarchive, the first `skip` members but directories read past, not given."""
         archive = self._archive
         assert archive is not None, "use TarMembers as a context manager"
         ffi, _ = _libarchive()
@@ -197,6 +206,9 @@ class TarMembers:
             if kind == _AE_IFDIR:
                 continue
             path = pathname(e) or b""
+            if skip:
+                skip -= 1
+                continue
             if kind == _AE_IFREG and hardlink(e) is None:
                 yield Member(path, "file", size, self._read(ffi, calls, archive, size) if want(path, size) else None)
             else:
