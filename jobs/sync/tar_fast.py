@@ -60,7 +60,9 @@ _HEADER = re.compile(
     + rb"(?:ustar\x0000|ustar  \0)" + rb"[\s\S]{64}"  # magic and version, user and group names
     + rb"(?:" + _number(8) + rb"|\0{8})" + rb"(?:" + _number(8) + rb"|\0{8})"  # device numbers
     + rb"\0{167}")  # ustar prefix (GNU: times, sparse map) and the block's padding
-_ENDS = (0, 0x20)  # NUL, space
+# Bytes 124 to 156 as bsdtar, GNU tar and Python's tarfile write them: the size and the time as
+# 11 octal digits and a NUL or space, the checksum as 6 and a NUL and a space.
+_NUMBERS = re.compile(rb"([0-7]{11})[ \0][0-7]{11}[ \0]([0-7]{6})\0 ")
 
 
 def _inflater():
@@ -121,7 +123,7 @@ def members(data: bytes, compression: str, limit: int,
     else:
         raise Irregular(f"{compression} is left to libarchive")
     buf, pos = b"", 0
-    check, adler32 = _HEADER.match, zlib.adler32
+    check, numbers, adler32 = _HEADER.match, _NUMBERS.match, zlib.adler32
     view = memoryview(buf)
     known: dict[int, tuple[bytes, bytes, int]] = {}  # typeflag → a checked header's mode/uid/gid, bytes 156 to 512, their sum
     while True:
@@ -140,16 +142,11 @@ def members(data: bytes, compression: str, limit: int,
             rest = buf[pos + 156:pos + _BLOCK]
             same = known[typeflag] = (buf[pos + 100:pos + 124], rest, sum(rest))
         # Size and time as 11 octal digits and a NUL or space, the checksum as 6 and a NUL and a space.
-        size_digits, time_digits, checksum_digits = buf[pos + 124:pos + 135], buf[pos + 136:pos + 147], \
-            buf[pos + 148:pos + 154]
-        if not (size_digits.isdigit() and time_digits.isdigit() and checksum_digits.isdigit()
-                and buf[pos + 135] in _ENDS and buf[pos + 147] in _ENDS and buf.startswith(b"\0 ", pos + 154)):
+        fields = numbers(buf, pos + 124)
+        if fields is None:
             raise Irregular("not a plain header")
-        try:
-            size, checksum = int(size_digits, 8), int(checksum_digits, 8)
-            int(time_digits, 8)
-        except ValueError:
-            raise Irregular("not octal") from None
+        size_digits, checksum_digits = fields.groups()
+        size, checksum = int(size_digits, 8), int(checksum_digits, 8)
         # Bytes 0 to 148 sum to less than 65521: adler32's low half is 1 + their sum.
         if (adler32(view[pos:pos + 148]) & 0xFFFF) - 1 + 8 * 32 + same[2] != checksum:
             raise Irregular("header checksum")
