@@ -25,6 +25,9 @@ from jobs.sync.tar_members import TarMembers
 # Real descs are a few KB (the largest, with long %PROVIDES% lists, some tens of KB).
 MAX_DESC_BYTES = cap("index_member")
 _UNRESERVED = re.compile(r"[A-Za-z0-9._~-]+")  # RFC 3986's unreserved characters
+# A member name that passes every check below as it is: `<name>-<version>/desc` in printable
+# ASCII, its directory not starting with "." (so never ".."), no other "/".
+_USUAL_PATH = re.compile(rb"[A-Za-z0-9@_+:~-][A-Za-z0-9@._+:~-]*/desc")
 _ALL_UNRESERVED = re.compile(r"[A-Za-z0-9._~-]+(?:\n[A-Za-z0-9._~-]+)*")
 
 
@@ -60,7 +63,14 @@ def parse_db(data: bytes, *, repo: str, base_url: str, location: str,
 
 def _desc_members(archive: TarMembers, want, skip, seen: set[bytes], paths: list[str]) -> Iterator[bytes]:
     """The bytes of each usable desc, its member name added to `paths` first; what cannot be used to `skip`."""
+    usual = _USUAL_PATH.fullmatch
     for member in archive.members(want):
+        # Bytes were read (`want`: a new */desc within the size) of a plain name: nothing to check.
+        if member.data is not None and usual(member.path):
+            seen.add(member.path)
+            paths.append(member.path.decode("ascii"))
+            yield member.data
+            continue
         path, problem = _member_name(member.path)
         if problem:
             skip(path, problem)

@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterable
 from typing import NamedTuple
 
+from jobs.core.model import limits
 from jobs.core.model.limits import clean_description
 
 # Sections the sync needs (rebuilderd: FILENAME NAME BASE VERSION ARCH PACKAGER; we also take
@@ -50,6 +51,29 @@ _PROBLEMS = {
 }
 _CHECKED = tuple(_PATTERNS)
 _ALL_VALID = re.compile("\n".join(f"(?:{_PATTERNS[key]})" for key in _CHECKED))
+
+# A desc as repo-add writes it, in one match: the used sections in repo-add's order, each with
+# one value of a stricter form than `_PATTERNS` (printable ASCII; no `%` in the file name or
+# version, so no line before %DESC% reads "%DESC%"), and between them any number of other
+# sections (a header that is none of the used ones nor %DESC%, value lines that do not start
+# with `%`, a blank line). What it matches, `parse_desc` reads the same: no used header
+# appears anywhere else, each is one value followed by a blank line, and the first "%DESC%"
+# line is the %DESC% section's. %PACKAGER% may be any text: its `isprintable` is checked apart.
+# (Possessive: each section has one way to match, so nothing is kept to backtrack into.)
+_OTHER = r"(?:%(?!(?:" + "|".join((*_FIELDS, "DESC")) + r")%)[^\n]*+\n(?:[^%\n][^\n]*+\n)++\n)*+"
+_REGULAR = re.compile(
+    r"%FILENAME%\n(?P<filename>[!-$&-\-0-\[\]-~][!-$&-.0-\[\]-~]*)\n\n" + _OTHER
+    + r"%NAME%\n(?P<name>[A-Za-z0-9@_+][A-Za-z0-9@._+-]*)\n\n" + _OTHER
+    + r"(?:%BASE%\n(?P<base>[A-Za-z0-9@_+][A-Za-z0-9@._+-]*)\n\n" + _OTHER + r")?"
+    + r"%VERSION%\n(?P<version>(?:[0-9]+:)?[!-$&-,.0-9;-~]+-[!-$&-,.0-9;-~]+)\n\n" + _OTHER
+    + r"(?:%DESC%\n(?P<desc>[^\n]*)\n\n" + _OTHER + r")?"
+    + r"%CSIZE%\n(?P<csize>[0-9]{1,19})\n\n" + _OTHER
+    + r"%SHA256SUM%\n(?P<sha256>[0-9a-fA-F]{64})\n\n" + _OTHER
+    + r"%ARCH%\n(?P<arch>[A-Za-z0-9_]+)\n\n" + _OTHER
+    + r"%PACKAGER%\n(?P<packager>[^\n]+)\n\n" + _OTHER + r"\Z")
+# Its groups in `Desc`'s field order (numbers: `Match.group` takes them faster than names).
+_REGULAR_ORDER = tuple(_REGULAR.groupindex[key] for key in
+                       ("filename", "name", "base", "version", "arch", "packager", "sha256", "csize", "desc"))
 _MAX_INT64 = (1 << 63) - 1
 _MAX_FILENAME_BYTES = 255  # a file name longer than this cannot be written by the worker
 
@@ -164,15 +188,58 @@ class Descs(NamedTuple):
 
 
 def parse_descs(datas: Iterable[bytes]) -> Descs:
-    """`parse_desc` of every desc in `datas` (read as they come), as columns (what `alpm_db` builds entries from)."""
-    rows: list[Desc] = []
+    """`parse_desc` of every desc in `datas` (read as they come), as columns (what `alpm_db` builds entries from).
+
+    A desc as repo-add writes it is taken apart by one match of `_REGULAR` and checked column
+    by column; any other goes through `parse_desc` (the same fields, or the reason it is left
+    out). tests/sync/test_alpm_desc_columns.py compares the two on regular, odd and broken descs.
+    """
+    rows: list[tuple] = []
     index: list[int] = []
     invalid: dict[int, str] = {}
+    slow: list[int] = []  # rows that `parse_desc` made (their values final already)
+    match, order = _REGULAR.match, _REGULAR_ORDER
     for i, data in enumerate(datas):
         try:
-            rows.append(parse_desc(data))
-            index.append(i)
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        found = match(text) if text is not None else None
+        if found is not None:
+            row = found.group(*order)  # filename, name, base, version, arch, packager, sha256, csize, desc
+            if row[5].isprintable() and len(row[0]) <= _MAX_FILENAME_BYTES and (len(row[7]) < 19
+                                                                                  or int(row[7]) <= _MAX_INT64):
+                if row[2] is None or row[8] is None:
+                    row = (*row[:2], row[2] or row[1], *row[3:8], row[8] if row[8] is not None else _pkgdesc(text))
+                rows.append(row)
+                index.append(i)
+                continue
+        try:
+            desc = parse_desc(data)
         except InvalidDesc as exc:
             invalid[i] = exc.reason
-    columns = [list(column) for column in zip(*rows)] if rows else [[] for _ in Desc._fields]
-    return Descs(*columns, index=index, invalid=invalid)
+            continue
+        slow.append(len(rows))
+        rows.append(desc)
+        index.append(i)
+    if not rows:
+        return Descs(*[[] for _ in Desc._fields], index=index, invalid=invalid)
+    filename, name, base, version, arch, packager, sha256, csize, desc = map(list, zip(*rows))
+    sha256 = list(map(str.lower, sha256))
+    csize = list(map(int, csize))
+    descriptions = _cleaned(desc)
+    for r in slow:
+        descriptions[r] = rows[r].desc
+    return Descs(filename, name, base, version, arch, packager, sha256, csize, descriptions, index=index,
+                 invalid=invalid)
+
+
+def _cleaned(values: list[str | None]) -> list[str | None]:
+    """`clean_description` of each value: the values themselves when that is what it would give for all."""
+    present = [v for v in values if v is not None]
+    joined = "\n".join(present)
+    if present and (min(map(len, present)) == 0 or max(map(len, present)) > limits.DESCRIPTION_MAX
+                    or not joined.replace("\n", "x").isprintable() or "  " in joined or " \n" in joined
+                    or "\n " in joined or joined[0] == " " or joined[-1] == " "):
+        return list(map(clean_description, values))
+    return list(values)

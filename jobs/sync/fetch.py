@@ -27,14 +27,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from jobs.core import progress
 from jobs.core.bounded import CorruptData, Deadline, DeadlineExceeded, OverLimit, RedirectRefused, cap, get_capped
 from jobs.core.errors import TerminalError, TransientError
-from jobs.core.neterrors import describe
 
 # Decompressed Debian Packages files are ~100 MB today; compressed indexes far smaller.
 DEFAULT_MAX_BYTES = cap("index_download")  # the default; a Fetcher reads `cap` at each fetch
@@ -170,6 +168,8 @@ class Fetcher:
             # A connection or timeout error retries; one while reading the body does not.
             tries = f" after {self.attempts} attempts" if isinstance(
                 exc, (requests.ConnectionError, requests.Timeout)) else ""
+            from jobs.core.neterrors import describe  # here: it loads ssl, which a local mirror never needs
+
             raise FetchUnavailable(f"{describe(exc)}{tries}", url=url) from exc
         if resp.status_code == 304 and validator:
             return Fetched(url, b"", "", validator, not_modified=True)
@@ -224,6 +224,8 @@ def validator_of(headers: Mapping[str, str]) -> Validator | None:
 
 
 def _http_date(value: str | None) -> datetime | None:
+    from email.utils import parsedate_to_datetime  # here: a sync of a local mirror never needs it
+
     try:
         when = parsedate_to_datetime(value) if value else None
     except (TypeError, ValueError):
