@@ -79,8 +79,12 @@ class SourcePackage(NamedTuple):  # a tuple: made for every Sources stanza, 3x f
 
 
 def read_index(profile: SyncProfile, fetcher: Fetcher, *, now: datetime | None = None,
-               max_index_bytes: int | None = None) -> IndexResult:
-    """The build inputs of a Debian profile, every index file checked against its release's InRelease."""
+               max_index_bytes: int | None = None, columns: bool = False) -> IndexResult:
+    """The build inputs of a Debian profile, every index file checked against its release's InRelease.
+
+    `columns`: the inputs as `result.columns` (`jobs.sync.debian_columns.DebianColumns`, what the
+    sync job writes its snapshot and queue from) instead of a `BuildInput` each.
+    """
     max_index_bytes = cap("index_download") if max_index_bytes is None else max_index_bytes
     for key in ("releases", "components", "architectures"):
         if not getattr(profile, key):
@@ -128,6 +132,14 @@ def read_index(profile: SyncProfile, fetcher: Fetcher, *, now: datetime | None =
                 progress.advance("parse", count)
         result.skipped.extend(unmatched)
     base = profile.buildinfo_base_url.rstrip("/")
+    if columns:
+        from jobs.sync.debian_columns import DebianColumns
+
+        result.columns = DebianColumns(
+            [(release_name, arch, src, version, buildinfo_url(base, src, version, arch), list(artifacts.values()))
+             for (release_name, arch, src, version), artifacts in sorted(groups.items())],
+            distro=profile.distro, backend=BACKEND)
+        return result
     for (release_name, arch, src, version), artifacts in sorted(groups.items()):
         result.inputs.append(BuildInput(
             distro=profile.distro, release=release_name, architecture=arch, backend=BACKEND, source_name=src,
