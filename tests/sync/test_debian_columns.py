@@ -146,3 +146,42 @@ def test_plan_and_queue_table_match_the_object_path(tmp_path):
 
 def _fields(row: JobRow) -> dict:
     return {f: getattr(row, f) for f in row.__dataclass_fields__}
+
+
+def _over_the_limits(mirror: Path) -> None:
+    """Stanzas that pass the stanza checks but not `BinaryEntry.problem()`, and some just within it."""
+    sid = mirror / "dists" / "sid"
+    sources = (sid / "main" / "source" / "Sources").read_text()
+    packages = (sid / "main" / "binary-amd64" / "Packages").read_text()
+    long_name, long_version = "s" * 256, "1." + "0" * 253  # a source name over the limit, a version at it
+    sources += f"\nPackage: edge\nVersion: {long_version}\nMaintainer: {'M' * 4096}\n"
+    stanzas = [
+        ("long-src", f"Source: {long_name} (1.0-1)\n", "1.0-1+b1", "Maintainer: A <a@example.org>\n", "x.deb"),
+        ("binnmu-over", f"Source: edge ({long_version})\n", f"{long_version}+b1"[-255:], "", "y.deb"),
+        ("edge-at", "Source: edge\n", long_version, "", "z.deb"),
+        ("maint-long", "Source: hello (2.10-3)\n", "2.10-3", f"Maintainer: {'m' * 4097}\n", "m.deb"),
+        ("maint-esc", "Source: hello (2.10-3)\n", "2.10-3", "Maintainer: A \x1b[31m <a@example.org>\n", "e.deb"),
+        ("url-long", "Source: hello (2.10-3)\n", "2.10-3", "", "d/" * 1030 + "u.deb"),
+        ("url-at", "Source: hello (2.10-3)\n", "2.10-3", "", "d/" * 900 + "v.deb"),
+    ]
+    for name, source, version, maintainer, filename in stanzas:
+        packages += (f"\nPackage: {name}\n{source}Version: {version}\nArchitecture: amd64\n{maintainer}"
+                     f"Filename: pool/{filename}\nSize: 1\nSHA256: {'0' * 64}\n")
+    (sid / "main" / "source" / "Sources").write_text(sources)
+    (sid / "main" / "binary-amd64" / "Packages").write_text(packages)
+    write_inrelease(sid)
+
+
+def test_the_plain_stanzas_shortcut_skips_what_entry_problem_skips(monkeypatch, tmp_path):
+    mirror = copy_mirror(tmp_path / "mirror")
+    _over_the_limits(mirror)
+    profile = _profile(mirror)
+    ours = debian.read_index(profile, Fetcher())
+    monkeypatch.setattr(debian, "_fits", lambda *a: False)  # every entry through `BinaryEntry.problem()`
+    theirs = debian.read_index(profile, Fetcher())
+    assert ours.inputs == theirs.inputs and ours.skipped == theirs.skipped
+    reasons = {s.location.rsplit(": ", 1)[-1]: s.reason for s in ours.skipped}
+    kept = {a.name for bi in ours.inputs for a in bi.artifacts}
+    assert {"edge-at", "url-at"} <= kept and not {"long-src", "binnmu-over", "maint-long", "maint-esc", "url-long"} & kept
+    assert any("source name is longer" in r for r in reasons.values())
+    assert any("maintainer" in r for r in reasons.values()) and any("URL is longer" in r for r in reasons.values())
