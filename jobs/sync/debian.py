@@ -38,7 +38,15 @@ from jobs.core import progress
 from jobs.core.bounded import cap
 from jobs.core.config import SyncProfile
 from jobs.core.errors import ConfigError
-from jobs.core.model.limits import NAME_MAX, VERSION_MAX, clean_description, field_problem
+from jobs.core.model.limits import (
+    NAME_MAX,
+    REASON_MAX,
+    URL_MAX,
+    VERSION_MAX,
+    clean_description,
+    entry_problem,
+    field_problem,
+)
 from jobs.sync.deb822 import Stanza, iter_stanzas_stream
 from jobs.sync.fetch import Fetcher
 from jobs.sync.filters import Filter
@@ -79,8 +87,12 @@ class SourcePackage(NamedTuple):  # a tuple: made for every Sources stanza, 3x f
 
 
 def read_index(profile: SyncProfile, fetcher: Fetcher, *, now: datetime | None = None,
-               max_index_bytes: int | None = None) -> IndexResult:
-    """The build inputs of a Debian profile, every index file checked against its release's InRelease."""
+               max_index_bytes: int | None = None, columns: bool = False) -> IndexResult:
+    """The build inputs of a Debian profile, every index file checked against its release's InRelease.
+
+    `columns`: the inputs as `result.columns` (`jobs.sync.debian_columns.DebianColumns`, what the
+    sync job writes its snapshot and queue from) instead of a `BuildInput` each.
+    """
     max_index_bytes = cap("index_download") if max_index_bytes is None else max_index_bytes
     for key in ("releases", "components", "architectures"):
         if not getattr(profile, key):
@@ -128,6 +140,14 @@ def read_index(profile: SyncProfile, fetcher: Fetcher, *, now: datetime | None =
                 progress.advance("parse", count)
         result.skipped.extend(unmatched)
     base = profile.buildinfo_base_url.rstrip("/")
+    if columns:
+        from jobs.sync.debian_columns import DebianColumns
+
+        result.columns = DebianColumns(
+            [(release_name, arch, src, version, buildinfo_url(base, src, version, arch), list(artifacts.values()))
+             for (release_name, arch, src, version), artifacts in sorted(groups.items())],
+            distro=profile.distro, backend=BACKEND)
+        return result
     for (release_name, arch, src, version), artifacts in sorted(groups.items()):
         result.inputs.append(BuildInput(
             distro=profile.distro, release=release_name, architecture=arch, backend=BACKEND, source_name=src,
@@ -216,6 +236,11 @@ def _binaries(pieces: Iterable[str], where: str, profile: SyncProfile, mirror: s
     with the same fields is that entry again (the same checks would give the same answer).
     """
     wanted = {arch: arch for arch in profile.architectures}  # also one string object per architecture
+    # What `BinaryEntry.problem()` checks of the profile's own values (the mirror, the component, the
+    # architectures): when they pass, a plain stanza's entry needs only the lengths `_fits` checks and its maintainers'.
+    trusted = entry_problem(name="a", version="1", url=f"{mirror}/a", architecture="a", source_name="a",
+                            source_version="1", component=component, filename="a") is None and all(
+        0 < len(a) <= NAME_MAX and a.isprintable() and " " not in a for a in wanted) and _MAX_FILENAME_BYTES <= NAME_MAX
     # (binary's Maintainer, its source) → the maintainers tuple: made once and shared by the binaries of
     # a source (a Packages file repeats the same few thousand people 60,000 times). Keyed by the source's
     # id: `sources` outlives this generator.
@@ -240,8 +265,10 @@ def _binaries(pieces: Iterable[str], where: str, profile: SyncProfile, mirror: s
         if st.problem is None and f.get("Package") and f.get("Version") and arch and f.get("Filename") \
                 and _plain_binary(f):
             problem = None  # the usual stanza, checked in one go
+            plain = trusted
         else:
             problem = st.problem or _missing(f, ("Package", "Version", "Architecture", "Filename")) or _invalid(f)
+            plain = False
         if problem:
             skipped.append(Skipped(st.where(where), problem))
             continue
@@ -256,12 +283,13 @@ def _binaries(pieces: Iterable[str], where: str, profile: SyncProfile, mirror: s
             skipped.append(Skipped(st.where(where), f"invalid Source field {_shown(raw_source)}"))
             continue
         maintainer = f.get("Maintainer") or None
-        people = people_of.get((maintainer, id(src)))
+        people, people_fit = people_of.get((maintainer, id(src))) or (None, False)
         if people is None:
             people = (maintainer,) if maintainer else ()
             if src is not None:
                 people = tuple(dict.fromkeys(people + src.maintainers))
-            people_of[(maintainer, id(src))] = people
+            people_fit = all(0 < len(m) <= REASON_MAX for m in people) and "".join(people).isprintable()
+            people_of[(maintainer, id(src))] = people, people_fit
         filename = f["Filename"]
         size = f.get("Size")
         entry = BinaryEntry(  # positionally, in BinaryEntry's field order
@@ -269,7 +297,13 @@ def _binaries(pieces: Iterable[str], where: str, profile: SyncProfile, mirror: s
             name, version, arch, src_name, source_version, f"{mirror}/{filename}", filename.rpartition("/")[2],
             f.get("SHA256"), None if size is None else int(size), component, people,
             clean_description(f.get("Description")))  # its first line: the synopsis
-        problem = entry.problem()
+        # A plain stanza's name, version, architecture and file name are checked (`_plain_binary`), so is the
+        # source's name (`_NAME` in `_resolve`) and what the profile gives: `entry_problem`'s first pass is
+        # then these lengths and the maintainers (tests/sync/test_debian_columns.py compares the two).
+        if plain and people_fit and _fits(src_name, source_version, entry.url):
+            problem = None
+        else:
+            problem = entry.problem()
         if problem:
             skipped.append(Skipped(st.where(where), problem))
             continue
@@ -277,6 +311,11 @@ def _binaries(pieces: Iterable[str], where: str, profile: SyncProfile, mirror: s
             bucket[known] = entry
         yield entry, None if src is not None else Skipped(
             st.where(where), f"No matching source package found: {_cut(src_name)} {_cut(lookup)}")
+
+
+def _fits(source_name: str, source_version: str, url: str) -> bool:
+    """The lengths `entry_problem` checks that a plain stanza's checks and the profile's leave open."""
+    return len(source_name) <= NAME_MAX and len(source_version) <= VERSION_MAX and len(url) <= URL_MAX
 
 
 def _resolve(raw_source: str, version: str, sources: dict[str, list[SourcePackage]]) -> tuple:

@@ -93,8 +93,9 @@ def plan_columns(jobs: dict[str, JobRow], *, listed: InputColumns, now: datetime
     plan = QueuePlan()
     added: list[int] = []
     not_before = not_before_of(now, schedule.initial_delay)
+    releases = getattr(listed, "releases", None)  # per input (Debian's columns); Arch lists none
     for index, jid in enumerate(listed.job_ids):
-        if _refresh(jobs, plan, jid, (None,)):
+        if _refresh(jobs, plan, jid, (None,) if releases is None else releases[index]):
             continue
         summary = built.get(jid)
         if summary is None:

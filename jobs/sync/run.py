@@ -57,7 +57,7 @@ def _archlinux(profile: SyncProfile, fetcher: Fetcher) -> IndexResult:
 def _debian(profile: SyncProfile, fetcher: Fetcher) -> IndexResult:
     from jobs.sync import debian
 
-    return debian.read_index(profile, fetcher)
+    return debian.read_index(profile, fetcher, columns=True)
 
 
 # The explicit registry of index parsers: adding a distro = one module + one line here. Each
