@@ -195,3 +195,109 @@ def test_the_proxy_of_the_environment():
         with pytest.raises((TransportError, DeadlineExceeded)):  # not proxied: a direct connection that fails
             get(Transport(env=env), "http://x.example.org.invalid.example.org/p", seconds=0.5)
         assert len(_Handler.seen) == 1
+
+
+RECEIVED: list[bytes] = []  # the requests the last `raw_server` read
+
+
+@contextmanager
+def raw_server(answer: Callable[[bytes], bytes | list[bytes]]) -> Iterator[str]:
+    """A loopback server that reads one request per connection and writes `answer(request)` (bytes, or chunks
+    written one by one), then closes: the answers http.server would never send."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    RECEIVED.clear()
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    more = conn.recv(65536)
+                    if not more:
+                        break
+                    data += more
+                RECEIVED.append(data)
+                out = answer(data)
+                try:
+                    for chunk in [out] if isinstance(out, bytes) else out:
+                        conn.sendall(chunk)
+                except OSError:
+                    pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+
+
+def test_chunked_bodies_continue_lines_and_informational_answers():
+    answer = (b"HTTP/1.1 100 Continue\r\n\r\n"
+              b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Long: one\r\n  two\r\nETag: \"a\"\r\n"
+              b"ETag: \"b\"\r\n\r\n"
+              b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: x\r\n\r\n")
+    with raw_server(lambda _: answer) as base:
+        resp = get(Transport(), f"{base}/c")
+        assert resp.status_code == 200 and resp.body == b"hello world"
+        assert resp.headers.get("x-long") == "one two" and resp.headers.get("ETag") == '"a"'
+
+
+def test_a_body_without_a_length_ends_with_the_connection():
+    with raw_server(lambda _: b"HTTP/1.0 200 OK\r\n\r\n" + b"x" * 300_000) as base:
+        assert get(Transport(), f"{base}/a").body == b"x" * 300_000
+        with pytest.raises(OverLimit):
+            get(Transport(), f"{base}/a", limit=299_999)
+
+
+def test_the_request_says_host_length_and_encoding():
+    with raw_server(lambda _: b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok") as base:
+        t = Transport()
+        assert get(t, f"{base}/p?q=1", method="POST", body=b"{}").body == b"ok"
+        assert get(t, f"{base}/g", headers={"Accept-Encoding": "gzip"}).body == b"ok"
+    post, plain = (r.decode() for r in RECEIVED)
+    port = base.rsplit(":", 1)[1]
+    assert post.startswith("POST /p?q=1 HTTP/1.1\r\n") and f"Host: 127.0.0.1:{port}\r\n" in post
+    assert "Content-Length: 2\r\n" in post and post.endswith("\r\n\r\n{}") and "Accept-Encoding: identity" in post
+    assert plain.startswith("GET /g HTTP/1.1\r\n") and "Accept-Encoding: gzip\r\n" in plain
+    assert "identity" not in plain and "Content-Length" not in plain
+
+
+@pytest.mark.parametrize(("answer", "detail"), [
+    (b"", "RemoteDisconnected"),
+    (b"SPDY/3 200 OK\r\n\r\n", "BadStatusLine"),
+    (b"HTTP/1.1 2000 OK\r\n\r\n", "BadStatusLine"),
+    (b"HTTP/1.1 200 " + b"x" * 70_000 + b"\r\n\r\n", "LineTooLong"),
+    (b"HTTP/1.1 200 OK\r\n" + b"X-A: b\r\n" * 101 + b"\r\n", "LineTooLong"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", "IncompleteRead"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "IncompleteRead"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", "IncompleteRead"),
+], ids=["nothing", "not-http", "status", "long-line", "many-headers", "short-body", "chunk-size", "short-chunk"])
+def test_a_broken_answer_is_a_connection_error_naming_the_fault(answer, detail):
+    with raw_server(lambda _: answer) as base:
+        with pytest.raises(TransportError) as caught:
+            get(Transport(), f"{base}/x", method="POST", body=b"")  # a POST is not retried
+    assert caught.value.kind == "ConnectionError" and detail in str(caught.value)
+
+
+def test_a_huge_chunk_or_length_is_refused_before_it_is_read():
+    for head in (b"Transfer-Encoding: chunked\r\n\r\nffffffffffffff\r\n", b"Content-Length: 99999999999999\r\n\r\n"):
+        with raw_server(lambda _, head=head: b"HTTP/1.1 200 OK\r\n" + head + b"x" * 100) as base:
+            with pytest.raises(OverLimit):
+                get(Transport(), f"{base}/x", limit=1000)
+
+
+def test_a_trickled_status_line_ends_at_the_deadline():
+    def trickle(_: bytes) -> Iterator[bytes]:
+        for byte in b"HTTP/1.1 200 OK\r\n" * 100:
+            time.sleep(0.1)
+            yield bytes([byte])
+
+    with raw_server(trickle) as base:
+        started = time.monotonic()
+        with pytest.raises(DeadlineExceeded):
+            get(Transport(), f"{base}/t", seconds=1)
+        assert time.monotonic() - started < 2.5
