@@ -279,6 +279,28 @@ def list_packages(site: Site, filters: Filters, statuses: list[Status] | None = 
     instead (one small file per distro). `architectures`, if given, also limits the suites read to
     those of these architectures.
     """
+    lists, listed = lists_to_read(site, filters, statuses, architectures=architectures)
+    return rows_of(site, filters, lists, listed)
+
+
+def rows_of(site: Site, filters: Filters, lists: list[tuple[str | None, str | None]],
+            listed: set[tuple[Any, ...]]) -> list[ListedPackage]:
+    """`list_packages`' rows once the lists to read are known (`lists_to_read`)."""
+    if filters.name is not None and not _GLOB.search(filters.name):
+        rows = _named_packages(site, filters.name, listed)  # checked with their feeds
+        return sorted([row for row in rows if _row_matches(row, filters)], key=_row_order)
+    with collector_paused():
+        rows = list(chain.from_iterable(_list_packages(site, lists)))  # checked as each list was read
+        if filters.architecture is not None or filters.name is not None or filters.version is not None:
+            rows = [row for row in rows if _row_matches(row, filters)]  # the suites read match the rest
+        return sorted(rows, key=_row_order)
+
+
+def lists_to_read(site: Site, filters: Filters, statuses: list[Status] | None = None, *,
+                  architectures: Collection[str] | None = None
+                  ) -> tuple[list[tuple[str | None, str | None]], set[tuple[Any, ...]]]:
+    """The status lists `list_packages` reads, from the index: (whole list, list feed) of each in order, and
+    (distro, release, component, architecture, status) of each."""
     wanted = [s.value for s in statuses] if statuses else [s.value for s in Status]
     lists: list[tuple[str | None, str | None]] = []  # (whole list, list feed) of each list, in order
     listed: set[tuple[Any, ...]] = set()  # (distro, release, component, architecture, status) of each list
@@ -294,14 +316,7 @@ def list_packages(site: Site, filters: Filters, statuses: list[Status] | None = 
         lists += [(whole.get(st), feeds.get(st)) for st in wanted if whole.get(st) or feeds.get(st)]
         listed.update((suite["distro"], suite["release"], suite["component"], suite["architecture"], st)
                       for st in wanted if whole.get(st) or feeds.get(st))
-    if filters.name is not None and not _GLOB.search(filters.name):
-        rows = _named_packages(site, filters.name, listed)  # checked with their feeds
-        return sorted([row for row in rows if _row_matches(row, filters)], key=_row_order)
-    with _collector_paused():
-        rows = list(chain.from_iterable(_list_packages(site, lists)))  # checked as each list was read
-        if filters.architecture is not None or filters.name is not None or filters.version is not None:
-            rows = [row for row in rows if _row_matches(row, filters)]  # the suites read match the rest
-        return sorted(rows, key=_row_order)
+    return lists, listed
 
 
 _GLOB = re.compile(r"[*?[]")  # what makes a --name a pattern (fnmatch) rather than one name
@@ -327,7 +342,7 @@ def _named_packages(site: Site, name: str, listed: set[tuple[Any, ...]]) -> list
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """No cyclic garbage collection while a list is read and built.
 
     Its feeds and rows are tens of thousands of new objects that all live on, so every pass of
