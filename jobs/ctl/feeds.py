@@ -26,9 +26,9 @@ import hashlib
 import json
 import os
 import re
+import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -36,6 +36,7 @@ from urllib.parse import unquote, urlsplit
 from jobs.core.bounded import CorruptData, OverLimit, cap, decoded, read_capped
 from jobs.core.errors import TerminalError, TransientError
 from jobs.core.feeds import FeedInvalid
+from jobs.core.record import record
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:8484"
 TIMEOUT = (10.0, 60.0)  # connect, read (seconds)
@@ -66,7 +67,7 @@ def cache_dir(env: dict[str, str] | None = None) -> Path:
     return Path(base) / "rebuildctl"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Limits:
     """What rebuildctl reads from a site at most (`jobs.core.bounded.LIMITS`)."""
 
@@ -93,17 +94,13 @@ class Limits:
         return cls(**values)
 
 
-@dataclass
 class Site:
     """A published site at `base` (no trailing slash); `get` takes site-relative keys."""
 
-    base: str
-    cache: Path | None = None
-    timeout: tuple[float, float] = TIMEOUT
-    limits: Limits = Limits()
-
-    def __post_init__(self) -> None:
-        self.base = self.base.rstrip("/")
+    def __init__(self, base: str, cache: Path | None = None, timeout: tuple[float, float] = TIMEOUT,
+                 limits: Limits | None = None) -> None:
+        self.base, self.cache, self.timeout = base.rstrip("/"), cache, timeout
+        self.limits = Limits() if limits is None else limits
         self._session: Any = None
         self._lock = threading.Lock()  # the fetchers of `json_each` share the session and the cache directory
         self._cache_made = False
@@ -257,16 +254,18 @@ class Site:
 # feeds); smaller ones by the standard library's json: orjson's import (it loads dataclasses, uuid
 # and platform) costs a fifth of a `pkgs ls --name N`, more than parsing 256 KiB.
 ORJSON_FROM = 256 * 1024
+ORJSON_LOADED_FROM = 4096  # once imported (a big list of the same command), orjson parses the rest too
 # What the two parsers read differently: an integer beyond 64 bits (orjson: a float), a lone
 # surrogate escape (orjson: an error), an exponent of three digits (1e400: json's inf, orjson's
-# error). A small document holding any of them (or text looking like one after a `:`, `,` or `[`)
+# error). A small document holding any of them (or text looking like one after a `:`, `,`, `[` or at the start)
 # is parsed by orjson too, so every feed means the same whichever parser reads it.
-_ORJSON_ONLY = re.compile(rb"[:,\[]\s*-?(?:\d{19}|\d+(?:\.\d+)?[eE][-+]?\d{3})|\\u[dD][89abAB]")
+_ORJSON_ONLY = re.compile(rb"(?:^|[:,\[])\s*-?(?:\d{19}|\d+(?:\.\d+)?[eE][-+]?\d{3})|\\u[dD][89a-fA-F]")
 
 
 def loads(data: bytes) -> Any:
     """`data` parsed as orjson parses it: ValueError (or RecursionError) if it is not one UTF-8 JSON document."""
-    if len(data) >= ORJSON_FROM or _ORJSON_ONLY.search(data):
+    if len(data) >= ORJSON_FROM or (len(data) >= ORJSON_LOADED_FROM and "orjson" in sys.modules) \
+            or _ORJSON_ONLY.search(data):
         import orjson
 
         return orjson.loads(data)
