@@ -124,7 +124,7 @@ class Site:
         data = self._decoded(key)
         self._budget(key, data)
         try:
-            return loads(data)
+            return loads(data, big=self._parsed >= ORJSON_FROM)
         except (ValueError, RecursionError):  # a JSONDecodeError, bytes that are not UTF-8, nesting too deep
             raise FeedInvalid("not a JSON feed", url=self.url(key)) from None
 
@@ -250,11 +250,13 @@ class Site:
             pass
 
 
-# Documents from this size up are parsed by orjson (2-3x the speed of json.loads on the big list
-# feeds); smaller ones by the standard library's json: orjson's import (it loads dataclasses, uuid
-# and platform) costs a fifth of a `pkgs ls --name N`, more than parsing 256 KiB.
-ORJSON_FROM = 256 * 1024
-ORJSON_LOADED_FROM = 4096  # once imported (a big list of the same command), orjson parses the rest too
+# The standard library's json parses a command's feeds until they add up to ORJSON_FROM (as the memory
+# budget counts them, `Site._budget`: their bytes and 80 a value, this one's included); orjson parses
+# the rest, 5-10x faster on the big list feeds. Its
+# import (it loads dataclasses, uuid and platform: about 63 million instructions, a quarter of a
+# `pkgs ls --name N`) costs as much as json.loads spends on roughly 150 KiB more than orjson would.
+ORJSON_FROM = 64 * 1024
+ORJSON_LOADED_FROM = 4096  # once orjson is imported, it parses every document but the smallest
 # What the two parsers read differently: an integer beyond 64 bits (orjson: a float), a lone
 # surrogate escape (orjson: an error), an exponent of three digits (1e400: json's inf, orjson's
 # error). A small document holding any of them (or text looking like one after a `:`, `,`, `[` or at the start)
@@ -262,9 +264,10 @@ ORJSON_LOADED_FROM = 4096  # once imported (a big list of the same command), orj
 _ORJSON_ONLY = re.compile(rb"(?:^|[:,\[])\s*-?(?:\d{19}|\d+(?:\.\d+)?[eE][-+]?\d{3})|\\u[dD][89a-fA-F]")
 
 
-def loads(data: bytes) -> Any:
-    """`data` parsed as orjson parses it: ValueError (or RecursionError) if it is not one UTF-8 JSON document."""
-    if len(data) >= ORJSON_FROM or (len(data) >= ORJSON_LOADED_FROM and "orjson" in sys.modules) \
+def loads(data: bytes, *, big: bool = False) -> Any:
+    """`data` parsed as orjson parses it: ValueError (or RecursionError) if it is not one UTF-8 JSON document.
+    `big`: part of a command that reads at least ORJSON_FROM bytes of JSON (then orjson is worth its import)."""
+    if big or len(data) >= ORJSON_FROM or (len(data) >= ORJSON_LOADED_FROM and "orjson" in sys.modules) \
             or _ORJSON_ONLY.search(data):
         import orjson
 
