@@ -301,3 +301,96 @@ def test_a_trickled_status_line_ends_at_the_deadline():
         with pytest.raises(DeadlineExceeded):
             get(Transport(), f"{base}/t", seconds=1)
         assert time.monotonic() - started < 2.5
+
+
+@contextmanager
+def tls_server(tmp_path) -> Iterator[tuple[str, str]]:
+    """An https server on loopback with a certificate made here for localhost: (base URL, CA bundle path)."""
+    import datetime
+    import ipaddress
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                         serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()))
+    _Handler.program, _Handler.seen = {"/a": lambda h: h.send(200, b"A"),
+                                       "/gz": lambda h: h.send(200, gzip.compress(b"z" * 5000),
+                                                               Content_Encoding="gzip")}, []
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.daemon_threads = True
+    httpd.handle_error = lambda request, address: None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"https://localhost:{httpd.server_address[1]}", str(tmp_path / "cert.pem")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_https_with_the_bundle_of_the_environment(tmp_path):
+    with tls_server(tmp_path) as (base, bundle):
+        t = Transport(env={"REQUESTS_CA_BUNDLE": bundle})
+        assert [get(t, f"{base}{p}").body for p in ("/a", "/gz", "/a")] == [b"A", b"z" * 5000, b"A"]
+        assert len({port for _, _, port in _Handler.seen}) == 1  # kept alive over TLS
+        with pytest.raises(TransportError, match="SSLCertVerificationError"):  # the usual bundle: not the issuer
+            Transport(env={})._exchange("GET", f"{base}/a", {}, None, 100)  # once (a failed connect is retried)
+
+
+def test_https_through_a_proxy_tunnel(tmp_path):
+    """An http proxy answering CONNECT, then piping bytes both ways: TLS runs with the site, not the proxy."""
+    connects: list[bytes] = []
+
+    def pipe(a: socket.socket, b: socket.socket) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            b.close()
+
+    def proxy(listener: socket.socket) -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += conn.recv(4096)
+            connects.append(head.split(b"\r\n")[0])
+            host, port = head.split()[1].decode().rsplit(":", 1)
+            upstream = socket.create_connection((host, int(port)))
+            conn.sendall(b"HTTP/1.0 200 Connection established\r\n\r\n")
+            threading.Thread(target=pipe, args=(conn, upstream), daemon=True).start()
+            threading.Thread(target=pipe, args=(upstream, conn), daemon=True).start()
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    threading.Thread(target=proxy, args=(listener,), daemon=True).start()
+    try:
+        with tls_server(tmp_path) as (base, bundle):
+            env = {"REQUESTS_CA_BUNDLE": bundle, "https_proxy": f"http://127.0.0.1:{listener.getsockname()[1]}"}
+            assert get(Transport(env=env), f"{base}/a").body == b"A"
+            port = base.rsplit(":", 1)[1]
+            assert connects == [f"CONNECT localhost:{port} HTTP/1.0".encode()]
+    finally:
+        listener.close()
