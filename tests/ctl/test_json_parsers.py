@@ -26,3 +26,12 @@ def _outcome(parse, data: bytes):
 def test_small_documents_read_as_orjson_reads_them(data):
     assert len(data) < ORJSON_FROM
     assert repr(_outcome(loads, data)) == repr(_outcome(orjson.loads, data))
+
+
+def test_the_feed_cache_is_named_by_the_sha256_of_the_url():
+    import hashlib
+
+    from jobs.ctl.feeds import sha256_hex
+
+    for data in (b"", b"http://127.0.0.1:8484/api/v1/index.json", "é/ü".encode()):
+        assert sha256_hex(data) == hashlib.sha256(data).hexdigest()
