@@ -22,11 +22,11 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, BinaryIO
 from urllib.parse import urljoin, urlsplit
 
 from jobs.core.errors import TerminalError, TransientError
+from jobs.core.record import record
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 GZIP_MAGIC = b"\x1f\x8b"
@@ -34,7 +34,7 @@ XZ_MAGIC = b"\xfd7zXZ\x00"
 _CHUNK = 1 << 16
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Limit:
     """One cap: its value, what it bounds and where an operator sets it (None: fixed)."""
 

@@ -18,11 +18,11 @@ name are allowed: newer sites may add fields.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from jobs.core.errors import TerminalError
+from jobs.core.record import record
 
 SCHEMA = "rebuilder.feed/1"
 # The index's "mode": "static" as published (files only: a static host ignores queries, so
@@ -58,14 +58,14 @@ _NAMES = {str: "text", int: "a number", float: "a number", bool: "true or false"
           dict: "an object", type(None): "null"}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Optional:
     """A key that may be missing or null."""
 
     spec: Any
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MapOf:
     """An object whose values all follow `spec`."""
 
@@ -182,7 +182,7 @@ def _parsed(value: Any) -> datetime | None:
     return parse_timestamp(value) if value else None
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class Running:
     """The live claim on a queued job's current attempt (`running` of a queue-feed job)."""
 
@@ -203,7 +203,7 @@ class Running:
                    _parsed(r.get("renewed_at")), _parsed(r.get("expires_at")))
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, uncompared=("raw",))  # raw: not compared, not in the repr
 class QueuedJob:
     """One job of `api/v1/queue.json`, in claim order, with the live claim on its current attempt if any.
 
@@ -225,7 +225,7 @@ class QueuedJob:
     input_url: str | None
     artifacts: tuple[tuple[str, str, str, str], ...]  # (name, version, url, architecture)
     running: Running | None  # None: nobody builds it now
-    raw: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    raw: dict[str, Any] | None = None
 
     @property
     def release(self) -> str | None:
@@ -263,7 +263,7 @@ class QueuedJob:
                    Running.from_json(r) if r else None, j)
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class CurrentJob:
     """What a worker builds now (`current_job` of a workers-feed worker)."""
 
@@ -286,7 +286,7 @@ class CurrentJob:
                    c["architecture"], _parsed(c.get("started_at")))
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, uncompared=("raw",))  # raw: not compared, not in the repr
 class Worker:
     """A worker key seen anywhere (`api/v1/workers.json`): enrolled, authorized, in the history or holding a claim."""
 
@@ -297,7 +297,7 @@ class Worker:
     last_seen: datetime | None
     builds: int
     current_job: CurrentJob | None = None
-    raw: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    raw: dict[str, Any] | None = None
 
     def json(self) -> dict[str, Any]:
         return {"key_id": self.key_id, "name": self.name, "worker_id": self.worker_id, "trust": self.trust,
@@ -339,7 +339,7 @@ def _from_naive(value: Any) -> datetime | None:
 FILE_NAMES = ("log", "diffoscope", "diffoscope_html", "attestation")
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class PackageRecord:
     """One current package in v1 form: an element of `packages` in the per-suite status lists,
     their parts, the package feeds and the maintainer feeds (`PACKAGE` is its shape).
@@ -401,7 +401,7 @@ class PackageRecord:
                    get("description"), get("page"), files if type(files) is dict else dict(files or {}))
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class DashboardBuild:
     """One build running now, as `api/v0/dashboard` lists it (rebuilderd's QueueItem; `DASHBOARD`
     is what a reader checks). Publish writes it (`jobs.publish.site.feeds.queue_item`);

@@ -9,7 +9,6 @@ names too long for one segment), and hrefs only through `href`, which URL-quotes
 from __future__ import annotations
 
 import functools
-import hashlib
 from urllib.parse import quote
 
 from jobs.core.model import SegmentError, Status, safe_segment
@@ -52,6 +51,8 @@ def segment(value: str | None) -> str:
     except SegmentError:
         # Empty or too long to be a segment: a readable prefix and a digest. "," never
         # appears unescaped in a safe segment, so this cannot collide with a real name.
+        import hashlib  # here, not at the top: OpenSSL's load is 5% of a `rebuildctl pkgs ls --name N`
+
         digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
         try:
             prefix = safe_segment(value[:16])  # at most 16 * 12 escaped bytes

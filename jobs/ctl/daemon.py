@@ -237,8 +237,7 @@ def list_packages(daemon: Daemon, filters: Any, statuses: list[Status] | None) -
 
 def find_build(daemon: Daemon, name: str, filters: Any, what: str) -> Any:
     """The one package called `name` (within `filters`) whose `what` the daemon has; NoMatch or Ambiguous."""
-    from dataclasses import replace
-
+    from jobs.core.record import replace
     from jobs.ctl.commands import Ambiguous, NoMatch, _given
 
     rows = list_packages(daemon, replace(filters, name=name), None)

@@ -17,17 +17,17 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass(frozen=True)
 class Spec:
     """The options of one command: option word → parameter name, for those taking a value, flags and counts."""
 
-    values: dict[str, str]
-    flags: dict[str, str] = field(default_factory=dict)
-    counts: dict[str, str] = field(default_factory=dict)
+    __slots__ = ("counts", "flags", "values")
+
+    def __init__(self, values: dict[str, str], flags: dict[str, str] | None = None,
+                 counts: dict[str, str] | None = None) -> None:
+        self.values, self.flags, self.counts = values, flags or {}, counts or {}
 
 
 # rebuildctl's own options (`jobs.ctl.cli._global`)

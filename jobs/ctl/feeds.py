@@ -22,21 +22,20 @@ followed only within the site's origin, and the JSON a command parses has a memo
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
+import re
+import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import orjson
-
 from jobs.core.bounded import CorruptData, OverLimit, cap, decoded, read_capped
 from jobs.core.errors import TerminalError, TransientError
 from jobs.core.feeds import FeedInvalid
+from jobs.core.record import record
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:8484"
 TIMEOUT = (10.0, 60.0)  # connect, read (seconds)
@@ -67,7 +66,7 @@ def cache_dir(env: dict[str, str] | None = None) -> Path:
     return Path(base) / "rebuildctl"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Limits:
     """What rebuildctl reads from a site at most (`jobs.core.bounded.LIMITS`)."""
 
@@ -94,17 +93,13 @@ class Limits:
         return cls(**values)
 
 
-@dataclass
 class Site:
     """A published site at `base` (no trailing slash); `get` takes site-relative keys."""
 
-    base: str
-    cache: Path | None = None
-    timeout: tuple[float, float] = TIMEOUT
-    limits: Limits = Limits()
-
-    def __post_init__(self) -> None:
-        self.base = self.base.rstrip("/")
+    def __init__(self, base: str, cache: Path | None = None, timeout: tuple[float, float] = TIMEOUT,
+                 limits: Limits | None = None) -> None:
+        self.base, self.cache, self.timeout = base.rstrip("/"), cache, timeout
+        self.limits = Limits() if limits is None else limits
         self._session: Any = None
         self._lock = threading.Lock()  # the fetchers of `json_each` share the session and the cache directory
         self._cache_made = False
@@ -128,8 +123,8 @@ class Site:
         data = self._decoded(key)
         self._budget(key, data)
         try:
-            return orjson.loads(data)  # 2-3x the speed of json.loads on the big list feeds
-        except orjson.JSONDecodeError:
+            return loads(data, big=self._parsed >= ORJSON_FROM)
+        except (ValueError, RecursionError):  # a JSONDecodeError, bytes that are not UTF-8, nesting too deep
             raise FeedInvalid("not a JSON feed", url=self.url(key)) from None
 
     def _decoded(self, key: str) -> bytes:
@@ -202,7 +197,7 @@ class Site:
     def _cache_path(self, url: str) -> Path | None:
         if self.cache is None:
             return None
-        return self.cache / f"{hashlib.sha256(url.encode()).hexdigest()}.feed"
+        return self.cache / f"{sha256_hex(url.encode())}.feed"
 
     def _get_http(self, url: str) -> bytes:
         from jobs.core.bounded import Deadline
@@ -252,6 +247,48 @@ class Site:
                 tmp.unlink(missing_ok=True)  # a full disk must not leave a partial file behind
         except OSError:
             pass
+
+
+# The standard library's json parses a command's feeds until they add up to ORJSON_FROM (as the memory
+# budget counts them, `Site._budget`: their bytes and 80 a value, this one's included); orjson parses
+# the rest, 5-10x faster on the big list feeds. Its
+# import (it loads dataclasses, uuid and platform: about 63 million instructions, a quarter of a
+# `pkgs ls --name N`) costs as much as json.loads spends on roughly 150 KiB more than orjson would.
+ORJSON_FROM = 64 * 1024
+ORJSON_LOADED_FROM = 4096  # once orjson is imported, it parses every document but the smallest
+# What the two parsers read differently: an integer beyond 64 bits (orjson: a float), a lone
+# surrogate escape (orjson: an error), an exponent of three digits (1e400: json's inf, orjson's
+# error). A small document holding any of them (or text looking like one after a `:`, `,`, `[` or at the start)
+# is parsed by orjson too, so every feed means the same whichever parser reads it.
+_ORJSON_ONLY = re.compile(rb"(?:^|[:,\[])\s*-?(?:\d{19}|\d+(?:\.\d+)?[eE][-+]?\d{3})|\\u[dD][89a-fA-F]")
+
+
+def loads(data: bytes, *, big: bool = False) -> Any:
+    """`data` parsed as orjson parses it: ValueError (or RecursionError) if it is not one UTF-8 JSON document.
+    `big`: part of a command that reads at least ORJSON_FROM bytes of JSON (then orjson is worth its import)."""
+    if big or len(data) >= ORJSON_FROM or (len(data) >= ORJSON_LOADED_FROM and "orjson" in sys.modules) \
+            or _ORJSON_ONLY.search(data):
+        import orjson
+
+        return orjson.loads(data)
+    return json.loads(data.decode("utf-8"), parse_constant=_no_constant)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # NaN, Infinity: json reads them, orjson (and the JSON standard) not
+
+
+def sha256_hex(data: bytes) -> str:
+    """The SHA-256 of `data` in hex, from the interpreter's own module where it has one: `hashlib` loads
+    OpenSSL's libcrypto (5% of a `pkgs ls --name N` over http://) for the digest of a URL."""
+    try:
+        from _sha2 import sha256  # Python 3.12 and later
+    except ImportError:
+        try:
+            from _sha256 import sha256  # Python 3.11
+        except ImportError:  # an interpreter built without them
+            from hashlib import sha256
+    return sha256(data).hexdigest()  # type: ignore[no-any-return]
 
 
 def _fetched_in_order(one: Callable[[str], Any], keys: Sequence[str], fetchers: int) -> Iterator[Any]:

@@ -32,18 +32,26 @@ def pkgs_ls(ctx: Any, *, distro: str | None, suite: str | None, release: str | N
     from jobs.ctl.feeds import FeedNotFound
 
     filters = commands.Filters(distro=distro, release=release, component=suite, architecture=architecture, name=name)
+    piped = not as_json and not tty(ctx)
     with errors():
         site = terminal.site(ctx)
         try:
+            if piped:  # the lines straight from the lists' columns (jobs.ctl.listing)
+                from jobs.ctl.listing import package_lines
+
+                count, text = package_lines(site, filters, [status] if status else None)
+                if not count:
+                    _none(name, status, distro, suite, release, architecture)
+                elif text:  # one write: a BAD list can be thousands of lines
+                    echo(text)
+                return
             rows = commands.list_packages(site, filters, [status] if status else None)
         except FeedNotFound as exc:  # no v1 index: a rebuilderd's v0 API, if -H names one
             from jobs.ctl import daemon
 
             rows = daemon.list_packages(daemon.detect(site, exc), filters, [status] if status else None)
     if not rows:
-        given = flags(name=name, status=status.value if status else None, distro=distro, suite=suite,
-                      release=release, architecture=architecture)
-        note(f"no package matches {given}" if given else "no package is published")
+        _none(name, status, distro, suite, release, architecture)
     if as_json:
         print_json([r.json() for r in rows])
         return
@@ -53,3 +61,10 @@ def pkgs_ls(ctx: Any, *, distro: str | None, suite: str | None, release: str | N
         return
     table(ctx, LS_COLUMNS, [[r.status, r.name, r.version, r.distro, dash(r.release), dash(r.component),
                              r.architecture, dash(r.url)] for r in rows], status_col=0)
+
+
+def _none(name: str | None, status: Any, distro: str | None, suite: str | None, release: str | None,
+          architecture: str | None) -> None:
+    given = flags(name=name, status=status.value if status else None, distro=distro, suite=suite,
+                  release=release, architecture=architecture)
+    note(f"no package matches {given}" if given else "no package is published")

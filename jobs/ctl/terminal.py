@@ -18,11 +18,11 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, is_dataclass
 from typing import TYPE_CHECKING, Any
 
 from jobs.core.cliapp import EXIT_TERMINAL, EXIT_USAGE
 from jobs.core.errors import RebuilderError
+from jobs.core.record import asdict, is_record, record
 from jobs.ctl.escape import clean, clean_text  # noqa: F401 (clean_text: the commands take both from here)
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ EXIT_NOT_FOUND = 3  # beyond the shared codes of jobs.core.cliapp: not found or 
 
 COLOURS = {"GOOD": "green", "BAD": "red", "FAIL": "magenta", "UNKWN": "yellow"}
 
-@dataclass
+@record
 class CtlOptions:
     """The global options (`rebuildctl -H URL -c FILE -v -C`)."""
 
@@ -143,8 +143,12 @@ def table(ctx: typer.Context | CtlOptions, columns: list[str], rows: list[list[s
 
 
 def _plain(value: Any) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
+    if is_record(value):
         return asdict(value)
+    if hasattr(type(value), "__dataclass_fields__") and not isinstance(value, type):
+        from dataclasses import asdict as dataclass_dict
+
+        return dataclass_dict(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 

@@ -195,3 +195,202 @@ def test_the_proxy_of_the_environment():
         with pytest.raises((TransportError, DeadlineExceeded)):  # not proxied: a direct connection that fails
             get(Transport(env=env), "http://x.example.org.invalid.example.org/p", seconds=0.5)
         assert len(_Handler.seen) == 1
+
+
+RECEIVED: list[bytes] = []  # the requests the last `raw_server` read
+
+
+@contextmanager
+def raw_server(answer: Callable[[bytes], bytes | list[bytes]]) -> Iterator[str]:
+    """A loopback server that reads one request per connection and writes `answer(request)` (bytes, or chunks
+    written one by one), then closes: the answers http.server would never send."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    RECEIVED.clear()
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    more = conn.recv(65536)
+                    if not more:
+                        break
+                    data += more
+                RECEIVED.append(data)
+                out = answer(data)
+                try:
+                    for chunk in [out] if isinstance(out, bytes) else out:
+                        conn.sendall(chunk)
+                except OSError:
+                    pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+
+
+def test_chunked_bodies_continue_lines_and_informational_answers():
+    answer = (b"HTTP/1.1 100 Continue\r\n\r\n"
+              b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Long: one\r\n  two\r\nETag: \"a\"\r\n"
+              b"ETag: \"b\"\r\n\r\n"
+              b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: x\r\n\r\n")
+    with raw_server(lambda _: answer) as base:
+        resp = get(Transport(), f"{base}/c")
+        assert resp.status_code == 200 and resp.body == b"hello world"
+        assert resp.headers.get("x-long") == "one two" and resp.headers.get("ETag") == '"a"'
+
+
+def test_a_body_without_a_length_ends_with_the_connection():
+    with raw_server(lambda _: b"HTTP/1.0 200 OK\r\n\r\n" + b"x" * 300_000) as base:
+        assert get(Transport(), f"{base}/a").body == b"x" * 300_000
+        with pytest.raises(OverLimit):
+            get(Transport(), f"{base}/a", limit=299_999)
+
+
+def test_the_request_says_host_length_and_encoding():
+    with raw_server(lambda _: b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok") as base:
+        t = Transport()
+        assert get(t, f"{base}/p?q=1", method="POST", body=b"{}").body == b"ok"
+        assert get(t, f"{base}/g", headers={"Accept-Encoding": "gzip"}).body == b"ok"
+    post, plain = (r.decode() for r in RECEIVED)
+    port = base.rsplit(":", 1)[1]
+    assert post.startswith("POST /p?q=1 HTTP/1.1\r\n") and f"Host: 127.0.0.1:{port}\r\n" in post
+    assert "Content-Length: 2\r\n" in post and post.endswith("\r\n\r\n{}") and "Accept-Encoding: identity" in post
+    assert plain.startswith("GET /g HTTP/1.1\r\n") and "Accept-Encoding: gzip\r\n" in plain
+    assert "identity" not in plain and "Content-Length" not in plain
+
+
+@pytest.mark.parametrize(("answer", "detail"), [
+    (b"", "RemoteDisconnected"),
+    (b"SPDY/3 200 OK\r\n\r\n", "BadStatusLine"),
+    (b"HTTP/1.1 2000 OK\r\n\r\n", "BadStatusLine"),
+    (b"HTTP/1.1 200 " + b"x" * 70_000 + b"\r\n\r\n", "LineTooLong"),
+    (b"HTTP/1.1 200 OK\r\n" + b"X-A: b\r\n" * 101 + b"\r\n", "LineTooLong"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", "IncompleteRead"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "IncompleteRead"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", "IncompleteRead"),
+], ids=["nothing", "not-http", "status", "long-line", "many-headers", "short-body", "chunk-size", "short-chunk"])
+def test_a_broken_answer_is_a_connection_error_naming_the_fault(answer, detail):
+    with raw_server(lambda _: answer) as base:
+        with pytest.raises(TransportError) as caught:
+            get(Transport(), f"{base}/x", method="POST", body=b"")  # a POST is not retried
+    assert caught.value.kind == "ConnectionError" and detail in str(caught.value)
+
+
+def test_a_huge_chunk_or_length_is_refused_before_it_is_read():
+    for head in (b"Transfer-Encoding: chunked\r\n\r\nffffffffffffff\r\n", b"Content-Length: 99999999999999\r\n\r\n"):
+        with raw_server(lambda _, head=head: b"HTTP/1.1 200 OK\r\n" + head + b"x" * 100) as base:
+            with pytest.raises(OverLimit):
+                get(Transport(), f"{base}/x", limit=1000)
+
+
+def test_a_trickled_status_line_ends_at_the_deadline():
+    def trickle(_: bytes) -> Iterator[bytes]:
+        for byte in b"HTTP/1.1 200 OK\r\n" * 100:
+            time.sleep(0.1)
+            yield bytes([byte])
+
+    with raw_server(trickle) as base:
+        started = time.monotonic()
+        with pytest.raises(DeadlineExceeded):
+            get(Transport(), f"{base}/t", seconds=1)
+        assert time.monotonic() - started < 2.5
+
+
+@contextmanager
+def tls_server(tmp_path) -> Iterator[tuple[str, str]]:
+    """An https server on loopback with a certificate made here for localhost: (base URL, CA bundle path)."""
+    import datetime
+    import ipaddress
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                         serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()))
+    _Handler.program, _Handler.seen = {"/a": lambda h: h.send(200, b"A"),
+                                       "/gz": lambda h: h.send(200, gzip.compress(b"z" * 5000),
+                                                               Content_Encoding="gzip")}, []
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.daemon_threads = True
+    httpd.handle_error = lambda request, address: None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"https://localhost:{httpd.server_address[1]}", str(tmp_path / "cert.pem")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_https_with_the_bundle_of_the_environment(tmp_path):
+    with tls_server(tmp_path) as (base, bundle):
+        t = Transport(env={"REQUESTS_CA_BUNDLE": bundle})
+        assert [get(t, f"{base}{p}").body for p in ("/a", "/gz", "/a")] == [b"A", b"z" * 5000, b"A"]
+        assert len({port for _, _, port in _Handler.seen}) == 1  # kept alive over TLS
+        with pytest.raises(TransportError, match="SSLCertVerificationError"):  # the usual bundle: not the issuer
+            Transport(env={})._exchange("GET", f"{base}/a", {}, None, 100)  # once (a failed connect is retried)
+
+
+def test_https_through_a_proxy_tunnel(tmp_path):
+    """An http proxy answering CONNECT, then piping bytes both ways: TLS runs with the site, not the proxy."""
+    connects: list[bytes] = []
+
+    def pipe(a: socket.socket, b: socket.socket) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            b.close()
+
+    def proxy(listener: socket.socket) -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += conn.recv(4096)
+            connects.append(head.split(b"\r\n")[0])
+            host, port = head.split()[1].decode().rsplit(":", 1)
+            upstream = socket.create_connection((host, int(port)))
+            conn.sendall(b"HTTP/1.0 200 Connection established\r\n\r\n")
+            threading.Thread(target=pipe, args=(conn, upstream), daemon=True).start()
+            threading.Thread(target=pipe, args=(upstream, conn), daemon=True).start()
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    threading.Thread(target=proxy, args=(listener,), daemon=True).start()
+    try:
+        with tls_server(tmp_path) as (base, bundle):
+            env = {"REQUESTS_CA_BUNDLE": bundle, "https_proxy": f"http://127.0.0.1:{listener.getsockname()[1]}"}
+            assert get(Transport(env=env), f"{base}/a").body == b"A"
+            port = base.rsplit(":", 1)[1]
+            assert connects == [f"CONNECT localhost:{port} HTTP/1.0".encode()]
+    finally:
+        listener.close()

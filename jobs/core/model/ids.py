@@ -12,7 +12,6 @@ object key or URL path.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import urllib.parse
 from functools import lru_cache
@@ -61,6 +60,8 @@ def job_id(backend: str, architecture: str, input_url: str) -> str:
     # Netstrings (length-prefixed) make the encoding injective: no choice of field
     # contents can make two different triples hash the same bytes. The input URL is
     # hashed exactly as given: normalising it would merge inputs rebuilderd keeps apart.
+    import hashlib  # here, not at the top: OpenSSL's load is 5% of a `rebuildctl pkgs ls --name N`, which needs no id
+
     digest = hashlib.sha256()
     for value in (_JOB_ID_TAG, backend, architecture, input_url):
         digest.update(_netstring(value))

@@ -14,7 +14,6 @@ The contract with the readers (schema version, modes, columns, record shapes) is
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +30,7 @@ from jobs.core.feeds import (
     naive,
 )
 from jobs.core.model import Status, format_timestamp
+from jobs.core.record import replace
 from jobs.publish.site.rows import (
     ActiveBuild,
     BuildLinks,

@@ -1,0 +1,74 @@
+"""`pkgs ls` piped (`jobs.ctl.listing.package_lines`): the lines made from the whole lists' columns are exactly
+`commands.lines` of `list_packages`' rows: order (ties kept in the lists' order), quoting, escapes, missing values."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from jobs.core.feeds import ALL_COLUMNS
+from jobs.core.model import Status
+from jobs.ctl.commands import Filters, lines, list_packages
+from jobs.ctl.feeds import FeedInvalid, Site
+from jobs.ctl.listing import package_lines
+
+URLS = ['https://m/a.pkg', None, 'https://m/"quoted"\\b.pkg', "https://m/\x1b[31mred\u202e.pkg"]
+
+
+def _row(name: str, version: str, arch: str, url: str | None, v0: int) -> list:
+    row = {"name": name, "version": version, "artifact_architecture": arch, "artifact_url": url, "source_name": name,
+           "source_version": version, "build_id": f"b-{v0}", "v0_build_id": v0, "built_at": None, "reason": None,
+           "failure_class": None, "worker_name": None, "has_log": True, "has_diffoscope": False,
+           "has_diffoscope_html": False, "has_attestation": False}
+    return [row[c] for c in ALL_COLUMNS]
+
+
+def _site(root: Path, *, quoted: bool = True) -> Site:
+    suites = []
+    for distro, release, component in (("archlinux", None, "extra"), ("debian", "trixie", "main"),
+                                       ("debian", "bookworm", None)):
+        lists = {}
+        for i, status in enumerate(("GOOD", "BAD")):
+            rows = [_row(name, version, arch, URLS[(n + i) % (4 if quoted else 2)], n)
+                    for n, (name, version, arch) in enumerate([("zed", "1", "x86_64"), ("alpha", "2", "any"),
+                                                               ("alpha", "10", "any"), ("mid\tdle", "1", "x86_64"),
+                                                               ("alpha", "2", "any")])]
+            key = f"api/v1/{distro}-{release}-{component}-{status}.all.json"
+            (root / key).parent.mkdir(parents=True, exist_ok=True)
+            (root / key).write_text(json.dumps({"suite": {"distro": distro, "release": release, "component": component,
+                                                          "architecture": "x86_64"}, "status": status,
+                                                "columns": list(ALL_COLUMNS), "rows": rows}))
+            lists[status] = key
+        suites.append({"distro": distro, "release": release, "component": component, "architecture": "x86_64",
+                       "counts": {"good": 5, "bad": 5, "fail": 0, "unknown": 0}, "total": 10,
+                       "percent_reproducible": 50.0, "queued": 0, "feeds": lists, "lists_all": lists})
+    (root / "api/v1/index.json").write_text(json.dumps({"suites": suites}))
+    return Site(root.as_uri())
+
+
+@pytest.mark.parametrize("quoted", [True, False])
+@pytest.mark.parametrize(("filters", "statuses"), [
+    ({}, None), ({"distro": "debian"}, [Status.BAD]), ({"component": "main"}, None), ({"release": "nosuch"}, None),
+    ({"name": "alpha"}, None), ({"name": "a*"}, None), ({"architecture": "any"}, [Status.GOOD])])
+def test_the_lines_are_those_of_the_rows(tmp_path, quoted, filters, statuses):
+    site = _site(tmp_path, quoted=quoted)
+    rows = list_packages(site, Filters(**filters), statuses)
+    count, text = package_lines(_site(tmp_path, quoted=quoted), Filters(**filters), statuses)
+    assert count == len(rows) and text == (lines(rows) if rows else "")
+    if not filters and quoted:
+        assert count == 30 and '\\"quoted\\"\\\\b' in text and "\\x1b[31mred\\u202e" in text and "mid\\x09dle" in text
+
+
+def test_a_wrong_typed_column_is_the_rows_error(tmp_path):
+    site = _site(tmp_path)
+    key = tmp_path / "api/v1/archlinux-None-extra-BAD.all.json"
+    feed = json.loads(key.read_text())
+    feed["rows"][2][ALL_COLUMNS.index("version")] = 7
+    key.write_text(json.dumps(feed))
+    with pytest.raises(FeedInvalid) as rows_error:
+        list_packages(site, Filters())
+    with pytest.raises(FeedInvalid) as lines_error:
+        package_lines(Site(tmp_path.as_uri()), Filters())
+    assert str(lines_error.value) == str(rows_error.value) and "version is int" in str(rows_error.value)
