@@ -155,6 +155,10 @@ def test_an_attestation_over_its_cap_is_a_mismatch(store):
     with pytest.raises(Mismatch, match="attestation of more than 1048576 bytes"):
         check_attestation(store, _result(attestation_key="builds/x/attestation.json"), {},
                           generate_key().public_key())
+    # Carried inside the signed result (rebuilder.result/3): bounded alike.
+    with pytest.raises(Mismatch, match="attestation of more than 1048576 bytes"):
+        check_attestation(store, _result(), {}, generate_key().public_key(),
+                          b"{" + b" " * cap("attestation") + b"}", carried=True)
 
 
 def test_a_worker_record_over_its_cap_is_not_read(store):

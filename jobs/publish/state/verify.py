@@ -10,7 +10,7 @@ A result is stored as its worker's done receipt, `claims/<job-id>/<attempt>.done
 (workers before this version stored it as `results/<job-id>/<attempt>.json`, beside a
 separate receipt; both are judged alike). It is accepted only if, in this order:
 size ≤ 1 MiB (checked before reading) → JSON → signed by a trusted key → payload is
-`rebuilder.result/2` with a strict `ResultRow` → the row's `worker_key_id` is the signer →
+`rebuilder.result/3` (or `/2`) with a strict `ResultRow` → the row's `worker_key_id` is the signer →
 it is stored under its own key: its job, its attempt and, as a receipt, its signer's key id
 (a copy under another job's, attempt's or worker's key is a replay) →
 a FAIL lists no artifacts → it matches the queued job (`matches.check_job`: queued, at this
@@ -20,7 +20,9 @@ token and is held by the signer → no trusted worker signed that it held the at
 another claim (`claims/<job-id>/<attempt>.{lost,done}/<key-id>.json`: a takeover notice, or
 another result or receipt) → every file it names is
 signed, under the claim's `build_prefix`, and stored with the signed size and SHA-256 →
-a GOOD result's attestation is the signer's and names the index's digests. Rejections
+a GOOD result's attestation (inside the signed result, `rebuilder.result/3`, or a file the
+result names and signs the digest of, from workers before that: `rebuilder.result/2`) is the
+signer's and names the index's digests. Rejections
 are listed with a reason code (`Reason`) for operators (the rejected-results feed); they
 are never published and never stop publish. Nothing is deleted: a result rejected
 because its worker was not yet trusted is accepted by the first publish after the
@@ -83,6 +85,7 @@ from jobs.publish.state.matches import Mismatch, check_attestation, check_digest
 from jobs.publish.state.workerobjects import MAX_NOTICE_BYTES as MAX_NOTICE_BYTES
 from jobs.publish.state.workerobjects import MAX_RESULT_BYTES as MAX_RESULT_BYTES
 from jobs.publish.state.workerobjects import NOTICE_SCHEMAS as NOTICE_SCHEMAS
+from jobs.publish.state.workerobjects import PREVIOUS_RESULT_SCHEMA as PREVIOUS_RESULT_SCHEMA
 from jobs.publish.state.workerobjects import RESULT_SCHEMA as RESULT_SCHEMA
 from jobs.publish.state.workerobjects import Reason as Reason
 from jobs.publish.state.workerobjects import (
@@ -116,6 +119,9 @@ class Accepted:
     doc: dict[str, Any]
     claim_token: str
     attestation: bytes | None = None  # a GOOD build's attestation, as checked (countersigned from these bytes)
+    # The attestation came inside the signed result (`rebuilder.result/3`), not as a file in
+    # builds/: publish keeps it itself (history/attestations/) before the result can be pruned.
+    carried: bool = False
 
 
 @dataclass(frozen=True)
@@ -340,20 +346,21 @@ def _check_result(docs: WorkerObjects, leases: Leases, trust: Trust, jobs: Mappi
     doc = docs.get(info, MAX_RESULT_BYTES)
     payload, signer = _verify(doc, trust.keys)
     try:
-        row, token, attestation = _check_signed(docs, leases, trust, jobs, notices, info.key, payload, signer,
-                                                settled)
+        row, token, attestation, carried = _check_signed(docs, leases, trust, jobs, notices, info.key, payload,
+                                                         signer, settled)
     except Reject as exc:
         exc.worker = signer
         raise
     except Mismatch as exc:
         raise Reject(Reason(exc.reason), exc.detail, signer) from None
-    return Accepted(row, info.key, doc, token, attestation)
+    return Accepted(row, info.key, doc, token, attestation, carried)
 
 
 def _check_signed(docs: WorkerObjects, leases: Leases, trust: Trust, jobs: Mapping[str, JobRow],
                   notices: Mapping[tuple[str, int], list[ObjectInfo]], key: str, payload: dict[str, Any],
-                  signer: str, settled: bool) -> tuple[ResultRow, str, bytes | None]:
-    row, token = parse_result(payload)
+                  signer: str, settled: bool) -> tuple[ResultRow, str, bytes | None, bool]:
+    parsed = parse_result(payload)
+    row, token = parsed.row, parsed.token
     signed_claim = payload["claim"]
     if row.worker_key_id != signer:
         raise Reject(Reason.WRONG_SIGNER, f"signed by {signer[:16]}, claims worker {row.worker_key_id[:16]}")
@@ -378,10 +385,12 @@ def _check_signed(docs: WorkerObjects, leases: Leases, trust: Trust, jobs: Mappi
         raise Reject(Reason.NOT_CLAIM_HOLDER, "the claim's generation or queue version is not the one signed")
     contested = _check_notices(docs, trust, notices.get((row.job_id, row.attempt), []), row, token, key)
     attestation = check_files(docs.store, row, build_prefix(row.job_id, row.attempt, token) + "/")
-    attestation = check_attestation(docs.store, row, index, trust.keys[signer], attestation)
+    if parsed.carries:
+        attestation = parsed.attestation
+    attestation = check_attestation(docs.store, row, index, trust.keys[signer], attestation, carried=parsed.carries)
     if contested and not settled:
         raise _Settling()
-    return row, token, attestation
+    return row, token, attestation, parsed.carries
 
 
 def _check_notices(docs: WorkerObjects, trust: Trust, found: list[ObjectInfo], row: ResultRow, token: str,
@@ -440,11 +449,12 @@ def _notice(docs: WorkerObjects, trust: Trust, info: ObjectInfo, kind: str, name
         return None
     if not isinstance(notice, dict):
         return None
-    if kind == "done" and notice.get("schema") == RESULT_SCHEMA:
+    if kind == "done" and notice.get("schema") in (RESULT_SCHEMA, PREVIOUS_RESULT_SCHEMA):
         try:
-            reported, token = parse_result(notice)
+            parsed = parse_result(notice)
         except Reject:
             return None
+        reported, token = parsed.row, parsed.token
         if reported.worker_key_id != named:
             return None
         return {"job_id": reported.job_id, "attempt": reported.attempt, "token": token}

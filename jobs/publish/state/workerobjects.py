@@ -5,12 +5,14 @@ object in `claims/` or `results/` is read with one capped GET (a result at most 
 start marker or takeover notice at most 64 KiB; never past the cap, even if it grew after
 the listing) and parsed once per publish run (`WorkerObjects`), whether it is judged as a
 result or read as another result's evidence. A result's signed payload is parsed strictly
-(`parse_result`). What cannot be read or parsed raises `Reject` with a stable `Reason`.
+(`parse_result`), in the current format (the attestation inside the signed result) or the
+previous one (the attestation a separate object). What cannot be read or parsed raises `Reject` with a stable `Reason`.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -21,7 +23,12 @@ from jobs.core.store import ObjectInfo, Reads
 
 # Payload schemas the worker writes (jobs/work/report.py, jobs/work/identity.py); the tests
 # check they are the same strings, so the two sides cannot drift apart silently.
-RESULT_SCHEMA = "rebuilder.result/2"
+RESULT_SCHEMA = "rebuilder.result/3"  # a GOOD build's attestation carried inside the signed result
+# Workers before this version: the attestation a separate object under the claim's builds/
+# prefix, named by `attestation_key` and bound by its digest in `files` (still accepted).
+PREVIOUS_RESULT_SCHEMA = "rebuilder.result/2"
+_PAYLOAD_FIELDS = {RESULT_SCHEMA: {"schema", "result", "claim", "attestation"},
+                   PREVIOUS_RESULT_SCHEMA: {"schema", "result", "claim"}}
 NOTICE_SCHEMAS = {"start": "rebuilder.claim-start/1", "lost": "rebuilder.claim-lost/1",
                   "done": "rebuilder.claim-done/1"}
 MAX_NOTICE_BYTES = cap("notice")
@@ -133,14 +140,35 @@ class WorkerObjects:
         return isinstance(signed, dict) and signed.get("schema") == NOTICE_SCHEMAS["done"]
 
 
-def parse_result(payload: dict[str, Any]) -> tuple[ResultRow, str]:
-    """A result's signed payload, strictly: its row and its claim token (Reject: `schema`)."""
-    if set(payload) != {"schema", "result", "claim"} or payload["schema"] != RESULT_SCHEMA:
+@dataclass(frozen=True, slots=True)
+class ParsedResult:
+    """A result's signed payload, parsed: its row, its claim token and what it says of its attestation."""
+
+    row: ResultRow
+    token: str
+    # Whether the payload carries the attestation (`rebuilder.result/3`) rather than naming a
+    # file under builds/ (`rebuilder.result/2`), and the carried attestation's bytes (None:
+    # none), as publish checks, keeps and countersigns them.
+    carries: bool = False
+    attestation: bytes | None = None
+
+
+def parse_result(payload: dict[str, Any]) -> ParsedResult:
+    """A result's signed payload, strictly (Reject: `schema`).
+
+    `rebuilder.result/3` carries a GOOD build's in-toto attestation as `attestation` (null for
+    other builds) and names no attestation file; `rebuilder.result/2` (workers before this
+    version) names the file it uploaded (`attestation_key`, bound by its digest in `files`).
+    """
+    fields = _PAYLOAD_FIELDS.get(payload.get("schema"))  # type: ignore[arg-type]
+    if fields is None or set(payload) != fields:
         schema = payload.get("schema")
         if schema == "rebuilder.result/1":
             raise Reject(Reason.SCHEMA, "rebuilder.result/1 does not bind its uploaded files; "
                                         "results of workers older than this version are refused")
-        raise Reject(Reason.SCHEMA, f"payload is not {RESULT_SCHEMA}")
+        if fields is None:
+            raise Reject(Reason.SCHEMA, f"payload is not {RESULT_SCHEMA} (nor {PREVIOUS_RESULT_SCHEMA})")
+        raise Reject(Reason.SCHEMA, f"payload is not {schema}: its fields are exactly {', '.join(sorted(fields))}")
     claim = payload["claim"]
     if not isinstance(claim, dict) or set(claim) != {"token", "generation", "queue"}:
         raise Reject(Reason.SCHEMA, "claim must have exactly 'token', 'generation' and 'queue'")
@@ -157,4 +185,15 @@ def parse_result(payload: dict[str, Any]) -> tuple[ResultRow, str]:
     except SchemaError as exc:
         raise Reject(Reason.SCHEMA, exc.message[:300]) from None
     assert isinstance(row, ResultRow)
-    return row, token
+    if payload["schema"] == PREVIOUS_RESULT_SCHEMA:
+        return ParsedResult(row, token)
+    link = payload["attestation"]
+    if link is not None and not isinstance(link, dict):
+        raise Reject(Reason.SCHEMA, "attestation must be an in-toto link (a JSON object) or null")
+    if row.attestation_key is not None:
+        raise Reject(Reason.SCHEMA, f"a {RESULT_SCHEMA} result carries its attestation and names no attestation file")
+    try:  # the bytes a worker of the previous version uploaded for the same link
+        data = None if link is None else json.dumps(link, sort_keys=True).encode()
+    except (ValueError, RecursionError):
+        raise Reject(Reason.SCHEMA, "attestation is not serialisable JSON") from None
+    return ParsedResult(row, token, True, data)
