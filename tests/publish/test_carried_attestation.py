@@ -34,6 +34,7 @@ from jobs.publish.site.sitewriter import BATCH_SCHEMA
 from jobs.publish.state import update
 from jobs.publish.state.update import ATTESTATION_BATCH_SCHEMA, publish_state
 from jobs.publish.state.verify import Reason
+from jobs.publish.state.workerobjects import Reject, parse_result
 from tests.publish.previous_format import to_previous_format, to_separate_attestation
 from tests.publish.test_trust import add_state, check_refused, forged, jobs_with_state, package_status, trusted
 from tests.publish.test_verify import NOW, built, config_for, worker_for
@@ -190,3 +191,11 @@ def test_a_carried_attestation_that_lies_is_refused(store, tmp_path, lie):
     assert summary.state.countersigned == {} and summary.state.attestation_batch is None
     assert list(store.list(ATTESTATIONS)) == []  # nothing kept of a refused result
     assert package_status(store, job.source_name) != "GOOD"
+
+
+@pytest.mark.parametrize("schema", [[], {"a": 1}, None, 3, "rebuilder.result/4"])
+def test_a_payload_whose_schema_is_not_a_known_name_is_a_schema_error(schema):
+    payload = {"schema": schema, "result": {}, "claim": {}, "attestation": None}
+    with pytest.raises(Reject) as exc:
+        parse_result(payload)
+    assert exc.value.reason is Reason.SCHEMA and "payload is not rebuilder.result/3" in exc.value.detail

@@ -160,9 +160,9 @@ def parse_result(payload: dict[str, Any]) -> ParsedResult:
     other builds) and names no attestation file; `rebuilder.result/2` (workers before this
     version) names the file it uploaded (`attestation_key`, bound by its digest in `files`).
     """
-    fields = _PAYLOAD_FIELDS.get(payload.get("schema"))  # type: ignore[arg-type]
+    schema = payload.get("schema")
+    fields = _PAYLOAD_FIELDS.get(schema) if isinstance(schema, str) else None  # anything may be there, a list too
     if fields is None or set(payload) != fields:
-        schema = payload.get("schema")
         if schema == "rebuilder.result/1":
             raise Reject(Reason.SCHEMA, "rebuilder.result/1 does not bind its uploaded files; "
                                         "results of workers older than this version are refused")
