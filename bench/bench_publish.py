@@ -12,7 +12,7 @@ without fsync and is not timed. Then, in one process, against a local store (fsy
 2. baseline: rendering the same site in memory (every package page and feed, every list
    part and feed, suite pages, dashboard: `build_site` with no previous manifest, from the
    tables step 1 read from the store, so its queries but no store access), nothing written;
-3. incremental publish: 100 real signed results (claim, log, attestation, result object)
+3. incremental publish: 100 real signed results (claim, log, result object carrying its attestation)
    for 100 queued jobs, then `publish` again (verify, compact, queue, countersign, site);
 4. a publish with nothing new (the floor of any incremental publish).
 

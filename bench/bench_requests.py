@@ -8,8 +8,8 @@ counted too, and must match.
 1. **Per completed build** (target ≤ 12: queue pointer, claim reads, start marker, claim,
    renewals and looks, uploads, the result stored as its done receipt, enrolment check): the
    real worker loop (`jobs.work.run.Worker.run`) with a
-   trivial backend script, one run per outcome — GOOD (copies the artifact back, so an
-   attestation is uploaded), BAD (writes other bytes; diffoscope on, so two reports are
+   trivial backend script, one run per outcome — GOOD (copies the artifact back, so its
+   result carries an attestation), BAD (writes other bytes; diffoscope on, so two reports are
    uploaded) and FAIL (exits 1: the log only). The queue holds ten times the jobs the worker
    builds, as between two publishes; the worker reads the claims of its first candidates
    (GETs) and lists `claims/` only when those are taken. The enrolment record (one PUT per

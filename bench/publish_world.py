@@ -20,8 +20,8 @@ written as Parquet with the model's own schemas, behind their pointers, the way
   comes from the log tail (read only for builds that have a log);
 - a few live claims on queued jobs, so the dashboard lists running builds.
 
-`add_results` then writes real signed results (claim, log, attestation, result) for
-queued jobs, exactly what `publish_state` verifies and compacts.
+`add_results` then writes real signed results (claim, log, result carrying its
+attestation) for queued jobs, exactly what `publish_state` verifies and compacts.
 """
 
 from __future__ import annotations
@@ -348,16 +348,13 @@ def add_results(world: World, n: int, *, seed: int = 2) -> list[ResultRow]:
         r = rnd.random()
         status = Status.GOOD if r < 0.7 else Status.BAD if r < 0.85 else Status.FAIL
         files = [_gzip(store, f"{prefix}/log", f"build of {job.source_name}\n" + LOG_TAIL)]
-        attestation_key = diffoscope_key = None
+        diffoscope_key, link = None, None
         if status is Status.GOOD:
-            # What a worker attests: the products it rebuilt, with the index's digests.
+            # What a worker attests: the products it rebuilt, with the index's digests (carried
+            # inside the signed result, as a worker does since rebuilder.result/3).
             link = sign_link({"_type": "link", "name": f"rebuild {job.artifacts[0].name}", "materials": {},
                               "products": {a.name: {"sha256": a.sha256} for a in job.artifacts},
                               "environment": {}, "byproducts": {}, "command": []}, world.worker)
-            data = json.dumps(link, sort_keys=True).encode()
-            attestation_key = f"{prefix}/attestation.json"
-            store.put(attestation_key, data, content_type="application/json")
-            files.append(_file(attestation_key, data))
         elif status is Status.BAD:
             diffoscope_key = f"{prefix}/diffoscope.txt"
             files.append(_gzip(store, diffoscope_key, "--- a\n+++ b\n"))
@@ -373,10 +370,11 @@ def add_results(world: World, n: int, *, seed: int = 2) -> list[ResultRow]:
                         source_version=job.source_version, status=status, reason=reason, artifacts=artifacts,
                         worker_key_id=kid, worker_name="builder-new", started_at=world.now,
                         built_at=world.now + timedelta(minutes=5), log_key=f"{prefix}/log",
-                        diffoscope_key=diffoscope_key, attestation_key=attestation_key,
+                        diffoscope_key=diffoscope_key, attestation_key=None,
                         files=tuple(FileDigest(**f) for f in files))
         payload = {"schema": RESULT_SCHEMA, "result": record_to_json(row),
-                   "claim": {"token": token, "generation": lease.state.generation, "queue": None}}
+                   "claim": {"token": token, "generation": lease.state.generation, "queue": None},
+                   "attestation": link}
         # Where a worker stores its signed result: its done receipt's key (docs/trust.md).
         store.put(claim_notice_key(job.job_id, job.attempt, "done", kid),
                   json.dumps(sign_document(payload, world.worker)).encode(), content_type="application/json")

@@ -123,15 +123,16 @@ def test_a_claim_notice_over_its_cap_fails_closed(store, kind, limit):
     # A done receipt may be the worker's result (read with the result's cap); markers and
     # takeover notices are small.
     from jobs.core.store import ObjectInfo
-    from jobs.publish.state.verify import MAX_NOTICE_BYTES, Reason, Trust, _check_notices, _Documents, _Reject
+    from jobs.publish.state.verify import Trust, _check_notices
+    from jobs.publish.state.workerobjects import MAX_NOTICE_BYTES, Reason, Reject, WorkerObjects
 
     assert MAX_NOTICE_BYTES == cap("notice")
     kid = "a" * 64
     key = claim_notice_key("0" * 32, 1, kind, kid)
     store.put(key, b'{"signed": {}, "pad": "' + b"x" * cap(limit) + b'"}')  # grew after the listing
     trust = Trust(keys={kid: generate_key().public_key()}, sources={kid: "authorized_workers"})
-    with pytest.raises(_Reject) as exc:
-        _check_notices(_Documents(store), trust, [ObjectInfo(key, 100)], _result(), "token", "")
+    with pytest.raises(Reject) as exc:
+        _check_notices(WorkerObjects(store), trust, [ObjectInfo(key, 100)], _result(), "token", "")
     assert exc.value.reason is Reason.CLAIM_TAKEN_OVER  # fail closed: whoever wrote it cannot erase the evidence
 
 
@@ -154,6 +155,10 @@ def test_an_attestation_over_its_cap_is_a_mismatch(store):
     with pytest.raises(Mismatch, match="attestation of more than 1048576 bytes"):
         check_attestation(store, _result(attestation_key="builds/x/attestation.json"), {},
                           generate_key().public_key())
+    # Carried inside the signed result (rebuilder.result/3): bounded alike.
+    with pytest.raises(Mismatch, match="attestation of more than 1048576 bytes"):
+        check_attestation(store, _result(), {}, generate_key().public_key(),
+                          b"{" + b" " * cap("attestation") + b"}", carried=True)
 
 
 def test_a_worker_record_over_its_cap_is_not_read(store):

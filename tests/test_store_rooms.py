@@ -32,6 +32,7 @@ HALVES: dict[str, tuple[frozenset[str], dict[str, frozenset[str]]]] = {
         "requests.py": frozenset({"Reads"}),
         "enrolment.py": frozenset({"Reads"}),
         "matches.py": frozenset({"Reads"}),
+        "workerobjects.py": frozenset({"Reads"}),
     }),
     "site": (frozenset({"sitewriter.py", "streaming.py"}), {
         "sitewriter.py": frozenset({"Store", "Reads"}),

@@ -59,6 +59,9 @@ CLAIM_NOTICE_KEY = re.compile(rf"claims/({_JOB_ID})/({_ATTEMPT})\.(start|lost|do
 RESULT_KEY = re.compile(rf"results/({_JOB_ID})/({_ATTEMPT})\.json")
 WORKER_KEY = re.compile(rf"workers/({_KEY_ID})\.json")  # group 1: the key id
 REQUEST_KEY = re.compile(r"requests/[A-Za-z0-9._-]{1,200}\.json")
+# One publish run's kept attestations (`attestation_batch_key`): a history row naming it has its
+# attestation there, under its build id (publish's own object, not a file of builds/).
+ATTESTATION_BATCH_KEY = re.compile(re.escape(ATTESTATIONS) + r"run-[A-Za-z0-9._-]{1,200}\.json")
 
 
 def _job(job_id: str) -> str:

@@ -2,11 +2,11 @@
 
 1. `publish_state` (under the publish lease): verify new results, compact them into the
    history, update the queue, apply admin requests;
-2. under a second lease (`locks/publish-site.json`): keep the run's countersigned
-   attestations in one object, `history/attestations/run-<name>.json` (publish-owned,
-   immutable; the site facts name it per build), making those a run killed between the
-   two steps missed; learn the facts of the builds new to the site
-   (`jobs.publish.site.facts`);
+2. under a second lease (`locks/publish-site.json`): name the object step 1 kept the run's
+   countersigned attestations in, `history/attestations/run-<name>.json` (publish-owned,
+   immutable; the site facts name it per build), after making those a run killed between
+   the two steps missed (kept in one more such object); learn the facts of the builds new
+   to the site (`jobs.publish.site.facts`);
 3. render what changed since the site's manifest and write it (leaves first, the
    dashboard last, the manifest at the very end).
 
@@ -32,7 +32,7 @@ from jobs.core.config import RebuilderConfig
 from jobs.core.errors import RebuilderError
 from jobs.core.gcpause import cyclic_gc_paused
 from jobs.core.history import read_history
-from jobs.core.layout import SITE, SITE_LOCK
+from jobs.core.layout import ATTESTATION_BATCH_KEY, SITE, SITE_LOCK
 from jobs.core.lease import LeaseHeld, Leases
 from jobs.core.model import HistoryRow, Status, from_table
 from jobs.core.store import Store
@@ -71,37 +71,57 @@ class PublishSummary:
         return line
 
 
-def countersigned_attestations(store: Store, config: RebuilderConfig, state: PublishState, new: pa.Table
+def countersigned_attestations(store: Store, config: RebuilderConfig, state: PublishState, new: pa.Table,
+                                unconfined: pa.Table | None = None
                                 ) -> tuple[set[str], dict[str, str], dict[str, dict], str | None]:
-    """Keep the countersignatures `publish_state` made and make those a killed run missed.
+    """The countersignatures `publish_state` made and kept, and those a killed run missed.
 
     Only the history rows new to the site's facts (`new`: `facts.unlearned`) are looked
-    at: older ones were settled when they were new. Returns the ids of those new builds
-    that have a countersigned attestation under `history/attestations/`, why the others
-    were refused, the links countersigned by this run (the site publishes those from memory)
-    and the key of the one object this run kept them in (None: none).
+    at: older ones were settled when they were new. `unconfined`: the same rows before
+    `confine_build_keys`, which drops an `attestation_key` naming a run's kept attestations
+    (publish's own object, where an attestation a result carried is kept). Returns the ids
+    of those new builds that have a countersigned attestation under `history/attestations/`,
+    why the others were refused, the links of this run (the site publishes those from
+    memory) and the key of the one object they are kept in (None: none).
     """
     problems = dict(state.attestation_problems)
     links = dict(state.countersigned)
     signed = set(links)
+    if unconfined is not None:
+        new = _with_kept_keys(new, unconfined)
     new = new.filter(pc.and_(pc.equal(new.column("status"), Status.GOOD.value),
                              pc.is_valid(new.column("attestation_key"))))
-    missing = []
+    missing, kept = [], []
     for row in from_table(new, HistoryRow):
         if row.build_id in signed:
             continue
-        if kept_attestation(store, row.build_id):  # kept in its own object (earlier publishes, the importer)
+        if ATTESTATION_BATCH_KEY.fullmatch(row.attestation_key or ""):
+            kept.append(row)  # the result carried it; kept by the run that compacted it
+        elif kept_attestation(store, row.build_id):  # kept in its own object (earlier publishes, the importer)
             signed.add(row.build_id)
         else:  # countersigned again (a run killed before keeping them: the same signature, Ed25519)
             missing.append(row)
-    if missing and config.http.transparently_sign_attestations:
-        key = rebuilder_signing_key(config)
-        more, refused = countersign(store, key, missing, trusted_workers(store, config).keys)
+    sign = config.http.transparently_sign_attestations
+    more: dict[str, dict] = {}
+    if kept or (missing and sign):  # a kept link is published whatever the setting, as its run kept it
+        more, refused = countersign(store, rebuilder_signing_key(config) if sign else None,
+                                    [*kept, *(missing if sign else [])], trusted_workers(store, config).keys)
         problems.update(refused)
         links.update(more)
-    batch = keep_attestations(store, links)  # one object for the whole run
+    # One object for the whole run: the one the state step kept, unless a killed run's links joined them.
+    batch = state.attestation_batch if state.attestation_batch and not more else keep_attestations(store, links)
     signed.update(links)
     return signed, problems, links, batch
+
+
+def _with_kept_keys(new: pa.Table, unconfined: pa.Table) -> pa.Table:
+    """`new` with each `attestation_key` naming a run's kept attestations restored from `unconfined` (same rows)."""
+    raw = unconfined.column("attestation_key")
+    kept = pc.fill_null(pc.match_substring_regex(raw, f"^{ATTESTATION_BATCH_KEY.pattern}$"), False)
+    if not pc.any(kept).as_py():
+        return new
+    index = new.column_names.index("attestation_key")
+    return new.set_column(index, new.schema.field(index), pc.if_else(kept, raw, new.column(index)))
 
 
 def publish(store: Store, config: RebuilderConfig, *, site_store: Store | None = None, site_prefix: str = SITE,
@@ -130,10 +150,12 @@ def _publish(store: Store, config: RebuilderConfig, *, site_store: Store | None,
         summary.site_detail = f"skipped, another publish ({exc.holder}) is writing it"
         return summary
     try:
-        history = confine_build_keys(state.history if state.history is not None else read_history(store))
+        unconfined = state.history if state.history is not None else read_history(store)
+        history = confine_build_keys(unconfined)
         kept = read_facts(store)
         new = unlearned(history, kept)
-        signed, problems, links, batch = countersigned_attestations(store, config, state, new)
+        signed, problems, links, batch = countersigned_attestations(store, config, state, new,
+                                                                    unlearned(unconfined, kept))
         facts = learn_facts(store, history, countersigned=signed, problems=problems, kept=kept, new=new,
                             batch=None if batch is None else (batch, set(links)))
         write_facts(store, facts)

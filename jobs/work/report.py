@@ -1,7 +1,7 @@
 """Uploading one build's files and its signed result.
 
-Order: the log, the diffoscope reports and the attestation first (under the claim's own
-prefix, gzip-encoded with Content-Type and Content-Encoding so a static host serves them),
+Order: the log and the diffoscope reports first (under the claim's own prefix,
+gzip-encoded with Content-Type and Content-Encoding so a static host serves them),
 then — after the claim was read back (or renewed, when less than half a TTL of it is left)
 to prove it is still ours — the signed result, with a create-only write. A reader therefore
 never sees a result whose log is missing, and a polite worker writes a result only while it
@@ -15,7 +15,11 @@ receipt that guards it (docs/trust.md). Workers before this version wrote
 
 The signed result binds every uploaded file: `ResultRow.files` lists each object's key,
 SHA-256 and size as stored, so a file swapped in `builds/` afterwards is refused by publish
-(docs/trust.md). The claim section names the queue version the job was read from.
+(docs/trust.md). The claim section names the queue version the job was read from. A GOOD
+build's in-toto attestation is carried inside the signed result (`attestation`, null for
+other builds: `rebuilder.result/3`), not uploaded as a file of its own: one PUT fewer a
+GOOD build (workers before this version uploaded `attestation.json` beside the log and
+signed `rebuilder.result/2`; publish accepts both).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from jobs.work.identity import WorkerIdentity
 
 log = logging.getLogger(__name__)
 
-SCHEMA = "rebuilder.result/2"
+SCHEMA = "rebuilder.result/3"
 TEXT = "text/plain; charset=utf-8"
 
 
@@ -89,23 +93,18 @@ def upload(store: Store, keeper: LeaseKeeper, job: JobRow, outcome: BuildOutcome
     if outcome.diffoscope_html is not None:
         files.append(_upload_gzip(store, f"{prefix}/diffoscope.html", outcome.diffoscope_html,
                                   "text/html; charset=utf-8"))
-    attestation_key = None
-    if outcome.attestation is not None:
-        attestation_key = f"{prefix}/attestation.json"
-        data = json.dumps(outcome.attestation, sort_keys=True).encode()
-        store.put(attestation_key, data, content_type="application/json")
-        files.append(digest_of(attestation_key, data))
     row = ResultRow(
         build_id=build_id(job.job_id, job.attempt), job_id=job.job_id, attempt=job.attempt, distro=job.distro,
         architecture=job.architecture, source_name=job.source_name, source_version=job.source_version,
         status=outcome.status, reason=outcome.reason, artifacts=tuple(outcome.artifacts),
         worker_key_id=identity.key_id, worker_name=identity.name, started_at=outcome.started_at,
-        built_at=outcome.built_at, log_key=log_key, diffoscope_key=diffoscope_key, attestation_key=attestation_key,
+        built_at=outcome.built_at, log_key=log_key, diffoscope_key=diffoscope_key, attestation_key=None,
         files=tuple(files))
     queue = lease.state.meta.get("queue")
     payload = {"schema": SCHEMA, "result": record_to_json(row),
                "claim": {"token": lease.state.token, "generation": lease.state.generation,
-                         "queue": queue if isinstance(queue, str) else None}}
+                         "queue": queue if isinstance(queue, str) else None},
+               "attestation": outcome.attestation}
     doc = sign_document(payload, identity.key)
     keeper.stop()
     if keeper.lost.is_set():

@@ -39,7 +39,7 @@ from jobs.core.model import ArtifactResult, FileDigest, JobRow, PackageStateRow,
 from jobs.core.queue import update_queue
 from jobs.core.signing import generate_key, key_id, public_key_b64, sign_document
 from jobs.core.store import Store
-from jobs.publish.state.verify import RESULT_SCHEMA
+from jobs.publish.state.verify import PREVIOUS_RESULT_SCHEMA, RESULT_SCHEMA
 from jobs.work.report import digest_of
 from tests.publish.sitefix import NOW, put_gzip, state_row
 from tests.publish.test_verify import INDEX_SHA, OTHER_SHA, claim, result_row
@@ -118,7 +118,7 @@ def plant(store: Store, keys: Keys, case_id: str, recipe_path: Path, planted: di
                         source_name=row.source_name, source_version=row.source_version,
                         artifacts=(ArtifactResult(row.artifact_name, Status.BAD, OTHER_SHA),))
     payload = {"schema": RESULT_SCHEMA, "result": record_to_json(result),
-               "claim": {"token": token, "generation": 1, "queue": None}}
+               "claim": {"token": token, "generation": 1, "queue": None}, "attestation": None}
     _merge(payload["result"], recipe.get("result", {}), keys)
     if "diffoscope_html" in recipe:  # a report next to the text one, where publish looks for it
         prefix = build_prefix(jid, 1, token)
@@ -126,7 +126,9 @@ def plant(store: Store, keys: Keys, case_id: str, recipe_path: Path, planted: di
         put_gzip(store, f"{prefix}/diffoscope.html", recipe["diffoscope_html"], "text/html; charset=utf-8")
     if recipe.get("enrolment") == "deep-nesting":
         store.put(worker_key(signer_id), NESTED, content_type="application/json")
-    if recipe.get("attestation") == "deep-nesting":
+    if recipe.get("attestation") == "deep-nesting":  # a file, as workers before results carried it
+        payload["schema"] = PREVIOUS_RESULT_SCHEMA
+        del payload["attestation"]
         payload["result"]["attestation_key"] = f"{build_prefix(jid, 1, token)}/attestation.json"
         store.put(payload["result"]["attestation_key"], NESTED, content_type="application/json")
     if recipe.get("log", True):

@@ -12,6 +12,7 @@ from jobs.core.signing import load_public_keys_feed, public_key_from_b64, verify
 from jobs.core.store import open_store
 from jobs.publish.run import publish
 from jobs.publish.site.inputs import read_facts
+from tests.publish.previous_format import to_separate_attestation
 from tests.publish.test_verify import NOW, built, config_for
 
 pytestmark = pytest.mark.full("real worker builds, two publishes each")
@@ -53,6 +54,7 @@ def test_one_object_per_run_and_a_site_rebuilt_from_scratch_finds_the_links(tmp_
 def test_a_link_kept_in_its_own_object_by_an_earlier_version_is_still_published(tmp_path):
     store = open_store((tmp_path / "store").as_uri())
     (good, _, _), worker = built(store, tmp_path)
+    to_separate_attestation(store, worker.identity, good.job_id)  # a result as workers of that version stored it
     config = config_for(tmp_path, authorized=[worker.identity.public_key])
     publish(store, config, now=NOW)
     build_id = f"{good.job_id}-1"

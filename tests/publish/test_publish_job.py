@@ -147,8 +147,9 @@ def test_countersigned_attestations_verify_with_the_worker_and_rebuilder_keys(st
     (rebuilder,) = load_public_keys_feed(state.public_keys)
     keys = {"worker": public_key_from_b64(worker.identity.public_key), "rebuilder": rebuilder}
     assert verify_link(link, keys, threshold=2) == {"worker", "rebuilder"}
-    good_row = next(a.row for a in state.accepted if a.row.status is Status.GOOD)
-    assert json.loads(store.get(good_row.attestation_key).data)["signed"] == link["signed"]
+    good = next(a for a in state.accepted if a.row.status is Status.GOOD)
+    assert json.loads(good.attestation)["signed"] == link["signed"]  # the link the result carried
+    assert json.loads(store.get(state.attestation_batch).data)["links"] == state.countersigned  # kept by publish
 
 
 def test_after_a_key_rotation_the_old_key_stays_published(store, tmp_path):
@@ -198,7 +199,11 @@ def test_only_the_unconfigured_default_key_is_created_and_that_is_said(tmp_path,
 def test_countersigning_can_be_switched_off(store, tmp_path):
     _, worker = built(store, tmp_path, 1)
     state = publish_state(store, config_for(tmp_path, authorized=[worker.identity.public_key], sign=False), now=NOW)
-    assert state.countersigned == {} and state.public_keys["current"]
+    # The result carried its attestation: publish keeps it, as the worker signed it.
+    (link,) = state.countersigned.values()
+    assert verify_link(link, {"worker": public_key_from_b64(worker.identity.public_key)}) == {"worker"}
+    assert len(link["signatures"]) == 1 and state.public_keys["current"]
+    assert json.loads(store.get(state.attestation_batch).data)["links"] == state.countersigned
 
 
 def test_rejected_results_never_reach_the_history_nor_the_queue(store, tmp_path):

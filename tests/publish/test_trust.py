@@ -26,7 +26,7 @@ from jobs.core.signing import make_link, rebuild_link_name, sign_document, sign_
 from jobs.core.store import NotFound, open_store
 from jobs.publish.run import publish
 from jobs.publish.state.update import publish_state
-from jobs.publish.state.verify import Reason, collect
+from jobs.publish.state.verify import PREVIOUS_RESULT_SCHEMA, Reason, collect
 from jobs.work.claim import announce_start
 from jobs.work.identity import WorkerIdentity
 from jobs.work.report import digest_of
@@ -50,10 +50,12 @@ def package_status(store, name: str) -> str | None:
 
 def forged(store, attacker: WorkerIdentity, job: JobRow, *, attempt: int | None = None, status=Status.BAD,
            artifacts: tuple[ArtifactResult, ...] | None = None, files: dict[str, bytes] | None = None,
-           take_claim: bool = True, **fields) -> str:
+           take_claim: bool = True, attestation: dict | None = None, **fields) -> str:
     """A result signed by `attacker` (a trusted key) for `job`, consistent with the claim object as it stands.
 
     `take_claim`: take the claim as the attacker first (create, or take over a released one).
+    `attestation`: carried inside the result (`rebuilder.result/3`); an `attestation.json` in
+    `files` makes it a result of the previous format, which names that file instead.
     """
     attempt = attempt if attempt is not None else job.attempt
     if take_claim:
@@ -74,8 +76,9 @@ def forged(store, attacker: WorkerIdentity, job: JobRow, *, attempt: int | None 
                     files=tuple(digest_of(f"{prefix}/{n}", d) for n, d in blobs.items()))
     row = ResultRow(**{**{f: getattr(row, f) for f in ResultRow.__slots__}, **fields})
     signed = {"token": state.token, "generation": state.generation, "queue": state.meta.get("queue")}
+    previous = {"schema": PREVIOUS_RESULT_SCHEMA} if "attestation.json" in blobs else {"attestation": attestation}
     return put_json(store, result_key(job.job_id, attempt), signed_result(attacker.key, row, state.token,
-                                                                          claim=signed))
+                                                                          claim=signed, **previous))
 
 
 def jobs_with_state(store, tmp_path: Path, n: int) -> list[JobRow]:

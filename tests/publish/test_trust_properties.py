@@ -105,9 +105,23 @@ def _claim(payload, draw):
 
 
 def _schema(payload, draw):
-    payload["schema"] = _differ(draw, st.sampled_from(["rebuilder.result/1", "rebuilder.result/3", ""]),
+    payload["schema"] = _differ(draw, st.sampled_from(["rebuilder.result/1", "rebuilder.result/2", "rebuilder.result/3", ""]),
                                 payload["schema"])
     return "schema"
+
+
+def _attestation(payload, draw):
+    """The attestation the result carries: one added to a BAD or FAIL, dropped from a GOOD, or edited."""
+    link = payload["attestation"]
+    if link is None:
+        payload["attestation"] = draw(st.sampled_from([{}, {"signed": {}, "signatures": []}]))
+        return "attestation: one added"
+    if draw(st.booleans()):
+        payload["attestation"] = None
+        return "attestation: dropped"
+    product = draw(st.sampled_from(sorted(link["signed"]["products"])))
+    link["signed"]["products"][product]["sha256"] = _differ(draw, hexes, link["signed"]["products"][product]["sha256"])
+    return f"attestation.products[{product}].sha256"
 
 
 MUTATIONS: list[Mutation] = [
@@ -116,7 +130,7 @@ MUTATIONS: list[Mutation] = [
     _field("attempt", st.integers(2, 999_999_999)),
     _field("distro", names), _field("architecture", names), _field("source_name", names),
     _field("source_version", names), _status, _artifacts, _key("log_key"), _key("diffoscope_key"),
-    _key("attestation_key"), _files, _claim, _schema,
+    _key("attestation_key"), _files, _claim, _schema, _attestation,
 ]
 
 

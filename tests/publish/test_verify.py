@@ -23,7 +23,7 @@ from jobs.core.signing import ensure_key, generate_key, key_id, public_key_b64, 
 from jobs.publish.site.inputs import read_workers
 from jobs.publish.state.enrolment import ENROLLED
 from jobs.publish.state.update import verify_results
-from jobs.publish.state.verify import RESULT_SCHEMA, WORKER_SCHEMA, Reason, collect
+from jobs.publish.state.verify import PREVIOUS_RESULT_SCHEMA, RESULT_SCHEMA, WORKER_SCHEMA, Reason, collect
 from jobs.work import identity as worker_identity
 from jobs.work import report as worker_report
 from jobs.work.identity import load_identity
@@ -133,7 +133,9 @@ def result_row(jid: str, signer: str, token: str, *, attempt: int = 1, status=St
 
 def signed_result(key, row: ResultRow, token: str, **payload_changes) -> dict:
     payload = {"schema": RESULT_SCHEMA, "result": record_to_json(row),
-               "claim": {"token": token, "generation": 1, "queue": None}, **payload_changes}
+               "claim": {"token": token, "generation": 1, "queue": None}, "attestation": None, **payload_changes}
+    if payload["schema"] == PREVIOUS_RESULT_SCHEMA:  # workers before results carried their attestation
+        del payload["attestation"]
     return sign_document(payload, key)
 
 

@@ -40,7 +40,7 @@ def test_a_good_build_writes_what_the_trust_model_needs_and_nothing_else(store, 
         ("put", claim_notice_key(row.job_id, 1, "start", kid)),
         ("put_if_absent", claim),
         ("put_if_absent", claim_notice_key(row.job_id, 1, "done", kid))]
-    assert [k.rsplit("/", 1)[1] for k in builds] == ["log", "attestation.json"]
+    assert [k.rsplit("/", 1)[1] for k in builds] == ["log"]  # the attestation is carried inside the result
     # The first candidate's claim was read (404: free), so claims/ was never listed; the claim
     # was read back before the result (no renewal), and is left to expire, not released.
     assert watched.ops["list"] == 0 and watched.ops["put_if_match"] == 0

@@ -93,11 +93,12 @@ def test_real_rebuilds_of_the_fixture_repository(store_factory, fixture_repo, tm
 
     jobs = {j.job_id: j for j in read_queue(store).jobs.values()}
     trusted = {identity.key_id: public_key_from_b64(identity.public_key)}
-    by_source = {}
+    by_source, links = {}, {}
     for (jid, attempt), doc in results(store).items():
         payload, signer = verify_document(doc, trusted)
         assert signer == identity.key_id and attempt == 1
         by_source[jobs[jid].source_name] = payload["result"]
+        links[jobs[jid].source_name] = payload["attestation"]  # carried inside the signed result
     status = {name: r["status"] for name, r in by_source.items()}
     assert status == {"hello-script": "GOOD", "hello-c": "GOOD", "splitpkg": "GOOD", "unrepro": "BAD", "ftbfs": "FAIL"}
     assert "ftbfs" in by_source["ftbfs"]["reason"] or by_source["ftbfs"]["reason"]
@@ -106,7 +107,10 @@ def test_real_rebuilds_of_the_fixture_repository(store_factory, fixture_repo, tm
     assert report.info.content_encoding == "gzip"
     import gzip
     assert b"unrepro" in gzip.decompress(report.data)
-    link = json.loads(store.get(by_source["splitpkg"]["attestation_key"]).data)
+    assert {n for n, link in links.items() if link is not None} == {"hello-script", "hello-c", "splitpkg"}
+    assert all(r["attestation_key"] is None for r in by_source.values())  # no file of its own
+    assert not [i.key for i in store.list("builds/") if i.key.endswith("attestation.json")]
+    link = links["splitpkg"]
     assert verify_link(link, [public_key_from_b64(identity.public_key)])
     products = {d["sha256"] for d in link["signed"]["products"].values()}
     assert products == {p.sha256 for p in fixture_repo.packages if p.pkgbase == "splitpkg"}

@@ -9,8 +9,9 @@ rows carry the index's artifact digests), or is bound by the result's own signat
 - distro, architecture, source name and version equal the queued job's, and the artifacts
   are the job's, each exactly once;
 - an artifact reported GOOD has the sha256 the synced index recorded, a GOOD build has
-  every artifact GOOD, and its attestation is signed by the result's signer and names
-  exactly those digests as its products;
+  every artifact GOOD, and its attestation (carried inside the signed result, or a file
+  from workers before that) is signed by the result's signer and names exactly those
+  digests as its products;
 - every file the result names (log, diffoscope text, attestation) is listed in its
   signed `files`, every listed file lies under the claim's build prefix, and the stored
   bytes have the signed size and SHA-256 (streamed, bounded by `MAX_FILE_BYTES`).
@@ -158,12 +159,24 @@ def _check_file(store: Reads, key: str, sha256: str, size: int, *, keep: bool = 
 
 
 def check_attestation(store: Reads, row: ResultRow, index: Mapping[str, str], signer: Ed25519PublicKey,
-                      data: bytes | None = None) -> bytes | None:
+                      data: bytes | None = None, *, carried: bool = False) -> bytes | None:
     """A GOOD build's attestation: signed by the result's signer, its products exactly the index digests.
 
-    `data`: its bytes as `check_files` read and hashed them (read here if not given).
+    `data`: its bytes as `check_files` read and hashed them (read here if not given); with
+    `carried`, the bytes of the attestation the signed result carries (None: it carries none),
+    bound by the result's signature and bounded like a file (`MAX_ATTESTATION_BYTES`).
     Returns the bytes checked (None: not a GOOD build).
     """
+    if carried:
+        if row.status is not Status.GOOD:
+            if data is not None:
+                raise Mismatch("attestation-mismatch", f"a {row.status.value} result that carries an attestation")
+            return None
+        if data is None:
+            raise Mismatch("attestation-mismatch", "a GOOD result without an attestation")
+        if len(data) > MAX_ATTESTATION_BYTES:
+            raise Mismatch("attestation-mismatch", f"attestation of more than {MAX_ATTESTATION_BYTES} bytes")
+        return _check_link(row, index, signer, data)
     if row.status is not Status.GOOD:
         return None
     if row.attestation_key is None:
@@ -181,6 +194,11 @@ def check_attestation(store: Reads, row: ResultRow, index: Mapping[str, str], si
     signed = {f.key: f.sha256 for f in row.files}.get(row.attestation_key)
     if signed != hashlib.sha256(data).hexdigest():  # the bytes hashed against the signed digest, checked here
         raise Mismatch("file-mismatch", f"{row.attestation_key}: stored bytes do not match the signed sha256")
+    return _check_link(row, index, signer, data)
+
+
+def _check_link(row: ResultRow, index: Mapping[str, str], signer: Ed25519PublicKey, data: bytes) -> bytes:
+    """The attestation's bytes, if they are a link signed by `signer` naming exactly the index's digests."""
     try:
         link = json.loads(data)
         verify_link(link, {row.worker_key_id: signer})

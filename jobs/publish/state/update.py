@@ -4,6 +4,11 @@ Order of writes, so that the job can be killed at any instant and rerun safely:
 1. take the publish lease (`locks/publish.json`); a second publisher returns at once with
    a summary naming the holder (the command exits 0);
 2. verify every result not compacted yet (`verify.collect`);
+   keep the accepted GOOD results' attestations in one object of the run,
+   `history/attestations/run-<name>.json` (`keep_accepted_attestations`): countersigned, and those
+   a result carried inside it whatever the signing setting, with the history rows naming
+   that object, so an attestation no longer depends on its result once compacted (the
+   result may be pruned from then on);
 3. append the accepted ones to the history (`compact` below, planned by `compact.prepare`: part, manifest, pointer);
 4. update the queue in one compare-and-swap: results (`schedule`), then admin requests
    (`requests`). The results applied are read back from the *history*, not from step 2,
@@ -18,8 +23,8 @@ This is the one module of the state half that writes or deletes (docs/design.md#
 (`jobs.core.store.Reads`) and return what to write.
 
 It also countersigns the accepted GOOD results' attestations with the rebuilder key (when
-`[http] transparently_sign_attestations`), and hands them and the public-keys feed to the
-site writer, which publishes them.
+`[http] transparently_sign_attestations`), and hands them, the object it kept them in and the
+public-keys feed to the site writer, which publishes them.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -47,10 +52,18 @@ from jobs.core.bounded import OverLimit, cap, read_object
 from jobs.core.config import RebuilderConfig
 from jobs.core.history import PREFIX as HISTORY_PREFIX
 from jobs.core.history import build_summaries
-from jobs.core.layout import CLAIM_KEY, CLAIM_NOTICE_KEY, CLAIMS, PUBLISH_LOCK, REBUILDER_KEYS
+from jobs.core.layout import (
+    ATTESTATION_BATCH_KEY,
+    CLAIM_KEY,
+    CLAIM_NOTICE_KEY,
+    CLAIMS,
+    PUBLISH_LOCK,
+    REBUILDER_KEYS,
+    attestation_batch_key,
+)
 from jobs.core.lease import Held, LeaseHeld, LeaseKeeper, Leases
 from jobs.core.model import HistoryRow, JobRow, ResultRow, Status, build_id, from_table
-from jobs.core.pointer import Pointer
+from jobs.core.pointer import Pointer, unique_name
 from jobs.core.queue import QueueState, read_queue, update_queue
 from jobs.core.signing import (
     SignatureError,
@@ -61,7 +74,7 @@ from jobs.core.signing import (
     public_key_pem,
     verify_link,
 )
-from jobs.core.store import NotFound, ObjectInfo, PreconditionFailed, Store, put_new
+from jobs.core.store import NotFound, ObjectInfo, PreconditionFailed, Reads, Store, put_new
 from jobs.publish.state.compact import (
     PARQUET,
     Compacted,
@@ -90,6 +103,9 @@ from jobs.publish.state.verify import Accepted, Collected, Rejected, collect, tr
 log = logging.getLogger(__name__)
 
 MAX_ATTESTATION_BYTES = cap("attestation")
+# A run's kept attestations, as the site reads them (jobs.publish.site.sitewriter.BATCH_SCHEMA;
+# a test checks they are the same string)
+ATTESTATION_BATCH_SCHEMA = "rebuilder.countersigned/1"
 
 
 @dataclass
@@ -108,8 +124,12 @@ class PublishState:
     request_changes: RequestChanges = field(default_factory=RequestChanges)
     requests_applied: list[str] = field(default_factory=list)
     requests_rejected: list[Rejected] = field(default_factory=list)
-    countersigned: dict[str, dict[str, Any]] = field(default_factory=dict)  # build id -> in-toto link
+    # build id -> the in-toto link publish keeps and publishes: countersigned (with
+    # `transparently_sign_attestations = false`, only those results carried, as their worker signed them)
+    countersigned: dict[str, dict[str, Any]] = field(default_factory=dict)
     attestation_problems: dict[str, str] = field(default_factory=dict)  # build id -> why not countersigned
+    # The object this run kept `countersigned` in (`history/attestations/run-<name>.json`; None: none)
+    attestation_batch: str | None = None
     public_keys: dict[str, list[str]] = field(default_factory=dict)  # the api/v0/public-keys document
     history: pa.Table | None = None  # the history this run left, as read and compacted
     queue: QueueState | None = None  # the queue this run left
@@ -162,7 +182,12 @@ def _publish_locked(store: Store, config: RebuilderConfig, now: datetime, key: E
     for r in collected.rejected:
         log.warning("rejected %s: %s %s", r.key, r.reason, r.detail)
     _check(keeper)
-    compacted = compact(store, [a.row for a in collected.accepted], current=history)
+    # Before compacting: once compacted a result may be pruned, and an attestation it carried
+    # is then only where this keeps it (the history row names the object).
+    state.countersigned, state.attestation_problems, state.attestation_batch, rows = keep_accepted_attestations(
+        store, config, key, collected.accepted, collected.trust.keys)
+    _check(keeper)
+    compacted = compact(store, rows, current=history)
     state.history_rows_added = len(compacted.added)
     state.history = compacted.history.table
 
@@ -197,10 +222,6 @@ def _publish_locked(store: Store, config: RebuilderConfig, now: datetime, key: E
         if left.reason == Refusal.ALREADY_APPLIED:
             store.delete(left.key)
     state.requests_applied = [r.key for r in requests]
-    if config.http.transparently_sign_attestations:
-        state.countersigned, state.attestation_problems = countersign(
-            store, key, [a.row for a in collected.accepted], collected.trust.keys,
-            checked={a.row.build_id: a.attestation for a in collected.accepted if a.attestation is not None})
     _check(keeper)
     # Claims of builds compacted before this run only: a worker that read the queue just
     # before this run's update still finds the claims of what this run compacted.
@@ -363,7 +384,38 @@ def _unapplied(table: pa.Table, jobs: dict[str, JobRow]) -> list[ResultRow]:
     return [r for r in rows if isinstance(r, ResultRow) and r.attempt >= jobs[r.job_id].attempt]
 
 
-def countersign(store: Store, key: Ed25519PrivateKey, rows: Iterable[ResultRow],
+def keep_accepted_attestations(store: Store, config: RebuilderConfig, key: Ed25519PrivateKey,
+                               accepted: Sequence[Accepted], workers: Mapping[str, Ed25519PublicKey]
+                               ) -> tuple[dict[str, dict[str, Any]], dict[str, str], str | None, list[ResultRow]]:
+    """Keep the accepted GOOD results' attestations in one object of this run, before they are compacted.
+
+    Every one is countersigned when `[http] transparently_sign_attestations` (else only those
+    a result carried inside it are kept, as their worker signed them: a worker's file in
+    builds/ stays where the site copies it from). The object is
+    `history/attestations/run-<name>.json`, `{"schema": "rebuilder.countersigned/1", "links":
+    {build id: link}}` (the form the site reads), written once, create-only. Returns the links,
+    why the others were not kept (build id -> reason), the object's key (None: nothing kept)
+    and the rows to compact: those whose attestation the result carried name the object as
+    their `attestation_key`, so the site, and a run that must countersign again after a kill,
+    find it there once the result is pruned. A run killed after this write and before its
+    compaction leaves the object unreferenced; the next run keeps the same links again.
+    """
+    sign = config.http.transparently_sign_attestations
+    checked = {a.row.build_id: a.attestation for a in accepted if a.attestation is not None}
+    links, problems = countersign(store, key if sign else None, [a.row for a in accepted if sign or a.carried],
+                                  workers, checked=checked)
+    rows = [a.row for a in accepted]
+    if not links:
+        return links, problems, None, rows
+    batch = attestation_batch_key(unique_name(""))
+    body = {"schema": ATTESTATION_BATCH_SCHEMA, "links": {k: links[k] for k in sorted(links)}}
+    put_new(store, batch, json.dumps(body, sort_keys=True).encode(), content_type="application/json")
+    rows = [replace(a.row, attestation_key=batch) if a.carried and a.row.build_id in links else a.row
+            for a in accepted]
+    return links, problems, batch, rows
+
+
+def countersign(store: Reads, key: Ed25519PrivateKey | None, rows: Iterable[ResultRow],
                 workers: Mapping[str, Ed25519PublicKey], *, checked: Mapping[str, bytes] | None = None
                 ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     """The attestations of GOOD results, verified against their worker's key and countersigned.
@@ -371,33 +423,62 @@ def countersign(store: Store, key: Ed25519PrivateKey, rows: Iterable[ResultRow],
     Returns (build id -> countersigned in-toto link, build id -> why it was not countersigned).
     `workers` is `verify.trusted_workers(...).keys`; the site writer may call this for any
     history row whose attestation it has not published yet. `checked`: build id -> the
-    attestation's bytes as verification read them (not read again; still checked against the
-    signed digest and the worker's signature here).
+    attestation's bytes as verification read them (not read again; a worker's file is still
+    checked against the signed digest and the worker's signature here); a row without
+    `attestation_key` has its attestation only there (the result carried it). A row whose
+    `attestation_key` is a run's kept attestations (`keep_accepted_attestations`) has its link read from
+    that object (publish's own, one read per object). `key` None: the links are kept as their
+    worker signed them, not countersigned.
     """
     signed: dict[str, dict[str, Any]] = {}
     problems: dict[str, str] = {}
+    batches: dict[str, dict[str, Any]] = {}
     for row in rows:
-        if row.status is not Status.GOOD or row.attestation_key is None:
+        data = (checked or {}).get(row.build_id)
+        if row.status is not Status.GOOD or (row.attestation_key is None and data is None):
             continue
+        where = row.attestation_key or f"the result of {row.build_id}"
         try:
-            data = (checked or {}).get(row.build_id)
-            if data is None:
-                try:
-                    data, _info = read_object(store, row.attestation_key, MAX_ATTESTATION_BYTES)
-                except OverLimit as exc:
-                    raise ValueError(exc.message) from None
-            bound = {f.key: f.sha256 for f in row.files}.get(row.attestation_key)
-            if bound != hashlib.sha256(data).hexdigest():  # swapped in builds/ after it was accepted
-                raise ValueError("the stored attestation is not the one its result signed")
-            link = json.loads(data)
+            if row.attestation_key is not None and ATTESTATION_BATCH_KEY.fullmatch(row.attestation_key):
+                link = _kept_link(store, row.attestation_key, row.build_id, batches)
+            else:
+                if data is None:
+                    assert row.attestation_key is not None
+                    try:
+                        data, _info = read_object(store, row.attestation_key, MAX_ATTESTATION_BYTES)
+                    except OverLimit as exc:
+                        raise ValueError(exc.message) from None
+                if row.attestation_key is not None:  # a worker's file in builds/: bound by its signed digest
+                    bound = {f.key: f.sha256 for f in row.files}.get(row.attestation_key)
+                    if bound != hashlib.sha256(data).hexdigest():  # swapped in builds/ after it was accepted
+                        raise ValueError("the stored attestation is not the one its result signed")
+                link = json.loads(data)
             if row.worker_key_id not in workers:
                 raise SignatureError("the worker is not trusted", reason=SignatureError.UNKNOWN_KEY)
             verify_link(link, {row.worker_key_id: workers[row.worker_key_id]})
-            signed[row.build_id] = add_signature(link, key)
+            signed[row.build_id] = add_signature(link, key) if key is not None else link
         except NotFound:
-            problems[row.build_id] = f"{row.attestation_key} does not exist"
+            problems[row.build_id] = f"{where} does not exist"
         except SignatureError as exc:
             problems[row.build_id] = f"worker signature does not verify: {exc.reason}"
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nested too deeply
             problems[row.build_id] = f"unreadable attestation: {str(exc)[:200] or 'nested too deeply'}"
     return signed, problems
+
+
+def _kept_link(store: Reads, key: str, build_id: str, batches: dict[str, dict[str, Any]]) -> Any:
+    """One build's link from a run's kept attestations (read once per object; NotFound: no such object)."""
+    links = batches.get(key)
+    if links is None:
+        try:
+            data, _info = read_object(store, key, MAX_ATTESTATION_BYTES * 1000)
+        except OverLimit as exc:
+            raise ValueError(exc.message) from None
+        doc = json.loads(data)
+        links = doc.get("links") if isinstance(doc, dict) and doc.get("schema") == ATTESTATION_BATCH_SCHEMA else None
+        if not isinstance(links, dict):
+            raise ValueError(f"{key} is not a {ATTESTATION_BATCH_SCHEMA} object")
+        batches[key] = links
+    if build_id not in links:
+        raise ValueError(f"{key} holds no attestation of {build_id}")
+    return links[build_id]

@@ -10,7 +10,7 @@ A result is stored as its worker's done receipt, `claims/<job-id>/<attempt>.done
 (workers before this version stored it as `results/<job-id>/<attempt>.json`, beside a
 separate receipt; both are judged alike). It is accepted only if, in this order:
 size ≤ 1 MiB (checked before reading) → JSON → signed by a trusted key → payload is
-`rebuilder.result/2` with a strict `ResultRow` → the row's `worker_key_id` is the signer →
+`rebuilder.result/3` (or `/2`) with a strict `ResultRow` → the row's `worker_key_id` is the signer →
 it is stored under its own key: its job, its attempt and, as a receipt, its signer's key id
 (a copy under another job's, attempt's or worker's key is a replay) →
 a FAIL lists no artifacts → it matches the queued job (`matches.check_job`: queued, at this
@@ -20,31 +20,32 @@ token and is held by the signer → no trusted worker signed that it held the at
 another claim (`claims/<job-id>/<attempt>.{lost,done}/<key-id>.json`: a takeover notice, or
 another result or receipt) → every file it names is
 signed, under the claim's `build_prefix`, and stored with the signed size and SHA-256 →
-a GOOD result's attestation is the signer's and names the index's digests. Rejections
+a GOOD result's attestation (inside the signed result, `rebuilder.result/3`, or a file the
+result names and signs the digest of, from workers before that: `rebuilder.result/2`) is the
+signer's and names the index's digests. Rejections
 are listed with a reason code (`Reason`) for operators (the rejected-results feed); they
 are never published and never stop publish. Nothing is deleted: a result rejected
 because its worker was not yet trusted is accepted by the first publish after the
 operator trusts the key. Two different results for one attempt that both pass (only their
 own signer could sign both) are both refused. Every object a worker wrote is read and parsed
-at most once per run. docs/trust.md explains what each check prevents.
+at most once per run (`jobs.publish.state.workerobjects`: the capped reads, the JSON and the
+strict parse of a result's payload; this module judges). docs/trust.md explains what each
+check prevents.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from jobs.core import progress
-from jobs.core.bounded import OverLimit, cap, read_capped
 from jobs.core.config import RebuilderConfig
 from jobs.core.errors import ConfigError
 from jobs.core.layout import (
@@ -61,15 +62,7 @@ from jobs.core.layout import (
     worker_key,
 )
 from jobs.core.lease import Leases
-from jobs.core.model import (
-    JobRow,
-    ResultRow,
-    SchemaError,
-    Status,
-    build_id,
-    check_result_fields,
-    record_from_json,
-)
+from jobs.core.model import JobRow, ResultRow, Status, build_id
 from jobs.core.queue import read_queue
 from jobs.core.signing import (
     KeyFormatError,
@@ -89,46 +82,21 @@ from jobs.publish.state.enrolment import (
     read_record,
 )
 from jobs.publish.state.matches import Mismatch, check_attestation, check_digests, check_files, check_job
+from jobs.publish.state.workerobjects import MAX_NOTICE_BYTES as MAX_NOTICE_BYTES
+from jobs.publish.state.workerobjects import MAX_RESULT_BYTES as MAX_RESULT_BYTES
+from jobs.publish.state.workerobjects import NOTICE_SCHEMAS as NOTICE_SCHEMAS
+from jobs.publish.state.workerobjects import PREVIOUS_RESULT_SCHEMA as PREVIOUS_RESULT_SCHEMA
+from jobs.publish.state.workerobjects import RESULT_SCHEMA as RESULT_SCHEMA
+from jobs.publish.state.workerobjects import Reason as Reason
+from jobs.publish.state.workerobjects import (
+    Reject,
+    WorkerObjects,
+    notices_by_attempt,
+    parse_result,
+)
 
-# Payload schemas the worker writes (jobs/work/report.py, jobs/work/identity.py); the tests
-# check they are the same strings, so the two sides cannot drift apart silently.
-RESULT_SCHEMA = "rebuilder.result/2"
-NOTICE_SCHEMAS = {"start": "rebuilder.claim-start/1", "lost": "rebuilder.claim-lost/1",
-                  "done": "rebuilder.claim-done/1"}
-MAX_NOTICE_BYTES = cap("notice")
-MAX_RESULT_BYTES = cap("result")  # a result is a few KiB; anything near this is an attack or a bug
 NO_TRUST = ("no worker is trusted: set [worker] authorized_workers or [worker] signup_secret "
             "in rebuilderd.conf; until then no result is accepted")
-
-
-class Reason(StrEnum):
-    """Why a result (or an enrolment record) was not trusted."""
-
-    NO_TRUSTED_KEYS = "no-trusted-keys"
-    BAD_KEY = "bad-key"  # the object key is not results/<job-id>/<attempt>.json
-    OVERSIZED = "oversized"
-    NOT_JSON = "not-json"
-    MALFORMED = "malformed"  # envelope shape, bad hex (SignatureError.MALFORMED)
-    UNSIGNED = "unsigned"
-    UNKNOWN_KEY = "unknown-key"
-    BAD_SIGNATURE = "bad-signature"  # tampered, or forged under a trusted key id
-    SCHEMA = "schema"  # payload or ResultRow does not parse
-    WRONG_SIGNER = "wrong-signer"  # worker_key_id names another key than the signer's
-    REPLAYED = "replayed"  # a valid result copied to another job's or attempt's key
-    FAIL_WITH_ARTIFACTS = "fail-with-artifacts"
-    NO_CLAIM = "no-claim"
-    NOT_CLAIM_HOLDER = "not-claim-holder"  # claim token or holder differ from the result's
-    FILES_OUTSIDE_CLAIM = "files-outside-claim"
-    MISSING_LOG = "missing-log"
-    SIGNUP = "signup"  # enrolment without a valid signup HMAC (nor an authorized key)
-    # Checks against the state the result was built from (jobs/publish/state/matches.py)
-    NOT_QUEUED = "not-queued"  # the job is not in the queue
-    WRONG_ATTEMPT = "wrong-attempt"  # the queue is at another attempt of the job
-    JOB_MISMATCH = "job-mismatch"  # distro, architecture, source, version or artifacts differ from the job's
-    DIGEST_MISMATCH = "digest-mismatch"  # a GOOD artifact whose sha256 is not the index's
-    ATTESTATION_MISMATCH = "attestation-mismatch"  # a GOOD result's attestation missing, foreign or other digests
-    FILE_MISMATCH = "file-mismatch"  # a named file unsigned, or stored bytes differ from the signed digest
-    CLAIM_TAKEN_OVER = "claim-taken-over"  # a trusted worker reports the claim was taken from it while live
 
 
 @dataclass(frozen=True)
@@ -151,6 +119,9 @@ class Accepted:
     doc: dict[str, Any]
     claim_token: str
     attestation: bytes | None = None  # a GOOD build's attestation, as checked (countersigned from these bytes)
+    # The attestation came inside the signed result (`rebuilder.result/3`), not as a file in
+    # builds/: publish keeps it itself (history/attestations/) before the result can be pruned.
+    carried: bool = False
 
 
 @dataclass(frozen=True)
@@ -186,12 +157,6 @@ class Collected:
 
 class _Settling(Exception):
     """Not judged yet: another trusted worker announced this attempt, and the result is too recent."""
-
-
-class _Reject(Exception):
-    def __init__(self, reason: Reason, detail: str = "", worker: str | None = None) -> None:
-        super().__init__(detail)
-        self.reason, self.detail, self.worker = reason, detail, worker
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,21 +244,12 @@ def trusted_workers(store: Reads, config: RebuilderConfig) -> Trust:
     return Trust(keys, sources, refused, None if keys or secret else NO_TRUST, names, enrolled)
 
 
-def _json(data: bytes, limit: int) -> Any:
-    if len(data) > limit:  # grew between the listing and the read
-        raise _Reject(Reason.OVERSIZED, f"{len(data)} bytes")
-    try:
-        return json.loads(data)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nested too deeply
-        raise _Reject(Reason.NOT_JSON, str(exc)[:200] or "nested too deeply") from None
-
-
 def _verify(doc: Any, trusted: dict[str, Ed25519PublicKey]) -> tuple[dict[str, Any], str]:
     try:
         return verify_document(doc, trusted)
     except SignatureError as exc:
         reason = Reason(exc.reason) if exc.reason in Reason._value2member_map_ else Reason.MALFORMED
-        raise _Reject(reason, exc.message) from None
+        raise Reject(reason, exc.message) from None
 
 
 def collect(store: Reads, config: RebuilderConfig, *,
@@ -323,8 +279,8 @@ def collect(store: Reads, config: RebuilderConfig, *,
     if callable(already):
         already = already([build_id(m.group(1), int(m.group(2))) for _, m in [*listed, *receipts] if m is not None])
     progress.grow("verify", len(listed) + len(receipts))
-    docs = _Documents(store)
-    notices = _notices(out.claims)
+    docs = WorkerObjects(store)
+    notices = notices_by_attempt(out.claims)
     for info, match in [*listed, *receipts]:
         progress.advance("verify")
         if match is None:
@@ -343,12 +299,12 @@ def collect(store: Reads, config: RebuilderConfig, *,
             if receipt and docs.is_receipt(info):
                 continue  # an earlier worker's receipt beside its result in results/: evidence only
             if trust.note is not None:
-                raise _Reject(Reason.NO_TRUSTED_KEYS, trust.note)
+                raise Reject(Reason.NO_TRUSTED_KEYS, trust.note)
             settled = _settled(info.last_modified, clock(), config.lease.settle_seconds)
             out.accepted.append(_check_result(docs, leases, trust, jobs, notices, info, settled))
         except _Settling:
             out.settling.append(info.key)
-        except _Reject as exc:
+        except Reject as exc:
             out.rejected.append(Rejected(info.key, exc.reason, exc.detail, exc.worker, info.last_modified))
         except NotFound:
             continue  # deleted since the listing (by an operator): nothing to judge
@@ -384,114 +340,60 @@ def _settled(modified: datetime | None, now: float, settle: float) -> bool:
     return modified is not None and now - modified.timestamp() >= settle
 
 
-def _notices(claims: list[ObjectInfo]) -> dict[tuple[str, int], list[ObjectInfo]]:
-    """The workers' markers, notices, receipts and results in `claims/`, by (job id, attempt)."""
-    found: dict[tuple[str, int], list[ObjectInfo]] = {}
-    for info in claims:
-        match = CLAIM_NOTICE_KEY.fullmatch(info.key)
-        if match is not None and info.size <= (MAX_RESULT_BYTES if match.group(3) == "done" else MAX_NOTICE_BYTES):
-            found.setdefault((match.group(1), int(match.group(2))), []).append(info)
-    return found
-
-
-_UNREAD = object()
-
-
-class _Documents:
-    """Each object a worker wrote, read (one capped GET) and parsed at most once per `collect`."""
-
-    def __init__(self, store: Reads) -> None:
-        self.store = store
-        self.seen: dict[str, Any] = {}  # key -> the parsed JSON, or the _Reject it earned
-
-    def get(self, info: ObjectInfo, limit: int) -> Any:
-        """The parsed JSON of `info.key` (NotFound: deleted since the listing; _Reject: oversized, not JSON)."""
-        found = self.seen.get(info.key, _UNREAD)
-        if found is _UNREAD:
-            try:
-                found = _json(self._read(info.key, info.size, limit), limit)
-            except _Reject as exc:
-                found = exc
-            self.seen[info.key] = found
-        if isinstance(found, _Reject):
-            raise found
-        return found
-
-    def _read(self, key: str, size: int, limit: int) -> bytes:
-        if size > limit:
-            raise _Reject(Reason.OVERSIZED, f"{size} bytes (limit {limit})")
-        body = self.store.open(key)  # replaced since the listing: still never read past the cap
-        try:
-            return read_capped(body, limit, key)
-        except OverLimit:
-            raise _Reject(Reason.OVERSIZED, f"more than {limit} bytes") from None
-        finally:
-            body.close()
-
-    def is_receipt(self, info: ObjectInfo) -> bool:
-        """Whether the object at a done receipt's key claims to be a receipt (`rebuilder.claim-done/1`), not a result.
-
-        Unverified: a receipt is only ever believed after its signature is checked (`_check_notices`),
-        and anything else there is judged as a result."""
-        try:
-            doc = self.get(info, MAX_RESULT_BYTES)
-        except _Reject:
-            return False
-        signed = doc.get("signed") if isinstance(doc, dict) else None
-        return isinstance(signed, dict) and signed.get("schema") == NOTICE_SCHEMAS["done"]
-
-
-def _check_result(docs: _Documents, leases: Leases, trust: Trust, jobs: Mapping[str, JobRow],
+def _check_result(docs: WorkerObjects, leases: Leases, trust: Trust, jobs: Mapping[str, JobRow],
                   notices: Mapping[tuple[str, int], list[ObjectInfo]], info: ObjectInfo, settled: bool) -> Accepted:
     """Verify one result object (see the module docstring)."""
     doc = docs.get(info, MAX_RESULT_BYTES)
     payload, signer = _verify(doc, trust.keys)
     try:
-        row, token, attestation = _check_signed(docs, leases, trust, jobs, notices, info.key, payload, signer,
-                                                settled)
-    except _Reject as exc:
+        row, token, attestation, carried = _check_signed(docs, leases, trust, jobs, notices, info.key, payload,
+                                                         signer, settled)
+    except Reject as exc:
         exc.worker = signer
         raise
     except Mismatch as exc:
-        raise _Reject(Reason(exc.reason), exc.detail, signer) from None
-    return Accepted(row, info.key, doc, token, attestation)
+        raise Reject(Reason(exc.reason), exc.detail, signer) from None
+    return Accepted(row, info.key, doc, token, attestation, carried)
 
 
-def _check_signed(docs: _Documents, leases: Leases, trust: Trust, jobs: Mapping[str, JobRow],
+def _check_signed(docs: WorkerObjects, leases: Leases, trust: Trust, jobs: Mapping[str, JobRow],
                   notices: Mapping[tuple[str, int], list[ObjectInfo]], key: str, payload: dict[str, Any],
-                  signer: str, settled: bool) -> tuple[ResultRow, str, bytes | None]:
-    row, token = _parse(payload)
+                  signer: str, settled: bool) -> tuple[ResultRow, str, bytes | None, bool]:
+    parsed = parse_result(payload)
+    row, token = parsed.row, parsed.token
     signed_claim = payload["claim"]
     if row.worker_key_id != signer:
-        raise _Reject(Reason.WRONG_SIGNER, f"signed by {signer[:16]}, claims worker {row.worker_key_id[:16]}")
+        raise Reject(Reason.WRONG_SIGNER, f"signed by {signer[:16]}, claims worker {row.worker_key_id[:16]}")
     if key not in (result_key(row.job_id, row.attempt), claim_notice_key(row.job_id, row.attempt, "done", signer)):
-        raise _Reject(Reason.REPLAYED, f"the result of {row.build_id} by {signer[:16]} stored under another key")
+        raise Reject(Reason.REPLAYED, f"the result of {row.build_id} by {signer[:16]} stored under another key")
     if row.status is Status.FAIL and row.artifacts:
-        raise _Reject(Reason.FAIL_WITH_ARTIFACTS, f"{len(row.artifacts)} artifacts")
+        raise Reject(Reason.FAIL_WITH_ARTIFACTS, f"{len(row.artifacts)} artifacts")
     job = check_job(row, jobs)
     index = check_digests(row, job)
     claim = leases.read(claim_key(row.job_id, row.attempt))
     if claim is None or claim[0] is None:
-        raise _Reject(Reason.NO_CLAIM, "no readable claim for this attempt")
+        raise Reject(Reason.NO_CLAIM, "no readable claim for this attempt")
     state = claim[0]
     # A claim taken over after its holder died between writing the result and releasing it
     # is released as done with the finished claim's token and holder (jobs/work/claim.py).
     if state.meta.get("result_token") == token and state.meta.get("result_holder") == signer:
         pass
     elif state.token != token or state.holder != signer:
-        raise _Reject(Reason.NOT_CLAIM_HOLDER, f"claim held by {state.holder[:16]} with another token"
+        raise Reject(Reason.NOT_CLAIM_HOLDER, f"claim held by {state.holder[:16]} with another token"
                       if state.holder != signer else "claim token differs from the result's")
     elif (state.generation, state.meta.get("queue")) != (signed_claim["generation"], signed_claim["queue"]):
-        raise _Reject(Reason.NOT_CLAIM_HOLDER, "the claim's generation or queue version is not the one signed")
+        raise Reject(Reason.NOT_CLAIM_HOLDER, "the claim's generation or queue version is not the one signed")
     contested = _check_notices(docs, trust, notices.get((row.job_id, row.attempt), []), row, token, key)
     attestation = check_files(docs.store, row, build_prefix(row.job_id, row.attempt, token) + "/")
-    attestation = check_attestation(docs.store, row, index, trust.keys[signer], attestation)
+    if parsed.carries:
+        attestation = parsed.attestation
+    attestation = check_attestation(docs.store, row, index, trust.keys[signer], attestation, carried=parsed.carries)
     if contested and not settled:
         raise _Settling()
-    return row, token, attestation
+    return row, token, attestation, parsed.carries
 
 
-def _check_notices(docs: _Documents, trust: Trust, found: list[ObjectInfo], row: ResultRow, token: str,
+def _check_notices(docs: WorkerObjects, trust: Trust, found: list[ObjectInfo], row: ResultRow, token: str,
                    own: str) -> bool:
     """Refuse the result if a trusted worker signed that it held this attempt with another claim.
 
@@ -522,7 +424,7 @@ def _check_notices(docs: _Documents, trust: Trust, found: list[ObjectInfo], row:
         except NotFound:
             continue
         if said is None:
-            raise _Reject(Reason.CLAIM_TAKEN_OVER, f"the claim notice {key} of worker {named[:16]} was "
+            raise Reject(Reason.CLAIM_TAKEN_OVER, f"the claim notice {key} of worker {named[:16]} was "
                                                    "overwritten by another writer")
         if said.get("job_id") != row.job_id or said.get("attempt") != row.attempt:
             continue
@@ -532,53 +434,28 @@ def _check_notices(docs: _Documents, trust: Trust, found: list[ObjectInfo], row:
         if said.get("token") == token and named == row.worker_key_id:
             continue  # its own claim
         what = "its live claim on this attempt was replaced" if kind == "lost" else "it reported this attempt"
-        raise _Reject(Reason.CLAIM_TAKEN_OVER, f"worker {named[:16]} signed that {what} with another claim "
+        raise Reject(Reason.CLAIM_TAKEN_OVER, f"worker {named[:16]} signed that {what} with another claim "
                                                f"({key})")
     return contested
 
 
-def _notice(docs: _Documents, trust: Trust, info: ObjectInfo, kind: str, named: str) -> dict[str, Any] | None:
+def _notice(docs: WorkerObjects, trust: Trust, info: ObjectInfo, kind: str, named: str) -> dict[str, Any] | None:
     """What a trusted worker's marker, notice, receipt or result says (job_id, attempt, token...); None if it is not
     that worker's valid document. A result at a done receipt's key says its job, attempt and claim token."""
     try:
         doc = docs.get(info, MAX_RESULT_BYTES if kind == "done" else MAX_NOTICE_BYTES)
         notice, _ = verify_document(doc, {named: trust.keys[named]})
-    except (_Reject, SignatureError):
+    except (Reject, SignatureError):
         return None
     if not isinstance(notice, dict):
         return None
-    if kind == "done" and notice.get("schema") == RESULT_SCHEMA:
+    if kind == "done" and notice.get("schema") in (RESULT_SCHEMA, PREVIOUS_RESULT_SCHEMA):
         try:
-            reported, token = _parse(notice)
-        except _Reject:
+            parsed = parse_result(notice)
+        except Reject:
             return None
+        reported, token = parsed.row, parsed.token
         if reported.worker_key_id != named:
             return None
         return {"job_id": reported.job_id, "attempt": reported.attempt, "token": token}
     return notice if notice.get("schema") == NOTICE_SCHEMAS[kind] else None
-
-
-def _parse(payload: dict[str, Any]) -> tuple[ResultRow, str]:
-    if set(payload) != {"schema", "result", "claim"} or payload["schema"] != RESULT_SCHEMA:
-        schema = payload.get("schema")
-        if schema == "rebuilder.result/1":
-            raise _Reject(Reason.SCHEMA, "rebuilder.result/1 does not bind its uploaded files; "
-                                         "results of workers older than this version are refused")
-        raise _Reject(Reason.SCHEMA, f"payload is not {RESULT_SCHEMA}")
-    claim = payload["claim"]
-    if not isinstance(claim, dict) or set(claim) != {"token", "generation", "queue"}:
-        raise _Reject(Reason.SCHEMA, "claim must have exactly 'token', 'generation' and 'queue'")
-    if claim["queue"] is not None and not (isinstance(claim["queue"], str) and len(claim["queue"]) <= 300):
-        raise _Reject(Reason.SCHEMA, "claim queue must be a queue object key or null")
-    if isinstance(claim["generation"], bool) or not isinstance(claim["generation"], int):
-        raise _Reject(Reason.SCHEMA, "claim generation must be an integer")
-    token = claim["token"]
-    if not isinstance(token, str) or not token.isascii() or not token.isalnum() or len(token) > 128:
-        raise _Reject(Reason.SCHEMA, "claim token is not alphanumeric")
-    try:
-        row = record_from_json(ResultRow, payload["result"])
-        check_result_fields(row)  # lengths and characters (jobs.core.model.limits)
-    except SchemaError as exc:
-        raise _Reject(Reason.SCHEMA, exc.message[:300]) from None
-    assert isinstance(row, ResultRow)
-    return row, token
