@@ -250,3 +250,26 @@ def test_streamed_pages_are_the_pages_of_the_queries(world, batch):
     finally:
         con.close()
     assert site_data(world.store).pages == expected  # query_site makes them the same way
+
+
+def test_package_rows_from_arrow_are_the_rows_of_the_dict_path(world):
+    """`plan.package_rows` (columns from Arrow, as list parts and maintainer feeds read them) makes exactly
+    the rows `queries.packages` makes a dict per row, with the extra columns beside them; none for no row."""
+    from jobs.publish.site import plan, queries
+    from jobs.publish.site.queries import _PACKAGE_COLUMNS, _PACKAGES
+    con = queries.connect(load_inputs(world.store, now=NOW), set())
+    try:
+        plan.setup(con)
+        expected = queries.packages(con)
+        assert len(expected) >= 5 and any(r.built_at is not None for r in expected)
+        assert any(r.failure_class is not None for r in expected) and any(r.built_at is None for r in expected)
+        (), rows = plan.package_rows(con, _PACKAGES)
+        assert rows == expected
+        (tags, names), rows = plan.package_rows(
+            con, f"SELECT 'x' || name AS _tag, name AS _name, {_PACKAGE_COLUMNS} FROM pkgs ORDER BY "
+                 "distro, release NULLS FIRST, component NULLS FIRST, architecture, name, version, "
+                 "artifact_architecture, artifact_url", ("_tag", "_name"))
+        assert rows == expected and names == [r.name for r in expected] and tags == [f"x{r.name}" for r in expected]
+        assert plan.package_rows(con, f"{_PACKAGES.split(' ORDER BY')[0]} WHERE false", ("name",)) == ([[]], [])
+    finally:
+        con.close()

@@ -28,8 +28,8 @@ import pyarrow as pa
 from jobs.core import urls
 from jobs.publish.site import feeds
 from jobs.publish.site.classify import FailureClass
-from jobs.publish.site.plan import _DIGEST
-from jobs.publish.site.queries import _PACKAGE_COLUMNS, _dicts, package_row
+from jobs.publish.site.plan import _DIGEST, package_rows
+from jobs.publish.site.queries import _PACKAGE_COLUMNS, _dicts
 from jobs.publish.site.rows import PackageRow, StatusCounts
 from jobs.publish.site.sitewriter import ATOM, HTML, SiteFile, Tier, json_file
 
@@ -92,12 +92,12 @@ def rows_for(con: duckdb.DuckDBPyConnection, names: list[str]) -> dict[str, list
     con.register("wanted_maint", pa.table({"maintainer": pa.array(names, pa.string())}))
     try:
         columns = ", ".join(f"p.{c.strip()}" for c in _PACKAGE_COLUMNS.split(","))
-        for d in _dicts(con, f"""SELECT m.maintainer AS _maintainer, {columns}
+        (owners,), rows = package_rows(con, f"""SELECT m.maintainer AS _maintainer, {columns}
                 FROM maint m SEMI JOIN wanted_maint w USING (maintainer) JOIN pkgh p USING (rid)
                 ORDER BY m.maintainer, p.name, p.distro, p.release NULLS FIRST, p.component NULLS FIRST,
-                         p.architecture, p.version, p.artifact_architecture, p.artifact_url"""):
-            name = d.pop("_maintainer")
-            out[name].append(package_row(d))
+                         p.architecture, p.version, p.artifact_architecture, p.artifact_url""", ("_maintainer",))
+        for name, row in zip(owners, rows):
+            out[name].append(row)
     finally:
         con.unregister("wanted_maint")
     return out

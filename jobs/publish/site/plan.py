@@ -32,7 +32,7 @@ from jobs.core.model import Status
 from jobs.publish.site import queries
 from jobs.publish.site.classify import FailureClass
 from jobs.publish.site.inputs import Inputs
-from jobs.publish.site.queries import _BUILDS, _PACKAGE_COLUMNS, _dicts, package_row
+from jobs.publish.site.queries import _BUILDS, _PACKAGE_COLUMNS, _dicts
 from jobs.publish.site.rows import BuildLinks, BuildRow, PackagePage, PackageRow, SiteData, SuiteKey
 
 MAX_DEPTH = 6
@@ -294,6 +294,15 @@ def _stream_chunk(con: duckdb.DuckDBPyConnection, wanted: list[tuple[str, str]],
         con.unregister("wanted_pages")
 
 
+def package_rows(con: duckdb.DuckDBPyConnection, sql: str, extra: tuple[str, ...] = ()
+                 ) -> tuple[list[list], list[PackageRow]]:
+    """The rows of a query selecting `_PACKAGE_COLUMNS` (and the `extra` columns), read column by column
+    from Arrow rather than as a dict per row: (each extra column's values, the package rows)."""
+    table = con.sql(sql).to_arrow_table()
+    return ([table.column(c).to_pylist() for c in extra],
+            _packages(list(zip(*(table.column(f).to_pylist() for f in _PACKAGE_FIELDS)))))
+
+
 def part_rows(con: duckdb.DuckDBPyConnection, parts: list[ListPart]) -> dict[ListPart, list[PackageRow]]:
     """The rows of these list parts, in display order."""
     out: dict[ListPart, list[PackageRow]] = {p: [] for p in parts}
@@ -316,9 +325,8 @@ def part_rows(con: duckdb.DuckDBPyConnection, parts: list[ListPart]) -> dict[Lis
             JOIN pkgh p ON p.rid = m.rid
             ORDER BY m.list, m.bucket, m.page, name, version, artifact_architecture, artifact_url, m.rid"""
         sql = sql.replace(f"{_PACKAGE_COLUMNS}", ", ".join(f"p.{c.strip()}" for c in _PACKAGE_COLUMNS.split(",")))
-        for d in _dicts(con, sql):
-            lst, bucket, page = d.pop("_list"), d.pop("_bucket"), d.pop("_page")
-            row = package_row(d)
+        (lists, buckets, pages), rows = package_rows(con, sql, ("_list", "_bucket", "_page"))
+        for row, lst, bucket, page in zip(rows, lists, buckets, pages):
             out[index[(row.suite, lst, bucket, page)]].append(row)
     finally:
         con.unregister("wanted_parts")
