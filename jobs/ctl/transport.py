@@ -34,7 +34,6 @@ import select
 import socket
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -49,6 +48,7 @@ from jobs.core.bounded import (
     same_origin,
 )
 from jobs.core.deadline_io import DeadlineSocket
+from jobs.core.record import record
 
 USER_AGENT = "rebuildctl (rebuilder)"
 RETRIES = 3
@@ -75,8 +75,10 @@ class _Sent(Exception):
         self.error = error
 
 
-@dataclass
+@record
 class Response:
+    """The final answer of a request: its status, headers and whole body (decoded from gzip)."""
+
     status_code: int
     headers: http.client.HTTPMessage
     body: bytes
@@ -313,10 +315,13 @@ class Transport:
                     bundle = certifi.where()
                 except ImportError:
                     bundle = None
-            if bundle and os.path.isdir(bundle):
-                self._tls = ssl.create_default_context(capath=bundle)
-            else:
-                self._tls = ssl.create_default_context(cafile=bundle or None)
+            try:
+                if bundle and os.path.isdir(bundle):
+                    self._tls = ssl.create_default_context(capath=bundle)
+                else:
+                    self._tls = ssl.create_default_context(cafile=bundle or None)
+            except (OSError, ssl.SSLError) as exc:  # a missing file, or one with no certificate in it
+                raise TransportError("CABundleError", f"{bundle or 'the default CA bundle'} is unusable: {exc}") from None
         return self._tls
 
     def _proxy(self, scheme: str, host: str) -> str | None:

@@ -153,3 +153,26 @@ def test_the_console_script_lists_without_typer_and_leaves_usage_errors_to_it(si
     bad = subprocess.run([*run, "--status", "nope"], env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "typer loaded: True" in bad.stderr and "--status" in bad.stderr
     assert bad.stdout == ""
+
+
+def test_a_listing_over_http_loads_neither_typer_nor_dataclasses(site, tmp_path):
+    """The fast path over loopback HTTP (the transport included) imports no `dataclasses` (nor `inspect`)."""
+    from tests.ctl.support import Recording
+    from tests.httpd import serve
+
+    code = ("import sys, atexit\natexit.register(lambda: print('loaded:', sorted(m for m in ('typer', 'dataclasses', "
+            "'inspect') if m in sys.modules), file=sys.stderr))\nfrom jobs.ctl.fast import main\n"
+            "sys.argv = ['rebuildctl', *sys.argv[1:]]\nmain()\n")
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    with serve(site, Recording) as base:
+        def ls(*extra: str) -> subprocess.CompletedProcess[str]:
+            run = subprocess.run([sys.executable, "-c", code, "-H", base, "pkgs", "ls", *extra], env=env,
+                                 capture_output=True, text=True, timeout=60)
+            assert run.returncode == 0, run.stderr
+            return run
+
+        listed = ls("--suite", "core")  # a whole list over 64 KiB is parsed by orjson, which imports dataclasses
+        assert "'typer'" not in listed.stderr
+        name = listed.stdout.split("] ", 1)[1].split()[0]
+        one = ls("--name", name)
+        assert name in one.stdout and "loaded: []" in one.stderr

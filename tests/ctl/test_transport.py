@@ -195,3 +195,15 @@ def test_the_proxy_of_the_environment():
         with pytest.raises((TransportError, DeadlineExceeded)):  # not proxied: a direct connection that fails
             get(Transport(env=env), "http://x.example.org.invalid.example.org/p", seconds=0.5)
         assert len(_Handler.seen) == 1
+
+
+@pytest.mark.parametrize("content", [None, b"not a certificate\n"])
+def test_an_unusable_ca_bundle_is_one_transport_error_naming_it(tmp_path, content):
+    bundle = tmp_path / "ca.pem"
+    if content is not None:
+        bundle.write_bytes(content)
+    t = Transport(env={"REQUESTS_CA_BUNDLE": str(bundle)})
+    with pytest.raises(TransportError) as info:
+        t._retried("GET", "https://127.0.0.1:9/x", {}, None, 100, Deadline(10, "x"))
+    assert info.value.kind == "CABundleError"
+    assert str(bundle) in str(info.value)
