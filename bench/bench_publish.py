@@ -71,6 +71,7 @@ class CountingStore:
 
     def __init__(self, inner: Store) -> None:
         self.inner, self.url = inner, inner.url
+        self.fsync = getattr(inner, "fsync", True)  # publish suits its writer threads to it (writers_for)
         self.ops: Counter[str] = Counter()
         self.bytes: Counter[str] = Counter()
         self.site_puts: Counter[str] = Counter()
