@@ -8,7 +8,7 @@ import time
 import pytest
 
 from jobs.core.store import LocalStore
-from jobs.publish.site.sitewriter import LOCAL_WRITERS, WRITERS, Writer, writers_for
+from jobs.publish.site.sitewriter import LOCAL_WRITERS, WRITERS, Writer, json_safe, writers_for
 from tests.faults import FaultyStore, Killed
 
 
@@ -93,3 +93,10 @@ def test_writers_suit_the_store(tmp_path):
         url = "s3://bucket/prefix"
 
     assert writers_for(Remote()) == WRITERS  # type: ignore[arg-type]
+
+
+def test_json_text_keeps_ascii_and_plain_utf8_and_escapes_what_reorders_text():
+    ascii_feed = b'{"name":"foo","rows":[1,2,3]}' * 100
+    assert json_safe(ascii_feed) is ascii_feed  # the usual feed: one pass, no copy
+    assert json_safe('{"name":"Levente Polyák"}'.encode()) == '{"name":"Levente Polyák"}'.encode()
+    assert json_safe('{"name":"a\u202eb\u0085c\u2066"}'.encode()) == b'{"name":"a\\u202eb\\u0085c\\u2066"}'

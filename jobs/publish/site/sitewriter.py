@@ -138,7 +138,7 @@ _JSON_UNSAFE_LEAD = (b"\xc2", b"\xd8\x9c", b"\xe2\x80", b"\xe2\x81")
 
 def json_safe(data: bytes) -> bytes:
     r"""UTF-8 JSON text with the characters above written as backslash-u escapes (same value, inert text)."""
-    if not any(lead in data for lead in _JSON_UNSAFE_LEAD):
+    if data.isascii() or not any(lead in data for lead in _JSON_UNSAFE_LEAD):  # isascii: one fast pass
         return data
     for raw, escaped in _JSON_UNSAFE:
         if raw in data:
