@@ -87,7 +87,7 @@ def test_writers_suit_the_store(tmp_path):
     for fsync, writers in ((False, LOCAL_WRITERS), (True, WRITERS)):
         local = LocalStore(tmp_path / str(fsync), fsync=fsync)
         assert writers_for(local) == writers_for(FaultyStore(local)) == writers
-    assert LOCAL_WRITERS == 0 and WRITERS > 1  # no fsync: written where rendered; fsync: the waits overlap
+    assert LOCAL_WRITERS == 1 and WRITERS > 1  # no fsync: one thread beside the renderer; fsync: the waits overlap
 
     class Remote:
         url = "s3://bucket/prefix"

@@ -72,7 +72,7 @@ CSS = "text/css; charset=utf-8"
 JS = "text/javascript; charset=utf-8"
 ATOM = "application/atom+xml"
 WRITERS = 8  # object writes in flight at once on S3 or a local store with fsync (a round trip or an fsync each)
-LOCAL_WRITERS = 0  # on a local directory without fsync: written in the thread that renders (writers_for)
+LOCAL_WRITERS = 1  # on a local directory without fsync: one thread, writing while the next batch renders
 
 
 class Tier(IntEnum):
@@ -344,13 +344,13 @@ def _rank(file: SiteFile) -> int:
 
 
 def writers_for(store: Store) -> int:
-    """How many object writes to keep in flight on `store` (0: each in the caller's thread).
+    """How many object writes to keep in flight on `store`.
 
     A write to S3 is a round trip and one to a local directory with fsync waits for the disk:
     `WRITERS` at once hide that. A write to a local directory without fsync is a few cheap system
-    calls and the interpreter's work between them: threads only add lock hand-offs (the GIL, and
-    the kernel's lock of the one directory every package page goes to), so it is made where the
-    page was rendered (measured: docs/benchmarks.md)."""
+    calls and the interpreter's work between them: more threads only add lock hand-offs (the GIL,
+    and the kernel's lock of the one directory every package page goes to), so one thread writes
+    while the caller renders (measured: docs/benchmarks.md)."""
     if str(getattr(store, "url", "")).startswith("file:") and getattr(store, "fsync", True) is False:
         return LOCAL_WRITERS
     return WRITERS

@@ -6,8 +6,7 @@ stream attached (`build_site(..., write_to=SiteStream(...))`), `build_site` hand
 rendered package pages and feeds to it and keeps only their manifest entries. The stream
 queues them for its writer threads (`sitewriter.Writer`, one set for the whole publish: as
 many as suit the store, `writers_for`), which write them while the next batch is rendered; at
-most one batch waits in the queue, so memory stays bounded (on a local store without fsync
-they are written at once, in the rendering thread). What `write_site` guarantees still
+most one batch waits in the queue, so memory stays bounded. What `write_site` guarantees still
 holds:
 
 - nothing is written before every key the stream may write is listed in `site/_pending.json`
