@@ -7,7 +7,8 @@ without fsync and is not timed. Then, in one process, against a local store (fsy
 
 1. full publish: the real `jobs.publish.run.publish` into an empty `site/` (publish_state
    with nothing new to verify, countersigning every stored attestation, build_site, which
-   writes the package pages as it renders them (`stream_write`), write_site), timed as a
+   writes the package pages as it renders them (`stream_write`; `stream_wait`: waiting for its
+   writer threads), write_site), timed as a
    whole and per step;
 2. baseline: rendering the same site in memory (every package page and feed, every list
    part and feed, suite pages, dashboard: `build_site` with no previous manifest, from the
@@ -71,6 +72,7 @@ class CountingStore:
 
     def __init__(self, inner: Store) -> None:
         self.inner, self.url = inner, inner.url
+        self.fsync = getattr(inner, "fsync", True)  # publish suits its writer threads to it (writers_for)
         self.ops: Counter[str] = Counter()
         self.bytes: Counter[str] = Counter()
         self.site_puts: Counter[str] = Counter()
@@ -193,8 +195,11 @@ def _timed_steps(steps: dict[str, float], keep: dict[str, Any]) -> Iterator[None
                           (site_module, ("_build_files", "_package_pages", "_suites", "_top"))):
         for name in names:
             wrap(module, name)
-    # the package pages and feeds written as they are rendered (inside _package_pages)
+    # the package pages and feeds written as they are rendered (inside _package_pages): handed
+    # to the stream (written there on a local store without fsync, queued for its writer
+    # threads otherwise), and the waits for what was queued to land (write_site's included)
     wrap(SiteStream, "write", "stream_write")
+    wrap(SiteStream, "wait", "stream_wait")
     try:
         yield
     finally:

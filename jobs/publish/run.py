@@ -164,15 +164,15 @@ def _publish(store: Store, config: RebuilderConfig, *, site_store: Store | None,
         target = site_store or store
         inputs = load_inputs(store, now=now, history=history, facts=facts.table, queue=state.queue)
         previous = read_manifest(target, site_prefix)
-        with progress.step("render", "publish: render", unit="files"):
-            site = build_site(store, now=now, countersigned=links, public_keys=state.public_keys,
-                              rebuilder_name=rebuilder_name,
-                              rejected=[rejected_row(r) for r in (*state.rejected, *state.requests_rejected,
-                                                                     *state.untrusted_workers)],
-                              worker_trust=trust, previous=previous, inputs=inputs,
-                              write_to=SiteStream(target, site_prefix, previous=previous))
-        with progress.step("write", "publish: write", total=0, unit="files"):
-            summary.site = write_site(target, site, prefix=site_prefix, previous=previous)
+        with SiteStream(target, site_prefix, previous=previous) as stream:  # its writer threads stop at the end
+            with progress.step("render", "publish: render", unit="files"):
+                site = build_site(store, now=now, countersigned=links, public_keys=state.public_keys,
+                                  rebuilder_name=rebuilder_name,
+                                  rejected=[rejected_row(r) for r in (*state.rejected, *state.requests_rejected,
+                                                                         *state.untrusted_workers)],
+                                  worker_trust=trust, previous=previous, inputs=inputs, write_to=stream)
+            with progress.step("write", "publish: write", total=0, unit="files"):
+                summary.site = write_site(target, site, prefix=site_prefix, previous=previous)
         summary.uploads_aborted = abort_stale_uploads([store] if site_store is None else [store, site_store],
                                                       now - STALE_UPLOAD_AGE)
     finally:

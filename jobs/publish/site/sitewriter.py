@@ -29,10 +29,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import queue
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -71,7 +71,8 @@ TEXT = "text/plain; charset=utf-8"
 CSS = "text/css; charset=utf-8"
 JS = "text/javascript; charset=utf-8"
 ATOM = "application/atom+xml"
-WRITERS = 8  # object writes in flight at once within one step (a store round trip or an fsync each)
+WRITERS = 8  # object writes in flight at once on S3 or a local store with fsync (a round trip or an fsync each)
+LOCAL_WRITERS = 1  # on a local directory without fsync: one thread, writing while the next batch renders
 
 
 class Tier(IntEnum):
@@ -137,7 +138,7 @@ _JSON_UNSAFE_LEAD = (b"\xc2", b"\xd8\x9c", b"\xe2\x80", b"\xe2\x81")
 
 def json_safe(data: bytes) -> bytes:
     r"""UTF-8 JSON text with the characters above written as backslash-u escapes (same value, inert text)."""
-    if not any(lead in data for lead in _JSON_UNSAFE_LEAD):
+    if data.isascii() or not any(lead in data for lead in _JSON_UNSAFE_LEAD):  # isascii: one fast pass
         return data
     for raw, escaped in _JSON_UNSAFE:
         if raw in data:
@@ -342,30 +343,139 @@ def _rank(file: SiteFile) -> int:
     return -1 if file.key.startswith(STATIC_PREFIX) else int(file.tier)
 
 
-def _each(items: Iterable[object], call: Callable[[object], object], writers: int) -> list[object]:
-    """`call` on every item, up to `writers` at once; the first error stops what has not started."""
-    items = list(items)
-    if writers <= 1 or len(items) < 2:
-        return [call(item) for item in items]
-    pool = ThreadPoolExecutor(max_workers=min(writers, len(items)), thread_name_prefix="site-write")
-    try:
-        results = list(pool.map(call, items))
-    except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
-    return results
+def writers_for(store: Store) -> int:
+    """How many object writes to keep in flight on `store`.
+
+    A write to S3 is a round trip and one to a local directory with fsync waits for the disk:
+    `WRITERS` at once hide that. A write to a local directory without fsync is a few cheap system
+    calls and the interpreter's work between them: more threads only add lock hand-offs (the GIL,
+    and the kernel's lock of the one directory every package page goes to), so one thread writes
+    while the caller renders (measured: docs/benchmarks.md)."""
+    if str(getattr(store, "url", "")).startswith("file:") and getattr(store, "fsync", True) is False:
+        return LOCAL_WRITERS
+    return WRITERS
+
+
+_STOP = object()
+
+
+class Writer:
+    """Calls on up to `threads` threads, fed in order through a bounded queue, in steps.
+
+    `submit(step, items, call, done)` queues `call(item)` for each item (blocking while `depth`
+    items are waiting, so what is queued stays bounded) and returns: the caller renders the next
+    batch while these are written. Items of one step run concurrently; an item of another step
+    than the last one submitted starts only once everything submitted before it has finished
+    (a step's files may link the previous steps' ones). `done(item, result)` is called on the
+    writing thread, one call at a time. The first error stops every item that has not started
+    and is raised by the next `submit` or `wait`. `threads` 0: each call runs in `submit` itself.
+    Threads start with the first item and stop at `close` (or the end of a `with` block).
+    """
+
+    def __init__(self, threads: int, depth: int = 2048) -> None:
+        self.size, self.depth = max(threads, 0), max(depth, 1)
+        self.queue: queue.Queue[Any] = queue.Queue(self.depth)
+        self.threads: list[threading.Thread] = []
+        self.step: Hashable = None  # the step of the items submitted last
+        self.error: BaseException | None = None  # the first error of a call (raised in the caller's thread)
+        self.failed = False  # an error happened: nothing more is started
+        self.lock = threading.Lock()
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        if kind is not None:
+            self.failed = True  # the caller failed: what is queued is not written
+        self.close()
+
+    def submit(self, step: Hashable, items: Iterable[Any], call: Callable[[Any], Any],
+               done: Callable[[Any, Any], None] | None = None) -> None:
+        self._raise()
+        if step != self.step:
+            self.wait()
+            self.step = step
+        for item in items:
+            if self.failed:
+                return  # the caller failed before: nothing more is written
+            if self.size == 0:
+                try:
+                    result = call(item)
+                except BaseException as exc:
+                    self.failed, self.error = True, exc
+                    raise
+                if done is not None:
+                    done(item, result)
+                continue
+            if len(self.threads) < self.size:
+                thread = threading.Thread(target=self._work, name=f"site-write-{len(self.threads)}", daemon=True)
+                thread.start()
+                self.threads.append(thread)
+            self.queue.put((item, call, done))
+            self._raise()
+
+    def wait(self) -> None:
+        """Until every item submitted has been handled; the first error is raised."""
+        if self.threads:
+            self.queue.join()
+        self._raise()
+
+    def close(self) -> None:
+        """Stop the threads once what is queued is handled (skipped after an error)."""
+        for _ in self.threads:
+            self.queue.put(_STOP)
+        for thread in self.threads:
+            thread.join()
+        self.threads = []
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def _work(self) -> None:
+        while True:
+            task = self.queue.get()
+            try:
+                if task is _STOP:
+                    return
+                if self.failed:
+                    continue
+                item, call, done = task
+                try:
+                    result = call(item)
+                    if done is not None:
+                        with self.lock:
+                            done(item, result)
+                except BaseException as exc:  # Killed stands for SIGKILL in the tests: it stops the rest too
+                    with self.lock:
+                        if not self.failed:
+                            self.failed, self.error = True, exc
+            finally:
+                self.queue.task_done()
 
 
 def write_site(store: Store, site: Site, prefix: str = SITE, *, force: bool = False,
-               previous: Manifest | None = None, writers: int = WRITERS) -> WriteStats:
+               previous: Manifest | None = None, writers: int | None = None) -> WriteStats:
     """Publish `site` under `prefix`: changed files tier by tier, then deletions, then the manifest.
 
     `previous` is the manifest as `read_manifest` returned it (read again if not given);
-    within a step, up to `writers` objects are written at once.
+    within a step, up to `writers` objects are written at once (None: `writers_for(store)`;
+    a streamed site's files are written by its stream's threads, as many as it has).
     """
     prefix = _prefix(prefix)
-    old = previous if previous is not None else read_manifest(store, prefix)
+    if site.stream is not None:
+        try:
+            site.stream.wait()  # every streamed file handled: its entries are final
+        except BaseException:
+            site.stream.close()
+            raise
+    with site.stream.writer if site.stream is not None else Writer(
+            writers_for(store) if writers is None else writers) as pool:
+        return _write_site(store, site, prefix, pool, force=force, old=previous if previous is not None
+                           else read_manifest(store, prefix))
+
+
+def _write_site(store: Store, site: Site, prefix: str, pool: Writer, *, force: bool, old: Manifest) -> WriteStats:
     streamed = site.stream.entries if site.stream is not None else {}  # written as they were rendered
     listed_before = site.stream.pending if site.stream is not None else set()  # in _pending.json already
     new = {**site.kept, **streamed, **{key: Entry(f.digest, f.input) for key, f in site.files.items() if f.listed}}
@@ -392,15 +502,19 @@ def write_site(store: Store, site: Site, prefix: str = SITE, *, force: bool = Fa
         steps.setdefault((_rank(file), file.key in old.files), []).append(file)
     # The dashboard is written by every run (not listed): a first publish is one with no manifest.
     first_publish = DASHBOARD in site.files and not old.files and not (site.stream and site.stream.placeholder)
-    for files in steps.values():
+
+    def landed(file: SiteFile, ok: bool) -> None:
+        if not ok:
+            new[file.key] = Entry("")  # retried by the next publish
+
+    for step, files in steps.items():
         if first_publish and _rank(files[0]) >= 0:  # the static assets have landed: pages may link them
+            pool.wait()
             store.put(prefix + DASHBOARD, PLACEHOLDER, content_type=HTML)
             first_publish = False
-        landed = _each(files, lambda f: _put(store, site.source, prefix, f), writers)  # type: ignore[arg-type]
-        for file, ok in zip(files, landed):
-            if not ok:
-                new[file.key] = Entry("")  # retried by the next publish
-    _each(vanished, lambda key: (store.delete(prefix + key), progress.advance("write")), writers)  # type: ignore[arg-type]
+        pool.submit(("write", *step), files, lambda f: _put(store, site.source, prefix, f), landed)
+    pool.submit("delete", vanished, lambda key: (store.delete(prefix + key), progress.advance("write")))
+    pool.wait()
     if dirty:
         _write_manifest(store, prefix, new, salt=site.salt, builds_upto=builds_upto)
     if tracked or vanished or listed_before:
