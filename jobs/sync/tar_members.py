@@ -49,6 +49,8 @@ _MAGIC = (
 _BLOCK = 512
 _AE_IFMT, _AE_IFREG, _AE_IFDIR, _AE_IFLNK = 0o170000, 0o100000, 0o040000, 0o120000
 _ARCHIVE_OK, _ARCHIVE_EOF = 0, 1
+# libarchive fails without a message on a gzip stream cut inside its 8-byte trailer (CRC, length).
+_NO_REASON = "truncated or corrupt (libarchive gives no reason)"
 _SONAME = "libarchive.so.13"  # Debian's libarchive13t64 (and libarchive13 before it)
 
 
@@ -247,7 +249,7 @@ class TarMembers:
 
     def _corrupt(self, exc: Exception) -> CorruptIndex:
         msg = getattr(exc, "msg", exc)
-        msg = msg.decode("utf-8", "replace") if isinstance(msg, bytes) else str(msg)
+        msg = msg.decode("utf-8", "replace") if isinstance(msg, bytes) else str(msg or _NO_REASON)
         return CorruptIndex(f"{self._what()}: {msg}", url=self.location)
 
 
@@ -263,4 +265,4 @@ def _kind(calls: _Calls, kind: int, entry: int) -> str:
 
 def _error(ffi, archive: int) -> str:
     msg = ffi.error_string(archive)
-    return msg.decode("utf-8", "replace") if msg else "unknown libarchive error"
+    return msg.decode("utf-8", "replace") if msg else _NO_REASON

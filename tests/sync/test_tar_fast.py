@@ -219,6 +219,15 @@ def test_a_gzip_header_with_reserved_flags_is_libarchives(inflater, flag: int):
     assert ours == libarchive and "Unrecognized archive format" in ours
 
 
+@pytest.mark.parametrize("count", [3, 300])  # libarchive fails at its open, or after the last member
+@pytest.mark.parametrize("cut", [1, 8])
+def test_a_gzip_stream_cut_in_its_trailer_is_an_error_that_says_so(count: int, cut: int):
+    data = gzip.compress(tar(packages(count)))[:-cut]
+    ours, libarchive = both(data)
+    assert ours == libarchive
+    assert ours.startswith("CorruptIndex: gzip-compressed tar archive: truncated or corrupt"), ours
+
+
 def test_the_bound_on_the_unpacked_size_is_libarchives_error():
     data = compress(tar(packages(20)), "gzip")
     ours, libarchive = both(data, limit=20_000)
