@@ -66,12 +66,13 @@ _NUMBERS = re.compile(rb"([0-7]{11})[ \0][0-7]{11}[ \0]([0-7]{6})\0 ")
 
 
 def _inflater():
-    """The zlib-compatible module that inflates: ISA-L's (`isal`, about twice as fast) if installed, else zlib."""
-    try:
-        from isal import isal_zlib
-    except ImportError:
-        return zlib, zlib.error
-    return isal_zlib, (zlib.error, isal_zlib.error)
+    """The module that inflates: zlib, as libarchive does (and so pacman).
+
+    Not ISA-L's `isal_zlib`, though it inflates about twice as fast: it reads deflate streams
+    zlib refuses (an incomplete Huffman code, tests/sync/test_tar_fast_deflate.py), which the
+    walk would then accept where libarchive fails.
+    """
+    return zlib, zlib.error
 
 
 def _gunzip(data: bytes, limit: int, inflater=None) -> Iterator[bytes]:

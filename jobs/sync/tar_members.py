@@ -5,9 +5,10 @@ through libarchive-c's ctypes layer, loaded on first use, so a host without it c
 other syncs. The usual database (gzip or plain, repo-add's headers) is read without it, by
 `tar_fast`, which hands over to libarchive at the first member it is not sure of. Measured on
 the benchmark's 15,000-package Arch database (36 MB of tar, 11 MB gzip), walking every member
-and reading each desc takes 0.085 s with `tar_fast` (ISA-L), 0.14 s with libarchive and 0.69 s
-(streaming) to 0.74 s (random access) with Python's tarfile; decompressing alone takes 0.034 s
-(ISA-L), 0.07 s (zlib) and `gzip -dc` 0.15 s.
+and reading each desc takes about 0.12 s with `tar_fast` (zlib; 0.085 s with ISA-L's inflate,
+not used: it reads deflate streams zlib refuses), 0.14 s with libarchive and 0.69 s
+(streaming) to 0.74 s (random access) with Python's tarfile; decompressing alone takes 0.07 s
+(zlib), 0.034 s (ISA-L) and `gzip -dc` 0.15 s.
 
 Hostile input is expected (a mirror is not trusted):
 - the compression is chosen from the magic bytes (gzip, zstd, xz, bzip2 or none) and only
