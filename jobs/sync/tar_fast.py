@@ -13,7 +13,7 @@ header must be canonical (a name, its bytes up to the first NUL as libarchive ta
 name, no ustar prefix or GNU extension bytes, each number as octal digits then spaces or
 NULs, typeflag `0`, NUL or `5`, a directory of size 0, a file name not ending in `/`, the
 unsigned header checksum right), no member larger than `MEMBER_MAX`, the gzip stream one
-member that ends exactly where the data does with its CRC and length right, the whole
+member without reserved header flags that ends exactly where the data does with its CRC and length right, the whole
 stream no larger than the archive's bound, and nothing but zero bytes after the
 end-of-archive block. Every other compression, pax headers, long names, links, devices and
 anything damaged are libarchive's, whose errors are the ones reported.
@@ -66,12 +66,13 @@ _NUMBERS = re.compile(rb"([0-7]{11})[ \0][0-7]{11}[ \0]([0-7]{6})\0 ")
 
 
 def _inflater():
-    """The zlib-compatible module that inflates: ISA-L's (`isal`, about twice as fast) if installed, else zlib."""
-    try:
-        from isal import isal_zlib
-    except ImportError:
-        return zlib, zlib.error
-    return isal_zlib, (zlib.error, isal_zlib.error)
+    """The module that inflates: zlib, as libarchive does (and so pacman).
+
+    Not ISA-L's `isal_zlib`, though it inflates about twice as fast: it reads deflate streams
+    zlib refuses (an incomplete Huffman code, tests/sync/test_tar_fast_deflate.py), which the
+    walk would then accept where libarchive fails.
+    """
+    return zlib, zlib.error
 
 
 def _gunzip(data: bytes, limit: int, inflater=None) -> Iterator[bytes]:
@@ -80,6 +81,8 @@ def _gunzip(data: bytes, limit: int, inflater=None) -> Iterator[bytes]:
     The compressed bytes go in `_FEED` at a time and come out at most CHUNK at a time (a bomb
     never expands past the bound; no long unconsumed input is copied from call to call).
     """
+    if data[3:4] and data[3] & 0xE0:  # reserved flags: ISA-L ignores them, libarchive's gzip reader refuses them
+        raise Irregular("reserved gzip header flags")
     module, errors = inflater or _inflater()
     inflate = module.decompressobj(31)
     total = 0

@@ -5,9 +5,10 @@ through libarchive-c's ctypes layer, loaded on first use, so a host without it c
 other syncs. The usual database (gzip or plain, repo-add's headers) is read without it, by
 `tar_fast`, which hands over to libarchive at the first member it is not sure of. Measured on
 the benchmark's 15,000-package Arch database (36 MB of tar, 11 MB gzip), walking every member
-and reading each desc takes 0.085 s with `tar_fast` (ISA-L), 0.14 s with libarchive and 0.69 s
-(streaming) to 0.74 s (random access) with Python's tarfile; decompressing alone takes 0.034 s
-(ISA-L), 0.07 s (zlib) and `gzip -dc` 0.15 s.
+and reading each desc takes about 0.12 s with `tar_fast` (zlib; 0.085 s with ISA-L's inflate,
+not used: it reads deflate streams zlib refuses), 0.14 s with libarchive and 0.69 s
+(streaming) to 0.74 s (random access) with Python's tarfile; decompressing alone takes 0.07 s
+(zlib), 0.034 s (ISA-L) and `gzip -dc` 0.15 s.
 
 Hostile input is expected (a mirror is not trusted):
 - the compression is chosen from the magic bytes (gzip, zstd, xz, bzip2 or none) and only
@@ -49,6 +50,8 @@ _MAGIC = (
 _BLOCK = 512
 _AE_IFMT, _AE_IFREG, _AE_IFDIR, _AE_IFLNK = 0o170000, 0o100000, 0o040000, 0o120000
 _ARCHIVE_OK, _ARCHIVE_EOF = 0, 1
+# libarchive fails without a message on a gzip stream cut inside its 8-byte trailer (CRC, length).
+_NO_REASON = "truncated or corrupt (libarchive gives no reason)"
 _SONAME = "libarchive.so.13"  # Debian's libarchive13t64 (and libarchive13 before it)
 
 
@@ -247,7 +250,7 @@ class TarMembers:
 
     def _corrupt(self, exc: Exception) -> CorruptIndex:
         msg = getattr(exc, "msg", exc)
-        msg = msg.decode("utf-8", "replace") if isinstance(msg, bytes) else str(msg)
+        msg = msg.decode("utf-8", "replace") if isinstance(msg, bytes) else str(msg or _NO_REASON)
         return CorruptIndex(f"{self._what()}: {msg}", url=self.location)
 
 
@@ -263,4 +266,4 @@ def _kind(calls: _Calls, kind: int, entry: int) -> str:
 
 def _error(ffi, archive: int) -> str:
     msg = ffi.error_string(archive)
-    return msg.decode("utf-8", "replace") if msg else "unknown libarchive error"
+    return msg.decode("utf-8", "replace") if msg else _NO_REASON

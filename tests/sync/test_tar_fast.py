@@ -207,6 +207,27 @@ def test_two_gzip_members_and_trailing_bytes_are_libarchives():
         assert both(data)[0] == both(data)[1]
 
 
+@pytest.mark.parametrize("inflater", inflaters(), ids=lambda i: i[0].__name__)
+@pytest.mark.parametrize("flag", [0x20, 0x40, 0x80])
+def test_a_gzip_header_with_reserved_flags_is_libarchives(inflater, flag: int):
+    # ISA-L inflates such a stream; libarchive's gzip reader does not take it for gzip at all.
+    data = bytearray(gzip.compress(tar(packages(4))))
+    data[3] |= flag
+    with pytest.raises(tar_fast.Irregular):
+        walk(bytes(data), inflater)
+    ours, libarchive = both(bytes(data))
+    assert ours == libarchive and "Unrecognized archive format" in ours
+
+
+@pytest.mark.parametrize("count", [3, 300])  # libarchive fails at its open, or after the last member
+@pytest.mark.parametrize("cut", [1, 8])
+def test_a_gzip_stream_cut_in_its_trailer_is_an_error_that_says_so(count: int, cut: int):
+    data = gzip.compress(tar(packages(count)))[:-cut]
+    ours, libarchive = both(data)
+    assert ours == libarchive
+    assert ours.startswith("CorruptIndex: gzip-compressed tar archive: truncated or corrupt"), ours
+
+
 def test_the_bound_on_the_unpacked_size_is_libarchives_error():
     data = compress(tar(packages(20)), "gzip")
     ours, libarchive = both(data, limit=20_000)
