@@ -15,9 +15,11 @@ the job takes the object path (`build_inputs`).
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from itertools import accumulate, chain, repeat
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -109,21 +111,7 @@ class InputColumns:
             "maintainers": lambda: fields[10], "sync_id": lambda: [sync_id] * n, "seen_at": lambda: [utc] * n,
             "description": lambda: fields[11],
         }
-        arrays = []
-        for column in PACKAGE_STATE.columns:
-            arrays.append(pa.array(values[column.name](), type=column.arrow_type))
-            if not column.nullable and arrays[-1].null_count:
-                raise SchemaError("null in a non-nullable column", column=column.name)
-        table = pa.Table.from_arrays(arrays, schema=PACKAGE_STATE.arrow)
-        sink = io.BytesIO()
-        writer = None
-        for start in range(0, max(n, 1), rows_per_group):
-            part = conform(table.slice(start, rows_per_group), PACKAGE_STATE)
-            if writer is None:
-                writer = pq.ParquetWriter(sink, part.schema, compression="zstd")
-            writer.write_table(part)
-        writer.close()
-        return sink.getvalue()
+        return state_parquet(state_arrays(values), n, rows_per_group)
 
     @cached_property
     def _inputs(self) -> list[tuple[str, str, BinaryEntry, list[BinaryEntry]]]:
@@ -140,39 +128,83 @@ class InputColumns:
     def job_row(self, index: int, now: datetime, not_before: datetime | None) -> JobRow:
         """The new queue row of input `index` (read order), as `plan.job_rows` makes it."""
         arch, base, first, artifacts = self._input(index)
-        return JobRow(job_id=self.job_ids[index], backend=self.backend, architecture=arch, input_url=first.url,
-                      distro=self.distro, releases=(None,), source_name=base, source_version=first.version,
-                      artifacts=tuple(Artifact(*(e[f] for f in _ARTIFACT_FIELDS)) for e in artifacts),
-                      priority=Priority.NEW, queued_at=now, not_before=not_before, attempt=1, retries=0)
+        return new_job_row(self.job_ids[index], self.backend, self.distro, (arch, first.url, None, base, first.version,
+                                                                           artifacts), now, not_before)
 
     def queue_table(self, indices: list[int], now: datetime, not_before: datetime | None) -> pa.Table:
         """The new queue rows of inputs `indices` (read order) as a JobRow table, in that order."""
-        rows = list(map(self._inputs.__getitem__, indices))
-        schema = schema_for(JobRow)
-        m = len(rows)
-        utc = now.astimezone(timezone.utc)
-        due = not_before.astimezone(timezone.utc) if not_before is not None else None
-        flat = list(chain.from_iterable(r[3] for r in rows))
-        offsets = [0, *accumulate(len(r[3]) for r in rows)]
-        kind = schema.arrow.field("artifacts").type
-        fields = list(zip(*flat)) if flat else [[] for _ in BinaryEntry._fields]
-        children = [pa.array(fields[f], type=t.type) for f, t in zip(_ARTIFACT_FIELDS, kind.value_type, strict=True)]
-        for child, t in zip(children, kind.value_type, strict=True):
-            if not t.nullable and child.null_count:
-                raise SchemaError("null in a non-nullable field", column=f"artifacts.{t.name}")
-        struct = pa.StructArray.from_arrays(children, fields=list(kind.value_type))
-        ids = self.job_ids
-        values = {
-            "job_id": [ids[i] for i in indices], "backend": [self.backend] * m, "architecture": [r[0] for r in rows],
-            "input_url": [r[2].url for r in rows], "distro": [self.distro] * m, "releases": [[None]] * m,
-            "source_name": [r[1] for r in rows], "source_version": [r[2].version for r in rows],
-            "artifacts": pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), struct, type=kind),
-            "priority": [int(Priority.NEW)] * m, "queued_at": [utc] * m, "not_before": [due] * m,
-            "attempt": [1] * m, "retries": [0] * m,
-        }
-        arrays = [v if isinstance(v := values[c.name], pa.Array) else pa.array(v, type=c.arrow_type)
-                  for c in schema.columns]
-        return pa.Table.from_arrays(arrays, schema=schema.arrow)
+        inputs, ids = self._inputs, self.job_ids
+        return new_queue_table([ids[i] for i in indices],
+                               [(r[0], r[2].url, None, r[1], r[2].version, r[3]) for r in map(inputs.__getitem__, indices)],
+                               backend=self.backend, distro=self.distro, now=now, not_before=not_before)
+
+
+# One new job: (architecture, input URL, release, source name, source version, its artifacts).
+NewJob = tuple[str, str, "str | None", str, str, list[BinaryEntry]]
+
+
+def new_job_row(job: str, backend: str, distro: str, new: NewJob, now: datetime,
+                not_before: datetime | None) -> JobRow:
+    """The queue row `plan.job_rows` makes for one new job."""
+    arch, url, release, source, version, artifacts = new
+    return JobRow(job_id=job, backend=backend, architecture=arch, input_url=url, distro=distro, releases=(release,),
+                  source_name=source, source_version=version,
+                  artifacts=tuple(Artifact(*(e[f] for f in _ARTIFACT_FIELDS)) for e in artifacts),
+                  priority=Priority.NEW, queued_at=now, not_before=not_before, attempt=1, retries=0)
+
+
+def new_queue_table(ids: list[str], rows: list[NewJob], *, backend: str, distro: str, now: datetime,
+                    not_before: datetime | None) -> pa.Table:
+    """New jobs' queue rows as a JobRow table, column by column (the rows `new_job_row` makes, in order)."""
+    schema = schema_for(JobRow)
+    m = len(rows)
+    utc = now.astimezone(timezone.utc)
+    due = not_before.astimezone(timezone.utc) if not_before is not None else None
+    flat = list(chain.from_iterable(r[5] for r in rows))
+    offsets = [0, *accumulate(len(r[5]) for r in rows)]
+    kind = schema.arrow.field("artifacts").type
+    fields = list(zip(*flat)) if flat else [[] for _ in BinaryEntry._fields]
+    children = [pa.array(fields[f], type=t.type) for f, t in zip(_ARTIFACT_FIELDS, kind.value_type, strict=True)]
+    for child, t in zip(children, kind.value_type, strict=True):
+        if not t.nullable and child.null_count:
+            raise SchemaError("null in a non-nullable field", column=f"artifacts.{t.name}")
+    struct = pa.StructArray.from_arrays(children, fields=list(kind.value_type))
+    values = {
+        "job_id": ids, "backend": [backend] * m, "architecture": [r[0] for r in rows],
+        "input_url": [r[1] for r in rows], "distro": [distro] * m, "releases": [[r[2]] for r in rows],
+        "source_name": [r[3] for r in rows], "source_version": [r[4] for r in rows],
+        "artifacts": pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), struct, type=kind),
+        "priority": [int(Priority.NEW)] * m, "queued_at": [utc] * m, "not_before": [due] * m,
+        "attempt": [1] * m, "retries": [0] * m,
+    }
+    arrays = [v if isinstance(v := values[c.name], pa.Array) else pa.array(v, type=c.arrow_type)
+              for c in schema.columns]
+    return pa.Table.from_arrays(arrays, schema=schema.arrow)
+
+
+def state_arrays(values: dict[str, Callable[[], list[Any]]]) -> list[pa.Array]:
+    """The snapshot's columns, each made by its function in `values` (by column name) and checked for nulls."""
+    arrays = []
+    for column in PACKAGE_STATE.columns:
+        arrays.append(pa.array(values[column.name](), type=column.arrow_type))
+        if not column.nullable and arrays[-1].null_count:
+            raise SchemaError("null in a non-nullable column", column=column.name)
+    return arrays
+
+
+def state_parquet(arrays: list[pa.Array], n: int, rows_per_group: int) -> bytes:
+    """The snapshot's Parquet bytes from its `n` rows' columns, `rows_per_group` rows a row group."""
+    table = pa.Table.from_arrays(arrays, schema=PACKAGE_STATE.arrow)
+    arrays.clear()  # the columns now live in the table only
+    sink = io.BytesIO()
+    writer = None
+    for start in range(0, max(n, 1), rows_per_group):
+        part = conform(table.slice(start, rows_per_group), PACKAGE_STATE)
+        if writer is None:
+            writer = pq.ParquetWriter(sink, part.schema, compression="zstd")
+        writer.write_table(part)
+    writer.close()
+    return sink.getvalue()
 
 
 def not_before_of(now: datetime, initial_delay: float | int) -> datetime | None:

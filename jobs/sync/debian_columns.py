@@ -15,25 +15,19 @@ object path (`build_inputs`).
 
 from __future__ import annotations
 
-import io
 from datetime import datetime, timezone
 from functools import cached_property
-from itertools import accumulate, chain, repeat
+from itertools import chain, repeat
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from jobs.core.model import PACKAGE_STATE, Artifact, JobRow, Priority, SchemaError, job_id
-from jobs.core.model.parquet import conform
-from jobs.core.model.schemas import schema_for
+from jobs.core.model import JobRow, job_id
+from jobs.sync.columns import new_job_row, new_queue_table, state_arrays, state_parquet
 from jobs.sync.records import BinaryEntry, BuildInput
 from jobs.sync.snapshot import ROWS_PER_GROUP
 
 # (release, architecture, source name, source version, input URL, artifacts)
 Input = tuple[str, str, str, str, str, list[BinaryEntry]]
-
-# BinaryEntry's positions of Artifact's fields: name, version, architecture, url, sha256, size, filename, component.
-_ARTIFACT_FIELDS = (0, 1, 2, 5, 7, 8, 6, 9)
 
 
 class DebianColumns:
@@ -112,58 +106,20 @@ class DebianColumns:
             "maintainers": lambda: fields[10], "sync_id": lambda: [sync_id] * n, "seen_at": lambda: [utc] * n,
             "description": lambda: fields[11],
         }
-        arrays = []
-        for column in PACKAGE_STATE.columns:
-            arrays.append(pa.array(values[column.name](), type=column.arrow_type))
-            if not column.nullable and arrays[-1].null_count:
-                raise SchemaError("null in a non-nullable column", column=column.name)
+        arrays = state_arrays(values)
         values.clear()  # the lists the columns were made from go before the Parquet writer's buffers
         fields = entries = owner = []
-        table = pa.Table.from_arrays(arrays, schema=PACKAGE_STATE.arrow)
-        del arrays
-        sink = io.BytesIO()
-        writer = None
-        for start in range(0, max(n, 1), rows_per_group):
-            part = conform(table.slice(start, rows_per_group), PACKAGE_STATE)
-            if writer is None:
-                writer = pq.ParquetWriter(sink, part.schema, compression="zstd")
-            writer.write_table(part)
-        writer.close()
-        return sink.getvalue()
+        return state_parquet(arrays, n, rows_per_group)
 
     def job_row(self, index: int, now: datetime, not_before: datetime | None) -> JobRow:
         """The new queue row of input `index`, as `plan.job_rows` makes it."""
         release, arch, src, version, url, artifacts = self.listed[index]
-        return JobRow(job_id=self.job_ids[index], backend=self.backend, architecture=arch, input_url=url,
-                      distro=self.distro, releases=(release,), source_name=src, source_version=version,
-                      artifacts=tuple(Artifact(*(e[f] for f in _ARTIFACT_FIELDS)) for e in artifacts),
-                      priority=Priority.NEW, queued_at=now, not_before=not_before, attempt=1, retries=0)
+        return new_job_row(self.job_ids[index], self.backend, self.distro, (arch, url, release, src, version, artifacts),
+                           now, not_before)
 
     def queue_table(self, indices: list[int], now: datetime, not_before: datetime | None) -> pa.Table:
         """The new queue rows of inputs `indices` as a JobRow table, in that order."""
-        rows = list(map(self.listed.__getitem__, indices))
-        schema = schema_for(JobRow)
-        m = len(rows)
-        utc = now.astimezone(timezone.utc)
-        due = not_before.astimezone(timezone.utc) if not_before is not None else None
-        flat = list(chain.from_iterable(r[5] for r in rows))
-        offsets = [0, *accumulate(len(r[5]) for r in rows)]
-        kind = schema.arrow.field("artifacts").type
-        fields = list(zip(*flat)) if flat else [[] for _ in BinaryEntry._fields]
-        children = [pa.array(fields[f], type=t.type) for f, t in zip(_ARTIFACT_FIELDS, kind.value_type, strict=True)]
-        for child, t in zip(children, kind.value_type, strict=True):
-            if not t.nullable and child.null_count:
-                raise SchemaError("null in a non-nullable field", column=f"artifacts.{t.name}")
-        struct = pa.StructArray.from_arrays(children, fields=list(kind.value_type))
-        ids = self.job_ids
-        values = {
-            "job_id": [ids[i] for i in indices], "backend": [self.backend] * m, "architecture": [r[1] for r in rows],
-            "input_url": [r[4] for r in rows], "distro": [self.distro] * m, "releases": [[r[0]] for r in rows],
-            "source_name": [r[2] for r in rows], "source_version": [r[3] for r in rows],
-            "artifacts": pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), struct, type=kind),
-            "priority": [int(Priority.NEW)] * m, "queued_at": [utc] * m, "not_before": [due] * m,
-            "attempt": [1] * m, "retries": [0] * m,
-        }
-        arrays = [v if isinstance(v := values[c.name], pa.Array) else pa.array(v, type=c.arrow_type)
-                  for c in schema.columns]
-        return pa.Table.from_arrays(arrays, schema=schema.arrow)
+        listed, ids = self.listed, self.job_ids
+        return new_queue_table([ids[i] for i in indices],
+                               [(r[1], r[4], r[0], r[2], r[3], r[5]) for r in map(listed.__getitem__, indices)],
+                               backend=self.backend, distro=self.distro, now=now, not_before=not_before)
