@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from jobs.core.bounded import OverLimit, cap, read_object
 from jobs.core.model import JobRow, ResultRow, Status
-from jobs.core.signing import SignatureError, product_digests, verify_link
+from jobs.core.signing import SignatureError, key_id, link_key_id, product_digests, verify_link
 from jobs.core.store import NotFound, Reads
 
 MAX_FILE_BYTES = cap("signed_file")  # a build log is capped by [build] max_bytes; a file past this is refused unread
@@ -207,6 +207,11 @@ def _check_link(row: ResultRow, index: Mapping[str, str], signer: Ed25519PublicK
         raise Mismatch("attestation-mismatch", f"not signed by the result's worker: {exc.reason}") from None
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise Mismatch("attestation-mismatch", "the attestation is not a readable in-toto link") from None
+    # Exactly the worker's one signature: another worker's link with the signer's signature
+    # added would otherwise be countersigned and served as naming that worker for this build.
+    if [s["keyid"] in (link_key_id(signer), key_id(signer)) for s in link["signatures"]] != [True]:
+        raise Mismatch("attestation-mismatch", "the attestation carries signatures other than the result's "
+                                               "worker's one")
     named = Counter(str(d.get("sha256", "")).lower() for d in products.values())
     wanted = Counter(index[a.name] for a in row.artifacts)
     if named != wanted:

@@ -1,0 +1,64 @@
+"""Attacks on the attestation a GOOD result carries (`rebuilder.result/3`, docs/trust.md), by a trusted worker.
+
+Each is a real publish on the test stores of a result signed by a trusted key ("mallory")
+that passes every other check: what publish countersigns and the site serves as this
+build's attestation must be a link of the result's own worker and one publish can keep.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from jobs.core.layout import ATTESTATIONS
+from jobs.core.signing import link_key_id
+from jobs.core.signing.intoto import _signature
+from jobs.core.signing.keys import key_id
+from jobs.publish.run import publish
+from jobs.publish.state.verify import Reason
+from tests.publish.test_carried_attestation import _carried_link, _good, _published
+from tests.publish.test_trust import check_refused, forged, jobs_with_state, package_status, trusted
+from tests.publish.test_verify import NOW, worker_for
+
+pytestmark = pytest.mark.full("real publishes of forged results on both stores")
+
+
+def _refused_and_nothing_kept(store, summary, key) -> None:
+    check_refused(store, summary, key, Reason.ATTESTATION_MISMATCH)
+    assert summary.state.countersigned == {} and summary.state.attestation_batch is None
+    assert list(store.list(ATTESTATIONS)) == [] and _published(store) == {}
+
+
+@pytest.mark.parametrize("carried", [True, False], ids=["carried", "as-a-file"])
+def test_another_workers_link_with_the_signers_signature_added_is_refused(store, tmp_path, carried):
+    """Mallory takes alice's link for the same artifact (published with alice's build), adds its own
+    signature and carries it: publish would countersign and serve, as mallory's build, a link that
+    names alice as a signer of a build alice never made."""
+    (job,) = jobs_with_state(store, tmp_path, 1)
+    alice = worker_for(store, tmp_path, "alice").identity
+    mallory = worker_for(store, tmp_path, "mallory").identity
+    link = _carried_link(tmp_path, job, alice.key)
+    link["signatures"].append(_signature(link["signed"], mallory.key))
+    if carried:
+        key = forged(store, mallory, job, status="GOOD", artifacts=_good(job), attestation=link)
+    else:  # a worker of the previous format: the same link as its uploaded file
+        key = forged(store, mallory, job, status="GOOD", artifacts=_good(job),
+                     files={"attestation.json": json.dumps(link).encode()})
+    summary = publish(store, trusted(tmp_path, mallory, alice), now=NOW)
+    _refused_and_nothing_kept(store, summary, key)
+    assert package_status(store, job.source_name) != "GOOD"
+
+
+def test_a_link_signed_twice_by_its_own_worker_is_refused(store, tmp_path):
+    """Exactly one signature, the worker's: a second entry (here under its other key id) is not the link a worker makes."""
+    (job,) = jobs_with_state(store, tmp_path, 1)
+    mallory = worker_for(store, tmp_path, "mallory").identity
+    link = _carried_link(tmp_path, job, mallory.key)
+    extra = _signature(link["signed"], mallory.key)
+    extra["keyid"] = key_id(mallory.key.public_key())
+    assert extra["keyid"] != link_key_id(mallory.key.public_key())
+    link["signatures"].append(extra)
+    key = forged(store, mallory, job, status="GOOD", artifacts=_good(job), attestation=link)
+    summary = publish(store, trusted(tmp_path, mallory), now=NOW)
+    _refused_and_nothing_kept(store, summary, key)
