@@ -8,18 +8,20 @@ build's attestation must be a link of the result's own worker and one publish ca
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
 from jobs.core.layout import ATTESTATIONS
-from jobs.core.signing import link_key_id
+from jobs.core.signing import link_key_id, sign_link
+from jobs.core.signing.canonical import canonical_bytes
 from jobs.core.signing.intoto import _signature
 from jobs.core.signing.keys import key_id
 from jobs.publish.run import publish
 from jobs.publish.state.verify import Reason
 from tests.publish.test_carried_attestation import _carried_link, _good, _published
 from tests.publish.test_trust import check_refused, forged, jobs_with_state, package_status, trusted
-from tests.publish.test_verify import NOW, worker_for
+from tests.publish.test_verify import NOW, config_for, worker_for
 
 pytestmark = pytest.mark.full("real publishes of forged results on both stores")
 
@@ -62,3 +64,59 @@ def test_a_link_signed_twice_by_its_own_worker_is_refused(store, tmp_path):
     key = forged(store, mallory, job, status="GOOD", artifacts=_good(job), attestation=link)
     summary = publish(store, trusted(tmp_path, mallory), now=NOW)
     _refused_and_nothing_kept(store, summary, key)
+
+
+def _deep(n: int) -> dict:
+    value: dict = {}
+    for _ in range(n):
+        value = {"a": value}
+    return value
+
+
+def _resigned_with_deep_environment(store, key: str, ident, depth: int) -> None:
+    """The stored result again, its link's environment nested `depth` deep, both re-signed (the
+    attacker's own code: not the worker's, whose deep copies would not get that far)."""
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(20000)
+    try:
+        doc = json.loads(store.get(key).data)
+        payload = doc["signed"]
+        link = payload["attestation"]["signed"]
+        link["environment"] = {"x": _deep(depth)}
+        payload["attestation"]["signatures"] = [{"keyid": link_key_id(ident.key.public_key()),
+                                                 "sig": ident.key.sign(canonical_bytes(link)).hex()}]
+        doc["signatures"] = [{"keyid": key_id(ident.key.public_key()),
+                              "sig": ident.key.sign(canonical_bytes(payload)).hex()}]
+        store.put(key, json.dumps(doc).encode())
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+@pytest.mark.parametrize("sign", [True, False], ids=["countersigned", "as-the-worker-signed-it"])
+def test_a_link_nested_too_deeply_to_countersign_is_refused(store, tmp_path, sign):
+    """A link nested ~600 deep passed verification, then failed countersigning (a deep copy's
+    recursion): the build was published GOOD with no attestation, and the carried link, never
+    kept, could not be countersigned by any later run. Refused when verified instead."""
+    (job,) = jobs_with_state(store, tmp_path, 1)
+    mallory = worker_for(store, tmp_path, "mallory").identity
+    key = forged(store, mallory, job, status="GOOD", artifacts=_good(job),
+                 attestation=_carried_link(tmp_path, job, mallory.key))
+    _resigned_with_deep_environment(store, key, mallory, 600)
+    summary = publish(store, config_for(tmp_path, authorized=[mallory.public_key], sign=sign), now=NOW)
+    _refused_and_nothing_kept(store, summary, key)
+    assert "nests more than 32 levels" in {r.key: r.detail for r in summary.state.rejected}[key]
+    assert summary.state.attestation_problems == {}
+    assert package_status(store, job.source_name) != "GOOD"
+
+
+def test_a_link_with_a_nested_environment_of_ordinary_depth_is_accepted(store, tmp_path):
+    """The bound is far above any real link's nesting (in-toto's Python tooling nests environment objects)."""
+    (job,) = jobs_with_state(store, tmp_path, 1)
+    mallory = worker_for(store, tmp_path, "mallory").identity
+    link = _carried_link(tmp_path, job, mallory.key)
+    signed = dict(link["signed"], environment={"workdir": {"a": {"b": {"c": "d"}}}},
+                  byproducts={"stdout": "", "stderr": "", "return-value": 0})
+    key = forged(store, mallory, job, status="GOOD", artifacts=_good(job), attestation=sign_link(signed, mallory.key))
+    summary = publish(store, trusted(tmp_path, mallory), now=NOW)
+    assert [a.key for a in summary.state.accepted] == [key] and len(_published(store)) == 1
+    assert package_status(store, job.source_name) == "GOOD"

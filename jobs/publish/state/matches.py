@@ -35,6 +35,10 @@ from jobs.core.store import NotFound, Reads
 
 MAX_FILE_BYTES = cap("signed_file")  # a build log is capped by [build] max_bytes; a file past this is refused unread
 MAX_ATTESTATION_BYTES = cap("attestation")
+# A link nests 5 deep (metablock, signed, products, artifact, digests); environment and
+# byproducts may nest a little more. Far deeper verifies (one frame a level) but cannot be
+# countersigned (a deep copy: two frames a level): refused here, not lost after acceptance.
+MAX_LINK_DEPTH = 32
 _CHUNK = 1 << 20
 
 
@@ -201,6 +205,8 @@ def _check_link(row: ResultRow, index: Mapping[str, str], signer: Ed25519PublicK
     """The attestation's bytes, if they are a link signed by `signer` naming exactly the index's digests."""
     try:
         link = json.loads(data)
+        if _deeper_than(link, MAX_LINK_DEPTH):
+            raise Mismatch("attestation-mismatch", f"the attestation nests more than {MAX_LINK_DEPTH} levels deep")
         verify_link(link, {row.worker_key_id: signer})
         products = product_digests(link)
     except SignatureError as exc:
@@ -217,3 +223,17 @@ def _check_link(row: ResultRow, index: Mapping[str, str], signer: Ed25519PublicK
     if named != wanted:
         raise Mismatch("attestation-mismatch", "the attestation's products are not the index's artifact digests")
     return data
+
+
+def _deeper_than(value: object, limit: int) -> bool:
+    """Whether JSON `value` nests objects or arrays more than `limit` deep (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
