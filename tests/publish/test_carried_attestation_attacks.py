@@ -7,13 +7,14 @@ build's attestation must be a link of the result's own worker and one publish ca
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 
 import pytest
 
 from jobs.core.layout import ATTESTATIONS
-from jobs.core.signing import link_key_id, sign_link
+from jobs.core.signing import link_key_id, sign_document, sign_link
 from jobs.core.signing.canonical import canonical_bytes
 from jobs.core.signing.intoto import _signature
 from jobs.core.signing.keys import key_id
@@ -120,3 +121,26 @@ def test_a_link_with_a_nested_environment_of_ordinary_depth_is_accepted(store, t
     summary = publish(store, trusted(tmp_path, mallory), now=NOW)
     assert [a.key for a in summary.state.accepted] == [key] and len(_published(store)) == 1
     assert package_status(store, job.source_name) == "GOOD"
+
+
+def test_a_stray_attestation_file_beside_a_carried_link_is_never_served(store, tmp_path):
+    """A `/3` result may list an `attestation.json` under its prefix among its signed files (a name a
+    build uploads); only the carried link is countersigned and served, never that file."""
+    (job,) = jobs_with_state(store, tmp_path, 1)
+    mallory = worker_for(store, tmp_path, "mallory").identity
+    stray = _carried_link(tmp_path, job, mallory.key, data=b"backdoored")  # names another digest
+    carried = _carried_link(tmp_path, job, mallory.key)
+    key = forged(store, mallory, job, status="GOOD", artifacts=_good(job), attestation=carried)
+    doc = json.loads(store.get(key).data)
+    payload = doc["signed"]
+    (log,) = payload["result"]["files"]
+    body = json.dumps(stray).encode()
+    named = log["key"].removesuffix("/log") + "/attestation.json"
+    store.put(named, body)
+    payload["result"]["files"].append(dict(log, key=named, sha256=hashlib.sha256(body).hexdigest(), size=len(body)))
+    store.put(key, json.dumps(sign_document(payload, mallory.key)).encode())
+    summary = publish(store, trusted(tmp_path, mallory), now=NOW)
+    assert [a.key for a in summary.state.accepted] == [key]
+    assert named in {f.key for f in summary.state.accepted[0].row.files}  # signed, checked, accepted
+    (served,) = _published(store).values()
+    assert served["signed"] == carried["signed"] != stray["signed"]
