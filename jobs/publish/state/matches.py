@@ -30,11 +30,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from jobs.core.bounded import OverLimit, cap, read_object
 from jobs.core.model import JobRow, ResultRow, Status
-from jobs.core.signing import SignatureError, product_digests, verify_link
+from jobs.core.signing import SignatureError, key_id, link_key_id, product_digests, verify_link
 from jobs.core.store import NotFound, Reads
 
 MAX_FILE_BYTES = cap("signed_file")  # a build log is capped by [build] max_bytes; a file past this is refused unread
 MAX_ATTESTATION_BYTES = cap("attestation")
+# A link nests 5 deep (metablock, signed, products, artifact, digests); environment and
+# byproducts may nest a little more. Far deeper verifies (one frame a level) but cannot be
+# countersigned (a deep copy: two frames a level): refused here, not lost after acceptance.
+MAX_LINK_DEPTH = 32
 _CHUNK = 1 << 20
 
 
@@ -201,14 +205,35 @@ def _check_link(row: ResultRow, index: Mapping[str, str], signer: Ed25519PublicK
     """The attestation's bytes, if they are a link signed by `signer` naming exactly the index's digests."""
     try:
         link = json.loads(data)
+        if _deeper_than(link, MAX_LINK_DEPTH):
+            raise Mismatch("attestation-mismatch", f"the attestation nests more than {MAX_LINK_DEPTH} levels deep")
         verify_link(link, {row.worker_key_id: signer})
         products = product_digests(link)
     except SignatureError as exc:
         raise Mismatch("attestation-mismatch", f"not signed by the result's worker: {exc.reason}") from None
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise Mismatch("attestation-mismatch", "the attestation is not a readable in-toto link") from None
+    # Exactly the worker's one signature: another worker's link with the signer's signature
+    # added would otherwise be countersigned and served as naming that worker for this build.
+    if [s["keyid"] in (link_key_id(signer), key_id(signer)) for s in link["signatures"]] != [True]:
+        raise Mismatch("attestation-mismatch", "the attestation carries signatures other than the result's "
+                                               "worker's one")
     named = Counter(str(d.get("sha256", "")).lower() for d in products.values())
     wanted = Counter(index[a.name] for a in row.artifacts)
     if named != wanted:
         raise Mismatch("attestation-mismatch", "the attestation's products are not the index's artifact digests")
     return data
+
+
+def _deeper_than(value: object, limit: int) -> bool:
+    """Whether JSON `value` nests objects or arrays more than `limit` deep (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
