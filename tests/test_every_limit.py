@@ -49,6 +49,8 @@ ENFORCED_BY: dict[str, list[str]] = {
     "enrolment": [f"{HERE}::test_an_enrolment_record_that_grew_after_the_listing_is_oversized"],
     "attestation": [f"{HERE}::test_an_attestation_over_its_cap_is_a_mismatch"],
     "record": [f"{HERE}::test_a_worker_record_over_its_cap_is_not_read"],
+    "run_attestations": ["tests/publish/test_carried_attestation.py::"
+                         "test_a_run_keeps_attestations_up_to_its_cap_and_leaves_the_rest_for_the_next"],
     "upload": ["tests/test_configured_limits.py::test_configured_publish_caps_are_enforced_and_the_rest_is_published",
                "tests/hostile/test_memory.py::test_publish_and_rebuildctl_stay_under_512_mib_on_every_hostile_input"],
     "report_decoded": ["tests/publish/test_sanitize.py::test_a_gzip_bomb_is_refused_while_it_expands",

@@ -66,6 +66,9 @@ _LIMITS = (
           "writes, as publish reads it"),
     Limit("enrolment", 64 * KiB, "bytes", "one worker enrolment record, as publish reads it"),
     Limit("attestation", MiB, "bytes", "one attestation a worker uploads, as publish countersigns it"),
+    Limit("run_attestations", 256 * MiB, "bytes", "the attestations publish accepts in one run, kept together in "
+          "the run's `history/attestations/` object (read back capped at 1,000 attestations' worth); the GOOD "
+          "results past it wait, unjudged, for the next publish"),
     Limit("record", MiB, "bytes", "one claim or worker record a worker writes, as publish reads it"),
     Limit("upload", 64 * MiB, "bytes", "one uploaded build file as stored: log, diffoscope text or HTML, "
           "attestation (publish copies it; larger is not published)", "`[publish] max_upload_bytes`"),

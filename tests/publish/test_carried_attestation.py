@@ -199,3 +199,31 @@ def test_a_payload_whose_schema_is_not_a_known_name_is_a_schema_error(schema):
     with pytest.raises(Reject) as exc:
         parse_result(payload)
     assert exc.value.reason is Reason.SCHEMA and "payload is not rebuilder.result/3" in exc.value.detail
+
+
+def test_a_run_keeps_attestations_up_to_its_cap_and_leaves_the_rest_for_the_next(store, tmp_path, monkeypatch):
+    """One run's kept object must stay readable (it is read back capped): the GOOD results past
+    `run_attestations` wait, unjudged and unchanged, for the next publish, which accepts them."""
+    from jobs.core.bounded import cap
+    from jobs.publish.state import verify
+
+    assert verify.MAX_RUN_ATTESTATION_BYTES == cap("run_attestations") >= 200 * cap("attestation")
+    rows, worker = built(store, tmp_path, 4)  # pkg000 and pkg003 reproduce
+    add_state(store, rows)
+    config = config_for(tmp_path, authorized=[worker.identity.public_key])
+    found = [a for a in verify.collect(store, config, already=set()).accepted if a.attestation is not None]
+    assert len(found) == 2
+    monkeypatch.setattr(verify, "MAX_RUN_ATTESTATION_BYTES", len(found[0].attestation) + len(found[1].attestation) - 1)
+    summary = publish(store, config, now=NOW)
+    first, second = found[0].row.build_id, found[1].row.build_id
+    assert summary.state.deferred == [found[1].key] and summary.state.rejected == []
+    assert list(summary.state.countersigned) == [first] and len(summary.state.accepted) == 3
+    assert "1 results left for the next publish" in summary.state.line()
+    assert second not in _history_keys(store)
+    store.head(found[1].key)  # still there, as the worker stored it
+    statuses = {package_status(store, r.source_name) for r in rows if f"{r.job_id}-1" == second}
+    assert statuses != {"GOOD"}
+    again = publish(store, config, now=NOW + timedelta(minutes=5))
+    assert again.state.deferred == [] and list(again.state.countersigned) == [second]
+    assert len(_published(store)) == 2
+    assert {package_status(store, r.source_name) for r in rows if f"{r.job_id}-1" in (first, second)} == {"GOOD"}

@@ -117,6 +117,7 @@ class PublishState:
     accepted: list[Accepted] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     settling: list[str] = field(default_factory=list)  # result keys judged again by a later publish
+    deferred: list[str] = field(default_factory=list)  # result keys left for a later publish (`run_attestations`)
     untrusted_workers: list[Rejected] = field(default_factory=list)
     trust_note: str | None = None
     history_rows_added: int = 0
@@ -145,6 +146,8 @@ class PublishState:
                 f"{len(q.retried)} retries, -{len(q.exhausted)} out of retries; "
                 f"{len(self.requests_applied)} requests applied, {len(self.requests_rejected)} rejected"
                 + (f"; {len(self.settling)} results settling (judged by a later publish)" if self.settling else "")
+                + (f"; {len(self.deferred)} results left for the next publish (this run's attestations reached "
+                   "their cap)" if self.deferred else "")
                 + (f"; {self.pruned} compacted result and claim objects pruned" if self.pruned else ""))
         return text + (f" ({self.trust_note})" if self.trust_note else "")
 
@@ -177,6 +180,7 @@ def _publish_locked(store: Store, config: RebuilderConfig, now: datetime, key: E
     with progress.step("verify", "publish: verify", total=0, unit="results"):
         collected = verify_results(store, config, already=history.holding, queue=queue.jobs, clock=clock)
     state = PublishState(accepted=collected.accepted, rejected=collected.rejected, settling=collected.settling,
+                         deferred=collected.deferred,
                          untrusted_workers=collected.trust.refused, trust_note=collected.trust.note,
                          public_keys=rebuilder_keys(store, key))
     for r in collected.rejected:

@@ -46,6 +46,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from jobs.core import progress
+from jobs.core.bounded import cap
 from jobs.core.config import RebuilderConfig
 from jobs.core.errors import ConfigError
 from jobs.core.layout import (
@@ -98,6 +99,8 @@ from jobs.publish.state.workerobjects import (
 NO_TRUST = ("no worker is trusted: set [worker] authorized_workers or [worker] signup_secret "
             "in rebuilderd.conf; until then no result is accepted")
 
+
+MAX_RUN_ATTESTATION_BYTES = cap("run_attestations")  # what one run accepts (`_defer_past_budget`)
 
 @dataclass(frozen=True)
 class Rejected:
@@ -152,6 +155,9 @@ class Collected:
     # Results that passed every check but stand beside another trusted worker's start
     # marker and are younger than the settling time: judged again by a later publish.
     settling: list[str] = field(default_factory=list)
+    # Results that passed every check after this run's attestations reached `run_attestations`:
+    # left for a later publish, so one run's kept-attestations object stays readable.
+    deferred: list[str] = field(default_factory=list)
     claims: list[ObjectInfo] = field(default_factory=list)  # the listing of claims/ it judged from (`prune` reuses it)
 
 
@@ -309,7 +315,27 @@ def collect(store: Reads, config: RebuilderConfig, *,
         except NotFound:
             continue  # deleted since the listing (by an operator): nothing to judge
     _refuse_doubles(out)
+    _defer_past_budget(out, MAX_RUN_ATTESTATION_BYTES)
     return out
+
+
+def _defer_past_budget(out: Collected, budget: int) -> None:
+    """Leave for a later publish the results whose attestations would take this run's past `budget` bytes.
+
+    A run keeps every accepted attestation in one object, which is read back capped (a rerun
+    after a kill, the site): a hostile worker reporting a thousand GOOD builds with 1 MiB links
+    must not make it unreadable, honest workers' links with it. In listing order; the first
+    attestation always fits (one is at most `attestation`, far below the budget).
+    """
+    total, kept = 0, []
+    for a in out.accepted:
+        if a.attestation is not None:
+            total += len(a.attestation)
+            if total > budget:
+                out.deferred.append(a.key)
+                continue
+        kept.append(a)
+    out.accepted = kept
 
 
 def _refuse_doubles(out: Collected) -> None:
