@@ -1,4 +1,4 @@
-"""The site's writer threads (`sitewriter.Writer`): bounded, ordered by step, stopped by the first error."""
+"""The site's writer threads (`writepool.Writer`): bounded, ordered by step, stopped by the first error."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import time
 import pytest
 
 from jobs.core.store import LocalStore
-from jobs.publish.site.sitewriter import LOCAL_WRITERS, WRITERS, Writer, json_safe, writers_for
+from jobs.publish.site.sitewriter import json_safe
+from jobs.publish.site.writepool import LOCAL_WRITERS, WRITERS, Writer, writers_for
 from tests.faults import FaultyStore, Killed
 
 

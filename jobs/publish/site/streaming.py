@@ -4,7 +4,7 @@ A full publish renders a page and a feed for every package name; held in the `Si
 `sitewriter.write_site`, they were most of its memory (gigabytes at a million builds). With a
 stream attached (`build_site(..., write_to=SiteStream(...))`), `build_site` hands each batch of
 rendered package pages and feeds to it and keeps only their manifest entries. The stream
-queues them for its writer threads (`sitewriter.Writer`, one set for the whole publish: as
+queues them for its writer threads (`writepool.Writer`, one set for the whole publish: as
 many as suit the store, `writers_for`), which write them while the next batch is rendered; at
 most one batch waits in the queue, so memory stays bounded. What `write_site` guarantees still
 holds:
@@ -45,12 +45,11 @@ from jobs.publish.site.sitewriter import (
     Manifest,
     Site,
     SiteFile,
-    Writer,
     _prefix,
     _put,
     _rank,
-    writers_for,
 )
+from jobs.publish.site.writepool import Writer, writers_for
 
 BATCH = 2048  # files rendered before they are written: the memory of a streamed publish's pages
 
@@ -58,7 +57,7 @@ BATCH = 2048  # files rendered before they are written: the memory of a streamed
 class SiteStream:
     """Writes files of one publish's site as `build_site` renders them (see the module docstring).
 
-    Its `writer` (`sitewriter.Writer`: `writers` threads, `writers_for(store)` if None) writes them
+    Its `writer` (`writepool.Writer`: `writers` threads, `writers_for(store)` if None) writes them
     while the next batch is rendered, at most `batch` files waiting; `write_site` writes the rest
     of the site with the same threads and stops them (`close`, or a `with` block, otherwise).
     """
