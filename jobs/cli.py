@@ -309,6 +309,9 @@ def demo(
     (default DIRECTORY/debian-roots): with them there it runs offline, else it says what it
     downloads first.
 
+    Ctrl-C during the builds stops them (their claims released), publishes what was done and
+    exits 130; run it again to build the rest.
+
     Example: rebuilder demo /var/tmp/rebuilder-demo --bind 127.0.0.1:9000
     Example: rebuilder demo /var/tmp/rebuilder-demo --distro debian --distro archlinux
     """
@@ -341,6 +344,10 @@ def demo(
     for line in result.summary.lines():
         typer.echo(line)
     typer.echo(f"configs: {result.directory}/rebuilderd{{,-sync,-worker}}.conf; store: {result.store.url}")
+    if result.stopped:  # Ctrl-C during the builds: published, not served
+        if server is not None:
+            server.server_close()
+        raise typer.Exit(130)
     typer.echo(support.status_text(result.store))
     if server is None:
         return
