@@ -312,6 +312,7 @@ def demo(
     Ctrl-C during the builds stops them (their claims released), publishes what was done and
     exits 130; run it again to build the rest.
 
+    \b
     Example: rebuilder demo /var/tmp/rebuilder-demo --bind 127.0.0.1:9000
     Example: rebuilder demo /var/tmp/rebuilder-demo --distro debian --distro archlinux
     """

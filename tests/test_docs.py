@@ -194,6 +194,15 @@ def test_every_command_is_documented():
             assert f"### `{' '.join((program, *path))}`" in cli
 
 
+def test_every_example_of_the_reference_is_a_line_of_its_own():
+    """Two `Example:` lines of a docstring without click's `\\b` are rewrapped into one paragraph,
+    and the second example runs on from the first (`... --bind 127.0.0.1:9000 Example: rebuilder
+    demo`): no longer a command to copy."""
+    cli = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    joined = [line.strip() for line in cli.splitlines() if re.search(r"\S.*\bExample: ", line)]
+    assert not joined, "rewrapped examples (put \\b before them in the docstring):\n" + "\n".join(joined)
+
+
 # --- links and paths ------------------------------------------------------------------------------
 
 def slug(heading: str) -> str:
