@@ -119,6 +119,18 @@ def test_a_missing_backend_script_names_backend_path_and_fix(tmp_path):
     assert json.loads(res.stdout)["worker"]["backend"]["archlinux"]["path"] == "/nonexistent/rebuilder-archlinux.sh"
 
 
+def test_the_install_hint_names_the_script_the_path_is_named_after(tmp_path):
+    """docs/configuration.md's example: the archlinux table names the archlinux-local console
+    script; installing archlinux-repro's script there instead would be the wrong backend."""
+    for path in ("/nonexistent/rebuilder-backend-archlinux-local", "/nonexistent/rebuilder-archlinux-local"):
+        res = check(tmp_path, worker=f'[backend."archlinux"]\npath = "{path}"\n')
+        assert res.returncode == 1
+        assert res.stderr.rstrip().endswith(
+            f"install the shipped one: install -D -m 0755 {shipped_backend('archlinux-local')} {path}"), res.stderr
+    res = check(tmp_path, worker='[backend."debian"]\npath = "/nonexistent/rebuilder-backend-debian-local"\n')
+    assert f"install -D -m 0755 {shipped_backend('debian-local')} " in res.stderr, res.stderr
+
+
 def test_a_backend_script_that_is_not_executable_or_not_a_file(tmp_path):
     script = tmp_path / "backend.sh"
     script.write_text("#!/bin/sh\nexit 0\n")
