@@ -90,7 +90,10 @@ def sync(
     sync_config = load_sync_config(profiles)
     names = profile or list(sync_config.profiles)
     if not names:
-        raise typer.BadParameter("no sync profiles configured", param_hint="--profiles")
+        from jobs.core.config.load import SYNC_FILE, locate_config
+        file, _ = locate_config(SYNC_FILE, profiles, os.environ)
+        why = 'has no [profile."<name>"] table' if file.exists() else "does not exist"
+        raise typer.BadParameter(f"no sync profiles configured: {file} {why}", param_hint="--profiles")
     chosen = [sync_config.profile(n) for n in names]
     store = support.job_store(opts, config)
     fetcher = Fetcher(retries=retries, timeout=timeout)
@@ -133,7 +136,7 @@ def work(
     opts: Options = ctx.obj
     config = support.rebuilder_config(opts)
     wconf = load_worker_config(worker_config)
-    backends = support.worker_backends(wconf)  # before a key is created in the work dir
+    backends = support.worker_backends(wconf, worker_config)  # before a key is created in the work dir
     worker = Worker(store=support.job_store(opts, config), config=config, worker_config=wconf,
                     identity=load_identity(wconf, name), backends=backends, env=dict(os.environ))
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -206,7 +209,7 @@ def run(
     opts: Options = ctx.obj
     config = support.rebuilder_config(opts)
     wconf = load_worker_config(worker_config)
-    backends = support.worker_backends(wconf)
+    backends = support.worker_backends(wconf, worker_config)
     sync_config = load_sync_config(profiles)
     store = support.job_store(opts, config)
     site_store = open_store(config.store.site_url) if config.store.site_url else None
