@@ -351,6 +351,18 @@ def test_inline_code_is_balanced(page):
     assert not [s for s in spans if "\n\n" in s], f"{rel(page)}: a backtick is unpaired"
 
 
+def test_testing_page_names_every_package_test_sh_installs():
+    """docs/testing.md lists what `infra/test.sh` installs beyond infra/apt-packages.txt."""
+    script = (ROOT / "infra" / "test.sh").read_text(encoding="utf-8")
+    line = next(line for line in script.splitlines() if line.startswith("ensure_packages infra/test.sh"))
+    extra = [word for word in line.split()[2:] if not word.startswith(("@", "$"))]
+    assert {"chromium", "debootstrap"} <= set(extra), line
+    testing = " ".join((ROOT / "docs" / "testing.md").read_text(encoding="utf-8").split())
+    section = testing.split("## Running the tests", 1)[1].split("##", 1)[0]
+    missing = [name for name in [*extra, "npm"] if not re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", section)]
+    assert not missing, f"docs/testing.md does not say infra/test.sh installs {missing}"
+
+
 # Invocations in what deploys and runs the jobs: systemd units, compose, workflows, scripts.
 DEPLOY_FILES = ("infra/systemd/*.service", "infra/compose/*.yaml", "workflows/*.yml", "infra/*.sh", ".ci/run")
 RUN = re.compile(r"(?:^|(?<=[\s;\"'(])|(?<=bin/))(rebuilder|rebuildctl)((?:[ \t]+[^\s;|&)]+)*)")
