@@ -203,6 +203,31 @@ def test_every_example_of_the_reference_is_a_line_of_its_own():
     assert not joined, "rewrapped examples (put \\b before them in the docstring):\n" + "\n".join(joined)
 
 
+# The READMEs beside the deployment files are read by operators as much as docs/ is.
+OTHER_READMES = sorted([*ROOT.glob("examples/**/README.md"), *ROOT.glob("infra/**/README.md")])
+
+
+@pytest.mark.parametrize("page", OTHER_READMES, ids=rel)
+def test_deployment_readmes_name_real_commands_and_links(page):
+    # Their inline flags may be other programs' (`--scale` is docker compose's): only the flags
+    # of `rebuilder …` / `rebuildctl …` invocations are checked; relative paths are the example's own.
+    text = page.read_text(encoding="utf-8")
+    # Their step-by-step commands are indented code blocks: those lines count as code too.
+    indented = "\n".join(f"`{line.strip()}`" for line in FENCE.sub("", text).splitlines()
+                         if line.startswith("    ") and "`" not in line)
+    found = [*invocations(text), *invocations(indented)]
+    problems = [p for tokens in found for p in check_invocation(tokens)]
+    problems += [p for target in LINK.findall(FENCE.sub("", text)) if (p := link_problem(page, target))]
+    assert not problems, f"{rel(page)}:\n" + "\n".join(problems)
+    if page.name == "README.md" and page.parent.parent.name == "examples":
+        assert any(tokens[1:2] == ["check-config"] for tokens in found), "the step-by-step commands are read"
+
+
+def test_there_are_deployment_readmes():
+    assert {rel(p) for p in OTHER_READMES} >= {"examples/README.md", "examples/archlinux/README.md",
+                                                 "infra/systemd/README.md", "infra/compose/README.md"}
+
+
 # --- links and paths ------------------------------------------------------------------------------
 
 def slug(heading: str) -> str:
