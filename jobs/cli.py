@@ -397,7 +397,7 @@ def check_config(
         help="Check the files only, not this machine (backend scripts, keyrings): for configs "
              "validated away from the host they are meant for, e.g. in a deployment repository's CI.")] = False,
     root: Annotated[Optional[Path], typer.Option(
-        "--root", help="Check an installed tree (an image, a DESTDIR): default config files are read "
+        "--root", exists=True, file_okay=False, help="Check an installed tree (an image, a DESTDIR): default config files are read "
                        "from ROOT/etc and absolute paths in them (backend scripts, keyrings) are "
                        "looked up under ROOT.")] = None,
 ) -> None:

@@ -208,3 +208,14 @@ def test_profiles_the_worker_cannot_build_are_a_warning(tmp_path):
     assert res.returncode == 0 and not res.stderr, res.stderr
     res = check(tmp_path, worker=worker.replace('["amd64"]', '["*"]'), sync=debian_all + f'keyring = "{script}"\n')
     assert res.returncode == 0 and not res.stderr, res.stderr
+
+
+def test_a_root_that_is_not_a_directory_is_a_usage_error(tmp_path):
+    """A mistyped --root used to check nothing and pass (every default file missing: all defaults)."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    (tmp_path / "file").write_text("")
+    for root, why in ((tmp_path / "missing", "does not exist"), (tmp_path / "file", "is a file")):
+        res = subprocess.run([str(Path(sys.executable).with_name("rebuilder")), "check-config", "--root", str(root)],
+                             capture_output=True, text=True, env=env, timeout=60)
+        assert res.returncode == 2 and f"Invalid value for '--root': dir '{root}' {why}" in res.stderr, res.stderr
+        assert res.stdout == ""
