@@ -81,18 +81,30 @@ def _signals_stop(stop: threading.Event) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    asked = threading.Event()
+    finished = False
+
+    def announce() -> None:
+        # Not from the handler: it runs in the main thread, which may hold the output's lock.
+        asked.wait()
+        if not finished:
+            progress.line(STOPPING)
 
     def handler(signum: int, frame: object) -> None:
-        if not stop.is_set():
-            progress.line(STOPPING)
         stop.set()
+        asked.set()
 
+    announcer = threading.Thread(target=announce, name="demo-stop", daemon=True)
+    announcer.start()
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+        finished = not stop.is_set()
+        asked.set()
+        announcer.join(timeout=10)
 
 
 def _demo_secrets(path: Path) -> tuple[str, str]:
