@@ -227,6 +227,7 @@ def run_demo(directory: Path, *, workers: int = 2, distros: tuple[str, ...] = ("
         try:
             repo = load_fixture_repo(directory / "repo")
         except FileNotFoundError:
+            progress.line(f"archlinux demo: building the fixture packages with makepkg (logs: {directory / 'repo' / 'logs'})")
             repo = build_fixture_repo(directory / "repo")
     backend_env: dict[str, str] = {}
     debian = None

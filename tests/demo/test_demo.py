@@ -21,6 +21,9 @@ def test_demo_builds_syncs_rebuilds_publishes_and_reports(tmp_path):
                          capture_output=True, text=True, timeout=600, cwd=tmp_path,
                          env={"PATH": f"{BIN}:/usr/bin:/bin:/usr/sbin:/sbin", "HOME": str(tmp_path)})
     assert res.returncode == 0, res.stderr[-3000:]
+    # The fixture build (the longest silent step before) says what it does and where its logs go.
+    assert res.stderr.startswith("archlinux demo: building the fixture packages with makepkg (logs: "
+                                 f"{tmp_path / 'demo' / 'repo' / 'logs'})\n"), res.stderr[:500]
     out = res.stdout
     assert "sync demo: updated, 6 packages in 5 build inputs" in out
     assert "publish: 5 results accepted, 0 rejected" in out
