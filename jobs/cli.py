@@ -90,7 +90,10 @@ def sync(
     sync_config = load_sync_config(profiles)
     names = profile or list(sync_config.profiles)
     if not names:
-        raise typer.BadParameter("no sync profiles configured", param_hint="--profiles")
+        from jobs.core.config.load import SYNC_FILE, locate_config
+        file, _ = locate_config(SYNC_FILE, profiles, os.environ)
+        why = 'has no [profile."<name>"] table' if file.exists() else "does not exist"
+        raise typer.BadParameter(f"no sync profiles configured: {file} {why}", param_hint="--profiles")
     chosen = [sync_config.profile(n) for n in names]
     store = support.job_store(opts, config)
     fetcher = Fetcher(retries=retries, timeout=timeout)
@@ -133,7 +136,7 @@ def work(
     opts: Options = ctx.obj
     config = support.rebuilder_config(opts)
     wconf = load_worker_config(worker_config)
-    backends = support.worker_backends(wconf)  # before a key is created in the work dir
+    backends = support.worker_backends(wconf, worker_config)  # before a key is created in the work dir
     worker = Worker(store=support.job_store(opts, config), config=config, worker_config=wconf,
                     identity=load_identity(wconf, name), backends=backends, env=dict(os.environ))
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -206,7 +209,7 @@ def run(
     opts: Options = ctx.obj
     config = support.rebuilder_config(opts)
     wconf = load_worker_config(worker_config)
-    backends = support.worker_backends(wconf)
+    backends = support.worker_backends(wconf, worker_config)
     sync_config = load_sync_config(profiles)
     store = support.job_store(opts, config)
     site_store = open_store(config.store.site_url) if config.store.site_url else None
@@ -309,6 +312,10 @@ def demo(
     (default DIRECTORY/debian-roots): with them there it runs offline, else it says what it
     downloads first.
 
+    Ctrl-C during the builds stops them (their claims released), publishes what was done and
+    exits 130; run it again to build the rest.
+
+    \b
     Example: rebuilder demo /var/tmp/rebuilder-demo --bind 127.0.0.1:9000
     Example: rebuilder demo /var/tmp/rebuilder-demo --distro debian --distro archlinux
     """
@@ -341,6 +348,10 @@ def demo(
     for line in result.summary.lines():
         typer.echo(line)
     typer.echo(f"configs: {result.directory}/rebuilderd{{,-sync,-worker}}.conf; store: {result.store.url}")
+    if result.stopped:  # Ctrl-C during the builds: published, not served
+        if server is not None:
+            server.server_close()
+        raise typer.Exit(130)
     typer.echo(support.status_text(result.store))
     if server is None:
         return
@@ -386,7 +397,7 @@ def check_config(
         help="Check the files only, not this machine (backend scripts, keyrings): for configs "
              "validated away from the host they are meant for, e.g. in a deployment repository's CI.")] = False,
     root: Annotated[Optional[Path], typer.Option(
-        "--root", help="Check an installed tree (an image, a DESTDIR): default config files are read "
+        "--root", exists=True, file_okay=False, help="Check an installed tree (an image, a DESTDIR): default config files are read "
                        "from ROOT/etc and absolute paths in them (backend scripts, keyrings) are "
                        "looked up under ROOT.")] = None,
 ) -> None:

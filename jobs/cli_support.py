@@ -44,12 +44,15 @@ def progress_bars() -> Iterator[None]:
         yield
 
 
-def worker_backends(wconf) -> dict[str, Path]:
-    """The backends a worker config enables, checked before anything is created."""
+def worker_backends(wconf, path: Path | None = None) -> dict[str, Path]:
+    """The backends a worker config enables, checked before anything is created; an error names
+    the file they came from (``path``: what --worker-config gave), and says when it does not exist."""
+    from jobs.core.config.load import WORKER_FILE, locate_config
     from jobs.work.run import check_backends
     backends = {b: Path(wconf.backend[b].path) for b in (wconf.supported_backends or wconf.backend)
                 if b in wconf.backend}
-    check_backends(backends)
+    file, _ = locate_config(WORKER_FILE, path, os.environ)
+    check_backends(backends, path=str(file), missing=not file.exists())
     return backends
 
 

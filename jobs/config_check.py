@@ -115,9 +115,14 @@ def _script_problem(name: str, path: str, root: Path | None) -> str | None:
 
 
 def _install_hint(name: str, path: str) -> str:
+    """The shipped script to install at ``path``: the one the path is named after (the table is
+    named after the distro, so ``[backend."archlinux"]`` may well name the archlinux-local
+    script), else the one of the backend's name."""
     from jobs.work.backends import SHIPPED, shipped_backend
-    if name in SHIPPED:
-        return f"install the shipped one: install -D -m 0755 {shipped_backend(name)} {path}"
+    base = Path(path).name
+    kind = next((k for k, script in SHIPPED.items() if base in (script, f"rebuilder-backend-{k}")), name)
+    if kind in SHIPPED:
+        return f"install the shipped one: install -D -m 0755 {shipped_backend(kind)} {path}"
     return "install the script there or correct the path"
 
 

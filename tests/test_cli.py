@@ -26,7 +26,14 @@ def test_sync_without_profiles_is_a_usage_error(tmp_path):
     empty = tmp_path / "empty.conf"
     empty.write_text("")
     res = run("rebuilder", "--store", store.as_uri(), "sync", "--profiles", str(empty))
-    assert res.returncode == 2 and "no sync profiles" in res.stderr
+    assert res.returncode == 2 and f'no sync profiles configured: {empty} has no [profile."<name>"] table' \
+        in " ".join(res.stderr.split()), res.stderr
+    # No flag, no variable: the error names the default file it looked at.
+    default = Path("/etc/rebuilderd-sync.conf")
+    if not default.exists():
+        res = run("rebuilder", "--store", store.as_uri(), "sync")
+        assert res.returncode == 2 and f"no sync profiles configured: {default} does not exist" \
+            in " ".join(res.stderr.split()), res.stderr
     res = run("rebuilder", "--store", store.as_uri(), "sync", "--profiles", str(FIXTURES / "rebuilderd-sync.conf"),
               "no-such-profile")
     assert res.returncode == 1 and "no-such-profile" in res.stderr
@@ -37,12 +44,23 @@ def test_work_without_backends_says_what_to_configure(tmp_path):
     conf.write_text("[build]\ntimeout = 60\n")
     res = run("rebuilder", "--store", (tmp_path / "store").as_uri(), "work", "--once", "--worker-config", str(conf),
               env={"HOME": str(tmp_path)}, cwd=tmp_path)
-    assert res.returncode == 1 and "no backends" in res.stderr and "Traceback" not in res.stderr
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert f"error: {conf}:backend: this worker has no backends (expected" in res.stderr, res.stderr
     assert not (tmp_path / "rebuilder.v2.key").exists()  # nothing created before the config is valid
+    default = Path("/etc/rebuilderd-worker.conf")
+    if not default.exists():  # no flag, no variable, no file: it says which file it looked for
+        for command in (["work", "--once"], ["run"]):
+            res = run("rebuilder", "--store", (tmp_path / "store").as_uri(), *command,
+                      env={"HOME": str(tmp_path)}, cwd=tmp_path)
+            assert res.returncode == 1 and res.stderr == (
+                f"rebuilder: error: {default}:backend: this worker has no backends; the file does not exist: "
+                "pass --worker-config FILE or set REBUILDER_WORKER_CONFIG "
+                '(expected [backend."<name>"] path = ...)\n'), res.stderr
     conf.write_text('[backend."archlinux"]\npath = "/nonexistent/backend"\n')
     res = run("rebuilder", "--store", (tmp_path / "store").as_uri(), "work", "--once", "--worker-config", str(conf),
               env={"HOME": str(tmp_path)}, cwd=tmp_path)
-    assert res.returncode == 1 and "/nonexistent/backend" in res.stderr
+    assert res.returncode == 1 and f"error: {conf}:backend.\"archlinux\".path: backend script '/nonexistent/backend'" \
+        in res.stderr, res.stderr
 
 
 def test_work_once_with_nothing_due_exits_cleanly(tmp_path):

@@ -194,6 +194,40 @@ def test_every_command_is_documented():
             assert f"### `{' '.join((program, *path))}`" in cli
 
 
+def test_every_example_of_the_reference_is_a_line_of_its_own():
+    """Two `Example:` lines of a docstring without click's `\\b` are rewrapped into one paragraph,
+    and the second example runs on from the first (`... --bind 127.0.0.1:9000 Example: rebuilder
+    demo`): no longer a command to copy."""
+    cli = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    joined = [line.strip() for line in cli.splitlines() if re.search(r"\S.*\bExample: ", line)]
+    assert not joined, "rewrapped examples (put \\b before them in the docstring):\n" + "\n".join(joined)
+
+
+# The READMEs beside the deployment files are read by operators as much as docs/ is.
+OTHER_READMES = sorted([*ROOT.glob("examples/**/README.md"), *ROOT.glob("infra/**/README.md")])
+
+
+@pytest.mark.parametrize("page", OTHER_READMES, ids=rel)
+def test_deployment_readmes_name_real_commands_and_links(page):
+    # Their inline flags may be other programs' (`--scale` is docker compose's): only the flags
+    # of `rebuilder …` / `rebuildctl …` invocations are checked; relative paths are the example's own.
+    text = page.read_text(encoding="utf-8")
+    # Their step-by-step commands are indented code blocks: those lines count as code too.
+    indented = "\n".join(f"`{line.strip()}`" for line in FENCE.sub("", text).splitlines()
+                         if line.startswith("    ") and "`" not in line)
+    found = [*invocations(text), *invocations(indented)]
+    problems = [p for tokens in found for p in check_invocation(tokens)]
+    problems += [p for target in LINK.findall(FENCE.sub("", text)) if (p := link_problem(page, target))]
+    assert not problems, f"{rel(page)}:\n" + "\n".join(problems)
+    if page.name == "README.md" and page.parent.parent.name == "examples":
+        assert any(tokens[1:2] == ["check-config"] for tokens in found), "the step-by-step commands are read"
+
+
+def test_there_are_deployment_readmes():
+    assert {rel(p) for p in OTHER_READMES} >= {"examples/README.md", "examples/archlinux/README.md",
+                                                 "infra/systemd/README.md", "infra/compose/README.md"}
+
+
 # --- links and paths ------------------------------------------------------------------------------
 
 def slug(heading: str) -> str:
@@ -340,6 +374,18 @@ def test_inline_code_is_balanced(page):
     # An unpaired backtick would shift every later span and hide what the other tests check.
     spans = INLINE.findall(FENCE.sub("", page.read_text(encoding="utf-8")))
     assert not [s for s in spans if "\n\n" in s], f"{rel(page)}: a backtick is unpaired"
+
+
+def test_testing_page_names_every_package_test_sh_installs():
+    """docs/testing.md lists what `infra/test.sh` installs beyond infra/apt-packages.txt."""
+    script = (ROOT / "infra" / "test.sh").read_text(encoding="utf-8")
+    line = next(line for line in script.splitlines() if line.startswith("ensure_packages infra/test.sh"))
+    extra = [word for word in line.split()[2:] if not word.startswith(("@", "$"))]
+    assert {"chromium", "debootstrap"} <= set(extra), line
+    testing = " ".join((ROOT / "docs" / "testing.md").read_text(encoding="utf-8").split())
+    section = testing.split("## Running the tests", 1)[1].split("##", 1)[0]
+    missing = [name for name in [*extra, "npm"] if not re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", section)]
+    assert not missing, f"docs/testing.md does not say infra/test.sh installs {missing}"
 
 
 # Invocations in what deploys and runs the jobs: systemd units, compose, workflows, scripts.

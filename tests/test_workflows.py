@@ -65,3 +65,30 @@ def test_actions_are_pinned_and_run_steps_expand_nothing(workflow):
         elif in_run:
             assert "${{" not in line, line
     assert "permissions: {}" in lines
+
+
+# "rebuilder" on PyPI is somebody else's project (a PDB model builder): a workflow that falls back
+# to `pip install rebuilder` when REBUILDER_PACKAGE is unset would run foreign code with the store
+# credentials and the signing key in reach.
+EVERY_WORKFLOW = WORKFLOWS + sorted((REPO / "examples").glob("*/workflows/*.yml"))
+
+
+@pytest.mark.parametrize("workflow", EVERY_WORKFLOW, ids=lambda p: str(p.relative_to(REPO)))
+def test_rebuilder_is_installed_only_from_the_configured_requirement(workflow):
+    lines = workflow.read_text().splitlines()
+    installs = [n for n, line in enumerate(lines) if "pip install" in line]
+    assert installs, "the workflow installs rebuilder"
+    for n in installs:
+        assert lines[n].strip() == 'python -m pip install "$REBUILDER_PACKAGE"', lines[n]
+        assert lines[n - 1].strip().startswith('[ -n "$REBUILDER_PACKAGE" ] || {') and "exit 1" in lines[n - 1], \
+            "an unset REBUILDER_PACKAGE must fail the step, not fall back to a name on PyPI"
+
+
+def test_the_unset_package_guard_fails_the_step():
+    guard = next(line.strip() for line in (REPO / "workflows" / "sync.yml").read_text().splitlines()
+                 if line.strip().startswith('[ -n "$REBUILDER_PACKAGE" ]'))
+    unset = subprocess.run(["bash", "-c", guard], env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
+    assert unset.returncode == 1 and "::error::set the repository variable REBUILDER_PACKAGE" in unset.stdout
+    set_ = subprocess.run(["bash", "-c", guard], env={"PATH": "/usr/bin:/bin", "REBUILDER_PACKAGE": "x"},
+                          capture_output=True, text=True)
+    assert set_.returncode == 0 and set_.stdout == ""

@@ -50,8 +50,8 @@ _BYTES_PER_VALUE = 80
 class FeedNotFound(TerminalError):
     """The site has no such file (HTTP 404/410 or a missing file)."""
 
-    def __init__(self, url: str) -> None:
-        super().__init__("not published", url=url)
+    def __init__(self, url: str, hint: str = "") -> None:
+        super().__init__(f"not published{hint}", url=url)
         self.url = url
 
 
@@ -181,7 +181,11 @@ class Site:
             with open(path, "rb") as f:
                 return read_capped(f, self.limits.feed_bytes, url)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            raise FeedNotFound(url) from None
+            # -H naming a store (as the demo prints it) rather than its site: say where the site is.
+            below = path.parent.parent.parent / "site" / "api" / "v1" / "index.json"
+            hint = (f"; that is a store, its site is below it: -H {self.base}/site"
+                    if url == self.url("api/v1/index.json") and below.is_file() else "")
+            raise FeedNotFound(url, hint) from None
         except OSError as exc:
             raise FeedUnavailable(f"cannot read: {exc.strerror}", url=url) from None
 

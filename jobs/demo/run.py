@@ -20,9 +20,11 @@ import os
 import secrets
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +62,49 @@ class Demo:
     repo: FixtureRepo | None
     summary: CycleSummary
     debian: DebianRepo | None = None
+    stopped: bool = False  # Ctrl-C (or SIGTERM) stopped the builds: what was done is published
+
+
+STOPPING = ("demo: stopping: the running builds are stopped and their claims released; publishing what "
+            "is done (run the demo again to build the rest)")
+
+
+@contextlib.contextmanager
+def _signals_stop(stop: threading.Event) -> Iterator[None]:
+    """While the cycle runs, Ctrl-C (SIGINT) or SIGTERM sets ``stop``, as for `rebuilder run`.
+
+    Without this, Ctrl-C ended only the main thread: the worker threads went on building the
+    whole queue silently, and nothing was published (a second Ctrl-C left claims held until
+    their lease expired). Now the workers stop their builds and release their claims, publish
+    runs, and the demo ends.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    asked = threading.Event()
+    finished = False
+
+    def announce() -> None:
+        # Not from the handler: it runs in the main thread, which may hold the output's lock.
+        asked.wait()
+        if not finished:
+            progress.line(STOPPING)
+
+    def handler(signum: int, frame: object) -> None:
+        stop.set()
+        asked.set()
+
+    announcer = threading.Thread(target=announce, name="demo-stop", daemon=True)
+    announcer.start()
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+        finished = not stop.is_set()
+        asked.set()
+        announcer.join(timeout=10)
 
 
 def _demo_secrets(path: Path) -> tuple[str, str]:
@@ -182,6 +227,7 @@ def run_demo(directory: Path, *, workers: int = 2, distros: tuple[str, ...] = ("
         try:
             repo = load_fixture_repo(directory / "repo")
         except FileNotFoundError:
+            progress.line(f"archlinux demo: building the fixture packages with makepkg (logs: {directory / 'repo' / 'logs'})")
             repo = build_fixture_repo(directory / "repo")
     backend_env: dict[str, str] = {}
     debian = None
@@ -205,5 +251,8 @@ def run_demo(directory: Path, *, workers: int = 2, distros: tuple[str, ...] = ("
     config = load_rebuilder_config(conf)
     wconf = load_worker_config(worker)
     store = LocalStore(directory / "store")
-    summary = run_cycle(store, config, load_sync_config(sync), wconf, backends, workers=workers, env=env)
-    return Demo(directory, store, repo, summary, debian)
+    stop = threading.Event()
+    with _signals_stop(stop):
+        summary = run_cycle(store, config, load_sync_config(sync), wconf, backends, workers=workers, env=env,
+                            stop=stop)
+    return Demo(directory, store, repo, summary, debian, stopped=stop.is_set())

@@ -67,14 +67,19 @@ def has_package_state(store: Store) -> bool:
     return any(state_head_profile(info.key) is not None for info in store.list(STATE))
 
 
-def check_backends(backends: Mapping[str, Path]) -> None:
-    """Refuse to start without usable backend scripts (a setup error, not a package's FAIL)."""
+def check_backends(backends: Mapping[str, Path], *, path: str | None = None, missing: bool = False) -> None:
+    """Refuse to start without usable backend scripts (a setup error, not a package's FAIL).
+
+    ``path`` is the worker config file the backends came from; ``missing``: it does not exist.
+    """
     if not backends:
-        raise ConfigError("this worker has no backends", key="backend", expected='[backend."<name>"] path = ...')
-    for name, path in backends.items():
-        if not Path(path).is_file():
-            raise ConfigError(f"backend script {str(path)!r} does not exist", key=f'backend."{name}".path',
-                              expected="the path of an executable backend script")
+        why = "; the file does not exist: pass --worker-config FILE or set REBUILDER_WORKER_CONFIG" if missing else ""
+        raise ConfigError(f"this worker has no backends{why}", path=path, key="backend",
+                          expected='[backend."<name>"] path = ...')
+    for name, script in backends.items():
+        if not Path(script).is_file():
+            raise ConfigError(f"backend script {str(script)!r} does not exist", path=path,
+                              key=f'backend."{name}".path', expected="the path of an executable backend script")
 
 
 @dataclass

@@ -119,6 +119,18 @@ def test_a_missing_backend_script_names_backend_path_and_fix(tmp_path):
     assert json.loads(res.stdout)["worker"]["backend"]["archlinux"]["path"] == "/nonexistent/rebuilder-archlinux.sh"
 
 
+def test_the_install_hint_names_the_script_the_path_is_named_after(tmp_path):
+    """docs/configuration.md's example: the archlinux table names the archlinux-local console
+    script; installing archlinux-repro's script there instead would be the wrong backend."""
+    for path in ("/nonexistent/rebuilder-backend-archlinux-local", "/nonexistent/rebuilder-archlinux-local"):
+        res = check(tmp_path, worker=f'[backend."archlinux"]\npath = "{path}"\n')
+        assert res.returncode == 1
+        assert res.stderr.rstrip().endswith(
+            f"install the shipped one: install -D -m 0755 {shipped_backend('archlinux-local')} {path}"), res.stderr
+    res = check(tmp_path, worker='[backend."debian"]\npath = "/nonexistent/rebuilder-backend-debian-local"\n')
+    assert f"install -D -m 0755 {shipped_backend('debian-local')} " in res.stderr, res.stderr
+
+
 def test_a_backend_script_that_is_not_executable_or_not_a_file(tmp_path):
     script = tmp_path / "backend.sh"
     script.write_text("#!/bin/sh\nexit 0\n")
@@ -196,3 +208,14 @@ def test_profiles_the_worker_cannot_build_are_a_warning(tmp_path):
     assert res.returncode == 0 and not res.stderr, res.stderr
     res = check(tmp_path, worker=worker.replace('["amd64"]', '["*"]'), sync=debian_all + f'keyring = "{script}"\n')
     assert res.returncode == 0 and not res.stderr, res.stderr
+
+
+def test_a_root_that_is_not_a_directory_is_a_usage_error(tmp_path):
+    """A mistyped --root used to check nothing and pass (every default file missing: all defaults)."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    (tmp_path / "file").write_text("")
+    for root, why in ((tmp_path / "missing", "does not exist"), (tmp_path / "file", "is a file")):
+        res = subprocess.run([str(Path(sys.executable).with_name("rebuilder")), "check-config", "--root", str(root)],
+                             capture_output=True, text=True, env=env, timeout=60)
+        assert res.returncode == 2 and f"Invalid value for '--root': dir '{root}' {why}" in res.stderr, res.stderr
+        assert res.stdout == ""

@@ -300,3 +300,17 @@ def test_errors_name_what_is_wrong_in_words_not_reprs(tmp_path):
         assert res.exit_code == 1 and res.stderr.startswith(f"rebuildctl: error: {said}"), res.stderr
         assert "(url: " in res.stderr or "(endpoint: ftp://x)" in res.stderr
         _no_python_values(res, endpoint)
+
+
+def test_a_store_given_as_the_endpoint_is_told_where_its_site_is(tmp_path):
+    """The demo prints its store's URL; `-H` of that store (not its site) says where the site is."""
+    store = tmp_path / "store"
+    (store / "site/api/v1").mkdir(parents=True)
+    (store / "site/api/v1/index.json").write_text("{}")
+    for command in (["status"], ["pkgs", "ls"]):
+        res = ctl("-H", store.as_uri(), *command)
+        assert res.exit_code == 1, res.output
+        assert res.stderr == (f"rebuildctl: error: not published; that is a store, its site is below it: "
+                              f"-H {store.as_uri()}/site (url: {store.as_uri()}/api/v1/index.json)\n"), res.stderr
+    res = ctl("-H", (tmp_path / "elsewhere").as_uri(), "status")  # no site below: no hint
+    assert res.stderr == f"rebuildctl: error: not published (url: {(tmp_path / 'elsewhere').as_uri()}/api/v1/index.json)\n"

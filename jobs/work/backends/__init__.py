@@ -14,7 +14,9 @@ docs/design.md#build-execution-and-the-backend-contract)::
   means it could not run (missing tool, bad input, failed build). The last line of output then is
   ``rebuilder-backend: FAIL: <reason>``, which the worker puts into the result (failure_reason).
 
-Shipped backends (worker config: ``[backend."<name>"] path = "<path>"``):
+Shipped backends (worker config: ``[backend."<distro>"] path = "<path>"``: the table is named after
+the distro whose jobs it builds, as sync names a job's backend after its profile's distro, so
+``archlinux-local`` goes under ``[backend."archlinux"]``):
 
 ========================  ====================================================================
 ``archlinux-local``       ``rebuilder-archlinux-local`` (module archlinux_local): makepkg from

@@ -5,7 +5,8 @@ It follows rebuilderd's backend contract (see ``jobs.work.backends``)::
     REBUILDERD_OUTDIR=<dir> rebuilder-backend-archlinux-local <name>-<ver>-<arch>.pkg.tar.zst
 
 The script ``rebuilder-archlinux-local`` next to this module runs the same thing, for a worker
-config that names a file: ``[backend."archlinux-local"] path = "…/rebuilder-archlinux-local"``.
+config that names a file: ``[backend."archlinux"] path = "…/rebuilder-archlinux-local"``
+(the table is the distro's: jobs name the backend by their profile's distro).
 
 Environment (the worker passes its own environment through to the backend):
 

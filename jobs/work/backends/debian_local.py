@@ -5,7 +5,8 @@ It follows rebuilderd's backend contract (see ``jobs.work.backends``)::
     REBUILDERD_OUTDIR=<dir> rebuilder-backend-debian-local <source>_<version>_<arch>.buildinfo
 
 The script ``rebuilder-debian-local`` next to this module runs the same thing, for a worker config
-that names a file: ``[backend."debian-local"] path = "…/rebuilder-debian-local"``.
+that names a file: ``[backend."debian"] path = "…/rebuilder-debian-local"``
+(the table is the distro's: jobs name the backend by their profile's distro).
 
 Environment (the worker passes its own environment through to the backend):
 
