@@ -136,7 +136,7 @@ class Daemon:
             resp = self.site.transport().request(method, url, limit=limit, deadline=deadline, headers=headers,
                                              body=None if body is None else json.dumps(body).encode(), redirects=0)
         except TransportError as exc:
-            raise FeedUnavailable(f"cannot reach the daemon: {exc.kind}", url=url) from None
+            raise FeedUnavailable(f"cannot reach the daemon: {exc.reason}", url=url) from None
         data = resp.body
         if resp.status_code == 403:
             raise DaemonRefused("the daemon refused the admin cookie (403)", url=url)

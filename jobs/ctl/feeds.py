@@ -221,7 +221,7 @@ class Site:
                                         deadline=Deadline(self.limits.deadline, url), headers=headers)
         except TransportError as exc:
             # Only the CA bundle's error (the user's own file, named by their environment) says more than its kind.
-            raise FeedUnavailable(f"cannot fetch: {exc if exc.kind == 'CABundleError' else exc.kind}", url=url) from None
+            raise FeedUnavailable(f"cannot fetch: {exc if exc.kind == 'CABundleError' else exc.reason}", url=url) from None
         body = resp.body
         if resp.status_code == 304 and len(headers) > 1:  # the body was read with its validators: no race with a rewrite
             return cached

@@ -64,7 +64,25 @@ class TransportError(Exception):
 
     def __init__(self, kind: str, detail: str = "") -> None:
         super().__init__(kind if not detail else f"{kind} ({detail})")
-        self.kind = kind
+        self.kind, self.detail = kind, detail
+
+    @property
+    def reason(self) -> str:
+        """What a user reads: the kind, with what the system said where it names the cause plainly."""
+        said = _PLAIN.get(self.detail)
+        return f"{self.kind} ({said})" if said else self.kind
+
+
+# The errors of a connection (their class names, from the socket layer) that name their cause to a user.
+_PLAIN = {
+    "ConnectionRefusedError": "connection refused: nothing listens there",
+    "gaierror": "the host name does not resolve",
+    "ConnectionResetError": "the server reset the connection",
+    "ConnectionAbortedError": "the connection was aborted",
+    "RemoteDisconnected": "the server closed the connection without answering",
+    "SSLCertVerificationError": "the server's TLS certificate does not verify",
+    "SSLError": "the TLS handshake failed",
+}
 
 
 class _Sent(Exception):

@@ -139,6 +139,35 @@ def test_a_closed_port_is_a_transport_error():
     with pytest.raises(TransportError) as caught:
         Transport()._retried("GET", f"http://127.0.0.1:{port}/x", {}, None, 100, Deadline(10, "x"))
     assert caught.value.kind == "ConnectionError"
+    assert caught.value.reason == "ConnectionError (connection refused: nothing listens there)"
+
+
+def test_rebuildctl_says_why_a_site_cannot_be_reached(tmp_path):
+    """A refused connection is named as such, in one line (it was a bare "ConnectionError")."""
+    import subprocess
+    import sys
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    out = subprocess.run([sys.executable, "-c", "from jobs.ctl.fast import main; main()",
+                          "-H", f"http://127.0.0.1:{port}", "pkgs", "ls"],
+                         capture_output=True, text=True, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}, timeout=60)
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines() == [
+        f"rebuildctl: error: cannot fetch: ConnectionError (connection refused: nothing listens there) "
+        f"(url: http://127.0.0.1:{port}/api/v1/index.json)"]
+
+
+@pytest.mark.parametrize(("detail", "reason"), [
+    ("gaierror", "ConnectionError (the host name does not resolve)"),
+    ("RemoteDisconnected", "ConnectionError (the server closed the connection without answering)"),
+    ("BadStatusLine", "ConnectionError"),  # what the server sent is not shown, nor named past its kind
+    ("", "ConnectionError"),
+])
+def test_a_transport_error_names_its_cause_only_in_plain_words(detail, reason):
+    assert TransportError("ConnectionError", detail).reason == reason
 
 
 def test_redirects_within_the_origin_only():
