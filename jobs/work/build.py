@@ -30,11 +30,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from jobs.core import proc
 from jobs.core.config import WorkerConfig
-from jobs.core.errors import MissingToolError
+from jobs.core.errors import MissingToolError, TerminalError
 from jobs.core.model import ArtifactResult, JobRow, Status, fit_text
 from jobs.core.signing import make_link, rebuild_link_name, sign_link
 from jobs.work import diffoscope
-from jobs.work.backends import backend_argv, failure_reason
+from jobs.work.backends import SETUP_EXIT, backend_argv, failure_reason
 from jobs.work.download import (
     ChecksumMismatch,
     DownloadCancelled,
@@ -74,6 +74,11 @@ class BuildOutcome:
     def __post_init__(self) -> None:
         # one printable line within the limit publish checks (jobs.core.model.limits)
         self.reason = fit_text(self.reason)
+
+
+class BackendSetupError(TerminalError):
+    """The backend exited with `SETUP_EXIT`: this host is not set up to build. The job gets no verdict
+    (a FAIL would replace the package's last one for a fault of the worker's); the worker stops."""
 
 
 class _Fail(Exception):
@@ -223,6 +228,10 @@ class _Attempt:
             raise BuildCancelled(self.job.job_id)
         if result.timed_out:
             raise _Fail(f"build timed out after {build.timeout} s")
+        if result.exit_code == SETUP_EXIT:  # the host, not the package: no verdict (docs/design.md)
+            why = failure_reason(bytes(tail.data))
+            raise BackendSetupError(f"backend {self.backend} cannot build on this host (exit status {SETUP_EXIT})"
+                                    + (f": {why}" if why else ""))
         if result.exit_code != 0:
             how = f"exited with status {result.exit_code}" if result.exit_code is not None \
                 else f"was killed by signal {result.signal}"

@@ -38,7 +38,7 @@ from jobs.core.layout import STATE, claim_key, state_head_profile
 from jobs.core.lease import LeaseKeeper, LeaseLost, Leases
 from jobs.core.queue import QueueState, read_queue
 from jobs.core.store import Store
-from jobs.work.build import BuildCancelled, rebuild
+from jobs.work.build import BackendSetupError, BuildCancelled, rebuild
 from jobs.work.claim import Claim, ClaimMemory, announce_start, claim_next, due_jobs, report_lost
 from jobs.work.identity import WorkerIdentity, enrol
 from jobs.work.report import upload
@@ -216,9 +216,14 @@ class Worker:
                 except (OSError, RebuilderError) as again:
                     log.warning("%s: could not withdraw the start marker: %s", bid, again)
         except (OSError, RebuilderError) as exc:
-            # The store or the disk failed while reporting: let another worker take the job at
-            # once instead of after the lease expires, then stop as the error says.
-            progress.line(f"{what}: could not report after {took()} ({_short(str(exc))}); releasing the claim")
+            # The store or the disk failed while reporting, or the backend says this host cannot build:
+            # let another worker take the job at once instead of after the lease expires, then stop as
+            # the error says.
+            if isinstance(exc, BackendSetupError):
+                progress.line(f"{what}: not built, the worker is not set up ({_short(str(exc))}); "
+                              "nothing reported, releasing the claim")
+            else:
+                progress.line(f"{what}: could not report after {took()} ({_short(str(exc))}); releasing the claim")
             try:
                 self.leases.release(keeper.lease)
                 self._withdraw(job.job_id, job.attempt)

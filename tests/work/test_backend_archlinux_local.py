@@ -183,19 +183,20 @@ def test_what_this_backend_cannot_reproduce_is_refused(crafted, capsys, edit, me
         assert message in reason
 
 
-@pytest.mark.parametrize(("args", "env", "message"), [
-    ([], {}, "usage: rebuilder-backend-archlinux-local"),
-    (["x.pkg.tar.zst"], {"REBUILDER_PKGBUILDS": "/", "REBUILDER_ARCHIVE": "/"}, "REBUILDERD_OUTDIR is not set"),
-    (["x.pkg.tar.zst"], {"REBUILDERD_OUTDIR": "/o", "REBUILDER_ARCHIVE": "/"}, "REBUILDER_PKGBUILDS is not set"),
+@pytest.mark.parametrize(("args", "env", "status", "message"), [
+    ([], {}, 2, "usage: rebuilder-backend-archlinux-local"),
+    (["x.pkg.tar.zst"], {"REBUILDER_PKGBUILDS": "/", "REBUILDER_ARCHIVE": "/"}, 78, "REBUILDERD_OUTDIR is not set"),
+    (["x.pkg.tar.zst"], {"REBUILDERD_OUTDIR": "/o", "REBUILDER_ARCHIVE": "/"}, 78, "REBUILDER_PKGBUILDS is not set"),
     (["x.pkg.tar.zst"], {"REBUILDERD_OUTDIR": "/o", "REBUILDER_PKGBUILDS": "/", "REBUILDER_ARCHIVE": "https://a.b/"},
-     "http(s) archives are not supported yet"),
+     78, "http(s) archives are not supported yet"),
     (["x.pkg.tar.zst"], {"REBUILDERD_OUTDIR": "/o", "REBUILDER_PKGBUILDS": "/nonexistent", "REBUILDER_ARCHIVE": "/"},
-     "REBUILDER_PKGBUILDS: /nonexistent is not a directory"),
+     78, "REBUILDER_PKGBUILDS: /nonexistent is not a directory"),
     (["/nonexistent.pkg.tar.zst"], {"REBUILDERD_OUTDIR": "/o", "REBUILDER_PKGBUILDS": "/", "REBUILDER_ARCHIVE": "/"},
-     "input package not found"),
+     2, "input package not found"),
 ])
-def test_usage_and_configuration_errors_exit_2(capsys, args, env, message):
-    assert main(args, env) == 2
+def test_usage_errors_exit_2_and_setup_errors_78(capsys, args, env, status, message):
+    """78 (the host is not set up): the worker reports no verdict; 2 (called wrongly): the job's FAIL."""
+    assert main(args, env) == status
     assert message in capsys.readouterr().err
 
 

@@ -301,7 +301,8 @@ def test_usage_errors_exit_2_with_the_reason_last(tmp_path, capsys):
     assert main([], env={}) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == FAIL_PREFIX + \
         "usage: rebuilder-backend-debian-local <file.buildinfo> (with REBUILDERD_OUTDIR set)"
-    assert main([str(tmp_path / "x.buildinfo")], env={"REBUILDERD_OUTDIR": str(tmp_path)}) == 2
+    assert main([str(tmp_path / "x.buildinfo")], env={"REBUILDERD_OUTDIR": str(tmp_path)}) == 78  # the host's setup
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(FAIL_PREFIX + "REBUILDER_DEBIAN_SOURCES is not set")
 
 
 def test_a_binnmu_without_its_entry_exits_1_with_the_reason(tmp_path, capsys):

@@ -276,3 +276,32 @@ def read_pids_safely(path: Path) -> list[int]:
         return [int(p) for p in path.read_text().split()]
     except (OSError, ValueError):
         return []
+
+
+def test_a_backend_saying_the_host_is_not_set_up_reports_nothing_and_stops_the_worker(tmp_path):
+    """Exit status 78 (a backend's SetupError): the package keeps its verdict; the job goes to the next worker."""
+    from jobs.core.errors import TerminalError
+    from jobs.work.backends import FAIL_PREFIX, SETUP_EXIT
+
+    store = open_store((tmp_path / "store").as_uri())
+    (row,) = synthetic_jobs(store, tmp_path, 1)
+    broken = script(tmp_path / "broken.sh", f'echo "{FAIL_PREFIX}REBUILDER_PKGBUILDS is not set" >&2\nexit {SETUP_EXIT}')
+    worker = make_worker(store.url, tmp_path / "w", "w", str(broken), 600)
+    with pytest.raises(TerminalError, match=r"cannot build on this host \(exit status 78\): "
+                                             r"REBUILDER_PKGBUILDS is not set"):
+        worker.run(until_idle=True)
+    assert results(store) == {}  # no FAIL replaces the package's verdict
+    state, _ = Leases(store).read(f"claims/{row.job_id}/1.json")
+    assert state.released and not state.meta.get("done")
+    # A worker that is set up builds it at once, without waiting for the lease to expire.
+    fast = script(tmp_path / "fast.sh", 'cp "$1" "$REBUILDERD_OUTDIR/"')
+    assert make_worker(store.url, tmp_path / "w", "next", str(fast), 600).run(until_idle=True).built == [
+        f"{row.job_id}-1 GOOD"]
+
+
+def test_any_other_failing_exit_status_is_the_package_s_fail(tmp_path):
+    store = open_store((tmp_path / "store").as_uri())
+    (row,) = synthetic_jobs(store, tmp_path, 1)
+    failing = script(tmp_path / "failing.sh", "exit 2")
+    assert make_worker(store.url, tmp_path / "w", "w", str(failing), 600).run(until_idle=True).built == [
+        f"{row.job_id}-1 FAIL"]

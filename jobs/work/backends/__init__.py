@@ -37,6 +37,9 @@ from importlib.resources import files
 from pathlib import Path
 
 FAIL_PREFIX = "rebuilder-backend: FAIL: "
+# A backend that exits with this status (sysexits EX_CONFIG) says the host cannot build anything as it
+# is set up: the worker reports nothing for the job, releases its claim and stops (docs/design.md).
+SETUP_EXIT = 78
 
 SHIPPED = {
     "archlinux-local": "rebuilder-archlinux-local",

@@ -64,7 +64,7 @@ from urllib.request import url2pathname
 from jobs.core.errors import TerminalError
 from jobs.work.backends.buildinfo import Buildinfo, read_buildinfo
 from jobs.work.backends.makepkg import BUILDDIR, PKGEXT, STARTDIR, BuildFailed, BuildSettings, build_package, host_carch
-from jobs.work.backends.script import UsageError, main_on_input
+from jobs.work.backends.script import SetupError, UsageError, main_on_input
 from jobs.work.backends.script import say as _say
 
 USAGE = "usage: rebuilder-backend-archlinux-local <package file> (with REBUILDERD_OUTDIR set)"
@@ -93,7 +93,7 @@ class LocalConfig:
         def required(name: str, what: str) -> str:
             value = env.get(name, "")
             if not value:
-                raise UsageError(f"{name} is not set: it must name {what}")
+                raise SetupError(f"{name} is not set: it must name {what}")
             return value
 
         outdir = Path(required("REBUILDERD_OUTDIR", "the directory for the rebuilt packages"))
@@ -101,11 +101,11 @@ class LocalConfig:
         archive = _archive_dir(required("REBUILDER_ARCHIVE", "the directory of packages to install"))
         for name, path in (("REBUILDER_PKGBUILDS", pkgbuilds), ("REBUILDER_ARCHIVE", archive)):
             if not path.is_dir():
-                raise UsageError(f"{name}: {path} is not a directory")
+                raise SetupError(f"{name}: {path} is not a directory")
         try:
             timeout = float(env.get("REBUILDER_BUILD_TIMEOUT") or DEFAULT_TIMEOUT)
         except ValueError:
-            raise UsageError("REBUILDER_BUILD_TIMEOUT must be a number of seconds") from None
+            raise SetupError("REBUILDER_BUILD_TIMEOUT must be a number of seconds") from None
         return cls(outdir=outdir, pkgbuilds=pkgbuilds, archive=archive,
                    user=env.get("REBUILDER_BUILD_USER") or "builder", timeout=timeout)
 
@@ -197,12 +197,12 @@ def _archive_dir(value: str) -> Path:
         return Path(value)
     parts = urlsplit(value)
     if parts.scheme in ("http", "https"):
-        raise UsageError("REBUILDER_ARCHIVE: http(s) archives are not supported yet; mirror the packages "
+        raise SetupError("REBUILDER_ARCHIVE: http(s) archives are not supported yet; mirror the packages "
                          "into a directory and name that")
     if parts.scheme == "file":
         return Path(url2pathname(parts.path))
     if parts.scheme:
-        raise UsageError(f"REBUILDER_ARCHIVE: unsupported URL scheme {parts.scheme!r}")
+        raise SetupError(f"REBUILDER_ARCHIVE: unsupported URL scheme {parts.scheme!r}")
     return Path(value)
 
 

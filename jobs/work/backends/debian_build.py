@@ -14,7 +14,7 @@ from debian.deb822 import Dsc
 from jobs.work.backends.debian_buildinfo import MAX_BUILDINFO, DebianBuildinfo, RebuildRefused, strip_clearsign
 from jobs.work.backends.debian_config import SourceLine
 from jobs.work.backends.debian_root import ToolFailed, run_step
-from jobs.work.backends.script import UsageError
+from jobs.work.backends.script import SetupError
 from jobs.work.backends.script import say as _say
 
 # --- the source package -----------------------------------------------------------------------------
@@ -24,7 +24,7 @@ def fetch_source(sources: Sequence[SourceLine], info: DebianBuildinfo, dest: Pat
     """Download the source package with apt (checked against the signed Sources); check the .dsc; return it."""
     srcs = [s for s in sources if s.type == "deb-src"]
     if not srcs:
-        raise UsageError("REBUILDER_DEBIAN_SOURCES has no 'deb-src' line for the source package")
+        raise SetupError("REBUILDER_DEBIAN_SOURCES has no 'deb-src' line for the source package")
     aptdir = dest / "apt"
     for sub in ("etc/apt/apt.conf.d", "etc/apt/preferences.d", "etc/apt/trusted.gpg.d", "var/lib/apt/lists/partial",
                 "var/cache/apt/archives/partial", "var/lib/dpkg"):

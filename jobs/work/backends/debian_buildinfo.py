@@ -19,7 +19,7 @@ from pathlib import Path
 from debian.deb822 import BuildInfo
 
 from jobs.core.errors import TerminalError
-from jobs.work.backends.script import UsageError
+from jobs.work.backends.script import SetupError
 
 MAX_BUILDINFO = 1 << 20
 MAX_DEPENDS = 10000
@@ -215,7 +215,7 @@ def verified_text(path: Path, data: bytes, keyring: Path, *, timeout: float = 12
             done = subprocess.run(["gpgv", "--homedir", home, "--keyring", str(keyring), "--status-fd", "1",
                                    "--output", str(out), "-"], input=data, capture_output=True, timeout=timeout)
         except FileNotFoundError:
-            raise UsageError("gpgv not found: REBUILDER_DEBIAN_BUILDINFO_KEYRING needs gpgv (apt-get install gpgv)") \
+            raise SetupError("gpgv not found: REBUILDER_DEBIAN_BUILDINFO_KEYRING needs gpgv (apt-get install gpgv)") \
                 from None
         except subprocess.TimeoutExpired:
             raise RebuildRefused(f"{path.name}: gpgv timed out after {timeout:.0f} s") from None

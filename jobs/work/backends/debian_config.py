@@ -9,7 +9,7 @@ from datetime import timezone
 from pathlib import Path
 
 from jobs.work.backends.debian_buildinfo import DebianBuildinfo
-from jobs.work.backends.script import UsageError
+from jobs.work.backends.script import SetupError
 
 DEFAULT_TIMEOUT = 86400.0
 KEYRING_PATH = re.compile(r"/[A-Za-z0-9._+/-]{1,255}")
@@ -49,18 +49,18 @@ def parse_sources(text: str, *, what: str = "REBUILDER_DEBIAN_SOURCES") -> list[
             continue
         match = SOURCE_LINE.fullmatch(line)
         if match is None:
-            raise UsageError(f"{what} line {number}: not an apt source line "
+            raise SetupError(f"{what} line {number}: not an apt source line "
                              f"('deb [options] URI suite component...'): {line[:200]!r}")
         source = SourceLine(match["type"], (match["options"] or "").strip(), match["uri"], match["suite"],
                             tuple(match["components"].split()))
         if not re.fullmatch(r"(?:https?|file)://[^\s'\"\\]+", source.uri):
-            raise UsageError(f"{what} line {number}: unsupported URI {source.uri[:200]!r} "
+            raise SetupError(f"{what} line {number}: unsupported URI {source.uri[:200]!r} "
                              "(http://, https:// or file://)")
         for keyring in source.keyrings():
             if not KEYRING_PATH.fullmatch(keyring) or ".." in keyring.split("/"):
-                raise UsageError(f"{what} line {number}: signed-by must be an absolute keyring path: {keyring!r}")
+                raise SetupError(f"{what} line {number}: signed-by must be an absolute keyring path: {keyring!r}")
             if not Path(keyring).is_file():
-                raise UsageError(f"{what} line {number}: keyring {keyring} does not exist")
+                raise SetupError(f"{what} line {number}: keyring {keyring} does not exist")
         lines.append(source)
     return lines
 
@@ -81,38 +81,38 @@ class LocalConfig:
     def from_env(cls, env: Mapping[str, str]) -> LocalConfig:
         outdir = env.get("REBUILDERD_OUTDIR", "")
         if not outdir:
-            raise UsageError("REBUILDERD_OUTDIR is not set: it must name the directory for the rebuilt packages")
+            raise SetupError("REBUILDERD_OUTDIR is not set: it must name the directory for the rebuilt packages")
         text = env.get("REBUILDER_DEBIAN_SOURCES", "")
         if not text.strip():
-            raise UsageError("REBUILDER_DEBIAN_SOURCES is not set: it must hold apt source lines "
+            raise SetupError("REBUILDER_DEBIAN_SOURCES is not set: it must hold apt source lines "
                              "('deb [signed-by=…] URI suite component', and deb-src for the sources)")
         if text.startswith("/") and "\n" not in text.strip():
             try:
                 text = Path(text.strip()).read_text()
             except OSError as e:
-                raise UsageError(f"REBUILDER_DEBIAN_SOURCES: cannot read {text.strip()}: {e.strerror}") from None
+                raise SetupError(f"REBUILDER_DEBIAN_SOURCES: cannot read {text.strip()}: {e.strerror}") from None
         sources = tuple(parse_sources(text))
         if not any(s.type == "deb" for s in sources):
-            raise UsageError("REBUILDER_DEBIAN_SOURCES has no 'deb' line for the build root")
+            raise SetupError("REBUILDER_DEBIAN_SOURCES has no 'deb' line for the build root")
         snapshot = env.get("REBUILDER_DEBIAN_SNAPSHOT") or None
         if snapshot is not None:
             if "{timestamp}" not in snapshot:
-                raise UsageError("REBUILDER_DEBIAN_SNAPSHOT must contain {timestamp} "
+                raise SetupError("REBUILDER_DEBIAN_SNAPSHOT must contain {timestamp} "
                                  "(e.g. 'https://snapshot.debian.org/archive/debian/{timestamp}/ sid main')")
             parse_sources("deb " + snapshot.replace("{timestamp}", "20250101T000000Z"),
                           what="REBUILDER_DEBIAN_SNAPSHOT")
         cache = env.get("REBUILDER_DEBIAN_ROOT_CACHE") or None
         keyring = env.get("REBUILDER_DEBIAN_BUILDINFO_KEYRING") or None
         if keyring is not None and (not KEYRING_PATH.fullmatch(keyring) or not Path(keyring).is_file()):
-            raise UsageError(f"REBUILDER_DEBIAN_BUILDINFO_KEYRING: not an existing keyring file (absolute path): "
+            raise SetupError(f"REBUILDER_DEBIAN_BUILDINFO_KEYRING: not an existing keyring file (absolute path): "
                              f"{keyring[:200]!r}")
         user = env.get("REBUILDER_BUILD_USER") or "builder"
         if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", user) or user == "root":
-            raise UsageError(f"REBUILDER_BUILD_USER: not a valid unprivileged user name: {user!r}")
+            raise SetupError(f"REBUILDER_BUILD_USER: not a valid unprivileged user name: {user!r}")
         try:
             timeout = float(env.get("REBUILDER_BUILD_TIMEOUT") or DEFAULT_TIMEOUT)
         except ValueError:
-            raise UsageError("REBUILDER_BUILD_TIMEOUT must be a number of seconds") from None
+            raise SetupError("REBUILDER_BUILD_TIMEOUT must be a number of seconds") from None
         return cls(outdir=Path(outdir), sources=sources, snapshot=snapshot,
                    root_cache=Path(cache) if cache else None, user=user, timeout=timeout,
                    buildinfo_keyring=Path(keyring) if keyring else None)

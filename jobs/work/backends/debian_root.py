@@ -20,7 +20,7 @@ from debian.deb822 import Deb822
 
 from jobs.work.backends.debian_buildinfo import RebuildRefused
 from jobs.work.backends.debian_config import SourceLine
-from jobs.work.backends.script import UsageError
+from jobs.work.backends.script import SetupError
 from jobs.work.backends.script import run as run_tool
 from jobs.work.backends.script import say as _say
 
@@ -34,7 +34,7 @@ def run_step(argv: list[str], *, what: str, timeout: float, env: Mapping[str, st
                         stdout=subprocess.PIPE if capture else sys.stdout,
                         stderr=subprocess.STDOUT, timeout=timeout, start_new_session=False)
     except FileNotFoundError:
-        raise UsageError(f"{argv[0]} not found: debian-local needs mmdebstrap, apt and dpkg-dev") from None
+        raise SetupError(f"{argv[0]} not found: debian-local needs mmdebstrap, apt and dpkg-dev") from None
     except subprocess.TimeoutExpired:
         raise RebuildRefused(f"{what} timed out after {timeout:.0f} s") from None
     if capture:

@@ -21,8 +21,13 @@ fail() {
     exit 1
 }
 
+setup() {  # this host cannot build anything as it is set up: exit 78, the worker reports no verdict
+    echo "rebuilder-backend: FAIL: $*" >&2
+    exit 78
+}
+
 [ "$#" -eq 1 ] || fail "usage: rebuilder-archlinux.sh <package file> (with REBUILDERD_OUTDIR set)"
-[ -n "${REBUILDERD_OUTDIR:-}" ] || fail "REBUILDERD_OUTDIR is not set"
+[ -n "${REBUILDERD_OUTDIR:-}" ] || setup "REBUILDERD_OUTDIR is not set"
 [ -f "$1" ] || fail "input package not found: $1"
 
 if command -v archlinux-repro >/dev/null 2>&1; then
@@ -30,7 +35,7 @@ if command -v archlinux-repro >/dev/null 2>&1; then
 elif command -v repro >/dev/null 2>&1; then
     repro=repro
 else
-    fail "archlinux-repro not found: the archlinux backend needs an Arch Linux host with archlinux-repro" \
+    setup "archlinux-repro not found: the archlinux backend needs an Arch Linux host with archlinux-repro" \
         "(pacman -S archlinux-repro); elsewhere use the archlinux-local backend"
 fi
 

@@ -32,14 +32,19 @@ fail() {
     exit 1
 }
 
+setup() {  # this host cannot build anything as it is set up: exit 78, the worker reports no verdict
+    echo "rebuilder-backend: FAIL: $*" >&2
+    exit 78
+}
+
 need() {  # need TOOL DEBIAN-PACKAGE
     command -v "$1" >/dev/null 2>&1 ||
-        fail "$1 not found: the debian backend needs a Debian host with debrebuild and access to" \
+        setup "$1 not found: the debian backend needs a Debian host with debrebuild and access to" \
             "snapshot.debian.org (apt-get install $2)"
 }
 
 [ "$#" -eq 1 ] || fail "usage: rebuilder-debian.sh <file.buildinfo> (with REBUILDERD_OUTDIR set)"
-[ -n "${REBUILDERD_OUTDIR:-}" ] || fail "REBUILDERD_OUTDIR is not set"
+[ -n "${REBUILDERD_OUTDIR:-}" ] || setup "REBUILDERD_OUTDIR is not set"
 [ -f "$1" ] || fail "input .buildinfo not found: $1"
 
 need debrebuild devscripts

@@ -18,13 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from jobs.core.errors import RebuilderError, TerminalError
-from jobs.work.backends import FAIL_PREFIX
+from jobs.work.backends import FAIL_PREFIX, SETUP_EXIT
 
 SAY = "rebuilder-backend: "
 
 
 class UsageError(TerminalError):
-    """The backend was called wrongly or is configured wrongly (exit status 2)."""
+    """The backend was called wrongly (exit status 2)."""
+
+
+class SetupError(UsageError):
+    """The host is not set up to build anything: its environment or configuration is wrong, or a tool is
+    missing (exit status `SETUP_EXIT`, 78: the worker stops without a verdict instead of reporting FAIL)."""
 
 
 class Terminated(BaseException):
@@ -108,11 +113,13 @@ def fail(reason: str, status: int, *, own_line: bool = False) -> int:
 def guarded(body: Callable[[], int]) -> int:
     """Run a backend's `main` body: what it raises becomes its exit status and its one FAIL line.
 
-    2 for a usage error, 1 for a refused or failed rebuild (or the disk), 128 + N when signal N
+    78 (`SETUP_EXIT`) for a host that is not set up to build, 2 for a usage error, 1 for a refused or failed rebuild (or the disk), 128 + N when signal N
     stopped it; a bug keeps its traceback in the log and its reason on the last line.
     """
     try:
         return body()
+    except SetupError as e:
+        return fail(str(e), SETUP_EXIT)
     except UsageError as e:
         return fail(str(e), 2)
     except RebuilderError as e:
