@@ -100,6 +100,8 @@ def endpoint(ctx: typer.Context | CtlOptions) -> str:
 
     opts = options(ctx)
     if opts.endpoint:
+        if opts.endpoint.partition("://")[0].lower() not in ("http", "https", "file"):
+            raise usage(f"-H {clean(opts.endpoint[:200])}: give an http://, https:// or file:// URL")
         return opts.endpoint
     from jobs.core.config import load_ctl_config  # pydantic: only when the config file is read
 

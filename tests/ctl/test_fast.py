@@ -116,12 +116,17 @@ def test_the_endpoint_from_the_config_file_and_errors(site, tmp_path):
     conf = tmp_path / "ctl.conf"
     conf.write_text(f'[http]\nendpoint = "{site.as_uri()}"\n')
     env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "HOME": str(tmp_path)}
+    got = {}
     for argv in (["-c", str(conf), "pkgs", "ls", "--suite", "core"],
                  ["-H", (tmp_path / "nosuch").as_uri(), "pkgs", "ls"],  # not a site: exit 1, one line
-                 ["-H", "gopher://x", "pkgs", "ls", "--json"]):
-        got = _fast(argv, env)
-        assert got == _typer(argv, env), argv
-    assert got[2] == 1 and got[1].startswith("rebuildctl: error:")
+                 ["-H", "gopher://x", "pkgs", "ls", "--json"], ["-H", "notaurl", "pkgs", "ls"]):
+        got[argv[1]] = _fast(argv, env)
+        assert got[argv[1]] == _typer(argv, env), argv
+    assert got[(tmp_path / "nosuch").as_uri()][2] == 1
+    assert got[(tmp_path / "nosuch").as_uri()][1].startswith("rebuildctl: error:")
+    # -H that is no URL rebuildctl reads is a usage error (exit 2), named
+    assert got["gopher://x"][1:] == ("rebuildctl: usage: -H gopher://x: give an http://, https:// or file:// URL\n", 2)
+    assert got["notaurl"][1:] == ("rebuildctl: usage: -H notaurl: give an http://, https:// or file:// URL\n", 2)
 
 
 LEFT_TO_TYPER = [
