@@ -426,8 +426,12 @@ def check_config(
     worker_file = located[WORKER_FILE.filename]
     files = Files(str(located[REBUILDER_FILE.filename]), str(worker_file), str(located[SYNC_FILE.filename]),
                   worker_exists=worker_file.exists())
-    effective = {"rebuilder": config, "worker": wconf, "sync": support.plain_sync(sync_config)}
-    typer.echo(json.dumps(support.plain(effective), indent=2, sort_keys=True, default=str))
+    effective = support.plain({"rebuilder": config, "worker": wconf, "sync": support.plain_sync(sync_config)})
+    # The unset keys whose default is a path: what the jobs would use, not null (a worker's unset
+    # work_dir is the directory it starts in: this one, for a worker started here).
+    effective["rebuilder"]["publish"]["signing_key"] = config.publish.signing_key_path
+    effective["worker"]["work_dir"] = wconf.work_dir if wconf.work_dir is not None else os.getcwd()
+    typer.echo(json.dumps(effective, indent=2, sort_keys=True, default=str))
     problems = run_checks(config, wconf, sync_config, files, host=not no_host_checks, root=root)
     for problem in problems:
         typer.echo(f"rebuilder check-config: {problem.line()}", err=True)

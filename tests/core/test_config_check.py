@@ -219,3 +219,17 @@ def test_a_root_that_is_not_a_directory_is_a_usage_error(tmp_path):
                              capture_output=True, text=True, env=env, timeout=60)
         assert res.returncode == 2 and f"Invalid value for '--root': dir '{root}' {why}" in res.stderr, res.stderr
         assert res.stdout == ""
+
+
+def test_unset_keys_whose_default_is_a_path_show_that_path(tmp_path):
+    """check-config prints the effective settings: an unset signing key or work_dir is the path the jobs use."""
+    res = check(tmp_path)
+    shown = json.loads(res.stdout)
+    assert shown["rebuilder"]["publish"]["signing_key"] == "/var/lib/rebuilderd/rebuilderd.sign.key"
+    assert shown["worker"]["work_dir"] == str(tmp_path)  # a worker started here
+    key = tmp_path / "sign.key"
+    res = check(tmp_path, config=TRUSTED + f'[publish]\nsigning_key = "{key}"\n',
+                worker=f'work_dir = "{tmp_path / "w"}"\n[backend."archlinux"]\npath = "/bin/true"\n')
+    shown = json.loads(res.stdout)
+    assert shown["rebuilder"]["publish"]["signing_key"] == str(key)
+    assert shown["worker"]["work_dir"] == str(tmp_path / "w")
