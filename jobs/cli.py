@@ -283,6 +283,7 @@ def serve(
         api = Api(store, prefix, cookie=config.auth.cookie, requests=requests)
     server = make_server(store, bind or config.http.bind_addr, prefix=prefix,
                          what="--bind" if bind else "--bind (or [http] bind_addr)", api=api)
+    support.warn_if_unpublished(store, prefix)
     support.serve_until_interrupted(server, f"serving {store.url}/{prefix} at")
 
 

@@ -56,6 +56,21 @@ def worker_backends(wconf, path: Path | None = None) -> dict[str, Path]:
     return backends
 
 
+def warn_if_unpublished(store, prefix: str) -> None:
+    """Say so when nothing is published where `serve` looks (a mistyped --store serves only 404s)."""
+    from jobs.core.errors import RebuilderError
+    from jobs.core.store import NotFound
+
+    try:
+        store.head(prefix + "index.html")
+    except NotFound:
+        typer.echo(f"rebuilder serve: warning: nothing is published at {store.url}/{prefix} (no index.html): "
+                   "every page is a 404 until `rebuilder publish` runs on this store; check --store "
+                   "(or [store] url, site_url)", err=True)
+    except (OSError, RebuilderError) as exc:  # unreachable now: serving may still work later
+        typer.echo(f"rebuilder serve: warning: cannot look at {store.url}/{prefix}: {exc}", err=True)
+
+
 def serve_until_interrupted(server, what: str) -> None:
     """Print where the site is served, then serve until Ctrl-C (or SIGTERM), and exit quietly.
 

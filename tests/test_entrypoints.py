@@ -198,3 +198,23 @@ def test_a_missing_debian_package_is_found_and_not_root_is_told_to_use_sudo():
     assert res.returncode == 1 and res.stderr.endswith(
         "infra/test.sh: must run as root (to install the Debian packages rebuilder-no-such-package): "
         "sudo infra/test.sh --fast\n"), res.stderr
+
+
+@pytest.mark.parametrize("published", [False, True])
+def test_serve_warns_when_nothing_is_published_where_it_looks(tmp_path, published):
+    """A mistyped --store served only 404s without a word; now its first line says so."""
+    store = LocalStore(tmp_path / "store", fsync=False)
+    if published:
+        store.put("site/index.html", b"<h1>dashboard</h1>", content_type="text/html")
+    proc = subprocess.Popen([str(BIN / "rebuilder"), "--store", store.url, "serve", "--bind", "127.0.0.1:0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        serving = proc.stdout.readline()  # printed once it listens
+        assert serving.startswith(f"serving {store.url}/site/ at http://127.0.0.1:"), serving
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    warning = (f"rebuilder serve: warning: nothing is published at {store.url}/site/ (no index.html): every page is "
+               "a 404 until `rebuilder publish` runs on this store; check --store (or [store] url, site_url)\n")
+    assert err == ("" if published else warning)
