@@ -169,6 +169,7 @@ def test_ci_runs_the_lint_and_then_the_readme_test_command():
 @pytest.mark.parametrize("signals", [[signal.SIGINT, signal.SIGINT], [signal.SIGTERM]], ids=["ctrl-c-twice", "term"])
 def test_serve_stops_quietly_on_ctrl_c_or_term(signals, tmp_path):
     """Ctrl-C (even twice, or the same signal sent to the process and its group) or SIGTERM: exit 0, no traceback."""
+    LocalStore(tmp_path / "store", fsync=False).put("site/index.html", b"<h1>dashboard</h1>", content_type="text/html")
     proc = subprocess.Popen([str(BIN / "rebuilder"), "--store", (tmp_path / "store").as_uri(), "serve",
                              "--bind", "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
