@@ -51,10 +51,10 @@ secret() {
 # put MODE SOURCE DEST: install SOURCE as DEST unless DEST exists.
 put() {
     if [ -e "$DESTDIR$3" ]; then
-        echo "kept      $3 (exists)"
+        echo "kept      $DESTDIR$3 (exists)"
     else
         install -D -m "$1" "$2" "$DESTDIR$3"
-        echo "installed $3"
+        echo "installed $DESTDIR$3"
     fi
 }
 
@@ -65,7 +65,7 @@ put_config() {
     shift 3
     dest=/etc/$name
     if [ -e "$DESTDIR$dest" ]; then
-        echo "kept      $dest (exists)"
+        echo "kept      $DESTDIR$dest (exists)"
         return
     fi
     tmp=$(mktemp)
@@ -81,7 +81,7 @@ put_config() {
     if [ -n "$group" ] && [ -z "$DESTDIR" ]; then
         chgrp "$group" "$dest"
     fi
-    echo "installed $dest${1:+ (with generated secrets)}"
+    echo "installed $DESTDIR$dest${1:+ (with generated secrets)}"
 }
 
 umask 022
@@ -135,7 +135,7 @@ put 0600 "$src/rebuilder.default" /etc/default/rebuilder
 
 echo
 echo "Next: fill in /etc/default/rebuilder, check, then enable:"
-echo "  rebuilder check-config"
+echo "  rebuilder check-config${DESTDIR:+ --root $DESTDIR}"
 if [ "$control" = yes ]; then
     echo "  install -d -o rebuilder -g rebuilder -m 0750 /var/lib/rebuilderd   # the signing key, once:"
     echo "  runuser -u rebuilder -- rebuilder keygen /var/lib/rebuilderd/rebuilderd.sign.key"

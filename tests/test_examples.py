@@ -121,6 +121,9 @@ def test_install_sh_makes_a_host_that_check_config_passes(name, tmp_path):
     assert res.returncode == 0, res.stderr
     assert f"systemctl enable --now {' '.join(f'rebuilder-sync@{p}.timer' for p in PROFILES[name])} " \
            "rebuilder-publish.timer rebuilder-worker@one.service" in res.stdout
+    # staged below DESTDIR: the lines name the staged files, and the check looks there
+    assert f"installed {root}/etc/rebuilderd.conf (with generated secrets)" in res.stdout.splitlines()
+    assert f"  rebuilder check-config --root {root}" in res.stdout.splitlines()
     etc = root / "etc"
     main, worker = (etc / "rebuilderd.conf").read_text(), (etc / "rebuilderd-worker.conf").read_text()
     cookie = re.search(r'^cookie = "(.*)"$', main, re.M)[1]
