@@ -17,7 +17,6 @@ import typer
 
 from jobs import cli_support as support
 from jobs.core.cliapp import EXIT_TERMINAL, EXIT_TRANSIENT, run_app
-from jobs.core.errors import RebuilderError
 from jobs.core.layout import SITE
 from jobs.core.typer_params import FastGroup
 
@@ -81,28 +80,10 @@ def sync(
 
     Example: rebuilder sync archlinux-core
     """
-    from jobs.core.config import load_sync_config
-    from jobs.sync.fetch import Fetcher
-    from jobs.sync.run import sync_profile
-
-    opts: Options = ctx.obj
-    config = support.rebuilder_config(opts)
-    sync_config = load_sync_config(profiles)
-    names = profile or list(sync_config.profiles)
-    if not names:
-        raise typer.BadParameter("no sync profiles configured", param_hint="--profiles")
-    chosen = [sync_config.profile(n) for n in names]
-    store = support.job_store(opts, config)
-    fetcher = Fetcher(retries=retries, timeout=timeout)
-    worst = 0
-    with support.progress_bars():
-        for p in chosen:
-            try:
-                summary = sync_profile(store, config, p, fetcher=fetcher)
-                typer.echo(summary.line())
-            except RebuilderError as exc:
-                typer.echo(f"sync {p.name}: failed, nothing changed: {exc}", err=True)
-                worst = max(worst, EXIT_TRANSIENT if exc.transient else EXIT_TERMINAL)
+    try:
+        worst = support.sync(ctx.obj, profile, profiles, retries, timeout, typer.echo)
+    except support.NoProfiles as exc:
+        raise typer.BadParameter(str(exc), param_hint="--profiles") from None
     raise typer.Exit(worst)
 
 

@@ -14,8 +14,6 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
-import typer
-
 
 def rebuilder_config(opts):
     """The rebuilder config: --config / REBUILDER_CONFIG, else the default file (or the defaults)."""
@@ -34,6 +32,39 @@ def job_store(opts, config):
     """The store named by --store / REBUILDER_STORE, else [store] url, else the embedded default."""
     from jobs.core.store import open_store
     return open_store(opts.store or config.store.url or default_store_url())
+
+
+class NoProfiles(Exception):
+    """The sync config names no profile and none was asked for (typer's usage error, exit 2)."""
+
+
+def sync(opts, names: list[str] | None, profiles: Path | None, retries: int, timeout: float, echo) -> int:
+    """`rebuilder sync`'s body: sync each profile named (all configured ones if none), one line each; its exit
+    status. Shared by the typer command (jobs/cli.py) and the fast start (jobs/cli_fast.py)."""
+    from jobs.core.cliapp import EXIT_TERMINAL, EXIT_TRANSIENT
+    from jobs.core.config import load_sync_config
+    from jobs.core.errors import RebuilderError
+    from jobs.sync.fetch import Fetcher
+    from jobs.sync.run import sync_profile
+
+    config = rebuilder_config(opts)
+    sync_config = load_sync_config(profiles)
+    names = names or list(sync_config.profiles)
+    if not names:
+        raise NoProfiles("no sync profiles configured")
+    chosen = [sync_config.profile(n) for n in names]
+    store = job_store(opts, config)
+    fetcher = Fetcher(retries=retries, timeout=timeout)
+    worst = 0
+    with progress_bars():
+        for p in chosen:
+            try:
+                summary = sync_profile(store, config, p, fetcher=fetcher)
+                echo(summary.line())
+            except RebuilderError as exc:
+                echo(f"sync {p.name}: failed, nothing changed: {exc}", err=True)
+                worst = max(worst, EXIT_TRANSIENT if exc.transient else EXIT_TERMINAL)
+    return worst
 
 
 @contextmanager
@@ -70,6 +101,8 @@ def serve_until_interrupted(server, what: str) -> None:
     try:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, stop)
+        import typer
+
         typer.echo(f"{what} http://{host}:{port}/")
         server.serve_forever()
     except KeyboardInterrupt:
