@@ -1,7 +1,9 @@
 """What `rebuilder`'s commands share (jobs/cli.py): configs, the store, progress, serving, plain values.
 
 Kept apart from the command definitions so that jobs/cli.py is the commands, their parameters
-and their help; what a command needs beyond these is imported when it runs.
+and their help; what a command needs beyond these is imported when it runs. `sync`'s body is
+here too, without typer, so that the console script's fast start (jobs/cli_fast.py) runs the
+same code as the typer command.
 """
 
 from __future__ import annotations
