@@ -140,22 +140,7 @@ def publish(ctx: typer.Context) -> None:
 
     Example: rebuilder publish
     """
-    from jobs.core.store import open_store
-    from jobs.publish.run import publish as run_publish
-
-    opts: Options = ctx.obj
-    config = support.rebuilder_config(opts)
-    store = support.job_store(opts, config)
-    site_store = open_store(config.store.site_url) if config.store.site_url else None
-    with support.progress_bars():
-        summary = run_publish(store, config, site_store=site_store, site_prefix="" if site_store else SITE)
-    typer.echo(summary.line())
-    for rejected in summary.state.rejected[:20]:
-        typer.echo(f"publish: rejected {rejected.key}: {rejected.reason}", err=True)
-    for refused in summary.state.untrusted_workers[:20]:
-        typer.echo(f"publish: refused enrolment {refused.key}: {refused.reason} {refused.detail}", err=True)
-    for request in summary.state.requests_rejected[:20]:
-        typer.echo(f"publish: rejected request {request.key}: {request.reason} {request.detail}", err=True)
+    support.publish(ctx.obj, typer.echo)
 
 
 @app.command()

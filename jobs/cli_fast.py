@@ -1,14 +1,15 @@
-"""`rebuilder`'s start (the console script's entry point): a plain `rebuilder sync` runs without importing typer.
+"""`rebuilder`'s start (the console script's entry point): a plain `rebuilder sync` or `publish` runs without typer.
 
-Importing typer and building `rebuilder`'s command tree (jobs/cli.py) is about a tenth of the
-CPU of a whole sync of a 15,000-package Arch db. So `main` first tries `parse`, the same
+Importing typer (its vendored click) and building `rebuilder`'s command tree (jobs/cli.py) is
+about 0.12 billion instructions, 0.01-0.02 s of CPU, of every process (2.5% of a whole sync of a
+15,000-package Arch db, more of a sync with nothing new). So `main` first tries `parse`, the same
 declarative parser as rebuildctl's fast start (`jobs.core.fastargs`): it accepts only argument
-lists whose meaning is certain — the global options (`GLOBAL`) and `sync`'s options
-(`COMMANDS`), each given at most once, each value a separate word that is not empty and does
+lists whose meaning is certain — the global options (`GLOBAL`), then `sync` with its options or
+`publish` alone (`COMMANDS`), each given at most once, each value a separate word that is not empty and does
 not start with "-", --retries and --timeout plain decimals within their range, paths that typer
 would take as they are, the profiles as words that do not start with "-" — with the environment
 variables typer reads for the options not given (an empty one is unset, as to click), and runs
-the command's body (`jobs.cli_support.sync`, the function the typer command calls). Everything
+the command's body (`jobs.cli_support.sync` or `.publish`, which the typer commands call). Everything
 else goes to the typer CLI (`jobs.cli`): no command, --help, a mistyped option, a missing value,
 `--store=x`, "--", an out-of-range --retries, every other command. So help, usage errors and
 their exit code 2 are typer's own; a sync config without profiles (typer's usage error too)
@@ -29,10 +30,11 @@ from jobs.core.fastargs import Spec, echo, read_options, standalone, text_stream
 
 # rebuilder's own options (`jobs.cli._global`), and the environment variables typer reads for them
 GLOBAL = Spec(values={"--config": "config", "--store": "store"})
-# The commands run without typer (`jobs.cli.sync`)
+# The commands run without typer (`jobs.cli.sync`, `jobs.cli.publish`)
 COMMANDS = {
     "sync": Spec(values={"--profiles": "profiles", "--retries": "retries", "--timeout": "timeout"},
                  arguments="profile"),
+    "publish": Spec(values={}),
 }
 ENVVARS = {"config": "REBUILDER_CONFIG", "store": "REBUILDER_STORE", "profiles": "REBUILDER_SYNC_CONFIG"}
 PATHS = frozenset({"config", "profiles"})
@@ -95,12 +97,21 @@ def parse(argv: Sequence[str]) -> Callable[[], int | None] | None:
     if read_options(COMMANDS[argv[i]], argv, i + 1, params, stop_at_word=False) is None:
         return None
     options = _values(given, ("config", "store"))
+    if options is None:
+        return None
+    opts = _Options(**options)
+    if argv[i] == "publish":
+        def publish() -> None:
+            from jobs import cli_support
+
+            cli_support.publish(opts, echo)
+
+        return publish
     paths = _values(params, ("profiles",))
     retries = _number(params.get("retries"), _PLAIN_INT, int, *RETRIES)
     timeout = _number(params.get("timeout"), _PLAIN_FLOAT, float, TIMEOUT[0], None, TIMEOUT[1])
-    if options is None or paths is None or retries is None or timeout is None:
+    if paths is None or retries is None or timeout is None:
         return None
-    opts = _Options(**options)
 
     def sync() -> int:
         from jobs import cli_support

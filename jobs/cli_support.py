@@ -1,9 +1,9 @@
 """What `rebuilder`'s commands share (jobs/cli.py): configs, the store, progress, serving, plain values.
 
 Kept apart from the command definitions so that jobs/cli.py is the commands, their parameters
-and their help; what a command needs beyond these is imported when it runs. `sync`'s body is
-here too, without typer, so that the console script's fast start (jobs/cli_fast.py) runs the
-same code as the typer command.
+and their help; what a command needs beyond these is imported when it runs. `sync`'s and
+`publish`'s bodies are here too, without typer, so that the console script's fast start
+(jobs/cli_fast.py) runs the same code as the typer commands.
 """
 
 from __future__ import annotations
@@ -67,6 +67,27 @@ def sync(opts, names: list[str] | None, profiles: Path | None, retries: int, tim
                 echo(f"sync {p.name}: failed, nothing changed: {exc}", err=True)
                 worst = max(worst, EXIT_TRANSIENT if exc.transient else EXIT_TERMINAL)
     return worst
+
+
+def publish(opts, echo) -> None:
+    """`rebuilder publish`'s body: publish the store, print the summary line and (on stderr) up to 20 of each kind
+    of refusal. Shared by the typer command (jobs/cli.py) and the fast start (jobs/cli_fast.py)."""
+    from jobs.core.layout import SITE
+    from jobs.core.store import open_store
+    from jobs.publish.run import publish as run_publish
+
+    config = rebuilder_config(opts)
+    store = job_store(opts, config)
+    site_store = open_store(config.store.site_url) if config.store.site_url else None
+    with progress_bars():
+        summary = run_publish(store, config, site_store=site_store, site_prefix="" if site_store else SITE)
+    echo(summary.line())
+    for rejected in summary.state.rejected[:20]:
+        echo(f"publish: rejected {rejected.key}: {rejected.reason}", err=True)
+    for refused in summary.state.untrusted_workers[:20]:
+        echo(f"publish: refused enrolment {refused.key}: {refused.reason} {refused.detail}", err=True)
+    for request in summary.state.requests_rejected[:20]:
+        echo(f"publish: rejected request {request.key}: {request.reason} {request.detail}", err=True)
 
 
 @contextmanager

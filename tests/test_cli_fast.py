@@ -1,10 +1,11 @@
-"""`rebuilder`'s fast start (`jobs.cli_fast`): its parser agrees with the typer CLI, and so does what a sync prints.
+"""`rebuilder`'s fast start (`jobs.cli_fast`): its parser agrees with the typer CLI, and so does what it prints.
 
 A small local Arch mirror is synced into a fresh local store both ways, in process: through the
 typer app (CliRunner) and through `jobs.cli_fast.parse`; stdout, stderr (durations aside) and the
 exit code must be the same for every argument list the fast start accepts — good and failing
 profiles, unknown ones, options from the environment, a sync config without profiles (typer's
-usage error) — and every other list must be left to typer (parse returns None).
+usage error) — and every other list must be left to typer (parse returns None). A publish of the
+synced store is compared the same way.
 """
 
 from __future__ import annotations
@@ -177,8 +178,26 @@ def test_the_environment_and_a_repeated_sync_both_ways(world, tmp_path):
     assert theirs != _typer(["sync", "extra"], {**env, "REBUILDER_SYNC_CONFIG": str(world / "good.conf")})
 
 
+@pytest.mark.parametrize("args", [["publish"], ["--config", "{world}/nokey.conf", "publish"],
+                                  ["--store", "gopher://x/y", "publish"]], ids=" ".join)
+def test_a_publish_prints_the_same_both_ways(world, tmp_path, args):
+    """A publish of a synced store, and two that fail."""
+    (world / "nokey.conf").write_text(f'[publish]\nsigning_key = "{world / "nosuch.key"}"\n')
+    synced = tmp_path / "synced"
+    env = {"REBUILDER_STORE": synced.as_uri(), "REBUILDER_CONFIG": "", "HOME": str(tmp_path)}
+    assert _typer(["sync", "--profiles", str(world / "good.conf")], env)[2] == 0
+    argv = [a.format(world=world) for a in args]
+    for store in (tmp_path / "typer", tmp_path / "fast"):
+        shutil.copytree(synced, store)
+    theirs = _typer(argv, {**env, "REBUILDER_STORE": (tmp_path / "typer").as_uri()})
+    assert _fast(argv, {**env, "REBUILDER_STORE": (tmp_path / "fast").as_uri()}) == theirs
+    assert theirs[2] == (0 if args == ["publish"] else 1), theirs
+    assert ("site: " in theirs[0]) == (args == ["publish"]), theirs
+
+
 LEFT_TO_TYPER = [
-    [], ["--help"], ["-h"], ["sync", "--help"], ["sync", "core", "--help"], ["publish"], ["work", "--once"],
+    [], ["--help"], ["-h"], ["sync", "--help"], ["sync", "core", "--help"], ["publish", "--help"], ["publish", "x"],
+    ["publish", "--store", "x"], ["publish", "--"], ["work", "--once"],
     ["run"], ["check-config"], ["nosuch"], ["--store"], ["--store", "", "sync"], ["--store", "-x", "sync"],
     ["--store", "x", "--store", "y", "sync"], ["--config", "a", "--config", "b", "sync"], ["--store=x", "sync"],
     ["sync", "--store", "x"], ["sync", "--config", "x"], ["sync", "--retries"], ["sync", "--retries", "21"],
@@ -216,7 +235,7 @@ main()
 
 def test_the_console_script_syncs_without_typer_and_leaves_usage_errors_to_it(world, tmp_path):
     """As a process: a sync imports neither typer nor click nor pydantic; a bad --retries is typer's usage error
-    (exit 2), --help is typer's help, and a profile that fails exits 1 with its one line."""
+    (exit 2), --help is typer's help, and a profile that fails exits 1 with its one line; a publish, no typer."""
     heavy = ("typer", "click", "pydantic", "rich", "duckdb", "boto3")
     env = {**os.environ, "REBUILDER_CONFIG": "", "HOME": str(tmp_path)}
     env.pop("REBUILDER_SYNC_CONFIG", None)
@@ -244,3 +263,6 @@ def test_the_console_script_syncs_without_typer_and_leaves_usage_errors_to_it(wo
     assert unknown.returncode == 1 and unknown.stderr.startswith("rebuilder: error:"), unknown.stderr
     empty = rebuilder(*store, "sync", "--profiles", str(world / "empty.conf"))
     assert empty.returncode == 2 and "no sync profiles configured" in empty.stderr
+    published = rebuilder(*store, "publish")
+    assert published.returncode == 0 and published.stdout.startswith("publish: "), published.stderr
+    assert not {"typer", "click"} & set(json.loads(published.stderr.splitlines()[-1]))
