@@ -6,7 +6,7 @@ size with RSA and ed25519 %PGPSIG%s, split packages) is written to a temporary m
 read through `read_index` over file:// (fetch, decompress, tar walk, desc parsing, filters,
 grouping), best of 3. The yardstick is `gzip -dc db > /dev/null` on the same file, best of 3;
 the target is a ratio of at most 3 (wall; the CPU seconds of both are reported too). The whole sync job (a fresh local store each time, fsync
-on) is timed the same way, in process and as a `rebuilder sync` process, beside the real
+on) is timed the same way, in process and as a `rebuilder sync` process (from compiled modules), beside the real
 rebuilderd 0.24's sync of the same db (`bench.upstream`: `rebuildctl pkgs sync-profile` into an
 empty daemon, best of 3, wall and CPU of both its processes), and what its time is made of: its stages timed one by one on the
 same data (`full_sync_parts_s`; `rest` is the store writes, fsyncs, lease, pointer and plan). Peak memory is measured in a fresh child process (the growth of its
@@ -20,6 +20,7 @@ import argparse
 import base64
 import json
 import logging
+import os
 import random
 import resource
 import shutil
@@ -96,7 +97,7 @@ def _best_cpu(fn, repeat: int) -> tuple[float, float]:
     return best, best_cpu
 
 
-def _process(cmd: list[str], repeat: int, before=None) -> tuple[float, float]:
+def _process(cmd: list[str], repeat: int, before=None, env: dict[str, str] | None = None) -> tuple[float, float]:
     """Best wall and CPU seconds of a child process (`before()` runs first each time, untimed)."""
     best, best_cpu = float("inf"), float("inf")
     for _ in range(repeat):
@@ -104,7 +105,7 @@ def _process(cmd: list[str], repeat: int, before=None) -> tuple[float, float]:
             before()
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         seconds = time.perf_counter() - started
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         best = min(best, seconds)
@@ -201,11 +202,18 @@ def run(smoke: bool = False) -> dict:
         # The same job as a process (`rebuilder sync`, interpreter start included), like rebuildctl below.
         (Path(tmp) / "sync.conf").write_text(f'[profile."bench"]\ndistro = "archlinux"\ncomponents = ["extra"]\n'
                                              f'architectures = ["x86_64"]\nsource = "{source}"\n')
+        # An installed `rebuilder` runs from its compiled modules (pip compiles them); this tree's editable
+        # install may have none or stale ones, and with $PYTHONDONTWRITEBYTECODE set (as on the development
+        # machine) every run would compile them again: the bytecode goes to this run's own directory
+        # ($PYTHONPYCACHEPREFIX), written by a first, untimed run.
         process_store = Path(tmp) / "store-process"
-        process, process_cpu = _process(
-            [str(Path(sys.executable).parent / "rebuilder"), "--store", process_store.as_uri(), "sync",
-             "--profiles", str(Path(tmp) / "sync.conf"), "bench"], repeat,
-            before=lambda: shutil.rmtree(process_store, ignore_errors=True))
+        process_cmd = [str(Path(sys.executable).parent / "rebuilder"), "--store", process_store.as_uri(), "sync",
+                       "--profiles", str(Path(tmp) / "sync.conf"), "bench"]
+        process_env = {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+                       "PYTHONPYCACHEPREFIX": str(Path(tmp) / "pycache")}
+        subprocess.run(process_cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=process_env)
+        process, process_cpu = _process(process_cmd, repeat, env=process_env,
+                                        before=lambda: shutil.rmtree(process_store, ignore_errors=True))
         rebuilderd = _rebuilderd(Path(tmp), "extra", repeat)
         parts = _parts(result, repeat, ours, full)
         child = subprocess.run([sys.executable, "-c", _CHILD, source], capture_output=True, text=True, check=True)

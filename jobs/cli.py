@@ -17,7 +17,6 @@ import typer
 
 from jobs import cli_support as support
 from jobs.core.cliapp import EXIT_TERMINAL, EXIT_TRANSIENT, run_app
-from jobs.core.errors import RebuilderError
 from jobs.core.layout import SITE
 from jobs.core.typer_params import FastGroup
 
@@ -81,31 +80,10 @@ def sync(
 
     Example: rebuilder sync archlinux-core
     """
-    from jobs.core.config import load_sync_config
-    from jobs.sync.fetch import Fetcher
-    from jobs.sync.run import sync_profile
-
-    opts: Options = ctx.obj
-    config = support.rebuilder_config(opts)
-    sync_config = load_sync_config(profiles)
-    names = profile or list(sync_config.profiles)
-    if not names:
-        from jobs.core.config.load import SYNC_FILE, locate_config
-        file, _ = locate_config(SYNC_FILE, profiles, os.environ)
-        why = 'has no [profile."<name>"] table' if file.exists() else "does not exist"
-        raise typer.BadParameter(f"no sync profiles configured: {file} {why}", param_hint="--profiles")
-    chosen = [sync_config.profile(n) for n in names]
-    store = support.job_store(opts, config)
-    fetcher = Fetcher(retries=retries, timeout=timeout)
-    worst = 0
-    with support.progress_bars():
-        for p in chosen:
-            try:
-                summary = sync_profile(store, config, p, fetcher=fetcher)
-                typer.echo(summary.line())
-            except RebuilderError as exc:
-                typer.echo(f"sync {p.name}: failed, nothing changed: {exc}", err=True)
-                worst = max(worst, EXIT_TRANSIENT if exc.transient else EXIT_TERMINAL)
+    try:
+        worst = support.sync(ctx.obj, profile, profiles, retries, timeout, typer.echo)
+    except support.NoProfiles as exc:
+        raise typer.BadParameter(str(exc), param_hint="--profiles") from None
     raise typer.Exit(worst)
 
 
@@ -162,22 +140,7 @@ def publish(ctx: typer.Context) -> None:
 
     Example: rebuilder publish
     """
-    from jobs.core.store import open_store
-    from jobs.publish.run import publish as run_publish
-
-    opts: Options = ctx.obj
-    config = support.rebuilder_config(opts)
-    store = support.job_store(opts, config)
-    site_store = open_store(config.store.site_url) if config.store.site_url else None
-    with support.progress_bars():
-        summary = run_publish(store, config, site_store=site_store, site_prefix="" if site_store else SITE)
-    typer.echo(summary.line())
-    for rejected in summary.state.rejected[:20]:
-        typer.echo(f"publish: rejected {rejected.key}: {rejected.reason}", err=True)
-    for refused in summary.state.untrusted_workers[:20]:
-        typer.echo(f"publish: refused enrolment {refused.key}: {refused.reason} {refused.detail}", err=True)
-    for request in summary.state.requests_rejected[:20]:
-        typer.echo(f"publish: rejected request {request.key}: {request.reason} {request.detail}", err=True)
+    support.publish(ctx.obj, typer.echo)
 
 
 @app.command()

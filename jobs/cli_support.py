@@ -1,7 +1,9 @@
 """What `rebuilder`'s commands share (jobs/cli.py): configs, the store, progress, serving, plain values.
 
 Kept apart from the command definitions so that jobs/cli.py is the commands, their parameters
-and their help; what a command needs beyond these is imported when it runs.
+and their help; what a command needs beyond these is imported when it runs. `sync`'s and
+`publish`'s bodies are here too, without typer, so that the console script's fast start
+(jobs/cli_fast.py) runs the same code as the typer commands.
 """
 
 from __future__ import annotations
@@ -13,8 +15,6 @@ from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
-
-import typer
 
 
 def rebuilder_config(opts):
@@ -34,6 +34,64 @@ def job_store(opts, config):
     """The store named by --store / REBUILDER_STORE, else [store] url, else the embedded default."""
     from jobs.core.store import open_store
     return open_store(opts.store or config.store.url or default_store_url())
+
+
+class NoProfiles(Exception):
+    """The sync config names no profile and none was asked for (typer's usage error, exit 2)."""
+
+
+def sync(opts, names: list[str] | None, profiles: Path | None, retries: int, timeout: float, echo) -> int:
+    """`rebuilder sync`'s body: sync each profile named (all configured ones if none), one line each; its exit
+    status. Shared by the typer command (jobs/cli.py) and the fast start (jobs/cli_fast.py)."""
+    from jobs.core.cliapp import EXIT_TERMINAL, EXIT_TRANSIENT
+    from jobs.core.config import load_sync_config
+    from jobs.core.errors import RebuilderError
+    from jobs.sync.fetch import Fetcher
+    from jobs.sync.run import sync_profile
+
+    config = rebuilder_config(opts)
+    sync_config = load_sync_config(profiles)
+    names = names or list(sync_config.profiles)
+    if not names:
+        from jobs.core.config.load import SYNC_FILE, locate_config
+
+        file, _ = locate_config(SYNC_FILE, profiles, os.environ)
+        why = 'has no [profile."<name>"] table' if file.exists() else "does not exist"
+        raise NoProfiles(f"no sync profiles configured: {file} {why}")
+    chosen = [sync_config.profile(n) for n in names]
+    store = job_store(opts, config)
+    fetcher = Fetcher(retries=retries, timeout=timeout)
+    worst = 0
+    with progress_bars():
+        for p in chosen:
+            try:
+                summary = sync_profile(store, config, p, fetcher=fetcher)
+                echo(summary.line())
+            except RebuilderError as exc:
+                echo(f"sync {p.name}: failed, nothing changed: {exc}", err=True)
+                worst = max(worst, EXIT_TRANSIENT if exc.transient else EXIT_TERMINAL)
+    return worst
+
+
+def publish(opts, echo) -> None:
+    """`rebuilder publish`'s body: publish the store, print the summary line and (on stderr) up to 20 of each kind
+    of refusal. Shared by the typer command (jobs/cli.py) and the fast start (jobs/cli_fast.py)."""
+    from jobs.core.layout import SITE
+    from jobs.core.store import open_store
+    from jobs.publish.run import publish as run_publish
+
+    config = rebuilder_config(opts)
+    store = job_store(opts, config)
+    site_store = open_store(config.store.site_url) if config.store.site_url else None
+    with progress_bars():
+        summary = run_publish(store, config, site_store=site_store, site_prefix="" if site_store else SITE)
+    echo(summary.line())
+    for rejected in summary.state.rejected[:20]:
+        echo(f"publish: rejected {rejected.key}: {rejected.reason}", err=True)
+    for refused in summary.state.untrusted_workers[:20]:
+        echo(f"publish: refused enrolment {refused.key}: {refused.reason} {refused.detail}", err=True)
+    for request in summary.state.requests_rejected[:20]:
+        echo(f"publish: rejected request {request.key}: {request.reason} {request.detail}", err=True)
 
 
 @contextmanager
@@ -64,11 +122,11 @@ def warn_if_unpublished(store, prefix: str) -> None:
     try:
         store.head(prefix + "index.html")
     except NotFound:
-        typer.echo(f"rebuilder serve: warning: nothing is published at {store.url}/{prefix} (no index.html): "
-                   "every page is a 404 until `rebuilder publish` runs on this store; check --store "
-                   "(or [store] url, site_url)", err=True)
+        print(f"rebuilder serve: warning: nothing is published at {store.url}/{prefix} (no index.html): "
+              "every page is a 404 until `rebuilder publish` runs on this store; check --store "
+              "(or [store] url, site_url)", file=sys.stderr, flush=True)
     except (OSError, RebuilderError) as exc:  # unreachable now: serving may still work later
-        typer.echo(f"rebuilder serve: warning: cannot look at {store.url}/{prefix}: {exc}", err=True)
+        print(f"rebuilder serve: warning: cannot look at {store.url}/{prefix}: {exc}", file=sys.stderr, flush=True)
 
 
 def serve_until_interrupted(server, what: str) -> None:
@@ -88,6 +146,8 @@ def serve_until_interrupted(server, what: str) -> None:
     try:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, stop)
+        import typer
+
         typer.echo(f"{what} http://{host}:{port}/")
         server.serve_forever()
     except KeyboardInterrupt:

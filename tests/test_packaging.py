@@ -38,7 +38,7 @@ def test_wheel_ships_every_package_and_the_site(wheel):
         assert (info.external_attr >> 16) & 0o111, f"{script} lost its exec bit"
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert "rebuilder = jobs.cli:main" in text and "rebuildctl = jobs.ctl.fast:main" in text
+    assert "rebuilder = jobs.cli_fast:main" in text and "rebuildctl = jobs.ctl.fast:main" in text
     assert "rebuilder-backend-archlinux-local = jobs.work.backends.archlinux_local:main" in text
     assert "rebuilder-backend-debian-local = jobs.work.backends.debian_local:main" in text
 

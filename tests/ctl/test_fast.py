@@ -19,6 +19,7 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
+from jobs.core.fastargs import standalone
 from jobs.ctl import fast
 from jobs.ctl.cli import app
 from tests.httpd import serve
@@ -80,7 +81,7 @@ def _fast(argv: list[str], env: dict[str, str]) -> tuple[str, str, int]:
     try:
         with redirect_stdout(out), redirect_stderr(err):
             try:
-                fast._standalone(command)("rebuildctl", True)
+                standalone(command)("rebuildctl", True)
             except SystemExit as exc:
                 code = exc.code
     finally:

@@ -12,6 +12,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.sync import alpm_builders as alpm
 
 # pydantic too: typer 0.29 loads it to convert a command's parameters, which `jobs.core.typer_params` does
@@ -29,16 +31,26 @@ except SystemExit:
     pass
 print(json.dumps(sorted(m for m in {heavy!r} if m in sys.modules)))
 """
+# The console script's way (`jobs.cli_fast.main`): the fast start, which loads neither typer nor click either.
+_CONSOLE = """
+import atexit, json, sys
+atexit.register(lambda: print(json.dumps(sorted(m for m in {heavy!r} if m in sys.modules))))
+from jobs.cli_fast import main
+sys.argv = ["rebuilder", *sys.argv[1:]]
+main()
+"""
 
 
-def test_a_local_arch_sync_loads_none_of_the_heavy_modules(tmp_path):
+@pytest.mark.parametrize("code, heavy", [(_RUN, HEAVY), (_CONSOLE, (*HEAVY, "typer", "click"))],
+                         ids=["typer", "console-script"])
+def test_a_local_arch_sync_loads_none_of_the_heavy_modules(tmp_path, code, heavy):
     mirror = tmp_path / "mirror"
     mirror.mkdir()
     (mirror / "core.db").write_bytes(alpm.db(alpm.package("foo", "1.0-1") + alpm.package("bar", "2.0-1")))
     conf = tmp_path / "sync.conf"
     conf.write_text(f'[profile."core"]\ndistro = "archlinux"\ncomponents = ["core"]\narchitectures = ["x86_64"]\n'
                     f'source = "{mirror.as_uri()}"\n')
-    res = subprocess.run([sys.executable, "-c", _RUN.format(heavy=HEAVY), "--store", (tmp_path / "store").as_uri(),
+    res = subprocess.run([sys.executable, "-c", code.format(heavy=heavy), "--store", (tmp_path / "store").as_uri(),
                           "sync", "--profiles", str(conf)], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
