@@ -16,7 +16,7 @@ from typing import Annotated, Optional
 import typer
 
 from jobs import cli_support as support
-from jobs.core.cliapp import EXIT_TERMINAL, EXIT_TRANSIENT, run_app
+from jobs.core.cliapp import EXIT_TERMINAL, EXIT_TRANSIENT, HELP_OPTIONS, print_version, run_app
 from jobs.core.layout import SITE
 from jobs.core.typer_params import FastGroup
 
@@ -33,6 +33,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,  # credentials live in locals
     add_completion=False,
     rich_markup_mode=None,  # plain help text: option help shows "[default: …]" literally
+    context_settings=HELP_OPTIONS,
 )
 
 
@@ -53,6 +54,9 @@ def _global(
     store: Annotated[Optional[str], typer.Option(
         "--store", envvar="REBUILDER_STORE",
         help="Store URL (file:///path or s3://bucket/prefix); overrides [store] url.")] = None,
+    version: Annotated[bool, typer.Option(
+        "--version", "-V", callback=print_version("rebuilder"), is_eager=True,
+        help="Print the version and exit.")] = False,
 ) -> None:
     ctx.obj = Options(config=config, store=store)
 

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.sync import alpm_builders as alpm
 
 FIXTURES = Path(__file__).parent / "fixtures" / "config"
@@ -136,3 +138,19 @@ def test_help_has_an_example_on_every_command():
     for cmd in ("sync", "work", "publish", "run", "check-config", "keygen"):
         res = run("rebuilder", cmd, "--help")
         assert res.returncode == 0 and "Example:" in res.stdout, cmd
+
+
+@pytest.mark.parametrize("prog", ["rebuilder", "rebuildctl"])
+def test_version_and_short_help_as_rebuilderd_s_programs_take_them(prog):
+    """`-V`/`--version` print "<prog> <version>"; `-h` is `--help`, on the program and on a command."""
+    from importlib.metadata import version
+
+    exe = str(Path(sys.executable).with_name(prog))
+    for flag in ("--version", "-V"):
+        res = subprocess.run([exe, flag], capture_output=True, text=True, timeout=60)
+        assert (res.returncode, res.stdout, res.stderr) == (0, f"{prog} {version('rebuilder')}\n", "")
+    command = ["sync"] if prog == "rebuilder" else ["pkgs", "ls"]
+    for args in ([], command):
+        short, long = (subprocess.run([exe, *args, flag], capture_output=True, text=True, timeout=60)
+                       for flag in ("-h", "--help"))
+        assert short.returncode == long.returncode == 0 and short.stdout == long.stdout and "Usage:" in short.stdout

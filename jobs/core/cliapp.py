@@ -16,6 +16,22 @@ EXIT_OK = 0
 EXIT_TERMINAL = 1
 EXIT_USAGE = 2
 EXIT_TRANSIENT = 75
+HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}  # both spellings, as rebuilderd's clap programs take
+
+
+def print_version(prog: str) -> Callable[[bool], None]:
+    """The callback of an eager `--version`/`-V` option: prints "<prog> <version>" and exits 0."""
+    def callback(value: bool) -> None:
+        if value:
+            from importlib.metadata import PackageNotFoundError, version
+
+            try:
+                text = version("rebuilder")
+            except PackageNotFoundError:  # run from a source tree that was never installed
+                text = "unknown (not installed)"
+            print(f"{prog} {text}")
+            raise SystemExit(EXIT_OK)
+    return callback
 
 
 def run_app(typer_app: Callable[..., object], prog: str) -> None:

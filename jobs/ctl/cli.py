@@ -17,7 +17,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from jobs.core.cliapp import run_app
+from jobs.core.cliapp import HELP_OPTIONS, print_version, run_app
 from jobs.core.typer_params import FastGroup
 from jobs.ctl import terminal
 from jobs.ctl.cli_verify import verify
@@ -37,7 +37,7 @@ from jobs.ctl.terminal import (
 )
 
 app = typer.Typer(name="rebuildctl", cls=FastGroup, no_args_is_help=True, pretty_exceptions_show_locals=False,
-                  add_completion=False, rich_markup_mode=None,
+                  add_completion=False, rich_markup_mode=None, context_settings=HELP_OPTIONS,
                   help="Query a rebuilder's published verdicts; verify packages; queue and requeue builds.")
 pkgs = typer.Typer(cls=FastGroup, no_args_is_help=True, help="Packages: list, logs, diffoscope, attestations, requeue.")
 queue = typer.Typer(cls=FastGroup, no_args_is_help=True, help="The build queue: list, push, drop.")
@@ -55,6 +55,8 @@ def _global(
     config: Annotated[Optional[str], typer.Option("--config", "-c", help="Extra config file.")] = None,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More output.")] = 0,
     color: Annotated[bool, typer.Option("--color", "-C", help="Force colours.")] = False,
+    version: Annotated[bool, typer.Option("--version", "-V", callback=print_version("rebuildctl"), is_eager=True,
+                                          help="Print the version and exit.")] = False,
 ) -> None:
     """Global options, as in rebuilderd's rebuildctl."""
     ctx.obj = CtlOptions(endpoint.rstrip("/") if endpoint else None, config, verbose, color)
