@@ -153,4 +153,9 @@ def _plain(value: Any) -> Any:
 
 
 def print_json(value: Any) -> None:
-    echo(json.dumps(value, indent=2, default=_plain))
+    try:
+        text = json.dumps(value, indent=2, default=_plain)
+    except RecursionError:  # a feed's object printed as it is (queue, workers): orjson reads 1024 levels, this ~990
+        echo("rebuildctl: error: the site's JSON nests too deep to print as JSON", err=True)
+        raise SystemExit(EXIT_TERMINAL) from None
+    echo(text)
