@@ -32,7 +32,7 @@ from urllib.parse import urlencode, urlsplit
 from jobs.core.bounded import Deadline
 from jobs.core.errors import TerminalError
 from jobs.core.model import Status
-from jobs.ctl.feeds import FeedInvalid, FeedNotFound, FeedUnavailable, Site
+from jobs.ctl.feeds import FeedInvalid, FeedNotFound, FeedUnavailable, Site, loads
 
 INDEX = "api/v1/index.json"
 DASHBOARD = "api/v0/dashboard"
@@ -149,8 +149,8 @@ class Daemon:
             text = data[:200].decode("utf-8", "replace").strip()
             raise DaemonRefused(f"HTTP {resp.status_code}" + (f": {text}" if text else ""), url=url)
         try:
-            return json.loads(data) if data.strip() else None
-        except ValueError:
+            return loads(data) if data.strip() else None  # as a site's feed: no NaN, no lone surrogate
+        except (ValueError, RecursionError):
             raise FeedInvalid("the daemon's answer is not JSON", url=url) from None
 
 
