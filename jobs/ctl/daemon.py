@@ -208,7 +208,7 @@ def parse_naive(value: Any) -> datetime | None:
         at = datetime.fromisoformat(head)
     except ValueError:
         return None
-    digits = "".join(c for c in frac if c.isdigit())[:6].ljust(6, "0") if frac else "0"
+    digits = "".join(c for c in frac if "0" <= c <= "9")[:6].ljust(6, "0") if frac else "0"
     return at.replace(microsecond=int(digits), tzinfo=timezone.utc)
 
 

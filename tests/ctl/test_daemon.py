@@ -116,3 +116,16 @@ def test_a_daemons_answer_is_read_as_a_sites_feed(tmp_path, monkeypatch, answer)
         res = CliRunner().invoke(app, ["-H", url, "queue", "ls"])
     assert res.exit_code == 1 and res.stdout == "", res.output
     assert res.stderr == f"rebuildctl: error: the daemon's answer is not JSON (url: {url}/api/v0/queue/list)\n"
+
+
+def test_a_daemons_time_with_a_digit_that_is_not_ascii(tmp_path, monkeypatch):
+    # "²".isdigit() is True but int() refuses it: a queued job's time with one was a ValueError traceback.
+    assert parse_naive("2026-05-01T10:00:00.1\u00b92") == parse_naive("2026-05-01T10:00:00.12")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    root = daemon_dir(tmp_path, [RECORD])
+    (root / "post").write_text(json.dumps({"queue": [{"pkgbase": {"name": "foo", "distro": "archlinux"}, "version": "1",
+                                                     "queued_at": "2026-05-01T10:00:00.\u00b2"}]}))
+    with serve(root, _PostAnswers) as url:
+        res = CliRunner().invoke(app, ["-H", url, "queue", "ls"])
+    assert res.exit_code == 0, res.output
+    assert res.stdout.splitlines()[1].startswith("2026-05-01 10:00:00\tfoo\t1\t")
