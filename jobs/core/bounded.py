@@ -315,7 +315,10 @@ class RedirectRefused(TerminalError):
 
 def same_origin(a: str, b: str) -> bool:
     pa, pb = urlsplit(a), urlsplit(b)
-    return (pa.scheme, pa.hostname, pa.port) == (pb.scheme, pb.hostname, pb.port)
+    try:
+        return (pa.scheme, pa.hostname, pa.port) == (pb.scheme, pb.hostname, pb.port)
+    except ValueError:  # a port that is no port ("99999", "ab"): no origin of ours
+        return False
 
 
 def get_capped(session: Any, url: str, *, limit: int, deadline: Deadline, headers: dict[str, str] | None = None,
