@@ -367,7 +367,7 @@ def _retry_after(resp: Response) -> float | None:
     value = (resp.headers.get("Retry-After") or "").strip()
     if not value:
         return None
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # not "²", which isdigit() takes and float() refuses
         return float(value)
     from email.utils import parsedate_to_datetime
 
