@@ -139,7 +139,7 @@ def table(ctx: typer.Context | CtlOptions, columns: list[str], rows: list[list[s
         if status_col is not None:
             cells[status_col] = coloured(escape(row[status_col]))
         grid.add_row(*cells)
-    Console(force_terminal=options(ctx).color or None).print(grid)
+    Console(force_terminal=options(ctx).color or None, emoji=False).print(grid)  # ":smile:" stays text
 
 
 def _plain(value: Any) -> Any:

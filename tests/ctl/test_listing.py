@@ -85,3 +85,22 @@ def test_a_whole_list_not_there_reads_the_others_once(tmp_path):
     lines_site = Site(tmp_path.as_uri(), limits=Limits(total_bytes=rows_site._parsed + 100))
     assert package_lines(lines_site, Filters()) == (len(rows), lines(rows)) and len(rows) == 25
     assert lines_site._parsed == rows_site._parsed
+
+
+def test_the_table_shows_the_text_the_lines_show(tmp_path):
+    # rich's Console turned ":name:" into an emoji: a version "1:thumbs_up:" was "1👍" in the table, a name
+    # "pkg:cross_mark:" was "pkg❌", where the piped lines show them as the site gave them.
+    from tests.ctl.support import ctl
+
+    _site(tmp_path)
+    key = tmp_path / "api/v1/debian-trixie-main-GOOD.all.json"
+    feed = json.loads(key.read_text())
+    feed["rows"][0][ALL_COLUMNS.index("name")] = "pkg:cross_mark:"
+    feed["rows"][0][ALL_COLUMNS.index("version")] = "1:thumbs_up:"
+    key.write_text(json.dumps(feed))
+    piped = ctl("-H", tmp_path.as_uri(), "pkgs", "ls", "--distro", "debian", "--release", "trixie", "--status", "good")
+    assert " pkg:cross_mark: 1:thumbs_up: (debian, trixie, main, x86_64) " in piped.stdout
+    table = ctl("-C", "-H", tmp_path.as_uri(), "pkgs", "ls", "--distro", "debian", "--release", "trixie",
+                "--status", "good", env={"COLUMNS": "200"})
+    assert table.exit_code == 0 and "pkg:cross_mark:" in table.stdout and "1:thumbs_up:" in table.stdout
+    assert "\u274c" not in table.stdout and "\U0001f44d" not in table.stdout
