@@ -45,3 +45,15 @@ def test_a_running_build_started_past_the_calendar(tmp_path, stamp):
         return
     assert res.exit_code == 1 and res.stdout == ""
     assert "malformed dashboard feed" in res.stderr and len(res.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("feed", ["queue", "workers"])
+def test_a_time_that_is_no_time_is_named_in_a_short_line(tmp_path, feed):
+    # fromisoformat's error holds the whole value: a 100 kB "time" made a 100 kB error line.
+    (tmp_path / "api/v1").mkdir(parents=True)
+    (tmp_path / f"api/v1/{feed}.json").write_text(json.dumps(
+        {"kind": feed, "generated_at": "x" * 100_000, "jobs": [], "workers": []}))
+    res = ctl("-H", tmp_path.as_uri(), feed, "ls")
+    assert res.exit_code == 1 and res.stdout == ""
+    assert res.stderr.startswith(f"rebuildctl: error: malformed {feed} feed: Invalid isoformat string: 'xxx")
+    assert len(res.stderr) < 400 and res.stderr.count("\n") == 1
