@@ -185,3 +185,26 @@ def test_the_plain_stanzas_shortcut_skips_what_entry_problem_skips(monkeypatch, 
     assert {"edge-at", "url-at"} <= kept and not {"long-src", "binnmu-over", "maint-long", "maint-esc", "url-long"} & kept
     assert any("source name is longer" in r for r in reasons.values())
     assert any("maintainer" in r for r in reasons.values()) and any("URL is longer" in r for r in reasons.values())
+
+
+def test_a_size_past_int64_is_skipped_not_the_sync(monkeypatch, tmp_path):
+    # "Size: 99…9" (30 digits) passed the Size check ([0-9]+): int() took it and the snapshot's int64 column
+    # raised OverflowError, stopping the profile's sync on both paths. One just within is kept.
+    mirror = copy_mirror(tmp_path / "mirror")
+    sid = mirror / "dists" / "sid"
+    packages = (sid / "main" / "binary-amd64" / "Packages").read_text()
+    for name, size in (("huge", "9" * 30), ("past", str(2**63)), ("big", "9" * 18)):
+        packages += (f"\nPackage: {name}\nSource: hello (2.10-3)\nVersion: 2.10-3\nArchitecture: amd64\n"
+                     f"Filename: pool/{name}.deb\nSize: {size}\nSHA256: {'0' * 64}\n")
+    (sid / "main" / "binary-amd64" / "Packages").write_text(packages)
+    write_inrelease(sid)
+    stores = (tmp_path / "columns", tmp_path / "objects")
+    summaries = _sync_both(monkeypatch, _profile(mirror), stores, 0)
+    assert summaries[0].line() == summaries[1].line() and summaries[0].outcome == "updated"
+    assert _objects(stores[0]) == _objects(stores[1])
+    result = debian.read_index(_profile(mirror), Fetcher())
+    reasons = {s.location.rsplit(": ", 1)[-1]: s.reason for s in result.skipped}
+    assert sum(r.startswith("invalid Size '999") for r in reasons.values()) == 1
+    assert sum(r == f"invalid Size '{2**63}'" for r in reasons.values()) == 1
+    kept = {a.name: a.size for bi in result.inputs for a in bi.artifacts}
+    assert kept["big"] == int("9" * 18) and "huge" not in kept and "past" not in kept
