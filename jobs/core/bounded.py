@@ -107,6 +107,8 @@ _LIMITS = (
     Limit("description", 200, "characters", "a package's one-line description (Arch %DESC%, Debian's "
           "Description synopsis): longer is cut, control and bidi characters replaced"),
     Limit("worker_name", 255, "characters", "a worker's name (printable only)"),
+    Limit("maintainers", 64, "names", "the maintainer and uploaders kept for one Debian package, in the order its "
+          "stanzas name them (every binary of a source carries them: the rest are not kept)"),
     Limit("profile_name", 64, "characters", "a sync profile or worker backend name: [A-Za-z0-9._-], not starting with '.'"),
     Limit("key_segment", 250, "bytes", "one '/'-separated segment of a store key, on both stores (a local file "
           "system's 255-byte NAME_MAX less the local store's `.json` metadata suffix)"),

@@ -75,6 +75,7 @@ _END = r"\Z"
 _PLAIN_BINARY = re.compile("\n".join(f"(?:{p.pattern.removesuffix(_END)})"
                                      for p in (_NAME, _VERSION, _ARCH, _PATH, _SHA256, _DIGITS)) + _END)
 _URL_PLAIN = re.compile(r"[A-Za-z0-9_.~+-]*\Z")  # what `quote(..., safe="+~")` leaves as it is
+_MAINTAINERS_MAX = cap("maintainers")
 _MAX_FILENAME_BYTES = 255  # the worker writes the artifact under this name (alpm_desc has the same bound)
 
 
@@ -286,8 +287,8 @@ def _binaries(pieces: Iterable[str], where: str, profile: SyncProfile, mirror: s
         people, people_fit = people_of.get((maintainer, id(src))) or (None, False)
         if people is None:
             people = (maintainer,) if maintainer else ()
-            if src is not None:
-                people = tuple(dict.fromkeys(people + src.maintainers))
+            if src is not None:  # at most cap("maintainers"): each of the source's binaries carries them
+                people = tuple(dict.fromkeys(people + src.maintainers))[:_MAINTAINERS_MAX]
             people_fit = all(0 < len(m) <= REASON_MAX for m in people) and "".join(people).isprintable()
             people_of[(maintainer, id(src))] = people, people_fit
         filename = f["Filename"]

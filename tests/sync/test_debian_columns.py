@@ -208,3 +208,28 @@ def test_a_size_past_int64_is_skipped_not_the_sync(monkeypatch, tmp_path):
     assert sum(r == f"invalid Size '{2**63}'" for r in reasons.values()) == 1
     kept = {a.name: a.size for bi in result.inputs for a in bi.artifacts}
     assert kept["big"] == int("9" * 18) and "huge" not in kept and "past" not in kept
+
+
+def test_a_source_naming_thousands_of_uploaders_keeps_the_first_few(monkeypatch, tmp_path):
+    # Every binary of a source carries its maintainers: 5,000 uploaders (100 kB of Sources) and 50 binaries
+    # were 250,000 snapshot strings (20,000 and 200: 4 million, 200 MB more memory for a 400 kB index).
+    from jobs.core.bounded import cap
+
+    mirror = copy_mirror(tmp_path / "mirror")
+    sid = mirror / "dists" / "sid"
+    uploaders = [f"U{i} <u{i}@example.org>" for i in range(5000)]
+    sources = (sid / "main" / "source" / "Sources").read_text()
+    sources += f"\nPackage: bomb\nVersion: 1\nMaintainer: M <m@example.org>\nUploaders: {', '.join(uploaders)}\n"
+    packages = (sid / "main" / "binary-amd64" / "Packages").read_text()
+    packages += "".join(f"\nPackage: bomb{i}\nSource: bomb\nVersion: 1\nArchitecture: amd64\n"
+                        f"Filename: pool/b{i}.deb\nSize: 1\nSHA256: {'0' * 64}\n" for i in range(50))
+    (sid / "main" / "source" / "Sources").write_text(sources)
+    (sid / "main" / "binary-amd64" / "Packages").write_text(packages)
+    write_inrelease(sid)
+    result = debian.read_index(_profile(mirror), Fetcher())
+    bombs = [a for bi in result.inputs for a in bi.artifacts if a.name.startswith("bomb")]
+    assert len(bombs) == 50 and cap("maintainers") == 64
+    assert all(a.maintainers == ("M <m@example.org>", *uploaders[:63]) for a in bombs)
+    stores = (tmp_path / "columns", tmp_path / "objects")
+    summaries = _sync_both(monkeypatch, _profile(mirror), stores, 0)
+    assert summaries[0].line() == summaries[1].line() and _objects(stores[0]) == _objects(stores[1])
