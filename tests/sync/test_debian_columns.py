@@ -233,3 +233,32 @@ def test_a_source_naming_thousands_of_uploaders_keeps_the_first_few(monkeypatch,
     stores = (tmp_path / "columns", tmp_path / "objects")
     summaries = _sync_both(monkeypatch, _profile(mirror), stores, 0)
     assert summaries[0].line() == summaries[1].line() and _objects(stores[0]) == _objects(stores[1])
+
+
+def test_a_long_uploaders_field_with_no_address_is_read_in_linear_time(tmp_path):
+    # The address expression ([^,\s][^<>]*?<[^<>]*>) tried every start and scanned to the end from each: a
+    # 60 kB Uploaders line with no "<" took 12 s of CPU, 1 MB about an hour, per stanza.
+    import time
+
+    mirror = copy_mirror(tmp_path / "mirror")
+    sid = mirror / "dists" / "sid"
+    sources = (sid / "main" / "source" / "Sources").read_text()
+    for i, field in enumerate(("a" * 60_000, "a" * 30_000 + "<" + "b" * 30_000, "x <" * 20_000)):
+        sources += f"\nPackage: slow{i}\nVersion: 1\nMaintainer: M <m@example.org>\nUploaders: {field}\n"
+    (sid / "main" / "source" / "Sources").write_text(sources)
+    write_inrelease(sid)
+    started = time.process_time()
+    result = debian.read_index(_profile(mirror), Fetcher())
+    assert time.process_time() - started < 2 and result.inputs
+
+
+def test_the_uploaders_are_the_addresses_the_expression_finds():
+    import random
+    import re
+
+    expression = re.compile(r"[^,\s][^<>]*?<[^<>]*>")
+    rng = random.Random(7)
+    samples = ["A <a@x>, B <b@x>", "Smith, John <j@x>", "<a@x>", " , <a@x> >b<c> <d", "a\u00a0<b>\u2003, c <d>"]
+    samples += ["".join(rng.choice("a ,<>\t\n\u00a0") for _ in range(rng.randint(0, 30))) for _ in range(20_000)]
+    for text in samples:
+        assert debian._addresses(text) == expression.findall(text), repr(text)
