@@ -177,6 +177,9 @@ class Site:
         from urllib.request import url2pathname  # not at the top: a tenth of the client's imports, for file:// only
 
         path = Path(url2pathname(unquote(urlsplit(url).path)))
+        site = os.path.normpath(url2pathname(unquote(urlsplit(self.base).path)))
+        if os.path.commonpath([site, os.path.normpath(path)]) != site:  # "../../etc/passwd" in a feed's `files`
+            raise FeedInvalid("a file outside the site", url=url)
         try:
             with open(path, "rb") as f:
                 return read_capped(f, self.limits.feed_bytes, url)
