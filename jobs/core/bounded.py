@@ -366,7 +366,7 @@ def _get_capped(session: Any, url: str, limit: int, deadline: Deadline, headers:
                 current = target
                 continue
             length = resp.headers.get("Content-Length", "")
-            if length.isdigit() and int(length) > limit and resp.status_code == 200:
+            if length.isascii() and length.isdigit() and int(length) > limit and resp.status_code == 200:
                 raise OverLimit(current, limit)
             if on_response is not None:
                 on_response(resp)

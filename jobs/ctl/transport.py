@@ -230,7 +230,7 @@ class Transport:
                 url: str) -> Response:
         status = resp.status
         length = resp.headers.get("Content-Length", "")
-        if length.isdigit() and int(length) > limit and status == 200:
+        if length.isascii() and length.isdigit() and int(length) > limit and status == 200:
             raise OverLimit(url, limit)
         out = bytearray()
         deadline = active_deadline()
