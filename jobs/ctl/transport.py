@@ -373,7 +373,7 @@ def _retry_after(resp: Response) -> float | None:
 
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):  # OverflowError: a year past a C int
         return None
     if when is None or when.tzinfo is None:
         return None

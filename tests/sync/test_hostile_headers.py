@@ -52,3 +52,42 @@ def test_sync_worker_and_rebuildctl_read_the_body_once(tmp_path):
         assert (tmp_path / "x.pkg").read_bytes() == BODY and fetched.size == len(BODY) and _Superscript.seen == 2
         resp = Transport().request("GET", url, limit=1000, deadline=Deadline(10, url))
         assert (resp.status_code, resp.body) == (200, BODY) and _Superscript.seen == 3
+
+
+PAST_THE_CALENDAR = "1 Jan 99999999999 00:00:00 GMT"  # parsedate_to_datetime: OverflowError, not ValueError
+
+
+class _FarFuture(_Superscript):
+    def do_GET(self) -> None:  # noqa: N802
+        type(self).seen += 1
+        busy = self.path == "/busy" and type(self).seen == 1
+        self.send_response(503 if busy else 200)
+        self.send_header("Last-Modified", PAST_THE_CALENDAR)
+        self.send_header("Retry-After", PAST_THE_CALENDAR)
+        self.send_header("Content-Length", str(len(BODY)))
+        self.end_headers()
+        self.wfile.write(BODY)
+
+
+def test_dates_past_the_calendar_from_a_mirror_or_a_site_are_no_dates():
+    # The sync's Last-Modified (the validator it keeps) and rebuildctl's Retry-After raised OverflowError.
+    from jobs.sync.decompress import CorruptIndex
+    from jobs.sync.inrelease import _date
+
+    _Superscript.seen = 0
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FarFuture)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        fetched = Fetcher(retries=0).fetch(f"{base}/Packages")
+        assert fetched.data == BODY and (fetched.validator is None or fetched.validator.last_modified is None)
+        resp = Transport().request("GET", f"{base}/busy", limit=1000, deadline=Deadline(10, base))
+        assert (resp.status_code, resp.body) == (200, BODY)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    import pytest
+
+    with pytest.raises(CorruptIndex, match="unreadable date"):
+        _date(PAST_THE_CALENDAR, "dists/sid/InRelease")
