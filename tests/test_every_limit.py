@@ -76,6 +76,7 @@ ENFORCED_BY: dict[str, list[str]] = {
     "url": ["tests/core/test_bounded.py::test_sync_entries_past_a_field_limit_are_refused"],
     "reason": ["tests/core/test_bounded.py::test_result_fields_past_a_limit_are_a_schema_error"],
     "worker_name": [f"{HERE}::test_a_worker_name_past_its_limit_is_a_schema_error"],
+    "maintainers": ["tests/sync/test_debian_columns.py::test_a_source_naming_thousands_of_uploaders_keeps_the_first_few"],
     "description": ["tests/sync/test_descriptions.py::test_clean_description_keeps_one_printable_bounded_line",
                     "tests/sync/test_descriptions.py::test_arch_desc_gives_the_description_and_a_bad_one_never_costs_the_package"],
     "profile_name": ["tests/core/test_bounded.py::test_profile_names_are_limited_before_any_key_is_made"],

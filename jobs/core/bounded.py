@@ -107,6 +107,8 @@ _LIMITS = (
     Limit("description", 200, "characters", "a package's one-line description (Arch %DESC%, Debian's "
           "Description synopsis): longer is cut, control and bidi characters replaced"),
     Limit("worker_name", 255, "characters", "a worker's name (printable only)"),
+    Limit("maintainers", 64, "names", "the maintainer and uploaders kept for one Debian package, in the order its "
+          "stanzas name them (every binary of a source carries them: the rest are not kept)"),
     Limit("profile_name", 64, "characters", "a sync profile or worker backend name: [A-Za-z0-9._-], not starting with '.'"),
     Limit("key_segment", 250, "bytes", "one '/'-separated segment of a store key, on both stores (a local file "
           "system's 255-byte NAME_MAX less the local store's `.json` metadata suffix)"),
@@ -315,7 +317,10 @@ class RedirectRefused(TerminalError):
 
 def same_origin(a: str, b: str) -> bool:
     pa, pb = urlsplit(a), urlsplit(b)
-    return (pa.scheme, pa.hostname, pa.port) == (pb.scheme, pb.hostname, pb.port)
+    try:
+        return (pa.scheme, pa.hostname, pa.port) == (pb.scheme, pb.hostname, pb.port)
+    except ValueError:  # a port that is no port ("99999", "ab"): no origin of ours
+        return False
 
 
 def get_capped(session: Any, url: str, *, limit: int, deadline: Deadline, headers: dict[str, str] | None = None,
@@ -361,7 +366,7 @@ def _get_capped(session: Any, url: str, limit: int, deadline: Deadline, headers:
                 current = target
                 continue
             length = resp.headers.get("Content-Length", "")
-            if length.isdigit() and int(length) > limit and resp.status_code == 200:
+            if length.isascii() and length.isdigit() and int(length) > limit and resp.status_code == 200:
                 raise OverLimit(current, limit)
             if on_response is not None:
                 on_response(resp)

@@ -324,7 +324,7 @@ def _instant(value: Any) -> datetime | None:
     parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None:
         raise ValueError(f"timestamp without a timezone: {value[:40]!r}")
-    return parsed.astimezone(timezone.utc)
+    return _utc(parsed, value)
 
 
 def _from_naive(value: Any) -> datetime | None:
@@ -332,7 +332,14 @@ def _from_naive(value: Any) -> datetime | None:
     if not value:
         return None
     parsed = datetime.fromisoformat(value)
-    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else _utc(parsed, value)
+
+
+def _utc(parsed: datetime, value: str) -> datetime:
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:  # 0001-01-01T00:00+14:00: a date whose UTC is before year 1 (or after 9999)
+        raise ValueError(f"timestamp out of range in UTC: {value[:40]!r}") from None
 
 
 # A package's `files`: where its log, diffoscope (text and HTML) and attestation are; None: not published.

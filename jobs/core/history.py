@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pyarrow as pa
 
@@ -36,7 +36,10 @@ class BuildSummary:
 
 def retry_due(summary: BuildSummary, schedule: ScheduleConfig) -> datetime:
     """When a job whose last result was not GOOD may run again (rebuilderd's code formula)."""
-    return summary.built_at + timedelta(hours=(summary.retries + 1) * schedule.retry_delay_base)
+    try:
+        return summary.built_at + timedelta(hours=(summary.retries + 1) * schedule.retry_delay_base)
+    except OverflowError:  # a worker's built_at near 9999-12-31: due at the end of time, not an error every run
+        return datetime.max.replace(tzinfo=timezone.utc)
 
 
 def history_parts(store: Store) -> list[str]:

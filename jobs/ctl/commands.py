@@ -284,13 +284,14 @@ def list_packages(site: Site, filters: Filters, statuses: list[Status] | None = 
 
 
 def rows_of(site: Site, filters: Filters, lists: list[tuple[str | None, str | None]],
-            listed: set[tuple[Any, ...]]) -> list[ListedPackage]:
-    """`list_packages`' rows once the lists to read are known (`lists_to_read`)."""
+            listed: set[tuple[Any, ...]], found: dict[str, Any] | None = None) -> list[ListedPackage]:
+    """`list_packages`' rows once the lists to read are known (`lists_to_read`); `found`: the whole lists
+    already read (None: not published), not read again."""
     if filters.name is not None and not _GLOB.search(filters.name):
         rows = _named_packages(site, filters.name, listed)  # checked with their feeds
         return sorted([row for row in rows if _row_matches(row, filters)], key=_row_order)
     with collector_paused():
-        rows = list(chain.from_iterable(_list_packages(site, lists)))  # checked as each list was read
+        rows = list(chain.from_iterable(_list_packages(site, lists, found)))  # checked as each list was read
         if filters.architecture is not None or filters.name is not None or filters.version is not None:
             rows = [row for row in rows if _row_matches(row, filters)]  # the suites read match the rest
         return sorted(rows, key=_row_order)
@@ -358,13 +359,16 @@ def collector_paused() -> Iterator[None]:
         gc.enable()
 
 
-def _list_packages(site: Site, lists: list[tuple[str | None, str | None]]) -> Iterator[list[ListedPackage]]:
+def _list_packages(site: Site, lists: list[tuple[str | None, str | None]], found: dict[str, Any] | None = None
+                   ) -> Iterator[list[ListedPackage]]:
     """The rows of each list in order: from its whole-list feed, else (not published) from its list feed.
 
-    The whole lists are fetched together, a few at a time; the lists read the old way after them.
+    The whole lists are fetched together, a few at a time (unless `found` has them); the lists read the old
+    way after them.
     """
-    keys = [whole for whole, _ in lists if whole is not None]
-    found = dict(zip(keys, site.json_each(keys, missing_ok=True)))
+    if found is None:
+        keys = [whole for whole, _ in lists if whole is not None]
+        found = dict(zip(keys, site.json_each(keys, missing_ok=True)))
     for key, feed in found.items():
         if feed is not None:
             schema.check(feed, schema.WHOLE, url=site.url(key), what="whole-list")

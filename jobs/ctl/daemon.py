@@ -32,7 +32,7 @@ from urllib.parse import urlencode, urlsplit
 from jobs.core.bounded import Deadline
 from jobs.core.errors import TerminalError
 from jobs.core.model import Status
-from jobs.ctl.feeds import FeedInvalid, FeedNotFound, FeedUnavailable, Site
+from jobs.ctl.feeds import FeedInvalid, FeedNotFound, FeedUnavailable, Site, loads
 
 INDEX = "api/v1/index.json"
 DASHBOARD = "api/v0/dashboard"
@@ -149,8 +149,8 @@ class Daemon:
             text = data[:200].decode("utf-8", "replace").strip()
             raise DaemonRefused(f"HTTP {resp.status_code}" + (f": {text}" if text else ""), url=url)
         try:
-            return json.loads(data) if data.strip() else None
-        except ValueError:
+            return loads(data) if data.strip() else None  # as a site's feed: no NaN, no lone surrogate
+        except (ValueError, RecursionError):
             raise FeedInvalid("the daemon's answer is not JSON", url=url) from None
 
 
@@ -208,7 +208,7 @@ def parse_naive(value: Any) -> datetime | None:
         at = datetime.fromisoformat(head)
     except ValueError:
         return None
-    digits = "".join(c for c in frac if c.isdigit())[:6].ljust(6, "0") if frac else "0"
+    digits = "".join(c for c in frac if "0" <= c <= "9")[:6].ljust(6, "0") if frac else "0"
     return at.replace(microsecond=int(digits), tzinfo=timezone.utc)
 
 

@@ -177,6 +177,9 @@ class Site:
         from urllib.request import url2pathname  # not at the top: a tenth of the client's imports, for file:// only
 
         path = Path(url2pathname(unquote(urlsplit(url).path)))
+        site = os.path.normpath(url2pathname(unquote(urlsplit(self.base).path)))
+        if os.path.commonpath([site, os.path.normpath(path)]) != site:  # "../../etc/passwd" in a feed's `files`
+            raise FeedInvalid("a file outside the site", url=url)
         try:
             with open(path, "rb") as f:
                 return read_capped(f, self.limits.feed_bytes, url)
@@ -264,7 +267,8 @@ ORJSON_LOADED_FROM = 4096  # once orjson is imported, it parses every document b
 # What the two parsers read differently: an integer beyond 64 bits (orjson: a float), a lone
 # surrogate escape (orjson: an error), an exponent of three digits (1e400: json's inf, orjson's
 # error). A small document holding any of them (or text looking like one after a `:`, `,`, `[` or at the start)
-# is parsed by orjson too, so every feed means the same whichever parser reads it.
+# is parsed by orjson too, so every feed means the same whichever parser reads it. Nesting json gives up on
+# (near 1000 levels, fewer the deeper its caller) is handed to orjson, which reads up to 1024.
 _ORJSON_ONLY = re.compile(rb"(?:^|[:,\[])\s*-?(?:\d{19}|\d+(?:\.\d+)?[eE][-+]?\d{3})|\\u[dD][89a-fA-F]")
 
 
@@ -276,7 +280,12 @@ def loads(data: bytes, *, big: bool = False) -> Any:
         import orjson
 
         return orjson.loads(data)
-    return json.loads(data.decode("utf-8"), parse_constant=_no_constant)
+    try:
+        return json.loads(data.decode("utf-8"), parse_constant=_no_constant)
+    except RecursionError:  # json gives up near 1000 levels (fewer the deeper the caller), orjson reads 1024
+        import orjson
+
+        return orjson.loads(data)
 
 
 def _no_constant(name: str) -> Any:

@@ -37,6 +37,7 @@ def package_lines(site: Site, filters: Filters, statuses: list[Any] | None = Non
     """(how many packages, their `pkgs ls` lines joined by newlines): `len(rows)` and `commands.lines(rows)` of
     `commands.list_packages(site, filters, statuses)`."""
     lists, listed = lists_to_read(site, filters, statuses)
+    read = None  # the whole lists read here, if one of them is not there (as list_packages reads them)
     if (filters.name is None and filters.architecture is None and filters.version is None and lists
             and all(whole is not None for whole, _ in lists)):
         keys = [whole for whole, _ in lists]
@@ -46,7 +47,8 @@ def package_lines(site: Site, filters: Filters, statuses: list[Any] | None = Non
                 for key, feed in zip(keys, found):
                     schema.check(feed, schema.WHOLE, url=site.url(key), what="whole-list")
                 return _whole_lines(site, keys, found)  # type: ignore[arg-type]
-    rows = rows_of(site, filters, lists, listed)  # a list the index names is not there: read as list_packages does
+            read = dict(zip(keys, found))  # not read (nor counted against the memory budget) a second time
+    rows = rows_of(site, filters, lists, listed, read)  # a list the index names is not there: as list_packages
     return len(rows), lines(rows) if rows else ""
 
 

@@ -65,7 +65,7 @@ def _malformed(what: str, exc: Exception) -> str:
     """What is wrong with a feed, in words (no Python repr of the exception)."""
     if isinstance(exc, KeyError):
         return f"malformed {what} feed: a field is missing: {exc.args[0]}"
-    return f"malformed {what} feed: {exc}"
+    return f"malformed {what} feed: {str(exc)[:100]}"  # the error may hold the whole value (a 30 MB "time")
 
 
 def list_queue(site: Site, *, planned: bool = False, head: bool = False, filters: Filters | None = None) -> QueueListing:

@@ -141,7 +141,7 @@ def table(ctx: typer.Context | CtlOptions, columns: list[str], rows: list[list[s
         if status_col is not None:
             cells[status_col] = coloured(escape(row[status_col]))
         grid.add_row(*cells)
-    Console(force_terminal=options(ctx).color or None).print(grid)
+    Console(force_terminal=options(ctx).color or None, emoji=False).print(grid)  # ":smile:" stays text
 
 
 def _plain(value: Any) -> Any:
@@ -155,4 +155,9 @@ def _plain(value: Any) -> Any:
 
 
 def print_json(value: Any) -> None:
-    echo(json.dumps(value, indent=2, default=_plain))
+    try:
+        text = json.dumps(value, indent=2, default=_plain)
+    except RecursionError:  # a feed's object printed as it is (queue, workers): orjson reads 1024 levels, this ~990
+        echo("rebuildctl: error: the site's JSON nests too deep to print as JSON", err=True)
+        raise SystemExit(EXIT_TERMINAL) from None
+    echo(text)

@@ -248,7 +248,7 @@ class Transport:
                 url: str) -> Response:
         status = resp.status
         length = resp.headers.get("Content-Length", "")
-        if length.isdigit() and int(length) > limit and status == 200:
+        if length.isascii() and length.isdigit() and int(length) > limit and status == 200:
             raise OverLimit(url, limit)
         out = bytearray()
         deadline = active_deadline()
@@ -385,13 +385,13 @@ def _retry_after(resp: Response) -> float | None:
     value = (resp.headers.get("Retry-After") or "").strip()
     if not value:
         return None
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # not "²", which isdigit() takes and float() refuses
         return float(value)
     from email.utils import parsedate_to_datetime
 
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):  # OverflowError: a year past a C int
         return None
     if when is None or when.tzinfo is None:
         return None

@@ -223,7 +223,7 @@ class Api:
             try:
                 if newest <= parsedate_to_datetime(since):
                     return Response(304, b"", JSON, modified)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # OverflowError: a year past a C int
                 pass
         items = [r for r in records if all(r.get(k) == v for k, v in wanted.items())]
         return _json(200, items, **modified)

@@ -228,7 +228,7 @@ def _http_date(value: str | None) -> datetime | None:
 
     try:
         when = parsedate_to_datetime(value) if value else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a year past a C int
         return None
     return when.replace(tzinfo=timezone.utc) if when is not None and when.tzinfo is None else when
 

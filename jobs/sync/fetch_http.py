@@ -48,5 +48,5 @@ def http_session(*, retries: int, backoff: float, user_agent: str) -> requests.S
 
 def grow(resp: requests.Response) -> None:
     length = resp.headers.get("Content-Length", "")
-    if resp.status_code == 200 and length.isdigit():
+    if resp.status_code == 200 and length.isascii() and length.isdigit():  # not "²": int() refuses it
         progress.grow("download", int(length))

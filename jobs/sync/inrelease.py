@@ -230,6 +230,6 @@ def parse_release(text: str, *, url: str, sha256: str, signed_by: tuple[str, ...
 def _date(value: str, where: str) -> datetime:
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a year past a C int
         raise CorruptIndex(f"unreadable date {value!r}", url=where) from None
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)

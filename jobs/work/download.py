@@ -228,7 +228,7 @@ def _fetch_http(url: str, sink: BinaryIO, session: requests.Session, cancel: thr
                 error = TransientDownloadError if response.status_code in TRANSIENT_STATUS else DownloadError
                 raise error(f"HTTP {response.status_code} {response.reason or ''}".rstrip(), url=shown)
             length = response.headers.get("Content-Length", "")
-            if length.isdigit() and int(length) > max_bytes:
+            if length.isascii() and length.isdigit() and int(length) > max_bytes:  # "²" is no length
                 raise DownloadError(f"larger than {max_bytes} bytes (Content-Length {length})", url=shown)
             return _copy(response.raw.stream(CHUNK, decode_content=False), sink, url, cancel, max_bytes)
     except DeadlineExceeded:

@@ -17,7 +17,7 @@ from jobs.core.model import Status
 from jobs.ctl.cli import app
 from jobs.ctl.daemon import Daemon, detect, parse_naive, probe
 from jobs.ctl.feeds import FeedInvalid, FeedNotFound, Site
-from tests.httpd import serve
+from tests.httpd import _QuietHandler, serve
 
 RECORD = {"name": "foo", "version": "1-1", "status": "BAD", "distro": "archlinux", "suite": "core",
           "architecture": "x86_64", "artifact_url": "https://m.example/foo-1-1-x86_64.pkg.tar.zst", "build_id": 7,
@@ -89,3 +89,43 @@ def test_naive_timestamps_parse_as_utc():
     assert (at.microsecond, at.utcoffset().total_seconds()) == (14110, 0)
     assert parse_naive("2026-12-06T16:45:18") is not None
     assert parse_naive("yesterday") is None and parse_naive(5) is None
+
+
+class _PostAnswers(_QuietHandler):
+    """A daemon stand-in that answers every POST with the bytes of the file `post` in its directory."""
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = (Path(self.directory) / "post").read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.mark.parametrize("answer", [b'{"queue": [{"pkgbase": {"name": "a\\ud800"}, "version": "1"}]}',
+                                    b'{"queue": [{"pkgbase": {"name": NaN}, "version": "1"}]}',
+                                    b'{"queue": ' + b"[" * 3000 + b"]" * 3000 + b"}"])
+def test_a_daemons_answer_is_read_as_a_sites_feed(tmp_path, monkeypatch, answer):
+    # Its queue (POST) was parsed by json.loads, not as feeds are: a lone surrogate reached the terminal
+    # (UnicodeEncodeError), NaN was printed as "nan", deep nesting was a RecursionError traceback.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    root = daemon_dir(tmp_path, [RECORD])
+    (root / "post").write_bytes(answer)
+    with serve(root, _PostAnswers) as url:
+        res = CliRunner().invoke(app, ["-H", url, "queue", "ls"])
+    assert res.exit_code == 1 and res.stdout == "", res.output
+    assert res.stderr == f"rebuildctl: error: the daemon's answer is not JSON (url: {url}/api/v0/queue/list)\n"
+
+
+def test_a_daemons_time_with_a_digit_that_is_not_ascii(tmp_path, monkeypatch):
+    # "²".isdigit() is True but int() refuses it: a queued job's time with one was a ValueError traceback.
+    assert parse_naive("2026-05-01T10:00:00.1\u00b92") == parse_naive("2026-05-01T10:00:00.12")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    root = daemon_dir(tmp_path, [RECORD])
+    (root / "post").write_text(json.dumps({"queue": [{"pkgbase": {"name": "foo", "distro": "archlinux"}, "version": "1",
+                                                     "queued_at": "2026-05-01T10:00:00.\u00b2"}]}))
+    with serve(root, _PostAnswers) as url:
+        res = CliRunner().invoke(app, ["-H", url, "queue", "ls"])
+    assert res.exit_code == 0, res.output
+    assert res.stdout.splitlines()[1].startswith("2026-05-01 10:00:00\tfoo\t1\t")

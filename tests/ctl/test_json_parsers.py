@@ -35,3 +35,25 @@ def test_the_feed_cache_is_named_by_the_sha256_of_the_url():
 
     for data in (b"", b"http://127.0.0.1:8484/api/v1/index.json", "é/ü".encode()):
         assert sha256_hex(data) == hashlib.sha256(data).hexdigest()
+
+
+def _depth(value) -> int:
+    """How deep `value` nests (without recursion: repr and == give up near 1000 levels)."""
+    depth = 0
+    while isinstance(value, (list, dict)) and value:
+        value, depth = (value[0] if isinstance(value, list) else next(iter(value.values()))), depth + 1
+    return depth + isinstance(value, (list, dict))
+
+
+@pytest.mark.parametrize("levels", [999, 1000, 1024, 1025])
+@pytest.mark.parametrize("opener", [b"[", b'{"a":'])
+def test_nesting_is_read_as_orjson_reads_it(levels, opener):
+    # json gives up near 1000 levels (fewer the deeper its caller's stack), orjson reads 1024: a small feed
+    # nested 1000 deep was refused and a big one read.
+    closer = b"]" if opener == b"[" else b"}"
+    data = opener * levels + (b"" if opener == b"[" else b"1") + closer * levels
+    assert len(data) < ORJSON_FROM
+    ours, theirs = _outcome(loads, data), _outcome(orjson.loads, data)
+    assert (ours == "refused") == (theirs == "refused")
+    if theirs != "refused":
+        assert _depth(ours) == _depth(theirs) == levels

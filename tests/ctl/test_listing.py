@@ -11,7 +11,7 @@ import pytest
 from jobs.core.feeds import ALL_COLUMNS
 from jobs.core.model import Status
 from jobs.ctl.commands import Filters, lines, list_packages
-from jobs.ctl.feeds import FeedInvalid, Site
+from jobs.ctl.feeds import FeedInvalid, Limits, Site
 from jobs.ctl.listing import package_lines
 
 URLS = ['https://m/a.pkg', None, 'https://m/"quoted"\\b.pkg', "https://m/\x1b[31mred\u202e.pkg"]
@@ -72,3 +72,35 @@ def test_a_wrong_typed_column_is_the_rows_error(tmp_path):
     with pytest.raises(FeedInvalid) as lines_error:
         package_lines(Site(tmp_path.as_uri()), Filters())
     assert str(lines_error.value) == str(rows_error.value) and "version is int" in str(rows_error.value)
+
+
+def test_a_whole_list_not_there_reads_the_others_once(tmp_path):
+    # One whole list the index names is missing: the lines are then the rows' (list_packages), which read the
+    # other whole lists again: twice their downloads and twice their cost against the memory budget, so a
+    # budget the rows fit in refused the piped listing.
+    _site(tmp_path)
+    (tmp_path / "api/v1/debian-bookworm-None-BAD.all.json").unlink()
+    rows_site = Site(tmp_path.as_uri())
+    rows = list_packages(rows_site, Filters())
+    lines_site = Site(tmp_path.as_uri(), limits=Limits(total_bytes=rows_site._parsed + 100))
+    assert package_lines(lines_site, Filters()) == (len(rows), lines(rows)) and len(rows) == 25
+    assert lines_site._parsed == rows_site._parsed
+
+
+def test_the_table_shows_the_text_the_lines_show(tmp_path):
+    # rich's Console turned ":name:" into an emoji: a version "1:thumbs_up:" was "1👍" in the table, a name
+    # "pkg:cross_mark:" was "pkg❌", where the piped lines show them as the site gave them.
+    from tests.ctl.support import ctl
+
+    _site(tmp_path)
+    key = tmp_path / "api/v1/debian-trixie-main-GOOD.all.json"
+    feed = json.loads(key.read_text())
+    feed["rows"][0][ALL_COLUMNS.index("name")] = "pkg:cross_mark:"
+    feed["rows"][0][ALL_COLUMNS.index("version")] = "1:thumbs_up:"
+    key.write_text(json.dumps(feed))
+    piped = ctl("-H", tmp_path.as_uri(), "pkgs", "ls", "--distro", "debian", "--release", "trixie", "--status", "good")
+    assert " pkg:cross_mark: 1:thumbs_up: (debian, trixie, main, x86_64) " in piped.stdout
+    table = ctl("-C", "-H", tmp_path.as_uri(), "pkgs", "ls", "--distro", "debian", "--release", "trixie",
+                "--status", "good", env={"COLUMNS": "200"})
+    assert table.exit_code == 0 and "pkg:cross_mark:" in table.stdout and "1:thumbs_up:" in table.stdout
+    assert "\u274c" not in table.stdout and "\U0001f44d" not in table.stdout

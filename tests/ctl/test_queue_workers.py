@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from jobs.ctl.feeds import ORJSON_FROM
 from jobs.ctl.queue import secs_to_human
 from tests.ctl.support import copy_site, ctl
 
@@ -84,3 +87,30 @@ def test_an_older_site_without_the_feeds_says_which_url(published, tmp_path):
         res = ctl("-H", site.as_uri(), *cmd)
         assert res.exit_code == 1
         assert f"{site.as_uri()}/{key} is not published" in res.stderr and "does not write" in res.stderr
+
+
+@pytest.mark.parametrize("feed", ["queue", "workers"])
+def test_a_feed_nested_as_deep_as_orjson_reads_is_one_line_with_json(tmp_path, feed):
+    # A big feed (orjson reads it: up to 1024 levels) with a value nested 1010 deep beside the fields: the
+    # table prints; --json prints the feed's objects as they are, and json.dumps gave up with a traceback.
+    if feed == "queue":
+        items = [_job(i) for i in range(300)]
+        doc = {"schema": "rebuilder.feed/1", "kind": "queue", "generated_at": "2026-05-01T12:00:00.000000Z",
+               "count": len(items), "jobs": items}
+        args = ["queue", "ls", "--planned"]
+    else:
+        items = [{"key_id": f"{i:064x}", "name": f"w{i}", "worker_id": i, "trust": "enrolled", "last_seen": None,
+                  "builds": 1, "current_job": None} for i in range(600)]
+        doc = {"schema": "rebuilder.feed/1", "kind": "workers", "generated_at": "2026-05-01T12:00:00.000000Z",
+               "workers": items}
+        args = ["workers", "ls"]
+    items[0]["extra"] = "DEEP"
+    text = json.dumps(doc).replace('"DEEP"', "[" * 1010 + "]" * 1010)
+    assert len(text) > ORJSON_FROM
+    (tmp_path / "api/v1").mkdir(parents=True)
+    (tmp_path / f"api/v1/{feed}.json").write_text(text)
+    res = ctl("-H", tmp_path.as_uri(), *args)
+    assert res.exit_code == 0 and len(res.stdout.splitlines()) == 1 + len(items), res.output
+    res = ctl("-H", tmp_path.as_uri(), *args, "--json")
+    assert res.exit_code == 1 and res.stdout == ""
+    assert res.stderr == "rebuildctl: error: the site's JSON nests too deep to print as JSON\n"

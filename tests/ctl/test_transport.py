@@ -183,6 +183,26 @@ def test_redirects_within_the_origin_only():
             get(t, f"{base}/loop")
 
 
+@pytest.mark.parametrize("port", ["99999", "ab"])
+def test_a_redirect_to_a_port_that_is_no_port_is_refused(port):
+    # urlsplit's .port raises ValueError for it: same_origin let it out as a traceback.
+    with server({"/r": lambda h: h.send(302, Location=f"http://127.0.0.1:{port}/x")}) as base:
+        with pytest.raises(RedirectRefused, match="another origin"):
+            get(Transport(), f"{base}/r")
+
+
+def test_a_retry_after_of_digits_float_refuses_is_the_backoff():
+    # "²".isdigit() is True but float() refuses it: it was a ValueError out of the request.
+    answers = iter([503, 200])
+
+    def flaky(h):
+        status = next(answers)
+        h.send(status, b"ok" if status == 200 else b"busy", Retry_After="\u00b2")
+
+    with server({"/f": flaky}) as base:
+        assert get(Transport(), f"{base}/f").status_code == 200 and len(_Handler.seen) == 2
+
+
 def test_caps_and_encodings():
     big = b"x" * 5000
     with server({"/big": lambda h: h.send(200, big), "/gz": lambda h: h.send(200, gzip.compress(big),

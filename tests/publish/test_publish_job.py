@@ -379,3 +379,19 @@ def test_requests_outside_the_window_are_refused_and_old_nonces_forgotten(store,
     # Once the window refuses the request anyway its nonce is forgotten: the memory stays bounded.
     later = publish_state(store, config, now=now + timedelta(seconds=1000))
     assert json.loads(store.get(APPLIED).data)["nonces"] == {} and later.requests_rejected == []
+
+
+@pytest.mark.parametrize("built_at", [datetime(9999, 12, 31, 23, tzinfo=timezone.utc),
+                                      datetime(1, 1, 1, tzinfo=timezone.utc)])
+def test_a_trusted_workers_result_built_at_the_calendars_end_publishes(store, tmp_path, built_at):
+    # A BAD built at 9999-12-31T23:00Z (a valid instant): its retry is due 48 h later, past datetime's range;
+    # retry_due's OverflowError stopped every publish from then on (the history keeps the row).
+    (good,), worker = built(store, tmp_path, 1)
+    config = config_for(tmp_path, authorized=[worker.identity.public_key])
+    key = forge(store, worker.identity.key, forged_job(0), holder=worker.identity.key_id,
+                started_at=built_at, built_at=built_at)
+    summary = publish(store, config, now=NOW)
+    assert summary.state.rejected == [] and {a.key for a in summary.state.accepted} >= {key}
+    retry = read_queue(store).jobs[forged_job(0)]
+    assert retry.attempt == 2 and retry.not_before >= built_at
+    assert publish(store, config, now=NOW + timedelta(hours=1)).state.rejected == []

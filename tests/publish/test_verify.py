@@ -426,3 +426,23 @@ def test_a_record_overwritten_before_publish_saw_it_is_repaired_after_the_next_b
     assert capsys.readouterr().err.count("held something that is not JSON; replaced it") == 2
     found = verify_results(store, config_for(tmp_path, signup_secret=SECRET), already=set())
     assert len(found.accepted) == 2 and found.rejected == [] and found.trust.refused == []
+
+
+@pytest.mark.parametrize("stamp", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+def test_a_time_past_the_calendar_in_utc_is_a_schema_rejection(store, tmp_path, stamp):
+    # A signed result whose built_at is a real date that UTC puts outside years 1-9999: astimezone raised
+    # OverflowError (not a ValueError), out of record_from_json and the whole publish.
+    key = generate_key()
+    signer = key_id(key.public_key())
+    config = config_for(tmp_path, authorized=[public_key_b64(key.public_key())])
+    jid = forged_job(0)
+    queue_job(store, forged_url(0))
+    token = claim(store, jid, signer)
+    row = result_row(jid, signer, token)
+    store.put(row.log_key, b"log")
+    payload = {"schema": RESULT_SCHEMA, "result": {**record_to_json(row), "built_at": stamp},
+               "claim": {"token": token, "generation": 1, "queue": None}, "attestation": None}
+    put_json(store, result_key(jid, 1), sign_document(payload, key))
+    found = collect(store, config, already=set())
+    assert not found.accepted and [(r.key, r.reason) for r in found.rejected] == [(result_key(jid, 1), Reason.SCHEMA)]
+    assert f"timestamp out of range in UTC: '{stamp}'" in found.rejected[0].detail

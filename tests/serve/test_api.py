@@ -382,3 +382,9 @@ def test_a_client_that_sends_nothing_is_cut_off_at_the_idle_limit(world):
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def test_an_if_modified_since_past_the_calendar_is_no_condition(api_url):
+    # parsedate_to_datetime raises OverflowError (not ValueError) for a year past a C int: it escaped.
+    response = get(api_url, "/api/v0/pkgs/list", headers={"If-Modified-Since": "1 Jan 99999999999 00:00:00 GMT"})
+    assert response.status_code == 200 and len(response.json()) == 7

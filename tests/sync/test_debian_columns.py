@@ -185,3 +185,80 @@ def test_the_plain_stanzas_shortcut_skips_what_entry_problem_skips(monkeypatch, 
     assert {"edge-at", "url-at"} <= kept and not {"long-src", "binnmu-over", "maint-long", "maint-esc", "url-long"} & kept
     assert any("source name is longer" in r for r in reasons.values())
     assert any("maintainer" in r for r in reasons.values()) and any("URL is longer" in r for r in reasons.values())
+
+
+def test_a_size_past_int64_is_skipped_not_the_sync(monkeypatch, tmp_path):
+    # "Size: 99…9" (30 digits) passed the Size check ([0-9]+): int() took it and the snapshot's int64 column
+    # raised OverflowError, stopping the profile's sync on both paths. One just within is kept.
+    mirror = copy_mirror(tmp_path / "mirror")
+    sid = mirror / "dists" / "sid"
+    packages = (sid / "main" / "binary-amd64" / "Packages").read_text()
+    for name, size in (("huge", "9" * 30), ("past", str(2**63)), ("big", "9" * 18)):
+        packages += (f"\nPackage: {name}\nSource: hello (2.10-3)\nVersion: 2.10-3\nArchitecture: amd64\n"
+                     f"Filename: pool/{name}.deb\nSize: {size}\nSHA256: {'0' * 64}\n")
+    (sid / "main" / "binary-amd64" / "Packages").write_text(packages)
+    write_inrelease(sid)
+    stores = (tmp_path / "columns", tmp_path / "objects")
+    summaries = _sync_both(monkeypatch, _profile(mirror), stores, 0)
+    assert summaries[0].line() == summaries[1].line() and summaries[0].outcome == "updated"
+    assert _objects(stores[0]) == _objects(stores[1])
+    result = debian.read_index(_profile(mirror), Fetcher())
+    reasons = {s.location.rsplit(": ", 1)[-1]: s.reason for s in result.skipped}
+    assert sum(r.startswith("invalid Size '999") for r in reasons.values()) == 1
+    assert sum(r == f"invalid Size '{2**63}'" for r in reasons.values()) == 1
+    kept = {a.name: a.size for bi in result.inputs for a in bi.artifacts}
+    assert kept["big"] == int("9" * 18) and "huge" not in kept and "past" not in kept
+
+
+def test_a_source_naming_thousands_of_uploaders_keeps_the_first_few(monkeypatch, tmp_path):
+    # Every binary of a source carries its maintainers: 5,000 uploaders (100 kB of Sources) and 50 binaries
+    # were 250,000 snapshot strings (20,000 and 200: 4 million, 200 MB more memory for a 400 kB index).
+    from jobs.core.bounded import cap
+
+    mirror = copy_mirror(tmp_path / "mirror")
+    sid = mirror / "dists" / "sid"
+    uploaders = [f"U{i} <u{i}@example.org>" for i in range(5000)]
+    sources = (sid / "main" / "source" / "Sources").read_text()
+    sources += f"\nPackage: bomb\nVersion: 1\nMaintainer: M <m@example.org>\nUploaders: {', '.join(uploaders)}\n"
+    packages = (sid / "main" / "binary-amd64" / "Packages").read_text()
+    packages += "".join(f"\nPackage: bomb{i}\nSource: bomb\nVersion: 1\nArchitecture: amd64\n"
+                        f"Filename: pool/b{i}.deb\nSize: 1\nSHA256: {'0' * 64}\n" for i in range(50))
+    (sid / "main" / "source" / "Sources").write_text(sources)
+    (sid / "main" / "binary-amd64" / "Packages").write_text(packages)
+    write_inrelease(sid)
+    result = debian.read_index(_profile(mirror), Fetcher())
+    bombs = [a for bi in result.inputs for a in bi.artifacts if a.name.startswith("bomb")]
+    assert len(bombs) == 50 and cap("maintainers") == 64
+    assert all(a.maintainers == ("M <m@example.org>", *uploaders[:63]) for a in bombs)
+    stores = (tmp_path / "columns", tmp_path / "objects")
+    summaries = _sync_both(monkeypatch, _profile(mirror), stores, 0)
+    assert summaries[0].line() == summaries[1].line() and _objects(stores[0]) == _objects(stores[1])
+
+
+def test_a_long_uploaders_field_with_no_address_is_read_in_linear_time(tmp_path):
+    # The address expression ([^,\s][^<>]*?<[^<>]*>) tried every start and scanned to the end from each: a
+    # 60 kB Uploaders line with no "<" took 12 s of CPU, 1 MB about an hour, per stanza.
+    import time
+
+    mirror = copy_mirror(tmp_path / "mirror")
+    sid = mirror / "dists" / "sid"
+    sources = (sid / "main" / "source" / "Sources").read_text()
+    for i, field in enumerate(("a" * 60_000, "a" * 30_000 + "<" + "b" * 30_000, "x <" * 20_000)):
+        sources += f"\nPackage: slow{i}\nVersion: 1\nMaintainer: M <m@example.org>\nUploaders: {field}\n"
+    (sid / "main" / "source" / "Sources").write_text(sources)
+    write_inrelease(sid)
+    started = time.process_time()
+    result = debian.read_index(_profile(mirror), Fetcher())
+    assert time.process_time() - started < 2 and result.inputs
+
+
+def test_the_uploaders_are_the_addresses_the_expression_finds():
+    import random
+    import re
+
+    expression = re.compile(r"[^,\s][^<>]*?<[^<>]*>")
+    rng = random.Random(7)
+    samples = ["A <a@x>, B <b@x>", "Smith, John <j@x>", "<a@x>", " , <a@x> >b<c> <d", "a\u00a0<b>\u2003, c <d>"]
+    samples += ["".join(rng.choice("a ,<>\t\n\u00a0") for _ in range(rng.randint(0, 30))) for _ in range(20_000)]
+    for text in samples:
+        assert debian._addresses(text) == expression.findall(text), repr(text)

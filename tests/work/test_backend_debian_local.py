@@ -256,6 +256,9 @@ def test_a_binnmu_entry_that_is_not_its_own_is_refused(tmp_path, changes, why):
     ("Architecture: amd64", "Architecture: source", "a source-only build"),
     ("Build-Architecture: amd64", "Build-Architecture: amd64\nHost-Architecture: arm64", "cross builds"),
     ("Build-Date: Wed, 01 Jan 2025 00:00:00 +0000", "Build-Date: yesterday", "Build-Date is not"),
+    # past the calendar: parsedate_to_datetime's OverflowError, and a UTC past 9999 (the snapshot URL's time)
+    ("Build-Date: Wed, 01 Jan 2025 00:00:00 +0000", "Build-Date: 1 Jan 99999999999 00:00:00 +0000", "Build-Date is not"),
+    ("Build-Date: Wed, 01 Jan 2025 00:00:00 +0000", "Build-Date: Fri, 31 Dec 9999 23:00:00 -1400", "Build-Date is not"),
 ])
 def test_hostile_buildinfo_fields_are_refused_naming_the_field(tmp_path, old, new, why):
     assert old in GOOD_BUILDINFO

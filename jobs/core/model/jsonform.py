@@ -34,7 +34,10 @@ def parse_timestamp(text: str) -> datetime:
     value = datetime.fromisoformat(text)
     if value.tzinfo is None:
         raise ValueError(f"timestamp without a timezone: {text!r}")
-    return value.astimezone(timezone.utc)
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:  # 0001-01-01T00:00+14:00: a date whose UTC is before year 1 (or after 9999)
+        raise ValueError(f"timestamp out of range in UTC: {text!r}") from None
 
 
 def _plain(value: object) -> object:

@@ -118,10 +118,11 @@ def read_buildinfo(path: Path, *, keyring: Path | None = None) -> DebianBuildinf
         raise RebuildRefused(f"{path.name}: Build-Path must be a plain path under /build/: {build_path[:200]!r}")
     try:
         build_date = parsedate_to_datetime(need("Build-Date"))
-    except (TypeError, ValueError):
+        if build_date.tzinfo is None:
+            build_date = build_date.replace(tzinfo=timezone.utc)
+        build_date.astimezone(timezone.utc)  # within the calendar in UTC too: the snapshot URL is made of it
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a year past a C int, or a UTC past 9999
         raise RebuildRefused(f"{path.name}: Build-Date is not an RFC 2822 date") from None
-    if build_date.tzinfo is None:
-        build_date = build_date.replace(tzinfo=timezone.utc)
     environment: dict[str, str] = {}
     for line in str(info.get("Environment") or "").splitlines():
         line = line.strip()
