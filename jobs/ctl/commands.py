@@ -292,9 +292,19 @@ def rows_of(site: Site, filters: Filters, lists: list[tuple[str | None, str | No
         return sorted([row for row in rows if _row_matches(row, filters)], key=_row_order)
     with collector_paused():
         rows = list(chain.from_iterable(_list_packages(site, lists, found)))  # checked as each list was read
+        unlisted(site, {(r.distro, r.release, r.component, r.suite_architecture, r.status) for r in rows}, listed)
         if filters.architecture is not None or filters.name is not None or filters.version is not None:
             rows = [row for row in rows if _row_matches(row, filters)]  # the suites read match the rest
         return sorted(rows, key=_row_order)
+
+
+def unlisted(site: Site, claimed: set[tuple[Any, ...]], listed: set[tuple[Any, ...]]) -> None:
+    """Refuse lists that claim a suite or status the index did not list them under (a `--status BAD` listing
+    showing GOOD rows): FeedInvalid naming one such claim."""
+    for distro, release, component, arch, status in claimed - listed:
+        where = f"{distro}/{release or '-'}/{component or '-'}/{arch}"
+        raise FeedInvalid(f"malformed site: a list read for the index's entries holds {status} rows of {where}, "
+                          "which the index does not list there", url=site.base)
 
 
 def lists_to_read(site: Site, filters: Filters, statuses: list[Status] | None = None, *,

@@ -29,6 +29,7 @@ from jobs.ctl.commands import (
     lines,
     lists_to_read,
     rows_of,
+    unlisted,
 )
 from jobs.ctl.feeds import FeedInvalid, Site
 
@@ -46,13 +47,14 @@ def package_lines(site: Site, filters: Filters, statuses: list[Any] | None = Non
             if all(feed is not None for feed in found):
                 for key, feed in zip(keys, found):
                     schema.check(feed, schema.WHOLE, url=site.url(key), what="whole-list")
-                return _whole_lines(site, keys, found)  # type: ignore[arg-type]
+                return _whole_lines(site, keys, found, listed)  # type: ignore[arg-type]
             read = dict(zip(keys, found))  # not read (nor counted against the memory budget) a second time
     rows = rows_of(site, filters, lists, listed, read)  # a list the index names is not there: as list_packages
     return len(rows), lines(rows) if rows else ""
 
 
-def _whole_lines(site: Site, keys: list[str], feeds: list[dict[str, Any]]) -> tuple[int, str]:
+def _whole_lines(site: Site, keys: list[str], feeds: list[dict[str, Any]], listed: set[tuple[Any, ...]]
+                 ) -> tuple[int, str]:
     order: list[tuple[str, ...]] = []  # each row's sort key (commands._row_order)
     text: list[str] = []  # each row's line before `clean`
     for key, feed in zip(keys, feeds):
@@ -63,6 +65,7 @@ def _whole_lines(site: Site, keys: list[str], feeds: list[dict[str, Any]]) -> tu
             links = [list(map(itemgetter(columns.index(c)), rows)) for c in _WHOLE_LINKS]
             suite, status = feed["suite"], feed["status"]
             distro, release, component = suite["distro"], suite["release"], suite["component"]
+            unlisted(site, {(distro, release, component, suite["architecture"], status)}, listed)
         except (KeyError, IndexError, TypeError, ValueError):
             raise FeedInvalid("not a whole-list feed: its suite, status, columns or rows are not as published",
                               url=site.url(key)) from None

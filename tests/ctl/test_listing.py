@@ -104,3 +104,21 @@ def test_the_table_shows_the_text_the_lines_show(tmp_path):
                 "--status", "good", env={"COLUMNS": "200"})
     assert table.exit_code == 0 and "pkg:cross_mark:" in table.stdout and "1:thumbs_up:" in table.stdout
     assert "\u274c" not in table.stdout and "\U0001f44d" not in table.stdout
+
+
+@pytest.mark.parametrize("claim", [{"status": "GOOD"}, {"suite": {"distro": "archlinux", "release": None,
+                                                                  "component": "core", "architecture": "x86_64"}}])
+@pytest.mark.parametrize("whole_missing", [False, True])
+def test_a_list_claiming_another_status_or_suite_than_the_index_is_refused(tmp_path, claim, whole_missing):
+    # The BAD list of archlinux/extra says it holds GOOD rows (or core's): `--status BAD` printed them as GOOD
+    # (a site whose lists all lie alike is not caught: the filters asked for are what is checked).
+    _site(tmp_path)
+    key = tmp_path / "api/v1/archlinux-None-extra-BAD.all.json"
+    key.write_text(json.dumps({**json.loads(key.read_text()), **claim}))
+    if whole_missing:  # the rows' path (list_packages) reads the lists then
+        (tmp_path / "api/v1/debian-bookworm-None-BAD.all.json").unlink()
+    site = Site(tmp_path.as_uri())
+    for read in (lambda: package_lines(site, Filters(), [Status.BAD]), lambda: list_packages(site, Filters(), [Status.BAD])):
+        with pytest.raises(FeedInvalid, match=r"malformed site: a list read for the index's entries holds "
+                                              r"(GOOD rows of archlinux/-/extra|BAD rows of archlinux/-/core)/x86_64"):
+            read()
