@@ -1,0 +1,140 @@
+"""What the site's own JavaScript shows of hostile text, in a real browser.
+
+The pages publish renders print every string from outside through `text.printable`: a bidi
+override, an isolate, a C0/C1 control or a line separator is shown as U+FFFD (a package named
+"\\u202egnp.exe" must not display as "exe.png"). The suite lists, the maintainer pages and the
+search page are filled in the browser from the JSON feeds, where the same values are exact (the
+feeds are data, not display): the scripts must show them by the same rule, or a name that the
+package page shows as "\\ufffdgnp.exe" reads "exe.png" on every list.
+
+The state rows are forged the way a leaked sync credential could (no index parser accepts these
+names), published by the real `build_site`/`write_site`, served over loopback HTTP and read in
+headless Chromium.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from jobs.core import urls
+from jobs.core.model import Status
+from jobs.core.store import open_store
+from jobs.publish.site.build import build_site
+from jobs.publish.site.sitewriter import write_site
+from jobs.publish.site.text import NOT_XML
+from tests.httpd import serve
+from tests.publish.sitefix import NOW, Results, state_row, write_state
+from tests.publish.test_end_to_end import _chromium
+
+pytestmark = [pytest.mark.full("headless Chromium"), pytest.mark.usefixtures("_no_proxy")]
+
+# Each a name no index parser accepts (str.isprintable is False) but forged state can carry.
+NAMES = {
+    "rlo": "\u202egnp.exe",  # right-to-left override: displays as "exe.png"
+    "isolate": "a\u2067b\u2069c",  # right-to-left isolate and its pop
+    "mark": "x\u200fy\u061cz",  # right-to-left mark, Arabic letter mark
+    "c1": "n\x85m\x9bq",  # NEXT LINE, CSI (a C1 terminal escape)
+    "c0": "t\x1b[31mu\x07v",  # an ANSI colour escape and BEL
+    "lsep": "line\u2028sep\u2029par",
+}
+MAINTAINER = "\u202eMallory <m@example.org>"
+SUITE = "suites/archlinux/-/core/x86_64"
+
+
+@pytest.fixture
+def _no_proxy(monkeypatch):
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("escapes")
+    store = open_store((root / "store").as_uri())
+    rows = [dataclasses.replace(state_row(name, version="1" + name, source="src" + name), maintainers=(MAINTAINER,))
+            for name in NAMES.values()]
+    write_state(store, "hostile", rows)
+    results = Results(store)
+    for row in rows:
+        results.add(row, 1, Status.BAD, built_at=NOW, reason="differs")
+    results.compact()
+    write_site(store, build_site(store, now=NOW, public_keys={"current": []}, rebuilder_name="r"))
+    return root / "store" / "site"
+
+
+def _unsafe(texts: list[str]) -> list[str]:
+    return [t for t in texts if NOT_XML.search(t)]
+
+
+def _wait_loaded(browser, selector: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    WebDriverWait(browser, 10).until(lambda b: b.find_element(By.CSS_SELECTOR, selector).get_attribute("data-loaded"))
+
+
+# The text of every cell of the table, as the DOM holds it (not `.text`, which the driver normalises).
+_CELLS = "return Array.from(document.querySelectorAll('table.packages tbody td')).map(td => td.textContent);"
+
+
+def test_the_package_page_shows_them_as_replacement_characters(site: Path):
+    # The rule the scripts must follow, as the server-rendered page applies it (no browser needed).
+    page = (site / urls.package_page("archlinux", NAMES["rlo"])).read_text(encoding="utf-8")
+    assert "\ufffdgnp.exe" in page and "\u202e" not in page
+
+
+def test_list_pages_show_bidi_and_control_characters_as_replacement_characters(site: Path):
+    browser = _chromium()
+    try:
+        with serve(site) as base:
+            for page in ("names.html", "BAD.html"):
+                browser.get(f"{base}/{SUITE}/{page}")
+                _wait_loaded(browser, "table[data-list]")
+                cells = browser.execute_script(_CELLS)
+                assert any(c.startswith("\ufffdgnp.exe") for c in cells), cells
+                assert _unsafe(cells) == [], page
+            browser.get(f"{base}/{urls.href(urls.maintainer_page(MAINTAINER))}")
+            _wait_loaded(browser, "table[data-list]")
+            cells = browser.execute_script(_CELLS)
+            assert any(c.startswith("\ufffdgnp.exe") for c in cells), cells
+            assert _unsafe(cells) == []
+    finally:
+        browser.quit()
+
+
+def test_search_results_show_bidi_and_control_characters_as_replacement_characters(site: Path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    browser = _chromium()
+    try:
+        with serve(site) as base:
+            for query in ("exe", "src", "example"):  # a package, a source, the maintainer
+                browser.get(f"{base}/{urls.SEARCH_PAGE}?q={query}")
+                WebDriverWait(browser, 10).until(
+                    lambda b, q=query: b.find_element(By.ID, "search-results").get_attribute("data-query") == q)
+                shown = browser.execute_script(
+                    "return Array.from(document.querySelectorAll('#search-results li')).map(li => li.textContent);")
+                assert shown, query
+                assert _unsafe(shown) == [], (query, shown)
+            browser.get(f"{base}/{urls.SEARCH_PAGE}?q=%E2%80%AEnothing")  # a link someone sends: the query shown
+            WebDriverWait(browser, 10).until(
+                lambda b: b.find_element(By.ID, "search-results").get_attribute("data-query") == "\u202enothing")
+            status = browser.execute_script("return document.getElementById('search-status').textContent")
+            assert "\ufffdnothing" in status and _unsafe([status]) == [], status
+    finally:
+        browser.quit()
+
+
+@pytest.mark.parametrize("script", ["list.js", "search.js"])
+def test_the_scripts_replace_what_the_pages_replace(script: str):
+    import codecs
+    import re
+
+    from jobs.core.resources import site_static
+    source = (site_static() / script).read_text(encoding="utf-8")
+    found = re.search(r"var NOT_SHOWN = /(\[[^\]]*\])/gu;", source)
+    assert found, script
+    # The JavaScript class, its \x and \u escapes read, is text.NOT_XML's own.
+    assert codecs.decode(found.group(1), "unicode_escape") == NOT_XML.pattern
