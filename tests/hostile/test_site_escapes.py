@@ -138,3 +138,36 @@ def test_the_scripts_replace_what_the_pages_replace(script: str):
     assert found, script
     # The JavaScript class, its \x and \u escapes read, is text.NOT_XML's own.
     assert codecs.decode(found.group(1), "unicode_escape") == NOT_XML.pattern
+
+
+# --- build times at the ends of the calendar ---------------------------------------------------------------------
+
+# A trusted worker's signed result may claim any started_at/built_at. Drawn on the package's
+# history strip (svg.history_strip pads the span), summed into the schedule (history.retry_due)
+# or compared as "the newest build", a date at either end of the calendar overflowed and brought
+# every later publish down, and one far in the future made its verdict the newest for good.
+TIMES = {
+    "year-9999": {"started_at": "9999-12-31T23:00:00.000000Z", "built_at": "9999-12-31T23:59:59.999999Z"},
+    "year-1": {"started_at": "0001-01-01T00:00:00.000000Z", "built_at": "0001-01-01T00:10:00.000000Z"},
+    "year-2999": {"started_at": "2999-01-01T00:00:00.000000Z", "built_at": "2999-01-01T00:10:00.000000Z"},
+    "started-in-1969": {"started_at": "1969-12-31T23:59:59.000000Z"},
+}
+
+
+@pytest.mark.parametrize("name", list(TIMES))
+def test_a_result_built_outside_its_time_is_rejected_and_publish_goes_on(name: str, tmp_path: Path):
+    import json
+
+    from tests.hostile import worlds
+    from tests.hostile.manifest import Case
+    from tests.hostile.test_corpus import CONTROL, check_clean, check_result
+
+    generated = tmp_path / "generated"
+    generated.mkdir()
+    (generated / f"{name}.json").write_text(json.dumps({"result": TIMES[name]}))
+    case = Case(id=f"result-{name}", kind="result", input=f"{name}.json", generated=True, isolated=True,
+                breaks=f"a build timed {TIMES[name]}", expect="skip: counted, timestamp")
+    world = worlds.result_world(tmp_path, [CONTROL, case], generated)
+    check_result(CONTROL, world)
+    check_result(case, world)
+    check_clean(world)
