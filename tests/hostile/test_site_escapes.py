@@ -171,3 +171,41 @@ def test_a_result_built_outside_its_time_is_rejected_and_publish_goes_on(name: s
     check_result(CONTROL, world)
     check_result(case, world)
     check_clean(world)
+
+
+# --- claims with times no clock gives -----------------------------------------------------------------------------
+
+# Anyone with a worker's store credentials can write a claim object (claims are leases, not
+# signed). Publish shows the live ones as running builds, turning their float times into dates:
+# a time of 1e20 seconds, -1e12, NaN or Infinity raised (OverflowError, ValueError) on every
+# publish while the job stayed queued at that attempt.
+BAD_TIMES = {"acquired-1e20": {"acquired_at": 1e20}, "expires-1e300": {"expires_at": 1e300},
+             "renewed-nan": {"renewed_at": float("nan")}, "expires-infinity": {"expires_at": float("inf")},
+             "acquired-before-1": {"acquired_at": -1e12}}
+
+
+@pytest.mark.parametrize("name", list(BAD_TIMES))
+def test_a_claim_with_impossible_times_is_no_claim_and_publish_goes_on(name: str, tmp_path: Path):
+    import json
+
+    from jobs.core.layout import claim_key
+    from jobs.core.lease import SCHEMA
+    from tests.hostile import forge, worlds
+    from tests.hostile.test_corpus import check_clean
+    from tests.publish.test_verify import config_for
+
+    store = worlds._store(tmp_path / "store")
+    world = worlds.World(store, tmp_path / "store", set())
+    row = forge.row_for(f"claimed-{name}")
+    write_state(store, "claims", [row])
+    forge.queue_rows(store, [row])
+    now = NOW.timestamp()
+    lease = {"schema": SCHEMA, "holder": "k" * 16, "token": "t" * 32, "acquired_at": now - 60,
+             "renewed_at": now - 60, "expires_at": now + 600, "generation": 1, "released": False,
+             "meta": {"worker": "w"}, **BAD_TIMES[name]}
+    store.put(claim_key(row.job_id, 1), json.dumps(lease).encode())  # Python's json writes NaN and Infinity
+    world.publish(config_for(tmp_path, authorized=forge.Keys().trusted()))
+    check_clean(world)
+    assert world.site is not None
+    running = json.loads((world.site.root / "api/v0/dashboard").read_text())["active_builds"]
+    assert running == [], running  # not a live claim: nobody is shown building it
