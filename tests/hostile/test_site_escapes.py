@@ -209,3 +209,53 @@ def test_a_claim_with_impossible_times_is_no_claim_and_publish_goes_on(name: str
     assert world.site is not None
     running = json.loads((world.site.root / "api/v0/dashboard").read_text())["active_builds"]
     assert running == [], running  # not a live claim: nobody is shown building it
+
+
+# --- worker records nobody verified ---------------------------------------------------------------------------------
+
+# The workers feed names every key id with a record under workers/, verified or not (an
+# unverified one as "untrusted"), taking the name from the record. JSON may spell a lone
+# surrogate ("\ud800"): no Arrow string holds it, and publish raised UnicodeEncodeError on every
+# run while the record stood there. Any such name, or one with controls or a bidi override, or
+# longer than a worker name may be, is not shown: the key id stands for it.
+UNVERIFIED_NAMES = {"lone-surrogate": "ev\ud800il", "bidi": "\u202eyrtsiger", "control": "a\x1b[2Jb",
+                    "long": "w" * 10_000}
+
+
+@pytest.mark.parametrize("name", list(UNVERIFIED_NAMES))
+def test_an_unverified_worker_record_names_nobody_and_publish_goes_on(name: str, tmp_path: Path):
+    import json
+
+    from tests.hostile import forge, worlds
+    from tests.hostile.test_corpus import check_clean
+    from tests.publish.test_verify import config_for
+
+    store = worlds._store(tmp_path / "store")
+    world = worlds.World(store, tmp_path / "store", set())
+    row = forge.row_for(f"record-{name}")
+    write_state(store, "workers", [row])
+    forge.queue_rows(store, [row])
+    kid = "a" * 64
+    store.put(f"workers/{kid}.json", json.dumps({"signed": {"name": UNVERIFIED_NAMES[name]}}).encode())
+    world.publish(config_for(tmp_path, authorized=forge.Keys().trusted()))
+    check_clean(world)
+    assert world.site is not None
+    workers = json.loads((world.site.root / "api/v1/workers.json").read_text())["workers"]
+    assert [(w["name"], w["trust"]) for w in workers if w["key_id"] == kid] == [(kid, "untrusted")]
+
+
+def test_an_unverified_worker_record_with_a_plain_name_is_shown_by_it(tmp_path: Path):
+    import json
+
+    from tests.hostile import forge, worlds
+    from tests.publish.test_verify import config_for
+
+    store = worlds._store(tmp_path / "store")
+    world = worlds.World(store, tmp_path / "store", set())
+    write_state(store, "workers", [forge.row_for("record-plain")])
+    kid = "b" * 64
+    store.put(f"workers/{kid}.json", json.dumps({"signed": {"name": "builder <two>"}}).encode())
+    world.publish(config_for(tmp_path, authorized=forge.Keys().trusted()))
+    assert world.site is not None
+    workers = json.loads((world.site.root / "api/v1/workers.json").read_text())["workers"]
+    assert [w["name"] for w in workers if w["key_id"] == kid] == ["builder <two>"]
