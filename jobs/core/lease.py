@@ -81,7 +81,9 @@ class LeaseState:
             times = [float(raw[name]) for name in ("acquired_at", "renewed_at", "expires_at")]
             if not all(0.0 <= t < _YEAR_10000 for t in times):  # NaN, Infinity, 1e20: no clock's time
                 return None
-            return cls(holder=str(raw["holder"]), token=str(raw["token"]),
+            holder, token = str(raw["holder"]), str(raw["token"])
+            holder.encode(), token.encode()  # UnicodeEncodeError (a ValueError): a lone surrogate is no text
+            return cls(holder=holder, token=token,
                        acquired_at=times[0], renewed_at=times[1], expires_at=times[2],
                        generation=int(raw["generation"]), released=bool(raw["released"]),
                        meta=dict(raw.get("meta") or {}))

@@ -179,9 +179,11 @@ def test_a_result_built_outside_its_time_is_rejected_and_publish_goes_on(name: s
 # signed). Publish shows the live ones as running builds, turning their float times into dates:
 # a time of 1e20 seconds, -1e12, NaN or Infinity raised (OverflowError, ValueError) on every
 # publish while the job stayed queued at that attempt.
+# A holder or a worker name that is a lone surrogate (JSON's "\ud800") fits no Arrow string
+# and raised UnicodeEncodeError the same way.
 BAD_TIMES = {"acquired-1e20": {"acquired_at": 1e20}, "expires-1e300": {"expires_at": 1e300},
              "renewed-nan": {"renewed_at": float("nan")}, "expires-infinity": {"expires_at": float("inf")},
-             "acquired-before-1": {"acquired_at": -1e12}}
+             "acquired-before-1": {"acquired_at": -1e12}, "holder-surrogate": {"holder": "k\ud800"}}
 
 
 @pytest.mark.parametrize("name", list(BAD_TIMES))
@@ -259,3 +261,28 @@ def test_an_unverified_worker_record_with_a_plain_name_is_shown_by_it(tmp_path: 
     assert world.site is not None
     workers = json.loads((world.site.root / "api/v1/workers.json").read_text())["workers"]
     assert [w["name"] for w in workers if w["key_id"] == kid] == ["builder <two>"]
+
+
+def test_a_claim_whose_worker_name_is_a_lone_surrogate_shows_its_holder(tmp_path: Path):
+    import json
+
+    from jobs.core.layout import claim_key
+    from jobs.core.lease import SCHEMA
+    from tests.hostile import forge, worlds
+    from tests.hostile.test_corpus import check_clean
+    from tests.publish.test_verify import config_for
+
+    store = worlds._store(tmp_path / "store")
+    world = worlds.World(store, tmp_path / "store", set())
+    row = forge.row_for("claimed-by-a-surrogate")
+    write_state(store, "claims", [row])
+    forge.queue_rows(store, [row])
+    now = NOW.timestamp()
+    store.put(claim_key(row.job_id, 1), json.dumps({
+        "schema": SCHEMA, "holder": "k" * 16, "token": "t" * 32, "acquired_at": now - 60, "renewed_at": now - 60,
+        "expires_at": now + 600, "generation": 1, "released": False, "meta": {"worker": "w\ud800"}}).encode())
+    world.publish(config_for(tmp_path, authorized=forge.Keys().trusted()))
+    check_clean(world)
+    assert world.site is not None
+    queue = json.loads((world.site.root / "api/v1/queue.json").read_text())["jobs"]
+    assert [j["running"]["worker_name"] for j in queue if j.get("running")] == ["k" * 16]

@@ -160,9 +160,10 @@ def read_claims(store: Store, jobs: dict[str, JobRow], *, now: datetime) -> pa.T
             continue
         if state is None or state.released or state.expires_at <= now.timestamp():
             continue
-        worker = state.meta.get("worker")
+        worker = state.meta.get("worker")  # unverified, as a worker record's name
+        plain = field_problem("worker name", worker, WORKER_NAME_MAX, spaces=True) is None
         rows.append({"job_id": job.job_id, "attempt": job.attempt, "holder": state.holder,
-                     "worker": worker if isinstance(worker, str) else state.holder,
+                     "worker": worker if plain else state.holder,
                      "acquired_at": _utc(state.acquired_at), "renewed_at": _utc(state.renewed_at),
                      "expires_at": _utc(state.expires_at)})
     return pa.Table.from_pylist(rows, schema=CLAIMS_SCHEMA)
