@@ -286,3 +286,37 @@ def test_a_claim_whose_worker_name_is_a_lone_surrogate_shows_its_holder(tmp_path
     assert world.site is not None
     queue = json.loads((world.site.root / "api/v1/queue.json").read_text())["jobs"]
     assert [j["running"]["worker_name"] for j in queue if j.get("running")] == ["k" * 16]
+
+
+# --- a key that is not UTF-8 ----------------------------------------------------------------------------------------
+
+def test_every_json_file_is_strict_json_when_a_local_store_holds_a_key_that_is_not_utf8(tmp_path: Path):
+    """A local store lists a file name that is not UTF-8 (a worker sharing the directory wrote
+    `results/\\xff.json`) as a key with a lone surrogate ("\\udcff"). Publish lists it as a rejected
+    result; the rejected feed then held a lone surrogate escape, which the JSON standard leaves
+    undefined and orjson (rebuildctl's parser), serde_json and others refuse: the whole feed was
+    unreadable. It is shown as U+FFFD, as the page shows it."""
+    import os
+
+    import orjson
+
+    from tests.hostile import forge, worlds
+    from tests.hostile.test_corpus import check_clean
+    from tests.publish.test_verify import config_for
+
+    store = worlds._store(tmp_path / "store")
+    world = worlds.World(store, tmp_path / "store", set())
+    row = forge.row_for("not-utf8")
+    write_state(store, "results", [row])
+    forge.queue_rows(store, [row])
+    (tmp_path / "store" / "results").mkdir()
+    with open(os.fsencode(tmp_path / "store" / "results") + b"/\xff.json", "wb") as f:
+        f.write(b"{}")
+    world.publish(config_for(tmp_path, authorized=forge.Keys().trusted()))
+    check_clean(world)
+    assert world.site is not None
+    for path in world.site.root.rglob("*"):
+        if path.is_file() and (path.suffix == ".json" or path.parent.name == "v0"):
+            orjson.loads(path.read_bytes())  # strict: no lone surrogate escape
+    rejected = orjson.loads((world.site.root / "api/v1/rejected.json").read_bytes())["rejected"]
+    assert [r["key"] for r in rejected] == ["results/\ufffd.json"]
