@@ -1,4 +1,13 @@
-"""What the site's own JavaScript shows of hostile text, in a real browser.
+"""Attacks on what publish writes from hostile input, each once a hole (see each section).
+
+- the site's own JavaScript (list rows, search results) showed bidi overrides and controls
+  that the pages replace by U+FFFD (headless Chromium);
+- a signed result timed in the year 1, 9999 or 2999 crashed every later publish or pinned a verdict;
+- a claim object with impossible times or a lone-surrogate holder or worker name crashed publish;
+- an unverified worker record with a lone-surrogate name crashed publish;
+- a local store's file name that is not UTF-8 made the rejected feed JSON strict parsers refuse.
+
+What the site's own JavaScript shows of hostile text, in a real browser.
 
 The pages publish renders print every string from outside through `text.printable`: a bidi
 override, an isolate, a C0/C1 control or a line separator is shown as U+FFFD (a package named
