@@ -378,7 +378,7 @@ def _check_times(row: ResultRow, stored: datetime | None, leases: Leases) -> Non
     of the calendar overflows the schedule's and the charts' arithmetic, every publish after.
     """
     now = stored if stored is not None else datetime.fromtimestamp(leases.clock(), timezone.utc)
-    latest = now + timedelta(seconds=leases.clock_skew)
+    latest = now + timedelta(seconds=leases.clock_skew + 1)  # + 1: S3 gives Last-Modified in whole seconds
     for name in ("started_at", "built_at"):
         value = getattr(row, name)
         if not EARLIEST_BUILD <= value <= latest:
