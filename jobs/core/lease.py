@@ -33,6 +33,7 @@ from jobs.core.errors import TerminalError, TransientError
 from jobs.core.store import NotFound, PreconditionFailed, Store, StoreUnavailable
 
 SCHEMA = "rebuilder.lease/1"
+_YEAR_10000 = 253402300800.0  # seconds since 1970 at 10000-01-01: every lease time is before it
 log = logging.getLogger(__name__)
 
 
@@ -77,10 +78,15 @@ class LeaseState:
             raw = json.loads(data)
             if raw.get("schema") != SCHEMA:
                 return None
-            return cls(holder=str(raw["holder"]), token=str(raw["token"]),
-                       acquired_at=float(raw["acquired_at"]), renewed_at=float(raw["renewed_at"]),
-                       expires_at=float(raw["expires_at"]), generation=int(raw["generation"]),
-                       released=bool(raw["released"]), meta=dict(raw.get("meta") or {}))
+            times = [float(raw[name]) for name in ("acquired_at", "renewed_at", "expires_at")]
+            if not all(0.0 <= t < _YEAR_10000 for t in times):  # NaN, Infinity, 1e20: no clock's time
+                return None
+            holder, token = str(raw["holder"]), str(raw["token"])
+            holder.encode(), token.encode()  # UnicodeEncodeError (a ValueError): a lone surrogate is no text
+            return cls(holder=holder, token=token,
+                       acquired_at=times[0], renewed_at=times[1], expires_at=times[2],
+                       generation=int(raw["generation"]), released=bool(raw["released"]),
+                       meta=dict(raw.get("meta") or {}))
         except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
             return None  # RecursionError: JSON nested past the parser's limit (tests/hostile)
 

@@ -4,6 +4,11 @@
 // links are site-relative paths from publish's own feed, and anything else is not linked.
 "use strict";
 (function () {
+  // What jobs/publish/site/text.py's NOT_XML replaces on every page publish renders: controls, bidi
+  // marks, overrides and isolates, line separators, lone surrogates. The feeds keep the exact value;
+  // the rows show it as U+FFFD, as the package pages do ("\u202egnp.exe" must not read "exe.png").
+  var NOT_SHOWN = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029\ufffe\uffff\ud800-\udfff]/gu;
+  function shown(value) { return String(value).replace(NOT_SHOWN, "\ufffd"); }
   function when(iso) {
     return typeof iso === "string" ? iso.slice(0, 16).replace("T", " ") + " UTC" : "never";
   }
@@ -12,10 +17,10 @@
       path.charAt(0) !== "/" && path.charAt(0) !== "\\" && !/(^|\/)\.\.(\/|$)/.test(path);
   }
   function link(root, path, text, type, cls) {
-    if (!safePath(path)) return document.createTextNode(text);
+    if (!safePath(path)) return document.createTextNode(shown(text));
     var a = document.createElement("a");
     a.href = root + path;
-    a.textContent = text;
+    a.textContent = shown(text);
     if (type) a.type = type;
     if (cls) a.className = cls;
     return a;
@@ -24,7 +29,7 @@
     var td = document.createElement("td");
     nodes.forEach(function (n, i) {
       if (i) td.appendChild(document.createTextNode(" "));
-      td.appendChild(typeof n === "string" ? document.createTextNode(n) : n);
+      td.appendChild(typeof n === "string" ? document.createTextNode(shown(n)) : n);
     });
     tr.appendChild(td);
     return td;
@@ -36,7 +41,7 @@
     var name = [link(root, p.page, String(p.name))];
     if (p.source_name && p.source_name !== p.name) {
       var small = document.createElement("small");
-      small.textContent = "(" + p.source_name + ")";
+      small.textContent = "(" + shown(p.source_name) + ")";
       name.push(small);
     }
     cell(tr, name);
@@ -50,7 +55,7 @@
     }
     var span = document.createElement("span");
     span.className = "status " + tr.className;
-    span.textContent = status;
+    span.textContent = shown(status);
     cell(tr, [span]);
     var fc = p.failure_class && Object.prototype.hasOwnProperty.call(classes, p.failure_class) ?
       classes[p.failure_class] : null;

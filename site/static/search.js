@@ -11,6 +11,12 @@
   var PARALLEL = 4;       // shards fetched at once for a short query
   var KINDS = ["package", "source package", "maintainer"];
 
+  // What jobs/publish/site/text.py's NOT_XML replaces on every page publish renders: controls, bidi
+  // marks, overrides and isolates, line separators, lone surrogates. The index keeps the exact value;
+  // results show it as U+FFFD, as the package pages do ("\u202egnp.exe" must not read "exe.png").
+  var NOT_SHOWN = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029\ufffe\uffff\ud800-\udfff]/gu;
+  function shown(value) { return String(value).replace(NOT_SHOWN, "\ufffd"); }
+
   function lower(s) { return s.replace(/[A-Z]/g, function (c) { return c.toLowerCase(); }); }
 
   // The same rules as search.py: code points, ASCII-only lowercasing.
@@ -106,7 +112,7 @@
       items.slice(0, LIMIT).forEach(function (item) {
         var r = item.record, li = document.createElement("li"), a = document.createElement("a");
         a.setAttribute("href", href(r));  // a site key: this page is at the site's root
-        a.textContent = r[2];
+        a.textContent = shown(r[2]);
         li.appendChild(a);
         var what = document.createElement("span");
         what.className = "what";
@@ -118,13 +124,13 @@
           if (r[3]) parts.push("source " + r[3]);
           if (r[4]) parts.push(String(r[4]));
         }
-        what.textContent = " " + parts.join(" · ");
+        what.textContent = shown(" " + parts.join(" · "));
         li.appendChild(what);
         fragment.appendChild(li);
       });
       list.replaceChildren(fragment);
       var n = items.length;
-      status.textContent = n === 0 ? "No package or maintainer matches “" + q + "”." :
+      status.textContent = n === 0 ? "No package or maintainer matches “" + shown(q) + "”." :
         (complete ? n + (n === 1 ? " match" : " matches") : "More than " + LIMIT + " matches") +
         (n > LIMIT ? "; the first " + LIMIT + " are shown, type more to narrow it." : ".");
       list.setAttribute("data-query", q);

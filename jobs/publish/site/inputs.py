@@ -22,7 +22,8 @@ from jobs.core.bounded import OverLimit, cap, read_object
 from jobs.core.errors import TerminalError
 from jobs.core.history import read_history
 from jobs.core.lease import LeaseState
-from jobs.core.model import JobRow, PackageStateRow, read_table, to_table
+from jobs.core.model import JobRow, PackageStateRow, field_problem, read_table, to_table
+from jobs.core.model.limits import WORKER_NAME_MAX
 from jobs.core.pointer import Pointer
 from jobs.core.queue import QueueState, read_queue
 from jobs.core.store import NotFound, Store
@@ -159,9 +160,10 @@ def read_claims(store: Store, jobs: dict[str, JobRow], *, now: datetime) -> pa.T
             continue
         if state is None or state.released or state.expires_at <= now.timestamp():
             continue
-        worker = state.meta.get("worker")
+        worker = state.meta.get("worker")  # unverified, as a worker record's name
+        plain = field_problem("worker name", worker, WORKER_NAME_MAX, spaces=True) is None
         rows.append({"job_id": job.job_id, "attempt": job.attempt, "holder": state.holder,
-                     "worker": worker if isinstance(worker, str) else state.holder,
+                     "worker": worker if plain else state.holder,
                      "acquired_at": _utc(state.acquired_at), "renewed_at": _utc(state.renewed_at),
                      "expires_at": _utc(state.expires_at)})
     return pa.Table.from_pylist(rows, schema=CLAIMS_SCHEMA)
@@ -192,7 +194,10 @@ def read_workers(store: Store) -> pa.Table:
             name = signed["name"]
         except (NotFound, OverLimit, ValueError, KeyError, TypeError, RecursionError):
             continue
-        found[match.group(1)] = name if isinstance(name, str) else match.group(1)
+        # Nobody verified this record: its name is shown only if it is one a result could carry
+        # (printable, bounded; a lone surrogate from a "\ud800" escape fits no Arrow string).
+        plain = field_problem("worker name", name, WORKER_NAME_MAX, spaces=True) is None
+        found[match.group(1)] = name if plain else match.group(1)
     rows = [{"key_id": k, "name": found[k], "worker_id": i} for i, k in enumerate(sorted(found), 1)]
     return pa.Table.from_pylist(rows, schema=WORKERS_SCHEMA)
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -145,11 +146,25 @@ def json_safe(data: bytes) -> bytes:
 
 
 def json_bytes(payload: object) -> bytes:
-    """Compact UTF-8 JSON (orjson), `json_safe`; ASCII-only JSON when a lone surrogate from bad input is in it."""
+    """Compact UTF-8 JSON (orjson), `json_safe`; a lone surrogate from bad input (a local store's file
+    name that is not UTF-8) written as U+FFFD: its escape is JSON that orjson and serde_json refuse."""
     try:
         return json_safe(orjson.dumps(payload))
     except (orjson.JSONEncodeError, TypeError):
-        return json.dumps(payload, ensure_ascii=True, separators=(",", ":")).encode()
+        return json.dumps(_no_surrogates(payload), ensure_ascii=True, separators=(",", ":")).encode()
+
+
+def _no_surrogates(value: object) -> object:
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_no_surrogates(k): _no_surrogates(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_no_surrogates(v) for v in value]
+    return value
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def json_file(key: str, payload: dict | list, tier: Tier, *, volatile: tuple[str, ...] = ("generated_at",),

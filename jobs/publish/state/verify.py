@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -63,7 +63,7 @@ from jobs.core.layout import (
     worker_key,
 )
 from jobs.core.lease import Leases
-from jobs.core.model import JobRow, ResultRow, Status, build_id
+from jobs.core.model import JobRow, ResultRow, Status, build_id, format_timestamp
 from jobs.core.queue import read_queue
 from jobs.core.signing import (
     KeyFormatError,
@@ -366,6 +366,26 @@ def _settled(modified: datetime | None, now: float, settle: float) -> bool:
     return modified is not None and now - modified.timestamp() >= settle
 
 
+EARLIEST_BUILD = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _check_times(row: ResultRow, stored: datetime | None, leases: Leases) -> None:
+    """Reject (`timestamp`) a build that started before 1970 or started or finished after its result was stored.
+
+    "After" is by the store's clock (publish's when the store gives none), give or take the lease
+    clock skew workers are held to. A far-future `built_at` would make the result its package's
+    newest build for good (no honest rebuild could replace its verdict), and a date at either end
+    of the calendar overflows the schedule's and the charts' arithmetic, every publish after.
+    """
+    now = stored if stored is not None else datetime.fromtimestamp(leases.clock(), timezone.utc)
+    latest = now + timedelta(seconds=leases.clock_skew + 1)  # + 1: S3 gives Last-Modified in whole seconds
+    for name in ("started_at", "built_at"):
+        value = getattr(row, name)
+        if not EARLIEST_BUILD <= value <= latest:
+            raise Reject(Reason.TIMESTAMP, f"{name} {format_timestamp(value)} is before 1970 or after the result "
+                                           f"was stored ({format_timestamp(latest)} with the clock skew)")
+
+
 def _check_result(docs: WorkerObjects, leases: Leases, trust: Trust, jobs: Mapping[str, JobRow],
                   notices: Mapping[tuple[str, int], list[ObjectInfo]], info: ObjectInfo, settled: bool) -> Accepted:
     """Verify one result object (see the module docstring)."""
@@ -373,7 +393,7 @@ def _check_result(docs: WorkerObjects, leases: Leases, trust: Trust, jobs: Mappi
     payload, signer = _verify(doc, trust.keys)
     try:
         row, token, attestation, carried = _check_signed(docs, leases, trust, jobs, notices, info.key, payload,
-                                                         signer, settled)
+                                                         signer, settled, stored=info.last_modified)
     except Reject as exc:
         exc.worker = signer
         raise
@@ -384,7 +404,8 @@ def _check_result(docs: WorkerObjects, leases: Leases, trust: Trust, jobs: Mappi
 
 def _check_signed(docs: WorkerObjects, leases: Leases, trust: Trust, jobs: Mapping[str, JobRow],
                   notices: Mapping[tuple[str, int], list[ObjectInfo]], key: str, payload: dict[str, Any],
-                  signer: str, settled: bool) -> tuple[ResultRow, str, bytes | None, bool]:
+                  signer: str, settled: bool, *, stored: datetime | None = None
+                  ) -> tuple[ResultRow, str, bytes | None, bool]:
     parsed = parse_result(payload)
     row, token = parsed.row, parsed.token
     signed_claim = payload["claim"]
@@ -392,6 +413,7 @@ def _check_signed(docs: WorkerObjects, leases: Leases, trust: Trust, jobs: Mappi
         raise Reject(Reason.WRONG_SIGNER, f"signed by {signer[:16]}, claims worker {row.worker_key_id[:16]}")
     if key not in (result_key(row.job_id, row.attempt), claim_notice_key(row.job_id, row.attempt, "done", signer)):
         raise Reject(Reason.REPLAYED, f"the result of {row.build_id} by {signer[:16]} stored under another key")
+    _check_times(row, stored, leases)
     if row.status is Status.FAIL and row.artifacts:
         raise Reject(Reason.FAIL_WITH_ARTIFACTS, f"{len(row.artifacts)} artifacts")
     job = check_job(row, jobs)

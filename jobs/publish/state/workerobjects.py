@@ -48,6 +48,7 @@ class Reason(StrEnum):
     BAD_SIGNATURE = "bad-signature"  # tampered, or forged under a trusted key id
     SCHEMA = "schema"  # payload or ResultRow does not parse
     WRONG_SIGNER = "wrong-signer"  # worker_key_id names another key than the signer's
+    TIMESTAMP = "timestamp"  # started or built before 1970, or after the result was stored
     REPLAYED = "replayed"  # a valid result copied to another job's or attempt's key
     FAIL_WITH_ARTIFACTS = "fail-with-artifacts"
     NO_CLAIM = "no-claim"
