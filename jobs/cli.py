@@ -427,4 +427,7 @@ def keygen(
 
 def main() -> None:
     """Console-script entry point of `rebuilder`."""
+    from jobs.core.progress import one_line_logs
+
+    one_line_logs()
     run_app(app, "rebuilder")

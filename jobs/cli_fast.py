@@ -138,5 +138,7 @@ def main() -> None:
         typer_main()
         return
     from jobs.core.cliapp import run_app
+    from jobs.core.progress import one_line_logs
 
+    one_line_logs()
     run_app(standalone(command), "rebuilder")

@@ -85,13 +85,15 @@ def publish(opts, echo) -> None:
     site_store = open_store(config.store.site_url) if config.store.site_url else None
     with progress_bars():
         summary = run_publish(store, config, site_store=site_store, site_prefix="" if site_store else SITE)
+    from jobs.core.progress import printable  # keys and details are a worker's bytes: one line each
+
     echo(summary.line())
     for rejected in summary.state.rejected[:20]:
-        echo(f"publish: rejected {rejected.key}: {rejected.reason}", err=True)
+        echo(printable(f"publish: rejected {rejected.key}: {rejected.reason}"), err=True)
     for refused in summary.state.untrusted_workers[:20]:
-        echo(f"publish: refused enrolment {refused.key}: {refused.reason} {refused.detail}", err=True)
+        echo(printable(f"publish: refused enrolment {refused.key}: {refused.reason} {refused.detail}"), err=True)
     for request in summary.state.requests_rejected[:20]:
-        echo(f"publish: rejected request {request.key}: {request.reason} {request.detail}", err=True)
+        echo(printable(f"publish: rejected request {request.key}: {request.reason} {request.detail}"), err=True)
 
 
 @contextmanager

@@ -154,3 +154,23 @@ def test_version_and_short_help_as_rebuilderd_s_programs_take_them(prog):
         short, long = (subprocess.run([exe, *args, flag], capture_output=True, text=True, timeout=60)
                        for flag in ("-h", "--help"))
         assert short.returncode == long.returncode == 0 and short.stdout == long.stdout and "Usage:" in short.stdout
+
+
+def test_a_worker_key_with_newlines_cannot_forge_lines_in_publish_s_output(tmp_path):
+    """The log's warnings and the refusals publish prints name hostile keys on one line, escaped."""
+    from jobs.core.signing import ensure_key
+
+    ensure_key(tmp_path / "sign.pem")
+    (tmp_path / "c.toml").write_text('[worker]\nsignup_secret = "Fk3q9ZmT7vXc2LpW8nRb4HsY6dJg5QeA"\n'
+                                     f'[publish]\nsigning_key = "{tmp_path / "sign.pem"}"\n')
+    (tmp_path / "store/results").mkdir(parents=True)
+    (tmp_path / "store/results/x\nERROR forged\x1b[2K line.json").write_text("{}")
+    for fast in (True, False):  # the console script's fast start, and typer's
+        argv = ([str(Path(sys.executable).with_name("rebuilder"))] if fast else
+                [sys.executable, "-c", "from jobs.cli import main; main()"])
+        res = subprocess.run([*argv, "--config", str(tmp_path / "c.toml"), "--store", (tmp_path / "store").as_uri(),
+                              "publish"], capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr
+        said = [line for line in res.stderr.splitlines() if "forged" in line]
+        assert said == [r"rejected results/x\nERROR forged\x1b[2K line.json: bad-key not results/<job-id>/<attempt>.json",
+                        r"publish: rejected results/x\nERROR forged\x1b[2K line.json: bad-key"], res.stderr

@@ -38,6 +38,40 @@ def printable(text: object) -> str:
     return str(text).translate(_CONTROL)
 
 
+class _OneLine(logging.Formatter):
+    """A log record's message on one line, its control characters escaped: a hostile object key or worker
+    detail in a warning ("rejected results/…\nERROR …") cannot forge lines in the operator's log. A traceback
+    (a bug's) follows as Python prints it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = printable(record.getMessage())
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is at the time, as logging's last-resort handler does."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
+
+
+def one_line_logs() -> None:
+    """A `rebuilder` process's warnings and errors: on stderr as before (the message alone), one line each."""
+    root = logging.getLogger()
+    if not any(isinstance(h, _Stderr) for h in root.handlers):
+        handler = _Stderr()
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(_OneLine())
+        root.addHandler(handler)
+
+
 def is_interactive(stream: TextIO | None = None, env: Mapping[str, str] | None = None) -> bool:
     """Whether `stream` (stderr) is a person's terminal: a TTY, TERM not dumb, not a systemd service."""
     env = os.environ if env is None else env
