@@ -77,7 +77,9 @@ _LIMITS = (
           "(a larger report is not published as HTML; its text form still is)", "`[publish] max_report_bytes`"),
     Limit("report_tags", 1_000_000, "tags", "'<' characters in a diffoscope HTML report: the sanitizer's memory "
           "grows with the number of elements (up to about 225 bytes each) more than with the bytes"),
-    Limit("log_decoded", 256 * MiB, "bytes", "a build log decompressed while its tail is read for classification"),
+    Limit("log_decoded", 256 * MiB, "bytes", "a build log decompressed while its tail is read for classification; "
+          "and any gzip build file (log, diffoscope text) publish copies, inflated once to check it: a visitor's "
+          "browser inflates it, so a larger or broken one is not published"),
     Limit("signed_file", GiB, "bytes", "one build file publish streams to check its size and SHA-256 against the "
           "signed result (larger is refused unread)"),
     Limit("admin_request", 64 * KiB, "bytes", "one admin request (requeue, queue push/drop) as rebuildctl or "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 import time
@@ -326,3 +327,22 @@ def test_killed_at_any_write_of_a_first_publish_no_page_links_a_missing_file(wor
                 resolved = posixpath.normpath(posixpath.join(posixpath.dirname(key), link))
                 if resolved in ("static/style.css", "index.html"):
                     assert resolved in keys, f"killed after write {kill_at}: {key} links {link}, not written yet"
+
+
+def test_a_gzip_build_file_a_browser_would_inflate_past_the_cap_is_not_published(world, caplog):
+    """A log uploaded gzip is served gzip-encoded: a bomb (or a broken stream) would be inflated by a visitor's
+    browser. Past `log_decoded` once inflated, it is not published (and retried, as a missing source is)."""
+    from jobs.core.bounded import configured
+
+    site = make_site(world)
+    log = site.files["api/v0/builds/3/log"].copy_from
+    inflated = len(gzip.decompress(world.store.get(log).data))
+    with configured({"log_decoded": inflated - 1}):
+        write_site(world.store, site)
+    assert read_manifest(world.store).files["api/v0/builds/3/log"] == Entry("")  # to retry, not linked
+    assert not any(info.key == "site/api/v0/builds/3/log" for info in world.store.list("site/api/v0/builds/3/"))
+    assert f"api/v0/builds/3/log: {log} decompressed: larger than the limit of {inflated - 1} bytes; not published" \
+        in caplog.text
+    with configured({"log_decoded": inflated}):  # exactly at the cap: served
+        write_site(world.store, make_site(world))
+    assert world.store.get("site/api/v0/builds/3/log").data == world.store.get(log).data

@@ -42,7 +42,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jobs.core import progress
-from jobs.core.bounded import CorruptData, OverLimit, cap, read_capped
+from jobs.core.bounded import CorruptData, OverLimit, cap, decompress_chunks, read_capped
 from jobs.core.layout import SITE, attestation_batch_key
 from jobs.core.pointer import unique_name
 from jobs.core.store import NotFound, Store
@@ -337,6 +337,13 @@ def _put_one(store: Store, source: Store, prefix: str, file: SiteFile) -> bool:
             return False
         store.put(prefix + file.key, cleaned, content_type=file.content_type)
         return True
+    if encoding is not None:  # a visitor's browser inflates it: a bomb or a broken stream is not served
+        try:
+            for _ in decompress_chunks(data, "gz", cap("log_decoded"), file.copy_from):
+                pass
+        except (OverLimit, CorruptData) as exc:
+            log.warning("%s: %s; not published", file.key, exc.message)
+            return False
     store.put(prefix + file.key, data, content_type=file.content_type, content_encoding=encoding)
     return True
 
