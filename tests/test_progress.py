@@ -12,6 +12,7 @@ import hashlib
 import http.server
 import io
 import os
+import re
 import select
 import socket
 import subprocess
@@ -229,6 +230,10 @@ def test_run_shows_each_job_and_ends_with_the_verdicts_on_a_terminal_and_piped(t
             assert stdout[-2].startswith("publish: 3 results accepted")
             assert "publish: verify: 3 of 3 results in " in out and "publish: render: " in out
             assert "publish: write: " in out
+            # the write line counts the package pages written during the render too: the summary's figures
+            written = re.search(r"publish: write: (\d+) of (\d+) files in ", out)
+            site = re.search(r"site: (\d+) written, (\d+) deleted", stdout[-2])
+            assert written[1] == written[2] and int(written[1]) == int(site[1]) + int(site[2]) > 0, (out, stdout[-2])
         else:
             rc, out = in_pty(argv, base_env(here, TERM="xterm-256color", COLUMNS="160"), cwd=here)
             assert rc == 0, out[-3000:]

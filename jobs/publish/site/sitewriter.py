@@ -398,6 +398,9 @@ def _write_site(store: Store, site: Site, prefix: str, pool: Writer, *, force: b
     dirty = bool(tracked or vanished or listed_before or new != old.files or old.salt != site.salt
                  or old.builds_upto != builds_upto)
     progress.grow("write", len(changed) + len(vanished))
+    if site.stream is not None and site.stream.written:  # written during the render: counted here, as done
+        progress.grow("write", site.stream.written)
+        progress.advance("write", site.stream.written)
     keys = {f.key for f in tracked} | set(vanished)
     if keys - listed_before:  # the list only grows until the manifest is written
         pending = {"keys": sorted(keys | listed_before), "builds_upto": old.builds_upto}
