@@ -12,7 +12,6 @@ Shared plumbing (output forms, errors) is in `terminal`; `verify` lives in `cli_
 # No `from __future__ import annotations`: typer would evaluate the string annotations of every command
 # on every start (9 ms of the 13 it took to build the CLI).
 
-from enum import StrEnum
 from typing import Annotated, Any, Optional
 
 import typer
@@ -327,21 +326,25 @@ def workers_ls(ctx: typer.Context, as_json: Json = False) -> None:
 app.command("verify")(verify)
 
 
-class Shell(StrEnum):
-    bash = "bash"
-    zsh = "zsh"
-    fish = "fish"
+SHELLS = ("bash", "zsh", "fish")
+
+
+def _shell(value: str) -> str:
+    if value not in SHELLS:  # said as click says it (an Enum's choice error is pydantic's "Value error, …")
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(map(repr, SHELLS))}.")
+    return value
 
 
 @app.command()
-def completions(shell: Annotated[Shell, typer.Argument(help="bash, zsh or fish.")]) -> None:
+def completions(shell: Annotated[str, typer.Argument(
+        help="bash, zsh or fish.", metavar="bash|zsh|fish", callback=_shell)]) -> None:
     """Print a shell completion script.
 
     Example: rebuildctl completions bash > /usr/share/bash-completion/completions/rebuildctl
     """
     from jobs.ctl.completions import completion_script
 
-    typer.echo(completion_script(typer.main.get_command(app), shell.value))
+    typer.echo(completion_script(typer.main.get_command(app), shell))
 
 
 # --- admin verbs ---------------------------------------------------------------------------

@@ -130,6 +130,8 @@ def test_zsh_and_fish_scripts(tmp_path, shell, marker, check):
 def test_unknown_shell_is_a_usage_error():
     res = ctl("completions", "tcsh")
     assert res.exit_code == 2
+    assert "Invalid value for 'bash|zsh|fish': 'tcsh' is not one of 'bash', 'zsh', 'fish'." in res.stderr
+    assert "Value error" not in res.stderr  # pydantic's prefix, which typer's Enum choices carried
 
 
 def test_clean_lines_is_each_line_cleaned():
