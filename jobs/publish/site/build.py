@@ -39,7 +39,7 @@ from jobs.core.layout import ATTESTATIONS, BUILDS
 from jobs.core.model import Status
 from jobs.core.resources import site_static, site_templates
 from jobs.core.store import Reads
-from jobs.publish.site import allfeeds, feeds, maintainers, plan, queries, search, svg
+from jobs.publish.site import allfeeds, feeds, maintainers, package_html, plan, queries, search, svg
 from jobs.publish.site.classify import FailureClass
 from jobs.publish.site.inputs import Inputs, load_inputs
 from jobs.publish.site.package_html import minute
@@ -226,8 +226,8 @@ def _package_pages(b: _Builder) -> None:
     for page in plan.stream_pages(b.con, sorted(wanted)):
         digest = wanted[(page.distro, page.name)]
         files = (json_file(page.feed_url, feeds.package_feed(page, b.now), Tier.LEAF, input=digest),
-                 SiteFile.content(page.page_url, b.renderer.render("package.html", page.page_url, page=page,
-                                                                   strip=_strip(page), json_url=page.feed_url),
+                 SiteFile.content(page.page_url, package_html.page(page, page.page_url, page.feed_url, _strip(page),
+                                                                   b.renderer.rebuilder),
                                   HTML, Tier.LEAF, input=digest))
         if stream is None:
             for f in files:
