@@ -67,6 +67,7 @@ from jobs.publish.state.verify import RejectedResult
 
 STATIC = {"style.css": CSS, "filter.js": JS, "list.js": JS, "status.js": JS, "diffoscope.css": CSS, "search.js": JS}
 STATUS_LISTS = (Status.GOOD, Status.BAD, Status.FAIL, Status.UNKWN)
+_VALUE = {s: s.value for s in Status}  # an enum's .value is a property call
 MAX_REJECTED = 200  # the rejected-results list shows the most recent ones; the feed counts them all
 
 
@@ -243,7 +244,7 @@ def _package_pages(b: _Builder) -> None:
 
 def _strip(page: Any) -> Any:
     """A package's verdict history: one mark per build (its own verdict), over time."""
-    marks = [svg.Mark(b.built_at, b.status, f"{short_id(b)} {b.status.value} {b.source_name} {b.source_version} "
+    marks = [svg.Mark(b.built_at, b.status, f"{short_id(b)} {_VALUE[b.status]} {b.source_name} {b.source_version} "
                                             f"{b.architecture} {minute(b.built_at)} UTC")
              for b in page.builds]
     return svg.history_strip(f"{page.name} ({page.distro})", marks)
