@@ -171,6 +171,11 @@ def _suite_crumb(path: str, label: str, directory: str) -> str:
     return f' › <a href="{_t(urls.relative(urls.suite_page(path), directory + "_"))}">{_t(label)}</a>'
 
 
+@functools.lru_cache(maxsize=1 << 14)  # a maintainer has many packages
+def _maintainer_link(name: str, directory: str) -> str:
+    return f'<a href="{_t(urls.relative(urls.maintainer_page(name), directory + "_"))}">{_t(name)}</a>'
+
+
 def _unique(values: Iterable[str]) -> list[str]:
     """Jinja2's `unique` filter on strings: the first of each, compared without case."""
     seen: set[str] = set()
@@ -207,8 +212,7 @@ def page(page: PackagePage, page_key: str, json_url: str, strip: str, rebuilder:
         out.append(f'<p class="pkgdesc">{_t(" · ".join(descriptions[:3]))}</p>')
     maintainers = sorted(_unique(m for p in packages for m in p.maintainers), key=str.lower)
     if maintainers:
-        links = ", ".join(f'<a href="{_t(urls.relative(urls.maintainer_page(m), directory + "_"))}">{_t(m)}</a>'
-                          for m in maintainers)
+        links = ", ".join([_maintainer_link(m, directory) for m in maintainers])
     else:
         links = "nobody the index names"
     out.append(f"\n<p>Maintained by {links}.</p>\n\n<h2>Current packages</h2>\n")
