@@ -4,6 +4,7 @@ times far from the epoch included."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -12,6 +13,8 @@ import pytest
 
 from jobs.core.model import Status
 from jobs.publish.site import plan
+from jobs.publish.site.rows import BuildLinks, BuildRow, PackageRow
+from tests.publish.test_package_html import _rows
 
 TIMES = [datetime(2026, 12, 6, 12, 4, 5, 123456, tzinfo=UTC), None, datetime(1, 1, 1, tzinfo=UTC),
          datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
@@ -65,3 +68,15 @@ def test_columns_of_a_sliced_list_of_structs() -> None:
             [(d["at"], tuple((x["name"], Status(x["status"])) for x in d["artifacts"])) for d in row or []]
             for row in expected]
         assert timedelta(0) == rows[0][0].utcoffset()
+
+
+@pytest.mark.parametrize("cls", [BuildRow, BuildLinks, PackageRow])
+def test_rows_made_without_init_are_the_classes_own(cls: type) -> None:
+    packages, builds = _rows()
+    for row in {BuildRow: builds, PackageRow: packages, BuildLinks: [b.links for b in builds]}[cls]:
+        values = [getattr(row, f.name) for f in dataclasses.fields(cls)]
+        made = plan._maker(cls)(*values)
+        assert type(made) is cls and made == row == cls(*values) and hash(made) == hash(row)
+        assert repr(made) == repr(row)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(made, dataclasses.fields(cls)[0].name, None)  # still frozen
