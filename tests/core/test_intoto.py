@@ -33,6 +33,7 @@ from jobs.core.signing import (
     product_digests,
     rebuild_link_name,
     sign_link,
+    verify_and_countersign,
     verify_link,
 )
 
@@ -328,3 +329,41 @@ def test_link_json_round_trip(build: dict[str, Path]) -> None:
     for bad in (b"", b"{", b"\xff", b"[]", b'{"signatures":[],"signed":{}}'):
         with pytest.raises(SignatureError):
             link_from_json(bad)
+
+
+# --- verify_and_countersign: verify_link then add_signature, in one pass ------------------------
+
+def _both_ways(metablock: object, trusted: object, key=REBUILDER) -> tuple[object, object]:
+    """(verify_link then add_signature, verify_and_countersign): each a result or the error raised."""
+    def outcome(f):
+        try:
+            return f()
+        except (SignatureError, ValueError) as exc:
+            return (type(exc), str(exc), getattr(exc, "reason", None))
+
+    def old():
+        verify_link(metablock, trusted)
+        return add_signature(metablock, key)
+    return outcome(old), outcome(lambda: verify_and_countersign(metablock, trusted, key))
+
+
+def test_verify_and_countersign_is_verify_then_add_signature(build: dict[str, Path]) -> None:
+    worker, rebuilder = WORKER.public_key(), REBUILDER.public_key()
+    signed = sign_link(rebuild_link(build), WORKER)
+    once = add_signature(signed, REBUILDER)
+    broken = copy.deepcopy(once)
+    broken["signatures"][1]["sig"] = "00" * 64
+    tampered = copy.deepcopy(signed)
+    tampered["signed"]["name"] = "rebuild evil.deb"
+    cases = [signed, once, broken, tampered, {**signed, "signatures": []}, link_from_json(ARCH_LINK.read_bytes()),
+             None, {}, {"signed": {}}]
+    cases += [_mangled(signed, ("signed", "extra"), 1), _mangled(signed, ("signed", "byproducts"), {"f": 1.5}),
+              _mangled(signed, ("signatures", 0, "sig"), "nothex"), _mangled(signed, ("signed", "name"), "\ud800")]
+    arch = load_public_key_pem(ARCH_PUB.read_text())
+    for metablock in cases:
+        before = copy.deepcopy(metablock)
+        for trusted in ({"w": worker}, [worker], {"r": rebuilder}, {"arch": arch}, []):
+            old, new = _both_ways(metablock, trusted)
+            assert new == old, (metablock, trusted)
+        assert metablock == before  # the input untouched
+    assert verify_and_countersign(signed, [worker], REBUILDER) == once

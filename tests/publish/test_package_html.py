@@ -3,16 +3,17 @@ Jinja2 loops and macros of the template wrote, hostile strings included."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from datetime import UTC, datetime
 
 import pytest
 
 from jobs.core.model import Status
-from jobs.publish.site import package_html
+from jobs.publish.site import package_html, svg
 from jobs.publish.site.classify import FailureClass
 from jobs.publish.site.pages import environment
-from jobs.publish.site.rows import BuildLinks, BuildRow, PackageRow, SuiteKey
+from jobs.publish.site.rows import BuildLinks, BuildRow, PackagePage, PackageRow, SuiteKey
 
 # The loops as package.html had them, over the macros of partials/macros.html.
 _OLD = """{% from "partials/macros.html" import status, failure, files with context %}
@@ -107,3 +108,43 @@ def test_build_file_links_match_urls_relative(page_key: str) -> None:
                                    datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), datetime(2026, 5, 6, 7, 8)])
 def test_minute_is_strftimes_text(value: datetime) -> None:
     assert package_html.minute(value) == value.strftime("%Y-%m-%d %H:%M")
+
+
+def _page(distro: str, name: str, n_packages: int, n_builds: int, text: str) -> PackagePage:
+    packages, builds = _rows()
+    chosen = []
+    for i, p in enumerate(packages[:n_packages]):
+        # descriptions and maintainers that differ in case only, repeat, are empty or hostile
+        description = [None, "", text, text.upper(), "Same", "same", f"d{i % 4}"][i % 7]
+        maintainers = tuple([text, text.upper(), "Zed <z@x>", "alice <a@x>", "Alice <a@x>", ""][i % 6:i % 6 + 2])
+        chosen.append(dataclasses.replace(p, name=name if i % 3 == 0 else p.name, description=description,
+                                          maintainers=maintainers))
+    return PackagePage(distro, name, tuple(chosen), tuple(builds[:n_builds]))
+
+
+_PAGES = [(distro, name, n_packages, n_builds, text)
+          for (distro, name, text), (n_packages, n_builds) in itertools.product(
+              [("archlinux", "foo", "plain"), ("debian", "<b>&x", "a&b \"q\" 'r'"), ("de/bi an", "bidi\u202eevil",
+                                                                                      "ctl\x00\x1b\x7f\x85"),
+               ("d%2F", "lone \ud800 surrogate", "lone \ud800"), ("ünï", "☃", "ünïcödé ☃")],
+              [(0, 0), (1, 0), (0, 3), (7, 9), (len(HOSTILE) * 4, 40)])]
+
+
+@pytest.mark.parametrize("distro, name, n_packages, n_builds, text", _PAGES)
+@pytest.mark.parametrize("rebuilder", ["rebuilder", "r&<b> \u202e"])
+def test_page_matches_the_template(distro: str, name: str, n_packages: int, n_builds: int, text: str,
+                                   rebuilder: str) -> None:
+    """The whole page written in Python is byte for byte the template's (site/templates/package.html)."""
+    from jobs.core import urls
+    from jobs.publish.site.pages import Renderer
+
+    page = _page(distro, name, n_packages, n_builds, text)
+    strip = svg.history_strip(f"{page.name} ({page.distro})", [svg.Mark(b.built_at, b.status, b.build_id)
+                                                                  for b in page.builds])
+    old = Renderer(rebuilder).render("package.html", page.page_url, page=page, strip=strip, json_url=page.feed_url)
+    new = package_html.page(page, page.page_url, page.feed_url, strip, rebuilder)
+    assert new == old
+    if name == "foo":  # and from a page key of another depth than a package's
+        key = "a/b/c/foo.html"
+        assert package_html.page(page, key, urls.package_feed("x", "y"), strip, rebuilder) == Renderer(
+            rebuilder).render("package.html", key, page=page, strip=strip, json_url=urls.package_feed("x", "y"))

@@ -44,6 +44,7 @@ _WHERE = {
     "sign_document": "envelope",
     "sign_link": "intoto",
     "verify_document": "envelope",
+    "verify_and_countersign": "intoto",
     "verify_link": "intoto",
 }
 
@@ -55,7 +56,7 @@ __all__ = [
     "private_key_pem", "public_key_b64", "public_key_from_b64", "public_key_pem", "public_keys_feed",
     "sign_document", "verify_document", "hmac_tag", "hmac_verify",
     "rebuild_link_name", "hash_artifact", "make_link", "sign_link", "add_signature", "verify_link",
-    "product_digests", "link_to_json", "link_from_json",
+    "verify_and_countersign", "product_digests", "link_to_json", "link_from_json",
 ]
 
 

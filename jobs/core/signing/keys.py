@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import os
 import re
@@ -253,20 +254,24 @@ def public_key_from_b64(text: str) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(raw)
 
 
-def _keyid(pub: Ed25519PublicKey, extra: Mapping[str, Any]) -> str:
-    doc = {"keytype": "ed25519", "scheme": "ed25519", "keyval": {"public": _raw_public(pub).hex()},
-           **extra}
+def _keyid(raw: bytes, extra: Mapping[str, Any]) -> str:
+    doc = {"keytype": "ed25519", "scheme": "ed25519", "keyval": {"public": raw.hex()}, **extra}
     return hashlib.sha256(canonical_bytes(doc)).hexdigest()
+
+
+@functools.lru_cache(maxsize=1024)  # the same few keys, asked for by every attestation verified or countersigned
+def _keyids(raw: bytes) -> tuple[str, str]:
+    return _keyid(raw, {}), _keyid(raw, {"keyid_hash_algorithms": _LEGACY_KEYID_HASH_ALGORITHMS})
 
 
 def key_id(pub: Ed25519PublicKey) -> str:
     """securesystemslib's default keyid; names workers and signs our JSON documents."""
-    return _keyid(pub, {})
+    return _keyids(_raw_public(pub))[0]
 
 
 def link_key_id(pub: Ed25519PublicKey) -> str:
     """The keyid in-toto-rs computes (rebuilderd attestations, repro-threshold look-ups)."""
-    return _keyid(pub, {"keyid_hash_algorithms": _LEGACY_KEYID_HASH_ALGORITHMS})
+    return _keyids(_raw_public(pub))[1]
 
 
 def public_keys_feed(pubs: Iterable[Ed25519PublicKey]) -> dict[str, list[str]]:

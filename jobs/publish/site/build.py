@@ -39,7 +39,7 @@ from jobs.core.layout import ATTESTATIONS, BUILDS
 from jobs.core.model import Status
 from jobs.core.resources import site_static, site_templates
 from jobs.core.store import Reads
-from jobs.publish.site import allfeeds, feeds, maintainers, plan, queries, search, svg
+from jobs.publish.site import allfeeds, feeds, maintainers, package_html, plan, queries, search, svg
 from jobs.publish.site.classify import FailureClass
 from jobs.publish.site.inputs import Inputs, load_inputs
 from jobs.publish.site.package_html import minute
@@ -67,6 +67,7 @@ from jobs.publish.state.verify import RejectedResult
 
 STATIC = {"style.css": CSS, "filter.js": JS, "list.js": JS, "status.js": JS, "diffoscope.css": CSS, "search.js": JS}
 STATUS_LISTS = (Status.GOOD, Status.BAD, Status.FAIL, Status.UNKWN)
+_VALUE = {s: s.value for s in Status}  # an enum's .value is a property call
 MAX_REJECTED = 200  # the rejected-results list shows the most recent ones; the feed counts them all
 
 
@@ -200,7 +201,7 @@ def _signed(f: BuildFiles, key: str) -> str | None:
 
 def _package_pages(b: _Builder) -> None:
     table = plan.page_inputs(b.con)
-    wanted: dict[tuple[str, str], str] = {}
+    wanted: dict[tuple[str, str], tuple[str, str, str]] = {}  # (distro, name) -> (digest, page key, feed key)
     # Most pages are unchanged in an incremental publish: one pass over them, with keep_if_unchanged's
     # test inlined and their entries kept at once (a package key is no other file's).
     files = b.previous.files if b.previous.salt == b.site.salt else {}
@@ -212,7 +213,7 @@ def _package_pages(b: _Builder) -> None:
                 and old_page.digest and old_feed.digest:
             kept[page], kept[feed] = old_page, old_feed
         else:
-            wanted[(distro, name)] = digest
+            wanted[(distro, name)] = (digest, page, feed)
     del table
     clash = kept.keys() & (b.site.files.keys() | b.site.kept.keys())
     if clash:
@@ -221,13 +222,13 @@ def _package_pages(b: _Builder) -> None:
     progress.advance("render", len(kept))
     stream = b.site.stream  # None: the pages are held until write_site
     if stream is not None:  # the leaves so far (build files the pages link) go first
-        stream.flush(b.site, then=[k for d, n in wanted for k in (urls.package_page(d, n), urls.package_feed(d, n))])
+        stream.flush(b.site, then=[k for _, page_key, feed_key in wanted.values() for k in (page_key, feed_key)])
     batch: list[SiteFile] = []
     for page in plan.stream_pages(b.con, sorted(wanted)):
-        digest = wanted[(page.distro, page.name)]
-        files = (json_file(page.feed_url, feeds.package_feed(page, b.now), Tier.LEAF, input=digest),
-                 SiteFile.content(page.page_url, b.renderer.render("package.html", page.page_url, page=page,
-                                                                   strip=_strip(page), json_url=page.feed_url),
+        digest, page_key, feed_key = wanted[(page.distro, page.name)]
+        files = (json_file(feed_key, feeds.package_feed(page, b.now), Tier.LEAF, input=digest),
+                 SiteFile.content(page_key, package_html.page(page, page_key, feed_key, _strip(page),
+                                                              b.renderer.rebuilder),
                                   HTML, Tier.LEAF, input=digest))
         if stream is None:
             for f in files:
@@ -243,7 +244,7 @@ def _package_pages(b: _Builder) -> None:
 
 def _strip(page: Any) -> Any:
     """A package's verdict history: one mark per build (its own verdict), over time."""
-    marks = [svg.Mark(b.built_at, b.status, f"{short_id(b)} {b.status.value} {b.source_name} {b.source_version} "
+    marks = [svg.Mark(b.built_at, b.status, f"{short_id(b)} {_VALUE[b.status]} {b.source_name} {b.source_version} "
                                             f"{b.architecture} {minute(b.built_at)} UTC")
              for b in page.builds]
     return svg.history_strip(f"{page.name} ({page.distro})", marks)

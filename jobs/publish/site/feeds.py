@@ -13,6 +13,7 @@ The contract with the readers (schema version, modes, columns, record shapes) is
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -24,13 +25,13 @@ from jobs.core.feeds import (
     STATIC_MODE,
     CurrentJob,
     DashboardBuild,
-    PackageRecord,
     QueuedJob,
     Worker,
     naive,
 )
 from jobs.core.model import Status, format_timestamp
 from jobs.core.record import replace
+from jobs.publish.site.classify import FailureClass
 from jobs.publish.site.rows import (
     ActiveBuild,
     BuildLinks,
@@ -46,7 +47,12 @@ STATUSES = (Status.GOOD, Status.BAD, Status.FAIL, Status.UNKWN)
 
 
 def _ts(value: datetime | None) -> str | None:
-    return format_timestamp(value) if value is not None else None
+    """`format_timestamp`, in half the time for a time already in UTC (every row's: 300,000 per 10,000 pages)."""
+    if value is None:
+        return None
+    text = value.isoformat(timespec="microseconds")
+    # An offset of zero: the time as written is UTC's (format_timestamp's text but its "+00:00").
+    return text[:-6] + "Z" if text.endswith("+00:00") else format_timestamp(value)
 
 
 def _url(key: str | None) -> str | None:
@@ -121,29 +127,52 @@ def suite_json(suite: SuiteKey) -> dict[str, Any]:
             "architecture": suite.architecture}
 
 
+_NO_FILES = {"log": None, "diffoscope": None, "diffoscope_html": None, "attestation": None}
+_VALUE: dict[Any, str] = {**{s: s.value for s in Status}, **{c: c.value for c in FailureClass}}
+
+
 def links_json(links: BuildLinks) -> dict[str, Any]:
-    return {"log": _url(links.log_url), "diffoscope": _url(links.diffoscope_url),
-            "diffoscope_html": _url(links.diffoscope_html_url), "attestation": _url(links.attestation_url)}
+    """A build's files as site-relative URLs (`urls.href` of `urls.build_file`: a build file's key has
+    nothing to quote, so it is its own URL)."""
+    v0 = links.v0_id
+    if v0 is None:
+        return dict(_NO_FILES)
+    base = f"api/v0/builds/{int(v0)}/"
+    return {"log": base + "log" if links.has_log else None,
+            "diffoscope": base + "diffoscope" if links.has_diffoscope else None,
+            "diffoscope_html": base + "diffoscope.html" if links.has_diffoscope_html else None,
+            "attestation": base + "attestation" if links.has_attestation else None}
+
+
+@functools.lru_cache(maxsize=4096)
+def _page_href(distro: str, name: str) -> str:
+    return urls.href(urls.package_page(distro, name))
 
 
 def package_json(row: PackageRow) -> dict[str, Any]:
-    """One current package in v1 form (`jobs.core.feeds.PackageRecord`)."""
-    suite = row.suite
-    return PackageRecord(suite.distro, suite.release, suite.component, suite.architecture, row.name, row.version,
-                         row.artifact_architecture, row.artifact_url, row.artifact_sha256, row.source_name,
-                         row.source_version, row.status.value, row.build_id, row.links.v0_id, row.built_at,
-                         row.links.has_diffoscope, row.links.has_attestation, row.reason,
-                         row.failure_class.value if row.failure_class else None, row.worker_name,
-                         tuple(row.maintainers), row.description, _url(row.page_url), links_json(row.links)).json()
+    """One current package in v1 form: `jobs.core.feeds.PackageRecord.json()` of it, written out (a record per
+    row cost more than its dict)."""
+    suite, links, fc = row.suite, row.links, row.failure_class
+    return {"distro": suite.distro, "release": suite.release, "component": suite.component,
+            "architecture": suite.architecture, "name": row.name, "version": row.version,
+            "artifact_architecture": row.artifact_architecture, "artifact_url": row.artifact_url,
+            "artifact_sha256": row.artifact_sha256, "source_name": row.source_name,
+            "source_version": row.source_version, "status": _VALUE[row.status], "build_id": row.build_id,
+            "v0_build_id": links.v0_id, "built_at": _ts(row.built_at), "has_diffoscope": links.has_diffoscope,
+            "has_attestation": links.has_attestation, "reason": row.reason,
+            "failure_class": _VALUE[fc] if fc else None, "worker_name": row.worker_name,
+            "maintainers": list(row.maintainers), "description": row.description,
+            "page": _page_href(suite.distro, row.name), "files": links_json(links)}
 
 
 def build_json(build: BuildRow) -> dict[str, Any]:
     """One build attempt in v1 form."""
+    fc = build.failure_class
     return {"build_id": build.build_id, "v0_build_id": build.links.v0_id, "job_id": build.job_id,
             "attempt": build.attempt, "distro": build.distro, "architecture": build.architecture,
-            "source_name": build.source_name, "source_version": build.source_version, "status": build.status.value,
-            "reason": build.reason, "failure_class": build.failure_class.value if build.failure_class else None,
-            "artifacts": [{"name": n, "status": s.value} for n, s in build.artifacts],
+            "source_name": build.source_name, "source_version": build.source_version, "status": _VALUE[build.status],
+            "reason": build.reason, "failure_class": _VALUE[fc] if fc else None,
+            "artifacts": [{"name": n, "status": _VALUE[s]} for n, s in build.artifacts],
             "worker_name": build.worker_name, "worker_key_id": build.worker_key_id,
             "started_at": _ts(build.started_at), "built_at": _ts(build.built_at), "files": links_json(build.links)}
 

@@ -21,8 +21,9 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -227,33 +228,85 @@ _STATUS = {s.value: s for s in Status}
 _CLASS = {c.value: c for c in FailureClass}
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _pylist(column: pa.Array) -> list:
+    """A column's values as Python objects, the costly types the cheap way.
+
+    A timestamp with a zone: from its microseconds since the epoch, in UTC (`timezone.utc`; Arrow's own
+    conversion, through the zone's `fromutc`, took six times as long: two per build). A list of
+    (name, status) structs (a build's artifacts): tuples of (name, `Status`), as `BuildRow` keeps them,
+    without a dict per artifact.
+    """
+    kind = column.type
+    if pa.types.is_timestamp(kind) and kind.tz is not None and kind.unit == "us" \
+            and kind.tz in ("UTC", "+00:00", "Etc/UTC"):
+        epoch, micros = _EPOCH, timedelta
+        return [None if us is None else epoch + micros(microseconds=us)
+                for us in column.cast(pa.int64()).to_pylist()]
+    if (pa.types.is_list(kind) and pa.types.is_struct(kind.value_type) and not column.null_count
+            and [f.name for f in kind.value_type] == ["name", "status"]):
+        offsets = column.offsets.to_pylist()
+        base = offsets[0]
+        values = column.values.slice(base, offsets[-1] - base)
+        status = _STATUS
+        pairs = [(name, status[value]) for name, value in zip(values.field("name").to_pylist(),
+                                                               values.field("status").to_pylist())]
+        return [tuple(pairs[a - base:b - base]) for a, b in zip(offsets, offsets[1:])]
+    return column.to_pylist()
+
+
 def _columns(lists: pa.Array, fields: list[str]) -> tuple[list[tuple[int, int]], list[tuple]]:
     """A list<struct> column as each row's (start, end) in the values (a null list: an empty range), and
-    the values as tuples in `fields` order."""
+    the values as tuples in `fields` order (`_pylist` of each)."""
     offsets = lists.offsets.to_pylist()  # into `lists.values`, which ignores the array's own offset
     base = offsets[0]
     values = lists.values.slice(base, offsets[-1] - base)
     nulls = lists.is_null().to_pylist() if lists.null_count else [False] * len(lists)
     ranges = [(0, 0) if null else (a - base, b - base) for a, b, null in zip(offsets, offsets[1:], nulls)]
-    return ranges, list(zip(*(values.field(f).to_pylist() for f in fields)))
+    return ranges, list(zip(*(_pylist(values.field(f)) for f in fields)))
 
 
 def _packages(values: list[tuple]) -> list[PackageRow]:
-    return [PackageRow(SuiteKey(distro, release, component, architecture), name, version, art_arch, art_url, src,
-                       src_version, job_id, _STATUS[status], build_id, built_at, reason,
-                       _CLASS[fc] if fc else None, worker, BuildLinks(v0, bool(log), bool(diff), bool(html),
-                                                                      bool(att)),
-                       sha, tuple(maintainers or ()), description)
+    return [_PackageRow(SuiteKey(distro, release, component, architecture), name, version, art_arch, art_url, src,
+                        src_version, job_id, _STATUS[status], build_id, built_at, reason,
+                        _CLASS[fc] if fc else None, worker, _BuildLinks(v0, bool(log), bool(diff), bool(html),
+                                                                        bool(att)),
+                        sha, tuple(maintainers or ()), description)
             for (distro, release, component, architecture, name, version, art_arch, art_url, src, src_version,
                  job_id, status, build_id, built_at, reason, fc, worker, v0, log, diff, html, att, sha, maintainers,
                  description) in values]
 
 
+def _maker(cls: type) -> Any:
+    """A function making a frozen, slotted dataclass's instance from all its fields by position: what calling
+    the class does, without the frozen `__init__`'s `object.__setattr__` per field (a BuildRow took 5 µs,
+    and a full publish makes one per build of every page)."""
+    names = [f.name for f in fields(cls)]
+    assert cls.__dataclass_params__.frozen and hasattr(cls, "__slots__") and not hasattr(cls, "__post_init__")
+    env: dict[str, Any] = {"_new": object.__new__, "_cls": cls,
+                           **{f"_set_{n}": getattr(cls, n).__set__ for n in names}}
+    body = "".join(f"    _set_{n}(row, {n})\n" for n in names)
+    exec(f"def make({', '.join(names)}):\n    row = _new(_cls)\n{body}    return row\n", env)  # noqa: S102
+    return env["make"]
+
+
+_BuildRow, _BuildLinks, _PackageRow = _maker(BuildRow), _maker(BuildLinks), _maker(PackageRow)
+
+
+def _artifacts(value: Any) -> tuple[tuple[str, Status], ...]:
+    """A build's artifacts as `_pylist` made them (tuples), or as dicts (a column it did not convert)."""
+    if isinstance(value, tuple):
+        return value
+    return tuple((a["name"], _STATUS[a["status"]]) for a in value)
+
+
 def _builds(values: list[tuple]) -> list[BuildRow]:
-    return [BuildRow(build_id, job_id, attempt, distro, architecture, src, src_version, _STATUS[status], reason,
-                     _CLASS[fc] if fc else None, tuple((a["name"], _STATUS[a["status"]]) for a in artifacts),
-                     worker, worker_key, started_at, built_at, BuildLinks(v0, bool(log), bool(diff), bool(html),
-                                                                          bool(att)))
+    return [_BuildRow(build_id, job_id, attempt, distro, architecture, src, src_version, _STATUS[status], reason,
+                      _CLASS[fc] if fc else None, _artifacts(artifacts),
+                      worker, worker_key, started_at, built_at, _BuildLinks(v0, bool(log), bool(diff), bool(html),
+                                                                            bool(att)))
             for (build_id, job_id, attempt, distro, architecture, src, src_version, status, reason, fc, artifacts,
                  worker, worker_key, started_at, built_at, v0, log, diff, html, att) in values]
 

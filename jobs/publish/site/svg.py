@@ -17,6 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import NamedTuple
 
 import markupsafe
 
@@ -226,19 +227,22 @@ def share_chart(label: str, days: Sequence[Day], *, width: int = WIDTH, height: 
     return _svg(width, height, title, body)
 
 
-@dataclass(frozen=True)
-class Mark:
-    """One build on a package's strip."""
+class Mark(NamedTuple):
+    """One build on a package's strip (a tuple: one per build of every package page)."""
 
     at: datetime
     status: Status
     label: str  # its tooltip, e.g. "#2 GOOD 1.0-1 2026-12-06 12:04 UTC"
 
 
+def _at(mark: Mark) -> datetime:
+    return mark[0]
+
+
 def history_strip(label: str, marks: Sequence[Mark], *, width: int = WIDTH, height: int = STRIP_HEIGHT
                   ) -> markupsafe.Markup:
     """A package's builds over time: one mark per build, coloured by verdict; empty `marks`: a note."""
-    marks = sorted(marks, key=lambda m: m.at)
+    marks = sorted(marks, key=_at)
     if not marks:
         return _svg(width, 40, f"{label}: never built", [
             f'<text x="8" y="24" font-size="12" fill="#57606a">{_esc(label)}: never built</text>'])
@@ -246,18 +250,23 @@ def history_strip(label: str, marks: Sequence[Mark], *, width: int = WIDTH, heig
     pad = max((last - first) / 20, timedelta(minutes=30))
     f = _Frame(first - pad, last + pad, width, height)
     body = [f.heading(f"{label}: verdict of each build over time (UTC)"), *f.x_axis()]
-    lanes = {s: i for i, s in enumerate(LAYERS)}
     lane_h = (f.y1 - f.y0) / len(LAYERS)
-    for s, i in lanes.items():
+    # Each lane's mark but its x and tooltip, written once (a mark per build of the page).
+    around: dict[Status, tuple[str, str]] = {}
+    for i, s in enumerate(LAYERS):
         y = f.y0 + lane_h * (i + 0.5)
         body.append(f'<text class="tick-label" x="{f.x0 - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="10" '
                     f'fill="#24292f">{s.value}</text>')
-    for m in marks:
-        x, y = f.x(m.at), f.y0 + lane_h * (lanes[m.status] + 0.5)
-        body.append(f'<rect class="mark status-{m.status.value.lower()}" x="{x - 3:.1f}" y="{y - 8:.1f}" width="6" '
-                    f'height="16" fill="{COLOURS[m.status]}"><title>{_esc(m.label)}</title></rect>')
+        around[s] = (f'<rect class="mark status-{s.value.lower()}" x="',
+                     f'" y="{y - 8:.1f}" width="6" height="16" fill="{COLOURS[s]}"><title>')
+    counts = dict.fromkeys(LAYERS, 0)
+    x0, scale, start, span = f.x0, f.x1 - f.x0, f.start, f.span
+    for at, status, text in marks:
+        x = x0 + scale * (at - start).total_seconds() / span  # _Frame.x, inlined
+        before, after = around[status]
+        body.append(f"{before}{x - 3:.1f}{after}{_esc(text)}</title></rect>")
+        counts[status] += 1
     body.append(f'<line class="axis" x1="{f.x0}" y1="{f.y0}" x2="{f.x0}" y2="{f.y1}" stroke="#57606a"/>')
-    counts = {s: sum(1 for m in marks if m.status is s) for s in LAYERS}
     body += f.legend([(s, f"{s.value} {counts[s]}") for s in LAYERS])
     title = (f"{label}: {len(marks)} builds from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC, "
              + ", ".join(f"{counts[s]} {s.value}" for s in LAYERS))

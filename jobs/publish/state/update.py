@@ -67,11 +67,11 @@ from jobs.core.pointer import Pointer, unique_name
 from jobs.core.queue import QueueState, read_queue, update_queue
 from jobs.core.signing import (
     SignatureError,
-    add_signature,
     ensure_key,
     key_id,
     load_configured_key,
     public_key_pem,
+    verify_and_countersign,
     verify_link,
 )
 from jobs.core.store import NotFound, ObjectInfo, PreconditionFailed, Reads, Store, put_new
@@ -459,8 +459,12 @@ def countersign(store: Reads, key: Ed25519PrivateKey | None, rows: Iterable[Resu
                 link = json.loads(data)
             if row.worker_key_id not in workers:
                 raise SignatureError("the worker is not trusted", reason=SignatureError.UNKNOWN_KEY)
-            verify_link(link, {row.worker_key_id: workers[row.worker_key_id]})
-            signed[row.build_id] = add_signature(link, key) if key is not None else link
+            trusted = {row.worker_key_id: workers[row.worker_key_id]}
+            if key is None:
+                verify_link(link, trusted)
+                signed[row.build_id] = link
+            else:  # verified, then countersigned (the link checked and encoded once for both)
+                signed[row.build_id] = verify_and_countersign(link, trusted, key)
         except NotFound:
             problems[row.build_id] = f"{where} does not exist"
         except SignatureError as exc:
