@@ -94,14 +94,14 @@ def _suite(**over) -> dict:
     return {**suite, **over}
 
 
-def _whole(name: str = "hello", **over) -> bytes:
+def _whole(name: str = "hello", suite: dict | None = None, **over) -> bytes:
     row = {"name": name, "version": "1.0-1", "artifact_architecture": "x86_64",
            "artifact_url": "https://mirror.example/hello-1.0-1-x86_64.pkg.tar.zst", "source_name": "hello",
            "source_version": "1.0-1", "build_id": "b-1", "v0_build_id": 1, "built_at": None, "reason": None,
            "failure_class": None, "worker_name": "w1", "has_log": True, "has_diffoscope": False,
            "has_diffoscope_html": False, "has_attestation": False, **over}
     return json.dumps({"kind": "suite-status-all", "suite": {"distro": "archlinux", "release": None,
-                       "component": "core", "architecture": "x86_64"}, "status": "GOOD", "count": 1,
+                       "component": "core", "architecture": "x86_64", **(suite or {})}, "status": "GOOD", "count": 1,
                        "columns": list(ALL_COLUMNS), "rows": [[row[c] for c in ALL_COLUMNS]]}).encode()
 
 
@@ -142,7 +142,8 @@ def test_no_escape_from_a_site_reaches_the_terminal(drawn):
         "architecture": "x86_64", "started_at": None}}
     answers = {WORKERS: Answer(body=workers_feed(worker)),
                INDEX: Answer(body=json.dumps({"suites": [_suite(distro=f"arch{ESCAPES}")]}).encode()),
-               "/api/v1/GOOD.all.json": Answer(body=_whole(f"hello{ESCAPES}", version=f"1{ESCAPES}",
+               "/api/v1/GOOD.all.json": Answer(body=_whole(f"hello{ESCAPES}", {"distro": f"arch{ESCAPES}"},
+                                                           version=f"1{ESCAPES}",
                                                            artifact_url=f"https://x/{ESCAPES}"))}
     with hostile_site(answers) as base:
         outputs = []

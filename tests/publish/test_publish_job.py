@@ -383,15 +383,29 @@ def test_requests_outside_the_window_are_refused_and_old_nonces_forgotten(store,
 
 @pytest.mark.parametrize("built_at", [datetime(9999, 12, 31, 23, tzinfo=timezone.utc),
                                       datetime(1, 1, 1, tzinfo=timezone.utc)])
-def test_a_trusted_workers_result_built_at_the_calendars_end_publishes(store, tmp_path, built_at):
-    # A BAD built at 9999-12-31T23:00Z (a valid instant): its retry is due 48 h later, past datetime's range;
-    # retry_due's OverflowError stopped every publish from then on (the history keeps the row).
+def test_a_trusted_workers_result_built_at_the_calendars_end_is_rejected_and_publish_goes_on(store, tmp_path,
+                                                                                              built_at):
+    # A BAD built at 9999-12-31T23:00Z (a valid instant) made retry_due overflow (its retry is due past datetime's
+    # range): an OverflowError that stopped every publish from then on, the history keeping the row. Such a time
+    # is now no time a result can have been built at (before 1970, or after it was stored): reason `timestamp`.
     (good,), worker = built(store, tmp_path, 1)
     config = config_for(tmp_path, authorized=[worker.identity.public_key])
     key = forge(store, worker.identity.key, forged_job(0), holder=worker.identity.key_id,
                 started_at=built_at, built_at=built_at)
     summary = publish(store, config, now=NOW)
-    assert summary.state.rejected == [] and {a.key for a in summary.state.accepted} >= {key}
-    retry = read_queue(store).jobs[forged_job(0)]
-    assert retry.attempt == 2 and retry.not_before >= built_at
-    assert publish(store, config, now=NOW + timedelta(hours=1)).state.rejected == []
+    assert [(r.key, r.reason) for r in summary.state.rejected] == [(key, "timestamp")]
+    assert len(summary.state.accepted) == 1  # the honest build alongside it
+    again = publish(store, config, now=NOW + timedelta(hours=1))  # said again, and nothing stops
+    assert [(r.key, r.reason) for r in again.state.rejected] == [(key, "timestamp")]
+
+
+def test_a_retry_past_the_calendar_is_due_at_its_end():
+    """What the history may still hold (rows from before the timestamp check, an imported database): a retry
+    past datetime's range is due at the end of time, not an OverflowError in every publish and sync."""
+    from jobs.core.config import ScheduleConfig
+    from jobs.core.history import BuildSummary, retry_due
+    from jobs.core.model import Status
+
+    summary = BuildSummary(job_id="j", status=Status.BAD, attempt=1, retries=0,
+                           built_at=datetime(9999, 12, 31, 23, tzinfo=timezone.utc))
+    assert retry_due(summary, ScheduleConfig()) == datetime.max.replace(tzinfo=timezone.utc)
