@@ -319,6 +319,8 @@ def _run(root: Path, packages: int, builds: int, *, fsync: bool, log_fraction: f
     world.queued = [j for j in world.queued if j.job_id not in {r.job_id for r in new}]
     incremental = _publish(store, world, world.now + timedelta(hours=1), keep)
     keep.clear()
+    # timing a run that refused its results would time nothing: every new result must be taken
+    assert incremental["accepted"] == len(new), incremental["summary"]
     _say(f"incremental publish: {incremental['seconds']} s")
     figures: dict[str, Any] = {
         "size": {**world.counts, "new_results": len(new), "changed_jobs": changed_jobs,
@@ -332,6 +334,7 @@ def _run(root: Path, packages: int, builds: int, *, fsync: bool, log_fraction: f
     add_results(world, 1, seed=3)
     figures["one_result_publish"] = _publish(store, world, world.now + timedelta(minutes=90), keep)
     keep.clear()
+    assert figures["one_result_publish"]["accepted"] == 1, figures["one_result_publish"]["summary"]
     _say(f"one-result publish: {figures['one_result_publish']['seconds']} s")
     if noop:
         figures["noop_publish"] = _publish(store, world, world.now + timedelta(hours=2), keep)

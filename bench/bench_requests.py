@@ -268,6 +268,8 @@ def _publish_world(root: Path, packages: int, builds: int, batches: tuple[int, .
         http_before = sum(sent.values()) if sent is not None else 0
         summary = publish(store, world.config, now=world.now + timedelta(hours=step))
         counts = store.reset()
+        # a figure of results publish refused would price nothing: the run must take every new result
+        assert len(summary.state.accepted) == added and not summary.state.rejected, summary.line()
         out[name] = _publish_figures(counts) | {
             "new_results": added, "summary": summary.line(),
             "http_matches_counted": None if sent is None else sum(sent.values()) - http_before == counts.total}

@@ -368,8 +368,10 @@ def add_results(world: World, n: int, *, seed: int = 2) -> list[ResultRow]:
         row = ResultRow(build_id=f"{job.job_id}-{job.attempt}", job_id=job.job_id, attempt=job.attempt,
                         distro=job.distro, architecture=job.architecture, source_name=job.source_name,
                         source_version=job.source_version, status=status, reason=reason, artifacts=artifacts,
-                        worker_key_id=kid, worker_name="builder-new", started_at=world.now,
-                        built_at=world.now + timedelta(minutes=5), log_key=f"{prefix}/log",
+                        # newer than every build of the history, and not after the store received it
+                        # (publish refuses a result built after it was stored: reason `timestamp`)
+                        worker_key_id=kid, worker_name="builder-new", started_at=world.now - timedelta(minutes=5),
+                        built_at=world.now, log_key=f"{prefix}/log",
                         diffoscope_key=diffoscope_key, attestation_key=None,
                         files=tuple(FileDigest(**f) for f in files))
         payload = {"schema": RESULT_SCHEMA, "result": record_to_json(row),
