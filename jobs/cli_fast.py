@@ -141,4 +141,30 @@ def main() -> None:
     from jobs.core.progress import one_line_logs
 
     one_line_logs()
-    run_app(standalone(command), "rebuilder")
+    run_app(_typer_tracebacks(standalone(command)), "rebuilder")
+
+
+def _typer_tracebacks(app: Callable[..., None]) -> Callable[..., None]:
+    """`app`, whose exceptions that are no error of this project (a bug's) `run_app` shows through typer's
+    traceback hook with the typer app's settings (a rich box, no locals), as `jobs.cli`'s typer app has them
+    shown; typer is imported on that path only."""
+    def run(prog_name: str, standalone_mode: bool) -> None:
+        try:
+            app(prog_name, standalone_mode)
+        except Exception as exc:
+            from jobs.core.errors import RebuilderError
+
+            if not isinstance(exc, RebuilderError):  # run_app prints those itself, in one line
+                import typer.main
+                from typer.models import DeveloperExceptionConfig
+
+                from jobs.cli import app as typer_app
+
+                setattr(exc, typer.main._typer_developer_exception_attr_name, DeveloperExceptionConfig(
+                    pretty_exceptions_enable=typer_app.pretty_exceptions_enable,
+                    pretty_exceptions_show_locals=typer_app.pretty_exceptions_show_locals,
+                    pretty_exceptions_short=typer_app.pretty_exceptions_short))
+                sys.excepthook = typer.main.except_hook
+            raise
+
+    return run

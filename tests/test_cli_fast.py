@@ -268,3 +268,38 @@ def test_the_console_script_syncs_without_typer_and_leaves_usage_errors_to_it(wo
     published = rebuilder(*store, "publish")
     assert published.returncode == 0 and published.stdout.startswith("publish: "), published.stderr
     assert not {"typer", "click"} & set(json.loads(published.stderr.splitlines()[-1]))
+
+
+_BUG = """
+import sys
+from jobs import cli_support
+def bug(*args):
+    raise ZeroDivisionError("a bug in the body")
+cli_support.sync = cli_support.publish = bug
+sys.argv = ["rebuilder", *sys.argv[1:]]
+from {module} import main
+main()
+"""
+
+
+@pytest.mark.full("four interpreter starts, two with typer and rich")
+@pytest.mark.parametrize("standard", ["", "1"])
+def test_a_bugs_traceback_is_shown_as_typer_shows_it(tmp_path, standard):
+    """An exception that is no error of this project (a bug; also an OSError the store did not turn into one)
+    is shown by typer's traceback hook both ways (a rich box without locals, or Python's own with
+    TYPER_STANDARD_TRACEBACK): the fast start printed Python's plain traceback where typer printed its own."""
+    env = {**os.environ, "REBUILDER_STORE": (tmp_path / "store").as_uri(), "HOME": str(tmp_path), "COLUMNS": "100",
+           "TYPER_STANDARD_TRACEBACK": standard}
+    env.pop("REBUILDER_CONFIG", None)
+    for argv in (["publish"], ["sync", "--profiles", str(tmp_path / "none.conf"), "core"]):
+        runs = {module: subprocess.run([sys.executable, "-c", _BUG.format(module=module), *argv], env=env,
+                                       capture_output=True, text=True, timeout=120)
+                for module in ("jobs.cli", "jobs.cli_fast")}
+        typer_run, fast_run = runs["jobs.cli"], runs["jobs.cli_fast"]
+        assert typer_run.returncode == fast_run.returncode == EXIT_TERMINAL, runs
+        assert typer_run.stdout == fast_run.stdout == ""
+        assert typer_run.stderr.splitlines()[-1] == fast_run.stderr.splitlines()[-1] == \
+            "ZeroDivisionError: a bug in the body"
+        boxed = ("╭" in typer_run.stderr, "╭" in fast_run.stderr)
+        assert boxed == ((not standard,) * 2), runs
+        assert "Traceback (most recent call last)" in fast_run.stderr or not standard
