@@ -184,6 +184,12 @@ def test_open_store_urls(tmp_path):
     for bad in ("ftp://x/y", "s3:///nobucket", "s3://b?colour=red", "file://host/path", "s3://b?max_attempts=0"):
         with pytest.raises(ConfigError):
             open_store(bad)
+    # a local path through a file is one clear error, not a NotADirectoryError traceback at the first write
+    (tmp_path / "afile").write_text("")
+    for bad in ((tmp_path / "afile").as_uri(), (tmp_path / "afile" / "x" / "y").as_uri()):
+        with pytest.raises(ConfigError, match=f"'{tmp_path / 'afile'}' is not a directory"):
+            open_store(bad)
+    assert isinstance(open_store((tmp_path / "new" / "deeper").as_uri()), LocalStore)  # created when written
 
 
 def test_local_store_recovers_from_a_stale_sidecar(tmp_path):

@@ -60,7 +60,14 @@ def open_store(url: str) -> Store:
         path = unquote(parts.path) if parts.scheme else url
         if not path:
             raise ConfigError("empty store path", key="store.url", expected="file:///absolute/path")
-        return LocalStore(Path(path).expanduser())
+        root = Path(path).expanduser()
+        for existing in (root, *root.parents):  # the nearest part of the path that exists must be a directory
+            if existing.exists():
+                if not existing.is_dir():
+                    raise ConfigError(f"store path {str(root)!r}: {str(existing)!r} is not a directory",
+                                      key="store.url", expected="file:///a/directory (or one to create)")
+                break
+        return LocalStore(root)
     if parts.scheme == "s3":
         if not parts.netloc:
             raise ConfigError(f"S3 URL without a bucket: {url!r}", key="store.url",
