@@ -64,7 +64,7 @@ def trees() -> dict[str, dict[tuple[str, ...], object]]:
 @functools.cache
 def every_flag() -> frozenset[str]:
     names = {name for tree in trees().values() for command in tree.values() for name in option_names(command)}
-    return frozenset(names | {"--help"})
+    return frozenset(names | {"--help", "-h"})  # both programs take -h too (jobs.core.cliapp.HELP_OPTIONS)
 
 
 def _takes_value(command: object, flag: str) -> bool:
