@@ -67,8 +67,10 @@ def sync(opts, names: list[str] | None, profiles: Path | None, retries: int, tim
             try:
                 summary = sync_profile(store, config, p, fetcher=fetcher)
                 echo(summary.line())
-            except RebuilderError as exc:
-                echo(f"sync {p.name}: failed, nothing changed: {exc}", err=True)
+            except RebuilderError as exc:  # above the bars on a terminal, whole (not wrapped at its width)
+                from jobs.core import progress
+
+                progress.line(f"sync {p.name}: failed, nothing changed: {exc}")
                 worst = max(worst, EXIT_TRANSIENT if exc.transient else EXIT_TERMINAL)
     return worst
 

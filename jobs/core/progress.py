@@ -63,13 +63,15 @@ class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def one_line_logs() -> None:
-    """A `rebuilder` process's warnings and errors: on stderr as before (the message alone), one line each."""
-    root = logging.getLogger()
-    if not any(isinstance(h, _Stderr) for h in root.handlers):
+    """A `rebuilder` process's warnings and errors (this project's loggers, `jobs.*`): on stderr as before (the
+    message alone, as logging's last resort printed them), one line each. Other libraries' loggers are left as
+    they were (urllib3's, for one, has its own handler and says nothing)."""
+    ours = logging.getLogger("jobs")
+    if not any(isinstance(h, _Stderr) for h in ours.handlers):
         handler = _Stderr()
         handler.setLevel(logging.WARNING)
         handler.setFormatter(_OneLine())
-        root.addHandler(handler)
+        ours.addHandler(handler)
 
 
 def is_interactive(stream: TextIO | None = None, env: Mapping[str, str] | None = None) -> bool:
