@@ -334,6 +334,7 @@ class _Busy(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+@pytest.mark.full("waits out a mirror's retries and timeouts, piped and in a pty")
 @pytest.mark.parametrize("case", ["refused", "dns", "timeout", "503"])
 def test_an_unreachable_mirror_is_one_line_per_retry_then_one_line_and_exit_75(tmp_path, case):
     with contextlib.ExitStack() as stack:

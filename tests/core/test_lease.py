@@ -104,6 +104,7 @@ def test_unreadable_lease_object_counts_as_expired(store):
     assert lease.state.holder == "a"
 
 
+@pytest.mark.full("several processes wait out a lease")
 def test_takeover_after_expiry_by_exactly_one_of_several_processes(store_factory):
     url = store_factory.url()
     leases = Leases(open_store(url), ttl=1.0, clock_skew=0.0)

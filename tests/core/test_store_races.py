@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
 from jobs.core.store import open_store
 from tests.core.racing import race
 
 PROCS, KEYS, INCREMENTS = 8, 25, 25
 
 
+@pytest.mark.full("eight processes race for 25 keys")
 def test_create_only_race_has_exactly_one_winner_per_key(store_factory):
     url = store_factory.url()
     reports = race("create", url, str(KEYS), PROCS, store_factory.env())
@@ -22,6 +25,7 @@ def test_create_only_race_has_exactly_one_winner_per_key(store_factory):
             assert store.get(f"race/{i:03d}").data == r["me"].encode()
 
 
+@pytest.mark.full("eight processes race 625 compare-and-swap increments")
 def test_cas_counter_loses_no_update(store_factory):
     url = store_factory.url()
     open_store(url).put("counter", b"0")

@@ -151,6 +151,7 @@ def _wait_for(predicate, timeout: float = 30.0) -> None:
         time.sleep(0.1)
 
 
+@pytest.mark.full("SIGKILLs a worker process and waits out its lease")
 def test_sigkilled_worker_job_is_completed_by_another_once(store_factory, tmp_path):
     url = store_factory.url()
     store = open_store(url)
