@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import http.server
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+import pytest
 
 from jobs.core.bounded import Deadline
 from jobs.ctl.transport import Transport
 from jobs.sync.fetch import Fetcher
 from jobs.work.download import default_session, fetch
+from tests.httpd import _QuietHandler, serve
 
 BODY = b"the index"
 
 
-class _Superscript(http.server.BaseHTTPRequestHandler):
+class _Superscript(_QuietHandler):
     protocol_version = "HTTP/1.0"  # the body ends with the connection: no usable length needed
     seen = 0
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        pass
 
     def do_GET(self) -> None:  # noqa: N802
         type(self).seen += 1
@@ -30,23 +25,12 @@ class _Superscript(http.server.BaseHTTPRequestHandler):
         self.wfile.write(BODY)
 
 
-@contextmanager
-def _server() -> Iterator[str]:
-    _Superscript.seen = 0
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Superscript)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/x.pkg"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-
-
 def test_sync_worker_and_rebuildctl_read_the_body_once(tmp_path):
     # int("²") raised ValueError out of the sync's fetch (a traceback); the worker's download and rebuildctl
     # took it as a broken connection and asked three more times before failing.
-    with _server() as url:
+    _Superscript.seen = 0
+    with serve(tmp_path, _Superscript) as base:
+        url = f"{base}/x.pkg"
         assert Fetcher(retries=0).fetch(url).data == BODY and _Superscript.seen == 1
         fetched = fetch(url, tmp_path / "x.pkg", session=default_session())
         assert (tmp_path / "x.pkg").read_bytes() == BODY and fetched.size == len(BODY) and _Superscript.seen == 2
@@ -69,25 +53,16 @@ class _FarFuture(_Superscript):
         self.wfile.write(BODY)
 
 
-def test_dates_past_the_calendar_from_a_mirror_or_a_site_are_no_dates():
+def test_dates_past_the_calendar_from_a_mirror_or_a_site_are_no_dates(tmp_path):
     # The sync's Last-Modified (the validator it keeps) and rebuildctl's Retry-After raised OverflowError.
     from jobs.sync.decompress import CorruptIndex
     from jobs.sync.inrelease import _date
 
     _Superscript.seen = 0
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FarFuture)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{httpd.server_address[1]}"
-    try:
+    with serve(tmp_path, _FarFuture) as base:
         fetched = Fetcher(retries=0).fetch(f"{base}/Packages")
         assert fetched.data == BODY and (fetched.validator is None or fetched.validator.last_modified is None)
         resp = Transport().request("GET", f"{base}/busy", limit=1000, deadline=Deadline(10, base))
         assert (resp.status_code, resp.body) == (200, BODY)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-    import pytest
-
     with pytest.raises(CorruptIndex, match="unreadable date"):
         _date(PAST_THE_CALENDAR, "dists/sid/InRelease")
