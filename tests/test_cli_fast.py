@@ -19,6 +19,7 @@ import subprocess
 import sys
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import typer.main
@@ -113,10 +114,8 @@ def _typer(argv: list[str], env: dict[str, str]) -> tuple[str, str, object]:
 
 def _fast(argv: list[str], env: dict[str, str]) -> tuple[str, str, object]:
     out, err = io.StringIO(), io.StringIO()
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
     code, exc = None, None
-    try:
+    with mock.patch.dict(os.environ, env):  # the variables as typer's runner sets them, restored after
         command = cli_fast.parse(argv)
         assert command is not None, argv
         with redirect_stdout(out), redirect_stderr(err):
@@ -126,12 +125,6 @@ def _fast(argv: list[str], env: dict[str, str]) -> tuple[str, str, object]:
                 code = stop.code
             except RebuilderError as error:
                 exc = error
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     return _outcome(out.getvalue(), err.getvalue(), code, exc)
 
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import typer.main
@@ -78,20 +79,11 @@ def _fast(argv: list[str], env: dict[str, str]) -> tuple[str, str, int]:
     command = fast.parse(argv)
     assert command is not None, argv
     out, err = io.StringIO(), io.StringIO()
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        with redirect_stdout(out), redirect_stderr(err):
-            try:
-                standalone(command)("rebuildctl", True)
-            except SystemExit as exc:
-                code = exc.code
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    with mock.patch.dict(os.environ, env), redirect_stdout(out), redirect_stderr(err):  # restored after
+        try:
+            standalone(command)("rebuildctl", True)
+        except SystemExit as exc:
+            code = exc.code
     return out.getvalue(), err.getvalue(), code
 
 
